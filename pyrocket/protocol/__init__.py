@@ -1,0 +1,1 @@
+"""Sans-I/O RocketMQ 4.7 wire protocol."""

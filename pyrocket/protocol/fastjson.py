@@ -1,0 +1,279 @@
+"""JSON as fastjson 1.2.62 writes it, and a reader for everything it writes.
+
+Writer rules (what ``JSON.toJSONString`` does with RocketMQ's default features):
+
+* strings: ``"`` and ``\\`` escaped with a backslash; ``\\b \\t \\n \\f \\r`` in
+  their short forms; every other control character, U+007F..U+009F and
+  U+2028/U+2029 as ``\\uXXXX`` with upper-case hex; ``/`` and all other
+  characters written as they are;
+* mappings in their own iteration order (callers pass Java's order); ``str``
+  keys quoted, ``int`` keys bare (``{0:"127.0.0.1:10911"}``); entries whose
+  value is ``None`` left out, as fastjson does without WriteMapNullValue;
+* sequences with ``null`` for ``None`` elements; ``bool`` as true/false;
+  doubles as Java's ``Double.toString`` (scientific outside [1e-3, 1e7));
+* enums by name. Beans are the caller's business: a body class hands over a
+  mapping whose keys are its properties in alphabetical order, nulls dropped.
+
+The reader returns plain Python values with objects as ``dict`` in document
+order; a bare integer key comes back as ``int``. It raises
+:class:`~pyrocket.errors.ProtocolError` for anything that is not JSON.
+"""
+
+from __future__ import annotations
+
+import json
+import json.decoder
+import math
+import re
+from collections.abc import Mapping
+from decimal import Decimal
+from enum import Enum
+from typing import Any
+
+from pyrocket.errors import ProtocolError
+
+_NEEDS_ESCAPE = re.compile('[\x00-\x1f"\\\\\x7f-\x9f\u2028\u2029]')
+_SHORT = {'"': '\\"', "\\": "\\\\", "\b": "\\b", "\t": "\\t", "\n": "\\n", "\f": "\\f", "\r": "\\r"}
+
+
+def _escape_char(match: re.Match[str]) -> str:
+    ch = match.group()
+    short = _SHORT.get(ch)
+    return short if short is not None else f"\\u{ord(ch):04X}"
+
+
+def quote(text: str) -> str:
+    """``text`` as a fastjson string literal, quotes included."""
+    if _NEEDS_ESCAPE.search(text) is None:
+        return f'"{text}"'
+    return '"' + _NEEDS_ESCAPE.sub(_escape_char, text) + '"'
+
+
+def java_double(value: float) -> str:
+    """``Double.toString`` (which fastjson's Ryu writer follows)."""
+    if value == 0.0:
+        return "-0.0" if math.copysign(1.0, value) < 0 else "0.0"
+    # repr gives the shortest round-trip digits; lay them out Java's way.
+    sign_bit, digit_tuple, exponent = Decimal(repr(value)).as_tuple()
+    assert isinstance(exponent, int)
+    digits = "".join(map(str, digit_tuple)).lstrip("0")
+    point = len(digits) + exponent  # digits before the decimal point
+    digits = digits.rstrip("0")
+    sign = "-" if sign_bit else ""
+    exp10 = point - 1
+    if -3 <= exp10 < 7:
+        if point <= 0:
+            return f"{sign}0.{'0' * -point}{digits}"
+        if point >= len(digits):
+            return f"{sign}{digits}{'0' * (point - len(digits))}.0"
+        return f"{sign}{digits[:point]}.{digits[point:]}"
+    return f"{sign}{digits[0]}.{digits[1:] or '0'}E{exp10}"
+
+
+def dumps(value: Any) -> str:
+    """Serialize ``value`` as fastjson would; see the module notes."""
+    parts: list[str] = []
+    _write(value, parts)
+    return "".join(parts)
+
+
+def dumps_bytes(value: Any) -> bytes:
+    """:func:`dumps` encoded as UTF-8, the form bodies travel in."""
+    return dumps(value).encode("utf-8")
+
+
+def _write(value: Any, out: list[str]) -> None:
+    if value is None:
+        out.append("null")
+    elif value is True:
+        out.append("true")
+    elif value is False:
+        out.append("false")
+    elif isinstance(value, str):
+        out.append(quote(value))
+    elif isinstance(value, Enum):
+        out.append(quote(value.name))
+    elif isinstance(value, int):
+        out.append(str(value))
+    elif isinstance(value, float):
+        out.append("null" if math.isnan(value) or math.isinf(value) else java_double(value))
+    elif isinstance(value, Mapping):
+        out.append("{")
+        first = True
+        for key, item in value.items():
+            if item is None:
+                continue
+            if not first:
+                out.append(",")
+            first = False
+            if isinstance(key, str):
+                out.append(quote(key))
+            elif isinstance(key, bool):
+                out.append("true" if key else "false")
+            elif isinstance(key, int):
+                out.append(str(key))
+            elif isinstance(key, Enum):
+                out.append(quote(key.name))
+            else:
+                raise TypeError(f"unsupported map key type {type(key).__name__}")
+            out.append(":")
+            _write(item, out)
+        out.append("}")
+    elif isinstance(value, list | tuple):
+        out.append("[")
+        for index, item in enumerate(value):
+            if index:
+                out.append(",")
+            _write(item, out)
+        out.append("]")
+    elif isinstance(value, set | frozenset):
+        raise TypeError("sets have no defined order; pass a list in Java's order")
+    else:
+        to_json = getattr(value, "to_json", None)
+        if to_json is None:
+            raise TypeError(f"cannot write {type(value).__name__} as fastjson")
+        _write(to_json(), out)
+
+
+# ---------------------------------------------------------------------------
+# Reader
+
+_MAX_DEPTH = 512
+# The C string scanner behind json.loads; typeshed does not declare it.
+_scanstring: Any = getattr(json.decoder, "scanstring")  # noqa: B009
+_NUMBER = re.compile(r"-?(?:0|[1-9]\d*)(\.\d+)?([eE][-+]?\d+)?")
+_WS = re.compile(r"[ \t\n\r]*")
+
+
+def loads(data: bytes | str) -> Any:
+    """Parse fastjson output (standard JSON plus bare integer keys).
+
+    Raises ProtocolError, with the offset of the problem, for anything else.
+    """
+    if isinstance(data, bytes | bytearray | memoryview):
+        try:
+            text = bytes(data).decode("utf-8")
+        except UnicodeDecodeError as exc:
+            raise ProtocolError(f"JSON is not valid UTF-8: {exc.reason}", exc.start) from exc
+    else:
+        text = data
+    try:
+        return json.loads(text, parse_constant=_reject_constant)
+    except (json.JSONDecodeError, ValueError, RecursionError):
+        pass
+    return _Reader(text).document()
+
+
+def _reject_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not JSON")
+
+
+class _Reader:
+    """Recursive-descent fallback for what the C parser refuses (bare keys)."""
+
+    def __init__(self, text: str) -> None:
+        self.text = text
+        self.pos = 0
+
+    def fail(self, what: str) -> ProtocolError:
+        return ProtocolError(f"invalid JSON: {what}", self.pos)
+
+    def skip_ws(self) -> None:
+        match = _WS.match(self.text, self.pos)
+        if match:
+            self.pos = match.end()
+
+    def document(self) -> Any:
+        self.skip_ws()
+        value = self.value(0)
+        self.skip_ws()
+        if self.pos != len(self.text):
+            raise self.fail("trailing data")
+        return value
+
+    def value(self, depth: int) -> Any:
+        if depth > _MAX_DEPTH:
+            raise self.fail("nesting too deep")
+        text, pos = self.text, self.pos
+        if pos >= len(text):
+            raise self.fail("unexpected end")
+        ch = text[pos]
+        if ch == "{":
+            return self.obj(depth)
+        if ch == "[":
+            return self.array(depth)
+        if ch == '"':
+            return self.string()
+        for word, result in (("true", True), ("false", False), ("null", None)):
+            if text.startswith(word, pos):
+                self.pos = pos + len(word)
+                return result
+        return self.number()
+
+    def string(self) -> str:
+        try:
+            result: str
+            result, end = _scanstring(self.text, self.pos + 1, True)
+        except json.JSONDecodeError as exc:
+            self.pos = exc.pos
+            raise self.fail(exc.msg) from exc
+        self.pos = end
+        return result
+
+    def number(self) -> int | float:
+        match = _NUMBER.match(self.text, self.pos)
+        if match is None:
+            raise self.fail("expected a value")
+        self.pos = match.end()
+        if match.group(1) is None and match.group(2) is None:
+            return int(match.group())
+        return float(match.group())
+
+    def obj(self, depth: int) -> dict[Any, Any]:
+        self.pos += 1
+        result: dict[Any, Any] = {}
+        self.skip_ws()
+        if self.text.startswith("}", self.pos):
+            self.pos += 1
+            return result
+        while True:
+            self.skip_ws()
+            if self.text.startswith('"', self.pos):
+                key: Any = self.string()
+            else:
+                key = self.number()
+                if not isinstance(key, int):
+                    raise self.fail("object key must be a string or an integer")
+            self.skip_ws()
+            if not self.text.startswith(":", self.pos):
+                raise self.fail("expected ':'")
+            self.pos += 1
+            self.skip_ws()
+            result[key] = self.value(depth + 1)
+            self.skip_ws()
+            if self.text.startswith(",", self.pos):
+                self.pos += 1
+                continue
+            if self.text.startswith("}", self.pos):
+                self.pos += 1
+                return result
+            raise self.fail("expected ',' or '}'")
+
+    def array(self, depth: int) -> list[Any]:
+        self.pos += 1
+        result: list[Any] = []
+        self.skip_ws()
+        if self.text.startswith("]", self.pos):
+            self.pos += 1
+            return result
+        while True:
+            self.skip_ws()
+            result.append(self.value(depth + 1))
+            self.skip_ws()
+            if self.text.startswith(",", self.pos):
+                self.pos += 1
+                continue
+            if self.text.startswith("]", self.pos):
+                self.pos += 1
+                return result
+            raise self.fail("expected ',' or ']'")

@@ -1,0 +1,241 @@
+"""The RemotingCommand frame and the ROCKETMQ binary header, as construct Structs,
+plus the incremental splitter that cuts a byte stream into frames.
+
+::
+
+    +----------------+--------------------------------+-------------+------------+
+    | total length N | serialize type | header length | header      | body       |
+    | int32 BE       | uint8          | uint24 BE     | header len  | the rest   |
+    +----------------+--------------------------------+-------------+------------+
+    N counts every byte after itself. serialize type: 0 JSON, 1 ROCKETMQ.
+
+    ROCKETMQ header (all big-endian):
+    code int16 | language uint8 | version int16 | opaque int32 | flag int32 |
+    remark: int32 length + UTF-8 | extFields: int32 length + repeated
+    (key: int16 length + UTF-8, value: int32 length + UTF-8)
+
+Java's decoder (Netty's LengthFieldBasedFrameDecoder behind NettyDecoder)
+refuses a frame whose length word plus its own four bytes exceed 16 MiB; the
+splitter applies the same bound, configurable.
+"""
+
+from __future__ import annotations
+
+import struct
+from typing import Final
+
+import construct as c
+
+from pyrocket.errors import ProtocolError
+
+#: Netty's frame limit in Java RocketMQ, counted with the 4-byte length word.
+DEFAULT_MAX_FRAME_SIZE: Final = 16 * 1024 * 1024
+
+LENGTH_FIELD_SIZE: Final = 4
+
+FRAME = c.Struct(
+    "length" / c.Rebuild(c.Int32sb, 4 + c.len_(c.this.header) + c.len_(c.this.body)),
+    "serialize_type" / c.Int8ub,
+    "header_length" / c.Rebuild(c.Int24ub, c.len_(c.this.header)),
+    "header" / c.Bytes(c.this.header_length),
+    "body" / c.Bytes(c.this.length - 4 - c.this.header_length),
+)
+"""A whole frame, length word included: the reference layout."""
+
+EXT_FIELD = c.Struct(
+    "key" / c.PascalString(c.Int16ub, "utf8"),
+    "value" / c.PascalString(c.Int32ub, "utf8"),
+)
+"""One extFields entry of the binary header."""
+
+ROCKETMQ_HEADER = c.Struct(
+    "code" / c.Int16sb,
+    "language" / c.Int8ub,
+    "version" / c.Int16sb,
+    "opaque" / c.Int32sb,
+    "flag" / c.Int32sb,
+    "remark" / c.Prefixed(c.Int32ub, c.GreedyBytes),
+    "ext_fields" / c.Prefixed(c.Int32ub, c.GreedyRange(EXT_FIELD)),
+)
+"""The binary header written when serializeTypeCurrentRPC is ROCKETMQ: the
+reference layout."""
+
+# The codec below runs on every frame, so it avoids the two costly parts of
+# the reference layouts: the 8-byte frame head goes through ``struct``, and
+# the extFields blob is cut by a loop instead of GreedyRange (five times slower).
+# The fixed part of the binary header is still a compiled construct Struct.
+# tests/protocol/test_frame.py checks that both paths agree on every input.
+_HEAD = struct.Struct(">iI")
+_ROCKETMQ_FIXED = c.Struct(
+    "code" / c.Int16sb,
+    "language" / c.Int8ub,
+    "version" / c.Int16sb,
+    "opaque" / c.Int32sb,
+    "flag" / c.Int32sb,
+    "remark" / c.Prefixed(c.Int32ub, c.GreedyBytes),
+    "ext_blob" / c.Prefixed(c.Int32ub, c.GreedyBytes),
+).compile()
+_FIXED_SIZE = 2 + 1 + 2 + 4 + 4
+
+
+def build_frame_head(length: int, serialize_type: int, header_length: int) -> bytes:
+    """The eight opening bytes of a frame: length word and header-length word."""
+    if header_length > 0xFFFFFF:
+        raise ProtocolError(f"header of {header_length} bytes does not fit 24 bits")
+    if not 0 <= length <= 0x7FFFFFFF:
+        raise ProtocolError(f"frame length {length} does not fit the length word")
+    return _HEAD.pack(length, (serialize_type << 24) | header_length)
+
+
+def parse_rocketmq_header(header: bytes) -> tuple[int, int, int, int, int, bytes, dict[str, str]]:
+    """(code, language, version, opaque, flag, remark bytes, ext fields).
+
+    Raises ProtocolError for truncated, over-long or trailing data. Text that
+    is not UTF-8 is decoded with replacement characters, as Java's ``new
+    String(bytes, UTF_8)`` does.
+    """
+    try:
+        parsed = _ROCKETMQ_FIXED.parse(header)
+    except c.ConstructError as exc:
+        raise ProtocolError(f"bad ROCKETMQ header: {_describe(exc)}") from exc
+    blob: bytes = parsed.ext_blob
+    used = _FIXED_SIZE + 4 + len(parsed.remark) + 4 + len(blob)
+    if used != len(header):
+        raise ProtocolError(
+            f"bad ROCKETMQ header: {len(header) - used} bytes after the ext fields", used
+        )
+    base = used - len(blob)
+    return (
+        parsed.code,
+        parsed.language,
+        parsed.version,
+        parsed.opaque,
+        parsed.flag,
+        parsed.remark,
+        _parse_ext_blob(blob, base),
+    )
+
+
+def _parse_ext_blob(blob: bytes, base: int) -> dict[str, str]:
+    ext: dict[str, str] = {}
+    pos, end = 0, len(blob)
+    while pos < end:
+        if pos + 2 > end:
+            raise ProtocolError("ext field key length cut short", base + pos)
+        key_len = int.from_bytes(blob[pos : pos + 2], "big")
+        key_end = pos + 2 + key_len
+        if key_end + 4 > end:
+            raise ProtocolError("ext field key runs past the ext fields", base + pos)
+        value_len = int.from_bytes(blob[key_end : key_end + 4], "big")
+        value_end = key_end + 4 + value_len
+        if value_end > end:
+            raise ProtocolError("ext field value runs past the ext fields", base + key_end)
+        key = blob[pos + 2 : key_end].decode("utf-8", "replace")
+        # A repeated key keeps its first position and its last value, as a
+        # Java HashMap filled in wire order does.
+        ext[key] = blob[key_end + 4 : value_end].decode("utf-8", "replace")
+        pos = value_end
+    return ext
+
+
+def build_rocketmq_header(
+    code: int,
+    language: int,
+    version: int,
+    opaque: int,
+    flag: int,
+    remark: bytes,
+    ext_fields: list[tuple[str, str]],
+) -> bytes:
+    """Serialize a binary header. Raises ProtocolError for values out of range."""
+    parts: list[bytes] = []
+    for key, value in ext_fields:
+        key_bytes, value_bytes = key.encode("utf-8"), value.encode("utf-8")
+        if len(key_bytes) > 0x7FFF:
+            raise ProtocolError(f"ext field key of {len(key_bytes)} bytes is too long")
+        parts += (len(key_bytes).to_bytes(2, "big"), key_bytes)
+        parts += (len(value_bytes).to_bytes(4, "big"), value_bytes)
+    try:
+        built: bytes = _ROCKETMQ_FIXED.build(
+            {
+                "code": code,
+                "language": language,
+                "version": version,
+                "opaque": opaque,
+                "flag": flag,
+                "remark": remark,
+                "ext_blob": b"".join(parts),
+            }
+        )
+    except c.ConstructError as exc:
+        raise ProtocolError(f"cannot build ROCKETMQ header: {_describe(exc)}") from exc
+    return built
+
+
+def _describe(exc: Exception) -> str:
+    text = str(exc).strip().splitlines()
+    return text[-1] if text else type(exc).__name__
+
+
+class NeedData:
+    """Sentinel type: the splitter needs more bytes before the next frame."""
+
+    def __repr__(self) -> str:
+        return "NEED_DATA"
+
+
+NEED_DATA: Final = NeedData()
+
+
+class FrameSplitter:
+    """Cuts a byte stream into frame payloads (everything after the length word).
+
+    Feed bytes with :meth:`feed`, then call :meth:`next_frame` until it returns
+    :data:`NEED_DATA`. A length word that is negative or announces a frame
+    larger than ``max_frame_size`` (counted with the length word, as Netty
+    counts it) raises ProtocolError; after that the stream is unusable.
+    """
+
+    def __init__(self, max_frame_size: int = DEFAULT_MAX_FRAME_SIZE) -> None:
+        self.max_frame_size = max_frame_size
+        self._buffer = bytearray()
+        self._start = 0  # read position inside _buffer
+        self._consumed = 0  # stream offset of _buffer[_start]
+
+    @property
+    def buffered(self) -> int:
+        """Bytes received but not yet returned as part of a frame."""
+        return len(self._buffer) - self._start
+
+    def feed(self, data: bytes) -> None:
+        if self._start and self._start >= len(self._buffer) // 2:
+            # Compact lazily so a burst of small frames costs linear time.
+            del self._buffer[: self._start]
+            self._start = 0
+        self._buffer += data
+
+    def next_frame(self) -> bytes | NeedData:
+        buffer, start = self._buffer, self._start
+        available = len(buffer) - start
+        if available < LENGTH_FIELD_SIZE:
+            return NEED_DATA
+        length = int.from_bytes(buffer[start : start + 4], "big", signed=True)
+        if length < 0:
+            raise ProtocolError(f"negative frame length {length}", self._consumed)
+        if length + LENGTH_FIELD_SIZE > self.max_frame_size:
+            raise ProtocolError(
+                f"frame of {length + LENGTH_FIELD_SIZE} bytes exceeds the limit of "
+                f"{self.max_frame_size}",
+                self._consumed,
+            )
+        end = start + LENGTH_FIELD_SIZE + length
+        if len(buffer) < end:
+            return NEED_DATA
+        payload = bytes(buffer[start + LENGTH_FIELD_SIZE : end])
+        self._consumed += end - start
+        if end == len(buffer):
+            buffer.clear()
+            self._start = 0
+        else:
+            self._start = end
+        return payload
