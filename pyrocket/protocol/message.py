@@ -572,7 +572,9 @@ def encode_message(message: MessageExt) -> bytes:
     )
 
 
-def _host(data: bytes | bytearray | memoryview, pos: int, v6: bool, what: str) -> tuple[HostPort, int]:
+def _host(
+    data: bytes | bytearray | memoryview, pos: int, v6: bool, what: str
+) -> tuple[HostPort, int]:
     length = 16 if v6 else 4
     ip = bytes(data[pos : pos + length])
     (port,) = _I32.unpack_from(data, pos + length)

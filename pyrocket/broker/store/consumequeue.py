@@ -1,0 +1,293 @@
+"""Consume queues: per topic and queue id, the positions of its messages in
+the commit log (Java's ``ConsumeQueue``).
+
+``<root>/consumequeue/<topic>/<queueId>/<20-digit offset>`` holds 20-byte
+entries: commit-log offset i64, size i32, tags code i64. Entry ``n`` is the
+message with queue offset ``n``; a file of ``F`` bytes holds entries
+``[base/20, (base+F)/20)``. ``min_logic_offset`` is in bytes as in Java; the
+queue offsets the API speaks of are entries.
+"""
+
+from __future__ import annotations
+
+import logging
+import struct
+from collections.abc import Callable
+from pathlib import Path
+from typing import Final
+
+from trio_util import AsyncValue
+
+from pyrocket.broker.store.config import CQ_STORE_UNIT_SIZE
+from pyrocket.broker.store.files import DataFile, FileQueue
+
+log = logging.getLogger(__name__)
+
+_ENTRY = struct.Struct(">qiq")
+#: What Java writes before the first real entry of a queue whose first file
+#: starts mid-way (``fillPreBlank``).
+_PRE_BLANK: Final = _ENTRY.pack(0, 0x7FFFFFFF, 0)
+
+
+class ConsumeQueue:
+    """One queue's index files and counters."""
+
+    def __init__(self, topic: str, queue_id: int, directory: Path, file_size: int) -> None:
+        self.topic = topic
+        self.queue_id = queue_id
+        self.files = FileQueue(directory, file_size)
+        self.file_size = file_size
+        #: End (offset + size) of the last message indexed, -1 for none.
+        self.max_physic_offset = -1
+        #: First valid entry, in bytes.
+        self.min_logic_offset = 0
+        #: The max offset (entries), for tasks waiting for new messages.
+        self.max_offset_value: AsyncValue = AsyncValue(0)
+
+    def load(self) -> None:
+        self.files.load()
+
+    # -- reading ------------------------------------------------------------
+
+    @property
+    def max_offset_in_queue(self) -> int:
+        return self.files.max_offset // CQ_STORE_UNIT_SIZE
+
+    @property
+    def min_offset_in_queue(self) -> int:
+        return self.min_logic_offset // CQ_STORE_UNIT_SIZE
+
+    def roll_next_file(self, index: int) -> int:
+        per_file = self.file_size // CQ_STORE_UNIT_SIZE
+        return index + per_file - index % per_file
+
+    def read_entries(self, index: int, max_bytes: int) -> bytes | None:
+        """Entries from ``index`` to the end of the written part of its file
+        (at most ``max_bytes``), or None (``getIndexBuffer``)."""
+        offset = index * CQ_STORE_UNIT_SIZE
+        if offset < self.min_logic_offset:
+            return None
+        data_file = self.files.find(offset)
+        if data_file is None:
+            return None
+        position = offset - data_file.base
+        available = data_file.wrote - position
+        if available <= 0:
+            return None
+        return data_file.read(position, min(available, max_bytes))
+
+    def entry(self, index: int) -> tuple[int, int, int] | None:
+        """(commit-log offset, size, tags code) of entry ``index``."""
+        found = self.read_entries(index, CQ_STORE_UNIT_SIZE)
+        if found is None or len(found) < CQ_STORE_UNIT_SIZE:
+            return None
+        offset, size, tags = _ENTRY.unpack_from(found)
+        return int(offset), int(size), int(tags)
+
+    def last_offset(self) -> int:
+        """End of the last indexed message per the files (``getLastOffset``), -1 for none."""
+        last = self.files.last
+        if last is None or last.wrote < CQ_STORE_UNIT_SIZE:
+            return -1
+        offset, size, _ = _ENTRY.unpack(
+            last.read(last.wrote - CQ_STORE_UNIT_SIZE, CQ_STORE_UNIT_SIZE)
+        )
+        return int(offset + size) if offset >= 0 and size > 0 else -1
+
+    # -- writing ------------------------------------------------------------
+
+    def put(self, physical_offset: int, size: int, tags_code: int, queue_offset: int) -> bool:
+        """Index one message (``putMessagePositionInfo``). Skips a message
+        already indexed, so re-dispatching after a crash is harmless. Returns
+        whether an entry was written. Raises OSError."""
+        if physical_offset + size <= self.max_physic_offset:
+            return False
+        expect = queue_offset * CQ_STORE_UNIT_SIZE
+        data_file = self.files.last
+        first_in_queue = data_file is None
+        if data_file is None:
+            data_file = self.files.create(expect - expect % self.file_size)
+        elif data_file.is_full:
+            data_file = self.files.create(data_file.end)
+        if first_in_queue and queue_offset != 0 and data_file.wrote == 0:
+            # The queue's history before this file is gone: pad up to the entry.
+            self.min_logic_offset = expect
+            padding = expect - data_file.base
+            if padding:
+                data_file.write(0, _PRE_BLANK * (padding // CQ_STORE_UNIT_SIZE))
+                data_file.wrote = data_file.flushed = padding
+        if queue_offset != 0:
+            current = data_file.base + data_file.wrote
+            if expect < current:
+                return False
+            if expect != current:
+                log.warning(
+                    "consume queue %s/%d: entry %d written at %d, the queue has a gap",
+                    self.topic,
+                    self.queue_id,
+                    queue_offset,
+                    current // CQ_STORE_UNIT_SIZE,
+                )
+        data_file.write(data_file.wrote, _ENTRY.pack(physical_offset, size, tags_code))
+        data_file.wrote += CQ_STORE_UNIT_SIZE
+        self.max_physic_offset = physical_offset + size
+        self.max_offset_value.value = (data_file.base + data_file.wrote) // CQ_STORE_UNIT_SIZE
+        return True
+
+    # -- recovery and cleanup ----------------------------------------------
+
+    def recover(self) -> None:
+        """Find the end of the valid entries, scanning from the third-last
+        file, and cut there (``ConsumeQueue.recover``). Blocking."""
+        files = self.files.files
+        if not files:
+            return
+        index = max(0, len(files) - 3)
+        while True:
+            data_file = files[index]
+            valid, last_entry = _valid_prefix(data_file)
+            if last_entry is not None:
+                self.max_physic_offset = last_entry[0] + last_entry[1]
+            if valid == data_file.size and index + 1 < len(files):
+                index += 1
+                continue
+            process_offset = data_file.base + valid
+            break
+        self.files.truncate(process_offset)
+        self._sync_value()
+
+    def truncate_dirty(self, physical_offset: int) -> None:
+        """Drop the entries of messages at or after ``physical_offset``
+        (``truncateDirtyLogicFiles``). Blocking."""
+        self.max_physic_offset = physical_offset
+        while self.files.files:
+            last = self.files.files[-1]
+            raw = last.read(0, last.wrote)
+            keep = 0
+            for physical, size, _ in _ENTRY.iter_unpack(
+                raw[: len(raw) - len(raw) % CQ_STORE_UNIT_SIZE]
+            ):
+                if physical >= physical_offset or not (physical >= 0 and size > 0):
+                    break
+                keep += CQ_STORE_UNIT_SIZE
+                self.max_physic_offset = physical + size
+            if keep == 0:
+                self.files.remove_last()
+                continue
+            if keep < last.wrote:
+                last.cut(keep)
+                last.wrote = last.flushed = keep
+            break
+        self._sync_value()
+
+    def correct_min_offset(self, min_physical_offset: int) -> None:
+        """Point ``min_logic_offset`` at the first entry whose message is still
+        in the commit log (``correctMinOffset``)."""
+        first = self.files.first
+        if first is None:
+            return
+        raw = first.read(0, first.wrote)
+        for number, (physical, _, _) in enumerate(
+            _ENTRY.iter_unpack(raw[: len(raw) - len(raw) % CQ_STORE_UNIT_SIZE])
+        ):
+            if physical >= min_physical_offset:
+                self.min_logic_offset = max(
+                    self.min_logic_offset, first.base + number * CQ_STORE_UNIT_SIZE
+                )
+                return
+
+    def expired_files(self, min_physical_offset: int) -> list[DataFile]:
+        """Take out the leading files whose last entry points before
+        ``min_physical_offset`` (never the last file); the caller deletes them
+        (``deleteExpiredFileByOffset``)."""
+        count = 0
+        for data_file in self.files.files[:-1]:
+            raw = data_file.read(data_file.size - CQ_STORE_UNIT_SIZE, CQ_STORE_UNIT_SIZE)
+            if len(raw) < CQ_STORE_UNIT_SIZE:
+                break
+            physical, _, _ = _ENTRY.unpack(raw)
+            if physical >= min_physical_offset:
+                break
+            count += 1
+        return self.files.remove_first(count)
+
+    def offset_by_time(
+        self,
+        timestamp: int,
+        min_physical_offset: int,
+        store_time: Callable[[int, int], int],
+    ) -> int:
+        """The queue offset whose store time is closest to ``timestamp``
+        (``getOffsetInQueueByTime``): the file is chosen by modification time,
+        then a binary search over its entries. 0 when there are no files."""
+        files = self.files.files
+        if not files:
+            return 0
+        chosen = files[-1]
+        for data_file in files:
+            if data_file.mtime_ms() >= timestamp:
+                chosen = data_file
+                break
+        raw = chosen.read(0, chosen.wrote)
+        low = self.min_logic_offset - chosen.base if self.min_logic_offset > chosen.base else 0
+        high = len(raw) - CQ_STORE_UNIT_SIZE
+        target = left = right = -1
+        left_value = right_value = -1
+        while high >= low:
+            middle = (low + high) // (2 * CQ_STORE_UNIT_SIZE) * CQ_STORE_UNIT_SIZE
+            physical, size, _ = _ENTRY.unpack_from(raw, middle)
+            if physical < min_physical_offset:
+                low = middle + CQ_STORE_UNIT_SIZE
+                left = middle
+                continue
+            stored = store_time(physical, size)
+            if stored < 0:
+                return 0
+            if stored == timestamp:
+                target = middle
+                break
+            if stored > timestamp:
+                high = middle - CQ_STORE_UNIT_SIZE
+                right, right_value = middle, stored
+            else:
+                low = middle + CQ_STORE_UNIT_SIZE
+                left, left_value = middle, stored
+        if target != -1:
+            offset = target
+        elif left_value == -1:
+            offset = right
+        elif right_value == -1:
+            offset = left
+        else:
+            offset = right if abs(timestamp - left_value) > abs(timestamp - right_value) else left
+        return (chosen.base + offset) // CQ_STORE_UNIT_SIZE
+
+    def destroy(self) -> None:
+        self.max_physic_offset = -1
+        self.min_logic_offset = 0
+        self.files.destroy()
+        self._sync_value()
+
+    def _sync_value(self) -> None:
+        self.max_offset_value.value = self.max_offset_in_queue
+
+
+def _valid_prefix(data_file: DataFile) -> tuple[int, tuple[int, int] | None]:
+    """Bytes of valid entries (offset >= 0 and size > 0) from the file's start,
+    and the (offset, size) of the last of them. Reads in chunks: most files end
+    in zeros long before their end."""
+    valid = 0
+    last: tuple[int, int] | None = None
+    chunk = 64 * 1024 // CQ_STORE_UNIT_SIZE * CQ_STORE_UNIT_SIZE
+    while valid < data_file.size:
+        raw = data_file.read(valid, min(chunk, data_file.size - valid))
+        usable = len(raw) - len(raw) % CQ_STORE_UNIT_SIZE
+        if usable == 0:
+            break
+        for physical, size, _ in _ENTRY.iter_unpack(raw[:usable]):
+            if physical >= 0 and size > 0:
+                valid += CQ_STORE_UNIT_SIZE
+                last = (physical, size)
+            else:
+                return valid, last
+    return valid, last

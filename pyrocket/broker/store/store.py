@@ -1,0 +1,1328 @@
+"""The message store (Java's ``DefaultMessageStore``): puts, gets, recovery,
+flushing, cleanup and delayed delivery, on Java 4.7.0's on-disk formats.
+
+Layout under ``storePathRootDir`` (Java's, so an operator recognises it)::
+
+    commitlog/<20-digit offset>                  messages, rolled files
+    consumequeue/<topic>/<queueId>/<offset>      20-byte index entries
+    checkpoint                                   flush timestamps
+    abort                                        present while running
+    lock                                         held while running
+    config/delayOffset.json                      delayed-delivery progress
+
+Concurrency: all state lives in the trio thread. Appending a message is
+synchronous (encode, ``pwrite`` to the commit log, ``pwrite`` to its consume
+queue), so concurrent puts never interleave and need no lock. Blocking work
+that may take long (fsync, recovery, file deletion, reads of data that is
+probably not cached) runs in worker threads. Messages are dispatched to their
+consume queue as they are appended, so they are readable at once, as in Java
+(whose dispatcher thread trails the commit log by about a millisecond).
+
+Durability: with SYNC_FLUSH a put that waits for the store (the default;
+property ``WAIT=false`` opts out) returns PUT_OK only after an fsync covering
+it; concurrent puts share one fsync (group commit). With ASYNC_FLUSH a task
+fsyncs every ``flushIntervalCommitLog`` ms. Consume queues are flushed every
+``flushIntervalConsumeQueue`` ms and rebuilt from the commit log on recovery.
+"""
+
+from __future__ import annotations
+
+import collections
+import contextlib
+import fcntl
+import logging
+import mmap
+import os
+import struct
+import time
+from collections.abc import AsyncIterator, Callable, Collection, Iterable, Mapping
+from typing import Any, Final
+
+import trio
+from trio_util import AsyncValue
+
+from pyrocket.broker.store.checkpoint import StoreCheckpoint
+from pyrocket.broker.store.commitlog import (
+    BLANK,
+    SCHEDULE_TOPIC,
+    CommitLog,
+    DispatchRequest,
+    FileCreateError,
+    check_record,
+)
+from pyrocket.broker.store.config import (
+    CQ_STORE_UNIT_SIZE,
+    BrokerRole,
+    FlushDiskType,
+    MessageStoreConfig,
+)
+from pyrocket.broker.store.consumequeue import ConsumeQueue
+from pyrocket.broker.store.files import DataFile
+from pyrocket.broker.store.model import (
+    AppendMessageResult,
+    AppendMessageStatus,
+    ArrivalListener,
+    BrokerBatch,
+    BrokerMessage,
+    GetMessageResult,
+    GetMessageStatus,
+    MessageArrival,
+    MessageFilter,
+    PutMessageResult,
+    PutMessageStatus,
+    StoreError,
+)
+from pyrocket.broker.store.schedule import ScheduleMessageService, delay_level_to_queue_id
+from pyrocket.errors import ProtocolError, PyrocketError
+from pyrocket.persist import fsync_directory
+from pyrocket.protocol.message import (
+    MAX_PROPERTIES_BYTES,
+    MAX_TOPIC_BYTES,
+    MessageConst,
+    MessageExt,
+    MessageSysFlag,
+    create_offset_message_id,
+    decode_message,
+    decode_properties,
+    encode_properties,
+    encode_stored_record,
+    host_flags,
+    java_crc32,
+    java_properties,
+    split_batch,
+    store_timestamp_position,
+    stored_message_size,
+    tags_hash_code,
+)
+
+log = logging.getLogger(__name__)
+
+_ENTRY_ITER = struct.Struct(">qiq").iter_unpack
+_TRANSACTION_TYPE_MASK: Final = MessageSysFlag.TRANSACTION_ROLLBACK_TYPE
+_NOT_INDEXED: Final = (
+    MessageSysFlag.TRANSACTION_PREPARED_TYPE,
+    MessageSysFlag.TRANSACTION_ROLLBACK_TYPE,
+)
+#: Java's CleanCommitLogService thresholds (system properties there).
+DISK_SPACE_WARNING_LEVEL_RATIO: Final = 0.90
+DISK_SPACE_CLEAN_FORCIBLY_RATIO: Final = 0.85
+#: At most this many files are deleted per cleanup pass (DELETE_FILES_BATCH_MAX).
+DELETE_FILES_BATCH_MAX: Final = 10
+#: Cleanup starts this long after the store (Java: one minute).
+CLEAN_FIRST_DELAY_S: Final = 60.0
+#: How many times a manual delete request repeats (MAX_MANUAL_DELETE_FILE_TIMES).
+MAX_MANUAL_DELETE_FILE_TIMES: Final = 20
+
+
+def wall_clock_ms() -> int:
+    """The default store clock: wall time in milliseconds."""
+    return time.time_ns() // 1_000_000
+
+
+def disk_used_ratio(path: str) -> float:
+    """``UtilAll.getDiskPartitionSpaceUsedPercent``: (total - free) / total of
+    the partition holding ``path``, -1 when it cannot be told."""
+    try:
+        stats = os.statvfs(path)
+    except OSError:
+        return -1.0
+    total = stats.f_blocks * stats.f_frsize
+    if total <= 0:
+        return -1.0
+    return (total - stats.f_bfree * stats.f_frsize) / total
+
+
+def physical_memory_size() -> int:
+    """``StoreUtil.TOTAL_PHYSICAL_MEMORY_SIZE`` (24 GiB when unknown, as Java)."""
+    try:
+        return os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+    except (OSError, ValueError):
+        return 24 * 1024 * 1024 * 1024
+
+
+def _safe_topic(topic: str) -> bool:
+    """A topic is also a directory name: refuse anything that is not one."""
+    return bool(topic) and topic not in (".", "..") and "/" not in topic and "\0" not in topic
+
+
+class MessageStore:
+    """A durable message store. Construct it, then run it in a nursery with
+    :meth:`run` (or use :func:`open_message_store`); every other method is
+    meant for the trio thread while it runs.
+
+    ``now_ms`` is the store clock (store timestamps, delayed delivery, file
+    expiry); ``disk_used_ratio`` reports the used fraction of a partition;
+    both are injectable for tests.
+    """
+
+    def __init__(
+        self,
+        config: MessageStoreConfig,
+        *,
+        now_ms: Callable[[], int] = wall_clock_ms,
+        disk_used_ratio: Callable[[str], float] = disk_used_ratio,
+        total_physical_memory: int | None = None,
+    ) -> None:
+        self.config = config
+        self._now_ms = now_ms
+        self._disk_used_ratio = disk_used_ratio
+        memory = (
+            total_physical_memory if total_physical_memory is not None else physical_memory_size()
+        )
+        self._in_memory_bytes = int(memory * config.access_message_in_memory_max_ratio / 100)
+        self._root = config.root_dir
+        self._consume_queue_root = self._root / "consumequeue"
+        self._commit_log = CommitLog(config.commit_log_dir, config.mapped_file_size_commit_log)
+        self._queues: dict[str, dict[int, ConsumeQueue]] = {}
+        self._topic_queue_table: dict[tuple[str, int], int] = {}
+        self._checkpoint: StoreCheckpoint | None = None
+        self._listeners: list[ArrivalListener] = []
+        self.schedule = ScheduleMessageService(config, self, now_ms)
+        self._lock_fd: int | None = None
+        self._running = False
+        self._disk_full = False
+        self._write_error: str | None = None
+        self._last_store_timestamp = 0
+        self._last_dispatch_timestamp = 0
+        self._flush_waiters: collections.deque[tuple[int, trio.Event]] = collections.deque()
+        self._flush_wakeup = trio.Event()
+        self._commit_log_flush_lock = trio.Lock()
+        self._consume_queue_flush_lock = trio.Lock()
+        self._clean_immediately = False
+        self._manual_delete_times = 0
+        self._last_physical_min_offset = 0
+        #: Whether the previous run ended with a clean shutdown (known after start).
+        self.last_exit_ok: bool | None = None
+
+    # ======================================================================
+    # Lifecycle
+
+    async def run(self, *, task_status: Any = trio.TASK_STATUS_IGNORED) -> None:
+        """Load and recover the store, run its background tasks (flush,
+        cleanup, delayed delivery) and report ready through ``task_status``;
+        on cancellation flush everything, write the checkpoint and remove the
+        abort file. Raises StoreError / ConfigError when the data directory
+        cannot be used."""
+        await trio.to_thread.run_sync(self._load)
+        try:
+            async with trio.open_nursery() as nursery:
+                if self.config.flush_disk_type is FlushDiskType.SYNC_FLUSH:
+                    nursery.start_soon(self._group_commit_loop)
+                else:
+                    nursery.start_soon(self._async_flush_loop)
+                nursery.start_soon(self._consume_queue_flush_loop)
+                nursery.start_soon(self._clean_loop)
+                if self.config.broker_role is not BrokerRole.SLAVE:
+                    await nursery.start(self.schedule.run)
+                self._running = True
+                task_status.started()
+                await trio.sleep_forever()
+        finally:
+            self._running = False
+            with trio.CancelScope(shield=True):
+                await self._shutdown()
+
+    async def _shutdown(self) -> None:
+        if self._checkpoint is None:
+            self._release_lock()
+            return
+        clean = True
+        try:
+            await self.flush()
+        except OSError as exc:
+            log.error("final flush failed: %s", exc)
+            clean = False
+        if self._write_error is not None:
+            clean = False
+        try:
+            await trio.to_thread.run_sync(self.schedule.persist)
+        except (OSError, PyrocketError) as exc:
+            log.error("persisting %s failed: %s", self.schedule.path, exc)
+        await trio.to_thread.run_sync(self._close_files, clean)
+
+    def _close_files(self, clean: bool) -> None:
+        for queues in self._queues.values():
+            for queue in queues.values():
+                queue.files.close()
+        self._commit_log.files.close()
+        if self._checkpoint is not None:
+            self._checkpoint.close()
+            self._checkpoint = None
+        if clean:
+            with contextlib.suppress(FileNotFoundError):
+                (self._root / "abort").unlink()
+            fsync_directory(self._root)
+        self._release_lock()
+
+    def _release_lock(self) -> None:
+        if self._lock_fd is not None:
+            os.close(self._lock_fd)
+            self._lock_fd = None
+
+    @property
+    def is_running(self) -> bool:
+        return self._running
+
+    # ======================================================================
+    # Loading and recovery (blocking; runs in a worker thread before start)
+
+    def _load(self) -> None:
+        root = self._root
+        root.mkdir(parents=True, exist_ok=True)
+        self._take_lock()
+        try:
+            abort = root / "abort"
+            self.last_exit_ok = not abort.exists()
+            self.schedule.load()
+            self._commit_log.load()
+            self._load_consume_queues()
+            self._checkpoint = StoreCheckpoint(root / "checkpoint")
+            max_physical_in_queues = self._recover_consume_queues()
+            self._recover_commit_log(max_physical_in_queues, normal=self.last_exit_ok)
+            self._dispatch_behind()
+            self._recover_topic_queue_table()
+            self._commit_log.flushed_where = self._commit_log.max_offset
+            abort.touch()
+            fsync_directory(root)
+        except BaseException:
+            self._commit_log.files.close()
+            for queues in self._queues.values():
+                for queue in queues.values():
+                    queue.files.close()
+            if self._checkpoint is not None:
+                self._checkpoint.close()
+                self._checkpoint = None
+            self._release_lock()
+            raise
+
+    def _take_lock(self) -> None:
+        path = self._root / "lock"
+        fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
+        try:
+            # A POSIX record lock on the first byte: what Java's tryLock(0, 1) takes,
+            # so a Java broker and pyrocket exclude each other too.
+            fcntl.lockf(fd, fcntl.LOCK_EX | fcntl.LOCK_NB, 1, 0)
+        except OSError as exc:
+            os.close(fd)
+            raise StoreError(f"{path}: the store is in use by another process") from exc
+        os.pwrite(fd, b"lock", 0)
+        self._lock_fd = fd
+
+    def _load_consume_queues(self) -> None:
+        if not self._consume_queue_root.is_dir():
+            return
+        for topic_dir in sorted(self._consume_queue_root.iterdir()):
+            if not topic_dir.is_dir():
+                continue
+            for queue_dir in sorted(topic_dir.iterdir()):
+                try:
+                    queue_id = int(queue_dir.name)
+                except ValueError:
+                    continue
+                queue = self._new_queue(topic_dir.name, queue_id)
+                queue.load()
+
+    def _new_queue(self, topic: str, queue_id: int) -> ConsumeQueue:
+        queue = ConsumeQueue(
+            topic,
+            queue_id,
+            self._consume_queue_root / topic / str(queue_id),
+            self.config.consume_queue_file_size,
+        )
+        self._queues.setdefault(topic, {})[queue_id] = queue
+        return queue
+
+    def _recover_consume_queues(self) -> int:
+        maximum = -1
+        for queue in self._all_queues():
+            queue.recover()
+            maximum = max(maximum, queue.max_physic_offset)
+        return maximum
+
+    def _recover_commit_log(self, max_physical_in_queues: int, *, normal: bool) -> None:
+        files = self._commit_log.files.files
+        if not files:
+            self._commit_log.flushed_where = 0
+            for queue in list(self._all_queues()):
+                queue.destroy()
+            self._queues.clear()
+            return
+        start = files[max(0, len(files) - 3)].base
+        if not normal:
+            start = self._abnormal_replay_start()
+            log.warning(
+                "store %s was not shut down cleanly: replaying the commit log from offset %d",
+                self._root,
+                start,
+            )
+        end = self._scan(start, dispatch=not normal)
+        log.info("commit log recovered up to offset %d", end)
+        self._commit_log.files.truncate(end)
+        last = self._commit_log.files.last
+        if last is not None:
+            last.sync()
+        if max_physical_in_queues >= end:
+            for queue in self._all_queues():
+                queue.truncate_dirty(end)
+                for data_file in queue.files:
+                    data_file.sync()
+
+    def _abnormal_replay_start(self) -> int:
+        """The offset to replay from after a crash: what the checkpoint says
+        was flushed everywhere, or Java's timestamp rule for a Java checkpoint."""
+        assert self._checkpoint is not None
+        files = self._commit_log.files.files
+        recorded = self._checkpoint.replay_offset
+        if recorded is not None:
+            return max(files[0].base, min(recorded, files[-1].end))
+        for data_file in reversed(files):
+            if self._matches_checkpoint(data_file):
+                return data_file.base
+        return files[0].base
+
+    def _matches_checkpoint(self, data_file: DataFile) -> bool:
+        """``isMappedFileMatchedRecover``: the file's first message is no newer
+        than what the checkpoint says was flushed everywhere."""
+        assert self._checkpoint is not None
+        head = data_file.read(0, 96)
+        if len(head) < 96 or int.from_bytes(head[4:8], "big", signed=True) != -626843481:
+            return False
+        sys_flag = int.from_bytes(head[36:40], "big", signed=True)
+        at = store_timestamp_position(sys_flag)
+        raw = data_file.read(at, 8)
+        stored = int.from_bytes(raw, "big", signed=True)
+        return stored != 0 and stored <= self._checkpoint.min_timestamp
+
+    def _scan(self, start: int, *, dispatch: bool) -> int:
+        """Validate records from ``start`` on; dispatch each to its consume
+        queue when asked; return the offset after the last valid record."""
+        files = self._commit_log.files
+        data_file = files.find(start)
+        if data_file is None:
+            return start
+        position = start - data_file.base
+        deliver_time = self.schedule.deliver_timestamp
+        check_crc = self.config.check_crc_on_recover
+        while True:
+            with mmap.mmap(data_file.fd, data_file.size, access=mmap.ACCESS_READ) as view:
+                while True:
+                    found = check_record(
+                        view,
+                        position,
+                        data_file.base,
+                        check_crc=check_crc,
+                        deliver_time=deliver_time,
+                    )
+                    if isinstance(found, DispatchRequest):
+                        if dispatch:
+                            self._dispatch(found)
+                        position += found.size
+                        continue
+                    break
+            if found == BLANK:
+                following = files.find(data_file.end)
+                if following is not None:
+                    data_file, position = following, 0
+                    continue
+            return data_file.base + position
+
+    def _dispatch_behind(self) -> None:
+        """Index what the commit log has beyond the furthest consume queue
+        (Java's reput from ``max(consume queue max physical offset)``)."""
+        start = self._commit_log.min_offset
+        for queue in self._all_queues():
+            start = max(start, queue.max_physic_offset)
+        start = max(start, 0, self._commit_log.min_offset)
+        if start < self._commit_log.max_offset:
+            self._scan(start, dispatch=True)
+
+    def _recover_topic_queue_table(self) -> None:
+        min_physical = self._commit_log.min_offset
+        table: dict[tuple[str, int], int] = {}
+        for queue in self._all_queues():
+            table[(queue.topic, queue.queue_id)] = queue.max_offset_in_queue
+            queue.correct_min_offset(min_physical)
+        self._topic_queue_table = table
+
+    def _all_queues(self) -> Iterable[ConsumeQueue]:
+        for queues in self._queues.values():
+            yield from queues.values()
+
+    # ======================================================================
+    # Putting messages
+
+    def add_arrival_listener(self, listener: ArrivalListener) -> None:
+        """Call ``listener`` after each message becomes readable (long polling)."""
+        self._listeners.append(listener)
+
+    def remove_arrival_listener(self, listener: ArrivalListener) -> None:
+        self._listeners.remove(listener)
+
+    def _store_status(self) -> PutMessageStatus | None:
+        if not self._running:
+            return PutMessageStatus.SERVICE_NOT_AVAILABLE
+        if self.config.broker_role is BrokerRole.SLAVE:
+            return PutMessageStatus.SERVICE_NOT_AVAILABLE
+        if self._disk_full or self._write_error is not None:
+            return PutMessageStatus.SERVICE_NOT_AVAILABLE
+        return None
+
+    async def put_message(self, message: BrokerMessage) -> PutMessageResult:
+        """Store one message (``asyncPutMessage``).
+
+        Returns PUT_OK with where it landed; FLUSH_DISK_TIMEOUT when it was
+        stored but SYNC_FLUSH could not confirm it within ``syncFlushTimeout``;
+        SLAVE_NOT_AVAILABLE under SYNC_MASTER (pyrocket has no replication);
+        MESSAGE_ILLEGAL for a message the layout cannot hold or a bad DELAY;
+        SERVICE_NOT_AVAILABLE when the store is not running, is a slave, the
+        disk is full or a write failed; CREATE_MAPEDFILE_FAILED / UNKNOWN_ERROR
+        when the disk refused.
+        """
+        refused = self._store_status()
+        if refused is not None:
+            return PutMessageResult(refused)
+        result = self._append_message(message)
+        if result.append_result is None or not result.append_result.is_ok:
+            return result
+        return await self._after_append(result, message.wait_store_msg_ok)
+
+    async def put_messages(self, batch: BrokerBatch) -> PutMessageResult:
+        """Store a batch (``asyncPutMessages``): all its messages go to one
+        queue, consecutively, in one commit-log file. MESSAGE_ILLEGAL for a
+        transactional or delayed batch, a malformed body or one over
+        ``maxMessageSize``; otherwise as :meth:`put_message`."""
+        refused = self._store_status()
+        if refused is not None:
+            return PutMessageResult(refused)
+        result = self._append_batch(batch)
+        if result.append_result is None or not result.append_result.is_ok:
+            return result
+        return await self._after_append(result, batch.wait_store_msg_ok)
+
+    async def _after_append(self, result: PutMessageResult, wait: bool) -> PutMessageResult:
+        appended = result.append_result
+        assert appended is not None
+        status = PutMessageStatus.PUT_OK
+        if self.config.flush_disk_type is FlushDiskType.SYNC_FLUSH:
+            if wait:
+                if not await self._wait_flushed(appended.wrote_offset + appended.wrote_bytes):
+                    status = PutMessageStatus.FLUSH_DISK_TIMEOUT
+            else:
+                self._flush_wakeup.set()
+        if self.config.broker_role is BrokerRole.SYNC_MASTER and wait:
+            # Java answers this when no slave is connected; pyrocket has none.
+            status = PutMessageStatus.SLAVE_NOT_AVAILABLE
+        if status is PutMessageStatus.PUT_OK:
+            return result
+        return PutMessageResult(status, appended)
+
+    def _append_message(self, message: BrokerMessage) -> PutMessageResult:
+        """Everything of a put that does not wait: checks, delay rewrite,
+        append, dispatch. Never awaits, hence atomic."""
+        topic = message.topic
+        properties_string = message.stored_properties()
+        if len(topic) > MAX_TOPIC_BYTES or len(properties_string) > MAX_PROPERTIES_BYTES:
+            return PutMessageResult(PutMessageStatus.MESSAGE_ILLEGAL)
+        queue_id = message.queue_id
+        properties = message.properties
+        transaction = message.sys_flag & _TRANSACTION_TYPE_MASK
+        if transaction in (
+            MessageSysFlag.TRANSACTION_NOT_TYPE,
+            MessageSysFlag.TRANSACTION_COMMIT_TYPE,
+        ):
+            try:
+                level = message.delay_time_level
+            except ValueError:
+                return PutMessageResult(PutMessageStatus.MESSAGE_ILLEGAL)
+            if level > 0:
+                rewritten = java_properties(properties)
+                if level > self.schedule.max_delay_level:
+                    level = self.schedule.max_delay_level
+                    rewritten[MessageConst.PROPERTY_DELAY_TIME_LEVEL] = str(level)
+                rewritten[MessageConst.PROPERTY_REAL_TOPIC] = topic
+                rewritten[MessageConst.PROPERTY_REAL_QUEUE_ID] = str(queue_id)
+                properties = rewritten
+                properties_string = encode_properties(rewritten)
+                topic = SCHEDULE_TOPIC
+                queue_id = delay_level_to_queue_id(level)
+        if not _safe_topic(topic):
+            return PutMessageResult(PutMessageStatus.MESSAGE_ILLEGAL)
+        topic_bytes = topic.encode("utf-8")
+        properties_bytes = properties_string.encode("utf-8")
+        if len(topic_bytes) > MAX_TOPIC_BYTES or len(properties_bytes) > MAX_PROPERTIES_BYTES:
+            return PutMessageResult(
+                PutMessageStatus.MESSAGE_ILLEGAL,
+                AppendMessageResult(AppendMessageStatus.PROPERTIES_SIZE_EXCEEDED),
+            )
+        sys_flag = message.sys_flag | host_flags(message.born_host, message.store_host)
+        body = message.body
+        length = stored_message_size(sys_flag, len(body), len(topic_bytes), len(properties_bytes))
+        if length > self.config.max_message_size or length + 8 > self._commit_log.file_size:
+            return PutMessageResult(
+                PutMessageStatus.MESSAGE_ILLEGAL,
+                AppendMessageResult(AppendMessageStatus.MESSAGE_SIZE_EXCEEDED),
+            )
+        key = (topic, queue_id)
+        indexed = transaction not in _NOT_INDEXED
+        queue_offset = self._topic_queue_table.get(key, 0) if indexed else 0
+        now = self._now_ms()
+        try:
+            data_file, position = self._commit_log.reserve(length)
+        except FileCreateError as exc:
+            log.error("%s", exc)
+            return PutMessageResult(PutMessageStatus.CREATE_MAPEDFILE_FAILED)
+        except OSError as exc:
+            return self._write_failed(exc)
+        physical = data_file.base + position
+        record = encode_stored_record(
+            topic=topic_bytes,
+            body=body,
+            properties=properties_bytes,
+            queue_id=queue_id,
+            flag=message.flag,
+            queue_offset=queue_offset,
+            physical_offset=physical,
+            sys_flag=sys_flag,
+            born_timestamp=message.born_timestamp,
+            born_host=message.born_host,
+            store_timestamp=now,
+            store_host=message.store_host,
+            reconsume_times=message.reconsume_times,
+            prepared_transaction_offset=message.prepared_transaction_offset,
+            body_crc=java_crc32(body),
+        )
+        try:
+            self._commit_log.commit(data_file, position, record)
+        except OSError as exc:
+            return self._write_failed(exc)
+        self._last_store_timestamp = now
+        if indexed:
+            self._topic_queue_table[key] = queue_offset + 1
+            tags_code = tags_hash_code(properties.get(MessageConst.PROPERTY_TAGS))
+            if topic == SCHEDULE_TOPIC:
+                tags_code = self.schedule.deliver_timestamp(queue_id + 1, now)
+            self._index(topic, queue_id, physical, length, tags_code, queue_offset, now, properties)
+        return PutMessageResult(
+            PutMessageStatus.PUT_OK,
+            AppendMessageResult(
+                AppendMessageStatus.PUT_OK,
+                wrote_offset=physical,
+                wrote_bytes=length,
+                msg_id=create_offset_message_id(message.store_host, physical),
+                store_timestamp=now,
+                logics_offset=queue_offset,
+            ),
+        )
+
+    def _append_batch(self, batch: BrokerBatch) -> PutMessageResult:
+        illegal = PutMessageResult(PutMessageStatus.MESSAGE_ILLEGAL)
+        topic = batch.topic
+        if len(topic) > MAX_TOPIC_BYTES or len(batch.body) > self.config.max_message_size:
+            return illegal
+        if batch.sys_flag & _TRANSACTION_TYPE_MASK != MessageSysFlag.TRANSACTION_NOT_TYPE:
+            return illegal
+        try:
+            if batch.delay_time_level > 0:
+                return illegal
+        except ValueError:
+            return illegal
+        if not _safe_topic(topic):
+            return illegal
+        try:
+            items = split_batch(batch.body)
+        except ProtocolError as exc:
+            log.info("malformed batch for %s: %s", topic, exc)
+            return illegal
+        if not items:
+            return illegal
+        topic_bytes = topic.encode("utf-8")
+        if len(topic_bytes) > MAX_TOPIC_BYTES:
+            return illegal
+        sys_flag = batch.sys_flag | host_flags(batch.born_host, batch.store_host)
+        lengths = [
+            stored_message_size(sys_flag, len(item.body), len(topic_bytes), len(item.properties))
+            for item in items
+        ]
+        total = sum(lengths)
+        if max(lengths) > self.config.max_message_size or total > self.config.max_message_size:
+            return PutMessageResult(
+                PutMessageStatus.MESSAGE_ILLEGAL,
+                AppendMessageResult(AppendMessageStatus.MESSAGE_SIZE_EXCEEDED),
+            )
+        if total + 8 > self._commit_log.file_size:
+            return illegal
+        try:
+            texts = [item.properties.decode("utf-8") for item in items]
+        except UnicodeDecodeError:
+            return illegal
+        key = (topic, batch.queue_id)
+        first_queue_offset = self._topic_queue_table.get(key, 0)
+        now = self._now_ms()
+        try:
+            data_file, position = self._commit_log.reserve(total)
+        except FileCreateError as exc:
+            log.error("%s", exc)
+            return PutMessageResult(PutMessageStatus.CREATE_MAPEDFILE_FAILED)
+        except OSError as exc:
+            return self._write_failed(exc)
+        records: list[bytes] = []
+        physical = data_file.base + position
+        for number, (item, length) in enumerate(zip(items, lengths, strict=True)):
+            records.append(
+                encode_stored_record(
+                    topic=topic_bytes,
+                    body=item.body,
+                    properties=item.properties,
+                    queue_id=batch.queue_id,
+                    flag=item.flag,
+                    queue_offset=first_queue_offset + number,
+                    physical_offset=physical,
+                    sys_flag=sys_flag,
+                    born_timestamp=batch.born_timestamp,
+                    born_host=batch.born_host,
+                    store_timestamp=now,
+                    store_host=batch.store_host,
+                    reconsume_times=batch.reconsume_times,
+                    prepared_transaction_offset=0,
+                    body_crc=java_crc32(item.body),
+                )
+            )
+            physical += length
+        try:
+            self._commit_log.commit(data_file, position, b"".join(records))
+        except OSError as exc:
+            return self._write_failed(exc)
+        self._last_store_timestamp = now
+        self._topic_queue_table[key] = first_queue_offset + len(items)
+        physical = data_file.base + position
+        msg_ids: list[str] = []
+        for number, (text, length) in enumerate(zip(texts, lengths, strict=True)):
+            properties = decode_properties(text)
+            tags_code = tags_hash_code(properties.get(MessageConst.PROPERTY_TAGS))
+            self._index(
+                topic,
+                batch.queue_id,
+                physical,
+                length,
+                tags_code,
+                first_queue_offset + number,
+                now,
+                properties,
+            )
+            msg_ids.append(create_offset_message_id(batch.store_host, physical))
+            physical += length
+        return PutMessageResult(
+            PutMessageStatus.PUT_OK,
+            AppendMessageResult(
+                AppendMessageStatus.PUT_OK,
+                wrote_offset=data_file.base + position,
+                wrote_bytes=total,
+                msg_id=",".join(msg_ids),
+                store_timestamp=now,
+                logics_offset=first_queue_offset,
+                msg_num=len(items),
+            ),
+        )
+
+    def _write_failed(self, exc: OSError) -> PutMessageResult:
+        log.error("commit log write failed, the store stops accepting messages: %s", exc)
+        self._write_error = str(exc)
+        return PutMessageResult(PutMessageStatus.UNKNOWN_ERROR)
+
+    def _index(
+        self,
+        topic: str,
+        queue_id: int,
+        physical: int,
+        size: int,
+        tags_code: int,
+        queue_offset: int,
+        store_timestamp: int,
+        properties: Mapping[str, str],
+    ) -> None:
+        queue = self._find_or_create_queue(topic, queue_id)
+        try:
+            queue.put(physical, size, tags_code, queue_offset)
+        except OSError as exc:
+            # The commit log has the message: recovery rebuilds the entry.
+            log.error("consume queue %s/%d write failed: %s", topic, queue_id, exc)
+            self._write_error = str(exc)
+            return
+        self._last_dispatch_timestamp = store_timestamp
+        if self._listeners:
+            arrival = MessageArrival(
+                topic, queue_id, queue_offset + 1, tags_code, store_timestamp, properties
+            )
+            for listener in list(self._listeners):
+                listener(arrival)
+
+    def _dispatch(self, request: DispatchRequest) -> None:
+        """Index a message found by a commit-log scan (recovery)."""
+        if request.sys_flag & _TRANSACTION_TYPE_MASK in _NOT_INDEXED:
+            return
+        queue = self._find_or_create_queue(request.topic, request.queue_id)
+        if queue.put(
+            request.commit_log_offset, request.size, request.tags_code, request.queue_offset
+        ):
+            self._last_dispatch_timestamp = max(
+                self._last_dispatch_timestamp, request.store_timestamp
+            )
+
+    def _find_or_create_queue(self, topic: str, queue_id: int) -> ConsumeQueue:
+        queues = self._queues.get(topic)
+        if queues is not None:
+            queue = queues.get(queue_id)
+            if queue is not None:
+                return queue
+        return self._new_queue(topic, queue_id)
+
+    # ======================================================================
+    # Flushing
+
+    async def _wait_flushed(self, offset: int) -> bool:
+        if self._commit_log.flushed_where >= offset:
+            return True
+        event = trio.Event()
+        self._flush_waiters.append((offset, event))
+        self._flush_wakeup.set()
+        with trio.move_on_after(self.config.sync_flush_timeout / 1000):
+            await event.wait()
+        return event.is_set() and self._commit_log.flushed_where >= offset
+
+    async def _group_commit_loop(self) -> None:
+        while True:
+            await self._flush_wakeup.wait()
+            self._flush_wakeup = trio.Event()
+            await self.flush_commit_log()
+
+    async def _async_flush_loop(self) -> None:
+        interval = self.config.flush_interval_commit_log / 1000
+        while True:
+            await trio.sleep(interval)
+            await self.flush_commit_log()
+
+    async def flush_commit_log(self) -> int:
+        """fsync everything appended so far; return the flushed offset.
+        Puts waiting for an offset at or below it are released."""
+        async with self._commit_log_flush_lock:
+            target = self._commit_log.max_offset
+            dirty = [f for f in self._commit_log.files.dirty_files() if f.acquire()]
+            stamp = self._last_store_timestamp
+            marks = [(f, f.wrote) for f in dirty]
+            if dirty:
+                try:
+                    await trio.to_thread.run_sync(_sync_all, dirty)
+                except OSError as exc:
+                    log.critical(
+                        "commit log fsync failed, the store stops accepting messages: %s", exc
+                    )
+                    self._write_error = str(exc)
+                    raise
+                finally:
+                    for data_file in dirty:
+                        data_file.release()
+                for data_file, mark in marks:
+                    data_file.flushed = max(data_file.flushed, mark)
+            self._commit_log.flushed_where = max(self._commit_log.flushed_where, target)
+            if self._checkpoint is not None:
+                if stamp:
+                    self._checkpoint.physic_msg_timestamp = stamp
+                self._checkpoint.physic_offset = self._commit_log.flushed_where
+            flushed = self._commit_log.flushed_where
+            waiters = self._flush_waiters
+            while waiters and waiters[0][0] <= flushed:
+                waiters.popleft()[1].set()
+            return flushed
+
+    async def _consume_queue_flush_loop(self) -> None:
+        interval = self.config.flush_interval_consume_queue / 1000
+        while True:
+            await trio.sleep(interval)
+            await self.flush_consume_queues()
+
+    async def flush_consume_queues(self) -> None:
+        """fsync the consume queues, then record in the checkpoint how far
+        they (and the commit log) are on disk."""
+        async with self._consume_queue_flush_lock:
+            stamp = self._last_dispatch_timestamp
+            # Appending indexes at once: everything before this is dispatched.
+            dispatched = self._commit_log.max_offset
+            dirty = [
+                f for queue in self._all_queues() for f in queue.files.dirty_files() if f.acquire()
+            ]
+            marks = [(f, f.wrote) for f in dirty]
+            if dirty:
+                try:
+                    await trio.to_thread.run_sync(_sync_all, dirty)
+                finally:
+                    for data_file in dirty:
+                        data_file.release()
+                for data_file, mark in marks:
+                    data_file.flushed = max(data_file.flushed, mark)
+            checkpoint = self._checkpoint
+            if checkpoint is None:
+                return
+            if stamp:
+                checkpoint.logics_msg_timestamp = stamp
+            checkpoint.logics_offset = dispatched
+            if checkpoint.physic_offset < 0:
+                checkpoint.physic_offset = self._commit_log.flushed_where
+            if checkpoint.changed:
+                await trio.to_thread.run_sync(checkpoint.flush)
+
+    async def flush(self) -> int:
+        """Flush the commit log, then the consume queues and checkpoint."""
+        flushed = await self.flush_commit_log()
+        await self.flush_consume_queues()
+        return flushed
+
+    # ======================================================================
+    # Getting messages
+
+    async def get_message(
+        self,
+        group: str,
+        topic: str,
+        queue_id: int,
+        offset: int,
+        max_msg_nums: int,
+        message_filter: MessageFilter | None = None,
+    ) -> GetMessageResult | None:
+        """Read up to ``max_msg_nums`` messages of a queue from ``offset``
+        (``DefaultMessageStore.getMessage``, same statuses, next offsets and
+        transfer limits). None when the store is not running, as Java returns
+        null. Data that is probably not cached is read in a worker thread."""
+        if not self._running:
+            return None
+        del group  # Java uses it for statistics only
+        queue = self._queues.get(topic, {}).get(queue_id)
+        if queue is None:
+            # Java creates an empty queue object here and answers from it.
+            return GetMessageResult(
+                GetMessageStatus.NO_MESSAGE_IN_QUEUE, self._correct(offset, 0), 0, 0
+            )
+        min_offset = queue.min_offset_in_queue
+        max_offset = queue.max_offset_in_queue
+        if max_offset == 0:
+            status, next_offset = GetMessageStatus.NO_MESSAGE_IN_QUEUE, self._correct(offset, 0)
+        elif offset < min_offset:
+            status, next_offset = (
+                GetMessageStatus.OFFSET_TOO_SMALL,
+                self._correct(offset, min_offset),
+            )
+        elif offset == max_offset:
+            status, next_offset = (
+                GetMessageStatus.OFFSET_OVERFLOW_ONE,
+                self._correct(offset, offset),
+            )
+        elif offset > max_offset:
+            target = min_offset if min_offset == 0 else max_offset
+            status, next_offset = (
+                GetMessageStatus.OFFSET_OVERFLOW_BADLY,
+                self._correct(offset, target),
+            )
+        else:
+            scan_bytes = max(16000, max_msg_nums * CQ_STORE_UNIT_SIZE)
+            entries = queue.read_entries(offset, scan_bytes)
+            if entries is None:
+                status = GetMessageStatus.OFFSET_FOUND_NULL
+                next_offset = self._correct(offset, queue.roll_next_file(offset))
+            else:
+                max_physical = self._commit_log.max_offset
+                first_physical = int.from_bytes(entries[:8], "big", signed=True)
+                args = (
+                    entries,
+                    offset,
+                    max_msg_nums,
+                    message_filter,
+                    max_physical,
+                    min_offset,
+                    max_offset,
+                )
+                if max_physical - first_physical > self._in_memory_bytes:
+                    files = [f for f in self._commit_log.files if f.acquire()]
+                    try:
+                        return await trio.to_thread.run_sync(self._collect, *args)
+                    finally:
+                        for data_file in files:
+                            data_file.release()
+                return self._collect(*args)
+        return GetMessageResult(status, next_offset, min_offset, max_offset)
+
+    def _correct(self, old: int, new: int) -> int:
+        """``nextOffsetCorrection``: a slave keeps the client's offset."""
+        if self.config.broker_role is not BrokerRole.SLAVE or self.config.offset_check_in_slave:
+            return new
+        return old
+
+    def _collect(
+        self,
+        entries: bytes,
+        offset: int,
+        max_msg_nums: int,
+        message_filter: MessageFilter | None,
+        max_physical: int,
+        min_offset: int,
+        max_offset: int,
+    ) -> GetMessageResult:
+        status = GetMessageStatus.NO_MATCHED_MESSAGE
+        messages: list[bytes] = []
+        total = 0
+        next_file_start: int | None = None
+        max_physical_pulling = 0
+        consumed = 0
+        usable = len(entries) - len(entries) % CQ_STORE_UNIT_SIZE
+        config = self.config
+        for physical, size, tags_code in _ENTRY_ITER(entries[:usable]):
+            max_physical_pulling = physical
+            if next_file_start is not None and physical < next_file_start:
+                consumed += 1
+                continue
+            in_disk = max_physical - physical > self._in_memory_bytes
+            if total and messages:
+                if max_msg_nums <= len(messages):
+                    break
+                if in_disk:
+                    if total + size > config.max_transfer_bytes_on_message_in_disk:
+                        break
+                    if len(messages) > config.max_transfer_count_on_message_in_disk - 1:
+                        break
+                else:
+                    if total + size > config.max_transfer_bytes_on_message_in_memory:
+                        break
+                    if len(messages) > config.max_transfer_count_on_message_in_memory - 1:
+                        break
+            consumed += 1
+            if message_filter is not None and not message_filter.is_matched_by_consume_queue(
+                tags_code
+            ):
+                if not total:
+                    status = GetMessageStatus.NO_MATCHED_MESSAGE
+                continue
+            record = self._commit_log.read(physical, size)
+            if record is None:
+                if not total:
+                    status = GetMessageStatus.MESSAGE_WAS_REMOVING
+                next_file_start = self._commit_log.roll_next_file(physical)
+                continue
+            if message_filter is not None and not message_filter.is_matched_by_commit_log(record):
+                if not total:
+                    status = GetMessageStatus.NO_MATCHED_MESSAGE
+                continue
+            messages.append(record)
+            total += len(record)
+            status = GetMessageStatus.FOUND
+            next_file_start = None
+        suggest = max_physical - max_physical_pulling > self._in_memory_bytes
+        return GetMessageResult(
+            status,
+            offset + consumed,
+            min_offset,
+            max_offset,
+            tuple(messages),
+            suggest,
+        )
+
+    # -- queries ------------------------------------------------------------
+
+    def consume_queue(self, topic: str, queue_id: int) -> ConsumeQueue | None:
+        """The queue, if anything was ever stored in it."""
+        return self._queues.get(topic, {}).get(queue_id)
+
+    def queue_max_offset(self, topic: str, queue_id: int) -> AsyncValue:
+        """The queue's max offset as an ``AsyncValue[int]`` that changes as
+        messages arrive: a held pull waits with
+        ``await value.wait_value(lambda v: v > offset)``."""
+        return self._find_or_create_queue(topic, queue_id).max_offset_value
+
+    def get_max_offset_in_queue(self, topic: str, queue_id: int) -> int:
+        """Next queue offset to be written (0 for an unknown queue)."""
+        queue = self.consume_queue(topic, queue_id)
+        return queue.max_offset_in_queue if queue is not None else 0
+
+    def get_min_offset_in_queue(self, topic: str, queue_id: int) -> int:
+        """Oldest readable queue offset (0 for an unknown queue, as Java answers)."""
+        queue = self.consume_queue(topic, queue_id)
+        return queue.min_offset_in_queue if queue is not None else 0
+
+    def get_message_total_in_queue(self, topic: str, queue_id: int) -> int:
+        return self.get_max_offset_in_queue(topic, queue_id) - self.get_min_offset_in_queue(
+            topic, queue_id
+        )
+
+    def get_commit_log_offset_in_queue(self, topic: str, queue_id: int, queue_offset: int) -> int:
+        """Commit-log offset of a queue entry, 0 when there is none."""
+        queue = self.consume_queue(topic, queue_id)
+        entry = queue.entry(queue_offset) if queue is not None else None
+        return entry[0] if entry is not None else 0
+
+    def get_offset_in_queue_by_time(self, topic: str, queue_id: int, timestamp: int) -> int:
+        """SEARCH_OFFSET_BY_TIMESTAMP: the queue offset stored closest to
+        ``timestamp`` (0 for an unknown queue)."""
+        queue = self.consume_queue(topic, queue_id)
+        if queue is None:
+            return 0
+        return queue.offset_by_time(
+            timestamp, self._commit_log.min_offset, self._commit_log.store_timestamp_at
+        )
+
+    def get_message_store_timestamp(self, topic: str, queue_id: int, queue_offset: int) -> int:
+        """Store time of a queue entry's message, -1 when unknown."""
+        queue = self.consume_queue(topic, queue_id)
+        entry = queue.entry(queue_offset) if queue is not None else None
+        if entry is None:
+            return -1
+        return self._commit_log.store_timestamp_at(entry[0], entry[1])
+
+    def get_earliest_message_time(self, topic: str, queue_id: int) -> int:
+        """Store time of the queue's oldest readable message, -1 when none."""
+        queue = self.consume_queue(topic, queue_id)
+        if queue is None:
+            return -1
+        return self.get_message_store_timestamp(topic, queue_id, queue.min_offset_in_queue)
+
+    def get_earliest_message_time_in_store(self) -> int:
+        """Store time of the oldest message in the commit log, -1 when none."""
+        minimum = self._commit_log.min_offset
+        if minimum < 0:
+            return -1
+        head = self._commit_log.read_record(minimum)
+        if head is None:
+            return -1
+        return self._commit_log.store_timestamp_at(minimum, len(head))
+
+    @property
+    def min_phy_offset(self) -> int:
+        """First commit-log offset still on disk (-1 when there are no files)."""
+        return self._commit_log.min_offset
+
+    @property
+    def max_phy_offset(self) -> int:
+        """Commit-log offset the next message will get."""
+        return self._commit_log.max_offset
+
+    @property
+    def flushed_phy_offset(self) -> int:
+        return self._commit_log.flushed_where
+
+    def select_one_message_by_offset(
+        self, commit_log_offset: int, size: int | None = None
+    ) -> bytes | None:
+        """The stored record at a commit-log offset (VIEW_MESSAGE_BY_ID), if
+        there is a whole, well-formed one."""
+        record = self._commit_log.read_record(commit_log_offset, size)
+        if record is None:
+            return None
+        try:
+            _, end = decode_message(record)
+        except ProtocolError:
+            return None
+        return record if end == len(record) else None
+
+    def look_message_by_offset(
+        self, commit_log_offset: int, size: int | None = None
+    ) -> MessageExt | None:
+        """The message at a commit-log offset, decoded (body as stored)."""
+        record = self.select_one_message_by_offset(commit_log_offset, size)
+        if record is None:
+            return None
+        return decode_message(record)[0]
+
+    def check_in_disk_by_consume_offset(
+        self, topic: str, queue_id: int, consume_offset: int
+    ) -> bool:
+        """Whether the message at a queue offset is probably no longer cached."""
+        queue = self.consume_queue(topic, queue_id)
+        entry = queue.entry(consume_offset) if queue is not None else None
+        if entry is None:
+            return False
+        return self._commit_log.max_offset - entry[0] > self._in_memory_bytes
+
+    def queue_offset_table(self) -> dict[tuple[str, int], int]:
+        """(topic, queue id) -> next queue offset, for every queue written to
+        (Java's ``topicQueueTable``)."""
+        return dict(self._topic_queue_table)
+
+    def topics(self) -> list[str]:
+        return list(self._queues)
+
+    def queue_ids(self, topic: str) -> list[int]:
+        return sorted(self._queues.get(topic, {}))
+
+    def now(self) -> int:
+        return self._now_ms()
+
+    def dispatch_behind_bytes(self) -> int:
+        """Always 0: messages are indexed as they are appended."""
+        return 0
+
+    def running_stats(self) -> dict[str, str]:
+        """Part of GET_BROKER_RUNTIME_INFO: disk ratios, commit-log bounds,
+        delayed-delivery progress."""
+        stats = {
+            "commitLogDiskRatio": str(self._disk_used_ratio(str(self.config.commit_log_dir))),
+            "consumeQueueDiskRatio": str(self._disk_used_ratio(str(self._consume_queue_root))),
+            "commitLogMinOffset": str(self.min_phy_offset),
+            "commitLogMaxOffset": str(self.max_phy_offset),
+        }
+        stats.update(self.schedule.running_stats())
+        return stats
+
+    # ======================================================================
+    # Cleanup
+
+    async def _clean_loop(self) -> None:
+        await trio.sleep(CLEAN_FIRST_DELAY_S)
+        interval = self.config.clean_resource_interval / 1000
+        while True:
+            try:
+                await self.clean_expired_files()
+            except OSError as exc:
+                log.error("cleanup failed: %s", exc)
+            await trio.sleep(interval)
+
+    def execute_delete_files_manually(self) -> None:
+        """Delete expired files on the next cleanup passes whatever the hour."""
+        self._manual_delete_times = MAX_MANUAL_DELETE_FILE_TIMES
+
+    async def clean_expired_files(self) -> int:
+        """One cleanup pass (Java's CleanCommitLogService, then
+        CleanConsumeQueueService): delete commit-log files older than
+        ``fileReservedTime`` hours when it is a ``deleteWhen`` hour, the disk
+        is fuller than ``diskMaxUsedSpaceRatio`` or a manual delete is pending;
+        then drop consume-queue files wholly before the new commit-log start.
+        Returns the number of commit-log files deleted."""
+        deleted = await self._clean_commit_log()
+        await self._clean_consume_queues()
+        return deleted
+
+    def _is_time_to_delete(self) -> bool:
+        hour = time.localtime(self._now_ms() / 1000).tm_hour
+        return hour in self.config.delete_when_hours
+
+    def _is_space_to_delete(self) -> bool:
+        ratio = self.config.disk_max_used_space_ratio_clamped / 100
+        self._clean_immediately = False
+        full = False
+        over = False
+        for path in (str(self.config.commit_log_dir), str(self._consume_queue_root)):
+            used = self._disk_used_ratio(path)
+            if used > DISK_SPACE_WARNING_LEVEL_RATIO:
+                full = True
+                self._clean_immediately = True
+            elif used > DISK_SPACE_CLEAN_FORCIBLY_RATIO:
+                self._clean_immediately = True
+            if used < 0 or used > ratio:
+                over = True
+        if full and not self._disk_full:
+            log.error(
+                "disk above %.0f%% full: the store refuses messages",
+                DISK_SPACE_WARNING_LEVEL_RATIO * 100,
+            )
+        self._disk_full = full
+        return over
+
+    async def _clean_commit_log(self) -> int:
+        time_up = self._is_time_to_delete()
+        space_full = self._is_space_to_delete()
+        manual = self._manual_delete_times > 0
+        if not (time_up or space_full or manual):
+            return 0
+        if manual:
+            self._manual_delete_times -= 1
+        clean_at_once = self.config.clean_file_forcibly_enable and self._clean_immediately
+        reserved_ms = self.config.file_reserved_time * 60 * 60 * 1000
+        now = self._now_ms()
+        files = self._commit_log.files.files
+        count = 0
+        for data_file in files[:-1]:
+            if count >= DELETE_FILES_BATCH_MAX:
+                break
+            if now >= data_file.mtime_ms() + reserved_ms or clean_at_once:
+                count += 1
+            else:
+                break
+        if not count:
+            return 0
+        removed = self._commit_log.files.remove_first(count)
+        log.info(
+            "deleting %d expired commit-log files: %s",
+            count,
+            ", ".join(f.path.name for f in removed),
+        )
+        await trio.to_thread.run_sync(_destroy_all, removed)
+        return count
+
+    async def _clean_consume_queues(self) -> None:
+        minimum = self._commit_log.min_offset
+        if minimum <= self._last_physical_min_offset:
+            return
+        self._last_physical_min_offset = minimum
+        for queue in list(self._all_queues()):
+            expired = queue.expired_files(minimum)
+            queue.correct_min_offset(minimum)
+            if expired:
+                await trio.to_thread.run_sync(_destroy_all, expired)
+
+    def clean_expired_consume_queues(self) -> None:
+        """Destroy queues whose every message left the commit log
+        (``cleanExpiredConsumerQueue``); their offsets restart at 0."""
+        minimum = self._commit_log.min_offset
+        for topic, queues in list(self._queues.items()):
+            if topic == SCHEDULE_TOPIC:
+                continue
+            for queue_id, queue in list(queues.items()):
+                last = queue.last_offset()
+                if last != -1 and last < minimum:
+                    log.info("consume queue %s/%d expired, destroyed", topic, queue_id)
+                    self._topic_queue_table.pop((topic, queue_id), None)
+                    queue.destroy()
+                    del queues[queue_id]
+            if not queues:
+                del self._queues[topic]
+
+    def clean_unused_topics(self, topics: Collection[str]) -> int:
+        """Destroy the queues of every topic not in ``topics`` (except the
+        schedule topic), as DELETE_TOPIC_IN_BROKER does."""
+        for topic in list(self._queues):
+            if topic in topics or topic == SCHEDULE_TOPIC:
+                continue
+            for queue_id, queue in self._queues.pop(topic).items():
+                log.info("consume queue %s/%d of an unused topic destroyed", topic, queue_id)
+                self._topic_queue_table.pop((topic, queue_id), None)
+                queue.destroy()
+        return 0
+
+
+def _sync_all(files: list[DataFile]) -> None:
+    for data_file in files:
+        data_file.sync()
+
+
+def _destroy_all(files: list[DataFile]) -> None:
+    for data_file in files:
+        data_file.destroy()
+
+
+@contextlib.asynccontextmanager
+async def open_message_store(
+    config: MessageStoreConfig,
+    *,
+    now_ms: Callable[[], int] = wall_clock_ms,
+    disk_used_ratio: Callable[[str], float] = disk_used_ratio,
+    total_physical_memory: int | None = None,
+) -> AsyncIterator[MessageStore]:
+    """Run a store for the duration of the block: recovered and accepting
+    messages inside, cleanly shut down after."""
+    store = MessageStore(
+        config,
+        now_ms=now_ms,
+        disk_used_ratio=disk_used_ratio,
+        total_physical_memory=total_physical_memory,
+    )
+    async with trio.open_nursery() as nursery:
+        await nursery.start(store.run)
+        try:
+            yield store
+        finally:
+            nursery.cancel_scope.cancel()

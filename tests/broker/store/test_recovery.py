@@ -1,0 +1,283 @@
+"""Crash recovery: SIGKILL mid-storm under SYNC_FLUSH, torn tails, consume
+queues behind or ahead of the commit log."""
+
+from __future__ import annotations
+
+import os
+import random
+import shutil
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+import trio
+
+from pyrocket.broker.store import (
+    GetMessageStatus,
+    MessageStore,
+    PutMessageStatus,
+    open_message_store,
+)
+from pyrocket.broker.store.checkpoint import StoreCheckpoint
+from pyrocket.protocol.message import MessageExt, decode_messages, decode_offset_message_id
+from tests.broker.store.crash_writer import QUEUES
+from tests.broker.store.helpers import message, small_config
+
+REPO = Path(__file__).resolve().parents[3]
+
+
+async def _read_queue(store: MessageStore, topic: str, queue_id: int) -> list[MessageExt]:
+    found: list[MessageExt] = []
+    offset = 0
+    while True:
+        result = await store.get_message("group", topic, queue_id, offset, 32)
+        assert result is not None
+        if result.status is not GetMessageStatus.FOUND:
+            assert result.status is GetMessageStatus.OFFSET_OVERFLOW_ONE or offset == 0
+            return found
+        found.extend(decode_messages(result.body()))
+        offset = result.next_begin_offset
+
+
+def _run_writer_until_killed(
+    root: Path, round_id: int, acks_wanted: int
+) -> list[tuple[int, int, str, str]]:
+    """Start the writer, let it acknowledge about ``acks_wanted`` messages,
+    SIGKILL it and return every complete acknowledgement line it printed."""
+    process = subprocess.Popen(
+        [sys.executable, "-m", "tests.broker.store.crash_writer", str(root), str(round_id)],
+        cwd=REPO,
+        stdout=subprocess.PIPE,
+        env={**os.environ, "PYTHONPATH": str(REPO)},
+    )
+    assert process.stdout is not None
+    lines: list[bytes] = []
+    try:
+        ready = process.stdout.readline()
+        assert ready.startswith(b"ready"), ready
+        while len(lines) < acks_wanted:
+            line = process.stdout.readline()
+            assert line, "writer exited early"
+            lines.append(line)
+    finally:
+        process.send_signal(signal.SIGKILL)
+        rest = process.stdout.read()
+        process.wait(timeout=30)
+    # Lines printed before the kill are acknowledgements too; a cut-off last
+    # line (no newline) is not.
+    lines.extend(line + b"\n" for line in rest.split(b"\n")[:-1])
+    acked = []
+    for line in lines:
+        fields = line.decode().split()
+        assert fields[0] != "failed", line
+        acked.append((int(fields[0]), int(fields[1]), fields[2], fields[3]))
+    return acked
+
+
+async def test_sigkill_never_loses_an_acknowledged_message(tmp_path: Path) -> None:
+    rng = random.Random(20260607)
+    acked: list[tuple[int, int, str, str]] = []
+    for round_id in range(4):
+        acked += await trio.to_thread.run_sync(
+            _run_writer_until_killed, tmp_path, round_id, rng.randint(40, 400)
+        )
+    assert (tmp_path / "abort").exists()
+    async with open_message_store(small_config(tmp_path)) as store:
+        assert store.last_exit_ok is False
+        for queue_id in range(QUEUES):
+            stored = await _read_queue(store, "TopicTest", queue_id)
+            # Contiguous queue offsets, no duplicates, in order of the writes.
+            assert [m.queue_offset for m in stored] == list(range(len(stored)))
+            tags = [m.keys for m in stored]
+            assert len(set(tags)) == len(tags)
+            order = [tuple(int(x) for x in (t or "").split(":")) for t in tags]
+            assert order == sorted(order)
+            by_offset = {m.queue_offset: m for m in stored}
+            for acked_queue, offset, msg_id, tag in acked:
+                if acked_queue != queue_id:
+                    continue
+                stored_message = by_offset.get(offset)
+                assert stored_message is not None, f"acknowledged {tag} at {offset} lost"
+                assert stored_message.keys == tag
+                assert stored_message.msg_id == msg_id
+                assert stored_message.body.startswith(tag.encode())
+        assert store.max_phy_offset > 4 * 64 * 1024  # the storm rolled files
+
+
+def _overwrite(path: Path, position: int, data: bytes) -> None:
+    with open(path, "r+b") as handle:
+        handle.seek(position)
+        handle.write(data)
+
+
+def _zero_from(path: Path, position: int) -> None:
+    """Zero a file from ``position`` on, keeping its length."""
+    size = path.stat().st_size
+    with open(path, "r+b") as handle:
+        handle.truncate(position)
+        handle.truncate(size)
+
+
+def _crashed_before_first_checkpoint(root: Path) -> None:
+    """Make the directory look like a process that died before its first
+    checkpoint: abort file present, checkpoint page all zeros."""
+    (root / "abort").touch()
+    (root / "checkpoint").write_bytes(bytes(4096))
+
+
+def _last_record_offset(root: Path) -> tuple[Path, int, int]:
+    """(file, position, size) of the last record in the commit log."""
+    last = sorted((root / "commitlog").iterdir())[-1]
+    data = last.read_bytes()
+    position = 0
+    previous = (0, 0)
+    while True:
+        size = int.from_bytes(data[position : position + 4], "big")
+        if size == 0 or position + size > len(data):
+            return last, previous[0], previous[1]
+        previous = (position, size)
+        position += size
+
+
+async def test_torn_tail_is_cut_off(tmp_path: Path) -> None:
+    config = small_config(tmp_path)
+    async with open_message_store(config) as store:
+        for number in range(30):
+            await store.put_message(message(queue_id=number % 2, body=b"m%03d" % number))
+    path, position, size = _last_record_offset(tmp_path)
+    # The last record's tail is torn, and junk follows it.
+    _overwrite(path, position + size - 5, b"\xde\xad\xbe\xef\x00" + os.urandom(300))
+    _crashed_before_first_checkpoint(tmp_path)
+    async with open_message_store(config) as store:
+        assert store.last_exit_ok is False
+        assert store.max_phy_offset == int(path.name) + position
+        queue1 = await _read_queue(store, "TopicTest", 1)
+        assert [m.body for m in queue1] == [b"m%03d" % n for n in range(1, 29, 2)]
+        assert store.get_max_offset_in_queue("TopicTest", 1) == 14
+        result = await store.put_message(message(queue_id=1, body=b"after"))
+        assert result.append_result is not None
+        assert result.append_result.logics_offset == 14
+        assert result.append_result.wrote_offset == int(path.name) + position
+    # The junk beyond the new end was zeroed: it can never pass for a record.
+    data = path.read_bytes()
+    end = position + result.append_result.wrote_bytes
+    assert data[end : end + 400] == bytes(400)
+
+
+async def test_torn_tail_is_cut_off_on_normal_restart_too(tmp_path: Path) -> None:
+    config = small_config(tmp_path)
+    async with open_message_store(config) as store:
+        for number in range(5):
+            await store.put_message(message(body=b"m%03d" % number))
+    path, position, _ = _last_record_offset(tmp_path)
+    # Its physical offset field no longer matches where it is.
+    _overwrite(path, position + 28, b"\x00\x00\x00\x00\x00\x00\xff\xff")
+    async with open_message_store(config) as store:
+        assert store.last_exit_ok is True
+        assert [m.body for m in await _read_queue(store, "TopicTest", 0)] == [
+            b"m%03d" % n for n in range(4)
+        ]
+
+
+async def test_consume_queues_are_rebuilt_from_the_commit_log(tmp_path: Path) -> None:
+    config = small_config(tmp_path)
+    async with open_message_store(config) as store:
+        for number in range(300):
+            await store.put_message(message(queue_id=number % 3, body=b"%04d" % number))
+        expected = {q: await _read_queue(store, "TopicTest", q) for q in range(3)}
+    # Consume queues deleted by hand: a normal start indexes the commit log again.
+    shutil.rmtree(tmp_path / "consumequeue")
+    async with open_message_store(config) as store:
+        for queue_id in range(3):
+            assert await _read_queue(store, "TopicTest", queue_id) == expected[queue_id]
+    # A crash that lost queue 0's files and the end of queue 1's.
+    for path in (tmp_path / "consumequeue" / "TopicTest" / "0").iterdir():
+        path.unlink()
+    queue1 = sorted((tmp_path / "consumequeue" / "TopicTest" / "1").iterdir())[-1]
+    _zero_from(queue1, 100)
+    _crashed_before_first_checkpoint(tmp_path)
+    async with open_message_store(config) as store:
+        for queue_id in range(3):
+            assert await _read_queue(store, "TopicTest", queue_id) == expected[queue_id]
+        assert store.queue_offset_table() == {("TopicTest", q): 100 for q in range(3)}
+
+
+async def test_consume_queue_entries_beyond_the_commit_log_are_dropped(tmp_path: Path) -> None:
+    config = small_config(tmp_path)
+    async with open_message_store(config) as store:
+        for number in range(20):
+            await store.put_message(message(body=b"%04d" % number))
+        tenth = store.get_commit_log_offset_in_queue("TopicTest", 0, 10)
+    # Cut the commit log in the middle of the tenth record: the queue is ahead.
+    last = sorted((tmp_path / "commitlog").iterdir())[-1]
+    _zero_from(last, tenth - int(last.name) + 10)
+    _crashed_before_first_checkpoint(tmp_path)
+    async with open_message_store(config) as store:
+        assert store.get_max_offset_in_queue("TopicTest", 0) == 10
+        assert store.max_phy_offset == tenth
+        assert [m.body for m in await _read_queue(store, "TopicTest", 0)] == [
+            b"%04d" % n for n in range(10)
+        ]
+        result = await store.put_message(message(body=b"new"))
+        assert result.status is PutMessageStatus.PUT_OK
+        assert result.append_result is not None and result.append_result.logics_offset == 10
+        assert decode_offset_message_id(result.append_result.msg_id)[1] == tenth
+
+
+async def test_recovery_with_no_commit_log_drops_stale_queues(tmp_path: Path) -> None:
+    config = small_config(tmp_path)
+    async with open_message_store(config) as store:
+        await store.put_message(message())
+    for path in (tmp_path / "commitlog").iterdir():
+        path.unlink()
+    async with open_message_store(config) as store:
+        assert store.get_max_offset_in_queue("TopicTest", 0) == 0
+        assert store.queue_offset_table() == {}
+        result = await store.put_message(message())
+        assert result.append_result is not None and result.append_result.logics_offset == 0
+
+
+async def test_replay_starts_where_the_checkpoint_says(tmp_path: Path) -> None:
+    config = small_config(tmp_path)
+    async with open_message_store(config) as store:
+        for number in range(200):
+            await store.put_message(message(queue_id=number % 2, body=b"x" * 500))
+        middle = store.get_commit_log_offset_in_queue("TopicTest", 0, 60)
+    checkpoint = StoreCheckpoint(tmp_path / "checkpoint")
+    assert checkpoint.replay_offset == checkpoint.physic_offset == checkpoint.logics_offset
+    assert checkpoint.replay_offset == store.max_phy_offset
+    # The consume queues were last flushed at the 60th message of queue 0.
+    checkpoint.logics_offset = middle
+    checkpoint.flush()
+    checkpoint.close()
+    for queue_id in (0, 1):
+        for path in (tmp_path / "consumequeue" / "TopicTest" / str(queue_id)).iterdir():
+            # Everything after the checkpoint was lost.
+            _zero_from(path, max(0, min(1280, 60 * 20 - int(path.name))))
+    (tmp_path / "abort").touch()
+    async with open_message_store(config) as store:
+        assert store.get_max_offset_in_queue("TopicTest", 0) == 100
+        assert store.get_max_offset_in_queue("TopicTest", 1) == 100
+
+
+def test_checkpoint_extension_is_ignored_after_java_wrote(tmp_path: Path) -> None:
+    path = tmp_path / "checkpoint"
+    checkpoint = StoreCheckpoint(path)
+    assert (checkpoint.physic_msg_timestamp, checkpoint.replay_offset) == (0, None)
+    checkpoint.physic_msg_timestamp = checkpoint.logics_msg_timestamp = 1000
+    checkpoint.physic_offset, checkpoint.logics_offset = 700, 500
+    checkpoint.flush()
+    checkpoint.close()
+    raw = path.read_bytes()
+    assert len(raw) == 4096
+    assert raw[:24] == (1000).to_bytes(8, "big") * 2 + bytes(8)
+    assert raw[24:32] == b"PYRCKPT1"
+    assert StoreCheckpoint(path).replay_offset == 500
+    # A Java broker ran since and moved its timestamps: the offsets are stale.
+    with open(path, "r+b") as handle:
+        handle.write((2000).to_bytes(8, "big"))
+    reopened = StoreCheckpoint(path)
+    assert reopened.physic_msg_timestamp == 2000
+    assert reopened.replay_offset is None
+    assert reopened.min_timestamp == 0  # min(2000, 1000) - 3000, floored
