@@ -182,19 +182,22 @@ class ConsumeQueue:
 
     def correct_min_offset(self, min_physical_offset: int) -> None:
         """Point ``min_logic_offset`` at the first entry whose message is still
-        in the commit log (``correctMinOffset``)."""
+        in the commit log (``correctMinOffset``). When none is left, the queue
+        is empty: the minimum becomes the maximum, where Java keeps its old,
+        now dangling, value."""
         first = self.files.first
         if first is None:
             return
         raw = first.read(0, first.wrote)
-        for number, (physical, _, _) in enumerate(
-            _ENTRY.iter_unpack(raw[: len(raw) - len(raw) % CQ_STORE_UNIT_SIZE])
-        ):
+        usable = len(raw) - len(raw) % CQ_STORE_UNIT_SIZE
+        for number, (physical, _, _) in enumerate(_ENTRY.iter_unpack(raw[:usable])):
             if physical >= min_physical_offset:
                 self.min_logic_offset = max(
                     self.min_logic_offset, first.base + number * CQ_STORE_UNIT_SIZE
                 )
                 return
+        if first is self.files.last:
+            self.min_logic_offset = max(self.min_logic_offset, first.base + usable)
 
     def expired_files(self, min_physical_offset: int) -> list[DataFile]:
         """Take out the leading files whose last entry points before
