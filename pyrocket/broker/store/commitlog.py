@@ -29,6 +29,8 @@ from pyrocket.protocol.message import (
     MessageSysFlag,
     decode_properties,
     java_crc32,
+    store_timestamp_position,
+    stored_message_size,
     tags_hash_code,
 )
 
@@ -43,6 +45,8 @@ _I64 = struct.Struct(">q")
 _MID = struct.Struct(">iqi")
 _I16 = struct.Struct(">h")
 _SIZE = struct.Struct(">i")
+#: The shortest possible record: IPv4 hosts, no body, topic or properties.
+_MIN_RECORD: Final = 91
 
 
 class FileCreateError(Exception):
@@ -92,7 +96,7 @@ def check_record(
     total, magic = _BLANK.unpack_from(buffer, position)
     if magic == BLANK_MAGIC_CODE:
         return BLANK
-    if magic != MESSAGE_MAGIC_CODE or total < 92 or position + total > limit:
+    if magic != MESSAGE_MAGIC_CODE or total < _MIN_RECORD or position + total > limit:
         return INVALID
     (
         _,
@@ -105,7 +109,7 @@ def check_record(
         sys_flag,
         _born,
     ) = _HEAD.unpack_from(buffer, position)
-    if physical_offset != file_base + position:
+    if physical_offset != file_base + position or total < stored_message_size(sys_flag, 0, 0, 0):
         return INVALID
     pos = position + _HEAD.size + (20 if sys_flag & MessageSysFlag.BORNHOST_V6_FLAG else 8)
     (store_timestamp,) = _I64.unpack_from(buffer, pos)
@@ -235,18 +239,17 @@ class CommitLog:
             if head is None:
                 return None
             (size,) = _SIZE.unpack(head)
-            if size < 92:
+            if size < _MIN_RECORD:
                 return None
         return self.read(offset, size)
 
     def store_timestamp_at(self, offset: int, size: int) -> int:
         """``pickupStoreTimestamp``: the store time of the record, -1 if unreadable."""
-        if offset < self.min_offset:
+        if offset < self.min_offset or size < _MIN_RECORD:
             return -1
-        record = self.read(offset, size)
-        if record is None or len(record) < 92:
+        head = self.read(offset, min(size, 96))
+        if head is None or len(head) < 80:
             return -1
-        sys_flag = int.from_bytes(record[36:40], "big", signed=True)
-        at = _HEAD.size + (20 if sys_flag & MessageSysFlag.BORNHOST_V6_FLAG else 8)
-        (timestamp,) = _I64.unpack_from(record, at)
-        return int(timestamp)
+        sys_flag = int.from_bytes(head[36:40], "big", signed=True)
+        at = store_timestamp_position(sys_flag)
+        return int.from_bytes(head[at : at + 8], "big", signed=True)

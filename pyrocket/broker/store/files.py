@@ -40,6 +40,18 @@ def file_name(offset: int) -> str:
     return f"{offset:020d}"
 
 
+def _make_directories(directory: Path) -> list[Path]:
+    """``mkdir -p``; returns the directories it created, deepest first."""
+    missing: list[Path] = []
+    current = directory
+    while not current.is_dir():
+        missing.append(current)
+        current = current.parent
+    for path in reversed(missing):
+        path.mkdir(exist_ok=True)
+    return missing
+
+
 class DataFile:
     """One preallocated file of a :class:`FileQueue`."""
 
@@ -53,6 +65,7 @@ class DataFile:
         "flushed",
         "path",
         "size",
+        "sync_dirs",
         "wrote",
     )
 
@@ -65,6 +78,9 @@ class DataFile:
         self.flushed = 0
         # False until the file's creation (directory entry and length) is on disk.
         self.durable = durable
+        #: Directories to fsync with the first sync: the file's, and those
+        #: created along with it.
+        self.sync_dirs: tuple[Path, ...] = (path.parent,)
         self.destroyed = False
         self._refs = 0
         self._closed = False
@@ -114,7 +130,8 @@ class DataFile:
             os.fdatasync(self.fd)
         else:
             os.fsync(self.fd)
-            fsync_directory(self.path.parent)
+            for directory in self.sync_dirs:
+                fsync_directory(directory)
             self.durable = True
 
     def mtime_ms(self) -> int:
@@ -129,7 +146,7 @@ class DataFile:
 
     def acquire(self) -> bool:
         """Take a reference for use outside the trio thread; False if the file
-        is being deleted."""
+        is being deleted. References are taken and dropped in the trio thread."""
         if self.destroyed:
             return False
         self._refs += 1
@@ -140,15 +157,24 @@ class DataFile:
         if self.destroyed and self._refs == 0:
             self._close()
 
-    def destroy(self) -> None:
-        """Unlink the file; its descriptor closes when the last reference goes."""
-        if self.destroyed:
-            return
+    def mark_destroyed(self) -> bool:
+        """Start deleting the file (trio thread): no new references; returns
+        whether it can be closed now, else the last :meth:`release` closes it."""
         self.destroyed = True
+        return self._refs == 0
+
+    def unlink(self, *, close: bool) -> None:
+        """Remove the file from its directory, closing it when told (blocking;
+        may run in a worker thread after :meth:`mark_destroyed`)."""
         with contextlib.suppress(FileNotFoundError):
             os.unlink(self.path)
-        if self._refs == 0:
+        if close:
             self._close()
+
+    def destroy(self) -> None:
+        """Delete the file now (trio thread or single-threaded recovery)."""
+        if not self.destroyed:
+            self.unlink(close=self.mark_destroyed())
 
     def close(self) -> None:
         self._close()
@@ -249,7 +275,7 @@ class FileQueue:
     def create(self, base: int) -> DataFile:
         """Add the file starting at ``base`` (the next one, or the first).
         Raises OSError when the file cannot be created."""
-        self.directory.mkdir(parents=True, exist_ok=True)
+        created = _make_directories(self.directory)
         path = self.directory / file_name(base)
         try:
             data_file = DataFile.create(path, base, self.file_size)
@@ -258,6 +284,7 @@ class FileQueue:
             # lies beyond everything recovered, so its content is stale.
             os.unlink(path)
             data_file = DataFile.create(path, base, self.file_size)
+        data_file.sync_dirs = (self.directory, *(d.parent for d in created))
         self.files.append(data_file)
         return data_file
 

@@ -162,9 +162,10 @@ class BrokerMessage:
     """A message to store (Java's ``MessageExtBrokerInner``).
 
     ``properties`` is Java's property map in its iteration order: the store
-    reads the delay level (``DELAY``), ``WAIT`` and ``TAGS`` from it.
-    ``properties_string`` is what gets stored; the broker passes the string the
-    producer sent, verbatim. When None it is encoded from ``properties``. For a
+    reads the delay level (``DELAY``), ``WAIT`` and ``TAGS`` from it; left
+    empty, it is parsed from ``properties_string``. ``properties_string`` is
+    what gets stored; the broker passes the string the producer sent,
+    verbatim. When None it is encoded from ``properties``. For a
     delayed message the store re-encodes the map with ``REAL_TOPIC`` and
     ``REAL_QID`` added, as Java does. The IPv6 bits of ``sys_flag`` are set by
     the store from the hosts.
@@ -182,6 +183,11 @@ class BrokerMessage:
     store_host: HostPort = UNSPECIFIED_HOST
     reconsume_times: int = 0
     prepared_transaction_offset: int = 0
+
+    def __post_init__(self) -> None:
+        # Given only the string, the map is its parse (what SEND_MESSAGE does).
+        if not self.properties and self.properties_string:
+            object.__setattr__(self, "properties", decode_properties(self.properties_string))
 
     @classmethod
     def from_properties_string(

@@ -478,6 +478,9 @@ class MessageStore:
         disk is full or a write failed; CREATE_MAPEDFILE_FAILED / UNKNOWN_ERROR
         when the disk refused.
         """
+        # A schedule point before anything is stored: a cancelled put stores
+        # nothing, and a loop of puts cannot starve other tasks.
+        await trio.lowlevel.checkpoint()
         refused = self._store_status()
         if refused is not None:
             return PutMessageResult(refused)
@@ -491,6 +494,7 @@ class MessageStore:
         queue, consecutively, in one commit-log file. MESSAGE_ILLEGAL for a
         transactional or delayed batch, a malformed body or one over
         ``maxMessageSize``; otherwise as :meth:`put_message`."""
+        await trio.lowlevel.checkpoint()
         refused = self._store_status()
         if refused is not None:
             return PutMessageResult(refused)
@@ -793,12 +797,18 @@ class MessageStore:
         while True:
             await self._flush_wakeup.wait()
             self._flush_wakeup = trio.Event()
-            await self.flush_commit_log()
+            await self._flush_commit_log_logged()
 
     async def _async_flush_loop(self) -> None:
         interval = self.config.flush_interval_commit_log / 1000
         while True:
             await trio.sleep(interval)
+            await self._flush_commit_log_logged()
+
+    async def _flush_commit_log_logged(self) -> None:
+        # A failed fsync already stopped the store from taking messages; reads
+        # go on, and waiting puts learn it as FLUSH_DISK_TIMEOUT.
+        with contextlib.suppress(OSError):
             await self.flush_commit_log()
 
     async def flush_commit_log(self) -> int:
@@ -834,11 +844,21 @@ class MessageStore:
                 waiters.popleft()[1].set()
             return flushed
 
+    def _fail_flush_waiters(self) -> None:
+        while self._flush_waiters:
+            self._flush_waiters.popleft()[1].set()
+
     async def _consume_queue_flush_loop(self) -> None:
         interval = self.config.flush_interval_consume_queue / 1000
         while True:
             await trio.sleep(interval)
-            await self.flush_consume_queues()
+            try:
+                await self.flush_consume_queues()
+            except OSError as exc:
+                log.critical(
+                    "consume queue flush failed, the store stops accepting messages: %s", exc
+                )
+                self._write_error = str(exc)
 
     async def flush_consume_queues(self) -> None:
         """fsync the consume queues, then record in the checkpoint how far
@@ -892,6 +912,7 @@ class MessageStore:
         (``DefaultMessageStore.getMessage``, same statuses, next offsets and
         transfer limits). None when the store is not running, as Java returns
         null. Data that is probably not cached is read in a worker thread."""
+        await trio.lowlevel.checkpoint()
         if not self._running:
             return None
         del group  # Java uses it for statistics only
@@ -1250,7 +1271,7 @@ class MessageStore:
             count,
             ", ".join(f.path.name for f in removed),
         )
-        await trio.to_thread.run_sync(_destroy_all, removed)
+        await _delete_files(removed)
         return count
 
     async def _clean_consume_queues(self) -> None:
@@ -1262,7 +1283,7 @@ class MessageStore:
             expired = queue.expired_files(minimum)
             queue.correct_min_offset(minimum)
             if expired:
-                await trio.to_thread.run_sync(_destroy_all, expired)
+                await _delete_files(expired)
 
     def clean_expired_consume_queues(self) -> None:
         """Destroy queues whose every message left the commit log
@@ -1299,9 +1320,16 @@ def _sync_all(files: list[DataFile]) -> None:
         data_file.sync()
 
 
-def _destroy_all(files: list[DataFile]) -> None:
-    for data_file in files:
-        data_file.destroy()
+async def _delete_files(files: list[DataFile]) -> None:
+    """Delete files taken out of their queue: references are settled in the
+    trio thread, the unlinking (slow for big files) in a worker thread."""
+    closable = [data_file.mark_destroyed() for data_file in files]
+
+    def unlink_all() -> None:
+        for data_file, close in zip(files, closable, strict=True):
+            data_file.unlink(close=close)
+
+    await trio.to_thread.run_sync(unlink_all)
 
 
 @contextlib.asynccontextmanager
