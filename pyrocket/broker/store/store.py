@@ -1,11 +1,12 @@
-"""The message store (Java's ``DefaultMessageStore``): puts, gets, recovery,
-flushing, cleanup and delayed delivery, on Java 4.7.0's on-disk formats.
+"""The message store (Java's ``DefaultMessageStore``): puts, gets, flushing,
+and the tasks that keep it (cleanup, delayed delivery), on Java 4.7.0's
+on-disk formats.
 
 Layout under ``storePathRootDir`` (Java's, so an operator recognises it)::
 
     commitlog/<20-digit offset>                  messages, rolled files
     consumequeue/<topic>/<queueId>/<offset>      20-byte index entries
-    checkpoint                                   flush timestamps
+    checkpoint                                   flush timestamps (and offsets)
     abort                                        present while running
     lock                                         held while running
     config/delayOffset.json                      delayed-delivery progress
@@ -14,15 +15,16 @@ Concurrency: all state lives in the trio thread. Appending a message is
 synchronous (encode, ``pwrite`` to the commit log, ``pwrite`` to its consume
 queue), so concurrent puts never interleave and need no lock. Blocking work
 that may take long (fsync, recovery, file deletion, reads of data that is
-probably not cached) runs in worker threads. Messages are dispatched to their
-consume queue as they are appended, so they are readable at once, as in Java
-(whose dispatcher thread trails the commit log by about a millisecond).
+probably not cached) runs in worker threads. Messages are indexed as they are
+appended, so they are readable at once, as in Java (whose dispatcher thread
+trails the commit log by about a millisecond).
 
 Durability: with SYNC_FLUSH a put that waits for the store (the default;
 property ``WAIT=false`` opts out) returns PUT_OK only after an fsync covering
 it; concurrent puts share one fsync (group commit). With ASYNC_FLUSH a task
 fsyncs every ``flushIntervalCommitLog`` ms. Consume queues are flushed every
-``flushIntervalConsumeQueue`` ms and rebuilt from the commit log on recovery.
+``flushIntervalConsumeQueue`` ms and rebuilt from the commit log on recovery
+(:mod:`pyrocket.broker.store.recovery`).
 """
 
 from __future__ import annotations
@@ -31,25 +33,18 @@ import collections
 import contextlib
 import fcntl
 import logging
-import mmap
 import os
 import struct
 import time
-from collections.abc import AsyncIterator, Callable, Collection, Iterable, Mapping
+from collections.abc import AsyncIterator, Callable, Collection, Mapping
 from typing import Any, Final
 
 import trio
 from trio_util import AsyncValue
 
-from pyrocket.broker.store.checkpoint import StoreCheckpoint
-from pyrocket.broker.store.commitlog import (
-    BLANK,
-    SCHEDULE_TOPIC,
-    CommitLog,
-    DispatchRequest,
-    FileCreateError,
-    check_record,
-)
+from pyrocket.broker.store import recovery
+from pyrocket.broker.store.cleanup import FileCleaner, disk_used_ratio
+from pyrocket.broker.store.commitlog import SCHEDULE_TOPIC, FileCreateError
 from pyrocket.broker.store.config import (
     CQ_STORE_UNIT_SIZE,
     BrokerRole,
@@ -73,6 +68,7 @@ from pyrocket.broker.store.model import (
     StoreError,
 )
 from pyrocket.broker.store.schedule import ScheduleMessageService, delay_level_to_queue_id
+from pyrocket.broker.store.storefiles import NOT_INDEXED, StoreFiles
 from pyrocket.errors import ProtocolError, PyrocketError
 from pyrocket.persist import fsync_directory
 from pyrocket.protocol.message import (
@@ -90,7 +86,6 @@ from pyrocket.protocol.message import (
     java_crc32,
     java_properties,
     split_batch,
-    store_timestamp_position,
     stored_message_size,
     tags_hash_code,
 )
@@ -99,37 +94,11 @@ log = logging.getLogger(__name__)
 
 _ENTRY_ITER = struct.Struct(">qiq").iter_unpack
 _TRANSACTION_TYPE_MASK: Final = MessageSysFlag.TRANSACTION_ROLLBACK_TYPE
-_NOT_INDEXED: Final = (
-    MessageSysFlag.TRANSACTION_PREPARED_TYPE,
-    MessageSysFlag.TRANSACTION_ROLLBACK_TYPE,
-)
-#: Java's CleanCommitLogService thresholds (system properties there).
-DISK_SPACE_WARNING_LEVEL_RATIO: Final = 0.90
-DISK_SPACE_CLEAN_FORCIBLY_RATIO: Final = 0.85
-#: At most this many files are deleted per cleanup pass (DELETE_FILES_BATCH_MAX).
-DELETE_FILES_BATCH_MAX: Final = 10
-#: Cleanup starts this long after the store (Java: one minute).
-CLEAN_FIRST_DELAY_S: Final = 60.0
-#: How many times a manual delete request repeats (MAX_MANUAL_DELETE_FILE_TIMES).
-MAX_MANUAL_DELETE_FILE_TIMES: Final = 20
 
 
 def wall_clock_ms() -> int:
     """The default store clock: wall time in milliseconds."""
     return time.time_ns() // 1_000_000
-
-
-def disk_used_ratio(path: str) -> float:
-    """``UtilAll.getDiskPartitionSpaceUsedPercent``: (total - free) / total of
-    the partition holding ``path``, -1 when it cannot be told."""
-    try:
-        stats = os.statvfs(path)
-    except OSError:
-        return -1.0
-    total = stats.f_blocks * stats.f_frsize
-    if total <= 0:
-        return -1.0
-    return (total - stats.f_bfree * stats.f_frsize) / total
 
 
 def physical_memory_size() -> int:
@@ -171,26 +140,19 @@ class MessageStore:
         )
         self._in_memory_bytes = int(memory * config.access_message_in_memory_max_ratio / 100)
         self._root = config.root_dir
-        self._consume_queue_root = self._root / "consumequeue"
-        self._commit_log = CommitLog(config.commit_log_dir, config.mapped_file_size_commit_log)
-        self._queues: dict[str, dict[int, ConsumeQueue]] = {}
-        self._topic_queue_table: dict[tuple[str, int], int] = {}
-        self._checkpoint: StoreCheckpoint | None = None
+        self._files = StoreFiles(config)
+        self._commit_log = self._files.commit_log
+        self._cleaner = FileCleaner(self._files, now_ms, disk_used_ratio)
         self._listeners: list[ArrivalListener] = []
         self.schedule = ScheduleMessageService(config, self, now_ms)
         self._lock_fd: int | None = None
         self._running = False
-        self._disk_full = False
         self._write_error: str | None = None
         self._last_store_timestamp = 0
-        self._last_dispatch_timestamp = 0
         self._flush_waiters: collections.deque[tuple[int, trio.Event]] = collections.deque()
         self._flush_wakeup = trio.Event()
         self._commit_log_flush_lock = trio.Lock()
         self._consume_queue_flush_lock = trio.Lock()
-        self._clean_immediately = False
-        self._manual_delete_times = 0
-        self._last_physical_min_offset = 0
         #: Whether the previous run ended with a clean shutdown (known after start).
         self.last_exit_ok: bool | None = None
 
@@ -211,7 +173,7 @@ class MessageStore:
                 else:
                     nursery.start_soon(self._async_flush_loop)
                 nursery.start_soon(self._consume_queue_flush_loop)
-                nursery.start_soon(self._clean_loop)
+                nursery.start_soon(self._cleaner.run)
                 if self.config.broker_role is not BrokerRole.SLAVE:
                     await nursery.start(self.schedule.run)
                 self._running = True
@@ -223,7 +185,7 @@ class MessageStore:
                 await self._shutdown()
 
     async def _shutdown(self) -> None:
-        if self._checkpoint is None:
+        if self._files.checkpoint is None:
             self._release_lock()
             return
         clean = True
@@ -241,13 +203,7 @@ class MessageStore:
         await trio.to_thread.run_sync(self._close_files, clean)
 
     def _close_files(self, clean: bool) -> None:
-        for queues in self._queues.values():
-            for queue in queues.values():
-                queue.files.close()
-        self._commit_log.files.close()
-        if self._checkpoint is not None:
-            self._checkpoint.close()
-            self._checkpoint = None
+        self._files.close()
         if clean:
             with contextlib.suppress(FileNotFoundError):
                 (self._root / "abort").unlink()
@@ -274,24 +230,12 @@ class MessageStore:
             abort = root / "abort"
             self.last_exit_ok = not abort.exists()
             self.schedule.load()
-            self._commit_log.load()
-            self._load_consume_queues()
-            self._checkpoint = StoreCheckpoint(root / "checkpoint")
-            max_physical_in_queues = self._recover_consume_queues()
-            self._recover_commit_log(max_physical_in_queues, normal=self.last_exit_ok)
-            self._dispatch_behind()
-            self._recover_topic_queue_table()
-            self._commit_log.flushed_where = self._commit_log.max_offset
+            recovery.load(self._files)
+            recovery.recover(self._files, self.schedule.deliver_timestamp, normal=self.last_exit_ok)
             abort.touch()
             fsync_directory(root)
         except BaseException:
-            self._commit_log.files.close()
-            for queues in self._queues.values():
-                for queue in queues.values():
-                    queue.files.close()
-            if self._checkpoint is not None:
-                self._checkpoint.close()
-                self._checkpoint = None
+            self._files.close()
             self._release_lock()
             raise
 
@@ -308,146 +252,6 @@ class MessageStore:
         os.pwrite(fd, b"lock", 0)
         self._lock_fd = fd
 
-    def _load_consume_queues(self) -> None:
-        if not self._consume_queue_root.is_dir():
-            return
-        for topic_dir in sorted(self._consume_queue_root.iterdir()):
-            if not topic_dir.is_dir():
-                continue
-            for queue_dir in sorted(topic_dir.iterdir()):
-                try:
-                    queue_id = int(queue_dir.name)
-                except ValueError:
-                    continue
-                queue = self._new_queue(topic_dir.name, queue_id)
-                queue.load()
-
-    def _new_queue(self, topic: str, queue_id: int) -> ConsumeQueue:
-        queue = ConsumeQueue(
-            topic,
-            queue_id,
-            self._consume_queue_root / topic / str(queue_id),
-            self.config.consume_queue_file_size,
-        )
-        self._queues.setdefault(topic, {})[queue_id] = queue
-        return queue
-
-    def _recover_consume_queues(self) -> int:
-        maximum = -1
-        for queue in self._all_queues():
-            queue.recover()
-            maximum = max(maximum, queue.max_physic_offset)
-        return maximum
-
-    def _recover_commit_log(self, max_physical_in_queues: int, *, normal: bool) -> None:
-        files = self._commit_log.files.files
-        if not files:
-            self._commit_log.flushed_where = 0
-            for queue in list(self._all_queues()):
-                queue.destroy()
-            self._queues.clear()
-            return
-        start = files[max(0, len(files) - 3)].base
-        if not normal:
-            start = self._abnormal_replay_start()
-            log.warning(
-                "store %s was not shut down cleanly: replaying the commit log from offset %d",
-                self._root,
-                start,
-            )
-        end = self._scan(start, dispatch=not normal)
-        log.info("commit log recovered up to offset %d", end)
-        self._commit_log.files.truncate(end)
-        last = self._commit_log.files.last
-        if last is not None:
-            last.sync()
-        if max_physical_in_queues >= end:
-            for queue in self._all_queues():
-                queue.truncate_dirty(end)
-                for data_file in queue.files:
-                    data_file.sync()
-
-    def _abnormal_replay_start(self) -> int:
-        """The offset to replay from after a crash: what the checkpoint says
-        was flushed everywhere, or Java's timestamp rule for a Java checkpoint."""
-        assert self._checkpoint is not None
-        files = self._commit_log.files.files
-        recorded = self._checkpoint.replay_offset
-        if recorded is not None:
-            return max(files[0].base, min(recorded, files[-1].end))
-        for data_file in reversed(files):
-            if self._matches_checkpoint(data_file):
-                return data_file.base
-        return files[0].base
-
-    def _matches_checkpoint(self, data_file: DataFile) -> bool:
-        """``isMappedFileMatchedRecover``: the file's first message is no newer
-        than what the checkpoint says was flushed everywhere."""
-        assert self._checkpoint is not None
-        head = data_file.read(0, 96)
-        if len(head) < 96 or int.from_bytes(head[4:8], "big", signed=True) != -626843481:
-            return False
-        sys_flag = int.from_bytes(head[36:40], "big", signed=True)
-        at = store_timestamp_position(sys_flag)
-        raw = data_file.read(at, 8)
-        stored = int.from_bytes(raw, "big", signed=True)
-        return stored != 0 and stored <= self._checkpoint.min_timestamp
-
-    def _scan(self, start: int, *, dispatch: bool) -> int:
-        """Validate records from ``start`` on; dispatch each to its consume
-        queue when asked; return the offset after the last valid record."""
-        files = self._commit_log.files
-        data_file = files.find(start)
-        if data_file is None:
-            return start
-        position = start - data_file.base
-        deliver_time = self.schedule.deliver_timestamp
-        check_crc = self.config.check_crc_on_recover
-        while True:
-            with mmap.mmap(data_file.fd, data_file.size, access=mmap.ACCESS_READ) as view:
-                while True:
-                    found = check_record(
-                        view,
-                        position,
-                        data_file.base,
-                        check_crc=check_crc,
-                        deliver_time=deliver_time,
-                    )
-                    if isinstance(found, DispatchRequest):
-                        if dispatch:
-                            self._dispatch(found)
-                        position += found.size
-                        continue
-                    break
-            if found == BLANK:
-                following = files.find(data_file.end)
-                if following is not None:
-                    data_file, position = following, 0
-                    continue
-            return data_file.base + position
-
-    def _dispatch_behind(self) -> None:
-        """Index what the commit log has beyond the furthest consume queue
-        (Java's reput from ``max(consume queue max physical offset)``)."""
-        start = self._commit_log.min_offset
-        for queue in self._all_queues():
-            start = max(start, queue.max_physic_offset)
-        start = max(start, 0, self._commit_log.min_offset)
-        if start < self._commit_log.max_offset:
-            self._scan(start, dispatch=True)
-
-    def _recover_topic_queue_table(self) -> None:
-        min_physical = self._commit_log.min_offset
-        table: dict[tuple[str, int], int] = {}
-        for queue in self._all_queues():
-            table[(queue.topic, queue.queue_id)] = queue.max_offset_in_queue
-            queue.correct_min_offset(min_physical)
-        self._topic_queue_table = table
-
-    def _all_queues(self) -> Iterable[ConsumeQueue]:
-        for queues in self._queues.values():
-            yield from queues.values()
-
     # ======================================================================
     # Putting messages
 
@@ -463,7 +267,7 @@ class MessageStore:
             return PutMessageStatus.SERVICE_NOT_AVAILABLE
         if self.config.broker_role is BrokerRole.SLAVE:
             return PutMessageStatus.SERVICE_NOT_AVAILABLE
-        if self._disk_full or self._write_error is not None:
+        if self._cleaner.disk_full or self._write_error is not None:
             return PutMessageStatus.SERVICE_NOT_AVAILABLE
         return None
 
@@ -567,8 +371,8 @@ class MessageStore:
                 AppendMessageResult(AppendMessageStatus.MESSAGE_SIZE_EXCEEDED),
             )
         key = (topic, queue_id)
-        indexed = transaction not in _NOT_INDEXED
-        queue_offset = self._topic_queue_table.get(key, 0) if indexed else 0
+        indexed = transaction not in NOT_INDEXED
+        queue_offset = self._files.topic_queue_table.get(key, 0) if indexed else 0
         now = self._now_ms()
         try:
             data_file, position = self._commit_log.reserve(length)
@@ -601,7 +405,7 @@ class MessageStore:
             return self._write_failed(exc)
         self._last_store_timestamp = now
         if indexed:
-            self._topic_queue_table[key] = queue_offset + 1
+            self._files.topic_queue_table[key] = queue_offset + 1
             tags_code = tags_hash_code(properties.get(MessageConst.PROPERTY_TAGS))
             if topic == SCHEDULE_TOPIC:
                 tags_code = self.schedule.deliver_timestamp(queue_id + 1, now)
@@ -660,7 +464,7 @@ class MessageStore:
         except UnicodeDecodeError:
             return illegal
         key = (topic, batch.queue_id)
-        first_queue_offset = self._topic_queue_table.get(key, 0)
+        first_queue_offset = self._files.topic_queue_table.get(key, 0)
         now = self._now_ms()
         try:
             data_file, position = self._commit_log.reserve(total)
@@ -697,7 +501,7 @@ class MessageStore:
         except OSError as exc:
             return self._write_failed(exc)
         self._last_store_timestamp = now
-        self._topic_queue_table[key] = first_queue_offset + len(items)
+        self._files.topic_queue_table[key] = first_queue_offset + len(items)
         physical = data_file.base + position
         msg_ids: list[str] = []
         for number, (text, length) in enumerate(zip(texts, lengths, strict=True)):
@@ -744,7 +548,7 @@ class MessageStore:
         store_timestamp: int,
         properties: Mapping[str, str],
     ) -> None:
-        queue = self._find_or_create_queue(topic, queue_id)
+        queue = self._files.find_or_create_queue(topic, queue_id)
         try:
             queue.put(physical, size, tags_code, queue_offset)
         except OSError as exc:
@@ -752,33 +556,13 @@ class MessageStore:
             log.error("consume queue %s/%d write failed: %s", topic, queue_id, exc)
             self._write_error = str(exc)
             return
-        self._last_dispatch_timestamp = store_timestamp
+        self._files.last_dispatch_timestamp = store_timestamp
         if self._listeners:
             arrival = MessageArrival(
                 topic, queue_id, queue_offset + 1, tags_code, store_timestamp, properties
             )
             for listener in list(self._listeners):
                 listener(arrival)
-
-    def _dispatch(self, request: DispatchRequest) -> None:
-        """Index a message found by a commit-log scan (recovery)."""
-        if request.sys_flag & _TRANSACTION_TYPE_MASK in _NOT_INDEXED:
-            return
-        queue = self._find_or_create_queue(request.topic, request.queue_id)
-        if queue.put(
-            request.commit_log_offset, request.size, request.tags_code, request.queue_offset
-        ):
-            self._last_dispatch_timestamp = max(
-                self._last_dispatch_timestamp, request.store_timestamp
-            )
-
-    def _find_or_create_queue(self, topic: str, queue_id: int) -> ConsumeQueue:
-        queues = self._queues.get(topic)
-        if queues is not None:
-            queue = queues.get(queue_id)
-            if queue is not None:
-                return queue
-        return self._new_queue(topic, queue_id)
 
     # ======================================================================
     # Flushing
@@ -834,10 +618,10 @@ class MessageStore:
                 for data_file, mark in marks:
                     data_file.flushed = max(data_file.flushed, mark)
             self._commit_log.flushed_where = max(self._commit_log.flushed_where, target)
-            if self._checkpoint is not None:
+            if self._files.checkpoint is not None:
                 if stamp:
-                    self._checkpoint.physic_msg_timestamp = stamp
-                self._checkpoint.physic_offset = self._commit_log.flushed_where
+                    self._files.checkpoint.physic_msg_timestamp = stamp
+                self._files.checkpoint.physic_offset = self._commit_log.flushed_where
             flushed = self._commit_log.flushed_where
             waiters = self._flush_waiters
             while waiters and waiters[0][0] <= flushed:
@@ -864,11 +648,14 @@ class MessageStore:
         """fsync the consume queues, then record in the checkpoint how far
         they (and the commit log) are on disk."""
         async with self._consume_queue_flush_lock:
-            stamp = self._last_dispatch_timestamp
+            stamp = self._files.last_dispatch_timestamp
             # Appending indexes at once: everything before this is dispatched.
             dispatched = self._commit_log.max_offset
             dirty = [
-                f for queue in self._all_queues() for f in queue.files.dirty_files() if f.acquire()
+                f
+                for queue in self._files.all_queues()
+                for f in queue.files.dirty_files()
+                if f.acquire()
             ]
             marks = [(f, f.wrote) for f in dirty]
             if dirty:
@@ -879,7 +666,7 @@ class MessageStore:
                         data_file.release()
                 for data_file, mark in marks:
                     data_file.flushed = max(data_file.flushed, mark)
-            checkpoint = self._checkpoint
+            checkpoint = self._files.checkpoint
             if checkpoint is None:
                 return
             if stamp:
@@ -916,7 +703,7 @@ class MessageStore:
         if not self._running:
             return None
         del group  # Java uses it for statistics only
-        queue = self._queues.get(topic, {}).get(queue_id)
+        queue = self._files.queue(topic, queue_id)
         if queue is None:
             # Java creates an empty queue object here and answers from it.
             return GetMessageResult(
@@ -1048,13 +835,13 @@ class MessageStore:
 
     def consume_queue(self, topic: str, queue_id: int) -> ConsumeQueue | None:
         """The queue, if anything was ever stored in it."""
-        return self._queues.get(topic, {}).get(queue_id)
+        return self._files.queue(topic, queue_id)
 
     def queue_max_offset(self, topic: str, queue_id: int) -> AsyncValue:
         """The queue's max offset as an ``AsyncValue[int]`` that changes as
         messages arrive: a held pull waits with
         ``await value.wait_value(lambda v: v > offset)``."""
-        return self._find_or_create_queue(topic, queue_id).max_offset_value
+        return self._files.find_or_create_queue(topic, queue_id).max_offset_value
 
     def get_max_offset_in_queue(self, topic: str, queue_id: int) -> int:
         """Next queue offset to be written (0 for an unknown queue)."""
@@ -1162,13 +949,13 @@ class MessageStore:
     def queue_offset_table(self) -> dict[tuple[str, int], int]:
         """(topic, queue id) -> next queue offset, for every queue written to
         (Java's ``topicQueueTable``)."""
-        return dict(self._topic_queue_table)
+        return dict(self._files.topic_queue_table)
 
     def topics(self) -> list[str]:
-        return list(self._queues)
+        return list(self._files.queues)
 
     def queue_ids(self, topic: str) -> list[int]:
-        return sorted(self._queues.get(topic, {}))
+        return sorted(self._files.queues.get(topic, {}))
 
     def now(self) -> int:
         return self._now_ms()
@@ -1182,7 +969,9 @@ class MessageStore:
         delayed-delivery progress."""
         stats = {
             "commitLogDiskRatio": str(self._disk_used_ratio(str(self.config.commit_log_dir))),
-            "consumeQueueDiskRatio": str(self._disk_used_ratio(str(self._consume_queue_root))),
+            "consumeQueueDiskRatio": str(
+                self._disk_used_ratio(str(self._files.consume_queue_root))
+            ),
             "commitLogMinOffset": str(self.min_phy_offset),
             "commitLogMaxOffset": str(self.max_phy_offset),
         }
@@ -1190,146 +979,31 @@ class MessageStore:
         return stats
 
     # ======================================================================
-    # Cleanup
-
-    async def _clean_loop(self) -> None:
-        await trio.sleep(CLEAN_FIRST_DELAY_S)
-        interval = self.config.clean_resource_interval / 1000
-        while True:
-            try:
-                await self.clean_expired_files()
-            except OSError as exc:
-                log.error("cleanup failed: %s", exc)
-            await trio.sleep(interval)
+    # Cleanup (see pyrocket.broker.store.cleanup)
 
     def execute_delete_files_manually(self) -> None:
         """Delete expired files on the next cleanup passes whatever the hour."""
-        self._manual_delete_times = MAX_MANUAL_DELETE_FILE_TIMES
+        self._cleaner.execute_delete_files_manually()
 
     async def clean_expired_files(self) -> int:
-        """One cleanup pass (Java's CleanCommitLogService, then
-        CleanConsumeQueueService): delete commit-log files older than
-        ``fileReservedTime`` hours when it is a ``deleteWhen`` hour, the disk
-        is fuller than ``diskMaxUsedSpaceRatio`` or a manual delete is pending;
-        then drop consume-queue files wholly before the new commit-log start.
-        Returns the number of commit-log files deleted."""
-        deleted = await self._clean_commit_log()
-        await self._clean_consume_queues()
-        return deleted
-
-    def _is_time_to_delete(self) -> bool:
-        hour = time.localtime(self._now_ms() / 1000).tm_hour
-        return hour in self.config.delete_when_hours
-
-    def _is_space_to_delete(self) -> bool:
-        ratio = self.config.disk_max_used_space_ratio_clamped / 100
-        self._clean_immediately = False
-        full = False
-        over = False
-        for path in (str(self.config.commit_log_dir), str(self._consume_queue_root)):
-            used = self._disk_used_ratio(path)
-            if used > DISK_SPACE_WARNING_LEVEL_RATIO:
-                full = True
-                self._clean_immediately = True
-            elif used > DISK_SPACE_CLEAN_FORCIBLY_RATIO:
-                self._clean_immediately = True
-            if used < 0 or used > ratio:
-                over = True
-        if full and not self._disk_full:
-            log.error(
-                "disk above %.0f%% full: the store refuses messages",
-                DISK_SPACE_WARNING_LEVEL_RATIO * 100,
-            )
-        self._disk_full = full
-        return over
-
-    async def _clean_commit_log(self) -> int:
-        time_up = self._is_time_to_delete()
-        space_full = self._is_space_to_delete()
-        manual = self._manual_delete_times > 0
-        if not (time_up or space_full or manual):
-            return 0
-        if manual:
-            self._manual_delete_times -= 1
-        clean_at_once = self.config.clean_file_forcibly_enable and self._clean_immediately
-        reserved_ms = self.config.file_reserved_time * 60 * 60 * 1000
-        now = self._now_ms()
-        files = self._commit_log.files.files
-        count = 0
-        for data_file in files[:-1]:
-            if count >= DELETE_FILES_BATCH_MAX:
-                break
-            if now >= data_file.mtime_ms() + reserved_ms or clean_at_once:
-                count += 1
-            else:
-                break
-        if not count:
-            return 0
-        removed = self._commit_log.files.remove_first(count)
-        log.info(
-            "deleting %d expired commit-log files: %s",
-            count,
-            ", ".join(f.path.name for f in removed),
-        )
-        await _delete_files(removed)
-        return count
-
-    async def _clean_consume_queues(self) -> None:
-        minimum = self._commit_log.min_offset
-        if minimum <= self._last_physical_min_offset:
-            return
-        self._last_physical_min_offset = minimum
-        for queue in list(self._all_queues()):
-            expired = queue.expired_files(minimum)
-            queue.correct_min_offset(minimum)
-            if expired:
-                await _delete_files(expired)
+        """Run one cleanup pass now; returns the commit-log files deleted."""
+        return await self._cleaner.clean_expired_files()
 
     def clean_expired_consume_queues(self) -> None:
-        """Destroy queues whose every message left the commit log
-        (``cleanExpiredConsumerQueue``); their offsets restart at 0."""
-        minimum = self._commit_log.min_offset
-        for topic, queues in list(self._queues.items()):
-            if topic == SCHEDULE_TOPIC:
-                continue
-            for queue_id, queue in list(queues.items()):
-                last = queue.last_offset()
-                if last != -1 and last < minimum:
-                    log.info("consume queue %s/%d expired, destroyed", topic, queue_id)
-                    self._topic_queue_table.pop((topic, queue_id), None)
-                    queue.destroy()
-                    del queues[queue_id]
-            if not queues:
-                del self._queues[topic]
+        """Destroy queues whose every message left the commit log; their
+        offsets restart at 0 (``cleanExpiredConsumerQueue``)."""
+        self._cleaner.clean_expired_consume_queues()
 
     def clean_unused_topics(self, topics: Collection[str]) -> int:
         """Destroy the queues of every topic not in ``topics`` (except the
-        schedule topic), as DELETE_TOPIC_IN_BROKER does."""
-        for topic in list(self._queues):
-            if topic in topics or topic == SCHEDULE_TOPIC:
-                continue
-            for queue_id, queue in self._queues.pop(topic).items():
-                log.info("consume queue %s/%d of an unused topic destroyed", topic, queue_id)
-                self._topic_queue_table.pop((topic, queue_id), None)
-                queue.destroy()
+        schedule topic), as DELETE_TOPIC_IN_BROKER does. Returns 0, as Java."""
+        self._cleaner.clean_unused_topics(topics)
         return 0
 
 
 def _sync_all(files: list[DataFile]) -> None:
     for data_file in files:
         data_file.sync()
-
-
-async def _delete_files(files: list[DataFile]) -> None:
-    """Delete files taken out of their queue: references are settled in the
-    trio thread, the unlinking (slow for big files) in a worker thread."""
-    closable = [data_file.mark_destroyed() for data_file in files]
-
-    def unlink_all() -> None:
-        for data_file, close in zip(files, closable, strict=True):
-            data_file.unlink(close=close)
-
-    await trio.to_thread.run_sync(unlink_all)
 
 
 @contextlib.asynccontextmanager

@@ -253,7 +253,7 @@ async def test_every_get_status(tmp_path: Path) -> None:
         # Delete the old commit-log files only (the consume queue not yet
         # corrected, as between Java's two cleanup services).
         store.execute_delete_files_manually()
-        assert await store._clean_commit_log() == 2
+        assert await store._cleaner.clean_commit_log() == 2
         first_kept = next(
             n
             for n in range(200)
@@ -268,7 +268,7 @@ async def test_every_get_status(tmp_path: Path) -> None:
             64,
         )
         # Now the consume queue catches up: the old offsets are too small.
-        await store._clean_consume_queues()
+        await store._cleaner.clean_consume_queues()
         assert store.get_min_offset_in_queue("TopicTest", 0) == first_kept
         small = await store.get_message("g", "TopicTest", 0, 0, 5)
         assert small is not None
