@@ -103,8 +103,11 @@ class ScheduleMessageService:
                 self.offset_table[level] = offset
         self._persisted = dict(self.offset_table)
 
-    def encode(self) -> str:
-        """The file content, as fastjson's pretty format writes it."""
+    def encode(self, pretty: bool = False) -> str:
+        """The offset table as fastjson writes ``DelayOffsetSerializeWrapper``:
+        compact for GET_ALL_DELAY_OFFSET answers, pretty for the file."""
+        if not pretty:
+            return fastjson.dumps({"offsetTable": self.offset_table})
         if not len(self.offset_table):
             return '{\n\t"offsetTable":{}\n}'
         entries = ",".join(f"{level}:{offset}" for level, offset in self.offset_table.items())
@@ -114,7 +117,7 @@ class ScheduleMessageService:
         """Write delayOffset.json if it changed (blocking)."""
         current = dict(self.offset_table)
         if current != self._persisted:
-            write_atomically(self.path, self.encode())
+            write_atomically(self.path, self.encode(pretty=True))
             self._persisted = current
 
     def running_stats(self) -> dict[str, str]:

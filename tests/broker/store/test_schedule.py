@@ -15,6 +15,7 @@ from pyrocket.broker.store import (
     open_message_store,
 )
 from pyrocket.protocol.message import decode_messages, tags_hash_code
+from pyrocket.vectors import default_vectors_dir, pair_requests, read_records
 from tests.broker.store.helpers import message, small_config
 
 BASE_MS = 1_790_000_000_000
@@ -143,3 +144,15 @@ async def test_delivery_keeps_retry_properties(
             "1",
             "%RETRY%group",
         )
+
+
+async def test_offset_table_encodes_as_java_answers_it(tmp_path: Path) -> None:
+    records = read_records(default_vectors_dir() / "cluster-multi.jsonl")
+    pairs = pair_requests(records)
+    java = {r.body for r in records if r.is_response and r.seq in pairs and pairs[r.seq].code == 45}
+    async with open_message_store(small_config(tmp_path)) as store:
+        assert {store.schedule.encode().encode()} == java  # an empty table, as captured
+        store.schedule.offset_table[3] = 7
+        store.schedule.offset_table[1] = 2
+        assert store.schedule.encode() == '{"offsetTable":{1:2,3:7}}'
+        assert store.schedule.encode(pretty=True) == '{\n\t"offsetTable":{1:2,3:7\n\t}\n}'
