@@ -611,6 +611,7 @@ class MessageStore:
                         "commit log fsync failed, the store stops accepting messages: %s", exc
                     )
                     self._write_error = str(exc)
+                    self._fail_flush_waiters()
                     raise
                 finally:
                     for data_file in dirty:
@@ -671,7 +672,10 @@ class MessageStore:
                 return
             if stamp:
                 checkpoint.logics_msg_timestamp = stamp
-            checkpoint.logics_offset = dispatched
+            if self._write_error is None:
+                # After a failed write some entries may be missing: keep the
+                # replay point where the queues were last known complete.
+                checkpoint.logics_offset = dispatched
             if checkpoint.physic_offset < 0:
                 checkpoint.physic_offset = self._commit_log.flushed_where
             if checkpoint.changed:

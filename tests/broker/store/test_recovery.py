@@ -40,35 +40,36 @@ async def _read_queue(store: MessageStore, topic: str, queue_id: int) -> list[Me
         offset = result.next_begin_offset
 
 
-def _run_writer_until_killed(
+async def _run_writer_until_killed(
     root: Path, round_id: int, acks_wanted: int
 ) -> list[tuple[int, int, str, str]]:
     """Start the writer, let it acknowledge about ``acks_wanted`` messages,
     SIGKILL it and return every complete acknowledgement line it printed."""
-    process = subprocess.Popen(
+    process = await trio.lowlevel.open_process(
         [sys.executable, "-m", "tests.broker.store.crash_writer", str(root), str(round_id)],
         cwd=REPO,
         stdout=subprocess.PIPE,
         env={**os.environ, "PYTHONPATH": str(REPO)},
     )
     assert process.stdout is not None
-    lines: list[bytes] = []
+    output = bytearray()
     try:
-        ready = process.stdout.readline()
-        assert ready.startswith(b"ready"), ready
-        while len(lines) < acks_wanted:
-            line = process.stdout.readline()
-            assert line, "writer exited early"
-            lines.append(line)
+        with trio.fail_after(60):
+            while output.count(b"\n") < acks_wanted + 1:  # + the "ready" line
+                chunk = await process.stdout.receive_some()
+                assert chunk, f"writer exited early: {bytes(output[-300:])!r}"
+                output += chunk
     finally:
         process.send_signal(signal.SIGKILL)
-        rest = process.stdout.read()
-        process.wait(timeout=30)
-    # Lines printed before the kill are acknowledgements too; a cut-off last
-    # line (no newline) is not.
-    lines.extend(line + b"\n" for line in rest.split(b"\n")[:-1])
+        with trio.fail_after(30):
+            # Lines printed before the kill are acknowledgements too.
+            while chunk := await process.stdout.receive_some():
+                output += chunk
+            await process.wait()
+    lines = bytes(output).split(b"\n")
+    assert lines[0].startswith(b"ready"), lines[0]
     acked = []
-    for line in lines:
+    for line in lines[1:-1]:  # the last piece has no newline: cut off, not acknowledged
         fields = line.decode().split()
         assert fields[0] != "failed", line
         acked.append((int(fields[0]), int(fields[1]), fields[2], fields[3]))
@@ -79,9 +80,7 @@ async def test_sigkill_never_loses_an_acknowledged_message(tmp_path: Path) -> No
     rng = random.Random(20260607)
     acked: list[tuple[int, int, str, str]] = []
     for round_id in range(4):
-        acked += await trio.to_thread.run_sync(
-            _run_writer_until_killed, tmp_path, round_id, rng.randint(40, 400)
-        )
+        acked += await _run_writer_until_killed(tmp_path, round_id, rng.randint(40, 400))
     assert (tmp_path / "abort").exists()
     async with open_message_store(small_config(tmp_path)) as store:
         assert store.last_exit_ok is False
