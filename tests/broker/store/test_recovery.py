@@ -12,6 +12,8 @@ import sys
 from pathlib import Path
 
 import trio
+from hypothesis import given
+from hypothesis import strategies as st
 
 from pyrocket.broker.store import (
     GetMessageStatus,
@@ -20,7 +22,16 @@ from pyrocket.broker.store import (
     open_message_store,
 )
 from pyrocket.broker.store.checkpoint import StoreCheckpoint
-from pyrocket.protocol.message import MessageExt, decode_messages, decode_offset_message_id
+from pyrocket.broker.store.commitlog import BLANK, INVALID, DispatchRequest, check_record
+from pyrocket.protocol.message import (
+    HostPort,
+    MessageExt,
+    MessageSysFlag,
+    decode_messages,
+    decode_offset_message_id,
+    encode_message,
+    java_crc32,
+)
 from tests.broker.store.crash_writer import QUEUES
 from tests.broker.store.helpers import message, small_config
 
@@ -280,3 +291,40 @@ def test_checkpoint_extension_is_ignored_after_java_wrote(tmp_path: Path) -> Non
     assert reopened.physic_msg_timestamp == 2000
     assert reopened.replay_offset is None
     assert reopened.min_timestamp == 0  # min(2000, 1000) - 3000, floored
+
+
+def _deliver(level: int, stored: int) -> int:
+    return stored + level
+
+
+@given(st.binary(max_size=300), st.integers(0, 299))
+def test_the_record_checker_never_raises(data: bytes, position: int) -> None:
+    found = check_record(data, position, 0, check_crc=True, deliver_time=_deliver)
+    assert found in (BLANK, INVALID) or isinstance(found, DispatchRequest)
+
+
+@given(st.binary(min_size=1, max_size=6), st.integers(0, 200), st.booleans())
+def test_a_damaged_record_is_rejected_or_still_consistent(
+    garbage: bytes, where: int, v6: bool
+) -> None:
+    host = HostPort.of("::1" if v6 else "127.0.0.1", 10911)
+    record = encode_message(
+        MessageExt(
+            topic="TopicTest",
+            body=b"some body",
+            properties={"TAGS": "A", "DELAY": "2"},
+            store_host=host,
+            sys_flag=MessageSysFlag.STOREHOSTADDRESS_V6_FLAG if v6 else 0,
+            body_crc=java_crc32(b"some body"),
+        )
+    )
+    assert isinstance(
+        check_record(record, 0, 0, check_crc=True, deliver_time=_deliver), DispatchRequest
+    )
+    damaged = bytearray(record)
+    where %= len(record)
+    damaged[where : where + len(garbage)] = garbage
+    found = check_record(bytes(damaged), 0, 0, check_crc=True, deliver_time=_deliver)
+    if isinstance(found, DispatchRequest):
+        # Whatever survived the checks describes a record that fits exactly.
+        assert found.size == len(damaged) and found.commit_log_offset == 0
