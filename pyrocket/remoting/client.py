@@ -311,14 +311,14 @@ class RemotingClient:
         if attempt is None:
             attempt = _Attempt()
             self._attempts[addr] = attempt
-            nursery.start_soon(self._open, addr, attempt)
+            nursery.start_soon(self._open, addr, attempt, nursery)
         await attempt.done.wait()
         if attempt.conn is not None:
             return attempt.conn
         assert attempt.error is not None
         raise attempt.error
 
-    async def _open(self, addr: str, attempt: _Attempt) -> None:
+    async def _open(self, addr: str, attempt: _Attempt, nursery: trio.Nursery) -> None:
         try:
             host, port = split_address(addr)
             with trio.fail_after(self.config.connect_timeout):
@@ -343,8 +343,8 @@ class RemotingClient:
             log.info("connected to %s (%s)", addr, local)
             self._table[addr] = conn
             attempt.conn = conn
-            assert self._nursery is not None
-            self._nursery.start_soon(self._run, addr, conn)
+            # Started even when the client is closing: run() then closes it.
+            nursery.start_soon(self._run, addr, conn)
         finally:
             if attempt.conn is None and attempt.error is None:
                 attempt.error = ConnectionClosedError(f"client closed while connecting to {addr}")
