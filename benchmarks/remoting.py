@@ -35,15 +35,19 @@ from pyrocket.remoting import (
 )
 
 
-async def echo(conn: Connection, request: RemotingCommand) -> RemotingCommand:
+def echo_inline(conn: Connection, request: RemotingCommand) -> RemotingCommand:
     return RemotingCommand(
         code=ResponseCode.SUCCESS, ext_fields=request.ext_fields, body=request.body, flag=1
     )
 
 
-async def serve(serialize: SerializeType) -> None:
+async def echo(conn: Connection, request: RemotingCommand) -> RemotingCommand:
+    return echo_inline(conn, request)
+
+
+async def serve(serialize: SerializeType, processor: str) -> None:
     server = RemotingServer(ServerConfig(serialize_type=serialize))
-    server.register_default_processor(echo)
+    server.register_default_processor(echo if processor == "async" else echo_inline)
     async with trio.open_nursery() as nursery:
         port = await nursery.start(server.serve, "127.0.0.1", 0)
         print(port, flush=True)
@@ -117,13 +121,27 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=3, help="report the median round")
     parser.add_argument("--body", type=int, default=0, help="request body bytes")
     parser.add_argument("--serialize", choices=["JSON", "ROCKETMQ"], default="JSON")
+    parser.add_argument(
+        "--processor",
+        choices=["async", "sync"],
+        default="async",
+        help="echo as a coroutine (run on workers) or a plain function (run inline)",
+    )
     parser.add_argument("--serve", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.serve:
-        trio.run(serve, SerializeType[args.serialize])
+        trio.run(serve, SerializeType[args.serialize], args.processor)
         return
     child = subprocess.Popen(
-        [sys.executable, __file__, "--serve", "--serialize", args.serialize],
+        [
+            sys.executable,
+            __file__,
+            "--serve",
+            "--serialize",
+            args.serialize,
+            "--processor",
+            args.processor,
+        ],
         stdin=subprocess.PIPE,
         stdout=subprocess.PIPE,
         text=True,
@@ -148,7 +166,7 @@ def main() -> None:
             rounds.append((rps, p50, p99))
             print(
                 f"round {number}: {args.connections} connections x {args.inflight} in flight, "
-                f"{args.serialize}, body {args.body} B: {rps} requests/s, "
+                f"{args.serialize}, {args.processor} echo, body {args.body} B: {rps} requests/s, "
                 f"p50 {p50:.0f} us, p99 {p99:.0f} us",
                 flush=True,
             )
@@ -165,6 +183,7 @@ def main() -> None:
                 "remoting_p99_us": round(p99),
                 "remoting_rps_min": min(r[0] for r in rounds),
                 "remoting_rps_max": max(r[0] for r in rounds),
+                "processor": args.processor,
                 "connections": args.connections,
                 "inflight_per_connection": args.inflight,
                 "rounds": len(rounds),

@@ -29,10 +29,11 @@ whatever type the request came in.
 from __future__ import annotations
 
 import heapq
+import inspect
 import logging
 import math
 from collections import deque
-from collections.abc import Callable, Generator
+from collections.abc import Awaitable, Callable, Generator
 from dataclasses import dataclass
 from typing import Any, Final, TypeAlias, cast
 
@@ -59,7 +60,6 @@ from pyrocket.protocol.frame import DEFAULT_MAX_FRAME_SIZE, FrameSplitter
 from pyrocket.remoting.dispatch import (
     OVERLOAD_REMARK,
     REJECT_REQUEST_REMARK,
-    Processor,
     ProcessorTable,
     error_remark,
     not_supported_remark,
@@ -77,7 +77,7 @@ FRAMES_PER_TURN: Final = 8
 HIGH_WATER: Final = 1024 * 1024
 
 _INT32_MAX: Final = (1 << 31) - 1
-_Job: TypeAlias = tuple[Processor, RemotingCommand]
+_Job: TypeAlias = tuple[Awaitable[RemotingCommand | None], RemotingCommand]
 _REQUEST_FLAGS_MASK: Final = ~(RESPONSE_FLAG | ONEWAY_FLAG)
 
 
@@ -726,8 +726,19 @@ class Connection:
                 response = system_response(ResponseCode.SYSTEM_BUSY, REJECT_REQUEST_REMARK)
                 self._enqueue(self._answer(request, response))
             return
+        try:
+            result = registration.processor(self, request)
+        except Exception as exc:
+            result = self._failure_response(request, exc)
+        if result is None or isinstance(result, RemotingCommand):
+            # A plain function: answered here, before the next frame is read.
+            if result is not None and not oneway:
+                self._enqueue(self._encode_answer(request, result))
+            return
         settings = self.settings
         if self._in_flight >= settings.max_in_flight:
+            if inspect.iscoroutine(result):
+                result.close()  # never started: nothing ran
             self._busy_count += 1
             if self._busy_count % 1000 == 1:
                 log.warning(
@@ -743,7 +754,7 @@ class Connection:
                 self._enqueue(self._answer(request, response))
             return
         self._in_flight += 1
-        job = (registration.processor, request)
+        job = (result, request)
         if self._idle_workers:
             trio.lowlevel.reschedule(self._idle_workers.pop(), outcome.Value(job))
         elif self._workers < settings.workers:
@@ -783,33 +794,50 @@ class Connection:
                 idle.append(task)
                 job = await trio.lowlevel.wait_task_rescheduled(abort)
 
-    async def _process(self, processor: Processor, request: RemotingCommand) -> None:
-        peer = self.remote_address
+    async def _process(
+        self, pending: Awaitable[RemotingCommand | None], request: RemotingCommand
+    ) -> None:
         try:
-            response = await processor(self, request)
+            response = await pending
         except Exception as exc:
-            if isinstance(exc, CommandError):
-                log.warning("request code %d from %s refused: %s", request.code, peer, exc)
-            else:
-                log.exception("processor for request code %d from %s failed", request.code, peer)
-            response = system_response(ResponseCode.SYSTEM_ERROR, error_remark(exc))
+            response = self._failure_response(request, exc)
         if response is None or request.flag & ONEWAY_FLAG or self._closed:
             return
-        try:
-            frame = self._answer(request, response)
-        except ProtocolError as exc:
-            log.error(
-                "response to request code %d from %s cannot be encoded: %s", request.code, peer, exc
-            )
-            remark = f"response cannot be encoded: {exc}"
-            frame = self._answer(request, system_response(ResponseCode.SYSTEM_ERROR, remark))
+        frame = self._encode_answer(request, response)
         if self._out_bytes < HIGH_WATER:
             self._enqueue(frame)
             return
         try:
             await self._write(frame)
         except ConnectionClosedError:
-            log.debug("dropping the response to %s: connection closed", peer)
+            log.debug("dropping the response to %s: connection closed", self.remote_address)
+
+    def _failure_response(self, request: RemotingCommand, exc: Exception) -> RemotingCommand:
+        """SYSTEM_ERROR for a processor that raised; logged with the peer."""
+        peer = self.remote_address
+        if isinstance(exc, CommandError):
+            log.warning("request code %d from %s refused: %s", request.code, peer, exc)
+        else:
+            log.error(
+                "processor for request code %d from %s failed",
+                request.code,
+                peer,
+                exc_info=exc,
+            )
+        return system_response(ResponseCode.SYSTEM_ERROR, error_remark(exc))
+
+    def _encode_answer(self, request: RemotingCommand, response: RemotingCommand) -> bytes:
+        try:
+            return self._answer(request, response)
+        except ProtocolError as exc:
+            log.error(
+                "response to request code %d from %s cannot be encoded: %s",
+                request.code,
+                self.remote_address,
+                exc,
+            )
+            remark = f"response cannot be encoded: {exc}"
+            return self._answer(request, system_response(ResponseCode.SYSTEM_ERROR, remark))
 
     async def _write_loop(self) -> None:
         stream = self._stream

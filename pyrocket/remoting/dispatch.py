@@ -1,10 +1,17 @@
-"""The processor table: which coroutine answers which request code.
+"""The processor table: which processor answers which request code.
 
 A processor is ``async def processor(conn, request) -> RemotingCommand | None``.
 It returns the response (the transport sets the opaque, the response flag and
 the wire settings), or ``None`` to send nothing now; a processor that answers
 later (long polling) keeps ``conn`` and ``request`` and calls
 ``await conn.send(response.answering(request))`` when it is ready.
+
+Coroutine processors run on the connection's worker tasks, several at once, so
+a slow one does not hold up the others. A plain (non-async) function with the
+same signature is called right where the request is decoded, in the
+connection's reader, with no task switch: the fast path for quick in-memory
+work such as a route lookup. It cannot wait for anything, by construction; it
+holds up the connection's reading while it runs, so keep it short.
 
 The system answers Java's NettyRemotingAbstract gives when no processor runs
 are built here too, with Java's remark texts.
@@ -23,8 +30,12 @@ from pyrocket.protocol.command import RemotingCommand
 if TYPE_CHECKING:
     from pyrocket.remoting.connection import Connection
 
-Processor: TypeAlias = Callable[["Connection", RemotingCommand], Awaitable[RemotingCommand | None]]
-"""Answers one request: ``async def (conn, request) -> RemotingCommand | None``."""
+Processor: TypeAlias = Callable[
+    ["Connection", RemotingCommand],
+    Awaitable[RemotingCommand | None] | RemotingCommand | None,
+]
+"""Answers one request: ``async def (conn, request) -> RemotingCommand | None``,
+or a plain ``def`` with the same signature for quick in-memory work."""
 
 RejectCheck: TypeAlias = Callable[[], bool]
 """Java's ``rejectRequest()``: True makes the server answer SYSTEM_BUSY unrun."""

@@ -505,3 +505,31 @@ async def test_shutdown_fails_pending_calls_promptly_and_leaves_no_task() -> Non
             with trio.fail_after(1):
                 await wait_until(lambda: len(failures) == 5)
     assert len(failures) == 5
+
+
+async def test_plain_function_processors_run_inline() -> None:
+    calls: list[int] = []
+
+    def lookup(conn: Connection, request: RemotingCommand) -> RemotingCommand | None:
+        calls.append(request.code)
+        if request.code == RequestCode.GET_KV_CONFIG:
+            raise CommandError("the custom field key is null")
+        if request.is_oneway:
+            return None
+        return RemotingCommand.response(ResponseCode.SUCCESS, "inline")
+
+    server = RemotingServer()
+    server.register_processor(ROUTE, lookup)
+    server.register_processor(RequestCode.GET_KV_CONFIG, lookup)
+    with trio.fail_after(10):
+        async with running_server(server) as addr, RemotingClient() as client:
+            response = await client.invoke_sync(addr, route_request(), 5)
+            assert (response.code, response.remark) == (ResponseCode.SUCCESS, "inline")
+            failed = await client.invoke_sync(addr, RemotingCommand.request(101), 5)
+            assert failed.code == ResponseCode.SYSTEM_ERROR
+            assert failed.remark == "the custom field key is null"
+            await client.invoke_oneway(addr, route_request())
+            # Answered in order on the reader: the oneway ran before this one.
+            assert (await client.invoke_sync(addr, route_request(), 5)).remark == "inline"
+            assert calls == [105, 101, 105, 105]
+            assert client.connections[addr].is_open
