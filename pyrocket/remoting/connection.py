@@ -308,7 +308,8 @@ class Connection:
 
         self._opaque = 0
         self._pending: dict[int, _SyncCall | ResponseFuture] = {}
-        # (deadline, opaque) of async calls; completed ones are dropped lazily.
+        # (deadline, opaque) of every call; entries of completed calls are
+        # skipped when they come up and pruned when they pile up.
         self._deadlines: list[tuple[float, int]] = []
         self._sweep_scope: trio.CancelScope | None = None
 

@@ -132,7 +132,13 @@ async def test_thousand_concurrent_calls_on_one_connection_are_matched() -> None
         await trio.sleep(rng.random() * 0.02)
         return await echo(conn, request)
 
-    server = RemotingServer()
+    accepted: list[Connection] = []
+
+    class Accepted(ConnectionListener):
+        async def on_connect(self, conn: Connection) -> None:
+            accepted.append(conn)
+
+    server = RemotingServer(listener=Accepted())
     server.register_processor(ROUTE, shuffled_echo)
     results: dict[int, RemotingCommand] = {}
     with trio.fail_after(30):
@@ -144,7 +150,9 @@ async def test_thousand_concurrent_calls_on_one_connection_are_matched() -> None
             async with trio.open_nursery() as nursery:
                 for i in range(1000):
                     nursery.start_soon(call, i)
+            # 1000 first calls at once shared one connect.
             assert len(client.connections) == 1
+            assert len(accepted) == 1
             assert client.connections[addr].pending_calls == 0
     assert len(results) == 1000
     for i, response in results.items():
