@@ -47,13 +47,30 @@ async def echo(conn: Connection, request: RemotingCommand) -> RemotingCommand:
 
 async def serve(serialize: SerializeType, processor: str) -> None:
     server = RemotingServer(ServerConfig(serialize_type=serialize))
-    server.register_default_processor(echo if processor == "async" else echo_inline)
+    served = 0
+
+    async def counting_echo(conn: Connection, request: RemotingCommand) -> RemotingCommand:
+        nonlocal served
+        served += 1
+        return echo_inline(conn, request)
+
+    def counting_echo_inline(conn: Connection, request: RemotingCommand) -> RemotingCommand:
+        nonlocal served
+        served += 1
+        return echo_inline(conn, request)
+
+    server.register_default_processor(
+        counting_echo if processor == "async" else counting_echo_inline
+    )
+    cpu_start = time.process_time()
     async with trio.open_nursery() as nursery:
         port = await nursery.start(server.serve, "127.0.0.1", 0)
         print(port, flush=True)
         # Serve until the parent closes our stdin.
         await trio.to_thread.run_sync(sys.stdin.read)
         nursery.cancel_scope.cancel()
+    # The parent reads this after closing our stdin: CPU seconds and requests.
+    print(time.process_time() - cpu_start, served, flush=True)
 
 
 async def drive(
@@ -63,7 +80,7 @@ async def drive(
     warmup: float,
     seconds: float,
     args: argparse.Namespace,
-) -> tuple[int, list[int]]:
+) -> tuple[int, list[int], float]:
     serialize = SerializeType[args.serialize]
     request = RemotingCommand.request(
         RequestCode.GET_ROUTEINFO_BY_TOPIC, body=b"x" * args.body or None
@@ -100,11 +117,13 @@ async def drive(
             await trio.sleep(warmup)
             measuring = True
             start = time.perf_counter()
+            cpu_start = time.process_time()
             await trio.sleep(seconds)
             measuring = False
             elapsed = time.perf_counter() - start
+            cpu = time.process_time() - cpu_start
             stop = True
-    return round(counted / elapsed), latencies
+    return round(counted / elapsed), latencies, cpu / max(counted, 1)
 
 
 def percentile(sorted_values: list[int], fraction: float) -> float:
@@ -148,11 +167,12 @@ def main() -> None:
         env={**os.environ, "PYTHONHASHSEED": "0"},
     )
     rounds: list[tuple[int, float, float]] = []
+    client_cpus: list[float] = []
     try:
         assert child.stdout is not None
         port = int(child.stdout.readline())
         for number in range(1, args.rounds + 1):
-            rps, latencies = trio.run(
+            rps, latencies, client_cpu = trio.run(
                 drive,
                 f"127.0.0.1:{port}",
                 args.connections,
@@ -164,6 +184,7 @@ def main() -> None:
             latencies.sort()
             p50, p99 = percentile(latencies, 0.50), percentile(latencies, 0.99)
             rounds.append((rps, p50, p99))
+            client_cpus.append(client_cpu)
             print(
                 f"round {number}: {args.connections} connections x {args.inflight} in flight, "
                 f"{args.serialize}, {args.processor} echo, body {args.body} B: {rps} requests/s, "
@@ -173,6 +194,8 @@ def main() -> None:
     finally:
         assert child.stdin is not None
         child.stdin.close()
+        assert child.stdout is not None
+        server_cpu, served = child.stdout.readline().split()
         child.wait(timeout=10)
     rps, p50, p99 = sorted(rounds)[len(rounds) // 2]
     print(
@@ -183,6 +206,12 @@ def main() -> None:
                 "remoting_p99_us": round(p99),
                 "remoting_rps_min": min(r[0] for r in rounds),
                 "remoting_rps_max": max(r[0] for r in rounds),
+                "client_cpu_us_per_request": round(
+                    sorted(client_cpus)[len(client_cpus) // 2] * 1e6, 1
+                ),
+                "server_cpu_us_per_request": round(
+                    float(server_cpu) / max(int(served), 1) * 1e6, 1
+                ),
                 "processor": args.processor,
                 "connections": args.connections,
                 "inflight_per_connection": args.inflight,
