@@ -107,7 +107,7 @@ class RemotingServer:
 
     @property
     def connections(self) -> frozenset[Connection]:
-        """The connections currently open."""
+        """The connections being served (an entry leaves when its run ends)."""
         return frozenset(self._connections)
 
     async def serve(
