@@ -541,3 +541,29 @@ async def test_plain_function_processors_run_inline() -> None:
             assert (await client.invoke_sync(addr, route_request(), 5)).remark == "inline"
             assert calls == [105, 101, 105, 105]
             assert client.connections[addr].is_open
+
+
+async def test_processor_may_answer_later_through_send() -> None:
+    held: list[tuple[Connection, RemotingCommand]] = []
+    arrived = trio.Event()
+
+    async def long_poll(conn: Connection, request: RemotingCommand) -> None:
+        held.append((conn, request))
+        arrived.set()
+        return None  # answered later, as a suspended PULL_MESSAGE is
+
+    server = RemotingServer()
+    server.register_processor(RequestCode.PULL_MESSAGE, long_poll)
+    server.register_processor(ROUTE, echo)
+    with trio.fail_after(10):
+        async with running_server(server) as addr, RemotingClient() as client:
+            future = await client.invoke_async(addr, RemotingCommand.request(11), 5)
+            await arrived.wait()
+            # Other requests are answered meanwhile; the held one waits.
+            assert (await client.invoke_sync(addr, route_request(), 5)).code == 0
+            assert not future.done()
+            conn, request = held[0]
+            found = RemotingCommand.response(ResponseCode.SUCCESS, body=b"messages")
+            await conn.send(found.answering(request))
+            response = await future
+            assert response.body == b"messages" and response.opaque == request.opaque
