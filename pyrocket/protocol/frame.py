@@ -96,7 +96,7 @@ def parse_rocketmq_header(header: bytes) -> tuple[int, int, int, int, int, bytes
     """
     try:
         parsed = _ROCKETMQ_FIXED.parse(header)
-    except c.ConstructError as exc:
+    except (c.ConstructError, struct.error) as exc:  # compiled parsers raise struct.error
         raise ProtocolError(f"bad ROCKETMQ header: {_describe(exc)}") from exc
     blob: bytes = parsed.ext_blob
     used = _FIXED_SIZE + 4 + len(parsed.remark) + 4 + len(blob)

@@ -1,0 +1,105 @@
+"""The processor table: which processor answers which request code.
+
+A processor is ``async def processor(conn, request) -> RemotingCommand | None``.
+It returns the response (the transport sets the opaque, the response flag and
+the wire settings), or ``None`` to send nothing now; a processor that answers
+later (long polling) keeps ``conn`` and ``request`` and calls
+``await conn.send(response.answering(request))`` when it is ready.
+
+Coroutine processors run on the connection's worker tasks, several at once, so
+a slow one does not hold up the others. A plain (non-async) function with the
+same signature is called right where the request is decoded, in the
+connection's reader, with no task switch: the fast path for quick in-memory
+work such as a route lookup. It cannot wait for anything, by construction; it
+holds up the connection's reading while it runs, so keep it short.
+
+The system answers Java's NettyRemotingAbstract gives when no processor runs
+are built here too, with Java's remark texts.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Final, TypeAlias
+
+from pyrocket.errors import PyrocketError
+from pyrocket.protocol.codes import ResponseCode
+from pyrocket.protocol.command import RemotingCommand
+
+if TYPE_CHECKING:
+    from pyrocket.remoting.connection import Connection
+
+Processor: TypeAlias = Callable[
+    ["Connection", RemotingCommand],
+    Awaitable[RemotingCommand | None] | RemotingCommand | None,
+]
+"""Answers one request: ``async def (conn, request) -> RemotingCommand | None``,
+or a plain ``def`` with the same signature for quick in-memory work."""
+
+RejectCheck: TypeAlias = Callable[[], bool]
+"""Java's ``rejectRequest()``: True makes the server answer SYSTEM_BUSY unrun."""
+
+#: Remark of the SYSTEM_BUSY answer to a processor that rejects requests.
+REJECT_REQUEST_REMARK: Final = "[REJECTREQUEST]system busy, start flow control for a while"
+#: Remark of the SYSTEM_BUSY answer when a connection has too many requests in flight.
+OVERLOAD_REMARK: Final = "[OVERLOAD]system busy, start flow control for a while"
+
+
+def not_supported_remark(code: int) -> str:
+    """Java's remark for a request code nobody processes (leading space included)."""
+    return f" request type {code} not supported"
+
+
+def error_remark(exc: BaseException) -> str:
+    """The SYSTEM_ERROR remark for an exception raised by a processor.
+
+    pyrocket's own errors carry a message meant for the peer and are sent as
+    they are; anything else is named by its type, like Java's
+    ``Throwable.toString()``.
+    """
+    if isinstance(exc, PyrocketError):
+        return str(exc) or type(exc).__name__
+    text = str(exc)
+    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
+
+
+@dataclass(frozen=True, slots=True)
+class Registration:
+    """A processor with its optional rejection check."""
+
+    processor: Processor
+    reject_request: RejectCheck | None = None
+
+
+class ProcessorTable:
+    """Processors by request code plus an optional default one."""
+
+    def __init__(self) -> None:
+        self._table: dict[int, Registration] = {}
+        self._default: Registration | None = None
+
+    def register(
+        self, code: int, processor: Processor, *, reject_request: RejectCheck | None = None
+    ) -> None:
+        """Route requests with ``code`` to ``processor`` (replacing any earlier one)."""
+        self._table[int(code)] = Registration(processor, reject_request)
+
+    def register_default(
+        self, processor: Processor, *, reject_request: RejectCheck | None = None
+    ) -> None:
+        """Route every request code without its own processor to ``processor``."""
+        self._default = Registration(processor, reject_request)
+
+    def lookup(self, code: int) -> Registration | None:
+        """The registration for ``code``, else the default one, else None."""
+        return self._table.get(code, self._default)
+
+    def codes(self) -> frozenset[int]:
+        """The request codes with a processor of their own."""
+        return frozenset(self._table)
+
+
+def system_response(code: ResponseCode, remark: str) -> RemotingCommand:
+    """A response the transport sends on its own (busy, unsupported, error)."""
+    return RemotingCommand.response(code, remark)

@@ -1,0 +1,161 @@
+"""The remoting server: accepts connections and runs processors for them.
+
+Java's NettyRemotingServer done with trio: :meth:`RemotingServer.serve` binds,
+reports the bound port through ``task_status`` and serves until cancelled;
+each accepted connection is a :class:`~pyrocket.remoting.connection.Connection`
+run in its own task. Cancelling ``serve`` closes the listeners and every
+connection; nothing is left running.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from typing import NoReturn
+
+import trio
+
+from pyrocket.protocol.codes import VERSION_V4_7_0, LanguageCode, SerializeType
+from pyrocket.protocol.frame import DEFAULT_MAX_FRAME_SIZE
+from pyrocket.remoting.address import stream_addresses
+from pyrocket.remoting.connection import Connection, ConnectionSettings, Permits
+from pyrocket.remoting.dispatch import Processor, ProcessorTable, RejectCheck
+from pyrocket.remoting.events import ConnectionListener, EventQueue
+
+log = logging.getLogger("pyrocket.remoting")
+
+
+@dataclass(frozen=True, slots=True)
+class ServerConfig:
+    """Server knobs (Java's NettyServerConfig / NettySystemConfig names in brackets).
+
+    - ``listen_port`` [listenPort]: used when ``serve`` is given no port.
+    - ``max_frame_size`` [com.rocketmq.remoting.frameMaxLength]: bytes, length word included.
+    - ``channel_max_idle_seconds`` [serverChannelMaxIdleTimeSeconds]: 0 disables.
+    - ``max_in_flight_per_connection``: requests accepted and unanswered per
+      connection before SYSTEM_BUSY; ``workers_per_connection``: processors
+      running at once per connection (Java's executors, per connection).
+    - ``async_permits`` / ``oneway_permits`` [serverAsyncSemaphoreValue /
+      serverOnewaySemaphoreValue]: calls the server makes to its clients.
+    - ``serialize_type`` [rocketmq.serialize.type], ``language``,
+      ``version`` [rocketmq.remoting.version]: stamped on what it sends.
+    """
+
+    listen_port: int = 8888
+    max_frame_size: int = DEFAULT_MAX_FRAME_SIZE
+    channel_max_idle_seconds: float = 120.0
+    max_in_flight_per_connection: int = 1024
+    workers_per_connection: int = 64
+    async_permits: int = 64
+    oneway_permits: int = 256
+    serialize_type: SerializeType = SerializeType.JSON
+    language: LanguageCode = LanguageCode.JAVA
+    version: int = VERSION_V4_7_0
+
+    def connection_settings(self) -> ConnectionSettings:
+        return ConnectionSettings(
+            serialize_type=self.serialize_type,
+            language=self.language,
+            version=self.version,
+            max_frame_size=self.max_frame_size,
+            idle_seconds=self.channel_max_idle_seconds or None,
+            max_in_flight=self.max_in_flight_per_connection,
+            workers=self.workers_per_connection,
+        )
+
+
+class RemotingServer:
+    """Processors by request code, served over TCP.
+
+    Register processors, then run :meth:`serve` in a nursery::
+
+        server = RemotingServer(ServerConfig(listen_port=9876), listener=housekeeping)
+        server.register_processor(RequestCode.GET_ROUTEINFO_BY_TOPIC, get_route)
+        server.register_default_processor(handle_request)
+        port = await nursery.start(server.serve, "0.0.0.0")
+
+    A request whose code has no processor (and no default) is answered
+    REQUEST_CODE_NOT_SUPPORTED. ``connections`` lists the open connections;
+    requests to a client go through its connection's ``invoke*`` methods.
+    """
+
+    def __init__(
+        self, config: ServerConfig | None = None, *, listener: ConnectionListener | None = None
+    ) -> None:
+        self.config = config or ServerConfig()
+        self.processors = ProcessorTable()
+        self._settings = self.config.connection_settings()
+        self._permits = Permits(self.config.async_permits, self.config.oneway_permits)
+        self._listener = listener
+        self._connections: set[Connection] = set()
+
+    def register_processor(
+        self, code: int, processor: Processor, *, reject_request: RejectCheck | None = None
+    ) -> None:
+        """Answer requests with ``code`` by ``processor``.
+
+        ``reject_request()`` returning True makes the server answer
+        SYSTEM_BUSY "[REJECTREQUEST]..." without running the processor.
+        """
+        self.processors.register(code, processor, reject_request=reject_request)
+
+    def register_default_processor(
+        self, processor: Processor, *, reject_request: RejectCheck | None = None
+    ) -> None:
+        """Answer every code without its own processor by ``processor``."""
+        self.processors.register_default(processor, reject_request=reject_request)
+
+    @property
+    def connections(self) -> frozenset[Connection]:
+        """The connections being served (an entry leaves when its run ends)."""
+        return frozenset(self._connections)
+
+    async def serve(
+        self,
+        host: str | None = "0.0.0.0",
+        port: int | None = None,
+        *,
+        task_status: trio.TaskStatus[int] = trio.TASK_STATUS_IGNORED,
+    ) -> NoReturn:
+        """Bind ``host:port`` (``port`` defaults to the config's listen port; 0
+        picks a free one), report the bound port and serve until cancelled.
+
+        Raises OSError when the address cannot be bound.
+        """
+        listeners = await trio.open_tcp_listeners(
+            self.config.listen_port if port is None else port, host=host
+        )
+        bound = listeners[0].socket.getsockname()[1]
+        log.info("remoting server listening on %s:%d", host or "*", bound)
+        async with trio.open_nursery() as nursery:
+            events = None
+            if self._listener is not None:
+                events = EventQueue(self._listener)
+                nursery.start_soon(events.deliver)
+
+            async def handle(stream: trio.SocketStream) -> None:
+                await self._handle(stream, events)
+
+            await nursery.start(trio.serve_listeners, handle, listeners)
+            task_status.started(bound)
+            await trio.sleep_forever()
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    async def _handle(self, stream: trio.SocketStream, events: EventQueue | None) -> None:
+        remote, local = stream_addresses(stream)
+        conn = Connection(
+            stream,
+            remote_address=remote,
+            local_address=local,
+            settings=self._settings,
+            processors=self.processors,
+            permits=self._permits,
+            events=events,
+        )
+        log.info("accepted connection from %s", remote)
+        self._connections.add(conn)
+        try:
+            await conn.run()
+        finally:
+            self._connections.discard(conn)
+            log.info("connection from %s closed", remote)
