@@ -163,3 +163,15 @@ def _from_wire(raw: str, spec: _FieldSpec) -> Any:
     if not low <= value <= high:
         raise CommandError(f"the custom field <{spec.wire}> is out of {jtype.value} range: {raw!r}")
     return value
+
+
+# ---------------------------------------------------------------------------
+# NameServer headers (common/.../protocol/header/namesrv)
+
+
+@dataclass(frozen=True, slots=True)
+class RegisterBrokerResponseHeader(CommandHeader):
+    """REGISTER_BROKER answer: the master's HA and broker addresses (slaves)."""
+
+    ha_server_addr: str | None = jfield("haServerAddr", STRING)
+    master_addr: str | None = jfield("masterAddr", STRING)
