@@ -167,7 +167,7 @@ def encode_json_header(command: RemotingCommand) -> bytes:
         parts.append(',"remark":')
         parts.append(quote(command.remark))
     parts.append(f',"serializeTypeCurrentRPC":"JSON","version":{command.version}}}')
-    return "".join(parts).encode("utf-8")
+    return "".join(parts).encode("utf-8", "replace")
 
 
 def _language_name(language: int) -> str:
@@ -181,7 +181,7 @@ _KNOWN_LANGUAGES: Final = frozenset(LanguageCode)
 
 def encode_rocketmq_header(command: RemotingCommand) -> bytes:
     """The binary header of ``command``."""
-    remark = command.remark.encode("utf-8") if command.remark else b""
+    remark = command.remark.encode("utf-8", "replace") if command.remark else b""
     ext = list(command.ext_fields.items()) if command.ext_fields else []
     return build_rocketmq_header(
         command.code,

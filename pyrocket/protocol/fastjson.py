@@ -12,11 +12,16 @@ Writer rules (what ``JSON.toJSONString`` does with RocketMQ's default features):
 * sequences with ``null`` for ``None`` elements; ``bool`` as true/false;
   doubles as Java's ``Double.toString`` (scientific outside [1e-3, 1e7));
 * enums by name. Beans are the caller's business: a body class hands over a
-  mapping whose keys are its properties in alphabetical order, nulls dropped.
+  mapping whose keys are its properties in alphabetical order, nulls dropped;
+* a map key that is a bean (``HashMap<MessageQueue, ...>``) written as a JSON
+  object, as fastjson's MapSerializer does: ``{{"brokerName":"b","queueId":0,
+  "topic":"t"}:{...}}``. Such keys are :class:`ObjectKey` values or objects with
+  a ``to_json()`` method.
 
 The reader returns plain Python values with objects as ``dict`` in document
-order; a bare integer key comes back as ``int``. It raises
-:class:`~pyrocket.errors.ProtocolError` for anything that is not JSON.
+order; a bare integer key comes back as ``int``, an object key as an
+:class:`ObjectKey`. It raises :class:`~pyrocket.errors.ProtocolError` for
+anything that is not JSON.
 """
 
 from __future__ import annotations
@@ -25,7 +30,7 @@ import json
 import json.decoder
 import math
 import re
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from decimal import Decimal
 from enum import Enum
 from typing import Any
@@ -40,6 +45,49 @@ def _escape_char(match: re.Match[str]) -> str:
     ch = match.group()
     short = _SHORT.get(ch)
     return short if short is not None else f"\\u{ord(ch):04X}"
+
+
+class ObjectKey(Mapping[Any, Any]):
+    """A JSON object used as a map key: hashable and immutable.
+
+    Nested objects become ObjectKeys and arrays tuples, so the whole key can be
+    hashed. Iterates its members in document order.
+    """
+
+    __slots__ = ("_hash", "_items")
+
+    def __init__(self, items: Mapping[Any, Any]) -> None:
+        frozen = {key: _freeze(value) for key, value in items.items()}
+        self._items = frozen
+        self._hash = hash(tuple(frozen.items()))
+
+    def __getitem__(self, key: Any) -> Any:
+        return self._items[key]
+
+    def __iter__(self) -> Iterator[Any]:
+        return iter(self._items)
+
+    def __len__(self) -> int:
+        return len(self._items)
+
+    def __hash__(self) -> int:
+        return self._hash
+
+    def __eq__(self, other: object) -> bool:
+        if isinstance(other, ObjectKey):
+            return self._items == other._items
+        return NotImplemented
+
+    def __repr__(self) -> str:
+        return f"ObjectKey({self._items!r})"
+
+
+def _freeze(value: Any) -> Any:
+    if isinstance(value, dict):
+        return ObjectKey(value)
+    if isinstance(value, list):
+        return tuple(_freeze(item) for item in value)
+    return value
 
 
 def quote(text: str) -> str:
@@ -78,8 +126,9 @@ def dumps(value: Any) -> str:
 
 
 def dumps_bytes(value: Any) -> bytes:
-    """:func:`dumps` encoded as UTF-8, the form bodies travel in."""
-    return dumps(value).encode("utf-8")
+    """:func:`dumps` encoded as UTF-8, the form bodies travel in. A lone
+    surrogate becomes ``?``, as in Java's ``String.getBytes(UTF_8)``."""
+    return dumps(value).encode("utf-8", "replace")
 
 
 def _write(value: Any, out: list[str]) -> None:
@@ -114,6 +163,8 @@ def _write(value: Any, out: list[str]) -> None:
                 out.append(str(key))
             elif isinstance(key, Enum):
                 out.append(quote(key.name))
+            elif isinstance(key, Mapping) or hasattr(key, "to_json"):
+                _write(key, out)
             else:
                 raise TypeError(f"unsupported map key type {type(key).__name__}")
             out.append(":")
@@ -240,6 +291,10 @@ class _Reader:
             self.skip_ws()
             if self.text.startswith('"', self.pos):
                 key: Any = self.string()
+            elif self.text.startswith("{", self.pos):
+                if depth + 1 > _MAX_DEPTH:
+                    raise self.fail("nesting too deep")
+                key = ObjectKey(self.obj(depth + 1))
             else:
                 key = self.number()
                 if not isinstance(key, int):

@@ -150,7 +150,7 @@ def build_rocketmq_header(
     """Serialize a binary header. Raises ProtocolError for values out of range."""
     parts: list[bytes] = []
     for key, value in ext_fields:
-        key_bytes, value_bytes = key.encode("utf-8"), value.encode("utf-8")
+        key_bytes, value_bytes = key.encode("utf-8", "replace"), value.encode("utf-8", "replace")
         if len(key_bytes) > 0x7FFF:
             raise ProtocolError(f"ext field key of {len(key_bytes)} bytes is too long")
         parts += (len(key_bytes).to_bytes(2, "big"), key_bytes)

@@ -1,0 +1,132 @@
+"""Broker administration and replication bodies: topic and consumer statistics
+(GET_TOPIC_STATS_INFO, GET_CONSUME_STATS), who consumes a topic
+(QUERY_TOPIC_CONSUME_BY_WHO), and the tables a slave copies from its master
+(GET_ALL_SUBSCRIPTIONGROUP_CONFIG, GET_ALL_CONSUMER_OFFSET, GET_ALL_DELAY_OFFSET).
+
+The statistics tables are ``HashMap<MessageQueue, ...>``: fastjson writes each
+key as a JSON object. Build them in a ``JavaHashMap`` (MessageQueue supplies
+Java's hashCode) to get Java's order.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+from pyrocket.protocol.bodies._bean import (
+    BOOL,
+    DOUBLE,
+    INT,
+    LONG,
+    STR,
+    Bean,
+    bean,
+    list_of,
+    map_of,
+    prop,
+)
+from pyrocket.protocol.bodies.client import MessageQueue
+from pyrocket.protocol.bodies.topic import DataVersion
+
+
+@dataclass(frozen=True, slots=True)
+class TopicOffset(Bean):
+    min_offset: int = prop("minOffset", LONG, default=0)
+    max_offset: int = prop("maxOffset", LONG, default=0)
+    last_update_timestamp: int = prop("lastUpdateTimestamp", LONG, default=0)
+
+
+@dataclass(frozen=True, slots=True)
+class TopicStatsTable(Bean):
+    """GET_TOPIC_STATS_INFO's answer: offsets of each queue of a topic."""
+
+    offset_table: Mapping[MessageQueue, TopicOffset] = prop(
+        "offsetTable", map_of(bean(MessageQueue), bean(TopicOffset)), factory=dict
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class OffsetWrapper(Bean):
+    broker_offset: int = prop("brokerOffset", LONG, default=0)
+    consumer_offset: int = prop("consumerOffset", LONG, default=0)
+    last_timestamp: int = prop("lastTimestamp", LONG, default=0)
+
+
+@dataclass(frozen=True, slots=True)
+class ConsumeStats(Bean):
+    """GET_CONSUME_STATS's answer: broker and consumer offsets per queue."""
+
+    offset_table: Mapping[MessageQueue, OffsetWrapper] = prop(
+        "offsetTable", map_of(bean(MessageQueue), bean(OffsetWrapper)), factory=dict
+    )
+    consume_tps: float = prop("consumeTps", DOUBLE, default=0.0)
+
+    def compute_total_diff(self) -> int:
+        """``computeTotalDiff()``: messages not yet consumed, over all queues."""
+        return sum(w.broker_offset - w.consumer_offset for w in self.offset_table.values())
+
+
+@dataclass(frozen=True, slots=True)
+class GroupList(Bean):
+    """QUERY_TOPIC_CONSUME_BY_WHO's answer: consumer groups (a HashSet)."""
+
+    group_list: tuple[str, ...] = prop("groupList", list_of(STR), default=())
+
+
+@dataclass(frozen=True, slots=True)
+class SubscriptionGroupConfig(Bean):
+    """A consumer group's settings on a broker; defaults are Java's."""
+
+    group_name: str | None = prop("groupName", STR)
+    consume_enable: bool = prop("consumeEnable", BOOL, default=True)
+    consume_from_min_enable: bool = prop("consumeFromMinEnable", BOOL, default=True)
+    consume_broadcast_enable: bool = prop("consumeBroadcastEnable", BOOL, default=True)
+    retry_queue_nums: int = prop("retryQueueNums", INT, default=1)
+    retry_max_times: int = prop("retryMaxTimes", INT, default=16)
+    broker_id: int = prop("brokerId", LONG, default=0)
+    which_broker_when_consume_slowly: int = prop("whichBrokerWhenConsumeSlowly", LONG, default=1)
+    notify_consumer_ids_changed_enable: bool = prop(
+        "notifyConsumerIdsChangedEnable", BOOL, default=True
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class SubscriptionGroupWrapper(Bean):
+    """GET_ALL_SUBSCRIPTIONGROUP_CONFIG's answer. Java's table is a
+    ``ConcurrentHashMap(1024)``; pass it in that order."""
+
+    subscription_group_table: Mapping[str, SubscriptionGroupConfig] = prop(
+        "subscriptionGroupTable", map_of(STR, bean(SubscriptionGroupConfig)), factory=dict
+    )
+    data_version: DataVersion = prop("dataVersion", bean(DataVersion), factory=DataVersion)
+
+
+@dataclass(frozen=True, slots=True)
+class ConsumerOffsetSerializeWrapper(Bean):
+    """GET_ALL_CONSUMER_OFFSET's answer: ``topic@group`` -> queue id -> offset
+    (``ConcurrentHashMap(512)`` of ``ConcurrentHashMap<Integer, Long>``)."""
+
+    offset_table: Mapping[str, Mapping[int, int]] = prop(
+        "offsetTable", map_of(STR, map_of(INT, LONG)), factory=dict
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class DelayOffsetSerializeWrapper(Bean):
+    """GET_ALL_DELAY_OFFSET's answer: delay level -> offset
+    (``ConcurrentHashMap<Integer, Long>(32)``)."""
+
+    offset_table: Mapping[int, int] = prop("offsetTable", map_of(INT, LONG), factory=dict)
+
+
+__all__ = [
+    "ConsumeStats",
+    "ConsumerOffsetSerializeWrapper",
+    "DelayOffsetSerializeWrapper",
+    "GroupList",
+    "OffsetWrapper",
+    "SubscriptionGroupConfig",
+    "SubscriptionGroupWrapper",
+    "TopicOffset",
+    "TopicStatsTable",
+]
