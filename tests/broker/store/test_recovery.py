@@ -323,6 +323,8 @@ def test_a_damaged_record_is_rejected_or_still_consistent(
     )
     damaged = bytearray(record)
     where %= len(record)
+    # Overwrite in place: the damage must not change the record's length.
+    garbage = garbage[: len(record) - where]
     damaged[where : where + len(garbage)] = garbage
     found = check_record(bytes(damaged), 0, 0, check_crc=True, deliver_time=_deliver)
     if isinstance(found, DispatchRequest):
