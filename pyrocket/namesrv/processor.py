@@ -22,6 +22,7 @@ is SYSTEM_ERROR (Java logs it and answers SUCCESS).
 from __future__ import annotations
 
 import logging
+import re
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
@@ -32,7 +33,7 @@ import trio
 from pyrocket.errors import CommandError, ConnectionClosedError, ProtocolError
 from pyrocket.namesrv.config import Configuration, NamesrvConfig, plan_update, save_properties
 from pyrocket.namesrv.kvconfig import NAMESPACE_ORDER_TOPIC_CONFIG, KVConfigManager
-from pyrocket.namesrv.routeinfo import RouteInfoManager, TopicQueueConfig
+from pyrocket.namesrv.routeinfo import QueueNums, RouteInfoManager, TopicQueues
 from pyrocket.protocol import fastjson
 from pyrocket.protocol.bodies import DataVersion, Properties, RegisterBrokerBody
 from pyrocket.protocol.checksum import crc32
@@ -105,7 +106,7 @@ class RegistrationBody:
     """A decoded REGISTER_BROKER body: what RouteInfoManager needs of it."""
 
     data_version: DataVersion
-    topics: tuple[TopicQueueConfig, ...]
+    topics: TopicQueues
     filter_server_list: tuple[str, ...] | None
 
 
@@ -119,6 +120,7 @@ class DefaultRequestProcessor:
     def __init__(self, state: NamesrvState, spawn: Spawn) -> None:
         self.state = state
         self._spawn = spawn
+        self._bodies = RegistrationDecoder()
 
     def register_all(self, server: RemotingServer) -> None:
         """Register a handler for each of the 19 codes Java's NameServer answers."""
@@ -248,7 +250,7 @@ class DefaultRequestProcessor:
                 ResponseCode.SYSTEM_ERROR, "crc32 not match", RegisterBrokerResponseHeader()
             )
         if request.version >= VERSION_V3_0_11:
-            registration = decode_register_body(request.body, header.compressed)
+            registration = self._bodies.decode(header.broker_addr, request.body, header.compressed)
         else:
             registration = decode_legacy_register_body(request.body)
         state = self.state
@@ -399,28 +401,24 @@ def decode_register_body(body: bytes | None, compressed: bool) -> RegistrationBo
     route tables need. No body is an empty table with DataVersion 0/0, as in
     Java. Raises CommandError when the body does not decode."""
     if body is None:
-        return RegistrationBody(DataVersion(0, 0), (), ())
+        return RegistrationBody(DataVersion(0, 0), {}, ())
+    what = "RegisterBrokerBody"
     if compressed:
         try:
             decoded = RegisterBrokerBody.decode(body, compressed=True)
         except ProtocolError as exc:
-            raise CommandError(f"Failed to decode RegisterBrokerBody: {exc}") from exc
+            raise CommandError(f"Failed to decode {what}: {exc}") from exc
         wrapper = decoded.topic_config_serialize_wrapper
-        topics = tuple(
-            TopicQueueConfig(
-                name,
-                config.read_queue_nums,
-                config.write_queue_nums,
-                config.perm,
-                config.topic_sys_flag,
-            )
-            for name, config in wrapper.topic_config_table.items()
-        )
+        topics = {
+            name: (c.read_queue_nums, c.write_queue_nums, c.perm, c.topic_sys_flag)
+            for name, c in wrapper.topic_config_table.items()
+        }
         return RegistrationBody(wrapper.data_version, topics, decoded.filter_server_list)
     try:
-        document = _json_object(body, "RegisterBrokerBody")
+        document = _json_object(body, what)
         wrapper_json = _object_field(document, "topicConfigSerializeWrapper")
-        data_version, topics = _wrapper(wrapper_json)
+        data_version = _data_version(wrapper_json)
+        table = _object_field(wrapper_json, "topicConfigTable")
         servers = document.get("filterServerList")
         if servers is None:
             filter_servers: tuple[str, ...] = ()
@@ -429,20 +427,106 @@ def decode_register_body(body: bytes | None, compressed: bool) -> RegistrationBo
         else:
             raise ProtocolError("filterServerList is not a list of strings")
     except ProtocolError as exc:
-        raise CommandError(f"Failed to decode RegisterBrokerBody: {exc}") from exc
-    return RegistrationBody(data_version, topics, filter_servers)
+        raise CommandError(f"Failed to decode {what}: {exc}") from exc
+    return RegistrationBody(data_version, _topic_queues(table, what), filter_servers)
+
+
+# A DataVersion as fastjson writes it; JSON integers only (no leading zeros).
+_DATA_VERSION_TEXT: Final = re.compile(
+    rb'\{"counter":(-?(?:0|[1-9][0-9]{0,18})),"timestamp":(-?(?:0|[1-9][0-9]{0,18}))\}'
+)
+_LONG: Final = (-(1 << 63), (1 << 63) - 1)
+
+
+@dataclass(frozen=True, slots=True)
+class _BodyShape:
+    """A broker's last plain body, as the bytes before and after its
+    DataVersion (hashed) and what the rest decoded to."""
+
+    prefix_length: int
+    prefix_hash: int
+    suffix_length: int
+    suffix_hash: int
+    decoded: RegistrationBody
+
+
+class RegistrationDecoder:
+    """Decodes REGISTER_BROKER bodies, remembering each broker's last one.
+
+    A broker sends the same body every 30 s, or the same one with a new
+    DataVersion after a topic change elsewhere; parsing 100 topics of JSON
+    each time is most of a registration's cost. When a body equals the
+    previous one of its broker except for the DataVersion text (checked by
+    length and hash of the bytes around it, the DataVersion itself parsed),
+    the previous decoding is reused: the result is exactly what a full
+    decoding would give. A DataVersion is located only when the body names
+    ``dataVersion`` and ``topicConfigSerializeWrapper`` once each (text with
+    quotes cannot hide inside a JSON string), so the spliced bytes are the
+    wrapper's DataVersion and nothing else.
+    """
+
+    def __init__(self, capacity: int = 4096) -> None:
+        self._capacity = capacity
+        self._shapes: dict[str, _BodyShape] = {}
+
+    def decode(self, broker_addr: str, body: bytes | None, compressed: bool) -> RegistrationBody:
+        """As :func:`decode_register_body`; raises CommandError."""
+        if body is None or compressed:
+            return decode_register_body(body, compressed)
+        shape = self._shapes.get(broker_addr)
+        if shape is not None:
+            end = len(body) - shape.suffix_length
+            if (
+                end > shape.prefix_length
+                and hash(body[: shape.prefix_length]) == shape.prefix_hash
+                and hash(body[end:]) == shape.suffix_hash
+            ):
+                match = _DATA_VERSION_TEXT.fullmatch(body, shape.prefix_length, end)
+                if match is not None:
+                    counter, timestamp = int(match[1]), int(match[2])
+                    if _LONG[0] <= counter <= _LONG[1] and _LONG[0] <= timestamp <= _LONG[1]:
+                        previous = shape.decoded
+                        return RegistrationBody(
+                            DataVersion(timestamp, counter),
+                            previous.topics,
+                            previous.filter_server_list,
+                        )
+        decoded = decode_register_body(body, compressed)
+        self._remember(broker_addr, body, decoded)
+        return decoded
+
+    def _remember(self, broker_addr: str, body: bytes, decoded: RegistrationBody) -> None:
+        self._shapes.pop(broker_addr, None)
+        if body.count(b'"dataVersion"') != 1 or body.count(b'"topicConfigSerializeWrapper"') != 1:
+            return
+        version = decoded.data_version
+        text = b'{"counter":%d,"timestamp":%d}' % (version.counter, version.timestamp)
+        key = b'"dataVersion":'
+        at = body.find(key + text)
+        if at < 0:
+            return
+        start = at + len(key)
+        end = start + len(text)
+        if len(self._shapes) >= self._capacity:
+            del self._shapes[next(iter(self._shapes))]
+        self._shapes[broker_addr] = _BodyShape(
+            start, hash(body[:start]), len(body) - end, hash(body[end:]), decoded
+        )
 
 
 def decode_legacy_register_body(body: bytes | None) -> RegistrationBody:
     """The body of a REGISTER_BROKER from a broker older than 3.0.11: a bare
     TopicConfigSerializeWrapper. Filter servers stay as they are."""
     if body is None:
-        return RegistrationBody(DataVersion(0, 0), (), None)
+        return RegistrationBody(DataVersion(0, 0), {}, None)
+    what = "TopicConfigSerializeWrapper"
     try:
-        data_version, topics = _wrapper(_json_object(body, "TopicConfigSerializeWrapper"))
+        wrapper = _json_object(body, what)
+        data_version = _data_version(wrapper)
+        table = _object_field(wrapper, "topicConfigTable")
     except ProtocolError as exc:
-        raise CommandError(f"Failed to decode TopicConfigSerializeWrapper: {exc}") from exc
-    return RegistrationBody(data_version, topics, None)
+        raise CommandError(f"Failed to decode {what}: {exc}") from exc
+    return RegistrationBody(data_version, _topic_queues(table, what), None)
 
 
 def _json_object(body: bytes, what: str) -> dict[str, Any]:
@@ -461,37 +545,64 @@ def _object_field(document: dict[str, Any], key: str) -> dict[str, Any]:
     return value
 
 
-def _wrapper(wrapper: dict[str, Any]) -> tuple[DataVersion, tuple[TopicQueueConfig, ...]]:
+def _data_version(wrapper: dict[str, Any]) -> DataVersion:
     version_json = wrapper.get("dataVersion")
     if version_json is None:
-        data_version = DataVersion()  # Java's default: stamped now
-    else:
-        data_version = DataVersion.from_json(version_json, "dataVersion")
-    table = _object_field(wrapper, "topicConfigTable")
-    topics: dict[str, TopicQueueConfig] = {}
+        return DataVersion()  # Java's default: stamped now
+    return DataVersion.from_json(version_json, "dataVersion")
+
+
+_TOPIC_DEFAULTS: Final = (16, 16, 6, 0)  # new TopicConfig()
+_TOPIC_KEYS: Final = ("readQueueNums", "writeQueueNums", "perm", "topicSysFlag")
+
+
+def _topic_queues(table: dict[str, Any], what: str) -> TopicQueues:
+    """The topicConfigTable as name -> queue numbers; raises CommandError
+    naming the first entry that is not a TopicConfig."""
+    low, high = _INT32
+    topics: dict[str, QueueNums] = {}
     for key, config in table.items():
-        if not isinstance(config, dict):
-            raise ProtocolError(f"topicConfigTable[{key!r}] is not an object")
-        name = config.get("topicName")
-        if not isinstance(name, str):
-            raise ProtocolError(f"topicConfigTable[{key!r}].topicName is not a string")
-        topics[name] = TopicQueueConfig(
-            name,
-            _int_field(config, "readQueueNums", 16),
-            _int_field(config, "writeQueueNums", 16),
-            _int_field(config, "perm", 6),
-            _int_field(config, "topicSysFlag", 0),
-        )
-    return data_version, tuple(topics.values())
+        # The common case in one go: every field present and an int in range.
+        if type(config) is dict:
+            name = config.get("topicName")
+            read = config.get("readQueueNums")
+            write = config.get("writeQueueNums")
+            perm = config.get("perm")
+            flag = config.get("topicSysFlag")
+            if (
+                type(name) is str
+                and type(read) is int
+                and type(write) is int
+                and type(perm) is int
+                and type(flag) is int
+                and low <= read <= high
+                and low <= write <= high
+                and low <= perm <= high
+                and low <= flag <= high
+            ):
+                topics[name] = (read, write, perm, flag)
+                continue
+        name, queues = _topic_entry(key, config, what)
+        topics[name] = queues
+    return topics
 
 
-def _int_field(config: dict[str, Any], key: str, default: int) -> int:
-    value = config.get(key)
-    if value is None:
-        return default
-    if type(value) is not int or not _INT32[0] <= value <= _INT32[1]:
-        raise ProtocolError(f"{config.get('topicName')!r}.{key} is not a Java int: {value!r}")
-    return value
+def _topic_entry(key: str, config: Any, what: str) -> tuple[str, QueueNums]:
+    where = f"Failed to decode {what}: topicConfigTable[{key!r}]"
+    if not isinstance(config, dict):
+        raise CommandError(f"{where} is not an object")
+    name = config.get("topicName")
+    if not isinstance(name, str):
+        raise CommandError(f"{where}.topicName is not a string")
+    values = []
+    for field_name, default in zip(_TOPIC_KEYS, _TOPIC_DEFAULTS, strict=True):
+        value = config.get(field_name)
+        if value is None:
+            value = default
+        elif type(value) is not int or not _INT32[0] <= value <= _INT32[1]:
+            raise CommandError(f"{where}.{field_name} is not a Java int: {value!r}")
+        values.append(value)
+    return name, (values[0], values[1], values[2], values[3])
 
 
 __all__ = [
@@ -499,6 +610,7 @@ __all__ = [
     "DefaultRequestProcessor",
     "NamesrvState",
     "RegistrationBody",
+    "RegistrationDecoder",
     "decode_legacy_register_body",
     "decode_register_body",
 ]

@@ -76,9 +76,15 @@ _CLUSTER_TABLE_CAPACITY: Final = 32
 _LIVE_TABLE_CAPACITY: Final = 256
 _FILTER_TABLE_CAPACITY: Final = 256
 
-# A topic's queue data on one broker name, without the name:
-# (readQueueNums, writeQueueNums, perm, topicSynFlag).
-_Queues = tuple[int, int, int, int]
+QueueNums = tuple[int, int, int, int]
+"""A topic's queue data on one broker, without the broker name:
+(readQueueNums, writeQueueNums, perm, topicSynFlag)."""
+
+TopicQueues = Mapping[str, QueueNums]
+"""A registering broker's topics: name -> queue data, in the order its body
+lists them."""
+
+_Queues = QueueNums
 
 
 @dataclass(frozen=True, slots=True)
@@ -90,6 +96,16 @@ class TopicQueueConfig:
     write_queue_nums: int = 16
     perm: int = 6
     topic_sys_flag: int = 0
+
+    @property
+    def queue_nums(self) -> QueueNums:
+        return (self.read_queue_nums, self.write_queue_nums, self.perm, self.topic_sys_flag)
+
+
+def topic_queues(configs: Iterable[TopicQueueConfig]) -> dict[str, QueueNums]:
+    """A :data:`TopicQueues` table from topic configs (a later one of the
+    same name wins, as in the Java map the body decodes into)."""
+    return {config.topic: config.queue_nums for config in configs}
 
 
 @dataclass(frozen=True, slots=True)
@@ -119,21 +135,37 @@ class DroppedBroker:
     reason: str
 
 
+_QueueList = tuple[tuple[str, QueueNums], ...]
+"""A topic's queue data in Java's list order, as (broker name, numbers) pairs."""
+
+
 class _Topic:
     """One entry of the topic queue table.
 
-    ``queues`` maps broker name to queue data in the order of Java's list
-    (a changed entry is removed and appended, so it moves to the end, exactly
-    as Python's dict does on delete and insert). ``route`` caches the encoded
-    route body as (generation, prefix, suffix).
+    ``queues`` is an immutable tuple, shared between topics that hold the
+    same thing (most topics of a broker do), replaced on every change; a
+    changed entry moves to the end, as in Java's list. ``prefix`` and
+    ``suffix`` are the two halves of the encoded route, shared too: the broker
+    part (valid while ``generation`` is current) and the queue part.
     """
 
-    __slots__ = ("hash", "queues", "route")
+    __slots__ = ("generation", "prefix", "queues", "suffix")
 
-    def __init__(self, spread_hash: int) -> None:
-        self.hash = spread_hash
-        self.queues: dict[str, _Queues] = {}
-        self.route: tuple[int, bytes, bytes] | None = None
+    def __init__(self, queues: _QueueList) -> None:
+        self.queues = queues
+        self.prefix: bytes | None = None
+        self.suffix: bytes | None = None
+        self.generation = -1
+
+    def set_queues(self, queues: _QueueList) -> None:
+        self.queues = queues
+        self.prefix = self.suffix = None
+
+    def find(self, broker_name: str) -> QueueNums | None:
+        for name, queues in self.queues:
+            if name == broker_name:
+                return queues
+        return None
 
 
 class _BrokerEntry:
@@ -169,8 +201,18 @@ class RouteInfoManager:
         # cached body built under an older generation is stale.
         self._generation = 0
         self._cluster_body: tuple[int, bytes] | None = None
-        # Identical queue data tuples are shared (most topics look alike).
+        # Identical queue data tuples and queue lists of one broker are
+        # shared (most topics look alike).
         self._interned: dict[_Queues, _Queues] = {}
+        self._singles: dict[tuple[str, _Queues], _QueueList] = {}
+        # Route halves: broker part by broker names (this generation), queue
+        # part by queue list.
+        self._prefixes: dict[tuple[str, ...], bytes | None] = {}
+        self._prefix_generation = 0
+        self._suffixes: dict[_QueueList, bytes] = {}
+        # Broker name -> the topic table last applied for it, while nothing
+        # else has changed that name's queue data.
+        self._applied: dict[str, TopicQueues] = {}
 
     # ------------------------------------------------------------------
     # Registration
@@ -183,17 +225,24 @@ class RouteInfoManager:
         broker_id: int,
         ha_server_addr: str | None,
         data_version: DataVersion,
-        topics: Sequence[TopicQueueConfig],
+        topics: TopicQueues,
         filter_server_list: Sequence[str] | None,
         connection: object,
         now_ms: int,
     ) -> RegisterResult:
         """Record a broker's registration (``registerBroker``).
 
-        ``topics`` are the broker's topic configs in the order its body lists
-        them. ``filter_server_list`` None leaves the filter server table alone
-        (the pre-3.0.11 registration path); empty removes the broker's entry.
+        ``topics`` is the broker's topic table; Java reads it only for a master
+        whose DataVersion changed or that registers for the first time.
+        ``filter_server_list`` None leaves the filter server table alone (the
+        pre-3.0.11 registration path); empty removes the broker's entry.
         """
+        entry = self._brokers.get(broker_name)
+        register_first = entry is None or broker_id not in entry.addrs
+        update_queues = broker_id == MASTER_ID and (
+            register_first or self.is_broker_topic_config_changed(broker_addr, data_version)
+        )
+
         names = self._clusters.get(cluster_name)
         if names is None:
             names = JavaHashSet()
@@ -202,10 +251,7 @@ class RouteInfoManager:
             names.add(broker_name)
             self._changed()
 
-        register_first = False
-        entry = self._brokers.get(broker_name)
         if entry is None:
-            register_first = True
             entry = _BrokerEntry(cluster_name, broker_name)
             self._brokers[broker_name] = entry
             self._changed()
@@ -215,15 +261,10 @@ class RouteInfoManager:
             if other_addr == broker_addr and other_id != broker_id:
                 del addrs[other_id]
                 self._changed()
-        old_addr = addrs.get(broker_id)
-        if old_addr != broker_addr:
+        if addrs.get(broker_id) != broker_addr:
             addrs[broker_id] = broker_addr
             self._changed()
-        register_first = register_first or old_addr is None
-
-        if broker_id == MASTER_ID and (
-            register_first or self.is_broker_topic_config_changed(broker_addr, data_version)
-        ):
+        if update_queues:
             self._update_queue_datas(broker_name, topics)
 
         previous = self._live.get(broker_addr)
@@ -270,35 +311,40 @@ class RouteInfoManager:
             if not addrs:
                 del self._by_connection[connection]
 
-    def _update_queue_datas(self, broker_name: str, topics: Sequence[TopicQueueConfig]) -> None:
+    def _update_queue_datas(self, broker_name: str, topics: TopicQueues) -> None:
         """``createAndUpdateQueueData`` for each topic of a master."""
+        previous = self._applied.get(broker_name)
+        if previous is topics:
+            # This very table was applied last for this name and nothing has
+            # touched the name's queue data since: applying it again changes
+            # nothing.
+            return
+        self._applied[broker_name] = topics
+        # Likewise only the entries that differ from the table applied last
+        # can change anything (topics it no longer lists stay, as in Java).
+        items = topics.items() if previous is None else topics.items() - previous.items()
         interned = self._interned
+        table = self._topics
         fresh: dict[str, _Queues] = {}
-        for config in topics:
-            queues = (
-                config.read_queue_nums,
-                config.write_queue_nums,
-                config.perm,
-                config.topic_sys_flag,
-            )
+        for topic, queues in items:
             queues = interned.setdefault(queues, queues)
-            entry = self._topics.get(config.topic)
+            entry = table.get(topic)
             if entry is None:
-                fresh[config.topic] = queues
+                fresh[topic] = queues
                 continue
-            old = entry.queues.get(broker_name)
+            old = entry.find(broker_name)
             if old == queues:
                 continue
+            current = entry.queues
             if old is not None:
                 log.info(
                     "topic changed, %s OLD: %s NEW: %s",
-                    config.topic,
+                    topic,
                     _describe(broker_name, old),
                     _describe(broker_name, queues),
                 )
-                del entry.queues[broker_name]
-            entry.queues[broker_name] = queues
-            entry.route = None
+                current = tuple(pair for pair in current if pair[0] != broker_name)
+            entry.set_queues(self._list((*current, (broker_name, queues))))
         if not fresh:
             return
         names = list(fresh)
@@ -307,14 +353,20 @@ class RouteInfoManager:
             # order; its order decides which new topic enters a shared bucket
             # of the topic table first.
             order: JavaConcurrentHashMap[str, None] = JavaConcurrentHashMap()
-            for config in topics:
-                order[config.topic] = None
+            for topic in topics:
+                order[topic] = None
             names = [name for name in order if name in fresh]
         for name in names:
-            entry = _Topic(spread(string_hash(name)))
-            entry.queues[broker_name] = fresh[name]
-            self._insert_topic(name, entry)
-            log.info("new topic registered, %s %s", name, _describe(broker_name, fresh[name]))
+            queues = fresh[name]
+            self._insert_topic(name, _Topic(self._list(((broker_name, queues),))))
+            log.info("new topic registered, %s %s", name, _describe(broker_name, queues))
+
+    def _list(self, queues: _QueueList) -> _QueueList:
+        """``queues``, shared with other topics when it is a single entry."""
+        if len(queues) != 1:
+            return queues
+        pair = queues[0]
+        return self._singles.setdefault(pair, queues)
 
     def _insert_topic(self, name: str, entry: _Topic) -> None:
         self._topics[name] = entry
@@ -503,14 +555,18 @@ class RouteInfoManager:
             self._changed()
 
     def _remove_topics_of(self, broker_name: str) -> None:
+        self._applied.pop(broker_name, None)
         for topic, entry in list(self._topics.items()):
-            if broker_name in entry.queues:
-                queues = entry.queues.pop(broker_name)
-                entry.route = None
-                log.info("remove topic[%s %s]", topic, _describe(broker_name, queues))
-                if not entry.queues:
-                    self._remove_topic(topic)
-                    log.info("remove topic[%s] all queue", topic)
+            queues = entry.find(broker_name)
+            if queues is None:
+                continue
+            log.info("remove topic[%s %s]", topic, _describe(broker_name, queues))
+            rest = tuple(pair for pair in entry.queues if pair[0] != broker_name)
+            if rest:
+                entry.set_queues(self._list(rest))
+            else:
+                self._remove_topic(topic)
+                log.info("remove topic[%s] all queue", topic)
 
     # ------------------------------------------------------------------
     # Administration
@@ -520,15 +576,19 @@ class RouteInfoManager:
         number of topics touched (Java counts already read-only ones too)."""
         count = 0
         interned = self._interned
+        self._applied.pop(broker_name, None)
         for entry in self._topics.values():
-            queues = entry.queues.get(broker_name)
-            if queues is None:
+            if entry.find(broker_name) is None:
                 continue
-            read, write, perm, flag = queues
-            wiped = (read, write, perm & ~PERM_WRITE, flag)
-            entry.queues[broker_name] = interned.setdefault(wiped, wiped)
-            entry.route = None
-            count += 1
+            wiped_list = []
+            for name, queues in entry.queues:
+                if name == broker_name:
+                    read, write, perm, flag = queues
+                    wiped = (read, write, perm & ~PERM_WRITE, flag)
+                    queues = interned.setdefault(wiped, wiped)
+                    count += 1
+                wiped_list.append((name, queues))
+            entry.set_queues(self._list(tuple(wiped_list)))
         return count
 
     def delete_topic(self, topic: str) -> None:
@@ -536,6 +596,7 @@ class RouteInfoManager:
         DataVersion)."""
         if topic in self._topics:
             self._remove_topic(topic)
+            self._applied.clear()
 
     # ------------------------------------------------------------------
     # Queries
@@ -547,24 +608,35 @@ class RouteInfoManager:
         entry = self._topics.get(topic)
         if entry is None:
             return None
-        cached = entry.route
-        if cached is None or cached[0] != self._generation:
-            built = self._build_route(entry)
-            if built is None:
+        prefix = entry.prefix
+        if prefix is None or entry.generation != self._generation:
+            prefix = self._route_prefix(tuple(name for name, _ in entry.queues))
+            if prefix is None:
                 return None
-            cached = entry.route = (self._generation, built[0], built[1])
+            entry.prefix = prefix
+            entry.generation = self._generation
+        suffix = entry.suffix
+        if suffix is None:
+            suffix = entry.suffix = self._route_suffix(entry.queues)
         if order_topic_conf is None:
-            return cached[1] + cached[2]
+            return prefix + suffix
         conf = b',"orderTopicConf":' + fastjson.quote(order_topic_conf).encode("utf-8", "replace")
-        return b"".join((cached[1], conf, cached[2]))
+        return b"".join((prefix, conf, suffix))
 
-    def _build_route(self, entry: _Topic) -> tuple[bytes, bytes] | None:
-        names: JavaHashSet[str] = JavaHashSet()
-        for name in entry.queues:
-            names.add(name)
+    def _route_prefix(self, names: tuple[str, ...]) -> bytes | None:
+        """The route up to the filter server table, for topics held by these
+        broker names (in queue order); None if none of them is known."""
+        if self._prefix_generation != self._generation or len(self._prefixes) > _ROUTE_PARTS:
+            self._prefixes.clear()
+            self._prefix_generation = self._generation
+        if names in self._prefixes:
+            return self._prefixes[names]
+        unique: JavaHashSet[str] = JavaHashSet()
+        for name in names:
+            unique.add(name)
         broker_datas: list[dict[str, object]] = []
         filter_servers: JavaHashMap[str, list[str] | None] = JavaHashMap()
-        for name in names:
+        for name in unique:
             broker = self._brokers.get(name)
             if broker is None:
                 continue
@@ -572,14 +644,23 @@ class RouteInfoManager:
             broker_datas.append(_broker_json(broker.cluster, broker.name, clone))
             for addr in clone.values():
                 filter_servers[addr] = self._filters.get(addr)
-        if not broker_datas:
-            return None
-        prefix = fastjson.dumps_bytes(
-            {"brokerDatas": broker_datas, "filterServerTable": filter_servers}
-        )[:-1]
-        queue_datas = [_queue_json(name, queues) for name, queues in entry.queues.items()]
-        suffix = b',"queueDatas":' + fastjson.dumps_bytes(queue_datas) + b"}"
-        return prefix, suffix
+        prefix = None
+        if broker_datas:
+            prefix = fastjson.dumps_bytes(
+                {"brokerDatas": broker_datas, "filterServerTable": filter_servers}
+            )[:-1]
+        self._prefixes[names] = prefix
+        return prefix
+
+    def _route_suffix(self, queues: _QueueList) -> bytes:
+        suffix = self._suffixes.get(queues)
+        if suffix is None:
+            if len(self._suffixes) > _ROUTE_PARTS:
+                self._suffixes.clear()
+            queue_datas = [_queue_json(name, numbers) for name, numbers in queues]
+            suffix = b',"queueDatas":' + fastjson.dumps_bytes(queue_datas) + b"}"
+            self._suffixes[queues] = suffix
+        return suffix
 
     def pickup_topic_route_data(self, topic: str) -> TopicRouteData | None:
         """The route of ``topic`` as a value (what :meth:`route_body` encodes)."""
@@ -593,7 +674,7 @@ class RouteInfoManager:
             return []
         return [
             QueueData(name, read, write, perm, flag)
-            for name, (read, write, perm, flag) in entry.queues.items()
+            for name, (read, write, perm, flag) in entry.queues
         ]
 
     def cluster_info_body(self) -> bytes:
@@ -627,7 +708,9 @@ class RouteInfoManager:
         order = self._topic_order
         if order is None:
             mask = max(self._topic_capacity, 1) - 1
-            order = sorted(self._topics.items(), key=lambda item: item[1].hash & mask)
+            order = sorted(
+                self._topics.items(), key=lambda item: spread(string_hash(item[0])) & mask
+            )
             self._topic_order = order
         return order
 
@@ -647,7 +730,7 @@ class RouteInfoManager:
         if names is not None:
             items = self._topic_items()
             for broker_name in names:
-                found.extend(item for item in items if broker_name in item[1].queues)
+                found.extend(item for item in items if item[1].find(broker_name) is not None)
         return _topic_list(found)
 
     def system_topic_list(self) -> TopicList:
@@ -678,9 +761,7 @@ class RouteInfoManager:
 
     def _topics_where(self, wanted: Callable[[int], bool]) -> TopicList:
         # Java looks at the first queue data of each topic only.
-        return _topic_list(
-            item for item in self._topic_items() if wanted(next(iter(item[1].queues.values()))[3])
-        )
+        return _topic_list(item for item in self._topic_items() if wanted(item[1].queues[0][1][3]))
 
     # ------------------------------------------------------------------
     # Inspection (tests, logs)
@@ -732,6 +813,9 @@ def _broker_json(cluster: str, name: str, addrs: Mapping[int, str]) -> dict[str,
     return {"brokerAddrs": addrs, "brokerName": name, "cluster": cluster}
 
 
+# Shared route halves kept at most (the cache starts over beyond).
+_ROUTE_PARTS: Final = 8192
+
 # Below this many names a HashSet may have grown early (a long bucket in a
 # small table), so its order is worked out by the full model.
 _PLAIN_GROWTH_MIN: Final = 49
@@ -747,5 +831,5 @@ def _topic_list(items: Iterable[tuple[str, _Topic]]) -> TopicList:
     while len(unique) > capacity * 3 // 4:
         capacity <<= 1
     mask = capacity - 1
-    ordered = sorted(unique.items(), key=lambda item: item[1].hash & mask)
-    return TopicList(tuple(name for name, _ in ordered))
+    ordered = sorted(unique, key=lambda name: spread(string_hash(name)) & mask)
+    return TopicList(tuple(ordered))

@@ -12,7 +12,7 @@ from pyrocket.client.namesrv_api import BrokerIdentity, NameServerAPI
 from pyrocket.errors import ResponseError
 from pyrocket.namesrv.app import current_time_ms, expire_brokers
 from pyrocket.namesrv.processor import NamesrvState
-from pyrocket.namesrv.routeinfo import TopicQueueConfig
+from pyrocket.namesrv.routeinfo import TopicQueueConfig, topic_queues
 from pyrocket.protocol.bodies import DataVersion, TopicConfig
 from pyrocket.protocol.codes import ResponseCode
 from pyrocket.remoting import ClientConfig, Connection, RemotingClient
@@ -30,7 +30,7 @@ def _register(state: NamesrvState, conn: object, addr: str = "127.0.0.1:10911") 
         0,
         addr,
         DataVersion(1, 1),
-        [TopicQueueConfig("T" + addr[-1])],
+        topic_queues([TopicQueueConfig("T" + addr[-1])]),
         [],
         conn,
         state.clock(),

@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 from hypothesis import given
 from hypothesis import strategies as st
 
-from pyrocket.namesrv.routeinfo import RouteInfoManager, TopicQueueConfig
+from pyrocket.namesrv.routeinfo import RouteInfoManager, TopicQueueConfig, topic_queues
 from pyrocket.protocol.bodies import DataVersion, QueueData, TopicList
 from pyrocket.protocol.javahash import (
     JavaConcurrentHashMap,
@@ -44,7 +44,7 @@ def register(
         broker_id,
         ha or addr.replace("10911", "10912"),
         version,
-        topics or [],
+        topic_queues(topics or []),
         [] if filters is None else filters,
         conn,
         now,
@@ -466,7 +466,7 @@ def test_tables_stay_consistent_with_a_simple_model(operations: list[tuple[objec
             now += elapsed
             b = BROKERS[index]
             data_version = DataVersion(version, version)
-            configs = [TopicQueueConfig(t, n, n) for t, n in table.items()]
+            configs = topic_queues(TopicQueueConfig(t, n, n) for t, n in table.items())
             routes.register_broker(
                 b.cluster, b.addr, b.name, b.broker_id, b.addr, data_version, configs, [],
                 CONNECTIONS[conn_index], now,
