@@ -5,10 +5,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from pyrocket.namesrv.routeinfo import RouteInfoManager, TopicQueueConfig, topic_queues
+from pyrocket.namesrv.routeinfo import QueueNums, RouteInfoManager, TopicQueueConfig, topic_queues
 from pyrocket.protocol.bodies import DataVersion, QueueData, TopicList
 from pyrocket.protocol.javahash import (
     JavaConcurrentHashMap,
@@ -428,6 +429,12 @@ class Model:
             if last + LIMIT < now:
                 self.destroy(addr)
 
+    def wipe(self, name: str) -> None:
+        for queues in self.topics.values():
+            if name in queues:
+                read, write, perm, flag = queues[name]
+                queues[name] = (read, write, perm & ~2, flag)
+
     def clusters(self) -> dict[str, set[str]]:
         result: dict[str, set[str]] = {}
         for b in BROKERS:
@@ -448,6 +455,8 @@ OPERATION = st.one_of(
     st.tuples(st.just("unregister"), st.integers(0, len(BROKERS) - 1)),
     st.tuples(st.just("close"), st.integers(0, len(CONNECTIONS) - 1)),
     st.tuples(st.just("expire"), st.integers(0, 130_000)),
+    st.tuples(st.just("wipe"), st.sampled_from(["a", "b", "c", "d"])),
+    st.tuples(st.just("delete"), st.sampled_from(TOPICS)),
 )
 
 
@@ -456,6 +465,7 @@ def test_tables_stay_consistent_with_a_simple_model(operations: list[tuple[objec
     routes = RouteInfoManager()
     model = Model()
     now = 0
+    tables: dict[tuple[int, frozenset[tuple[str, int]]], dict[str, QueueNums]] = {}
     for operation in operations:
         kind = operation[0]
         if kind == "register":
@@ -466,7 +476,12 @@ def test_tables_stay_consistent_with_a_simple_model(operations: list[tuple[objec
             now += elapsed
             b = BROKERS[index]
             data_version = DataVersion(version, version)
-            configs = topic_queues(TopicQueueConfig(t, n, n) for t, n in table.items())
+            # The same broker sending the same table again hands over the
+            # same object, as the NameServer's body decoder does.
+            key = (index, frozenset(table.items()))
+            configs = tables.setdefault(
+                key, topic_queues(TopicQueueConfig(t, n, n) for t, n in table.items())
+            )
             routes.register_broker(
                 b.cluster, b.addr, b.name, b.broker_id, b.addr, data_version, configs, [],
                 CONNECTIONS[conn_index], now,
@@ -480,6 +495,14 @@ def test_tables_stay_consistent_with_a_simple_model(operations: list[tuple[objec
             conn = CONNECTIONS[int(str(operation[1]))]
             routes.on_connection_closed(conn)
             model.close(conn)
+        elif kind == "wipe":
+            name = str(operation[1])
+            routes.wipe_write_perm_of_broker(name)
+            model.wipe(name)
+        elif kind == "delete":
+            topic = str(operation[1])
+            routes.delete_topic(topic)
+            model.topics.pop(topic, None)
         else:
             now += int(str(operation[1]))
             routes.scan_not_active_brokers(now, LIMIT)
@@ -509,3 +532,17 @@ def check(routes: RouteInfoManager, model: Model) -> None:
     # cluster and broker name has members.
     assert all(set(q) <= set(model.names) for q in model.topics.values())
     assert all(names for names in routes.cluster_names().values())
+
+
+@pytest.mark.parametrize("change", ["wipe", "delete"])
+def test_the_same_table_applied_again_restores_what_admin_changed(change: str) -> None:
+    routes = RouteInfoManager()
+    table = topic_queues([TopicQueueConfig("T1", 4, 4)])
+    routes.register_broker("C", "1:1", "a", 0, "1:2", V1, table, [], CONN, 0)
+    if change == "wipe":
+        routes.wipe_write_perm_of_broker("a")
+    else:
+        routes.delete_topic("T1")
+    # The same table object with a new DataVersion: Java applies it again.
+    routes.register_broker("C", "1:1", "a", 0, "1:2", V2, table, [], CONN, 0)
+    assert queues(routes, "T1") == {"a": (4, 4, 6, 0)}
