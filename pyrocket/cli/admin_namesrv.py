@@ -399,7 +399,8 @@ async def wipe_write_perm(session: Session, args: argparse.Namespace, out: TextI
 
 def pretty_json(value: object) -> str:
     """``JSON.toJSONString(value, true)``: tabs, one member per line, empty
-    containers inline."""
+    containers inline; entries of a map with non-string keys stay on the
+    line of its brace, as fastjson writes them."""
     parts: list[str] = []
     _pretty(value, parts, 0)
     return "".join(parts)
@@ -415,8 +416,10 @@ def _pretty(value: object, out: list[str], depth: int) -> None:
         for index, (key, item) in enumerate(items):
             if index:
                 out.append(",")
-            out.append("\n" + "\t" * (depth + 1))
-            out.append(fastjson.quote(key) if isinstance(key, str) else str(key))
+            if isinstance(key, str):
+                out.append("\n" + "\t" * (depth + 1) + fastjson.quote(key))
+            else:
+                out.append(fastjson.dumps([key])[1:-1])
             out.append(":")
             _pretty(item, out, depth + 1)
         out.append("\n" + "\t" * depth + "}")

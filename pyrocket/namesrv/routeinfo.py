@@ -469,7 +469,6 @@ class RouteInfoManager:
             if live.connection is not connection:
                 continue
             del self._live[broker_addr]
-            log.info("the broker's channel destroyed, %s, clean its data at once", broker_addr)
             self._remove_broker_addr(broker_addr)
             dropped.append(DroppedBroker(broker_addr, connection, "connection closed"))
         return dropped
@@ -488,7 +487,6 @@ class RouteInfoManager:
         for broker_addr, live in expired:
             del self._live[broker_addr]
             self._untrack(broker_addr, live.connection)
-            log.warning("The broker channel expired, %s %dms", broker_addr, expired_after_ms)
             self._remove_broker_addr(broker_addr)
             dropped.append(
                 DroppedBroker(
