@@ -189,7 +189,9 @@ def _write(value: Any, out: list[str]) -> None:
 # ---------------------------------------------------------------------------
 # Reader
 
-_MAX_DEPTH = 512
+# Far deeper than any RocketMQ body; keeps the recursive reader inside
+# Python's default recursion limit (three frames per level).
+_MAX_DEPTH = 200
 # The C string scanner behind json.loads; typeshed does not declare it.
 _scanstring: Any = getattr(json.decoder, "scanstring")  # noqa: B009
 _NUMBER = re.compile(r"-?(?:0|[1-9]\d*)(\.\d+)?([eE][-+]?\d+)?")
@@ -212,7 +214,11 @@ def loads(data: bytes | str) -> Any:
         return json.loads(text, parse_constant=_reject_constant)
     except (json.JSONDecodeError, ValueError, RecursionError):
         pass
-    return _Reader(text).document()
+    reader = _Reader(text)
+    try:
+        return reader.document()
+    except RecursionError as exc:  # a deep stack on entry; depth is bounded anyway
+        raise ProtocolError("invalid JSON: nesting too deep", reader.pos) from exc
 
 
 def _reject_constant(name: str) -> Any:
@@ -275,10 +281,15 @@ class _Reader:
         match = _NUMBER.match(self.text, self.pos)
         if match is None:
             raise self.fail("expected a value")
-        self.pos = match.end()
         if match.group(1) is None and match.group(2) is None:
-            return int(match.group())
-        return float(match.group())
+            try:
+                number: int | float = int(match.group())
+            except ValueError:  # longer than int() accepts (4300 digits)
+                raise self.fail("integer too long") from None
+        else:
+            number = float(match.group())
+        self.pos = match.end()
+        return number
 
     def obj(self, depth: int) -> dict[Any, Any]:
         self.pos += 1

@@ -96,7 +96,8 @@ def parse_rocketmq_header(header: bytes) -> tuple[int, int, int, int, int, bytes
     """
     try:
         parsed = _ROCKETMQ_FIXED.parse(header)
-    except c.ConstructError as exc:
+    except (c.ConstructError, struct.error) as exc:
+        # The compiled parser reports a short fixed part as struct.error.
         raise ProtocolError(f"bad ROCKETMQ header: {_describe(exc)}") from exc
     blob: bytes = parsed.ext_blob
     used = _FIXED_SIZE + 4 + len(parsed.remark) + 4 + len(blob)
@@ -167,7 +168,7 @@ def build_rocketmq_header(
                 "ext_blob": b"".join(parts),
             }
         )
-    except c.ConstructError as exc:
+    except (c.ConstructError, struct.error) as exc:
         raise ProtocolError(f"cannot build ROCKETMQ header: {_describe(exc)}") from exc
     return built
 

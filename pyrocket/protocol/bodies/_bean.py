@@ -95,6 +95,8 @@ class _Int(Kind):
         # fastjson writes integer keys bare; standard JSON writers quote them,
         # and fastjson reads those into Integer/Long keys too.
         if isinstance(key, str) and _DECIMAL_KEY.fullmatch(key):
+            if len(key) > 40:
+                raise ProtocolError(f"{path}: key {key[:20]}... is out of Java {self.java} range")
             key = int(key)
         return self.load(key, path)
 
