@@ -145,6 +145,30 @@ def test_frame_limit_counts_the_length_word() -> None:
     assert DEFAULT_MAX_FRAME_SIZE == 16 * 1024 * 1024
 
 
+@pytest.mark.parametrize(
+    ("header", "reason"),
+    [
+        (bytes(16), "16 bytes, the fixed part needs 17"),
+        (bytes(13) + b"\x00\x00\x00\x05ab", "remark of 5 bytes runs past the header"),
+        (bytes(13) + b"\xff\xff\xff\xff", "remark of 4294967295 bytes"),
+        (bytes(17) + b"\x00\x00", "ext fields length cut short"),
+        (bytes(17) + b"\x01\x00\x00\x00", "ext fields of 16777216 bytes run past the header"),
+        (bytes(21) + b"x", "1 bytes after the ext fields"),
+        (bytes(17) + b"\x00\x00\x00\x01" + b"\x00", "ext field key length cut short"),
+        (bytes(17) + b"\x00\x00\x00\x03" + b"\x00\x05a", "ext field key runs past"),
+        (
+            bytes(17) + b"\x00\x00\x00\x07" + b"\x00\x01k\x00\x00\x00\x09",
+            "ext field value runs past",
+        ),
+    ],
+)
+def test_bad_rocketmq_headers(header: bytes, reason: str) -> None:
+    # Java's own reader would take the declared lengths on trust (or treat a
+    # negative one as absent); pyrocket refuses the frame.
+    with pytest.raises(ProtocolError, match=reason):
+        parse_rocketmq_header(header)
+
+
 # ---------------------------------------------------------------------------
 # The fast path against the reference layouts
 
