@@ -122,7 +122,7 @@ def header_target(data: bytes) -> None:
         ext: dict[str, str] = {}
         for index in range(0, len(parts) - 1, 2):
             key = parts[index]
-            if names and key[:1].isdigit():
+            if names and key and key[0] in "0123456789":
                 key = names[int(key[0]) % len(names)]
             ext[key] = parts[index + 1]
         try:

@@ -47,7 +47,9 @@ BOOLEAN = JType.BOOLEAN
 DOUBLE = JType.DOUBLE
 
 _JAVA_INTEGER = re.compile(r"[-+]?[0-9]+")
-_JAVA_DOUBLE = re.compile(r"\s*[-+]?(NaN|Infinity|((\d+\.?\d*|\.\d+)([eE][-+]?\d+)?)[fFdD]?)\s*")
+_JAVA_DOUBLE = re.compile(
+    r"\s*[-+]?(NaN|Infinity|((\d+\.?\d*|\.\d+)([eE][-+]?\d+)?)[fFdD]?)\s*", re.ASCII
+)
 _RANGES = {JType.INT: (-(1 << 31), (1 << 31) - 1), JType.LONG: (-(1 << 63), (1 << 63) - 1)}
 
 
