@@ -17,7 +17,7 @@ from collections.abc import Callable
 
 from pyrocket.errors import CommandError, ProtocolError
 from pyrocket.protocol import fastjson
-from pyrocket.protocol.bodies import Properties, RegisterBrokerBody
+from pyrocket.protocol.bodies import Bean, Properties, RegisterBrokerBody
 from pyrocket.protocol.catalog import all_body_codecs, all_header_types
 from pyrocket.protocol.command import decode, decode_payload, encode
 from pyrocket.protocol.frame import NEED_DATA, FrameSplitter, parse_rocketmq_header
@@ -93,6 +93,9 @@ def body_target(data: bytes) -> None:
         except ProtocolError:
             continue
         first = codec.encode(value)
+        if isinstance(value, Bean):
+            # The direct writer and the to_json + dumps route agree.
+            assert value.encode() == fastjson.dumps_bytes(value.to_json())
         if isinstance(value, Properties):
             # properties2String does not escape, so keys or values holding
             # separators, line breaks or backslashes read back differently,

@@ -155,18 +155,7 @@ def _write(value: Any, out: list[str]) -> None:
             if not first:
                 out.append(",")
             first = False
-            if isinstance(key, str):
-                out.append(quote(key))
-            elif isinstance(key, bool):
-                out.append("true" if key else "false")
-            elif isinstance(key, int):
-                out.append(str(key))
-            elif isinstance(key, Enum):
-                out.append(quote(key.name))
-            elif isinstance(key, Mapping) or hasattr(key, "to_json"):
-                _write(key, out)
-            else:
-                raise TypeError(f"unsupported map key type {type(key).__name__}")
+            _write_key(key, out)
             out.append(":")
             _write(item, out)
         out.append("}")
@@ -184,6 +173,21 @@ def _write(value: Any, out: list[str]) -> None:
         if to_json is None:
             raise TypeError(f"cannot write {type(value).__name__} as fastjson")
         _write(to_json(), out)
+
+
+def _write_key(key: Any, out: list[str]) -> None:
+    if isinstance(key, str):
+        out.append(quote(key))
+    elif isinstance(key, bool):
+        out.append("true" if key else "false")
+    elif isinstance(key, int):
+        out.append(str(key))
+    elif isinstance(key, Enum):
+        out.append(quote(key.name))
+    elif isinstance(key, Mapping) or hasattr(key, "to_json"):
+        _write(key, out)
+    else:
+        raise TypeError(f"unsupported map key type {type(key).__name__}")
 
 
 # ---------------------------------------------------------------------------
@@ -214,11 +218,57 @@ def loads(data: bytes | str) -> Any:
         return json.loads(text, parse_constant=_reject_constant)
     except (json.JSONDecodeError, ValueError, RecursionError):
         pass
+    # Bare integer keys (Map<Long, ...>, Map<Integer, ...>): quote them with a
+    # marker and let the C parser do the work; the marker (a leading U+0000,
+    # which no key can carry unless the text spells out \u0000) turns them back
+    # into ints. A match inside a string cannot survive: the inserted quote
+    # ends the string and leaves a bare backslash behind, which no JSON
+    # parser accepts; counting the conversions makes sure of it. Anything
+    # else goes to the pure-Python reader.
+    if "\\u0000" not in text:
+        marked, count = _BARE_KEY.subn(_mark_bare_key, text)
+        if count:
+            value, converted = _loads_marked(marked)
+            if converted == count:
+                return value
     reader = _Reader(text)
     try:
         return reader.document()
     except RecursionError as exc:  # a deep stack on entry; depth is bounded anyway
         raise ProtocolError("invalid JSON: nesting too deep", reader.pos) from exc
+
+
+_BARE_KEY = re.compile(r"([{,])[ \t\n\r]*(-?(?:0|[1-9][0-9]*))[ \t\n\r]*:")
+_FAILED = object()
+
+
+def _mark_bare_key(match: re.Match[str]) -> str:
+    return f'{match.group(1)}"\\u0000{match.group(2)}":'
+
+
+def _loads_marked(text: str) -> tuple[Any, int]:
+    """Parse ``text`` with marked keys made ints again; (value, conversions),
+    or (_FAILED, -1) if it does not parse."""
+    converted = 0
+
+    def unmark(obj: dict[str, Any]) -> dict[Any, Any]:
+        nonlocal converted
+        if "\x00" not in "".join(obj):
+            return obj
+        result: dict[Any, Any] = {}
+        for key, value in obj.items():
+            if key[:1] == "\x00":
+                result[int(key[1:])] = value
+                converted += 1
+            else:
+                result[key] = value
+        return result
+
+    try:
+        value = json.loads(text, parse_constant=_reject_constant, object_hook=unmark)
+    except (json.JSONDecodeError, ValueError, RecursionError):
+        return _FAILED, -1
+    return value, converted
 
 
 def _reject_constant(name: str) -> Any:
