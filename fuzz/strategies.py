@@ -32,7 +32,7 @@ BODY_NAMES = sorted(
     {f.metadata["wire"] for cls in _all_beans() for f in dataclasses.fields(cls)}  # type: ignore[arg-type]
 )
 HEADER_NAMES = sorted(
-    {spec.wire for header_type in all_header_types() for spec in header_type._specs()}
+    {name for header_type in all_header_types() for name in header_type.wire_names()}
 )
 COMMAND_KEYS = ["code", "extFields", "flag", "language", "opaque", "remark", "version"]
 

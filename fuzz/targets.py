@@ -121,7 +121,7 @@ def header_target(data: bytes) -> None:
     NUL-separated strings, with keys drawn from the header's own names."""
     parts = data.decode("utf-8", "replace").split("\x00")
     for header_type in HEADER_TYPES:
-        names = [spec.wire for spec in header_type._specs()]
+        names = list(header_type.wire_names())
         ext: dict[str, str] = {}
         for index in range(0, len(parts) - 1, 2):
             key = parts[index]

@@ -131,6 +131,16 @@ def dumps_bytes(value: Any) -> bytes:
     return dumps(value).encode("utf-8", "replace")
 
 
+def write_to(value: Any, out: list[str]) -> None:
+    """Append the text :func:`dumps` gives for ``value`` to ``out``."""
+    _write(value, out)
+
+
+def write_key_to(key: Any, out: list[str]) -> None:
+    """Append the text of ``key`` as a map key (quoted, bare int, object)."""
+    _write_key(key, out)
+
+
 def _write(value: Any, out: list[str]) -> None:
     if value is None:
         out.append("null")

@@ -89,6 +89,11 @@ class CommandHeader:
             specs = _SPECS[cls] = _specs_of(cls)
         return specs
 
+    @classmethod
+    def wire_names(cls) -> tuple[str, ...]:
+        """The Java field names, in declaration order."""
+        return tuple(spec.wire for spec in cls._specs())
+
     def to_ext_fields(self, preceding: Mapping[str, str] | None = None) -> dict[str, str]:
         """The ext fields Java would send, in Java's HashMap iteration order.
 

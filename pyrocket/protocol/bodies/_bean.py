@@ -28,7 +28,7 @@ import math
 import re
 from collections.abc import Callable, Mapping
 from enum import Enum
-from typing import Any, ClassVar, Self
+from typing import Any, Self
 
 from pyrocket.errors import ProtocolError
 from pyrocket.protocol import fastjson
@@ -74,11 +74,11 @@ class Kind:
 
     def write(self, value: Any, out: list[str]) -> None:
         """Append fastjson's text for ``value`` (what ``dumps(dump(value))`` gives)."""
-        fastjson._write(self.dump(value), out)
+        fastjson.write_to(self.dump(value), out)
 
     def write_key(self, key: Any, out: list[str]) -> None:
         """Append fastjson's text for ``key`` used as a map key."""
-        fastjson._write_key(self.dump_key(key), out)
+        fastjson.write_key_to(self.dump_key(key), out)
 
     def dump(self, value: Any) -> Any:
         """A value :func:`fastjson.dumps` writes as Java would."""
@@ -407,9 +407,6 @@ class Bean:
 
     __slots__ = ()
 
-    #: Java's class name, for error messages; defaults to the Python one.
-    java_name: ClassVar[str | None] = None
-
     def to_json(self) -> dict[str, Any]:
         """The bean's properties in fastjson's order, nulls left out."""
         result: dict[str, Any] = {}
@@ -423,7 +420,7 @@ class Bean:
     def from_json(cls, obj: Any, path: str | None = None) -> Self:
         """Build from a parsed JSON object; missing or null keys take Java's
         defaults, unknown keys are ignored. Raises ProtocolError."""
-        where = path if path is not None else cls.java_name or cls.__name__
+        where = path if path is not None else cls.__name__
         if not isinstance(obj, Mapping):
             raise _wrong(where, "an object", obj)
         kwargs: dict[str, Any] = {}
