@@ -16,10 +16,10 @@ import sys
 from collections.abc import Sequence
 
 #: Modules contributing top-level commands (``register``).
-COMMAND_MODULES: tuple[str, ...] = ()
+COMMAND_MODULES: tuple[str, ...] = ("pyrocket.cli.broker",)
 
 #: Modules contributing ``pyrocket admin`` commands (``register_admin``).
-ADMIN_MODULES: tuple[str, ...] = ()
+ADMIN_MODULES: tuple[str, ...] = ("pyrocket.cli.admin_broker",)
 
 
 def build_parser() -> argparse.ArgumentParser:
