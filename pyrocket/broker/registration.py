@@ -17,8 +17,9 @@ master's HA and broker addresses, and with ``checkOrderConfig`` the topics'
 
 Per NameServer the service keeps a :class:`NamesrvStatus` in a
 ``trio_util.AsyncValue`` (tests and operators can wait on it). Results are
-logged at debug; a failing NameServer is logged at warning at most once per
-period, and again at info when it answers again.
+logged at debug; a failing NameServer is logged at warning once per periodic
+round (not for the triggered rounds in between), and at info when it answers
+again.
 """
 
 from __future__ import annotations
@@ -269,7 +270,9 @@ class RegistrationService:
             return
         now = trio.current_time()
         last = self._last_warning.get(addr)
-        if last is None or now - last >= self.timing.period:
+        # Periodic rounds are a period apart and each logs its failure; rounds
+        # triggered by topic changes in between stay at debug.
+        if last is None or now - last >= self.timing.period / 2:
             self._last_warning[addr] = now
             log.warning("register broker to name server %s failed: %s", addr, outcome.error)
         else:

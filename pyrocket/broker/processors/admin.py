@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING
 import trio
 
 from pyrocket.broker.topic_config import topic_error
-from pyrocket.errors import ConfigError, ProtocolError
+from pyrocket.errors import CommandError, ConfigError, ProtocolError
 from pyrocket.protocol.bodies.admin import TopicOffset, TopicStatsTable
 from pyrocket.protocol.bodies.client import MessageQueue
 from pyrocket.protocol.bodies.properties import Properties
@@ -44,6 +44,26 @@ if TYPE_CHECKING:
     from pyrocket.broker.app import Broker
 
 log = logging.getLogger("pyrocket.broker")
+
+
+def topic_config_from_header(header: CreateTopicRequestHeader) -> TopicConfig:
+    """The topic an UPDATE_AND_CREATE_TOPIC request describes, as Java builds
+    it (``order`` is not taken from the request: the NameServer's order table
+    decides it). Raises CommandError for an unknown ``topicFilterType``."""
+    try:
+        filter_type = TopicFilterType[header.topic_filter_type]
+    except KeyError:
+        raise CommandError(
+            f"topicFilterType {header.topic_filter_type!r} is not SINGLE_TAG or MULTI_TAG"
+        ) from None
+    return TopicConfig(
+        header.topic,
+        read_queue_nums=header.read_queue_nums,
+        write_queue_nums=header.write_queue_nums,
+        perm=header.perm,
+        topic_filter_type=filter_type,
+        topic_sys_flag=header.topic_sys_flag or 0,
+    )
 
 
 def _error(remark: str) -> RemotingCommand:
@@ -94,19 +114,9 @@ class AdminBrokerProcessor:
         if remark_or_none is not None:
             return _error(remark_or_none)
         try:
-            filter_type = TopicFilterType[header.topic_filter_type]
-        except KeyError:
-            return _error(
-                f"topicFilterType {header.topic_filter_type!r} is not SINGLE_TAG or MULTI_TAG"
-            )
-        config = TopicConfig(
-            topic,
-            read_queue_nums=header.read_queue_nums,
-            write_queue_nums=header.write_queue_nums,
-            perm=header.perm,
-            topic_filter_type=filter_type,
-            topic_sys_flag=header.topic_sys_flag or 0,
-        )
+            config = topic_config_from_header(header)
+        except CommandError as exc:
+            return _error(str(exc))
         async with self._lock:
             # Java answers before applying and registering the change.
             await conn.send(_ok().answering(request))
@@ -204,4 +214,4 @@ class AdminBrokerProcessor:
         return _ok(KVTable(self.broker.runtime_info()).encode())
 
 
-__all__ = ["AdminBrokerProcessor"]
+__all__ = ["AdminBrokerProcessor", "topic_config_from_header"]
