@@ -153,14 +153,19 @@ class Broker:
         self.configuration = BrokerConfiguration(settings)
         self.stats = StoreStats(now_ms)
         self.connection_listener = BrokerConnectionListener()
+        wire = settings.serialize_type
         self.server = RemotingServer(
-            settings.server.server_config(), listener=self.connection_listener
-        )
-        self.fast_server = RemotingServer(
-            settings.server.server_config(listen_port=max(0, settings.fast_listen_port)),
+            dataclasses.replace(settings.server.server_config(), serialize_type=wire),
             listener=self.connection_listener,
         )
-        self.client = RemotingClient(settings.client.client_config())
+        fast_config = settings.server.server_config(listen_port=max(0, settings.fast_listen_port))
+        self.fast_server = RemotingServer(
+            dataclasses.replace(fast_config, serialize_type=wire),
+            listener=self.connection_listener,
+        )
+        self.client = RemotingClient(
+            dataclasses.replace(settings.client.client_config(), serialize_type=wire)
+        )
         self.outer_api = BrokerOuterAPI(self.client, settings.broker.namesrv_addresses)
         self.registration = RegistrationService(
             self.outer_api, self.topic_config_manager, lambda: self.settings, timing=timing
@@ -389,10 +394,11 @@ class Broker:
                             for service in self.services:
                                 tasks.start_soon(service, self)
                             log.info(
-                                "The broker[%s, %s] boot success. serializeType=JSON and name "
+                                "The broker[%s, %s] boot success. serializeType=%s and name "
                                 "server is %s (fast port %d)",
                                 self.settings.broker.broker_name,
                                 self.broker_addr,
+                                self.settings.serialize_type.name,
                                 self.settings.broker.namesrv_addr,
                                 fast_port,
                             )

@@ -39,6 +39,7 @@ from pyrocket.broker.store.config import BrokerRole, MessageStoreConfig
 from pyrocket.errors import ConfigError, ProtocolError
 from pyrocket.protocol.bodies.properties import parse_properties
 from pyrocket.protocol.bodies.topic import PERM_READ, PERM_WRITE
+from pyrocket.protocol.codes import SerializeType
 from pyrocket.remoting import ClientConfig, ServerConfig
 from pyrocket.remoting.address import split_address
 
@@ -427,6 +428,16 @@ _ALL_KEYS: Final = (BROKER_JAVA_KEYS, SERVER_JAVA_KEYS, CLIENT_JAVA_KEYS, STORE_
 # The whole configuration
 
 
+def serialize_type_from_env() -> SerializeType:
+    """``ROCKETMQ_SERIALIZE_TYPE`` (JSON or ROCKETMQ), JSON when unset.
+    Raises ConfigError for another value."""
+    name = os.environ.get("ROCKETMQ_SERIALIZE_TYPE", "JSON").strip().upper() or "JSON"
+    try:
+        return SerializeType[name]
+    except KeyError:
+        raise ConfigError(f"ROCKETMQ_SERIALIZE_TYPE={name}: expected JSON or ROCKETMQ") from None
+
+
 def bloom_filter_bits(max_error_rate: int, expect_consumers: int) -> int:
     """The bit length of ConsumerFilterManager's bloom filter (a multiple of 8),
     which the broker sets as the store's ``bitMapLengthConsumeQueueExt``."""
@@ -442,7 +453,8 @@ class BrokerSettings:
     ``file_properties`` are the entries of the broker.conf as read (Java
     remembers them: GET_BROKER_CONFIG lists keys no config object knows);
     ``config_file`` is where UPDATE_BROKER_CONFIG persists changes (None: not
-    persisted).
+    persisted). ``serialize_type`` is the header form the broker writes (Java's
+    ``rocketmq.serialize.type`` / ``ROCKETMQ_SERIALIZE_TYPE``, not a broker.conf key).
     """
 
     broker: BrokerConfig = field(default_factory=BrokerConfig)
@@ -451,6 +463,7 @@ class BrokerSettings:
     store: MessageStoreConfig = field(default_factory=MessageStoreConfig)
     file_properties: Mapping[str, str] = field(default_factory=dict)
     config_file: Path | None = None
+    serialize_type: SerializeType = field(default_factory=lambda: serialize_type_from_env())
 
     @property
     def broker_addr(self) -> str:
@@ -538,7 +551,15 @@ class BrokerSettings:
                 broker.max_error_rate_of_bloom_filter, broker.expect_consumer_num_use_filter
             ),
         )
-        return cls(broker, server, client, store, dict(file_properties or {}), config_file)
+        return cls(
+            broker,
+            server,
+            client,
+            store,
+            dict(file_properties or {}),
+            config_file,
+            serialize_type_from_env(),
+        )
 
     def with_changes(self, properties: Mapping[str, str]) -> Self:
         """These settings with ``properties`` (Java keys) applied to every object

@@ -76,10 +76,10 @@ async def _serve(settings: BrokerSettings) -> None:
             broker = await nursery.start(serve_broker, settings)
             name = broker.settings.broker.broker_name
             tip = f"The broker[{name}, {broker.broker_addr}] boot success."
-            if broker.settings.broker.namesrv_addr:
-                tip += (
-                    f" serializeType=JSON and name server is {broker.settings.broker.namesrv_addr}"
-                )
+            wire = broker.settings.serialize_type.name
+            namesrv = broker.settings.broker.namesrv_addr
+            if namesrv:
+                tip += f" serializeType={wire} and name server is {namesrv}"
             print(tip, flush=True)
             async for signum in signals:
                 log.info("signal %s received, shutting down", signal.Signals(signum).name)

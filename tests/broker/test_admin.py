@@ -54,11 +54,10 @@ async def call(client: RemotingClient, addr: str, request: RemotingCommand) -> R
 
 
 async def test_topics_are_created_registered_and_deleted(tmp_path: Path) -> None:
-    slow = None
     with trio.fail_after(15):
         async with standin_namesrv() as (ns, ns_addr):
             settings = broker_settings(tmp_path, [ns_addr])
-            async with running_broker(settings, timing=slow) as broker, RemotingClient() as client:
+            async with running_broker(settings) as broker, RemotingClient() as client:
                 addr = broker.broker_addr
                 before = ns.count(RequestCode.REGISTER_BROKER)
                 response = await call(client, addr, create_topic("Orders", read_queue_nums=2))

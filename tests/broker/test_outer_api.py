@@ -18,7 +18,7 @@ from pyrocket.broker.outer_api import (
 )
 from pyrocket.broker.processors.admin import topic_config_from_header
 from pyrocket.broker.topic_config import TopicConfigManager
-from pyrocket.errors import ResponseError
+from pyrocket.errors import ConfigError, ResponseError
 from pyrocket.protocol.bodies.topic import (
     DataVersion,
     RegisterBrokerBody,
@@ -26,12 +26,13 @@ from pyrocket.protocol.bodies.topic import (
     TopicConfigSerializeWrapper,
 )
 from pyrocket.protocol.checksum import crc32
-from pyrocket.protocol.codes import RequestCode, ResponseCode
+from pyrocket.protocol.codes import RequestCode, ResponseCode, SerializeType
 from pyrocket.protocol.command import RemotingCommand, decode, encode
 from pyrocket.protocol.headers import CreateTopicRequestHeader, RegisterBrokerRequestHeader
 from pyrocket.protocol.javahash import JavaConcurrentHashMap
 from pyrocket.remoting import Connection, RemotingClient, RemotingServer
 from pyrocket.vectors import Record, read_records
+from tests.broker.helpers import broker_settings, running_broker
 from tests.broker.namesrv_standin import standin_namesrv
 from tests.remoting.helpers import running_server
 
@@ -191,3 +192,44 @@ async def test_query_data_version_verdicts() -> None:
             unregistered = await api.unregister_broker_all(IDENTITY)
             assert not unregistered[0].ok
     assert ns.count(RequestCode.QUERY_DATA_VERSION) == 3
+
+
+def test_rocketmq_serialized_frames_are_javas(vectors_dir: Path) -> None:
+    # Java run with rocketmq.serialize.type=ROCKETMQ: the binary header. The
+    # registrations before the first auto-created topic carry the system topics.
+    topics = TopicConfigManager(RECORDED_BROKER, Path("/nonexistent/topics.json"))
+    checked = 0
+    for record in broker_requests(vectors_dir / "serialize-rocketmq.jsonl"):
+        if record.code == RequestCode.REGISTER_BROKER and not record.oneway and checked < 2:
+            topics.data_version = recorded_version(record)
+            built = register_broker_request(IDENTITY, topics.build_topic_config_serialize_wrapper())
+        elif record.code == RequestCode.UNREGISTER_BROKER:
+            built = unregister_broker_request(IDENTITY)
+        else:
+            continue
+        wire = built.replace(opaque=record.opaque, serialize_type=SerializeType.ROCKETMQ)
+        assert encode(wire) == record.frame, record.seq
+        checked += 1
+    assert checked == 3
+
+
+async def test_the_broker_writes_the_configured_serialize_type(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("ROCKETMQ_SERIALIZE_TYPE", "ROCKETMQ")
+    with trio.fail_after(10):
+        async with standin_namesrv() as (ns, addr):
+            settings = broker_settings(tmp_path, [addr])
+            assert settings.serialize_type is SerializeType.ROCKETMQ
+            async with running_broker(settings) as broker:
+                assert ns.requests[0].serialize_type is SerializeType.ROCKETMQ
+                async with RemotingClient() as client:
+                    response = await client.invoke_sync(
+                        broker.broker_addr,
+                        RemotingCommand.request(RequestCode.GET_BROKER_CONFIG),
+                        5,
+                    )
+                assert response.serialize_type is SerializeType.ROCKETMQ
+    monkeypatch.setenv("ROCKETMQ_SERIALIZE_TYPE", "XML")
+    with pytest.raises(ConfigError, match="ROCKETMQ_SERIALIZE_TYPE"):
+        broker_settings(tmp_path, [])
