@@ -136,15 +136,28 @@ async def _session(namesrv: str | None) -> AsyncIterator[Session]:
 # CommandUtil
 
 
+def broker_names(info: ClusterInfo, cluster: str) -> list[str] | None:
+    """A cluster's broker names as mqadmin holds them (a HashSet), or None."""
+    names = (info.cluster_addr_table or {}).get(cluster)
+    if names is None:
+        return None
+    # fastjson reads the JSON array into a new HashSet, element by element.
+    held: JavaHashSet[str] = JavaHashSet()
+    for name in names:
+        if name is not None:
+            held.add(name)
+    return list(held)
+
+
 def master_addrs(info: ClusterInfo, cluster: str, out: TextIO) -> list[str]:
     """``fetchMasterAddrByClusterName``."""
-    names = (info.cluster_addr_table or {}).get(cluster)
+    names = broker_names(info, cluster)
     if names is None:
         out.write(f"[error] {CLUSTER_ERROR}")
         return []
     result: JavaHashSet[str] = JavaHashSet()
     for name in names:
-        data = (info.broker_addr_table or {}).get(name or "")
+        data = (info.broker_addr_table or {}).get(name)
         addr = data.master_addr() if data is not None else None
         if addr is not None:
             result.add(addr)
@@ -153,13 +166,13 @@ def master_addrs(info: ClusterInfo, cluster: str, out: TextIO) -> list[str]:
 
 def all_addrs(info: ClusterInfo, cluster: str, out: TextIO) -> list[str]:
     """``fetchMasterAndSlaveAddrByClusterName``."""
-    names = (info.cluster_addr_table or {}).get(cluster)
+    names = broker_names(info, cluster)
     if names is None:
         out.write(f"[error] {CLUSTER_ERROR}")
         return []
     result: JavaHashSet[str] = JavaHashSet()
     for name in names:
-        data = (info.broker_addr_table or {}).get(name or "")
+        data = (info.broker_addr_table or {}).get(name)
         if data is not None:
             for addr in (data.broker_addrs or {}).values():
                 result.add(addr)
@@ -240,7 +253,7 @@ async def update_topic(session: Session, args: argparse.Namespace, out: TextIO) 
         await session.brokers.create_topic(addr, config)
         out.write(f"create topic to {addr} success.\n")
     if order:
-        names = (info.cluster_addr_table or {}).get(cluster) or ()
+        names = broker_names(info, cluster) or []
         if not names:
             raise CommandFailed(CLUSTER_ERROR)
         order_conf = ";".join(f"{name}:{write}" for name in names)
@@ -304,13 +317,13 @@ async def get_broker_config(session: Session, args: argparse.Namespace, out: Tex
         await _print_config(session, f"============{addr}============\n", addr, out)
     elif args.clusterName is not None:
         info = await session.cluster_info()
-        names = (info.cluster_addr_table or {}).get(args.clusterName.strip())
+        names = broker_names(info, args.clusterName.strip())
         if names is None:
             out.write(f"[error] {CLUSTER_ERROR}")
             return
         table: JavaHashMap[str, list[str]] = JavaHashMap(4)
         for name in names:
-            data = (info.broker_addr_table or {}).get(name or "")
+            data = (info.broker_addr_table or {}).get(name)
             if data is None or data.broker_addrs is None:
                 continue
             master = data.broker_addrs.get(MASTER_ID)
