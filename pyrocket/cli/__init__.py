@@ -20,10 +20,10 @@ from collections.abc import Sequence
 from pyrocket import __version__
 
 #: Modules contributing top-level commands (``register``).
-COMMAND_MODULES: tuple[str, ...] = ("pyrocket.cli.decode",)
+COMMAND_MODULES: tuple[str, ...] = ("pyrocket.cli.decode", "pyrocket.cli.broker")
 
 #: Modules contributing ``pyrocket admin`` commands (``register_admin``).
-ADMIN_MODULES: tuple[str, ...] = ()
+ADMIN_MODULES: tuple[str, ...] = ("pyrocket.cli.admin_broker",)
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -141,6 +141,61 @@ def write_key_to(key: Any, out: list[str]) -> None:
     _write_key(key, out)
 
 
+def dumps_pretty(value: Any) -> str:
+    """``JSON.toJSONString(value, PrettyFormat)``: the layout of the files
+    Java's ``ConfigManager`` writes (``topics.json``, ``subscriptionGroup.json``).
+
+    An object opens with ``{``; each string-keyed member starts on a new line
+    indented one tab deeper, members separated by ``,``; the closing ``}`` goes
+    on its own line at the object's depth. Members with a non-string key stay on
+    the line (fastjson only breaks before string keys). Arrays break before
+    every element and before ``]``. Empty objects are ``{}``. Scalars are
+    written as :func:`dumps` writes them.
+    """
+    parts: list[str] = []
+    _write_pretty(value, parts, 0)
+    return "".join(parts)
+
+
+def _write_pretty(value: Any, out: list[str], depth: int) -> None:
+    if value is not None and not isinstance(value, str | int | float | Enum):
+        to_json = getattr(value, "to_json", None)
+        if to_json is not None and not isinstance(value, Mapping):
+            value = to_json()
+    if isinstance(value, Mapping):
+        if not value:
+            out.append("{}")
+            return
+        out.append("{")
+        inner = "\n" + "\t" * (depth + 1)
+        first = True
+        for key, item in value.items():
+            if item is None:
+                continue
+            if not first:
+                out.append(",")
+            first = False
+            if isinstance(key, str):
+                out.append(inner)
+                out.append(quote(key))
+            else:
+                _write_key(key, out)
+            out.append(":")
+            _write_pretty(item, out, depth + 1)
+        out.append("\n" + "\t" * depth + "}")
+    elif isinstance(value, list | tuple):
+        out.append("[")
+        inner = "\n" + "\t" * (depth + 1)
+        for index, item in enumerate(value):
+            if index:
+                out.append(",")
+            out.append(inner)
+            _write_pretty(item, out, depth + 1)
+        out.append("\n" + "\t" * depth + "]")
+    else:
+        _write(value, out)
+
+
 def _write(value: Any, out: list[str]) -> None:
     if value is None:
         out.append("null")
