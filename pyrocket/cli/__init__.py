@@ -11,15 +11,23 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import io
 import logging
+import os
 import sys
 from collections.abc import Sequence
 
+from pyrocket import __version__
+
 #: Modules contributing top-level commands (``register``).
-COMMAND_MODULES: tuple[str, ...] = ("pyrocket.cli.namesrv",)
+COMMAND_MODULES: tuple[str, ...] = (
+    "pyrocket.cli.decode",
+    "pyrocket.cli.namesrv",
+    "pyrocket.cli.broker",
+)
 
 #: Modules contributing ``pyrocket admin`` commands (``register_admin``).
-ADMIN_MODULES: tuple[str, ...] = ("pyrocket.cli.admin_namesrv",)
+ADMIN_MODULES: tuple[str, ...] = ("pyrocket.cli.admin_namesrv", "pyrocket.cli.admin_broker")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -27,6 +35,7 @@ def build_parser() -> argparse.ArgumentParser:
         prog="pyrocket",
         description="Apache RocketMQ 4.7 NameServer, broker and clients in Python.",
     )
+    parser.add_argument("--version", action="version", version=f"pyrocket {__version__}")
     parser.add_argument(
         "--log-level", default="INFO", help="logging level (DEBUG, INFO, WARNING, ...)"
     )
@@ -44,6 +53,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> None:
+    """Run the command line; raises SystemExit with the exit status
+    (0 success, 1 a failure the command reports, 2 bad usage)."""
     parser = build_parser()
     args = parser.parse_args(argv)
     logging.basicConfig(
@@ -51,5 +62,16 @@ def main(argv: Sequence[str] | None = None) -> None:
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
         stream=sys.stderr,
     )
-    status = args.func(args)
+    if isinstance(sys.stdout, io.TextIOWrapper):
+        # Captured text may hold anything; never fail on a terminal's encoding.
+        sys.stdout.reconfigure(errors="backslashreplace")
+    try:
+        status = args.func(args)
+        sys.stdout.flush()
+    except BrokenPipeError:
+        # The reader went away (e.g. `| head`): stop quietly, and point stdout
+        # at /dev/null so the interpreter's final flush does not complain.
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        status = 1
     raise SystemExit(int(status or 0))

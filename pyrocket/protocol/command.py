@@ -266,6 +266,8 @@ def decode_json_header(header: bytes) -> RemotingCommand:
         raise ProtocolError(f"JSON header does not parse: {exc.msg}", exc.pos) from exc
     except RecursionError as exc:
         raise ProtocolError("JSON header nests too deeply") from exc
+    except ValueError as exc:  # e.g. an integer longer than int() accepts
+        raise ProtocolError(f"JSON header does not parse: {exc}") from exc
     if not isinstance(obj, dict):
         raise ProtocolError("JSON header is not an object", 0)
     ext_raw = obj.get("extFields")

@@ -131,6 +131,71 @@ def dumps_bytes(value: Any) -> bytes:
     return dumps(value).encode("utf-8", "replace")
 
 
+def write_to(value: Any, out: list[str]) -> None:
+    """Append the text :func:`dumps` gives for ``value`` to ``out``."""
+    _write(value, out)
+
+
+def write_key_to(key: Any, out: list[str]) -> None:
+    """Append the text of ``key`` as a map key (quoted, bare int, object)."""
+    _write_key(key, out)
+
+
+def dumps_pretty(value: Any) -> str:
+    """``JSON.toJSONString(value, PrettyFormat)``: the layout of the files
+    Java's ``ConfigManager`` writes (``topics.json``, ``subscriptionGroup.json``).
+
+    An object opens with ``{``; each string-keyed member starts on a new line
+    indented one tab deeper, members separated by ``,``; the closing ``}`` goes
+    on its own line at the object's depth. Members with a non-string key stay on
+    the line (fastjson only breaks before string keys). Arrays break before
+    every element and before ``]``. Empty objects are ``{}``. Scalars are
+    written as :func:`dumps` writes them.
+    """
+    parts: list[str] = []
+    _write_pretty(value, parts, 0)
+    return "".join(parts)
+
+
+def _write_pretty(value: Any, out: list[str], depth: int) -> None:
+    if value is not None and not isinstance(value, str | int | float | Enum):
+        to_json = getattr(value, "to_json", None)
+        if to_json is not None and not isinstance(value, Mapping):
+            value = to_json()
+    if isinstance(value, Mapping):
+        if not value:
+            out.append("{}")
+            return
+        out.append("{")
+        inner = "\n" + "\t" * (depth + 1)
+        first = True
+        for key, item in value.items():
+            if item is None:
+                continue
+            if not first:
+                out.append(",")
+            first = False
+            if isinstance(key, str):
+                out.append(inner)
+                out.append(quote(key))
+            else:
+                _write_key(key, out)
+            out.append(":")
+            _write_pretty(item, out, depth + 1)
+        out.append("\n" + "\t" * depth + "}")
+    elif isinstance(value, list | tuple):
+        out.append("[")
+        inner = "\n" + "\t" * (depth + 1)
+        for index, item in enumerate(value):
+            if index:
+                out.append(",")
+            out.append(inner)
+            _write_pretty(item, out, depth + 1)
+        out.append("\n" + "\t" * depth + "]")
+    else:
+        _write(value, out)
+
+
 def _write(value: Any, out: list[str]) -> None:
     if value is None:
         out.append("null")
@@ -155,18 +220,7 @@ def _write(value: Any, out: list[str]) -> None:
             if not first:
                 out.append(",")
             first = False
-            if isinstance(key, str):
-                out.append(quote(key))
-            elif isinstance(key, bool):
-                out.append("true" if key else "false")
-            elif isinstance(key, int):
-                out.append(str(key))
-            elif isinstance(key, Enum):
-                out.append(quote(key.name))
-            elif isinstance(key, Mapping) or hasattr(key, "to_json"):
-                _write(key, out)
-            else:
-                raise TypeError(f"unsupported map key type {type(key).__name__}")
+            _write_key(key, out)
             out.append(":")
             _write(item, out)
         out.append("}")
@@ -186,10 +240,27 @@ def _write(value: Any, out: list[str]) -> None:
         _write(to_json(), out)
 
 
+def _write_key(key: Any, out: list[str]) -> None:
+    if isinstance(key, str):
+        out.append(quote(key))
+    elif isinstance(key, bool):
+        out.append("true" if key else "false")
+    elif isinstance(key, int):
+        out.append(str(key))
+    elif isinstance(key, Enum):
+        out.append(quote(key.name))
+    elif isinstance(key, Mapping) or hasattr(key, "to_json"):
+        _write(key, out)
+    else:
+        raise TypeError(f"unsupported map key type {type(key).__name__}")
+
+
 # ---------------------------------------------------------------------------
 # Reader
 
-_MAX_DEPTH = 512
+# Far deeper than any RocketMQ body; keeps the recursive reader inside
+# Python's default recursion limit (three frames per level).
+_MAX_DEPTH = 200
 # The C string scanner behind json.loads; typeshed does not declare it.
 _scanstring: Any = getattr(json.decoder, "scanstring")  # noqa: B009
 _NUMBER = re.compile(r"-?(?:0|[1-9]\d*)(\.\d+)?([eE][-+]?\d+)?")
@@ -212,7 +283,57 @@ def loads(data: bytes | str) -> Any:
         return json.loads(text, parse_constant=_reject_constant)
     except (json.JSONDecodeError, ValueError, RecursionError):
         pass
-    return _Reader(text).document()
+    # Bare integer keys (Map<Long, ...>, Map<Integer, ...>): quote them with a
+    # marker and let the C parser do the work; the marker (a leading U+0000,
+    # which no key can carry unless the text spells out \u0000) turns them back
+    # into ints. A match inside a string cannot survive: the inserted quote
+    # ends the string and leaves a bare backslash behind, which no JSON
+    # parser accepts; counting the conversions makes sure of it. Anything
+    # else goes to the pure-Python reader.
+    if "\\u0000" not in text:
+        marked, count = _BARE_KEY.subn(_mark_bare_key, text)
+        if count:
+            value, converted = _loads_marked(marked)
+            if converted == count:
+                return value
+    reader = _Reader(text)
+    try:
+        return reader.document()
+    except RecursionError as exc:  # a deep stack on entry; depth is bounded anyway
+        raise ProtocolError("invalid JSON: nesting too deep", reader.pos) from exc
+
+
+_BARE_KEY = re.compile(r"([{,])[ \t\n\r]*(-?(?:0|[1-9][0-9]*))[ \t\n\r]*:")
+_FAILED = object()
+
+
+def _mark_bare_key(match: re.Match[str]) -> str:
+    return f'{match.group(1)}"\\u0000{match.group(2)}":'
+
+
+def _loads_marked(text: str) -> tuple[Any, int]:
+    """Parse ``text`` with marked keys made ints again; (value, conversions),
+    or (_FAILED, -1) if it does not parse."""
+    converted = 0
+
+    def unmark(obj: dict[str, Any]) -> dict[Any, Any]:
+        nonlocal converted
+        if "\x00" not in "".join(obj):
+            return obj
+        result: dict[Any, Any] = {}
+        for key, value in obj.items():
+            if key[:1] == "\x00":
+                result[int(key[1:])] = value
+                converted += 1
+            else:
+                result[key] = value
+        return result
+
+    try:
+        value = json.loads(text, parse_constant=_reject_constant, object_hook=unmark)
+    except (json.JSONDecodeError, ValueError, RecursionError):
+        return _FAILED, -1
+    return value, converted
 
 
 def _reject_constant(name: str) -> Any:
@@ -275,10 +396,15 @@ class _Reader:
         match = _NUMBER.match(self.text, self.pos)
         if match is None:
             raise self.fail("expected a value")
-        self.pos = match.end()
         if match.group(1) is None and match.group(2) is None:
-            return int(match.group())
-        return float(match.group())
+            try:
+                number: int | float = int(match.group())
+            except ValueError:  # longer than int() accepts (4300 digits)
+                raise self.fail("integer too long") from None
+        else:
+            number = float(match.group())
+        self.pos = match.end()
+        return number
 
     def obj(self, depth: int) -> dict[Any, Any]:
         self.pos += 1

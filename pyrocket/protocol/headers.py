@@ -47,7 +47,9 @@ BOOLEAN = JType.BOOLEAN
 DOUBLE = JType.DOUBLE
 
 _JAVA_INTEGER = re.compile(r"[-+]?[0-9]+")
-_JAVA_DOUBLE = re.compile(r"\s*[-+]?(NaN|Infinity|((\d+\.?\d*|\.\d+)([eE][-+]?\d+)?)[fFdD]?)\s*")
+_JAVA_DOUBLE = re.compile(
+    r"\s*[-+]?(NaN|Infinity|((\d+\.?\d*|\.\d+)([eE][-+]?\d+)?)[fFdD]?)\s*", re.ASCII
+)
 _RANGES = {JType.INT: (-(1 << 31), (1 << 31) - 1), JType.LONG: (-(1 << 63), (1 << 63) - 1)}
 
 
@@ -86,6 +88,11 @@ class CommandHeader:
         if specs is None:
             specs = _SPECS[cls] = _specs_of(cls)
         return specs
+
+    @classmethod
+    def wire_names(cls) -> tuple[str, ...]:
+        """The Java field names, in declaration order."""
+        return tuple(spec.wire for spec in cls._specs())
 
     def to_ext_fields(self, preceding: Mapping[str, str] | None = None) -> dict[str, str]:
         """The ext fields Java would send, in Java's HashMap iteration order.
@@ -151,6 +158,11 @@ def _to_wire(value: Any, spec: _FieldSpec) -> str:
     return str(value)
 
 
+def _show(raw: str) -> str:
+    """``raw`` for an error message, cut short if it is long."""
+    return repr(raw) if len(raw) <= 64 else repr(raw[:64]) + f"... ({len(raw)} chars)"
+
+
 def _from_wire(raw: str, spec: _FieldSpec) -> Any:
     jtype = spec.jtype
     if jtype is JType.STRING:
@@ -160,14 +172,17 @@ def _from_wire(raw: str, spec: _FieldSpec) -> Any:
         return raw.lower() == "true"
     if jtype is JType.DOUBLE:
         if _JAVA_DOUBLE.fullmatch(raw) is None:
-            raise CommandError(f"the custom field <{spec.wire}> is not a Double: {raw!r}")
+            raise CommandError(f"the custom field <{spec.wire}> is not a Double: {_show(raw)}")
         return float(raw.strip().rstrip("fFdD"))
     if _JAVA_INTEGER.fullmatch(raw) is None:
-        raise CommandError(f"the custom field <{spec.wire}> is not a {jtype.value}: {raw!r}")
-    value = int(raw)
+        raise CommandError(f"the custom field <{spec.wire}> is not a {jtype.value}: {_show(raw)}")
     low, high = _RANGES[jtype]
+    # Skip int() on absurdly long digit strings (it refuses past 4300 digits).
+    value = int(raw) if len(raw) <= 40 else high + 1
     if not low <= value <= high:
-        raise CommandError(f"the custom field <{spec.wire}> is out of {jtype.value} range: {raw!r}")
+        raise CommandError(
+            f"the custom field <{spec.wire}> is out of {jtype.value} range: {_show(raw)}"
+        )
     return value
 
 

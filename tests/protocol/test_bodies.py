@@ -245,6 +245,18 @@ def test_heartbeat_round_trip_with_enums() -> None:
     assert read.consume_from_where is ConsumeFromWhere.CONSUME_FROM_TIMESTAMP
 
 
+def test_subscription_for_a_tag_expression() -> None:
+    # "TagA".hashCode() = ((84*31 + 97)*31 + 103)*31 + 65 = 2598919, "TagB" one
+    # more; spread (h ^ h >>> 16, h >>> 16 = 39) puts them in buckets 0 and 15
+    # of a 16-slot HashSet, whatever order they were added in.
+    data = SubscriptionData.for_expression("T", " TagB ||TagA|| ", sub_version=9)
+    assert data.tags_set == ("TagA", "TagB")
+    assert data.code_set == (2598919, 2598920)
+    assert data.sub_string == " TagB ||TagA|| " and data.sub_version == 9
+    everything = SubscriptionData.for_expression("T", None, sub_version=1)
+    assert (everything.sub_string, everything.tags_set, everything.code_set) == ("*", (), ())
+
+
 def test_subscription_group_defaults_are_javas() -> None:
     config = SubscriptionGroupConfig.decode(b'{"groupName":"G"}')
     assert config == SubscriptionGroupConfig("G")

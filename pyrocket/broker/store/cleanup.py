@@ -22,6 +22,7 @@ from typing import Final
 import trio
 
 from pyrocket.broker.store.commitlog import SCHEDULE_TOPIC
+from pyrocket.broker.store.config import MessageStoreConfig
 from pyrocket.broker.store.files import DataFile
 from pyrocket.broker.store.storefiles import StoreFiles
 
@@ -81,6 +82,10 @@ class FileCleaner:
         self._clean_immediately = False
         self._manual_delete_times = 0
         self._last_physical_min_offset = 0
+
+    def update_config(self, config: MessageStoreConfig) -> None:
+        """Read retention settings from ``config`` from now on."""
+        self._config = config
 
     async def run(self) -> None:
         """Clean periodically (every ``cleanResourceInterval`` ms) until cancelled."""

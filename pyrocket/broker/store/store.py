@@ -219,6 +219,15 @@ class MessageStore:
     def is_running(self) -> bool:
         return self._running
 
+    def update_config(self, config: MessageStoreConfig) -> None:
+        """Use ``config`` from now on (UPDATE_BROKER_CONFIG). Settings read at
+        use time take effect (retention, disk ratio, message size, transfer
+        limits, flush timeout); paths, file sizes, role and flush type are
+        fixed at start and must not differ."""
+        self.config = config
+        self._files.config = config
+        self._cleaner.update_config(config)
+
     # ======================================================================
     # Loading and recovery (blocking; runs in a worker thread before start)
 

@@ -13,7 +13,9 @@ Java constructor's default::
         perm: int = prop("perm", INT, default=0)
 
 The declarations double as the table from Java property names to Python
-attributes. Decoding checks every JSON type on the way in, so a body either
+attributes. Encoding writes the JSON text directly from the declarations (the
+same bytes as ``fastjson.dumps(bean.to_json())``, without the intermediate
+dicts). Decoding checks every JSON type on the way in, so a body either
 decodes or raises :class:`~pyrocket.errors.ProtocolError` naming the path of
 the offending value; fastjson would coerce some mismatches (a quoted number
 into an ``int``) where pyrocket refuses them.
@@ -22,14 +24,15 @@ into an ``int``) where pyrocket refuses them.
 from __future__ import annotations
 
 import dataclasses
+import math
 import re
 from collections.abc import Callable, Mapping
 from enum import Enum
-from typing import Any, ClassVar, Self
+from typing import Any, Self
 
 from pyrocket.errors import ProtocolError
 from pyrocket.protocol import fastjson
-from pyrocket.protocol.fastjson import ObjectKey
+from pyrocket.protocol.fastjson import ObjectKey, java_double, quote
 
 _INT32 = (-(1 << 31), (1 << 31) - 1)
 _DECIMAL_KEY = re.compile(r"-?[0-9]+")
@@ -61,9 +64,21 @@ def _wrong(path: str, expected: str, value: object) -> ProtocolError:
 class Kind:
     """How one Java type appears in fastjson's JSON, both ways."""
 
+    #: The Python type a JSON value of this kind arrives as, when it can be
+    #: taken as it is (scalars); lets decoding skip :meth:`load`.
+    plain: type | None = None
+
     def load(self, value: Any, path: str) -> Any:
         """The Python value for the JSON ``value``; raises ProtocolError."""
         raise NotImplementedError
+
+    def write(self, value: Any, out: list[str]) -> None:
+        """Append fastjson's text for ``value`` (what ``dumps(dump(value))`` gives)."""
+        fastjson.write_to(self.dump(value), out)
+
+    def write_key(self, key: Any, out: list[str]) -> None:
+        """Append fastjson's text for ``key`` used as a map key."""
+        fastjson.write_key_to(self.dump_key(key), out)
 
     def dump(self, value: Any) -> Any:
         """A value :func:`fastjson.dumps` writes as Java would."""
@@ -80,6 +95,8 @@ class Kind:
 
 
 class _Int(Kind):
+    plain = int
+
     def __init__(self, java: str, bounds: tuple[int, int]) -> None:
         self.java = java
         self.low, self.high = bounds
@@ -91,26 +108,47 @@ class _Int(Kind):
             raise ProtocolError(f"{path}: {value} is out of Java {self.java} range")
         return value
 
+    def write(self, value: Any, out: list[str]) -> None:
+        out.append(str(value))
+
+    def write_key(self, key: Any, out: list[str]) -> None:
+        out.append(str(key))
+
     def load_key(self, key: Any, path: str) -> int:
         # fastjson writes integer keys bare; standard JSON writers quote them,
         # and fastjson reads those into Integer/Long keys too.
         if isinstance(key, str) and _DECIMAL_KEY.fullmatch(key):
+            if len(key) > 40:
+                raise ProtocolError(f"{path}: key {key[:20]}... is out of Java {self.java} range")
             key = int(key)
         return self.load(key, path)
 
 
 class _Bool(Kind):
+    plain = bool
+
     def load(self, value: Any, path: str) -> bool:
         if not isinstance(value, bool):
             raise _wrong(path, "a boolean", value)
         return value
 
+    def write(self, value: Any, out: list[str]) -> None:
+        out.append("true" if value else "false")
+
 
 class _Str(Kind):
+    plain = str
+
     def load(self, value: Any, path: str) -> str:
         if not isinstance(value, str):
             raise _wrong(path, "a string", value)
         return value
+
+    def write(self, value: Any, out: list[str]) -> None:
+        out.append(quote(value))
+
+    def write_key(self, key: Any, out: list[str]) -> None:
+        out.append(quote(key))
 
 
 class _Double(Kind):
@@ -124,6 +162,10 @@ class _Double(Kind):
 
     def dump(self, value: Any) -> float:
         return float(value)
+
+    def write(self, value: Any, out: list[str]) -> None:
+        number = float(value)
+        out.append(java_double(number) if math.isfinite(number) else "null")
 
 
 INT = _Int("int", _INT32)
@@ -155,6 +197,9 @@ class EnumKind(Kind):
             raise ProtocolError(f"{path}: {value} is not a {self.enum.__name__} ordinal")
         raise _wrong(path, f"a {self.enum.__name__} name", value)
 
+    def write(self, value: Any, out: list[str]) -> None:
+        out.append(quote(value.name))
+
 
 class BeanKind(Kind):
     """A nested bean; as a map key, a JSON object (fastjson's object keys)."""
@@ -175,6 +220,12 @@ class BeanKind(Kind):
 
     def dump_key(self, key: Any) -> ObjectKey:
         return ObjectKey(key.to_json())
+
+    def write(self, value: Any, out: list[str]) -> None:
+        value._write(out)
+
+    def write_key(self, key: Any, out: list[str]) -> None:
+        key._write(out)
 
 
 class ListKind(Kind):
@@ -209,6 +260,20 @@ class ListKind(Kind):
         dump = self.item.dump
         return [None if item is None else dump(item) for item in value]
 
+    def write(self, value: Any, out: list[str]) -> None:
+        write = self.item.write
+        out.append("[")
+        first = True
+        for item in value:
+            if not first:
+                out.append(",")
+            first = False
+            if item is None:
+                out.append("null")
+            else:
+                write(item, out)
+        out.append("]")
+
 
 class MapKind(Kind):
     """A Java ``Map``: a JSON object kept as a dict in wire order (writing
@@ -233,6 +298,21 @@ class MapKind(Kind):
     def dump(self, value: Any) -> dict[Any, Any]:
         dump_key, dump = self.key.dump_key, self.value.dump
         return {dump_key(k): dump(v) for k, v in value.items()}
+
+    def write(self, value: Any, out: list[str]) -> None:
+        write_key, write = self.key.write_key, self.value.write
+        out.append("{")
+        first = True
+        for key, item in value.items():
+            if item is None:
+                continue  # fastjson drops null map values
+            if not first:
+                out.append(",")
+            first = False
+            write_key(key, out)
+            out.append(":")
+            write(item, out)
+        out.append("}")
 
 
 def list_of(item: Kind, *, nullable: bool = False) -> ListKind:
@@ -273,6 +353,11 @@ class _Prop:
     attr: str
     wire: str
     kind: Kind
+    #: '"wire":' and ',"wire":', the text before the value
+    first_prefix: str
+    prefix: str
+    #: for ints: the bounds a plain value must lie in
+    bounds: tuple[int, int] | None
 
 
 _PROPS: dict[type, tuple[_Prop, ...]] = {}  # a cache of a pure function of the class
@@ -285,12 +370,28 @@ def _props(cls: type[Bean]) -> tuple[_Prop, ...]:
     return cached
 
 
+_READERS: dict[type, tuple[tuple[Any, ...], ...]] = {}  # likewise
+
+
+def _readers(cls: type[Bean]) -> tuple[tuple[Any, ...], ...]:
+    """(wire, attr, plain type, low, high, kind) per property, for from_json."""
+    cached = _READERS.get(cls)
+    if cached is None:
+        cached = _READERS[cls] = tuple(
+            (p.wire, p.attr, p.kind.plain, *(p.bounds or (None, None)), p.kind) for p in _props(cls)
+        )
+    return cached
+
+
 def _collect_props(cls: type[Bean]) -> tuple[_Prop, ...]:
     props = []
     for f in dataclasses.fields(cls):  # type: ignore[arg-type]
         if "wire" not in f.metadata:
             raise TypeError(f"{cls.__name__}.{f.name} is not declared with prop()")
-        props.append(_Prop(f.name, f.metadata["wire"], f.metadata["kind"]))
+        wire, kind = f.metadata["wire"], f.metadata["kind"]
+        bounds = (kind.low, kind.high) if isinstance(kind, _Int) else None
+        name = quote(wire)
+        props.append(_Prop(f.name, wire, kind, f"{name}:", f",{name}:", bounds))
     # fastjson sorts bean properties by name (String.compareTo: code units).
     props.sort(key=lambda p: p.wire.encode("utf-16-be"))
     return tuple(props)
@@ -306,9 +407,6 @@ class Bean:
 
     __slots__ = ()
 
-    #: Java's class name, for error messages; defaults to the Python one.
-    java_name: ClassVar[str | None] = None
-
     def to_json(self) -> dict[str, Any]:
         """The bean's properties in fastjson's order, nulls left out."""
         result: dict[str, Any] = {}
@@ -322,19 +420,40 @@ class Bean:
     def from_json(cls, obj: Any, path: str | None = None) -> Self:
         """Build from a parsed JSON object; missing or null keys take Java's
         defaults, unknown keys are ignored. Raises ProtocolError."""
-        where = path if path is not None else cls.java_name or cls.__name__
+        where = path if path is not None else cls.__name__
         if not isinstance(obj, Mapping):
             raise _wrong(where, "an object", obj)
         kwargs: dict[str, Any] = {}
-        for p in _props(cls):
-            raw = obj.get(p.wire)
-            if raw is not None:
-                kwargs[p.attr] = p.kind.load(raw, f"{where}.{p.wire}")
+        get = obj.get
+        for wire, attr, plain, low, high, kind in _readers(cls):
+            raw = get(wire)
+            if raw is None:
+                continue
+            # The common case without building a path: a scalar of the right
+            # type (exact type: bool is an int subclass) and range.
+            if type(raw) is plain and (low is None or low <= raw <= high):
+                kwargs[attr] = raw
+            else:
+                kwargs[attr] = kind.load(raw, f"{where}.{wire}")
         return cls(**kwargs)
+
+    def _write(self, out: list[str]) -> None:
+        out.append("{")
+        first = True
+        for p in _props(type(self)):
+            value = getattr(self, p.attr)
+            if value is None:
+                continue
+            out.append(p.first_prefix if first else p.prefix)
+            first = False
+            p.kind.write(value, out)
+        out.append("}")
 
     def encode(self) -> bytes:
         """fastjson's bytes for this bean (``RemotingSerializable.encode``)."""
-        return fastjson.dumps_bytes(self.to_json())
+        out: list[str] = []
+        self._write(out)
+        return "".join(out).encode("utf-8", "replace")
 
     @classmethod
     def decode(cls, data: bytes) -> Self:

@@ -4,8 +4,10 @@ UNLOCK_BATCH_MQ).
 
 Sets travel in Java ``HashSet`` order. ``MessageQueue`` and ``SubscriptionData``
 define Java's ``hashCode`` (``java_hash_code``) so a ``JavaHashSet`` of them
-iterates as Java's does; ``ProducerData``/``ConsumerData`` use identity hashes
-in Java, so their order is whatever the sender chose and is kept as read.
+iterates as Java's does (a ``Set<Integer>`` such as ``codeSet`` needs
+``hasher=int_hash``: the default hashes ints as Java ``Long``s).
+``ProducerData``/``ConsumerData`` use identity hashes in Java, so their order is
+whatever the sender chose and is kept as read.
 """
 
 from __future__ import annotations
@@ -25,7 +27,7 @@ from pyrocket.protocol.bodies._bean import (
     list_of,
     prop,
 )
-from pyrocket.protocol.javahash import string_hash, to_int32
+from pyrocket.protocol.javahash import JavaHashSet, int_hash, string_hash, to_int32
 
 #: SubscriptionData.SUB_ALL: the subscription expression matching every tag.
 SUB_ALL = "*"
@@ -57,6 +59,16 @@ def _now_ms() -> int:
 def _set_hash(hashes: list[int]) -> int:
     # AbstractSet.hashCode: the sum of the elements' hash codes, as int.
     return to_int32(sum(hashes))
+
+
+def _java_trim(text: str) -> str:
+    # String.trim: strips every character up to U+0020 from both ends.
+    start, end = 0, len(text)
+    while start < end and text[start] <= " ":
+        start += 1
+    while end > start and text[end - 1] <= " ":
+        end -= 1
+    return text[start:end]
 
 
 def _str_hash(text: str | None) -> int:
@@ -93,6 +105,33 @@ class SubscriptionData(Bean):
     code_set: tuple[int, ...] = prop("codeSet", list_of(INT), default=())
     sub_version: int = prop("subVersion", LONG, factory=_now_ms)
     expression_type: str | None = prop("expressionType", STR, default="TAG")
+
+    @classmethod
+    def for_expression(
+        cls, topic: str, sub_string: str | None, sub_version: int | None = None
+    ) -> SubscriptionData:
+        """What Java's ``FilterAPI.buildSubscriptionData`` builds for a tag
+        expression: ``"*"`` (or nothing) subscribes to everything; otherwise
+        the ``||``-separated tags, trimmed, go into ``tagsSet`` and their
+        ``String.hashCode`` into ``codeSet``, both fresh HashSets, so the
+        sets come out in Java's order."""
+        tags: JavaHashSet[str] = JavaHashSet()
+        codes: JavaHashSet[int] = JavaHashSet(hasher=int_hash)
+        if not sub_string or sub_string == SUB_ALL:
+            sub_string = SUB_ALL
+        else:
+            for tag in sub_string.split("||"):
+                trimmed = _java_trim(tag)
+                if trimmed:
+                    tags.add(trimmed)
+                    codes.add(string_hash(trimmed))
+        return cls(
+            topic=topic,
+            sub_string=sub_string,
+            tags_set=tuple(tags),
+            code_set=tuple(codes),
+            sub_version=_now_ms() if sub_version is None else sub_version,
+        )
 
     def java_hash_code(self) -> int:
         """``SubscriptionData.hashCode()`` (``subVersion`` is not part of it)."""

@@ -1,0 +1,1 @@
+"""Fuzzing campaigns for pyrocket's decoders (see fuzz/README.md)."""

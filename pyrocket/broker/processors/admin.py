@@ -1,0 +1,217 @@
+"""Operator requests to a broker (the control-plane subset of Java's
+``AdminBrokerProcessor``): topics, broker configuration, runtime figures and
+topic statistics.
+
+Answers are Java's: codes, remarks, header fields (an empty ``extFields``
+object where Java's response has a header class, none where it has not) and
+bodies. UPDATE_AND_CREATE_TOPIC is answered first and then applied and
+registered with the NameServers, as Java does. The deliberate differences:
+UPDATE_BROKER_CONFIG applies only keys allowed at run time
+(:mod:`pyrocket.broker.configuration`), and a bad ``topicFilterType`` is
+refused before anything is answered (Java answers SUCCESS and then fails).
+
+Java registers this processor as the default one, silently dropping unknown
+codes; here only the codes below are registered and everything else gets the
+remoting layer's REQUEST_CODE_NOT_SUPPORTED.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import TYPE_CHECKING
+
+import trio
+
+from pyrocket.broker.topic_config import topic_error
+from pyrocket.errors import CommandError, ConfigError, ProtocolError
+from pyrocket.protocol.bodies.admin import TopicOffset, TopicStatsTable
+from pyrocket.protocol.bodies.client import MessageQueue
+from pyrocket.protocol.bodies.properties import Properties
+from pyrocket.protocol.bodies.topic import KVTable, TopicConfig, TopicFilterType
+from pyrocket.protocol.codes import RequestCode, ResponseCode
+from pyrocket.protocol.command import RemotingCommand
+from pyrocket.protocol.headers import (
+    CreateTopicRequestHeader,
+    DeleteTopicRequestHeader,
+    GetAllTopicConfigResponseHeader,
+    GetBrokerConfigResponseHeader,
+    GetTopicStatsInfoRequestHeader,
+)
+from pyrocket.protocol.javahash import JavaHashMap
+from pyrocket.remoting import Connection
+
+if TYPE_CHECKING:
+    from pyrocket.broker.app import Broker
+
+log = logging.getLogger("pyrocket.broker")
+
+
+def topic_config_from_header(header: CreateTopicRequestHeader) -> TopicConfig:
+    """The topic an UPDATE_AND_CREATE_TOPIC request describes, as Java builds
+    it (``order`` is not taken from the request: the NameServer's order table
+    decides it). Raises CommandError for an unknown ``topicFilterType``."""
+    try:
+        filter_type = TopicFilterType[header.topic_filter_type]
+    except KeyError:
+        raise CommandError(
+            f"topicFilterType {header.topic_filter_type!r} is not SINGLE_TAG or MULTI_TAG"
+        ) from None
+    return TopicConfig(
+        header.topic,
+        read_queue_nums=header.read_queue_nums,
+        write_queue_nums=header.write_queue_nums,
+        perm=header.perm,
+        topic_filter_type=filter_type,
+        topic_sys_flag=header.topic_sys_flag or 0,
+    )
+
+
+def _error(remark: str) -> RemotingCommand:
+    return RemotingCommand.response(ResponseCode.SYSTEM_ERROR, remark)
+
+
+def _ok(body: bytes | None = None) -> RemotingCommand:
+    return RemotingCommand.response(ResponseCode.SUCCESS, body=body)
+
+
+class AdminBrokerProcessor:
+    """Answers UPDATE_AND_CREATE_TOPIC, DELETE_TOPIC_IN_BROKER,
+    GET_ALL_TOPIC_CONFIG, UPDATE_BROKER_CONFIG, GET_BROKER_CONFIG,
+    GET_BROKER_RUNTIME_INFO and GET_TOPIC_STATS_INFO for one broker."""
+
+    def __init__(self, broker: Broker) -> None:
+        self.broker = broker
+        # Java's topic and config handlers are synchronized.
+        self._lock = trio.Lock()
+
+    def install(self) -> None:
+        """Register every handled code on both of the broker's servers."""
+        handlers = {
+            RequestCode.UPDATE_AND_CREATE_TOPIC: self.update_and_create_topic,
+            RequestCode.DELETE_TOPIC_IN_BROKER: self.delete_topic,
+            RequestCode.GET_ALL_TOPIC_CONFIG: self.get_all_topic_config,
+            RequestCode.UPDATE_BROKER_CONFIG: self.update_broker_config,
+            RequestCode.GET_BROKER_CONFIG: self.get_broker_config,
+            RequestCode.GET_BROKER_RUNTIME_INFO: self.get_broker_runtime_info,
+            RequestCode.GET_TOPIC_STATS_INFO: self.get_topic_stats_info,
+        }
+        for code, handler in handlers.items():
+            self.broker.register_processor(code, handler)
+
+    # -- topics ---------------------------------------------------------------
+
+    async def update_and_create_topic(
+        self, conn: Connection, request: RemotingCommand
+    ) -> RemotingCommand | None:
+        header = request.decode_header(CreateTopicRequestHeader)
+        log.info("updateAndCreateTopic called by %s", conn.remote_address)
+        topic = header.topic
+        if topic == self.broker.settings.broker.broker_cluster_name:
+            remark = f"the topic[{topic}] is conflict with system reserved words."
+            log.warning("%s", remark)
+            return _error(remark)
+        remark_or_none = topic_error(topic)
+        if remark_or_none is not None:
+            return _error(remark_or_none)
+        try:
+            config = topic_config_from_header(header)
+        except CommandError as exc:
+            return _error(str(exc))
+        async with self._lock:
+            # Java answers before applying and registering the change.
+            await conn.send(_ok().answering(request))
+            topics = self.broker.topic_config_manager
+            await topics.update_topic_config(config)
+            await self.broker.registration.register_increment_broker_data(
+                config, topics.data_version
+            )
+        return None
+
+    async def delete_topic(self, conn: Connection, request: RemotingCommand) -> RemotingCommand:
+        header = request.decode_header(DeleteTopicRequestHeader)
+        log.info("deleteTopic called by %s", conn.remote_address)
+        async with self._lock:
+            topics = self.broker.topic_config_manager
+            await topics.delete_topic_config(header.topic)
+            self.broker.store.clean_unused_topics(set(topics.topic_config_table))
+        return _ok()
+
+    async def get_all_topic_config(
+        self, conn: Connection, request: RemotingCommand
+    ) -> RemotingCommand:
+        content = self.broker.topic_config_manager.encode()
+        return RemotingCommand.response(
+            ResponseCode.SUCCESS,
+            header=GetAllTopicConfigResponseHeader(),
+            body=content.encode("utf-8", "replace"),
+        )
+
+    async def get_topic_stats_info(
+        self, conn: Connection, request: RemotingCommand
+    ) -> RemotingCommand:
+        header = request.decode_header(GetTopicStatsInfoRequestHeader)
+        topic = header.topic
+        config = self.broker.topic_config_manager.select_topic_config(topic)
+        if config is None:
+            return RemotingCommand.response(
+                ResponseCode.TOPIC_NOT_EXIST, f"topic[{topic}] not exist"
+            )
+        store = self.broker.store
+        broker_name = self.broker.settings.broker.broker_name
+        table: JavaHashMap[MessageQueue, TopicOffset] = JavaHashMap()
+        for queue_id in range(config.write_queue_nums):
+            minimum = max(0, store.get_min_offset_in_queue(topic, queue_id))
+            maximum = max(0, store.get_max_offset_in_queue(topic, queue_id))
+            timestamp = 0
+            if maximum > 0:
+                timestamp = store.get_message_store_timestamp(topic, queue_id, maximum - 1)
+            table[MessageQueue(topic, broker_name, queue_id)] = TopicOffset(
+                minimum, maximum, timestamp
+            )
+        return _ok(TopicStatsTable(table).encode())
+
+    # -- configuration and status -----------------------------------------------
+
+    async def update_broker_config(
+        self, conn: Connection, request: RemotingCommand
+    ) -> RemotingCommand:
+        log.info("updateBrokerConfig called by %s", conn.remote_address)
+        if request.body is None:
+            return _ok()
+        try:
+            properties = Properties.decode(request.body).entries
+        except ProtocolError:
+            log.error("string2Properties error")
+            return _error("string2Properties error")
+        log.info(
+            "updateBrokerConfig, new config: [%s] client: %s", dict(properties), conn.remote_address
+        )
+        try:
+            plan = await self.broker.update_config(dict(properties))
+        except ConfigError as exc:
+            return _error(str(exc))
+        remark = plan.remark()
+        if remark is not None:
+            log.warning("updateBrokerConfig from %s: %s", conn.remote_address, remark)
+            return _error(remark)
+        return _ok()
+
+    async def get_broker_config(
+        self, conn: Connection, request: RemotingCommand
+    ) -> RemotingCommand:
+        broker = self.broker
+        content = broker.configuration.format_string(broker.settings)
+        version = broker.configuration.data_version.encode().decode("utf-8")
+        return RemotingCommand.response(
+            ResponseCode.SUCCESS,
+            header=GetBrokerConfigResponseHeader(version=version),
+            body=content.encode("utf-8", "replace"),
+        )
+
+    async def get_broker_runtime_info(
+        self, conn: Connection, request: RemotingCommand
+    ) -> RemotingCommand:
+        return _ok(KVTable(self.broker.runtime_info()).encode())
+
+
+__all__ = ["AdminBrokerProcessor", "topic_config_from_header"]

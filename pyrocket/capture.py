@@ -1,0 +1,314 @@
+"""Decoding captures for people: what ``pyrocket decode`` shows and checks.
+
+A capture is either a JSON Lines file in the golden-vector format (one record
+per frame, see :mod:`pyrocket.vectors`) or a raw byte stream of concatenated
+frames (length word first). The two are told apart by the first byte: a JSON
+Lines file starts with ``{``, which as a length word would announce a frame
+far beyond the 16 MiB limit.
+
+:func:`decode_files` prints every command (code name, request / response /
+oneway, opaque, header fields, the body as text when it is text) and, when
+checking, re-encodes every frame and every body it has a typed codec for,
+stopping at the first byte that differs.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TextIO
+
+from pyrocket.errors import ProtocolError
+from pyrocket.protocol.catalog import request_body_codec, response_body_codec
+from pyrocket.protocol.codes import RequestCode, ResponseCode
+from pyrocket.protocol.command import RemotingCommand, decode, decode_payload, encode
+from pyrocket.protocol.frame import NEED_DATA, FrameSplitter
+from pyrocket.vectors import read_records
+
+_TEXT_CONTROLS = frozenset("\n\r\t")
+
+
+@dataclass(frozen=True, slots=True)
+class CapturedFrame:
+    """One frame of a capture, with where it came from."""
+
+    source: str
+    #: the record's ``seq`` (JSON Lines) or the frame's position (raw stream)
+    index: int
+    data: bytes
+    #: connection and sending end, when the capture says
+    conn: str | None = None
+    sender: str | None = None
+    #: why Java could not parse it, for records marked ``malformed``
+    malformed: str | None = None
+    #: a close record (FIN/RST) rather than a frame
+    close: str | None = None
+    #: an error met while reading the stream itself (raw streams)
+    stream_error: ProtocolError | None = None
+    #: bytes left over at the end of a raw stream
+    trailing: int = 0
+
+    @property
+    def where(self) -> str:
+        return f"{self.source} record {self.index}"
+
+
+def read_capture(path: Path) -> Iterator[CapturedFrame]:
+    """The frames of a capture file, JSON Lines or raw. Raises OSError for an
+    unreadable file and ProtocolError for a JSON Lines line that is no record."""
+    data = path.read_bytes()
+    if data.lstrip()[:1] == b"{":
+        yield from _read_jsonl(path)
+    else:
+        yield from _read_raw(path.name, data)
+
+
+def _read_jsonl(path: Path) -> Iterator[CapturedFrame]:
+    for record in read_records(path):
+        if record.dir == "close":
+            yield CapturedFrame(
+                path.name,
+                record.seq,
+                b"",
+                record.conn,
+                record.sender,
+                close=str(record.raw.get("close", "")),
+            )
+            continue
+        malformed = record.raw.get("malformed")
+        yield CapturedFrame(
+            path.name,
+            record.seq,
+            record.frame,
+            record.conn,
+            record.sender,
+            malformed=str(malformed) if malformed else None,
+        )
+
+
+def _read_raw(name: str, data: bytes) -> Iterator[CapturedFrame]:
+    splitter = FrameSplitter()
+    splitter.feed(data)
+    index = 0
+    while True:
+        try:
+            payload = splitter.next_frame()
+        except ProtocolError as exc:
+            yield CapturedFrame(name, index, b"", stream_error=exc)
+            return
+        if payload is NEED_DATA:
+            break
+        assert isinstance(payload, bytes)
+        yield CapturedFrame(name, index, len(payload).to_bytes(4, "big") + payload)
+        index += 1
+    if splitter.buffered:
+        yield CapturedFrame(name, index, b"", trailing=splitter.buffered)
+
+
+@dataclass
+class DecodeReport:
+    """Counts of what :func:`decode_files` saw."""
+
+    frames: int = 0
+    identical: int = 0
+    bodies: int = 0
+    bodies_identical: int = 0
+    undecodable: int = 0
+    failures: list[str] = field(default_factory=list)
+
+    def summary(self) -> dict[str, int]:
+        return {
+            "frames": self.frames,
+            "identical": self.identical,
+            "bodies": self.bodies,
+            "bodies_identical": self.bodies_identical,
+        }
+
+
+class CheckFailed(Exception):
+    """Re-encoding gave different bytes (or did not work at all)."""
+
+
+def decode_files(paths: list[Path], out: TextIO, *, check: bool = False) -> DecodeReport:
+    """Print every command of every capture to ``out``.
+
+    With ``check``, re-encode every frame and typed body and raise
+    :class:`CheckFailed` at the first difference, naming file and record.
+    Frames that do not decode are reported (``undecodable``); with ``check``
+    they fail it unless the capture marks them malformed. Raises OSError and
+    ProtocolError for files that cannot be read as captures.
+    """
+    report = DecodeReport()
+    for path in paths:
+        # Requests by (connection, sender, opaque) so answers find their code.
+        pending: dict[tuple[str | None, str | None, int], RemotingCommand] = {}
+        for item in read_capture(path):
+            _decode_item(item, pending, report, out, check)
+    return report
+
+
+def _decode_item(
+    item: CapturedFrame,
+    pending: dict[tuple[str | None, str | None, int], RemotingCommand],
+    report: DecodeReport,
+    out: TextIO,
+    check: bool,
+) -> None:
+    if item.close is not None:
+        print(f"{item.where}: {item.conn} closed by {item.sender} ({item.close})", file=out)
+        return
+    if item.stream_error is not None:
+        report.undecodable += 1
+        _fail_or_note(report, out, check, f"{item.where}: stream unreadable: {item.stream_error}")
+        return
+    if item.trailing:
+        report.undecodable += 1
+        message = f"{item.where}: {item.trailing} bytes of an incomplete frame at the end"
+        _fail_or_note(report, out, check, message)
+        return
+    try:
+        command = _decode_frame(item.data)
+    except ProtocolError as exc:
+        report.undecodable += 1
+        if item.malformed is not None:
+            print(f"{item.where}: undecodable, as recorded: {exc}", file=out)
+            return
+        _fail_or_note(report, out, check, f"{item.where}: undecodable: {exc}")
+        return
+    if item.malformed is not None:
+        _fail_or_note(
+            report, out, check, f"{item.where}: recorded as malformed but decodes: {command!r}"
+        )
+        return
+    request = _pair(command, item, pending)
+    print(describe(item, command, request), file=out)
+    report.frames += 1
+    if check:
+        _check_frame(item, report)
+    _check_body(item, command, request, report, check)
+
+
+def _decode_frame(frame: bytes) -> RemotingCommand:
+    # Through the splitter, as a server reads: the length word is checked the
+    # same way (limit, sign) before the payload is parsed.
+    splitter = FrameSplitter()
+    splitter.feed(frame)
+    payload = splitter.next_frame()
+    if not isinstance(payload, bytes):
+        raise ProtocolError(f"incomplete frame: {len(frame)} bytes", 0)
+    if splitter.buffered:
+        raise ProtocolError(f"{splitter.buffered} bytes after the frame", len(frame))
+    return decode_payload(payload, base_offset=4)
+
+
+def _pair(
+    command: RemotingCommand,
+    item: CapturedFrame,
+    pending: dict[tuple[str | None, str | None, int], RemotingCommand],
+) -> RemotingCommand | None:
+    other = {"client": "server", "server": "client"}.get(item.sender or "")
+    if command.is_response:
+        return pending.pop((item.conn, other, command.opaque), None)
+    if not command.is_oneway:
+        pending[(item.conn, item.sender, command.opaque)] = command
+    return None
+
+
+def _fail_or_note(report: DecodeReport, out: TextIO, check: bool, message: str) -> None:
+    print(message, file=out)
+    report.failures.append(message)
+    if check:
+        raise CheckFailed(message)
+
+
+def _check_frame(item: CapturedFrame, report: DecodeReport) -> None:
+    try:
+        again = encode(decode(item.data))
+    except ProtocolError as exc:
+        raise CheckFailed(f"{item.where}: frame does not re-encode: {exc}") from exc
+    if again != item.data:
+        raise CheckFailed(f"{item.where}: frame {_first_difference(item.data, again)}")
+    report.identical += 1
+
+
+def _check_body(
+    item: CapturedFrame,
+    command: RemotingCommand,
+    request: RemotingCommand | None,
+    report: DecodeReport,
+    check: bool,
+) -> None:
+    if command.body is None:
+        return
+    if command.is_response:
+        codec = None if request is None else response_body_codec(request.code)
+    else:
+        codec = request_body_codec(command.code, command.ext_fields)
+    if codec is None or not check:
+        return
+    report.bodies += 1
+    try:
+        again = codec.encode(codec.decode(command.body))
+    except ProtocolError as exc:
+        raise CheckFailed(f"{item.where}: body ({codec.name}) does not decode: {exc}") from exc
+    if again != command.body:
+        difference = _first_difference(command.body, again)
+        raise CheckFailed(f"{item.where}: body ({codec.name}) {difference}")
+    report.bodies_identical += 1
+
+
+def _first_difference(expected: bytes, actual: bytes) -> str:
+    offset = next(
+        (i for i, (a, b) in enumerate(zip(expected, actual, strict=False)) if a != b),
+        min(len(expected), len(actual)),
+    )
+    window = slice(max(0, offset - 16), offset + 16)
+    return (
+        f"differs at byte {offset} (recorded {len(expected)} bytes, re-encoded {len(actual)}): "
+        f"recorded {expected[window].hex()} re-encoded {actual[window].hex()}"
+    )
+
+
+def describe(
+    item: CapturedFrame, command: RemotingCommand, request: RemotingCommand | None = None
+) -> str:
+    """A few readable lines for one command."""
+    if command.is_response:
+        kind = "response"
+        name = ResponseCode(command.code).name
+        if request is not None:
+            name += f" to {RequestCode(request.code).name}"
+    else:
+        kind = "oneway" if command.is_oneway else "request"
+        name = RequestCode(command.code).name
+    route = ""
+    if item.conn is not None:
+        route = f" {item.conn} {item.sender}"
+    lines = [
+        f"{item.where}{route}: {name} ({command.code}) {kind} opaque={command.opaque} "
+        f"flag={command.flag} {command.serialize_type.name} {command.language.name} "
+        f"v{command.version}"
+    ]
+    if command.remark is not None:
+        lines.append(f"  remark: {json.dumps(command.remark, ensure_ascii=False)}")
+    if command.ext_fields is not None:
+        if not command.ext_fields:
+            lines.append("  ext: {}")
+        for key, value in command.ext_fields.items():
+            lines.append(f"  ext {key} = {json.dumps(value, ensure_ascii=False)}")
+    if command.body is not None:
+        lines.append(f"  body ({len(command.body)} bytes): {_body_text(command.body)}")
+    return "\n".join(lines)
+
+
+def _body_text(body: bytes) -> str:
+    try:
+        text = body.decode("utf-8")
+    except UnicodeDecodeError:
+        text = None
+    if text is not None and all(ch.isprintable() or ch in _TEXT_CONTROLS for ch in text):
+        return text.rstrip("\n").replace("\n", "\n    ")
+    preview = body[:48].hex(" ")
+    return f"binary {preview}{' ...' if len(body) > 48 else ''}"

@@ -1,0 +1,198 @@
+"""``pyrocket broker`` and the broker admin commands, end to end over real
+sockets: a stand-in NameServer and a pyrocket broker in this process, the
+commands run as mqadmin would run them."""
+
+from __future__ import annotations
+
+import io
+import os
+import signal
+import subprocess
+import sys
+from collections.abc import Sequence
+from contextlib import redirect_stderr, redirect_stdout
+from pathlib import Path
+
+import trio
+
+from pyrocket.cli import main
+from pyrocket.protocol.bodies.topic import TopicConfig
+from pyrocket.protocol.codes import RequestCode
+from tests.broker.helpers import broker_properties, broker_settings, running_broker
+from tests.broker.namesrv_standin import ORDER_TOPIC_CONFIG, standin_namesrv
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def run_cli(argv: Sequence[str]) -> tuple[int, str, str]:
+    out, err = io.StringIO(), io.StringIO()
+    code: int | str | None = 0
+    with redirect_stdout(out), redirect_stderr(err):
+        try:
+            main(list(argv))
+        except SystemExit as exit_:
+            code = exit_.code
+    assert isinstance(code, int)
+    return code, out.getvalue(), err.getvalue()
+
+
+async def cli(*argv: str) -> tuple[int, str, str]:
+    return await trio.to_thread.run_sync(run_cli, argv)
+
+
+async def test_admin_commands_against_a_broker(tmp_path: Path) -> None:
+    with trio.fail_after(30):
+        async with (
+            standin_namesrv() as (ns, ns_addr),
+            running_broker(broker_settings(tmp_path, [ns_addr])) as broker,
+        ):
+            addr = broker.broker_addr
+            code, out, err = await cli(
+                "admin", "updateTopic", "-n", ns_addr, "-b", addr, "-t", "CliTopic",
+                "-r", "2", "-w", "3",
+            )  # fmt: skip
+            assert (code, err) == (0, "")
+            assert out == (
+                f"create topic to {addr} success.\n"
+                "TopicConfig [topicName=CliTopic, readQueueNums=2, writeQueueNums=3, "
+                "perm=RW-, topicFilterType=SINGLE_TAG, topicSysFlag=0, order=false]"
+            )
+            topics = broker.topic_config_manager
+            assert topics.select_topic_config("CliTopic") == TopicConfig("CliTopic", 2, 3, 6)
+
+            code, out, _ = await cli(
+                "admin", "updateTopic", "-n", ns_addr, "-c", "DefaultCluster",
+                "-t", "Ordered", "-o", "true", "-w", "4",
+            )  # fmt: skip
+            assert code == 0
+            assert out.startswith(f"create topic to {addr} success.\n")
+            assert "set cluster orderConf. isOrder=true, orderConf=[broker-a:4]" in out
+            assert ns.kv[ORDER_TOPIC_CONFIG] == {"Ordered": "broker-a:4"}
+
+            code, out, _ = await cli("admin", "topicStatus", "-n", ns_addr, "-t", "CliTopic")
+            lines = out.splitlines()
+            assert code == 0 and len(lines) == 4
+            assert lines[0] == (
+                f"{'#Broker Name':<32}  {'#QID':<4}  {'#Min Offset':<20}  "
+                f"{'#Max Offset':<20}    #Last Updated"
+            )
+            assert lines[1] == f"{'broker-a':<32}  {0:<4}  {0:<20}  {0:<20}    "
+
+            code, out, _ = await cli("admin", "brokerStatus", "-n", ns_addr, "-b", addr)
+            lines = out.splitlines()
+            keys = [line.split(":")[0].rstrip() for line in lines]
+            assert code == 0 and keys == sorted(keys) and "brokerVersionDesc" in keys
+            assert f"{'brokerVersionDesc':<32}: V4_7_0" in lines
+            assert lines[0].startswith("EndTransactionQueueSize")
+
+            code, out, _ = await cli("admin", "brokerStatus", "-n", ns_addr, "-c", "DefaultCluster")
+            assert code == 0 and f"{addr:<24} {'brokerVersion':<32}: 353" in out.splitlines()
+
+            code, out, _ = await cli("admin", "getBrokerConfig", "-n", ns_addr, "-b", addr)
+            lines = out.splitlines()
+            assert code == 0 and lines[0] == f"============{addr}============"
+            assert f"{'brokerName':<50}=  broker-a" in lines and lines[-1] == ""
+
+            code, out, _ = await cli(
+                "admin", "getBrokerConfig", "-n", ns_addr, "-c", "DefaultCluster"
+            )
+            assert code == 0 and out.startswith(f"============Master: {addr}============\n")
+
+            code, out, err = await cli(
+                "admin", "updateBrokerConfig", "-n", ns_addr, "-b", addr,
+                "-k", "fileReservedTime", "-v", "12",
+            )  # fmt: skip
+            assert (code, out, err) == (0, f"update broker config success, {addr}\n", "")
+            assert broker.settings.store.file_reserved_time == 12
+            code, out, err = await cli(
+                "admin", "updateBrokerConfig", "-n", ns_addr, "-b", addr,
+                "-k", "storePathRootDir", "-v", "/tmp",
+            )  # fmt: skip
+            assert code == 1 and out == ""
+            assert err.startswith("UpdateBrokerConfigSubCommand command failed: ")
+            assert "storePathRootDir" in err
+
+            code, out, _ = await cli(
+                "admin", "deleteTopic", "-n", ns_addr, "-c", "DefaultCluster", "-t", "CliTopic"
+            )
+            assert code == 0
+            assert out == (
+                "delete topic [CliTopic] from cluster [DefaultCluster] success.\n"
+                "delete topic [CliTopic] from NameServer success.\n"
+            )
+            assert topics.select_topic_config("CliTopic") is None
+            assert ns.count(RequestCode.DELETE_TOPIC_IN_NAMESRV) == 1
+
+            code, out, err = await cli("admin", "topicStatus", "-n", ns_addr, "-t", "Gone")
+            assert code == 1 and "TopicStatusSubCommand command failed" in err
+
+
+async def test_order_flag_on_one_broker_merges_the_namesrv_entry(tmp_path: Path) -> None:
+    with trio.fail_after(20):
+        async with standin_namesrv() as (ns, ns_addr):
+            ns.kv[ORDER_TOPIC_CONFIG] = {}
+            async with running_broker(broker_settings(tmp_path, [ns_addr])) as broker:
+                code, out, _ = await cli(
+                    "admin", "updateTopic", "-n", ns_addr, "-b", broker.broker_addr,
+                    "-t", "OrderB", "-o", "true",
+                )  # fmt: skip
+                assert code == 0
+                assert out.startswith("set broker orderConf. isOrder=true, orderConf=[broker-a:8]")
+                assert ns.kv[ORDER_TOPIC_CONFIG]["OrderB"] == "broker-a:8"
+
+
+async def test_commands_need_a_namesrv_for_clusters(tmp_path: Path) -> None:
+    env = os.environ.pop("NAMESRV_ADDR", None)
+    try:
+        code, _, err = await cli("admin", "brokerStatus", "-c", "DefaultCluster")
+    finally:
+        if env is not None:
+            os.environ["NAMESRV_ADDR"] = env
+    assert code == 1 and "no name server address" in err
+
+
+def test_broker_command_prints_config_and_rejects_bad_files(tmp_path: Path) -> None:
+    conf = tmp_path / "broker.conf"
+    properties = broker_properties(tmp_path)
+    conf.write_text("".join(f"{k}={v}\n" for k, v in properties.items()))
+    code, out, _ = run_cli(["broker", "-c", str(conf), "-p", "--set", "fileReservedTime=5"])
+    assert code == 0
+    lines = out.splitlines()
+    assert "brokerName=broker-a" in lines and "fileReservedTime=5" in lines
+    assert "listenPort=0" in lines
+    conf.write_text("listenPort=abc\n")
+    code, _, err = run_cli(["broker", "-c", str(conf)])
+    assert code == 2 and "listenPort" in err
+
+
+async def test_broker_command_runs_registers_and_unregisters_on_sigterm(tmp_path: Path) -> None:
+    conf = tmp_path / "broker.conf"
+    properties = broker_properties(tmp_path)
+    conf.write_text("".join(f"{k}={v}\n" for k, v in properties.items()))
+    with trio.fail_after(30):
+        async with standin_namesrv() as (ns, ns_addr):
+            process = await trio.lowlevel.open_process(
+                [sys.executable, "-m", "pyrocket", "broker", "-c", str(conf), "-n", ns_addr],
+                cwd=ROOT,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.DEVNULL,
+            )
+            try:
+                assert process.stdout is not None
+                received = b""
+                while b"boot success" not in received:
+                    chunk = await process.stdout.receive_some()
+                    assert chunk, "the broker exited before it booted"
+                    received += chunk
+                line = received.decode().splitlines()[0]
+                assert line.startswith("The broker[broker-a, 127.0.0.1:")
+                assert f"name server is {ns_addr}" in line
+                assert ns.count(RequestCode.REGISTER_BROKER) >= 1
+                process.send_signal(signal.SIGTERM)
+                assert await process.wait() == 0
+            finally:
+                if process.returncode is None:
+                    process.kill()
+                    await process.wait()
+            assert ns.count(RequestCode.UNREGISTER_BROKER) == 1
+            assert not ns.brokers

@@ -1,0 +1,313 @@
+"""Frames: the stream splitter on the recorded connections, the malformed
+frames Java refused, and the fast frame/header path against the construct
+reference layouts (FRAME, ROCKETMQ_HEADER)."""
+
+from __future__ import annotations
+
+import random
+import re
+import struct
+from collections import defaultdict
+
+import construct as c
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from pyrocket.errors import ProtocolError
+from pyrocket.protocol.command import decode_payload
+from pyrocket.protocol.frame import (
+    DEFAULT_MAX_FRAME_SIZE,
+    FRAME,
+    NEED_DATA,
+    ROCKETMQ_HEADER,
+    FrameSplitter,
+    build_frame_head,
+    build_rocketmq_header,
+    parse_rocketmq_header,
+)
+from pyrocket.vectors import Record, iter_all_records
+
+
+def _streams() -> dict[str, list[bytes]]:
+    """One direction of one recorded connection -> its frames, in order."""
+    streams: dict[str, list[bytes]] = defaultdict(list)
+    spoiled: set[str] = set()
+    for record in iter_all_records():
+        if record.dir == "close":
+            continue
+        key = f"{record.scenario}:{record.conn}:{record.sender}"
+        if record.raw.get("malformed"):
+            spoiled.add(key)  # the stream was cut off by design
+            continue
+        streams[key].append(record.frame)
+    return {key: frames for key, frames in sorted(streams.items()) if key not in spoiled}
+
+
+STREAMS = _streams()
+
+
+def _split(chunks: list[bytes]) -> tuple[list[bytes], FrameSplitter]:
+    splitter = FrameSplitter()
+    frames = []
+    for chunk in chunks:
+        splitter.feed(chunk)
+        while (frame := splitter.next_frame()) is not NEED_DATA:
+            assert isinstance(frame, bytes)
+            frames.append(frame)
+    return frames, splitter
+
+
+def _random_chunks(data: bytes, rng: random.Random) -> list[bytes]:
+    chunks, pos = [], 0
+    while pos < len(data):
+        size = rng.choice([1, 2, 3, 4, 5, 7, 8, 13, 64, 500, 4096])
+        chunks.append(data[pos : pos + size])
+        pos += size
+    return chunks
+
+
+def test_streams_are_discovered() -> None:
+    assert len(STREAMS) > 100
+    assert sum(len(frames) for frames in STREAMS.values()) > 1900
+
+
+@pytest.mark.parametrize("key", list(STREAMS))
+def test_stream_splits_into_the_recorded_frames(key: str) -> None:
+    frames = STREAMS[key]
+    expected = [frame[4:] for frame in frames]
+    stream = b"".join(frames)
+    whole, splitter = _split([stream])
+    assert whole == expected and splitter.buffered == 0
+    bytewise, _ = _split([stream[i : i + 1] for i in range(len(stream))])
+    assert bytewise == expected
+    rng = random.Random(key)
+    for _ in range(3):
+        chunked, _ = _split(_random_chunks(stream, rng))
+        assert chunked == expected
+    # A partial frame at the end: every whole frame first, then NEED_DATA.
+    partial = frames[0][: rng.randrange(1, len(frames[0]))]
+    frames_then, splitter = _split([stream, partial])
+    assert frames_then == expected
+    assert splitter.next_frame() is NEED_DATA
+    assert splitter.buffered == len(partial)
+
+
+# Java's reason (the record's `malformed` text) -> pyrocket's, for the same bytes.
+MALFORMED_REASONS = [
+    (r"JSONDecodeError", r"JSON header does not parse"),
+    (r"unknown serialize type (\d+)", r"unknown serialize type \1"),
+    (r"header length (\d+) exceeds frame", r"header length \1 runs past the frame"),
+    (r"frame too short for the header length word", r"frame of 0 bytes has no header-length word"),
+    (r"incomplete frame: declared (\d+) bytes", r"exceeds the limit of 16777216"),
+]
+
+MALFORMED = [r for r in iter_all_records() if r.dir != "close" and r.raw.get("malformed")]
+
+
+def test_malformed_records_are_present() -> None:
+    assert len(MALFORMED) >= 7
+
+
+@pytest.mark.parametrize("record", MALFORMED, ids=lambda r: f"{r.scenario}-{r.seq}")
+def test_malformed_frame_raises_protocol_error_for_its_reason(record: Record) -> None:
+    why = str(record.raw["malformed"])
+    for java_pattern, ours in MALFORMED_REASONS:
+        match = re.search(java_pattern, why)
+        if match:
+            expected = match.expand(ours)
+            break
+    else:
+        pytest.fail(f"no expectation for malformed reason {why!r}")
+    splitter = FrameSplitter()
+    splitter.feed(record.frame)
+    with pytest.raises(ProtocolError) as info:
+        payload = splitter.next_frame()
+        assert isinstance(payload, bytes), "a whole frame was sent"
+        decode_payload(payload)
+    assert expected in str(info.value)
+
+
+def test_negative_length_word_is_refused() -> None:
+    splitter = FrameSplitter()
+    splitter.feed(struct.pack(">i", -1))
+    with pytest.raises(ProtocolError, match="negative frame length -1"):
+        splitter.next_frame()
+
+
+def test_frame_limit_counts_the_length_word() -> None:
+    splitter = FrameSplitter(max_frame_size=12)
+    splitter.feed(struct.pack(">i", 8) + bytes(8))
+    assert splitter.next_frame() == bytes(8)
+    splitter.feed(struct.pack(">i", 9))
+    with pytest.raises(ProtocolError, match="frame of 13 bytes exceeds the limit of 12"):
+        splitter.next_frame()
+    assert DEFAULT_MAX_FRAME_SIZE == 16 * 1024 * 1024
+
+
+@pytest.mark.parametrize(
+    ("header", "reason"),
+    [
+        (bytes(16), "16 bytes, the fixed part needs 17"),
+        (bytes(13) + b"\x00\x00\x00\x05ab", "remark of 5 bytes runs past the header"),
+        (bytes(13) + b"\xff\xff\xff\xff", "remark of 4294967295 bytes"),
+        (bytes(17) + b"\x00\x00", "ext fields length cut short"),
+        (bytes(17) + b"\x01\x00\x00\x00", "ext fields of 16777216 bytes run past the header"),
+        (bytes(21) + b"x", "1 bytes after the ext fields"),
+        (bytes(17) + b"\x00\x00\x00\x01" + b"\x00", "ext field key length cut short"),
+        (bytes(17) + b"\x00\x00\x00\x03" + b"\x00\x05a", "ext field key runs past"),
+        (
+            bytes(17) + b"\x00\x00\x00\x07" + b"\x00\x01k\x00\x00\x00\x09",
+            "ext field value runs past",
+        ),
+    ],
+)
+def test_bad_rocketmq_headers(header: bytes, reason: str) -> None:
+    # Java's own reader would take the declared lengths on trust (or treat a
+    # negative one as absent); pyrocket refuses the frame.
+    with pytest.raises(ProtocolError, match=reason):
+        parse_rocketmq_header(header)
+
+
+# ---------------------------------------------------------------------------
+# The fast path against the reference layouts
+
+_int16 = st.integers(-(1 << 15), (1 << 15) - 1)
+_int32 = st.integers(-(1 << 31), (1 << 31) - 1)
+_text = st.text(max_size=40)
+_ext = st.lists(st.tuples(_text, _text), max_size=6, unique_by=lambda kv: kv[0])
+
+
+@given(
+    kind=st.integers(0, 255),
+    header=st.binary(max_size=300),
+    body=st.binary(max_size=300),
+)
+def test_frame_head_matches_reference(kind: int, header: bytes, body: bytes) -> None:
+    frame = FRAME.build({"serialize_type": kind, "header": header, "body": body})
+    fast = build_frame_head(4 + len(header) + len(body), kind, len(header)) + header + body
+    assert fast == frame
+    parsed = FRAME.parse(frame)
+    splitter = FrameSplitter()
+    splitter.feed(frame)
+    payload = splitter.next_frame()
+    assert payload == frame[4:]
+    assert isinstance(payload, bytes)
+    assert payload[0] == parsed.serialize_type == kind
+    assert int.from_bytes(payload[1:4], "big") == parsed.header_length == len(header)
+    assert parsed.length == len(payload)
+    assert (parsed.header, parsed.body) == (header, body)
+
+
+@given(
+    code=_int16,
+    language=st.integers(0, 255),
+    version=_int16,
+    opaque=_int32,
+    flag=_int32,
+    remark=st.binary(max_size=60),
+    ext=_ext,
+)
+def test_rocketmq_header_matches_reference(
+    code: int,
+    language: int,
+    version: int,
+    opaque: int,
+    flag: int,
+    remark: bytes,
+    ext: list[tuple[str, str]],
+) -> None:
+    reference = ROCKETMQ_HEADER.build(
+        {
+            "code": code,
+            "language": language,
+            "version": version,
+            "opaque": opaque,
+            "flag": flag,
+            "remark": remark,
+            "ext_fields": [{"key": k, "value": v} for k, v in ext],
+        }
+    )
+    fast = build_rocketmq_header(code, language, version, opaque, flag, remark, ext)
+    assert fast == reference
+    assert parse_rocketmq_header(reference) == (
+        code,
+        language,
+        version,
+        opaque,
+        flag,
+        remark,
+        dict(ext),
+    )
+
+
+def _reference_parse(data: bytes) -> tuple[object, ...] | None:
+    """The reference reading of ``data``, or None if it does not read exactly."""
+    try:
+        parsed = ROCKETMQ_HEADER.parse(data)
+        if ROCKETMQ_HEADER.build(parsed) != data:
+            return None  # trailing bytes that the reference silently skips
+    except (c.ConstructError, UnicodeDecodeError):
+        return None
+    ext = {item.key: item.value for item in parsed.ext_fields}
+    if len(ext) != len(parsed.ext_fields):
+        return None  # repeated keys: a list in the reference, a map on the wire
+    return (
+        parsed.code,
+        parsed.language,
+        parsed.version,
+        parsed.opaque,
+        parsed.flag,
+        parsed.remark,
+        ext,
+    )
+
+
+@st.composite
+def _mutated_headers(draw: st.DrawFn) -> bytes:
+    header = build_rocketmq_header(
+        draw(_int16),
+        draw(st.integers(0, 255)),
+        draw(_int16),
+        draw(_int32),
+        draw(_int32),
+        draw(st.binary(max_size=20)),
+        draw(_ext),
+    )
+    data = bytearray(header)
+    for _ in range(draw(st.integers(0, 3))):
+        action = draw(st.sampled_from(["flip", "cut", "add"]))
+        if action == "flip" and data:
+            index = draw(st.integers(0, len(data) - 1))
+            data[index] = draw(st.integers(0, 255))
+        elif action == "cut" and data:
+            del data[draw(st.integers(0, len(data) - 1)) :]
+        else:
+            data += draw(st.binary(min_size=1, max_size=4))
+    return bytes(data)
+
+
+@given(data=st.one_of(_mutated_headers(), st.binary(max_size=80)))
+def test_rocketmq_header_parse_agrees_with_reference(data: bytes) -> None:
+    reference = _reference_parse(data)
+    try:
+        fast: tuple[object, ...] | None = parse_rocketmq_header(data)
+    except ProtocolError:
+        fast = None
+    if reference is not None:
+        assert fast == reference
+    elif fast is not None:
+        # The fast path reads what the reference refuses only where Java
+        # does too: text that is not UTF-8 (read with U+FFFD) or repeated keys.
+        ext = fast[-1]
+        assert isinstance(ext, dict)
+        assert any("\ufffd" in k + v for k, v in ext.items()) or _has_repeated_keys(data)
+
+
+def _has_repeated_keys(data: bytes) -> bool:
+    try:
+        parsed = ROCKETMQ_HEADER.parse(data)
+    except (c.ConstructError, UnicodeDecodeError):
+        return False
+    keys = [item.key for item in parsed.ext_fields]
+    return len(keys) != len(set(keys))
