@@ -248,10 +248,22 @@ def fake_brokers() -> list[tuple[BrokerIdentity, list[TopicConfig], list[str]]]:
         TopicConfig("ReadOnlyTopic", 1, 1, perm=4),
     ]
     return [
-        (BrokerIdentity("FakeClusterA", "fake-a", "127.0.0.1:30911"), many + shared, []),
-        (BrokerIdentity("FakeClusterA", "fake-a", "127.0.0.1:30921", 1), [], []),
-        (BrokerIdentity("FakeClusterA", "fake-b", "127.0.0.1:30931"), shared + unit, ["f:1"]),
-        (BrokerIdentity("FakeClusterB", "fake-c", "127.0.0.1:30941"), shared[:10], []),
+        (
+            BrokerIdentity("FakeClusterA", "127.0.0.1:30911", "fake-a", 0, "127.0.0.1:30911"),
+            many + shared,
+            [],
+        ),
+        (BrokerIdentity("FakeClusterA", "127.0.0.1:30921", "fake-a", 1, "127.0.0.1:30921"), [], []),
+        (
+            BrokerIdentity("FakeClusterA", "127.0.0.1:30931", "fake-b", 0, "127.0.0.1:30931"),
+            shared + unit,
+            ["f:1"],
+        ),
+        (
+            BrokerIdentity("FakeClusterB", "127.0.0.1:30941", "fake-c", 0, "127.0.0.1:30941"),
+            shared[:10],
+            [],
+        ),
     ]
 
 

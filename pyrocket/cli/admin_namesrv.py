@@ -13,87 +13,27 @@ returns 1 (mqadmin prints a stack trace).
 from __future__ import annotations
 
 import argparse
-import logging
-import os
 import sys
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
-from contextlib import asynccontextmanager
-from dataclasses import dataclass
+from collections.abc import Mapping
 from typing import Final, TextIO
 
 import trio
 
-from pyrocket.client.namesrv_api import NameServerAPI
-from pyrocket.errors import ProtocolError, PyrocketError, ResponseError
+from pyrocket.cli.admin_session import CommandFailed, Session, add_command, int_option
+from pyrocket.errors import PyrocketError
 from pyrocket.protocol import fastjson
 from pyrocket.protocol.bodies import (
     MASTER_ID,
     BrokerData,
     ClusterInfo,
-    KVTable,
     Properties,
     TopicRouteData,
 )
-from pyrocket.protocol.bodies.admin import GroupList
-from pyrocket.protocol.codes import RequestCode, ResponseCode
-from pyrocket.protocol.command import RemotingCommand
-from pyrocket.protocol.headers import QueryTopicConsumeByWhoRequestHeader
 from pyrocket.protocol.javahash import JavaHashSet, hashmap_order
-from pyrocket.remoting import RemotingClient
 
-#: DefaultMQAdminExt's timeout (seconds).
-TIMEOUT: Final = 5.0
 RETRY_GROUP_TOPIC_PREFIX: Final = "%RETRY%"
 DLQ_GROUP_TOPIC_PREFIX: Final = "%DLQ%"
-
-
-class CommandFailed(PyrocketError):
-    """A command that cannot go on (mqadmin throws and prints the reason)."""
-
-
-@dataclass
-class Session:
-    """One command's client: the NameServers from ``-n``, and brokers."""
-
-    client: RemotingClient
-    namesrv: NameServerAPI
-    namesrv_addresses: list[str]
-
-    def require_namesrv(self) -> None:
-        if not self.namesrv_addresses:
-            raise CommandFailed("no name server address: give -n or set NAMESRV_ADDR")
-
-    async def broker_call(self, addr: str, request: RemotingCommand, what: str) -> RemotingCommand:
-        response = await self.client.invoke_sync(addr, request, TIMEOUT)
-        if response.code != ResponseCode.SUCCESS:
-            raise ResponseError(response.code, response.remark)
-        if response.body is None:
-            raise ProtocolError(f"{what} answer has no body")
-        return response
-
-    async def broker_runtime_info(self, addr: str) -> dict[str, str]:
-        """GET_BROKER_RUNTIME_INFO of the broker at ``addr``."""
-        request = RemotingCommand.request(RequestCode.GET_BROKER_RUNTIME_INFO)
-        response = await self.broker_call(addr, request, "GET_BROKER_RUNTIME_INFO")
-        return dict(KVTable.decode(response.body or b"").table)
-
-    async def query_topic_consume_by_who(self, addr: str, topic: str) -> list[str]:
-        """QUERY_TOPIC_CONSUME_BY_WHO of the broker at ``addr``."""
-        request = RemotingCommand.request(
-            RequestCode.QUERY_TOPIC_CONSUME_BY_WHO, QueryTopicConsumeByWhoRequestHeader(topic)
-        )
-        response = await self.broker_call(addr, request, "QUERY_TOPIC_CONSUME_BY_WHO")
-        return list(GroupList.decode(response.body or b"").group_list)
-
-
-@asynccontextmanager
-async def _session(namesrv: str | None) -> AsyncIterator[Session]:
-    text = namesrv if namesrv is not None else os.environ.get("NAMESRV_ADDR", "")
-    addresses = [a.strip() for a in text.split(";") if a.strip()]
-    async with RemotingClient(namesrv_addresses=addresses) as client:
-        session = Session(client, NameServerAPI(client, TIMEOUT), addresses)
-        yield session
 
 
 def _cluster_order(info: ClusterInfo) -> list[tuple[str, list[str]]]:
@@ -116,10 +56,9 @@ def _addr_order(data: BrokerData) -> list[tuple[int, str]]:
 
 
 async def cluster_list(session: Session, args: argparse.Namespace, out: TextIO) -> None:
-    session.require_namesrv()
     interval = 1.0
     if args.interval is not None:
-        interval = float(_int_option("interval", args.interval))
+        interval = float(int_option("interval", args.interval))
     first = True
     while True:
         if not first:
@@ -172,7 +111,7 @@ async def _print_cluster_base_info(session: Session, info: ClusterInfo, out: Tex
             for broker_id, addr in _addr_order(data):
                 stats: dict[str, str] = {}
                 try:
-                    stats = await session.broker_runtime_info(addr)
+                    stats = await session.brokers.get_broker_runtime_info(addr)
                 except PyrocketError as exc:
                     print(f"cannot fetch runtime info of {addr}: {exc}", file=sys.stderr)
                 hour = 0.0
@@ -229,7 +168,7 @@ async def _print_cluster_more_stats(session: Session, info: ClusterInfo, out: Te
             for _, addr in _addr_order(data):
                 totals = [0, 0, 0, 0]
                 try:
-                    stats = await session.broker_runtime_info(addr)
+                    stats = await session.brokers.get_broker_runtime_info(addr)
                     put = [int(stats[k]) for k in _PUT_TOTALS]
                     get = [int(stats[k]) for k in _GET_TOTALS]
                     totals = [put[1] - put[0], get[1] - get[0], put[2] - put[1], get[2] - get[1]]
@@ -251,13 +190,11 @@ _GET_TOTALS: Final = (
 
 
 async def topic_route(session: Session, args: argparse.Namespace, out: TextIO) -> None:
-    session.require_namesrv()
     route = await session.namesrv.get_route_info(args.topic.strip())
-    out.write(pretty_json(route.to_json()) + "\n")
+    out.write(fastjson.dumps_pretty(route) + "\n")
 
 
 async def topic_list(session: Session, args: argparse.Namespace, out: TextIO) -> None:
-    session.require_namesrv()
     if not args.clusterModel:
         topics = await session.namesrv.get_all_topic_list()
         for topic in topics.topic_list:
@@ -304,13 +241,12 @@ async def _consumer_groups(session: Session, route: TopicRouteData, topic: str) 
         addrs = data.broker_addrs or {}
         addr = addrs.get(MASTER_ID) or next(iter(addrs.values()), None)
         if addr is not None:
-            return await session.query_topic_consume_by_who(addr, topic)
+            return await session.brokers.query_topic_consume_by_who(addr, topic)
         break
     return []
 
 
 async def topic_cluster_list(session: Session, args: argparse.Namespace, out: TextIO) -> None:
-    session.require_namesrv()
     topic = args.topic.strip()
     info = await session.namesrv.get_cluster_info()
     route = await session.namesrv.get_route_info(topic)
@@ -328,37 +264,22 @@ async def topic_cluster_list(session: Session, args: argparse.Namespace, out: Te
 
 
 async def update_kv_config(session: Session, args: argparse.Namespace, out: TextIO) -> None:
-    session.require_namesrv()
     namespace, key, value = args.namespace.strip(), args.key.strip(), args.value.strip()
-    await _on_every_namesrv(
-        session, lambda addr: session.namesrv.put_kv_config(namespace, key, value, addr)
+    await session.on_every_namesrv(
+        lambda addr: session.namesrv.put_kv_config(namespace, key, value, addr)
     )
     out.write("create or update kv config to namespace success.\n")
 
 
 async def delete_kv_config(session: Session, args: argparse.Namespace, out: TextIO) -> None:
-    session.require_namesrv()
     namespace, key = args.namespace.strip(), args.key.strip()
-    await _on_every_namesrv(
-        session, lambda addr: session.namesrv.delete_kv_config(namespace, key, addr)
+    await session.on_every_namesrv(
+        lambda addr: session.namesrv.delete_kv_config(namespace, key, addr)
     )
     out.write("delete kv config from namespace success.\n")
 
 
-async def _on_every_namesrv(session: Session, call: Callable[[str], Awaitable[None]]) -> None:
-    """Send to each NameServer; fail with the last refusal (putKVConfigValue)."""
-    failure: ResponseError | None = None
-    for addr in session.namesrv_addresses:
-        try:
-            await call(addr)
-        except ResponseError as exc:
-            failure = exc
-    if failure is not None:
-        raise failure
-
-
 async def get_namesrv_config(session: Session, args: argparse.Namespace, out: TextIO) -> None:
-    session.require_namesrv()
     configs: dict[str, Mapping[str, str]] = {}
     for addr in session.namesrv_addresses:
         configs[addr] = await session.namesrv.get_namesrv_config(addr)
@@ -371,17 +292,15 @@ async def get_namesrv_config(session: Session, args: argparse.Namespace, out: Te
 
 
 async def update_namesrv_config(session: Session, args: argparse.Namespace, out: TextIO) -> None:
-    session.require_namesrv()
     key, value = args.key.strip(), args.value.strip()
-    await _on_every_namesrv(
-        session, lambda addr: session.namesrv.update_namesrv_config({key: value}, addr)
+    await session.on_every_namesrv(
+        lambda addr: session.namesrv.update_namesrv_config({key: value}, addr)
     )
     servers = "[" + ", ".join(session.namesrv_addresses) + "]"
     out.write(f"update name server config success!{servers}\n{key} : {value}\n")
 
 
 async def wipe_write_perm(session: Session, args: argparse.Namespace, out: TextIO) -> None:
-    session.require_namesrv()
     broker_name = args.brokerName.strip()
     for addr in session.namesrv_addresses:
         try:
@@ -394,123 +313,22 @@ async def wipe_write_perm(session: Session, args: argparse.Namespace, out: TextI
 
 
 # ---------------------------------------------------------------------------
-# fastjson's pretty format (TopicRouteData.toJson(true))
-
-
-def pretty_json(value: object) -> str:
-    """``JSON.toJSONString(value, true)``: tabs, one member per line, empty
-    containers inline; entries of a map with non-string keys stay on the
-    line of its brace, as fastjson writes them."""
-    parts: list[str] = []
-    _pretty(value, parts, 0)
-    return "".join(parts)
-
-
-def _pretty(value: object, out: list[str], depth: int) -> None:
-    if isinstance(value, Mapping):
-        items = [(k, v) for k, v in value.items() if v is not None]
-        if not items:
-            out.append("{}")
-            return
-        out.append("{")
-        for index, (key, item) in enumerate(items):
-            if index:
-                out.append(",")
-            if isinstance(key, str):
-                out.append("\n" + "\t" * (depth + 1) + fastjson.quote(key))
-            else:
-                out.append(fastjson.dumps([key])[1:-1])
-            out.append(":")
-            _pretty(item, out, depth + 1)
-        out.append("\n" + "\t" * depth + "}")
-    elif isinstance(value, list | tuple):
-        if not value:
-            out.append("[]")
-            return
-        out.append("[")
-        for index, item in enumerate(value):
-            if index:
-                out.append(",")
-            out.append("\n" + "\t" * (depth + 1))
-            _pretty(item, out, depth + 1)
-        out.append("\n" + "\t" * depth + "]")
-    else:
-        out.append(fastjson.dumps(value))
-
-
-# ---------------------------------------------------------------------------
 # Registration with argparse
-
-Command = Callable[[Session, argparse.Namespace, TextIO], Awaitable[None]]
-
-
-def _int_option(name: str, text: str) -> int:
-    try:
-        return int(text.strip())
-    except ValueError:
-        raise CommandFailed(f"-{name}: {text!r} is not a number") from None
-
-
-def _leaves(error: BaseException) -> list[BaseException]:
-    if isinstance(error, BaseExceptionGroup):
-        return [leaf for inner in error.exceptions for leaf in _leaves(inner)]
-    return [error]
-
-
-def _runner(java_class: str, command: Command) -> Callable[[argparse.Namespace], int]:
-    def run(args: argparse.Namespace) -> int:
-        # Connection chatter is for debugging; the command's output is the point.
-        remoting_log = logging.getLogger("pyrocket.remoting")
-        if not remoting_log.isEnabledFor(logging.DEBUG):
-            remoting_log.setLevel(logging.WARNING)
-
-        async def main() -> None:
-            async with _session(args.namesrvAddr) as session:
-                await command(session, args, sys.stdout)
-
-        status = 0
-        try:
-            trio.run(main)
-        except* PyrocketError as group:
-            for leaf in _leaves(group):
-                print(f"{java_class} command failed: {leaf}", file=sys.stderr)
-            status = 1
-        sys.stdout.flush()
-        return status
-
-    return run
-
-
-def _add(
-    subparsers: argparse._SubParsersAction[argparse.ArgumentParser],
-    name: str,
-    help_text: str,
-    command: Command,
-    java_class: str,
-) -> argparse.ArgumentParser:
-    parser = subparsers.add_parser(name, help=help_text, description=help_text)
-    parser.add_argument(
-        "-n",
-        "--namesrvAddr",
-        help='Name server address list, eg: "192.168.0.1:9876;192.168.0.2:9876"',
-    )
-    parser.set_defaults(func=_runner(java_class, command))
-    return parser
 
 
 def register_admin(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    parser = _add(
+    parser = add_command(
         subparsers, "clusterList", "List all of clusters", cluster_list, "ClusterListSubCommand"
     )
     parser.add_argument("-m", "--moreStats", action="store_true", help="Print more stats")
     parser.add_argument("-i", "--interval", help="specify intervals numbers, it is in seconds")
 
-    parser = _add(
+    parser = add_command(
         subparsers, "topicRoute", "Examine topic route info", topic_route, "TopicRouteSubCommand"
     )
     parser.add_argument("-t", "--topic", required=True, help="topic name")
 
-    parser = _add(
+    parser = add_command(
         subparsers,
         "topicList",
         "Fetch all topic list from name server",
@@ -519,7 +337,7 @@ def register_admin(subparsers: argparse._SubParsersAction[argparse.ArgumentParse
     )
     parser.add_argument("-c", "--clusterModel", action="store_true", help="clusterModel")
 
-    parser = _add(
+    parser = add_command(
         subparsers,
         "topicClusterList",
         "get cluster info for topic",
@@ -528,7 +346,7 @@ def register_admin(subparsers: argparse._SubParsersAction[argparse.ArgumentParse
     )
     parser.add_argument("-t", "--topic", required=True, help="topic name")
 
-    parser = _add(
+    parser = add_command(
         subparsers,
         "updateKvConfig",
         "Create or update KV config.",
@@ -539,13 +357,13 @@ def register_admin(subparsers: argparse._SubParsersAction[argparse.ArgumentParse
     parser.add_argument("-k", "--key", required=True, help="set the key name")
     parser.add_argument("-v", "--value", required=True, help="set the key value")
 
-    parser = _add(
+    parser = add_command(
         subparsers, "deleteKvConfig", "Delete KV config.", delete_kv_config, "DeleteKvConfigCommand"
     )
     parser.add_argument("-s", "--namespace", required=True, help="set the namespace")
     parser.add_argument("-k", "--key", required=True, help="set the key name")
 
-    _add(
+    add_command(
         subparsers,
         "getNamesrvConfig",
         "Get configs of name server.",
@@ -553,7 +371,7 @@ def register_admin(subparsers: argparse._SubParsersAction[argparse.ArgumentParse
         "GetNamesrvConfigCommand",
     )
 
-    parser = _add(
+    parser = add_command(
         subparsers,
         "updateNamesrvConfig",
         "Update configs of name server.",
@@ -563,7 +381,7 @@ def register_admin(subparsers: argparse._SubParsersAction[argparse.ArgumentParse
     parser.add_argument("-k", "--key", required=True, help="config key")
     parser.add_argument("-v", "--value", required=True, help="config value")
 
-    parser = _add(
+    parser = add_command(
         subparsers,
         "wipeWritePerm",
         "Wipe write perm of broker in all name server",

@@ -14,16 +14,20 @@ from __future__ import annotations
 
 import argparse
 import logging
-import os
-import signal
 import sys
 
 import trio
 
+from pyrocket.cli.serving import (
+    add_set_option,
+    report_failures,
+    serve_until_signalled,
+    set_overrides,
+)
 from pyrocket.errors import ConfigError
 from pyrocket.namesrv.app import NameServer
 from pyrocket.namesrv.config import NamesrvConfig, load_config
-from pyrocket.protocol.codes import SerializeType
+from pyrocket.protocol.codes import serialize_type_from_env
 
 log = logging.getLogger("pyrocket.namesrv")
 
@@ -37,13 +41,7 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     parser.add_argument("-c", "--configFile", help="Name server config properties file")
     parser.add_argument("-p", "--listenPort", type=int, help="port to listen on (0: any free port)")
     parser.add_argument("--host", default="0.0.0.0", help="address to listen on (default 0.0.0.0)")
-    parser.add_argument(
-        "--set",
-        action="append",
-        default=[],
-        metavar="KEY=VALUE",
-        help="override a namesrv.properties key (repeatable)",
-    )
+    add_set_option(parser, "namesrv.properties")
     parser.add_argument(
         "--printConfigItem", action="store_true", help="Print all config item and exit"
     )
@@ -52,34 +50,22 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
 
 def config_from_args(args: argparse.Namespace) -> NamesrvConfig:
     """The configuration the arguments name. Raises ConfigError."""
-    overrides: dict[str, str] = {}
-    for item in args.set:
-        key, sep, value = item.partition("=")
-        if not sep or not key.strip():
-            raise ConfigError(f"--set {item!r}: expected KEY=VALUE")
-        overrides[key.strip()] = value
+    overrides = set_overrides(args.set)
     if args.listenPort is not None:
         overrides["listenPort"] = str(args.listenPort)
     config = load_config(args.configFile, overrides)
-    wire = os.environ.get("ROCKETMQ_SERIALIZE_TYPE", "JSON").strip().upper()
-    if wire not in SerializeType.__members__:
-        raise ConfigError(f"ROCKETMQ_SERIALIZE_TYPE={wire!r}: expected JSON or ROCKETMQ")
-    return config.replace(serialize_type=SerializeType[wire])
+    return config.replace(serialize_type=serialize_type_from_env())
 
 
 async def _serve(config: NamesrvConfig, host: str) -> None:
-    with trio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
-        async with trio.open_nursery() as nursery:
-            server = NameServer(config)
-            await nursery.start(server.serve, host)
-            print(
-                f"The Name Server boot success. serializeType={config.serialize_type.name}",
-                flush=True,
-            )
-            async for signum in signals:
-                log.info("signal %s received, shutting down", signal.Signals(signum).name)
-                nursery.cancel_scope.cancel()
-                break
+    async def start(nursery: trio.Nursery) -> None:
+        await nursery.start(NameServer(config).serve, host)
+        print(
+            f"The Name Server boot success. serializeType={config.serialize_type.name}",
+            flush=True,
+        )
+
+    await serve_until_signalled(start, log)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -97,13 +83,6 @@ def run(args: argparse.Namespace) -> int:
     try:
         trio.run(_serve, config, args.host)
     except* (ConfigError, OSError) as group:
-        for leaf in _leaves(group):
-            print(f"pyrocket namesrv: {leaf}", file=sys.stderr)
+        report_failures("pyrocket namesrv", group)
         status = 1
     return status
-
-
-def _leaves(error: BaseException) -> list[BaseException]:
-    if isinstance(error, BaseExceptionGroup):
-        return [leaf for inner in error.exceptions for leaf in _leaves(inner)]
-    return [error]

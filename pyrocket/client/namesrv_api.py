@@ -1,6 +1,10 @@
 """Typed requests to NameServers (the NameServer calls of Java's
 ``MQClientAPIImpl`` and ``BrokerOuterAPI``).
 
+Brokers' requests (REGISTER_BROKER, UNREGISTER_BROKER, QUERY_DATA_VERSION)
+are built by :mod:`pyrocket.broker.outer_api`, as a pyrocket broker builds
+them, from its :class:`~pyrocket.broker.outer_api.BrokerIdentity`.
+
 Each method sends one request over a :class:`~pyrocket.remoting.RemotingClient`
 (which must be running) and returns the decoded answer. ``addr`` names the
 NameServer (``"host:port"``); None means the one the client has chosen from
@@ -14,22 +18,25 @@ raises ProtocolError.
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
 
+from pyrocket.broker.outer_api import (
+    BrokerIdentity,
+    query_data_version_request,
+    register_broker_request,
+    unregister_broker_request,
+)
 from pyrocket.errors import ProtocolError, ResponseError
 from pyrocket.protocol.bodies import (
     ClusterInfo,
     DataVersion,
     KVTable,
     Properties,
-    RegisterBrokerBody,
     RegisterBrokerResult,
     TopicConfig,
     TopicConfigSerializeWrapper,
     TopicList,
     TopicRouteData,
 )
-from pyrocket.protocol.checksum import crc32
 from pyrocket.protocol.codes import RequestCode, ResponseCode
 from pyrocket.protocol.command import RemotingCommand
 from pyrocket.protocol.headers import (
@@ -42,10 +49,7 @@ from pyrocket.protocol.headers import (
     GetRouteInfoRequestHeader,
     GetTopicsByClusterRequestHeader,
     PutKVConfigRequestHeader,
-    QueryDataVersionRequestHeader,
     QueryDataVersionResponseHeader,
-    RegisterBrokerRequestHeader,
-    UnRegisterBrokerRequestHeader,
     WipeWritePermOfBrokerRequestHeader,
     WipeWritePermOfBrokerResponseHeader,
 )
@@ -56,17 +60,6 @@ NAMESPACE_ORDER_TOPIC_CONFIG = "ORDER_TOPIC_CONFIG"
 
 #: The timeout of DefaultMQAdminExt and of the client's route queries (seconds).
 DEFAULT_TIMEOUT = 3.0
-
-
-@dataclass(frozen=True, slots=True)
-class BrokerIdentity:
-    """Who a broker is, as REGISTER/UNREGISTER/QUERY_DATA_VERSION say it."""
-
-    cluster_name: str
-    broker_name: str
-    broker_addr: str
-    broker_id: int = 0
-    ha_server_addr: str | None = None
 
 
 class NameServerAPI:
@@ -83,7 +76,9 @@ class NameServerAPI:
         header: CommandHeader | None = None,
         body: bytes | None = None,
     ) -> RemotingCommand:
-        request = RemotingCommand.request(code, header, body=body)
+        return await self._send(addr, RemotingCommand.request(code, header, body=body))
+
+    async def _send(self, addr: str | None, request: RemotingCommand) -> RemotingCommand:
         response = await self.client.invoke_sync(addr, request, self.timeout)
         if response.code != ResponseCode.SUCCESS:
             raise ResponseError(response.code, response.remark)
@@ -235,37 +230,21 @@ class NameServerAPI:
                 raise ValueError("a topic config without a name cannot be registered")
             table[config.topic_name] = config
         wrapper = TopicConfigSerializeWrapper(table, data_version or DataVersion())
-        body = RegisterBrokerBody(wrapper, tuple(filter_servers)).encode(compressed)
-        header = RegisterBrokerRequestHeader(
-            broker_name=broker.broker_name,
-            broker_addr=broker.broker_addr,
-            cluster_name=broker.cluster_name,
-            ha_server_addr=broker.ha_server_addr or broker.broker_addr,
-            broker_id=broker.broker_id,
-            compressed=compressed,
-            body_crc32=crc32(body),
+        request = register_broker_request(
+            broker, wrapper, tuple(filter_servers), compressed=compressed
         )
-        response = await self._call(addr, RequestCode.REGISTER_BROKER, header, body)
-        return RegisterBrokerResult.from_response(response)
+        return RegisterBrokerResult.from_response(await self._send(addr, request))
 
     async def unregister_broker(self, broker: BrokerIdentity, addr: str | None = None) -> None:
         """UNREGISTER_BROKER."""
-        header = UnRegisterBrokerRequestHeader(
-            broker.broker_name, broker.broker_addr, broker.cluster_name, broker.broker_id
-        )
-        await self._call(addr, RequestCode.UNREGISTER_BROKER, header)
+        await self._send(addr, unregister_broker_request(broker))
 
     async def query_data_version(
         self, broker: BrokerIdentity, data_version: DataVersion, addr: str | None = None
     ) -> tuple[bool, DataVersion | None]:
         """QUERY_DATA_VERSION: whether the NameServer's copy differs, and the
         DataVersion it holds for the broker (None if it knows none)."""
-        header = QueryDataVersionRequestHeader(
-            broker.broker_name, broker.broker_addr, broker.cluster_name, broker.broker_id
-        )
-        response = await self._call(
-            addr, RequestCode.QUERY_DATA_VERSION, header, data_version.encode()
-        )
+        response = await self._send(addr, query_data_version_request(broker, data_version))
         changed = response.decode_header(QueryDataVersionResponseHeader).changed
         known = None if response.body is None else DataVersion.decode(response.body)
         return changed, known

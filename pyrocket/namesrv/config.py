@@ -31,7 +31,11 @@ from typing import Any, Final
 
 from pyrocket.errors import ConfigError, ProtocolError
 from pyrocket.persist import write_atomically
-from pyrocket.protocol.bodies.properties import parse_properties, properties_to_string
+from pyrocket.protocol.bodies.properties import (
+    UpdatePlan,
+    parse_properties,
+    properties_to_string,
+)
 from pyrocket.protocol.codes import SerializeType
 from pyrocket.protocol.javahash import JavaConcurrentHashMap
 
@@ -262,33 +266,9 @@ def refusal_reason(key: str, value: str) -> str | None:
     return None
 
 
-@dataclass(frozen=True, slots=True)
-class UpdatePlan:
-    """An UPDATE_NAMESRV_CONFIG request split into applied and refused keys."""
-
-    accepted: Mapping[str, str] = field(default_factory=dict)
-    refused: Mapping[str, str] = field(default_factory=dict)
-
-    def remark(self) -> str | None:
-        """The answer's remark when something was refused."""
-        if not self.refused:
-            return None
-        reasons = "; ".join(self.refused.values())
-        applied = ", ".join(self.accepted) or "nothing"
-        return f"refused: {reasons} (applied: {applied})"
-
-
 def plan_update(properties: Mapping[str, str]) -> UpdatePlan:
     """Sort requested keys into accepted and refused (with reasons)."""
-    accepted: dict[str, str] = {}
-    refused: dict[str, str] = {}
-    for key, value in properties.items():
-        reason = refusal_reason(key, value)
-        if reason is None:
-            accepted[key] = value
-        else:
-            refused[key] = reason
-    return UpdatePlan(accepted, refused)
+    return UpdatePlan.of(properties, refusal_reason)
 
 
 class Configuration:

@@ -15,9 +15,9 @@ from pyrocket.protocol.codes import ResponseCode
 from pyrocket.remoting import RemotingClient
 from tests.namesrv.helpers import address, running_namesrv
 
-MASTER = BrokerIdentity("DefaultCluster", "broker-a", "127.0.0.1:10911", 0, "127.0.0.1:10912")
-SLAVE = BrokerIdentity("DefaultCluster", "broker-a", "127.0.0.1:10921", 1, "127.0.0.1:10922")
-OTHER = BrokerIdentity("SecondCluster", "broker-c", "127.0.0.1:10941")
+MASTER = BrokerIdentity("DefaultCluster", "127.0.0.1:10911", "broker-a", 0, "127.0.0.1:10912")
+SLAVE = BrokerIdentity("DefaultCluster", "127.0.0.1:10921", "broker-a", 1, "127.0.0.1:10922")
+OTHER = BrokerIdentity("SecondCluster", "127.0.0.1:10941", "broker-c", 0, "127.0.0.1:10941")
 
 
 async def test_every_namesrv_request_through_the_api(tmp_path: Path) -> None:

@@ -109,7 +109,7 @@ async def test_cpp_producer_routes_through_a_pyrocket_namesrv(tmp_path: Path) ->
 
             table.register(RequestCode.GET_ROUTEINFO_BY_TOPIC, watched)
 
-            identity = BrokerIdentity("DefaultCluster", "cpp-broker", broker_addr)
+            identity = BrokerIdentity("DefaultCluster", broker_addr, "cpp-broker", 0, broker_addr)
             await NameServerAPI(client).register_broker(
                 identity, [TopicConfig(TOPIC, 4, 4)], addr=address(namesrv)
             )

@@ -18,7 +18,7 @@ from pyrocket.protocol.codes import ResponseCode
 from pyrocket.remoting import ClientConfig, Connection, RemotingClient
 from tests.namesrv.helpers import address, namesrv_config, running_namesrv
 
-BROKER = BrokerIdentity("DefaultCluster", "broker-a", "127.0.0.1:10911")
+BROKER = BrokerIdentity("DefaultCluster", "127.0.0.1:10911", "broker-a", 0, "127.0.0.1:10911")
 TOPICS = [TopicConfig("LiveTopic", 4, 4)]
 
 
