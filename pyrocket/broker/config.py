@@ -39,7 +39,7 @@ from pyrocket.broker.store.config import BrokerRole, MessageStoreConfig
 from pyrocket.errors import ConfigError, ProtocolError
 from pyrocket.protocol.bodies.properties import parse_properties
 from pyrocket.protocol.bodies.topic import PERM_READ, PERM_WRITE
-from pyrocket.protocol.codes import SerializeType
+from pyrocket.protocol.codes import SerializeType, serialize_type_from_env
 from pyrocket.remoting import ClientConfig, ServerConfig
 from pyrocket.remoting.address import split_address
 
@@ -426,16 +426,6 @@ _ALL_KEYS: Final = (BROKER_JAVA_KEYS, SERVER_JAVA_KEYS, CLIENT_JAVA_KEYS, STORE_
 
 # ---------------------------------------------------------------------------
 # The whole configuration
-
-
-def serialize_type_from_env() -> SerializeType:
-    """``ROCKETMQ_SERIALIZE_TYPE`` (JSON or ROCKETMQ), JSON when unset.
-    Raises ConfigError for another value."""
-    name = os.environ.get("ROCKETMQ_SERIALIZE_TYPE", "JSON").strip().upper() or "JSON"
-    try:
-        return SerializeType[name]
-    except KeyError:
-        raise ConfigError(f"ROCKETMQ_SERIALIZE_TYPE={name}: expected JSON or ROCKETMQ") from None
 
 
 def bloom_filter_bits(max_error_rate: int, expect_consumers: int) -> int:

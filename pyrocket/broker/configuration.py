@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Final
 
@@ -30,7 +29,11 @@ import trio
 from pyrocket.broker.config import BrokerSettings, known_key, object_properties
 from pyrocket.errors import ConfigError, ProtocolError
 from pyrocket.persist import write_atomically_async
-from pyrocket.protocol.bodies.properties import parse_properties, properties_to_string
+from pyrocket.protocol.bodies.properties import (
+    UpdatePlan,
+    parse_properties,
+    properties_to_string,
+)
 from pyrocket.protocol.bodies.topic import DataVersion
 from pyrocket.protocol.javahash import JavaConcurrentHashMap
 
@@ -128,33 +131,9 @@ def refusal_reason(key: str) -> str | None:
     return f"{key} is only read at start; edit broker.conf and restart"
 
 
-@dataclass(frozen=True, slots=True)
-class UpdatePlan:
-    """An UPDATE_BROKER_CONFIG request split into what is applied and what is not."""
-
-    accepted: Mapping[str, str] = field(default_factory=dict)
-    refused: Mapping[str, str] = field(default_factory=dict)
-
-    def remark(self) -> str | None:
-        """The answer's remark when something was refused."""
-        if not self.refused:
-            return None
-        reasons = "; ".join(self.refused.values())
-        applied = ", ".join(self.accepted) or "nothing"
-        return f"refused: {reasons} (applied: {applied})"
-
-
 def plan_update(properties: Mapping[str, str]) -> UpdatePlan:
     """Sort requested keys into accepted and refused (with reasons)."""
-    accepted: dict[str, str] = {}
-    refused: dict[str, str] = {}
-    for key, value in properties.items():
-        reason = refusal_reason(key)
-        if reason is None:
-            accepted[key] = value
-        else:
-            refused[key] = reason
-    return UpdatePlan(accepted, refused)
+    return UpdatePlan.of(properties, lambda key, _value: refusal_reason(key))
 
 
 class BrokerConfiguration:

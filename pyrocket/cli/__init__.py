@@ -20,10 +20,14 @@ from collections.abc import Sequence
 from pyrocket import __version__
 
 #: Modules contributing top-level commands (``register``).
-COMMAND_MODULES: tuple[str, ...] = ("pyrocket.cli.decode", "pyrocket.cli.broker")
+COMMAND_MODULES: tuple[str, ...] = (
+    "pyrocket.cli.decode",
+    "pyrocket.cli.namesrv",
+    "pyrocket.cli.broker",
+)
 
 #: Modules contributing ``pyrocket admin`` commands (``register_admin``).
-ADMIN_MODULES: tuple[str, ...] = ("pyrocket.cli.admin_broker",)
+ADMIN_MODULES: tuple[str, ...] = ("pyrocket.cli.admin_namesrv", "pyrocket.cli.admin_broker")
 
 
 def build_parser() -> argparse.ArgumentParser:

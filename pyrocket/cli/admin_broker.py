@@ -12,124 +12,34 @@ from __future__ import annotations
 
 import argparse
 import datetime
-import os
 import sys
-from collections.abc import AsyncIterator, Awaitable, Callable
-from contextlib import asynccontextmanager
-from dataclasses import dataclass
 from typing import TextIO
 
-import trio
-
-from pyrocket.client.broker_api import BrokerAPI
+from pyrocket.cli.admin_session import (
+    CommandFailed,
+    Session,
+    add_command,
+    int_option,
+    java_bool,
+)
+from pyrocket.client.namesrv_api import NAMESPACE_ORDER_TOPIC_CONFIG
 from pyrocket.errors import PyrocketError, ResponseError
 from pyrocket.protocol.bodies.admin import TopicOffset
 from pyrocket.protocol.bodies.client import MessageQueue
 from pyrocket.protocol.bodies.properties import Properties
-from pyrocket.protocol.bodies.route import MASTER_ID, ClusterInfo, TopicRouteData
+from pyrocket.protocol.bodies.route import MASTER_ID, ClusterInfo
 from pyrocket.protocol.bodies.topic import (
     PERM_INHERIT,
     PERM_READ,
     PERM_WRITE,
     TopicConfig,
 )
-from pyrocket.protocol.codes import RequestCode, ResponseCode
-from pyrocket.protocol.command import RemotingCommand
-from pyrocket.protocol.headers import (
-    CommandHeader,
-    DeleteTopicInNamesrvRequestHeader,
-    GetKVConfigRequestHeader,
-    GetKVConfigResponseHeader,
-    GetRouteInfoRequestHeader,
-    PutKVConfigRequestHeader,
-)
 from pyrocket.protocol.javahash import JavaHashMap, JavaHashSet
-from pyrocket.remoting import RemotingClient
 
-#: NamesrvUtil.NAMESPACE_ORDER_TOPIC_CONFIG.
-ORDER_TOPIC_CONFIG = "ORDER_TOPIC_CONFIG"
 #: CommandUtil's complaint about an unknown cluster.
 CLUSTER_ERROR = (
     "Make sure the specified clusterName exists or the name server connected to is correct."
 )
-TIMEOUT = 5.0
-
-Command = Callable[["Session", argparse.Namespace, TextIO], Awaitable[None]]
-
-
-class CommandFailed(PyrocketError):
-    """A command that cannot go on (mqadmin throws and prints the reason)."""
-
-
-# ---------------------------------------------------------------------------
-# NameServer requests these commands need. (The NameServer client module
-# offers the full set; these few are sent directly.)
-
-
-@dataclass
-class Session:
-    """One command's connections: NameServers from ``-n`` and brokers."""
-
-    client: RemotingClient
-    brokers: BrokerAPI
-    namesrv_addresses: list[str]
-
-    async def _namesrv(
-        self, code: int, header: CommandHeader | None = None, addr: str | None = None
-    ) -> RemotingCommand:
-        if addr is None and not self.namesrv_addresses:
-            raise CommandFailed("no name server address: give -n or set NAMESRV_ADDR")
-        request = RemotingCommand.request(code, header)
-        return await self.client.invoke_sync(addr, request, TIMEOUT)
-
-    async def cluster_info(self) -> ClusterInfo:
-        response = await self._namesrv(RequestCode.GET_BROKER_CLUSTER_INFO)
-        if response.code != ResponseCode.SUCCESS:
-            raise ResponseError(response.code, response.remark)
-        return ClusterInfo.decode(response.body or b"{}")
-
-    async def route(self, topic: str) -> TopicRouteData:
-        response = await self._namesrv(
-            RequestCode.GET_ROUTEINFO_BY_TOPIC, GetRouteInfoRequestHeader(topic)
-        )
-        if response.code != ResponseCode.SUCCESS:
-            raise ResponseError(response.code, response.remark)
-        return TopicRouteData.decode(response.body or b"{}")
-
-    async def delete_topic_in_namesrv(self, addr: str, topic: str) -> None:
-        response = await self._namesrv(
-            RequestCode.DELETE_TOPIC_IN_NAMESRV, DeleteTopicInNamesrvRequestHeader(topic), addr
-        )
-        if response.code != ResponseCode.SUCCESS:
-            raise ResponseError(response.code, response.remark)
-
-    async def get_kv(self, namespace: str, key: str) -> str | None:
-        response = await self._namesrv(
-            RequestCode.GET_KV_CONFIG, GetKVConfigRequestHeader(namespace, key)
-        )
-        if response.code != ResponseCode.SUCCESS:
-            raise ResponseError(response.code, response.remark)
-        return response.decode_header(GetKVConfigResponseHeader).value
-
-    async def put_kv(self, namespace: str, key: str, value: str) -> None:
-        """PUT_KV_CONFIG to every NameServer (``putKVConfigValue``)."""
-        failure: ResponseError | None = None
-        for addr in self.namesrv_addresses:
-            response = await self._namesrv(
-                RequestCode.PUT_KV_CONFIG, PutKVConfigRequestHeader(namespace, key, value), addr
-            )
-            if response.code != ResponseCode.SUCCESS:
-                failure = ResponseError(response.code, response.remark)
-        if failure is not None:
-            raise failure
-
-
-@asynccontextmanager
-async def _session(namesrv: str | None) -> AsyncIterator[Session]:
-    text = namesrv if namesrv is not None else os.environ.get("NAMESRV_ADDR", "")
-    addresses = [a.strip() for a in text.split(";") if a.strip()]
-    async with RemotingClient(namesrv_addresses=addresses) as client:
-        yield Session(client, BrokerAPI(client, TIMEOUT), addresses)
 
 
 # ---------------------------------------------------------------------------
@@ -205,29 +115,18 @@ def topic_config_string(config: TopicConfig) -> str:
     )
 
 
-def _java_bool(text: str) -> bool:
-    return text.strip().lower() == "true"
-
-
-def _int_option(name: str, text: str) -> int:
-    try:
-        return int(text.strip(), 10)
-    except ValueError:
-        raise CommandFailed(f"-{name} {text!r} is not an integer") from None
-
-
 # ---------------------------------------------------------------------------
 # Commands
 
 
 async def update_topic(session: Session, args: argparse.Namespace, out: TextIO) -> None:
     """``updateTopic``: create or update a topic on a broker or a cluster's masters."""
-    read = _int_option("r", args.readQueueNums) if args.readQueueNums is not None else 8
-    write = _int_option("w", args.writeQueueNums) if args.writeQueueNums is not None else 8
-    perm = _int_option("p", args.perm) if args.perm is not None else PERM_READ | PERM_WRITE
-    unit = _java_bool(args.unit) if args.unit is not None else False
-    has_unit_sub = _java_bool(args.hasUnitSub) if args.hasUnitSub is not None else False
-    order = _java_bool(args.order) if args.order is not None else False
+    read = int_option("r", args.readQueueNums) if args.readQueueNums is not None else 8
+    write = int_option("w", args.writeQueueNums) if args.writeQueueNums is not None else 8
+    perm = int_option("p", args.perm) if args.perm is not None else PERM_READ | PERM_WRITE
+    unit = java_bool(args.unit) if args.unit is not None else False
+    has_unit_sub = java_bool(args.hasUnitSub) if args.hasUnitSub is not None else False
+    order = java_bool(args.order) if args.order is not None else False
     config = TopicConfig(
         args.topic.strip(),
         read_queue_nums=read,
@@ -240,7 +139,7 @@ async def update_topic(session: Session, args: argparse.Namespace, out: TextIO) 
         addr = args.brokerAddr.strip()
         await session.brokers.create_topic(addr, config)
         if order:
-            name = broker_name_of(await session.cluster_info(), addr)
+            name = broker_name_of(await session.namesrv.get_cluster_info(), addr)
             order_conf = f"{name}:{write}"
             await _update_order_conf(session, config.topic_name or "", order_conf)
             out.write(f"set broker orderConf. isOrder=true, orderConf=[{order_conf}]")
@@ -248,7 +147,7 @@ async def update_topic(session: Session, args: argparse.Namespace, out: TextIO) 
         out.write(topic_config_string(config))
         return
     cluster = args.clusterName.strip()
-    info = await session.cluster_info()
+    info = await session.namesrv.get_cluster_info()
     for addr in master_addrs(info, cluster, out):
         await session.brokers.create_topic(addr, config)
         out.write(f"create topic to {addr} success.\n")
@@ -257,7 +156,7 @@ async def update_topic(session: Session, args: argparse.Namespace, out: TextIO) 
         if not names:
             raise CommandFailed(CLUSTER_ERROR)
         order_conf = ";".join(f"{name}:{write}" for name in names)
-        await session.put_kv(ORDER_TOPIC_CONFIG, config.topic_name or "", order_conf)
+        await _put_order_conf(session, config.topic_name or "", order_conf)
         out.write(f"set cluster orderConf. isOrder=true, orderConf=[{order_conf}]")
     out.write(topic_config_string(config))
 
@@ -266,7 +165,7 @@ async def _update_order_conf(session: Session, topic: str, value: str) -> None:
     # createOrUpdateOrderConf(isCluster=false): merge with the broker entries
     # the NameServer already has for the topic.
     try:
-        old = await session.get_kv(ORDER_TOPIC_CONFIG, topic)
+        old = await session.namesrv.get_kv_config(NAMESPACE_ORDER_TOPIC_CONFIG, topic)
     except ResponseError:
         old = None
     merged: JavaHashMap[str, str] = JavaHashMap()
@@ -274,18 +173,24 @@ async def _update_order_conf(session: Session, topic: str, value: str) -> None:
         for item in old.split(";"):
             merged[item.split(":")[0]] = item
     merged[value.split(":")[0]] = value
-    await session.put_kv(ORDER_TOPIC_CONFIG, topic, ";".join(merged.values()))
+    await _put_order_conf(session, topic, ";".join(merged.values()))
+
+
+async def _put_order_conf(session: Session, topic: str, value: str) -> None:
+    await session.on_every_namesrv(
+        lambda addr: session.namesrv.put_kv_config(NAMESPACE_ORDER_TOPIC_CONFIG, topic, value, addr)
+    )
 
 
 async def delete_topic(session: Session, args: argparse.Namespace, out: TextIO) -> None:
     """``deleteTopic``: from every broker of a cluster, then from the NameServers."""
     topic = args.topic.strip()
     cluster = args.clusterName.strip()
-    for addr in all_addrs(await session.cluster_info(), cluster, out):
+    for addr in all_addrs(await session.namesrv.get_cluster_info(), cluster, out):
         await session.brokers.delete_topic_in_broker(addr, topic)
     out.write(f"delete topic [{topic}] from cluster [{cluster}] success.\n")
     for addr in JavaHashSet.copy_of(session.namesrv_addresses):
-        await session.delete_topic_in_namesrv(addr, topic)
+        await session.namesrv.delete_topic_in_namesrv(topic, addr)
     out.write(f"delete topic [{topic}] from NameServer success.\n")
 
 
@@ -294,7 +199,9 @@ async def broker_status(session: Session, args: argparse.Namespace, out: TextIO)
     if args.brokerAddr is not None:
         await _print_runtime(session, args.brokerAddr.strip(), out, with_addr=False)
     elif args.clusterName is not None:
-        for addr in all_addrs(await session.cluster_info(), args.clusterName.strip(), out):
+        for addr in all_addrs(
+            await session.namesrv.get_cluster_info(), args.clusterName.strip(), out
+        ):
             try:
                 await _print_runtime(session, addr, out, with_addr=True)
             except PyrocketError as exc:
@@ -316,7 +223,7 @@ async def get_broker_config(session: Session, args: argparse.Namespace, out: Tex
         addr = args.brokerAddr.strip()
         await _print_config(session, f"============{addr}============\n", addr, out)
     elif args.clusterName is not None:
-        info = await session.cluster_info()
+        info = await session.namesrv.get_cluster_info()
         names = broker_names(info, args.clusterName.strip())
         if names is None:
             out.write(f"[error] {CLUSTER_ERROR}")
@@ -354,7 +261,9 @@ async def update_broker_config(session: Session, args: argparse.Namespace, out: 
         await session.brokers.update_broker_config(addr, properties)
         out.write(f"update broker config success, {addr}\n")
     elif args.clusterName is not None:
-        for addr in master_addrs(await session.cluster_info(), args.clusterName.strip(), out):
+        for addr in master_addrs(
+            await session.namesrv.get_cluster_info(), args.clusterName.strip(), out
+        ):
             try:
                 await session.brokers.update_broker_config(addr, properties)
                 out.write(f"update broker config success, {addr}\n")
@@ -367,7 +276,7 @@ async def update_broker_config(session: Session, args: argparse.Namespace, out: 
 async def topic_status(session: Session, args: argparse.Namespace, out: TextIO) -> None:
     """``topicStatus``: min/max offsets and last store time of every queue."""
     topic = args.topic.strip()
-    route = await session.route(topic)
+    route = await session.namesrv.get_route_info(topic)
     offsets: dict[MessageQueue, TopicOffset] = {}
     for data in route.broker_datas or ():
         addrs = data.broker_addrs or {}
@@ -411,50 +320,8 @@ def human_time(millis: int) -> str:
 # Registration with argparse
 
 
-def _runner(name: str, command: Command) -> Callable[[argparse.Namespace], int]:
-    def run(args: argparse.Namespace) -> int:
-        async def main() -> None:
-            async with _session(args.namesrvAddr) as session:
-                await command(session, args, sys.stdout)
-
-        status = 0
-        try:
-            trio.run(main)
-        except* PyrocketError as group:
-            for leaf in _leaves(group):
-                print(f"{name} command failed: {leaf}", file=sys.stderr)
-            status = 1
-        sys.stdout.flush()
-        return status
-
-    return run
-
-
-def _leaves(error: BaseException) -> list[BaseException]:
-    if isinstance(error, BaseExceptionGroup):
-        return [leaf for inner in error.exceptions for leaf in _leaves(inner)]
-    return [error]
-
-
-def _add(
-    subparsers: argparse._SubParsersAction[argparse.ArgumentParser],
-    name: str,
-    help_text: str,
-    command: Command,
-    java_class: str,
-) -> argparse.ArgumentParser:
-    parser = subparsers.add_parser(name, help=help_text, description=help_text)
-    parser.add_argument(
-        "-n",
-        "--namesrvAddr",
-        help='Name server address list, eg: "192.168.0.1:9876;192.168.0.2:9876"',
-    )
-    parser.set_defaults(func=_runner(java_class, command))
-    return parser
-
-
 def register_admin(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    parser = _add(
+    parser = add_command(
         subparsers, "updateTopic", "Update or create topic", update_topic, "UpdateTopicSubCommand"
     )
     where = parser.add_mutually_exclusive_group(required=True)
@@ -468,7 +335,7 @@ def register_admin(subparsers: argparse._SubParsersAction[argparse.ArgumentParse
     parser.add_argument("-u", "--unit", help="is unit topic (true|false)")
     parser.add_argument("-s", "--hasUnitSub", help="has unit sub (true|false)")
 
-    parser = _add(
+    parser = add_command(
         subparsers,
         "deleteTopic",
         "Delete topic from broker and NameServer.",
@@ -480,7 +347,7 @@ def register_admin(subparsers: argparse._SubParsersAction[argparse.ArgumentParse
         "-c", "--clusterName", required=True, help="delete topic from which cluster"
     )
 
-    parser = _add(
+    parser = add_command(
         subparsers,
         "brokerStatus",
         "Fetch broker runtime status data",
@@ -490,7 +357,7 @@ def register_admin(subparsers: argparse._SubParsersAction[argparse.ArgumentParse
     parser.add_argument("-b", "--brokerAddr", help="Broker address")
     parser.add_argument("-c", "--clusterName", help="which cluster")
 
-    parser = _add(
+    parser = add_command(
         subparsers,
         "getBrokerConfig",
         "Get broker config by cluster or special broker!",
@@ -500,7 +367,7 @@ def register_admin(subparsers: argparse._SubParsersAction[argparse.ArgumentParse
     parser.add_argument("-b", "--brokerAddr", help="update which broker")
     parser.add_argument("-c", "--clusterName", help="update which cluster")
 
-    parser = _add(
+    parser = add_command(
         subparsers,
         "updateBrokerConfig",
         "Update broker's config",
@@ -512,7 +379,7 @@ def register_admin(subparsers: argparse._SubParsersAction[argparse.ArgumentParse
     parser.add_argument("-k", "--key", required=True, help="config key")
     parser.add_argument("-v", "--value", required=True, help="config value")
 
-    parser = _add(
+    parser = add_command(
         subparsers,
         "topicStatus",
         "Examine topic Status info",

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import argparse
 import logging
-import signal
 import sys
 from pathlib import Path
 
@@ -22,6 +21,12 @@ import trio
 from pyrocket.broker.app import serve_broker
 from pyrocket.broker.config import BrokerSettings, load_broker_settings, object_properties
 from pyrocket.broker.store import StoreError
+from pyrocket.cli.serving import (
+    add_set_option,
+    report_failures,
+    serve_until_signalled,
+    set_overrides,
+)
 from pyrocket.errors import ConfigError
 
 log = logging.getLogger("pyrocket.broker")
@@ -42,23 +47,12 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     parser.add_argument(
         "-p", "--printConfigItem", action="store_true", help="Print all config item"
     )
-    parser.add_argument(
-        "--set",
-        action="append",
-        default=[],
-        metavar="KEY=VALUE",
-        help="override a broker.conf key (repeatable)",
-    )
+    add_set_option(parser, "broker.conf")
     parser.set_defaults(func=run)
 
 
 def _overrides(args: argparse.Namespace) -> dict[str, str]:
-    overrides: dict[str, str] = {}
-    for item in args.set:
-        key, sep, value = item.partition("=")
-        if not sep or not key.strip():
-            raise ConfigError(f"--set {item!r}: expected KEY=VALUE")
-        overrides[key.strip()] = value
+    overrides = set_overrides(args.set)
     if args.namesrvAddr is not None:
         overrides["namesrvAddr"] = args.namesrvAddr
     return overrides
@@ -71,20 +65,17 @@ def settings_from_args(args: argparse.Namespace) -> BrokerSettings:
 
 
 async def _serve(settings: BrokerSettings) -> None:
-    with trio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
-        async with trio.open_nursery() as nursery:
-            broker = await nursery.start(serve_broker, settings)
-            name = broker.settings.broker.broker_name
-            tip = f"The broker[{name}, {broker.broker_addr}] boot success."
-            wire = broker.settings.serialize_type.name
-            namesrv = broker.settings.broker.namesrv_addr
-            if namesrv:
-                tip += f" serializeType={wire} and name server is {namesrv}"
-            print(tip, flush=True)
-            async for signum in signals:
-                log.info("signal %s received, shutting down", signal.Signals(signum).name)
-                nursery.cancel_scope.cancel()
-                break
+    async def start(nursery: trio.Nursery) -> None:
+        broker = await nursery.start(serve_broker, settings)
+        name = broker.settings.broker.broker_name
+        tip = f"The broker[{name}, {broker.broker_addr}] boot success."
+        wire = broker.settings.serialize_type.name
+        namesrv = broker.settings.broker.namesrv_addr
+        if namesrv:
+            tip += f" serializeType={wire} and name server is {namesrv}"
+        print(tip, flush=True)
+
+    await serve_until_signalled(start, log)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -102,13 +93,6 @@ def run(args: argparse.Namespace) -> int:
     try:
         trio.run(_serve, settings)
     except* (ConfigError, StoreError, OSError) as group:
-        for leaf in _leaves(group):
-            print(f"pyrocket broker: {leaf}", file=sys.stderr)
+        report_failures("pyrocket broker", group)
         status = 1
     return status
-
-
-def _leaves(error: BaseException) -> list[BaseException]:
-    if isinstance(error, BaseExceptionGroup):
-        return [leaf for inner in error.exceptions for leaf in _leaves(inner)]
-    return [error]

@@ -15,7 +15,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 
 from pyrocket.errors import ResponseError
-from pyrocket.protocol.bodies.admin import TopicStatsTable
+from pyrocket.protocol.bodies.admin import GroupList, TopicStatsTable
 from pyrocket.protocol.bodies.properties import Properties
 from pyrocket.protocol.bodies.topic import (
     DataVersion,
@@ -31,6 +31,7 @@ from pyrocket.protocol.headers import (
     DeleteTopicRequestHeader,
     GetBrokerConfigResponseHeader,
     GetTopicStatsInfoRequestHeader,
+    QueryTopicConsumeByWhoRequestHeader,
 )
 from pyrocket.remoting import RemotingClient
 
@@ -113,6 +114,13 @@ class BrokerAPI:
             addr, RequestCode.GET_TOPIC_STATS_INFO, GetTopicStatsInfoRequestHeader(topic)
         )
         return TopicStatsTable.decode(response.body or b"{}")
+
+    async def query_topic_consume_by_who(self, addr: str, topic: str) -> list[str]:
+        """QUERY_TOPIC_CONSUME_BY_WHO: the consumer groups that consume ``topic``."""
+        response = await self._call(
+            addr, RequestCode.QUERY_TOPIC_CONSUME_BY_WHO, QueryTopicConsumeByWhoRequestHeader(topic)
+        )
+        return list(GroupList.decode(response.body or b"{}").group_list)
 
 
 __all__ = ["DEFAULT_TIMEOUT", "DEFAULT_TOPIC", "BrokerAPI"]

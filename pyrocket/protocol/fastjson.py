@@ -149,8 +149,8 @@ def dumps_pretty(value: Any) -> str:
     indented one tab deeper, members separated by ``,``; the closing ``}`` goes
     on its own line at the object's depth. Members with a non-string key stay on
     the line (fastjson only breaks before string keys). Arrays break before
-    every element and before ``]``. Empty objects are ``{}``. Scalars are
-    written as :func:`dumps` writes them.
+    every element and before ``]``. Empty objects and arrays are ``{}`` and
+    ``[]``. Scalars are written as :func:`dumps` writes them.
     """
     parts: list[str] = []
     _write_pretty(value, parts, 0)
@@ -184,6 +184,9 @@ def _write_pretty(value: Any, out: list[str], depth: int) -> None:
             _write_pretty(item, out, depth + 1)
         out.append("\n" + "\t" * depth + "}")
     elif isinstance(value, list | tuple):
+        if not value:
+            out.append("[]")  # ListSerializer writes an empty list inline
+            return
         out.append("[")
         inner = "\n" + "\t" * (depth + 1)
         for index, item in enumerate(value):

@@ -13,7 +13,6 @@ from pyrocket.protocol.bodies.properties import Properties
 from pyrocket.protocol.bodies.topic import (
     DataVersion,
     KVTable,
-    RegisterBrokerBody,
     TopicConfig,
     TopicConfigSerializeWrapper,
 )
@@ -28,7 +27,7 @@ from pyrocket.protocol.headers import (
 from pyrocket.protocol.message import HostPort
 from pyrocket.remoting import RemotingClient, not_supported_remark
 from tests.broker.helpers import broker_settings, running_broker
-from tests.broker.namesrv_standin import standin_namesrv
+from tests.broker.recording_namesrv import recording_namesrv
 
 
 def create_topic(topic: str, **fields: object) -> RemotingCommand:
@@ -55,8 +54,8 @@ async def call(client: RemotingClient, addr: str, request: RemotingCommand) -> R
 
 async def test_topics_are_created_registered_and_deleted(tmp_path: Path) -> None:
     with trio.fail_after(15):
-        async with standin_namesrv() as (ns, ns_addr):
-            settings = broker_settings(tmp_path, [ns_addr])
+        async with recording_namesrv(tmp_path / "ns") as ns:
+            settings = broker_settings(tmp_path, [ns.addr])
             async with running_broker(settings) as broker, RemotingClient() as client:
                 addr = broker.broker_addr
                 before = ns.count(RequestCode.REGISTER_BROKER)
@@ -66,13 +65,13 @@ async def test_topics_are_created_registered_and_deleted(tmp_path: Path) -> None
                 assert topics.select_topic_config("Orders") == TopicConfig("Orders", 2, 4, 6)
                 # Registered at once with just that topic (registerIncrementBrokerData).
                 await ns.wait_for(lambda: ns.count(RequestCode.REGISTER_BROKER) > before)
-                incremental = [r for r in ns.requests if r.code == RequestCode.REGISTER_BROKER][
-                    before
-                ]
-                body = RegisterBrokerBody.decode(incremental.body or b"")
+                _, body = ns.registrations()[before]
                 wrapper = body.topic_config_serialize_wrapper
                 assert list(wrapper.topic_config_table) == ["Orders"]
                 assert wrapper.data_version == topics.data_version
+                # The NameServer adds it to what it knew of the broker.
+                assert ns.has_topic("Orders", "broker-a") and ns.has_topic("TBW102", "broker-a")
+                assert ns.routes.queue_datas("Orders")[0].read_queue_nums == 2
 
                 response = await call(
                     client,
@@ -196,8 +195,8 @@ async def test_update_broker_config_applies_safe_keys_only(tmp_path: Path) -> No
 
 async def test_broker_permission_change_registers_restated_topics(tmp_path: Path) -> None:
     with trio.fail_after(10):
-        async with standin_namesrv() as (ns, ns_addr):
-            settings = broker_settings(tmp_path, [ns_addr])
+        async with recording_namesrv(tmp_path / "ns") as ns:
+            settings = broker_settings(tmp_path, [ns.addr])
             async with running_broker(settings, timing=None) as broker, RemotingClient() as client:
                 version = broker.topic_config_manager.data_version
                 response = await call(
@@ -205,12 +204,12 @@ async def test_broker_permission_change_registers_restated_topics(tmp_path: Path
                 )
                 assert response.code == ResponseCode.SUCCESS
                 assert broker.topic_config_manager.data_version.counter == version.counter + 1
-                last = [r for r in ns.requests if r.code == RequestCode.REGISTER_BROKER][-1]
-                body = RegisterBrokerBody.decode(last.body or b"")
+                _, body = ns.registrations()[-1]
                 perms = {
                     c.perm for c in body.topic_config_serialize_wrapper.topic_config_table.values()
                 }
                 assert perms == {4}
+                assert {q.perm for q in ns.routes.queue_datas("TBW102")} == {4}
 
 
 async def test_runtime_info_and_topic_stats(tmp_path: Path) -> None:

@@ -19,7 +19,7 @@ from pyrocket.protocol.headers import CreateTopicRequestHeader
 from pyrocket.protocol.message import HostPort
 from pyrocket.remoting import Connection, ConnectionListener, RemotingClient
 from tests.broker.helpers import broker_settings, running_broker
-from tests.broker.namesrv_standin import StandInNameServer, standin_namesrv
+from tests.broker.recording_namesrv import recording_namesrv
 
 
 async def test_topics_survive_a_restart(tmp_path: Path) -> None:
@@ -53,49 +53,43 @@ async def test_a_damaged_topics_json_stops_the_broker_and_is_left_alone(tmp_path
     assert path.read_bytes() == b'{"topicConfigTable":{"A":{'
 
 
-class ProbingNameServer(StandInNameServer):
-    """On UNREGISTER_BROKER, first checks that the broker still answers."""
-
-    def __init__(self, probe: RemotingClient) -> None:
-        super().__init__()
-        self.probe = probe
-        self.broker_addr = ""
-        self.answers: list[int] = []
-
-    async def unregister_broker(
-        self, conn: Connection, request: RemotingCommand
-    ) -> RemotingCommand:
-        response = await self.probe.invoke_sync(
-            self.broker_addr, RemotingCommand.request(RequestCode.GET_BROKER_CONFIG), 5
-        )
-        self.answers.append(response.code)
-        return await super().unregister_broker(conn, request)
-
-
 async def test_shutdown_unregisters_while_still_answering(tmp_path: Path) -> None:
+    broker_addr = ""
+    answers: list[int] = []
+
+    async def probe_broker(request: RemotingCommand) -> None:
+        # Ahead of the NameServer's handling of UNREGISTER_BROKER.
+        response = await probe.invoke_sync(
+            broker_addr, RemotingCommand.request(RequestCode.GET_BROKER_CONFIG), 5
+        )
+        answers.append(response.code)
+
+    probing = {RequestCode.UNREGISTER_BROKER: probe_broker}
     with trio.fail_after(15):
-        async with RemotingClient() as probe:
-            state = ProbingNameServer(probe)
-            async with standin_namesrv(state=state) as (ns, ns_addr):
-                settings = broker_settings(tmp_path, [ns_addr])
-                async with running_broker(settings) as broker:
-                    state.broker_addr = broker.broker_addr
-                assert state.answers == [ResponseCode.SUCCESS]
-                assert ns.unregistered == [state.broker_addr]
-                with pytest.raises(OSError):
-                    await trio.open_tcp_stream("127.0.0.1", broker.listen_port)
+        async with (
+            RemotingClient() as probe,
+            recording_namesrv(tmp_path / "ns", before=probing) as ns,
+        ):
+            settings = broker_settings(tmp_path, [ns.addr])
+            async with running_broker(settings) as broker:
+                broker_addr = broker.broker_addr
+                assert ns.is_live(broker_addr)
+            assert answers == [ResponseCode.SUCCESS]
+            assert ns.unregistered == [broker_addr]
+            assert not ns.is_live(broker_addr)
+            with pytest.raises(OSError):
+                await trio.open_tcp_stream("127.0.0.1", broker.listen_port)
 
 
 async def test_transaction_topic_appears_after_the_check_interval(tmp_path: Path) -> None:
     with trio.fail_after(10):
-        async with standin_namesrv() as (ns, ns_addr):
-            settings = broker_settings(tmp_path, [ns_addr], transactionCheckInterval="100")
+        async with recording_namesrv(tmp_path / "ns") as ns:
+            settings = broker_settings(tmp_path, [ns.addr], transactionCheckInterval="100")
             async with running_broker(settings, timing=None) as broker:
                 topics = broker.topic_config_manager
                 assert "RMQ_SYS_TRANS_HALF_TOPIC" not in topics.topic_config_table
-                await ns.wait_for(
-                    lambda: "RMQ_SYS_TRANS_HALF_TOPIC" in ns.brokers[broker.broker_addr].topics
-                )
+                assert not ns.has_topic("RMQ_SYS_TRANS_HALF_TOPIC", "broker-a")
+                await ns.wait_for(lambda: ns.has_topic("RMQ_SYS_TRANS_HALF_TOPIC", "broker-a"))
                 assert topics.select_topic_config("RMQ_SYS_TRANS_HALF_TOPIC") == TopicConfig(
                     "RMQ_SYS_TRANS_HALF_TOPIC", 1, 1, 6
                 )

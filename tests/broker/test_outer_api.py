@@ -33,7 +33,7 @@ from pyrocket.protocol.javahash import JavaConcurrentHashMap
 from pyrocket.remoting import Connection, RemotingClient, RemotingServer
 from pyrocket.vectors import Record, read_records
 from tests.broker.helpers import broker_settings, running_broker
-from tests.broker.namesrv_standin import standin_namesrv
+from tests.broker.recording_namesrv import recording_namesrv
 from tests.remoting.helpers import running_server
 
 #: The recorded brokers' identity (the scenarios' .md files list their broker.conf keys:
@@ -120,7 +120,7 @@ def test_body_crc_covers_the_compressed_body() -> None:
     assert list(decoded.topic_config_serialize_wrapper.topic_config_table) == list(copy)
 
 
-async def test_a_dead_and_a_silent_namesrv_do_not_hold_up_a_live_one() -> None:
+async def test_a_dead_and_a_silent_namesrv_do_not_hold_up_a_live_one(tmp_path: Path) -> None:
     silent_got = trio.Event()
 
     async def never_answers(conn: Connection, request: RemotingCommand) -> None:
@@ -135,10 +135,11 @@ async def test_a_dead_and_a_silent_namesrv_do_not_hold_up_a_live_one() -> None:
     topics = TopicConfigManager(RECORDED_BROKER, Path("/nonexistent/topics.json"))
     with trio.fail_after(10):
         async with (
-            standin_namesrv() as (live, live_addr),
+            recording_namesrv(tmp_path / "ns") as live,
             running_server(silent) as silent_addr,
             RemotingClient() as client,
         ):
+            live_addr = live.addr
             api = BrokerOuterAPI(client, f"{dead_addr};{silent_addr};{live_addr}")
             start = trio.current_time()
             outcomes = await api.register_broker_all(
@@ -146,6 +147,7 @@ async def test_a_dead_and_a_silent_namesrv_do_not_hold_up_a_live_one() -> None:
             )
             elapsed = trio.current_time() - start
             assert silent_got.is_set()
+            assert live.is_live(IDENTITY.broker_addr)
     by_addr = {o.namesrv_addr: o for o in outcomes}
     assert set(by_addr) == {dead_addr, silent_addr, live_addr}
     assert by_addr[live_addr].ok and by_addr[live_addr].result is not None
@@ -159,7 +161,7 @@ async def test_a_dead_and_a_silent_namesrv_do_not_hold_up_a_live_one() -> None:
     assert live.count(RequestCode.REGISTER_BROKER) == 1
 
 
-async def test_query_data_version_verdicts() -> None:
+async def test_query_data_version_verdicts(tmp_path: Path) -> None:
     async def refuse(conn: Connection, request: RemotingCommand) -> RemotingCommand:
         return RemotingCommand.response(ResponseCode.SYSTEM_ERROR, "nope")
 
@@ -168,10 +170,11 @@ async def test_query_data_version_verdicts() -> None:
     version = DataVersion(5, 1)
     with trio.fail_after(10):
         async with (
-            standin_namesrv() as (ns, ns_addr),
+            recording_namesrv(tmp_path / "ns") as ns,
             running_server(failing) as failing_addr,
             RemotingClient() as client,
         ):
+            ns_addr = ns.addr
             api = BrokerOuterAPI(client, [ns_addr, failing_addr, ns_addr])
             assert api.namesrv_addresses == [ns_addr, failing_addr]
             outcomes = {o.namesrv_addr: o for o in await api.need_register(IDENTITY, version)}
@@ -218,11 +221,14 @@ async def test_the_broker_writes_the_configured_serialize_type(
 ) -> None:
     monkeypatch.setenv("ROCKETMQ_SERIALIZE_TYPE", "ROCKETMQ")
     with trio.fail_after(10):
-        async with standin_namesrv() as (ns, addr):
-            settings = broker_settings(tmp_path, [addr])
+        async with recording_namesrv(tmp_path / "ns") as ns:
+            settings = broker_settings(tmp_path, [ns.addr])
             assert settings.serialize_type is SerializeType.ROCKETMQ
             async with running_broker(settings) as broker:
                 assert ns.requests[0].serialize_type is SerializeType.ROCKETMQ
+                # The NameServer read the binary header and registered the broker.
+                assert ns.is_live(broker.broker_addr)
+                assert broker.registration.status(ns.addr).value.registered
                 async with RemotingClient() as client:
                     response = await client.invoke_sync(
                         broker.broker_addr,

@@ -22,17 +22,16 @@ from pyrocket.broker.registration import (
 )
 from pyrocket.broker.topic_config import TopicConfigManager
 from pyrocket.errors import RemotingConnectError
+from pyrocket.namesrv.kvconfig import NAMESPACE_ORDER_TOPIC_CONFIG
 from pyrocket.protocol.bodies.topic import (
     DataVersion,
-    RegisterBrokerBody,
     RegisterBrokerResult,
     TopicConfig,
     TopicConfigSerializeWrapper,
 )
 from pyrocket.protocol.codes import RequestCode
-from pyrocket.protocol.headers import RegisterBrokerRequestHeader
 from tests.broker.helpers import FAST_TIMING, broker_settings, running_broker
-from tests.broker.namesrv_standin import ORDER_TOPIC_CONFIG, standin_namesrv
+from tests.broker.recording_namesrv import RecordingNameServer, recording_namesrv
 
 
 def test_period_is_clamped_to_java_bounds() -> None:
@@ -151,54 +150,63 @@ async def test_force_register_false_asks_first(
 
 
 async def test_two_namesrvs_one_stopped_and_restarted(tmp_path: Path) -> None:
-    # ns2 runs in its own nursery so that it can be stopped and restarted.
+    # ns2 runs in a cancel scope of its own so that it can be stopped, then
+    # comes back on the same port as a fresh NameServer that knows nothing.
+    async def serve_ns2(
+        port: int, scope: trio.CancelScope, *, task_status: trio.TaskStatus[RecordingNameServer]
+    ) -> None:
+        with scope:
+            async with recording_namesrv(tmp_path / "ns2", port) as ns:
+                task_status.started(ns)
+                await trio.sleep_forever()
+
+    period = FAST_TIMING.period
     with trio.fail_after(20):
-        async with standin_namesrv() as (ns1, addr1), trio.open_nursery() as ns2_nursery:
-            state2: list[Any] = []
-
-            async def run_ns2(
-                port: int, *, task_status: trio.TaskStatus[str] = trio.TASK_STATUS_IGNORED
-            ) -> None:
-                async with standin_namesrv(port, state2[0] if state2 else None) as (ns, a):
-                    state2[:] = [ns]
-                    task_status.started(a)
-                    await trio.sleep_forever()
-
-            scope = trio.CancelScope()
-
-            async def ns2_task(port: int, *, task_status: Any = trio.TASK_STATUS_IGNORED) -> None:
-                with scope:
-                    await run_ns2(port, task_status=task_status)
-
-            addr2 = await ns2_nursery.start(ns2_task, 0)
-            ns2 = state2[0]
-            port2 = int(addr2.rsplit(":", 1)[1])
+        async with (
+            recording_namesrv(tmp_path / "ns1") as ns1,
+            trio.open_nursery() as ns2_nursery,
+        ):
+            first_run = trio.CancelScope()
+            ns2: RecordingNameServer = await ns2_nursery.start(serve_ns2, 0, first_run)
+            addr1, addr2 = ns1.addr, ns2.addr
             settings = broker_settings(tmp_path, [addr1, addr2])
             async with running_broker(settings, timing=FAST_TIMING) as broker:
+                broker_addr = broker.broker_addr
                 registration = broker.registration
                 assert registration.status(addr1).value.registered
                 assert registration.status(addr2).value.registered
-                assert broker.broker_addr in ns1.brokers and broker.broker_addr in ns2.brokers
+                assert ns1.is_live(broker_addr) and ns2.is_live(broker_addr)
 
-                # Stop ns2: the broker keeps registering with ns1, every period.
-                scope.cancel()
+                # Stop ns2: the next round still reaches ns1, within one period.
+                first_run.cancel()
                 await registration.status(addr2).wait_value(lambda s: s.failures >= 1)
-                stopped_at = trio.current_time()
-                before = ns1.count(RequestCode.REGISTER_BROKER)
-                await ns1.wait_for(lambda: ns1.count(RequestCode.REGISTER_BROKER) > before)
-                assert trio.current_time() - stopped_at <= 2 * FAST_TIMING.period + 0.5
-                await registration.status(addr2).wait_value(lambda s: s.failures >= 3)
+                failed_at = trio.current_time()
+                seen = ns1.count(RequestCode.REGISTER_BROKER)
+                await ns1.wait_for(lambda: ns1.count(RequestCode.REGISTER_BROKER) > seen)
+                assert trio.current_time() - failed_at <= period + 0.25
+                # ... and every later round does too, while ns2 fails each time.
+                # (Counted from the end of a round, none being under way.)
+                rounds, _ = await registration.rounds.wait_transition()
+                registered = ns1.count(RequestCode.REGISTER_BROKER)
+                await registration.rounds.wait_value(lambda n: n >= rounds + 3)
+                new_rounds = registration.rounds.value - rounds
+                assert ns1.count(RequestCode.REGISTER_BROKER) - registered >= new_rounds
+                assert registration.status(addr2).value.failures >= 4
                 assert registration.status(addr1).value.registered
+                assert ns1.is_live(broker_addr)
 
-                # ns2 comes back on its port (knowing nothing): registered again.
-                ns2.brokers.clear()
-                await ns2_nursery.start(run_ns2, port2)
+                # ns2 comes back on its port: the broker is registered there again.
+                ns2 = await ns2_nursery.start(
+                    serve_ns2, int(addr2.rsplit(":", 1)[1]), trio.CancelScope()
+                )
+                assert ns2.addr == addr2 and not ns2.is_live(broker_addr)
+                await ns2.wait_for(lambda: ns2.is_live(broker_addr))
                 await registration.status(addr2).wait_value(lambda s: s.registered)
-                await ns2.wait_for(lambda: broker.broker_addr in ns2.brokers)
-                broker_addr = broker.broker_addr
-            # Shutdown unregistered from both.
-            assert broker_addr in ns1.unregistered and broker_addr in ns2.unregistered
-            assert broker_addr not in ns1.brokers and broker_addr not in ns2.brokers
+                assert ns2.has_topic("TBW102", "broker-a")
+            # The broker's shutdown unregistered it from both.
+            assert ns1.unregistered == [broker_addr] and ns2.unregistered == [broker_addr]
+            assert not ns1.is_live(broker_addr) and not ns2.is_live(broker_addr)
+            assert ns1.routes.broker_names() == [] and ns2.routes.broker_names() == []
             ns2_nursery.cancel_scope.cancel()
 
 
@@ -206,18 +214,23 @@ async def test_registration_carries_the_topic_table_and_follows_order_table(
     tmp_path: Path,
 ) -> None:
     with trio.fail_after(10):
-        async with standin_namesrv() as (ns, addr):
-            ns.kv[ORDER_TOPIC_CONFIG] = {"Ordered": "broker-a:4"}
-            async with running_broker(broker_settings(tmp_path, [addr])) as broker:
+        async with recording_namesrv(tmp_path / "ns") as ns:
+            ns.server.state.kv.put_kv_config(NAMESPACE_ORDER_TOPIC_CONFIG, "Ordered", "broker-a:4")
+            async with running_broker(broker_settings(tmp_path, [ns.addr])) as broker:
                 topics = broker.topic_config_manager
                 await topics.update_topic_config(TopicConfig("Ordered", 4, 4, 6))
                 await broker.registration.rounds.wait_value(lambda n: n >= 3)
                 assert topics.is_order_topic("Ordered")
-                await ns.wait_for(lambda: ns.brokers[broker.broker_addr].topics["Ordered"].order)
-                last = [r for r in ns.requests if r.code == RequestCode.REGISTER_BROKER][-1]
-                header = last.decode_header(RegisterBrokerRequestHeader)
+
+                def ordered_registered() -> bool:
+                    _, body = ns.registrations()[-1]
+                    table = body.topic_config_serialize_wrapper.topic_config_table
+                    return "Ordered" in table and table["Ordered"].order
+
+                await ns.wait_for(ordered_registered)
+                assert ns.has_topic("Ordered", "broker-a")
+                header, body = ns.registrations()[-1]
                 assert not header.compressed and header.broker_name == "broker-a"
-                body = RegisterBrokerBody.decode(last.body or b"")
                 assert list(body.topic_config_serialize_wrapper.topic_config_table) == list(
                     topics.topic_config_table
                 )
@@ -225,32 +238,32 @@ async def test_registration_carries_the_topic_table_and_follows_order_table(
 
 async def test_compressed_registration(tmp_path: Path) -> None:
     with trio.fail_after(10):
-        async with standin_namesrv() as (ns, addr):
-            settings = broker_settings(tmp_path, [addr], compressedRegister="true")
+        async with recording_namesrv(tmp_path / "ns") as ns:
+            settings = broker_settings(tmp_path, [ns.addr], compressedRegister="true")
             async with running_broker(settings) as broker:
-                first = ns.requests[0]
-                assert first.decode_header(RegisterBrokerRequestHeader).compressed
-                body = RegisterBrokerBody.decode(first.body or b"", True)
-                assert set(body.topic_config_serialize_wrapper.topic_config_table) == set(
-                    broker.topic_config_manager.topic_config_table
-                )
+                header, body = ns.registrations()[0]
+                assert header.compressed
+                table = broker.topic_config_manager.topic_config_table
+                assert set(body.topic_config_serialize_wrapper.topic_config_table) == set(table)
+                # The NameServer took the compressed table in.
+                assert all(ns.has_topic(topic, "broker-a") for topic in table)
 
 
 async def test_an_auto_created_topic_is_registered_at_once_oneway(tmp_path: Path) -> None:
     slow = RegistrationTiming(first_delay=60, period=60)
     with trio.fail_after(10):
         async with (
-            standin_namesrv() as (ns, addr),
-            running_broker(broker_settings(tmp_path, [addr]), timing=slow) as broker,
+            recording_namesrv(tmp_path / "ns") as ns,
+            running_broker(broker_settings(tmp_path, [ns.addr]), timing=slow) as broker,
         ):
             assert ns.count(RequestCode.REGISTER_BROKER) == 1
+            assert not ns.has_topic("AutoTopic", "broker-a")
             await broker.topic_config_manager.create_topic_in_send_message_method(
                 "AutoTopic", "TBW102", "127.0.0.1:1", 4, 0
             )
             await ns.wait_for(lambda: ns.count(RequestCode.REGISTER_BROKER) == 2)
-            last = ns.requests[-1]
-            assert last.is_oneway
-            assert "AutoTopic" in ns.brokers[broker.broker_addr].topics
+            assert ns.requests[-1].is_oneway
+            assert ns.has_topic("AutoTopic", "broker-a")
 
 
 async def test_a_slave_learns_its_master(tmp_path: Path) -> None:

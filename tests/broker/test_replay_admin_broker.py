@@ -31,7 +31,7 @@ from pyrocket.protocol.message import HostPort
 from pyrocket.remoting import RemotingClient
 from pyrocket.vectors import Record, pair_requests, read_records
 from tests.broker.helpers import running_broker
-from tests.broker.namesrv_standin import standin_namesrv
+from tests.broker.recording_namesrv import recording_namesrv
 
 #: Codes of the recorded mqadmin requests that the control plane answers.
 CONTROL_PLANE = {
@@ -160,8 +160,8 @@ async def test_admin_broker_capture_replays(tmp_path: Path, vectors_dir: Path) -
     checked: dict[int, int] = {}
     slow = RegistrationTiming(first_delay=600, period=600)
     with trio.fail_after(30):
-        async with standin_namesrv() as (namesrv, ns_addr):
-            settings = recorded_settings(records, tmp_path, ns_addr)
+        async with recording_namesrv(tmp_path / "ns") as namesrv:
+            settings = recorded_settings(records, tmp_path, namesrv.addr)
             async with running_broker(settings, timing=slow) as broker, RemotingClient() as client:
                 for record in records:
                     if not (record.is_frame and record.is_request and record.sender == "client"):
@@ -195,9 +195,8 @@ async def test_admin_broker_capture_replays(tmp_path: Path, vectors_dir: Path) -
                         assert encode(response) == answer.frame, record.seq
                     checked[code] = checked.get(code, 0) + 1
                 # The new topic was registered with the NameServer right away.
-                await namesrv.wait_for(
-                    lambda: "AdminTopic" in namesrv.brokers[broker.broker_addr].topics
-                )
+                broker_name = broker.settings.broker.broker_name
+                await namesrv.wait_for(lambda: namesrv.has_topic("AdminTopic", broker_name))
                 assert broker.settings.store.file_reserved_time == 72
     assert checked == {
         RequestCode.UPDATE_AND_CREATE_TOPIC: 1,

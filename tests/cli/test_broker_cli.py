@@ -1,5 +1,5 @@
 """``pyrocket broker`` and the broker admin commands, end to end over real
-sockets: a stand-in NameServer and a pyrocket broker in this process, the
+sockets: a pyrocket NameServer and a pyrocket broker in this process, the
 commands run as mqadmin would run them."""
 
 from __future__ import annotations
@@ -16,10 +16,11 @@ from pathlib import Path
 import trio
 
 from pyrocket.cli import main
+from pyrocket.namesrv.kvconfig import NAMESPACE_ORDER_TOPIC_CONFIG
 from pyrocket.protocol.bodies.topic import TopicConfig
 from pyrocket.protocol.codes import RequestCode
 from tests.broker.helpers import broker_properties, broker_settings, running_broker
-from tests.broker.namesrv_standin import ORDER_TOPIC_CONFIG, standin_namesrv
+from tests.broker.recording_namesrv import recording_namesrv
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -43,9 +44,10 @@ async def cli(*argv: str) -> tuple[int, str, str]:
 async def test_admin_commands_against_a_broker(tmp_path: Path) -> None:
     with trio.fail_after(30):
         async with (
-            standin_namesrv() as (ns, ns_addr),
-            running_broker(broker_settings(tmp_path, [ns_addr])) as broker,
+            recording_namesrv(tmp_path / "ns") as ns,
+            running_broker(broker_settings(tmp_path, [ns.addr])) as broker,
         ):
+            ns_addr = ns.addr
             addr = broker.broker_addr
             code, out, err = await cli(
                 "admin", "updateTopic", "-n", ns_addr, "-b", addr, "-t", "CliTopic",
@@ -67,7 +69,7 @@ async def test_admin_commands_against_a_broker(tmp_path: Path) -> None:
             assert code == 0
             assert out.startswith(f"create topic to {addr} success.\n")
             assert "set cluster orderConf. isOrder=true, orderConf=[broker-a:4]" in out
-            assert ns.kv[ORDER_TOPIC_CONFIG] == {"Ordered": "broker-a:4"}
+            assert ns.kv_namespace(NAMESPACE_ORDER_TOPIC_CONFIG) == {"Ordered": "broker-a:4"}
 
             code, out, _ = await cli("admin", "topicStatus", "-n", ns_addr, "-t", "CliTopic")
             lines = out.splitlines()
@@ -122,6 +124,7 @@ async def test_admin_commands_against_a_broker(tmp_path: Path) -> None:
             )
             assert topics.select_topic_config("CliTopic") is None
             assert ns.count(RequestCode.DELETE_TOPIC_IN_NAMESRV) == 1
+            assert ns.routes.queue_datas("CliTopic") == []
 
             code, out, err = await cli("admin", "topicStatus", "-n", ns_addr, "-t", "Gone")
             assert code == 1 and "TopicStatusSubCommand command failed" in err
@@ -129,16 +132,28 @@ async def test_admin_commands_against_a_broker(tmp_path: Path) -> None:
 
 async def test_order_flag_on_one_broker_merges_the_namesrv_entry(tmp_path: Path) -> None:
     with trio.fail_after(20):
-        async with standin_namesrv() as (ns, ns_addr):
-            ns.kv[ORDER_TOPIC_CONFIG] = {}
-            async with running_broker(broker_settings(tmp_path, [ns_addr])) as broker:
-                code, out, _ = await cli(
-                    "admin", "updateTopic", "-n", ns_addr, "-b", broker.broker_addr,
-                    "-t", "OrderB", "-o", "true",
-                )  # fmt: skip
-                assert code == 0
-                assert out.startswith("set broker orderConf. isOrder=true, orderConf=[broker-a:8]")
-                assert ns.kv[ORDER_TOPIC_CONFIG]["OrderB"] == "broker-a:8"
+        async with (
+            recording_namesrv(tmp_path / "ns") as ns,
+            running_broker(broker_settings(tmp_path, [ns.addr])) as broker,
+        ):
+            kv = ns.server.state.kv
+            kv.put_kv_config(NAMESPACE_ORDER_TOPIC_CONFIG, "OrderB", "broker-b:4")
+            code, out, _ = await cli(
+                "admin", "updateTopic", "-n", ns.addr, "-b", broker.broker_addr,
+                "-t", "OrderB", "-o", "true",
+            )  # fmt: skip
+            assert code == 0
+            assert out.startswith("set broker orderConf. isOrder=true, orderConf=[broker-a:8]")
+            # The other broker's entry stays; this broker's is added.
+            merged = ns.kv_namespace(NAMESPACE_ORDER_TOPIC_CONFIG)["OrderB"]
+            assert sorted(merged.split(";")) == ["broker-a:8", "broker-b:4"]
+            kv.put_kv_config(NAMESPACE_ORDER_TOPIC_CONFIG, "OrderB", "broker-a:2")
+            code, _, _ = await cli(
+                "admin", "updateTopic", "-n", ns.addr, "-b", broker.broker_addr,
+                "-t", "OrderB", "-o", "true", "-w", "6",
+            )  # fmt: skip
+            assert code == 0
+            assert ns.kv_namespace(NAMESPACE_ORDER_TOPIC_CONFIG)["OrderB"] == "broker-a:6"
 
 
 async def test_commands_need_a_namesrv_for_clusters(tmp_path: Path) -> None:
@@ -170,7 +185,8 @@ async def test_broker_command_runs_registers_and_unregisters_on_sigterm(tmp_path
     properties = broker_properties(tmp_path)
     conf.write_text("".join(f"{k}={v}\n" for k, v in properties.items()))
     with trio.fail_after(30):
-        async with standin_namesrv() as (ns, ns_addr):
+        async with recording_namesrv(tmp_path / "ns") as ns:
+            ns_addr = ns.addr
             process = await trio.lowlevel.open_process(
                 [sys.executable, "-m", "pyrocket", "broker", "-c", str(conf), "-n", ns_addr],
                 cwd=ROOT,
@@ -195,4 +211,4 @@ async def test_broker_command_runs_registers_and_unregisters_on_sigterm(tmp_path
                     process.kill()
                     await process.wait()
             assert ns.count(RequestCode.UNREGISTER_BROKER) == 1
-            assert not ns.brokers
+            assert ns.routes.broker_names() == [] and not ns.routes.live_brokers

@@ -1,4 +1,4 @@
-"""BrokerAPI against a running pyrocket broker over a real socket."""
+"""BrokerAPI over real sockets, against a running pyrocket broker."""
 
 from __future__ import annotations
 
@@ -9,11 +9,15 @@ import trio
 
 from pyrocket.client.broker_api import BrokerAPI
 from pyrocket.errors import ResponseError
+from pyrocket.protocol.bodies.admin import GroupList
 from pyrocket.protocol.bodies.client import MessageQueue
 from pyrocket.protocol.bodies.topic import TopicConfig
-from pyrocket.protocol.codes import ResponseCode
-from pyrocket.remoting import RemotingClient
+from pyrocket.protocol.codes import RequestCode, ResponseCode
+from pyrocket.protocol.command import RemotingCommand
+from pyrocket.protocol.headers import QueryTopicConsumeByWhoRequestHeader
+from pyrocket.remoting import Connection, RemotingClient, RemotingServer
 from tests.broker.helpers import broker_settings, running_broker
+from tests.remoting.helpers import running_server
 
 
 async def test_every_call_against_a_broker(tmp_path: Path) -> None:
@@ -50,3 +54,21 @@ async def test_every_call_against_a_broker(tmp_path: Path) -> None:
             assert "ApiTopic" not in table.topic_config_table
             with pytest.raises(ValueError, match="name"):
                 await api.create_topic(addr, TopicConfig(None))
+
+
+async def test_consumer_groups_of_a_topic() -> None:
+    # The pyrocket broker has no consumers yet: a server answering as a Java
+    # broker does (GroupList body) stands in for one.
+    asked: list[str] = []
+
+    def consume_by_who(conn: Connection, request: RemotingCommand) -> RemotingCommand:
+        asked.append(request.decode_header(QueryTopicConsumeByWhoRequestHeader).topic)
+        body = GroupList(("GroupA", "GroupB")).encode()
+        return RemotingCommand.response(ResponseCode.SUCCESS, body=body)
+
+    server = RemotingServer()
+    server.register_processor(RequestCode.QUERY_TOPIC_CONSUME_BY_WHO, consume_by_who)
+    with trio.fail_after(10):
+        async with running_server(server) as addr, RemotingClient() as client:
+            groups = await BrokerAPI(client).query_topic_consume_by_who(addr, "Orders")
+    assert groups == ["GroupA", "GroupB"] and asked == ["Orders"]

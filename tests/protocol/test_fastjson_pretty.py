@@ -22,3 +22,4 @@ def test_arrays_and_beans() -> None:
     assert dumps_pretty({"l": ["a", 1]}) == '{\n\t"l":[\n\t\t"a",\n\t\t1\n\t]\n}'
     assert dumps_pretty(DataVersion(5, 2)) == '{\n\t"counter":2,\n\t"timestamp":5\n}'
     assert dumps_pretty("x") == '"x"'
+    assert dumps_pretty({"l": [], "m": {}}) == '{\n\t"l":[],\n\t"m":{}\n}'

@@ -15,11 +15,15 @@ pyrocket reads the text as the UTF-8 it was written in.
 A Java ``Properties`` iterates as a ``ConcurrentHashMap`` of initial capacity 8;
 :meth:`Properties.java_ordered` computes that order for entries put in a given
 order.
+
+:class:`UpdatePlan` is how pyrocket's servers answer UPDATE_NAMESRV_CONFIG and
+UPDATE_BROKER_CONFIG: keys that may change are applied, the others refused
+with a reason in the remark (Java applies anything to its config objects).
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Final
 
@@ -188,4 +192,37 @@ class Properties:
         return cls(parse_properties(text))
 
 
-__all__ = ["Properties", "parse_properties", "properties_to_string"]
+@dataclass(frozen=True, slots=True)
+class UpdatePlan:
+    """An UPDATE_*_CONFIG request split into applied and refused keys (with
+    the reason for each refusal)."""
+
+    accepted: Mapping[str, str] = field(default_factory=dict)
+    refused: Mapping[str, str] = field(default_factory=dict)
+
+    @classmethod
+    def of(
+        cls, properties: Mapping[str, str], refusal: Callable[[str, str], str | None]
+    ) -> UpdatePlan:
+        """Sort ``properties`` by ``refusal(key, value)``: None accepts the
+        key, a text refuses it for that reason."""
+        accepted: dict[str, str] = {}
+        refused: dict[str, str] = {}
+        for key, value in properties.items():
+            reason = refusal(key, value)
+            if reason is None:
+                accepted[key] = value
+            else:
+                refused[key] = reason
+        return cls(accepted, refused)
+
+    def remark(self) -> str | None:
+        """The answer's remark when something was refused."""
+        if not self.refused:
+            return None
+        reasons = "; ".join(self.refused.values())
+        applied = ", ".join(self.accepted) or "nothing"
+        return f"refused: {reasons} (applied: {applied})"
+
+
+__all__ = ["Properties", "UpdatePlan", "parse_properties", "properties_to_string"]

@@ -1,0 +1,119 @@
+"""The NameServer app: one nursery with the remoting server and the expiry scan.
+
+::
+
+    config = load_config("namesrv.properties")
+    async with trio.open_nursery() as nursery:
+        port = await nursery.start(serve_namesrv, config)
+
+:func:`serve_namesrv` loads the KV store (a damaged file is a ConfigError and
+nothing starts), binds, reports the bound port through ``task_status`` and
+serves until cancelled; cancelling is the shutdown. :class:`NameServer` is the
+same with its state reachable, for tests and tools that run one in-process.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import NoReturn
+
+import trio
+from trio_util import periodic
+
+from pyrocket.namesrv.config import NamesrvConfig
+from pyrocket.namesrv.housekeeping import BrokerHousekeeping
+from pyrocket.namesrv.processor import DefaultRequestProcessor, NamesrvState
+from pyrocket.remoting import Connection, RemotingServer, ServerConfig
+
+log = logging.getLogger("pyrocket.namesrv")
+
+
+def current_time_ms() -> int:
+    """trio's clock in milliseconds: the liveness clock (MockClock-friendly)."""
+    return int(trio.current_time() * 1000)
+
+
+def server_config(config: NamesrvConfig) -> ServerConfig:
+    """The remoting settings a NameServer config asks for."""
+    return ServerConfig(
+        listen_port=config.listen_port,
+        channel_max_idle_seconds=float(config.server_channel_max_idle_time_seconds),
+        async_permits=config.server_async_semaphore_value,
+        oneway_permits=config.server_oneway_semaphore_value,
+        serialize_type=config.serialize_type,
+    )
+
+
+class NameServer:
+    """A NameServer: its state, its housekeeping and its server."""
+
+    def __init__(self, config: NamesrvConfig) -> None:
+        self.state = NamesrvState(config, clock=current_time_ms)
+        self.housekeeping = BrokerHousekeeping(self.state.routes)
+        self.server = RemotingServer(server_config(config), listener=self.housekeeping)
+        self.port: int | None = None
+
+    @property
+    def config(self) -> NamesrvConfig:
+        return self.state.config
+
+    async def serve(
+        self,
+        host: str | None = "0.0.0.0",
+        port: int | None = None,
+        *,
+        task_status: trio.TaskStatus[int] = trio.TASK_STATUS_IGNORED,
+    ) -> NoReturn:
+        """Load the KV store, bind ``host:port`` (default: ``listenPort``),
+        report the port, serve until cancelled.
+
+        Raises ConfigError for a damaged KV file, OSError when the address
+        cannot be bound.
+        """
+        state = self.state
+        await trio.to_thread.run_sync(state.kv.load)
+        async with trio.open_nursery() as nursery:
+            DefaultRequestProcessor(state, nursery.start_soon).register_all(self.server)
+            bound = await nursery.start(self.server.serve, host, port)
+            self.port = bound
+            nursery.start_soon(expire_brokers, state)
+            log.info(
+                "NameServer ready on %s:%d (serialize type %s)",
+                host or "0.0.0.0",
+                bound,
+                state.config.serialize_type.name,
+            )
+            task_status.started(bound)
+            await trio.sleep_forever()
+        raise AssertionError("unreachable")  # pragma: no cover
+
+
+async def serve_namesrv(
+    config: NamesrvConfig,
+    host: str | None = "0.0.0.0",
+    port: int | None = None,
+    *,
+    task_status: trio.TaskStatus[int] = trio.TASK_STATUS_IGNORED,
+) -> NoReturn:
+    """Run a NameServer until cancelled; reports the bound port."""
+    await NameServer(config).serve(host, port, task_status=task_status)
+
+
+async def expire_brokers(state: NamesrvState) -> NoReturn:
+    """The expiry scan: first after ``scanNotActiveBrokerDelayMillis``, then
+    every ``scanNotActiveBrokerIntervalMillis``, drop brokers unheard of for
+    ``brokerChannelExpiredTimeMillis`` and close their connections."""
+    config = state.config
+    await trio.sleep(config.scan_not_active_broker_delay_millis / 1000)
+    async for _ in periodic(config.scan_not_active_broker_interval_millis / 1000):
+        expired_after = state.config.broker_channel_expired_time_millis
+        for dropped in state.routes.scan_not_active_brokers(state.clock(), expired_after):
+            log.warning(
+                "broker %s expired: %s (limit %dms)",
+                dropped.broker_addr,
+                dropped.reason,
+                expired_after,
+            )
+            if isinstance(dropped.connection, Connection):
+                dropped.connection.close()
+    raise AssertionError("unreachable")  # pragma: no cover

@@ -1,0 +1,149 @@
+"""The NameServer's KV config store (Java's KVConfigManager) and its file.
+
+Namespaces of string keys and values, kept in Java ``HashMap``s (default
+capacity, as Java's) so that GET_KVLIST_BY_NAMESPACE and the REGISTER_BROKER
+answer list them in Java's order. The file is Java's ``kvConfig.json``::
+
+    {"configTable":{"ORDER_TOPIC_CONFIG":{"TopicA":"broker-a:4"}}}
+
+Changes apply in memory at once; :meth:`KVConfigManager.persist` writes the
+whole table atomically (``<file>.tmp``, ``<file>.bak``, rename, fsync).
+Loading a file that does not parse raises ConfigError naming it, and nothing
+is overwritten: Java would start empty and replace the damaged file on the
+next change.
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import Any, Final
+
+import trio
+
+from pyrocket.errors import ConfigError, ProtocolError
+from pyrocket.persist import load_with_backup, write_atomically
+from pyrocket.protocol import fastjson
+from pyrocket.protocol.bodies import KVTable
+from pyrocket.protocol.javahash import JavaHashMap
+
+log = logging.getLogger("pyrocket.namesrv")
+
+#: NamesrvUtil.NAMESPACE_ORDER_TOPIC_CONFIG: per-topic order configuration.
+NAMESPACE_ORDER_TOPIC_CONFIG: Final = "ORDER_TOPIC_CONFIG"
+
+_Table = JavaHashMap[str, JavaHashMap[str, str]]
+
+
+class KVConfigManager:
+    """Namespaced key/value configuration with Java's iteration order."""
+
+    def __init__(self, path: str | Path | None = None) -> None:
+        self.path = None if path is None else Path(path)
+        self._table: _Table = JavaHashMap()
+        self._write_lock = trio.Lock()
+
+    # ------------------------------------------------------------------
+    # Reading and changing
+
+    def put_kv_config(self, namespace: str, key: str, value: str) -> None:
+        namespace_table = self._table.get(namespace)
+        if namespace_table is None:
+            namespace_table = JavaHashMap()
+            self._table[namespace] = namespace_table
+            log.info("putKVConfig create new Namespace %s", namespace)
+        previous = namespace_table.get(key)
+        namespace_table[key] = value
+        log.info(
+            "putKVConfig %s config item, Namespace: %s Key: %s Value: %s",
+            "update" if previous is not None else "create new",
+            namespace,
+            key,
+            value,
+        )
+
+    def delete_kv_config(self, namespace: str, key: str) -> None:
+        namespace_table = self._table.get(namespace)
+        if namespace_table is not None and key in namespace_table:
+            value = namespace_table[key]
+            del namespace_table[key]
+            log.info(
+                "deleteKVConfig delete a config item, Namespace: %s Key: %s Value: %s",
+                namespace,
+                key,
+                value,
+            )
+
+    def get_kv_config(self, namespace: str, key: str) -> str | None:
+        namespace_table = self._table.get(namespace)
+        return None if namespace_table is None else namespace_table.get(key)
+
+    def get_kv_list_by_namespace(self, namespace: str) -> bytes | None:
+        """The namespace as a KVTable body, or None if it does not exist (an
+        emptied namespace still exists: ``{"table":{}}``)."""
+        namespace_table = self._table.get(namespace)
+        if namespace_table is None:
+            return None
+        return KVTable(namespace_table).encode()
+
+    def namespaces(self) -> dict[str, dict[str, str]]:
+        """Every namespace and entry, Java order (a copy)."""
+        return {ns: dict(entries.items()) for ns, entries in self._table.items()}
+
+    # ------------------------------------------------------------------
+    # The file
+
+    def encode(self) -> str:
+        """The file content: KVConfigSerializeWrapper as fastjson writes it."""
+        return fastjson.dumps({"configTable": self._table})
+
+    def load(self) -> None:
+        """Read the file (or its ``.bak`` when the file is missing or empty).
+
+        Raises ConfigError naming the file when it cannot be read or parsed.
+        """
+        if self.path is None:
+            return
+        loaded = load_with_backup(self.path, _parse_file)
+        if loaded is None:
+            return
+        # Java reads the file into fresh HashMaps and then copies the outer
+        # one into its (empty) table: same order as putAll here.
+        self._table.put_all(loaded)
+        log.info("load KV config table OK, %d namespaces from %s", len(loaded), self.path)
+
+    async def persist(self) -> None:
+        """Write the current table to the file; raises OSError when the disk
+        refuses. Writers queue up, and each writes the table as it is when
+        its turn comes, so the last write has the latest state."""
+        if self.path is None:
+            return
+        path = self.path
+        async with self._write_lock:
+            content = self.encode()
+            await trio.to_thread.run_sync(write_atomically, path, content)
+
+
+def _parse_file(text: str) -> _Table:
+    try:
+        document = fastjson.loads(text)
+    except ProtocolError as exc:
+        raise ConfigError(f"not JSON: {exc}") from exc
+    if not isinstance(document, dict):
+        raise ConfigError("expected a JSON object with a configTable")
+    raw: Any = document.get("configTable")
+    table: _Table = JavaHashMap()
+    if raw is None:
+        return table
+    if not isinstance(raw, dict):
+        raise ConfigError("configTable is not an object")
+    for namespace, entries in raw.items():
+        if not isinstance(namespace, str) or not isinstance(entries, dict):
+            raise ConfigError(f"configTable[{namespace!r}] is not an object of strings")
+        namespace_table: JavaHashMap[str, str] = JavaHashMap()
+        for key, value in entries.items():
+            if not isinstance(key, str) or not isinstance(value, str):
+                raise ConfigError(f"configTable[{namespace!r}][{key!r}] is not a string")
+            namespace_table[key] = value
+        table[namespace] = namespace_table
+    return table

@@ -1,0 +1,616 @@
+"""The NameServer's request handlers: Java's DefaultRequestProcessor.
+
+One handler per request code, each answering with the code, remark, header
+and body Java 4.7.0 sends. Codes without a handler are not registered, so the
+remoting layer answers them REQUEST_CODE_NOT_SUPPORTED (Java's NameServer has
+a catch-all processor that never answers them).
+
+Lookups and registrations are plain functions: they run inline in the
+connection's reader, in arrival order. Requests that change a file
+(PUT_KV_CONFIG, DELETE_KV_CONFIG, UPDATE_NAMESRV_CONFIG) change the state at
+once, in order with everything else, and are answered once the file is
+written, from a task of the app.
+
+Deliberate differences from Java (bad input only): a missing ``@CFNotNull``
+field or an unparsable one is SYSTEM_ERROR naming it (the remoting layer turns
+the CommandError into that answer); a body that does not decode is
+SYSTEM_ERROR saying so; UPDATE_NAMESRV_CONFIG refuses keys outside
+:data:`~pyrocket.namesrv.config.RUNTIME_KEYS`; a file that cannot be written
+is SYSTEM_ERROR (Java logs it and answers SUCCESS).
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Any, Final
+
+import trio
+
+from pyrocket.errors import CommandError, ConnectionClosedError, ProtocolError
+from pyrocket.namesrv.config import Configuration, NamesrvConfig, plan_update, save_properties
+from pyrocket.namesrv.kvconfig import NAMESPACE_ORDER_TOPIC_CONFIG, KVConfigManager
+from pyrocket.namesrv.routeinfo import QueueNums, RouteInfoManager, TopicQueues
+from pyrocket.protocol import fastjson
+from pyrocket.protocol.bodies import DataVersion, Properties, RegisterBrokerBody
+from pyrocket.protocol.checksum import crc32
+from pyrocket.protocol.codes import VERSION_V3_0_11, RequestCode, ResponseCode
+from pyrocket.protocol.command import RemotingCommand
+from pyrocket.protocol.headers import (
+    DeleteKVConfigRequestHeader,
+    DeleteTopicInNamesrvRequestHeader,
+    GetKVConfigRequestHeader,
+    GetKVConfigResponseHeader,
+    GetKVListByNamespaceRequestHeader,
+    GetTopicsByClusterRequestHeader,
+    PutKVConfigRequestHeader,
+    QueryDataVersionRequestHeader,
+    QueryDataVersionResponseHeader,
+    RegisterBrokerRequestHeader,
+    RegisterBrokerResponseHeader,
+    UnRegisterBrokerRequestHeader,
+    WipeWritePermOfBrokerRequestHeader,
+    WipeWritePermOfBrokerResponseHeader,
+)
+from pyrocket.remoting import Connection, RemotingServer
+
+log = logging.getLogger("pyrocket.namesrv")
+
+#: FAQUrl.suggestTodo(FAQUrl.APPLY_TOPIC_URL), appended to TOPIC_NOT_EXIST remarks.
+APPLY_TOPIC_TIP: Final = "\nSee http://rocketmq.apache.org/docs/faq/ for further details."
+
+_INT32 = (-(1 << 31), (1 << 31) - 1)
+
+Spawn = Callable[[Callable[[], Awaitable[None]]], None]
+"""Starts a task in the app's nursery (``nursery.start_soon``)."""
+
+
+class NamesrvState:
+    """What the handlers act on: the tables, the KV store and the config.
+
+    ``config`` is replaced (never mutated) when UPDATE_NAMESRV_CONFIG applies
+    a key. ``clock()`` is milliseconds for broker liveness.
+    """
+
+    def __init__(
+        self,
+        config: NamesrvConfig,
+        *,
+        routes: RouteInfoManager | None = None,
+        kv: KVConfigManager | None = None,
+        clock: Callable[[], int] | None = None,
+    ) -> None:
+        self.config = config
+        self.routes = routes or RouteInfoManager()
+        self.kv = kv or KVConfigManager(config.kv_config_path)
+        self.configuration = Configuration(config)
+        self.clock = clock or _monotonic_ms
+
+    def order_topic_conf(self, topic: str) -> str | None:
+        """The orderTopicConf a route of ``topic`` carries (only with
+        orderMessageEnable)."""
+        if not self.config.order_message_enable:
+            return None
+        return self.kv.get_kv_config(NAMESPACE_ORDER_TOPIC_CONFIG, topic)
+
+
+def _monotonic_ms() -> int:
+    return time.monotonic_ns() // 1_000_000
+
+
+@dataclass(frozen=True, slots=True)
+class RegistrationBody:
+    """A decoded REGISTER_BROKER body: what RouteInfoManager needs of it."""
+
+    data_version: DataVersion
+    topics: TopicQueues
+    filter_server_list: tuple[str, ...] | None
+
+
+def _success(**options: Any) -> RemotingCommand:
+    return RemotingCommand.response(ResponseCode.SUCCESS, **options)
+
+
+class DefaultRequestProcessor:
+    """The handlers, bound to one NameServer's state."""
+
+    def __init__(self, state: NamesrvState, spawn: Spawn) -> None:
+        self.state = state
+        self._spawn = spawn
+        self._bodies = RegistrationDecoder()
+
+    def register_all(self, server: RemotingServer) -> None:
+        """Register a handler for each of the 19 codes Java's NameServer answers."""
+        handlers: dict[int, Any] = {
+            RequestCode.PUT_KV_CONFIG: self.put_kv_config,
+            RequestCode.GET_KV_CONFIG: self.get_kv_config,
+            RequestCode.DELETE_KV_CONFIG: self.delete_kv_config,
+            RequestCode.QUERY_DATA_VERSION: self.query_broker_topic_config,
+            RequestCode.REGISTER_BROKER: self.register_broker,
+            RequestCode.UNREGISTER_BROKER: self.unregister_broker,
+            RequestCode.GET_ROUTEINFO_BY_TOPIC: self.get_route_info_by_topic,
+            RequestCode.GET_BROKER_CLUSTER_INFO: self.get_broker_cluster_info,
+            RequestCode.WIPE_WRITE_PERM_OF_BROKER: self.wipe_write_perm_of_broker,
+            RequestCode.GET_ALL_TOPIC_LIST_FROM_NAMESERVER: self.get_all_topic_list,
+            RequestCode.DELETE_TOPIC_IN_NAMESRV: self.delete_topic_in_namesrv,
+            RequestCode.GET_KVLIST_BY_NAMESPACE: self.get_kv_list_by_namespace,
+            RequestCode.GET_TOPICS_BY_CLUSTER: self.get_topics_by_cluster,
+            RequestCode.GET_SYSTEM_TOPIC_LIST_FROM_NS: self.get_system_topic_list,
+            RequestCode.GET_UNIT_TOPIC_LIST: self.get_unit_topic_list,
+            RequestCode.GET_HAS_UNIT_SUB_TOPIC_LIST: self.get_has_unit_sub_topic_list,
+            RequestCode.GET_HAS_UNIT_SUB_UNUNIT_TOPIC_LIST: (
+                self.get_has_unit_sub_ununit_topic_list
+            ),
+            RequestCode.UPDATE_NAMESRV_CONFIG: self.update_config,
+            RequestCode.GET_NAMESRV_CONFIG: self.get_config,
+        }
+        for code, handler in handlers.items():
+            server.register_processor(code, handler)
+
+    # ------------------------------------------------------------------
+    # KV config
+
+    def put_kv_config(self, conn: Connection, request: RemotingCommand) -> None:
+        header = request.decode_header(PutKVConfigRequestHeader)
+        self.state.kv.put_kv_config(header.namespace, header.key, header.value)
+        self._answer_after(conn, request, self._persist_kv, "KV config")
+
+    def delete_kv_config(self, conn: Connection, request: RemotingCommand) -> None:
+        header = request.decode_header(DeleteKVConfigRequestHeader)
+        self.state.kv.delete_kv_config(header.namespace, header.key)
+        self._answer_after(conn, request, self._persist_kv, "KV config")
+
+    async def _persist_kv(self) -> None:
+        await self.state.kv.persist()
+
+    def get_kv_config(self, conn: Connection, request: RemotingCommand) -> RemotingCommand:
+        header = request.decode_header(GetKVConfigRequestHeader)
+        value = self.state.kv.get_kv_config(header.namespace, header.key)
+        if value is not None:
+            return _success(header=GetKVConfigResponseHeader(value))
+        return RemotingCommand.response(
+            ResponseCode.QUERY_NOT_FOUND,
+            f"No config item, Namespace: {header.namespace} Key: {header.key}",
+            GetKVConfigResponseHeader(),
+        )
+
+    def get_kv_list_by_namespace(
+        self, conn: Connection, request: RemotingCommand
+    ) -> RemotingCommand:
+        header = request.decode_header(GetKVListByNamespaceRequestHeader)
+        body = self.state.kv.get_kv_list_by_namespace(header.namespace)
+        if body is not None:
+            return _success(body=body)
+        return RemotingCommand.response(
+            ResponseCode.QUERY_NOT_FOUND, f"No config item, Namespace: {header.namespace}"
+        )
+
+    def _answer_after(
+        self,
+        conn: Connection,
+        request: RemotingCommand,
+        save: Callable[[], Awaitable[None]],
+        what: str,
+        answer: RemotingCommand | None = None,
+    ) -> None:
+        """Run ``save`` in the background, then answer ``request`` (``answer``,
+        default SUCCESS; SYSTEM_ERROR if ``save`` failed)."""
+
+        async def save_then_answer() -> None:
+            response = answer or _success()
+            try:
+                await save()
+            except OSError as exc:
+                log.error("%s applied but not saved: %s", what, exc)
+                response = RemotingCommand.response(
+                    ResponseCode.SYSTEM_ERROR, f"{what} applied but not saved: {exc}"
+                )
+            if request.is_oneway:
+                return
+            try:
+                await conn.send(response.answering(request))
+            except ConnectionClosedError:
+                log.debug("%s: connection closed before the answer", conn.remote_address)
+
+        self._spawn(save_then_answer)
+
+    # ------------------------------------------------------------------
+    # Brokers
+
+    def query_broker_topic_config(
+        self, conn: Connection, request: RemotingCommand
+    ) -> RemotingCommand:
+        header = request.decode_header(QueryDataVersionRequestHeader)
+        if request.body is None:
+            raise CommandError("QUERY_DATA_VERSION without a DataVersion body")
+        try:
+            data_version = DataVersion.decode(request.body)
+        except ProtocolError as exc:
+            raise CommandError(f"QUERY_DATA_VERSION body is not a DataVersion: {exc}") from exc
+        routes = self.state.routes
+        changed = routes.is_broker_topic_config_changed(header.broker_addr, data_version)
+        if not changed:
+            routes.update_broker_info_update_timestamp(header.broker_addr, self.state.clock())
+        known = routes.query_broker_topic_config(header.broker_addr)
+        return _success(
+            header=QueryDataVersionResponseHeader(changed),
+            body=None if known is None else known.encode(),
+        )
+
+    def register_broker(self, conn: Connection, request: RemotingCommand) -> RemotingCommand:
+        header = request.decode_header(RegisterBrokerRequestHeader)
+        if header.body_crc32 and crc32(request.body) != header.body_crc32:
+            log.warning(
+                "receive registerBroker request,crc32 not match,from %s", conn.remote_address
+            )
+            return RemotingCommand.response(
+                ResponseCode.SYSTEM_ERROR, "crc32 not match", RegisterBrokerResponseHeader()
+            )
+        if request.version >= VERSION_V3_0_11:
+            registration = self._bodies.decode(header.broker_addr, request.body, header.compressed)
+        else:
+            registration = decode_legacy_register_body(request.body)
+        state = self.state
+        result = state.routes.register_broker(
+            header.cluster_name,
+            header.broker_addr,
+            header.broker_name,
+            header.broker_id,
+            header.ha_server_addr,
+            registration.data_version,
+            registration.topics,
+            registration.filter_server_list,
+            conn,
+            state.clock(),
+        )
+        return _success(
+            header=RegisterBrokerResponseHeader(result.ha_server_addr, result.master_addr),
+            body=state.kv.get_kv_list_by_namespace(NAMESPACE_ORDER_TOPIC_CONFIG),
+        )
+
+    def unregister_broker(self, conn: Connection, request: RemotingCommand) -> RemotingCommand:
+        header = request.decode_header(UnRegisterBrokerRequestHeader)
+        self.state.routes.unregister_broker(
+            header.cluster_name, header.broker_addr, header.broker_name, header.broker_id
+        )
+        return _success()
+
+    def wipe_write_perm_of_broker(
+        self, conn: Connection, request: RemotingCommand
+    ) -> RemotingCommand:
+        header = request.decode_header(WipeWritePermOfBrokerRequestHeader)
+        count = self.state.routes.wipe_write_perm_of_broker(header.broker_name)
+        log.info(
+            "wipe write perm of broker[%s], client: %s, %d",
+            header.broker_name,
+            conn.remote_address,
+            count,
+        )
+        return _success(header=WipeWritePermOfBrokerResponseHeader(count))
+
+    # ------------------------------------------------------------------
+    # Routes and topic lists
+
+    def get_route_info_by_topic(
+        self, conn: Connection, request: RemotingCommand
+    ) -> RemotingCommand:
+        # The hot path: read the one field directly rather than build a header.
+        ext = request.ext_fields
+        topic = None if ext is None else ext.get("topic")
+        if topic is None:
+            raise CommandError("the custom field <topic> is null")
+        state = self.state
+        body = state.routes.route_body(topic, state.order_topic_conf(topic))
+        if body is not None:
+            return RemotingCommand(ResponseCode.SUCCESS, flag=1, body=body)
+        return RemotingCommand.response(
+            ResponseCode.TOPIC_NOT_EXIST,
+            f"No topic route info in name server for the topic: {topic}{APPLY_TOPIC_TIP}",
+        )
+
+    def get_broker_cluster_info(
+        self, conn: Connection, request: RemotingCommand
+    ) -> RemotingCommand:
+        return _success(body=self.state.routes.cluster_info_body())
+
+    def get_all_topic_list(self, conn: Connection, request: RemotingCommand) -> RemotingCommand:
+        return _success(body=self.state.routes.all_topic_list().encode())
+
+    def delete_topic_in_namesrv(
+        self, conn: Connection, request: RemotingCommand
+    ) -> RemotingCommand:
+        header = request.decode_header(DeleteTopicInNamesrvRequestHeader)
+        self.state.routes.delete_topic(header.topic)
+        return _success()
+
+    def get_topics_by_cluster(self, conn: Connection, request: RemotingCommand) -> RemotingCommand:
+        header = request.decode_header(GetTopicsByClusterRequestHeader)
+        return _success(body=self.state.routes.topics_by_cluster(header.cluster).encode())
+
+    def get_system_topic_list(self, conn: Connection, request: RemotingCommand) -> RemotingCommand:
+        return _success(body=self.state.routes.system_topic_list().encode())
+
+    def get_unit_topic_list(self, conn: Connection, request: RemotingCommand) -> RemotingCommand:
+        return _success(body=self.state.routes.unit_topic_list().encode())
+
+    def get_has_unit_sub_topic_list(
+        self, conn: Connection, request: RemotingCommand
+    ) -> RemotingCommand:
+        return _success(body=self.state.routes.has_unit_sub_topic_list().encode())
+
+    def get_has_unit_sub_ununit_topic_list(
+        self, conn: Connection, request: RemotingCommand
+    ) -> RemotingCommand:
+        return _success(body=self.state.routes.has_unit_sub_ununit_topic_list().encode())
+
+    # ------------------------------------------------------------------
+    # NameServer configuration
+
+    def update_config(self, conn: Connection, request: RemotingCommand) -> RemotingCommand | None:
+        log.info("updateConfig called by %s", conn.remote_address)
+        if request.body is None:
+            return _success()
+        try:
+            properties = Properties.decode(request.body).entries
+        except ProtocolError as exc:
+            log.error("updateConfig: body is not properties text: %s", exc)
+            return RemotingCommand.response(ResponseCode.SYSTEM_ERROR, "string2Properties error")
+        plan = plan_update(properties)
+        remark = plan.remark()
+        if remark is not None:
+            log.warning("updateNamesrvConfig from %s: %s", conn.remote_address, remark)
+        answer = (
+            _success()
+            if remark is None
+            else RemotingCommand.response(ResponseCode.SYSTEM_ERROR, remark)
+        )
+        if not plan.accepted:
+            return answer
+        state = self.state
+        state.config = state.config.with_properties(plan.accepted)
+        for key, value in plan.accepted.items():
+            log.info("NameServer config %s set to %s", key, value)
+        accepted = dict(plan.accepted)
+        path = state.config.config_store_path
+
+        async def save() -> None:
+            await _run_sync_in_thread(save_properties, path, accepted)
+
+        self._answer_after(conn, request, save, "NameServer config", answer)
+        return None
+
+    def get_config(self, conn: Connection, request: RemotingCommand) -> RemotingCommand:
+        state = self.state
+        content = state.configuration.format_string(state.config)
+        return _success(body=content.encode("utf-8") if content else None)
+
+
+async def _run_sync_in_thread(function: Callable[..., None], *args: Any) -> None:
+    await trio.to_thread.run_sync(function, *args)
+
+
+# ---------------------------------------------------------------------------
+# REGISTER_BROKER bodies
+
+
+def decode_register_body(body: bytes | None, compressed: bool) -> RegistrationBody:
+    """``RegisterBrokerBody.decode(body, compressed)``, reduced to what the
+    route tables need. No body is an empty table with DataVersion 0/0, as in
+    Java. Raises CommandError when the body does not decode."""
+    if body is None:
+        return RegistrationBody(DataVersion(0, 0), {}, ())
+    what = "RegisterBrokerBody"
+    if compressed:
+        try:
+            decoded = RegisterBrokerBody.decode(body, compressed=True)
+        except ProtocolError as exc:
+            raise CommandError(f"Failed to decode {what}: {exc}") from exc
+        wrapper = decoded.topic_config_serialize_wrapper
+        topics = {
+            name: (c.read_queue_nums, c.write_queue_nums, c.perm, c.topic_sys_flag)
+            for name, c in wrapper.topic_config_table.items()
+        }
+        return RegistrationBody(wrapper.data_version, topics, decoded.filter_server_list)
+    try:
+        document = _json_object(body, what)
+        wrapper_json = _object_field(document, "topicConfigSerializeWrapper")
+        data_version = _data_version(wrapper_json)
+        table = _object_field(wrapper_json, "topicConfigTable")
+        servers = document.get("filterServerList")
+        if servers is None:
+            filter_servers: tuple[str, ...] = ()
+        elif isinstance(servers, list) and all(isinstance(s, str) for s in servers):
+            filter_servers = tuple(servers)
+        else:
+            raise ProtocolError("filterServerList is not a list of strings")
+    except ProtocolError as exc:
+        raise CommandError(f"Failed to decode {what}: {exc}") from exc
+    return RegistrationBody(data_version, _topic_queues(table, what), filter_servers)
+
+
+# A DataVersion as fastjson writes it; JSON integers only (no leading zeros).
+_DATA_VERSION_TEXT: Final = re.compile(
+    rb'\{"counter":(-?(?:0|[1-9][0-9]{0,18})),"timestamp":(-?(?:0|[1-9][0-9]{0,18}))\}'
+)
+_LONG: Final = (-(1 << 63), (1 << 63) - 1)
+
+
+@dataclass(frozen=True, slots=True)
+class _BodyShape:
+    """A broker's last plain body, as the bytes before and after its
+    DataVersion (hashed) and what the rest decoded to."""
+
+    prefix_length: int
+    prefix_hash: int
+    suffix_length: int
+    suffix_hash: int
+    decoded: RegistrationBody
+
+
+class RegistrationDecoder:
+    """Decodes REGISTER_BROKER bodies, remembering each broker's last one.
+
+    A broker sends the same body every 30 s, or the same one with a new
+    DataVersion after a topic change elsewhere; parsing 100 topics of JSON
+    each time is most of a registration's cost. When a body equals the
+    previous one of its broker except for the DataVersion text (checked by
+    length and hash of the bytes around it, the DataVersion itself parsed),
+    the previous decoding is reused: the result is exactly what a full
+    decoding would give. A DataVersion is located only when the body names
+    ``dataVersion`` and ``topicConfigSerializeWrapper`` once each (text with
+    quotes cannot hide inside a JSON string), so the spliced bytes are the
+    wrapper's DataVersion and nothing else.
+    """
+
+    def __init__(self, capacity: int = 4096) -> None:
+        self._capacity = capacity
+        self._shapes: dict[str, _BodyShape] = {}
+
+    def decode(self, broker_addr: str, body: bytes | None, compressed: bool) -> RegistrationBody:
+        """As :func:`decode_register_body`; raises CommandError."""
+        if body is None or compressed:
+            return decode_register_body(body, compressed)
+        shape = self._shapes.get(broker_addr)
+        if shape is not None:
+            end = len(body) - shape.suffix_length
+            if (
+                end > shape.prefix_length
+                and hash(body[: shape.prefix_length]) == shape.prefix_hash
+                and hash(body[end:]) == shape.suffix_hash
+            ):
+                match = _DATA_VERSION_TEXT.fullmatch(body, shape.prefix_length, end)
+                if match is not None:
+                    counter, timestamp = int(match[1]), int(match[2])
+                    if _LONG[0] <= counter <= _LONG[1] and _LONG[0] <= timestamp <= _LONG[1]:
+                        previous = shape.decoded
+                        return RegistrationBody(
+                            DataVersion(timestamp, counter),
+                            previous.topics,
+                            previous.filter_server_list,
+                        )
+        decoded = decode_register_body(body, compressed)
+        self._remember(broker_addr, body, decoded)
+        return decoded
+
+    def _remember(self, broker_addr: str, body: bytes, decoded: RegistrationBody) -> None:
+        self._shapes.pop(broker_addr, None)
+        if body.count(b'"dataVersion"') != 1 or body.count(b'"topicConfigSerializeWrapper"') != 1:
+            return
+        version = decoded.data_version
+        text = b'{"counter":%d,"timestamp":%d}' % (version.counter, version.timestamp)
+        key = b'"dataVersion":'
+        at = body.find(key + text)
+        if at < 0:
+            return
+        start = at + len(key)
+        end = start + len(text)
+        if len(self._shapes) >= self._capacity:
+            del self._shapes[next(iter(self._shapes))]
+        self._shapes[broker_addr] = _BodyShape(
+            start, hash(body[:start]), len(body) - end, hash(body[end:]), decoded
+        )
+
+
+def decode_legacy_register_body(body: bytes | None) -> RegistrationBody:
+    """The body of a REGISTER_BROKER from a broker older than 3.0.11: a bare
+    TopicConfigSerializeWrapper. Filter servers stay as they are."""
+    if body is None:
+        return RegistrationBody(DataVersion(0, 0), {}, None)
+    what = "TopicConfigSerializeWrapper"
+    try:
+        wrapper = _json_object(body, what)
+        data_version = _data_version(wrapper)
+        table = _object_field(wrapper, "topicConfigTable")
+    except ProtocolError as exc:
+        raise CommandError(f"Failed to decode {what}: {exc}") from exc
+    return RegistrationBody(data_version, _topic_queues(table, what), None)
+
+
+def _json_object(body: bytes, what: str) -> dict[str, Any]:
+    document = fastjson.loads(body)
+    if not isinstance(document, dict):
+        raise ProtocolError(f"{what} is not a JSON object")
+    return document
+
+
+def _object_field(document: dict[str, Any], key: str) -> dict[str, Any]:
+    value = document.get(key)
+    if value is None:
+        return {}
+    if not isinstance(value, dict):
+        raise ProtocolError(f"{key} is not an object")
+    return value
+
+
+def _data_version(wrapper: dict[str, Any]) -> DataVersion:
+    version_json = wrapper.get("dataVersion")
+    if version_json is None:
+        return DataVersion()  # Java's default: stamped now
+    return DataVersion.from_json(version_json, "dataVersion")
+
+
+_TOPIC_DEFAULTS: Final = (16, 16, 6, 0)  # new TopicConfig()
+_TOPIC_KEYS: Final = ("readQueueNums", "writeQueueNums", "perm", "topicSysFlag")
+
+
+def _topic_queues(table: dict[str, Any], what: str) -> TopicQueues:
+    """The topicConfigTable as name -> queue numbers; raises CommandError
+    naming the first entry that is not a TopicConfig."""
+    low, high = _INT32
+    topics: dict[str, QueueNums] = {}
+    for key, config in table.items():
+        # The common case in one go: every field present and an int in range.
+        if type(config) is dict:
+            name = config.get("topicName")
+            read = config.get("readQueueNums")
+            write = config.get("writeQueueNums")
+            perm = config.get("perm")
+            flag = config.get("topicSysFlag")
+            if (
+                type(name) is str
+                and type(read) is int
+                and type(write) is int
+                and type(perm) is int
+                and type(flag) is int
+                and low <= read <= high
+                and low <= write <= high
+                and low <= perm <= high
+                and low <= flag <= high
+            ):
+                topics[name] = (read, write, perm, flag)
+                continue
+        name, queues = _topic_entry(key, config, what)
+        topics[name] = queues
+    return topics
+
+
+def _topic_entry(key: str, config: Any, what: str) -> tuple[str, QueueNums]:
+    where = f"Failed to decode {what}: topicConfigTable[{key!r}]"
+    if not isinstance(config, dict):
+        raise CommandError(f"{where} is not an object")
+    name = config.get("topicName")
+    if not isinstance(name, str):
+        raise CommandError(f"{where}.topicName is not a string")
+    values = []
+    for field_name, default in zip(_TOPIC_KEYS, _TOPIC_DEFAULTS, strict=True):
+        value = config.get(field_name)
+        if value is None:
+            value = default
+        elif type(value) is not int or not _INT32[0] <= value <= _INT32[1]:
+            raise CommandError(f"{where}.{field_name} is not a Java int: {value!r}")
+        values.append(value)
+    return name, (values[0], values[1], values[2], values[3])
+
+
+__all__ = [
+    "APPLY_TOPIC_TIP",
+    "DefaultRequestProcessor",
+    "NamesrvState",
+    "RegistrationBody",
+    "RegistrationDecoder",
+    "decode_legacy_register_body",
+    "decode_register_body",
+]
