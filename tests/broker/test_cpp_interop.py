@@ -31,9 +31,9 @@ COUNT = 1000
 TOPIC = "CppInteropTopic"
 
 
-async def run_client(home: Path, *args: str, timeout: float) -> list[dict[str, object]]:
+async def run_client(home: Path, *args: str, seconds: float) -> list[dict[str, object]]:
     env = dict(os.environ, HOME=str(home))
-    with trio.fail_after(timeout):
+    with trio.fail_after(seconds):
         result = await trio.run_process(
             [sys.executable, str(SCRIPT), *args],
             capture_stdout=True,
@@ -77,7 +77,7 @@ async def test_cpp_client_produces_and_consumes_through_pyrocket(tmp_path: Path)
                 maxMessageSize=1024 * 1024,
             )
             async with running_broker(settings) as broker:
-                report = await run_client(home, "produce", namesrv, TOPIC, str(COUNT), timeout=45)
+                report = await run_client(home, "produce", namesrv, TOPIC, str(COUNT), seconds=45)
                 assert report == [
                     {
                         "sync_ok": 250,
@@ -94,11 +94,11 @@ async def test_cpp_client_produces_and_consumes_through_pyrocket(tmp_path: Path)
                 )
                 assert stored == COUNT
                 pushed = await run_client(
-                    home, "push", namesrv, TOPIC, "cpp_interop_push", str(COUNT), "30", timeout=45
+                    home, "push", namesrv, TOPIC, "cpp_interop_push", str(COUNT), "30", seconds=45
                 )
                 check_received(pushed, "push consumer")
                 pulled = await run_client(
-                    home, "pull", namesrv, TOPIC, "cpp_interop_pull", timeout=30
+                    home, "pull", namesrv, TOPIC, "cpp_interop_pull", seconds=30
                 )
                 check_received(pulled, "pull consumer")
                 # The push consumer committed its progress: every queue fully consumed.

@@ -5,8 +5,9 @@ recorded one, comparing each answer with Java's.
 
 Frames are sent verbatim on one TCP connection per recorded connection, in
 capture order; before each request every server frame recorded earlier must
-have arrived (so causality holds across connections). Requests Java never
-answered (pulls held when their client left) must get no answer either.
+have arrived (so causality holds across connections), and so must the answers
+to the connection's earlier requests. Requests Java never answered (pulls
+held when their client left) must get no answer either.
 Answers are compared after the normalisations the vectors README lists, and
 no others:
 
@@ -90,14 +91,15 @@ class Wire:
         self.closed_by_peer = True
         self.changed.set()
 
-    async def take(self, match: Callable[[RemotingCommand], bool]) -> RemotingCommand:
-        with trio.fail_after(ANSWER_TIMEOUT):
+    async def take(self, match: Callable[[RemotingCommand], bool], what: str) -> RemotingCommand:
+        with trio.move_on_after(ANSWER_TIMEOUT):
             while True:
                 for index, command in enumerate(self.inbox):
                     if match(command):
                         return self.inbox.pop(index)
                 assert not self.closed_by_peer, "broker closed the connection"
                 await self.changed.wait()
+        raise AssertionError(f"no {what} within {ANSWER_TIMEOUT} s; received: {self.inbox}")
 
 
 def settings_for(scenario: str, records: list[Record], root: Path, namesrv: str) -> BrokerSettings:
@@ -177,11 +179,27 @@ class Replay:
     def last_seq(self, conn: str) -> int:
         return max(r.seq for r in self.records if r.conn == conn)
 
-    def expected_server_frames(self, before: int) -> list[Record]:
+    def expected_server_frames(self, request: Record) -> list[Record]:
+        """The server frames to have before sending ``request``: everything
+        recorded before it, and the recorded answers to the requests sent
+        earlier on its connection. (The Java client pipelined some requests;
+        Java happened to process them in order, but pyrocket runs the
+        requests of a connection concurrently, like Java's executors, so the
+        replay waits to make the order the recorded one.)"""
+        answered = {
+            r.opaque
+            for r in self.records
+            if r.conn == request.conn and r.seq < request.seq and r.sender == "client"
+        }
         return [
             r
             for r in self.records
-            if r.seq < before and r.sender == "server" and r.dir in ("request", "response")
+            if r.sender == "server"
+            and r.dir in ("request", "response")
+            and (
+                r.seq < request.seq
+                or (r.conn == request.conn and r.dir == "response" and r.opaque in answered)
+            )
         ]
 
     async def run(self, nursery: trio.Nursery) -> None:
@@ -197,7 +215,7 @@ class Replay:
                 nursery.start_soon(wire.read_loop)
             wire = self.wires[record.conn]
             if record.sender == "client" and record.dir == "request":
-                for expected in self.expected_server_frames(record.seq):
+                for expected in self.expected_server_frames(record):
                     if expected.seq not in done:
                         await self.receive(expected)
                         done.add(expected.seq)
@@ -218,8 +236,13 @@ class Replay:
 
     async def finish(self, record: Record, wire: Wire, done: set[int]) -> None:
         """Take the connection's last answers, check nothing else came, close."""
-        for expected in self.expected_server_frames(record.seq + 1):
-            if expected.seq not in done and expected.conn == record.conn:
+        for expected in self.records:
+            if (
+                expected.conn == record.conn
+                and expected.sender == "server"
+                and expected.dir in ("request", "response")
+                and expected.seq not in done
+            ):
                 await self.receive(expected)
                 done.add(expected.seq)
         await trio.sleep(0.05)
@@ -234,7 +257,10 @@ class Replay:
         await wire.stream.send_all(record.frame)
         request = decode(record.frame)
         if record.code == 9999:
-            answer = await wire.take(lambda c: c.is_response and c.opaque == request.opaque)
+            answer = await wire.take(
+                lambda c: c.is_response and c.opaque == request.opaque,
+                f"answer to seq {record.seq}",
+            )
             assert answer.code == ResponseCode.REQUEST_CODE_NOT_SUPPORTED
             assert answer.remark == not_supported_remark(9999)
             self.deviations.append("unknown request code 9999: REQUEST_CODE_NOT_SUPPORTED")
@@ -251,13 +277,18 @@ class Replay:
         wire = self.wires[expected.conn]
         java = decode(expected.frame)
         if expected.dir == "request":
-            ours = await wire.take(lambda c: not c.is_response and c.code == java.code)
+            ours = await wire.take(
+                lambda c: not c.is_response and c.code == java.code,
+                f"request like seq {expected.seq}",
+            )
             assert encode(ours.replace(opaque=java.opaque)) == expected.frame
             self.compared[f"{expected.code} (server request)"] += 1
             self.identical += 1
             return
         request = self.requests[(expected.conn, java.opaque)]
-        ours = await wire.take(lambda c: c.is_response and c.opaque == java.opaque)
+        ours = await wire.take(
+            lambda c: c.is_response and c.opaque == java.opaque, f"answer like seq {expected.seq}"
+        )
         code = request.code
         if request.case == "br-send-missing-producerGroup":
             assert ours.code == ResponseCode.SYSTEM_ERROR

@@ -108,6 +108,14 @@ _PRECEDING_ORDER: Final = tuple(
 )
 
 
+#: The ext fields of a successful send answer, in Java's HashMap order.
+_SEND_ANSWER_ORDER: Final = tuple(
+    SendMessageResponseHeader(msg_id="", queue_id=0, queue_offset=0).to_ext_fields(
+        dict.fromkeys(_PRECEDING_ORDER, "")
+    )
+)
+
+
 def _preceding(region_id: str, trace_on: bool) -> dict[str, str]:
     values = {
         MessageConst.PROPERTY_MSG_REGION: region_id,
@@ -117,9 +125,35 @@ def _preceding(region_id: str, trace_on: bool) -> dict[str, str]:
 
 
 def _time_human_string(ms: int) -> str:
-    """``UtilAll.timeMillisToHumanString2``: local time with milliseconds."""
-    moment = datetime.datetime.fromtimestamp(ms / 1000)
+    """``UtilAll.timeMillisToHumanString2``: local time with milliseconds.
+    Years past Python's datetime (9999) are counted out by hand, as Java's
+    calendar does, with the local zone's offset of today."""
+    try:
+        moment = datetime.datetime.fromtimestamp(ms / 1000)
+    except (OverflowError, OSError, ValueError):
+        offset = datetime.datetime.now().astimezone().utcoffset()
+        seconds = ms // 1000 + (int(offset.total_seconds()) if offset is not None else 0)
+        days, second = divmod(seconds, 86_400)
+        year, month, day = _civil_from_days(days)
+        hour, rest = divmod(second, 3600)
+        clock = f"{hour:02d}:{rest // 60:02d}:{rest % 60:02d},{ms % 1000:03d}"
+        return f"{year:04d}-{month:02d}-{day:02d} {clock}"
     return moment.strftime("%Y-%m-%d %H:%M:%S,") + f"{ms % 1000:03d}"
+
+
+def _civil_from_days(days: int) -> tuple[int, int, int]:
+    """The proleptic Gregorian (year, month, day) ``days`` after 1970-01-01."""
+    days += 719_468
+    era, day_of_era = divmod(days, 146_097)
+    year_of_era = (
+        day_of_era - day_of_era // 1460 + day_of_era // 36_524 - day_of_era // 146_096
+    ) // 365
+    day_of_year = day_of_era - (365 * year_of_era + year_of_era // 4 - year_of_era // 100)
+    shifted_month = (5 * day_of_year + 2) // 153
+    day = day_of_year - (153 * shifted_month + 2) // 5 + 1
+    month = shifted_month + 3 if shifted_month < 10 else shifted_month - 9
+    year = year_of_era + era * 400 + (1 if month <= 2 else 0)
+    return year, month, day
 
 
 class SendMessageProcessor:
@@ -130,6 +164,7 @@ class SendMessageProcessor:
         self.broker = broker
         self.plane = plane
         self._random = random.Random()
+        self._topic_errors: dict[str, str | None] = {}
 
     def install(self) -> None:
         for code in (
@@ -166,25 +201,54 @@ class SendMessageProcessor:
     # -- SEND_MESSAGE / SEND_MESSAGE_V2 / SEND_BATCH_MESSAGE ----------------------
 
     async def send_message(self, conn: Connection, request: RemotingCommand) -> RemotingCommand:
-        header: SendMessageRequestHeader | SendMessageRequestHeaderV2
-        if request.code == RequestCode.SEND_MESSAGE:
-            header = request.decode_header(SendMessageRequestHeader)
-        else:
-            header = request.decode_header(SendMessageRequestHeaderV2)
-        broker_config = self.broker.settings.broker
+        header = _decode_send_header(request)
+        broker = self.broker
+        broker_config = broker.settings.broker
         preceding = _preceding(broker_config.region_id, broker_config.trace_on)
-        refused = await self._pre_send(conn, header, preceding)
-        if refused is not None:
-            return refused
         topic = header.topic
-        config = self.broker.topic_config_manager.select_topic_config(topic)
-        assert config is not None  # _pre_send found or created it
+        config = broker.topic_config_manager.select_topic_config(topic)
+        if config is None or not self._passes_pre_send(header, config):
+            # The checks again, in Java's order, for the refusal's answer
+            # (or to create the topic).
+            refused = await self._pre_send(conn, header, preceding)
+            if refused is not None:
+                return refused
+            config = broker.topic_config_manager.select_topic_config(topic)
+            assert config is not None  # _pre_send found or created it
         queue_id = header.queue_id
         if queue_id < 0:
             queue_id = self._random_queue_id(config.write_queue_nums)
         if header.batch:
             return await self._send_batch(conn, request, header, config, queue_id, preceding)
         return await self._send_one(conn, request, header, config, queue_id, preceding)
+
+    def _passes_pre_send(
+        self, header: SendMessageRequestHeader | SendMessageRequestHeaderV2, config: TopicConfig
+    ) -> bool:
+        """True when ``_pre_send`` would let a send to the existing topic of
+        ``config`` through (the hot path skips it then); every refusal of
+        ``_pre_send`` must fail one of these conditions."""
+        broker_config = self.broker.settings.broker
+        queue_id = header.queue_id
+        return (
+            self.broker.store.now() >= broker_config.start_accept_send_request_time_stamp
+            and (is_writeable(broker_config.broker_permission) or not config.order)
+            and self._topic_error(header.topic) is None
+            and queue_id < max(config.write_queue_nums, config.read_queue_nums)
+            and (queue_id >= 0 or config.write_queue_nums > 0)
+        )
+
+    def _topic_error(self, topic: str) -> str | None:
+        """``TopicValidator.validateTopic``'s remark for ``topic``, memoised."""
+        cache = self._topic_errors
+        try:
+            return cache[topic]
+        except KeyError:
+            pass
+        if len(cache) >= 10_000:
+            cache.clear()
+        error = cache[topic] = topic_error(topic)
+        return error
 
     async def _pre_send(
         self,
@@ -205,7 +269,7 @@ class SendMessageProcessor:
         if not is_writeable(broker_config.broker_permission) and topics.is_order_topic(topic):
             remark = f"the broker[{broker_config.broker_ip1}] sending message is forbidden"
             return _response(ResponseCode.NO_PERMISSION, remark, preceding)
-        remark_or_none = topic_error(topic)
+        remark_or_none = self._topic_error(topic)
         if remark_or_none is not None:
             return _response(ResponseCode.SYSTEM_ERROR, remark_or_none, preceding)
         config = topics.select_topic_config(topic)
@@ -278,13 +342,16 @@ class SendMessageProcessor:
     ) -> RemotingCommand:
         """``handlePutMessageResult``: the store's status as Java answers it."""
         status = result.status
-        code = _SEND_OK.get(status)
         appended = result.append_result
+        code = ResponseCode.SUCCESS if status is PutMessageStatus.PUT_OK else _SEND_OK.get(status)
         if code is not None and appended is not None:
-            header = SendMessageResponseHeader(
-                msg_id=appended.msg_id, queue_id=queue_id, queue_offset=appended.logics_offset
-            )
-            return _response(code, None, header.to_ext_fields(preceding))
+            values = {
+                "msgId": appended.msg_id,
+                "queueId": str(queue_id),
+                "queueOffset": str(appended.logics_offset),
+            }
+            values.update(preceding)
+            return _response(code, None, {key: values[key] for key in _SEND_ANSWER_ORDER})
         if status is PutMessageStatus.CREATE_MAPEDFILE_FAILED:
             code, remark = (
                 ResponseCode.SYSTEM_ERROR,
@@ -321,12 +388,14 @@ class SendMessageProcessor:
         queue_id: int,
         preceding: Mapping[str, str],
     ) -> RemotingCommand:
-        routed = await self._retry_and_dlq(request, header, preceding)
-        if isinstance(routed, RemotingCommand):
-            return routed
-        topic, dlq_queue = routed
-        if dlq_queue is not None:
-            queue_id = dlq_queue
+        topic = header.topic
+        if topic.startswith(RETRY_GROUP_TOPIC_PREFIX):
+            routed = await self._retry_and_dlq(request, header, preceding)
+            if isinstance(routed, RemotingCommand):
+                return routed
+            topic, dlq_queue = routed
+            if dlq_queue is not None:
+                queue_id = dlq_queue
         sys_flag = header.sys_flag
         if config.topic_filter_type is TopicFilterType.MULTI_TAG:
             sys_flag |= MessageSysFlag.MULTI_TAGS_FLAG
@@ -463,6 +532,66 @@ class SendMessageProcessor:
         if result.status is PutMessageStatus.PUT_OK:
             return _response(ResponseCode.SUCCESS)
         return _response(ResponseCode.SYSTEM_ERROR, result.status.name)
+
+
+def _java_number(text: str | None, digits: int) -> int | None:
+    """A plain decimal of at most ``digits`` digits (always in range), else
+    None: the generic decoder then parses (or refuses) it as Java would."""
+    if text is None:
+        return None
+    if text.isdigit() and text.isascii() and len(text) <= digits:
+        return int(text)
+    if text[:1] == "-" and text[1:].isdigit() and text.isascii() and len(text) <= digits + 1:
+        return int(text)
+    return None
+
+
+def _decode_send_header(
+    request: RemotingCommand,
+) -> SendMessageRequestHeader | SendMessageRequestHeaderV2:
+    """The send header; SEND_MESSAGE_V2's common shape is read directly (the
+    hot path), anything else by the generic decoder, which raises
+    CommandError naming a missing or bad field."""
+    if request.code == RequestCode.SEND_MESSAGE:
+        return request.decode_header(SendMessageRequestHeader)
+    ext = request.ext_fields or {}
+    get = ext.get
+    producer_group, topic, default_topic = get("a"), get("b"), get("c")
+    queue_nums, queue_id = _java_number(get("d"), 9), _java_number(get("e"), 9)
+    sys_flag, flag = _java_number(get("f"), 9), _java_number(get("h"), 9)
+    born = _java_number(get("g"), 18)
+    reconsume, max_reconsume = get("j"), get("l")
+    reconsume_times = _java_number(reconsume, 9)
+    max_reconsume_times = _java_number(max_reconsume, 9)
+    if (
+        producer_group is None
+        or topic is None
+        or default_topic is None
+        or queue_nums is None
+        or queue_id is None
+        or sys_flag is None
+        or flag is None
+        or born is None
+        or (reconsume is not None and reconsume_times is None)
+        or (max_reconsume is not None and max_reconsume_times is None)
+    ):
+        return request.decode_header(SendMessageRequestHeaderV2)
+    unit_mode, batch = get("k"), get("m")
+    return SendMessageRequestHeaderV2(
+        producer_group,
+        topic,
+        default_topic,
+        queue_nums,
+        queue_id,
+        sys_flag,
+        born,
+        flag,
+        get("i"),
+        reconsume_times,
+        unit_mode is not None and unit_mode.lower() == "true",
+        max_reconsume_times,
+        batch is not None and batch.lower() == "true",
+    )
 
 
 def _parse_properties(text: str | None) -> dict[str, str]:
