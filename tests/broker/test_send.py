@@ -7,7 +7,6 @@ from __future__ import annotations
 import dataclasses
 import datetime
 import itertools
-import time
 from pathlib import Path
 
 import pytest
@@ -24,22 +23,7 @@ from pyrocket.protocol.codes import RequestCode, ResponseCode
 from pyrocket.protocol.command import RemotingCommand
 from pyrocket.protocol.headers import SendMessageRequestHeaderV2
 from pyrocket.remoting import RemotingClient
-from tests.broker.helpers import broker_settings, running_broker
-
-
-def send_request(topic: str, queue_id: int) -> RemotingCommand:
-    header = SendMessageRequestHeaderV2(
-        producer_group="send_test_producer",
-        topic=topic,
-        default_topic="TBW102",
-        default_topic_queue_nums=4,
-        queue_id=queue_id,
-        sys_flag=0,
-        born_timestamp=int(time.time() * 1000),
-        flag=0,
-        properties="TAGS\x01TagA\x02",
-    )
-    return RemotingCommand.request(RequestCode.SEND_MESSAGE_V2, header, body=b"hello")
+from tests.broker.helpers import broker_settings, running_broker, send_request
 
 
 def set_broker(broker: Broker, **changes: object) -> None:
@@ -96,11 +80,11 @@ async def test_hot_path_answers_as_the_full_checks_do(
                     await broker.topic_config_manager.update_topic_config(config)
                 set_broker(broker, **state)
                 monkeypatch.setattr(SendMessageProcessor, "_passes_pre_send", lambda *_: False)
-                full = await client.invoke_sync(addr, send_request(topic, queue_id), 5)
+                full = await client.invoke_sync(addr, send_request(topic, queue_id, b"hello"), 5)
                 monkeypatch.setattr(SendMessageProcessor, "_passes_pre_send", hot_path)
                 await broker.topic_config_manager.delete_topic_config("Fresh")
                 stored_before = broker.store.get_max_offset_in_queue(topic, max(queue_id, 0))
-                hot = await client.invoke_sync(addr, send_request(topic, queue_id), 5)
+                hot = await client.invoke_sync(addr, send_request(topic, queue_id, b"hello"), 5)
                 case = (state, topic, queue_id)
                 assert comparable(hot) == comparable(full), case
                 compared += 1
@@ -122,7 +106,7 @@ async def test_each_pre_send_refusal_over_the_hot_path(tmp_path: Path) -> None:
                 await broker.topic_config_manager.update_topic_config(config)
 
             async def answer(topic: str, queue_id: int) -> tuple[int, str | None]:
-                got = await client.invoke_sync(addr, send_request(topic, queue_id), 5)
+                got = await client.invoke_sync(addr, send_request(topic, queue_id, b"hello"), 5)
                 return got.code, got.remark
 
             code, remark = await answer("Plain", 0)
