@@ -24,6 +24,7 @@ import trio
 from compat.java_cluster import JavaCluster, _java_major, free_port
 from compat.test_broker_control import TIMING, cluster_rows, mqadmin, pyrocket_broker, settings
 from compat.test_broker_control import start_namesrv as start_java_namesrv
+from tests.broker.helpers import assert_group_consumed_all
 
 CLIENT = Path(__file__).with_name("java") / "DataplaneClient.java"
 TOPIC = "JavaDataplaneTopic"
@@ -106,9 +107,4 @@ async def test_java_producer_and_consumers_through_a_pyrocket_broker(
             pulled = await run_client(java, "pull", ns, TOPIC, "compat_dataplane_pull", seconds=120)
             check_received(pulled, "pull consumer")
             # The push consumer committed its progress to the broker.
-            assert broker.data_plane is not None
-            offsets = broker.data_plane.consumer_offset_manager
-            for queue_id in store.queue_ids(TOPIC):
-                assert offsets.query_offset("compat_dataplane_push", TOPIC, queue_id) == (
-                    store.get_max_offset_in_queue(TOPIC, queue_id)
-                )
+            assert_group_consumed_all(broker, "compat_dataplane_push", TOPIC)

@@ -89,6 +89,18 @@ async def running_broker(
         nursery.cancel_scope.cancel()
 
 
+def assert_group_consumed_all(broker: Broker, group: str, topic: str) -> None:
+    """``group`` committed, for every queue of ``topic``, the queue's end."""
+    assert broker.data_plane is not None
+    offsets = broker.data_plane.consumer_offset_manager
+    store = broker.store
+    queues = store.queue_ids(topic)
+    assert queues
+    for queue_id in queues:
+        committed = offsets.query_offset(group, topic, queue_id)
+        assert committed == store.get_max_offset_in_queue(topic, queue_id), (group, queue_id)
+
+
 def entries(text: str) -> Mapping[str, str]:
     """``key=value`` lines to a dict (test convenience)."""
     return dict(line.split("=", 1) for line in text.splitlines() if line)

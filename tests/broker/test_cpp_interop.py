@@ -19,7 +19,7 @@ import pytest
 import trio
 
 from tests.broker.cpp_client import expected
-from tests.broker.helpers import broker_settings, running_broker
+from tests.broker.helpers import assert_group_consumed_all, broker_settings, running_broker
 from tests.broker.namesrv_standin import standin_namesrv
 
 pytest.importorskip("rocketmq.client", reason="the rocketmq wheel (C++ client) is not installed")
@@ -102,9 +102,4 @@ async def test_cpp_client_produces_and_consumes_through_pyrocket(tmp_path: Path)
                 )
                 check_received(pulled, "pull consumer")
                 # The push consumer committed its progress: every queue fully consumed.
-                assert broker.data_plane is not None
-                offsets = broker.data_plane.consumer_offset_manager
-                for queue_id in store.queue_ids(TOPIC):
-                    assert offsets.query_offset("cpp_interop_push", TOPIC, queue_id) == (
-                        store.get_max_offset_in_queue(TOPIC, queue_id)
-                    )
+                assert_group_consumed_all(broker, "cpp_interop_push", TOPIC)
