@@ -24,7 +24,7 @@ import trio
 from compat.java_cluster import JavaCluster, _java_major, free_port
 from compat.test_broker_control import TIMING, cluster_rows, mqadmin, pyrocket_broker, settings
 from compat.test_broker_control import start_namesrv as start_java_namesrv
-from tests.broker.helpers import assert_group_consumed_all
+from tests.broker.helpers import assert_group_consumed_all, stored_in_topic
 
 CLIENT = Path(__file__).with_name("java") / "DataplaneClient.java"
 TOPIC = "JavaDataplaneTopic"
@@ -90,16 +90,8 @@ async def test_java_producer_and_consumers_through_a_pyrocket_broker(
                     "failures": [],
                 }
             ]
-            store = broker.store
-            # Oneway sends are not answered: give the last ones a moment.
-            for _ in range(100):
-                stored = sum(
-                    store.get_max_offset_in_queue(TOPIC, q) for q in store.queue_ids(TOPIC)
-                )
-                if stored >= COUNT:
-                    break
-                await trio.sleep(0.05)
-            assert stored == COUNT
+            # Every message, oneway ones included, is in the store.
+            assert await stored_in_topic(broker, TOPIC, COUNT) == COUNT
             pushed = await run_client(
                 java, "push", ns, TOPIC, "compat_dataplane_push", str(COUNT), "60", seconds=120
             )

@@ -89,6 +89,20 @@ async def running_broker(
         nursery.cancel_scope.cancel()
 
 
+async def stored_in_topic(broker: Broker, topic: str, expected: int) -> int:
+    """How many messages ``topic`` holds, once it holds ``expected`` or
+    after two seconds (oneway sends are never answered, so a producer may
+    exit with its last ones still on their way)."""
+    store = broker.store
+    with trio.move_on_after(2):
+        while True:
+            stored = sum(store.get_max_offset_in_queue(topic, q) for q in store.queue_ids(topic))
+            if stored >= expected:
+                break
+            await trio.sleep(0.02)
+    return stored
+
+
 def assert_group_consumed_all(broker: Broker, group: str, topic: str) -> None:
     """``group`` committed, for every queue of ``topic``, the queue's end."""
     assert broker.data_plane is not None

@@ -19,7 +19,12 @@ import pytest
 import trio
 
 from tests.broker.cpp_client import expected
-from tests.broker.helpers import assert_group_consumed_all, broker_settings, running_broker
+from tests.broker.helpers import (
+    assert_group_consumed_all,
+    broker_settings,
+    running_broker,
+    stored_in_topic,
+)
 from tests.broker.namesrv_standin import standin_namesrv
 
 pytest.importorskip("rocketmq.client", reason="the rocketmq wheel (C++ client) is not installed")
@@ -88,11 +93,7 @@ async def test_cpp_client_produces_and_consumes_through_pyrocket(tmp_path: Path)
                     }
                 ]
                 # Every message, oneway ones included, is in the store.
-                store = broker.store
-                stored = sum(
-                    store.get_max_offset_in_queue(TOPIC, q) for q in store.queue_ids(TOPIC)
-                )
-                assert stored == COUNT
+                assert await stored_in_topic(broker, TOPIC, COUNT) == COUNT
                 pushed = await run_client(
                     home, "push", namesrv, TOPIC, "cpp_interop_push", str(COUNT), "30", seconds=45
                 )
