@@ -21,6 +21,9 @@ Extension points for the message path (send, pull, heartbeats, offsets):
   both servers (client housekeeping).
 - ``broker.add_service(fn)``: ``async def fn(broker)`` started after the
   servers are up and cancelled at shutdown before the unregistration.
+- ``broker.add_loader(fn)``: ``fn()`` (blocking) reads a table at start-up,
+  next to topics.json; ``broker.add_shutdown_hook(fn)``: ``await fn()`` after
+  the servers have closed, before the store closes (final persistence).
 - ``broker.settings`` (current settings; replaced by UPDATE_BROKER_CONFIG, so
   read it at use time), ``broker.store``, ``broker.topic_config_manager``,
   ``broker.subscription_group_manager``, ``broker.registration``,
@@ -28,7 +31,8 @@ Extension points for the message path (send, pull, heartbeats, offsets):
 - ``broker.put_message`` / ``put_messages`` / ``get_message``: the store calls
   with the statistics GET_BROKER_RUNTIME_INFO reports.
 - ``serve_broker(..., install=[fn])``: ``fn(broker)`` runs before the servers
-  start, next to the built-in :func:`install_processors`.
+  start, next to the built-in :func:`install_processors` (which installs the
+  message path, :mod:`pyrocket.broker.dataplane`, as ``broker.data_plane``).
 """
 
 from __future__ import annotations
@@ -37,7 +41,7 @@ import dataclasses
 import logging
 import os
 from collections.abc import Awaitable, Callable, Sequence
-from typing import NoReturn
+from typing import TYPE_CHECKING, NoReturn
 
 import trio
 
@@ -83,6 +87,9 @@ from pyrocket.remoting import (
     RemotingClient,
     RemotingServer,
 )
+
+if TYPE_CHECKING:
+    from pyrocket.broker.dataplane import DataPlane
 
 log = logging.getLogger("pyrocket.broker")
 
@@ -172,6 +179,10 @@ class Broker:
         )
         self.topic_config_manager.on_topic_created = self.registration.trigger_oneway
         self.services: list[Service] = []
+        self._loaders: list[Callable[[], None]] = []
+        self._shutdown_hooks: list[Callable[[], Awaitable[None]]] = []
+        #: The message path (set by :func:`install_processors`).
+        self.data_plane: DataPlane | None = None
         self._config_lock = trio.Lock()
         #: The fast server's bound port (known once serving).
         self.fast_listen_port: int | None = None
@@ -191,6 +202,14 @@ class Broker:
     def add_service(self, service: Service) -> None:
         """Run ``await service(broker)`` while the broker serves."""
         self.services.append(service)
+
+    def add_loader(self, loader: Callable[[], None]) -> None:
+        """Call ``loader()`` (blocking, in a worker thread) in :meth:`load`."""
+        self._loaders.append(loader)
+
+    def add_shutdown_hook(self, hook: Callable[[], Awaitable[None]]) -> None:
+        """``await hook()`` at shutdown, after the servers closed."""
+        self._shutdown_hooks.append(hook)
 
     # -- identity -----------------------------------------------------------
 
@@ -212,6 +231,8 @@ class Broker:
         ConfigError naming a damaged file."""
         self.topic_config_manager.load()
         self.subscription_group_manager.load()
+        for loader in self._loaders:
+            loader()
 
     # -- the store, with statistics ------------------------------------------
 
@@ -410,16 +431,23 @@ class Broker:
                     finally:
                         servers.cancel_scope.cancel()
             finally:
+                for hook in self._shutdown_hooks:
+                    try:
+                        await hook()
+                    except Exception:
+                        log.exception("shutdown hook failed")
                 store_nursery.cancel_scope.cancel()
         log.info("broker %s shut down", self.broker_addr)
 
 
 def install_processors(broker: Broker) -> None:
-    """The processors a broker answers with (the admin subset of the control
-    plane; the message path adds its own here)."""
+    """The processors a broker answers with: the control plane's admin
+    subset and the message path."""
+    from pyrocket.broker.dataplane import install_data_plane
     from pyrocket.broker.processors.admin import AdminBrokerProcessor
 
     AdminBrokerProcessor(broker).install()
+    install_data_plane(broker)
 
 
 async def serve_broker(

@@ -301,7 +301,7 @@ def test_register_broker_result_from_answer() -> None:
 @pytest.mark.parametrize(
     ("kind", "data", "where"),
     [
-        (QueueData, b'{"perm":"7"}', "QueueData.perm"),
+        (QueueData, b'{"perm":"x"}', "QueueData.perm"),
         (QueueData, b'{"perm":2147483648}', "QueueData.perm"),
         (QueueData, b'{"perm":true}', "QueueData.perm"),
         (QueueData, b"[]", "QueueData"),

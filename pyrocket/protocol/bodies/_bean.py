@@ -17,8 +17,8 @@ attributes. Encoding writes the JSON text directly from the declarations (the
 same bytes as ``fastjson.dumps(bean.to_json())``, without the intermediate
 dicts). Decoding checks every JSON type on the way in, so a body either
 decodes or raises :class:`~pyrocket.errors.ProtocolError` naming the path of
-the offending value; fastjson would coerce some mismatches (a quoted number
-into an ``int``) where pyrocket refuses them.
+the offending value; fastjson would coerce some mismatches where pyrocket
+refuses them (it does accept a quoted integer, which real clients send).
 """
 
 from __future__ import annotations
@@ -102,6 +102,10 @@ class _Int(Kind):
         self.low, self.high = bounds
 
     def load(self, value: Any, path: str) -> int:
+        if isinstance(value, str) and _DECIMAL_KEY.fullmatch(value) and len(value) <= 40:
+            # fastjson reads a quoted integer into an int/long property, and the
+            # C++ client quotes some (HEART_BEAT's subVersion).
+            value = int(value)
         if isinstance(value, bool) or not isinstance(value, int):
             raise _wrong(path, f"a Java {self.java}", value)
         if not self.low <= value <= self.high:

@@ -1,0 +1,331 @@
+"""The consumer groups a broker knows from heartbeats (Java's
+``ConsumerManager``, ``ConsumerGroupInfo`` and ``ClientChannelInfo``).
+
+Each group holds the connections of its clients (one :class:`ClientChannelInfo`
+per connection, refreshed by every heartbeat), the subscriptions the clients
+declared, and how they consume. When the set of clients of a group changes,
+the manager tells its :class:`ConsumerIdsChangeListener` which connections to
+notify (NOTIFY_CONSUMER_IDS_CHANGED), so the clients rebalance at once instead
+of at their next periodic rebalance.
+
+The manager is plain state: no sockets, no tasks. Connections are only used as
+keys and handed to the listener; the clock is injected.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from typing import Final, Protocol
+
+from pyrocket.protocol.bodies.client import (
+    ConsumeFromWhere,
+    ConsumeType,
+    MessageModel,
+    SubscriptionData,
+)
+from pyrocket.protocol.javahash import JavaConcurrentHashMap, JavaHashSet
+from pyrocket.remoting import Connection
+
+log = logging.getLogger("pyrocket.broker")
+
+#: A client connection silent (no heartbeat) for this long is dropped (ms).
+CHANNEL_EXPIRED_TIMEOUT_MS: Final = 120_000
+
+
+@dataclass(slots=True)
+class ClientChannelInfo:
+    """One client connection as a group member: who (client id), speaking
+    what (language, version), and when it was last heard of."""
+
+    conn: Connection
+    client_id: str
+    language: int
+    version: int
+    last_update_timestamp: int
+
+    def __str__(self) -> str:
+        return (
+            f"ClientChannelInfo [channel={self.conn.remote_address}, clientId={self.client_id}, "
+            f"language={self.language}, version={self.version}, "
+            f"lastUpdateTimestamp={self.last_update_timestamp}]"
+        )
+
+
+class ConsumerIdsChangeListener(Protocol):
+    """Told about group changes (Java's ``DefaultConsumerIdsChangeListener``)."""
+
+    async def consumer_ids_changed(self, group: str, connections: list[Connection]) -> None:
+        """The members of ``group`` changed; ``connections`` are the members left."""
+
+
+class ConsumerGroupInfo:
+    """A consumer group's members and subscriptions."""
+
+    def __init__(
+        self,
+        group_name: str,
+        consume_type: ConsumeType | None,
+        message_model: MessageModel | None,
+        consume_from_where: ConsumeFromWhere | None,
+        now_ms: int,
+    ) -> None:
+        self.group_name = group_name
+        self.consume_type = consume_type
+        self.message_model = message_model
+        self.consume_from_where = consume_from_where
+        self.subscription_table: JavaConcurrentHashMap[str, SubscriptionData] = (
+            JavaConcurrentHashMap()
+        )
+        # Java keys this by Netty channel (identity hash): any stable order will do.
+        self.channel_info_table: dict[Connection, ClientChannelInfo] = {}
+        self.last_update_timestamp = now_ms
+
+    def find_channel(self, client_id: str) -> ClientChannelInfo | None:
+        for info in self.channel_info_table.values():
+            if info.client_id == client_id:
+                return info
+        return None
+
+    def all_connections(self) -> list[Connection]:
+        return list(self.channel_info_table)
+
+    def all_client_ids(self) -> list[str]:
+        return [info.client_id for info in self.channel_info_table.values()]
+
+    def find_subscription_data(self, topic: str) -> SubscriptionData | None:
+        return self.subscription_table.get(topic)
+
+    def subscribed_topics(self) -> list[str]:
+        return list(self.subscription_table)
+
+    def unregister_channel(self, conn: Connection) -> bool:
+        old = self.channel_info_table.pop(conn, None)
+        if old is not None:
+            log.info("unregister a consumer[%s] from consumerGroupInfo %s", self.group_name, old)
+        return old is not None
+
+    def do_channel_close_event(self, conn: Connection) -> bool:
+        info = self.channel_info_table.pop(conn, None)
+        if info is None:
+            return False
+        log.warning(
+            "NETTY EVENT: remove not active channel[%s] from ConsumerGroupInfo groupChannelTable, "
+            "consumer group: %s",
+            info,
+            self.group_name,
+        )
+        return True
+
+    def update_channel(
+        self,
+        info: ClientChannelInfo,
+        consume_type: ConsumeType | None,
+        message_model: MessageModel | None,
+        consume_from_where: ConsumeFromWhere | None,
+        now_ms: int,
+    ) -> bool:
+        """Record a heartbeat from ``info``; True when it is a new member."""
+        self.consume_type = consume_type
+        self.message_model = message_model
+        self.consume_from_where = consume_from_where
+        updated = False
+        old = self.channel_info_table.get(info.conn)
+        if old is None:
+            self.channel_info_table[info.conn] = info
+            log.info(
+                "new consumer connected, group: %s %s %s channel: %s",
+                self.group_name,
+                consume_type.name if consume_type else None,
+                message_model.name if message_model else None,
+                info,
+            )
+            updated = True
+            old = info
+        elif old.client_id != info.client_id:
+            log.error(
+                "[BUG] consumer channel exist in broker, but clientId not equal. GROUP: %s "
+                "OLD: %s NEW: %s",
+                self.group_name,
+                old,
+                info,
+            )
+            self.channel_info_table[info.conn] = info
+        self.last_update_timestamp = now_ms
+        old.last_update_timestamp = now_ms
+        return updated
+
+    def update_subscription(self, subscriptions: Iterable[SubscriptionData], now_ms: int) -> bool:
+        """Take the subscriptions of a heartbeat: new topics are added, newer
+        versions replace older ones, topics no longer listed are dropped.
+        True when a topic was added or dropped (a new version is no change)."""
+        subscriptions = list(subscriptions)
+        updated = False
+        for sub in subscriptions:
+            topic = sub.topic or ""
+            old = self.subscription_table.get(topic)
+            if old is None:
+                self.subscription_table[topic] = sub
+                updated = True
+                log.info("subscription changed, add new topic, group: %s %s", self.group_name, sub)
+            elif sub.sub_version > old.sub_version:
+                if self.consume_type is ConsumeType.CONSUME_PASSIVELY:
+                    log.info(
+                        "subscription changed, group: %s OLD: %s NEW: %s", self.group_name, old, sub
+                    )
+                self.subscription_table[topic] = sub
+        listed = {sub.topic or "" for sub in subscriptions}
+        for topic in [t for t in self.subscription_table if t not in listed]:
+            log.warning(
+                "subscription changed, group: %s remove topic %s %s",
+                self.group_name,
+                topic,
+                self.subscription_table[topic],
+            )
+            del self.subscription_table[topic]
+            updated = True
+        self.last_update_timestamp = now_ms
+        return updated
+
+
+class ConsumerManager:
+    """Every consumer group with at least one connected client.
+
+    ``listener`` is told which connections to notify when a group changes
+    (None: nobody is notified); ``now_ms`` is the clock of the heartbeat
+    timestamps the expiry scan compares.
+    """
+
+    def __init__(
+        self,
+        listener: ConsumerIdsChangeListener | None,
+        now_ms: Callable[[], int],
+        *,
+        notify_enabled: Callable[[], bool] = lambda: True,
+    ) -> None:
+        self._listener = listener
+        self._now_ms = now_ms
+        self._notify_enabled = notify_enabled
+        self.consumer_table: JavaConcurrentHashMap[str, ConsumerGroupInfo] = JavaConcurrentHashMap(
+            1024
+        )
+
+    async def _changed(self, group: str, connections: list[Connection]) -> None:
+        # Java checks the broker-wide switch (notifyConsumerIdsChangedEnable)
+        # in its listener; an empty list notifies nobody.
+        if self._listener is not None and connections and self._notify_enabled():
+            await self._listener.consumer_ids_changed(group, connections)
+
+    def get_consumer_group_info(self, group: str) -> ConsumerGroupInfo | None:
+        return self.consumer_table.get(group)
+
+    def find_channel(self, group: str, client_id: str) -> ClientChannelInfo | None:
+        info = self.consumer_table.get(group)
+        return info.find_channel(client_id) if info is not None else None
+
+    def find_subscription_data(self, group: str, topic: str) -> SubscriptionData | None:
+        info = self.consumer_table.get(group)
+        return info.find_subscription_data(topic) if info is not None else None
+
+    def find_subscription_data_count(self, group: str) -> int:
+        info = self.consumer_table.get(group)
+        return len(info.subscription_table) if info is not None else 0
+
+    async def register_consumer(
+        self,
+        group: str,
+        info: ClientChannelInfo,
+        consume_type: ConsumeType | None,
+        message_model: MessageModel | None,
+        consume_from_where: ConsumeFromWhere | None,
+        subscriptions: Iterable[SubscriptionData],
+        notify: bool,
+    ) -> bool:
+        """A consumer heartbeat: add or refresh the member and its
+        subscriptions. Returns whether the group changed; when it did and
+        ``notify`` is set (the group's notifyConsumerIdsChangedEnable), every
+        member is notified."""
+        now = self._now_ms()
+        group_info = self.consumer_table.get(group)
+        if group_info is None:
+            group_info = ConsumerGroupInfo(
+                group, consume_type, message_model, consume_from_where, now
+            )
+            self.consumer_table[group] = group_info
+        r1 = group_info.update_channel(info, consume_type, message_model, consume_from_where, now)
+        r2 = group_info.update_subscription(subscriptions, now)
+        if (r1 or r2) and notify:
+            await self._changed(group, group_info.all_connections())
+        return r1 or r2
+
+    async def unregister_consumer(self, group: str, conn: Connection, notify: bool) -> None:
+        """UNREGISTER_CLIENT of a consumer: drop the member; an empty group
+        goes away. The remaining members are notified when ``notify``."""
+        group_info = self.consumer_table.get(group)
+        if group_info is None:
+            return
+        group_info.unregister_channel(conn)
+        if not group_info.channel_info_table and self.consumer_table.pop(group, None) is not None:
+            log.info(
+                "unregister consumer ok, no any connection, and remove consumer group, %s", group
+            )
+        if notify:
+            await self._changed(group, group_info.all_connections())
+
+    async def do_channel_close_event(self, conn: Connection) -> None:
+        """A connection closed: remove it from every group it was in and
+        notify the members left."""
+        for group, group_info in list(self.consumer_table.items()):
+            if not group_info.do_channel_close_event(conn):
+                continue
+            if not group_info.channel_info_table and group in self.consumer_table:
+                del self.consumer_table[group]
+                log.info(
+                    "unregister consumer ok, no any connection, and remove consumer group, %s",
+                    group,
+                )
+            await self._changed(group, group_info.all_connections())
+
+    def scan_not_active_channel(self) -> list[Connection]:
+        """Drop members not heard of for two minutes; returns their
+        connections, which the caller closes (as Java does)."""
+        now = self._now_ms()
+        expired: list[Connection] = []
+        for group, group_info in list(self.consumer_table.items()):
+            table = group_info.channel_info_table
+            for conn, info in list(table.items()):
+                if now - info.last_update_timestamp > CHANNEL_EXPIRED_TIMEOUT_MS:
+                    log.warning(
+                        "SCAN: remove expired channel from ConsumerManager consumerTable. "
+                        "channel=%s, consumerGroup=%s",
+                        conn.remote_address,
+                        group,
+                    )
+                    del table[conn]
+                    expired.append(conn)
+            if not table:
+                log.warning(
+                    "SCAN: remove expired channel from ConsumerManager consumerTable, all clear, "
+                    "consumerGroup=%s",
+                    group,
+                )
+                del self.consumer_table[group]
+        return expired
+
+    def query_topic_consume_by_who(self, topic: str) -> JavaHashSet[str]:
+        """The groups subscribed to ``topic`` (a HashSet, Java's order)."""
+        groups: JavaHashSet[str] = JavaHashSet()
+        for group, group_info in self.consumer_table.items():
+            if topic in group_info.subscription_table:
+                groups.add(group)
+        return groups
+
+
+__all__ = [
+    "CHANNEL_EXPIRED_TIMEOUT_MS",
+    "ClientChannelInfo",
+    "ConsumerGroupInfo",
+    "ConsumerIdsChangeListener",
+    "ConsumerManager",
+]

@@ -1,0 +1,150 @@
+"""The broker's message path, wired into the app: sending, pulling (with long
+polling), client heartbeats, consumer groups and offsets.
+
+:func:`install_data_plane` builds a :class:`DataPlane` for a
+:class:`~pyrocket.broker.app.Broker` and hooks it in through the app's
+extension points: the processors of every message-path request code, the
+client housekeeping as connection listener, the long-polling and housekeeping
+tasks and the periodic offset persistence as services, ``consumerOffset.json``
+loaded with the other tables and written once more after the servers close,
+and the long-polling service as the store's arrival listener.
+"""
+
+from __future__ import annotations
+
+import collections
+import logging
+from typing import TYPE_CHECKING, Final
+
+import trio
+
+from pyrocket.broker.client_housekeeping import ClientHousekeepingService
+from pyrocket.broker.consumer_manager import ConsumerManager
+from pyrocket.broker.consumer_offset import ConsumerOffsetManager, consumer_offset_json_path
+from pyrocket.broker.longpolling import PullRequestHoldService
+from pyrocket.broker.processors.client_manage import ClientManageProcessor
+from pyrocket.broker.processors.consumer_manage import ConsumerManageProcessor
+from pyrocket.broker.processors.pull import PullMessageProcessor
+from pyrocket.broker.processors.query import QueryProcessor
+from pyrocket.broker.processors.rebalance import RebalanceLockManager, RebalanceProcessor
+from pyrocket.broker.processors.send import SendMessageProcessor
+from pyrocket.broker.producer_manager import ProducerManager
+from pyrocket.errors import RemotingError
+from pyrocket.protocol.codes import RequestCode
+from pyrocket.protocol.command import RemotingCommand
+from pyrocket.protocol.headers import NotifyConsumerIdsChangedRequestHeader
+from pyrocket.remoting import Connection
+
+if TYPE_CHECKING:
+    from pyrocket.broker.app import Broker
+
+log = logging.getLogger("pyrocket.broker")
+
+#: Broker2Client's timeout for NOTIFY_CONSUMER_IDS_CHANGED (a oneway send).
+NOTIFY_TIMEOUT: Final = 0.01
+#: The window of the consume TPS that GET_CONSUME_STATS reports (ms).
+_TPS_WINDOW_MS: Final = 60_000
+
+
+class DataPlane:
+    """The message path's state and processors for one broker."""
+
+    def __init__(self, broker: Broker) -> None:
+        self.broker = broker
+        root = broker.settings.store.store_path_root_dir
+        self.consumer_manager = ConsumerManager(
+            self,
+            broker.now_ms,
+            notify_enabled=lambda: broker.settings.broker.notify_consumer_ids_changed_enable,
+        )
+        self.producer_manager = ProducerManager(broker.now_ms)
+        self.consumer_offset_manager = ConsumerOffsetManager(
+            consumer_offset_json_path(root),
+            min_offset_in_queue=broker.store.get_min_offset_in_queue,
+        )
+        self.lock_manager = RebalanceLockManager(broker.now_ms)
+        self.send_processor = SendMessageProcessor(broker, self)
+        self.pull_processor = PullMessageProcessor(broker, self)
+        self.client_manage_processor = ClientManageProcessor(broker, self)
+        self.consumer_manage_processor = ConsumerManageProcessor(broker, self)
+        self.query_processor = QueryProcessor(broker)
+        self.rebalance_processor = RebalanceProcessor(broker, self.lock_manager)
+        self.hold_service = PullRequestHoldService(
+            broker.store.get_max_offset_in_queue, self.pull_processor.wake
+        )
+        self.housekeeping = ClientHousekeepingService(self)
+        self._gets: dict[tuple[str, str], collections.deque[tuple[int, int]]] = {}
+
+    def install(self) -> None:
+        """Register everything with the broker (before it serves)."""
+        broker = self.broker
+        for processor in (
+            self.send_processor,
+            self.pull_processor,
+            self.client_manage_processor,
+            self.consumer_manage_processor,
+            self.query_processor,
+            self.rebalance_processor,
+        ):
+            processor.install()
+        broker.add_connection_listener(self.housekeeping)
+        broker.add_loader(self.consumer_offset_manager.load)
+        broker.add_service(self._serve)
+        broker.add_shutdown_hook(self.consumer_offset_manager.persist)
+        broker.store.add_arrival_listener(self.hold_service.on_arrival)
+
+    async def _serve(self, broker: Broker) -> None:
+        async with trio.open_nursery() as nursery:
+            await nursery.start(self.hold_service.run)
+            await nursery.start(self.housekeeping.run)
+            await nursery.start(
+                self.consumer_offset_manager.run,
+                lambda: broker.settings.broker.flush_consumer_offset_interval,
+            )
+
+    # -- ConsumerIdsChangeListener ------------------------------------------------
+
+    async def consumer_ids_changed(self, group: str, connections: list[Connection]) -> None:
+        """Tell every member of ``group`` to rebalance (oneway, as Java)."""
+        request = RemotingCommand.request(
+            RequestCode.NOTIFY_CONSUMER_IDS_CHANGED,
+            NotifyConsumerIdsChangedRequestHeader(group),
+        )
+        for conn in connections:
+            if not conn.is_open:
+                continue
+            try:
+                await conn.invoke_oneway(request, NOTIFY_TIMEOUT)
+            except RemotingError as exc:
+                log.error("notifyConsumerIdsChanged exception, %s: %s", group, exc)
+
+    # -- consume statistics ---------------------------------------------------------
+
+    def record_group_get(self, group: str, topic: str, count: int) -> None:
+        """Messages a group pulled from a topic (for the consume TPS)."""
+        history = self._gets.setdefault((topic, group), collections.deque())
+        now = self.broker.now_ms()
+        history.append((now, count))
+        while history and history[0][0] < now - _TPS_WINDOW_MS:
+            history.popleft()
+
+    def group_get_tps(self, group: str, topic: str) -> float:
+        """Messages per second the group pulled from the topic in the last minute."""
+        history = self._gets.get((topic, group))
+        if not history:
+            return 0.0
+        now = self.broker.now_ms()
+        total = sum(count for stamp, count in history if stamp >= now - _TPS_WINDOW_MS)
+        return total / (_TPS_WINDOW_MS / 1000)
+
+
+def install_data_plane(broker: Broker) -> DataPlane:
+    """Build the message path for ``broker`` and hook it in; returns it (also
+    kept as ``broker.data_plane``)."""
+    plane = DataPlane(broker)
+    plane.install()
+    broker.data_plane = plane
+    return plane
+
+
+__all__ = ["NOTIFY_TIMEOUT", "DataPlane", "install_data_plane"]

@@ -1,0 +1,143 @@
+"""Client registration (Java's ``ClientManageProcessor``): HEART_BEAT,
+UNREGISTER_CLIENT and CHECK_CLIENT_CONFIG.
+
+A heartbeat registers the client's connection in every producer and consumer
+group it lists. For a consumer group the broker first makes sure the group's
+``%RETRY%<group>`` topic exists, with the group's ``retryQueueNums`` queues
+(the subscription group itself is created on first sight when
+``autoCreateSubscriptionGroup`` is on), then records members and
+subscriptions; a change notifies the group's members (see
+:mod:`pyrocket.broker.consumer_manager`). Answers carry no header, as in Java;
+UNREGISTER_CLIENT answers with an empty one.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import TYPE_CHECKING
+
+from pyrocket.broker.consumer_manager import ClientChannelInfo
+from pyrocket.broker.message_filter import is_tag_type
+from pyrocket.broker.processors.common import retry_topic
+from pyrocket.broker.topic_config import build_sys_flag
+from pyrocket.errors import CommandError, ProtocolError
+from pyrocket.protocol import fastjson
+from pyrocket.protocol.bodies.client import HeartbeatData, SubscriptionData
+from pyrocket.protocol.bodies.topic import PERM_READ, PERM_WRITE
+from pyrocket.protocol.codes import RequestCode, ResponseCode
+from pyrocket.protocol.command import RESPONSE_FLAG, RemotingCommand
+from pyrocket.protocol.headers import UnregisterClientRequestHeader
+from pyrocket.remoting import Connection
+
+if TYPE_CHECKING:
+    from pyrocket.broker.app import Broker
+    from pyrocket.broker.dataplane import DataPlane
+
+log = logging.getLogger("pyrocket.broker")
+
+
+def _ok(empty_header: bool = False) -> RemotingCommand:
+    return RemotingCommand(
+        code=ResponseCode.SUCCESS, flag=RESPONSE_FLAG, ext_fields={} if empty_header else None
+    )
+
+
+class ClientManageProcessor:
+    """Answers HEART_BEAT, UNREGISTER_CLIENT and CHECK_CLIENT_CONFIG."""
+
+    def __init__(self, broker: Broker, plane: DataPlane) -> None:
+        self.broker = broker
+        self.plane = plane
+
+    def install(self) -> None:
+        self.broker.register_processor(RequestCode.HEART_BEAT, self.heart_beat)
+        self.broker.register_processor(RequestCode.UNREGISTER_CLIENT, self.unregister_client)
+        self.broker.register_processor(RequestCode.CHECK_CLIENT_CONFIG, self.check_client_config)
+
+    async def heart_beat(self, conn: Connection, request: RemotingCommand) -> RemotingCommand:
+        """Raises CommandError for a body that is not a HeartbeatData."""
+        try:
+            data = HeartbeatData.decode(request.body or b"")
+        except ProtocolError as exc:
+            raise CommandError(f"heartbeat body: {exc}") from exc
+        now = self.broker.now_ms()
+
+        def member() -> ClientChannelInfo:
+            return ClientChannelInfo(
+                conn, data.client_id or "", int(request.language), request.version, now
+            )
+
+        broker = self.broker
+        for consumer in data.consumer_data_set:
+            group = consumer.group_name or ""
+            group_config = await broker.subscription_group_manager.find_subscription_group_config(
+                group
+            )
+            notify = True
+            if group_config is not None:
+                notify = group_config.notify_consumer_ids_changed_enable
+                sys_flag = build_sys_flag(False, True) if consumer.unit_mode else 0
+                await broker.topic_config_manager.create_topic_in_send_message_back_method(
+                    retry_topic(group),
+                    group_config.retry_queue_nums,
+                    PERM_WRITE | PERM_READ,
+                    sys_flag,
+                )
+            changed = await self.plane.consumer_manager.register_consumer(
+                group,
+                member(),
+                consumer.consume_type,
+                consumer.message_model,
+                consumer.consume_from_where,
+                consumer.subscription_data_set,
+                notify,
+            )
+            if changed:
+                log.info("registerConsumer info changed %s %s", consumer, conn.remote_address)
+        for producer in data.producer_data_set:
+            self.plane.producer_manager.register_producer(producer.group_name or "", member())
+        return _ok()
+
+    async def unregister_client(
+        self, conn: Connection, request: RemotingCommand
+    ) -> RemotingCommand:
+        header = request.decode_header(UnregisterClientRequestHeader)
+        if header.producer_group is not None:
+            self.plane.producer_manager.unregister_producer(
+                header.producer_group, conn, header.client_id
+            )
+        if header.consumer_group is not None:
+            group = header.consumer_group
+            group_config = (
+                await self.broker.subscription_group_manager.find_subscription_group_config(group)
+            )
+            notify = group_config.notify_consumer_ids_changed_enable if group_config else True
+            await self.plane.consumer_manager.unregister_consumer(group, conn, notify)
+        return _ok(empty_header=True)
+
+    async def check_client_config(
+        self, conn: Connection, request: RemotingCommand
+    ) -> RemotingCommand:
+        """A consumer asks whether the broker can filter by its expression:
+        TAG always, SQL92 never (pyrocket has no property filtering)."""
+        subscription: SubscriptionData | None = None
+        if request.body:
+            try:
+                parsed = fastjson.loads(request.body)
+                raw = parsed.get("subscriptionData") if isinstance(parsed, dict) else None
+                if raw is not None:
+                    subscription = SubscriptionData.from_json(raw, "subscriptionData")
+            except ProtocolError as exc:
+                raise CommandError(f"check client body: {exc}") from exc
+        if subscription is not None and not is_tag_type(subscription.expression_type):
+            remark = (
+                "The broker does not support consumer to filter message by "
+                f"{subscription.expression_type}"
+            )
+            return RemotingCommand(
+                code=ResponseCode.SYSTEM_ERROR, flag=RESPONSE_FLAG, remark=remark
+            )
+        return _ok()
+
+
+__all__ = ["ClientManageProcessor"]

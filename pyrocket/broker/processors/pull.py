@@ -1,0 +1,415 @@
+"""Serving messages (Java's ``PullMessageProcessor``): PULL_MESSAGE.
+
+The checks come in Java's order with its codes and remarks: broker readable,
+consumer group known (or auto-created) and allowed to consume, topic known and
+readable, queue id in range, then the subscription: parsed from the request
+when it carries one (sysFlag bit 2), else the one the group's heartbeat
+registered, which must be at least as new as the request's (else
+SUBSCRIPTION_NOT_LATEST). The store's answer becomes the response code
+(FOUND -> SUCCESS with the stored messages back to back as the body,
+NO_NEW_MSG -> PULL_NOT_FOUND, illegal offsets -> PULL_OFFSET_MOVED with the
+offset to go on from, unmatched -> PULL_RETRY_IMMEDIATELY), the remark is the
+store status name, and the header carries ``nextBeginOffset``, ``minOffset``,
+``maxOffset`` and ``suggestWhichBrokerId``.
+
+A pull that finds nothing new and allows suspension (sysFlag bit 1) is held
+by the :class:`~pyrocket.broker.longpolling.PullRequestHoldService` for the
+request's ``suspendTimeoutMillis`` (``shortPollingTimeMills`` when long
+polling is off) and answered later over the same connection. A pull with
+sysFlag bit 0 also commits ``commitOffset`` for the group. An illegal offset
+leaves an OFFSET_MOVED_EVENT message for operators, as Java does.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import TYPE_CHECKING, Final
+
+import trio
+
+from pyrocket.broker.longpolling import PullRequest
+from pyrocket.broker.message_filter import ExpressionMessageFilter, is_tag_type
+from pyrocket.broker.processors.common import (
+    MASTER_ID,
+    is_readable,
+    resolve_host_port,
+    socket_address_string,
+    suggest_todo,
+)
+from pyrocket.broker.store import BrokerMessage, BrokerRole, GetMessageResult, GetMessageStatus
+from pyrocket.broker.topic_config import OFFSET_MOVED_EVENT
+from pyrocket.errors import ConnectionClosedError
+from pyrocket.protocol import fastjson
+from pyrocket.protocol.bodies.client import MessageModel, MessageQueue, SubscriptionData
+from pyrocket.protocol.codes import RequestCode, ResponseCode
+from pyrocket.protocol.command import RESPONSE_FLAG, RemotingCommand
+from pyrocket.protocol.headers import PullMessageRequestHeader, PullMessageResponseHeader
+from pyrocket.protocol.message import MessageConst, java_properties
+from pyrocket.remoting import Connection
+
+if TYPE_CHECKING:
+    from pyrocket.broker.app import Broker
+    from pyrocket.broker.dataplane import DataPlane
+
+log = logging.getLogger("pyrocket.broker")
+
+#: PullSysFlag bits.
+FLAG_COMMIT_OFFSET: Final = 0x1
+FLAG_SUSPEND: Final = 0x1 << 1
+FLAG_SUBSCRIPTION: Final = 0x1 << 2
+FLAG_CLASS_FILTER: Final = 0x1 << 3
+
+_EMPTY: Final[dict[str, str]] = {}
+
+
+def _response(
+    code: int, remark: str | None = None, header: PullMessageResponseHeader | None = None
+) -> RemotingCommand:
+    # A PULL answer always has the header object (extFields {} when unset).
+    return RemotingCommand(
+        code=code,
+        flag=RESPONSE_FLAG,
+        remark=remark,
+        ext_fields=_EMPTY if header is None else header.to_ext_fields(),
+    )
+
+
+class SubscriptionParseError(ValueError):
+    """A subscription expression Java's FilterAPI refuses."""
+
+
+def build_subscription(
+    topic: str, sub_string: str | None, expression_type: str | None
+) -> SubscriptionData:
+    """``FilterAPI.build``: the subscription a pull request carries. Raises
+    SubscriptionParseError where Java throws."""
+    if is_tag_type(expression_type):
+        if sub_string and sub_string != "*":
+            parts = sub_string.split("||")
+            while parts and not parts[-1]:
+                parts.pop()  # String.split drops trailing empty strings
+            if not parts:
+                raise SubscriptionParseError("subString split error")
+        return SubscriptionData.for_expression(topic, sub_string, 0)
+    if not sub_string:
+        raise SubscriptionParseError(f"Expression can't be null! {expression_type}")
+    return SubscriptionData(
+        topic=topic, sub_string=sub_string, sub_version=0, expression_type=expression_type
+    )
+
+
+def offset_moved_event_body(group: str, queue: MessageQueue, request: int, new: int) -> bytes:
+    """``OffsetMovedEvent``'s JSON (bean properties in name order)."""
+    return fastjson.dumps_bytes(
+        {
+            "consumerGroup": group,
+            "messageQueue": queue.to_json(),
+            "offsetNew": new,
+            "offsetRequest": request,
+        }
+    )
+
+
+class PullMessageProcessor:
+    """Answers PULL_MESSAGE (main server only, as Java)."""
+
+    def __init__(self, broker: Broker, plane: DataPlane) -> None:
+        self.broker = broker
+        self.plane = plane
+
+    def install(self) -> None:
+        self.broker.register_processor(RequestCode.PULL_MESSAGE, self.pull_message, fast=False)
+
+    async def pull_message(
+        self, conn: Connection, request: RemotingCommand
+    ) -> RemotingCommand | None:
+        return await self.process(conn, request, allow_suspend=True)
+
+    async def wake(self, conn: Connection, request: RemotingCommand) -> None:
+        """Run a held pull again (no holding this time) and answer it."""
+        try:
+            response = await self.process(conn, request, allow_suspend=False)
+        except Exception as exc:  # the pull was fine once; report, keep serving
+            log.exception("held pull from %s failed when run again", conn.remote_address)
+            response = RemotingCommand(
+                code=ResponseCode.SYSTEM_ERROR, flag=RESPONSE_FLAG, remark=str(exc) or "error"
+            )
+        if response is None or not conn.is_open:
+            return
+        try:
+            await conn.send(response.answering(request))
+        except ConnectionClosedError:
+            log.debug("held pull answer dropped: %s closed", conn.remote_address)
+
+    async def process(
+        self, conn: Connection, request: RemotingCommand, *, allow_suspend: bool
+    ) -> RemotingCommand | None:
+        """One pull; None when it is held (answered later) or answered already."""
+        header = request.decode_header(PullMessageRequestHeader)
+        broker = self.broker
+        settings = broker.settings
+        broker_config = settings.broker
+        if not is_readable(broker_config.broker_permission):
+            remark = f"the broker[{broker_config.broker_ip1}] pulling message is forbidden"
+            return _response(ResponseCode.NO_PERMISSION, remark)
+        group = header.consumer_group
+        groups = broker.subscription_group_manager
+        group_config = await groups.find_subscription_group_config(group)
+        if group_config is None:
+            remark = f"subscription group [{group}] does not exist, {suggest_todo()}"
+            return _response(ResponseCode.SUBSCRIPTION_GROUP_NOT_EXIST, remark)
+        if not group_config.consume_enable:
+            return _response(
+                ResponseCode.NO_PERMISSION, f"subscription group no permission, {group}"
+            )
+        sys_flag = header.sys_flag
+        has_suspend = bool(sys_flag & FLAG_SUSPEND)
+        has_commit_offset = bool(sys_flag & FLAG_COMMIT_OFFSET)
+        has_subscription = bool(sys_flag & FLAG_SUBSCRIPTION)
+        suspend_timeout = header.suspend_timeout_millis if has_suspend else 0
+        topic = header.topic
+        topic_config = broker.topic_config_manager.select_topic_config(topic)
+        if topic_config is None:
+            log.error("the topic %s not exist, consumer: %s", topic, conn.remote_address)
+            remark = f"topic[{topic}] not exist, apply first please! {suggest_todo()}"
+            return _response(ResponseCode.TOPIC_NOT_EXIST, remark)
+        if not is_readable(topic_config.perm):
+            remark = f"the topic[{topic}] pulling message is forbidden"
+            return _response(ResponseCode.NO_PERMISSION, remark)
+        queue_id = header.queue_id
+        if queue_id < 0 or queue_id >= topic_config.read_queue_nums:
+            consumer = socket_address_string(conn.remote_address)
+            remark = (
+                f"queueId[{queue_id}] is illegal, topic:[{topic}] topicConfig.readQueueNums:"
+                f"[{topic_config.read_queue_nums}] consumer:[{consumer}]"
+            )
+            log.warning("%s", remark)
+            return _response(ResponseCode.SYSTEM_ERROR, remark)
+
+        subscription: SubscriptionData | None
+        if has_subscription:
+            try:
+                subscription = build_subscription(
+                    topic, header.subscription, header.expression_type
+                )
+            except SubscriptionParseError:
+                log.warning(
+                    "Parse the consumer's subscription[%s] failed, group: %s",
+                    header.subscription,
+                    group,
+                )
+                return _response(
+                    ResponseCode.SUBSCRIPTION_PARSE_FAILED,
+                    "parse the consumer's subscription failed",
+                )
+        else:
+            group_info = self.plane.consumer_manager.get_consumer_group_info(group)
+            if group_info is None:
+                log.warning("the consumer's group info not exist, group: %s", group)
+                remark = "the consumer's group info not exist" + suggest_todo()
+                return _response(ResponseCode.SUBSCRIPTION_NOT_EXIST, remark)
+            if (
+                not group_config.consume_broadcast_enable
+                and group_info.message_model is MessageModel.BROADCASTING
+            ):
+                remark = f"the consumer group[{group}] can not consume by broadcast way"
+                return _response(ResponseCode.NO_PERMISSION, remark)
+            subscription = group_info.find_subscription_data(topic)
+            if subscription is None:
+                log.warning(
+                    "the consumer's subscription not exist, group: %s, topic:%s", group, topic
+                )
+                remark = "the consumer's subscription not exist" + suggest_todo()
+                return _response(ResponseCode.SUBSCRIPTION_NOT_EXIST, remark)
+            if subscription.sub_version < header.sub_version:
+                log.warning(
+                    "The broker's subscription is not latest, group: %s %s",
+                    group,
+                    subscription.sub_string,
+                )
+                return _response(
+                    ResponseCode.SUBSCRIPTION_NOT_LATEST, "the consumer's subscription not latest"
+                )
+        if not is_tag_type(subscription.expression_type):
+            # pyrocket evaluates no SQL92: as Java with enablePropertyFilter=false.
+            remark = (
+                "The broker does not support consumer to filter message by "
+                f"{subscription.expression_type}"
+            )
+            return _response(ResponseCode.SYSTEM_ERROR, remark)
+
+        message_filter = ExpressionMessageFilter(subscription)
+        result = await broker.get_message(
+            group, topic, queue_id, header.queue_offset, header.max_msg_nums, message_filter
+        )
+        response: RemotingCommand | None
+        if result is None:
+            response = _response(ResponseCode.SYSTEM_ERROR, "store getMessage return null")
+        else:
+            response = await self._answer(
+                conn,
+                request,
+                header,
+                result,
+                group_config.which_broker_when_consume_slowly,
+                group_config.broker_id,
+                message_filter,
+                allow_suspend=allow_suspend,
+                suspend_timeout=suspend_timeout,
+                has_suspend=has_suspend,
+            )
+        store_config = settings.store
+        if allow_suspend and has_commit_offset and store_config.broker_role is not BrokerRole.SLAVE:
+            self.plane.consumer_offset_manager.commit_offset(
+                conn.remote_address, group, topic, queue_id, header.commit_offset
+            )
+        return response
+
+    async def _answer(
+        self,
+        conn: Connection,
+        request: RemotingCommand,
+        header: PullMessageRequestHeader,
+        result: GetMessageResult,
+        slow_broker_id: int,
+        group_broker_id: int,
+        message_filter: ExpressionMessageFilter,
+        *,
+        allow_suspend: bool,
+        suspend_timeout: int,
+        has_suspend: bool,
+    ) -> RemotingCommand | None:
+        settings = self.broker.settings
+        broker_config = settings.broker
+        store_config = settings.store
+        # Java's sequence: the role may set a code that the status then replaces.
+        if broker_config.slave_read_enable:
+            suggest = slow_broker_id if result.suggest_pulling_from_slave else group_broker_id
+        else:
+            suggest = MASTER_ID
+        status = result.status
+        if status is GetMessageStatus.FOUND:
+            code = ResponseCode.SUCCESS
+        elif status in (GetMessageStatus.MESSAGE_WAS_REMOVING, GetMessageStatus.NO_MATCHED_MESSAGE):
+            code = ResponseCode.PULL_RETRY_IMMEDIATELY
+        elif status in (
+            GetMessageStatus.NO_MATCHED_LOGIC_QUEUE,
+            GetMessageStatus.NO_MESSAGE_IN_QUEUE,
+        ):
+            if header.queue_offset != 0:
+                code = ResponseCode.PULL_OFFSET_MOVED
+                log.info(
+                    "the broker store no queue data, fix the request offset %d to %d, Topic: %s "
+                    "QueueId: %d Consumer Group: %s",
+                    header.queue_offset,
+                    result.next_begin_offset,
+                    header.topic,
+                    header.queue_id,
+                    header.consumer_group,
+                )
+            else:
+                code = ResponseCode.PULL_NOT_FOUND
+        elif status in (GetMessageStatus.OFFSET_FOUND_NULL, GetMessageStatus.OFFSET_OVERFLOW_ONE):
+            code = ResponseCode.PULL_NOT_FOUND
+        else:  # OFFSET_OVERFLOW_BADLY, OFFSET_TOO_SMALL
+            code = ResponseCode.PULL_OFFSET_MOVED
+            log.info(
+                "the request offset %d is illegal (%s), broker min %d max %d, consumer: %s",
+                header.queue_offset,
+                status.name,
+                result.min_offset,
+                result.max_offset,
+                conn.remote_address,
+            )
+
+        if code == ResponseCode.SUCCESS:
+            self.plane.record_group_get(header.consumer_group, header.topic, result.message_count)
+            response_header = PullMessageResponseHeader(
+                suggest, result.next_begin_offset, result.min_offset, result.max_offset
+            )
+            return RemotingCommand(
+                code=code,
+                flag=RESPONSE_FLAG,
+                remark=status.name,
+                ext_fields=response_header.to_ext_fields(),
+                body=result.body() or None,
+            )
+        if code == ResponseCode.PULL_NOT_FOUND and allow_suspend and has_suspend:
+            polling_ms = suspend_timeout
+            if not broker_config.long_polling_enable:
+                polling_ms = broker_config.short_polling_time_mills
+            held = PullRequest(
+                conn,
+                request,
+                header.topic,
+                header.queue_id,
+                header.queue_offset,
+                message_filter,
+                trio.current_time() + polling_ms / 1000,
+            )
+            if self.plane.hold_service.suspend_pull_request(held):
+                return None
+        if code == ResponseCode.PULL_OFFSET_MOVED:
+            if (
+                store_config.broker_role is not BrokerRole.SLAVE
+                or store_config.offset_check_in_slave
+            ):
+                queue = MessageQueue(header.topic, broker_config.broker_name, header.queue_id)
+                body = offset_moved_event_body(
+                    header.consumer_group, queue, header.queue_offset, result.next_begin_offset
+                )
+                await self._offset_moved_event(header.consumer_group, body)
+                log.warning(
+                    "PULL_OFFSET_MOVED:correction offset. topic=%s, groupId=%s, requestOffset=%d, "
+                    "newOffset=%d, suggestBrokerId=%d",
+                    header.topic,
+                    header.consumer_group,
+                    header.queue_offset,
+                    result.next_begin_offset,
+                    suggest,
+                )
+            else:
+                suggest = group_broker_id
+                code = ResponseCode.PULL_RETRY_IMMEDIATELY
+        response_header = PullMessageResponseHeader(
+            suggest, result.next_begin_offset, result.min_offset, result.max_offset
+        )
+        return _response(code, status.name, response_header)
+
+    async def _offset_moved_event(self, group: str, body: bytes) -> None:
+        """``generateOffsetMovedEvent``: a message in OFFSET_MOVED_EVENT
+        tagged and keyed by the group, for whoever watches corrections."""
+        properties = java_properties(
+            [
+                (MessageConst.PROPERTY_TAGS, group),
+                (MessageConst.PROPERTY_DELAY_TIME_LEVEL, "0"),
+                (MessageConst.PROPERTY_KEYS, group),
+            ]
+        )
+        settings = self.broker.settings
+        host = resolve_host_port(settings.broker.broker_ip1, settings.server.listen_port)
+        message = BrokerMessage(
+            OFFSET_MOVED_EVENT,
+            0,
+            body,
+            properties,
+            born_timestamp=self.broker.now_ms(),
+            born_host=host,
+            store_host=host,
+        )
+        try:
+            await self.broker.put_message(message)
+        except Exception:
+            log.warning("generateOffsetMovedEvent failed for %s", group, exc_info=True)
+
+
+__all__ = [
+    "FLAG_CLASS_FILTER",
+    "FLAG_COMMIT_OFFSET",
+    "FLAG_SUBSCRIPTION",
+    "FLAG_SUSPEND",
+    "PullMessageProcessor",
+    "SubscriptionParseError",
+    "build_subscription",
+    "offset_moved_event_body",
+]

@@ -1,0 +1,601 @@
+"""Storing messages (Java's ``SendMessageProcessor`` and
+``AbstractSendMessageProcessor``): SEND_MESSAGE, SEND_MESSAGE_V2 (the same
+header with one-letter keys), SEND_BATCH_MESSAGE and CONSUMER_SEND_MSG_BACK.
+
+The checks are Java's, in Java's order, with its codes and remarks: the
+broker must be writeable for an ordered topic; the topic name must be valid
+(and not TBW102); an unknown topic is created from the default topic (TBW102)
+when that one may be inherited (``autoCreateTopicEnable``), a ``%RETRY%``
+topic in any case; the queue id must exist. A message sent to a retry topic
+that was consumed too often goes to the group's ``%DLQ%`` topic. The store's
+status becomes the response code (``handlePutMessageResult``). Bodies the
+client compressed (sysFlag bit 0) are stored as sent, properties strings
+verbatim.
+
+A successful answer carries ``msgId`` (the offset message id: store host and
+commit-log offset; for a batch the ids joined by ``,``), ``queueId`` and
+``queueOffset``, with the ``MSG_REGION`` and ``TRACE_ON`` fields Java adds
+first, all in Java's HashMap order. Where Java crashes this answers: a queue
+id chosen by the broker is never negative, a missing ``maxReconsumeTimes``
+falls back to the group's ``retryMaxTimes`` (Java: NullPointerException), and
+transactional (prepared) messages are refused, as Java does with
+``rejectTransactionMessage=true``: pyrocket does not check transactions yet.
+"""
+
+from __future__ import annotations
+
+import datetime
+import logging
+import random
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Final
+
+from pyrocket.broker.processors.common import (
+    dlq_topic,
+    host_port,
+    is_writeable,
+    resolve_host_port,
+    suggest_todo,
+    topic_config_string,
+)
+from pyrocket.broker.store import (
+    BrokerBatch,
+    BrokerMessage,
+    PutMessageResult,
+    PutMessageStatus,
+)
+from pyrocket.broker.store.cleanup import disk_used_ratio
+from pyrocket.broker.topic_config import (
+    RETRY_GROUP_TOPIC_PREFIX,
+    build_sys_flag,
+    topic_error,
+)
+from pyrocket.protocol.bodies.topic import PERM_READ, PERM_WRITE, TopicConfig, TopicFilterType
+from pyrocket.protocol.codes import RequestCode, ResponseCode
+from pyrocket.protocol.command import RESPONSE_FLAG, RemotingCommand
+from pyrocket.protocol.headers import (
+    ConsumerSendMsgBackRequestHeader,
+    SendMessageRequestHeader,
+    SendMessageRequestHeaderV2,
+    SendMessageResponseHeader,
+)
+from pyrocket.protocol.javahash import hashmap_order
+from pyrocket.protocol.message import (
+    HostPort,
+    MessageConst,
+    MessageSysFlag,
+    decode_properties,
+    encode_properties,
+    java_properties,
+)
+from pyrocket.remoting import Connection
+
+if TYPE_CHECKING:
+    from pyrocket.broker.app import Broker
+    from pyrocket.broker.dataplane import DataPlane
+
+log = logging.getLogger("pyrocket.broker")
+
+#: MQVersion.Version.V3_4_9.ordinal(): from this version on the client says
+#: how often a message may be consumed again.
+VERSION_V3_4_9: Final = 121
+#: AbstractSendMessageProcessor.DLQ_NUMS_PER_GROUP.
+DLQ_NUMS_PER_GROUP: Final = 1
+
+_MESSAGE_ILLEGAL_REMARK: Final = (
+    "the message is illegal, maybe msg body or properties length not matched. "
+    "msg body length limit 128k, msg properties length limit 32k."
+)
+#: Statuses under which the message was stored (the send succeeded).
+_SEND_OK: Final = {
+    PutMessageStatus.PUT_OK: ResponseCode.SUCCESS,
+    PutMessageStatus.FLUSH_DISK_TIMEOUT: ResponseCode.FLUSH_DISK_TIMEOUT,
+    PutMessageStatus.FLUSH_SLAVE_TIMEOUT: ResponseCode.FLUSH_SLAVE_TIMEOUT,
+    PutMessageStatus.SLAVE_NOT_AVAILABLE: ResponseCode.SLAVE_NOT_AVAILABLE,
+}
+
+
+def _response(
+    code: int, remark: str | None = None, ext_fields: Mapping[str, str] | None = None
+) -> RemotingCommand:
+    return RemotingCommand(code=code, flag=RESPONSE_FLAG, remark=remark, ext_fields=ext_fields)
+
+
+#: The fields Java adds to every send answer before the header's, in the
+#: order its HashMap iterates them.
+_PRECEDING_ORDER: Final = tuple(
+    hashmap_order([MessageConst.PROPERTY_MSG_REGION, MessageConst.PROPERTY_TRACE_SWITCH])
+)
+
+
+#: The ext fields of a successful send answer, in Java's HashMap order.
+_SEND_ANSWER_ORDER: Final = tuple(
+    SendMessageResponseHeader(msg_id="", queue_id=0, queue_offset=0).to_ext_fields(
+        dict.fromkeys(_PRECEDING_ORDER, "")
+    )
+)
+
+
+def _preceding(region_id: str, trace_on: bool) -> dict[str, str]:
+    values = {
+        MessageConst.PROPERTY_MSG_REGION: region_id,
+        MessageConst.PROPERTY_TRACE_SWITCH: "true" if trace_on else "false",
+    }
+    return {key: values[key] for key in _PRECEDING_ORDER}
+
+
+def _time_human_string(ms: int) -> str:
+    """``UtilAll.timeMillisToHumanString2``: local time with milliseconds.
+    Years past Python's datetime (9999) are counted out by hand, as Java's
+    calendar does, with the local zone's offset of today."""
+    try:
+        moment = datetime.datetime.fromtimestamp(ms / 1000)
+    except (OverflowError, OSError, ValueError):
+        offset = datetime.datetime.now().astimezone().utcoffset()
+        seconds = ms // 1000 + (int(offset.total_seconds()) if offset is not None else 0)
+        days, second = divmod(seconds, 86_400)
+        year, month, day = _civil_from_days(days)
+        hour, rest = divmod(second, 3600)
+        clock = f"{hour:02d}:{rest // 60:02d}:{rest % 60:02d},{ms % 1000:03d}"
+        return f"{year:04d}-{month:02d}-{day:02d} {clock}"
+    return moment.strftime("%Y-%m-%d %H:%M:%S,") + f"{ms % 1000:03d}"
+
+
+def _civil_from_days(days: int) -> tuple[int, int, int]:
+    """The proleptic Gregorian (year, month, day) ``days`` after 1970-01-01."""
+    days += 719_468
+    era, day_of_era = divmod(days, 146_097)
+    year_of_era = (
+        day_of_era - day_of_era // 1460 + day_of_era // 36_524 - day_of_era // 146_096
+    ) // 365
+    day_of_year = day_of_era - (365 * year_of_era + year_of_era // 4 - year_of_era // 100)
+    shifted_month = (5 * day_of_year + 2) // 153
+    day = day_of_year - (153 * shifted_month + 2) // 5 + 1
+    month = shifted_month + 3 if shifted_month < 10 else shifted_month - 9
+    year = year_of_era + era * 400 + (1 if month <= 2 else 0)
+    return year, month, day
+
+
+class SendMessageProcessor:
+    """Answers SEND_MESSAGE, SEND_MESSAGE_V2, SEND_BATCH_MESSAGE and
+    CONSUMER_SEND_MSG_BACK for one broker."""
+
+    def __init__(self, broker: Broker, plane: DataPlane) -> None:
+        self.broker = broker
+        self.plane = plane
+        self._random = random.Random()
+        self._topic_errors: dict[str, str | None] = {}
+
+    def install(self) -> None:
+        for code in (
+            RequestCode.SEND_MESSAGE,
+            RequestCode.SEND_MESSAGE_V2,
+            RequestCode.SEND_BATCH_MESSAGE,
+        ):
+            self.broker.register_processor(code, self.send_message)
+        self.broker.register_processor(
+            RequestCode.CONSUMER_SEND_MSG_BACK, self.consumer_send_msg_back
+        )
+
+    # -- helpers --------------------------------------------------------------
+
+    @property
+    def store_host(self) -> HostPort:
+        """``brokerIP1:listenPort``, the store host of every message."""
+        settings = self.broker.settings
+        return resolve_host_port(settings.broker.broker_ip1, settings.server.listen_port)
+
+    def _random_queue_id(self, queue_nums: int) -> int:
+        return self._random.randrange(queue_nums) if queue_nums > 0 else 0
+
+    def _disk_util(self) -> str:
+        root = self.broker.settings.store.store_path_root_dir
+        store = self.broker.settings.store
+        ratios = (
+            disk_used_ratio(str(store.commit_log_dir)),
+            disk_used_ratio(f"{root}/consumequeue"),
+            disk_used_ratio(f"{root}/index"),
+        )
+        return "CL: {:5.2f} CQ: {:5.2f} INDEX: {:5.2f}".format(*ratios)
+
+    # -- SEND_MESSAGE / SEND_MESSAGE_V2 / SEND_BATCH_MESSAGE ----------------------
+
+    async def send_message(self, conn: Connection, request: RemotingCommand) -> RemotingCommand:
+        header = _decode_send_header(request)
+        broker = self.broker
+        broker_config = broker.settings.broker
+        preceding = _preceding(broker_config.region_id, broker_config.trace_on)
+        topic = header.topic
+        config = broker.topic_config_manager.select_topic_config(topic)
+        if config is None or not self._passes_pre_send(header, config):
+            # The checks again, in Java's order, for the refusal's answer
+            # (or to create the topic).
+            refused = await self._pre_send(conn, header, preceding)
+            if refused is not None:
+                return refused
+            config = broker.topic_config_manager.select_topic_config(topic)
+            assert config is not None  # _pre_send found or created it
+        queue_id = header.queue_id
+        if queue_id < 0:
+            queue_id = self._random_queue_id(config.write_queue_nums)
+        if header.batch:
+            return await self._send_batch(conn, request, header, config, queue_id, preceding)
+        return await self._send_one(conn, request, header, config, queue_id, preceding)
+
+    def _passes_pre_send(
+        self, header: SendMessageRequestHeader | SendMessageRequestHeaderV2, config: TopicConfig
+    ) -> bool:
+        """True when ``_pre_send`` would let a send to the existing topic of
+        ``config`` through (the hot path skips it then); every refusal of
+        ``_pre_send`` must fail one of these conditions."""
+        broker_config = self.broker.settings.broker
+        queue_id = header.queue_id
+        return (
+            self.broker.store.now() >= broker_config.start_accept_send_request_time_stamp
+            and (is_writeable(broker_config.broker_permission) or not config.order)
+            and self._topic_error(header.topic) is None
+            and queue_id < max(config.write_queue_nums, config.read_queue_nums)
+            and (queue_id >= 0 or config.write_queue_nums > 0)
+        )
+
+    def _topic_error(self, topic: str) -> str | None:
+        """``TopicValidator.validateTopic``'s remark for ``topic``, memoised."""
+        cache = self._topic_errors
+        try:
+            return cache[topic]
+        except KeyError:
+            pass
+        if len(cache) >= 10_000:
+            cache.clear()
+        error = cache[topic] = topic_error(topic)
+        return error
+
+    async def _pre_send(
+        self,
+        conn: Connection,
+        header: SendMessageRequestHeader | SendMessageRequestHeaderV2,
+        preceding: Mapping[str, str],
+    ) -> RemotingCommand | None:
+        """``preSend`` / ``msgCheck``: the refusal, or None to go on (the topic
+        then exists)."""
+        broker = self.broker
+        broker_config = broker.settings.broker
+        start = broker_config.start_accept_send_request_time_stamp
+        if broker.store.now() < start:
+            remark = f"broker unable to service, until {_time_human_string(start)}"
+            return _response(ResponseCode.SYSTEM_ERROR, remark, preceding)
+        topics = broker.topic_config_manager
+        topic = header.topic
+        if not is_writeable(broker_config.broker_permission) and topics.is_order_topic(topic):
+            remark = f"the broker[{broker_config.broker_ip1}] sending message is forbidden"
+            return _response(ResponseCode.NO_PERMISSION, remark, preceding)
+        remark_or_none = self._topic_error(topic)
+        if remark_or_none is not None:
+            return _response(ResponseCode.SYSTEM_ERROR, remark_or_none, preceding)
+        config = topics.select_topic_config(topic)
+        if config is None:
+            sys_flag = 0
+            if header.unit_mode:
+                retry = topic.startswith(RETRY_GROUP_TOPIC_PREFIX)
+                sys_flag = build_sys_flag(not retry, retry)
+            log.warning("the topic %s not exist, producer: %s", topic, conn.remote_address)
+            config = await topics.create_topic_in_send_message_method(
+                topic,
+                header.default_topic,
+                conn.remote_address,
+                header.default_topic_queue_nums,
+                sys_flag,
+            )
+            if config is None and topic.startswith(RETRY_GROUP_TOPIC_PREFIX):
+                config = await topics.create_topic_in_send_message_back_method(
+                    topic, 1, PERM_WRITE | PERM_READ, sys_flag
+                )
+            if config is None:
+                remark = f"topic[{topic}] not exist, apply first please!" + suggest_todo()
+                return _response(ResponseCode.TOPIC_NOT_EXIST, remark, preceding)
+        valid = max(config.write_queue_nums, config.read_queue_nums)
+        if header.queue_id >= valid or (header.queue_id < 0 and config.write_queue_nums <= 0):
+            remark = (
+                f"request queueId[{header.queue_id}] is illegal, {topic_config_string(config)} "
+                f"Producer: {conn.remote_address}"
+            )
+            log.warning("%s", remark)
+            return _response(ResponseCode.SYSTEM_ERROR, remark, preceding)
+        return None
+
+    async def _retry_and_dlq(
+        self,
+        request: RemotingCommand,
+        header: SendMessageRequestHeader | SendMessageRequestHeaderV2,
+        preceding: Mapping[str, str],
+    ) -> tuple[str, int | None] | RemotingCommand:
+        """``handleRetryAndDLQ``: a message sent to ``%RETRY%<group>`` after
+        too many attempts goes to ``%DLQ%<group>`` (returns its topic and
+        queue); anything else keeps its topic (queue None)."""
+        topic = header.topic
+        if not topic.startswith(RETRY_GROUP_TOPIC_PREFIX):
+            return topic, None
+        group = topic[len(RETRY_GROUP_TOPIC_PREFIX) :]
+        groups = self.broker.subscription_group_manager
+        group_config = await groups.find_subscription_group_config(group)
+        if group_config is None:
+            remark = f"subscription group not exist, {group} " + suggest_todo()
+            return _response(ResponseCode.SUBSCRIPTION_GROUP_NOT_EXIST, remark, preceding)
+        max_reconsume = group_config.retry_max_times
+        if request.version >= VERSION_V3_4_9 and header.max_reconsume_times is not None:
+            max_reconsume = header.max_reconsume_times
+        reconsume_times = header.reconsume_times or 0
+        if reconsume_times < max_reconsume:
+            return topic, None
+        dlq = dlq_topic(group)
+        queue_id = self._random_queue_id(DLQ_NUMS_PER_GROUP)
+        await self.broker.topic_config_manager.create_topic_in_send_message_back_method(
+            dlq, DLQ_NUMS_PER_GROUP, PERM_WRITE, 0
+        )
+        return dlq, queue_id
+
+    def _put_answer(
+        self,
+        result: PutMessageResult,
+        queue_id: int,
+        preceding: Mapping[str, str],
+    ) -> RemotingCommand:
+        """``handlePutMessageResult``: the store's status as Java answers it."""
+        status = result.status
+        appended = result.append_result
+        code = ResponseCode.SUCCESS if status is PutMessageStatus.PUT_OK else _SEND_OK.get(status)
+        if code is not None and appended is not None:
+            values = {
+                "msgId": appended.msg_id,
+                "queueId": str(queue_id),
+                "queueOffset": str(appended.logics_offset),
+            }
+            values.update(preceding)
+            return _response(code, None, {key: values[key] for key in _SEND_ANSWER_ORDER})
+        if status is PutMessageStatus.CREATE_MAPEDFILE_FAILED:
+            code, remark = (
+                ResponseCode.SYSTEM_ERROR,
+                "create mapped file failed, server is busy or broken.",
+            )
+        elif status in (
+            PutMessageStatus.MESSAGE_ILLEGAL,
+            PutMessageStatus.PROPERTIES_SIZE_EXCEEDED,
+        ):
+            code, remark = ResponseCode.MESSAGE_ILLEGAL, _MESSAGE_ILLEGAL_REMARK
+        elif status is PutMessageStatus.SERVICE_NOT_AVAILABLE:
+            code = ResponseCode.SERVICE_NOT_AVAILABLE
+            remark = (
+                f"service not available now, maybe disk full, {self._disk_util()}, "
+                "maybe your broker machine memory too small."
+            )
+        elif status is PutMessageStatus.OS_PAGECACHE_BUSY:
+            code, remark = (
+                ResponseCode.SYSTEM_ERROR,
+                "[PC_SYNCHRONIZED]broker busy, start flow control for a while",
+            )
+        elif status is PutMessageStatus.UNKNOWN_ERROR:
+            code, remark = ResponseCode.SYSTEM_ERROR, "UNKNOWN_ERROR"
+        else:
+            code, remark = ResponseCode.SYSTEM_ERROR, "UNKNOWN_ERROR DEFAULT"
+        return _response(code, remark, preceding)
+
+    async def _send_one(
+        self,
+        conn: Connection,
+        request: RemotingCommand,
+        header: SendMessageRequestHeader | SendMessageRequestHeaderV2,
+        config: TopicConfig,
+        queue_id: int,
+        preceding: Mapping[str, str],
+    ) -> RemotingCommand:
+        topic = header.topic
+        if topic.startswith(RETRY_GROUP_TOPIC_PREFIX):
+            routed = await self._retry_and_dlq(request, header, preceding)
+            if isinstance(routed, RemotingCommand):
+                return routed
+            topic, dlq_queue = routed
+            if dlq_queue is not None:
+                queue_id = dlq_queue
+        sys_flag = header.sys_flag
+        if config.topic_filter_type is TopicFilterType.MULTI_TAG:
+            sys_flag |= MessageSysFlag.MULTI_TAGS_FLAG
+        message = BrokerMessage.from_properties_string(
+            topic,
+            queue_id,
+            request.body or b"",
+            header.properties or "",
+            flag=header.flag,
+            sys_flag=sys_flag,
+            born_timestamp=header.born_timestamp,
+            born_host=host_port(conn.remote_address),
+            store_host=self.store_host,
+            reconsume_times=header.reconsume_times or 0,
+        )
+        transaction = message.properties.get(MessageConst.PROPERTY_TRANSACTION_PREPARED)
+        if transaction is not None and transaction.lower() == "true":
+            remark = (
+                f"the broker[{self.broker.settings.broker.broker_ip1}] sending transaction "
+                "message is forbidden"
+            )
+            return _response(ResponseCode.NO_PERMISSION, remark, preceding)
+        result = await self.broker.put_message(message)
+        return self._put_answer(result, queue_id, preceding)
+
+    async def _send_batch(
+        self,
+        conn: Connection,
+        request: RemotingCommand,
+        header: SendMessageRequestHeader | SendMessageRequestHeaderV2,
+        config: TopicConfig,
+        queue_id: int,
+        preceding: Mapping[str, str],
+    ) -> RemotingCommand:
+        topic = header.topic
+        if len(topic) > 127:
+            remark = f"message topic length too long {len(topic)}"
+            return _response(ResponseCode.MESSAGE_ILLEGAL, remark, preceding)
+        sys_flag = header.sys_flag
+        if config.topic_filter_type is TopicFilterType.MULTI_TAG:
+            sys_flag |= MessageSysFlag.MULTI_TAGS_FLAG
+        # Java adds CLUSTER to the batch's own properties; only DELAY and WAIT
+        # of those matter to the store, each message keeps its own.
+        batch = BrokerBatch(
+            topic,
+            queue_id,
+            request.body or b"",
+            properties=_parse_properties(header.properties),
+            sys_flag=sys_flag,
+            born_timestamp=header.born_timestamp,
+            born_host=host_port(conn.remote_address),
+            store_host=self.store_host,
+            reconsume_times=header.reconsume_times or 0,
+        )
+        result = await self.broker.put_messages(batch)
+        return self._put_answer(result, queue_id, preceding)
+
+    # -- CONSUMER_SEND_MSG_BACK -------------------------------------------------
+
+    async def consumer_send_msg_back(
+        self, conn: Connection, request: RemotingCommand
+    ) -> RemotingCommand:
+        """A consumer could not consume a message: store a copy in the
+        group's retry topic, delayed by the next delay level, or in its dead
+        letter topic once it was retried too often."""
+        header = request.decode_header(ConsumerSendMsgBackRequestHeader)
+        broker = self.broker
+        group = header.group
+        group_config = await broker.subscription_group_manager.find_subscription_group_config(group)
+        if group_config is None:
+            remark = f"subscription group not exist, {group} " + suggest_todo()
+            return _response(ResponseCode.SUBSCRIPTION_GROUP_NOT_EXIST, remark)
+        broker_config = broker.settings.broker
+        if not is_writeable(broker_config.broker_permission):
+            remark = f"the broker[{broker_config.broker_ip1}] sending message is forbidden"
+            return _response(ResponseCode.NO_PERMISSION, remark)
+        if group_config.retry_queue_nums <= 0:
+            return _response(ResponseCode.SUCCESS)
+        new_topic = f"{RETRY_GROUP_TOPIC_PREFIX}{group}"
+        queue_id = self._random_queue_id(group_config.retry_queue_nums)
+        topic_sys_flag = build_sys_flag(False, True) if header.unit_mode else 0
+        topics = broker.topic_config_manager
+        config = await topics.create_topic_in_send_message_back_method(
+            new_topic, group_config.retry_queue_nums, PERM_WRITE | PERM_READ, topic_sys_flag
+        )
+        if not is_writeable(config.perm):
+            remark = f"the topic[{new_topic}] sending message is forbidden"
+            return _response(ResponseCode.NO_PERMISSION, remark)
+        original = broker.store.look_message_by_offset(header.offset)
+        if original is None:
+            remark = f"look message by offset failed, {header.offset}"
+            return _response(ResponseCode.SYSTEM_ERROR, remark)
+        # Java edits the decoded message's HashMap in place, in this order.
+        properties = java_properties(original.properties)
+        if MessageConst.PROPERTY_RETRY_TOPIC not in properties:
+            properties[MessageConst.PROPERTY_RETRY_TOPIC] = original.topic
+        properties[MessageConst.PROPERTY_WAIT_STORE_MSG_OK] = "false"
+        delay_level = header.delay_level
+        max_reconsume = group_config.retry_max_times
+        if request.version >= VERSION_V3_4_9 and header.max_reconsume_times is not None:
+            max_reconsume = header.max_reconsume_times
+        if original.reconsume_times >= max_reconsume or delay_level < 0:
+            new_topic = dlq_topic(group)
+            queue_id = self._random_queue_id(DLQ_NUMS_PER_GROUP)
+            await topics.create_topic_in_send_message_back_method(
+                new_topic, DLQ_NUMS_PER_GROUP, PERM_WRITE, 0
+            )
+        else:
+            if delay_level == 0:
+                delay_level = 3 + original.reconsume_times
+            properties[MessageConst.PROPERTY_DELAY_TIME_LEVEL] = str(delay_level)
+        # The string is taken before ORIGIN_MESSAGE_ID is added to the map:
+        # only a delayed copy (re-encoded by the store) carries that property.
+        properties_string = encode_properties(properties)
+        origin = properties.get(MessageConst.PROPERTY_ORIGIN_MESSAGE_ID)
+        properties[MessageConst.PROPERTY_ORIGIN_MESSAGE_ID] = (
+            origin if origin and origin.strip() else original.msg_id
+        )
+        message = BrokerMessage(
+            new_topic,
+            queue_id,
+            original.body,
+            properties,
+            properties_string,
+            flag=original.flag,
+            sys_flag=original.sys_flag
+            & ~(MessageSysFlag.BORNHOST_V6_FLAG | MessageSysFlag.STOREHOSTADDRESS_V6_FLAG),
+            born_timestamp=original.born_timestamp,
+            born_host=original.born_host,
+            store_host=original.store_host,
+            reconsume_times=original.reconsume_times + 1,
+        )
+        result = await broker.put_message(message)
+        if result.status is PutMessageStatus.PUT_OK:
+            return _response(ResponseCode.SUCCESS)
+        return _response(ResponseCode.SYSTEM_ERROR, result.status.name)
+
+
+def _java_number(text: str | None, digits: int) -> int | None:
+    """A plain decimal of at most ``digits`` digits (always in range), else
+    None: the generic decoder then parses (or refuses) it as Java would."""
+    if text is None:
+        return None
+    if text.isdigit() and text.isascii() and len(text) <= digits:
+        return int(text)
+    if text[:1] == "-" and text[1:].isdigit() and text.isascii() and len(text) <= digits + 1:
+        return int(text)
+    return None
+
+
+def _decode_send_header(
+    request: RemotingCommand,
+) -> SendMessageRequestHeader | SendMessageRequestHeaderV2:
+    """The send header; SEND_MESSAGE_V2's common shape is read directly (the
+    hot path), anything else by the generic decoder, which raises
+    CommandError naming a missing or bad field."""
+    if request.code == RequestCode.SEND_MESSAGE:
+        return request.decode_header(SendMessageRequestHeader)
+    ext = request.ext_fields or {}
+    get = ext.get
+    producer_group, topic, default_topic = get("a"), get("b"), get("c")
+    queue_nums, queue_id = _java_number(get("d"), 9), _java_number(get("e"), 9)
+    sys_flag, flag = _java_number(get("f"), 9), _java_number(get("h"), 9)
+    born = _java_number(get("g"), 18)
+    reconsume, max_reconsume = get("j"), get("l")
+    reconsume_times = _java_number(reconsume, 9)
+    max_reconsume_times = _java_number(max_reconsume, 9)
+    if (
+        producer_group is None
+        or topic is None
+        or default_topic is None
+        or queue_nums is None
+        or queue_id is None
+        or sys_flag is None
+        or flag is None
+        or born is None
+        or (reconsume is not None and reconsume_times is None)
+        or (max_reconsume is not None and max_reconsume_times is None)
+    ):
+        return request.decode_header(SendMessageRequestHeaderV2)
+    unit_mode, batch = get("k"), get("m")
+    return SendMessageRequestHeaderV2(
+        producer_group,
+        topic,
+        default_topic,
+        queue_nums,
+        queue_id,
+        sys_flag,
+        born,
+        flag,
+        get("i"),
+        reconsume_times,
+        unit_mode is not None and unit_mode.lower() == "true",
+        max_reconsume_times,
+        batch is not None and batch.lower() == "true",
+    )
+
+
+def _parse_properties(text: str | None) -> dict[str, str]:
+    return decode_properties(text) if text else {}
+
+
+__all__ = ["DLQ_NUMS_PER_GROUP", "VERSION_V3_4_9", "SendMessageProcessor"]
