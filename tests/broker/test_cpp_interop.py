@@ -25,7 +25,7 @@ from tests.broker.helpers import (
     running_broker,
     stored_in_topic,
 )
-from tests.broker.namesrv_standin import standin_namesrv
+from tests.broker.recording_namesrv import recording_namesrv
 
 pytest.importorskip("rocketmq.client", reason="the rocketmq wheel (C++ client) is not installed")
 
@@ -74,7 +74,8 @@ async def test_cpp_client_produces_and_consumes_through_pyrocket(tmp_path: Path)
     home = tmp_path / "home"
     home.mkdir()
     with trio.fail_after(90):
-        async with standin_namesrv() as (_, namesrv):
+        async with recording_namesrv(tmp_path / "ns") as ns:
+            namesrv = ns.addr
             settings = broker_settings(
                 tmp_path,
                 [namesrv],

@@ -48,7 +48,7 @@ from pyrocket.remoting import not_supported_remark
 from pyrocket.vectors import Record, read_records
 from tests.broker.helpers import broker_properties, running_broker
 from tests.broker.java_layout import decode_body
-from tests.broker.namesrv_standin import StandInNameServer, standin_namesrv
+from tests.broker.recording_namesrv import RecordingNameServer, recording_namesrv
 from tests.broker.test_replay_admin_broker import (
     compare_broker_config,
     compare_runtime_info,
@@ -163,7 +163,7 @@ def compare_consume_stats(ours: bytes, recorded: bytes) -> bytes:
 
 class Replay:
     def __init__(
-        self, scenario: str, records: list[Record], broker: Broker, namesrv: StandInNameServer
+        self, scenario: str, records: list[Record], broker: Broker, namesrv: RecordingNameServer
     ) -> None:
         self.scenario = scenario
         self.namesrv = namesrv
@@ -269,9 +269,8 @@ class Replay:
             # Java answers before it applies the change; wait until the
             # NameServer learnt the topic (the broker registers it last).
             with trio.fail_after(ANSWER_TIMEOUT):
-                await self.namesrv.wait_for(
-                    lambda: topic in self.namesrv.brokers[self.broker.broker_addr].topics
-                )
+                broker_name = self.broker.settings.broker.broker_name
+                await self.namesrv.wait_for(lambda: self.namesrv.has_topic(topic, broker_name))
 
     async def receive(self, expected: Record) -> None:
         wire = self.wires[expected.conn]
@@ -333,8 +332,8 @@ class Replay:
 async def test_broker_replay(scenario: str, tmp_path: Path, vectors_dir: Path) -> None:
     records = read_records(vectors_dir / f"{scenario}.jsonl")
     with trio.fail_after(60):
-        async with standin_namesrv() as (namesrv, ns_addr):
-            settings = settings_for(scenario, records, tmp_path, ns_addr)
+        async with recording_namesrv(tmp_path / "ns") as namesrv:
+            settings = settings_for(scenario, records, tmp_path, namesrv.addr)
             async with running_broker(settings, timing=SLOW) as broker:
                 replay = Replay(scenario, records, broker, namesrv)
                 async with trio.open_nursery() as nursery:
