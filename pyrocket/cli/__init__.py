@@ -24,6 +24,7 @@ COMMAND_MODULES: tuple[str, ...] = (
     "pyrocket.cli.decode",
     "pyrocket.cli.namesrv",
     "pyrocket.cli.broker",
+    "pyrocket.cli.up",
 )
 
 #: Modules contributing ``pyrocket admin`` commands (``register_admin``).

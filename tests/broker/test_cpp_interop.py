@@ -18,6 +18,7 @@ from pathlib import Path
 import pytest
 import trio
 
+from pyrocket.cli.up import Running, UpOptions, serve_up
 from tests.broker.cpp_client import expected
 from tests.broker.helpers import (
     assert_group_consumed_all,
@@ -50,14 +51,14 @@ async def run_client(home: Path, *args: str, seconds: float) -> list[dict[str, o
     return [json.loads(line) for line in result.stdout.decode().splitlines() if line.strip()]
 
 
-def check_received(lines: list[dict[str, object]], what: str) -> None:
+def check_received(lines: list[dict[str, object]], what: str, count: int = COUNT) -> None:
     done = lines[-1]
     messages = lines[:-1]
     assert done == {"done": len(messages)}
     counts = Counter(int(str(m["i"])) for m in messages)
     duplicates = {i: n for i, n in counts.items() if n > 1}
     assert not duplicates, f"{what}: delivered more than once: {duplicates}"
-    assert set(counts) == set(range(COUNT)), f"{what}: missing {set(range(COUNT)) - set(counts)}"
+    assert set(counts) == set(range(count)), f"{what}: missing {set(range(count)) - set(counts)}"
     for message in messages:
         want = expected(int(str(message["i"])))
         for key in ("tags", "keys", "props", "body_sha", "body_len"):
@@ -105,3 +106,24 @@ async def test_cpp_client_produces_and_consumes_through_pyrocket(tmp_path: Path)
                 check_received(pulled, "pull consumer")
                 # The push consumer committed its progress: every queue fully consumed.
                 assert_group_consumed_all(broker, "cpp_interop_push", TOPIC)
+
+
+async def test_cpp_client_through_pyrocket_up(tmp_path: Path) -> None:
+    """The quick start's pair (``pyrocket up``) serves the C++ client as it is:
+    auto-created topic, default store settings."""
+    home = tmp_path / "home"
+    home.mkdir()
+    count = 100
+    options = UpOptions(data_dir=tmp_path / "data", namesrv_port=0, broker_port=0)
+    with trio.fail_after(60):
+        async with trio.open_nursery() as nursery:
+            running: Running = await nursery.start(serve_up, options)
+            namesrv = running.namesrv_addr
+            report = await run_client(home, "produce", namesrv, "UpTopic", str(count), seconds=30)
+            assert report == [
+                {"sync_ok": 25, "orderly_ok": 25, "oneway": 25, "async_ok": 25, "async_failed": 0}
+            ]
+            assert await stored_in_topic(running.broker, "UpTopic", count) == count
+            pulled = await run_client(home, "pull", namesrv, "UpTopic", "up_pull", seconds=30)
+            check_received(pulled, "pull consumer", count)
+            nursery.cancel_scope.cancel()

@@ -1,0 +1,189 @@
+"""``pyrocket up``: a NameServer and a broker on loopback sharing one data
+directory, in-process and as the command a new user runs."""
+
+from __future__ import annotations
+
+import re
+import signal
+import socket
+import subprocess
+import sys
+import threading
+from pathlib import Path
+
+import pytest
+import trio
+
+from pyrocket.cli.up import Running, UpOptions, serve_up
+from pyrocket.client.broker_api import BrokerAPI
+from pyrocket.client.namesrv_api import NameServerAPI
+from pyrocket.protocol.bodies import TopicConfig
+from pyrocket.remoting import RemotingClient
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def _options(data_dir: Path) -> UpOptions:
+    return UpOptions(data_dir=data_dir, namesrv_port=0, broker_port=0)
+
+
+async def test_the_broker_is_routed_through_the_namesrv(tmp_path: Path) -> None:
+    with trio.fail_after(30):
+        async with trio.open_nursery() as nursery, RemotingClient() as client:
+            running: Running = await nursery.start(serve_up, _options(tmp_path))
+            namesrv = NameServerAPI(client)
+            broker_addr = running.broker.broker_addr
+            assert broker_addr.startswith("127.0.0.1:")
+
+            cluster = await namesrv.get_cluster_info(running.namesrv_addr)
+            assert cluster.cluster_addr_table == {"DefaultCluster": ("broker-a",)}
+            assert cluster.broker_addr_table["broker-a"].broker_addrs == {0: broker_addr}
+
+            # Auto-create is on: TBW102 is routed, so clients can send anywhere.
+            route = await namesrv.get_route_info("TBW102", running.namesrv_addr)
+            assert [b.broker_addrs for b in route.broker_datas] == [{0: broker_addr}]
+
+            await BrokerAPI(client).create_topic(
+                broker_addr,
+                TopicConfig(topic_name="UpTopic", read_queue_nums=2, write_queue_nums=2),
+            )
+            with trio.fail_after(10):
+                while True:
+                    topics = await namesrv.get_all_topic_list(running.namesrv_addr)
+                    if "UpTopic" in topics.topic_list:
+                        break
+                    await trio.sleep(0.05)
+            route = await namesrv.get_route_info("UpTopic", running.namesrv_addr)
+            assert [(q.broker_name, q.write_queue_nums) for q in route.queue_datas] == [
+                ("broker-a", 2)
+            ]
+            nursery.cancel_scope.cancel()
+
+
+async def test_a_second_run_keeps_topics_and_kv_config(tmp_path: Path) -> None:
+    with trio.fail_after(30):
+        async with trio.open_nursery() as nursery, RemotingClient() as client:
+            running: Running = await nursery.start(serve_up, _options(tmp_path))
+            namesrv = NameServerAPI(client)
+            await namesrv.put_kv_config(
+                "ORDER_TOPIC_CONFIG", "Kept", "broker-a:4", running.namesrv_addr
+            )
+            await BrokerAPI(client).create_topic(
+                running.broker.broker_addr, TopicConfig(topic_name="Kept")
+            )
+            nursery.cancel_scope.cancel()
+        assert (tmp_path / "namesrv" / "kvConfig.json").is_file()
+        assert (tmp_path / "broker" / "config" / "topics.json").is_file()
+
+        async with trio.open_nursery() as nursery, RemotingClient() as client:
+            running = await nursery.start(serve_up, _options(tmp_path))
+            namesrv = NameServerAPI(client)
+            value = await namesrv.get_kv_config("ORDER_TOPIC_CONFIG", "Kept", running.namesrv_addr)
+            assert value == "broker-a:4"
+            route = await namesrv.get_route_info("Kept", running.namesrv_addr)
+            assert [q.broker_name for q in route.queue_datas] == ["broker-a"]
+            nursery.cancel_scope.cancel()
+
+
+async def test_shutdown_unregisters_before_the_namesrv_stops(tmp_path: Path) -> None:
+    """Cancelling ``up`` stops the broker first; it unregisters from the
+    NameServer that is still running, so the last state it saw is empty."""
+    with trio.fail_after(30):
+        async with trio.open_nursery() as nursery:
+            running: Running = await nursery.start(serve_up, _options(tmp_path))
+            routes = running.namesrv.state.routes
+            broker_addr = running.broker.broker_addr
+            assert broker_addr in routes.live_brokers
+            nursery.cancel_scope.cancel()
+        assert broker_addr not in routes.live_brokers
+        assert "broker-a" not in routes.broker_names()
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def test_the_command_starts_and_stops_cleanly(tmp_path: Path) -> None:
+    data = tmp_path / "data"
+    process = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "pyrocket",
+            "up",
+            "--dir",
+            str(data),
+            "--namesrv-port",
+            "0",
+            "--broker-port",
+            "0",
+        ],
+        cwd=ROOT,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    watchdog = threading.Timer(30, process.kill)
+    watchdog.start()
+    try:
+        assert process.stdout is not None
+        line = process.stdout.readline()
+        match = re.match(
+            r"pyrocket is up: NameServer 127\.0\.0\.1:(\d+), broker broker-a 127\.0\.0\.1:(\d+) ",
+            line,
+        )
+        assert match, line
+        for port in match.groups():
+            with socket.create_connection(("127.0.0.1", int(port)), timeout=5):
+                pass
+        process.send_signal(signal.SIGINT)
+        assert process.wait(15) == 0
+        assert (data / "broker" / "checkpoint").is_file()
+    finally:
+        watchdog.cancel()
+        if process.poll() is None:
+            process.kill()
+            process.wait()
+
+
+def test_a_port_in_use_is_reported(tmp_path: Path) -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        result = subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "pyrocket",
+                "up",
+                "--dir",
+                str(tmp_path),
+                "--namesrv-port",
+                str(port),
+                "--broker-port",
+                str(_free_port()),
+            ],
+            cwd=ROOT,
+            capture_output=True,
+            text=True,
+            timeout=30,
+        )
+    assert result.returncode == 1
+    assert result.stderr.startswith("pyrocket up: ")
+    assert "address already in use" in result.stderr.lower()
+
+
+@pytest.mark.parametrize("flag", ["--namesrv-port", "--broker-port"])
+def test_bad_port_is_a_usage_error(flag: str) -> None:
+    result = subprocess.run(
+        [sys.executable, "-m", "pyrocket", "up", flag, "nine"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
+    assert result.returncode == 2
+    assert "invalid int value" in result.stderr
