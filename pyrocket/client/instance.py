@@ -171,6 +171,7 @@ class ClientInstance:
         self._nursery: trio.Nursery | None = None
         self._stack: AsyncExitStack | None = None
         self._random = random.Random()
+        self._new_broker = trio.Event()
 
     async def __aenter__(self) -> Self:
         stack = AsyncExitStack()
@@ -223,6 +224,9 @@ class ClientInstance:
         self.routes[topic] = route
         for data in route.broker_datas or ():
             if data.broker_name is not None and data.broker_addrs:
+                known = self.broker_addrs.get(data.broker_name, {})
+                if set(data.broker_addrs.values()) - set(known.values()):
+                    self._new_broker.set()
                 self.broker_addrs[data.broker_name] = dict(data.broker_addrs)
 
     def master_addr(self, broker_name: str) -> str | None:
@@ -290,8 +294,13 @@ class ClientInstance:
         return answered
 
     async def _heartbeat_forever(self) -> None:
+        # Java beats first a second after start, then every 30 s; a broker
+        # newly seen in a route is greeted at once instead, so that it knows
+        # the client before its first pull.
         while True:
-            await trio.sleep(self.heartbeat_interval)
+            with trio.move_on_after(self.heartbeat_interval):
+                await self._new_broker.wait()
+            self._new_broker = trio.Event()
             await self.heartbeat_all()
 
     async def unregister(
