@@ -4,7 +4,8 @@ NameServer and broker) for wire-level and error-mapping checks."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Callable
+import inspect
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from pathlib import Path
 
@@ -52,11 +53,12 @@ def consumer(
 
 async def wait_assigned(consumers: list[PushConsumer], topic: str, count: int) -> None:
     """Until ``consumers`` between them read ``count`` queues of ``topic``,
-    each queue once."""
+    each queue once, and each reads at least one."""
 
     def settled() -> bool:
-        owned = [q for c in consumers for q in c.assignment if q.topic == topic]
-        return len(owned) == count and len(set(owned)) == count
+        shares = [[q for q in c.assignment if q.topic == topic] for c in consumers]
+        owned = [q for share in shares for q in share]
+        return len(owned) == count == len(set(owned)) and all(shares)
 
     await wait_until(settled, 0.02)
 
@@ -74,6 +76,10 @@ def route_to(broker_names_and_addrs: list[tuple[str, str]], queues: int = 4) -> 
     )
 
 
+#: Answers one request, at once or after awaiting.
+Handler = Callable[[RemotingCommand], RemotingCommand | Awaitable[RemotingCommand | None] | None]
+
+
 class ScriptedCluster:
     """Records every request; answers GET_ROUTEINFO_BY_TOPIC with ``route()``,
     HEART_BEAT / UNREGISTER_CLIENT with SUCCESS, and everything else with
@@ -83,7 +89,7 @@ class ScriptedCluster:
         self.server = RemotingServer()
         self.requests: list[RemotingCommand] = []
         self.route: Callable[[], TopicRouteData] = lambda: TopicRouteData()
-        self.handlers: dict[int, Callable[[RemotingCommand], RemotingCommand | None]] = {}
+        self.handlers: dict[int, Handler] = {}
         self.server.register_default_processor(self._answer)
 
     def seen(self, code: int) -> list[RemotingCommand]:
@@ -93,7 +99,8 @@ class ScriptedCluster:
         self.requests.append(request)
         handler = self.handlers.get(int(request.code))
         if handler is not None:
-            return handler(request)
+            answer = handler(request)
+            return await answer if inspect.isawaitable(answer) else answer
         if request.code == RequestCode.GET_ROUTEINFO_BY_TOPIC:
             return RemotingCommand.response(ResponseCode.SUCCESS, body=self.route().encode())
         if request.code in (RequestCode.HEART_BEAT, RequestCode.UNREGISTER_CLIENT):
