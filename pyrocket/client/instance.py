@@ -133,7 +133,8 @@ class ClientInstance:
 
     ``producer_groups`` and ``consumer_data`` are callables the owner supplies:
     they are read at every heartbeat. ``topics`` names the topics whose routes
-    the periodic refresh keeps current.
+    the periodic refresh keeps current; ``on_route(topic, route)`` hears of
+    every route fetched.
     """
 
     def __init__(
@@ -148,6 +149,7 @@ class ClientInstance:
         producer_groups: Callable[[], Iterable[str]] = tuple,
         consumer_data: Callable[[], Iterable[ConsumerData]] = tuple,
         topics: Callable[[], Iterable[str]] = tuple,
+        on_route: Callable[[str, TopicRouteData], None] | None = None,
     ) -> None:
         if not namesrv_addresses:
             raise ClientError("no NameServer address given")
@@ -161,6 +163,7 @@ class ClientInstance:
         self._producer_groups = producer_groups
         self._consumer_data = consumer_data
         self._topics = topics
+        self._on_route = on_route
         self.remoting = RemotingClient(ClientConfig(), namesrv_addresses=namesrv_addresses)
         self.namesrv = NameServerAPI(self.remoting, timeout)
         self.brokers = BrokerAPI(self.remoting, timeout)
@@ -220,7 +223,8 @@ class ClientInstance:
         return route
 
     def record_route(self, topic: str, route: TopicRouteData) -> None:
-        """Remember ``route`` for ``topic`` and its brokers' addresses."""
+        """Remember ``route`` for ``topic`` and its brokers' addresses, and
+        tell the owner."""
         self.routes[topic] = route
         for data in route.broker_datas or ():
             if data.broker_name is not None and data.broker_addrs:
@@ -228,6 +232,8 @@ class ClientInstance:
                 if set(data.broker_addrs.values()) - set(known.values()):
                     self._new_broker.set()
                 self.broker_addrs[data.broker_name] = dict(data.broker_addrs)
+        if self._on_route is not None:
+            self._on_route(topic, route)
 
     def master_addr(self, broker_name: str) -> str | None:
         """The master's address of ``broker_name``, if known."""

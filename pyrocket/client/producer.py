@@ -257,6 +257,7 @@ class Producer:
             heartbeat_interval=heartbeat_interval,
             producer_groups=lambda: (self.group,),
             topics=lambda: tuple(self._publish),
+            on_route=self._route_fetched,
         )
         self._unique_ids = UniqueIdGenerator(
             _ip_bytes(self.instance.client_ip),
@@ -270,7 +271,6 @@ class Producer:
 
     async def __aenter__(self) -> Self:
         await self.instance.__aenter__()
-        self.instance.nursery.start_soon(self._watch_routes)
         await self.instance.heartbeat_all()
         return self
 
@@ -290,14 +290,12 @@ class Producer:
     # ------------------------------------------------------------------
     # Routes
 
-    async def _watch_routes(self) -> None:
-        # The instance refreshes the routes; rebuild the publish tables from them.
-        while True:
-            await trio.sleep(self.instance.poll_name_server_interval)
-            for topic in list(self._publish):
-                route = self.instance.routes.get(topic)
-                if route is not None:
-                    self._install(topic, route)
+    def _route_fetched(self, topic: str, route: TopicRouteData) -> None:
+        # A refreshed route of a topic this producer sends to. One without
+        # writable queues leaves the old table (a topic still sent along
+        # TBW102's route keeps it until the NameServer knows the topic).
+        if topic in self._publish and publish_queues(topic, route):
+            self._install(topic, route)
 
     def _install(self, topic: str, route: TopicRouteData) -> _PublishInfo:
         old = self._publish.get(topic)

@@ -219,3 +219,35 @@ async def test_unknown_topic_is_created_through_tbw102(tmp_path: Path) -> None:
     assert oneway_and_orderly.queue == select_by_hash(
         queues, new_message("FreshTopic", b"o"), "order-42"
     )
+
+
+async def test_routes_refresh_and_heartbeats_repeat() -> None:
+    first, second = ScriptedCluster(), ScriptedCluster()
+    for cluster in (first, second):
+        cluster.handlers[RequestCode.SEND_MESSAGE_V2] = lambda r: stored(r, 0)
+    with trio.fail_after(10):
+        async with running_server(first.server) as a, running_server(second.server) as b:
+            first.route = lambda: route_to([("broker-a", a)])
+            async with Producer(
+                "pg",
+                [a],
+                client_ip="127.0.0.1",
+                poll_name_server_interval=0.1,
+                heartbeat_interval=0.1,
+            ) as producer:
+                await producer.send(new_message(TOPIC, b"x"))
+                assert {q.broker_name for q in await producer.publish_queues(TOPIC)} == {"broker-a"}
+                first.route = lambda: route_to([("broker-a", a), ("broker-b", b)])
+                # The periodic refresh finds broker-b; the producer greets it
+                # and sends to it.
+                await wait_until(lambda: bool(second.seen(RequestCode.HEART_BEAT)))
+                queues = await producer.publish_queues(TOPIC)
+                assert {q.broker_name for q in queues} == {"broker-a", "broker-b"}
+                for _ in range(8):  # round robin over all 8 queues
+                    await producer.send(new_message(TOPIC, b"x"))
+                assert len(second.seen(RequestCode.SEND_MESSAGE_V2)) == 4
+                beats = len(first.seen(RequestCode.HEART_BEAT))
+                await wait_until(lambda: len(first.seen(RequestCode.HEART_BEAT)) >= beats + 2)
+            # Both brokers hear the producer leave.
+            assert first.seen(RequestCode.UNREGISTER_CLIENT)
+            assert second.seen(RequestCode.UNREGISTER_CLIENT)
