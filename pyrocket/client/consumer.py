@@ -53,6 +53,7 @@ from types import TracebackType
 from typing import Self
 
 import trio
+from trio_util import periodic
 
 from pyrocket.client.allocate import AllocateStrategy, allocate_averagely
 from pyrocket.client.instance import (
@@ -388,8 +389,7 @@ class PushConsumer:
             await self._persist(state, oneway=oneway)
 
     async def _persist_forever(self) -> None:
-        while True:
-            await trio.sleep(self.persist_interval)
+        async for _ in periodic(self.persist_interval):
             await self._persist_all(oneway=True)
 
     async def _start_offset(self, queue: MessageQueue) -> int | None:

@@ -26,6 +26,7 @@ from types import TracebackType
 from typing import Self
 
 import trio
+from trio_util import periodic
 
 from pyrocket.client.broker_api import BrokerAPI
 from pyrocket.client.namesrv_api import NameServerAPI
@@ -56,7 +57,12 @@ RETRY_GROUP_TOPIC_PREFIX = "%RETRY%"
 class ClientError(PyrocketError):
     """A client-side failure that is not one answer's code: no route for a
     topic, no broker address, every send attempt failed (Java's
-    ``MQClientException``). ``__cause__`` holds the last underlying error."""
+    ``MQClientException``). ``__cause__`` holds the last underlying error;
+    ``code`` is the broker's answer code when that error was one."""
+
+    def __init__(self, message: str, code: int | None = None) -> None:
+        super().__init__(message)
+        self.code = code
 
 
 def local_ip() -> str:
@@ -259,8 +265,7 @@ class ClientInstance:
         return addrs.get(MASTER_ID) or self._random.choice(list(addrs.values()))
 
     async def _refresh_routes_forever(self) -> None:
-        while True:
-            await trio.sleep(self.poll_name_server_interval)
+        async for _ in periodic(self.poll_name_server_interval):
             for topic in set(self._topics()):
                 await self.update_route(topic)
 

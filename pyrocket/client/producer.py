@@ -29,7 +29,13 @@ What it does as Java 4.7.0 does:
   FLUSH_SLAVE_TIMEOUT, SLAVE_NOT_AVAILABLE); any other code raises
   :class:`~pyrocket.errors.ResponseError` with the broker's code and remark;
 * heartbeats announce the group to the brokers every 30 s, and leaving the
-  ``async with`` block unregisters it (UNREGISTER_CLIENT).
+  ``async with`` block unregisters it (UNREGISTER_CLIENT);
+* a sync send that runs out of ``send_timeout`` between attempts raises
+  RemotingTooMuchRequestError ("sendDefaultImpl call timeout").
+
+Unlike Java, sends go to the broker's main port: Java 4.7 uses the broker's
+"VIP channel" (port - 2) unless told not to; ``vip_channel=True`` does that
+here too (a pyrocket broker's fast port is not always port - 2).
 
 Failures raise :class:`~pyrocket.client.instance.ClientError` (no route, all
 attempts failed: ``__cause__`` is the last error), ResponseError, or the
@@ -60,7 +66,12 @@ from pyrocket.client.instance import (
     ClientInstance,
     publish_queues,
 )
-from pyrocket.errors import PyrocketError, RemotingError, ResponseError
+from pyrocket.errors import (
+    PyrocketError,
+    RemotingError,
+    RemotingTooMuchRequestError,
+    ResponseError,
+)
 from pyrocket.protocol.bodies.client import MessageQueue
 from pyrocket.protocol.bodies.route import TopicRouteData
 from pyrocket.protocol.codes import ResponseCode
@@ -239,8 +250,10 @@ class Producer:
         default_topic_queue_nums: int = 4,
         poll_name_server_interval: float = 30.0,
         heartbeat_interval: float = 30.0,
+        vip_channel: bool = False,
     ) -> None:
         self.group = group
+        self.vip_channel = vip_channel
         self.send_timeout = send_timeout
         self.retry_times_when_send_failed = retry_times_when_send_failed
         self.compress_over = compress_over
@@ -355,7 +368,7 @@ class Producer:
             last_broker = queue.broker_name
             remaining = deadline - trio.current_time()
             if remaining <= 0:
-                break
+                raise RemotingTooMuchRequestError("sendDefaultImpl call timeout") from last_error
             tried.append(queue.broker_name or "")
             try:
                 return await self._send_to(queue, prepared, remaining)
@@ -366,8 +379,11 @@ class Producer:
             except (RemotingError, ClientError) as exc:
                 last_error = exc
             log.info("send to %s failed (%s); trying again", queue, last_error)
+        code = last_error.code if isinstance(last_error, ResponseError) else None
         raise ClientError(
-            f"Send [{len(tried)}] times, still failed, Topic: {message.topic}, BrokersSent: {tried}"
+            f"Send [{len(tried)}] times, still failed, "
+            f"Topic: {message.topic}, BrokersSent: {tried}",
+            code,
         ) from last_error
 
     async def send_oneway(self, message: Message) -> None:
@@ -416,6 +432,8 @@ class Producer:
         addr = self.instance.master_addr(broker)
         if addr is None:
             raise ClientError(f"The broker[{broker}] not exist")
+        if self.vip_channel:
+            addr = vip_channel_addr(addr)
         message = prepared.message
         reconsume_times: int | None = 0
         max_reconsume: int | None = None
@@ -476,6 +494,14 @@ class _Prepared:
     sys_flag: int
 
 
+def vip_channel_addr(addr: str) -> str:
+    """``MixAll.brokerVIPChannel``: the broker's fast port, its port - 2."""
+    host, sep, port = addr.rpartition(":")
+    if not sep or not port.isdigit():
+        return addr
+    return f"{host}:{int(port) - 2}"
+
+
 def _ip_bytes(ip: str) -> bytes:
     try:
         return ipaddress.ip_address(ip).packed
@@ -493,4 +519,5 @@ __all__ = [
     "check_topic",
     "new_message",
     "select_by_hash",
+    "vip_channel_addr",
 ]

@@ -12,8 +12,14 @@ import trio
 
 from pyrocket.client.instance import ClientError
 from pyrocket.client.namesrv_api import NameServerAPI
-from pyrocket.client.producer import Producer, SendStatus, new_message, select_by_hash
-from pyrocket.errors import ResponseError
+from pyrocket.client.producer import (
+    Producer,
+    SendStatus,
+    new_message,
+    select_by_hash,
+    vip_channel_addr,
+)
+from pyrocket.errors import RemotingTooMuchRequestError, ResponseError
 from pyrocket.protocol.bodies.client import HeartbeatData, MessageQueue
 from pyrocket.protocol.codes import RequestCode, ResponseCode
 from pyrocket.protocol.command import RemotingCommand
@@ -167,6 +173,7 @@ async def test_retried_codes_go_to_another_broker_then_give_up() -> None:
             async with Producer("pg", [bad], client_ip="127.0.0.1") as producer:
                 with pytest.raises(ClientError, match=r"Send \[3\] times") as failure:
                     await producer.send(new_message(TOPIC, b"x"))
+    assert failure.value.code == ResponseCode.SYSTEM_ERROR
     assert isinstance(failure.value.__cause__, ResponseError)
     assert failure.value.__cause__.code == ResponseCode.SYSTEM_ERROR
     assert (
@@ -251,3 +258,24 @@ async def test_routes_refresh_and_heartbeats_repeat() -> None:
             # Both brokers hear the producer leave.
             assert first.seen(RequestCode.UNREGISTER_CLIENT)
             assert second.seen(RequestCode.UNREGISTER_CLIENT)
+
+
+async def test_a_send_that_runs_out_of_time() -> None:
+    cluster = ScriptedCluster()
+
+    async def slow(request: RemotingCommand) -> RemotingCommand:
+        await trio.sleep(1)
+        return stored(request, 0)
+
+    cluster.handlers[RequestCode.SEND_MESSAGE_V2] = slow
+    with trio.fail_after(10):
+        async with running_server(cluster.server) as addr:
+            cluster.route = lambda: route_to([("broker-a", addr)])
+            async with Producer("pg", [addr], client_ip="127.0.0.1", send_timeout=0.3) as producer:
+                with pytest.raises(
+                    RemotingTooMuchRequestError, match="sendDefaultImpl call timeout"
+                ):
+                    await producer.send(new_message(TOPIC, b"x"))
+    # The first attempt used the whole budget: no second one.
+    assert len(cluster.seen(RequestCode.SEND_MESSAGE_V2)) == 1
+    assert vip_channel_addr("10.0.0.1:10911") == "10.0.0.1:10909"
