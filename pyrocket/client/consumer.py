@@ -26,7 +26,7 @@ What it does as Java 4.7.0 does:
 * a new queue starts at the group's committed offset (QUERY_CONSUMER_OFFSET);
   without one, per ``consume_from``: the queue's end (CONSUME_FROM_LAST_OFFSET,
   the default; a retry topic starts at 0), 0 (FIRST), or the offset at
-  ``consume_timestamp`` (TIMESTAMP);
+  ``consume_timestamp`` (TIMESTAMP; ms, default half an hour ago);
 * one long-polling PULL_MESSAGE loop per queue (32 messages, the broker
   holding the request up to 15 s), filtering tags on the client side as
   Java does, inflating compressed bodies, and adding MIN_OFFSET/MAX_OFFSET;
@@ -47,6 +47,7 @@ from __future__ import annotations
 import dataclasses
 import enum
 import logging
+import time
 from collections import deque
 from collections.abc import Sequence
 from types import TracebackType
@@ -190,7 +191,13 @@ class PushConsumer:
     ) -> None:
         self.group = group
         self.consume_from = consume_from
-        self.consume_timestamp = consume_timestamp
+        #: Where CONSUME_FROM_TIMESTAMP starts (ms); Java's default is half
+        #: an hour before the consumer was made.
+        self.consume_timestamp = (
+            consume_timestamp
+            if consume_timestamp is not None
+            else time.time_ns() // 1_000_000 - 30 * 60 * 1000
+        )
         self.pull_batch_size = pull_batch_size
         self.allocate = allocate
         self.timeout = timeout
@@ -256,12 +263,17 @@ class PushConsumer:
             self._subscriptions[retry] = SubscriptionData.for_expression(retry, "*")
         self._running = True
         await self.instance.__aenter__()
-        self.instance.remoting.register_processor(
-            RequestCode.NOTIFY_CONSUMER_IDS_CHANGED, self._on_ids_changed
-        )
-        for topic in self._subscriptions:
-            await self.instance.update_route(topic)
-        await self.instance.heartbeat_all()
+        try:
+            self.instance.remoting.register_processor(
+                RequestCode.NOTIFY_CONSUMER_IDS_CHANGED, self._on_ids_changed
+            )
+            for topic in self._subscriptions:
+                await self.instance.update_route(topic)
+            await self.instance.heartbeat_all()
+        except BaseException as exc:
+            self._running = False
+            await self.instance.__aexit__(type(exc), exc, exc.__traceback__)
+            raise
         nursery = self.instance.nursery
         nursery.start_soon(self._rebalance_forever)
         nursery.start_soon(self._persist_forever)
@@ -392,8 +404,10 @@ class PushConsumer:
         async for _ in periodic(self.persist_interval):
             await self._persist_all(oneway=True)
 
-    async def _start_offset(self, queue: MessageQueue) -> int | None:
-        """``computePullFromWhere``; None when it cannot be known now."""
+    async def _start_offset(self, queue: MessageQueue) -> tuple[int, bool] | None:
+        """``computePullFromWhere``: the offset to start at and whether it is
+        the group's committed one (which then seeds the consumed offset, as
+        Java's offset store does); None when it cannot be known now."""
         topic = queue.topic or ""
         broker = queue.broker_name or ""
         addr = self.instance.master_addr(broker)
@@ -402,24 +416,26 @@ class PushConsumer:
         brokers = self.instance.brokers
         try:
             try:
-                return await brokers.query_consumer_offset(
+                committed = await brokers.query_consumer_offset(
                     addr, self.group, topic, queue.queue_id, self.timeout
                 )
+                return committed, True
             except ResponseError as exc:
                 if exc.code != ResponseCode.QUERY_NOT_FOUND:
                     raise
             is_retry = topic.startswith(RETRY_GROUP_TOPIC_PREFIX)
             where = self.consume_from
             if where == ConsumeFromWhere.CONSUME_FROM_FIRST_OFFSET:
-                return 0
+                return 0, False
             if where == ConsumeFromWhere.CONSUME_FROM_TIMESTAMP and not is_retry:
-                stamp = self.consume_timestamp
-                if stamp is None:
-                    raise ValueError("CONSUME_FROM_TIMESTAMP needs consume_timestamp")
-                return await brokers.search_offset(addr, topic, queue.queue_id, stamp, self.timeout)
+                found = await brokers.search_offset(
+                    addr, topic, queue.queue_id, self.consume_timestamp, self.timeout
+                )
+                return found, False
             if is_retry and where != ConsumeFromWhere.CONSUME_FROM_TIMESTAMP:
-                return 0
-            return await brokers.get_max_offset(addr, topic, queue.queue_id, self.timeout)
+                return 0, False
+            end = await brokers.get_max_offset(addr, topic, queue.queue_id, self.timeout)
+            return end, False
         except PyrocketError as exc:
             log.warning("cannot find where to start %s: %s", queue, exc)
             return None
@@ -466,11 +482,12 @@ class PushConsumer:
                 del self._queues[queue]
                 log.info("%s: %s moved to another consumer", self.group, queue)
         for queue in sorted(mine - set(self._queues), key=lambda q: q.queue_id):
-            offset = await self._start_offset(queue)
-            if offset is None:
+            start = await self._start_offset(queue)
+            if start is None:
                 continue
+            offset, committed = start
             state = _QueueState(queue, subscription, offset)
-            if offset >= 0:
+            if committed:
                 state.consumed = offset
             self._queues[queue] = state
             self.instance.nursery.start_soon(self._pull_forever, state)

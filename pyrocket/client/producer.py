@@ -284,7 +284,11 @@ class Producer:
 
     async def __aenter__(self) -> Self:
         await self.instance.__aenter__()
-        await self.instance.heartbeat_all()
+        try:
+            await self.instance.heartbeat_all()
+        except BaseException as exc:
+            await self.instance.__aexit__(type(exc), exc, exc.__traceback__)
+            raise
         return self
 
     async def __aexit__(

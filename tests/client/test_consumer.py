@@ -27,9 +27,12 @@ from pyrocket.protocol.bodies.client import (
 from pyrocket.protocol.codes import RequestCode, ResponseCode
 from pyrocket.protocol.command import RemotingCommand
 from pyrocket.protocol.headers import (
+    GetMaxOffsetResponseHeader,
     PullMessageRequestHeader,
     PullMessageResponseHeader,
     QueryConsumerOffsetResponseHeader,
+    SearchOffsetRequestHeader,
+    SearchOffsetResponseHeader,
     UpdateConsumerOffsetRequestHeader,
 )
 from pyrocket.protocol.message import HostPort, MessageExt, encode_message
@@ -322,3 +325,82 @@ async def test_pull_fields_and_an_illegal_offset() -> None:
         ("PullTopic", "T", ("T",)),
         ("%RETRY%pull_group", "*", ()),
     ]
+
+
+@pytest.mark.parametrize(
+    ("where", "start", "asked"),
+    [
+        (ConsumeFromWhere.CONSUME_FROM_LAST_OFFSET, 50, RequestCode.GET_MAX_OFFSET),
+        (ConsumeFromWhere.CONSUME_FROM_FIRST_OFFSET, 0, None),
+        (ConsumeFromWhere.CONSUME_FROM_TIMESTAMP, 20, RequestCode.SEARCH_OFFSET_BY_TIMESTAMP),
+    ],
+)
+async def test_where_a_group_without_offsets_starts(
+    where: ConsumeFromWhere, start: int, asked: RequestCode | None
+) -> None:
+    cluster = ScriptedCluster()
+    client_ids: list[str] = []
+
+    def heartbeat(request: RemotingCommand) -> RemotingCommand:
+        data = HeartbeatData.decode(request.body or b"")
+        client_ids.append(data.client_id or "")
+        return RemotingCommand.response(ResponseCode.SUCCESS)
+
+    async def pull(request: RemotingCommand) -> RemotingCommand:
+        header = request.decode_header(PullMessageRequestHeader)
+        await trio.sleep(0.05)
+        answer = PullMessageResponseHeader(0, header.queue_offset, 0, 60)
+        return RemotingCommand.response(ResponseCode.PULL_NOT_FOUND, header=answer)
+
+    cluster.handlers.update(
+        {
+            RequestCode.HEART_BEAT: heartbeat,
+            RequestCode.GET_CONSUMER_LIST_BY_GROUP: lambda r: RemotingCommand.response(
+                ResponseCode.SUCCESS,
+                body=GetConsumerListByGroupResponseBody(tuple(set(client_ids))).encode(),
+            ),
+            RequestCode.QUERY_CONSUMER_OFFSET: lambda r: RemotingCommand.response(
+                ResponseCode.QUERY_NOT_FOUND, "Not found, V3_0_6_SNAPSHOT maybe"
+            ),
+            RequestCode.GET_MAX_OFFSET: lambda r: RemotingCommand.response(
+                ResponseCode.SUCCESS, header=GetMaxOffsetResponseHeader(50)
+            ),
+            RequestCode.SEARCH_OFFSET_BY_TIMESTAMP: lambda r: RemotingCommand.response(
+                ResponseCode.SUCCESS, header=SearchOffsetResponseHeader(20)
+            ),
+            RequestCode.PULL_MESSAGE: pull,
+            RequestCode.UPDATE_CONSUMER_OFFSET: lambda r: RemotingCommand.response(
+                ResponseCode.SUCCESS
+            ),
+        }
+    )
+
+    def first_pull() -> PullMessageRequestHeader | None:
+        for request in cluster.seen(RequestCode.PULL_MESSAGE):
+            header = request.decode_header(PullMessageRequestHeader)
+            if header.topic == "StartTopic":
+                return header
+        return None
+
+    with trio.fail_after(10):
+        async with running_server(cluster.server) as addr:
+            cluster.route = lambda: route_to([("broker-a", addr)], queues=1)
+            async with consumer(
+                addr, "start_group", "StartTopic", consume_from=where, consume_timestamp=1234
+            ):
+                await wait_until(lambda: first_pull() is not None)
+    header = first_pull()
+    assert header is not None and header.queue_offset == start
+    # Not a committed offset: nothing to commit on the first pull.
+    assert header.sys_flag == PullSysFlag.SUSPEND and header.commit_offset == 0
+    if asked == RequestCode.SEARCH_OFFSET_BY_TIMESTAMP:
+        (search,) = [
+            r.decode_header(SearchOffsetRequestHeader)
+            for r in cluster.seen(asked)
+            if r.decode_header(SearchOffsetRequestHeader).topic == "StartTopic"
+        ]
+        assert search.timestamp == 1234
+    elif asked is not None:
+        assert cluster.seen(asked)
+    else:
+        assert not cluster.seen(RequestCode.GET_MAX_OFFSET)
