@@ -125,21 +125,30 @@ def filter_by_tags(
     return [m for m in messages if m.tags is not None and m.tags in wanted]
 
 
-def delivered_form(message: MessageExt, min_offset: int, max_offset: int) -> MessageExt:
+def delivered_form(
+    message: MessageExt, min_offset: int, max_offset: int, group_retry_topic: str = ""
+) -> MessageExt:
     """A pulled message as handed out: body inflated (and sysFlag bit 0
     cleared, so the body is not inflated twice), MIN_OFFSET and MAX_OFFSET
-    added to its properties. Raises ProtocolError for a bad compressed body."""
+    added to its properties, and a message of the group's retry topic put
+    back under its original topic (``resetRetryAndNamespace``). Raises
+    ProtocolError for a bad compressed body."""
     properties = dict(message.properties)
     properties[MessageConst.PROPERTY_MIN_OFFSET] = str(min_offset)
     properties[MessageConst.PROPERTY_MAX_OFFSET] = str(max_offset)
+    topic = message.topic
+    original = properties.get(MessageConst.PROPERTY_RETRY_TOPIC)
+    if original is not None and topic == group_retry_topic:
+        topic = original
     if message.is_compressed:
         return dataclasses.replace(
             message,
+            topic=topic,
             body=decompress_body(message.body),
             sys_flag=MessageSysFlag.clear_compressed_flag(message.sys_flag),
             properties=properties,
         )
-    return dataclasses.replace(message, properties=properties)
+    return dataclasses.replace(message, topic=topic, properties=properties)
 
 
 class _QueueState:
@@ -541,8 +550,9 @@ class PushConsumer:
             answer = response.decode_header(PullMessageResponseHeader)
             found: list[MessageExt] = []
             if status is PullStatus.FOUND:
+                retry = retry_topic(self.group)
                 found = [
-                    delivered_form(m, answer.min_offset, answer.max_offset)
+                    delivered_form(m, answer.min_offset, answer.max_offset, retry)
                     for m in filter_by_tags(decode_messages(response.body or b""), subscription)
                 ]
         except PyrocketError as exc:

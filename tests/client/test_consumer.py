@@ -5,6 +5,7 @@ broker, the pull request's fields and OFFSET_ILLEGAL handling."""
 
 from __future__ import annotations
 
+import zlib
 from collections import Counter
 from pathlib import Path
 
@@ -14,7 +15,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from pyrocket.client.allocate import allocate_averagely
-from pyrocket.client.consumer import PullSysFlag, PushConsumer
+from pyrocket.client.consumer import PullSysFlag, PushConsumer, delivered_form
 from pyrocket.client.producer import Producer, new_message
 from pyrocket.protocol.bodies.client import (
     ConsumeFromWhere,
@@ -35,7 +36,7 @@ from pyrocket.protocol.headers import (
     SearchOffsetResponseHeader,
     UpdateConsumerOffsetRequestHeader,
 )
-from pyrocket.protocol.message import HostPort, MessageExt, encode_message
+from pyrocket.protocol.message import HostPort, MessageExt, MessageSysFlag, encode_message
 from tests.client.helpers import ScriptedCluster, consumer, route_to, running_up, wait_assigned
 from tests.remoting.helpers import running_server, wait_until
 
@@ -404,3 +405,24 @@ async def test_where_a_group_without_offsets_starts(
         assert cluster.seen(asked)
     else:
         assert not cluster.seen(RequestCode.GET_MAX_OFFSET)
+
+
+def test_delivered_form() -> None:
+    body = b"compress me " * 500
+    stored = MessageExt(
+        topic="%RETRY%g",
+        body=zlib.compress(body),
+        sys_flag=MessageSysFlag.COMPRESSED_FLAG,
+        properties={"RETRY_TOPIC": "Orders", "TAGS": "T"},
+    )
+    out = delivered_form(stored, 3, 9, "%RETRY%g")
+    assert out.topic == "Orders" and out.body == body and not out.is_compressed
+    assert out.uncompressed_body() == body  # not inflated twice
+    assert out.properties == {
+        "RETRY_TOPIC": "Orders",
+        "TAGS": "T",
+        "MIN_OFFSET": "3",
+        "MAX_OFFSET": "9",
+    }
+    # Another group's retry topic stays as it is.
+    assert delivered_form(stored, 3, 9, "%RETRY%other").topic == "%RETRY%g"
