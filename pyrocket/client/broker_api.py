@@ -31,6 +31,7 @@ from pyrocket.protocol.codes import RequestCode
 from pyrocket.protocol.command import RemotingCommand
 from pyrocket.protocol.headers import (
     CommandHeader,
+    ConsumerSendMsgBackRequestHeader,
     CreateTopicRequestHeader,
     DeleteTopicRequestHeader,
     GetBrokerConfigResponseHeader,
@@ -252,6 +253,17 @@ class BrokerAPI:
             await self.client.invoke_oneway(addr, request, timeout)
         else:
             await self._call(addr, RequestCode.UPDATE_CONSUMER_OFFSET, header, timeout=timeout)
+
+    async def consumer_send_msg_back(
+        self,
+        addr: str,
+        header: ConsumerSendMsgBackRequestHeader,
+        timeout: float = 5.0,  # noqa: ASYNC109
+    ) -> None:
+        """CONSUMER_SEND_MSG_BACK: give a consumed message back to be
+        delivered again through the group's retry topic (or its dead-letter
+        queue)."""
+        await self._call(addr, RequestCode.CONSUMER_SEND_MSG_BACK, header, timeout=timeout)
 
     async def get_max_offset(
         self,

@@ -74,7 +74,11 @@ from pyrocket.protocol.bodies.client import (
 from pyrocket.protocol.bodies.route import MASTER_ID
 from pyrocket.protocol.codes import RequestCode, ResponseCode
 from pyrocket.protocol.command import RemotingCommand
-from pyrocket.protocol.headers import PullMessageRequestHeader, PullMessageResponseHeader
+from pyrocket.protocol.headers import (
+    ConsumerSendMsgBackRequestHeader,
+    PullMessageRequestHeader,
+    PullMessageResponseHeader,
+)
 from pyrocket.protocol.message import (
     MessageConst,
     MessageExt,
@@ -197,8 +201,10 @@ class PushConsumer:
         heartbeat_interval: float = 30.0,
         poll_name_server_interval: float = 30.0,
         buffered_batches: int = 16,
+        max_reconsume_times: int = 16,
     ) -> None:
         self.group = group
+        self.max_reconsume_times = max_reconsume_times
         self.consume_from = consume_from
         #: Where CONSUME_FROM_TIMESTAMP starts (ms); Java's default is half
         #: an hour before the consumer was made.
@@ -372,6 +378,24 @@ class PushConsumer:
             state.advance(message.queue_offset + 1 if next_offset is None else next_offset)
             return message
         return None
+
+    async def reconsume_later(self, message: MessageExt, delay_level: int = 0) -> None:
+        """Give ``message`` back to its broker (CONSUMER_SEND_MSG_BACK, what
+        Java's push consumer does for RECONSUME_LATER): the group gets it
+        again through its retry topic after ``delay_level`` (0: the broker's
+        choice, 3 + its reconsume times), or, after ``max_reconsume_times``
+        attempts or with ``delay_level=-1``, it goes to the group's
+        dead-letter topic. Raises ResponseError and the remoting errors."""
+        header = ConsumerSendMsgBackRequestHeader(
+            offset=message.commit_log_offset,
+            group=self.group,
+            delay_level=delay_level,
+            origin_msg_id=message.uniq_key or message.msg_id,
+            origin_topic=message.topic,
+            unit_mode=False,
+            max_reconsume_times=self.max_reconsume_times,
+        )
+        await self.instance.brokers.consumer_send_msg_back(str(message.store_host), header)
 
     async def commit(self) -> None:
         """Commit every assigned queue's consumed offset now and wait for the

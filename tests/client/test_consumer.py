@@ -37,6 +37,8 @@ from pyrocket.protocol.headers import (
     UpdateConsumerOffsetRequestHeader,
 )
 from pyrocket.protocol.message import HostPort, MessageExt, MessageSysFlag, encode_message
+from tests.broker.helpers import broker_settings, running_broker
+from tests.broker.recording_namesrv import recording_namesrv
 from tests.client.helpers import ScriptedCluster, consumer, route_to, running_up, wait_assigned
 from tests.remoting.helpers import running_server, wait_until
 
@@ -426,3 +428,29 @@ def test_delivered_form() -> None:
     }
     # Another group's retry topic stays as it is.
     assert delivered_form(stored, 3, 9, "%RETRY%other").topic == "%RETRY%g"
+
+
+async def test_a_message_given_back_returns_through_the_retry_topic(tmp_path: Path) -> None:
+    with trio.fail_after(30):
+        async with recording_namesrv(tmp_path / "ns") as ns:
+            settings = broker_settings(
+                tmp_path,
+                [ns.addr],
+                messageDelayLevel="1s 1s 1s 1s 1s",
+                autoCreateTopicEnable="true",
+            )
+            async with running_broker(settings):
+                await produce(ns.addr, 3)
+                reader = consumer(ns.addr, "retry_group", TOPIC, rebalance_interval=0.5)
+                async with reader:
+                    first = await take(reader, 3)
+                    again = next(m for m in first if m.properties["idx"] == "1")
+                    await reader.reconsume_later(again)
+                    # Level 3 + 0 reconsumes: one second here; it comes back through
+                    # %RETRY%retry_group under its own topic.
+                    (returned,) = await take(reader, 1)
+    check(first, {0, 1, 2})
+    assert returned.topic == TOPIC and returned.reconsume_times == 1
+    assert returned.uniq_key == again.uniq_key and returned.body == again.body
+    assert returned.properties["idx"] == "1" and returned.tags == again.tags
+    assert returned.properties["RETRY_TOPIC"] == TOPIC
