@@ -36,7 +36,10 @@ What it does as Java 4.7.0 does:
   ``DefaultLitePullConsumer``'s poll does); the consumed offset rides on
   each pull (the commitOffset field and sysFlag bit) and is committed with
   UPDATE_CONSUMER_OFFSET every 5 s, when a queue moves to another consumer
-  and when the consumer closes; closing also unregisters the client.
+  and when the consumer closes; closing also unregisters the client;
+* :meth:`PushConsumer.reconsume_later` gives a message back
+  (CONSUMER_SEND_MSG_BACK, Java's RECONSUME_LATER): it comes back later
+  through the group's ``%RETRY%`` topic, handed out under its own topic.
 
 Delivery is at least once: a consumer stopped without closing may have its
 last messages delivered again to whoever takes over its queues.
