@@ -1,7 +1,8 @@
 """pyrocket's Producer and PushConsumer against a Java 4.7.0 NameServer and
 Java broker: the producer creates its topic through TBW102 and sends sync,
 oneway and orderly (some bodies compressed); Java's push consumer and
-pyrocket's consumer each receive every message once with its content; what
+pyrocket's consumer each receive every message once with its content (and
+one given back comes again through the retry topic); what
 Java's producer sends, two pyrocket consumers in one group share and
 receive once, and the group's offsets end committed at the queues' ends.
 
@@ -50,7 +51,11 @@ async def java_pair(java: JavaCluster) -> tuple[str, str]:
 
 def py_consumer(ns: str, group: str, topic: str) -> PushConsumer:
     reader = PushConsumer(
-        group, [ns], client_ip="127.0.0.1", consume_from=ConsumeFromWhere.CONSUME_FROM_FIRST_OFFSET
+        group,
+        [ns],
+        client_ip="127.0.0.1",
+        consume_from=ConsumeFromWhere.CONSUME_FROM_FIRST_OFFSET,
+        rebalance_interval=1,  # finds the retry topic's route soon after the broker makes it
     )
     reader.subscribe(topic)
     return reader
@@ -101,7 +106,13 @@ async def test_pyrocket_producer_with_java_broker_and_consumers(
         check_received(pushed, "Java push consumer")
         async with py_consumer(ns, "compat_py_reader", TOPIC) as reader:
             messages = [await reader.receive() for _ in range(COUNT)]
+            # Given back, a message returns through the group's retry topic.
+            again = messages[7]
+            await reader.reconsume_later(again, delay_level=1)
+            returned = await reader.receive()
     check_content(messages, TOPIC)
+    assert returned.topic == TOPIC and returned.reconsume_times == 1
+    assert returned.uniq_key == again.uniq_key and returned.body == again.body
 
 
 async def test_java_producer_to_a_pyrocket_consumer_group(
