@@ -152,8 +152,9 @@ class BrokerAPI:
         timeout: float,  # noqa: ASYNC109
     ) -> RemotingCommand:
         """SEND_MESSAGE_V2 (the short-named header Java's client sends by
-        default). Returns the answer whatever its code: the producer maps it."""
-        request = RemotingCommand.request(RequestCode.SEND_MESSAGE_V2, v2_header(header), body=body)
+        default), or SEND_BATCH_MESSAGE when ``header.batch``. Returns the
+        answer whatever its code: the producer maps it."""
+        request = RemotingCommand.request(_send_code(header), v2_header(header), body=body)
         return await self.client.invoke_sync(addr, request, timeout)
 
     async def send_message_oneway(
@@ -165,7 +166,7 @@ class BrokerAPI:
     ) -> None:
         """SEND_MESSAGE_V2 flagged oneway: nothing comes back."""
         request = RemotingCommand.request(
-            RequestCode.SEND_MESSAGE_V2, v2_header(header), body=body, oneway=True
+            _send_code(header), v2_header(header), body=body, oneway=True
         )
         await self.client.invoke_oneway(addr, request, timeout)
 
@@ -314,6 +315,10 @@ class BrokerAPI:
             timeout=timeout,
         )
         return response.decode_header(SearchOffsetResponseHeader).offset
+
+
+def _send_code(header: SendMessageRequestHeader) -> RequestCode:
+    return RequestCode.SEND_BATCH_MESSAGE if header.batch else RequestCode.SEND_MESSAGE_V2
 
 
 def v2_header(header: SendMessageRequestHeader) -> SendMessageRequestHeaderV2:

@@ -9,6 +9,7 @@
         print(result.status, result.msg_id, result.queue, result.queue_offset)
         await producer.send_oneway(new_message("TopicTest", b"fire and forget"))
         await producer.send_orderly(new_message("TopicTest", b"in order"), shard_key=42)
+        await producer.send_batch([new_message("TopicTest", b"a"), new_message("TopicTest", b"b")])
 
 What it does as Java 4.7.0 does:
 
@@ -83,6 +84,7 @@ from pyrocket.protocol.message import (
     MessageConst,
     MessageSysFlag,
     UniqueIdGenerator,
+    encode_batch,
     encode_properties,
     maybe_compress_body,
 )
@@ -361,7 +363,50 @@ class Producer:
         (a property the layout cannot hold)."""
         check_message(message, self.max_message_size)
         info = await self._find_publish_info(message.topic)
-        prepared = self._prepare(message)
+        return await self._send_sync(info, self._prepare(message))
+
+    async def send_batch(self, messages: Sequence[Message]) -> SendResult:
+        """Send several messages of one topic in one SEND_BATCH_MESSAGE, as
+        Java's ``send(Collection<Message>)`` does (retried like
+        :meth:`send`; the result's ``msg_id`` lists their UNIQ_KEYs joined by
+        commas, its ``queue_offset`` is the first one's). Batched bodies are
+        not compressed. Raises ClientError for messages Java will not batch
+        (different topics or WAIT values, a delay level, a retry topic, an
+        encoded batch over ``max_message_size``), and as :meth:`send` does."""
+        if not messages:
+            raise ClientError("the batch holds no message")
+        first = messages[0]
+        wait = first.properties.get(MessageConst.PROPERTY_WAIT_STORE_MSG_OK, "true")
+        items: list[Message] = []
+        ids: list[str] = []
+        for message in messages:
+            if int(message.properties.get(MessageConst.PROPERTY_DELAY_TIME_LEVEL, "0")) > 0:
+                raise ClientError("TimeDelayLevel is not supported for batching")
+            if message.topic.startswith(RETRY_GROUP_TOPIC_PREFIX):
+                raise ClientError("Retry Group is not supported for batching")
+            if message.topic != first.topic:
+                raise ClientError("The topic of the messages in one batch should be the same")
+            if message.properties.get(MessageConst.PROPERTY_WAIT_STORE_MSG_OK, "true") != wait:
+                raise ClientError("The waitStoreMsgOK of the messages in one batch should the same")
+            check_message(message, self.max_message_size)
+            properties: JavaHashMap[str, str] = JavaHashMap.copy_of(message.properties)
+            unique = properties.get(MessageConst.PROPERTY_UNIQ_CLIENT_MESSAGE_ID_KEYIDX)
+            if unique is None:
+                unique = self._unique_ids.next_id()
+                properties[MessageConst.PROPERTY_UNIQ_CLIENT_MESSAGE_ID_KEYIDX] = unique
+            ids.append(unique)
+            items.append(dataclasses.replace(message, properties=properties))
+        body = encode_batch(items)
+        if len(body) > self.max_message_size:
+            raise ClientError(f"the message body size over max value, MAX: {self.max_message_size}")
+        own: JavaHashMap[str, str] = JavaHashMap()
+        own[MessageConst.PROPERTY_WAIT_STORE_MSG_OK] = wait
+        info = await self._find_publish_info(first.topic)
+        batch = Message(topic=first.topic, body=body, properties=own)
+        return await self._send_sync(info, _Prepared(batch, own, body, 0, tuple(ids)))
+
+    async def _send_sync(self, info: _PublishInfo, prepared: _Prepared) -> SendResult:
+        message = prepared.message
         attempts = 1 + self.retry_times_when_send_failed
         deadline = trio.current_time() + self.send_timeout
         last_broker: str | None = None
@@ -458,7 +503,7 @@ class Producer:
             properties=encode_properties(prepared.properties),
             reconsume_times=reconsume_times,
             unit_mode=False,
-            batch=False,
+            batch=bool(prepared.batch_ids),
             max_reconsume_times=max_reconsume,
         )
         return addr, header, prepared.body
@@ -478,7 +523,11 @@ class Producer:
         ext = response.ext_fields or {}
         return SendResult(
             status=status,
-            msg_id=prepared.properties[MessageConst.PROPERTY_UNIQ_CLIENT_MESSAGE_ID_KEYIDX],
+            msg_id=(
+                ",".join(prepared.batch_ids)
+                if prepared.batch_ids
+                else prepared.properties[MessageConst.PROPERTY_UNIQ_CLIENT_MESSAGE_ID_KEYIDX]
+            ),
             offset_msg_id=answer.msg_id,
             queue=MessageQueue(queue.topic, queue.broker_name, answer.queue_id),
             queue_offset=answer.queue_offset,
@@ -496,6 +545,8 @@ class _Prepared:
     properties: JavaHashMap[str, str]
     body: bytes
     sys_flag: int
+    #: The UNIQ_KEYs of a batch's messages; empty for a single message.
+    batch_ids: tuple[str, ...] = ()
 
 
 def vip_channel_addr(addr: str) -> str:

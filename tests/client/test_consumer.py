@@ -16,6 +16,7 @@ from hypothesis import strategies as st
 
 from pyrocket.client.allocate import allocate_averagely
 from pyrocket.client.consumer import PullSysFlag, PushConsumer, delivered_form
+from pyrocket.client.instance import ClientError
 from pyrocket.client.producer import Producer, new_message
 from pyrocket.protocol.bodies.client import (
     ConsumeFromWhere,
@@ -454,3 +455,35 @@ async def test_a_message_given_back_returns_through_the_retry_topic(tmp_path: Pa
     assert returned.uniq_key == again.uniq_key and returned.body == again.body
     assert returned.properties["idx"] == "1" and returned.tags == again.tags
     assert returned.properties["RETRY_TOPIC"] == TOPIC
+
+
+async def test_a_batch_arrives_whole_and_in_order(tmp_path: Path) -> None:
+    with trio.fail_after(30):
+        async with running_up(tmp_path) as running:
+            ns = running.namesrv_addr
+            async with Producer("batch_producers", [ns], client_ip="127.0.0.1") as producer:
+                batch = [
+                    new_message(
+                        TOPIC,
+                        body_of(i),
+                        tags=f"Tag{i % 3}",
+                        keys=[f"K{i}", "common"],
+                        properties={"idx": str(i)},
+                    )
+                    for i in range(1, 10)  # body_of(0) is too big for one batch here
+                ]
+                result = await producer.send_batch(batch)
+                with pytest.raises(ClientError, match="should be the same"):
+                    await producer.send_batch([batch[0], new_message("Other", b"x")])
+                with pytest.raises(ClientError, match="TimeDelayLevel"):
+                    await producer.send_batch([new_message(TOPIC, b"x", delay_level=2)])
+            async with consumer(ns, "batch_group", TOPIC) as reader:
+                messages = await take(reader, 9)
+    check(messages, set(range(1, 10)))
+    ids = result.msg_id.split(",")
+    assert [m.uniq_key for m in messages] == ids
+    assert {m.queue_id for m in messages} == {result.queue.queue_id}
+    assert [m.queue_offset for m in messages] == list(
+        range(result.queue_offset, result.queue_offset + 9)
+    )
+    assert result.offset_msg_id.split(",") == [m.msg_id for m in messages]

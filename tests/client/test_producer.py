@@ -32,6 +32,7 @@ from pyrocket.protocol.message import (
     HostPort,
     MessageSysFlag,
     create_offset_message_id,
+    decode_batch,
     decode_properties,
     parse_unique_id,
 )
@@ -279,3 +280,25 @@ async def test_a_send_that_runs_out_of_time() -> None:
     # The first attempt used the whole budget: no second one.
     assert len(cluster.seen(RequestCode.SEND_MESSAGE_V2)) == 1
     assert vip_channel_addr("10.0.0.1:10911") == "10.0.0.1:10909"
+
+
+async def test_batch_request_fields() -> None:
+    cluster = ScriptedCluster()
+    cluster.handlers[RequestCode.SEND_BATCH_MESSAGE] = lambda r: stored(r, 5)
+    with trio.fail_after(10):
+        async with running_server(cluster.server) as addr:
+            cluster.route = lambda: route_to([("broker-a", addr)])
+            async with Producer("pg", [addr], client_ip="127.0.0.1") as producer:
+                big = b"y" * 6000  # not compressed inside a batch
+                result = await producer.send_batch(
+                    [new_message(TOPIC, b"a", tags="T1"), new_message(TOPIC, big, keys="k")]
+                )
+    (request,) = cluster.seen(RequestCode.SEND_BATCH_MESSAGE)
+    header = request.decode_header(SendMessageRequestHeaderV2)
+    assert header.batch and header.sys_flag == 0 and header.topic == TOPIC
+    assert decode_properties(header.properties or "") == {"WAIT": "true"}
+    items = decode_batch(request.body or b"")
+    assert [m.body for m in items] == [b"a", big]
+    assert [m.properties["UNIQ_KEY"] for m in items] == result.msg_id.split(",")
+    assert items[0].tags == "T1" and items[1].keys == "k"
+    assert result.queue_offset == 5
