@@ -30,7 +30,7 @@ from trio_util import periodic
 
 from pyrocket.client.broker_api import BrokerAPI
 from pyrocket.client.namesrv_api import NameServerAPI
-from pyrocket.errors import PyrocketError, RemotingError, ResponseError
+from pyrocket.errors import PyrocketError, ResponseError
 from pyrocket.protocol.bodies.client import (
     ConsumerData,
     HeartbeatData,
@@ -222,7 +222,7 @@ class ClientInstance:
         except ResponseError as exc:
             log.debug("no route for topic %s: %s", topic, exc)
             return None
-        except (RemotingError, PyrocketError) as exc:
+        except PyrocketError as exc:
             log.warning("route query for topic %s failed: %s", topic, exc)
             return None
         self.record_route(topic, route)

@@ -214,7 +214,7 @@ async def test_unknown_topic_is_created_through_tbw102(tmp_path: Path) -> None:
                     results = [
                         await producer.send(new_message("FreshTopic", b"%d" % i)) for i in range(8)
                     ]
-                    oneway_and_orderly = await producer.send_orderly(
+                    orderly = await producer.send_orderly(
                         new_message("FreshTopic", b"o"), "order-42"
                     )
                     await producer.send_oneway(new_message("FreshTopic", b"w"))
@@ -224,9 +224,7 @@ async def test_unknown_topic_is_created_through_tbw102(tmp_path: Path) -> None:
     assert sorted(r.queue.queue_id for r in results) == [0, 0, 1, 1, 2, 2, 3, 3]
     assert route.queue_datas is not None and route.queue_datas[0].write_queue_nums == 4
     queues = [MessageQueue("FreshTopic", "broker-a", i) for i in range(4)]
-    assert oneway_and_orderly.queue == select_by_hash(
-        queues, new_message("FreshTopic", b"o"), "order-42"
-    )
+    assert orderly.queue == select_by_hash(queues, new_message("FreshTopic", b"o"), "order-42")
 
 
 async def test_routes_refresh_and_heartbeats_repeat() -> None:
