@@ -198,6 +198,9 @@ class ClientInstance:
         traceback: TracebackType | None,
     ) -> bool | None:
         assert self._nursery is not None and self._stack is not None
+        # As a Java instance shuts its inner producer down: unregister it.
+        with trio.CancelScope(shield=True), trio.move_on_after(self.timeout):
+            await self.unregister(producer_group=CLIENT_INNER_PRODUCER_GROUP)
         self._nursery.cancel_scope.cancel()
         self._nursery = None
         stack, self._stack = self._stack, None
@@ -273,11 +276,11 @@ class ClientInstance:
     # Heartbeats
 
     def heartbeat_data(self) -> HeartbeatData:
-        """HEART_BEAT's body: this client's producer groups (with Java's inner
-        producer group) and consumer groups."""
+        """HEART_BEAT's body: this client's producer groups, Java's inner
+        producer group (every Java client instance has it), and its consumer
+        groups."""
         groups = list(dict.fromkeys(self._producer_groups()))
-        if groups:
-            groups.append(CLIENT_INNER_PRODUCER_GROUP)
+        groups.append(CLIENT_INNER_PRODUCER_GROUP)
         return HeartbeatData(
             client_id=self.client_id,
             producer_data_set=tuple(ProducerData(group) for group in groups),
@@ -289,8 +292,6 @@ class ClientInstance:
         no consumer, as Java does). Returns how many brokers answered SUCCESS;
         failures are logged."""
         data = self.heartbeat_data()
-        if not data.producer_data_set and not data.consumer_data_set:
-            return 0
         only_masters = not data.consumer_data_set
         answered = 0
         for name, addrs in list(self.broker_addrs.items()):

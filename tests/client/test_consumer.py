@@ -316,7 +316,9 @@ async def test_pull_fields_and_an_illegal_offset() -> None:
         ("PullTopic", 10),
     ]
     (beat, *_) = cluster.seen(RequestCode.HEART_BEAT)
-    (data,) = HeartbeatData.decode(beat.body or b"").consumer_data_set
+    beat_data = HeartbeatData.decode(beat.body or b"")
+    assert [p.group_name for p in beat_data.producer_data_set] == ["CLIENT_INNER_PRODUCER"]
+    (data,) = beat_data.consumer_data_set
     assert data == ConsumerData(
         group_name="pull_group",
         consume_type=ConsumeType.CONSUME_PASSIVELY,
