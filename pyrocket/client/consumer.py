@@ -82,6 +82,7 @@ from pyrocket.protocol.headers import (
     PullMessageRequestHeader,
     PullMessageResponseHeader,
 )
+from pyrocket.protocol.javahash import JavaHashSet
 from pyrocket.protocol.message import (
     MessageConst,
     MessageExt,
@@ -259,13 +260,19 @@ class PushConsumer:
         return set(self._queues)
 
     def _consumer_data(self) -> tuple[ConsumerData, ...]:
+        # Java fills a HashSet: the subscriptions go out in its order.
+        subscriptions: JavaHashSet[SubscriptionData] = JavaHashSet(
+            hasher=SubscriptionData.java_hash_code
+        )
+        for subscription in self._subscriptions.values():
+            subscriptions.add(subscription)
         return (
             ConsumerData(
                 group_name=self.group,
                 consume_type=ConsumeType.CONSUME_PASSIVELY,
                 message_model=MessageModel.CLUSTERING,
                 consume_from_where=self.consume_from,
-                subscription_data_set=tuple(self._subscriptions.values()),
+                subscription_data_set=tuple(subscriptions),
                 unit_mode=False,
             ),
         )
