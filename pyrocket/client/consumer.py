@@ -242,6 +242,10 @@ class PushConsumer:
             consumer_data=self._consumer_data,
             topics=lambda: tuple(self._subscriptions),
         )
+        # Java's copySubscription: a clustering consumer also reads its
+        # group's retry topic.
+        retry = retry_topic(group)
+        self._subscriptions[retry] = SubscriptionData.for_expression(retry, "*")
 
     @property
     def client_id(self) -> str:
@@ -281,11 +285,8 @@ class PushConsumer:
     # Lifetime
 
     async def __aenter__(self) -> Self:
-        if not self._subscriptions:
+        if list(self._subscriptions) == [retry_topic(self.group)]:
             raise RuntimeError("subscribe to a topic before starting the consumer")
-        retry = retry_topic(self.group)
-        if retry not in self._subscriptions:
-            self._subscriptions[retry] = SubscriptionData.for_expression(retry, "*")
         self._running = True
         await self.instance.__aenter__()
         try:

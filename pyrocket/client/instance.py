@@ -279,8 +279,9 @@ class ClientInstance:
         """HEART_BEAT's body: this client's producer groups, Java's inner
         producer group (every Java client instance has it), and its consumer
         groups."""
-        groups = list(dict.fromkeys(self._producer_groups()))
-        groups.append(CLIENT_INNER_PRODUCER_GROUP)
+        # Java's set is ordered by identity hashes; a capture shows the inner
+        # group first, and so it is here.
+        groups = list(dict.fromkeys([CLIENT_INNER_PRODUCER_GROUP, *self._producer_groups()]))
         return HeartbeatData(
             client_id=self.client_id,
             producer_data_set=tuple(ProducerData(group) for group in groups),

@@ -188,6 +188,20 @@ def new_message(
     return Message(topic=topic, body=body, properties=table, flag=flag)
 
 
+def with_unique_id(message: Message, next_id: Callable[[], str]) -> JavaHashMap[str, str]:
+    """The properties a message is sent with: its own in a Java HashMap, plus
+    a fresh UNIQ_KEY unless it has one (``MessageClientIDSetter.setUniqID``).
+    Encoded, they come out in Java's order."""
+    # Java adds the id to the message's own map (default capacity, grown
+    # entry by entry); re-adding the entries one by one to a fresh map lays
+    # them out the same, where ``new HashMap<>(map)`` would size it otherwise.
+    properties: JavaHashMap[str, str] = JavaHashMap()
+    properties.update(message.properties)
+    if MessageConst.PROPERTY_UNIQ_CLIENT_MESSAGE_ID_KEYIDX not in properties:
+        properties[MessageConst.PROPERTY_UNIQ_CLIENT_MESSAGE_ID_KEYIDX] = next_id()
+    return properties
+
+
 def check_message(message: Message, max_size: int = MAX_MESSAGE_SIZE) -> None:
     """``Validators.checkMessage``: raises ClientError for a bad topic name or
     an empty or oversized body."""
@@ -389,12 +403,8 @@ class Producer:
             if message.properties.get(MessageConst.PROPERTY_WAIT_STORE_MSG_OK, "true") != wait:
                 raise ClientError("The waitStoreMsgOK of the messages in one batch should the same")
             check_message(message, self.max_message_size)
-            properties: JavaHashMap[str, str] = JavaHashMap.copy_of(message.properties)
-            unique = properties.get(MessageConst.PROPERTY_UNIQ_CLIENT_MESSAGE_ID_KEYIDX)
-            if unique is None:
-                unique = self._unique_ids.next_id()
-                properties[MessageConst.PROPERTY_UNIQ_CLIENT_MESSAGE_ID_KEYIDX] = unique
-            ids.append(unique)
+            properties = with_unique_id(message, self._unique_ids.next_id)
+            ids.append(properties[MessageConst.PROPERTY_UNIQ_CLIENT_MESSAGE_ID_KEYIDX])
             items.append(dataclasses.replace(message, properties=properties))
         body = encode_batch(items)
         if len(body) > self.max_message_size:
@@ -463,11 +473,7 @@ class Producer:
         return await self._send_to(queue, self._prepare(message), self.send_timeout)
 
     def _prepare(self, message: Message) -> _Prepared:
-        properties: JavaHashMap[str, str] = JavaHashMap.copy_of(message.properties)
-        if MessageConst.PROPERTY_UNIQ_CLIENT_MESSAGE_ID_KEYIDX not in properties:
-            properties[MessageConst.PROPERTY_UNIQ_CLIENT_MESSAGE_ID_KEYIDX] = (
-                self._unique_ids.next_id()
-            )
+        properties = with_unique_id(message, self._unique_ids.next_id)
         body, compressed = maybe_compress_body(message.body, self.compress_over)
         sys_flag = MessageSysFlag.COMPRESSED_FLAG if compressed else 0
         if properties.get(MessageConst.PROPERTY_TRANSACTION_PREPARED) == "true":
@@ -575,4 +581,5 @@ __all__ = [
     "new_message",
     "select_by_hash",
     "vip_channel_addr",
+    "with_unique_id",
 ]

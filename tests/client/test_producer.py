@@ -103,7 +103,7 @@ async def test_send_fields_heartbeat_and_unregister() -> None:
     assert beats
     data = HeartbeatData.decode(beats[0].body or b"")
     assert data.client_id == client_id and client_id.startswith("127.0.0.1@")
-    assert [p.group_name for p in data.producer_data_set] == ["pg", "CLIENT_INNER_PRODUCER"]
+    assert [p.group_name for p in data.producer_data_set] == ["CLIENT_INNER_PRODUCER", "pg"]
     assert not data.consumer_data_set
     byes = [
         r.decode_header(UnregisterClientRequestHeader)
