@@ -8,12 +8,16 @@ do (:mod:`~pyrocket.client.producer`, :mod:`~pyrocket.client.consumer`)::
 
     async with Producer("my_producers", ["127.0.0.1:9876"]) as producer:
         result = await producer.send(new_message("TopicTest", b"hi", tags="TagA"))
+        # also: send_oneway, send_orderly(message, shard_key), send_batch([...])
 
     consumer = PushConsumer("my_consumers", ["127.0.0.1:9876"])
     consumer.subscribe("TopicTest", "TagA || TagB")
     async with consumer:
-        async for message in consumer:
-            ...
+        async for message in consumer:       # or: await consumer.poll(32, timeout=1)
+            ...                              # reconsume_later(message) to get it again
+
+The command line has the same as ``pyrocket produce`` and ``pyrocket consume``
+(:mod:`pyrocket.cli.clients`).
 """
 
 from pyrocket.client.consumer import PushConsumer
