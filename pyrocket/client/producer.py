@@ -231,9 +231,8 @@ class _PublishInfo:
     """A topic's writable queues and its round-robin position
     (``TopicPublishInfo``)."""
 
-    def __init__(self, queues: list[MessageQueue], ordered: bool, start: int) -> None:
+    def __init__(self, queues: list[MessageQueue], start: int) -> None:
         self.queues = queues
-        self.ordered = ordered
         self._index = start
 
     def select(self, last_broker: str | None = None) -> MessageQueue:
@@ -333,7 +332,7 @@ class Producer:
     def _install(self, topic: str, route: TopicRouteData) -> _PublishInfo:
         old = self._publish.get(topic)
         start = self._random.randrange(1 << 16) if old is None else old._index
-        info = _PublishInfo(publish_queues(topic, route), bool(route.order_topic_conf), start)
+        info = _PublishInfo(publish_queues(topic, route), start)
         self._publish[topic] = info
         return info
 
