@@ -5,6 +5,7 @@ broker, the pull request's fields and OFFSET_ILLEGAL handling."""
 
 from __future__ import annotations
 
+import dataclasses
 import zlib
 from collections import Counter
 from pathlib import Path
@@ -490,3 +491,57 @@ async def test_a_batch_arrives_whole_and_in_order(tmp_path: Path) -> None:
         range(result.queue_offset, result.queue_offset + 9)
     )
     assert result.offset_msg_id.split(",") == [m.msg_id for m in messages]
+
+
+async def test_pulls_follow_the_suggested_broker() -> None:
+    master, slave = ScriptedCluster(), ScriptedCluster()
+    client_ids: list[str] = []
+
+    def heartbeat(request: RemotingCommand) -> RemotingCommand:
+        client_ids.append(HeartbeatData.decode(request.body or b"").client_id or "")
+        return RemotingCommand.response(ResponseCode.SUCCESS)
+
+    async def pull(request: RemotingCommand) -> RemotingCommand:
+        # Nothing new; read from broker 1 next time.
+        header = request.decode_header(PullMessageRequestHeader)
+        await trio.sleep(0.05)
+        answer = PullMessageResponseHeader(1, header.queue_offset, 0, 0)
+        return RemotingCommand.response(ResponseCode.PULL_NOT_FOUND, header=answer)
+
+    for cluster in (master, slave):
+        cluster.handlers[RequestCode.HEART_BEAT] = heartbeat
+        cluster.handlers[RequestCode.UPDATE_CONSUMER_OFFSET] = lambda r: RemotingCommand.response(
+            ResponseCode.SUCCESS
+        )
+    master.handlers[RequestCode.GET_CONSUMER_LIST_BY_GROUP] = lambda r: RemotingCommand.response(
+        ResponseCode.SUCCESS,
+        body=GetConsumerListByGroupResponseBody(tuple(set(client_ids))).encode(),
+    )
+    master.handlers[RequestCode.QUERY_CONSUMER_OFFSET] = lambda r: RemotingCommand.response(
+        ResponseCode.SUCCESS, header=QueryConsumerOffsetResponseHeader(4)
+    )
+    master.handlers[RequestCode.PULL_MESSAGE] = pull
+    slave.handlers[RequestCode.PULL_MESSAGE] = pull
+
+    def pulls(cluster: ScriptedCluster) -> list[PullMessageRequestHeader]:
+        headers = [
+            r.decode_header(PullMessageRequestHeader)
+            for r in cluster.seen(RequestCode.PULL_MESSAGE)
+        ]
+        return [h for h in headers if h.topic == "SlaveTopic"]
+
+    with trio.fail_after(10):
+        async with running_server(master.server) as m, running_server(slave.server) as s:
+            route = route_to([("broker-a", m)], queues=1)
+            assert route.broker_datas is not None
+            both = dataclasses.replace(route.broker_datas[0], broker_addrs={0: m, 1: s})
+            master.route = lambda: dataclasses.replace(route, broker_datas=(both,))
+            async with consumer(m, "slave_group", "SlaveTopic"):
+                await wait_until(lambda: len(pulls(slave)) >= 2)
+    (first, *_) = pulls(master)
+    assert first.commit_offset == 4 and first.sys_flag & PullSysFlag.COMMIT_OFFSET
+    # The master said "read from broker 1": the next pulls go there, and a
+    # slave is never asked to commit.
+    assert all(
+        p.commit_offset == 0 and not p.sys_flag & PullSysFlag.COMMIT_OFFSET for p in pulls(slave)
+    )

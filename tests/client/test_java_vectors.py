@@ -7,6 +7,7 @@ differences allowed."""
 
 from __future__ import annotations
 
+import functools
 import re
 
 import pytest
@@ -80,7 +81,7 @@ def test_properties_strings_match_java() -> None:
     assert len(headers) >= 10
     for header in headers:
         unique = decode_properties(header.properties or "")["UNIQ_KEY"]
-        ours = encode_properties(with_unique_id(rebuilt(header), lambda u=unique: u))
+        ours = encode_properties(with_unique_id(rebuilt(header), functools.partial(str, unique)))
         assert ours == header.properties
 
 
@@ -148,12 +149,16 @@ def test_producer_heartbeats_match_java() -> None:
         if data.consumer_data_set or data.client_id is None:
             continue
         ip, _, instance = data.client_id.partition("@")
-        groups = [p.group_name for p in data.producer_data_set]
+        groups = tuple(
+            p.group_name
+            for p in data.producer_data_set
+            if p.group_name and p.group_name != CLIENT_INNER_PRODUCER_GROUP
+        )
         mine = ClientInstance(
             ["127.0.0.1:9876"],
             client_ip=ip,
             instance_name=instance,
-            producer_groups=lambda g=groups: [x for x in g if x != CLIENT_INNER_PRODUCER_GROUP],
+            producer_groups=functools.partial(tuple, groups),
         )
         assert mine.heartbeat_data().encode() == request.body
         checked += 1
