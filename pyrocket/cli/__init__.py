@@ -25,6 +25,7 @@ COMMAND_MODULES: tuple[str, ...] = (
     "pyrocket.cli.namesrv",
     "pyrocket.cli.broker",
     "pyrocket.cli.up",
+    "pyrocket.cli.clients",
 )
 
 #: Modules contributing ``pyrocket admin`` commands (``register_admin``).

@@ -1,2 +1,27 @@
-"""Clients of RocketMQ servers: typed requests to NameServers and brokers,
-and what mqadmin and the Java client build on them."""
+"""Clients of RocketMQ servers: typed requests to NameServers and brokers
+(:mod:`~pyrocket.client.namesrv_api`, :mod:`~pyrocket.client.broker_api`),
+and, built on them, a producer and a consumer that work with any 4.x
+cluster as Java 4.7.0's ``DefaultMQProducer`` and ``DefaultMQPushConsumer``
+do (:mod:`~pyrocket.client.producer`, :mod:`~pyrocket.client.consumer`)::
+
+    from pyrocket.client import Producer, PushConsumer, new_message
+
+    async with Producer("my_producers", ["127.0.0.1:9876"]) as producer:
+        result = await producer.send(new_message("TopicTest", b"hi", tags="TagA"))
+        # also: send_oneway, send_orderly(message, shard_key), send_batch([...])
+
+    consumer = PushConsumer("my_consumers", ["127.0.0.1:9876"])
+    consumer.subscribe("TopicTest", "TagA || TagB")
+    async with consumer:
+        async for message in consumer:       # or: await consumer.poll(32, timeout=1)
+            ...                              # reconsume_later(message) to get it again
+
+The command line has the same as ``pyrocket produce`` and ``pyrocket consume``
+(:mod:`pyrocket.cli.clients`).
+"""
+
+from pyrocket.client.consumer import PushConsumer
+from pyrocket.client.instance import ClientError
+from pyrocket.client.producer import Producer, SendResult, SendStatus, new_message
+
+__all__ = ["ClientError", "Producer", "PushConsumer", "SendResult", "SendStatus", "new_message"]

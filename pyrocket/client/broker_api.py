@@ -1,21 +1,25 @@
-"""Typed requests to a broker's admin side (Java's ``MQClientAPIImpl`` calls
-that mqadmin makes): topics, broker configuration, runtime figures, topic
-statistics.
+"""Typed requests to a broker (Java's ``MQClientAPIImpl`` broker calls): the
+admin side mqadmin uses (topics, broker configuration, runtime figures, topic
+statistics) and the client side producers and consumers use (send, pull,
+heartbeats, consumer lists and offsets).
 
 Each method sends one request over a :class:`~pyrocket.remoting.RemotingClient`
 (which must be running) and returns the decoded answer; an answer whose code
 is not SUCCESS raises :class:`~pyrocket.errors.ResponseError` with the
 broker's code and remark. Transport failures raise the remoting errors
 (RemotingConnectError, RemotingTimeoutError, ConnectionClosedError), and an
-answer that does not decode raises ProtocolError.
+answer that does not decode raises ProtocolError. The two calls whose
+non-SUCCESS answers carry meaning (:meth:`BrokerAPI.send_message` and
+:meth:`BrokerAPI.pull_message`) return the raw answer for the caller to map.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
 
-from pyrocket.errors import ResponseError
+from pyrocket.client.calls import invoke_checked
 from pyrocket.protocol.bodies.admin import GroupList, TopicStatsTable
+from pyrocket.protocol.bodies.client import GetConsumerListByGroupResponseBody, HeartbeatData
 from pyrocket.protocol.bodies.properties import Properties
 from pyrocket.protocol.bodies.topic import (
     DataVersion,
@@ -23,15 +27,30 @@ from pyrocket.protocol.bodies.topic import (
     TopicConfig,
     TopicConfigSerializeWrapper,
 )
-from pyrocket.protocol.codes import RequestCode, ResponseCode
+from pyrocket.protocol.codes import RequestCode
 from pyrocket.protocol.command import RemotingCommand
 from pyrocket.protocol.headers import (
     CommandHeader,
+    ConsumerSendMsgBackRequestHeader,
     CreateTopicRequestHeader,
     DeleteTopicRequestHeader,
     GetBrokerConfigResponseHeader,
+    GetConsumerListByGroupRequestHeader,
+    GetMaxOffsetRequestHeader,
+    GetMaxOffsetResponseHeader,
+    GetMinOffsetRequestHeader,
+    GetMinOffsetResponseHeader,
     GetTopicStatsInfoRequestHeader,
+    PullMessageRequestHeader,
+    QueryConsumerOffsetRequestHeader,
+    QueryConsumerOffsetResponseHeader,
     QueryTopicConsumeByWhoRequestHeader,
+    SearchOffsetRequestHeader,
+    SearchOffsetResponseHeader,
+    SendMessageRequestHeader,
+    SendMessageRequestHeaderV2,
+    UnregisterClientRequestHeader,
+    UpdateConsumerOffsetRequestHeader,
 )
 from pyrocket.remoting import RemotingClient
 
@@ -54,12 +73,12 @@ class BrokerAPI:
         code: int,
         header: CommandHeader | None = None,
         body: bytes | None = None,
+        timeout: float | None = None,  # noqa: ASYNC109
     ) -> RemotingCommand:
         request = RemotingCommand.request(code, header, body=body)
-        response = await self.client.invoke_sync(addr, request, self.timeout)
-        if response.code != ResponseCode.SUCCESS:
-            raise ResponseError(response.code, response.remark)
-        return response
+        return await invoke_checked(
+            self.client, addr, request, self.timeout if timeout is None else timeout
+        )
 
     async def create_topic(
         self, addr: str, config: TopicConfig, default_topic: str = DEFAULT_TOPIC
@@ -122,5 +141,203 @@ class BrokerAPI:
         )
         return list(GroupList.decode(response.body or b"{}").group_list)
 
+    # ------------------------------------------------------------------
+    # Producers and consumers
 
-__all__ = ["DEFAULT_TIMEOUT", "DEFAULT_TOPIC", "BrokerAPI"]
+    async def send_message(
+        self,
+        addr: str,
+        header: SendMessageRequestHeader,
+        body: bytes,
+        timeout: float,  # noqa: ASYNC109
+    ) -> RemotingCommand:
+        """SEND_MESSAGE_V2 (the short-named header Java's client sends by
+        default), or SEND_BATCH_MESSAGE when ``header.batch``. Returns the
+        answer whatever its code: the producer maps it."""
+        request = RemotingCommand.request(_send_code(header), v2_header(header), body=body)
+        return await self.client.invoke_sync(addr, request, timeout)
+
+    async def send_message_oneway(
+        self,
+        addr: str,
+        header: SendMessageRequestHeader,
+        body: bytes,
+        timeout: float,  # noqa: ASYNC109
+    ) -> None:
+        """SEND_MESSAGE_V2 flagged oneway: nothing comes back."""
+        request = RemotingCommand.request(
+            _send_code(header), v2_header(header), body=body, oneway=True
+        )
+        await self.client.invoke_oneway(addr, request, timeout)
+
+    async def pull_message(
+        self,
+        addr: str,
+        header: PullMessageRequestHeader,
+        timeout: float,  # noqa: ASYNC109
+    ) -> RemotingCommand:
+        """PULL_MESSAGE. Returns the answer whatever its code: the consumer
+        maps FOUND / NO_NEW_MSG / NO_MATCHED_MSG / OFFSET_ILLEGAL."""
+        request = RemotingCommand.request(RequestCode.PULL_MESSAGE, header)
+        return await self.client.invoke_sync(addr, request, timeout)
+
+    async def heartbeat(self, addr: str, data: HeartbeatData, timeout: float = 3.0) -> None:  # noqa: ASYNC109
+        """HEART_BEAT with a client's producer and consumer groups."""
+        await self._call(addr, RequestCode.HEART_BEAT, body=data.encode(), timeout=timeout)
+
+    async def unregister_client(
+        self,
+        addr: str,
+        client_id: str,
+        *,
+        producer_group: str | None = None,
+        consumer_group: str | None = None,
+        timeout: float = 3.0,  # noqa: ASYNC109
+    ) -> None:
+        """UNREGISTER_CLIENT for one producer or consumer group of a client."""
+        header = UnregisterClientRequestHeader(client_id, producer_group, consumer_group)
+        await self._call(addr, RequestCode.UNREGISTER_CLIENT, header, timeout=timeout)
+
+    async def get_consumer_id_list(
+        self,
+        addr: str,
+        consumer_group: str,
+        timeout: float = 3.0,  # noqa: ASYNC109
+    ) -> list[str]:
+        """GET_CONSUMER_LIST_BY_GROUP: the client ids of the group's consumers
+        connected to this broker. A group without consumers raises
+        ResponseError (the broker answers SYSTEM_ERROR)."""
+        response = await self._call(
+            addr,
+            RequestCode.GET_CONSUMER_LIST_BY_GROUP,
+            GetConsumerListByGroupRequestHeader(consumer_group),
+            timeout=timeout,
+        )
+        body = GetConsumerListByGroupResponseBody.decode(response.body or b"{}")
+        return list(body.consumer_id_list or ())
+
+    async def query_consumer_offset(
+        self,
+        addr: str,
+        consumer_group: str,
+        topic: str,
+        queue_id: int,
+        timeout: float = 3.0,  # noqa: ASYNC109
+    ) -> int:
+        """QUERY_CONSUMER_OFFSET: the group's committed offset of a queue. No
+        committed offset raises ResponseError (QUERY_NOT_FOUND)."""
+        response = await self._call(
+            addr,
+            RequestCode.QUERY_CONSUMER_OFFSET,
+            QueryConsumerOffsetRequestHeader(consumer_group, topic, queue_id),
+            timeout=timeout,
+        )
+        return response.decode_header(QueryConsumerOffsetResponseHeader).offset
+
+    async def update_consumer_offset(
+        self,
+        addr: str,
+        consumer_group: str,
+        topic: str,
+        queue_id: int,
+        offset: int,
+        *,
+        oneway: bool = False,
+        timeout: float = 3.0,  # noqa: ASYNC109
+    ) -> None:
+        """UPDATE_CONSUMER_OFFSET: commit the group's offset of a queue."""
+        header = UpdateConsumerOffsetRequestHeader(consumer_group, topic, queue_id, offset)
+        if oneway:
+            request = RemotingCommand.request(
+                RequestCode.UPDATE_CONSUMER_OFFSET, header, oneway=True
+            )
+            await self.client.invoke_oneway(addr, request, timeout)
+        else:
+            await self._call(addr, RequestCode.UPDATE_CONSUMER_OFFSET, header, timeout=timeout)
+
+    async def consumer_send_msg_back(
+        self,
+        addr: str,
+        header: ConsumerSendMsgBackRequestHeader,
+        timeout: float = 5.0,  # noqa: ASYNC109
+    ) -> None:
+        """CONSUMER_SEND_MSG_BACK: give a consumed message back to be
+        delivered again through the group's retry topic (or its dead-letter
+        queue)."""
+        await self._call(addr, RequestCode.CONSUMER_SEND_MSG_BACK, header, timeout=timeout)
+
+    async def get_max_offset(
+        self,
+        addr: str,
+        topic: str,
+        queue_id: int,
+        timeout: float = 3.0,  # noqa: ASYNC109
+    ) -> int:
+        """GET_MAX_OFFSET: the offset after a queue's last message."""
+        response = await self._call(
+            addr,
+            RequestCode.GET_MAX_OFFSET,
+            GetMaxOffsetRequestHeader(topic, queue_id),
+            timeout=timeout,
+        )
+        return response.decode_header(GetMaxOffsetResponseHeader).offset
+
+    async def get_min_offset(
+        self,
+        addr: str,
+        topic: str,
+        queue_id: int,
+        timeout: float = 3.0,  # noqa: ASYNC109
+    ) -> int:
+        """GET_MIN_OFFSET: a queue's first offset still stored."""
+        response = await self._call(
+            addr,
+            RequestCode.GET_MIN_OFFSET,
+            GetMinOffsetRequestHeader(topic, queue_id),
+            timeout=timeout,
+        )
+        return response.decode_header(GetMinOffsetResponseHeader).offset
+
+    async def search_offset(
+        self,
+        addr: str,
+        topic: str,
+        queue_id: int,
+        timestamp: int,
+        timeout: float = 3.0,  # noqa: ASYNC109
+    ) -> int:
+        """SEARCH_OFFSET_BY_TIMESTAMP: the first offset stored at or after
+        ``timestamp`` (ms)."""
+        response = await self._call(
+            addr,
+            RequestCode.SEARCH_OFFSET_BY_TIMESTAMP,
+            SearchOffsetRequestHeader(topic, queue_id, timestamp),
+            timeout=timeout,
+        )
+        return response.decode_header(SearchOffsetResponseHeader).offset
+
+
+def _send_code(header: SendMessageRequestHeader) -> RequestCode:
+    return RequestCode.SEND_BATCH_MESSAGE if header.batch else RequestCode.SEND_MESSAGE_V2
+
+
+def v2_header(header: SendMessageRequestHeader) -> SendMessageRequestHeaderV2:
+    """The short-named form of a send header (``createSendMessageRequestHeaderV2``)."""
+    return SendMessageRequestHeaderV2(
+        producer_group=header.producer_group,
+        topic=header.topic,
+        default_topic=header.default_topic,
+        default_topic_queue_nums=header.default_topic_queue_nums,
+        queue_id=header.queue_id,
+        sys_flag=header.sys_flag,
+        born_timestamp=header.born_timestamp,
+        flag=header.flag,
+        properties=header.properties,
+        reconsume_times=header.reconsume_times,
+        unit_mode=header.unit_mode,
+        max_reconsume_times=header.max_reconsume_times,
+        batch=header.batch,
+    )
+
+
+__all__ = ["DEFAULT_TIMEOUT", "DEFAULT_TOPIC", "BrokerAPI", "v2_header"]

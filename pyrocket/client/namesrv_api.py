@@ -25,7 +25,8 @@ from pyrocket.broker.outer_api import (
     register_broker_request,
     unregister_broker_request,
 )
-from pyrocket.errors import ProtocolError, ResponseError
+from pyrocket.client.calls import invoke_checked
+from pyrocket.errors import ProtocolError
 from pyrocket.protocol.bodies import (
     ClusterInfo,
     DataVersion,
@@ -37,7 +38,7 @@ from pyrocket.protocol.bodies import (
     TopicList,
     TopicRouteData,
 )
-from pyrocket.protocol.codes import RequestCode, ResponseCode
+from pyrocket.protocol.codes import RequestCode
 from pyrocket.protocol.command import RemotingCommand
 from pyrocket.protocol.headers import (
     CommandHeader,
@@ -79,10 +80,7 @@ class NameServerAPI:
         return await self._send(addr, RemotingCommand.request(code, header, body=body))
 
     async def _send(self, addr: str | None, request: RemotingCommand) -> RemotingCommand:
-        response = await self.client.invoke_sync(addr, request, self.timeout)
-        if response.code != ResponseCode.SUCCESS:
-            raise ResponseError(response.code, response.remark)
-        return response
+        return await invoke_checked(self.client, addr, request, self.timeout)
 
     @staticmethod
     def _body(response: RemotingCommand, what: str) -> bytes:

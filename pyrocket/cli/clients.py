@@ -1,0 +1,243 @@
+"""``pyrocket produce`` and ``pyrocket consume``: send and read messages from
+the command line with :class:`~pyrocket.client.Producer` and
+:class:`~pyrocket.client.PushConsumer`, against any 4.x cluster.
+
+    pyrocket produce -n 127.0.0.1:9876 -t TopicTest [--tags TagA] [--keys K1]
+                     [-p NAME=VALUE ...] [-g GROUP] [-c N]
+                     [--mode sync|oneway|orderly] [--shard-key KEY] [--json] [BODY ...]
+    pyrocket consume -n 127.0.0.1:9876 -t TopicTest -g GROUP [-s "TagA || TagB"]
+                     [-c N] [--from-first] [--json]
+
+``produce`` sends each BODY (or, with none, each line of standard input) ``-c``
+times and prints a SendResult per sync or orderly send, as Java prints one
+(``SendResult [sendStatus=SEND_OK, msgId=..., ...]``), or a JSON object per
+line with ``--json``. ``consume`` prints every message it receives, one line
+each (JSON with ``--json``), until ``-c`` messages or SIGINT; it commits the
+group's offsets when it stops. ``-n`` defaults to ``$NAMESRV_ADDR``; several
+NameServers are separated by ``;``. Failures are printed as
+``pyrocket <command>: <reason>`` with exit status 1.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import signal
+import sys
+from collections.abc import Iterable
+from typing import Any, TextIO
+
+import trio
+
+from pyrocket.cli.serving import leaves
+from pyrocket.client.consumer import PushConsumer
+from pyrocket.client.instance import DEFAULT_PRODUCER_GROUP
+from pyrocket.client.producer import Producer, SendResult, new_message
+from pyrocket.errors import PyrocketError
+from pyrocket.protocol.bodies.client import ConsumeFromWhere, MessageQueue
+from pyrocket.protocol.message import MessageExt
+
+
+def _namesrv(args: argparse.Namespace) -> list[str]:
+    text = args.namesrvAddr or os.environ.get("NAMESRV_ADDR", "")
+    addresses = [a.strip() for a in text.split(";") if a.strip()]
+    if not addresses:
+        raise PyrocketError("no name server address: give -n or set NAMESRV_ADDR")
+    return addresses
+
+
+def queue_text(queue: MessageQueue) -> str:
+    """``MessageQueue.toString``."""
+    return (
+        f"MessageQueue [topic={queue.topic}, brokerName={queue.broker_name}, "
+        f"queueId={queue.queue_id}]"
+    )
+
+
+def result_text(result: SendResult) -> str:
+    """``SendResult.toString``."""
+    return (
+        f"SendResult [sendStatus={result.status.value}, msgId={result.msg_id}, "
+        f"offsetMsgId={result.offset_msg_id}, messageQueue={queue_text(result.queue)}, "
+        f"queueOffset={result.queue_offset}]"
+    )
+
+
+def result_json(result: SendResult) -> dict[str, Any]:
+    return {
+        "status": result.status.value,
+        "msgId": result.msg_id,
+        "offsetMsgId": result.offset_msg_id,
+        "topic": result.queue.topic,
+        "brokerName": result.queue.broker_name,
+        "queueId": result.queue.queue_id,
+        "queueOffset": result.queue_offset,
+    }
+
+
+def message_json(message: MessageExt) -> dict[str, Any]:
+    return {
+        "topic": message.topic,
+        "queueId": message.queue_id,
+        "queueOffset": message.queue_offset,
+        "msgId": message.uniq_key or message.msg_id,
+        "offsetMsgId": message.msg_id,
+        "tags": message.tags,
+        "keys": message.keys,
+        "bornTimestamp": message.born_timestamp,
+        "storeTimestamp": message.store_timestamp,
+        "reconsumeTimes": message.reconsume_times,
+        "properties": dict(message.properties),
+        "body": message.body.decode("utf-8", errors="backslashreplace"),
+    }
+
+
+def message_text(message: MessageExt) -> str:
+    body = message.body.decode("utf-8", errors="backslashreplace")
+    return (
+        f"queueId={message.queue_id} queueOffset={message.queue_offset} "
+        f"msgId={message.uniq_key or message.msg_id} tags={message.tags} "
+        f"keys={message.keys} body={body}"
+    )
+
+
+def _properties(items: Iterable[str]) -> dict[str, str]:
+    result: dict[str, str] = {}
+    for item in items:
+        name, sep, value = item.partition("=")
+        if not sep or not name:
+            raise PyrocketError(f"-p {item!r}: expected NAME=VALUE")
+        result[name] = value
+    return result
+
+
+async def produce(args: argparse.Namespace, bodies: Iterable[bytes], out: TextIO) -> None:
+    """Send ``bodies`` as ``args`` say, printing results to ``out``."""
+    properties = _properties(args.property)
+    async with Producer(args.group, _namesrv(args)) as producer:
+        for body in bodies:
+            for _ in range(args.count):
+                message = new_message(
+                    args.topic, body, tags=args.tags, keys=args.keys, properties=properties
+                )
+                if args.mode == "oneway":
+                    await producer.send_oneway(message)
+                    continue
+                if args.mode == "orderly":
+                    result = await producer.send_orderly(message, args.shard_key)
+                else:
+                    result = await producer.send(message)
+                print(
+                    json.dumps(result_json(result)) if args.json else result_text(result), file=out
+                )
+                out.flush()
+
+
+async def consume(args: argparse.Namespace, out: TextIO) -> None:
+    """Print messages of ``args.topic`` until ``args.count`` or SIGINT/SIGTERM."""
+    where = (
+        ConsumeFromWhere.CONSUME_FROM_FIRST_OFFSET
+        if args.from_first
+        else ConsumeFromWhere.CONSUME_FROM_LAST_OFFSET
+    )
+    consumer = PushConsumer(args.group, _namesrv(args), consume_from=where)
+    consumer.subscribe(args.topic, args.subExpression)
+    with trio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
+        async with consumer, trio.open_nursery() as nursery:
+
+            async def stop_on_signal() -> None:
+                async for _ in signals:
+                    nursery.cancel_scope.cancel()
+                    return
+
+            nursery.start_soon(stop_on_signal)
+            received = 0
+            async for message in consumer:
+                line = json.dumps(message_json(message)) if args.json else message_text(message)
+                print(line, file=out)
+                out.flush()
+                received += 1
+                if args.count and received >= args.count:
+                    break
+            nursery.cancel_scope.cancel()
+
+
+def _run(program: str, main: Any, *main_args: Any) -> int:
+    try:
+        trio.run(main, *main_args)
+    except BaseExceptionGroup as group:
+        failures = [leaf for leaf in leaves(group) if not isinstance(leaf, KeyboardInterrupt)]
+        for leaf in failures:
+            print(f"pyrocket {program}: {leaf}", file=sys.stderr)
+        return 1 if failures else 0
+    except PyrocketError as exc:
+        print(f"pyrocket {program}: {exc}", file=sys.stderr)
+        return 1
+    return 0
+
+
+def _produce_main(args: argparse.Namespace) -> int:
+    if args.body:
+        bodies: Iterable[bytes] = [b.encode("utf-8") for b in args.body]
+    else:
+        bodies = [line.rstrip(b"\r\n") for line in sys.stdin.buffer if line.strip()]
+    return _run("produce", produce, args, bodies, sys.stdout)
+
+
+def _consume_main(args: argparse.Namespace) -> int:
+    return _run("consume", consume, args, sys.stdout)
+
+
+def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    produce_parser = subparsers.add_parser(
+        "produce", help="send messages (each BODY, or each line of stdin)"
+    )
+    produce_parser.add_argument("-n", "--namesrvAddr", help="name servers, 'host:port;host:port'")
+    produce_parser.add_argument("-t", "--topic", required=True, help="topic name")
+    produce_parser.add_argument(
+        "-g", "--group", default=DEFAULT_PRODUCER_GROUP, help="producer group"
+    )
+    produce_parser.add_argument("--tags", help="the messages' tag")
+    produce_parser.add_argument("--keys", help="the messages' keys (space separated)")
+    produce_parser.add_argument(
+        "-p",
+        "--property",
+        action="append",
+        default=[],
+        metavar="NAME=VALUE",
+        help="a user property (repeatable)",
+    )
+    produce_parser.add_argument(
+        "-c", "--count", type=int, default=1, help="send each body this many times"
+    )
+    produce_parser.add_argument(
+        "--mode", choices=("sync", "oneway", "orderly"), default="sync", help="how to send"
+    )
+    produce_parser.add_argument(
+        "--shard-key", default="", help="orderly mode: messages with one key keep their order"
+    )
+    produce_parser.add_argument("--json", action="store_true", help="print JSON lines")
+    produce_parser.add_argument("body", nargs="*", help="message bodies (default: stdin lines)")
+    produce_parser.set_defaults(func=_produce_main)
+
+    consume_parser = subparsers.add_parser("consume", help="print the messages of a topic")
+    consume_parser.add_argument("-n", "--namesrvAddr", help="name servers, 'host:port;host:port'")
+    consume_parser.add_argument("-t", "--topic", required=True, help="topic name")
+    consume_parser.add_argument("-g", "--group", required=True, help="consumer group")
+    consume_parser.add_argument(
+        "-s", "--subExpression", default="*", help="tag expression, '*' or 'TagA || TagB'"
+    )
+    consume_parser.add_argument(
+        "-c", "--count", type=int, default=0, help="stop after this many messages (0: never)"
+    )
+    consume_parser.add_argument(
+        "--from-first",
+        action="store_true",
+        help="a group without committed offsets starts at the first message, not the last",
+    )
+    consume_parser.add_argument("--json", action="store_true", help="print JSON lines")
+    consume_parser.set_defaults(func=_consume_main)
+
+
+__all__ = ["consume", "produce", "register"]

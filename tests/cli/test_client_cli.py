@@ -1,0 +1,95 @@
+"""``pyrocket produce`` and ``pyrocket consume`` as processes against
+``pyrocket up``: what one sends the other prints, with tags, keys and
+properties, and failures are reported with exit status 1."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import sys
+from pathlib import Path
+
+import trio
+
+from tests.client.helpers import running_up
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+async def pyrocket(*args: str, stdin: bytes = b"", seconds: float = 30) -> tuple[int, str, str]:
+    env = dict(os.environ, PYTHONPATH=str(ROOT))
+    env.pop("NAMESRV_ADDR", None)
+    with trio.fail_after(seconds):
+        result = await trio.run_process(
+            [sys.executable, "-m", "pyrocket", "--log-level", "WARNING", *args],
+            stdin=stdin,
+            capture_stdout=True,
+            capture_stderr=True,
+            check=False,
+            cwd=ROOT,
+            env=env,
+        )
+    return result.returncode, result.stdout.decode(), result.stderr.decode()
+
+
+async def test_produce_then_consume(tmp_path: Path) -> None:
+    with trio.fail_after(60):
+        async with running_up(tmp_path) as running:
+            ns = running.namesrv_addr
+            status, out, err = await pyrocket(
+                "produce", "-n", ns, "-t", "CliTopic", "--tags", "TagA", "--keys", "k1 k2",
+                "-p", "origin=cli", "-c", "2", "--json", "one", "two",
+            )  # fmt: skip
+            assert status == 0, err
+            results = [json.loads(line) for line in out.splitlines()]
+            assert len(results) == 4 and {r["status"] for r in results} == {"SEND_OK"}
+            assert {r["topic"] for r in results} == {"CliTopic"}
+
+            status, out, err = await pyrocket(
+                "produce", "-n", ns, "-t", "CliTopic", "--tags", "TagB", stdin=b"three\nfour\n"
+            )
+            assert status == 0, err
+            lines = out.splitlines()
+            assert len(lines) == 2
+            assert re.fullmatch(
+                r"SendResult \[sendStatus=SEND_OK, msgId=[0-9A-F]{32}, offsetMsgId=[0-9A-F]{32}, "
+                r"messageQueue=MessageQueue \[topic=CliTopic, brokerName=broker-a, queueId=\d\], "
+                r"queueOffset=\d+\]",
+                lines[0],
+            ), lines[0]
+
+            status, out, err = await pyrocket(
+                "consume", "-n", ns, "-t", "CliTopic", "-g", "cli_group", "-s", "TagA",
+                "-c", "4", "--from-first", "--json",
+            )  # fmt: skip
+            assert status == 0, err
+            messages = [json.loads(line) for line in out.splitlines()]
+            assert sorted(m["body"] for m in messages) == ["one", "one", "two", "two"]
+            assert {m["keys"] for m in messages} == {"k1 k2"}
+            assert {m["properties"]["origin"] for m in messages} == {"cli"}
+
+            status, out, err = await pyrocket(
+                "consume",
+                "-n",
+                ns,
+                "-t",
+                "CliTopic",
+                "-g",
+                "cli_group_b",
+                "-c",
+                "6",
+                "--from-first",
+            )
+            assert status == 0, err
+            assert sorted(line.rsplit("body=", 1)[1] for line in out.splitlines()) == [
+                "four", "one", "one", "three", "two", "two",
+            ]  # fmt: skip
+
+
+async def test_failures_are_reported() -> None:
+    status, out, err = await pyrocket("produce", "-t", "CliTopic", "x")
+    assert out == ""
+    assert status == 1 and "pyrocket produce: no name server address" in err
+    status, _, err = await pyrocket("produce", "-n", "127.0.0.1:1", "-t", "bad topic!", "x")
+    assert status == 1 and "illegal characters" in err
