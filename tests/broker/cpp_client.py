@@ -162,6 +162,11 @@ def push(namesrv: str, topic: str, group: str, count: int, seconds: float) -> No
 
     consumer = PushConsumer(group)
     consumer.set_namesrv_addr(namesrv)
+    # One consume thread: with several, the C++ client can write a queue's
+    # offset back (a thread that computed an older offset stores it after
+    # one that computed a newer; it has no increase-only update, unlike
+    # Java's client), and at shutdown it commits that older offset.
+    consumer.set_thread_count(1)
     consumer.subscribe(topic, callback)
     started = time.monotonic()
     consumer.start()
