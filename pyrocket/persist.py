@@ -16,6 +16,7 @@ so that a person decides. Everything here blocks; async code calls
 
 from __future__ import annotations
 
+import logging
 import os
 from collections.abc import Callable
 from pathlib import Path
@@ -74,6 +75,24 @@ def write_atomically(path: str | os.PathLike[str], data: str | bytes) -> None:
 async def write_atomically_async(path: str | os.PathLike[str], data: str | bytes) -> None:
     """:func:`write_atomically` in a worker thread."""
     await trio.to_thread.run_sync(write_atomically, path, data)
+
+
+async def persist_table(
+    path: str | os.PathLike[str],
+    lock: trio.Lock,
+    encode: Callable[[], str],
+    log: logging.Logger,
+) -> None:
+    """Java's ``ConfigManager.persist``: under ``lock`` (so that writes of the
+    same table never interleave), encode the table and write it atomically.
+    A disk failure is logged on ``log``, not raised: the table in memory
+    stays and the next persist tries again."""
+    async with lock:
+        text = encode()
+        try:
+            await write_atomically_async(path, text)
+        except OSError as exc:
+            log.error("persist %s failed: %s", path, exc)
 
 
 def _read_text(path: Path) -> str | None:

@@ -21,7 +21,7 @@ from typing import Any, Final
 
 import trio
 
-from pyrocket.persist import load_with_backup, write_atomically_async
+from pyrocket.persist import load_with_backup, persist_table
 from pyrocket.protocol import fastjson
 from pyrocket.protocol.bodies.admin import ConsumerOffsetSerializeWrapper
 from pyrocket.protocol.javahash import JavaConcurrentHashMap, JavaHashSet, int_hash
@@ -98,12 +98,7 @@ class ConsumerOffsetManager:
     async def persist(self) -> None:
         """Write the file atomically (old one kept as ``.bak``). Failures are
         logged; the table in memory stays."""
-        async with self._persist_lock:
-            text = self.encode(pretty=True)
-            try:
-                await write_atomically_async(self.path, text)
-            except OSError as exc:
-                log.error("persist %s failed: %s", self.path, exc)
+        await persist_table(self.path, self._persist_lock, lambda: self.encode(pretty=True), log)
 
     async def run(
         self,

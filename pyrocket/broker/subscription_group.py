@@ -21,7 +21,7 @@ from typing import Final
 import trio
 
 from pyrocket.broker.config import BrokerConfig
-from pyrocket.persist import load_with_backup, write_atomically_async
+from pyrocket.persist import load_with_backup, persist_table
 from pyrocket.protocol import fastjson
 from pyrocket.protocol.bodies._bean import STR as STR_KIND
 from pyrocket.protocol.bodies._bean import Bean, bean, map_of, prop
@@ -125,12 +125,7 @@ class SubscriptionGroupManager:
 
     async def persist(self) -> None:
         """Write ``subscriptionGroup.json``; failures are logged."""
-        async with self._persist_lock:
-            text = self.encode(pretty=True)
-            try:
-                await write_atomically_async(self.path, text)
-            except OSError as exc:
-                log.error("persist %s failed: %s", self.path, exc)
+        await persist_table(self.path, self._persist_lock, lambda: self.encode(pretty=True), log)
 
     def _next_version(self) -> None:
         now = self._now_ms() if self._now_ms is not None else None

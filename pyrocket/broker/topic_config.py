@@ -31,7 +31,7 @@ import trio
 
 from pyrocket.broker.config import BrokerConfig
 from pyrocket.errors import ProtocolError
-from pyrocket.persist import load_with_backup, write_atomically_async
+from pyrocket.persist import load_with_backup, persist_table
 from pyrocket.protocol import fastjson
 from pyrocket.protocol.bodies.topic import (
     PERM_INHERIT,
@@ -208,12 +208,7 @@ class TopicConfigManager:
     async def persist(self) -> None:
         """Write ``topics.json`` (atomically, the previous one kept as
         ``.bak``). Failures are logged; the table in memory stays."""
-        async with self._persist_lock:
-            text = self.encode(pretty=True)
-            try:
-                await write_atomically_async(self.path, text)
-            except OSError as exc:
-                log.error("persist %s failed: %s", self.path, exc)
+        await persist_table(self.path, self._persist_lock, lambda: self.encode(pretty=True), log)
 
     def _next_version(self) -> None:
         now = self._now_ms() if self._now_ms is not None else None

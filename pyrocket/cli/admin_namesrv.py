@@ -15,7 +15,7 @@ from __future__ import annotations
 import argparse
 import sys
 import time
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from typing import Final, TextIO
 
 import trio
@@ -49,6 +49,19 @@ def _cluster_order(info: ClusterInfo) -> list[tuple[str, list[str]]]:
 def _addr_order(data: BrokerData) -> list[tuple[int, str]]:
     addrs = data.broker_addrs or {}
     return [(broker_id, addrs[broker_id]) for broker_id in hashmap_order(addrs)]
+
+
+def _cluster_brokers(info: ClusterInfo) -> Iterator[tuple[str, str, int, str]]:
+    """``(cluster, broker name, broker id, address)`` of every broker, in
+    clusterList's order; names without broker data are skipped."""
+    brokers = info.broker_addr_table or {}
+    for cluster, names in _cluster_order(info):
+        for name in names:
+            data = brokers.get(name)
+            if data is None:
+                continue
+            for broker_id, addr in _addr_order(data):
+                yield cluster, name, broker_id, addr
 
 
 # ---------------------------------------------------------------------------
@@ -102,48 +115,42 @@ async def _print_cluster_base_info(session: Session, info: ClusterInfo, out: Tex
             "#SPACE",
         )
     )
-    brokers = info.broker_addr_table or {}
-    for cluster, names in _cluster_order(info):
-        for name in names:
-            data = brokers.get(name)
-            if data is None:
-                continue
-            for broker_id, addr in _addr_order(data):
-                stats: dict[str, str] = {}
-                try:
-                    stats = await session.brokers.get_broker_runtime_info(addr)
-                except PyrocketError as exc:
-                    print(f"cannot fetch runtime info of {addr}: {exc}", file=sys.stderr)
-                hour = 0.0
-                earliest = stats.get("earliestMessageTimeStamp")
-                if earliest:
-                    hour = (time.time() * 1000 - int(earliest)) / 1000 / 60 / 60
-                space = float(stats.get("commitLogDiskRatio") or 0.0)
-                in_tps = _number(stats.get("putTps"))
-                out_tps = _number(stats.get("getTransferedTps"))
-                out.write(
-                    row
-                    % (
-                        cluster,
-                        name,
-                        broker_id,
-                        addr,
-                        stats.get("brokerVersionDesc", ""),
-                        _load(
-                            in_tps,
-                            stats.get("sendThreadPoolQueueSize", ""),
-                            stats.get("sendThreadPoolQueueHeadWaitTimeMills", ""),
-                        ),
-                        _load(
-                            out_tps,
-                            stats.get("pullThreadPoolQueueSize", ""),
-                            stats.get("pullThreadPoolQueueHeadWaitTimeMills", ""),
-                        ),
-                        stats.get("pageCacheLockTimeMills", ""),
-                        f"{hour:2.2f}",
-                        f"{space:.4f}",
-                    )
-                )
+    for cluster, name, broker_id, addr in _cluster_brokers(info):
+        stats: dict[str, str] = {}
+        try:
+            stats = await session.brokers.get_broker_runtime_info(addr)
+        except PyrocketError as exc:
+            print(f"cannot fetch runtime info of {addr}: {exc}", file=sys.stderr)
+        hour = 0.0
+        earliest = stats.get("earliestMessageTimeStamp")
+        if earliest:
+            hour = (time.time() * 1000 - int(earliest)) / 1000 / 60 / 60
+        space = float(stats.get("commitLogDiskRatio") or 0.0)
+        in_tps = _number(stats.get("putTps"))
+        out_tps = _number(stats.get("getTransferedTps"))
+        out.write(
+            row
+            % (
+                cluster,
+                name,
+                broker_id,
+                addr,
+                stats.get("brokerVersionDesc", ""),
+                _load(
+                    in_tps,
+                    stats.get("sendThreadPoolQueueSize", ""),
+                    stats.get("sendThreadPoolQueueHeadWaitTimeMills", ""),
+                ),
+                _load(
+                    out_tps,
+                    stats.get("pullThreadPoolQueueSize", ""),
+                    stats.get("pullThreadPoolQueueHeadWaitTimeMills", ""),
+                ),
+                stats.get("pageCacheLockTimeMills", ""),
+                f"{hour:2.2f}",
+                f"{space:.4f}",
+            )
+        )
 
 
 async def _print_cluster_more_stats(session: Session, info: ClusterInfo, out: TextIO) -> None:
@@ -159,22 +166,16 @@ async def _print_cluster_more_stats(session: Session, info: ClusterInfo, out: Te
             "#OutTotalToday",
         )
     )
-    brokers = info.broker_addr_table or {}
-    for cluster, names in _cluster_order(info):
-        for name in names:
-            data = brokers.get(name)
-            if data is None:
-                continue
-            for _, addr in _addr_order(data):
-                totals = [0, 0, 0, 0]
-                try:
-                    stats = await session.brokers.get_broker_runtime_info(addr)
-                    put = [int(stats[k]) for k in _PUT_TOTALS]
-                    get = [int(stats[k]) for k in _GET_TOTALS]
-                    totals = [put[1] - put[0], get[1] - get[0], put[2] - put[1], get[2] - get[1]]
-                except (PyrocketError, KeyError, ValueError):
-                    pass  # mqadmin prints zeros for a broker it cannot read
-                out.write(row % (cluster, name, *totals))
+    for cluster, name, _, addr in _cluster_brokers(info):
+        totals = [0, 0, 0, 0]
+        try:
+            stats = await session.brokers.get_broker_runtime_info(addr)
+            put = [int(stats[k]) for k in _PUT_TOTALS]
+            get = [int(stats[k]) for k in _GET_TOTALS]
+            totals = [put[1] - put[0], get[1] - get[0], put[2] - put[1], get[2] - get[1]]
+        except (PyrocketError, KeyError, ValueError):
+            pass  # mqadmin prints zeros for a broker it cannot read
+        out.write(row % (cluster, name, *totals))
 
 
 _PUT_TOTALS: Final = (

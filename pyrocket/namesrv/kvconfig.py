@@ -22,7 +22,7 @@ from typing import Any, Final
 import trio
 
 from pyrocket.errors import ConfigError, ProtocolError
-from pyrocket.persist import load_with_backup, write_atomically
+from pyrocket.persist import load_with_backup, write_atomically_async
 from pyrocket.protocol import fastjson
 from pyrocket.protocol.bodies import KVTable
 from pyrocket.protocol.javahash import JavaHashMap
@@ -121,7 +121,7 @@ class KVConfigManager:
         path = self.path
         async with self._write_lock:
             content = self.encode()
-            await trio.to_thread.run_sync(write_atomically, path, content)
+            await write_atomically_async(path, content)
 
 
 def _parse_file(text: str) -> _Table:

@@ -156,15 +156,12 @@ class DefaultRequestProcessor:
     def put_kv_config(self, conn: Connection, request: RemotingCommand) -> None:
         header = request.decode_header(PutKVConfigRequestHeader)
         self.state.kv.put_kv_config(header.namespace, header.key, header.value)
-        self._answer_after(conn, request, self._persist_kv, "KV config")
+        self._answer_after(conn, request, self.state.kv.persist, "KV config")
 
     def delete_kv_config(self, conn: Connection, request: RemotingCommand) -> None:
         header = request.decode_header(DeleteKVConfigRequestHeader)
         self.state.kv.delete_kv_config(header.namespace, header.key)
-        self._answer_after(conn, request, self._persist_kv, "KV config")
-
-    async def _persist_kv(self) -> None:
-        await self.state.kv.persist()
+        self._answer_after(conn, request, self.state.kv.persist, "KV config")
 
     def get_kv_config(self, conn: Connection, request: RemotingCommand) -> RemotingCommand:
         header = request.decode_header(GetKVConfigRequestHeader)
@@ -377,7 +374,7 @@ class DefaultRequestProcessor:
         path = state.config.config_store_path
 
         async def save() -> None:
-            await _run_sync_in_thread(save_properties, path, accepted)
+            await trio.to_thread.run_sync(save_properties, path, accepted)
 
         self._answer_after(conn, request, save, "NameServer config", answer)
         return None
@@ -386,10 +383,6 @@ class DefaultRequestProcessor:
         state = self.state
         content = state.configuration.format_string(state.config)
         return _success(body=content.encode("utf-8") if content else None)
-
-
-async def _run_sync_in_thread(function: Callable[..., None], *args: Any) -> None:
-    await trio.to_thread.run_sync(function, *args)
 
 
 # ---------------------------------------------------------------------------

@@ -6,8 +6,8 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from pyrocket.broker.store import BrokerMessage, MessageStoreConfig
-from pyrocket.protocol.message import HostPort, java_properties
+from pyrocket.broker.store import BrokerMessage, GetMessageStatus, MessageStore, MessageStoreConfig
+from pyrocket.protocol.message import HostPort, MessageExt, decode_messages, java_properties
 
 BORN = HostPort.of("10.1.2.3", 50000)
 STORE = HostPort.of("127.0.0.1", 10911)
@@ -46,3 +46,18 @@ def message(
     fields.setdefault("born_host", BORN)
     fields.setdefault("store_host", STORE)
     return BrokerMessage(topic, queue_id, body, java_properties(entries), **fields)
+
+
+async def read_queue(store: MessageStore, topic: str, queue_id: int) -> list[MessageExt]:
+    """Every message of a queue, read 32 at a time from offset 0; the read
+    must end where the queue does (or find an empty queue)."""
+    found: list[MessageExt] = []
+    offset = 0
+    while True:
+        result = await store.get_message("group", topic, queue_id, offset, 32)
+        assert result is not None
+        if result.status is not GetMessageStatus.FOUND:
+            assert result.status is GetMessageStatus.OFFSET_OVERFLOW_ONE or offset == 0
+            return found
+        found.extend(decode_messages(result.body()))
+        offset = result.next_begin_offset

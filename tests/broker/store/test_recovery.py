@@ -16,8 +16,6 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from pyrocket.broker.store import (
-    GetMessageStatus,
-    MessageStore,
     PutMessageStatus,
     open_message_store,
 )
@@ -27,28 +25,14 @@ from pyrocket.protocol.message import (
     HostPort,
     MessageExt,
     MessageSysFlag,
-    decode_messages,
     decode_offset_message_id,
     encode_message,
     java_crc32,
 )
 from tests.broker.store.crash_writer import QUEUES
-from tests.broker.store.helpers import message, small_config
+from tests.broker.store.helpers import message, read_queue, small_config
 
 REPO = Path(__file__).resolve().parents[3]
-
-
-async def _read_queue(store: MessageStore, topic: str, queue_id: int) -> list[MessageExt]:
-    found: list[MessageExt] = []
-    offset = 0
-    while True:
-        result = await store.get_message("group", topic, queue_id, offset, 32)
-        assert result is not None
-        if result.status is not GetMessageStatus.FOUND:
-            assert result.status is GetMessageStatus.OFFSET_OVERFLOW_ONE or offset == 0
-            return found
-        found.extend(decode_messages(result.body()))
-        offset = result.next_begin_offset
 
 
 async def _run_writer_until_killed(
@@ -96,7 +80,7 @@ async def test_sigkill_never_loses_an_acknowledged_message(tmp_path: Path) -> No
     async with open_message_store(small_config(tmp_path)) as store:
         assert store.last_exit_ok is False
         for queue_id in range(QUEUES):
-            stored = await _read_queue(store, "TopicTest", queue_id)
+            stored = await read_queue(store, "TopicTest", queue_id)
             # Contiguous queue offsets, no duplicates, in order of the writes.
             assert [m.queue_offset for m in stored] == list(range(len(stored)))
             tags = [m.keys for m in stored]
@@ -162,7 +146,7 @@ async def test_torn_tail_is_cut_off(tmp_path: Path) -> None:
     async with open_message_store(config) as store:
         assert store.last_exit_ok is False
         assert store.max_phy_offset == int(path.name) + position
-        queue1 = await _read_queue(store, "TopicTest", 1)
+        queue1 = await read_queue(store, "TopicTest", 1)
         assert [m.body for m in queue1] == [b"m%03d" % n for n in range(1, 29, 2)]
         assert store.get_max_offset_in_queue("TopicTest", 1) == 14
         result = await store.put_message(message(queue_id=1, body=b"after"))
@@ -185,7 +169,7 @@ async def test_torn_tail_is_cut_off_on_normal_restart_too(tmp_path: Path) -> Non
     _overwrite(path, position + 28, b"\x00\x00\x00\x00\x00\x00\xff\xff")
     async with open_message_store(config) as store:
         assert store.last_exit_ok is True
-        assert [m.body for m in await _read_queue(store, "TopicTest", 0)] == [
+        assert [m.body for m in await read_queue(store, "TopicTest", 0)] == [
             b"m%03d" % n for n in range(4)
         ]
 
@@ -195,12 +179,12 @@ async def test_consume_queues_are_rebuilt_from_the_commit_log(tmp_path: Path) ->
     async with open_message_store(config) as store:
         for number in range(300):
             await store.put_message(message(queue_id=number % 3, body=b"%04d" % number))
-        expected = {q: await _read_queue(store, "TopicTest", q) for q in range(3)}
+        expected = {q: await read_queue(store, "TopicTest", q) for q in range(3)}
     # Consume queues deleted by hand: a normal start indexes the commit log again.
     shutil.rmtree(tmp_path / "consumequeue")
     async with open_message_store(config) as store:
         for queue_id in range(3):
-            assert await _read_queue(store, "TopicTest", queue_id) == expected[queue_id]
+            assert await read_queue(store, "TopicTest", queue_id) == expected[queue_id]
     # A crash that lost queue 0's files and the end of queue 1's.
     for path in (tmp_path / "consumequeue" / "TopicTest" / "0").iterdir():
         path.unlink()
@@ -209,7 +193,7 @@ async def test_consume_queues_are_rebuilt_from_the_commit_log(tmp_path: Path) ->
     _crashed_before_first_checkpoint(tmp_path)
     async with open_message_store(config) as store:
         for queue_id in range(3):
-            assert await _read_queue(store, "TopicTest", queue_id) == expected[queue_id]
+            assert await read_queue(store, "TopicTest", queue_id) == expected[queue_id]
         assert store.queue_offset_table() == {("TopicTest", q): 100 for q in range(3)}
 
 
@@ -226,7 +210,7 @@ async def test_consume_queue_entries_beyond_the_commit_log_are_dropped(tmp_path:
     async with open_message_store(config) as store:
         assert store.get_max_offset_in_queue("TopicTest", 0) == 10
         assert store.max_phy_offset == tenth
-        assert [m.body for m in await _read_queue(store, "TopicTest", 0)] == [
+        assert [m.body for m in await read_queue(store, "TopicTest", 0)] == [
             b"%04d" % n for n in range(10)
         ]
         result = await store.put_message(message(body=b"new"))

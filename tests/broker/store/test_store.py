@@ -26,7 +26,6 @@ from pyrocket.broker.store.files import DataFile
 from pyrocket.protocol.message import (
     BLANK_MAGIC_CODE,
     Message,
-    MessageExt,
     MessageSysFlag,
     decode_messages,
     decode_offset_message_id,
@@ -34,7 +33,14 @@ from pyrocket.protocol.message import (
     java_properties,
     tags_hash_code,
 )
-from tests.broker.store.helpers import BORN, SMALL_COMMIT_LOG, STORE, message, small_config
+from tests.broker.store.helpers import (
+    BORN,
+    SMALL_COMMIT_LOG,
+    STORE,
+    message,
+    read_queue,
+    small_config,
+)
 
 REPO = str(Path(__file__).resolve().parents[3])
 
@@ -53,23 +59,11 @@ async def _put_many(
     return acked
 
 
-async def _read_queue(store: MessageStore, topic: str, queue_id: int) -> list[MessageExt]:
-    found: list[MessageExt] = []
-    offset = 0
-    while True:
-        result = await store.get_message("group", topic, queue_id, offset, 32)
-        assert result is not None
-        if result.status is not GetMessageStatus.FOUND:
-            return found
-        found.extend(decode_messages(result.body()))
-        offset = result.next_begin_offset
-
-
 async def test_round_trip_across_file_rolls(tmp_path: Path) -> None:
     async with open_message_store(small_config(tmp_path)) as store:
         acked = await _put_many(store, 400)
         for queue_id in range(4):
-            messages = await _read_queue(store, "TopicTest", queue_id)
+            messages = await read_queue(store, "TopicTest", queue_id)
             assert [m.queue_offset for m in messages] == list(range(100))
             assert [int(m.body[:6]) for m in messages] == list(range(queue_id, 400, 4))
             assert all(m.topic == "TopicTest" and m.queue_id == queue_id for m in messages)
@@ -163,7 +157,7 @@ async def test_batches(tmp_path: Path) -> None:
         assert (appended.logics_offset, appended.msg_num) == (1, 3)
         ids = appended.msg_id.split(",")
         assert len(ids) == 3
-        messages = await _read_queue(store, "TopicTest", 2)
+        messages = await read_queue(store, "TopicTest", 2)
         assert [m.msg_id for m in messages[1:]] == ids
         assert [(m.queue_offset, m.body, m.keys, m.tags) for m in messages[1:]] == [
             (1, b"batch 0", "B0", "TagB"),
@@ -339,7 +333,7 @@ async def test_restart_keeps_everything(tmp_path: Path) -> None:
     config = small_config(tmp_path)
     async with open_message_store(config) as store:
         acked = await _put_many(store, 150, queues=3)
-        before = {q: await _read_queue(store, "TopicTest", q) for q in range(3)}
+        before = {q: await read_queue(store, "TopicTest", q) for q in range(3)}
         assert (tmp_path / "abort").exists()
     assert not (tmp_path / "abort").exists()
     checkpoint = (tmp_path / "checkpoint").read_bytes()
@@ -351,7 +345,7 @@ async def test_restart_keeps_everything(tmp_path: Path) -> None:
         assert store.last_exit_ok is True
         assert store.queue_offset_table() == {("TopicTest", q): 50 for q in range(3)}
         for queue_id in range(3):
-            assert await _read_queue(store, "TopicTest", queue_id) == before[queue_id]
+            assert await read_queue(store, "TopicTest", queue_id) == before[queue_id]
         result = await store.put_message(message(queue_id=1))
         assert result.append_result is not None and result.append_result.logics_offset == 50
         assert result.append_result.wrote_offset > max(
