@@ -116,9 +116,9 @@ async def serve_up(
             await namesrv.serve(options.host, options.namesrv_port, task_status=task_status)
 
     async with trio.open_nursery() as nursery:
-        port = await nursery.start(run_namesrv)
-        namesrv_addr = f"{options.host}:{port}"
         try:
+            port = await nursery.start(run_namesrv)
+            namesrv_addr = f"{options.host}:{port}"
             settings = broker_settings(options, namesrv_addr)
             async with trio.open_nursery() as brokers:
                 # This block ends only once the broker's shutdown is complete.
