@@ -112,8 +112,12 @@ def test_java_broker_producer_consumer_and_mqadmin_on_a_pyrocket_namesrv(
         broker = java.start_broker("broker-a", broker_port, ns)
         broker_addr = f"127.0.0.1:{broker_port}"
 
-        clusters = mqadmin(java, "clusterList", "-n", ns)
-        assert re.search(rf"DefaultCluster\s+broker-a\s+0\s+{broker_addr}\s+V4_7_0", clusters)
+        # mqadmin leaves the version blank when its runtime-info call to the
+        # (Java) broker times out, as it may while that broker warms up.
+        eventually(
+            lambda: mqadmin(java, "clusterList", "-n", ns),
+            rf"DefaultCluster\s+broker-a\s+0\s+{broker_addr}\s+V4_7_0",
+        )
 
         created = mqadmin(
             java, "updateTopic", "-n", ns, "-c", "DefaultCluster", "-t", "CompatTopic", "-r", "4",
