@@ -30,6 +30,7 @@ from pyrocket.protocol.headers import (
     GetConsumerConnectionListRequestHeader,
     GetProducerConnectionListRequestHeader,
 )
+from pyrocket.protocol.javahash import JavaConcurrentHashMap
 from pyrocket.remoting import RemotingClient
 from tests.broker.helpers import broker_settings, running_broker
 
@@ -191,8 +192,9 @@ async def test_connection_lists_show_the_heartbeating_clients(tmp_path: Path) ->
             assert broker.data_plane is not None
             group_info = broker.data_plane.consumer_manager.get_consumer_group_info("cg")
             assert group_info is not None
-            # The group's ConcurrentHashMap order, which Java copies.
-            assert list(consumers.subscription_table) == list(group_info.subscription_table)
+            # Java putAll's the group's table into a fresh ConcurrentHashMap.
+            copied = JavaConcurrentHashMap.copy_of(group_info.subscription_table)
+            assert list(consumers.subscription_table) == list(copied)
             assert consumers.subscription_table["TopicA"].tags_set == ("a", "b")
             assert consumers.compute_min_version() == 353
 

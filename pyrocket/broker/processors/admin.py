@@ -52,7 +52,7 @@ from pyrocket.protocol.headers import (
     GetProducerConnectionListRequestHeader,
     GetTopicStatsInfoRequestHeader,
 )
-from pyrocket.protocol.javahash import JavaHashMap
+from pyrocket.protocol.javahash import JavaConcurrentHashMap, JavaHashMap
 from pyrocket.remoting import Connection
 
 if TYPE_CHECKING:
@@ -275,9 +275,9 @@ class AdminBrokerProcessor:
             consume_from_where=info.consume_from_where,
             consume_type=info.consume_type,
             message_model=info.message_model,
-            # Java copies into a fresh ConcurrentHashMap (default capacity),
-            # as the group's own table is: same order.
-            subscription_table=info.subscription_table,
+            # Java copies into a fresh ConcurrentHashMap with putAll, whose
+            # presizing can order it unlike the group's own table.
+            subscription_table=JavaConcurrentHashMap.copy_of(info.subscription_table),
         )
         return _ok(body.encode())
 
