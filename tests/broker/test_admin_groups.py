@@ -8,6 +8,8 @@ from pathlib import Path
 import trio
 
 from pyrocket.client.broker_api import BrokerAPI
+from pyrocket.client.consumer import PushConsumer
+from pyrocket.client.producer import Producer, new_message
 from pyrocket.errors import ResponseError
 from pyrocket.protocol import fastjson
 from pyrocket.protocol.bodies.admin import (
@@ -33,6 +35,8 @@ from pyrocket.protocol.headers import (
 from pyrocket.protocol.javahash import JavaConcurrentHashMap
 from pyrocket.remoting import RemotingClient
 from tests.broker.helpers import broker_settings, running_broker
+from tests.broker.recording_namesrv import recording_namesrv
+from tests.remoting.helpers import wait_until
 
 
 async def call(client: RemotingClient, addr: str, request: RemotingCommand) -> RemotingCommand:
@@ -255,5 +259,59 @@ async def test_connection_lists_show_the_heartbeating_clients(tmp_path: Path) ->
                 await admin.get_consumer_connection_list(addr, "cg")
             except ResponseError as exc:
                 assert exc.code == ResponseCode.CONSUMER_NOT_ONLINE
+            else:
+                raise AssertionError("the group is still listed")
+
+
+async def test_connection_lists_of_a_real_producer_and_push_consumer(tmp_path: Path) -> None:
+    with trio.fail_after(30):
+        async with (
+            recording_namesrv(tmp_path / "ns") as ns,
+            running_broker(broker_settings(tmp_path, [ns.addr])) as broker,
+            RemotingClient() as admin_client,
+            Producer("real_pg", [ns.addr], client_ip="127.0.0.1") as producer,
+        ):
+            addr = broker.broker_addr
+            admin = BrokerAPI(admin_client)
+            await producer.send(new_message("RealTopic", b"hello"))
+            reader = PushConsumer(
+                "real_cg",
+                [ns.addr],
+                client_ip="127.0.0.1",
+                consume_from=ConsumeFromWhere.CONSUME_FROM_FIRST_OFFSET,
+            )
+            reader.subscribe("RealTopic", "t1 || t2")
+            async with reader:
+                plane = broker.data_plane
+                assert plane is not None
+                await wait_until(
+                    lambda: (
+                        plane.consumer_manager.get_consumer_group_info("real_cg") is not None
+                        and "real_pg" in plane.producer_manager.group_channel_table
+                    )
+                )
+                consumers = await admin.get_consumer_connection_list(addr, "real_cg")
+                (member,) = consumers.connection_set
+                assert (member.client_id or "").startswith("127.0.0.1@")
+                assert (member.client_addr or "").startswith("127.0.0.1:")
+                assert member.version == 353 and member.language is not None
+                assert consumers.consume_type is ConsumeType.CONSUME_PASSIVELY
+                assert consumers.message_model is MessageModel.CLUSTERING
+                assert consumers.consume_from_where is ConsumeFromWhere.CONSUME_FROM_FIRST_OFFSET
+                # The subscription and the group's own retry topic.
+                assert sorted(consumers.subscription_table) == ["%RETRY%real_cg", "RealTopic"]
+                assert consumers.subscription_table["RealTopic"].sub_string == "t1 || t2"
+                producers = await admin.get_producer_connection_list(addr, "real_pg")
+                (member,) = producers.connection_set
+                assert (member.client_id or "").startswith("127.0.0.1@")
+            # The consumer's UNREGISTER_CLIENT takes the group away.
+            await wait_until(
+                lambda: plane.consumer_manager.get_consumer_group_info("real_cg") is None
+            )
+            try:
+                await admin.get_consumer_connection_list(addr, "real_cg")
+            except ResponseError as exc:
+                assert exc.code == ResponseCode.CONSUMER_NOT_ONLINE
+                assert exc.remark == "the consumer group[real_cg] not online"
             else:
                 raise AssertionError("the group is still listed")
