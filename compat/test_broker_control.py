@@ -19,6 +19,17 @@ from compat.java_cluster import JavaCluster, JavaProcess, free_port
 from pyrocket.broker.app import Broker, serve_broker
 from pyrocket.broker.config import BrokerSettings
 from pyrocket.broker.registration import RegistrationTiming
+from pyrocket.client.broker_api import BrokerAPI
+from pyrocket.protocol.bodies.client import (
+    ConsumeFromWhere,
+    ConsumerData,
+    ConsumeType,
+    HeartbeatData,
+    MessageModel,
+    ProducerData,
+    SubscriptionData,
+)
+from pyrocket.remoting import RemotingClient
 
 #: Short rounds so that a stopped and restarted NameServer shows quickly.
 TIMING = RegistrationTiming(first_delay=1.0, period=1.0)
@@ -185,3 +196,80 @@ async def test_a_java_broker_reads_the_topics_pyrocket_wrote(
     )
     out = await mqadmin(java, "topicRoute", "-n", ns, "-t", "Handover")
     assert '"writeQueueNums":5' in out and f"127.0.0.1:{java_port}" in out, out
+
+
+async def test_mqadmin_manages_groups_and_lists_connections_of_a_pyrocket_broker(
+    java: JavaCluster, tmp_path: Path
+) -> None:
+    ns_port = free_port()
+    await start_namesrv(java, ns_port)
+    ns = f"127.0.0.1:{ns_port}"
+    with trio.fail_after(300):
+        async with (
+            pyrocket_broker(settings(tmp_path, ns, free_port())) as broker,
+            RemotingClient() as consumer_client,
+            RemotingClient() as producer_client,
+        ):
+            addr = broker.broker_addr
+            groups = broker.subscription_group_manager
+            out = await mqadmin(
+                java, "updateSubGroup", "-n", ns, "-b", addr, "-g", "JavaGroup",
+                "-r", "4", "-d", "true",
+            )  # fmt: skip
+            assert f"create subscription group to {addr} success." in out, out
+            assert "retryMaxTimes=4" in out, out
+            made = groups.subscription_group_table["JavaGroup"]
+            assert (made.retry_max_times, made.consume_broadcast_enable) == (4, True)
+            assert not made.consume_from_min_enable
+
+            await BrokerAPI(consumer_client).heartbeat(
+                addr,
+                HeartbeatData(
+                    client_id="10.9.9.9@1",
+                    consumer_data_set=(
+                        ConsumerData(
+                            group_name="JavaGroup",
+                            consume_type=ConsumeType.CONSUME_PASSIVELY,
+                            message_model=MessageModel.CLUSTERING,
+                            consume_from_where=ConsumeFromWhere.CONSUME_FROM_LAST_OFFSET,
+                            subscription_data_set=(
+                                SubscriptionData.for_expression("JavaTopic", "x || y"),
+                            ),
+                        ),
+                    ),
+                ),
+            )
+            await BrokerAPI(producer_client).heartbeat(
+                addr,
+                HeartbeatData(client_id="10.9.9.8@2", producer_data_set=(ProducerData("JavaPG"),)),
+            )
+            consumer_addr = next(iter(consumer_client.connections.values())).local_address
+            producer_addr = next(iter(producer_client.connections.values())).local_address
+            # The retry topic the heartbeat created reaches the NameServer
+            # with the next registration round.
+            for _ in range(30):
+                route = await trio.to_thread.run_sync(
+                    lambda: java.mqadmin("topicRoute", "-n", ns, "-t", "%RETRY%JavaGroup")
+                )
+                if addr in route.stdout:
+                    break
+                await trio.sleep(1)
+            out = await mqadmin(java, "consumerConnection", "-n", ns, "-g", "JavaGroup")
+            assert re.search(
+                rf"^001  10\.9\.9\.9@1\s+{re.escape(consumer_addr)}\s+JAVA\s+V4_7_0$", out, re.M
+            ), out
+            assert re.search(r"Topic: JavaTopic\s+SubExpression: x \|\| y$", out, re.M), out
+            assert "ConsumeType: CONSUME_PASSIVELY" in out, out
+            assert "MessageModel: CLUSTERING" in out, out
+            assert "ConsumeFromWhere: CONSUME_FROM_LAST_OFFSET" in out, out
+
+            out = await mqadmin(
+                java, "producerConnection", "-n", ns, "-g", "JavaPG", "-t", "%RETRY%JavaGroup"
+            )
+            assert re.search(
+                rf"^0001  10\.9\.9\.8@2\s+{re.escape(producer_addr)}\s+JAVA\s+V4_7_0$", out, re.M
+            ), out
+
+            out = await mqadmin(java, "deleteSubGroup", "-n", ns, "-b", addr, "-g", "JavaGroup")
+            assert f"delete subscription group [JavaGroup] from broker [{addr}] success." in out
+            assert "JavaGroup" not in groups.subscription_group_table

@@ -1,6 +1,7 @@
 """``pyrocket admin`` commands that talk to brokers, with mqadmin's names,
 flags and output: updateTopic, deleteTopic, brokerStatus, getBrokerConfig,
-updateBrokerConfig, topicStatus.
+updateBrokerConfig, topicStatus, updateSubGroup, deleteSubGroup,
+consumerConnection, producerConnection.
 
 ``-n`` names the NameServers (``;``-separated; default ``$NAMESRV_ADDR``),
 used to find brokers by cluster and topic routes. Each command returns 0 on
@@ -11,7 +12,9 @@ returns 1.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import datetime
+import random
 import sys
 from typing import TextIO
 
@@ -24,10 +27,10 @@ from pyrocket.cli.admin_session import (
 )
 from pyrocket.client.namesrv_api import NAMESPACE_ORDER_TOPIC_CONFIG
 from pyrocket.errors import PyrocketError, ResponseError
-from pyrocket.protocol.bodies.admin import TopicOffset
+from pyrocket.protocol.bodies.admin import Connection, SubscriptionGroupConfig, TopicOffset
 from pyrocket.protocol.bodies.client import MessageQueue
 from pyrocket.protocol.bodies.properties import Properties
-from pyrocket.protocol.bodies.route import MASTER_ID, ClusterInfo
+from pyrocket.protocol.bodies.route import MASTER_ID, BrokerData, ClusterInfo
 from pyrocket.protocol.bodies.topic import (
     PERM_INHERIT,
     PERM_READ,
@@ -35,6 +38,10 @@ from pyrocket.protocol.bodies.topic import (
     TopicConfig,
 )
 from pyrocket.protocol.javahash import JavaHashMap, JavaHashSet
+
+#: MixAll's prefixes of a consumer group's retry and dead-letter topics.
+RETRY_GROUP_TOPIC_PREFIX = "%RETRY%"
+DLQ_GROUP_TOPIC_PREFIX = "%DLQ%"
 
 #: CommandUtil's complaint about an unknown cluster.
 CLUSTER_ERROR = (
@@ -317,6 +324,214 @@ def human_time(millis: int) -> str:
 
 
 # ---------------------------------------------------------------------------
+# Subscription groups and client connections
+
+#: The 3.0.0 pre-releases, MQVersion's first ordinals.
+_PRE_RELEASES = (
+    ["SNAPSHOT", "ALPHA1"]
+    + [f"BETA{n}" for n in range(1, 6)]
+    + [f"BETA{n}{suffix}" for n in range(6, 10) for suffix in ("_SNAPSHOT", "")]
+    + ["FINAL"]
+)
+
+
+def _release_versions() -> list[tuple[int, int, int]]:
+    # 3.0.1-3.0.15, then every x.y.z up to 5.9.9 except 3.3.0-3.9.0.
+    versions = [(3, 0, patch) for patch in range(1, 16)]
+    for major in (3, 4, 5):
+        for minor in range(1 if major == 3 else 0, 10):
+            for patch in range(10):
+                if major == 3 and minor >= 3 and patch == 0:
+                    continue
+                versions.append((major, minor, patch))
+    return versions
+
+
+def version_desc(version: int) -> str:
+    """``MQVersion.getVersionDesc``: the name of a client's version ordinal
+    (each release after the pre-releases has a ``_SNAPSHOT`` before it)."""
+    if 0 <= version < len(_PRE_RELEASES):
+        return f"V3_0_0_{_PRE_RELEASES[version]}"
+    index = version - len(_PRE_RELEASES)
+    releases = _release_versions()
+    if 0 <= index < 2 * len(releases):
+        major, minor, patch = releases[index // 2]
+        return f"V{major}_{minor}_{patch}" + ("_SNAPSHOT" if index % 2 == 0 else "")
+    return "HIGHER_VERSION"
+
+
+def subscription_group_string(config: SubscriptionGroupConfig) -> str:
+    """``SubscriptionGroupConfig.toString()``."""
+
+    def flag(value: bool) -> str:
+        return "true" if value else "false"
+
+    return (
+        f"SubscriptionGroupConfig [groupName={config.group_name}, "
+        f"consumeEnable={flag(config.consume_enable)}, "
+        f"consumeFromMinEnable={flag(config.consume_from_min_enable)}, "
+        f"consumeBroadcastEnable={flag(config.consume_broadcast_enable)}, "
+        f"retryQueueNums={config.retry_queue_nums}, retryMaxTimes={config.retry_max_times}, "
+        f"brokerId={config.broker_id}, "
+        f"whichBrokerWhenConsumeSlowly={config.which_broker_when_consume_slowly}, "
+        f"notifyConsumerIdsChangedEnable={flag(config.notify_consumer_ids_changed_enable)}]"
+    )
+
+
+def subscription_group_from_args(args: argparse.Namespace) -> SubscriptionGroupConfig:
+    """The group updateSubGroup sends: broadcast and from-min off unless
+    given, every other setting Java's default unless given."""
+    config = SubscriptionGroupConfig(
+        args.groupName.strip(), consume_broadcast_enable=False, consume_from_min_enable=False
+    )
+    changes: dict[str, object] = {}
+    if args.consumeEnable is not None:
+        changes["consume_enable"] = java_bool(args.consumeEnable)
+    if args.consumeFromMinEnable is not None:
+        changes["consume_from_min_enable"] = java_bool(args.consumeFromMinEnable)
+    if args.consumeBroadcastEnable is not None:
+        changes["consume_broadcast_enable"] = java_bool(args.consumeBroadcastEnable)
+    if args.retryQueueNums is not None:
+        changes["retry_queue_nums"] = int_option("q", args.retryQueueNums)
+    if args.retryMaxTimes is not None:
+        changes["retry_max_times"] = int_option("r", args.retryMaxTimes)
+    if args.brokerId is not None:
+        changes["broker_id"] = int_option("i", args.brokerId)
+    if args.whichBrokerWhenConsumeSlowly is not None:
+        changes["which_broker_when_consume_slowly"] = int_option(
+            "w", args.whichBrokerWhenConsumeSlowly
+        )
+    if args.notifyConsumerIdsChanged is not None:
+        changes["notify_consumer_ids_changed_enable"] = java_bool(args.notifyConsumerIdsChanged)
+    return dataclasses.replace(config, **changes)  # type: ignore[arg-type]
+
+
+async def update_sub_group(session: Session, args: argparse.Namespace, out: TextIO) -> None:
+    """``updateSubGroup``: create or update a consumer group on a broker or a
+    cluster's masters."""
+    config = subscription_group_from_args(args)
+    if args.brokerAddr is not None:
+        addr = args.brokerAddr.strip()
+        await session.brokers.create_subscription_group(addr, config)
+        out.write(f"create subscription group to {addr} success.\n")
+    elif args.clusterName is not None:
+        info = await session.namesrv.get_cluster_info()
+        for addr in master_addrs(info, args.clusterName.strip(), out):
+            try:
+                await session.brokers.create_subscription_group(addr, config)
+            except PyrocketError as exc:
+                # mqadmin reports the broker and goes on with the next one.
+                print(f"{addr}: {exc}", file=sys.stderr)
+                continue
+            out.write(f"create subscription group to {addr} success.\n")
+    else:
+        raise CommandFailed("give -b or -c")
+    out.write(subscription_group_string(config))
+
+
+async def delete_sub_group(session: Session, args: argparse.Namespace, out: TextIO) -> None:
+    """``deleteSubGroup``: from a broker, or from a cluster's masters along
+    with the group's retry and dead-letter topics."""
+    group = args.groupName.strip()
+    if args.brokerAddr is not None:
+        addr = args.brokerAddr.strip()
+        await session.brokers.delete_subscription_group(addr, group)
+        out.write(f"delete subscription group [{group}] from broker [{addr}] success.\n")
+        return
+    if args.clusterName is None:
+        raise CommandFailed("give -b or -c")
+    cluster = args.clusterName.strip()
+    for addr in master_addrs(await session.namesrv.get_cluster_info(), cluster, out):
+        await session.brokers.delete_subscription_group(addr, group)
+        out.write(
+            f"delete subscription group [{group}] from broker [{addr}] in cluster "
+            f"[{cluster}] success.\n"
+        )
+    try:
+        for prefix in (RETRY_GROUP_TOPIC_PREFIX, DLQ_GROUP_TOPIC_PREFIX):
+            await _delete_topic_everywhere(session, cluster, prefix + group, out)
+    except PyrocketError:
+        # mqadmin ignores failures here (the topics may never have existed).
+        pass
+
+
+async def _delete_topic_everywhere(session: Session, cluster: str, topic: str, out: TextIO) -> None:
+    for addr in all_addrs(await session.namesrv.get_cluster_info(), cluster, out):
+        await session.brokers.delete_topic_in_broker(addr, topic)
+    out.write(f"delete topic [{topic}] from cluster [{cluster}] success.\n")
+    for addr in JavaHashSet.copy_of(session.namesrv_addresses):
+        await session.namesrv.delete_topic_in_namesrv(topic, addr)
+    out.write(f"delete topic [{topic}] from NameServer success.\n")
+
+
+def select_broker_addr(data: BrokerData) -> str | None:
+    """``BrokerData.selectBrokerAddr``: the master, else any slave."""
+    addrs = data.broker_addrs or {}
+    master = addrs.get(MASTER_ID)
+    if master is not None:
+        return master
+    return random.choice(list(addrs.values())) if addrs else None
+
+
+async def _route_addr(session: Session, topic: str) -> str | None:
+    # DefaultMQAdminExtImpl asks one broker of the route, picked at random.
+    brokers = list((await session.namesrv.get_route_info(topic)).broker_datas or ())
+    if not brokers:
+        return None
+    addr = select_broker_addr(random.choice(brokers))
+    return addr if addr and addr.strip() else None
+
+
+def _connection_line(index: str, conn: Connection) -> str:
+    language = conn.language.name if conn.language is not None else "null"
+    return (
+        f"{index}  {conn.client_id or 'null':<32} {conn.client_addr or 'null':<22} "
+        f"{language:<8} {version_desc(conn.version)}\n"
+    )
+
+
+async def consumer_connection(session: Session, args: argparse.Namespace, out: TextIO) -> None:
+    """``consumerConnection``: a consumer group's clients, subscriptions and
+    settings, from one broker of the group's retry topic."""
+    group = args.consumerGroup.strip()
+    addr = await _route_addr(session, RETRY_GROUP_TOPIC_PREFIX + group)
+    if addr is None:
+        raise CommandFailed("Not found the consumer group connection")
+    connection = await session.brokers.get_consumer_connection_list(addr, group)
+    if not connection.connection_set:
+        raise CommandFailed("Not found the consumer group connection")
+    for number, conn in enumerate(connection.connection_set, 1):
+        out.write(_connection_line(f"{number:03d}", conn))
+    out.write("\nBelow is subscription:")
+    for number, sub in enumerate(connection.subscription_table.values(), 1):
+        out.write(
+            f"{number:03d}  Topic: {sub.topic or 'null':<40} SubExpression: {sub.sub_string}\n"
+        )
+
+    def name(value: object) -> str:
+        member = getattr(value, "name", None)
+        return member if isinstance(member, str) else "null"
+
+    out.write(f"ConsumeType: {name(connection.consume_type)}\n")
+    out.write(f"MessageModel: {name(connection.message_model)}\n")
+    out.write(f"ConsumeFromWhere: {name(connection.consume_from_where)}\n")
+
+
+async def producer_connection(session: Session, args: argparse.Namespace, out: TextIO) -> None:
+    """``producerConnection``: a producer group's clients, from one broker of
+    the topic's route."""
+    group = args.producerGroup.strip()
+    addr = await _route_addr(session, args.topic.strip())
+    if addr is None:
+        raise CommandFailed("Not found the producer group connection")
+    connection = await session.brokers.get_producer_connection_list(addr, group)
+    if not connection.connection_set:
+        raise CommandFailed("Not found the producer group connection")
+    for number, conn in enumerate(connection.connection_set, 1):
+        out.write(_connection_line(f"{number:04d}", conn))
+
+
+# ---------------------------------------------------------------------------
 # Registration with argparse
 
 
@@ -386,4 +601,55 @@ def register_admin(subparsers: argparse._SubParsersAction[argparse.ArgumentParse
         topic_status,
         "TopicStatusSubCommand",
     )
+    parser.add_argument("-t", "--topic", required=True, help="topic name")
+
+    parser = add_command(
+        subparsers,
+        "updateSubGroup",
+        "Update or create subscription group",
+        update_sub_group,
+        "UpdateSubGroupSubCommand",
+    )
+    parser.add_argument("-b", "--brokerAddr", help="create subscription group to which broker")
+    parser.add_argument("-c", "--clusterName", help="create subscription group to which cluster")
+    parser.add_argument("-g", "--groupName", required=True, help="consumer group name")
+    parser.add_argument("-s", "--consumeEnable", help="consume enable")
+    parser.add_argument("-m", "--consumeFromMinEnable", help="from min offset")
+    parser.add_argument("-d", "--consumeBroadcastEnable", help="broadcast")
+    parser.add_argument("-q", "--retryQueueNums", help="retry queue nums")
+    parser.add_argument("-r", "--retryMaxTimes", help="retry max times")
+    parser.add_argument("-i", "--brokerId", help="consumer from which broker id")
+    parser.add_argument(
+        "-w", "--whichBrokerWhenConsumeSlowly", help="which broker id when consume slowly"
+    )
+    parser.add_argument("-a", "--notifyConsumerIdsChanged", help="notify consumerId changed")
+
+    parser = add_command(
+        subparsers,
+        "deleteSubGroup",
+        "Delete subscription group from broker.",
+        delete_sub_group,
+        "DeleteSubscriptionGroupCommand",
+    )
+    parser.add_argument("-b", "--brokerAddr", help="delete subscription group from which broker")
+    parser.add_argument("-c", "--clusterName", help="delete subscription group from which cluster")
+    parser.add_argument("-g", "--groupName", required=True, help="subscription group name")
+
+    parser = add_command(
+        subparsers,
+        "consumerConnection",
+        "Query consumer's socket connection, client version and subscription",
+        consumer_connection,
+        "ConsumerConnectionSubCommand",
+    )
+    parser.add_argument("-g", "--consumerGroup", required=True, help="consumer group name")
+
+    parser = add_command(
+        subparsers,
+        "producerConnection",
+        "Query producer's socket connection and client version",
+        producer_connection,
+        "ProducerConnectionSubCommand",
+    )
+    parser.add_argument("-g", "--producerGroup", required=True, help="producer group name")
     parser.add_argument("-t", "--topic", required=True, help="topic name")

@@ -18,7 +18,15 @@ from __future__ import annotations
 from collections.abc import Mapping
 
 from pyrocket.client.calls import invoke_checked
-from pyrocket.protocol.bodies.admin import GroupList, TopicStatsTable
+from pyrocket.protocol.bodies.admin import (
+    ConsumerConnection,
+    DelayOffsetSerializeWrapper,
+    GroupList,
+    ProducerConnection,
+    SubscriptionGroupConfig,
+    SubscriptionGroupWrapper,
+    TopicStatsTable,
+)
 from pyrocket.protocol.bodies.client import GetConsumerListByGroupResponseBody, HeartbeatData
 from pyrocket.protocol.bodies.properties import Properties
 from pyrocket.protocol.bodies.topic import (
@@ -33,13 +41,16 @@ from pyrocket.protocol.headers import (
     CommandHeader,
     ConsumerSendMsgBackRequestHeader,
     CreateTopicRequestHeader,
+    DeleteSubscriptionGroupRequestHeader,
     DeleteTopicRequestHeader,
     GetBrokerConfigResponseHeader,
+    GetConsumerConnectionListRequestHeader,
     GetConsumerListByGroupRequestHeader,
     GetMaxOffsetRequestHeader,
     GetMaxOffsetResponseHeader,
     GetMinOffsetRequestHeader,
     GetMinOffsetResponseHeader,
+    GetProducerConnectionListRequestHeader,
     GetTopicStatsInfoRequestHeader,
     PullMessageRequestHeader,
     QueryConsumerOffsetRequestHeader,
@@ -106,6 +117,51 @@ class BrokerAPI:
         """GET_ALL_TOPIC_CONFIG: the broker's topic table with its version."""
         response = await self._call(addr, RequestCode.GET_ALL_TOPIC_CONFIG)
         return TopicConfigSerializeWrapper.decode(response.body or b"{}")
+
+    async def create_subscription_group(self, addr: str, config: SubscriptionGroupConfig) -> None:
+        """UPDATE_AND_CREATE_SUBSCRIPTIONGROUP (``createSubscriptionGroup``)."""
+        if not config.group_name:
+            raise ValueError("the subscription group config has no name")
+        code = RequestCode.UPDATE_AND_CREATE_SUBSCRIPTIONGROUP
+        await self._call(addr, code, body=config.encode())
+
+    async def delete_subscription_group(self, addr: str, group_name: str) -> None:
+        """DELETE_SUBSCRIPTIONGROUP."""
+        await self._call(
+            addr,
+            RequestCode.DELETE_SUBSCRIPTIONGROUP,
+            DeleteSubscriptionGroupRequestHeader(group_name),
+        )
+
+    async def get_all_subscription_group(self, addr: str) -> SubscriptionGroupWrapper:
+        """GET_ALL_SUBSCRIPTIONGROUP_CONFIG: the broker's group table with its version."""
+        response = await self._call(addr, RequestCode.GET_ALL_SUBSCRIPTIONGROUP_CONFIG)
+        return SubscriptionGroupWrapper.decode(response.body or b"{}")
+
+    async def get_all_delay_offset(self, addr: str) -> DelayOffsetSerializeWrapper:
+        """GET_ALL_DELAY_OFFSET: the next offset of each delay level."""
+        response = await self._call(addr, RequestCode.GET_ALL_DELAY_OFFSET)
+        return DelayOffsetSerializeWrapper.decode(response.body or b"{}")
+
+    async def get_consumer_connection_list(self, addr: str, group: str) -> ConsumerConnection:
+        """GET_CONSUMER_CONNECTION_LIST: the group's clients and subscriptions.
+        Raises ResponseError (CONSUMER_NOT_ONLINE) when no client is connected."""
+        response = await self._call(
+            addr,
+            RequestCode.GET_CONSUMER_CONNECTION_LIST,
+            GetConsumerConnectionListRequestHeader(group),
+        )
+        return ConsumerConnection.decode(response.body or b"{}")
+
+    async def get_producer_connection_list(self, addr: str, group: str) -> ProducerConnection:
+        """GET_PRODUCER_CONNECTION_LIST: the group's producer clients.
+        Raises ResponseError (SYSTEM_ERROR) for a group the broker never saw."""
+        response = await self._call(
+            addr,
+            RequestCode.GET_PRODUCER_CONNECTION_LIST,
+            GetProducerConnectionListRequestHeader(group),
+        )
+        return ProducerConnection.decode(response.body or b"{}")
 
     async def get_broker_config(self, addr: str) -> tuple[dict[str, str], DataVersion | None]:
         """GET_BROKER_CONFIG: every property in the order the broker listed

@@ -19,6 +19,7 @@ from pyrocket.protocol import headers as h
 from pyrocket.protocol.bodies import (
     Bean,
     ClusterInfo,
+    ConsumerConnection,
     ConsumerOffsetSerializeWrapper,
     ConsumeStats,
     DataVersion,
@@ -29,6 +30,7 @@ from pyrocket.protocol.bodies import (
     KVTable,
     LockBatchRequestBody,
     LockBatchResponseBody,
+    ProducerConnection,
     Properties,
     RegisterBrokerBody,
     SubscriptionGroupConfig,
@@ -106,6 +108,8 @@ _RESPONSE_BODIES: Final[dict[int, BodyCodec]] = {
     R.GET_ALL_SUBSCRIPTIONGROUP_CONFIG: _bean(SubscriptionGroupWrapper),
     R.GET_ALL_CONSUMER_OFFSET: _bean(ConsumerOffsetSerializeWrapper),
     R.GET_ALL_DELAY_OFFSET: _bean(DelayOffsetSerializeWrapper),
+    R.GET_CONSUMER_CONNECTION_LIST: _bean(ConsumerConnection),
+    R.GET_PRODUCER_CONNECTION_LIST: _bean(ProducerConnection),
     R.LOCK_BATCH_MQ: _bean(LockBatchResponseBody),
 }
 

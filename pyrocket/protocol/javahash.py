@@ -279,6 +279,27 @@ class JavaConcurrentHashMap(_Table[K, V]):
             self._first_cap = table_size_for(int(1.0 + initial_capacity / 0.75))
         self._size_ctl = 0
 
+    @classmethod
+    def copy_of(
+        cls, source: Mapping[K, V], *, hasher: Callable[[K], int] = java_hash
+    ) -> JavaConcurrentHashMap[K, V]:
+        """``new ConcurrentHashMap<>()`` followed by ``putAll(source)``.
+
+        putAll presizes the empty table first (``tryPresize``): to the next
+        power of two of 1.5 times the size plus one, doubled until that fits
+        under three quarters of the table, so a copy can iterate in another
+        order than its source."""
+        result: JavaConcurrentHashMap[K, V] = cls(hasher=hasher)
+        size = len(source)
+        wanted = table_size_for(size + (size >> 1) + 1)
+        cap = wanted
+        while wanted > cap - (cap >> 2):
+            cap <<= 1
+        result._first_cap = cap
+        for key, value in source.items():
+            result[key] = value
+        return result
+
     def __setitem__(self, key: K, value: V) -> None:
         if key in self._values:
             self._values[key] = value

@@ -16,9 +16,21 @@ from pathlib import Path
 import trio
 
 from pyrocket.cli import main
+from pyrocket.client.broker_api import BrokerAPI
 from pyrocket.namesrv.kvconfig import NAMESPACE_ORDER_TOPIC_CONFIG
+from pyrocket.protocol.bodies.admin import SubscriptionGroupConfig
+from pyrocket.protocol.bodies.client import (
+    ConsumeFromWhere,
+    ConsumerData,
+    ConsumeType,
+    HeartbeatData,
+    MessageModel,
+    ProducerData,
+    SubscriptionData,
+)
 from pyrocket.protocol.bodies.topic import TopicConfig
 from pyrocket.protocol.codes import RequestCode
+from pyrocket.remoting import RemotingClient
 from tests.broker.helpers import broker_properties, broker_settings, running_broker
 from tests.broker.recording_namesrv import recording_namesrv
 
@@ -212,3 +224,132 @@ async def test_broker_command_runs_registers_and_unregisters_on_sigterm(tmp_path
                     await process.wait()
             assert ns.count(RequestCode.UNREGISTER_BROKER) == 1
             assert ns.routes.broker_names() == [] and not ns.routes.live_brokers
+
+
+async def test_subscription_group_and_connection_commands(tmp_path: Path) -> None:
+    with trio.fail_after(30):
+        async with (
+            recording_namesrv(tmp_path / "ns") as ns,
+            running_broker(broker_settings(tmp_path, [ns.addr])) as broker,
+            RemotingClient() as consumer_client,
+            RemotingClient() as producer_client,
+        ):
+            addr = broker.broker_addr
+            groups = broker.subscription_group_manager
+            code, out, err = await cli(
+                "admin", "updateSubGroup", "-n", ns.addr, "-b", addr, "-g", "CliGroup",
+                "-r", "5", "-q", "2", "-i", "1", "-w", "3", "-a", "false",
+            )  # fmt: skip
+            assert (code, err) == (0, "")
+            assert out == (
+                f"create subscription group to {addr} success.\n"
+                "SubscriptionGroupConfig [groupName=CliGroup, consumeEnable=true, "
+                "consumeFromMinEnable=false, consumeBroadcastEnable=false, retryQueueNums=2, "
+                "retryMaxTimes=5, brokerId=1, whichBrokerWhenConsumeSlowly=3, "
+                "notifyConsumerIdsChangedEnable=false]"
+            )
+            assert groups.subscription_group_table["CliGroup"] == SubscriptionGroupConfig(
+                "CliGroup",
+                consume_from_min_enable=False,
+                consume_broadcast_enable=False,
+                retry_queue_nums=2,
+                retry_max_times=5,
+                broker_id=1,
+                which_broker_when_consume_slowly=3,
+                notify_consumer_ids_changed_enable=False,
+            )
+            code, out, _ = await cli(
+                "admin", "updateSubGroup", "-n", ns.addr, "-c", "DefaultCluster",
+                "-g", "ClusterGroup", "-s", "false", "-d", "true", "-m", "TRUE",
+            )  # fmt: skip
+            assert code == 0 and out.startswith(f"create subscription group to {addr} success.\n")
+            made = groups.subscription_group_table["ClusterGroup"]
+            assert (made.consume_enable, made.consume_broadcast_enable) == (False, True)
+            assert made.consume_from_min_enable
+
+            code, out, err = await cli(
+                "admin", "updateSubGroup", "-n", ns.addr, "-b", addr, "-g", "G", "-r", "x"
+            )
+            assert code == 1 and out == "" and "UpdateSubGroupSubCommand command failed" in err
+            assert "G" not in groups.subscription_group_table
+
+            code, out, _ = await cli(
+                "admin", "deleteSubGroup", "-n", ns.addr, "-b", addr, "-g", "CliGroup"
+            )
+            assert (code, out) == (
+                0,
+                f"delete subscription group [CliGroup] from broker [{addr}] success.\n",
+            )
+            assert "CliGroup" not in groups.subscription_group_table
+
+            # A consumer and a producer say hello; the consumer's heartbeat
+            # creates its retry topic, which consumerConnection routes by.
+            await BrokerAPI(consumer_client).heartbeat(
+                addr,
+                HeartbeatData(
+                    client_id="10.1.1.1@7",
+                    consumer_data_set=(
+                        ConsumerData(
+                            group_name="ClusterGroup",
+                            consume_type=ConsumeType.CONSUME_PASSIVELY,
+                            message_model=MessageModel.BROADCASTING,
+                            consume_from_where=ConsumeFromWhere.CONSUME_FROM_FIRST_OFFSET,
+                            subscription_data_set=(
+                                SubscriptionData.for_expression("CliTopic", "tagA"),
+                            ),
+                        ),
+                    ),
+                ),
+            )
+            await BrokerAPI(producer_client).heartbeat(
+                addr,
+                HeartbeatData(client_id="10.1.1.2@8", producer_data_set=(ProducerData("CliPG"),)),
+            )
+            await ns.wait_for(lambda: ns.has_topic("%RETRY%ClusterGroup", "broker-a"))
+            consumer_addr = next(iter(consumer_client.connections.values())).local_address
+            producer_addr = next(iter(producer_client.connections.values())).local_address
+
+            code, out, err = await cli(
+                "admin", "consumerConnection", "-n", ns.addr, "-g", "ClusterGroup"
+            )
+            assert (code, err) == (0, "")
+            assert out == (
+                f"001  {'10.1.1.1@7':<32} {consumer_addr:<22} {'JAVA':<8} V4_7_0\n"
+                "\nBelow is subscription:"
+                f"001  Topic: {'CliTopic':<40} SubExpression: tagA\n"
+                "ConsumeType: CONSUME_PASSIVELY\n"
+                "MessageModel: BROADCASTING\n"
+                "ConsumeFromWhere: CONSUME_FROM_FIRST_OFFSET\n"
+            )
+            code, out, err = await cli(
+                "admin", "producerConnection", "-n", ns.addr, "-g", "CliPG",
+                "-t", "%RETRY%ClusterGroup",
+            )  # fmt: skip
+            assert (code, err) == (0, "")
+            assert out == f"0001  {'10.1.1.2@8':<32} {producer_addr:<22} {'JAVA':<8} V4_7_0\n"
+
+            code, out, err = await cli(
+                "admin", "producerConnection", "-n", ns.addr, "-g", "NoPG",
+                "-t", "%RETRY%ClusterGroup",
+            )  # fmt: skip
+            assert code == 1 and out == ""
+            assert err.startswith("ProducerConnectionSubCommand command failed: ")
+            assert "the producer group[NoPG] not exist" in err
+            code, out, err = await cli("admin", "consumerConnection", "-n", ns.addr, "-g", "Nobody")
+            assert code == 1 and "ConsumerConnectionSubCommand command failed" in err
+
+            code, out, _ = await cli(
+                "admin", "deleteSubGroup", "-n", ns.addr, "-c", "DefaultCluster",
+                "-g", "ClusterGroup",
+            )  # fmt: skip
+            assert code == 0
+            assert out == (
+                f"delete subscription group [ClusterGroup] from broker [{addr}] in cluster "
+                "[DefaultCluster] success.\n"
+                "delete topic [%RETRY%ClusterGroup] from cluster [DefaultCluster] success.\n"
+                "delete topic [%RETRY%ClusterGroup] from NameServer success.\n"
+                "delete topic [%DLQ%ClusterGroup] from cluster [DefaultCluster] success.\n"
+                "delete topic [%DLQ%ClusterGroup] from NameServer success.\n"
+            )
+            assert "ClusterGroup" not in groups.subscription_group_table
+            assert broker.topic_config_manager.select_topic_config("%RETRY%ClusterGroup") is None

@@ -20,6 +20,7 @@ from pyrocket.protocol.javahash import (
     JavaHashMap,
     JavaHashSet,
     hashmap_order,
+    int_hash,
     long_hash,
     string_hash,
 )
@@ -132,6 +133,25 @@ def test_concurrent_hash_map_grows_at_three_quarters() -> None:
     table[TWELVE[-1]] = 11
     assert table.capacity == 32
     assert list(table) == [*TWELVE[1:], "q"]
+
+
+def test_concurrent_hash_map_copy_is_presized_by_put_all() -> None:
+    # putAll of n entries into a fresh map presizes it to
+    # tableSizeFor(1.5n + 1), doubled while that exceeds three quarters:
+    # two entries give a table of 8, where 8 lands in bucket 0 before 1;
+    # the source (16 buckets) has 1 first.
+    source: JavaConcurrentHashMap[int, str] = JavaConcurrentHashMap(hasher=int_hash)
+    source[8] = "eight"
+    source[1] = "one"
+    assert list(source) == [1, 8]
+    copy = JavaConcurrentHashMap.copy_of(source, hasher=int_hash)
+    assert copy.capacity == 8 and list(copy) == [8, 1]
+    assert dict(copy) == dict(source)
+    single = JavaConcurrentHashMap.copy_of({"only": 1})
+    assert single.capacity == 2
+    # Six entries: tableSizeFor(10) = 16, doubled to 32 (16 * 0.75 < 16).
+    six = JavaConcurrentHashMap.copy_of({str(i): i for i in range(6)})
+    assert six.capacity == 32
 
 
 def test_concurrent_hash_map_last_run_reorders_a_bin() -> None:

@@ -1,6 +1,7 @@
 """Operator requests to a broker (the control-plane subset of Java's
-``AdminBrokerProcessor``): topics, broker configuration, runtime figures and
-topic statistics.
+``AdminBrokerProcessor``): topics, consumer-group settings, broker
+configuration, runtime figures, topic statistics, the connections of a client
+group, and the tables a slave copies from its master.
 
 Answers are Java's: codes, remarks, header fields (an empty ``extFields``
 object where Java's response has a header class, none where it has not) and
@@ -8,7 +9,10 @@ bodies. UPDATE_AND_CREATE_TOPIC is answered first and then applied and
 registered with the NameServers, as Java does. The deliberate differences:
 UPDATE_BROKER_CONFIG applies only keys allowed at run time
 (:mod:`pyrocket.broker.configuration`), and a bad ``topicFilterType`` is
-refused before anything is answered (Java answers SUCCESS and then fails).
+refused before anything is answered (Java answers SUCCESS and then fails);
+an UPDATE_AND_CREATE_SUBSCRIPTIONGROUP without a body, with a body that is not
+a SubscriptionGroupConfig, or with one lacking ``groupName`` is refused with
+SYSTEM_ERROR and a plain remark (Java fails with an exception text).
 
 Java registers this processor as the default one, silently dropping unknown
 codes; here only the codes below are registered and everything else gets the
@@ -24,24 +28,36 @@ import trio
 
 from pyrocket.broker.topic_config import topic_error
 from pyrocket.errors import CommandError, ConfigError, ProtocolError
-from pyrocket.protocol.bodies.admin import TopicOffset, TopicStatsTable
+from pyrocket.protocol import fastjson
+from pyrocket.protocol.bodies.admin import Connection as ConnectionBody
+from pyrocket.protocol.bodies.admin import (
+    ConsumerConnection,
+    ProducerConnection,
+    SubscriptionGroupConfig,
+    TopicOffset,
+    TopicStatsTable,
+)
 from pyrocket.protocol.bodies.client import MessageQueue
 from pyrocket.protocol.bodies.properties import Properties
 from pyrocket.protocol.bodies.topic import KVTable, TopicConfig, TopicFilterType
-from pyrocket.protocol.codes import RequestCode, ResponseCode
+from pyrocket.protocol.codes import LanguageCode, RequestCode, ResponseCode
 from pyrocket.protocol.command import RemotingCommand
 from pyrocket.protocol.headers import (
     CreateTopicRequestHeader,
+    DeleteSubscriptionGroupRequestHeader,
     DeleteTopicRequestHeader,
     GetAllTopicConfigResponseHeader,
     GetBrokerConfigResponseHeader,
+    GetConsumerConnectionListRequestHeader,
+    GetProducerConnectionListRequestHeader,
     GetTopicStatsInfoRequestHeader,
 )
-from pyrocket.protocol.javahash import JavaHashMap
+from pyrocket.protocol.javahash import JavaConcurrentHashMap, JavaHashMap
 from pyrocket.remoting import Connection
 
 if TYPE_CHECKING:
     from pyrocket.broker.app import Broker
+    from pyrocket.broker.consumer_manager import ClientChannelInfo
 
 log = logging.getLogger("pyrocket.broker")
 
@@ -66,6 +82,34 @@ def topic_config_from_header(header: CreateTopicRequestHeader) -> TopicConfig:
     )
 
 
+def subscription_group_from_body(body: bytes | None) -> SubscriptionGroupConfig | None:
+    """The group an UPDATE_AND_CREATE_SUBSCRIPTIONGROUP body describes (None
+    for a JSON ``null``, which Java accepts and ignores). Raises CommandError
+    for a missing or malformed body or a group without a name."""
+    if body is None:
+        raise CommandError("the request has no SubscriptionGroupConfig body")
+    try:
+        document = fastjson.loads(body)
+        if document is None:
+            return None
+        config = SubscriptionGroupConfig.from_json(document)
+    except ProtocolError as exc:
+        raise CommandError(f"bad SubscriptionGroupConfig body: {exc}") from exc
+    if not config.group_name:
+        raise CommandError("the SubscriptionGroupConfig has no groupName")
+    return config
+
+
+def connection_of(info: ClientChannelInfo) -> ConnectionBody:
+    """A group member as the connection lists show it."""
+    return ConnectionBody(
+        client_addr=info.conn.remote_address,
+        client_id=info.client_id,
+        language=LanguageCode(info.language),
+        version=info.version,
+    )
+
+
 def _error(remark: str) -> RemotingCommand:
     return RemotingCommand.response(ResponseCode.SYSTEM_ERROR, remark)
 
@@ -75,9 +119,8 @@ def _ok(body: bytes | None = None) -> RemotingCommand:
 
 
 class AdminBrokerProcessor:
-    """Answers UPDATE_AND_CREATE_TOPIC, DELETE_TOPIC_IN_BROKER,
-    GET_ALL_TOPIC_CONFIG, UPDATE_BROKER_CONFIG, GET_BROKER_CONFIG,
-    GET_BROKER_RUNTIME_INFO and GET_TOPIC_STATS_INFO for one broker."""
+    """Answers the topic, subscription-group, configuration, status,
+    connection-list and slave-sync requests listed in :meth:`install`."""
 
     def __init__(self, broker: Broker) -> None:
         self.broker = broker
@@ -94,6 +137,12 @@ class AdminBrokerProcessor:
             RequestCode.GET_BROKER_CONFIG: self.get_broker_config,
             RequestCode.GET_BROKER_RUNTIME_INFO: self.get_broker_runtime_info,
             RequestCode.GET_TOPIC_STATS_INFO: self.get_topic_stats_info,
+            RequestCode.UPDATE_AND_CREATE_SUBSCRIPTIONGROUP: self.update_subscription_group,
+            RequestCode.GET_ALL_SUBSCRIPTIONGROUP_CONFIG: self.get_all_subscription_group,
+            RequestCode.DELETE_SUBSCRIPTIONGROUP: self.delete_subscription_group,
+            RequestCode.GET_ALL_DELAY_OFFSET: self.get_all_delay_offset,
+            RequestCode.GET_CONSUMER_CONNECTION_LIST: self.get_consumer_connection_list,
+            RequestCode.GET_PRODUCER_CONNECTION_LIST: self.get_producer_connection_list,
         }
         for code, handler in handlers.items():
             self.broker.register_processor(code, handler)
@@ -169,6 +218,80 @@ class AdminBrokerProcessor:
                 minimum, maximum, timestamp
             )
         return _ok(TopicStatsTable(table).encode())
+
+    # -- subscription groups and slave sync --------------------------------------
+
+    async def update_subscription_group(
+        self, conn: Connection, request: RemotingCommand
+    ) -> RemotingCommand:
+        log.info("updateAndCreateSubscriptionGroup called by %s", conn.remote_address)
+        try:
+            config = subscription_group_from_body(request.body)
+        except CommandError as exc:
+            return _error(str(exc))
+        if config is not None:
+            await self.broker.subscription_group_manager.update_subscription_group_config(config)
+        return _ok()
+
+    async def get_all_subscription_group(
+        self, conn: Connection, request: RemotingCommand
+    ) -> RemotingCommand:
+        # The manager's own JSON (dataVersion first), not the wrapper bean:
+        # Java encodes the manager object here too. It is never empty.
+        content = self.broker.subscription_group_manager.encode()
+        return _ok(content.encode("utf-8", "replace"))
+
+    async def delete_subscription_group(
+        self, conn: Connection, request: RemotingCommand
+    ) -> RemotingCommand:
+        header = request.decode_header(DeleteSubscriptionGroupRequestHeader)
+        log.info("deleteSubscriptionGroup called by %s", conn.remote_address)
+        await self.broker.subscription_group_manager.delete_subscription_group_config(
+            header.group_name
+        )
+        return _ok()
+
+    async def get_all_delay_offset(
+        self, conn: Connection, request: RemotingCommand
+    ) -> RemotingCommand:
+        content = self.broker.store.schedule.encode()
+        return _ok(content.encode("utf-8", "replace"))
+
+    # -- client connections ---------------------------------------------------
+
+    async def get_consumer_connection_list(
+        self, conn: Connection, request: RemotingCommand
+    ) -> RemotingCommand:
+        header = request.decode_header(GetConsumerConnectionListRequestHeader)
+        plane = self.broker.data_plane
+        group = header.consumer_group
+        info = plane.consumer_manager.get_consumer_group_info(group) if plane else None
+        if info is None:
+            return RemotingCommand.response(
+                ResponseCode.CONSUMER_NOT_ONLINE, f"the consumer group[{group}] not online"
+            )
+        body = ConsumerConnection(
+            connection_set=tuple(connection_of(m) for m in info.channel_info_table.values()),
+            consume_from_where=info.consume_from_where,
+            consume_type=info.consume_type,
+            message_model=info.message_model,
+            # Java copies into a fresh ConcurrentHashMap with putAll, whose
+            # presizing can order it unlike the group's own table.
+            subscription_table=JavaConcurrentHashMap.copy_of(info.subscription_table),
+        )
+        return _ok(body.encode())
+
+    async def get_producer_connection_list(
+        self, conn: Connection, request: RemotingCommand
+    ) -> RemotingCommand:
+        header = request.decode_header(GetProducerConnectionListRequestHeader)
+        plane = self.broker.data_plane
+        group = header.producer_group
+        table = plane.producer_manager.group_channel_table.get(group) if plane else None
+        if table is None:
+            return _error(f"the producer group[{group}] not exist")
+        body = ProducerConnection(tuple(connection_of(m) for m in table.values()))
+        return _ok(body.encode())
 
     # -- configuration and status -----------------------------------------------
 

@@ -1,7 +1,9 @@
 """Broker administration and replication bodies: topic and consumer statistics
 (GET_TOPIC_STATS_INFO, GET_CONSUME_STATS), who consumes a topic
 (QUERY_TOPIC_CONSUME_BY_WHO), and the tables a slave copies from its master
-(GET_ALL_SUBSCRIPTIONGROUP_CONFIG, GET_ALL_CONSUMER_OFFSET, GET_ALL_DELAY_OFFSET).
+(GET_ALL_SUBSCRIPTIONGROUP_CONFIG, GET_ALL_CONSUMER_OFFSET, GET_ALL_DELAY_OFFSET),
+and the clients connected to a group (GET_CONSUMER_CONNECTION_LIST,
+GET_PRODUCER_CONNECTION_LIST).
 
 The statistics tables are ``HashMap<MessageQueue, ...>``: fastjson writes each
 key as a JSON object. Build them in a ``JavaHashMap`` (MessageQueue supplies
@@ -21,12 +23,20 @@ from pyrocket.protocol.bodies._bean import (
     STR,
     Bean,
     bean,
+    enum,
     list_of,
     map_of,
     prop,
 )
-from pyrocket.protocol.bodies.client import MessageQueue
+from pyrocket.protocol.bodies.client import (
+    ConsumeFromWhere,
+    ConsumeType,
+    MessageModel,
+    MessageQueue,
+    SubscriptionData,
+)
 from pyrocket.protocol.bodies.topic import DataVersion
+from pyrocket.protocol.codes import LanguageCode
 
 
 @dataclass(frozen=True, slots=True)
@@ -119,12 +129,57 @@ class DelayOffsetSerializeWrapper(Bean):
     offset_table: Mapping[int, int] = prop("offsetTable", map_of(INT, LONG), factory=dict)
 
 
+@dataclass(frozen=True, slots=True)
+class Connection(Bean):
+    """One client connection of a group: its id, remote address, language
+    and version."""
+
+    client_addr: str | None = prop("clientAddr", STR)
+    client_id: str | None = prop("clientId", STR)
+    language: LanguageCode | None = prop("language", enum(LanguageCode))
+    version: int = prop("version", INT, default=0)
+
+
+@dataclass(frozen=True, slots=True)
+class ConsumerConnection(Bean):
+    """GET_CONSUMER_CONNECTION_LIST's answer: a consumer group's connections,
+    subscriptions and consumption settings. Java's ``connectionSet`` is a
+    HashSet of objects without ``hashCode``, so its order is arbitrary."""
+
+    connection_set: tuple[Connection, ...] = prop(
+        "connectionSet", list_of(bean(Connection)), default=()
+    )
+    consume_from_where: ConsumeFromWhere | None = prop("consumeFromWhere", enum(ConsumeFromWhere))
+    consume_type: ConsumeType | None = prop("consumeType", enum(ConsumeType))
+    message_model: MessageModel | None = prop("messageModel", enum(MessageModel))
+    subscription_table: Mapping[str, SubscriptionData] = prop(
+        "subscriptionTable", map_of(STR, bean(SubscriptionData)), factory=dict
+    )
+
+    def compute_min_version(self) -> int:
+        """``computeMinVersion``: the oldest client version (Integer.MAX_VALUE
+        when there is no connection)."""
+        return min((c.version for c in self.connection_set), default=2**31 - 1)
+
+
+@dataclass(frozen=True, slots=True)
+class ProducerConnection(Bean):
+    """GET_PRODUCER_CONNECTION_LIST's answer: a producer group's connections."""
+
+    connection_set: tuple[Connection, ...] = prop(
+        "connectionSet", list_of(bean(Connection)), default=()
+    )
+
+
 __all__ = [
+    "Connection",
     "ConsumeStats",
+    "ConsumerConnection",
     "ConsumerOffsetSerializeWrapper",
     "DelayOffsetSerializeWrapper",
     "GroupList",
     "OffsetWrapper",
+    "ProducerConnection",
     "SubscriptionGroupConfig",
     "SubscriptionGroupWrapper",
     "TopicOffset",
