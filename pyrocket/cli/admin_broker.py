@@ -1,7 +1,7 @@
 """``pyrocket admin`` commands that talk to brokers, with mqadmin's names,
 flags and output: updateTopic, deleteTopic, brokerStatus, getBrokerConfig,
 updateBrokerConfig, topicStatus, updateSubGroup, deleteSubGroup,
-consumerConnection, producerConnection.
+consumerConnection, producerConnection, consumerStatus.
 
 ``-n`` names the NameServers (``;``-separated; default ``$NAMESRV_ADDR``),
 used to find brokers by cluster and topic routes. Each command returns 0 on
@@ -14,8 +14,10 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import datetime
+import pathlib
 import random
 import sys
+from collections.abc import Mapping
 from typing import TextIO
 
 from pyrocket.cli.admin_session import (
@@ -27,8 +29,17 @@ from pyrocket.cli.admin_session import (
 )
 from pyrocket.client.namesrv_api import NAMESPACE_ORDER_TOPIC_CONFIG
 from pyrocket.errors import PyrocketError, ResponseError
-from pyrocket.protocol.bodies.admin import Connection, SubscriptionGroupConfig, TopicOffset
-from pyrocket.protocol.bodies.client import MessageQueue
+from pyrocket.protocol.bodies.admin import (
+    PROP_CONSUME_ORDERLY,
+    PROP_CONSUME_TYPE,
+    PROP_CONSUMER_START_TIMESTAMP,
+    Connection,
+    ConsumerRunningInfo,
+    ProcessQueueInfo,
+    SubscriptionGroupConfig,
+    TopicOffset,
+)
+from pyrocket.protocol.bodies.client import ConsumeType, MessageQueue
 from pyrocket.protocol.bodies.properties import Properties
 from pyrocket.protocol.bodies.route import MASTER_ID, BrokerData, ClusterInfo
 from pyrocket.protocol.bodies.topic import (
@@ -38,6 +49,7 @@ from pyrocket.protocol.bodies.topic import (
     TopicConfig,
 )
 from pyrocket.protocol.javahash import JavaHashMap, JavaHashSet
+from pyrocket.protocol.version import version_desc
 
 #: MixAll's prefixes of a consumer group's retry and dead-letter topics.
 RETRY_GROUP_TOPIC_PREFIX = "%RETRY%"
@@ -326,39 +338,6 @@ def human_time(millis: int) -> str:
 # ---------------------------------------------------------------------------
 # Subscription groups and client connections
 
-#: The 3.0.0 pre-releases, MQVersion's first ordinals.
-_PRE_RELEASES = (
-    ["SNAPSHOT", "ALPHA1"]
-    + [f"BETA{n}" for n in range(1, 6)]
-    + [f"BETA{n}{suffix}" for n in range(6, 10) for suffix in ("_SNAPSHOT", "")]
-    + ["FINAL"]
-)
-
-
-def _release_versions() -> list[tuple[int, int, int]]:
-    # 3.0.1-3.0.15, then every x.y.z up to 5.9.9 except 3.3.0-3.9.0.
-    versions = [(3, 0, patch) for patch in range(1, 16)]
-    for major in (3, 4, 5):
-        for minor in range(1 if major == 3 else 0, 10):
-            for patch in range(10):
-                if major == 3 and minor >= 3 and patch == 0:
-                    continue
-                versions.append((major, minor, patch))
-    return versions
-
-
-def version_desc(version: int) -> str:
-    """``MQVersion.getVersionDesc``: the name of a client's version ordinal
-    (each release after the pre-releases has a ``_SNAPSHOT`` before it)."""
-    if 0 <= version < len(_PRE_RELEASES):
-        return f"V3_0_0_{_PRE_RELEASES[version]}"
-    index = version - len(_PRE_RELEASES)
-    releases = _release_versions()
-    if 0 <= index < 2 * len(releases):
-        major, minor, patch = releases[index // 2]
-        return f"V{major}_{minor}_{patch}" + ("_SNAPSHOT" if index % 2 == 0 else "")
-    return "HIGHER_VERSION"
-
 
 def subscription_group_string(config: SubscriptionGroupConfig) -> str:
     """``SubscriptionGroupConfig.toString()``."""
@@ -531,6 +510,193 @@ async def producer_connection(session: Session, args: argparse.Namespace, out: T
         out.write(_connection_line(f"{number:04d}", conn))
 
 
+def _jbool(value: bool) -> str:
+    return "true" if value else "false"
+
+
+def _human_time(millis: int) -> str:
+    """``UtilAll.timeMillisToHumanString``: local ``yyyyMMddHHmmssSSS``."""
+    moment = datetime.datetime.fromtimestamp(millis / 1000).astimezone()
+    return moment.strftime("%Y%m%d%H%M%S") + f"{millis % 1000:03d}"
+
+
+def process_queue_string(pq: ProcessQueueInfo) -> str:
+    """``ProcessQueueInfo.toString()``."""
+    return (
+        f"ProcessQueueInfo [commitOffset={pq.commit_offset}, "
+        f"cachedMsgMinOffset={pq.cached_msg_min_offset}, "
+        f"cachedMsgMaxOffset={pq.cached_msg_max_offset}, "
+        f"cachedMsgCount={pq.cached_msg_count}, cachedMsgSizeInMiB={pq.cached_msg_size_in_mib}, "
+        f"transactionMsgMinOffset={pq.transaction_msg_min_offset}, "
+        f"transactionMsgMaxOffset={pq.transaction_msg_max_offset}, "
+        f"transactionMsgCount={pq.transaction_msg_count}, locked={_jbool(pq.locked)}, "
+        f"tryUnlockTimes={pq.try_unlock_times}, "
+        f"lastLockTimestamp={_human_time(pq.last_lock_timestamp)}, "
+        f"droped={_jbool(pq.droped)}, "
+        f"lastPullTimestamp={_human_time(pq.last_pull_timestamp)}, "
+        f"lastConsumeTimestamp={_human_time(pq.last_consume_timestamp)}]"
+    )
+
+
+def running_info_string(info: ConsumerRunningInfo) -> str:
+    """``ConsumerRunningInfo.formatString()``."""
+    lines = ["#Consumer Properties#\n"]
+    lines += [f"{key:<40}: {value}\n" for key, value in info.properties.items()]
+    lines.append("\n\n#Consumer Subscription#\n")
+    for number, sub in enumerate(info.subscription_set, 1):
+        lines.append(
+            f"{number:03d} Topic: {sub.topic or 'null':<40} "
+            f"ClassFilter: {_jbool(sub.class_filter_mode):<8} SubExpression: {sub.sub_string}\n"
+        )
+    header = f"{'#Topic':<32}  {'#Broker Name':<32}  {'#QID':<4}  {{:<20}}\n"
+    lines.append("\n\n#Consumer Offset#\n")
+    lines.append(header.format("#Consumer Offset"))
+    for queue, pq in info.mq_table.items():
+        lines.append(
+            f"{queue.topic or 'null':<32}  {queue.broker_name or 'null':<32}  "
+            f"{queue.queue_id:<4}  {pq.commit_offset:<20}\n"
+        )
+    lines.append("\n\n#Consumer MQ Detail#\n")
+    lines.append(header.format("#ProcessQueueInfo"))
+    for queue, pq in info.mq_table.items():
+        lines.append(
+            f"{queue.topic or 'null':<32}  {queue.broker_name or 'null':<32}  "
+            f"{queue.queue_id:<4}  {process_queue_string(pq)}\n"
+        )
+    lines.append("\n\n#Consumer RT&TPS#\n")
+    lines.append(
+        f"{'#Topic':<32}  {'#Pull RT':>14} {'#Pull TPS':>14} {'#Consume RT':>14} "
+        f"{'#ConsumeOK TPS':>14} {'#ConsumeFailed TPS':>18} {'#ConsumeFailedMsgsInHour':>25}\n"
+    )
+    for topic, status in info.status_table.items():
+        lines.append(
+            f"{topic:<32}  {status.pull_rt:14.2f} {status.pull_tps:14.2f} "
+            f"{status.consume_rt:14.2f} {status.consume_ok_tps:14.2f} "
+            f"{status.consume_failed_tps:18.2f} {status.consume_failed_msgs:25d}\n"
+        )
+    if info.jstack is not None:
+        lines.append("\n\n#Consumer jstack#\n")
+        lines.append(info.jstack)
+    return "".join(lines)
+
+
+def subscriptions_agree(table: Mapping[str, ConsumerRunningInfo], now_ms: int) -> bool:
+    """``ConsumerRunningInfo.analyzeSubscription``: for push consumers
+    started over two minutes ago, whether every client subscribes the same
+    way (and to something)."""
+    infos = list(table.values())
+    first = infos[0].properties
+    push = first.get(PROP_CONSUME_TYPE) == ConsumeType.CONSUME_PASSIVELY.name
+    started = int(first.get(PROP_CONSUMER_START_TIMESTAMP, "0"))
+    if not (push and now_ms - started > 2 * 60 * 1000):
+        return True
+    subscriptions = set(infos[0].subscription_set)
+    if any(set(info.subscription_set) != subscriptions for info in infos):
+        return False
+    return bool(infos[-1].subscription_set)
+
+
+def process_queue_warnings(client_id: str, info: ConsumerRunningInfo, now_ms: int) -> str:
+    """``ConsumerRunningInfo.analyzeProcessQueue``: queues of a push
+    consumer that look stuck."""
+    if info.properties.get(PROP_CONSUME_TYPE) != ConsumeType.CONSUME_PASSIVELY.name:
+        return ""
+    orderly = info.properties.get(PROP_CONSUME_ORDERLY, "").lower() == "true"
+    lines = []
+    for queue, pq in info.mq_table.items():
+        if orderly:
+            if not pq.locked:
+                lines.append(
+                    f"{client_id} {message_queue_string(queue)} can't lock for a while, "
+                    f"{now_ms - pq.last_lock_timestamp}ms\n"
+                )
+            elif pq.droped and pq.try_unlock_times > 0:
+                lines.append(
+                    f"{client_id} {message_queue_string(queue)} unlock "
+                    f"{pq.try_unlock_times} times, still failed\n"
+                )
+        else:
+            diff = now_ms - pq.last_consume_timestamp
+            if diff > 60 * 1000 and pq.cached_msg_count > 0:
+                lines.append(
+                    f"{client_id} {message_queue_string(queue)} can't consume for a while, "
+                    f"maybe blocked, {diff}ms\n"
+                )
+    return "".join(lines)
+
+
+def message_queue_string(queue: MessageQueue) -> str:
+    """``MessageQueue.toString()``."""
+    return (
+        f"MessageQueue [topic={queue.topic}, brokerName={queue.broker_name}, "
+        f"queueId={queue.queue_id}]"
+    )
+
+
+async def _running_info(
+    session: Session, group: str, client_id: str, jstack: bool
+) -> ConsumerRunningInfo | None:
+    # DefaultMQAdminExtImpl asks the first broker of the retry topic's route.
+    route = await session.namesrv.get_route_info(RETRY_GROUP_TOPIC_PREFIX + group)
+    for data in route.broker_datas or ():
+        addr = select_broker_addr(data)
+        if addr is not None:
+            return await session.brokers.get_consumer_running_info(addr, group, client_id, jstack)
+    return None
+
+
+async def consumer_status(session: Session, args: argparse.Namespace, out: TextIO) -> None:
+    """``consumerStatus``: with ``-i``, what one client of a consumer group
+    reports of itself; without, each client's report saved to
+    ``<now>/<clientId>`` and whether the group's clients subscribe alike."""
+    group = args.consumerGroup.strip()
+    jstack = bool(args.jstack)
+    if args.clientId is not None:
+        info = await _running_info(session, group, args.clientId.strip(), jstack)
+        if info is not None:
+            out.write(running_info_string(info))
+        return
+    addr = await _route_addr(session, RETRY_GROUP_TOPIC_PREFIX + group)
+    if addr is None:
+        raise CommandFailed("Not found the consumer group connection")
+    connection = await session.brokers.get_consumer_connection_list(addr, group)
+    now = int(datetime.datetime.now().timestamp() * 1000)
+    table: dict[str, ConsumerRunningInfo] = {}
+    number = 1
+    for conn in connection.connection_set:
+        client_id = conn.client_id or "null"
+        try:
+            info = await _running_info(session, group, client_id, jstack)
+        except PyrocketError as exc:
+            print(f"{type(exc).__name__}: {exc}", file=sys.stderr)
+            continue
+        if info is None:
+            continue
+        table[client_id] = info
+        path = f"{now}/{client_id}"
+        _write_file(path, running_info_string(info))
+        out.write(f"{number:03d}  {client_id:<40} {version_desc(conn.version):<20} {path}\n")
+        number += 1
+    if not table:
+        return
+    ordered = {key: table[key] for key in sorted(table, key=lambda k: k.encode("utf-16-be"))}
+    now_ms = int(datetime.datetime.now().timestamp() * 1000)
+    if subscriptions_agree(ordered, now_ms):
+        out.write("\n\nSame subscription in the same group of consumer")
+        out.write("\n\nRebalance OK\n")
+        for client_id, info in ordered.items():
+            out.write(process_queue_warnings(client_id, info, now_ms))
+    else:
+        out.write("\n\nWARN: Different subscription in the same group of consumer!!!")
+
+
+def _write_file(path: str, content: str) -> None:
+    """``MixAll.string2FileNotSafe``: write ``content``, making the folders."""
+    target = pathlib.Path(path)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    target.write_text(content, encoding="utf-8")
+
+
 # ---------------------------------------------------------------------------
 # Registration with argparse
 
@@ -653,3 +819,16 @@ def register_admin(subparsers: argparse._SubParsersAction[argparse.ArgumentParse
     )
     parser.add_argument("-g", "--producerGroup", required=True, help="producer group name")
     parser.add_argument("-t", "--topic", required=True, help="topic name")
+
+    parser = add_command(
+        subparsers,
+        "consumerStatus",
+        "Query consumer's internal data structure",
+        consumer_status,
+        "ConsumerStatusSubCommand",
+    )
+    parser.add_argument("-g", "--consumerGroup", required=True, help="consumer group name")
+    parser.add_argument("-i", "--clientId", help="The consumer's client id")
+    parser.add_argument(
+        "-s", "--jstack", action="store_true", help="Run jstack command in the consumer progress"
+    )

@@ -66,6 +66,17 @@ from pyrocket.client.instance import (
     subscribe_queues,
 )
 from pyrocket.errors import PyrocketError, ResponseError
+from pyrocket.protocol.bodies.admin import (
+    PROP_CLIENT_VERSION,
+    PROP_CONSUME_ORDERLY,
+    PROP_CONSUME_TYPE,
+    PROP_CONSUMER_START_TIMESTAMP,
+    PROP_NAMESERVER_ADDR,
+    PROP_THREADPOOL_CORE_SIZE,
+    ConsumerRunningInfo,
+    ConsumeStatus,
+    ProcessQueueInfo,
+)
 from pyrocket.protocol.bodies.client import (
     ConsumeFromWhere,
     ConsumerData,
@@ -74,11 +85,13 @@ from pyrocket.protocol.bodies.client import (
     MessageQueue,
     SubscriptionData,
 )
+from pyrocket.protocol.bodies.properties import Properties
 from pyrocket.protocol.bodies.route import MASTER_ID
 from pyrocket.protocol.codes import RequestCode, ResponseCode
 from pyrocket.protocol.command import RemotingCommand
 from pyrocket.protocol.headers import (
     ConsumerSendMsgBackRequestHeader,
+    GetConsumerRunningInfoRequestHeader,
     PullMessageRequestHeader,
     PullMessageResponseHeader,
 )
@@ -173,6 +186,11 @@ class _QueueState:
         self.dropped = False
         self.broker_id = MASTER_ID
         self.scope = trio.CancelScope()
+        #: When the last pull was sent and the last message handed out (ms).
+        self.last_pull_timestamp = _now_ms()
+        self.last_consume_timestamp = _now_ms()
+        #: Queue offsets of the messages pulled and not yet handed out.
+        self.cached: deque[int] = deque()
 
     def advance(self, offset: int) -> None:
         """``updateOffset(mq, offset, increaseOnly=true)``."""
@@ -181,6 +199,35 @@ class _QueueState:
 
 
 _Batch = tuple[_QueueState, list[MessageExt], int]
+
+#: ``MQVersion.getVersionDesc`` of the version pyrocket's commands carry.
+CLIENT_VERSION_DESC = "V4_7_0"
+
+
+def _now_ms() -> int:
+    return time.time_ns() // 1_000_000
+
+
+def task_dump() -> str:
+    """The running trio tasks as an indented tree: what a pyrocket client
+    answers where Java sends its threads' stack traces (``jstack``)."""
+    lines: list[str] = []
+
+    def walk(task: trio.lowlevel.Task, depth: int) -> None:
+        lines.append(f"{'  ' * depth}{task.name}\n")
+        for nursery in task.child_nurseries:
+            for child in nursery.child_tasks:
+                walk(child, depth + 1)
+
+    root = trio.lowlevel.current_root_task()
+    if root is not None:
+        walk(root, 0)
+    return "".join(lines)
+
+
+def _human_time3(millis: int) -> str:
+    """``UtilAll.timeMillisToHumanString3``: local ``yyyyMMddHHmmss``."""
+    return time.strftime("%Y%m%d%H%M%S", time.localtime(millis / 1000))
 
 
 class PushConsumer:
@@ -232,6 +279,7 @@ class PushConsumer:
         self._rebalance_lock = trio.Lock()
         self._running = False
         self._closing = False
+        self._start_timestamp = 0
         self.instance = ClientInstance(
             namesrv_addresses,
             instance_name=instance_name,
@@ -288,10 +336,14 @@ class PushConsumer:
         if list(self._subscriptions) == [retry_topic(self.group)]:
             raise RuntimeError("subscribe to a topic before starting the consumer")
         self._running = True
+        self._start_timestamp = _now_ms()
         await self.instance.__aenter__()
         try:
             self.instance.remoting.register_processor(
                 RequestCode.NOTIFY_CONSUMER_IDS_CHANGED, self._on_ids_changed
+            )
+            self.instance.remoting.register_processor(
+                RequestCode.GET_CONSUMER_RUNNING_INFO, self._on_get_running_info
             )
             for topic in self._subscriptions:
                 await self.instance.update_route(topic)
@@ -330,6 +382,59 @@ class PushConsumer:
     def _on_ids_changed(self, conn: Connection, request: RemotingCommand) -> None:
         log.info("consumer ids of group %s changed; rebalancing", self.group)
         self._wakeup.set()
+
+    def _on_get_running_info(self, conn: Connection, request: RemotingCommand) -> RemotingCommand:
+        header = request.decode_header(GetConsumerRunningInfoRequestHeader)
+        if header.consumer_group != self.group:
+            return RemotingCommand.response(
+                ResponseCode.SYSTEM_ERROR,
+                f"The Consumer Group <{header.consumer_group}> not exist in this consumer",
+            )
+        info = self.running_info()
+        if header.jstack_enable:
+            info = dataclasses.replace(info, jstack=task_dump())
+        return RemotingCommand.response(ResponseCode.SUCCESS, body=info.encode())
+
+    def running_info(self) -> ConsumerRunningInfo:
+        """What GET_CONSUMER_RUNNING_INFO reports: settings, subscriptions,
+        the state of each assigned queue and (zero) consume statistics."""
+        entries = [
+            ("consumerGroup", self.group),
+            ("messageModel", MessageModel.CLUSTERING.name),
+            ("consumeFromWhere", self.consume_from.name),
+            ("consumeTimestamp", _human_time3(self.consume_timestamp)),
+            ("pullBatchSize", str(self.pull_batch_size)),
+            ("maxReconsumeTimes", str(self.max_reconsume_times)),
+            ("unitMode", "false"),
+            (PROP_CONSUME_ORDERLY, "false"),
+            (PROP_THREADPOOL_CORE_SIZE, "1"),
+            (PROP_CONSUMER_START_TIMESTAMP, str(self._start_timestamp)),
+            (
+                PROP_NAMESERVER_ADDR,
+                "".join(f"{a};" for a in self.instance.remoting.namesrv_addresses),
+            ),
+            (PROP_CONSUME_TYPE, ConsumeType.CONSUME_PASSIVELY.name),
+            (PROP_CLIENT_VERSION, CLIENT_VERSION_DESC),
+        ]
+        mq_table: dict[MessageQueue, ProcessQueueInfo] = {}
+        for queue, state in self._queues.items():
+            cached = state.cached
+            mq_table[queue] = ProcessQueueInfo(
+                commit_offset=state.consumed,
+                cached_msg_min_offset=min(cached, default=0),
+                cached_msg_max_offset=max(cached, default=0),
+                cached_msg_count=len(cached),
+                droped=state.dropped,
+                last_pull_timestamp=state.last_pull_timestamp,
+                last_consume_timestamp=state.last_consume_timestamp,
+            )
+        subscriptions = tuple(self._subscriptions.values())
+        return ConsumerRunningInfo(
+            properties=Properties.java_ordered(entries).entries,
+            subscription_set=subscriptions,
+            mq_table=mq_table,
+            status_table={s.topic or "": ConsumeStatus() for s in subscriptions},
+        ).sorted()
 
     # ------------------------------------------------------------------
     # Handing messages out
@@ -377,6 +482,7 @@ class PushConsumer:
         last = len(batch) - 1
         for i, message in enumerate(batch):
             self._pending.append((state, message, next_offset if i == last else None))
+            state.cached.append(message.queue_offset)
 
     def _take_pending(self) -> MessageExt | None:
         # The message is consumed once handed out: up to the batch's next
@@ -386,6 +492,9 @@ class PushConsumer:
             if state.dropped:
                 continue
             state.in_flight -= 1
+            if state.cached:
+                state.cached.popleft()
+            state.last_consume_timestamp = _now_ms()
             state.advance(message.queue_offset + 1 if next_offset is None else next_offset)
             return message
         return None
@@ -574,6 +683,7 @@ class PushConsumer:
             sub_version=subscription.sub_version,
             expression_type=subscription.expression_type,
         )
+        state.last_pull_timestamp = _now_ms()
         try:
             response = await self.instance.brokers.pull_message(
                 addr, header, self.timeout_when_suspend

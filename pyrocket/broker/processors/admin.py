@@ -27,7 +27,13 @@ from typing import TYPE_CHECKING
 import trio
 
 from pyrocket.broker.topic_config import topic_error
-from pyrocket.errors import CommandError, ConfigError, ProtocolError
+from pyrocket.errors import (
+    CommandError,
+    ConfigError,
+    ProtocolError,
+    PyrocketError,
+    RemotingTimeoutError,
+)
 from pyrocket.protocol import fastjson
 from pyrocket.protocol.bodies.admin import Connection as ConnectionBody
 from pyrocket.protocol.bodies.admin import (
@@ -49,10 +55,12 @@ from pyrocket.protocol.headers import (
     GetAllTopicConfigResponseHeader,
     GetBrokerConfigResponseHeader,
     GetConsumerConnectionListRequestHeader,
+    GetConsumerRunningInfoRequestHeader,
     GetProducerConnectionListRequestHeader,
     GetTopicStatsInfoRequestHeader,
 )
 from pyrocket.protocol.javahash import JavaConcurrentHashMap, JavaHashMap
+from pyrocket.protocol.version import VERSION_V3_1_8_SNAPSHOT, version_desc
 from pyrocket.remoting import Connection
 
 if TYPE_CHECKING:
@@ -60,6 +68,11 @@ if TYPE_CHECKING:
     from pyrocket.broker.consumer_manager import ClientChannelInfo
 
 log = logging.getLogger("pyrocket.broker")
+
+#: Broker2Client.callClient's wait for a client's answer, in seconds.
+CALL_CLIENT_TIMEOUT = 10.0
+#: The Java exception a timed-out forward is reported as.
+_TIMEOUT_EXCEPTION = "org.apache.rocketmq.remoting.exception.RemotingTimeoutException"
 
 
 def topic_config_from_header(header: CreateTopicRequestHeader) -> TopicConfig:
@@ -124,6 +137,9 @@ class AdminBrokerProcessor:
 
     def __init__(self, broker: Broker) -> None:
         self.broker = broker
+        #: Seconds to wait for a client's answer to a forwarded request
+        #: (Broker2Client.callClient's 10 s).
+        self.call_client_timeout = CALL_CLIENT_TIMEOUT
         # Java's topic and config handlers are synchronized.
         self._lock = trio.Lock()
 
@@ -143,6 +159,7 @@ class AdminBrokerProcessor:
             RequestCode.GET_ALL_DELAY_OFFSET: self.get_all_delay_offset,
             RequestCode.GET_CONSUMER_CONNECTION_LIST: self.get_consumer_connection_list,
             RequestCode.GET_PRODUCER_CONNECTION_LIST: self.get_producer_connection_list,
+            RequestCode.GET_CONSUMER_RUNNING_INFO: self.get_consumer_running_info,
         }
         for code, handler in handlers.items():
             self.broker.register_processor(code, handler)
@@ -292,6 +309,43 @@ class AdminBrokerProcessor:
             return _error(f"the producer group[{group}] not exist")
         body = ProducerConnection(tuple(connection_of(m) for m in table.values()))
         return _ok(body.encode())
+
+    async def get_consumer_running_info(
+        self, conn: Connection, request: RemotingCommand
+    ) -> RemotingCommand:
+        header = request.decode_header(GetConsumerRunningInfoRequestHeader)
+        return await self.call_consumer(request, header.consumer_group, header.client_id)
+
+    async def call_consumer(
+        self, request: RemotingCommand, group: str, client_id: str
+    ) -> RemotingCommand:
+        """Forward ``request`` (its code, header fields and body) to the
+        consumer ``client_id`` of ``group`` over its own connection and
+        answer with the consumer's response."""
+        plane = self.broker.data_plane
+        info = plane.consumer_manager.find_channel(group, client_id) if plane else None
+        if info is None:
+            return _error(f"The Consumer <{group}> <{client_id}> not online")
+        if info.version < VERSION_V3_1_8_SNAPSHOT:
+            return _error(
+                f"The Consumer <{client_id}> Version <{version_desc(info.version)}> too low"
+                " to finish, please upgrade it to V3_1_8_SNAPSHOT"
+            )
+        fields: JavaHashMap[str, str] = JavaHashMap()
+        for key, value in (request.ext_fields or {}).items():
+            fields[key] = value
+        forwarded = RemotingCommand.request(request.code, body=request.body).replace(
+            ext_fields=fields
+        )
+        try:
+            return await info.conn.invoke(forwarded, self.call_client_timeout)
+        except RemotingTimeoutError as exc:
+            return RemotingCommand.response(
+                ResponseCode.CONSUME_MSG_TIMEOUT,
+                f"consumer <{group}> <{client_id}> Timeout: {_TIMEOUT_EXCEPTION}: {exc}",
+            )
+        except PyrocketError as exc:
+            return _error(f"invoke consumer <{group}> <{client_id}> Exception: {exc}")
 
     # -- configuration and status -----------------------------------------------
 

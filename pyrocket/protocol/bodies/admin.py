@@ -12,6 +12,7 @@ Java's hashCode) to get Java's order.
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Mapping
 from dataclasses import dataclass
 
@@ -171,17 +172,115 @@ class ProducerConnection(Bean):
     )
 
 
+@dataclass(frozen=True, slots=True)
+class ProcessQueueInfo(Bean):
+    """What a push consumer holds for one of its queues (GET_CONSUMER_RUNNING_INFO)."""
+
+    cached_msg_count: int = prop("cachedMsgCount", INT, default=0)
+    cached_msg_max_offset: int = prop("cachedMsgMaxOffset", LONG, default=0)
+    cached_msg_min_offset: int = prop("cachedMsgMinOffset", LONG, default=0)
+    cached_msg_size_in_mib: int = prop("cachedMsgSizeInMiB", INT, default=0)
+    commit_offset: int = prop("commitOffset", LONG, default=0)
+    droped: bool = prop("droped", BOOL, default=False)
+    last_consume_timestamp: int = prop("lastConsumeTimestamp", LONG, default=0)
+    last_lock_timestamp: int = prop("lastLockTimestamp", LONG, default=0)
+    last_pull_timestamp: int = prop("lastPullTimestamp", LONG, default=0)
+    locked: bool = prop("locked", BOOL, default=False)
+    transaction_msg_count: int = prop("transactionMsgCount", INT, default=0)
+    transaction_msg_max_offset: int = prop("transactionMsgMaxOffset", LONG, default=0)
+    transaction_msg_min_offset: int = prop("transactionMsgMinOffset", LONG, default=0)
+    try_unlock_times: int = prop("tryUnlockTimes", LONG, default=0)
+
+
+@dataclass(frozen=True, slots=True)
+class ConsumeStatus(Bean):
+    """A consumer's pull and consume figures for one topic."""
+
+    consume_failed_msgs: int = prop("consumeFailedMsgs", LONG, default=0)
+    consume_failed_tps: float = prop("consumeFailedTPS", DOUBLE, default=0.0)
+    consume_ok_tps: float = prop("consumeOKTPS", DOUBLE, default=0.0)
+    consume_rt: float = prop("consumeRT", DOUBLE, default=0.0)
+    pull_rt: float = prop("pullRT", DOUBLE, default=0.0)
+    pull_tps: float = prop("pullTPS", DOUBLE, default=0.0)
+
+
+#: ConsumerRunningInfo's property keys.
+PROP_NAMESERVER_ADDR = "PROP_NAMESERVER_ADDR"
+PROP_THREADPOOL_CORE_SIZE = "PROP_THREADPOOL_CORE_SIZE"
+PROP_CONSUME_ORDERLY = "PROP_CONSUMEORDERLY"
+PROP_CONSUME_TYPE = "PROP_CONSUME_TYPE"
+PROP_CLIENT_VERSION = "PROP_CLIENT_VERSION"
+PROP_CONSUMER_START_TIMESTAMP = "PROP_CONSUMER_START_TIMESTAMP"
+
+
+def subscription_order(subscription: SubscriptionData) -> bytes:
+    """``SubscriptionData.compareTo``: ``topic@subString`` as Java strings compare."""
+    return f"{subscription.topic}@{subscription.sub_string}".encode("utf-16-be")
+
+
+def message_queue_order(queue: MessageQueue) -> tuple[bytes, bytes, int]:
+    """``MessageQueue.compareTo``: topic, then broker name, then queue id."""
+    return (
+        (queue.topic or "").encode("utf-16-be"),
+        (queue.broker_name or "").encode("utf-16-be"),
+        queue.queue_id,
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class ConsumerRunningInfo(Bean):
+    """GET_CONSUMER_RUNNING_INFO's answer. ``subscription_set``, ``mq_table``
+    and ``status_table`` are Java TreeSet/TreeMaps: build them with
+    :meth:`sorted` to get Java's order; ``properties`` is a Java Properties
+    (see :meth:`Properties.java_ordered`)."""
+
+    jstack: str | None = prop("jstack", STR)
+    mq_table: Mapping[MessageQueue, ProcessQueueInfo] = prop(
+        "mqTable", map_of(bean(MessageQueue), bean(ProcessQueueInfo)), factory=dict
+    )
+    properties: Mapping[str, str] = prop("properties", map_of(STR, STR), factory=dict)
+    status_table: Mapping[str, ConsumeStatus] = prop(
+        "statusTable", map_of(STR, bean(ConsumeStatus)), factory=dict
+    )
+    subscription_set: tuple[SubscriptionData, ...] = prop(
+        "subscriptionSet", list_of(bean(SubscriptionData)), default=()
+    )
+
+    def sorted(self) -> ConsumerRunningInfo:
+        """The same information with the tree collections in Java's order."""
+        return dataclasses.replace(
+            self,
+            mq_table={q: self.mq_table[q] for q in sorted(self.mq_table, key=message_queue_order)},
+            status_table={
+                t: self.status_table[t]
+                for t in sorted(self.status_table, key=lambda t: t.encode("utf-16-be"))
+            },
+            subscription_set=tuple(sorted(self.subscription_set, key=subscription_order)),
+        )
+
+
 __all__ = [
+    "PROP_CLIENT_VERSION",
+    "PROP_CONSUMER_START_TIMESTAMP",
+    "PROP_CONSUME_ORDERLY",
+    "PROP_CONSUME_TYPE",
+    "PROP_NAMESERVER_ADDR",
+    "PROP_THREADPOOL_CORE_SIZE",
     "Connection",
     "ConsumeStats",
+    "ConsumeStatus",
     "ConsumerConnection",
     "ConsumerOffsetSerializeWrapper",
+    "ConsumerRunningInfo",
     "DelayOffsetSerializeWrapper",
     "GroupList",
     "OffsetWrapper",
+    "ProcessQueueInfo",
     "ProducerConnection",
     "SubscriptionGroupConfig",
     "SubscriptionGroupWrapper",
     "TopicOffset",
     "TopicStatsTable",
+    "message_queue_order",
+    "subscription_order",
 ]
