@@ -19,6 +19,7 @@ from compat.java_cluster import JavaCluster, JavaProcess, free_port
 from pyrocket.broker.app import Broker, serve_broker
 from pyrocket.broker.config import BrokerSettings
 from pyrocket.broker.registration import RegistrationTiming
+from pyrocket.client import PushConsumer
 from pyrocket.client.broker_api import BrokerAPI
 from pyrocket.protocol.bodies.client import (
     ConsumeFromWhere,
@@ -29,6 +30,7 @@ from pyrocket.protocol.bodies.client import (
     ProducerData,
     SubscriptionData,
 )
+from pyrocket.protocol.bodies.topic import TopicConfig
 from pyrocket.remoting import RemotingClient
 
 #: Short rounds so that a stopped and restarted NameServer shows quickly.
@@ -273,3 +275,58 @@ async def test_mqadmin_manages_groups_and_lists_connections_of_a_pyrocket_broker
             out = await mqadmin(java, "deleteSubGroup", "-n", ns, "-b", addr, "-g", "JavaGroup")
             assert f"delete subscription group [JavaGroup] from broker [{addr}] success." in out
             assert "JavaGroup" not in groups.subscription_group_table
+
+
+async def test_mqadmin_consumer_status_of_a_pyrocket_consumer(
+    java: JavaCluster, tmp_path: Path
+) -> None:
+    """Java's mqadmin asks a pyrocket broker for a pyrocket consumer's running
+    info: the broker forwards GET_CONSUMER_RUNNING_INFO over the consumer's
+    connection and Java decodes and prints the answer."""
+    ns_port = free_port()
+    await start_namesrv(java, ns_port)
+    ns = f"127.0.0.1:{ns_port}"
+    with trio.fail_after(300):
+        async with (
+            pyrocket_broker(settings(tmp_path, ns, free_port())) as broker,
+            RemotingClient() as admin_client,
+        ):
+            await BrokerAPI(admin_client).create_topic(
+                broker.broker_addr, TopicConfig(topic_name="StatusTopic")
+            )
+            for _ in range(30):
+                route = await trio.to_thread.run_sync(
+                    lambda: java.mqadmin("topicRoute", "-n", ns, "-t", "StatusTopic")
+                )
+                if broker.broker_addr in route.stdout:
+                    break
+                await trio.sleep(1)
+            consumer = PushConsumer("StatusGroup", [ns], client_ip="127.0.0.1")
+            consumer.subscribe("StatusTopic", "a || b")
+            async with consumer:
+                for _ in range(300):
+                    if len(consumer.assignment) == 16:
+                        break
+                    await trio.sleep(0.1)
+                for _ in range(30):
+                    route = await trio.to_thread.run_sync(
+                        lambda: java.mqadmin("topicRoute", "-n", ns, "-t", "%RETRY%StatusGroup")
+                    )
+                    if broker.broker_addr in route.stdout:
+                        break
+                    await trio.sleep(1)
+                out = await mqadmin(
+                    java, "consumerStatus", "-n", ns, "-g", "StatusGroup", "-i", consumer.client_id
+                )
+                assert "#Consumer Properties#" in out, out
+                assert re.search(
+                    r"^\d{3} Topic: StatusTopic\s+ClassFilter: false\s+SubExpression: a \|\| b$",
+                    out,
+                    re.M,
+                ), out
+                assert "#Consumer MQ Detail#" in out, out
+                rows = re.findall(
+                    r"^StatusTopic\s+pybroker\s+(\d+)\s+ProcessQueueInfo \[commitOffset=", out, re.M
+                )
+                assert sorted(map(int, rows)) == list(range(16)), out
+                assert "#Consumer RT&TPS#" in out, out
