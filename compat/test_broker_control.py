@@ -32,6 +32,7 @@ from pyrocket.protocol.bodies.client import (
 )
 from pyrocket.protocol.bodies.topic import TopicConfig
 from pyrocket.remoting import RemotingClient
+from tests.client.helpers import wait_assigned
 
 #: Short rounds so that a stopped and restarted NameServer shows quickly.
 TIMING = RegistrationTiming(first_delay=1.0, period=1.0)
@@ -74,6 +75,18 @@ async def mqadmin(java: JavaCluster, *args: str) -> str:
 
 async def start_namesrv(java: JavaCluster, port: int) -> JavaProcess:
     return await trio.to_thread.run_sync(lambda: java.start_namesrv(port))
+
+
+async def wait_for_route(java: JavaCluster, ns: str, topic: str, broker_addr: str) -> None:
+    """Until the NameServer at ``ns`` routes ``topic`` to ``broker_addr`` (a
+    topic a broker created reaches it with the next registration round)."""
+    while True:
+        route = await trio.to_thread.run_sync(
+            lambda: java.mqadmin("topicRoute", "-n", ns, "-t", topic)
+        )
+        if broker_addr in route.stdout:
+            return
+        await trio.sleep(1)
 
 
 def cluster_rows(output: str, broker_name: str) -> list[str]:
@@ -247,15 +260,8 @@ async def test_mqadmin_manages_groups_and_lists_connections_of_a_pyrocket_broker
             )
             consumer_addr = next(iter(consumer_client.connections.values())).local_address
             producer_addr = next(iter(producer_client.connections.values())).local_address
-            # The retry topic the heartbeat created reaches the NameServer
-            # with the next registration round.
-            for _ in range(30):
-                route = await trio.to_thread.run_sync(
-                    lambda: java.mqadmin("topicRoute", "-n", ns, "-t", "%RETRY%JavaGroup")
-                )
-                if addr in route.stdout:
-                    break
-                await trio.sleep(1)
+            with trio.fail_after(30):
+                await wait_for_route(java, ns, "%RETRY%JavaGroup", addr)
             out = await mqadmin(java, "consumerConnection", "-n", ns, "-g", "JavaGroup")
             assert re.search(
                 rf"^001  10\.9\.9\.9@1\s+{re.escape(consumer_addr)}\s+JAVA\s+V4_7_0$", out, re.M
@@ -294,27 +300,12 @@ async def test_mqadmin_consumer_status_of_a_pyrocket_consumer(
             await BrokerAPI(admin_client).create_topic(
                 broker.broker_addr, TopicConfig(topic_name="StatusTopic")
             )
-            for _ in range(30):
-                route = await trio.to_thread.run_sync(
-                    lambda: java.mqadmin("topicRoute", "-n", ns, "-t", "StatusTopic")
-                )
-                if broker.broker_addr in route.stdout:
-                    break
-                await trio.sleep(1)
+            await wait_for_route(java, ns, "StatusTopic", broker.broker_addr)
             consumer = PushConsumer("StatusGroup", [ns], client_ip="127.0.0.1")
             consumer.subscribe("StatusTopic", "a || b")
             async with consumer:
-                for _ in range(300):
-                    if len(consumer.assignment) == 16:
-                        break
-                    await trio.sleep(0.1)
-                for _ in range(30):
-                    route = await trio.to_thread.run_sync(
-                        lambda: java.mqadmin("topicRoute", "-n", ns, "-t", "%RETRY%StatusGroup")
-                    )
-                    if broker.broker_addr in route.stdout:
-                        break
-                    await trio.sleep(1)
+                await wait_assigned([consumer], "StatusTopic", 16)
+                await wait_for_route(java, ns, "%RETRY%StatusGroup", broker.broker_addr)
                 out = await mqadmin(
                     java, "consumerStatus", "-n", ns, "-g", "StatusGroup", "-i", consumer.client_id
                 )
