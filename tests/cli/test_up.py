@@ -99,6 +99,11 @@ async def test_shutdown_unregisters_before_the_namesrv_stops(tmp_path: Path) -> 
         assert "broker-a" not in routes.broker_names()
 
 
+def _up(*args: str) -> list[str]:
+    """The ``pyrocket up`` command line with ``args``."""
+    return [sys.executable, "-m", "pyrocket", "up", *args]
+
+
 def _free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
@@ -108,18 +113,7 @@ def _free_port() -> int:
 def test_the_command_starts_and_stops_cleanly(tmp_path: Path) -> None:
     data = tmp_path / "data"
     process = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "pyrocket",
-            "up",
-            "--dir",
-            str(data),
-            "--namesrv-port",
-            "0",
-            "--broker-port",
-            "0",
-        ],
+        _up("--dir", str(data), "--namesrv-port", "0", "--broker-port", "0"),
         cwd=ROOT,
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
@@ -158,8 +152,7 @@ def test_a_port_in_use_is_reported(tmp_path: Path, taken_flag: str) -> None:
         ports = {"--namesrv-port": str(_free_port()), "--broker-port": str(_free_port())}
         ports[taken_flag] = str(taken.getsockname()[1])
         result = subprocess.run(
-            [sys.executable, "-m", "pyrocket", "up", "--dir", str(tmp_path)]
-            + [item for pair in ports.items() for item in pair],
+            _up("--dir", str(tmp_path), *(item for pair in ports.items() for item in pair)),
             cwd=ROOT,
             capture_output=True,
             text=True,
@@ -173,7 +166,7 @@ def test_a_port_in_use_is_reported(tmp_path: Path, taken_flag: str) -> None:
 @pytest.mark.parametrize("flag", ["--namesrv-port", "--broker-port"])
 def test_bad_port_is_a_usage_error(flag: str) -> None:
     result = subprocess.run(
-        [sys.executable, "-m", "pyrocket", "up", flag, "nine"],
+        _up(flag, "nine"),
         cwd=ROOT,
         capture_output=True,
         text=True,
