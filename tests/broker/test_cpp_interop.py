@@ -18,7 +18,6 @@ from pathlib import Path
 import pytest
 import trio
 
-from pyrocket.cli.up import Running, UpOptions, serve_up
 from tests.broker.cpp_client import expected
 from tests.broker.helpers import (
     assert_group_consumed_all,
@@ -106,24 +105,3 @@ async def test_cpp_client_produces_and_consumes_through_pyrocket(tmp_path: Path)
                 check_received(pulled, "pull consumer")
                 # The push consumer committed its progress: every queue fully consumed.
                 assert_group_consumed_all(broker, "cpp_interop_push", TOPIC)
-
-
-async def test_cpp_client_through_pyrocket_up(tmp_path: Path) -> None:
-    """The quick start's pair (``pyrocket up``) serves the C++ client as it is:
-    auto-created topic, default store settings."""
-    home = tmp_path / "home"
-    home.mkdir()
-    count = 100
-    options = UpOptions(data_dir=tmp_path / "data", namesrv_port=0, broker_port=0)
-    with trio.fail_after(60):
-        async with trio.open_nursery() as nursery:
-            running: Running = await nursery.start(serve_up, options)
-            namesrv = running.namesrv_addr
-            report = await run_client(home, "produce", namesrv, "UpTopic", str(count), seconds=30)
-            assert report == [
-                {"sync_ok": 25, "orderly_ok": 25, "oneway": 25, "async_ok": 25, "async_failed": 0}
-            ]
-            assert await stored_in_topic(running.broker, "UpTopic", count) == count
-            pulled = await run_client(home, "pull", namesrv, "UpTopic", "up_pull", seconds=30)
-            check_received(pulled, "pull consumer", count)
-            nursery.cancel_scope.cancel()

@@ -14,23 +14,18 @@ from pathlib import Path
 import pytest
 import trio
 
-from pyrocket.cli.up import Running, UpOptions, serve_up
 from pyrocket.client.broker_api import BrokerAPI
 from pyrocket.client.namesrv_api import NameServerAPI
 from pyrocket.protocol.bodies import TopicConfig
 from pyrocket.remoting import RemotingClient
+from tests.client.helpers import running_up
 
 ROOT = Path(__file__).resolve().parents[2]
 
 
-def _options(data_dir: Path) -> UpOptions:
-    return UpOptions(data_dir=data_dir, namesrv_port=0, broker_port=0)
-
-
 async def test_the_broker_is_routed_through_the_namesrv(tmp_path: Path) -> None:
     with trio.fail_after(30):
-        async with trio.open_nursery() as nursery, RemotingClient() as client:
-            running: Running = await nursery.start(serve_up, _options(tmp_path))
+        async with running_up(tmp_path) as running, RemotingClient() as client:
             namesrv = NameServerAPI(client)
             broker_addr = running.broker.broker_addr
             assert broker_addr.startswith("127.0.0.1:")
@@ -57,13 +52,11 @@ async def test_the_broker_is_routed_through_the_namesrv(tmp_path: Path) -> None:
             assert [(q.broker_name, q.write_queue_nums) for q in route.queue_datas] == [
                 ("broker-a", 2)
             ]
-            nursery.cancel_scope.cancel()
 
 
 async def test_a_second_run_keeps_topics_and_kv_config(tmp_path: Path) -> None:
     with trio.fail_after(30):
-        async with trio.open_nursery() as nursery, RemotingClient() as client:
-            running: Running = await nursery.start(serve_up, _options(tmp_path))
+        async with running_up(tmp_path) as running, RemotingClient() as client:
             namesrv = NameServerAPI(client)
             await namesrv.put_kv_config(
                 "ORDER_TOPIC_CONFIG", "Kept", "broker-a:4", running.namesrv_addr
@@ -71,30 +64,25 @@ async def test_a_second_run_keeps_topics_and_kv_config(tmp_path: Path) -> None:
             await BrokerAPI(client).create_topic(
                 running.broker.broker_addr, TopicConfig(topic_name="Kept")
             )
-            nursery.cancel_scope.cancel()
-        assert (tmp_path / "namesrv" / "kvConfig.json").is_file()
-        assert (tmp_path / "broker" / "config" / "topics.json").is_file()
+        assert (tmp_path / "data" / "namesrv" / "kvConfig.json").is_file()
+        assert (tmp_path / "data" / "broker" / "config" / "topics.json").is_file()
 
-        async with trio.open_nursery() as nursery, RemotingClient() as client:
-            running = await nursery.start(serve_up, _options(tmp_path))
+        async with running_up(tmp_path) as running, RemotingClient() as client:
             namesrv = NameServerAPI(client)
             value = await namesrv.get_kv_config("ORDER_TOPIC_CONFIG", "Kept", running.namesrv_addr)
             assert value == "broker-a:4"
             route = await namesrv.get_route_info("Kept", running.namesrv_addr)
             assert [q.broker_name for q in route.queue_datas] == ["broker-a"]
-            nursery.cancel_scope.cancel()
 
 
 async def test_shutdown_unregisters_before_the_namesrv_stops(tmp_path: Path) -> None:
     """Cancelling ``up`` stops the broker first; it unregisters from the
     NameServer that is still running, so the last state it saw is empty."""
     with trio.fail_after(30):
-        async with trio.open_nursery() as nursery:
-            running: Running = await nursery.start(serve_up, _options(tmp_path))
+        async with running_up(tmp_path) as running:
             routes = running.namesrv.state.routes
             broker_addr = running.broker.broker_addr
             assert broker_addr in routes.live_brokers
-            nursery.cancel_scope.cancel()
         assert broker_addr not in routes.live_brokers
         assert "broker-a" not in routes.broker_names()
 
