@@ -73,6 +73,7 @@ class NameServer:
         state = self.state
         await trio.to_thread.run_sync(state.kv.load)
         async with trio.open_nursery() as nursery:
+            await nursery.start(state.kv.run)
             DefaultRequestProcessor(state, nursery.start_soon).register_all(self.server)
             bound = await nursery.start(self.server.serve, host, port)
             self.port = bound

@@ -9,7 +9,9 @@ Lookups and registrations are plain functions: they run inline in the
 connection's reader, in arrival order. Requests that change a file
 (PUT_KV_CONFIG, DELETE_KV_CONFIG, UPDATE_NAMESRV_CONFIG) change the state at
 once, in order with everything else, and are answered once the file is
-written, from a task of the app.
+written: KV changes from the connection's workers, each waiting for the KV
+table's one writer to finish a write that includes it (a flood shares
+writes); UPDATE_NAMESRV_CONFIG from a task of the app.
 
 Deliberate differences from Java (bad input only): a missing ``@CFNotNull``
 field or an unparsable one is SYSTEM_ERROR naming it (the remoting layer turns
@@ -34,6 +36,7 @@ from pyrocket.errors import CommandError, ConnectionClosedError, ProtocolError
 from pyrocket.namesrv.config import Configuration, NamesrvConfig, plan_update, save_properties
 from pyrocket.namesrv.kvconfig import NAMESPACE_ORDER_TOPIC_CONFIG, KVConfigManager
 from pyrocket.namesrv.routeinfo import QueueNums, RouteInfoManager, TopicQueues
+from pyrocket.persist import PersistError
 from pyrocket.protocol import fastjson
 from pyrocket.protocol.bodies import DataVersion, Properties, RegisterBrokerBody
 from pyrocket.protocol.checksum import crc32
@@ -55,7 +58,7 @@ from pyrocket.protocol.headers import (
     WipeWritePermOfBrokerRequestHeader,
     WipeWritePermOfBrokerResponseHeader,
 )
-from pyrocket.remoting import Connection, RemotingServer
+from pyrocket.remoting import OVERLOAD_REMARK, Connection, RemotingServer
 
 log = logging.getLogger("pyrocket.namesrv")
 
@@ -114,6 +117,21 @@ def _success(**options: Any) -> RemotingCommand:
     return RemotingCommand.response(ResponseCode.SUCCESS, **options)
 
 
+_Answer = RemotingCommand | Awaitable[RemotingCommand] | None
+"""A handler's result: an answer now, one to wait for, or none (oneway)."""
+
+
+def _over_limit(conn: Connection, request: RemotingCommand) -> bool:
+    # A handler that returns an awaitable is answered SYSTEM_BUSY by the
+    # connection when it has too many requests in flight; such a change must
+    # not be applied, so the handler checks first.
+    return not request.is_oneway and conn.requests_in_flight >= conn.settings.max_in_flight
+
+
+def _overload() -> RemotingCommand:
+    return RemotingCommand.response(ResponseCode.SYSTEM_BUSY, OVERLOAD_REMARK)
+
+
 class DefaultRequestProcessor:
     """The handlers, bound to one NameServer's state."""
 
@@ -153,15 +171,43 @@ class DefaultRequestProcessor:
     # ------------------------------------------------------------------
     # KV config
 
-    def put_kv_config(self, conn: Connection, request: RemotingCommand) -> None:
+    def put_kv_config(self, conn: Connection, request: RemotingCommand) -> _Answer:
         header = request.decode_header(PutKVConfigRequestHeader)
+        if _over_limit(conn, request):
+            return _overload()
         self.state.kv.put_kv_config(header.namespace, header.key, header.value)
-        self._answer_after(conn, request, self.state.kv.persist, "KV config")
+        return self._kv_saved(request)
 
-    def delete_kv_config(self, conn: Connection, request: RemotingCommand) -> None:
+    def delete_kv_config(self, conn: Connection, request: RemotingCommand) -> _Answer:
         header = request.decode_header(DeleteKVConfigRequestHeader)
+        if _over_limit(conn, request):
+            return _overload()
         self.state.kv.delete_kv_config(header.namespace, header.key)
-        self._answer_after(conn, request, self.state.kv.persist, "KV config")
+        return self._kv_saved(request)
+
+    def _kv_saved(self, request: RemotingCommand) -> _Answer:
+        """The answer to a KV change: SUCCESS once a write of the KV table
+        that includes it is durable (SYSTEM_ERROR if that write failed). A
+        oneway change just marks the table dirty: nothing waits for it."""
+        kv = self.state.kv
+        generation = kv.request_write()
+        if request.is_oneway:
+            return None
+        if generation is None:
+            return _success()
+
+        async def answer() -> RemotingCommand:
+            try:
+                await kv.wait_written(generation)
+            except PersistError as exc:
+                return RemotingCommand.response(
+                    ResponseCode.SYSTEM_ERROR, f"KV config applied but not saved: {exc}"
+                )
+            return _success()
+
+        # Run by the connection's workers: at most ``max_in_flight`` per
+        # connection wait at once, each a parked task.
+        return answer()
 
     def get_kv_config(self, conn: Connection, request: RemotingCommand) -> RemotingCommand:
         header = request.decode_header(GetKVConfigRequestHeader)
