@@ -132,29 +132,33 @@ async def test_changes_made_during_a_write_get_the_next_round(tmp_path: Path) ->
         await release.wait()
 
     writer = CoalescingWriter("slow", write_round, log)
-    order: list[str] = []
+    done: list[str] = []
 
-    async def change(value: int, name: str) -> None:
-        state["value"] = value
-        await writer.commit()
-        order.append(name)
+    async def wait(generation: int, name: str) -> None:
+        await writer.wait(generation)
+        done.append(name)
 
     with trio.fail_after(10):
         async with trio.open_nursery() as nursery:
             await nursery.start(writer.run)
-            nursery.start_soon(change, 1, "first")
+            state["value"] = 1
+            nursery.start_soon(wait, writer.request(), "first")
             await started.wait()
-            nursery.start_soon(change, 2, "second")
-            nursery.start_soon(change, 3, "third")
+            state["value"] = 2
+            nursery.start_soon(wait, writer.request(), "second")
+            state["value"] = 3
+            nursery.start_soon(wait, writer.request(), "third")
             await trio.testing.wait_all_tasks_blocked()
-            assert order == []  # the first waits for its round, the others for the next
+            assert done == []  # the first waits for its round, the others for the next
             release.set()
             await writer.finished.wait_value(3)
             await trio.testing.wait_all_tasks_blocked()
             nursery.cancel_scope.cancel()
     # Round one saw the first change only; round two the last state.
     assert snapshots == [1, 3]
-    assert order == ["first", "second", "third"]
+    assert done[0] == "first"
+    assert sorted(done[1:]) == ["second", "third"]
+    assert writer.rounds == 2
 
 
 async def test_an_idle_writer_does_not_write(tmp_path: Path) -> None:
