@@ -155,7 +155,7 @@ class CoalescingWriter:
                     if self.finished.value < generation:
                         await self._round()
         if self.written < generation:
-            raise PersistError(f"{self.name} not saved: {self._error}")
+            raise PersistError(f"{self.name}: {self._error}")
 
     async def commit(self) -> None:
         """:meth:`request` and :meth:`wait`: the change made before this call

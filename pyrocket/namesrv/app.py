@@ -74,6 +74,7 @@ class NameServer:
         await trio.to_thread.run_sync(state.kv.load)
         async with trio.open_nursery() as nursery:
             await nursery.start(state.kv.run)
+            await nursery.start(state.config_file.writer.run)
             DefaultRequestProcessor(state, nursery.start_soon).register_all(self.server)
             bound = await nursery.start(self.server.serve, host, port)
             self.port = bound

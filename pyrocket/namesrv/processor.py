@@ -9,9 +9,8 @@ Lookups and registrations are plain functions: they run inline in the
 connection's reader, in arrival order. Requests that change a file
 (PUT_KV_CONFIG, DELETE_KV_CONFIG, UPDATE_NAMESRV_CONFIG) change the state at
 once, in order with everything else, and are answered once the file is
-written: KV changes from the connection's workers, each waiting for the KV
-table's one writer to finish a write that includes it (a flood shares
-writes); UPDATE_NAMESRV_CONFIG from a task of the app.
+written, from the connection's workers: each waits for its file's one
+writer to finish a write that includes it, so a flood shares writes.
 
 Deliberate differences from Java (bad input only): a missing ``@CFNotNull``
 field or an unparsable one is SYSTEM_ERROR naming it (the remoting layer turns
@@ -30,10 +29,8 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any, Final
 
-import trio
-
-from pyrocket.errors import CommandError, ConnectionClosedError, ProtocolError
-from pyrocket.namesrv.config import Configuration, NamesrvConfig, plan_update, save_properties
+from pyrocket.errors import CommandError, ProtocolError
+from pyrocket.namesrv.config import ConfigFileWriter, Configuration, NamesrvConfig, plan_update
 from pyrocket.namesrv.kvconfig import NAMESPACE_ORDER_TOPIC_CONFIG, KVConfigManager
 from pyrocket.namesrv.routeinfo import QueueNums, RouteInfoManager, TopicQueues
 from pyrocket.persist import PersistError
@@ -90,6 +87,8 @@ class NamesrvState:
         self.routes = routes or RouteInfoManager()
         self.kv = kv or KVConfigManager(config.kv_config_path)
         self.configuration = Configuration(config)
+        #: The writer of UPDATE_NAMESRV_CONFIG's changes to the config file.
+        self.config_file = ConfigFileWriter(lambda: self.config.config_store_path)
         self.clock = clock or _monotonic_ms
 
     def order_topic_conf(self, topic: str) -> str | None:
@@ -231,35 +230,6 @@ class DefaultRequestProcessor:
             ResponseCode.QUERY_NOT_FOUND, f"No config item, Namespace: {header.namespace}"
         )
 
-    def _answer_after(
-        self,
-        conn: Connection,
-        request: RemotingCommand,
-        save: Callable[[], Awaitable[None]],
-        what: str,
-        answer: RemotingCommand | None = None,
-    ) -> None:
-        """Run ``save`` in the background, then answer ``request`` (``answer``,
-        default SUCCESS; SYSTEM_ERROR if ``save`` failed)."""
-
-        async def save_then_answer() -> None:
-            response = answer or _success()
-            try:
-                await save()
-            except OSError as exc:
-                log.error("%s applied but not saved: %s", what, exc)
-                response = RemotingCommand.response(
-                    ResponseCode.SYSTEM_ERROR, f"{what} applied but not saved: {exc}"
-                )
-            if request.is_oneway:
-                return
-            try:
-                await conn.send(response.answering(request))
-            except ConnectionClosedError:
-                log.debug("%s: connection closed before the answer", conn.remote_address)
-
-        self._spawn(save_then_answer)
-
     # ------------------------------------------------------------------
     # Brokers
 
@@ -392,8 +362,10 @@ class DefaultRequestProcessor:
     # ------------------------------------------------------------------
     # NameServer configuration
 
-    def update_config(self, conn: Connection, request: RemotingCommand) -> RemotingCommand | None:
+    def update_config(self, conn: Connection, request: RemotingCommand) -> _Answer:
         log.info("updateConfig called by %s", conn.remote_address)
+        if _over_limit(conn, request):
+            return _overload()
         if request.body is None:
             return _success()
         try:
@@ -416,14 +388,21 @@ class DefaultRequestProcessor:
         state.config = state.config.with_properties(plan.accepted)
         for key, value in plan.accepted.items():
             log.info("NameServer config %s set to %s", key, value)
-        accepted = dict(plan.accepted)
-        path = state.config.config_store_path
+        generation = state.config_file.record(plan.accepted)
+        if request.is_oneway:
+            return None
+        config_file = state.config_file.writer
 
-        async def save() -> None:
-            await trio.to_thread.run_sync(save_properties, path, accepted)
+        async def saved() -> RemotingCommand:
+            try:
+                await config_file.wait(generation)
+            except PersistError as exc:
+                return RemotingCommand.response(
+                    ResponseCode.SYSTEM_ERROR, f"NameServer config applied but not saved: {exc}"
+                )
+            return answer
 
-        self._answer_after(conn, request, save, "NameServer config", answer)
-        return None
+        return saved()
 
     def get_config(self, conn: Connection, request: RemotingCommand) -> RemotingCommand:
         state = self.state
