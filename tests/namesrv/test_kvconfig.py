@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import json
+import os
+import threading
 import tracemalloc
 from pathlib import Path
 
 import pytest
 import trio
 
+from pyrocket import persist
 from pyrocket.client.namesrv_api import NameServerAPI
 from pyrocket.errors import ConfigError, ResponseError
 from pyrocket.namesrv import NameServer
@@ -17,7 +20,7 @@ from pyrocket.protocol.codes import RequestCode, ResponseCode
 from pyrocket.protocol.command import RemotingCommand, decode, encode
 from pyrocket.protocol.headers import GetKVConfigRequestHeader, PutKVConfigRequestHeader
 from pyrocket.protocol.javahash import hashmap_order
-from pyrocket.remoting import RemotingClient
+from pyrocket.remoting import RemotingClient, ServerConfig
 from tests.namesrv.helpers import RawConnection, address, namesrv_config, running_namesrv
 
 
@@ -277,21 +280,40 @@ async def test_pipelined_puts_are_answered_after_shared_writes(tmp_path: Path) -
             await conn.aclose()
 
 
-async def test_puts_beyond_the_in_flight_limit_are_busy_and_not_applied(tmp_path: Path) -> None:
+async def test_puts_beyond_the_in_flight_limit_are_busy_and_not_applied(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     config = namesrv_config(tmp_path)
-    count = 2_000
-    with trio.fail_after(120):
-        async with running_namesrv(config=config) as server, RemotingClient() as client:
-            assert server.port is not None
-            conn = await RawConnection.open(server.port)
-            await conn.send(
-                b"".join(put_frame("B", f"k{o}", "v", o, oneway=False) for o in range(count))
-            )
-            answers = await read_answers(conn, count)
-            busy = {o for o, a in answers.items() if a.code == ResponseCode.SYSTEM_BUSY}
-            done = {o for o, a in answers.items() if a.code == ResponseCode.SUCCESS}
-            assert busy | done == set(range(count))
-            applied = await NameServerAPI(client).get_kv_list_by_namespace("B", address(server))
-            # A change is applied exactly when it is answered SUCCESS.
-            assert set(applied) == {f"k{o}" for o in done}
-            await conn.aclose()
+    limit = ServerConfig().max_in_flight_per_connection
+    count = limit + 500
+    # Writes wait for the test, so that no PUT is answered (and leaves the
+    # connection's in-flight count) before every one has arrived.
+    release = threading.Event()
+    real_write = persist.write_atomically
+
+    def held_write(path: str | os.PathLike[str], data: str | bytes) -> None:
+        release.wait(60)
+        real_write(path, data)
+
+    monkeypatch.setattr(persist, "write_atomically", held_write)
+    try:
+        with trio.fail_after(120):
+            async with running_namesrv(config=config) as server, RemotingClient() as client:
+                assert server.port is not None
+                conn = await RawConnection.open(server.port)
+                await conn.send(
+                    b"".join(put_frame("B", f"k{o}", "v", o, oneway=False) for o in range(count))
+                )
+                busy = await read_answers(conn, count - limit)
+                assert {a.code for a in busy.values()} == {ResponseCode.SYSTEM_BUSY}
+                release.set()
+                done = await read_answers(conn, limit)
+                assert {a.code for a in done.values()} == {ResponseCode.SUCCESS}
+                assert set(busy) | set(done) == set(range(count))
+                api = NameServerAPI(client)
+                applied = await api.get_kv_list_by_namespace("B", address(server))
+                # A change is applied exactly when it is answered SUCCESS.
+                assert set(applied) == {f"k{o}" for o in done}
+                await conn.aclose()
+    finally:
+        release.set()
