@@ -1,4 +1,5 @@
-"""The NameServer app: one nursery with the remoting server and the expiry scan.
+"""The NameServer app: one nursery with the remoting server, the expiry scan
+and the writers of the KV and config files.
 
 ::
 
