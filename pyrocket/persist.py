@@ -10,19 +10,26 @@ persist overwrites the damaged file.
 pyrocket writes the same three names, so a Java operator finds what they
 expect, but fsyncs each step and never replaces a file it could not read:
 :func:`load_with_backup` raises :class:`ConfigError` naming the damaged file,
-so that a person decides. Everything here blocks; async code calls
+so that a person decides. Those functions block; async code calls
 :func:`write_atomically_async` or runs :func:`load_with_backup` in a thread.
+
+A table that changes often is written by a :class:`CoalescingWriter` (see
+:func:`file_writer`): one writer per table, and a burst of changes shares
+writes instead of queueing one write each, as the store's group commit shares
+an fsync.
 """
 
 from __future__ import annotations
 
 import logging
 import os
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
+from functools import partial
 from pathlib import Path
-from typing import TypeVar
+from typing import NoReturn, TypeVar
 
 import trio
+from trio_util import AsyncValue, wait_any
 
 from pyrocket.errors import ConfigError, PyrocketError
 
@@ -77,22 +84,136 @@ async def write_atomically_async(path: str | os.PathLike[str], data: str | bytes
     await trio.to_thread.run_sync(write_atomically, path, data)
 
 
-async def persist_table(
-    path: str | os.PathLike[str],
-    lock: trio.Lock,
-    encode: Callable[[], str],
-    log: logging.Logger,
-) -> None:
-    """Java's ``ConfigManager.persist``: under ``lock`` (so that writes of the
-    same table never interleave), encode the table and write it atomically.
-    A disk failure is logged on ``log``, not raised: the table in memory
-    stays and the next persist tries again."""
-    async with lock:
-        text = encode()
+class PersistError(PyrocketError):
+    """A change is in memory but the write meant to make it durable failed
+    (the message names the table and the OS error)."""
+
+
+class CoalescingWriter:
+    """One table's durable writes, shared by every change that waits for one.
+
+    A change calls :meth:`request` (or :meth:`commit`, which also waits): it
+    takes the next generation number. A *round* notes the newest generation,
+    runs ``write_round`` (which snapshots the table before its first await,
+    then writes it) and marks that generation finished, so one round answers
+    every change made before it started, however many there were. Rounds
+    never overlap. Waiting changes are parked tasks and the table itself is
+    the only state, so a burst of changes costs memory for the waiters only.
+
+    :meth:`run` is the writer task (in the owning app's nursery): it starts a
+    round whenever a generation is unwritten. Without a running writer (a
+    table used on its own, or after the app's tasks stopped) a waiting change
+    runs the round itself, one at a time, with the same coalescing.
+
+    A round that fails with OSError is logged; the changes it covered get
+    :class:`PersistError` and the table stays dirty: the next change writes it
+    all again (or :meth:`flush`).
+    """
+
+    def __init__(
+        self, name: str, write_round: Callable[[], Awaitable[None]], log: logging.Logger
+    ) -> None:
+        self.name = name
+        self._write_round = write_round
+        self._log = log
+        #: The newest generation asked for.
+        self.requested: AsyncValue[int] = AsyncValue(0)
+        #: The newest generation a finished round (successful or not) covered.
+        self.finished: AsyncValue[int] = AsyncValue(0)
+        #: The newest generation a successful round covered.
+        self.written = 0
+        #: Rounds started so far.
+        self.rounds = 0
+        self._error: OSError | None = None
+        self._running: AsyncValue[bool] = AsyncValue(False)
+        self._lock = trio.Lock()
+
+    def request(self) -> int:
+        """Note a change; returns its generation (for :meth:`wait`)."""
+        generation: int = self.requested.value + 1
+        self.requested.value = generation
+        return generation
+
+    @property
+    def dirty(self) -> bool:
+        """Some change is not in a successful write yet."""
+        wanted: int = self.requested.value
+        return self.written < wanted
+
+    async def wait(self, generation: int) -> None:
+        """Return once a round that started after ``generation`` was requested
+        has finished. Raises PersistError when that round failed and no later
+        one succeeded."""
+        while self.finished.value < generation:
+            if self._running.value:
+                await wait_any(
+                    partial(self.finished.wait_value, lambda done: done >= generation),
+                    partial(self._running.wait_value, False),
+                )
+            else:
+                async with self._lock:
+                    if self.finished.value < generation:
+                        await self._round()
+        if self.written < generation:
+            raise PersistError(f"{self.name}: {self._error}")
+
+    async def commit(self) -> None:
+        """:meth:`request` and :meth:`wait`: the change made before this call
+        is durable when it returns. Raises PersistError."""
+        await self.wait(self.request())
+
+    async def flush(self) -> None:
+        """Write the table if some change is not durable yet (shutdown, or a
+        retry after a failure). Raises PersistError."""
+        if self.dirty:
+            await self.commit()
+
+    async def _round(self) -> None:
+        target = self.requested.value
+        self.rounds += 1
         try:
-            await write_atomically_async(path, text)
+            await self._write_round()
         except OSError as exc:
-            log.error("persist %s failed: %s", path, exc)
+            self._error = exc
+            self._log.error("writing %s failed (the next change retries): %s", self.name, exc)
+        else:
+            self.written = max(self.written, target)
+        # Set last: woken waiters read ``written``.
+        self.finished.value = max(self.finished.value, target)
+
+    async def run(
+        self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED
+    ) -> NoReturn:
+        """The writer task: a round whenever a change is unwritten, until
+        cancelled. Only one may run at a time (RuntimeError otherwise)."""
+        if self._running.value:
+            raise RuntimeError(f"{self.name}: a writer is already running")
+        self._running.value = True
+        try:
+            task_status.started()
+            while True:
+                await self.requested.wait_value(lambda wanted: wanted > self.finished.value)
+                async with self._lock:
+                    if self.requested.value > self.finished.value:
+                        await self._round()
+        finally:
+            self._running.value = False
+
+
+def file_writer(
+    path: str | os.PathLike[str],
+    encode: Callable[[], str | bytes],
+    log: logging.Logger,
+) -> CoalescingWriter:
+    """A :class:`CoalescingWriter` whose round encodes the table once, on the
+    event loop (a consistent snapshot), and writes it with
+    :func:`write_atomically` in a worker thread."""
+
+    async def write_round() -> None:
+        data = encode()
+        await trio.to_thread.run_sync(write_atomically, path, data)
+
+    return CoalescingWriter(os.fspath(path), write_round, log)
 
 
 def _read_text(path: Path) -> str | None:

@@ -410,6 +410,8 @@ class Broker:
                         self._bound(port, fast_port)
                         async with trio.open_nursery() as tasks:
                             await tasks.start(self.stats.run)
+                            await tasks.start(self.topic_config_manager.writer.run)
+                            await tasks.start(self.subscription_group_manager.writer.run)
                             await tasks.start(self.registration.run)
                             tasks.start_soon(self._create_transaction_topic)
                             for service in self.services:

@@ -14,6 +14,7 @@ at shutdown (:meth:`ConsumerOffsetManager.run`, :meth:`persist`).
 
 from __future__ import annotations
 
+import contextlib
 import logging
 from collections.abc import Callable, Mapping
 from pathlib import Path
@@ -21,7 +22,7 @@ from typing import Any, Final
 
 import trio
 
-from pyrocket.persist import load_with_backup, persist_table
+from pyrocket.persist import PersistError, file_writer, load_with_backup
 from pyrocket.protocol import fastjson
 from pyrocket.protocol.bodies.admin import ConsumerOffsetSerializeWrapper
 from pyrocket.protocol.javahash import JavaConcurrentHashMap, JavaHashSet, int_hash
@@ -65,7 +66,8 @@ class ConsumerOffsetManager:
         self.path = path
         self._min_offset = min_offset_in_queue or (lambda topic, queue_id: 0)
         self.offset_table: JavaConcurrentHashMap[str, QueueOffsets] = JavaConcurrentHashMap(512)
-        self._persist_lock = trio.Lock()
+        #: The table's one writer; the broker runs :meth:`CoalescingWriter.run`.
+        self.writer = file_writer(str(path), lambda: self.encode(pretty=True), log)
 
     # -- loading and persisting ---------------------------------------------
 
@@ -96,9 +98,12 @@ class ConsumerOffsetManager:
         return fastjson.dumps(wrapper.to_json())
 
     async def persist(self) -> None:
-        """Write the file atomically (old one kept as ``.bak``). Failures are
-        logged; the table in memory stays."""
-        await persist_table(self.path, self._persist_lock, lambda: self.encode(pretty=True), log)
+        """Return once the file (written atomically, the old one kept as
+        ``.bak``) holds the table as it is now; concurrent calls share one
+        write (:attr:`writer`). Failures are logged; the table in memory
+        stays and the next persist writes it again."""
+        with contextlib.suppress(PersistError):
+            await self.writer.commit()
 
     async def run(
         self,
@@ -107,13 +112,16 @@ class ConsumerOffsetManager:
         first_delay: float = FIRST_PERSIST_DELAY,
         task_status: Any = trio.TASK_STATUS_IGNORED,
     ) -> None:
-        """Persist every ``interval_ms()`` milliseconds until cancelled (read
-        at each round: UPDATE_BROKER_CONFIG may change it)."""
-        task_status.started()
-        await trio.sleep(first_delay)
-        while True:
-            await self.persist()
-            await trio.sleep(max(1, interval_ms()) / 1000)
+        """Run the table's writer, and persist every ``interval_ms()``
+        milliseconds until cancelled (read at each round:
+        UPDATE_BROKER_CONFIG may change it)."""
+        async with trio.open_nursery() as nursery:
+            await nursery.start(self.writer.run)
+            task_status.started()
+            await trio.sleep(first_delay)
+            while True:
+                await self.persist()
+                await trio.sleep(max(1, interval_ms()) / 1000)
 
     # -- offsets ------------------------------------------------------------
 

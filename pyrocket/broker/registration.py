@@ -8,8 +8,9 @@ round goes to all NameServers at once through
 per NameServer. With ``forceRegister=false`` a periodic round first asks
 QUERY_DATA_VERSION and registers only when some NameServer lacks the current
 topic data. A topic change registers at once: the whole table, oneway, after
-an auto-created topic (:meth:`trigger_oneway`), or just the changed topic after
-UPDATE_AND_CREATE_TOPIC (:meth:`register_increment_broker_data`).
+an auto-created topic (:meth:`trigger_oneway`; a burst of them is one round),
+or just the changed topic after UPDATE_AND_CREATE_TOPIC
+(:meth:`register_increment_broker_data`).
 
 The first answer of a round is handled as Java handles it: a slave learns its
 master's HA and broker addresses, and with ``checkOrderConfig`` the topics'
@@ -37,6 +38,7 @@ from pyrocket.broker.config import BrokerSettings
 from pyrocket.broker.outer_api import BrokerIdentity, BrokerOuterAPI, NamesrvOutcome
 from pyrocket.broker.store.config import BrokerRole
 from pyrocket.broker.topic_config import TopicConfigManager
+from pyrocket.persist import CoalescingWriter
 from pyrocket.protocol.bodies.topic import (
     PERM_READ,
     PERM_WRITE,
@@ -136,6 +138,8 @@ class RegistrationService:
         self._filter_servers = filter_servers
         self._lock = trio.Lock()
         self._nursery: trio.Nursery | None = None
+        #: The triggered oneway rounds, coalesced.
+        self._triggered = CoalescingWriter("oneway registration", self._register_oneway, log)
         self._statuses: dict[str, AsyncValue[NamesrvStatus]] = {}
         self._last_warning: dict[str, float] = {}
         #: Completed registration rounds (start-up, periodic, triggered).
@@ -210,9 +214,15 @@ class RegistrationService:
 
     def trigger_oneway(self) -> None:
         """Register the whole table with every NameServer soon, oneway (what
-        Java does after auto-creating a topic). Ignored when not running."""
+        Java does after auto-creating a topic). Triggers that come while a
+        round is pending or running share the next round, which sends the
+        table as it is then, so a burst of new topics is one registration
+        (Java sends one per topic). Ignored when not running."""
         if self._nursery is not None:
-            self._nursery.start_soon(self.register_broker_all, False, True, True)
+            self._triggered.request()
+
+    async def _register_oneway(self) -> None:
+        await self.register_broker_all(False, True, True)
 
     async def _need_register(self, data_version: DataVersion) -> bool:
         outcomes = await self.outer_api.need_register(
@@ -307,6 +317,7 @@ class RegistrationService:
         async with trio.open_nursery() as nursery:
             self._nursery = nursery
             try:
+                await nursery.start(self._triggered.run)
                 await self.register_broker_all(True, False, True)
                 task_status.started()
                 await trio.sleep(self.timing.first_delay)

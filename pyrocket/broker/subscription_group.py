@@ -11,6 +11,7 @@ creates unknown groups when ``autoCreateSubscriptionGroup`` is on.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import logging
 from collections.abc import Callable, Mapping
@@ -18,10 +19,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Final
 
-import trio
-
 from pyrocket.broker.config import BrokerConfig
-from pyrocket.persist import load_with_backup, persist_table
+from pyrocket.persist import PersistError, file_writer, load_with_backup
 from pyrocket.protocol import fastjson
 from pyrocket.protocol.bodies._bean import STR as STR_KIND
 from pyrocket.protocol.bodies._bean import Bean, bean, map_of, prop
@@ -97,7 +96,8 @@ class SubscriptionGroupManager:
             JavaConcurrentHashMap(1024)
         )
         self.data_version = DataVersion() if now_ms is None else DataVersion(now_ms(), 0)
-        self._persist_lock = trio.Lock()
+        #: The table's one writer; the broker runs :meth:`CoalescingWriter.run`.
+        self.writer = file_writer(str(path), lambda: self.encode(pretty=True), log)
         for group in system_groups():
             assert group.group_name is not None
             self.subscription_group_table[group.group_name] = group
@@ -124,8 +124,11 @@ class SubscriptionGroupManager:
         return fastjson.dumps_pretty(form) if pretty else fastjson.dumps(form.to_json())
 
     async def persist(self) -> None:
-        """Write ``subscriptionGroup.json``; failures are logged."""
-        await persist_table(self.path, self._persist_lock, lambda: self.encode(pretty=True), log)
+        """Return once ``subscriptionGroup.json`` holds the table as it is
+        now; concurrent changes share one write (:attr:`writer`). Failures
+        are logged; the next change writes the table again."""
+        with contextlib.suppress(PersistError):
+            await self.writer.commit()
 
     def _next_version(self) -> None:
         now = self._now_ms() if self._now_ms is not None else None

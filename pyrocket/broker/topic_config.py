@@ -9,7 +9,8 @@ adds what ``<storePathRootDir>/config/topics.json`` holds. Every change bumps
 the table's :class:`DataVersion` (which the NameServer compares, see
 QUERY_DATA_VERSION) and rewrites ``topics.json`` atomically, in the
 tab-indented layout Java's ``ConfigManager`` writes, so either broker can read
-the other's file.
+the other's file. The table has one writer (``writer``, run by the broker):
+changes that wait for the file at the same time share one write.
 
 The ``create_topic_*`` helpers are what the message path uses: a producer
 sending to an unknown topic (created from TBW102's settings), a consumer's
@@ -20,6 +21,7 @@ retry topic, the transaction topics. When they create a topic they call
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import logging
 import re
@@ -27,11 +29,9 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Final
 
-import trio
-
 from pyrocket.broker.config import BrokerConfig
 from pyrocket.errors import ProtocolError
-from pyrocket.persist import load_with_backup, persist_table
+from pyrocket.persist import PersistError, file_writer, load_with_backup
 from pyrocket.protocol import fastjson
 from pyrocket.protocol.bodies.topic import (
     PERM_INHERIT,
@@ -170,7 +170,8 @@ class TopicConfigManager:
         )
         self.system_topic_list: JavaHashSet[str] = JavaHashSet()
         self.data_version = DataVersion() if now_ms is None else DataVersion(now_ms(), 0)
-        self._persist_lock = trio.Lock()
+        #: The table's one writer; the broker runs :meth:`CoalescingWriter.run`.
+        self.writer = file_writer(str(path), lambda: self.encode(pretty=True), log)
         for topic in system_topics(self._config()):
             assert topic.topic_name is not None
             self.system_topic_list.add(topic.topic_name)
@@ -206,9 +207,12 @@ class TopicConfigManager:
         return fastjson.dumps(wrapper.to_json())
 
     async def persist(self) -> None:
-        """Write ``topics.json`` (atomically, the previous one kept as
-        ``.bak``). Failures are logged; the table in memory stays."""
-        await persist_table(self.path, self._persist_lock, lambda: self.encode(pretty=True), log)
+        """Return once ``topics.json`` holds the table as it is now (written
+        atomically, the previous one kept as ``.bak``). Concurrent changes
+        share one write (:attr:`writer`). Failures are logged, as in Java;
+        the table in memory stays and the next change writes it again."""
+        with contextlib.suppress(PersistError):
+            await self.writer.commit()
 
     def _next_version(self) -> None:
         now = self._now_ms() if self._now_ms is not None else None

@@ -1,4 +1,5 @@
-"""The NameServer app: one nursery with the remoting server and the expiry scan.
+"""The NameServer app: one nursery with the remoting server, the expiry scan
+and the writers of the KV and config files.
 
 ::
 
@@ -73,6 +74,8 @@ class NameServer:
         state = self.state
         await trio.to_thread.run_sync(state.kv.load)
         async with trio.open_nursery() as nursery:
+            await nursery.start(state.kv.run)
+            await nursery.start(state.config_file.writer.run)
             DefaultRequestProcessor(state, nursery.start_soon).register_all(self.server)
             bound = await nursery.start(self.server.serve, host, port)
             self.port = bound

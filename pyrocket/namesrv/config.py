@@ -24,13 +24,15 @@ import dataclasses
 import logging
 import os
 import re
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Final
 
+import trio
+
 from pyrocket.errors import ConfigError, ProtocolError
-from pyrocket.persist import write_atomically
+from pyrocket.persist import CoalescingWriter, write_atomically
 from pyrocket.protocol.bodies.properties import (
     UpdatePlan,
     parse_properties,
@@ -302,6 +304,27 @@ class Configuration:
     def format_string(self, config: NamesrvConfig) -> str:
         """GET_NAMESRV_CONFIG's body text (``getAllConfigsFormatString``)."""
         return properties_to_string(self.all_configs(config))
+
+
+class ConfigFileWriter:
+    """The one writer of the NameServer's properties file for the keys
+    UPDATE_NAMESRV_CONFIG changes: every key changed since start-up (at most
+    one entry per run-time key) is rewritten in place by each round, so
+    updates that come together share one write and never undo each other."""
+
+    def __init__(self, path: Callable[[], str]) -> None:
+        self._path = path
+        self._changes: dict[str, str] = {}
+        self.writer = CoalescingWriter("NameServer config file", self._write_round, log)
+
+    def record(self, accepted: Mapping[str, str]) -> int:
+        """Note applied changes; returns the generation to wait for."""
+        self._changes.update(accepted)
+        return self.writer.request()
+
+    async def _write_round(self) -> None:
+        changes = dict(self._changes)
+        await trio.to_thread.run_sync(save_properties, self._path(), changes)
 
 
 def save_properties(path: str | os.PathLike[str], changes: Mapping[str, str]) -> None:

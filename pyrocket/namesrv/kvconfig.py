@@ -6,8 +6,11 @@ answer list them in Java's order. The file is Java's ``kvConfig.json``::
 
     {"configTable":{"ORDER_TOPIC_CONFIG":{"TopicA":"broker-a:4"}}}
 
-Changes apply in memory at once; :meth:`KVConfigManager.persist` writes the
-whole table atomically (``<file>.tmp``, ``<file>.bak``, rename, fsync).
+Changes apply in memory at once. The table has one writer
+(:attr:`KVConfigManager.writer`, run by the NameServer): it writes the whole
+table atomically (``<file>.tmp``, ``<file>.bak``, rename, fsync), and every
+change waiting for the file when a write starts is answered by that write, so
+a flood of PUT_KV_CONFIG costs one table encoding per write, not per request.
 Loading a file that does not parse raises ConfigError naming it, and nothing
 is overwritten: Java would start empty and replace the damaged file on the
 next change.
@@ -22,7 +25,7 @@ from typing import Any, Final
 import trio
 
 from pyrocket.errors import ConfigError, ProtocolError
-from pyrocket.persist import load_with_backup, write_atomically_async
+from pyrocket.persist import CoalescingWriter, file_writer, load_with_backup
 from pyrocket.protocol import fastjson
 from pyrocket.protocol.bodies import KVTable
 from pyrocket.protocol.javahash import JavaHashMap
@@ -41,7 +44,10 @@ class KVConfigManager:
     def __init__(self, path: str | Path | None = None) -> None:
         self.path = None if path is None else Path(path)
         self._table: _Table = JavaHashMap()
-        self._write_lock = trio.Lock()
+        #: The file's one writer (None without a file).
+        self.writer: CoalescingWriter | None = (
+            None if self.path is None else file_writer(self.path, self.encode, log)
+        )
 
     # ------------------------------------------------------------------
     # Reading and changing
@@ -112,16 +118,29 @@ class KVConfigManager:
         self._table.put_all(loaded)
         log.info("load KV config table OK, %d namespaces from %s", len(loaded), self.path)
 
+    def request_write(self) -> int | None:
+        """Note that the table changed; returns the generation to pass to
+        :meth:`wait_written` (None without a file)."""
+        return None if self.writer is None else self.writer.request()
+
+    async def wait_written(self, generation: int | None) -> None:
+        """Return once a write that includes change ``generation`` is
+        durable. Raises PersistError when that write failed."""
+        if self.writer is not None and generation is not None:
+            await self.writer.wait(generation)
+
     async def persist(self) -> None:
-        """Write the current table to the file; raises OSError when the disk
-        refuses. Writers queue up, and each writes the table as it is when
-        its turn comes, so the last write has the latest state."""
-        if self.path is None:
+        """Return once the file holds the table as it is now. Raises
+        PersistError when the write failed."""
+        await self.wait_written(self.request_write())
+
+    async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
+        """The file's writer task, until cancelled (returns at once without
+        a file)."""
+        if self.writer is None:
+            task_status.started()
             return
-        path = self.path
-        async with self._write_lock:
-            content = self.encode()
-            await write_atomically_async(path, content)
+        await self.writer.run(task_status=task_status)
 
 
 def _parse_file(text: str) -> _Table:

@@ -9,7 +9,8 @@ Lookups and registrations are plain functions: they run inline in the
 connection's reader, in arrival order. Requests that change a file
 (PUT_KV_CONFIG, DELETE_KV_CONFIG, UPDATE_NAMESRV_CONFIG) change the state at
 once, in order with everything else, and are answered once the file is
-written, from a task of the app.
+written, from the connection's workers: each waits for its file's one
+writer to finish a write that includes it, so a flood shares writes.
 
 Deliberate differences from Java (bad input only): a missing ``@CFNotNull``
 field or an unparsable one is SYSTEM_ERROR naming it (the remoting layer turns
@@ -28,12 +29,11 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any, Final
 
-import trio
-
-from pyrocket.errors import CommandError, ConnectionClosedError, ProtocolError
-from pyrocket.namesrv.config import Configuration, NamesrvConfig, plan_update, save_properties
+from pyrocket.errors import CommandError, ProtocolError
+from pyrocket.namesrv.config import ConfigFileWriter, Configuration, NamesrvConfig, plan_update
 from pyrocket.namesrv.kvconfig import NAMESPACE_ORDER_TOPIC_CONFIG, KVConfigManager
 from pyrocket.namesrv.routeinfo import QueueNums, RouteInfoManager, TopicQueues
+from pyrocket.persist import PersistError
 from pyrocket.protocol import fastjson
 from pyrocket.protocol.bodies import DataVersion, Properties, RegisterBrokerBody
 from pyrocket.protocol.checksum import crc32
@@ -55,7 +55,7 @@ from pyrocket.protocol.headers import (
     WipeWritePermOfBrokerRequestHeader,
     WipeWritePermOfBrokerResponseHeader,
 )
-from pyrocket.remoting import Connection, RemotingServer
+from pyrocket.remoting import OVERLOAD_REMARK, Connection, RemotingServer
 
 log = logging.getLogger("pyrocket.namesrv")
 
@@ -87,6 +87,8 @@ class NamesrvState:
         self.routes = routes or RouteInfoManager()
         self.kv = kv or KVConfigManager(config.kv_config_path)
         self.configuration = Configuration(config)
+        #: The writer of UPDATE_NAMESRV_CONFIG's changes to the config file.
+        self.config_file = ConfigFileWriter(lambda: self.config.config_store_path)
         self.clock = clock or _monotonic_ms
 
     def order_topic_conf(self, topic: str) -> str | None:
@@ -112,6 +114,21 @@ class RegistrationBody:
 
 def _success(**options: Any) -> RemotingCommand:
     return RemotingCommand.response(ResponseCode.SUCCESS, **options)
+
+
+_Answer = RemotingCommand | Awaitable[RemotingCommand] | None
+"""A handler's result: an answer now, one to wait for, or none (oneway)."""
+
+
+def _over_limit(conn: Connection, request: RemotingCommand) -> bool:
+    # A handler that returns an awaitable is answered SYSTEM_BUSY by the
+    # connection when it has too many requests in flight; such a change must
+    # not be applied, so the handler checks first.
+    return not request.is_oneway and conn.requests_in_flight >= conn.settings.max_in_flight
+
+
+def _overload() -> RemotingCommand:
+    return RemotingCommand.response(ResponseCode.SYSTEM_BUSY, OVERLOAD_REMARK)
 
 
 class DefaultRequestProcessor:
@@ -153,15 +170,43 @@ class DefaultRequestProcessor:
     # ------------------------------------------------------------------
     # KV config
 
-    def put_kv_config(self, conn: Connection, request: RemotingCommand) -> None:
+    def put_kv_config(self, conn: Connection, request: RemotingCommand) -> _Answer:
         header = request.decode_header(PutKVConfigRequestHeader)
+        if _over_limit(conn, request):
+            return _overload()
         self.state.kv.put_kv_config(header.namespace, header.key, header.value)
-        self._answer_after(conn, request, self.state.kv.persist, "KV config")
+        return self._kv_saved(request)
 
-    def delete_kv_config(self, conn: Connection, request: RemotingCommand) -> None:
+    def delete_kv_config(self, conn: Connection, request: RemotingCommand) -> _Answer:
         header = request.decode_header(DeleteKVConfigRequestHeader)
+        if _over_limit(conn, request):
+            return _overload()
         self.state.kv.delete_kv_config(header.namespace, header.key)
-        self._answer_after(conn, request, self.state.kv.persist, "KV config")
+        return self._kv_saved(request)
+
+    def _kv_saved(self, request: RemotingCommand) -> _Answer:
+        """The answer to a KV change: SUCCESS once a write of the KV table
+        that includes it is durable (SYSTEM_ERROR if that write failed). A
+        oneway change just marks the table dirty: nothing waits for it."""
+        kv = self.state.kv
+        generation = kv.request_write()
+        if request.is_oneway:
+            return None
+        if generation is None:
+            return _success()
+
+        async def answer() -> RemotingCommand:
+            try:
+                await kv.wait_written(generation)
+            except PersistError as exc:
+                return RemotingCommand.response(
+                    ResponseCode.SYSTEM_ERROR, f"KV config applied but not saved: {exc}"
+                )
+            return _success()
+
+        # Run by the connection's workers: at most ``max_in_flight`` per
+        # connection wait at once, each a parked task.
+        return answer()
 
     def get_kv_config(self, conn: Connection, request: RemotingCommand) -> RemotingCommand:
         header = request.decode_header(GetKVConfigRequestHeader)
@@ -184,35 +229,6 @@ class DefaultRequestProcessor:
         return RemotingCommand.response(
             ResponseCode.QUERY_NOT_FOUND, f"No config item, Namespace: {header.namespace}"
         )
-
-    def _answer_after(
-        self,
-        conn: Connection,
-        request: RemotingCommand,
-        save: Callable[[], Awaitable[None]],
-        what: str,
-        answer: RemotingCommand | None = None,
-    ) -> None:
-        """Run ``save`` in the background, then answer ``request`` (``answer``,
-        default SUCCESS; SYSTEM_ERROR if ``save`` failed)."""
-
-        async def save_then_answer() -> None:
-            response = answer or _success()
-            try:
-                await save()
-            except OSError as exc:
-                log.error("%s applied but not saved: %s", what, exc)
-                response = RemotingCommand.response(
-                    ResponseCode.SYSTEM_ERROR, f"{what} applied but not saved: {exc}"
-                )
-            if request.is_oneway:
-                return
-            try:
-                await conn.send(response.answering(request))
-            except ConnectionClosedError:
-                log.debug("%s: connection closed before the answer", conn.remote_address)
-
-        self._spawn(save_then_answer)
 
     # ------------------------------------------------------------------
     # Brokers
@@ -346,8 +362,10 @@ class DefaultRequestProcessor:
     # ------------------------------------------------------------------
     # NameServer configuration
 
-    def update_config(self, conn: Connection, request: RemotingCommand) -> RemotingCommand | None:
+    def update_config(self, conn: Connection, request: RemotingCommand) -> _Answer:
         log.info("updateConfig called by %s", conn.remote_address)
+        if _over_limit(conn, request):
+            return _overload()
         if request.body is None:
             return _success()
         try:
@@ -370,14 +388,21 @@ class DefaultRequestProcessor:
         state.config = state.config.with_properties(plan.accepted)
         for key, value in plan.accepted.items():
             log.info("NameServer config %s set to %s", key, value)
-        accepted = dict(plan.accepted)
-        path = state.config.config_store_path
+        generation = state.config_file.record(plan.accepted)
+        if request.is_oneway:
+            return None
+        config_file = state.config_file.writer
 
-        async def save() -> None:
-            await trio.to_thread.run_sync(save_properties, path, accepted)
+        async def saved() -> RemotingCommand:
+            try:
+                await config_file.wait(generation)
+            except PersistError as exc:
+                return RemotingCommand.response(
+                    ResponseCode.SYSTEM_ERROR, f"NameServer config applied but not saved: {exc}"
+                )
+            return answer
 
-        self._answer_after(conn, request, save, "NameServer config", answer)
-        return None
+        return saved()
 
     def get_config(self, conn: Connection, request: RemotingCommand) -> RemotingCommand:
         state = self.state

@@ -122,14 +122,15 @@ async def test_rounds_at_start_then_after_ten_seconds_then_every_period(
         nursery.cancel_scope.cancel()
     times = [round(t - start) for t, kind, oneway in api.calls if kind == "register" and not oneway]
     assert times == [0, 10, 30, 50, 70]
-    assert sum(1 for _, _, oneway in api.calls if oneway) == 2
+    # The two triggers came together: one oneway round serves both.
+    assert sum(1 for _, _, oneway in api.calls if oneway) == 1
     warnings = [r for r in caplog.records if r.levelno == logging.WARNING]
     # One warning per period for the dead NameServer, never for the live one.
     assert len(warnings) == 5
     assert all("ns2:9876" in r.getMessage() for r in warnings)
     assert registration.status("ns1:9876").value.registrations == 5
     status = registration.status("ns2:9876").value
-    assert not status.registered and status.failures == 7 and status.last_error
+    assert not status.registered and status.failures == 6 and status.last_error
 
 
 async def test_force_register_false_asks_first(

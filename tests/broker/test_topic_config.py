@@ -4,10 +4,14 @@ auto-creation helpers of the message path."""
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import pytest
+import trio
 
-from pyrocket.broker.config import BrokerConfig
+from pyrocket.broker.config import BrokerConfig, BrokerSettings
+from pyrocket.broker.outer_api import NamesrvOutcome
+from pyrocket.broker.registration import RegistrationService
 from pyrocket.broker.topic_config import (
     TopicConfigManager,
     perm_to_string,
@@ -15,7 +19,13 @@ from pyrocket.broker.topic_config import (
     topics_json_path,
 )
 from pyrocket.errors import ConfigError
-from pyrocket.protocol.bodies.topic import KVTable, TopicConfig, TopicFilterType
+from pyrocket.protocol.bodies.topic import (
+    KVTable,
+    RegisterBrokerResult,
+    TopicConfig,
+    TopicConfigSerializeWrapper,
+    TopicFilterType,
+)
 
 CONFIG = BrokerConfig(broker_name="broker-a", broker_cluster_name="DefaultCluster")
 
@@ -224,3 +234,79 @@ def test_topic_validation_remarks() -> None:
         "The specified topic is conflict with AUTO_CREATE_TOPIC_KEY_TOPIC."
     )
     assert perm_to_string(7) == "RWX" and perm_to_string(4) == "R--"
+
+
+class OnewayRounds:
+    """A BrokerOuterAPI stand-in: records the topics of each oneway round."""
+
+    def __init__(self) -> None:
+        self.namesrv_addresses = ["ns1:9876"]
+        self.oneway_tables: list[set[str]] = []
+
+    async def register_broker_all(
+        self, identity: object, wrapper: TopicConfigSerializeWrapper, *a: Any, **kw: Any
+    ) -> list[NamesrvOutcome]:
+        if kw["oneway"]:
+            self.oneway_tables.append(set(wrapper.topic_config_table))
+        await trio.sleep(0.01)  # a round takes a while: triggers pile up meanwhile
+        result = None if kw["oneway"] else RegisterBrokerResult()
+        return [NamesrvOutcome(addr, result=result) for addr in self.namesrv_addresses]
+
+
+async def test_a_burst_of_auto_created_topics_shares_writes_and_registrations(
+    tmp_path: Path,
+) -> None:
+    topics = manager(tmp_path)
+    api = OnewayRounds()
+    settings = BrokerSettings.from_properties({"storePathRootDir": str(tmp_path)})
+    registration = RegistrationService(api, topics, lambda: settings)  # type: ignore[arg-type]
+    topics.on_topic_created = registration.trigger_oneway
+    path = topics_json_path(tmp_path)
+    names = [f"Burst{i}" for i in range(300)]
+
+    async def send_to_new_topic(name: str) -> None:
+        config = await topics.create_topic_in_send_message_method(name, "TBW102", "x", 4, 0)
+        assert config is not None
+        # Created topics are in topics.json before the send goes on.
+        assert f'"{name}"' in path.read_text()
+
+    with trio.fail_after(30):
+        async with trio.open_nursery() as nursery:
+            await nursery.start(topics.writer.run)
+            await nursery.start(registration.run)
+            async with trio.open_nursery() as sends:
+                for name in names:
+                    sends.start_soon(send_to_new_topic, name)
+            writes = topics.writer.rounds
+            await trio.sleep(0.2)  # the pending oneway round, if any
+            nursery.cancel_scope.cancel()
+    assert 1 <= writes <= len(names) // 10
+    # One oneway registration per burst of triggers, not per topic; the last
+    # one carries every topic.
+    assert 1 <= len(api.oneway_tables) <= len(names) // 10
+    assert set(names) <= api.oneway_tables[-1]
+    again = manager(tmp_path)
+    again.load()
+    assert set(names) <= set(again.topic_config_table)
+
+
+async def test_a_topics_json_that_cannot_be_written_is_logged_and_retried(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    blocker = tmp_path / "config"
+    blocker.write_text("a file where the config directory should be")
+    topics = TopicConfigManager(CONFIG, blocker / "topics.json", now_ms=Clock())
+    with trio.fail_after(10):
+        async with trio.open_nursery() as nursery:
+            await nursery.start(topics.writer.run)
+            # Java logs a failed persist and goes on: so does the manager.
+            await topics.update_topic_config(TopicConfig("A", 1, 1, 6))
+            assert topics.writer.dirty
+            assert any("topics.json" in r.getMessage() for r in caplog.records)
+            blocker.unlink()
+            await topics.update_topic_config(TopicConfig("B", 1, 1, 6))
+            assert not topics.writer.dirty
+            nursery.cancel_scope.cancel()
+    again = TopicConfigManager(CONFIG, blocker / "topics.json")
+    again.load()
+    assert {"A", "B"} <= set(again.topic_config_table)

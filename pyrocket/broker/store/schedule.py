@@ -22,7 +22,7 @@ import trio
 from pyrocket.broker.store.commitlog import SCHEDULE_TOPIC
 from pyrocket.broker.store.config import MessageStoreConfig
 from pyrocket.broker.store.model import BrokerMessage, PutMessageStatus
-from pyrocket.persist import load_with_backup, write_atomically
+from pyrocket.persist import load_with_backup, write_atomically, write_atomically_async
 from pyrocket.protocol import fastjson
 from pyrocket.protocol.javahash import JavaConcurrentHashMap, int_hash
 from pyrocket.protocol.message import MessageConst, MessageExt, encode_properties, java_properties
@@ -142,9 +142,20 @@ class ScheduleMessageService:
             task_status.started()
 
     async def _persist_periodically(self) -> None:
+        # The one writer of delayOffset.json while delivering. The table is
+        # read on the event loop (the delivery tasks change it there) and
+        # only the bytes go to the thread.
         while True:
             await trio.sleep(self._persist_interval)
-            await trio.to_thread.run_sync(self.persist)
+            current = dict(self.offset_table)
+            if current == self._persisted:
+                continue
+            try:
+                await write_atomically_async(self.path, self.encode(pretty=True))
+            except OSError as exc:
+                log.error("writing %s failed (retried next period): %s", self.path, exc)
+                continue
+            self._persisted = current
 
     async def _deliver_level(self, level: int) -> None:
         await trio.sleep(FIRST_DELAY_S)
