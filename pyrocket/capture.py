@@ -20,14 +20,23 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TextIO
 
-from pyrocket.errors import ProtocolError
-from pyrocket.protocol.catalog import request_body_codec, response_body_codec
+from pyrocket.errors import CommandError, ProtocolError
+from pyrocket.protocol.catalog import (
+    request_body_codec,
+    request_header_type,
+    response_body_codec,
+    response_header_type,
+)
 from pyrocket.protocol.codes import RequestCode, ResponseCode
-from pyrocket.protocol.command import RemotingCommand, decode, decode_payload, encode
+from pyrocket.protocol.command import RemotingCommand, decode_payload, encode
 from pyrocket.protocol.frame import NEED_DATA, FrameSplitter
+from pyrocket.protocol.javahash import hashmap_order
 from pyrocket.vectors import read_records
 
 _TEXT_CONTROLS = frozenset("\n\r\t")
+
+#: The ``client`` of connections whose client frames no Java process wrote.
+HANDCRAFTED = "handcrafted"
 
 
 @dataclass(frozen=True, slots=True)
@@ -43,6 +52,9 @@ class CapturedFrame:
     sender: str | None = None
     #: why Java could not parse it, for records marked ``malformed``
     malformed: str | None = None
+    #: the connection's client kind, when the capture says (``handcrafted``
+    #: marks a client that is no Java process)
+    client: str | None = None
     #: a close record (FIN/RST) rather than a frame
     close: str | None = None
     #: an error met while reading the stream itself (raw streams)
@@ -85,6 +97,7 @@ def _read_jsonl(path: Path) -> Iterator[CapturedFrame]:
             record.conn,
             record.sender,
             malformed=str(malformed) if malformed else None,
+            client=record.client or None,
         )
 
 
@@ -116,6 +129,8 @@ class DecodeReport:
     bodies: int = 0
     bodies_identical: int = 0
     undecodable: int = 0
+    #: frames of a ``handcrafted`` client, checked in their recorded ext order
+    handcrafted: int = 0
     failures: list[str] = field(default_factory=list)
 
     def summary(self) -> dict[str, int]:
@@ -124,6 +139,7 @@ class DecodeReport:
             "identical": self.identical,
             "bodies": self.bodies,
             "bodies_identical": self.bodies_identical,
+            "handcrafted": self.handcrafted,
         }
 
 
@@ -186,7 +202,7 @@ def _decode_item(
     print(describe(item, command, request), file=out)
     report.frames += 1
     if check:
-        _check_frame(item, report)
+        _check_frame(item, command, request, report)
     _check_body(item, command, request, report, check)
 
 
@@ -223,13 +239,67 @@ def _fail_or_note(report: DecodeReport, out: TextIO, check: bool, message: str) 
         raise CheckFailed(message)
 
 
-def _check_frame(item: CapturedFrame, report: DecodeReport) -> None:
+def rebuild_ext_fields(
+    command: RemotingCommand, request: RemotingCommand | None = None
+) -> tuple[dict[str, str] | None, str]:
+    """The ext fields a Java process would send for ``command``'s values, in
+    the order its ``HashMap`` iterates them, and how they were rebuilt.
+
+    The header class is the one Java picks for the request code (for an
+    answer, the code of ``request``). Its fields are parsed into typed values
+    and put back as Java's ``makeCustomHeaderToNet`` does, after the keys the
+    class does not declare (Java adds those with ``addExtField`` before
+    encoding, e.g. an RPC hook's ``AccessKey``/``Signature`` or the broker's
+    ``MSG_REGION``); their recorded order stands in for their insertion order,
+    which only matters between keys sharing a bucket. With no header class
+    for the code, or ext fields the class does not parse, the map is rebuilt
+    as a plain ``HashMap<String,String>`` of the recorded strings.
+    """
+    ext = command.ext_fields
+    if ext is None:
+        return None, "none"
+    if command.is_response:
+        header_type = None if request is None else response_header_type(request.code)
+    else:
+        header_type = request_header_type(command.code)
+    if header_type is not None:
+        try:
+            header = header_type.from_ext_fields(ext)
+        except CommandError:
+            header = None
+        if header is not None:
+            declared = set(header_type.wire_names())
+            extra = {key: value for key, value in ext.items() if key not in declared}
+            return header.to_ext_fields(extra), header_type.__name__
+    values = dict(ext)
+    return {key: values[key] for key in hashmap_order(values)}, "HashMap<String,String>"
+
+
+def _check_frame(
+    item: CapturedFrame,
+    command: RemotingCommand,
+    request: RemotingCommand | None,
+    report: DecodeReport,
+) -> None:
     try:
-        again = encode(decode(item.data))
-    except ProtocolError as exc:
+        if item.client == HANDCRAFTED and item.sender == "client":
+            # Not written by Java: only the bytes of its own values are checked.
+            ext, how = command.ext_fields, "recorded"
+            report.handcrafted += 1
+        else:
+            ext, how = rebuild_ext_fields(command, request)
+        again = encode(command.replace(ext_fields=ext))
+    except (ProtocolError, CommandError) as exc:
         raise CheckFailed(f"{item.where}: frame does not re-encode: {exc}") from exc
     if again != item.data:
-        raise CheckFailed(f"{item.where}: frame {_first_difference(item.data, again)}")
+        message = f"{item.where}: frame {_first_difference(item.data, again)}"
+        recorded = command.ext_fields
+        if ext is not None and recorded is not None and list(ext.items()) != list(recorded.items()):
+            message += (
+                f"; ext fields as {how} would send them: {', '.join(ext)}"
+                f" (recorded: {', '.join(recorded)})"
+            )
+        raise CheckFailed(message)
     report.identical += 1
 
 

@@ -29,8 +29,18 @@ def register(commands: Any) -> None:
         "--check",
         action="store_true",
         help=(
-            "re-encode every frame and every body with a typed codec; exit 1 at the "
-            "first byte that differs; print the counts as JSON last"
+            "re-encode every frame from its typed values and compare bytes; exit 1 at "
+            "the first difference; print the counts as JSON last. The header's ext "
+            "fields are rebuilt from the header class Java picks for the request code "
+            "(for an answer: the code of the request it answers, paired by connection, "
+            "opaque and opposite sender), in the order Java's HashMap iterates them; "
+            "keys that class does not declare are put first, in their recorded order, "
+            "as Java adds them before encoding. A code with no header class, or ext "
+            "fields the class does not parse, is rebuilt as a plain "
+            "HashMap<String,String>. So a frame whose ext field order no Java process "
+            "would produce is reported as not identical. Frames a 'handcrafted' client "
+            "sent are re-encoded in their recorded order. Every body with a typed codec "
+            "is decoded and re-encoded the same way"
         ),
     )
     decode.add_argument("files", nargs="+", type=Path, metavar="FILE")
