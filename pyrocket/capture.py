@@ -14,21 +14,34 @@ stopping at the first byte that differs.
 
 from __future__ import annotations
 
+import base64
 import json
+import unicodedata
+from collections import deque
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TextIO
+from typing import Any, Final, TextIO
 
 from pyrocket.errors import CommandError, ProtocolError
+from pyrocket.pcap import (
+    CaptureError,
+    Connection,
+    Direction,
+    Endpoint,
+    StreamData,
+    StreamGap,
+    reassemble,
+)
 from pyrocket.protocol.catalog import (
     request_body_codec,
     request_header_type,
     response_body_codec,
     response_header_type,
 )
-from pyrocket.protocol.codes import RequestCode, ResponseCode
+from pyrocket.protocol.codes import LanguageCode, RequestCode, ResponseCode, SerializeType
 from pyrocket.protocol.command import RemotingCommand, decode_payload, encode
+from pyrocket.protocol.fastjson import loads as fastjson_loads
 from pyrocket.protocol.frame import NEED_DATA, FrameSplitter
 from pyrocket.protocol.javahash import hashmap_order
 from pyrocket.vectors import read_records
@@ -382,3 +395,492 @@ def _body_text(body: bytes) -> str:
         return text.rstrip("\n").replace("\n", "\n    ")
     preview = body[:48].hex(" ")
     return f"binary {preview}{' ...' if len(body) > 48 else ''}"
+
+
+# ---------------------------------------------------------------------------
+# Recording: packet captures -> JSON Lines records
+
+
+#: Ports taken as a NameServer's / broker's when nothing else decides
+#: (the stock ``listenPort`` values and the broker's fast port).
+DEFAULT_NAMESRV_PORTS: Final = frozenset({9876})
+DEFAULT_BROKER_PORTS: Final = frozenset({10911, 10909})
+
+# Requests only a NameServer serves, and only a broker serves.
+_NAMESRV_CODES: Final = frozenset(
+    {
+        RequestCode.PUT_KV_CONFIG,
+        RequestCode.GET_KV_CONFIG,
+        RequestCode.DELETE_KV_CONFIG,
+        RequestCode.REGISTER_BROKER,
+        RequestCode.UNREGISTER_BROKER,
+        RequestCode.GET_ROUTEINFO_BY_TOPIC,
+        RequestCode.GET_BROKER_CLUSTER_INFO,
+        RequestCode.WIPE_WRITE_PERM_OF_BROKER,
+        RequestCode.GET_ALL_TOPIC_LIST_FROM_NAMESERVER,
+        RequestCode.DELETE_TOPIC_IN_NAMESRV,
+        RequestCode.GET_KVLIST_BY_NAMESPACE,
+        RequestCode.GET_TOPICS_BY_CLUSTER,
+        RequestCode.GET_SYSTEM_TOPIC_LIST_FROM_NS,
+        RequestCode.GET_UNIT_TOPIC_LIST,
+        RequestCode.GET_HAS_UNIT_SUB_TOPIC_LIST,
+        RequestCode.GET_HAS_UNIT_SUB_UNUNIT_TOPIC_LIST,
+        RequestCode.UPDATE_NAMESRV_CONFIG,
+        RequestCode.GET_NAMESRV_CONFIG,
+        RequestCode.QUERY_DATA_VERSION,
+    }
+)
+_BROKER_CODES: Final = frozenset(
+    {
+        RequestCode.SEND_MESSAGE,
+        RequestCode.SEND_MESSAGE_V2,
+        RequestCode.SEND_BATCH_MESSAGE,
+        RequestCode.PULL_MESSAGE,
+        RequestCode.QUERY_CONSUMER_OFFSET,
+        RequestCode.UPDATE_CONSUMER_OFFSET,
+        RequestCode.UPDATE_AND_CREATE_TOPIC,
+        RequestCode.GET_ALL_TOPIC_CONFIG,
+        RequestCode.UPDATE_BROKER_CONFIG,
+        RequestCode.GET_BROKER_CONFIG,
+        RequestCode.GET_BROKER_RUNTIME_INFO,
+        RequestCode.GET_MAX_OFFSET,
+        RequestCode.GET_MIN_OFFSET,
+        RequestCode.HEART_BEAT,
+        RequestCode.UNREGISTER_CLIENT,
+        RequestCode.CONSUMER_SEND_MSG_BACK,
+        RequestCode.GET_CONSUMER_LIST_BY_GROUP,
+        RequestCode.GET_ALL_CONSUMER_OFFSET,
+        RequestCode.GET_ALL_DELAY_OFFSET,
+        RequestCode.GET_ALL_SUBSCRIPTIONGROUP_CONFIG,
+        RequestCode.GET_TOPIC_STATS_INFO,
+        RequestCode.GET_CONSUME_STATS,
+    }
+)
+# Requests a broker sends as a client: registration, and a slave's sync.
+_BROKER_CLIENT_CODES: Final = frozenset(
+    {
+        RequestCode.REGISTER_BROKER,
+        RequestCode.UNREGISTER_BROKER,
+        RequestCode.QUERY_DATA_VERSION,
+        RequestCode.GET_ALL_TOPIC_CONFIG,
+        RequestCode.GET_ALL_CONSUMER_OFFSET,
+        RequestCode.GET_ALL_DELAY_OFFSET,
+        RequestCode.GET_ALL_SUBSCRIPTIONGROUP_CONFIG,
+    }
+)
+_SEND_CODES: Final = frozenset(
+    {RequestCode.SEND_MESSAGE, RequestCode.SEND_MESSAGE_V2, RequestCode.SEND_BATCH_MESSAGE}
+)
+
+
+@dataclass(frozen=True, slots=True)
+class RecordOptions:
+    """How :func:`record_capture` reads a capture."""
+
+    #: keep going past gaps, trailing bytes and unparsable frames (as warnings)
+    lenient: bool = False
+    #: ports known to be a NameServer's / a broker's (decide both the server
+    #: end and its kind, before anything else)
+    namesrv_ports: frozenset[int] = frozenset()
+    broker_ports: frozenset[int] = frozenset()
+
+
+@dataclass
+class Recording:
+    """What :func:`record_capture` made of a capture."""
+
+    records: list[dict[str, Any]] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
+
+
+@dataclass(slots=True)
+class _Item:
+    t_ns: int
+    #: (connection, direction, position): the tie-breaker between equal times
+    order: tuple[int, int, int]
+    sender: Endpoint
+    command: RemotingCommand | None = None
+    frame: bytes = b""
+    malformed: str | None = None
+    close: str | None = None
+
+
+def record_capture(data: bytes, options: RecordOptions | None = None) -> Recording:
+    """Turn a pcap / pcapng capture of RocketMQ traffic into vector records.
+
+    Every TCP connection is reassembled per direction and cut into frames with
+    the same splitter a server uses; each frame becomes one record in the
+    golden-vector format, each FIN / RST one close record. Raises
+    :class:`~pyrocket.pcap.CaptureError` for an unreadable capture and, unless
+    ``options.lenient``, for a hole in a stream, bytes left after the last
+    frame of a direction, or a frame that does not parse; lenient, those are
+    listed in :attr:`Recording.warnings` and the rest is recorded.
+    """
+    options = options or RecordOptions()
+    recording = Recording()
+    reassembler = reassemble(data, lenient=options.lenient, warnings=recording.warnings)
+    first_ns = min((c.t_ns for c in reassembler.connections), default=0)
+    per_connection = [
+        [
+            item
+            for side, direction in enumerate(connection.directions.values())
+            for item in _direction_items(connection, side, direction, options, recording)
+        ]
+        for connection in reassembler.connections
+    ]
+    roles = _all_roles(reassembler.connections, per_connection, options)
+    items = [
+        (connection, item)
+        for connection, conn_items in zip(reassembler.connections, per_connection, strict=True)
+        for item in conn_items
+    ]
+    items.sort(key=lambda pair: (pair[1].t_ns, pair[1].order))
+    for seq, (connection, item) in enumerate(items):
+        recording.records.append(_record(seq, connection, item, roles[connection.number], first_ns))
+    return recording
+
+
+def _where(connection: Connection, sender: Endpoint) -> str:
+    return f"connection c{connection.number} ({_endpoint(sender)} sending)"
+
+
+def _endpoint(endpoint: Endpoint) -> str:
+    host, port = endpoint
+    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+
+
+def _problem(recording: Recording, options: RecordOptions, message: str) -> None:
+    if not options.lenient:
+        raise CaptureError(message)
+    recording.warnings.append(message)
+
+
+def _direction_items(
+    connection: Connection,
+    side: int,
+    direction: Direction,
+    options: RecordOptions,
+    recording: Recording,
+) -> list[_Item]:
+    cutter = _Cutter(connection, side, direction.sender, options, recording)
+    for event in direction.events:
+        if isinstance(event, StreamData):
+            cutter.data(event.t_ns, event.data)
+        elif isinstance(event, StreamGap):
+            cutter.gap(event.size)
+        else:
+            cutter.end(f"before {event.how}")
+            cutter.emit(_Item(event.t_ns, (0, 0, 0), direction.sender, close=event.how))
+    if not direction.closed:
+        cutter.end("at the end of the capture")
+    return cutter.items
+
+
+class _Cutter:
+    """Cuts one direction's bytes into frames, with the time of the packet
+    that carried each frame's first byte."""
+
+    def __init__(
+        self,
+        connection: Connection,
+        side: int,
+        sender: Endpoint,
+        options: RecordOptions,
+        recording: Recording,
+    ) -> None:
+        self.connection, self.side, self.sender = connection, side, sender
+        self.options, self.recording = options, recording
+        self.where = _where(connection, sender)
+        self.items: list[_Item] = []
+        self.splitter = FrameSplitter()
+        # Bytes not yet cut into frames, and (stream offset, time) of the
+        # chunks they came in.
+        self.tail = bytearray()
+        self.chunks: deque[tuple[int, int]] = deque()
+        self.fed = self.consumed = 0
+        #: the bytes from a length word the splitter refused, as one record
+        self.broken: _Item | None = None
+
+    def emit(self, item: _Item) -> None:
+        item.order = (self.connection.number, self.side, len(self.items))
+        self.items.append(item)
+
+    def problem(self, message: str) -> None:
+        _problem(self.recording, self.options, f"{self.where}: {message}")
+
+    def data(self, t_ns: int, data: bytes) -> None:
+        self.chunks.append((self.fed, t_ns))
+        self.fed += len(data)
+        if self.broken is not None:
+            self.broken.frame += data
+            return
+        self.tail += data
+        self.splitter.feed(data)
+        while True:
+            start = self.consumed
+            while len(self.chunks) > 1 and self.chunks[1][0] <= start:
+                self.chunks.popleft()
+            t_first = self.chunks[0][1]
+            try:
+                payload = self.splitter.next_frame()
+            except ProtocolError as exc:
+                self.problem(f"stream byte {start}: {exc}")
+                self.recording.warnings.append(
+                    f"{self.where}: the bytes from stream byte {start} up to the next gap or "
+                    "close are recorded as one malformed frame"
+                )
+                self.broken = _Item(
+                    t_first, (0, 0, 0), self.sender, frame=bytes(self.tail), malformed=str(exc)
+                )
+                self.emit(self.broken)
+                return
+            if payload is NEED_DATA:
+                return
+            assert isinstance(payload, bytes)
+            frame = len(payload).to_bytes(4, "big") + payload
+            self.consumed += len(frame)
+            del self.tail[: len(frame)]
+            item = _Item(t_first, (0, 0, 0), self.sender, frame=frame)
+            try:
+                item.command = decode_payload(payload, base_offset=4)
+            except ProtocolError as exc:
+                self.problem(f"stream byte {start}: {exc}")
+                item.malformed = str(exc)
+            self.emit(item)
+
+    def gap(self, size: int) -> None:
+        self.problem(f"{size} bytes missing from the capture after stream byte {self.fed}")
+        if self.splitter.buffered and self.broken is None:
+            self.recording.warnings.append(
+                f"{self.where}: dropped {self.splitter.buffered} bytes of a frame cut by the gap"
+            )
+        # Cutting resumes where the bytes after the hole start.
+        self.fed += size
+        self.consumed = self.fed
+        self.splitter = FrameSplitter()
+        self.tail.clear()
+        self.chunks.clear()
+        self.broken = None
+
+    def end(self, when: str) -> None:
+        if self.splitter.buffered and self.broken is None:
+            self.problem(f"{self.splitter.buffered} bytes of an incomplete frame {when}")
+
+
+@dataclass(frozen=True, slots=True)
+class _Roles:
+    client: Endpoint
+    server: Endpoint
+    client_kind: str
+    server_kind: str
+
+
+def _all_roles(
+    connections: list[Connection], items: list[list[_Item]], options: RecordOptions
+) -> dict[int, _Roles]:
+    """Who is client and server on each connection, and what they are.
+
+    A server endpoint's kind follows from the requests of every connection
+    to it, and an endpoint's language from the first frame it sent on any.
+    """
+    ends = [_ends(c, conn_items, options) for c, conn_items in zip(connections, items, strict=True)]
+    languages: dict[Endpoint, str] = {}
+    requests_to: dict[Endpoint, list[RemotingCommand]] = {}
+    requests_from: list[list[RemotingCommand]] = []
+    for (client, server), conn_items in zip(ends, items, strict=True):
+        sent: list[RemotingCommand] = []
+        for item in conn_items:
+            if item.command is None:
+                continue
+            language = LanguageCode(item.command.language).name.lower()
+            languages.setdefault(item.sender, language)
+            if item.sender == client and not item.command.is_response:
+                sent.append(item.command)
+        requests_from.append(sent)
+        requests_to.setdefault(server, []).extend(sent)
+    roles = {}
+    for connection, (client, server), sent in zip(connections, ends, requests_from, strict=True):
+        server_kind = _server_kind(server[1], requests_to[server], options)
+        roles[connection.number] = _Roles(
+            client,
+            server,
+            f"{languages.get(client, 'unknown')}-{_client_kind(sent)}",
+            f"{languages.get(server, 'unknown')}-{server_kind}",
+        )
+    return roles
+
+
+def _ends(
+    connection: Connection, items: list[_Item], options: RecordOptions
+) -> tuple[Endpoint, Endpoint]:
+    """(client, server) of a connection."""
+    a, b = connection.first, connection.second
+    server_ports = (
+        options.namesrv_ports | options.broker_ports | DEFAULT_NAMESRV_PORTS | DEFAULT_BROKER_PORTS
+    )
+    if connection.syn_from is not None:
+        client = connection.syn_from
+    elif connection.syn_ack_from is not None:
+        client = b if connection.syn_ack_from == a else a
+    elif (a[1] in server_ports) != (b[1] in server_ports):
+        client = b if a[1] in server_ports else a
+    else:
+        first_request = next(
+            (i.sender for i in items if i.command is not None and not i.command.is_response), a
+        )
+        client = first_request
+    return client, b if client == a else a
+
+
+def _server_kind(port: int, requests: list[RemotingCommand], options: RecordOptions) -> str:
+    if port in options.namesrv_ports:
+        return "namesrv"
+    if port in options.broker_ports:
+        return "broker"
+    codes = {c.code for c in requests}
+    if codes & _NAMESRV_CODES and not codes & _BROKER_CODES:
+        return "namesrv"
+    if codes & _BROKER_CODES and not codes & _NAMESRV_CODES:
+        return "broker"
+    if port in DEFAULT_NAMESRV_PORTS:
+        return "namesrv"
+    if port in DEFAULT_BROKER_PORTS:
+        return "broker"
+    return "server"
+
+
+def _client_kind(requests: list[RemotingCommand]) -> str:
+    codes = {c.code for c in requests}
+    if any("AccessKey" in (c.ext_fields or {}) for c in requests):
+        # mqadmin signs every request (its stock tools.yml credentials); so
+        # would any client with ACL credentials.
+        return "mqadmin"
+    if codes & _BROKER_CLIENT_CODES:
+        return "broker"
+    for command in requests:
+        if command.code == RequestCode.HEART_BEAT and command.body:
+            consume_types = _consume_types(command.body)
+            if "CONSUME_PASSIVELY" in consume_types:
+                return "push-consumer"
+            if "CONSUME_ACTIVELY" in consume_types:
+                return "pull-consumer"
+    if codes & {RequestCode.PULL_MESSAGE}:
+        return "consumer"
+    if codes & _SEND_CODES or RequestCode.HEART_BEAT in codes:
+        return "producer"
+    return "client"
+
+
+def _consume_types(body: bytes) -> set[str]:
+    try:
+        value = fastjson_loads(body)
+    except ProtocolError:
+        return set()
+    consumers = value.get("consumerDataSet") if isinstance(value, dict) else None
+    if not isinstance(consumers, list):
+        return set()
+    return {str(c.get("consumeType")) for c in consumers if isinstance(c, dict)}
+
+
+def _record(
+    seq: int, connection: Connection, item: _Item, roles: _Roles, first_ns: int
+) -> dict[str, Any]:
+    record: dict[str, Any] = {
+        "seq": seq,
+        "conn": f"c{connection.number}",
+        "client": roles.client_kind,
+        "server": roles.server_kind,
+        "client_port": roles.client[1],
+        "server_port": roles.server[1],
+    }
+    sender = "client" if item.sender == roles.client else "server"
+    t_ms = round((item.t_ns - first_ns) / 1_000_000, 3)
+    if item.close is not None:
+        record.update(dir="close", sender=sender, t_ms=t_ms, close=item.close)
+        return record
+    command = item.command
+    if command is None:
+        serialize = {0: "JSON", 1: "ROCKETMQ"}.get(item.frame[4]) if len(item.frame) > 4 else None
+        record.update(
+            dir="request",
+            sender=sender,
+            t_ms=t_ms,
+            serialize=serialize,
+            code=None,
+            opaque=None,
+            flag=None,
+            oneway=None,
+            header=None,
+            header_text=None,
+            body_b64=None,
+            body_text=None,
+            frame_hex=item.frame.hex(),
+            malformed=item.malformed,
+        )
+        return record
+    record.update(frame_fields(item.frame, command))
+    record["t_ms"] = t_ms
+    record["sender"] = sender
+    # Keep the vectors' key order: dir, sender, t_ms right after the ports.
+    ordered = {
+        k: record[k]
+        for k in (
+            "seq",
+            "conn",
+            "client",
+            "server",
+            "client_port",
+            "server_port",
+            "dir",
+            "sender",
+            "t_ms",
+        )
+    }
+    ordered.update((k, v) for k, v in record.items() if k not in ordered)
+    return ordered
+
+
+def frame_fields(frame: bytes, command: RemotingCommand) -> dict[str, Any]:
+    """The per-frame keys of a vector record (``dir``, ``serialize`` ...
+    ``frame_hex``) for a frame and the command it decodes to."""
+    header_length = int.from_bytes(frame[5:8], "big")
+    header_bytes = frame[8 : 8 + header_length]
+    header: Any
+    if command.serialize_type == SerializeType.JSON:
+        header_text: str | None = header_bytes.decode("utf-8", "replace")
+        header = json.loads(header_bytes)
+    else:
+        header_text = None
+        header = {
+            "code": command.code,
+            "language": LanguageCode(command.language).name,
+            "version": command.version,
+            "opaque": command.opaque,
+            "flag": command.flag,
+            "remark": command.remark,
+            "extFields": None if command.ext_fields is None else dict(command.ext_fields),
+        }
+    body = command.body
+    return {
+        "dir": "response" if command.is_response else "request",
+        "serialize": SerializeType(command.serialize_type).name,
+        "code": command.code,
+        "opaque": command.opaque,
+        "flag": command.flag,
+        "oneway": command.is_oneway,
+        "header": header,
+        "header_text": header_text,
+        "body_b64": None if body is None else base64.b64encode(body).decode("ascii"),
+        "body_text": None if body is None else _vector_body_text(body),
+        "frame_hex": frame.hex(),
+    }
+
+
+def _vector_body_text(body: bytes) -> str | None:
+    try:
+        text = body.decode("utf-8")
+    except UnicodeDecodeError:
+        return None
+    if any(unicodedata.category(ch) == "Cc" and ch not in _TEXT_CONTROLS for ch in text):
+        return None
+    return text
