@@ -15,10 +15,12 @@ stopping at the first byte that differs.
 from __future__ import annotations
 
 import base64
+import dataclasses
+import itertools
 import json
 import unicodedata
 from collections import deque
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Final, TextIO
@@ -33,6 +35,26 @@ from pyrocket.pcap import (
     StreamGap,
     reassemble,
 )
+from pyrocket.protocol.bodies import (
+    Bean,
+    BrokerData,
+    ClusterInfo,
+    ConsumerConnection,
+    ConsumerOffsetSerializeWrapper,
+    ConsumeStats,
+    DelayOffsetSerializeWrapper,
+    GroupList,
+    KVTable,
+    LockBatchRequestBody,
+    LockBatchResponseBody,
+    SubscriptionData,
+    SubscriptionGroupWrapper,
+    TopicConfigSerializeWrapper,
+    TopicList,
+    TopicRouteData,
+    TopicStatsTable,
+    UnlockBatchRequestBody,
+)
 from pyrocket.protocol.catalog import (
     request_body_codec,
     request_header_type,
@@ -43,7 +65,15 @@ from pyrocket.protocol.codes import LanguageCode, RequestCode, ResponseCode, Ser
 from pyrocket.protocol.command import RemotingCommand, decode_payload, encode
 from pyrocket.protocol.fastjson import loads as fastjson_loads
 from pyrocket.protocol.frame import NEED_DATA, FrameSplitter
-from pyrocket.protocol.javahash import hashmap_order
+from pyrocket.protocol.javahash import (
+    MAXIMUM_CAPACITY,
+    hashmap_order,
+    int_hash,
+    long_hash,
+    spread,
+    string_hash,
+    table_size_for,
+)
 from pyrocket.vectors import read_records
 
 _TEXT_CONTROLS = frozenset("\n\r\t")
@@ -295,7 +325,7 @@ def _check_frame(
     report: DecodeReport,
 ) -> None:
     try:
-        if item.client == HANDCRAFTED and item.sender == "client":
+        if _handcrafted(item):
             # Not written by Java: only the bytes of its own values are checked.
             ext, how = command.ext_fields, "recorded"
             report.handcrafted += 1
@@ -316,6 +346,10 @@ def _check_frame(
     report.identical += 1
 
 
+def _handcrafted(item: CapturedFrame) -> bool:
+    return item.client == HANDCRAFTED and item.sender == "client"
+
+
 def _check_body(
     item: CapturedFrame,
     command: RemotingCommand,
@@ -332,13 +366,18 @@ def _check_body(
     if codec is None or not check:
         return
     report.bodies += 1
+    notes: list[str] = []
     try:
-        again = codec.encode(codec.decode(command.body))
+        value = codec.decode(command.body)
+        if not _handcrafted(item):
+            value = java_order(value, notes)
+        again = codec.encode(value)
     except ProtocolError as exc:
         raise CheckFailed(f"{item.where}: body ({codec.name}) does not decode: {exc}") from exc
     if again != command.body:
         difference = _first_difference(command.body, again)
-        raise CheckFailed(f"{item.where}: body ({codec.name}) {difference}")
+        because = "".join(f"; {note}" for note in notes)
+        raise CheckFailed(f"{item.where}: body ({codec.name}) {difference}{because}")
     report.bodies_identical += 1
 
 
@@ -884,3 +923,134 @@ def _vector_body_text(body: bytes) -> str | None:
     if any(unicodedata.category(ch) == "Cc" and ch not in _TEXT_CONTROLS for ch in text):
         return None
     return text
+
+
+# ---------------------------------------------------------------------------
+# Java's iteration order inside bodies
+
+
+@dataclass(frozen=True, slots=True)
+class _Hashed:
+    """A Java hash-based collection inside a body: a map (``HashMap`` or
+    ``ConcurrentHashMap``, which iterate alike: by bucket, the bucket being
+    the low bits of the spread hash) or a ``HashSet``, with how its keys hash
+    and, for maps of collections, what the values are."""
+
+    java: str
+    hasher: Callable[[Any], int]
+    values: _Hashed | None = None
+
+
+def _nullable(hasher: Callable[[Any], int]) -> Callable[[Any], int]:
+    # Java's HashMap puts a null key in bucket 0.
+    return lambda key: 0 if key is None else hasher(key)
+
+
+_STRING: Final = _nullable(string_hash)
+_MQ: Final = _nullable(lambda mq: mq.java_hash_code())
+
+#: (bean, property) -> the Java collection behind it, for the bodies whose
+#: Java type is a hash map or hash set with keys of a known hashCode. Lists,
+#: TreeMaps, Hashtables (Properties) and sets of beans without a hashCode
+#: (ProducerData, ConsumerData, Connection) are not listed: their order is
+#: taken as recorded.
+_HASHED: Final[dict[tuple[type[Bean], str], _Hashed]] = {
+    (BrokerData, "brokerAddrs"): _Hashed("HashMap<Long,String>", long_hash),
+    (TopicRouteData, "filterServerTable"): _Hashed("HashMap<String,List>", _STRING),
+    (ClusterInfo, "brokerAddrTable"): _Hashed("HashMap<String,BrokerData>", _STRING),
+    (ClusterInfo, "clusterAddrTable"): _Hashed(
+        "HashMap<String,Set>", _STRING, _Hashed("HashSet<String>", _STRING)
+    ),
+    (KVTable, "table"): _Hashed("HashMap<String,String>", _STRING),
+    (TopicList, "topicList"): _Hashed("HashSet<String>", _STRING),
+    (GroupList, "groupList"): _Hashed("HashSet<String>", _STRING),
+    (TopicConfigSerializeWrapper, "topicConfigTable"): _Hashed(
+        "ConcurrentHashMap<String,TopicConfig>", _STRING
+    ),
+    (SubscriptionGroupWrapper, "subscriptionGroupTable"): _Hashed(
+        "ConcurrentHashMap<String,SubscriptionGroupConfig>", _STRING
+    ),
+    (ConsumerOffsetSerializeWrapper, "offsetTable"): _Hashed(
+        "ConcurrentHashMap<String,ConcurrentMap>",
+        _STRING,
+        _Hashed("ConcurrentHashMap<Integer,Long>", int_hash),
+    ),
+    (DelayOffsetSerializeWrapper, "offsetTable"): _Hashed(
+        "ConcurrentHashMap<Integer,Long>", int_hash
+    ),
+    (TopicStatsTable, "offsetTable"): _Hashed("HashMap<MessageQueue,TopicOffset>", _MQ),
+    (ConsumeStats, "offsetTable"): _Hashed("HashMap<MessageQueue,OffsetWrapper>", _MQ),
+    (ConsumerConnection, "subscriptionTable"): _Hashed(
+        "ConcurrentHashMap<String,SubscriptionData>", _STRING
+    ),
+    (SubscriptionData, "tagsSet"): _Hashed("HashSet<String>", _STRING),
+    (SubscriptionData, "codeSet"): _Hashed("HashSet<Integer>", int_hash),
+    (LockBatchRequestBody, "mqSet"): _Hashed("HashSet<MessageQueue>", _MQ),
+    (UnlockBatchRequestBody, "mqSet"): _Hashed("HashSet<MessageQueue>", _MQ),
+    (LockBatchResponseBody, "lockOKMQSet"): _Hashed("HashSet<MessageQueue>", _MQ),
+}
+
+
+def java_order(value: Any, notes: list[str] | None = None, path: str = "body") -> Any:
+    """``value`` (a decoded body) with every hash map and hash set whose Java
+    type is known (see ``_HASHED``) put in an order a Java one iterates in.
+
+    The recorded order is kept when it is one: sorted by bucket for some
+    power-of-two table size at least the one its size needs at load factor
+    0.75 (a table never shrinks, and within a bucket any insertion order
+    may have happened). Otherwise the keys are sorted into the buckets of the
+    smallest such table, which is not the recorded order, and ``notes`` gets
+    a line naming the collection.
+    """
+    if not isinstance(value, Bean):
+        return value
+    changes: dict[str, Any] = {}
+    for f in dataclasses.fields(value):  # type: ignore[arg-type]
+        wire = f.metadata.get("wire", f.name)
+        item = getattr(value, f.name)
+        if item is None:
+            continue
+        where = f"{path}.{wire}"
+        rebuilt = _walk(item, _HASHED.get((type(value), wire)), notes, where)
+        if rebuilt is not item:
+            changes[f.name] = rebuilt
+    return dataclasses.replace(value, **changes) if changes else value  # type: ignore[type-var]
+
+
+def _walk(item: Any, hashed: _Hashed | None, notes: list[str] | None, where: str) -> Any:
+    if isinstance(item, Bean):
+        return java_order(item, notes, where)
+    if isinstance(item, Mapping):
+        values = hashed.values if hashed is not None else None
+        walked = {k: _walk(v, values, notes, f"{where}[{k!r}]") for k, v in item.items()}
+        if hashed is not None:
+            keys = _bucket_order(list(walked), hashed, notes, where)
+            return {k: walked[k] for k in keys}
+        changed = any(walked[k] is not v for k, v in item.items())
+        return walked if changed else item
+    if isinstance(item, tuple):
+        walked_items = [_walk(v, None, notes, f"{where}[{i}]") for i, v in enumerate(item)]
+        if hashed is not None:
+            return tuple(_bucket_order(walked_items, hashed, notes, where))
+        changed = any(a is not b for a, b in zip(walked_items, item, strict=True))
+        return tuple(walked_items) if changed else item
+    return item
+
+
+def _bucket_order(
+    keys: list[Any], hashed: _Hashed, notes: list[str] | None, where: str
+) -> list[Any]:
+    spreads = [spread(hashed.hasher(key)) for key in keys]
+    smallest = max(1, table_size_for(-(-len(keys) * 4 // 3)))
+    size = smallest
+    while size <= MAXIMUM_CAPACITY:
+        mask = size - 1
+        buckets = [s & mask for s in spreads]
+        if all(a <= b for a, b in itertools.pairwise(buckets)):
+            return keys
+        size <<= 1
+    if notes is not None:
+        notes.append(f"{where}: no Java {hashed.java} iterates its {len(keys)} keys in this order")
+    mask = smallest - 1
+    order = sorted(range(len(keys)), key=lambda i: spreads[i] & mask)
+    return [keys[i] for i in order]

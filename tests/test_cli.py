@@ -5,16 +5,18 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 
 from pyrocket.cli import main
+from pyrocket.protocol.bodies import BrokerData, KVTable, TopicList, TopicRouteData
 from pyrocket.protocol.catalog import request_header_type
-from pyrocket.protocol.codes import RequestCode
+from pyrocket.protocol.codes import RequestCode, ResponseCode
 from pyrocket.protocol.command import RemotingCommand, decode, encode
 from pyrocket.protocol.headers import GetRouteInfoRequestHeader
-from pyrocket.protocol.javahash import hashmap_order
+from pyrocket.protocol.javahash import JavaHashSet, hashmap_order, java_hash, long_hash
 from pyrocket.vectors import iter_all_records, read_records, scenario_files
 
 
@@ -257,5 +259,61 @@ def test_decode_help_says_what_check_checks(capsys: pytest.CaptureFixture[str]) 
         "plain HashMap<String,String>",
         "no Java process would produce is reported as not identical",
         "'handcrafted' client",
+        "hash map or hash set",
+        "any power-of-two table size",
     ):
         assert phrase in text
+
+
+def _answered(tmp_path: Path, code: int, body: bytes) -> Path:
+    """A raw stream: a request with ``code`` and a SUCCESS answer with ``body``."""
+    request = RemotingCommand.request(code, opaque=3)
+    answer = RemotingCommand.response(ResponseCode.SUCCESS, body=body).answering(request)
+    raw = tmp_path / "answered.bin"
+    raw.write_bytes(encode(request) + encode(answer))
+    return raw
+
+
+@pytest.mark.parametrize(
+    ("code", "java", "build"),
+    [
+        (
+            RequestCode.GET_ALL_TOPIC_LIST_FROM_NAMESERVER,
+            "HashSet<String>",
+            lambda names: TopicList(tuple(names)).encode(),
+        ),
+        (
+            RequestCode.GET_KVLIST_BY_NAMESPACE,
+            "HashMap<String,String>",
+            lambda names: KVTable({name: "v" for name in names}).encode(),
+        ),
+        (
+            RequestCode.GET_ROUTEINFO_BY_TOPIC,
+            "HashMap<Long,String>",
+            lambda ids: TopicRouteData(
+                broker_datas=(BrokerData("c", "b", {int(i[1:]): "a" for i in ids}),)
+            ).encode(),
+        ),
+    ],
+    ids=["set", "map", "nested-long-map"],
+)
+def test_check_reports_body_order_no_java_collection_produces(
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    code: int,
+    java: str,
+    build: Callable[[list[str]], bytes],
+) -> None:
+    names = [f"k{n * 7919}" for n in range(24)]
+    hasher = (lambda k: long_hash(int(k[1:]))) if "Long" in java else java_hash
+    in_java_order = list(JavaHashSet.copy_of(names, hasher=hasher))
+    status, out, err = _run(
+        ["decode", "--check", str(_answered(tmp_path, code, build(in_java_order)))], capsys
+    )
+    assert status == 0, err
+    assert json.loads(out.splitlines()[-1])["bodies_identical"] == 1
+    reordered = build(list(reversed(in_java_order)))
+    status, _, err = _run(["decode", "--check", str(_answered(tmp_path, code, reordered))], capsys)
+    assert status == 1
+    assert "record 1: body (" in err
+    assert f"no Java {java} iterates its 24 keys in this order" in err

@@ -39,8 +39,17 @@ def register(commands: Any) -> None:
             "fields the class does not parse, is rebuilt as a plain "
             "HashMap<String,String>. So a frame whose ext field order no Java process "
             "would produce is reported as not identical. Frames a 'handcrafted' client "
-            "sent are re-encoded in their recorded order. Every body with a typed codec "
-            "is decoded and re-encoded the same way"
+            "sent are re-encoded in their recorded order, header and body. Every body "
+            "with a typed codec "
+            "(chosen by the request code, as for headers) is decoded and re-encoded; "
+            "inside it, each hash map or hash set whose Java type and key hashCode are "
+            "known (HashMap, ConcurrentHashMap, HashSet: routes, cluster info, KV and "
+            "topic lists, topic, offset and subscription tables, stats by queue, tag "
+            "sets) must iterate by bucket for any power-of-two table size its size "
+            "allows (the table may have grown before entries were removed; within a "
+            "bucket the recorded order stands), else it is rebuilt in the smallest "
+            "table's order and reported. Lists, TreeMaps, Properties and sets of beans "
+            "without a hashCode keep their recorded order"
         ),
     )
     decode.add_argument("files", nargs="+", type=Path, metavar="FILE")
