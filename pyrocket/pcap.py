@@ -514,8 +514,13 @@ class TcpReassembler:
         key = frozenset((segment.src, segment.dst))
         connection = self._open.get(key)
         is_syn = bool(segment.flags & TCP_SYN)
-        if connection is not None and is_syn and connection.finished:
-            connection = None
+        if connection is not None and is_syn and not segment.flags & TCP_ACK:
+            # A new SYN on the same endpoints opens a new connection once the
+            # old one finished, or when it starts at another sequence number
+            # (the end of the old one was not captured).
+            known = connection.direction(segment.src).next_seq
+            if connection.finished or known not in (None, (segment.seq + 1) & 0xFFFFFFFF):
+                connection = None
         if connection is None:
             connection = Connection(len(self.connections), segment.src, segment.dst, t_ns=t_ns)
             self.connections.append(connection)

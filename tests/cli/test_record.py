@@ -555,3 +555,38 @@ def test_vectors_round_trip_through_a_capture(
     summary = json.loads(out.splitlines()[-1])
     assert summary["identical"] == sum(1 for v in vectors if v.is_frame)
     assert out.count("undecodable, as recorded") == len(malformed)
+
+
+def test_packet_cut_by_the_snap_length(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    capture = Capture()
+    capture.handshake(40008, 9876)
+    first, second = encode(ROUTE), encode(ROUTE.replace(opaque=9))
+    capture.send(40008, 9876, first)
+    capture.send(40008, 9876, second)
+    capture.close(40008, 9876)
+    # Cut the second frame's packet to 60 bytes, as a small snap length does.
+    index = next(i for i, (_, data) in enumerate(capture.packets) if data.endswith(second))
+    packets = [data for _, data in capture.packets]
+    out = [struct.pack("<IHHiIII", 0xA1B2C3D4, 2, 4, 0, 0, 60, 1)]
+    for i, data in enumerate(packets):
+        kept = data[:60] if i == index else data
+        out.append(struct.pack("<IIII", 0, i, len(kept), len(data)) + kept)
+    path = tmp_path / "cut.pcap"
+    path.write_bytes(b"".join(out))
+    status, _, err = _run(["record", str(path)], capsys)
+    assert status == 1 and f"packet {index}:" in err and "captured short" in err
+    status, out_text, err = _run(["record", "--lenient", str(path)], capsys)
+    assert status == 0 and "packet skipped" in err and "bytes missing" in err
+    frames = [r["frame_hex"] for r in _records(out_text) if r["dir"] != "close"]
+    assert frames == [first.hex()]
+
+
+def test_new_syn_without_the_old_close_opens_a_new_connection() -> None:
+    capture = Capture()
+    capture.handshake(40009, 9876)
+    capture.send(40009, 9876, encode(ROUTE))
+    # The FIN was not captured; the port comes back with a fresh handshake.
+    capture.handshake(40009, 9876, isn=90000)
+    capture.send(40009, 9876, encode(ROUTE))
+    records = record_capture(capture.fmt.write(capture.packets, 1)).records
+    assert [r["conn"] for r in records] == ["c0", "c1"]
