@@ -534,8 +534,9 @@ class Recording:
 
 @dataclass(slots=True)
 class _Item:
-    t_ns: int
-    #: (connection, direction, position): the tie-breaker between equal times
+    #: index of the packet that carried the first byte (or the FIN / RST)
+    packet: int
+    #: (connection, direction, position): the tie-breaker within a packet
     order: tuple[int, int, int]
     sender: Endpoint
     command: RemotingCommand | None = None
@@ -558,7 +559,8 @@ def record_capture(data: bytes, options: RecordOptions | None = None) -> Recordi
     options = options or RecordOptions()
     recording = Recording()
     reassembler = reassemble(data, lenient=options.lenient, warnings=recording.warnings)
-    first_ns = min((c.t_ns for c in reassembler.connections), default=0)
+    times = reassembler.times
+    first_ns = min((times[c.first_packet] for c in reassembler.connections), default=0)
     per_connection = [
         [
             item
@@ -573,9 +575,10 @@ def record_capture(data: bytes, options: RecordOptions | None = None) -> Recordi
         for connection, conn_items in zip(reassembler.connections, per_connection, strict=True)
         for item in conn_items
     ]
-    items.sort(key=lambda pair: (pair[1].t_ns, pair[1].order))
+    items.sort(key=lambda pair: (times[pair[1].packet], pair[1].packet, pair[1].order))
     for seq, (connection, item) in enumerate(items):
-        recording.records.append(_record(seq, connection, item, roles[connection.number], first_ns))
+        t_ms = round((times[item.packet] - first_ns) / 1_000_000, 3)
+        recording.records.append(_record(seq, connection, item, roles[connection.number], t_ms))
     return recording
 
 
@@ -604,12 +607,12 @@ def _direction_items(
     cutter = _Cutter(connection, side, direction.sender, options, recording)
     for event in direction.events:
         if isinstance(event, StreamData):
-            cutter.data(event.t_ns, event.data)
+            cutter.data(event.packet, event.data)
         elif isinstance(event, StreamGap):
             cutter.gap(event.size)
         else:
             cutter.end(f"before {event.how}")
-            cutter.emit(_Item(event.t_ns, (0, 0, 0), direction.sender, close=event.how))
+            cutter.emit(_Item(event.packet, (0, 0, 0), direction.sender, close=event.how))
     if not direction.closed:
         cutter.end("at the end of the capture")
     return cutter.items
@@ -632,7 +635,7 @@ class _Cutter:
         self.where = _where(connection, sender)
         self.items: list[_Item] = []
         self.splitter = FrameSplitter()
-        # Bytes not yet cut into frames, and (stream offset, time) of the
+        # Bytes not yet cut into frames, and (stream offset, packet index) of the
         # chunks they came in.
         self.tail = bytearray()
         self.chunks: deque[tuple[int, int]] = deque()
@@ -647,8 +650,8 @@ class _Cutter:
     def problem(self, message: str) -> None:
         _problem(self.recording, self.options, f"{self.where}: {message}")
 
-    def data(self, t_ns: int, data: bytes) -> None:
-        self.chunks.append((self.fed, t_ns))
+    def data(self, packet: int, data: bytes) -> None:
+        self.chunks.append((self.fed, packet))
         self.fed += len(data)
         if self.broken is not None:
             self.broken.frame += data
@@ -659,7 +662,7 @@ class _Cutter:
             start = self.consumed
             while len(self.chunks) > 1 and self.chunks[1][0] <= start:
                 self.chunks.popleft()
-            t_first = self.chunks[0][1]
+            first_packet = self.chunks[0][1]
             try:
                 payload = self.splitter.next_frame()
             except ProtocolError as exc:
@@ -669,7 +672,7 @@ class _Cutter:
                     "close are recorded as one malformed frame"
                 )
                 self.broken = _Item(
-                    t_first, (0, 0, 0), self.sender, frame=bytes(self.tail), malformed=str(exc)
+                    first_packet, (0, 0, 0), self.sender, frame=bytes(self.tail), malformed=str(exc)
                 )
                 self.emit(self.broken)
                 return
@@ -679,7 +682,7 @@ class _Cutter:
             frame = len(payload).to_bytes(4, "big") + payload
             self.consumed += len(frame)
             del self.tail[: len(frame)]
-            item = _Item(t_first, (0, 0, 0), self.sender, frame=frame)
+            item = _Item(first_packet, (0, 0, 0), self.sender, frame=frame)
             try:
                 item.command = decode_payload(payload, base_offset=4)
             except ProtocolError as exc:
@@ -822,7 +825,7 @@ def _consume_types(body: bytes) -> set[str]:
 
 
 def _record(
-    seq: int, connection: Connection, item: _Item, roles: _Roles, first_ns: int
+    seq: int, connection: Connection, item: _Item, roles: _Roles, t_ms: float
 ) -> dict[str, Any]:
     record: dict[str, Any] = {
         "seq": seq,
@@ -833,7 +836,6 @@ def _record(
         "server_port": roles.server[1],
     }
     sender = "client" if item.sender == roles.client else "server"
-    t_ms = round((item.t_ns - first_ns) / 1_000_000, 3)
     if item.close is not None:
         record.update(dir="close", sender=sender, t_ms=t_ms, close=item.close)
         return record

@@ -332,9 +332,10 @@ Endpoint = tuple[str, int]
 
 @dataclass(frozen=True, slots=True)
 class StreamData:
-    """In-order bytes of one direction, from the packet ``t_ns`` carried them."""
+    """In-order bytes of one direction, and the index of the packet that
+    carried them (:attr:`TcpReassembler.times` has its time)."""
 
-    t_ns: int
+    packet: int
     data: bytes
 
 
@@ -342,7 +343,7 @@ class StreamData:
 class StreamGap:
     """Bytes that never arrived: ``size`` bytes are missing before what follows."""
 
-    t_ns: int
+    packet: int
     size: int
 
 
@@ -350,7 +351,7 @@ class StreamGap:
 class StreamClose:
     """The end closed its direction (``FIN``) or the connection (``RST``)."""
 
-    t_ns: int
+    packet: int
     how: str
 
 
@@ -372,7 +373,7 @@ class Direction:
     saw_syn: bool = False
     events: list[StreamEvent] = field(default_factory=list)
 
-    def segment(self, t_ns: int, seq: int, flags: int, payload: bytes) -> None:
+    def segment(self, packet: int, seq: int, flags: int, payload: bytes) -> None:
         if self.closed:
             return
         if flags & TCP_SYN:
@@ -384,33 +385,33 @@ class Direction:
             # Capture started mid-connection: the stream starts here.
             self.next_seq = seq
         if payload:
-            self._data(t_ns, seq, payload)
+            self._data(packet, seq, payload)
         if flags & TCP_FIN:
             self.fin_seq = (seq + len(payload)) & 0xFFFFFFFF
         if flags & TCP_RST:
-            self.close(t_ns, "RST")
+            self.close(packet, "RST")
             return
-        self._check_fin(t_ns)
+        self._check_fin(packet)
 
-    def _data(self, t_ns: int, seq: int, payload: bytes) -> None:
+    def _data(self, packet: int, seq: int, payload: bytes) -> None:
         assert self.next_seq is not None
         behind = _seq_diff(self.next_seq, seq)
         if behind >= len(payload):
             return  # retransmitted: every byte was delivered already
         if behind > 0:
-            self._deliver(t_ns, payload[behind:])
+            self._deliver(packet, payload[behind:])
         elif behind == 0:
-            self._deliver(t_ns, payload)
+            self._deliver(packet, payload)
         else:
             kept = self.ahead.get(seq)
             if kept is None or len(kept[1]) < len(payload):
-                self.ahead[seq] = (t_ns, payload)
+                self.ahead[seq] = (packet, payload)
             return
         self._drain()
 
-    def _deliver(self, t_ns: int, data: bytes) -> None:
+    def _deliver(self, packet: int, data: bytes) -> None:
         assert self.next_seq is not None
-        self.events.append(StreamData(t_ns, data))
+        self.events.append(StreamData(packet, data))
         self.next_seq = (self.next_seq + len(data)) & 0xFFFFFFFF
 
     def _drain(self) -> None:
@@ -418,30 +419,30 @@ class Direction:
             assert self.next_seq is not None
             usable = None
             for seq in list(self.ahead):
-                t_ns, payload = self.ahead[seq]
+                packet, payload = self.ahead[seq]
                 behind = _seq_diff(self.next_seq, seq)
                 if behind >= len(payload):
                     del self.ahead[seq]  # wholly covered by what came since
                 elif behind >= 0:
-                    usable = (seq, t_ns, payload[behind:])
+                    usable = (seq, packet, payload[behind:])
                     break
             if usable is None:
                 return
-            seq, t_ns, rest = usable
+            seq, packet, rest = usable
             del self.ahead[seq]
-            self._deliver(t_ns, rest)
+            self._deliver(packet, rest)
 
-    def _check_fin(self, t_ns: int) -> None:
+    def _check_fin(self, packet: int) -> None:
         if self.fin_seq is not None and self.next_seq == self.fin_seq and not self.ahead:
-            self.close(t_ns, "FIN")
+            self.close(packet, "FIN")
 
-    def close(self, t_ns: int, how: str) -> None:
+    def close(self, packet: int, how: str) -> None:
         if not self.closed:
-            self.flush_gaps(t_ns)
+            self.flush_gaps(packet)
             self.closed = True
-            self.events.append(StreamClose(t_ns, how))
+            self.events.append(StreamClose(packet, how))
 
-    def flush_gaps(self, t_ns: int) -> None:
+    def flush_gaps(self, packet: int) -> None:
         """Give up on missing bytes: skip each hole to the next held segment."""
         while self.ahead:
             assert self.next_seq is not None
@@ -455,7 +456,7 @@ class Direction:
             assert self.next_seq is not None
             missing = _seq_diff(self.fin_seq, self.next_seq)
             if missing > 0:
-                self.events.append(StreamGap(t_ns, missing))
+                self.events.append(StreamGap(packet, missing))
                 self.next_seq = self.fin_seq
 
 
@@ -476,7 +477,8 @@ class Connection:
     syn_from: Endpoint | None = None
     #: the endpoint that sent SYN+ACK (the server), when seen
     syn_ack_from: Endpoint | None = None
-    t_ns: int = 0
+    #: index of its first packet
+    first_packet: int = 0
     directions: dict[Endpoint, Direction] = field(default_factory=dict)
 
     def direction(self, sender: Endpoint) -> Direction:
@@ -508,9 +510,11 @@ class TcpReassembler:
 
     def __init__(self) -> None:
         self.connections: list[Connection] = []
+        #: capture time (ns) of each packet, by index
+        self.times: list[int] = []
         self._open: dict[frozenset[Endpoint], Connection] = {}
 
-    def feed(self, t_ns: int, segment: Segment) -> None:
+    def feed(self, packet: int, segment: Segment) -> None:
         key = frozenset((segment.src, segment.dst))
         connection = self._open.get(key)
         is_syn = bool(segment.flags & TCP_SYN)
@@ -522,7 +526,9 @@ class TcpReassembler:
             if connection.finished or known not in (None, (segment.seq + 1) & 0xFFFFFFFF):
                 connection = None
         if connection is None:
-            connection = Connection(len(self.connections), segment.src, segment.dst, t_ns=t_ns)
+            connection = Connection(
+                len(self.connections), segment.src, segment.dst, first_packet=packet
+            )
             self.connections.append(connection)
             self._open[key] = connection
             connection.direction(segment.src)
@@ -532,17 +538,19 @@ class TcpReassembler:
                 connection.syn_ack_from = connection.syn_ack_from or segment.src
             else:
                 connection.syn_from = connection.syn_from or segment.src
-        connection.direction(segment.src).segment(t_ns, segment.seq, segment.flags, segment.payload)
+        connection.direction(segment.src).segment(
+            packet, segment.seq, segment.flags, segment.payload
+        )
         if segment.flags & TCP_RST:
             # A reset ends the connection for both ends' pending bytes.
-            connection.direction(segment.dst).flush_gaps(t_ns)
+            connection.direction(segment.dst).flush_gaps(packet)
 
-    def finish(self, t_ns: int) -> None:
+    def finish(self, packet: int) -> None:
         """End of capture: report the holes nothing filled."""
         for connection in self.connections:
             for direction in connection.directions.values():
                 if not direction.closed:
-                    direction.flush_gaps(t_ns)
+                    direction.flush_gaps(packet)
 
 
 def reassemble(
@@ -556,9 +564,8 @@ def reassemble(
     appended to ``warnings``.
     """
     reassembler = TcpReassembler()
-    last = 0
     for packet in read_packets(data):
-        last = max(last, packet.t_ns)
+        reassembler.times.append(packet.t_ns)
         try:
             segment = tcp_segment(packet)
             if segment is not None and packet.original_length > len(packet.data):
@@ -573,6 +580,6 @@ def reassemble(
                 warnings.append(f"{exc}; packet skipped")
             continue
         if segment is not None:
-            reassembler.feed(packet.t_ns, segment)
-    reassembler.finish(last)
+            reassembler.feed(packet.index, segment)
+    reassembler.finish(len(reassembler.times) - 1)
     return reassembler
