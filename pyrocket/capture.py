@@ -522,6 +522,8 @@ class RecordOptions:
     #: end and its kind, before anything else)
     namesrv_ports: frozenset[int] = frozenset()
     broker_ports: frozenset[int] = frozenset()
+    #: record only connections with an end on one of these ports (all if empty)
+    ports: frozenset[int] = frozenset()
 
 
 @dataclass
@@ -558,7 +560,9 @@ def record_capture(data: bytes, options: RecordOptions | None = None) -> Recordi
     """
     options = options or RecordOptions()
     recording = Recording()
-    reassembler = reassemble(data, lenient=options.lenient, warnings=recording.warnings)
+    reassembler = reassemble(
+        data, lenient=options.lenient, warnings=recording.warnings, ports=options.ports
+    )
     times = reassembler.times
     first_ns = min((times[c.first_packet] for c in reassembler.connections), default=0)
     per_connection = [
@@ -889,7 +893,8 @@ def frame_fields(frame: bytes, command: RemotingCommand) -> dict[str, Any]:
     header: Any
     if command.serialize_type == SerializeType.JSON:
         header_text: str | None = header_bytes.decode("utf-8", "replace")
-        header = json.loads(header_bytes)
+        # As the decoder reads it (bad UTF-8 replaced); it parsed there.
+        header = json.loads(header_text or "")
     else:
         header_text = None
         header = {

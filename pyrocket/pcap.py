@@ -554,14 +554,19 @@ class TcpReassembler:
 
 
 def reassemble(
-    data: bytes, *, lenient: bool = False, warnings: list[str] | None = None
+    data: bytes,
+    *,
+    lenient: bool = False,
+    warnings: list[str] | None = None,
+    ports: frozenset[int] = frozenset(),
 ) -> TcpReassembler:
     """Read a capture file's bytes and reassemble every TCP connection in it.
 
     Raises CaptureError for an unreadable file and, unless ``lenient``, for a
     TCP/IP packet that cannot be read or was captured short; lenient, such a
     packet is skipped (its bytes become a hole in its stream) and the reason
-    appended to ``warnings``.
+    appended to ``warnings``. With ``ports``, only segments to or from one of
+    them are taken.
     """
     reassembler = TcpReassembler()
     for packet in read_packets(data):
@@ -579,7 +584,9 @@ def reassemble(
             if warnings is not None:
                 warnings.append(f"{exc}; packet skipped")
             continue
-        if segment is not None:
+        if segment is None:
+            continue
+        if not ports or segment.src[1] in ports or segment.dst[1] in ports:
             reassembler.feed(packet.index, segment)
     reassembler.finish(len(reassembler.times) - 1)
     return reassembler

@@ -76,6 +76,14 @@ def register(commands: Any) -> None:
         help="report gaps, trailing bytes and unparsable frames as warnings and keep going",
     )
     record.add_argument(
+        "--port",
+        type=_port,
+        action="append",
+        default=[],
+        metavar="PORT",
+        help="record only connections with an end on this port (repeatable; default: all)",
+    )
+    record.add_argument(
         "--namesrv-port",
         type=_port,
         action="append",
@@ -99,6 +107,7 @@ def run(args: argparse.Namespace) -> int:
         lenient=args.lenient,
         namesrv_ports=frozenset(args.namesrv_port),
         broker_ports=frozenset(args.broker_port),
+        ports=frozenset(args.port),
     )
     try:
         recording = record_capture(args.capture.read_bytes(), options)

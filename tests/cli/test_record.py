@@ -597,3 +597,34 @@ def test_new_syn_without_the_old_close_opens_a_new_connection() -> None:
     capture.send(40009, 9876, encode(ROUTE))
     records = record_capture(capture.fmt.write(capture.packets, 1)).records
     assert [r["conn"] for r in records] == ["c0", "c1"]
+
+
+def test_port_filter_leaves_other_traffic_out(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    capture = Capture()
+    capture.handshake(40010, 8080)
+    capture.send(40010, 8080, b"GET / HTTP/1.1\r\nHost: localhost\r\n\r\n")
+    capture.handshake(40011, 9876)
+    capture.send(40011, 9876, encode(ROUTE))
+    path = capture.file(tmp_path)
+    status, _, err = _run(["record", str(path)], capsys)
+    assert status == 1 and "connection c0" in err
+    status, out, err = _run(["record", "--port", "9876", str(path)], capsys)
+    assert status == 0, err
+    records = _records(out)
+    assert [(r["conn"], r["server_port"], r["code"]) for r in records] == [
+        ("c0", 9876, RequestCode.GET_ROUTEINFO_BY_TOPIC)
+    ]
+
+
+def test_header_with_bad_utf8_is_recorded_as_read() -> None:
+    header = b'{"code":105,"extFields":{"topic":"T\xa0"},"flag":0,"opaque":5}'
+    frame = (4 + len(header)).to_bytes(4, "big") + len(header).to_bytes(4, "big") + header
+    capture = Capture()
+    capture.handshake(40012, 9876)
+    capture.send(40012, 9876, frame)
+    (record,) = record_capture(capture.fmt.write(capture.packets, 1)).records
+    assert record["frame_hex"] == frame.hex()
+    assert record["header_text"] == header.decode("utf-8", "replace")
+    assert record["header"]["extFields"] == {"topic": "T\ufffd"}  # type: ignore[index]
