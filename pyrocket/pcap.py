@@ -286,6 +286,10 @@ def _ipv4(data: bytes, index: int) -> tuple[str, str, bytes] | None:
         return None
     if fragment & 0x3FFF:  # more-fragments bit or a fragment offset
         raise CaptureError(f"packet {index}: IPv4 fragment (not reassembled)")
+    if total == 0 and len(data) > header_length:
+        # Segmentation offload hands the capture oversized packets with a
+        # total length of 0; the captured bytes are the packet.
+        total = len(data)
     if header_length < 20 or total < header_length:
         raise CaptureError(f"packet {index}: IPv4 header length {header_length}, total {total}")
     if total > len(data):
@@ -365,19 +369,17 @@ class Direction:
     sender: Endpoint
     #: the sequence number of the next byte expected, once known
     next_seq: int | None = None
-    #: segments ahead of ``next_seq``: sequence number -> (time, bytes)
+    #: segments ahead of ``next_seq``: sequence number -> (packet index, bytes)
     ahead: dict[int, tuple[int, bytes]] = field(default_factory=dict)
     #: sequence number of the FIN, once seen
     fin_seq: int | None = None
     closed: bool = False
-    saw_syn: bool = False
     events: list[StreamEvent] = field(default_factory=list)
 
     def segment(self, packet: int, seq: int, flags: int, payload: bytes) -> None:
         if self.closed:
             return
         if flags & TCP_SYN:
-            self.saw_syn = True
             if self.next_seq is None:
                 self.next_seq = (seq + 1) & 0xFFFFFFFF
             seq = (seq + 1) & 0xFFFFFFFF

@@ -628,3 +628,22 @@ def test_header_with_bad_utf8_is_recorded_as_read() -> None:
     assert record["frame_hex"] == frame.hex()
     assert record["header_text"] == header.decode("utf-8", "replace")
     assert record["header"]["extFields"] == {"topic": "T\ufffd"}  # type: ignore[index]
+
+
+def test_ipv4_fragments_and_offloaded_packets() -> None:
+    frame = encode(ROUTE)
+    segment = _tcp(40013, 9876, 5000, PSH | ACK, frame)
+    # Segmentation offload: an IPv4 total length of 0.
+    offloaded = bytearray(_ipv4("127.0.0.1", "127.0.0.1", segment))
+    offloaded[2:4] = b"\x00\x00"
+    data = _pcap([(0, _link(101, bytes(offloaded)))], 101, "<", False)
+    (record,) = record_capture(data).records
+    assert record["frame_hex"] == frame.hex()
+    # A fragment (more-fragments bit set) is not reassembled: an error.
+    fragment = bytearray(_ipv4("127.0.0.1", "127.0.0.1", segment))
+    fragment[6:8] = b"\x20\x00"
+    data = _pcap([(0, _link(101, bytes(fragment)))], 101, "<", False)
+    with pytest.raises(CaptureError, match="packet 0: IPv4 fragment"):
+        record_capture(data)
+    recording = record_capture(data, RecordOptions(lenient=True))
+    assert recording.records == [] and "packet skipped" in recording.warnings[0]
