@@ -15,7 +15,7 @@ from pyrocket.protocol.bodies import BrokerData, KVTable, TopicList, TopicRouteD
 from pyrocket.protocol.catalog import request_header_type
 from pyrocket.protocol.codes import RequestCode, ResponseCode
 from pyrocket.protocol.command import RemotingCommand, decode, encode
-from pyrocket.protocol.headers import GetRouteInfoRequestHeader
+from pyrocket.protocol.headers import GetRouteInfoRequestHeader, UnRegisterBrokerRequestHeader
 from pyrocket.protocol.javahash import JavaHashSet, hashmap_order, java_hash, long_hash
 from pyrocket.vectors import iter_all_records, read_records, scenario_files
 
@@ -317,3 +317,19 @@ def test_check_reports_body_order_no_java_collection_produces(
     assert status == 1
     assert "record 1: body (" in err
     assert f"no Java {java} iterates its 24 keys in this order" in err
+
+
+def test_check_renders_ext_values_from_their_java_types(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    header = UnRegisterBrokerRequestHeader("b", "127.0.0.1:10911", "c", 0)
+    request = RemotingCommand.request(RequestCode.UNREGISTER_BROKER, header)
+    raw = tmp_path / "padded.bin"
+    raw.write_bytes(encode(request))
+    status, _, err = _run(["decode", "--check", str(raw)], capsys)
+    assert status == 0, err
+    # Java's Long.toString never writes "00": the same map, not Java's bytes.
+    padded = {k: ("00" if k == "brokerId" else v) for k, v in (request.ext_fields or {}).items()}
+    raw.write_bytes(encode(request.replace(ext_fields=padded)))
+    status, _, err = _run(["decode", "--check", str(raw)], capsys)
+    assert status == 1 and "padded.bin record 0: frame differs at byte" in err
