@@ -64,7 +64,7 @@ from pyrocket.protocol.catalog import (
 from pyrocket.protocol.codes import LanguageCode, RequestCode, ResponseCode, SerializeType
 from pyrocket.protocol.command import RemotingCommand, decode_payload, encode
 from pyrocket.protocol.fastjson import loads as fastjson_loads
-from pyrocket.protocol.frame import NEED_DATA, FrameSplitter
+from pyrocket.protocol.frame import DEFAULT_MAX_FRAME_SIZE, NEED_DATA, FrameSplitter
 from pyrocket.protocol.javahash import (
     MAXIMUM_CAPACITY,
     hashmap_order,
@@ -646,6 +646,9 @@ class _Cutter:
         self.fed = self.consumed = 0
         #: the bytes from a length word the splitter refused, as one record
         self.broken: _Item | None = None
+        #: after a gap: looking for a segment that starts like a frame
+        self.resync = False
+        self.skipped = 0
 
     def emit(self, item: _Item) -> None:
         item.order = (self.connection.number, self.side, len(self.items))
@@ -655,6 +658,18 @@ class _Cutter:
         _problem(self.recording, self.options, f"{self.where}: {message}")
 
     def data(self, packet: int, data: bytes) -> None:
+        if self.resync:
+            if not _looks_like_a_frame_start(data):
+                self.skipped += len(data)
+                self.fed += len(data)
+                return
+            if self.skipped:
+                self.recording.warnings.append(
+                    f"{self.where}: skipped {self.skipped} bytes after the gap, up to the "
+                    f"segment at stream byte {self.fed} that starts like a frame"
+                )
+            self.resync, self.skipped = False, 0
+            self.consumed = self.fed
         self.chunks.append((self.fed, packet))
         self.fed += len(data)
         if self.broken is not None:
@@ -700,17 +715,40 @@ class _Cutter:
             self.recording.warnings.append(
                 f"{self.where}: dropped {self.splitter.buffered} bytes of a frame cut by the gap"
             )
-        # Cutting resumes where the bytes after the hole start.
+        # Cutting resumes at the first segment after the hole that starts
+        # like a frame: a writer flushes each frame into fresh segments, so
+        # frames mostly begin at a segment's first byte.
         self.fed += size
         self.consumed = self.fed
         self.splitter = FrameSplitter()
         self.tail.clear()
         self.chunks.clear()
         self.broken = None
+        self.resync = True
 
     def end(self, when: str) -> None:
         if self.splitter.buffered and self.broken is None:
             self.problem(f"{self.splitter.buffered} bytes of an incomplete frame {when}")
+        if self.skipped:
+            self.recording.warnings.append(
+                f"{self.where}: skipped {self.skipped} bytes after the gap, {when}"
+            )
+            self.skipped = 0
+
+
+def _looks_like_a_frame_start(data: bytes) -> bool:
+    """A sane length word, serialize type and header length, and a header
+    that starts as one of that type does."""
+    if len(data) < 9:
+        return False
+    length = int.from_bytes(data[:4], "big", signed=True)
+    kind, header_length = data[4], int.from_bytes(data[5:8], "big")
+    if not 4 <= length <= DEFAULT_MAX_FRAME_SIZE - 4 or header_length > length - 4:
+        return False
+    if kind == SerializeType.JSON:
+        return data[8:9] == b"{"
+    # ROCKETMQ: code, language, version, opaque, flag, remark and ext lengths.
+    return kind == SerializeType.ROCKETMQ and header_length >= 21
 
 
 @dataclass(frozen=True, slots=True)

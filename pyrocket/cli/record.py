@@ -44,8 +44,10 @@ only asks for routes). t_ms counts from the capture's first TCP packet.
 Strict by default: a hole in a stream, bytes left after a direction's last
 frame, a packet captured short, and a frame that does not parse are errors
 (exit 1, nothing written). With --lenient they are warnings on stderr: a
-frame that does not parse is written with a 'malformed' key, a hole drops the
-frame it cuts and reading resumes after it."""
+frame that does not parse is written with a 'malformed' key (a length word
+past the 16 MiB limit: with every byte up to the next hole or close), and a
+hole drops the frame it cuts; reading resumes at the first segment after it
+that starts like a frame."""
 
 
 def _port(text: str) -> int:
