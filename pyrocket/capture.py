@@ -1,4 +1,5 @@
-"""Decoding captures for people: what ``pyrocket decode`` shows and checks.
+"""Captures for people: what ``pyrocket decode`` shows and checks, and what
+``pyrocket record`` makes of a packet capture.
 
 A capture is either a JSON Lines file in the golden-vector format (one record
 per frame, see :mod:`pyrocket.vectors`) or a raw byte stream of concatenated
@@ -8,8 +9,12 @@ far beyond the 16 MiB limit.
 
 :func:`decode_files` prints every command (code name, request / response /
 oneway, opaque, header fields, the body as text when it is text) and, when
-checking, re-encodes every frame and every body it has a typed codec for,
-stopping at the first byte that differs.
+checking, re-encodes every frame and every body it has a typed codec for
+from its typed values in Java's iteration order, stopping at the first byte
+that differs.
+
+:func:`record_capture` turns a pcap / pcapng file (read and reassembled by
+:mod:`pyrocket.pcap`) into records of that same format.
 """
 
 from __future__ import annotations
@@ -652,6 +657,10 @@ class _Cutter:
 
     def emit(self, item: _Item) -> None:
         item.order = (self.connection.number, self.side, len(self.items))
+        if self.items:
+            # A frame whose first byte arrived early (out of order) still
+            # comes after the frames before it in the stream.
+            item.packet = max(item.packet, self.items[-1].packet)
         self.items.append(item)
 
     def problem(self, message: str) -> None:

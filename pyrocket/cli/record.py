@@ -39,7 +39,9 @@ credentials do; so would any client with ACL credentials), 'broker'
 (registration, slave sync), 'push-consumer' / 'pull-consumer' (the consume
 type its HEART_BEAT declares), 'consumer' (pulls), 'producer' (sends or
 heartbeats), else 'client' (e.g. a client's NameServer connection, which
-only asks for routes). t_ms counts from the capture's first TCP packet.
+only asks for routes). Records are in the order of the packets that carried
+each frame's first byte (never ahead of an earlier frame of the same stream);
+t_ms is that packet's time, counted from the capture's first TCP packet.
 
 Strict by default: a hole in a stream, bytes left after a direction's last
 frame, a packet captured short, and a frame that does not parse are errors

@@ -649,3 +649,15 @@ def test_ipv4_fragments_and_offloaded_packets() -> None:
         record_capture(data)
     recording = record_capture(data, RecordOptions(lenient=True))
     assert recording.records == [] and "packet skipped" in recording.warnings[0]
+
+
+def test_frames_keep_stream_order_when_segments_arrive_out_of_order() -> None:
+    capture = Capture()
+    capture.handshake(40014, 9876)
+    first, second = encode(ROUTE.replace(opaque=1)), encode(ROUTE.replace(opaque=2))
+    (seq_a, a), (seq_b, b) = capture.segments(40014, 9876, first + second, len(first))
+    capture.packet(40014, 9876, seq_b, PSH | ACK, b)  # the second frame first
+    capture.packet(40014, 9876, seq_a, PSH | ACK, a)
+    records = record_capture(capture.fmt.write(capture.packets, 1)).records
+    assert [r["opaque"] for r in records] == [1, 2]
+    assert records[0]["t_ms"] == records[1]["t_ms"]  # both readable from then on
