@@ -15,9 +15,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from pyrocket.capture import RecordOptions, frame_fields, record_capture
 from pyrocket.cli import main
+from pyrocket.errors import ProtocolError
 from pyrocket.pcap import CaptureError
 from pyrocket.protocol.codes import RequestCode, ResponseCode, SerializeType
 from pyrocket.protocol.command import RemotingCommand, decode, encode
@@ -661,3 +664,27 @@ def test_frames_keep_stream_order_when_segments_arrive_out_of_order() -> None:
     records = record_capture(capture.fmt.write(capture.packets, 1)).records
     assert [r["opaque"] for r in records] == [1, 2]
     assert records[0]["t_ms"] == records[1]["t_ms"]  # both readable from then on
+
+
+_SAMPLE = [fmt.write(_conversation(fmt)[0].packets, fmt.linktype) for fmt in FORMATS]
+
+
+@given(
+    sample=st.sampled_from(_SAMPLE),
+    cut=st.integers(min_value=0, max_value=20_000),
+    flips=st.lists(st.tuples(st.integers(min_value=0), st.integers(0, 255)), max_size=8),
+    lenient=st.booleans(),
+)
+def test_damaged_captures_give_records_or_a_protocol_error(
+    sample: bytes, cut: int, flips: list[tuple[int, int]], lenient: bool
+) -> None:
+    data = bytearray(sample[: len(sample) - cut % len(sample)])
+    for position, value in flips:
+        if data:
+            data[position % len(data)] = value
+    try:
+        recording = record_capture(bytes(data), RecordOptions(lenient=lenient))
+    except ProtocolError:
+        return
+    for record in recording.records:
+        json.dumps(record)  # every record is JSON
