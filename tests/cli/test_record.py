@@ -496,18 +496,19 @@ def _vector_capture(records: list[Record]) -> bytes:
     return capture.fmt.write(capture.packets, capture.fmt.linktype)
 
 
-@pytest.mark.parametrize(
-    "scenario",
-    ["register-query-version", "produce-consume", "serialize-rocketmq", "errors-handcrafted"],
-)
+def _scenarios() -> list[Path]:
+    try:
+        return scenario_files()
+    except FileNotFoundError:
+        return []
+
+
+@pytest.mark.parametrize("path", _scenarios(), ids=lambda p: p.stem)
 def test_vectors_round_trip_through_a_capture(
-    scenario: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+    path: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    path = next((p for p in scenario_files() if p.stem == scenario), None)
-    if path is None:
-        pytest.skip(f"{scenario} is not in this vectors directory")
     vectors = read_records(path)
-    pcap = tmp_path / f"{scenario}.pcapng"
+    pcap = tmp_path / f"{path.stem}.pcapng"
     pcap.write_bytes(_vector_capture(vectors))
     out_path = tmp_path / "out.jsonl"
     malformed = [v for v in vectors if v.dir != "close" and v.raw.get("malformed")]
