@@ -45,6 +45,7 @@ from pyrocket.protocol.bodies import (
     BrokerData,
     ClusterInfo,
     ConsumerConnection,
+    ConsumerData,
     ConsumerOffsetSerializeWrapper,
     ConsumeStats,
     DelayOffsetSerializeWrapper,
@@ -1007,10 +1008,15 @@ _MQ: Final = _nullable(lambda mq: mq.java_hash_code())
 #: Java type is a hash map or hash set with keys of a known hashCode. Lists,
 #: TreeMaps, Hashtables (Properties) and sets of beans without a hashCode
 #: (ProducerData, ConsumerData, Connection) are not listed: their order is
-#: taken as recorded.
+#: taken as recorded. One list is: a route's brokerDatas, which the NameServer
+#: fills by walking a HashSet of broker names.
 _HASHED: Final[dict[tuple[type[Bean], str], _Hashed]] = {
     (BrokerData, "brokerAddrs"): _Hashed("HashMap<Long,String>", long_hash),
     (TopicRouteData, "filterServerTable"): _Hashed("HashMap<String,List>", _STRING),
+    # A list, filled by walking a fresh HashSet of the topic's broker names.
+    (TopicRouteData, "brokerDatas"): _Hashed(
+        "HashSet<String> of broker names", lambda bd: _STRING(bd.broker_name)
+    ),
     (ClusterInfo, "brokerAddrTable"): _Hashed("HashMap<String,BrokerData>", _STRING),
     (ClusterInfo, "clusterAddrTable"): _Hashed(
         "HashMap<String,Set>", _STRING, _Hashed("HashSet<String>", _STRING)
@@ -1036,6 +1042,9 @@ _HASHED: Final[dict[tuple[type[Bean], str], _Hashed]] = {
     (ConsumeStats, "offsetTable"): _Hashed("HashMap<MessageQueue,OffsetWrapper>", _MQ),
     (ConsumerConnection, "subscriptionTable"): _Hashed(
         "ConcurrentHashMap<String,SubscriptionData>", _STRING
+    ),
+    (ConsumerData, "subscriptionDataSet"): _Hashed(
+        "HashSet<SubscriptionData>", lambda sd: sd.java_hash_code()
     ),
     (SubscriptionData, "tagsSet"): _Hashed("HashSet<String>", _STRING),
     (SubscriptionData, "codeSet"): _Hashed("HashSet<Integer>", int_hash),

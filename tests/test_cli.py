@@ -294,8 +294,15 @@ def _answered(tmp_path: Path, code: int, body: bytes) -> Path:
                 broker_datas=(BrokerData("c", "b", {int(i[1:]): "a" for i in ids}),)
             ).encode(),
         ),
+        (
+            RequestCode.GET_ROUTEINFO_BY_TOPIC,
+            "HashSet<String> of broker names",
+            lambda names: TopicRouteData(
+                broker_datas=tuple(BrokerData("c", name, {0: "a"}) for name in names)
+            ).encode(),
+        ),
     ],
-    ids=["set", "map", "nested-long-map"],
+    ids=["set", "map", "nested-long-map", "list-from-a-set"],
 )
 def test_check_reports_body_order_no_java_collection_produces(
     tmp_path: Path,
