@@ -23,7 +23,7 @@ import base64
 import dataclasses
 import itertools
 import json
-import unicodedata
+import re
 from collections import deque
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
@@ -83,6 +83,9 @@ from pyrocket.protocol.javahash import (
 from pyrocket.vectors import read_records
 
 _TEXT_CONTROLS = frozenset("\n\r\t")
+
+# Unicode's control characters (category Cc) other than TAB, LF and CR.
+_CONTROL: Final = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f]")
 
 #: The ``client`` of connections whose client frames no Java process wrote.
 HANDCRAFTED = "handcrafted"
@@ -975,9 +978,7 @@ def _vector_body_text(body: bytes) -> str | None:
         text = body.decode("utf-8")
     except UnicodeDecodeError:
         return None
-    if any(unicodedata.category(ch) == "Cc" and ch not in _TEXT_CONTROLS for ch in text):
-        return None
-    return text
+    return None if _CONTROL.search(text) else text
 
 
 # ---------------------------------------------------------------------------

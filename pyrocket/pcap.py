@@ -21,6 +21,7 @@ import ipaddress
 import struct
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from functools import lru_cache
 from typing import Final
 
 from pyrocket.errors import ProtocolError
@@ -294,10 +295,14 @@ def _ipv4(data: bytes, index: int) -> tuple[str, str, bytes] | None:
         raise CaptureError(f"packet {index}: IPv4 header length {header_length}, total {total}")
     if total > len(data):
         raise CaptureError(f"packet {index}: IPv4 packet of {total} bytes captured short")
-    src = str(ipaddress.IPv4Address(data[12:16]))
-    dst = str(ipaddress.IPv4Address(data[16:20]))
+    src, dst = _address(data[12:16]), _address(data[16:20])
     # Slicing at the total length drops Ethernet padding.
     return src, dst, data[header_length:total]
+
+
+@lru_cache(maxsize=4096)
+def _address(packed: bytes) -> str:
+    return str(ipaddress.ip_address(packed))
 
 
 _IPV6_EXTENSIONS: Final = frozenset({0, 43, 60, 135, 139, 140})
@@ -310,8 +315,7 @@ def _ipv6(data: bytes, index: int) -> tuple[str, str, bytes] | None:
     next_header = data[6]
     if 40 + payload_length > len(data):
         raise CaptureError(f"packet {index}: IPv6 packet of {payload_length} bytes captured short")
-    src = str(ipaddress.IPv6Address(data[8:24]))
-    dst = str(ipaddress.IPv6Address(data[24:40]))
+    src, dst = _address(data[8:24]), _address(data[24:40])
     rest = data[40 : 40 + payload_length]
     while next_header != 6:
         if next_header == 44:
