@@ -5,14 +5,18 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 
 from pyrocket.cli import main
-from pyrocket.protocol.codes import RequestCode
-from pyrocket.protocol.command import RemotingCommand, encode
-from pyrocket.protocol.headers import GetRouteInfoRequestHeader
+from pyrocket.protocol.bodies import BrokerData, KVTable, TopicList, TopicRouteData
+from pyrocket.protocol.catalog import request_header_type
+from pyrocket.protocol.codes import RequestCode, ResponseCode
+from pyrocket.protocol.command import RemotingCommand, decode, encode
+from pyrocket.protocol.headers import GetRouteInfoRequestHeader, UnRegisterBrokerRequestHeader
+from pyrocket.protocol.javahash import JavaHashSet, hashmap_order, java_hash, long_hash
 from pyrocket.vectors import iter_all_records, read_records, scenario_files
 
 
@@ -180,4 +184,159 @@ def test_module_entry_point(tmp_path: Path) -> None:
         "identical": 1,
         "bodies": 0,
         "bodies_identical": 0,
+        "handcrafted": 0,
     }
+
+
+def _java_request_with_ext(serialize: str) -> tuple[dict[str, object], RemotingCommand]:
+    """The first Java-written request of that serialize type whose header class
+    is known and whose ext fields span more than one HashMap bucket."""
+    for record in iter_all_records():
+        if not (record.is_frame and record.is_request and record.raw.get("serialize") == serialize):
+            continue
+        if record.client == "handcrafted" or record.code is None:
+            continue
+        command = decode(record.frame)
+        ext = command.ext_fields or {}
+        if request_header_type(record.code) is None or len(ext) < 3:
+            continue
+        if list(reversed(ext)) != hashmap_order(reversed(ext)):
+            return record.raw, command
+    raise AssertionError(f"no {serialize} request with ext fields in the vectors")
+
+
+@pytest.mark.parametrize("serialize", ["JSON", "ROCKETMQ"])
+def test_check_reports_ext_order_no_hashmap_produces(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], serialize: str
+) -> None:
+    raw, command = _java_request_with_ext(serialize)
+    recorded = dict(command.ext_fields or {})
+    permuted = {key: recorded[key] for key in reversed(recorded)}
+    assert permuted == recorded and list(permuted) != list(recorded)
+    path = tmp_path / "permuted.jsonl"
+    as_java = dict(raw, frame_hex=encode(command).hex())
+    moved = dict(raw, seq=1, frame_hex=encode(command.replace(ext_fields=permuted)).hex())
+    path.write_text(json.dumps(as_java) + "\n" + json.dumps(moved) + "\n")
+    status, out, err = _run(["decode", "--check", str(path)], capsys)
+    assert status == 1
+    header_type = request_header_type(command.code)
+    assert header_type is not None
+    assert "check failed: permuted.jsonl record 1: frame differs at byte" in err
+    assert f"ext fields as {header_type.__name__} would send them: {', '.join(recorded)}" in err
+    assert f"(recorded: {', '.join(permuted)})" in err
+    # The same frame from a connection marked handcrafted keeps its order.
+    handmade = [dict(r, client="handcrafted") for r in (as_java, moved)]
+    path.write_text("".join(json.dumps(r) + "\n" for r in handmade))
+    status, out, err = _run(["decode", "--check", str(path)], capsys)
+    assert status == 0, err
+    assert json.loads(out.splitlines()[-1])["handcrafted"] == 2
+
+
+def test_check_rebuilds_unknown_codes_as_a_string_hashmap(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    keys = [f"k{i}" for i in range(20)]
+    java = {key: "v" for key in hashmap_order(keys)}
+    raw = tmp_path / "unknown.bin"
+    request = RemotingCommand(code=31999, ext_fields=java)
+    raw.write_bytes(encode(request))
+    status, _, err = _run(["decode", "--check", str(raw)], capsys)
+    assert status == 0, err
+    raw.write_bytes(encode(request.replace(ext_fields={key: "v" for key in sorted(keys)})))
+    status, _, err = _run(["decode", "--check", str(raw)], capsys)
+    assert status == 1
+    assert "ext fields as HashMap<String,String> would send them" in err
+
+
+def test_decode_help_says_what_check_checks(capsys: pytest.CaptureFixture[str]) -> None:
+    status, out, _ = _run(["decode", "--help"], capsys)
+    assert status == 0
+    text = " ".join(out.split())
+    for phrase in (
+        "header class Java picks for the request code",
+        "paired by connection, opaque and opposite sender",
+        "Java's HashMap",
+        "plain HashMap<String,String>",
+        "no Java process would produce is reported as not identical",
+        "'handcrafted' client",
+        "hash map or hash set",
+        "any power-of-two table size",
+    ):
+        assert phrase in text
+
+
+def _answered(tmp_path: Path, code: int, body: bytes) -> Path:
+    """A raw stream: a request with ``code`` and a SUCCESS answer with ``body``."""
+    request = RemotingCommand.request(code, opaque=3)
+    answer = RemotingCommand.response(ResponseCode.SUCCESS, body=body).answering(request)
+    raw = tmp_path / "answered.bin"
+    raw.write_bytes(encode(request) + encode(answer))
+    return raw
+
+
+@pytest.mark.parametrize(
+    ("code", "java", "build"),
+    [
+        (
+            RequestCode.GET_ALL_TOPIC_LIST_FROM_NAMESERVER,
+            "HashSet<String>",
+            lambda names: TopicList(tuple(names)).encode(),
+        ),
+        (
+            RequestCode.GET_KVLIST_BY_NAMESPACE,
+            "HashMap<String,String>",
+            lambda names: KVTable({name: "v" for name in names}).encode(),
+        ),
+        (
+            RequestCode.GET_ROUTEINFO_BY_TOPIC,
+            "HashMap<Long,String>",
+            lambda ids: TopicRouteData(
+                broker_datas=(BrokerData("c", "b", {int(i[1:]): "a" for i in ids}),)
+            ).encode(),
+        ),
+        (
+            RequestCode.GET_ROUTEINFO_BY_TOPIC,
+            "HashSet<String> of broker names",
+            lambda names: TopicRouteData(
+                broker_datas=tuple(BrokerData("c", name, {0: "a"}) for name in names)
+            ).encode(),
+        ),
+    ],
+    ids=["set", "map", "nested-long-map", "list-from-a-set"],
+)
+def test_check_reports_body_order_no_java_collection_produces(
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    code: int,
+    java: str,
+    build: Callable[[list[str]], bytes],
+) -> None:
+    names = [f"k{n * 7919}" for n in range(24)]
+    hasher = (lambda k: long_hash(int(k[1:]))) if "Long" in java else java_hash
+    in_java_order = list(JavaHashSet.copy_of(names, hasher=hasher))
+    status, out, err = _run(
+        ["decode", "--check", str(_answered(tmp_path, code, build(in_java_order)))], capsys
+    )
+    assert status == 0, err
+    assert json.loads(out.splitlines()[-1])["bodies_identical"] == 1
+    reordered = build(list(reversed(in_java_order)))
+    status, _, err = _run(["decode", "--check", str(_answered(tmp_path, code, reordered))], capsys)
+    assert status == 1
+    assert "record 1: body (" in err
+    assert f"no Java {java} iterates its 24 keys in this order" in err
+
+
+def test_check_renders_ext_values_from_their_java_types(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    header = UnRegisterBrokerRequestHeader("b", "127.0.0.1:10911", "c", 0)
+    request = RemotingCommand.request(RequestCode.UNREGISTER_BROKER, header)
+    raw = tmp_path / "padded.bin"
+    raw.write_bytes(encode(request))
+    status, _, err = _run(["decode", "--check", str(raw)], capsys)
+    assert status == 0, err
+    # Java's Long.toString never writes "00": the same map, not Java's bytes.
+    padded = {k: ("00" if k == "brokerId" else v) for k, v in (request.ext_fields or {}).items()}
+    raw.write_bytes(encode(request.replace(ext_fields=padded)))
+    status, _, err = _run(["decode", "--check", str(raw)], capsys)
+    assert status == 1 and "padded.bin record 0: frame differs at byte" in err

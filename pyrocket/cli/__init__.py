@@ -22,6 +22,7 @@ from pyrocket import __version__
 #: Modules contributing top-level commands (``register``).
 COMMAND_MODULES: tuple[str, ...] = (
     "pyrocket.cli.decode",
+    "pyrocket.cli.record",
     "pyrocket.cli.namesrv",
     "pyrocket.cli.broker",
     "pyrocket.cli.up",

@@ -7,12 +7,39 @@ from __future__ import annotations
 
 import argparse
 import json
+import re
 import sys
 from pathlib import Path
 from typing import Any
 
 from pyrocket.capture import CheckFailed, decode_files
 from pyrocket.errors import ProtocolError
+
+# What --check checks, one paragraph (argparse rewraps it).
+_CHECK_HELP = re.sub(
+    r"\s+",
+    " ",
+    """
+re-encode every frame from its typed values and compare bytes; exit 1 at the first
+difference; print the counts as JSON last. The header's ext fields are rebuilt from the
+header class Java picks for the request code (for an answer: the code of the request it
+answers, paired by connection, opaque and opposite sender), in the order Java's HashMap
+iterates them; keys that class does not declare are put first, in their recorded order,
+as Java adds them before encoding. A code with no header class, an answer whose request
+is not in the capture, or ext fields the class does not parse, is rebuilt as a plain
+HashMap<String,String>. So a frame whose ext field order no Java process would produce
+is reported as not identical. Frames a 'handcrafted' client sent are re-encoded in their
+recorded order, header and body. Every body with a typed codec (chosen by the request
+code, as for headers) is decoded and re-encoded; inside it, each hash map or hash set
+whose Java type and key hashCode are known (HashMap, ConcurrentHashMap, HashSet: routes,
+cluster info, KV and topic lists, topic, offset and subscription tables, stats by queue,
+tag and subscription sets, and a route's broker list, which Java fills from a HashSet)
+must iterate by bucket for any power-of-two table size its size allows (the table may
+have grown before entries were removed; within a bucket the recorded order stands), else
+it is rebuilt in the smallest table's order and reported. Lists, TreeMaps, Properties
+and sets of beans without a hashCode keep their recorded order.
+""",
+).strip()
 
 
 def register(commands: Any) -> None:
@@ -25,14 +52,7 @@ def register(commands: Any) -> None:
             "'{' is read as JSON Lines records, anything else as concatenated frames."
         ),
     )
-    decode.add_argument(
-        "--check",
-        action="store_true",
-        help=(
-            "re-encode every frame and every body with a typed codec; exit 1 at the "
-            "first byte that differs; print the counts as JSON last"
-        ),
-    )
+    decode.add_argument("--check", action="store_true", help=_CHECK_HELP)
     decode.add_argument("files", nargs="+", type=Path, metavar="FILE")
     decode.set_defaults(func=run)
 
