@@ -90,14 +90,21 @@ class RemotingServer:
         self._connections: set[Connection] = set()
 
     def register_processor(
-        self, code: int, processor: Processor, *, reject_request: RejectCheck | None = None
+        self,
+        code: int,
+        processor: Processor,
+        *,
+        reject_request: RejectCheck | None = None,
+        ordered: bool = False,
     ) -> None:
         """Answer requests with ``code`` by ``processor``.
 
         ``reject_request()`` returning True makes the server answer
         SYSTEM_BUSY "[REJECTREQUEST]..." without running the processor.
+        ``ordered``: apply these requests of one connection strictly in the
+        order they were read (see :mod:`pyrocket.remoting.dispatch`).
         """
-        self.processors.register(code, processor, reject_request=reject_request)
+        self.processors.register(code, processor, reject_request=reject_request, ordered=ordered)
 
     def register_default_processor(
         self, processor: Processor, *, reject_request: RejectCheck | None = None
