@@ -73,6 +73,7 @@ from pyrocket.protocol.message import (
     java_properties,
 )
 from pyrocket.remoting import Connection
+from pyrocket.remoting.logs import clip
 
 if TYPE_CHECKING:
     from pyrocket.broker.app import Broker
@@ -521,6 +522,18 @@ class SendMessageProcessor:
         header = request.decode_header(ConsumerSendMsgBackRequestHeader)
         broker = self.broker
         group = header.group
+        # Checked before anything is looked up or created: a group whose
+        # retry or dead-letter topic is not a valid topic name would be
+        # refused by every later step, or worse, stored under a bad name.
+        for derived in (f"{RETRY_GROUP_TOPIC_PREFIX}{group}", dlq_topic(group)):
+            error = self._topic_error(derived)
+            if error is not None:
+                remark = (
+                    f"the consumer group {clip(group)} cannot send messages back: its topic "
+                    f"{clip(derived)} is not valid: {error}"
+                )
+                log.warning("send back from %s refused: %s", conn.remote_address, remark)
+                return _response(ResponseCode.MESSAGE_ILLEGAL, remark)
         group_config = await broker.subscription_group_manager.find_subscription_group_config(group)
         if group_config is None:
             remark = f"subscription group not exist, {group} " + suggest_todo()
