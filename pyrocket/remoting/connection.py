@@ -88,6 +88,10 @@ FRAMES_PER_TURN: Final = 8
 HIGH_WATER: Final = 1024 * 1024
 #: Ordered requests waiting for their turn at which the reader stops reading.
 LANE_BACKLOG: Final = 256
+#: Scheduling rounds the writer waits for more answers while the lane is busy,
+#: and the queued bytes that end the wait.
+LANE_GATHER_ROUNDS: Final = 8
+LANE_GATHER_BYTES: Final = 32 * 1024
 
 _INT32_MAX: Final = (1 << 31) - 1
 _Job: TypeAlias = tuple[Awaitable[RemotingCommand | None], RemotingCommand]
@@ -950,6 +954,14 @@ class Connection:
             if not out:
                 await self._writer_lot.park()
                 continue
+            if self._lane_holder is not None:
+                # The lane answers one request per scheduling round; while it
+                # is busy, gather a few rounds of answers into one write
+                # (a write costs far more than a round).
+                for _ in range(LANE_GATHER_ROUNDS):
+                    if self._out_bytes >= LANE_GATHER_BYTES or self._lane_holder is None:
+                        break
+                    await trio.lowlevel.cancel_shielded_checkpoint()
             data = out[0] if len(out) == 1 else b"".join(out)
             out.clear()
             self._out_bytes = 0

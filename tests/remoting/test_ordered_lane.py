@@ -121,7 +121,7 @@ async def test_unordered_requests_and_released_ones_do_not_wait_for_the_lane() -
                 # The unordered one is answered while the ordered one holds the lane.
                 (answer,) = await read_frames(stream, 1)
                 assert answer.opaque == 3
-                assert started == ["hold", "beside"]
+                assert sorted(started) == ["beside", "hold"]
                 gate.set()
                 rest = await read_frames(stream, 2)
                 assert [a.opaque for a in rest] == [1, 2]
