@@ -76,7 +76,7 @@ from pyrocket.remoting.dispatch import (
     system_response,
 )
 from pyrocket.remoting.events import ConnectionEvent, EventQueue
-from pyrocket.remoting.logs import clip, describe
+from pyrocket.remoting.logs import RepeatLimiter, clip, describe
 
 log = logging.getLogger("pyrocket.remoting")
 
@@ -350,6 +350,9 @@ class Connection:
         self._lane_holder: RemotingCommand | None = None
         self._lane: deque[tuple[Processor, RemotingCommand]] = deque()
         self._lane_lot = trio.lowlevel.ParkingLot()
+
+        # Log lines a peer can trigger at will, each at most once per 10 s.
+        self._log_limits: dict[str, RepeatLimiter] = {}
 
         self._io_scope = trio.CancelScope()
         self._last_activity = 0.0
@@ -771,7 +774,9 @@ class Connection:
     def _on_response(self, response: RemotingCommand) -> None:
         call = self._pending.pop(response.opaque, None)
         if call is None:
-            log.warning(
+            self._log_limited(
+                "unmatched",
+                logging.WARNING,
                 "response matches no pending request, from %s: %s",
                 self.remote_address,
                 describe(response),
@@ -779,13 +784,19 @@ class Connection:
             return
         call._complete(response, None)
 
+    def _log_limited(self, kind: str, level: int, message: str, *args: object) -> None:
+        limiter = self._log_limits.get(kind)
+        if limiter is None:
+            limiter = self._log_limits[kind] = RepeatLimiter()
+        limiter.log(log, level, trio.current_time(), message, *args)
+
     def _on_request(self, request: RemotingCommand) -> None:
         oneway = request.flag & ONEWAY_FLAG
         processors = self._processors
         registration = None if processors is None else processors.lookup(request.code)
         if registration is None:
             remark = not_supported_remark(request.code)
-            log.error("%s%s", self.remote_address, remark)
+            self._log_limited("unsupported", logging.ERROR, "%s%s", self.remote_address, remark)
             if not oneway:
                 response = system_response(ResponseCode.REQUEST_CODE_NOT_SUPPORTED, remark)
                 self._enqueue(self._answer(request, response))

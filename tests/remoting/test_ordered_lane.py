@@ -258,3 +258,20 @@ def test_repeat_limiter_counts_what_it_holds_back() -> None:
     assert not limiter.allow(1.0) and not limiter.allow(9.9)
     assert limiter.suppressed == 2
     assert limiter.allow(10.0)
+
+
+async def test_a_peer_repeating_an_unsupported_code_is_logged_once(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    server = RemotingServer(ServerConfig())
+    with trio.fail_after(10):
+        async with running_server(server) as addr:
+            stream = await connect(addr)
+            async with stream:
+                await stream.send_all(
+                    b"".join(encode(RemotingCommand(999, n, 0)) for n in range(1, 501))
+                )
+                answers = await read_frames(stream, 500)
+    assert all(a.code == ResponseCode.REQUEST_CODE_NOT_SUPPORTED for a in answers)
+    lines = [r for r in caplog.records if "not supported" in r.getMessage()]
+    assert len(lines) == 1
