@@ -5,14 +5,23 @@ and such a peer is closed by the idle timer: a burst of small requests with
 from __future__ import annotations
 
 import socket
+from pathlib import Path
 
 import pytest
 import trio
 
-from pyrocket.protocol.codes import ResponseCode
+from pyrocket.protocol.codes import RequestCode, ResponseCode
 from pyrocket.protocol.command import RemotingCommand, encode
-from pyrocket.remoting import Connection, ConnectionListener, RemotingServer, ServerConfig
+from pyrocket.protocol.headers import GetKVConfigRequestHeader, PutKVConfigRequestHeader
+from pyrocket.remoting import (
+    Connection,
+    ConnectionListener,
+    RemotingClient,
+    RemotingServer,
+    ServerConfig,
+)
 from pyrocket.remoting.connection import HIGH_WATER
+from tests.namesrv.helpers import address, namesrv_config, running_namesrv
 from tests.remoting.helpers import running_server, wait_until
 
 BIG_CODE = 101  # GET_KV_CONFIG's code: a small request, a large answer
@@ -80,3 +89,38 @@ async def test_a_peer_that_does_not_read_costs_a_bounded_output_queue(processor:
                 assert conn.queued_output_peak > 0
                 # The idle timer closed it (the peer never read).
                 await wait_until(lambda: watch.idle == [conn])
+
+
+async def test_a_nameserver_peer_bursting_get_kv_config_without_reading(tmp_path: Path) -> None:
+    config = namesrv_config(tmp_path, server_channel_max_idle_time_seconds=1)
+    value = "v" * (1024 * 1024)
+    with trio.fail_after(30):
+        async with running_namesrv(config=config) as ns, RemotingClient() as client:
+            put = RemotingCommand.request(
+                RequestCode.PUT_KV_CONFIG, PutKVConfigRequestHeader("NS", "big", value)
+            )
+            answer = await client.invoke_sync(address(ns), put, 5)
+            assert answer.code == ResponseCode.SUCCESS
+            frames = [
+                encode(
+                    RemotingCommand.request(
+                        RequestCode.GET_KV_CONFIG, GetKVConfigRequestHeader("NS", "big")
+                    ).replace(opaque=n)
+                )
+                for n in range(1, 1001)
+            ]
+            data = b"".join(frames)[: 64 * 1024]
+            sock = trio.socket.socket()
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 64 * 1024)
+            await sock.connect(("127.0.0.1", ns.port))
+            async with trio.SocketStream(sock) as stream:
+                await stream.send_all(data)
+                # The connection that queued a 1 MiB answer (not the client's).
+                await wait_until(
+                    lambda: any(c.queued_output_peak > len(value) for c in ns.server.connections)
+                )
+                (conn,) = [c for c in ns.server.connections if c.queued_output_peak > len(value)]
+                while conn.is_open:
+                    assert conn.queued_output_bytes <= BOUND
+                    await trio.sleep(0.01)
+                assert conn.queued_output_peak <= BOUND
