@@ -591,21 +591,26 @@ class Connection:
         )
 
     async def _write(self, frame: bytes, deadline: float = math.inf) -> None:
-        """Queue ``frame`` for the writer; while too much is queued, wait for
-        the writer (until ``deadline`` at most: the frame is queued anyway)."""
-        if self._closed:
-            raise ConnectionClosedError(f"connection to {self.remote_address} is closed")
+        """Queue ``frame`` for the writer; while too much is queued, first
+        wait for the writer (until ``deadline`` at most: then the frame is
+        queued anyway). Waiting before queuing bounds what many senders hold
+        queued at once (held pulls answered together, say).
+
+        Raises ConnectionClosedError when the connection is (or gets) closed.
+        """
+        self._check_open()
+        if self._out_bytes > HIGH_WATER:
+            with trio.move_on_at(deadline):
+                while self._out_bytes > HIGH_WATER:
+                    await self._space_lot.park()
+                    self._check_open()
+            self._check_open()
         self._out.append(frame)
         self._out_bytes += len(frame)
         if self._out_bytes > self._out_peak:
             self._out_peak = self._out_bytes
         if self._writer_lot:
             self._writer_lot.unpark()
-        if self._out_bytes > HIGH_WATER:
-            with trio.move_on_at(deadline):
-                while self._out_bytes > HIGH_WATER:
-                    await self._space_lot.park()
-                    self._check_open()
 
     def _enqueue(self, frame: bytes) -> None:
         """Queue ``frame`` without waiting (callers check ``HIGH_WATER`` first:

@@ -124,3 +124,28 @@ async def test_a_nameserver_peer_bursting_get_kv_config_without_reading(tmp_path
                     assert conn.queued_output_bytes <= BOUND
                     await trio.sleep(0.01)
                 assert conn.queued_output_peak <= BOUND
+
+
+async def later_big(conn: Connection, request: RemotingCommand) -> None:
+    # Answers later, through send, as a held pull does.
+    await trio.lowlevel.checkpoint()
+    answer = RemotingCommand.response(ResponseCode.SUCCESS, body=VALUE)
+    await conn.send(answer.answering(request))
+
+
+async def test_answers_sent_later_wait_before_they_are_queued() -> None:
+    server = RemotingServer(ServerConfig(channel_max_idle_seconds=1.0))
+    server.register_processor(BIG_CODE, later_big)
+    data, _ = burst(16 * 1024)
+    with trio.fail_after(30):
+        async with running_server(server) as addr:
+            host, port = addr.rsplit(":", 1)
+            sock = trio.socket.socket()
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 64 * 1024)
+            await sock.connect((host, int(port)))
+            async with trio.SocketStream(sock) as stream:
+                await stream.send_all(data)
+                await wait_until(lambda: len(server.connections) == 1)
+                (conn,) = server.connections
+                await conn.wait_closed()
+                assert 0 < conn.queued_output_peak <= BOUND
