@@ -78,7 +78,7 @@ from pyrocket.broker.topic_config import (
 )
 from pyrocket.errors import ConfigError
 from pyrocket.protocol.bodies.topic import PERM_READ, PERM_WRITE
-from pyrocket.protocol.codes import VERSION_V4_7_0
+from pyrocket.protocol.codes import VERSION_V4_7_0, RequestCode
 from pyrocket.protocol.javahash import JavaHashMap
 from pyrocket.remoting import (
     Connection,
@@ -97,6 +97,33 @@ log = logging.getLogger("pyrocket.broker")
 BROKER_VERSION_DESC = "V4_7_0"
 #: Integer.MAX_VALUE: what Java reports for buffers when the transient pool is off.
 _INT_MAX = (1 << 31) - 1
+
+#: Requests that change state, applied per connection strictly in arrival
+#: order (the connection's ordered lane): Java runs sends on one thread
+#: (sendMessageThreadPoolNums=1), and a client expects its offset commits,
+#: heartbeats and admin updates to land in the order it sent them.
+ORDERED_REQUEST_CODES: frozenset[int] = frozenset(
+    {
+        RequestCode.SEND_MESSAGE,
+        RequestCode.SEND_MESSAGE_V2,
+        RequestCode.SEND_BATCH_MESSAGE,
+        RequestCode.CONSUMER_SEND_MSG_BACK,
+        RequestCode.END_TRANSACTION,
+        RequestCode.UPDATE_CONSUMER_OFFSET,
+        RequestCode.HEART_BEAT,
+        RequestCode.UNREGISTER_CLIENT,
+        RequestCode.LOCK_BATCH_MQ,
+        RequestCode.UNLOCK_BATCH_MQ,
+        RequestCode.UPDATE_AND_CREATE_TOPIC,
+        RequestCode.DELETE_TOPIC_IN_BROKER,
+        RequestCode.UPDATE_BROKER_CONFIG,
+        RequestCode.UPDATE_AND_CREATE_SUBSCRIPTIONGROUP,
+        RequestCode.DELETE_SUBSCRIPTIONGROUP,
+        RequestCode.RESET_CONSUMER_OFFSET_IN_BROKER,
+        RequestCode.CLEAN_EXPIRED_CONSUMEQUEUE,
+        RequestCode.CLEAN_UNUSED_TOPIC,
+    }
+)
 
 Service = Callable[["Broker"], Awaitable[None]]
 Installer = Callable[["Broker"], None]
@@ -191,10 +218,12 @@ class Broker:
 
     def register_processor(self, code: int, processor: Processor, *, fast: bool = True) -> None:
         """Answer ``code`` with ``processor`` on the main server and, unless
-        ``fast`` is False, on the fast server too."""
-        self.server.register_processor(code, processor)
+        ``fast`` is False, on the fast server too. Codes in
+        :data:`ORDERED_REQUEST_CODES` are applied in arrival order per connection."""
+        ordered = int(code) in ORDERED_REQUEST_CODES
+        self.server.register_processor(code, processor, ordered=ordered)
         if fast:
-            self.fast_server.register_processor(code, processor)
+            self.fast_server.register_processor(code, processor, ordered=ordered)
 
     def add_connection_listener(self, listener: ConnectionListener) -> None:
         self.connection_listener.listeners.append(listener)

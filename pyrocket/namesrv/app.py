@@ -24,9 +24,24 @@ from trio_util import periodic
 from pyrocket.namesrv.config import NamesrvConfig
 from pyrocket.namesrv.housekeeping import BrokerHousekeeping
 from pyrocket.namesrv.processor import DefaultRequestProcessor, NamesrvState
+from pyrocket.protocol.codes import RequestCode
 from pyrocket.remoting import Connection, RemotingServer, ServerConfig
 
 log = logging.getLogger("pyrocket.namesrv")
+
+#: The requests that change the NameServer's tables, applied per connection
+#: strictly in arrival order.
+ORDERED_REQUEST_CODES: frozenset[int] = frozenset(
+    {
+        RequestCode.REGISTER_BROKER,
+        RequestCode.UNREGISTER_BROKER,
+        RequestCode.PUT_KV_CONFIG,
+        RequestCode.DELETE_KV_CONFIG,
+        RequestCode.UPDATE_NAMESRV_CONFIG,
+        RequestCode.WIPE_WRITE_PERM_OF_BROKER,
+        RequestCode.DELETE_TOPIC_IN_NAMESRV,
+    }
+)
 
 
 def current_time_ms() -> int:
@@ -77,6 +92,8 @@ class NameServer:
             await nursery.start(state.kv.run)
             await nursery.start(state.config_file.writer.run)
             DefaultRequestProcessor(state, nursery.start_soon).register_all(self.server)
+            # Table updates of one connection land in the order they were sent.
+            self.server.processors.set_ordered(ORDERED_REQUEST_CODES)
             bound = await nursery.start(self.server.serve, host, port)
             self.port = bound
             nursery.start_soon(expire_brokers, state)

@@ -163,10 +163,16 @@ class RemotingClient:
         return bool(await self._nursery_manager.__aexit__(exc_type, exc, traceback))
 
     def register_processor(
-        self, code: int, processor: Processor, *, reject_request: RejectCheck | None = None
+        self,
+        code: int,
+        processor: Processor,
+        *,
+        reject_request: RejectCheck | None = None,
+        ordered: bool = False,
     ) -> None:
-        """Answer requests with ``code`` that servers send to this client."""
-        self.processors.register(code, processor, reject_request=reject_request)
+        """Answer requests with ``code`` that servers send to this client
+        (``ordered``: in the order each connection read them)."""
+        self.processors.register(code, processor, reject_request=reject_request, ordered=ordered)
 
     def register_default_processor(
         self, processor: Processor, *, reject_request: RejectCheck | None = None

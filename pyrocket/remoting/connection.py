@@ -16,9 +16,19 @@ Tasks of one connection, all inside :meth:`Connection.run`:
   writer only joins bytes);
 - workers: run processors, at most ``settings.workers`` of them, started only
   when every existing one is busy; requests beyond the workers wait in a queue,
-  and requests beyond ``settings.max_in_flight`` are answered SYSTEM_BUSY;
+  and requests beyond ``settings.max_in_flight`` (plain-function ones too) are
+  answered SYSTEM_BUSY;
+- the ordered lane (no task of its own): requests whose processor is
+  registered ``ordered`` start one at a time, in the order they were read; the
+  next starts when the one before returned or called :meth:`release_order`;
 - the deadline sweeper (timeouts of :meth:`invoke_async` calls, which nobody
   may be awaiting) and the idle watchdog.
+
+Memory per connection is bounded by what it reads: answers wait (before they
+are encoded) while more than ``HIGH_WATER`` bytes are queued for the peer, and
+the reader stops reading, frame by frame, while that is so or while
+``LANE_BACKLOG`` ordered requests wait for their turn; a peer that does not
+read is closed by the idle watchdog.
 
 Outgoing commands take the configured serialize type, language and version
 (Java stamps its process-wide settings onto every command it creates), unless
@@ -29,7 +39,6 @@ whatever type the request came in.
 from __future__ import annotations
 
 import heapq
-import inspect
 import logging
 import math
 from collections import deque
@@ -60,12 +69,14 @@ from pyrocket.protocol.frame import DEFAULT_MAX_FRAME_SIZE, FrameSplitter
 from pyrocket.remoting.dispatch import (
     OVERLOAD_REMARK,
     REJECT_REQUEST_REMARK,
+    Processor,
     ProcessorTable,
     error_remark,
     not_supported_remark,
     system_response,
 )
 from pyrocket.remoting.events import ConnectionEvent, EventQueue
+from pyrocket.remoting.logs import RepeatLimiter, clip, describe
 
 log = logging.getLogger("pyrocket.remoting")
 
@@ -75,6 +86,12 @@ RECEIVE_SIZE: Final = 64 * 1024
 FRAMES_PER_TURN: Final = 8
 #: Queued outgoing bytes above which senders wait for the writer.
 HIGH_WATER: Final = 1024 * 1024
+#: Ordered requests waiting for their turn at which the reader stops reading.
+LANE_BACKLOG: Final = 256
+#: Scheduling rounds the writer waits for more answers while the lane is busy,
+#: and the queued bytes that end the wait.
+LANE_GATHER_ROUNDS: Final = 8
+LANE_GATHER_BYTES: Final = 32 * 1024
 
 _INT32_MAX: Final = (1 << 31) - 1
 _Job: TypeAlias = tuple[Awaitable[RemotingCommand | None], RemotingCommand]
@@ -315,6 +332,7 @@ class Connection:
 
         self._out: list[bytes] = []
         self._out_bytes = 0
+        self._out_peak = 0
         self._writer_lot = trio.lowlevel.ParkingLot()
         self._space_lot = trio.lowlevel.ParkingLot()
 
@@ -326,6 +344,15 @@ class Connection:
         self._workers = 0
         self._busy_count = 0
         self._worker_nursery: trio.Nursery | None = None
+
+        # The ordered lane: the request whose processor holds the turn, and
+        # the ordered requests read after it, not yet started.
+        self._lane_holder: RemotingCommand | None = None
+        self._lane: deque[tuple[Processor, RemotingCommand]] = deque()
+        self._lane_lot = trio.lowlevel.ParkingLot()
+
+        # Log lines a peer can trigger at will, each at most once per 10 s.
+        self._log_limits: dict[str, RepeatLimiter] = {}
 
         self._io_scope = trio.CancelScope()
         self._last_activity = 0.0
@@ -351,6 +378,24 @@ class Connection:
     def requests_in_flight(self) -> int:
         """Requests from the peer accepted and not yet answered."""
         return self._in_flight
+
+    @property
+    def queued_output_bytes(self) -> int:
+        """Bytes queued for the peer and not yet handed to the stream."""
+        return self._out_bytes
+
+    @property
+    def queued_output_peak(self) -> int:
+        """The most bytes ever queued for the peer at once on this connection."""
+        return self._out_peak
+
+    def release_order(self, request: RemotingCommand) -> None:
+        """End the ordered phase of ``request`` early: its state change is
+        made, so the next ordered request may start while its processor
+        finishes the rest (waits for a flush, say). No-op unless ``request``
+        holds the connection's ordered turn."""
+        if self._lane_holder is request:
+            self._pass_turn(front=False)
 
     def close(self) -> None:
         """Start closing: pending calls fail now; ``run`` returns soon after."""
@@ -546,27 +591,54 @@ class Connection:
         )
 
     async def _write(self, frame: bytes, deadline: float = math.inf) -> None:
-        """Queue ``frame`` for the writer; while too much is queued, wait for
-        the writer (until ``deadline`` at most: the frame is queued anyway)."""
-        if self._closed:
-            raise ConnectionClosedError(f"connection to {self.remote_address} is closed")
-        self._out.append(frame)
-        self._out_bytes += len(frame)
-        if self._writer_lot:
-            self._writer_lot.unpark()
+        """Queue ``frame`` for the writer; while too much is queued, first
+        wait for the writer (until ``deadline`` at most: then the frame is
+        queued anyway). Waiting before queuing bounds what many senders hold
+        queued at once (held pulls answered together, say).
+
+        Raises ConnectionClosedError when the connection is (or gets) closed.
+        """
+        self._check_open()
         if self._out_bytes > HIGH_WATER:
             with trio.move_on_at(deadline):
                 while self._out_bytes > HIGH_WATER:
                     await self._space_lot.park()
                     self._check_open()
-
-    def _enqueue(self, frame: bytes) -> None:
-        """Queue ``frame`` without waiting (the reader uses this; it waits for
-        space once per batch of frames)."""
+            self._check_open()
         self._out.append(frame)
         self._out_bytes += len(frame)
+        if self._out_bytes > self._out_peak:
+            self._out_peak = self._out_bytes
         if self._writer_lot:
             self._writer_lot.unpark()
+
+    def _enqueue(self, frame: bytes) -> None:
+        """Queue ``frame`` without waiting (callers check ``HIGH_WATER`` first:
+        the reader before each frame, workers before each answer)."""
+        if self._closed:
+            return
+        self._out.append(frame)
+        self._out_bytes += len(frame)
+        if self._out_bytes > self._out_peak:
+            self._out_peak = self._out_bytes
+        if self._writer_lot:
+            self._writer_lot.unpark()
+
+    async def _room_for_output(self) -> None:
+        """Wait while more than ``HIGH_WATER`` bytes are queued (or until closed)."""
+        while self._out_bytes > HIGH_WATER and not self._closed:
+            await self._space_lot.park()
+
+    async def _room_for_reading(self) -> None:
+        """Wait until the reader may take another frame: output below
+        ``HIGH_WATER`` and fewer than ``LANE_BACKLOG`` ordered requests waiting."""
+        while not self._closed:
+            if self._out_bytes > HIGH_WATER:
+                await self._space_lot.park()
+            elif len(self._lane) >= LANE_BACKLOG:
+                await self._lane_lot.park()
+            else:
+                return
 
     def _add_deadline(self, deadline: float, opaque: int) -> None:
         heap = self._deadlines
@@ -632,6 +704,7 @@ class Connection:
         self._out.clear()
         self._out_bytes = 0
         self._space_lot.unpark_all()
+        self._lane_lot.unpark_all()
         pending = list(self._pending.values())
         self._pending.clear()
         self._deadlines.clear()
@@ -654,7 +727,10 @@ class Connection:
         splitter = FrameSplitter(self.settings.max_frame_size)
         receive_some = self._stream.receive_some
         peer = self.remote_address
+        lane = self._lane
         while True:
+            if self._out_bytes > HIGH_WATER or len(lane) >= LANE_BACKLOG:
+                await self._room_for_reading()
             try:
                 data = await receive_some(RECEIVE_SIZE)
             except trio.BrokenResourceError as exc:
@@ -671,6 +747,10 @@ class Connection:
             try:
                 handled = 0
                 while True:
+                    if self._out_bytes > HIGH_WATER or len(lane) >= LANE_BACKLOG:
+                        # Checked per frame, not per read: one read can hold
+                        # hundreds of small requests with large answers.
+                        await self._room_for_reading()
                     payload = splitter.next_frame()
                     if not isinstance(payload, bytes):
                         break
@@ -686,7 +766,7 @@ class Connection:
                         # slices instead of answered all at once after a pause.
                         await trio.lowlevel.cancel_shielded_checkpoint()
             except ProtocolError as exc:
-                log.warning("closing connection %s: bad frame: %s", peer, exc)
+                log.warning("closing connection %s: bad frame: %s", peer, clip(exc))
                 self._report_end(ConnectionEvent.EXCEPTION)
                 return
             except Exception:
@@ -695,20 +775,25 @@ class Connection:
                 log.exception("closing connection %s: frame could not be handled", peer)
                 self._report_end(ConnectionEvent.EXCEPTION)
                 return
-            if self._out_bytes > HIGH_WATER:
-                # Answers the reader queued itself (busy, unsupported) wait here,
-                # so a peer that sends without reading is not read further.
-                while self._out_bytes > HIGH_WATER and not self._closed:
-                    await self._space_lot.park()
 
     def _on_response(self, response: RemotingCommand) -> None:
         call = self._pending.pop(response.opaque, None)
         if call is None:
-            log.warning(
-                "response matches no pending request, from %s: %r", self.remote_address, response
+            self._log_limited(
+                "unmatched",
+                logging.WARNING,
+                "response matches no pending request, from %s: %s",
+                self.remote_address,
+                describe(response),
             )
             return
         call._complete(response, None)
+
+    def _log_limited(self, kind: str, level: int, message: str, *args: object) -> None:
+        limiter = self._log_limits.get(kind)
+        if limiter is None:
+            limiter = self._log_limits[kind] = RepeatLimiter()
+        limiter.log(log, level, trio.current_time(), message, *args)
 
     def _on_request(self, request: RemotingCommand) -> None:
         oneway = request.flag & ONEWAY_FLAG
@@ -716,7 +801,7 @@ class Connection:
         registration = None if processors is None else processors.lookup(request.code)
         if registration is None:
             remark = not_supported_remark(request.code)
-            log.error("%s%s", self.remote_address, remark)
+            self._log_limited("unsupported", logging.ERROR, "%s%s", self.remote_address, remark)
             if not oneway:
                 response = system_response(ResponseCode.REQUEST_CODE_NOT_SUPPORTED, remark)
                 self._enqueue(self._answer(request, response))
@@ -727,43 +812,77 @@ class Connection:
                 response = system_response(ResponseCode.SYSTEM_BUSY, REJECT_REQUEST_REMARK)
                 self._enqueue(self._answer(request, response))
             return
+        if self._in_flight >= self.settings.max_in_flight:
+            # Checked before anything runs, so plain functions count too.
+            self._overloaded(request)
+            return
+        self._in_flight += 1
+        if registration.ordered and (self._lane_holder is not None or self._lane):
+            self._lane.append((registration.processor, request))
+            return
+        self._start(registration.processor, request, registration.ordered, False)
+
+    def _overloaded(self, request: RemotingCommand) -> None:
+        self._busy_count += 1
+        if self._busy_count % 1000 == 1:
+            log.warning(
+                "%s: too many requests in flight (%d), answering busy (%d times so far), "
+                "request code %d",
+                self.remote_address,
+                self._in_flight,
+                self._busy_count,
+                request.code,
+            )
+        if not request.flag & ONEWAY_FLAG:
+            response = system_response(ResponseCode.SYSTEM_BUSY, OVERLOAD_REMARK)
+            self._enqueue(self._answer(request, response))
+
+    def _start(
+        self, processor: Processor, request: RemotingCommand, ordered: bool, front: bool
+    ) -> bool:
+        """Run ``processor`` for an accepted request (counted in flight).
+
+        A plain function is answered here; a coroutine goes to a worker
+        (``front``: to the head of the queue, for the worker that is calling)
+        and, if ``ordered``, takes the lane's turn. True when a coroutine was
+        handed on.
+        """
         try:
-            result = registration.processor(self, request)
+            result = processor(self, request)
         except Exception as exc:
             result = self._failure_response(request, exc)
         if result is None or isinstance(result, RemotingCommand):
-            # A plain function: answered here, before the next frame is read.
-            if result is not None and not oneway:
+            # A plain function: answered now, before the next frame is read.
+            self._in_flight -= 1
+            if result is not None and not request.flag & ONEWAY_FLAG:
                 self._enqueue(self._encode_answer(request, result))
-            return
-        settings = self.settings
-        if self._in_flight >= settings.max_in_flight:
-            if inspect.iscoroutine(result):
-                result.close()  # never started: nothing ran
-            self._busy_count += 1
-            if self._busy_count % 1000 == 1:
-                log.warning(
-                    "%s: too many requests in flight (%d), answering busy (%d times so far), "
-                    "request code %d",
-                    self.remote_address,
-                    self._in_flight,
-                    self._busy_count,
-                    request.code,
-                )
-            if not oneway:
-                response = system_response(ResponseCode.SYSTEM_BUSY, OVERLOAD_REMARK)
-                self._enqueue(self._answer(request, response))
-            return
-        self._in_flight += 1
+            return False
+        if ordered:
+            self._lane_holder = request
         job = (result, request)
-        if self._idle_workers:
+        if front:
+            self._queue.appendleft(job)
+        elif self._idle_workers:
             trio.lowlevel.reschedule(self._idle_workers.pop(), outcome.Value(job))
-        elif self._workers < settings.workers:
+        elif self._workers < self.settings.workers:
             self._workers += 1
             assert self._worker_nursery is not None
             self._worker_nursery.start_soon(self._worker, job)
         else:
             self._queue.append(job)
+        return True
+
+    def _pass_turn(self, front: bool) -> None:
+        """The lane's holder is done: start the next ordered requests, up to
+        and including the first one that runs as a coroutine."""
+        self._lane_holder = None
+        lane = self._lane
+        while lane:
+            processor, request = lane.popleft()
+            if self._start(processor, request, True, front):
+                break
+        if len(lane) < LANE_BACKLOG and self._lane_lot:
+            self._lane_lot.unpark_all()
 
     def _rejects(self, reject: Callable[[], bool], request: RemotingCommand) -> bool:
         try:
@@ -787,6 +906,10 @@ class Connection:
                 await self._process(*job)
             finally:
                 self._in_flight -= 1
+            if self._lane_holder is job[1]:
+                # This worker is free now: it takes the next ordered request
+                # itself (from the head of the queue) rather than waking another.
+                self._pass_turn(front=True)
             if queue:
                 job = queue.popleft()
             elif self._closed:
@@ -804,14 +927,14 @@ class Connection:
             response = self._failure_response(request, exc)
         if response is None or request.flag & ONEWAY_FLAG or self._closed:
             return
-        frame = self._encode_answer(request, response)
-        if self._out_bytes < HIGH_WATER:
-            self._enqueue(frame)
-            return
-        try:
-            await self._write(frame)
-        except ConnectionClosedError:
-            log.debug("dropping the response to %s: connection closed", self.remote_address)
+        if self._out_bytes > HIGH_WATER:
+            # Wait before encoding: a peer that does not read holds at most
+            # HIGH_WATER plus one answer of queued bytes, whatever its burst.
+            await self._room_for_output()
+            if not self.is_open:
+                log.debug("dropping the response to %s: connection closed", self.remote_address)
+                return
+        self._enqueue(self._encode_answer(request, response))
 
     def _failure_response(self, request: RemotingCommand, exc: Exception) -> RemotingCommand:
         """SYSTEM_ERROR for a processor that raised; logged with the peer."""
@@ -847,6 +970,14 @@ class Connection:
             if not out:
                 await self._writer_lot.park()
                 continue
+            if self._lane_holder is not None:
+                # The lane answers one request per scheduling round; while it
+                # is busy, gather a few rounds of answers into one write
+                # (a write costs far more than a round).
+                for _ in range(LANE_GATHER_ROUNDS):
+                    if self._out_bytes >= LANE_GATHER_BYTES or self._lane_holder is None:
+                        break
+                    await trio.lowlevel.cancel_shielded_checkpoint()
             data = out[0] if len(out) == 1 else b"".join(out)
             out.clear()
             self._out_bytes = 0

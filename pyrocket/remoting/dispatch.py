@@ -13,13 +13,23 @@ connection's reader, with no task switch: the fast path for quick in-memory
 work such as a route lookup. It cannot wait for anything, by construction; it
 holds up the connection's reading while it runs, so keep it short.
 
+A processor registered ``ordered=True`` changes state that the peer expects to
+see changed in the order it sent its requests (stores a message, moves an
+offset, updates a table). The connection applies such requests one at a time,
+strictly in the order they were read, on its ordered lane: the next ordered
+request starts when the one before it returned, or earlier, when it called
+``conn.release_order(request)`` to say its state change is made and what is
+left (waiting for an fsync, say) need not hold up the next one. Requests that
+are not ordered run beside the lane as before.
+
 The system answers Java's NettyRemotingAbstract gives when no processor runs
 are built here too, with Java's remark texts.
 """
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
+import dataclasses
+from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Final, TypeAlias
 
@@ -66,10 +76,12 @@ def error_remark(exc: BaseException) -> str:
 
 @dataclass(frozen=True, slots=True)
 class Registration:
-    """A processor with its optional rejection check."""
+    """A processor with its optional rejection check; ``ordered``: applied
+    on the connection's ordered lane (see the module docs)."""
 
     processor: Processor
     reject_request: RejectCheck | None = None
+    ordered: bool = False
 
 
 class ProcessorTable:
@@ -80,16 +92,34 @@ class ProcessorTable:
         self._default: Registration | None = None
 
     def register(
-        self, code: int, processor: Processor, *, reject_request: RejectCheck | None = None
+        self,
+        code: int,
+        processor: Processor,
+        *,
+        reject_request: RejectCheck | None = None,
+        ordered: bool = False,
     ) -> None:
         """Route requests with ``code`` to ``processor`` (replacing any earlier one)."""
-        self._table[int(code)] = Registration(processor, reject_request)
+        self._table[int(code)] = Registration(processor, reject_request, ordered)
 
     def register_default(
-        self, processor: Processor, *, reject_request: RejectCheck | None = None
+        self,
+        processor: Processor,
+        *,
+        reject_request: RejectCheck | None = None,
+        ordered: bool = False,
     ) -> None:
         """Route every request code without its own processor to ``processor``."""
-        self._default = Registration(processor, reject_request)
+        self._default = Registration(processor, reject_request, ordered)
+
+    def set_ordered(self, codes: Iterable[int], ordered: bool = True) -> None:
+        """Mark the processors already registered for ``codes`` ordered (or
+        not); codes without a processor of their own are skipped."""
+        table = self._table
+        for code in codes:
+            registration = table.get(int(code))
+            if registration is not None:
+                table[int(code)] = dataclasses.replace(registration, ordered=ordered)
 
     def lookup(self, code: int) -> Registration | None:
         """The registration for ``code``, else the default one, else None."""

@@ -9,9 +9,11 @@ connection; nothing is left running.
 
 from __future__ import annotations
 
+import errno
 import logging
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import NoReturn
+from typing import Final, NoReturn
 
 import trio
 
@@ -21,8 +23,53 @@ from pyrocket.remoting.address import stream_addresses
 from pyrocket.remoting.connection import Connection, ConnectionSettings, Permits
 from pyrocket.remoting.dispatch import Processor, ProcessorTable, RejectCheck
 from pyrocket.remoting.events import ConnectionListener, EventQueue
+from pyrocket.remoting.logs import RepeatLimiter
 
 log = logging.getLogger("pyrocket.remoting")
+
+#: accept() errors that mean "out of descriptors or memory for now": the
+#: listener waits a little and tries again (trio's serve_listeners does the same).
+ACCEPT_CAPACITY_ERRNOS: Final = frozenset(
+    code
+    for code in (getattr(errno, name, None) for name in ("EMFILE", "ENFILE", "ENOMEM", "ENOBUFS"))
+    if code is not None
+)
+#: Seconds to wait after such an error before accepting again.
+ACCEPT_RETRY_SECONDS: Final = 0.1
+#: Seconds between two log lines about the same accept error.
+ACCEPT_LOG_INTERVAL: Final = 10.0
+
+
+async def accept_loop(
+    listener: trio.abc.Listener[trio.SocketStream],
+    nursery: trio.Nursery,
+    handler: Callable[[trio.SocketStream], Awaitable[None]],
+) -> NoReturn:
+    """Accept connections from ``listener`` forever, each handled in its own
+    task of ``nursery``. Running out of descriptors (EMFILE and the like)
+    pauses accepting briefly; the error is logged once per
+    ``ACCEPT_LOG_INTERVAL`` whatever its rate. Other errors propagate."""
+    limiters: dict[int, RepeatLimiter] = {}
+    async with listener:
+        while True:
+            try:
+                stream = await listener.accept()
+            except OSError as exc:
+                code = exc.errno
+                if code is None or code not in ACCEPT_CAPACITY_ERRNOS:
+                    raise
+                limiter = limiters.setdefault(code, RepeatLimiter(ACCEPT_LOG_INTERVAL))
+                limiter.log(
+                    log,
+                    logging.ERROR,
+                    trio.current_time(),
+                    "accept failed: %s; retrying every %gs",
+                    exc,
+                    ACCEPT_RETRY_SECONDS,
+                )
+                await trio.sleep(ACCEPT_RETRY_SECONDS)
+            else:
+                nursery.start_soon(handler, stream)
 
 
 @dataclass(frozen=True, slots=True)
@@ -90,14 +137,21 @@ class RemotingServer:
         self._connections: set[Connection] = set()
 
     def register_processor(
-        self, code: int, processor: Processor, *, reject_request: RejectCheck | None = None
+        self,
+        code: int,
+        processor: Processor,
+        *,
+        reject_request: RejectCheck | None = None,
+        ordered: bool = False,
     ) -> None:
         """Answer requests with ``code`` by ``processor``.
 
         ``reject_request()`` returning True makes the server answer
         SYSTEM_BUSY "[REJECTREQUEST]..." without running the processor.
+        ``ordered``: apply these requests of one connection strictly in the
+        order they were read (see :mod:`pyrocket.remoting.dispatch`).
         """
-        self.processors.register(code, processor, reject_request=reject_request)
+        self.processors.register(code, processor, reject_request=reject_request, ordered=ordered)
 
     def register_default_processor(
         self, processor: Processor, *, reject_request: RejectCheck | None = None
@@ -136,7 +190,8 @@ class RemotingServer:
             async def handle(stream: trio.SocketStream) -> None:
                 await self._handle(stream, events)
 
-            await nursery.start(trio.serve_listeners, handle, listeners)
+            for listener in listeners:
+                nursery.start_soon(accept_loop, listener, nursery, handle)
             task_status.started(bound)
             await trio.sleep_forever()
         raise AssertionError("unreachable")  # pragma: no cover

@@ -21,7 +21,7 @@ from pyrocket.errors import CommandError
 from pyrocket.protocol.bodies.topic import PERM_READ, PERM_WRITE, TopicConfig
 from pyrocket.protocol.codes import RequestCode, ResponseCode
 from pyrocket.protocol.command import RemotingCommand
-from pyrocket.protocol.headers import SendMessageRequestHeaderV2
+from pyrocket.protocol.headers import ConsumerSendMsgBackRequestHeader, SendMessageRequestHeaderV2
 from pyrocket.remoting import RemotingClient
 from tests.broker.helpers import broker_settings, running_broker, send_request
 
@@ -180,3 +180,65 @@ def test_v2_header_reader_agrees_with_the_generic_decoder(
 def test_civil_dates_match_the_calendar(days: int) -> None:
     date = datetime.date(1970, 1, 1) + datetime.timedelta(days=days)
     assert send._civil_from_days(days) == (date.year, date.month, date.day)
+
+
+# -- poison pills -------------------------------------------------------------
+
+
+def send_back_request(group: str, offset: int = 0) -> RemotingCommand:
+    header = ConsumerSendMsgBackRequestHeader(
+        offset=offset, group=group, delay_level=0, origin_msg_id=None, origin_topic=None
+    )
+    return RemotingCommand.request(RequestCode.CONSUMER_SEND_MSG_BACK, header)
+
+
+@pytest.mark.parametrize("group", ["g" * 121, "bad group", "tab\tgroup", "semi;colon"])
+async def test_send_back_for_a_group_without_a_valid_retry_topic_is_refused(
+    tmp_path: Path, group: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    with trio.fail_after(15):
+        settings = broker_settings(tmp_path)
+        async with running_broker(settings, timing=None) as broker, RemotingClient() as client:
+            addr = broker.broker_addr
+            stored = await client.invoke_sync(addr, send_request("Plain", 0, b"x"), 5)
+            assert stored.code == ResponseCode.SUCCESS
+            commit_log_end = broker.store.max_phy_offset
+            topics_before = set(broker.topic_config_manager.topic_config_table)
+            groups_before = set(broker.subscription_group_manager.subscription_group_table)
+            caplog.clear()
+            answer = await client.invoke_sync(addr, send_back_request(group), 5)
+            assert answer.code == ResponseCode.MESSAGE_ILLEGAL
+            assert answer.remark is not None and "%RETRY%" in answer.remark
+            assert "not valid" in answer.remark
+            # Nothing was created or stored for it.
+            assert set(broker.topic_config_manager.topic_config_table) == topics_before
+            assert set(broker.subscription_group_manager.subscription_group_table) == groups_before
+            assert broker.store.max_phy_offset == commit_log_end
+            refusals = [r for r in caplog.records if "refused" in r.getMessage()]
+            assert len(refusals) == 1 and refusals[0].exc_info is None
+
+
+@pytest.mark.parametrize("sys_flag", [-1, 0x10, 0x20, 0x30, 0x7FFFFFFF])
+async def test_send_with_an_impossible_sys_flag_is_refused_in_one_line(
+    tmp_path: Path, sys_flag: int, caplog: pytest.LogCaptureFixture
+) -> None:
+    with trio.fail_after(15):
+        settings = broker_settings(tmp_path)
+        async with running_broker(settings, timing=None) as broker, RemotingClient() as client:
+            addr = broker.broker_addr
+            await broker.topic_config_manager.update_topic_config(TOPICS[0])
+            caplog.clear()
+            request = send_request("Plain", 0, b"x")
+            ext = dict(request.ext_fields or {})
+            ext["f"] = str(sys_flag)  # the V2 header's sysFlag
+            request = dataclasses.replace(request, ext_fields=ext)
+            answer = await client.invoke_sync(addr, request, 5)
+            assert answer.code == ResponseCode.MESSAGE_ILLEGAL
+            assert answer.remark is not None and f"sysFlag {sys_flag}" in answer.remark
+            assert sum(broker.store.get_max_offset_in_queue("Plain", q) for q in range(4)) == 0
+            mentions = [r for r in caplog.records if "sysFlag" in r.getMessage()]
+            assert len(mentions) == 1
+            assert all(r.exc_info is None for r in caplog.records)
+            # The connection still serves sends.
+            again = await client.invoke_sync(addr, send_request("Plain", 0, b"x"), 5)
+            assert again.code == ResponseCode.SUCCESS

@@ -24,6 +24,7 @@ transactional (prepared) messages are refused, as Java does with
 
 from __future__ import annotations
 
+import dataclasses
 import datetime
 import logging
 import random
@@ -41,6 +42,8 @@ from pyrocket.broker.processors.common import (
 from pyrocket.broker.store import (
     BrokerBatch,
     BrokerMessage,
+    BrokerRole,
+    FlushDiskType,
     PutMessageResult,
     PutMessageStatus,
 )
@@ -66,9 +69,11 @@ from pyrocket.protocol.message import (
     MessageSysFlag,
     decode_properties,
     encode_properties,
+    host_flags,
     java_properties,
 )
 from pyrocket.remoting import Connection
+from pyrocket.remoting.logs import clip
 
 if TYPE_CHECKING:
     from pyrocket.broker.app import Broker
@@ -93,6 +98,11 @@ _SEND_OK: Final = {
     PutMessageStatus.FLUSH_SLAVE_TIMEOUT: ResponseCode.FLUSH_SLAVE_TIMEOUT,
     PutMessageStatus.SLAVE_NOT_AVAILABLE: ResponseCode.SLAVE_NOT_AVAILABLE,
 }
+
+
+#: The sysFlag bits that say a host is IPv6: the store sets them from the
+#: hosts; a request may only set those its hosts have.
+_HOST_FLAGS: Final = MessageSysFlag.BORNHOST_V6_FLAG | MessageSysFlag.STOREHOSTADDRESS_V6_FLAG
 
 
 def _response(
@@ -202,6 +212,9 @@ class SendMessageProcessor:
 
     async def send_message(self, conn: Connection, request: RemotingCommand) -> RemotingCommand:
         header = _decode_send_header(request)
+        stray = header.sys_flag & _HOST_FLAGS
+        if stray and stray & ~host_flags(host_port(conn.remote_address), self.store_host):
+            return self._refuse_sys_flag(conn, header.sys_flag)
         broker = self.broker
         broker_config = broker.settings.broker
         preceding = _preceding(broker_config.region_id, broker_config.trace_on)
@@ -221,6 +234,51 @@ class SendMessageProcessor:
         if header.batch:
             return await self._send_batch(conn, request, header, config, queue_id, preceding)
         return await self._send_one(conn, request, header, config, queue_id, preceding)
+
+    def _refuse_sys_flag(self, conn: Connection, sys_flag: int) -> RemotingCommand:
+        """MESSAGE_ILLEGAL for a sysFlag that marks an IPv4 host as IPv6: no
+        record could be stored with it (Java would write a corrupt one)."""
+        remark = (
+            f"the message sysFlag {sys_flag} is illegal: it marks the born or store "
+            "host as IPv6, and it is not"
+        )
+        log.warning("send from %s refused: %s", conn.remote_address, remark)
+        return _response(ResponseCode.MESSAGE_ILLEGAL, remark)
+
+    async def _put(
+        self, conn: Connection, request: RemotingCommand, item: BrokerMessage | BrokerBatch
+    ) -> PutMessageResult:
+        """Store ``item``; a SYNC_FLUSH send that waits for its fsync ends its
+        connection's ordered phase once it is appended, so the next send on
+        the connection is appended while this one waits for the group commit
+        (which then covers both)."""
+        broker = self.broker
+        store = broker.store
+        config = store.config
+        if (
+            config.flush_disk_type is not FlushDiskType.SYNC_FLUSH
+            or config.broker_role is BrokerRole.SYNC_MASTER
+            or not item.wait_store_msg_ok
+            or _delayed(item)
+        ):
+            return await self._store(item)
+        # The map says WAIT=false so the store answers once appended; the
+        # stored properties string is the producer's, unchanged.
+        properties = {**item.properties, MessageConst.PROPERTY_WAIT_STORE_MSG_OK: "false"}
+        result = await self._store(dataclasses.replace(item, properties=properties))
+        conn.release_order(request)
+        appended = result.append_result
+        if result.status is not PutMessageStatus.PUT_OK or appended is None:
+            return result
+        # The store's own wait for the group commit (the one put_message uses).
+        if await store._wait_flushed(appended.wrote_offset + appended.wrote_bytes):
+            return result
+        return PutMessageResult(PutMessageStatus.FLUSH_DISK_TIMEOUT, appended)
+
+    async def _store(self, item: BrokerMessage | BrokerBatch) -> PutMessageResult:
+        if isinstance(item, BrokerBatch):
+            return await self.broker.put_messages(item)
+        return await self.broker.put_message(item)
 
     def _passes_pre_send(
         self, header: SendMessageRequestHeader | SendMessageRequestHeaderV2, config: TopicConfig
@@ -418,7 +476,7 @@ class SendMessageProcessor:
                 "message is forbidden"
             )
             return _response(ResponseCode.NO_PERMISSION, remark, preceding)
-        result = await self.broker.put_message(message)
+        result = await self._put(conn, request, message)
         return self._put_answer(result, queue_id, preceding)
 
     async def _send_batch(
@@ -450,7 +508,7 @@ class SendMessageProcessor:
             store_host=self.store_host,
             reconsume_times=header.reconsume_times or 0,
         )
-        result = await self.broker.put_messages(batch)
+        result = await self._put(conn, request, batch)
         return self._put_answer(result, queue_id, preceding)
 
     # -- CONSUMER_SEND_MSG_BACK -------------------------------------------------
@@ -464,6 +522,18 @@ class SendMessageProcessor:
         header = request.decode_header(ConsumerSendMsgBackRequestHeader)
         broker = self.broker
         group = header.group
+        # Checked before anything is looked up or created: a group whose
+        # retry or dead-letter topic is not a valid topic name would be
+        # refused by every later step, or worse, stored under a bad name.
+        for derived in (f"{RETRY_GROUP_TOPIC_PREFIX}{group}", dlq_topic(group)):
+            error = self._topic_error(derived)
+            if error is not None:
+                remark = (
+                    f"the consumer group {clip(group)} cannot send messages back: its topic "
+                    f"{clip(derived)} is not valid: {error}"
+                )
+                log.warning("send back from %s refused: %s", conn.remote_address, remark)
+                return _response(ResponseCode.MESSAGE_ILLEGAL, remark)
         group_config = await broker.subscription_group_manager.find_subscription_group_config(group)
         if group_config is None:
             remark = f"subscription group not exist, {group} " + suggest_todo()
@@ -532,6 +602,15 @@ class SendMessageProcessor:
         if result.status is PutMessageStatus.PUT_OK:
             return _response(ResponseCode.SUCCESS)
         return _response(ResponseCode.SYSTEM_ERROR, result.status.name)
+
+
+def _delayed(item: BrokerMessage | BrokerBatch) -> bool:
+    """True for a delayed message (the store re-encodes its property map)
+    or one whose DELAY the store will refuse."""
+    try:
+        return item.delay_time_level > 0
+    except ValueError:
+        return True
 
 
 def _java_number(text: str | None, digits: int) -> int | None:
