@@ -96,6 +96,40 @@ class ConsumeQueue:
 
     # -- writing ------------------------------------------------------------
 
+    def file_needed(self, queue_offset: int, count: int = 1) -> int | None:
+        """Base of a file that entries ``queue_offset`` to ``queue_offset +
+        count - 1`` need and that has not been created yet (see
+        :meth:`FileQueue.prepare_spare`), else None."""
+        files = self.files
+        last = files.last
+        start = queue_offset * CQ_STORE_UNIT_SIZE
+        if last is None:
+            base = start - start % self.file_size
+            if not files.has_file_ready(base):
+                return base
+        else:
+            base = last.base
+            start = max(start, base + last.wrote)
+        end = start + count * CQ_STORE_UNIT_SIZE
+        # Every further file the entries reach into.
+        base += self.file_size
+        while base < end:
+            if not files.has_file_ready(base):
+                return base
+            base += self.file_size
+        return None
+
+    def spare_wanted(self) -> int | None:
+        """Base of the next file once the last is half full and no spare is
+        there or being made: the time to create it ahead of need."""
+        last = self.files.last
+        if last is None or last.wrote * 2 < last.size:
+            return None
+        files = self.files
+        if files.creating or files.has_file_ready(last.end):
+            return None
+        return last.end
+
     def put(self, physical_offset: int, size: int, tags_code: int, queue_offset: int) -> bool:
         """Index one message (``putMessagePositionInfo``). Skips a message
         already indexed, so re-dispatching after a crash is harmless. Returns
