@@ -213,6 +213,7 @@ class FileQueue:
         #: for the old layout is not installed into the new one.
         self._epoch = 0
         self._closed = False
+        self._destroyed = False
 
     def load(self) -> None:
         """Open the files already there, each taken as full (recovery sets the
@@ -343,9 +344,17 @@ class FileQueue:
                 self._creating = None
                 creating.set()
             if self._closed or epoch != self._epoch:
-                await trio.to_thread.run_sync(data_file.destroy)
+                await trio.to_thread.run_sync(self._discard, data_file)
                 return
             self.spares[base] = data_file
+
+    def _discard(self, data_file: DataFile) -> None:
+        """Delete a spare made for a layout that changed meanwhile (and the
+        directory it may have made again, when the queue is gone)."""
+        data_file.destroy()
+        if self._destroyed:
+            with contextlib.suppress(OSError):
+                self.directory.rmdir()
 
     def _replace_spares(self, stale: list[DataFile], base: int) -> DataFile:
         for data_file in stale:
@@ -392,7 +401,8 @@ class FileQueue:
             self.files.pop().destroy()
 
     def destroy(self) -> None:
-        """Delete every file and the directory."""
+        """Delete every file and the directory; no spare is made after."""
+        self._closed = self._destroyed = True
         self._drop_spare()
         for data_file in self.files:
             data_file.destroy()
