@@ -42,6 +42,8 @@ from pyrocket.persist import fsync_directory
 log = logging.getLogger(__name__)
 
 _NAME = re.compile(r"[0-9]{20}")
+#: How long deleting an unneeded spare may hold up a cancelled caller.
+_DISCARD_GRACE_S = 5.0
 
 
 def file_name(offset: int) -> str:
@@ -344,7 +346,10 @@ class FileQueue:
                 self._creating = None
                 creating.set()
             if self._closed or epoch != self._epoch:
-                await trio.to_thread.run_sync(self._discard, data_file)
+                # Shielded (briefly) so that a cancelled caller leaves no file behind.
+                with trio.move_on_after(_DISCARD_GRACE_S) as scope:
+                    scope.shield = True
+                    await trio.to_thread.run_sync(self._discard, data_file)
                 return
             self.spares[base] = data_file
 
