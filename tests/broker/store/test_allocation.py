@@ -1,10 +1,11 @@
 """Files are created ahead of need in worker threads: a running store never
-creates a commit-log or consume-queue file in the trio thread, puts keep
-their arrival order while one waits for a file, and nothing is lost across
-rolls."""
+creates a commit-log or consume-queue file, nor fsyncs, in the trio thread;
+puts keep their arrival order while one waits for a file, and nothing is
+lost across rolls."""
 
 from __future__ import annotations
 
+import os
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -217,3 +218,25 @@ async def test_a_destroyed_queue_gets_no_file_made_after(tmp_path: Path) -> None
         await trio.sleep(0.2)  # any creation in flight has finished
         assert not (tmp_path / "consumequeue" / "Gone" / "0").exists()
         assert store.get_max_offset_in_queue("Gone", 0) == 0
+
+
+async def test_fsyncs_run_in_worker_threads(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    threads: list[int] = []
+    for name in ("fsync", "fdatasync"):
+        original = getattr(os, name)
+
+        def synced(fd: int, original: Callable[[int], None] = original) -> None:
+            threads.append(threading.get_ident())
+            original(fd)
+
+        monkeypatch.setattr(os, name, synced)
+    config = small_config(tmp_path, flush_disk_type=FlushDiskType.SYNC_FLUSH)
+    async with open_message_store(config) as store:
+        for number in range(300):  # rolls files; every put waits for its fsync
+            result = await store.put_message(message(queue_id=number % 3, body=b"." * 600))
+            assert result.status is PutMessageStatus.PUT_OK
+        await store.flush()
+    assert threads
+    assert threading.get_ident() not in threads
