@@ -206,7 +206,8 @@ class ConsumeQueue:
             following = (
                 files[index + 1].read(0, CQ_STORE_UNIT_SIZE) if index + 1 < len(files) else b""
             )
-            self.damaged = any(after[CQ_STORE_UNIT_SIZE:]) or any(following)
+            # Zeros from here on are the clean end; anything else is damage.
+            self.damaged = any(after) or any(following)
             if self.damaged:
                 log.warning(
                     "consume queue %s/%d: entry %d is damaged, rebuilding from the commit log",

@@ -33,7 +33,13 @@ from pyrocket.protocol.message import (
     java_crc32,
 )
 from tests.broker.store.crash_writer import QUEUES
-from tests.broker.store.helpers import SMALL_COMMIT_LOG, message, read_queue, small_config
+from tests.broker.store.helpers import (
+    SMALL_COMMIT_LOG,
+    SMALL_CONSUME_QUEUE,
+    message,
+    read_queue,
+    small_config,
+)
 
 REPO = Path(__file__).resolve().parents[3]
 
@@ -398,10 +404,11 @@ async def test_a_flipped_body_byte_counts_only_when_crcs_are_checked(tmp_path: P
 
 @given(
     garbage=st.sampled_from(["ones", "backwards", "tiny", "beyond"]),
+    index=st.sampled_from([30, 64, 74]),
     crashed=st.booleans(),
 )
-@settings(max_examples=8, deadline=None)
-def test_a_damaged_consume_queue_entry_is_rebuilt(garbage: str, crashed: bool) -> None:
+@settings(max_examples=12, deadline=None)
+def test_a_damaged_consume_queue_entry_is_rebuilt(garbage: str, index: int, crashed: bool) -> None:
     async def scenario(root: Path) -> None:
         config = small_config(root)
         async with open_message_store(config) as store:
@@ -411,14 +418,17 @@ def test_a_damaged_consume_queue_entry_is_rebuilt(garbage: str, crashed: bool) -
             entry_3 = store.get_commit_log_offset_in_queue("TopicTest", 0, 3)
             end = store.max_phy_offset
         assert len(expected) == 75
-        # Entry 30 of queue 0 (its first file holds 64 entries).
+        # An entry of queue 0 (64 per file): in the middle, the first of the
+        # second file, the last. Queue 1 ends later in the commit log.
         entry = {
             "ones": b"\xff" * 20,
             "backwards": struct.pack(">qiq", entry_3, 120, 0),
             "tiny": struct.pack(">qiq", end - 200, 12, 0),
             "beyond": struct.pack(">qiq", end + 10 * SMALL_COMMIT_LOG, 120, 0),
         }[garbage]
-        _overwrite(root / "consumequeue" / "TopicTest" / "0" / f"{0:020d}", 30 * 20, entry)
+        at = index * 20
+        base = at - at % SMALL_CONSUME_QUEUE
+        _overwrite(root / "consumequeue" / "TopicTest" / "0" / f"{base:020d}", at - base, entry)
         if crashed:
             (root / "abort").touch()
         async with open_message_store(config) as store:
