@@ -17,6 +17,12 @@ positive, ``haListenPort`` is ``listenPort + 1``, ``namesrvAddr`` must be
 does not parse, this raises :class:`ConfigError` naming the key; keys no
 object knows are kept (Java lists them in GET_BROKER_CONFIG) and reported
 through the ``warn`` callback.
+
+Keys that switch on a Java security or durability feature pyrocket does not
+have (:data:`UNIMPLEMENTED`: ACL, TLS, DLedger, the transient store pool)
+refuse to start, naming the key, rather than run silently without it. The
+other keys pyrocket parses but does not act on are listed in
+docs/deviations.md.
 """
 
 from __future__ import annotations
@@ -337,6 +343,37 @@ def _java_keys(cls: type[Any]) -> dict[str, str]:
     return {java_key(f.name): f.name for f in dataclasses.fields(cls)}
 
 
+#: Java key -> (value that switches the feature on, what the feature is) for
+#: features pyrocket lacks and must not silently run without. ``None``: any
+#: value but ``disabled`` (``tls.server.mode``).
+UNIMPLEMENTED: Final[Mapping[str, tuple[str | None, str]]] = {
+    "aclEnable": ("true", "access control (ACL)"),
+    "useTLS": ("true", "TLS"),
+    "tls.enable": ("true", "TLS"),
+    "tls.server.mode": (None, "TLS"),
+    "enableDLegerCommitLog": ("true", "the DLedger commit log"),
+    "transientStorePoolEnable": ("true", "the transient store pool"),
+}
+
+
+def refuse_unimplemented(properties: Mapping[str, str]) -> None:
+    """Raise ConfigError naming the first key of ``properties`` that switches
+    on a feature pyrocket does not implement (see :data:`UNIMPLEMENTED`)."""
+    for key, text in properties.items():
+        wanted = UNIMPLEMENTED.get(key)
+        if wanted is None:
+            continue
+        on, feature = wanted
+        value = text.strip()
+        switched_on = value.lower() != "disabled" if on is None else value.lower() == on
+        if switched_on:
+            safe = "false" if on is not None else "disabled"
+            raise ConfigError(
+                f"{key}={value}: pyrocket does not implement {feature} and will not run "
+                f"without it; remove {key} or set it to {safe}"
+            )
+
+
 #: Java key -> attribute, in Java's field order, per config class.
 BROKER_JAVA_KEYS: Final[Mapping[str, str]] = _java_keys(BrokerConfig)
 SERVER_JAVA_KEYS: Final[Mapping[str, str]] = _java_keys(NettyServerConfig)
@@ -492,6 +529,7 @@ class BrokerSettings:
         """
         merged = dict(properties)
         merged.update(overrides or {})
+        refuse_unimplemented(merged)
         for key in properties:
             if not known_key(key) and warn is not None:
                 warn(f"unknown key {key!r} in broker.conf: kept, but nothing uses it")
@@ -529,8 +567,14 @@ class BrokerSettings:
                 raise ConfigError(f"brokerId={broker.broker_id}: a slave's brokerId must be > 0")
         else:
             broker = dataclasses.replace(broker, broker_id=0)
-        if store.enable_d_leger_commit_log:
-            raise ConfigError("enableDLegerCommitLog=true: DLedger is not supported")
+        refuse_unimplemented(
+            {
+                "aclEnable": java_text(broker.acl_enable),
+                "useTLS": java_text(client.use_tls),
+                "enableDLegerCommitLog": java_text(store.enable_d_leger_commit_log),
+                "transientStorePoolEnable": java_text(store.transient_store_pool_enable),
+            }
+        )
         broker.validate()
         server.validate()
         client.validate()
@@ -611,4 +655,5 @@ __all__ = [
     "object_properties",
     "parse_java_value",
     "read_broker_conf",
+    "refuse_unimplemented",
 ]

@@ -11,6 +11,11 @@ one ``java.util.Properties`` whose iteration order (a ``ConcurrentHashMap(8)``
 filled NamesrvConfig first, then NettyServerConfig, then the file's entries)
 is GET_NAMESRV_CONFIG's body order.
 
+Java's NameServer serves TLS when the ``tls.server.mode`` system property
+says so (``useTLS`` / ``tls.enable`` for its client side); pyrocket has no
+TLS, so those keys, in the file or on the command line, refuse to start
+unless they leave TLS off (:func:`refuse_unimplemented`).
+
 UPDATE_NAMESRV_CONFIG differs from Java on purpose: Java applies any key,
 including the paths it writes to (CVE-2023-37582), and rewrites the config
 file with every property. pyrocket applies only :data:`RUNTIME_KEYS` (read at
@@ -214,6 +219,28 @@ def property_for(java_name: str) -> Property | None:
     return _BY_JAVA_NAME.get(java_name)
 
 
+#: Keys that would switch on TLS, which pyrocket does not implement, and the
+#: value that keeps it off.
+TLS_KEYS: Final[Mapping[str, str]] = {
+    "tls.server.mode": "disabled",
+    "useTLS": "false",
+    "tls.enable": "false",
+}
+
+
+def refuse_unimplemented(properties: Mapping[str, str], where: str = "") -> None:
+    """Raise ConfigError naming the first key of ``properties`` that asks
+    for TLS (see :data:`TLS_KEYS`)."""
+    for key, text in properties.items():
+        off = TLS_KEYS.get(key)
+        value = text.strip()
+        if off is not None and value.lower() != off:
+            raise ConfigError(
+                f"{where}{key}={value}: pyrocket does not implement TLS and will not run "
+                f"without it; remove {key} or set it to {off}"
+            )
+
+
 def load_config(
     config_file: str | os.PathLike[str] | None = None,
     overrides: Mapping[str, str] | None = None,
@@ -238,9 +265,10 @@ def load_config(
             entries = parse_properties(text)
         except ProtocolError as exc:
             raise ConfigError(f"{path}: {exc}") from exc
+        refuse_unimplemented(entries, f"{path}: ")
         known = {k: v for k, v in entries.items() if k in _BY_JAVA_NAME}
         for key in entries:
-            if key not in _BY_JAVA_NAME:
+            if key not in _BY_JAVA_NAME and key not in TLS_KEYS:
                 log.warning("%s: %s is not a NameServer property; kept, not used", path, key)
         try:
             config = config.with_properties(known)
@@ -248,6 +276,7 @@ def load_config(
             raise ConfigError(f"{path}: {exc}") from exc
         config = config.replace(config_store_path=str(path), file_properties=dict(entries))
     if overrides:
+        refuse_unimplemented(overrides)
         config = config.with_properties(overrides)
     return config
 

@@ -3,6 +3,8 @@ GET_BROKER_CONFIG's properties in Java's order."""
 
 from __future__ import annotations
 
+import dataclasses
+import re
 from pathlib import Path
 
 import pytest
@@ -19,7 +21,7 @@ from pyrocket.broker.config import (
 )
 from pyrocket.broker.configuration import BrokerConfiguration
 from pyrocket.broker.store import BrokerRole, FlushDiskType
-from pyrocket.errors import ConfigError
+from pyrocket.errors import ConfigError, PyrocketError
 from pyrocket.protocol.bodies.properties import Properties
 from pyrocket.vectors import read_records
 
@@ -115,6 +117,47 @@ def test_bad_values_are_rejected_naming_the_key(tmp_path: Path, line: str, key: 
     path = write_conf(tmp_path, BROKER_CONF + line + "\n")
     with pytest.raises(ConfigError, match=key):
         load_broker_settings(path)
+
+
+@pytest.mark.parametrize(
+    ("line", "key"),
+    [
+        ("aclEnable=true", "aclEnable"),
+        ("aclEnable = TRUE ", "aclEnable"),
+        ("useTLS=true", "useTLS"),
+        ("tls.server.mode=enforcing", "tls.server.mode"),
+        ("tls.server.mode=permissive", "tls.server.mode"),
+        ("tls.enable=true", "tls.enable"),
+        ("enableDLegerCommitLog=true", "enableDLegerCommitLog"),
+        ("transientStorePoolEnable=true", "transientStorePoolEnable"),
+    ],
+)
+def test_unimplemented_security_and_durability_features_refuse_to_start(
+    tmp_path: Path, line: str, key: str
+) -> None:
+    path = write_conf(tmp_path, BROKER_CONF + line + "\n")
+    with pytest.raises(ConfigError, match=f"^{re.escape(key)}=.*does not implement") as raised:
+        load_broker_settings(path)
+    assert isinstance(raised.value, PyrocketError)
+    # The same on the command line, and through settings built in code.
+    on = line.split("=", 1)[1].strip()
+    with pytest.raises(ConfigError, match=re.escape(key)):
+        load_broker_settings(write_conf(tmp_path, BROKER_CONF), {key: on})
+
+
+def test_unimplemented_features_left_off_are_accepted(tmp_path: Path) -> None:
+    off = "aclEnable=false\nuseTLS=false\ntls.server.mode=disabled\ntls.enable=false\n"
+    off += "enableDLegerCommitLog=false\ntransientStorePoolEnable=false\n"
+    settings = load_broker_settings(write_conf(tmp_path, BROKER_CONF + off))
+    assert settings.broker.acl_enable is False and settings.client.use_tls is False
+    assert settings.store.transient_store_pool_enable is False
+    settings = BrokerSettings()
+    for broker, client in (
+        (dataclasses.replace(settings.broker, acl_enable=True), settings.client),
+        (settings.broker, dataclasses.replace(settings.client, use_tls=True)),
+    ):
+        with pytest.raises(ConfigError, match="does not implement"):
+            BrokerSettings.startup_rules(broker, settings.server, client, settings.store)
 
 
 def test_master_broker_id_is_zero_and_slave_needs_a_positive_one(tmp_path: Path) -> None:

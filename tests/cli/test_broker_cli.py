@@ -353,3 +353,21 @@ async def test_subscription_group_and_connection_commands(tmp_path: Path) -> Non
             )
             assert "ClusterGroup" not in groups.subscription_group_table
             assert broker.topic_config_manager.select_topic_config("%RETRY%ClusterGroup") is None
+
+
+def test_broker_command_with_acl_enabled_refuses_to_start(tmp_path: Path) -> None:
+    conf = tmp_path / "broker.conf"
+    properties = {**broker_properties(tmp_path), "aclEnable": "true"}
+    conf.write_text("".join(f"{k}={v}\n" for k, v in properties.items()))
+    refused = subprocess.run(
+        [sys.executable, "-m", "pyrocket", "broker", "-c", str(conf)],
+        cwd=ROOT,
+        env=dict(os.environ, HOME=str(tmp_path)),
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
+    assert refused.returncode != 0
+    assert "aclEnable=true: pyrocket does not implement access control" in refused.stderr
+    assert "boot success" not in refused.stdout
+    assert not (tmp_path / "store").exists()  # refused before touching the store

@@ -218,3 +218,19 @@ def test_namesrv_prints_its_config_and_refuses_bad_ones(tmp_path: Path) -> None:
     )
     assert refused.returncode == 2
     assert "listenPort='port': expected an integer" in refused.stderr
+
+
+def test_namesrv_asked_for_tls_refuses_to_start(tmp_path: Path) -> None:
+    conf = tmp_path / "namesrv.properties"
+    conf.write_text("listenPort=0\ntls.server.mode=enforcing\n")
+    refused = subprocess.run(
+        _pyrocket("namesrv", "-c", str(conf)),
+        cwd=ROOT,
+        env=dict(os.environ, HOME=str(tmp_path)),
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
+    assert refused.returncode != 0
+    assert "tls.server.mode=enforcing: pyrocket does not implement TLS" in refused.stderr
+    assert "Name Server boot success" not in refused.stdout

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import re
 from pathlib import Path
 
 import pytest
@@ -148,3 +149,25 @@ def test_save_properties_rewrites_in_place(tmp_path: Path) -> None:
     assert config.kv_config_path == "/a/very/long/orderMessageEnable=false"
     save_properties(tmp_path / "new.properties", {"orderMessageEnable": "true"})
     assert (tmp_path / "new.properties").read_text() == "orderMessageEnable=true\n"
+
+
+@pytest.mark.parametrize(
+    "line",
+    ["tls.server.mode=enforcing", "tls.server.mode=permissive", "useTLS=true", "tls.enable=true"],
+)
+def test_tls_asked_for_refuses_to_start(tmp_path: Path, line: str) -> None:
+    key, value = line.split("=")
+    path = tmp_path / "namesrv.properties"
+    path.write_text(f"listenPort=9877\n{line}\n")
+    with pytest.raises(ConfigError, match=f"{re.escape(key)}={value}: pyrocket does not implement"):
+        load_config(path)
+    with pytest.raises(ConfigError, match=re.escape(key)):
+        load_config(None, {key: value})
+
+
+def test_tls_left_off_is_accepted(tmp_path: Path) -> None:
+    path = tmp_path / "namesrv.properties"
+    path.write_text("listenPort=9877\ntls.server.mode=disabled\nuseTLS=false\n")
+    config = load_config(path)
+    assert config.listen_port == 9877
+    assert config.file_properties["tls.server.mode"] == "disabled"

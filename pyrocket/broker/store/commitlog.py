@@ -49,8 +49,15 @@ _SIZE = struct.Struct(">i")
 _MIN_RECORD: Final = 91
 
 
-class FileCreateError(Exception):
-    """A new commit-log file could not be created (Java's CREATE_MAPEDFILE_FAILED)."""
+class FileNotReady(Exception):
+    """An append needs the file at ``base`` of ``files`` and it has not been
+    created yet: the caller has it made in a worker thread and tries again.
+    Nothing was written."""
+
+    def __init__(self, files: FileQueue, base: int) -> None:
+        super().__init__(f"{files.directory}: file at {base} is not ready")
+        self.files = files
+        self.base = base
 
 
 @dataclass(slots=True)
@@ -193,27 +200,28 @@ class CommitLog:
         """The file and position where a record of ``length`` bytes goes.
 
         Closes the current file with a blank record and opens the next when
-        the record does not fit. Raises FileCreateError when a new file cannot
-        be created and OSError when the blank record cannot be written.
+        the record does not fit. Raises FileNotReady (before writing anything)
+        when that next file has not been created yet, and OSError when the
+        blank record cannot be written.
         """
         last = self.files.last
         if last is None:
-            return self._new_file(0), 0
+            return self._take(0), 0
         if last.is_full:
-            data_file = self._new_file(last.end)
-            return data_file, 0
+            return self._take(last.end), 0
         remaining = last.size - last.wrote
         if length + END_FILE_MIN_BLANK_LENGTH > remaining:
+            if not self.files.has_file_ready(last.end):
+                raise FileNotReady(self.files, last.end)
             last.write(last.wrote, _BLANK.pack(remaining, BLANK_MAGIC_CODE))
             last.wrote = last.size
-            return self._new_file(last.end), 0
+            return self._take(last.end), 0
         return last, last.wrote
 
-    def _new_file(self, base: int) -> DataFile:
-        try:
-            return self.files.create(base)
-        except OSError as exc:
-            raise FileCreateError(f"cannot create commit-log file at {base}: {exc}") from exc
+    def _take(self, base: int) -> DataFile:
+        if not self.files.has_file_ready(base):
+            raise FileNotReady(self.files, base)
+        return self.files.create(base)
 
     @staticmethod
     def commit(data_file: DataFile, position: int, record: bytes) -> None:

@@ -52,7 +52,8 @@ class MessageStoreConfig:
     Times are milliseconds unless the name says otherwise
     (``file_reserved_time`` is hours). Settings of Java features pyrocket's
     store does not have (index files, HA, DLedger, transient store pool) are
-    kept so configurations round-trip.
+    kept so configurations round-trip; switching DLedger or the transient
+    store pool on is refused (a ConfigError naming the key).
     """
 
     store_path_root_dir: str = field(default_factory=_home_store)
@@ -178,6 +179,20 @@ class MessageStoreConfig:
         for key, value in positive.items():
             if value <= 0:
                 raise ConfigError(f"{key}={value}: must be positive")
+        # Durability features pyrocket lacks: refuse rather than run without.
+        for key, feature, on in (
+            ("enableDLegerCommitLog", "the DLedger commit log", self.enable_d_leger_commit_log),
+            (
+                "transientStorePoolEnable",
+                "the transient store pool",
+                self.transient_store_pool_enable,
+            ),
+        ):
+            if on:
+                raise ConfigError(
+                    f"{key}=true: pyrocket does not implement {feature} and will not run "
+                    f"without it; remove {key} or set it to false"
+                )
         if self.file_reserved_time < 0:
             raise ConfigError(f"fileReservedTime={self.file_reserved_time}: must not be negative")
         try:

@@ -26,7 +26,12 @@ log = logging.getLogger(__name__)
 _ENTRY = struct.Struct(">qiq")
 #: What Java writes before the first real entry of a queue whose first file
 #: starts mid-way (``fillPreBlank``).
-_PRE_BLANK: Final = _ENTRY.pack(0, 0x7FFFFFFF, 0)
+_PRE_BLANK_SIZE: Final = 0x7FFFFFFF
+_PRE_BLANK: Final = _ENTRY.pack(0, _PRE_BLANK_SIZE, 0)
+#: The shortest stored record (IPv4 hosts, nothing else).
+_MIN_RECORD: Final = 91
+#: Bytes looked at after an invalid entry to tell damage from the end.
+_DAMAGE_PROBE: Final = 4096
 
 
 class ConsumeQueue:
@@ -43,6 +48,9 @@ class ConsumeQueue:
         self.min_logic_offset = 0
         #: The max offset (entries), for tasks waiting for new messages.
         self.max_offset_value: AsyncValue = AsyncValue(0)
+        #: Set by :meth:`recover` when an entry was damaged (not a clean end):
+        #: recovery then rebuilds the queue from the commit log.
+        self.damaged = False
 
     def load(self) -> None:
         self.files.load()
@@ -96,6 +104,40 @@ class ConsumeQueue:
 
     # -- writing ------------------------------------------------------------
 
+    def file_needed(self, queue_offset: int, count: int = 1) -> int | None:
+        """Base of a file that entries ``queue_offset`` to ``queue_offset +
+        count - 1`` need and that has not been created yet (see
+        :meth:`FileQueue.prepare_spare`), else None."""
+        files = self.files
+        last = files.last
+        start = queue_offset * CQ_STORE_UNIT_SIZE
+        if last is None:
+            base = start - start % self.file_size
+            if not files.has_file_ready(base):
+                return base
+        else:
+            base = last.base
+            start = max(start, base + last.wrote)
+        end = start + count * CQ_STORE_UNIT_SIZE
+        # Every further file the entries reach into.
+        base += self.file_size
+        while base < end:
+            if not files.has_file_ready(base):
+                return base
+            base += self.file_size
+        return None
+
+    def spare_wanted(self) -> int | None:
+        """Base of the next file once the last is half full and no spare is
+        there or being made: the time to create it ahead of need."""
+        last = self.files.last
+        if last is None or last.wrote * 2 < last.size:
+            return None
+        files = self.files
+        if files.creating or files.has_file_ready(last.end):
+            return None
+        return last.end
+
     def put(self, physical_offset: int, size: int, tags_code: int, queue_offset: int) -> bool:
         """Index one message (``putMessagePositionInfo``). Skips a message
         already indexed, so re-dispatching after a crash is harmless. Returns
@@ -136,23 +178,43 @@ class ConsumeQueue:
 
     # -- recovery and cleanup ----------------------------------------------
 
-    def recover(self) -> None:
+    def recover(self, commit_log_end: int | None = None) -> None:
         """Find the end of the valid entries, scanning from the third-last
-        file, and cut there (``ConsumeQueue.recover``). Blocking."""
+        file, and cut there (``ConsumeQueue.recover``). Beyond Java's test
+        (offset >= 0, size > 0), an entry must point after the one before it,
+        at no less than a record's size, within the commit log's files
+        (``commit_log_end``). An invalid entry followed by more data is
+        damage, not the queue's end: :attr:`damaged` is set. Blocking."""
         files = self.files.files
         if not files:
             return
         index = max(0, len(files) - 3)
+        previous_end = -1
         while True:
             data_file = files[index]
-            valid, last_entry = _valid_prefix(data_file)
+            valid, last_entry = _valid_prefix(data_file, previous_end, commit_log_end)
             if last_entry is not None:
-                self.max_physic_offset = last_entry[0] + last_entry[1]
+                self.max_physic_offset = previous_end = last_entry[0] + last_entry[1]
             if valid == data_file.size and index + 1 < len(files):
                 index += 1
                 continue
             process_offset = data_file.base + valid
             break
+        if valid < data_file.size:
+            after = data_file.read(valid, min(_DAMAGE_PROBE, data_file.size - valid))
+            # A file made ahead of need may follow, empty: that is no damage.
+            following = (
+                files[index + 1].read(0, CQ_STORE_UNIT_SIZE) if index + 1 < len(files) else b""
+            )
+            # Zeros from here on are the clean end; anything else is damage.
+            self.damaged = any(after) or any(following)
+            if self.damaged:
+                log.warning(
+                    "consume queue %s/%d: entry %d is damaged, rebuilding from the commit log",
+                    self.topic,
+                    self.queue_id,
+                    process_offset // CQ_STORE_UNIT_SIZE,
+                )
         self.files.truncate(process_offset)
         self._sync_value()
 
@@ -275,22 +337,29 @@ class ConsumeQueue:
         self.max_offset_value.value = self.max_offset_in_queue
 
 
-def _valid_prefix(data_file: DataFile) -> tuple[int, tuple[int, int] | None]:
-    """Bytes of valid entries (offset >= 0 and size > 0) from the file's start,
-    and the (offset, size) of the last of them. Reads in chunks: most files end
-    in zeros long before their end."""
+def _valid_prefix(
+    data_file: DataFile, previous_end: int, commit_log_end: int | None
+) -> tuple[int, tuple[int, int] | None]:
+    """Bytes of valid entries from the file's start, and the (offset, size)
+    of the last of them (see :meth:`ConsumeQueue.recover`). Reads in chunks:
+    most files end in zeros long before their end."""
     valid = 0
     last: tuple[int, int] | None = None
     chunk = 64 * 1024 // CQ_STORE_UNIT_SIZE * CQ_STORE_UNIT_SIZE
+    limit = commit_log_end if commit_log_end is not None else 1 << 63
     while valid < data_file.size:
         raw = data_file.read(valid, min(chunk, data_file.size - valid))
         usable = len(raw) - len(raw) % CQ_STORE_UNIT_SIZE
         if usable == 0:
             break
-        for physical, size, _ in _ENTRY.iter_unpack(raw[:usable]):
-            if physical >= 0 and size > 0:
+        for entry in _ENTRY.iter_unpack(raw[:usable]):
+            physical, size, _ = entry
+            if physical == 0 and size == _PRE_BLANK_SIZE and last is None:
+                valid += CQ_STORE_UNIT_SIZE  # padding before a queue's first entry
+            elif physical >= previous_end and size >= _MIN_RECORD and physical + size <= limit:
                 valid += CQ_STORE_UNIT_SIZE
                 last = (physical, size)
+                previous_end = physical + size
             else:
                 return valid, last
     return valid, last

@@ -16,6 +16,13 @@ readers never see past ``wrote``. Everything here runs in the store's trio
 thread except :meth:`DataFile.sync` and reads the store hands to worker
 threads; those hold a reference (:meth:`DataFile.acquire`) so that deleting a
 file never closes a descriptor a thread is using.
+
+Creating a file (directory entries, ``ftruncate``) may block on a busy disk,
+so a running store never does it in the trio thread: each queue keeps one
+*spare*, the next file created ahead of need in a worker thread
+(:meth:`FileQueue.prepare_spare`, driven by :class:`FileAllocator` as Java's
+``AllocateMappedFileService`` is), and an append that finds no spare waits
+for one to be made instead of making it in place.
 """
 
 from __future__ import annotations
@@ -27,12 +34,16 @@ import re
 from collections.abc import Iterator
 from pathlib import Path
 
+import trio
+
 from pyrocket.broker.store.model import StoreError
 from pyrocket.persist import fsync_directory
 
 log = logging.getLogger(__name__)
 
 _NAME = re.compile(r"[0-9]{20}")
+#: How long deleting an unneeded spare may hold up a cancelled caller.
+_DISCARD_GRACE_S = 5.0
 
 
 def file_name(offset: int) -> str:
@@ -195,6 +206,16 @@ class FileQueue:
         self.directory = directory
         self.file_size = file_size
         self.files: list[DataFile] = []
+        #: Files created ahead of need by base, not yet part of :attr:`files`
+        #: (the next one; two when a batch's entries straddle a new file).
+        self.spares: dict[int, DataFile] = {}
+        #: Set while a worker thread creates the spare.
+        self._creating: trio.Event | None = None
+        #: Bumped whenever files are dropped from the end, so a spare made
+        #: for the old layout is not installed into the new one.
+        self._epoch = 0
+        self._closed = False
+        self._destroyed = False
 
     def load(self) -> None:
         """Open the files already there, each taken as full (recovery sets the
@@ -273,24 +294,91 @@ class FileQueue:
     # -- changes ------------------------------------------------------------
 
     def create(self, base: int) -> DataFile:
-        """Add the file starting at ``base`` (the next one, or the first).
+        """Add the file starting at ``base`` (the next one, or the first): the
+        spare when it is that file, else a new one made here (blocking: the
+        running store only calls this once :meth:`has_file_ready` says so).
         Raises OSError when the file cannot be created."""
+        data_file = self.spares.pop(base, None)
+        if data_file is None:
+            data_file = self._make(base)
+        self.files.append(data_file)
+        return data_file
+
+    def has_file_ready(self, base: int) -> bool:
+        """Whether :meth:`create` of ``base`` would not touch the disk."""
+        return base in self.spares
+
+    def _make(self, base: int) -> DataFile:
+        """A new file at ``base``, not yet in the queue (blocking)."""
         created = _make_directories(self.directory)
         path = self.directory / file_name(base)
         try:
             data_file = DataFile.create(path, base, self.file_size)
         except FileExistsError:
-            # Left behind by a truncation that crashed before unlinking: it
+            # Left behind by a truncation or a spare of a run that crashed: it
             # lies beyond everything recovered, so its content is stale.
             os.unlink(path)
             data_file = DataFile.create(path, base, self.file_size)
         data_file.sync_dirs = (self.directory, *(d.parent for d in created))
-        self.files.append(data_file)
         return data_file
+
+    async def prepare_spare(self, base: int) -> None:
+        """Make the file at ``base`` the spare, creating it in a worker thread
+        unless it already is or is being made. Returns early (without a
+        spare) when the queue changed meanwhile; callers check again. Raises
+        OSError when the file cannot be created."""
+        while not self.has_file_ready(base):
+            if self._closed:
+                return
+            if self._creating is not None:
+                await self._creating.wait()
+                continue
+            end = self.files[-1].end if self.files else 0
+            if base < end:
+                return  # the queue moved past it
+            creating = self._creating = trio.Event()
+            epoch = self._epoch
+            # Spares the queue has moved past can never be used.
+            stale = [self.spares.pop(b) for b in [b for b in self.spares if b < end]]
+            try:
+                data_file = await trio.to_thread.run_sync(self._replace_spares, stale, base)
+            finally:
+                self._creating = None
+                creating.set()
+            if self._closed or epoch != self._epoch:
+                # Shielded (briefly) so that a cancelled caller leaves no file behind.
+                with trio.move_on_after(_DISCARD_GRACE_S) as scope:
+                    scope.shield = True
+                    await trio.to_thread.run_sync(self._discard, data_file)
+                return
+            self.spares[base] = data_file
+
+    def _discard(self, data_file: DataFile) -> None:
+        """Delete a spare made for a layout that changed meanwhile (and the
+        directory it may have made again, when the queue is gone)."""
+        data_file.destroy()
+        if self._destroyed:
+            with contextlib.suppress(OSError):
+                self.directory.rmdir()
+
+    def _replace_spares(self, stale: list[DataFile], base: int) -> DataFile:
+        for data_file in stale:
+            data_file.destroy()
+        return self._make(base)
+
+    @property
+    def creating(self) -> bool:
+        """Whether a worker thread is making the spare."""
+        return self._creating is not None
+
+    def next_base(self) -> int | None:
+        """Base of the file after the last, None when there is no file."""
+        return self.files[-1].end if self.files else None
 
     def truncate(self, offset: int) -> None:
         """Drop everything from ``offset`` on (``truncateDirtyFiles``): later
         files are deleted, the file holding ``offset`` is cut there."""
+        self._drop_spare()
         keep: list[DataFile] = []
         for data_file in self.files:
             if data_file.end <= offset:
@@ -313,17 +401,60 @@ class FileQueue:
         return removed
 
     def remove_last(self) -> None:
+        self._drop_spare()
         if self.files:
             self.files.pop().destroy()
 
     def destroy(self) -> None:
-        """Delete every file and the directory."""
+        """Delete every file and the directory; no spare is made after."""
+        self._closed = self._destroyed = True
+        self._drop_spare()
         for data_file in self.files:
             data_file.destroy()
         self.files = []
         with contextlib.suppress(OSError):
             self.directory.rmdir()
 
+    def _drop_spare(self) -> None:
+        self._epoch += 1
+        for data_file in self.spares.values():
+            data_file.destroy()
+        self.spares.clear()
+
     def close(self) -> None:
+        """Close every file; spares, empty, are deleted (recovery would)."""
+        self._closed = True
+        self._drop_spare()
         for data_file in self.files:
             data_file.close()
+
+
+class FileAllocator:
+    """Creates spares ahead of need in worker threads, one at a time, in the
+    order asked (Java's ``AllocateMappedFileService``). Requests are keyed by
+    queue, so pending work is bounded by the number of queues."""
+
+    def __init__(self) -> None:
+        self._wanted: dict[int, tuple[FileQueue, int]] = {}
+        self._wakeup = trio.Event()
+
+    def request(self, queue: FileQueue, base: int) -> None:
+        """Ask for ``queue``'s spare at ``base`` (trio thread, never blocks)."""
+        if queue.has_file_ready(base) or queue.creating:
+            return
+        self._wanted[id(queue)] = (queue, base)
+        self._wakeup.set()
+
+    async def run(self) -> None:
+        """Serve requests until cancelled; a failure is logged (the append
+        that needs the file reports it)."""
+        while True:
+            await self._wakeup.wait()
+            self._wakeup = trio.Event()
+            while self._wanted:
+                key = next(iter(self._wanted))
+                queue, base = self._wanted.pop(key)
+                try:
+                    await queue.prepare_spare(base)
+                except OSError as exc:
+                    log.error("cannot create %s: %s", queue.directory / file_name(base), exc)

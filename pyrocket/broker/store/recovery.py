@@ -2,12 +2,16 @@
 ``DefaultMessageStore.load`` / ``recover`` and the reput at start).
 
 After a clean shutdown the last three commit-log files are verified; after a
-crash (the ``abort`` file is still there) the commit log is replayed from what
-the checkpoint says was flushed everywhere, re-indexing every message into its
-consume queue. Either way the commit log is cut after its last valid record
-(the rest of that file zeroed), consume-queue entries pointing beyond it are
-dropped, and messages beyond the furthest consume queue are indexed. All of it
-blocks; the store runs it in a worker thread before it starts.
+crash (the ``abort`` file is still there) the commit log is replayed, every
+record checked (size, magic code, CRC when ``checkCRCOnRecover``) and
+re-indexed into its consume queue, from the earlier of where Java's
+``recoverAbnormally`` would start and what pyrocket's checkpoint says was
+flushed everywhere. Either way the commit log is cut after its last valid
+record (the rest of that file zeroed), consume-queue entries pointing beyond
+it are dropped, and messages beyond the furthest consume queue are indexed.
+A consume queue with a damaged entry is cut there and rebuilt from the commit
+log (Java cuts it and leaves it short, so its consumers skip the messages).
+All of it blocks; the store runs it in a worker thread before it starts.
 """
 
 from __future__ import annotations
@@ -45,11 +49,20 @@ def load(files: StoreFiles) -> None:
 def recover(files: StoreFiles, deliver_time: DeliverTime, *, normal: bool) -> None:
     """Bring commit log, consume queues and queue offsets into agreement."""
     max_physical_in_queues = -1
+    log_end = files.commit_log.max_offset
+    #: Where the commit log must be re-read from to rebuild damaged queues.
+    rebuild_from: int | None = None
     for queue in files.all_queues():
-        queue.recover()
+        queue.recover(log_end)
         max_physical_in_queues = max(max_physical_in_queues, queue.max_physic_offset)
-    _recover_commit_log(files, deliver_time, max_physical_in_queues, normal=normal)
-    _dispatch_behind(files, deliver_time)
+        if queue.damaged:
+            point = max(queue.max_physic_offset, files.commit_log.min_offset, 0)
+            rebuild_from = point if rebuild_from is None else min(rebuild_from, point)
+    _recover_commit_log(
+        files, deliver_time, max_physical_in_queues, normal=normal, rebuild_from=rebuild_from
+    )
+    # A crash replay already dispatched from rebuild_from on.
+    _dispatch_behind(files, deliver_time, rebuild_from if normal else None)
     min_physical = files.commit_log.min_offset
     table: dict[tuple[str, int], int] = {}
     for queue in files.all_queues():
@@ -60,7 +73,12 @@ def recover(files: StoreFiles, deliver_time: DeliverTime, *, normal: bool) -> No
 
 
 def _recover_commit_log(
-    files: StoreFiles, deliver_time: DeliverTime, max_physical_in_queues: int, *, normal: bool
+    files: StoreFiles,
+    deliver_time: DeliverTime,
+    max_physical_in_queues: int,
+    *,
+    normal: bool,
+    rebuild_from: int | None,
 ) -> None:
     data_files = files.commit_log.files.files
     if not data_files:
@@ -72,6 +90,8 @@ def _recover_commit_log(
     start = data_files[max(0, len(data_files) - 3)].base
     if not normal:
         start = _abnormal_replay_start(files)
+        if rebuild_from is not None:
+            start = max(data_files[0].base, min(start, rebuild_from))
         log.warning(
             "store %s was not shut down cleanly: replaying the commit log from offset %d",
             files.root,
@@ -91,19 +111,22 @@ def _recover_commit_log(
 
 
 def _abnormal_replay_start(files: StoreFiles) -> int:
-    """Where to replay from after a crash: what pyrocket's checkpoint says was
-    flushed everywhere, else Java's rule (the last file whose first message is
-    not newer than the checkpoint's timestamps minus 3 s)."""
+    """Where to replay from after a crash: the earlier of Java's rule (the
+    last file whose first message is not newer than the checkpoint's
+    timestamps minus 3 s, else the first file) and what pyrocket's
+    checkpoint says was flushed everywhere (which does not trust the clock)."""
     checkpoint = files.checkpoint
     assert checkpoint is not None
     data_files = files.commit_log.files.files
-    recorded = checkpoint.replay_offset
-    if recorded is not None:
-        return max(data_files[0].base, min(recorded, data_files[-1].end))
+    start = data_files[0].base
     for data_file in reversed(data_files):
         if _matches_checkpoint(data_file, checkpoint):
-            return data_file.base
-    return data_files[0].base
+            start = data_file.base
+            break
+    recorded = checkpoint.replay_offset
+    if recorded is not None:
+        start = min(start, max(data_files[0].base, recorded))
+    return start
 
 
 def _matches_checkpoint(data_file: DataFile, checkpoint: StoreCheckpoint) -> bool:
@@ -144,10 +167,16 @@ def scan(files: StoreFiles, start: int, deliver_time: DeliverTime, *, dispatch: 
         return data_file.base + position
 
 
-def _dispatch_behind(files: StoreFiles, deliver_time: DeliverTime) -> None:
+def _dispatch_behind(
+    files: StoreFiles, deliver_time: DeliverTime, rebuild_from: int | None
+) -> None:
     """Index what the commit log holds beyond the furthest consume queue
-    (Java's reput from ``max(consume queue max physical offset)``)."""
+    (Java's reput from ``max(consume queue max physical offset)``), or from
+    ``rebuild_from`` when a damaged queue needs it (the others skip what they
+    already hold)."""
     minimum = files.commit_log.min_offset
     start = max([minimum, 0, *(queue.max_physic_offset for queue in files.all_queues())])
+    if rebuild_from is not None:
+        start = max(minimum, min(start, rebuild_from))
     if start < files.commit_log.max_offset:
         scan(files, start, deliver_time, dispatch=True)

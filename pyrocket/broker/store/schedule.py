@@ -8,6 +8,15 @@ into its real topic and queue (``DELAY`` dropped from the map but, as in
 Java, still in the stored properties string), otherwise it sleeps until the
 entry is due. The next queue offset per level is kept in
 ``<root>/config/delayOffset.json`` in Java's layout.
+
+A message the store refuses for what it is (MESSAGE_ILLEGAL: say
+``maxMessageSize`` was lowered since it was stored) is moved aside: one
+error log names it, its level goes on with the next message, and it stays
+in the schedule topic for an operator to find. Java retries such a message
+every 10 s for ever, holding back every later message of its level. A
+refusal that says the store cannot take any message now (not running, disk
+full, a failed write) is retried, as in Java, since the next message would
+fare no better.
 """
 
 from __future__ import annotations
@@ -22,6 +31,7 @@ import trio
 from pyrocket.broker.store.commitlog import SCHEDULE_TOPIC
 from pyrocket.broker.store.config import MessageStoreConfig
 from pyrocket.broker.store.model import BrokerMessage, PutMessageStatus
+from pyrocket.errors import PyrocketError
 from pyrocket.persist import load_with_backup, write_atomically, write_atomically_async
 from pyrocket.protocol import fastjson
 from pyrocket.protocol.javahash import JavaConcurrentHashMap, int_hash
@@ -38,6 +48,19 @@ RMQ_SYS_TRANS_HALF_TOPIC: Final = "RMQ_SYS_TRANS_HALF_TOPIC"
 RETRY_DELAY_S: Final = 10.0
 #: Java waits this long before the first pass over each level.
 FIRST_DELAY_S: Final = 1.0
+#: The store refused the message itself: retrying cannot help.
+_REFUSED_FOR_GOOD: Final = frozenset(
+    {PutMessageStatus.MESSAGE_ILLEGAL, PutMessageStatus.PROPERTIES_SIZE_EXCEEDED}
+)
+#: Stored, only the wait for a flush or a slave was not confirmed.
+_STORED: Final = frozenset(
+    {
+        PutMessageStatus.PUT_OK,
+        PutMessageStatus.FLUSH_DISK_TIMEOUT,
+        PutMessageStatus.FLUSH_SLAVE_TIMEOUT,
+        PutMessageStatus.SLAVE_NOT_AVAILABLE,
+    }
+)
 
 
 def queue_id_to_delay_level(queue_id: int) -> int:
@@ -81,6 +104,8 @@ class ScheduleMessageService:
             32, hasher=int_hash
         )
         self._persisted: dict[int, int] = {}
+        #: Messages moved aside since start (see the module docstring).
+        self.moved_aside = 0
 
     def delay_ms(self, level: int) -> int | None:
         if 1 <= level <= self.max_delay_level:
@@ -163,6 +188,7 @@ class ScheduleMessageService:
         delay = self.delay_levels_ms[level - 1]
         queue_max = self._store.queue_max_offset(SCHEDULE_TOPIC, queue_id)
         offset = self.offset_table.get(level, 0)
+        retrying = False
         while True:
             queue = self._store.consume_queue(SCHEDULE_TOPIC, queue_id)
             if queue is not None and offset < queue.min_offset_in_queue:
@@ -178,15 +204,33 @@ class ScheduleMessageService:
             if due > now:
                 await trio.sleep((due - now) / 1000)
                 continue
-            delivered = await self._deliver(physical, size)
+            delivered = await self._deliver(level, offset, physical, size, retrying)
             if not delivered:
+                retrying = True
                 await trio.sleep(RETRY_DELAY_S)
                 continue
+            retrying = False
             offset += 1
             self.offset_table[level] = offset
 
-    async def _deliver(self, physical: int, size: int) -> bool:
-        """Put one due message back into its real queue; False to retry later."""
+    def _move_aside(self, level: int, offset: int, physical: int, why: str) -> bool:
+        self.moved_aside += 1
+        log.error(
+            "delayed message of level %d at queue offset %d (commit-log offset %d) %s;"
+            " moved aside, it stays in %s",
+            level,
+            offset,
+            physical,
+            why,
+            SCHEDULE_TOPIC,
+        )
+        return True
+
+    async def _deliver(
+        self, level: int, offset: int, physical: int, size: int, retrying: bool
+    ) -> bool:
+        """Put one due message back into its real queue; False to retry
+        later. Logs a failure once, however often it is retried."""
         message = self._store.look_message_by_offset(physical, size)
         if message is None:
             log.error("delayed message at %d (%d bytes) is unreadable, skipped", physical, size)
@@ -199,14 +243,28 @@ class ScheduleMessageService:
         if inner.topic == RMQ_SYS_TRANS_HALF_TOPIC:
             log.error("delayed message %s targets %s, skipped", message.msg_id, inner.topic)
             return True
-        result = await self._store.put_message(inner)
-        if result.status is PutMessageStatus.PUT_OK:
+        try:
+            result = await self._store.put_message(inner)
+        except PyrocketError as exc:
+            return self._move_aside(
+                level, offset, physical, f"could not be put back into {inner.topic}: {exc}"
+            )
+        if result.status in _STORED:
             return True
-        log.error(
-            "delayed message %s could not be put back into %s (%s), retrying",
+        if result.status in _REFUSED_FOR_GOOD:
+            return self._move_aside(
+                level,
+                offset,
+                physical,
+                f"({message.msg_id}) was refused by {inner.topic} ({result.status.name})",
+            )
+        log.log(
+            logging.DEBUG if retrying else logging.ERROR,
+            "delayed message %s could not be put back into %s (%s), retrying every %g s",
             message.msg_id,
             inner.topic,
             result.status.name,
+            RETRY_DELAY_S,
         )
         return False
 

@@ -15,7 +15,11 @@ Concurrency: all state lives in the trio thread. Appending a message is
 synchronous (encode, ``pwrite`` to the commit log, ``pwrite`` to its consume
 queue), so concurrent puts never interleave and need no lock. Blocking work
 that may take long (fsync, recovery, file deletion, reads of data that is
-probably not cached) runs in worker threads. Messages are indexed as they are
+probably not cached, file creation) runs in worker threads. Files are
+created ahead of need (:class:`~pyrocket.broker.store.files.FileAllocator`);
+an append that finds its next file missing waits for a worker thread to make
+it, holding a FIFO lock that every later put queues on, so appends keep the
+order in which puts arrived. Messages are indexed as they are
 appended, so they are readable at once, as in Java (whose dispatcher thread
 trails the commit log by about a millisecond).
 
@@ -37,14 +41,14 @@ import os
 import struct
 import time
 from collections.abc import AsyncIterator, Callable, Collection, Mapping
-from typing import Any, Final
+from typing import Any, Final, TypeVar
 
 import trio
 from trio_util import AsyncValue
 
 from pyrocket.broker.store import recovery
 from pyrocket.broker.store.cleanup import FileCleaner, disk_used_ratio
-from pyrocket.broker.store.commitlog import SCHEDULE_TOPIC, FileCreateError
+from pyrocket.broker.store.commitlog import SCHEDULE_TOPIC, FileNotReady
 from pyrocket.broker.store.config import (
     CQ_STORE_UNIT_SIZE,
     BrokerRole,
@@ -52,7 +56,7 @@ from pyrocket.broker.store.config import (
     MessageStoreConfig,
 )
 from pyrocket.broker.store.consumequeue import ConsumeQueue
-from pyrocket.broker.store.files import DataFile
+from pyrocket.broker.store.files import DataFile, FileAllocator
 from pyrocket.broker.store.model import (
     AppendMessageResult,
     AppendMessageStatus,
@@ -94,6 +98,7 @@ log = logging.getLogger(__name__)
 
 _ENTRY_ITER = struct.Struct(">qiq").iter_unpack
 _TRANSACTION_TYPE_MASK: Final = MessageSysFlag.TRANSACTION_ROLLBACK_TYPE
+_Item = TypeVar("_Item")
 
 
 def wall_clock_ms() -> int:
@@ -153,6 +158,9 @@ class MessageStore:
         self._flush_wakeup = trio.Event()
         self._commit_log_flush_lock = trio.Lock()
         self._consume_queue_flush_lock = trio.Lock()
+        self._allocator = FileAllocator()
+        #: Held by a put waiting for a file to be created; later puts queue on it.
+        self._append_lock = trio.Lock()
         #: Whether the previous run ended with a clean shutdown (known after start).
         self.last_exit_ok: bool | None = None
 
@@ -174,6 +182,9 @@ class MessageStore:
                     nursery.start_soon(self._async_flush_loop)
                 nursery.start_soon(self._consume_queue_flush_loop)
                 nursery.start_soon(self._cleaner.run)
+                nursery.start_soon(self._allocator.run)
+                commit_log_files = self._commit_log.files
+                self._allocator.request(commit_log_files, commit_log_files.next_base() or 0)
                 if self.config.broker_role is not BrokerRole.SLAVE:
                     await nursery.start(self.schedule.run)
                 self._running = True
@@ -297,7 +308,7 @@ class MessageStore:
         refused = self._store_status()
         if refused is not None:
             return PutMessageResult(refused)
-        result = self._append_message(message)
+        result = await self._append(self._append_message, message)
         if result.append_result is None or not result.append_result.is_ok:
             return result
         return await self._after_append(result, message.wait_store_msg_ok)
@@ -311,10 +322,39 @@ class MessageStore:
         refused = self._store_status()
         if refused is not None:
             return PutMessageResult(refused)
-        result = self._append_batch(batch)
+        result = await self._append(self._append_batch, batch)
         if result.append_result is None or not result.append_result.is_ok:
             return result
         return await self._after_append(result, batch.wait_store_msg_ok)
+
+    async def _append(
+        self, append: Callable[[_Item], PutMessageResult], item: _Item
+    ) -> PutMessageResult:
+        """Append at once when nothing waits for a file; else, or when this
+        append needs a file not created yet, queue on the append lock (FIFO)
+        and have the file made in a worker thread first."""
+        wanted: FileNotReady | None = None
+        if not self._append_lock.locked():
+            try:
+                return append(item)
+            except FileNotReady as exc:
+                wanted = exc
+        # Acquiring a free lock does not yield first: nobody overtakes.
+        async with self._append_lock:
+            while True:
+                if wanted is not None:
+                    try:
+                        await wanted.files.prepare_spare(wanted.base)
+                    except OSError as exc:
+                        log.error("cannot create a file in %s: %s", wanted.files.directory, exc)
+                        return PutMessageResult(PutMessageStatus.CREATE_MAPEDFILE_FAILED)
+                refused = self._store_status()
+                if refused is not None:
+                    return PutMessageResult(refused)
+                try:
+                    return append(item)
+                except FileNotReady as exc:
+                    wanted = exc
 
     async def _after_append(self, result: PutMessageResult, wait: bool) -> PutMessageResult:
         appended = result.append_result
@@ -335,7 +375,8 @@ class MessageStore:
 
     def _append_message(self, message: BrokerMessage) -> PutMessageResult:
         """Everything of a put that does not wait: checks, delay rewrite,
-        append, dispatch. Never awaits, hence atomic."""
+        append, dispatch. Never awaits, hence atomic. Raises FileNotReady,
+        having changed nothing, when a file it needs is not created yet."""
         topic = message.topic
         properties_string = message.stored_properties()
         if len(topic) > MAX_TOPIC_BYTES or len(properties_string) > MAX_PROPERTIES_BYTES:
@@ -382,12 +423,11 @@ class MessageStore:
         key = (topic, queue_id)
         indexed = transaction not in NOT_INDEXED
         queue_offset = self._files.topic_queue_table.get(key, 0) if indexed else 0
+        if indexed:
+            self._check_queue_file(topic, queue_id, queue_offset)
         now = self._now_ms()
         try:
-            data_file, position = self._commit_log.reserve(length)
-        except FileCreateError as exc:
-            log.error("%s", exc)
-            return PutMessageResult(PutMessageStatus.CREATE_MAPEDFILE_FAILED)
+            data_file, position = self._reserve(length)
         except OSError as exc:
             return self._write_failed(exc)
         physical = data_file.base + position
@@ -474,12 +514,11 @@ class MessageStore:
             return illegal
         key = (topic, batch.queue_id)
         first_queue_offset = self._files.topic_queue_table.get(key, 0)
+        # A batch's entries may straddle two queue files: both must exist.
+        self._check_queue_file(topic, batch.queue_id, first_queue_offset, len(items))
         now = self._now_ms()
         try:
-            data_file, position = self._commit_log.reserve(total)
-        except FileCreateError as exc:
-            log.error("%s", exc)
-            return PutMessageResult(PutMessageStatus.CREATE_MAPEDFILE_FAILED)
+            data_file, position = self._reserve(total)
         except OSError as exc:
             return self._write_failed(exc)
         records: list[bytes] = []
@@ -541,6 +580,23 @@ class MessageStore:
             ),
         )
 
+    def _check_queue_file(
+        self, topic: str, queue_id: int, queue_offset: int, count: int = 1
+    ) -> None:
+        """Raise FileNotReady when the entries from ``queue_offset`` on need
+        a file that is not created yet."""
+        queue = self._files.find_or_create_queue(topic, queue_id)
+        base = queue.file_needed(queue_offset, count)
+        if base is not None:
+            raise FileNotReady(queue.files, base)
+
+    def _reserve(self, length: int) -> tuple[DataFile, int]:
+        """:meth:`CommitLog.reserve`, asking for the next spare after a roll."""
+        data_file, position = self._commit_log.reserve(length)
+        if position == 0:
+            self._allocator.request(self._commit_log.files, data_file.end)
+        return data_file, position
+
     def _write_failed(self, exc: OSError) -> PutMessageResult:
         log.error("commit log write failed, the store stops accepting messages: %s", exc)
         self._write_error = str(exc)
@@ -566,6 +622,9 @@ class MessageStore:
             self._write_error = str(exc)
             return
         self._files.last_dispatch_timestamp = store_timestamp
+        spare = queue.spare_wanted()
+        if spare is not None:
+            self._allocator.request(queue.files, spare)
         if self._listeners:
             arrival = MessageArrival(
                 topic, queue_id, queue_offset + 1, tags_code, store_timestamp, properties

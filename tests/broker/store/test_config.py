@@ -121,3 +121,18 @@ def test_derived_values_follow_java_getters() -> None:
     assert rendered["checkCRCOnRecover"] == "true"
     assert rendered["flushDiskType"] == "ASYNC_FLUSH"
     assert "haMasterAddress" not in rendered
+
+
+@pytest.mark.parametrize(
+    ("key", "attribute"),
+    [
+        ("enableDLegerCommitLog", "enable_d_leger_commit_log"),
+        ("transientStorePoolEnable", "transient_store_pool_enable"),
+    ],
+)
+def test_unimplemented_durability_features_are_refused(key: str, attribute: str) -> None:
+    with pytest.raises(ConfigError, match=f"^{key}=true: pyrocket does not implement"):
+        MessageStoreConfig.from_java_properties({key: "true"})
+    with pytest.raises(ConfigError, match=key):
+        MessageStoreConfig(**{attribute: True})
+    assert getattr(MessageStoreConfig.from_java_properties({key: "false"}), attribute) is False

@@ -7,15 +7,18 @@ import os
 import random
 import shutil
 import signal
+import struct
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 
 import trio
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from pyrocket.broker.store import (
+    MessageStoreConfig,
     PutMessageStatus,
     open_message_store,
 )
@@ -30,7 +33,13 @@ from pyrocket.protocol.message import (
     java_crc32,
 )
 from tests.broker.store.crash_writer import QUEUES
-from tests.broker.store.helpers import message, read_queue, small_config
+from tests.broker.store.helpers import (
+    SMALL_COMMIT_LOG,
+    SMALL_CONSUME_QUEUE,
+    message,
+    read_queue,
+    small_config,
+)
 
 REPO = Path(__file__).resolve().parents[3]
 
@@ -314,3 +323,120 @@ def test_a_damaged_record_is_rejected_or_still_consistent(
     if isinstance(found, DispatchRequest):
         # Whatever survived the checks describes a record that fits exactly.
         assert found.size == len(damaged) and found.commit_log_offset == 0
+
+
+async def _store_numbered(config: MessageStoreConfig, count: int) -> list[int]:
+    """Store ``count`` messages in one queue; return their commit-log offsets."""
+    async with open_message_store(config) as store:
+        offsets = []
+        for number in range(count):
+            result = await store.put_message(message(body=b"body-%04d" % number))
+            assert result.append_result is not None
+            offsets.append(result.append_result.wrote_offset)
+    return offsets
+
+
+def _commit_log_at(root: Path, offset: int, file_size: int = SMALL_COMMIT_LOG) -> tuple[Path, int]:
+    base = offset - offset % file_size
+    return root / "commitlog" / f"{base:020d}", offset - base
+
+
+def _crash_with_checkpoint_at(root: Path, offset: int) -> None:
+    """The process died after flushing everything up to ``offset`` (as the
+    checkpoint records it) and writing, unflushed, what follows."""
+    checkpoint = StoreCheckpoint(root / "checkpoint")
+    checkpoint.physic_offset = checkpoint.logics_offset = offset
+    checkpoint.flush()
+    checkpoint.close()
+    (root / "abort").touch()
+
+
+async def _bodies(config: MessageStoreConfig) -> tuple[list[bytes], int]:
+    async with open_message_store(config) as store:
+        assert store.last_exit_ok is False
+        bodies = [m.body for m in await read_queue(store, "TopicTest", 0)]
+        return bodies, store.max_phy_offset
+
+
+async def test_a_damaged_message_after_the_checkpoint_ends_the_log(tmp_path: Path) -> None:
+    config = small_config(tmp_path)
+    offsets = await _store_numbered(config, 200)
+    path, position = _commit_log_at(tmp_path, offsets[150])
+    _overwrite(path, position + 4, b"\x00\x00\x00\x00")  # its magic code
+    _crash_with_checkpoint_at(tmp_path, offsets[120])
+    bodies, end = await _bodies(config)
+    assert bodies == [b"body-%04d" % n for n in range(150)]
+    assert end == offsets[150]
+
+
+async def test_a_damaged_message_before_the_checkpoint_is_found_too(tmp_path: Path) -> None:
+    # All messages are younger than the checkpoint's time minus 3 s, so Java
+    # replays from the first file and meets the damage the checkpoint skips.
+    config = small_config(tmp_path)
+    offsets = await _store_numbered(config, 200)
+    path, position = _commit_log_at(tmp_path, offsets[40])
+    _overwrite(path, position, b"\x7f\x00\x00\x00")  # its size
+    _crash_with_checkpoint_at(tmp_path, offsets[180])
+    bodies, end = await _bodies(config)
+    assert bodies == [b"body-%04d" % n for n in range(40)]
+    assert end == offsets[40]
+
+
+async def test_a_flipped_body_byte_counts_only_when_crcs_are_checked(tmp_path: Path) -> None:
+    for check in (True, False):
+        root = tmp_path / str(check)
+        config = small_config(root, check_crc_on_recover=check)
+        offsets = await _store_numbered(config, 100)
+        path, _ = _commit_log_at(root, offsets[70])
+        data = path.read_bytes()
+        at = data.index(b"body-0070")
+        _overwrite(path, at, b"B")
+        _crash_with_checkpoint_at(root, offsets[50])
+        bodies, end = await _bodies(config)
+        if check:
+            assert bodies == [b"body-%04d" % n for n in range(70)]
+            assert end == offsets[70]
+        else:
+            changed = [b"body-%04d" % n for n in range(100)]
+            changed[70] = b"Body-0070"
+            assert bodies == changed
+
+
+@given(
+    garbage=st.sampled_from(["ones", "backwards", "tiny", "beyond"]),
+    index=st.sampled_from([30, 64, 74]),
+    crashed=st.booleans(),
+)
+@settings(max_examples=12, deadline=None)
+def test_a_damaged_consume_queue_entry_is_rebuilt(garbage: str, index: int, crashed: bool) -> None:
+    async def scenario(root: Path) -> None:
+        config = small_config(root)
+        async with open_message_store(config) as store:
+            for number in range(150):
+                await store.put_message(message(queue_id=number % 2, body=b"q-%04d" % number))
+            expected = [m.body for m in await read_queue(store, "TopicTest", 0)]
+            entry_3 = store.get_commit_log_offset_in_queue("TopicTest", 0, 3)
+            end = store.max_phy_offset
+        assert len(expected) == 75
+        # An entry of queue 0 (64 per file): in the middle, the first of the
+        # second file, the last. Queue 1 ends later in the commit log.
+        entry = {
+            "ones": b"\xff" * 20,
+            "backwards": struct.pack(">qiq", entry_3, 120, 0),
+            "tiny": struct.pack(">qiq", end - 200, 12, 0),
+            "beyond": struct.pack(">qiq", end + 10 * SMALL_COMMIT_LOG, 120, 0),
+        }[garbage]
+        at = index * 20
+        base = at - at % SMALL_CONSUME_QUEUE
+        _overwrite(root / "consumequeue" / "TopicTest" / "0" / f"{base:020d}", at - base, entry)
+        if crashed:
+            (root / "abort").touch()
+        async with open_message_store(config) as store:
+            assert [m.body for m in await read_queue(store, "TopicTest", 0)] == expected
+            assert store.get_max_offset_in_queue("TopicTest", 0) == 75
+            result = await store.put_message(message(queue_id=0, body=b"next"))
+            assert result.append_result is not None
+            assert result.append_result.logics_offset == 75
+
+    with tempfile.TemporaryDirectory() as root:
+        trio.run(scenario, Path(root))

@@ -3,8 +3,11 @@ due, delayOffset.json in Java's layout. Timing runs on trio's MockClock."""
 
 from __future__ import annotations
 
+import dataclasses
+import logging
 from pathlib import Path
 
+import pytest
 import trio
 
 from pyrocket.broker.store import (
@@ -156,3 +159,54 @@ async def test_offset_table_encodes_as_java_answers_it(tmp_path: Path) -> None:
         store.schedule.offset_table[1] = 2
         assert store.schedule.encode() == '{"offsetTable":{1:2,3:7}}'
         assert store.schedule.encode(pretty=True) == '{\n\t"offsetTable":{1:2,3:7\n\t}\n}'
+
+
+async def test_a_message_that_cannot_be_put_back_is_moved_aside(
+    tmp_path: Path, autojump_clock: trio.testing.MockClock, caplog: pytest.LogCaptureFixture
+) -> None:
+    config = small_config(tmp_path, max_message_size=8000)
+    async with open_message_store(config, now_ms=mock_ms) as store:
+        bodies = [b"first", b"big" * 2000, b"third"]
+        for body in bodies:
+            result = await store.put_message(message(topic="D", body=body, extra={"DELAY": "2"}))
+            assert result.status is PutMessageStatus.PUT_OK
+        # The big one was stored; now the store refuses it in its real topic.
+        store.update_config(dataclasses.replace(store.config, max_message_size=2000))
+        with trio.fail_after(120):
+            await _wait_for(store, "D", 0, 2)
+        got = await store.get_message("g", "D", 0, 0, 32)
+        assert got is not None
+        assert [m.body for m in decode_messages(got.body())] == [b"first", b"third"]
+        assert store.schedule.offset_table[2] == 3
+        assert store.schedule.moved_aside == 1
+        await trio.sleep(60)  # no retries: one error, nothing more delivered
+        assert store.get_max_offset_in_queue("D", 0) == 2
+    errors = [r for r in caplog.records if r.levelno >= logging.ERROR and "moved aside" in r.msg]
+    assert len(errors) == 1
+    # It stays in the schedule topic, where the error says.
+    assert store.get_max_offset_in_queue(SCHEDULE_TOPIC, 1) == 3
+
+
+async def test_a_store_that_refuses_everything_holds_the_level(
+    tmp_path: Path, autojump_clock: trio.testing.MockClock, caplog: pytest.LogCaptureFixture
+) -> None:
+    disk = {"ratio": 0.0}
+    async with open_message_store(
+        small_config(tmp_path), now_ms=mock_ms, disk_used_ratio=lambda path: disk["ratio"]
+    ) as store:
+        for body in (b"a", b"b"):
+            await store.put_message(message(topic="D", body=body, extra={"DELAY": "1"}))
+        disk["ratio"] = 0.99  # the store stops taking messages: retry, do not skip
+        await store.clean_expired_files()
+        await trio.sleep(60)
+        assert store.get_max_offset_in_queue("D", 0) == 0
+        assert store.schedule.moved_aside == 0
+        disk["ratio"] = 0.1
+        await store.clean_expired_files()
+        with trio.fail_after(120):
+            await _wait_for(store, "D", 0, 2)
+        got = await store.get_message("g", "D", 0, 0, 32)
+        assert got is not None
+        assert [m.body for m in decode_messages(got.body())] == [b"a", b"b"]
+    retries = [r for r in caplog.records if r.levelno >= logging.ERROR and "retrying" in r.msg]
+    assert len(retries) == 1
