@@ -265,17 +265,21 @@ class Broker:
 
     # -- the store, with statistics ------------------------------------------
 
-    async def put_message(self, message: BrokerMessage) -> PutMessageResult:
+    async def put_message(
+        self, message: BrokerMessage, *, appended: Callable[[], None] | None = None
+    ) -> PutMessageResult:
         """``store.put_message`` plus the put statistics."""
         begin = self.now_ms()
-        result = await self.store.put_message(message)
+        result = await self.store.put_message(message, appended=appended)
         self._record_put(message.topic, result, begin)
         return result
 
-    async def put_messages(self, batch: BrokerBatch) -> PutMessageResult:
+    async def put_messages(
+        self, batch: BrokerBatch, *, appended: Callable[[], None] | None = None
+    ) -> PutMessageResult:
         """``store.put_messages`` plus the put statistics."""
         begin = self.now_ms()
-        result = await self.store.put_messages(batch)
+        result = await self.store.put_messages(batch, appended=appended)
         self._record_put(batch.topic, result, begin)
         return result
 

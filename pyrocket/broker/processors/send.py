@@ -24,7 +24,6 @@ transactional (prepared) messages are refused, as Java does with
 
 from __future__ import annotations
 
-import dataclasses
 import datetime
 import logging
 import random
@@ -42,8 +41,6 @@ from pyrocket.broker.processors.common import (
 from pyrocket.broker.store import (
     BrokerBatch,
     BrokerMessage,
-    BrokerRole,
-    FlushDiskType,
     PutMessageResult,
     PutMessageStatus,
 )
@@ -248,37 +245,16 @@ class SendMessageProcessor:
     async def _put(
         self, conn: Connection, request: RemotingCommand, item: BrokerMessage | BrokerBatch
     ) -> PutMessageResult:
-        """Store ``item``; a SYNC_FLUSH send that waits for its fsync ends its
-        connection's ordered phase once it is appended, so the next send on
-        the connection is appended while this one waits for the group commit
-        (which then covers both)."""
-        broker = self.broker
-        store = broker.store
-        config = store.config
-        if (
-            config.flush_disk_type is not FlushDiskType.SYNC_FLUSH
-            or config.broker_role is BrokerRole.SYNC_MASTER
-            or not item.wait_store_msg_ok
-            or _delayed(item)
-        ):
-            return await self._store(item)
-        # The map says WAIT=false so the store answers once appended; the
-        # stored properties string is the producer's, unchanged.
-        properties = {**item.properties, MessageConst.PROPERTY_WAIT_STORE_MSG_OK: "false"}
-        result = await self._store(dataclasses.replace(item, properties=properties))
-        conn.release_order(request)
-        appended = result.append_result
-        if result.status is not PutMessageStatus.PUT_OK or appended is None:
-            return result
-        # The store's own wait for the group commit (the one put_message uses).
-        if await store._wait_flushed(appended.wrote_offset + appended.wrote_bytes):
-            return result
-        return PutMessageResult(PutMessageStatus.FLUSH_DISK_TIMEOUT, appended)
+        """Store ``item``, ending the connection's ordered phase as soon as it
+        is appended: the next send on the connection is appended while this
+        one waits for its group commit (which then covers both)."""
 
-    async def _store(self, item: BrokerMessage | BrokerBatch) -> PutMessageResult:
+        def appended() -> None:
+            conn.release_order(request)
+
         if isinstance(item, BrokerBatch):
-            return await self.broker.put_messages(item)
-        return await self.broker.put_message(item)
+            return await self.broker.put_messages(item, appended=appended)
+        return await self.broker.put_message(item, appended=appended)
 
     def _passes_pre_send(
         self, header: SendMessageRequestHeader | SendMessageRequestHeaderV2, config: TopicConfig
@@ -602,15 +578,6 @@ class SendMessageProcessor:
         if result.status is PutMessageStatus.PUT_OK:
             return _response(ResponseCode.SUCCESS)
         return _response(ResponseCode.SYSTEM_ERROR, result.status.name)
-
-
-def _delayed(item: BrokerMessage | BrokerBatch) -> bool:
-    """True for a delayed message (the store re-encodes its property map)
-    or one whose DELAY the store will refuse."""
-    try:
-        return item.delay_time_level > 0
-    except ValueError:
-        return True
 
 
 def _java_number(text: str | None, digits: int) -> int | None:

@@ -291,7 +291,9 @@ class MessageStore:
             return PutMessageStatus.SERVICE_NOT_AVAILABLE
         return None
 
-    async def put_message(self, message: BrokerMessage) -> PutMessageResult:
+    async def put_message(
+        self, message: BrokerMessage, *, appended: Callable[[], None] | None = None
+    ) -> PutMessageResult:
         """Store one message (``asyncPutMessage``).
 
         Returns PUT_OK with where it landed; FLUSH_DISK_TIMEOUT when it was
@@ -301,31 +303,45 @@ class MessageStore:
         SERVICE_NOT_AVAILABLE when the store is not running, is a slave, the
         disk is full or a write failed; CREATE_MAPEDFILE_FAILED / UNKNOWN_ERROR
         when the disk refused.
-        """
-        # A schedule point before anything is stored: a cancelled put stores
-        # nothing, and a loop of puts cannot starve other tasks.
-        await trio.lowlevel.checkpoint()
-        refused = self._store_status()
-        if refused is not None:
-            return PutMessageResult(refused)
-        result = await self._append(self._append_message, message)
-        if result.append_result is None or not result.append_result.is_ok:
-            return result
-        return await self._after_append(result, message.wait_store_msg_ok)
 
-    async def put_messages(self, batch: BrokerBatch) -> PutMessageResult:
+        ``appended``, when given, is called as soon as the message is in the
+        commit log (or refused), before any wait for a flush: a caller that
+        keeps puts in order may start the next one then. Such a caller also
+        keeps its own loop fair, so the put does not yield before appending.
+        """
+        return await self._put(self._append_message, message, message.wait_store_msg_ok, appended)
+
+    async def put_messages(
+        self, batch: BrokerBatch, *, appended: Callable[[], None] | None = None
+    ) -> PutMessageResult:
         """Store a batch (``asyncPutMessages``): all its messages go to one
         queue, consecutively, in one commit-log file. MESSAGE_ILLEGAL for a
         transactional or delayed batch, a malformed body or one over
         ``maxMessageSize``; otherwise as :meth:`put_message`."""
-        await trio.lowlevel.checkpoint()
+        return await self._put(self._append_batch, batch, batch.wait_store_msg_ok, appended)
+
+    async def _put(
+        self,
+        append: Callable[[_Item], PutMessageResult],
+        item: _Item,
+        wait: bool,
+        appended: Callable[[], None] | None,
+    ) -> PutMessageResult:
+        if appended is None:
+            # A schedule point before anything is stored: a cancelled put
+            # stores nothing, and a loop of puts cannot starve other tasks.
+            await trio.lowlevel.checkpoint()
+        else:
+            await trio.lowlevel.checkpoint_if_cancelled()
         refused = self._store_status()
-        if refused is not None:
-            return PutMessageResult(refused)
-        result = await self._append(self._append_batch, batch)
+        result = (
+            PutMessageResult(refused) if refused is not None else await self._append(append, item)
+        )
+        if appended is not None:
+            appended()
         if result.append_result is None or not result.append_result.is_ok:
             return result
-        return await self._after_append(result, batch.wait_store_msg_ok)
+        return await self._after_append(result, wait)
 
     async def _append(
         self, append: Callable[[_Item], PutMessageResult], item: _Item
