@@ -17,6 +17,13 @@ plus the incremental splitter that cuts a byte stream into frames.
 Java's decoder (Netty's LengthFieldBasedFrameDecoder behind NettyDecoder)
 refuses a frame whose length word plus its own four bytes exceed 16 MiB; the
 splitter applies the same bound, configurable.
+
+Java bounds a header only by the frame. pyrocket refuses a header longer than
+:data:`MAX_HEADER_SIZE` or with more than :data:`MAX_EXT_FIELDS` ext fields,
+so that decoding one frame stays a matter of milliseconds: Java's own headers
+are a few hundred bytes with at most a score of fields, and the largest legal
+one (a message's properties, which Java's store caps at 32767 bytes, escaped
+as JSON) stays well below the bound. Bulk data travels in the body.
 """
 
 from __future__ import annotations
@@ -32,6 +39,12 @@ from pyrocket.errors import ProtocolError
 DEFAULT_MAX_FRAME_SIZE: Final = 16 * 1024 * 1024
 
 LENGTH_FIELD_SIZE: Final = 4
+
+#: Largest header accepted, in bytes (Java: anything up to the frame size).
+MAX_HEADER_SIZE: Final = 256 * 1024
+
+#: Most ext fields accepted in one header (Java: no bound).
+MAX_EXT_FIELDS: Final = 1024
 
 FRAME = c.Struct(
     "length" / c.Rebuild(c.Int32sb, 4 + c.len_(c.this.header) + c.len_(c.this.body)),
@@ -81,10 +94,13 @@ def build_frame_head(length: int, serialize_type: int, header_length: int) -> by
     return _HEAD.pack(length, (serialize_type << 24) | header_length)
 
 
-def parse_rocketmq_header(header: bytes) -> tuple[int, int, int, int, int, bytes, dict[str, str]]:
+def parse_rocketmq_header(
+    header: bytes, max_ext_fields: int = MAX_EXT_FIELDS
+) -> tuple[int, int, int, int, int, bytes, dict[str, str]]:
     """(code, language, version, opaque, flag, remark bytes, ext fields).
 
-    Raises ProtocolError for truncated, over-long or trailing data. Text that
+    Raises ProtocolError for truncated, over-long or trailing data, and for
+    more than ``max_ext_fields`` ext fields. Text that
     is not UTF-8 is decoded with replacement characters, as Java's ``new
     String(bytes, UTF_8)`` does.
     """
@@ -116,13 +132,19 @@ def parse_rocketmq_header(header: bytes) -> tuple[int, int, int, int, int, bytes
     end = pos + ext_length
     if end != size:
         raise ProtocolError(f"bad ROCKETMQ header: {size - end} bytes after the ext fields", end)
-    return code, language, version, opaque, flag, remark, _parse_ext_blob(header[pos:end], pos)
+    ext = _parse_ext_blob(header[pos:end], pos, max_ext_fields)
+    return code, language, version, opaque, flag, remark, ext
 
 
-def _parse_ext_blob(blob: bytes, base: int) -> dict[str, str]:
+def _parse_ext_blob(blob: bytes, base: int, max_fields: int = MAX_EXT_FIELDS) -> dict[str, str]:
     ext: dict[str, str] = {}
     pos, end = 0, len(blob)
+    count = 0
     while pos < end:
+        if count == max_fields:
+            # Counted on the wire, repeated keys included: the cost is per entry.
+            raise ProtocolError(f"more than {max_fields} ext fields", base + pos)
+        count += 1
         if pos + 2 > end:
             raise ProtocolError("ext field key length cut short", base + pos)
         key_len = int.from_bytes(blob[pos : pos + 2], "big")
