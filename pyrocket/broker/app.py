@@ -53,6 +53,7 @@ from pyrocket.broker.configuration import (
     plan_update,
 )
 from pyrocket.broker.outer_api import UNREGISTER_TIMEOUT, BrokerOuterAPI
+from pyrocket.broker.processors.common import resolved_ip
 from pyrocket.broker.registration import RegistrationService, RegistrationTiming
 from pyrocket.broker.stats import StoreStats, human_readable_byte_count
 from pyrocket.broker.store import (
@@ -492,6 +493,9 @@ async def serve_broker(
     for installer in install:
         installer(broker)
     await trio.to_thread.run_sync(broker.load)
+    # The store host of every message: a host name is looked up now, once,
+    # rather than by the first send on the event loop.
+    await trio.to_thread.run_sync(resolved_ip, settings.broker.broker_ip1)
     stop = trio.Event()
     # The shutdown sequence (unregister, close, flush) must not be cut short
     # by the cancellation that starts it, so the broker runs shielded and
