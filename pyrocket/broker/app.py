@@ -78,6 +78,7 @@ from pyrocket.broker.topic_config import (
     topics_json_path,
 )
 from pyrocket.errors import ConfigError
+from pyrocket.logtext import clipped
 from pyrocket.protocol.bodies.topic import PERM_READ, PERM_WRITE
 from pyrocket.protocol.codes import VERSION_V4_7_0
 from pyrocket.protocol.javahash import JavaHashMap
@@ -299,7 +300,7 @@ class Broker:
             self.settings = updated
             self.store.update_config(updated.store)
             self.configuration.record_update(plan.accepted)
-            log.info("broker config updated: %s", dict(plan.accepted))
+            log.info("broker config updated: %s", clipped(dict(plan.accepted), 1024))
             if updated.config_file is not None:
                 try:
                     await persist_changes(updated.config_file, plan.accepted)

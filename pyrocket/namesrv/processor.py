@@ -32,6 +32,7 @@ from typing import Any, Final
 import trio
 
 from pyrocket.errors import CommandError, ConnectionClosedError, ProtocolError
+from pyrocket.logtext import clipped
 from pyrocket.namesrv.config import Configuration, NamesrvConfig, plan_update, save_properties
 from pyrocket.namesrv.kvconfig import NAMESPACE_ORDER_TOPIC_CONFIG, KVConfigManager
 from pyrocket.namesrv.routeinfo import QueueNums, RouteInfoManager, TopicQueues
@@ -404,12 +405,12 @@ class DefaultRequestProcessor:
         try:
             properties = Properties.decode(request.body).entries
         except ProtocolError as exc:
-            log.error("updateConfig: body is not properties text: %s", exc)
+            log.error("updateConfig: body is not properties text: %s", clipped(exc))
             return RemotingCommand.response(ResponseCode.SYSTEM_ERROR, "string2Properties error")
         plan = plan_update(properties)
         remark = plan.remark()
         if remark is not None:
-            log.warning("updateNamesrvConfig from %s: %s", conn.remote_address, remark)
+            log.warning("updateNamesrvConfig from %s: %s", conn.remote_address, clipped(remark))
         answer = (
             _success()
             if remark is None
@@ -420,7 +421,7 @@ class DefaultRequestProcessor:
         state = self.state
         state.config = state.config.with_properties(plan.accepted)
         for key, value in plan.accepted.items():
-            log.info("NameServer config %s set to %s", key, value)
+            log.info("NameServer config %s set to %s", key, clipped(value))
         accepted = dict(plan.accepted)
         path = state.config.config_store_path
 

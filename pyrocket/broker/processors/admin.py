@@ -34,6 +34,7 @@ from pyrocket.errors import (
     PyrocketError,
     RemotingTimeoutError,
 )
+from pyrocket.logtext import clipped
 from pyrocket.protocol import fastjson
 from pyrocket.protocol.bodies.admin import Connection as ConnectionBody
 from pyrocket.protocol.bodies.admin import (
@@ -174,7 +175,7 @@ class AdminBrokerProcessor:
         topic = header.topic
         if topic == self.broker.settings.broker.broker_cluster_name:
             remark = f"the topic[{topic}] is conflict with system reserved words."
-            log.warning("%s", remark)
+            log.warning("%s", clipped(remark))
             return _error(remark)
         remark_or_none = topic_error(topic)
         if remark_or_none is not None:
@@ -361,7 +362,9 @@ class AdminBrokerProcessor:
             log.error("string2Properties error")
             return _error("string2Properties error")
         log.info(
-            "updateBrokerConfig, new config: [%s] client: %s", dict(properties), conn.remote_address
+            "updateBrokerConfig, new config: [%s] client: %s",
+            clipped(dict(properties), 1024),
+            conn.remote_address,
         )
         try:
             plan = await self.broker.update_config(dict(properties))
@@ -369,7 +372,7 @@ class AdminBrokerProcessor:
             return _error(str(exc))
         remark = plan.remark()
         if remark is not None:
-            log.warning("updateBrokerConfig from %s: %s", conn.remote_address, remark)
+            log.warning("updateBrokerConfig from %s: %s", conn.remote_address, clipped(remark))
             return _error(remark)
         return _ok()
 

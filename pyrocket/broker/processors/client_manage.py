@@ -21,6 +21,7 @@ from pyrocket.broker.message_filter import is_tag_type
 from pyrocket.broker.processors.common import retry_topic
 from pyrocket.broker.topic_config import build_sys_flag
 from pyrocket.errors import CommandError, ProtocolError
+from pyrocket.logtext import clipped
 from pyrocket.protocol import fastjson
 from pyrocket.protocol.bodies.client import HeartbeatData, SubscriptionData
 from pyrocket.protocol.bodies.topic import PERM_READ, PERM_WRITE
@@ -93,7 +94,9 @@ class ClientManageProcessor:
                 notify,
             )
             if changed:
-                log.info("registerConsumer info changed %s %s", consumer, conn.remote_address)
+                log.info(
+                    "registerConsumer info changed %s %s", clipped(consumer), conn.remote_address
+                )
         for producer in data.producer_data_set:
             self.plane.producer_manager.register_producer(producer.group_name or "", member())
         return _ok()
