@@ -244,7 +244,10 @@ class FrameSplitter:
         end = start + LENGTH_FIELD_SIZE + length
         if len(buffer) < end:
             return NEED_DATA
-        payload = bytes(buffer[start + LENGTH_FIELD_SIZE : end])
+        # One copy, through a view: slicing the bytearray first would copy a
+        # 16 MiB frame twice.
+        with memoryview(buffer) as view:
+            payload = bytes(view[start + LENGTH_FIELD_SIZE : end])
         self._consumed += end - start
         if end == len(buffer):
             buffer.clear()
