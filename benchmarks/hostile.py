@@ -427,6 +427,7 @@ async def run_attacker(load: str, servers: Servers, args: argparse.Namespace) ->
             str(args.tags),
         ],
         stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
     )
     assert process.stdout is not None
     with trio.fail_after(120):
