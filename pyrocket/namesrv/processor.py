@@ -35,7 +35,12 @@ from pyrocket.errors import CommandError, ConnectionClosedError, ProtocolError
 from pyrocket.logtext import clipped
 from pyrocket.namesrv.config import Configuration, NamesrvConfig, plan_update, save_properties
 from pyrocket.namesrv.kvconfig import NAMESPACE_ORDER_TOPIC_CONFIG, KVConfigManager
-from pyrocket.namesrv.routeinfo import QueueNums, RouteInfoManager, TopicQueues
+from pyrocket.namesrv.routeinfo import (
+    QueueNums,
+    RouteInfoManager,
+    TopicQueues,
+    registration_order,
+)
 from pyrocket.protocol import fastjson
 from pyrocket.protocol.bodies import DataVersion, Properties, RegisterBrokerBody
 from pyrocket.protocol.checksum import crc32
@@ -274,21 +279,30 @@ class DefaultRequestProcessor:
         bodies = self._bodies
         modern = request.version >= VERSION_V3_0_11
 
-        def check_and_decode() -> tuple[RegistrationBody, _Prepared] | None:
+        def check_and_decode() -> tuple[RegistrationBody, _Prepared, list[str] | None] | None:
             if header.body_crc32 and crc32(body) != header.body_crc32:
                 return None
             if modern:
                 prepared = bodies.prepare(header.broker_addr, body, header.compressed)
-                return prepared.decoded, prepared
-            return decode_legacy_register_body(body), _KEEP_ALL
+                registration = prepared.decoded
+            else:
+                prepared = _KEEP_ALL
+                registration = decode_legacy_register_body(body)
+            # The order a new table is applied in costs more than applying
+            # it; work it out here too, unless this is the table seen last.
+            topics = registration.topics
+            order = None
+            if len(topics) > 1 and topics is not bodies.known_table(header.broker_addr):
+                order = registration_order(topics)
+            return registration, prepared, order
 
         done = await trio.to_thread.run_sync(check_and_decode, limiter=self._decode_limiter)
         if done is None:
             return self._crc_mismatch(conn)
-        registration, prepared = done
+        registration, prepared, order = done
         if prepared is not _KEEP_ALL:
             bodies.remember(header.broker_addr, prepared)
-        return self._apply_registration(conn, header, registration)
+        return self._apply_registration(conn, header, registration, order)
 
     def _crc_mismatch(self, conn: Connection) -> RemotingCommand:
         log.warning("receive registerBroker request,crc32 not match,from %s", conn.remote_address)
@@ -301,6 +315,7 @@ class DefaultRequestProcessor:
         conn: Connection,
         header: RegisterBrokerRequestHeader,
         registration: RegistrationBody,
+        topic_order: list[str] | None = None,
     ) -> RemotingCommand:
         state = self.state
         result = state.routes.register_broker(
@@ -314,6 +329,7 @@ class DefaultRequestProcessor:
             registration.filter_server_list,
             conn,
             state.clock(),
+            topic_order,
         )
         return _success(
             header=RegisterBrokerResponseHeader(result.ha_server_addr, result.master_addr),
@@ -576,6 +592,14 @@ class RegistrationDecoder:
         if prepared.table:
             self._tables.pop(broker_addr, None)
             self._bounded_put(self._tables, broker_addr, prepared.decoded.topics)
+
+    def known_table(self, broker_addr: str) -> TopicQueues | None:
+        """The topic table this decoder last handed out for ``broker_addr``."""
+        table = self._tables.get(broker_addr)
+        if table is not None:
+            return table
+        shape = self._shapes.get(broker_addr)
+        return None if shape is None else shape.decoded.topics
 
     def _bounded_put(self, table: dict[str, Any], key: str, value: Any) -> None:
         if len(table) >= self._capacity:

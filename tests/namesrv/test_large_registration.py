@@ -159,3 +159,33 @@ def test_prepare_changes_nothing_until_remembered() -> None:
     decoder.remember("b:1", first)
     third = decoder.prepare("b:1", compressed_body(topics, DataVersion(3, 3)), True)
     assert third.decoded.topics is first.decoded.topics
+
+
+async def test_the_thread_path_builds_the_same_tables_as_the_inline_one(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Topics that already exist (from another broker) and new ones, so the
+    # order new topics enter the table matters.
+    first = register_request(
+        broker_name="broker-b", broker_addr="127.0.0.1:10921", topics=many_topics(300)
+    )
+    second = register_request(topics=many_topics())
+    listings: list[bytes] = []
+    with trio.fail_after(30):
+        for inline_limit in (INLINE_BODY_LIMIT, 1 << 30):
+            monkeypatch.setattr(processor_module, "INLINE_BODY_LIMIT", inline_limit)
+            root = tmp_path / str(inline_limit)
+            async with running_namesrv(root) as server, RemotingClient() as client:
+                for request in (first, second):
+                    answer = await client.invoke_sync(address(server), request, 10)
+                    assert answer.code == ResponseCode.SUCCESS
+                listing = await client.invoke_sync(
+                    address(server),
+                    RemotingCommand.request(RequestCode.GET_ALL_TOPIC_LIST_FROM_NAMESERVER),
+                    10,
+                )
+                assert listing.body is not None
+                listings.append(listing.body)
+    inline, threaded = listings[1], listings[0]
+    assert threaded == inline
+    assert inline.count(b"Topic-") == TOPIC_COUNT
