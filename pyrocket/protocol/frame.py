@@ -200,6 +200,12 @@ class NeedData:
 NEED_DATA: Final = NeedData()
 
 
+#: A frame longer than this that arrives in pieces is collected as a list of
+#: chunks and joined once complete, rather than grown in one bytearray (which
+#: copies it again at every reallocation).
+COLLECT_OVER: Final = 256 * 1024
+
+
 class FrameSplitter:
     """Cuts a byte stream into frame payloads (everything after the length word).
 
@@ -207,20 +213,41 @@ class FrameSplitter:
     :data:`NEED_DATA`. A length word that is negative or announces a frame
     larger than ``max_frame_size`` (counted with the length word, as Netty
     counts it) raises ProtocolError; after that the stream is unusable.
+
+    A frame over ``collect_over`` bytes still incomplete when its length word
+    is read is collected chunk by chunk and copied once, when it is whole.
     """
 
-    def __init__(self, max_frame_size: int = DEFAULT_MAX_FRAME_SIZE) -> None:
+    def __init__(
+        self, max_frame_size: int = DEFAULT_MAX_FRAME_SIZE, collect_over: int = COLLECT_OVER
+    ) -> None:
         self.max_frame_size = max_frame_size
+        self.collect_over = collect_over
         self._buffer = bytearray()
         self._start = 0  # read position inside _buffer
-        self._consumed = 0  # stream offset of _buffer[_start]
+        self._consumed = 0  # stream offset of _buffer[_start], or of the collected frame
+        # The payload of a large frame being collected (None: not collecting);
+        # while collecting, _buffer is empty until the payload is complete.
+        self._parts: list[bytes] | None = None
+        self._parts_size = 0
+        self._parts_need = 0
 
     @property
     def buffered(self) -> int:
         """Bytes received but not yet returned as part of a frame."""
-        return len(self._buffer) - self._start
+        collected = 0 if self._parts is None else LENGTH_FIELD_SIZE + self._parts_size
+        return len(self._buffer) - self._start + collected
 
     def feed(self, data: bytes) -> None:
+        if self._parts is not None:
+            room = self._parts_need - self._parts_size
+            if room > 0:
+                part = bytes(data[:room]) if len(data) > room else bytes(data)
+                self._parts.append(part)
+                self._parts_size += len(part)
+                data = data[len(part) :]
+            if not data:
+                return
         if self._start and self._start >= len(self._buffer) // 2:
             # Compact lazily so a burst of small frames costs linear time.
             del self._buffer[: self._start]
@@ -228,6 +255,15 @@ class FrameSplitter:
         self._buffer += data
 
     def next_frame(self) -> bytes | NeedData:
+        parts = self._parts
+        if parts is not None:
+            if self._parts_size < self._parts_need:
+                return NEED_DATA
+            payload = parts[0] if len(parts) == 1 else b"".join(parts)
+            self._consumed += LENGTH_FIELD_SIZE + self._parts_need
+            self._parts = None
+            self._parts_size = self._parts_need = 0
+            return payload
         buffer, start = self._buffer, self._start
         available = len(buffer) - start
         if available < LENGTH_FIELD_SIZE:
@@ -243,6 +279,16 @@ class FrameSplitter:
             )
         end = start + LENGTH_FIELD_SIZE + length
         if len(buffer) < end:
+            if length > self.collect_over:
+                # Collect the rest as chunks: what is here already is the
+                # first one, and the buffer starts afresh after the frame.
+                with memoryview(buffer) as view:
+                    first = bytes(view[start + LENGTH_FIELD_SIZE :])
+                self._parts = [first] if first else []
+                self._parts_size = len(first)
+                self._parts_need = length
+                buffer.clear()
+                self._start = 0
             return NEED_DATA
         # One copy, through a view: slicing the bytearray first would copy a
         # 16 MiB frame twice.
