@@ -72,6 +72,10 @@ log = logging.getLogger("pyrocket.broker")
 
 #: Broker2Client.callClient's wait for a client's answer, in seconds.
 CALL_CLIENT_TIMEOUT = 10.0
+
+#: UPDATE_BROKER_CONFIG bodies up to this size are parsed inline, larger ones in
+#: a worker thread.
+INLINE_BODY_LIMIT = 64 * 1024
 #: The Java exception a timed-out forward is reported as.
 _TIMEOUT_EXCEPTION = "org.apache.rocketmq.remoting.exception.RemotingTimeoutException"
 
@@ -357,7 +361,12 @@ class AdminBrokerProcessor:
         if request.body is None:
             return _ok()
         try:
-            properties = Properties.decode(request.body).entries
+            if len(request.body) > INLINE_BODY_LIMIT:
+                # Megabytes of properties text: parsed in a worker thread.
+                decoded = await trio.to_thread.run_sync(Properties.decode, request.body)
+            else:
+                decoded = Properties.decode(request.body)
+            properties = decoded.entries
         except ProtocolError:
             log.error("string2Properties error")
             return _error("string2Properties error")

@@ -1,5 +1,6 @@
-"""A heartbeat with thousands of subscribed tags is decoded in a worker
-thread and registers the consumer exactly as a small one does."""
+"""Large broker request bodies: a heartbeat with thousands of subscribed tags
+and a long UPDATE_BROKER_CONFIG are decoded in a worker thread and act
+exactly as small ones do."""
 
 from __future__ import annotations
 
@@ -9,7 +10,7 @@ from pathlib import Path
 import pytest
 import trio
 
-from pyrocket.broker.processors import client_manage
+from pyrocket.broker.processors import admin, client_manage
 from pyrocket.client.broker_api import BrokerAPI
 from pyrocket.protocol.bodies.client import (
     ConsumeFromWhere,
@@ -19,6 +20,9 @@ from pyrocket.protocol.bodies.client import (
     MessageModel,
     SubscriptionData,
 )
+from pyrocket.protocol.bodies.properties import Properties
+from pyrocket.protocol.codes import RequestCode, ResponseCode
+from pyrocket.protocol.command import RemotingCommand
 from pyrocket.remoting import RemotingClient
 from tests.broker.helpers import broker_settings, running_broker
 
@@ -61,3 +65,26 @@ async def test_heartbeat_decoding_moves_off_the_loop_when_large(
             )
     assert stored is not None and len(stored.tags_set) == tags
     assert len(threads) == 1 and (threads[0] != main) is in_thread
+
+
+async def test_a_large_broker_config_body_is_parsed_off_the_loop(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    threads: list[str] = []
+
+    class Recording(Properties):
+        @classmethod
+        def decode(cls, data: bytes) -> Properties:
+            threads.append(threading.current_thread().name)
+            return Properties.decode(data)
+
+    monkeypatch.setattr(admin, "Properties", Recording)
+    padding = "#" + "c" * (2 * admin.INLINE_BODY_LIMIT) + "\n"
+    body = (padding + "fileReservedTime=12\n").encode()
+    request = RemotingCommand.request(RequestCode.UPDATE_BROKER_CONFIG, body=body)
+    with trio.fail_after(15):
+        async with running_broker(broker_settings(tmp_path)) as broker, RemotingClient() as client:
+            answer = await client.invoke_sync(broker.broker_addr, request, 10)
+            assert (answer.code, answer.remark) == (ResponseCode.SUCCESS, None)
+            assert broker.settings.store.file_reserved_time == 12
+    assert len(threads) == 1 and threads[0] != threading.current_thread().name
