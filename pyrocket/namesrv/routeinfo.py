@@ -371,10 +371,14 @@ class RouteInfoManager:
         if len(names) > 1:
             order = registration_order(topics) if topic_order is None else topic_order
             names = [name for name in order if name in fresh]
+        # Checked once: a first registration may bring thousands of topics,
+        # and describing each one costs even when the line is not logged.
+        announce = log.isEnabledFor(logging.INFO)
         for name in names:
             queues = fresh[name]
             self._insert_topic(name, _Topic(self._list(((broker_name, queues),))))
-            log.info("new topic registered, %s %s", name, _describe(broker_name, queues))
+            if announce:
+                log.info("new topic registered, %s %s", name, _describe(broker_name, queues))
 
     def _list(self, queues: _QueueList) -> _QueueList:
         """``queues``, shared with other topics when it is a single entry."""
