@@ -33,12 +33,7 @@ import trio
 
 from pyrocket.errors import CommandError, ConnectionClosedError, ProtocolError
 from pyrocket.logtext import clipped
-from pyrocket.namesrv.config import (
-    Configuration,
-    NamesrvConfig,
-    plan_update,
-    save_properties,
-)
+from pyrocket.namesrv.config import Configuration, NamesrvConfig, plan_update, save_properties
 from pyrocket.namesrv.kvconfig import NAMESPACE_ORDER_TOPIC_CONFIG, KVConfigManager
 from pyrocket.namesrv.routeinfo import (
     QueueNums,
@@ -48,7 +43,6 @@ from pyrocket.namesrv.routeinfo import (
 )
 from pyrocket.protocol import fastjson
 from pyrocket.protocol.bodies import DataVersion, Properties, RegisterBrokerBody
-from pyrocket.protocol.bodies.properties import UpdatePlan
 from pyrocket.protocol.checksum import crc32
 from pyrocket.protocol.codes import VERSION_V3_0_11, RequestCode, ResponseCode
 from pyrocket.protocol.command import RemotingCommand
@@ -420,30 +414,16 @@ class DefaultRequestProcessor:
     # ------------------------------------------------------------------
     # NameServer configuration
 
-    def update_config(
-        self, conn: Connection, request: RemotingCommand
-    ) -> RemotingCommand | Awaitable[RemotingCommand | None] | None:
-        """UPDATE_NAMESRV_CONFIG; a body over INLINE_BODY_LIMIT is parsed
-        and checked in a worker thread."""
+    def update_config(self, conn: Connection, request: RemotingCommand) -> RemotingCommand | None:
         log.info("updateConfig called by %s", conn.remote_address)
-        body = request.body
-        if body is None:
+        if request.body is None:
             return _success()
-        if len(body) > INLINE_BODY_LIMIT:
-            return self._update_config_in_thread(conn, request, body)
-        return self._apply_config(conn, request, _plan_config(body))
-
-    async def _update_config_in_thread(
-        self, conn: Connection, request: RemotingCommand, body: bytes
-    ) -> RemotingCommand | None:
-        plan = await trio.to_thread.run_sync(_plan_config, body, limiter=self._decode_limiter)
-        return self._apply_config(conn, request, plan)
-
-    def _apply_config(
-        self, conn: Connection, request: RemotingCommand, plan: UpdatePlan | None
-    ) -> RemotingCommand | None:
-        if plan is None:
+        try:
+            properties = Properties.decode(request.body).entries
+        except ProtocolError as exc:
+            log.error("updateConfig: body is not properties text: %s", clipped(exc))
             return RemotingCommand.response(ResponseCode.SYSTEM_ERROR, "string2Properties error")
+        plan = plan_update(properties)
         remark = plan.remark()
         if remark is not None:
             log.warning("updateNamesrvConfig from %s: %s", conn.remote_address, clipped(remark))
@@ -471,17 +451,6 @@ class DefaultRequestProcessor:
         state = self.state
         content = state.configuration.format_string(state.config)
         return _success(body=content.encode("utf-8") if content else None)
-
-
-def _plan_config(body: bytes) -> UpdatePlan | None:
-    """What an UPDATE_NAMESRV_CONFIG body asks for; None (logged) when it is
-    not properties text. Pure: runs inline or in a worker thread."""
-    try:
-        properties = Properties.decode(body).entries
-    except ProtocolError as exc:
-        log.error("updateConfig: body is not properties text: %s", clipped(exc))
-        return None
-    return plan_update(properties)
 
 
 # ---------------------------------------------------------------------------

@@ -4,16 +4,13 @@ code, the checks Java makes, and pyrocket's answers to bad input."""
 from __future__ import annotations
 
 import logging
-import threading
 import zlib
 from pathlib import Path
-from typing import Any
 
 import pytest
 import trio
 
 from pyrocket.namesrv import NameServer
-from pyrocket.namesrv import processor as processor_module
 from pyrocket.protocol import fastjson
 from pyrocket.protocol.bodies import (
     DataVersion,
@@ -367,37 +364,3 @@ async def test_a_huge_kv_value_is_not_logged_whole(
     lines = [r.getMessage() for r in caplog.records if "putKVConfig" in r.getMessage()]
     assert lines and all(len(line) < 1000 for line in lines)
     assert any("more characters" in line for line in lines)
-
-
-async def test_a_large_namesrv_config_body_is_planned_off_the_event_loop(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    threads: list[str] = []
-    real = processor_module._plan_config
-
-    def recording(body: bytes) -> Any:
-        threads.append(threading.current_thread().name)
-        return real(body)
-
-    monkeypatch.setattr(processor_module, "_plan_config", recording)
-    conf = tmp_path / "namesrv.properties"
-    conf.write_text("orderMessageEnable=false\n")
-    config = namesrv_config(tmp_path, config_store_path=str(conf))
-    # The one safe key after a long comment: the body is past the inline limit.
-    padding = "#" + "c" * (2 * processor_module.INLINE_BODY_LIMIT) + "\n"
-    body = (padding + "orderMessageEnable=true\n").encode()
-    with trio.fail_after(10):
-        async with running_namesrv(config=config) as server, RemotingClient() as client:
-            answer = await call(
-                client,
-                server,
-                RemotingCommand.request(RequestCode.UPDATE_NAMESRV_CONFIG, body=body),
-            )
-            assert (answer.code, answer.remark) == (ResponseCode.SUCCESS, None)
-            assert server.state.config.order_message_enable
-            bad = b"\\u00zz=1" + b" " * (2 * processor_module.INLINE_BODY_LIMIT)
-            answer = await call(
-                client, server, RemotingCommand.request(RequestCode.UPDATE_NAMESRV_CONFIG, body=bad)
-            )
-            assert (answer.code, answer.remark) == (1, "string2Properties error")
-    assert len(threads) == 2 and threading.current_thread().name not in threads
