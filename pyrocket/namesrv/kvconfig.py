@@ -43,10 +43,6 @@ class KVConfigManager:
         self.path = None if path is None else Path(path)
         self._table: _Table = JavaHashMap()
         self._write_lock = trio.Lock()
-        # GET_KVLIST_BY_NAMESPACE bodies (and the one every REGISTER_BROKER
-        # answer carries) by namespace, encoded once per change: a namespace
-        # may hold megabytes.
-        self._bodies: dict[str, bytes] = {}
 
     # ------------------------------------------------------------------
     # Reading and changing
@@ -59,7 +55,6 @@ class KVConfigManager:
             log.info("putKVConfig create new Namespace %s", clipped(namespace))
         previous = namespace_table.get(key)
         namespace_table[key] = value
-        self._bodies.pop(namespace, None)
         log.info(
             "putKVConfig %s config item, Namespace: %s Key: %s Value: %s",
             "update" if previous is not None else "create new",
@@ -73,7 +68,6 @@ class KVConfigManager:
         if namespace_table is not None and key in namespace_table:
             value = namespace_table[key]
             del namespace_table[key]
-            self._bodies.pop(namespace, None)
             log.info(
                 "deleteKVConfig delete a config item, Namespace: %s Key: %s Value: %s",
                 clipped(namespace),
@@ -88,15 +82,10 @@ class KVConfigManager:
     def get_kv_list_by_namespace(self, namespace: str) -> bytes | None:
         """The namespace as a KVTable body, or None if it does not exist (an
         emptied namespace still exists: ``{"table":{}}``)."""
-        body = self._bodies.get(namespace)
-        if body is not None:
-            return body
         namespace_table = self._table.get(namespace)
         if namespace_table is None:
             return None
-        body = KVTable(namespace_table).encode()
-        self._bodies[namespace] = body
-        return body
+        return KVTable(namespace_table).encode()
 
     def namespaces(self) -> dict[str, dict[str, str]]:
         """Every namespace and entry, Java order (a copy)."""
@@ -122,7 +111,6 @@ class KVConfigManager:
         # Java reads the file into fresh HashMaps and then copies the outer
         # one into its (empty) table: same order as putAll here.
         self._table.put_all(loaded)
-        self._bodies.clear()
         log.info("load KV config table OK, %d namespaces from %s", len(loaded), self.path)
 
     async def persist(self) -> None:

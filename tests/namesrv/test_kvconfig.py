@@ -152,19 +152,3 @@ async def test_a_change_that_cannot_be_saved_is_answered_system_error(tmp_path: 
             assert caught.value.remark.startswith("KV config applied but not saved:")
             # Applied in memory all the same, as the remark says.
             assert await api.get_kv_config("NS", "k", address(server)) == "v"
-
-
-def test_a_namespace_listing_is_encoded_once_per_change() -> None:
-    kv = KVConfigManager()
-    kv.put_kv_config("NS", "a", "1")
-    first = kv.get_kv_list_by_namespace("NS")
-    assert first is not None and kv.get_kv_list_by_namespace("NS") is first
-    kv.put_kv_config("NS", "b", "2")
-    second = kv.get_kv_list_by_namespace("NS")
-    assert second is not None and second != first and b'"b":"2"' in second
-    kv.put_kv_config("OTHER", "c", "3")
-    assert kv.get_kv_list_by_namespace("NS") is second
-    kv.delete_kv_config("NS", "a")
-    third = kv.get_kv_list_by_namespace("NS")
-    assert third is not None and b'"a"' not in third and b'"b":"2"' in third
-    assert kv.get_kv_list_by_namespace("MISSING") is None
