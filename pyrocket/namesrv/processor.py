@@ -6,8 +6,7 @@ remoting layer answers them REQUEST_CODE_NOT_SUPPORTED (Java's NameServer has
 a catch-all processor that never answers them).
 
 Lookups and registrations are plain functions: they run inline in the
-connection's reader, in arrival order; a large or compressed registration
-body is first checked and decoded in a worker thread. Requests that change a file
+connection's reader, in arrival order. Requests that change a file
 (PUT_KV_CONFIG, DELETE_KV_CONFIG, UPDATE_NAMESRV_CONFIG) change the state at
 once, in order with everything else, and are answered once the file is
 written, from a task of the app.
@@ -18,6 +17,11 @@ the CommandError into that answer); a body that does not decode is
 SYSTEM_ERROR saying so; UPDATE_NAMESRV_CONFIG refuses keys outside
 :data:`~pyrocket.namesrv.config.RUNTIME_KEYS`; a file that cannot be written
 is SYSTEM_ERROR (Java logs it and answers SUCCESS).
+
+A REGISTER_BROKER body that is compressed or larger than
+:data:`INLINE_BODY_LIMIT` is checked and decoded in a worker thread, one at a
+time, and applied when that is done, so that a broker with thousands of
+topics does not hold up the event loop.
 """
 
 from __future__ import annotations
