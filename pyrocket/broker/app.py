@@ -53,6 +53,7 @@ from pyrocket.broker.configuration import (
     plan_update,
 )
 from pyrocket.broker.outer_api import UNREGISTER_TIMEOUT, BrokerOuterAPI
+from pyrocket.broker.processors.common import resolved_ip
 from pyrocket.broker.registration import RegistrationService, RegistrationTiming
 from pyrocket.broker.stats import StoreStats, human_readable_byte_count
 from pyrocket.broker.store import (
@@ -77,6 +78,7 @@ from pyrocket.broker.topic_config import (
     topics_json_path,
 )
 from pyrocket.errors import ConfigError
+from pyrocket.logtext import clipped
 from pyrocket.protocol.bodies.topic import PERM_READ, PERM_WRITE
 from pyrocket.protocol.codes import VERSION_V4_7_0, RequestCode
 from pyrocket.protocol.javahash import JavaHashMap
@@ -331,7 +333,7 @@ class Broker:
             self.settings = updated
             self.store.update_config(updated.store)
             self.configuration.record_update(plan.accepted)
-            log.info("broker config updated: %s", dict(plan.accepted))
+            log.info("broker config updated: %s", clipped(dict(plan.accepted), 1024))
             if updated.config_file is not None:
                 try:
                     await persist_changes(updated.config_file, plan.accepted)
@@ -427,7 +429,11 @@ class Broker:
         self.fast_listen_port = fast_port
 
     async def _run(
-        self, host: str | None, stop: trio.Event, task_status: trio.TaskStatus[Broker]
+        self,
+        host: str | None,
+        stop: trio.Event,
+        task_status: trio.TaskStatus[Broker],
+        unregister_within: float = UNREGISTER_TIMEOUT + 1,
     ) -> None:
         settings = self.settings
         async with trio.open_nursery() as store_nursery:
@@ -461,8 +467,13 @@ class Broker:
                             task_status.started(self)
                             await stop.wait()
                             tasks.cancel_scope.cancel()
-                        with trio.move_on_after(UNREGISTER_TIMEOUT + 1):
+                        with trio.move_on_after(unregister_within) as unregistering:
                             await self.registration.unregister_all()
+                        if unregistering.cancelled_caught:
+                            log.warning(
+                                "unregistering from the NameServers took over %gs; going on",
+                                unregister_within,
+                            )
                     finally:
                         servers.cancel_scope.cancel()
             finally:
@@ -473,6 +484,10 @@ class Broker:
                         log.exception("shutdown hook failed")
                 store_nursery.cancel_scope.cancel()
         log.info("broker %s shut down", self.broker_addr)
+
+
+#: Seconds a broker's shutdown may take once it has been cancelled.
+DEFAULT_SHUTDOWN_GRACE = 10.0
 
 
 def install_processors(broker: Broker) -> None:
@@ -493,6 +508,7 @@ async def serve_broker(
     now_ms: Callable[[], int] = wall_clock_ms,
     disk_used_ratio: Callable[[str], float] = default_disk_used_ratio,
     install: Sequence[Installer] = (),
+    shutdown_grace: float = DEFAULT_SHUTDOWN_GRACE,
     task_status: trio.TaskStatus[Broker] = trio.TASK_STATUS_IGNORED,
 ) -> NoReturn:
     """Run a broker until cancelled; report the running :class:`Broker` (its
@@ -500,7 +516,11 @@ async def serve_broker(
     ``task_status``.
 
     Cancellation shuts down in order: background work, UNREGISTER_BROKER to
-    every NameServer, servers, store. Raises ConfigError for a damaged
+    every NameServer, servers, store. The shutdown runs shielded from the
+    cancellation but has ``shutdown_grace`` seconds in all; unregistering gets
+    at most half of them, so that the store is still flushed when a
+    NameServer does not answer. Past the grace the shutdown itself is
+    cancelled. Raises ConfigError for a damaged
     topics.json / subscriptionGroup.json, StoreError when the store cannot
     start, OSError when a port cannot be bound.
     """
@@ -509,20 +529,30 @@ async def serve_broker(
     for installer in install:
         installer(broker)
     await trio.to_thread.run_sync(broker.load)
+    # The store host of every message: a host name is looked up now, once,
+    # rather than by the first send on the event loop.
+    await trio.to_thread.run_sync(resolved_ip, settings.broker.broker_ip1)
     stop = trio.Event()
+    # The shutdown sequence (unregister, close, flush) must not be cut short
+    # by the cancellation that starts it, so the broker runs shielded and
+    # stops when the watcher is cancelled; from then on the shield has a
+    # deadline, so a shutdown that hangs still ends.
+    shielded = trio.CancelScope(shield=True)
 
     async def watch_for_cancel() -> None:
         try:
             await trio.sleep_forever()
         finally:
             stop.set()
+            shielded.deadline = trio.current_time() + shutdown_grace
 
+    unregister_within = min(UNREGISTER_TIMEOUT + 1, shutdown_grace / 2)
     async with trio.open_nursery() as guard:
         guard.start_soon(watch_for_cancel)
-        # The shutdown sequence must run to its end (unregister, close, flush),
-        # so the broker runs shielded and stops when the watcher is cancelled.
-        with trio.CancelScope(shield=True):
-            await broker._run(host, stop, task_status)
+        with shielded:
+            await broker._run(host, stop, task_status, unregister_within)
+        if shielded.cancelled_caught:
+            log.warning("broker shutdown did not finish within %gs; stopped", shutdown_grace)
     raise AssertionError("unreachable")  # pragma: no cover
 
 
@@ -539,6 +569,7 @@ def _dir_capacity(path: str) -> str | None:
 
 __all__ = [
     "BROKER_VERSION_DESC",
+    "DEFAULT_SHUTDOWN_GRACE",
     "Broker",
     "BrokerConnectionListener",
     "Installer",

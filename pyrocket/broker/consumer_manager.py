@@ -19,6 +19,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Final, Protocol
 
+from pyrocket.logtext import clipped
 from pyrocket.protocol.bodies.client import (
     ConsumeFromWhere,
     ConsumeType,
@@ -168,11 +169,18 @@ class ConsumerGroupInfo:
             if old is None:
                 self.subscription_table[topic] = sub
                 updated = True
-                log.info("subscription changed, add new topic, group: %s %s", self.group_name, sub)
+                log.info(
+                    "subscription changed, add new topic, group: %s %s",
+                    self.group_name,
+                    clipped(sub),
+                )
             elif sub.sub_version > old.sub_version:
                 if self.consume_type is ConsumeType.CONSUME_PASSIVELY:
                     log.info(
-                        "subscription changed, group: %s OLD: %s NEW: %s", self.group_name, old, sub
+                        "subscription changed, group: %s OLD: %s NEW: %s",
+                        self.group_name,
+                        clipped(old),
+                        clipped(sub),
                     )
                 self.subscription_table[topic] = sub
         listed = {sub.topic or "" for sub in subscriptions}
@@ -181,7 +189,7 @@ class ConsumerGroupInfo:
                 "subscription changed, group: %s remove topic %s %s",
                 self.group_name,
                 topic,
-                self.subscription_table[topic],
+                clipped(self.subscription_table[topic]),
             )
             del self.subscription_table[topic]
             updated = True

@@ -1,14 +1,17 @@
 """What the commands that run a server (``pyrocket namesrv``, ``pyrocket
 broker``) share: ``--set KEY=VALUE`` overrides, running until SIGINT or
-SIGTERM, and the failures of a trio run reported one by one."""
+SIGTERM (a second signal exits at once), and the failures of a trio run
+reported one by one."""
 
 from __future__ import annotations
 
 import argparse
 import logging
+import os
 import signal
 import sys
 from collections.abc import Awaitable, Callable, Iterable
+from typing import NoReturn
 
 import trio
 
@@ -38,19 +41,46 @@ def set_overrides(items: Iterable[str]) -> dict[str, str]:
     return overrides
 
 
+def exit_at_once(status: int) -> NoReturn:
+    """End the process now, without running any more cleanup."""
+    logging.shutdown()
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(status)
+
+
 async def serve_until_signalled(
-    start: Callable[[trio.Nursery], Awaitable[None]], log: logging.Logger
+    start: Callable[[trio.Nursery], Awaitable[None]],
+    log: logging.Logger,
+    *,
+    force_exit: Callable[[int], None] = exit_at_once,
 ) -> None:
     """Run ``start(nursery)`` (which starts the server in the nursery), then
     serve until SIGINT or SIGTERM, when the nursery is cancelled: the
-    server's own shutdown."""
+    server's own shutdown, which has a deadline of its own. A second signal
+    during that shutdown ends the process at once
+    (``force_exit(128 + signal)``): the store recovers on the next start as
+    after a crash."""
     with trio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
-        async with trio.open_nursery() as nursery:
-            await start(nursery)
+        serving = trio.CancelScope()
+
+        async def watch() -> None:
             async for signum in signals:
-                log.info("signal %s received, shutting down", signal.Signals(signum).name)
-                nursery.cancel_scope.cancel()
-                break
+                name = signal.Signals(signum).name
+                if not serving.cancel_called:
+                    log.info("signal %s received, shutting down (again to exit at once)", name)
+                    serving.cancel()
+                    continue
+                log.warning("second signal %s received during shutdown, exiting at once", name)
+                force_exit(128 + signum)
+
+        async with trio.open_nursery() as outer:
+            outer.start_soon(watch)
+            with serving:
+                async with trio.open_nursery() as nursery:
+                    await start(nursery)
+                    await trio.sleep_forever()
+            outer.cancel_scope.cancel()
 
 
 def leaves(error: BaseException) -> list[BaseException]:

@@ -11,7 +11,9 @@ The data directory holds ``namesrv/`` (kvConfig.json, namesrv.properties) and
 on the same directory picks up where the last run stopped. Auto-created
 topics are on, as in a Java quick start. Ports 0 pick free ones; the ready
 line names the addresses. SIGINT and SIGTERM stop both, the broker first
-(it unregisters, then flushes its store).
+(it unregisters, then flushes its store, within a grace of
+:data:`~pyrocket.broker.app.DEFAULT_SHUTDOWN_GRACE` seconds); a second signal
+during that exits at once.
 """
 
 from __future__ import annotations

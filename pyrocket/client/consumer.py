@@ -65,7 +65,7 @@ from pyrocket.client.instance import (
     ClientInstance,
     subscribe_queues,
 )
-from pyrocket.errors import PyrocketError, ResponseError
+from pyrocket.errors import ProtocolError, PyrocketError, ResponseError
 from pyrocket.protocol.bodies.admin import (
     PROP_CLIENT_VERSION,
     PROP_CONSUME_ORDERLY,
@@ -100,7 +100,7 @@ from pyrocket.protocol.message import (
     MessageConst,
     MessageExt,
     MessageSysFlag,
-    decode_messages,
+    decode_message,
     decompress_body,
 )
 from pyrocket.remoting import Connection
@@ -144,6 +144,33 @@ def filter_by_tags(
         return list(messages)
     wanted = set(subscription.tags_set)
     return [m for m in messages if m.tags is not None and m.tags in wanted]
+
+
+def decode_pulled(body: bytes) -> tuple[list[MessageExt], int]:
+    """The messages of a PULL_MESSAGE answer, and how many records in it
+    could not be decoded.
+
+    Java's client stops at the first record it cannot decode and moves on
+    past the whole batch. Here a bad record whose size word still fits the
+    body is stepped over, so the good ones after it are kept; a size word
+    that does not fit ends the batch (counted as one record skipped).
+    """
+    messages: list[MessageExt] = []
+    skipped = 0
+    offset, end = 0, len(body)
+    while offset < end:
+        try:
+            message, offset = decode_message(body, offset)
+        except ProtocolError as exc:
+            skipped += 1
+            size = int.from_bytes(body[offset : offset + 4], "big", signed=True)
+            log.debug("undecodable record at byte %d of a pull answer: %s", offset, exc)
+            if size <= 4 or offset + size > end:
+                break
+            offset += size
+            continue
+        messages.append(message)
+    return messages, skipped
 
 
 def delivered_form(
@@ -363,8 +390,14 @@ class PushConsumer:
         exc: BaseException | None,
         traceback: TracebackType | None,
     ) -> bool | None:
+        # Cleanup first stops the pulls, then commits and unregisters under
+        # one shielded deadline (a broker that never answers cannot hold the
+        # exit up), and always closes the instance: nothing before that may
+        # be a checkpoint outside the shield, or a cancellation arriving here
+        # would skip it and leave the instance's nursery open.
         try:
-            with trio.CancelScope(shield=True), trio.move_on_after(2 * self.timeout):
+            with trio.move_on_after(2 * self.timeout) as cleanup:
+                cleanup.shield = True
                 async with self._rebalance_lock:
                     self._closing = True
                     for state in self._queues.values():
@@ -373,9 +406,11 @@ class PushConsumer:
                     await self._persist_all(oneway=False)
                     self._queues.clear()
                 await self.instance.unregister(consumer_group=self.group)
+            if cleanup.cancelled_caught:
+                log.warning("%s: closing took too long; offsets may not be committed", self.group)
         finally:
             self._running = False
-            await self._receive.aclose()
+            self._receive.close()
             result = await self.instance.__aexit__(exc_type, exc, traceback)
         return result
 
@@ -655,6 +690,34 @@ class PushConsumer:
                 if not await self._pull_once(state):
                     await trio.sleep(PULL_DELAY_WHEN_EXCEPTION)
 
+    def _deliverable(
+        self, state: _QueueState, body: bytes, answer: PullMessageResponseHeader
+    ) -> list[MessageExt]:
+        """The messages of a FOUND answer to hand out. A message that cannot
+        be decoded (or inflated) is skipped with a warning, as Java's client
+        does: the queue moves past it instead of pulling it for ever."""
+        messages, skipped = decode_pulled(body)
+        retry = retry_topic(self.group)
+        found: list[MessageExt] = []
+        for message in filter_by_tags(messages, state.subscription):
+            try:
+                found.append(delivered_form(message, answer.min_offset, answer.max_offset, retry))
+            except ProtocolError as exc:
+                log.debug(
+                    "message %d of %s not inflated: %s", message.queue_offset, state.queue, exc
+                )
+                skipped += 1
+        if skipped:
+            log.warning(
+                "%s: skipped %d undecodable message(s) of %s between offsets %d and %d",
+                self.group,
+                skipped,
+                state.queue,
+                state.next_offset,
+                answer.next_begin_offset,
+            )
+        return found
+
     async def _pull_once(self, state: _QueueState) -> bool:
         """One PULL_MESSAGE and what follows; False when the next one should wait."""
         queue = state.queue
@@ -695,11 +758,7 @@ class PushConsumer:
             answer = response.decode_header(PullMessageResponseHeader)
             found: list[MessageExt] = []
             if status is PullStatus.FOUND:
-                retry = retry_topic(self.group)
-                found = [
-                    delivered_form(m, answer.min_offset, answer.max_offset, retry)
-                    for m in filter_by_tags(decode_messages(response.body or b""), subscription)
-                ]
+                found = self._deliverable(state, response.body or b"", answer)
         except PyrocketError as exc:
             log.warning("pull from %s for %s failed: %s", addr, queue, exc)
             return False
@@ -732,6 +791,7 @@ __all__ = [
     "PullStatus",
     "PullSysFlag",
     "PushConsumer",
+    "decode_pulled",
     "delivered_form",
     "filter_by_tags",
     "retry_topic",

@@ -15,6 +15,7 @@ groups and consumer data to announce, and which topics to keep routes for.
 
 from __future__ import annotations
 
+import functools
 import logging
 import os
 import random
@@ -65,9 +66,13 @@ class ClientError(PyrocketError):
         self.code = code
 
 
+@functools.lru_cache(maxsize=1)
 def local_ip() -> str:
     """The address this host is most likely reached at (an IPv4 address, as
-    Java's ``RemotingUtil.getLocalAddress`` prefers), else 127.0.0.1."""
+    Java's ``RemotingUtil.getLocalAddress`` prefers), else 127.0.0.1.
+
+    Found once per process: the fallback is a host-name lookup, which may
+    block, and every client built after the first reuses the answer."""
     try:
         with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as probe:
             # connect() on UDP sends nothing; it only picks the source address.

@@ -25,6 +25,7 @@ from typing import Any, Final
 import trio
 
 from pyrocket.errors import ConfigError, ProtocolError
+from pyrocket.logtext import clipped
 from pyrocket.persist import CoalescingWriter, file_writer, load_with_backup
 from pyrocket.protocol import fastjson
 from pyrocket.protocol.bodies import KVTable
@@ -57,15 +58,15 @@ class KVConfigManager:
         if namespace_table is None:
             namespace_table = JavaHashMap()
             self._table[namespace] = namespace_table
-            log.info("putKVConfig create new Namespace %s", namespace)
+            log.info("putKVConfig create new Namespace %s", clipped(namespace))
         previous = namespace_table.get(key)
         namespace_table[key] = value
         log.info(
             "putKVConfig %s config item, Namespace: %s Key: %s Value: %s",
             "update" if previous is not None else "create new",
-            namespace,
-            key,
-            value,
+            clipped(namespace),
+            clipped(key),
+            clipped(value),
         )
 
     def delete_kv_config(self, namespace: str, key: str) -> None:
@@ -75,9 +76,9 @@ class KVConfigManager:
             del namespace_table[key]
             log.info(
                 "deleteKVConfig delete a config item, Namespace: %s Key: %s Value: %s",
-                namespace,
-                key,
-                value,
+                clipped(namespace),
+                clipped(key),
+                clipped(value),
             )
 
     def get_kv_config(self, namespace: str, key: str) -> str | None:

@@ -18,6 +18,11 @@ the CommandError into that answer); a body that does not decode is
 SYSTEM_ERROR saying so; UPDATE_NAMESRV_CONFIG refuses keys outside
 :data:`~pyrocket.namesrv.config.RUNTIME_KEYS`; a file that cannot be written
 is SYSTEM_ERROR (Java logs it and answers SUCCESS).
+
+A REGISTER_BROKER body that is compressed or larger than
+:data:`INLINE_BODY_LIMIT` is checked and decoded in a worker thread, one at a
+time, and applied when that is done, so that a broker with thousands of
+topics does not hold up the event loop.
 """
 
 from __future__ import annotations
@@ -29,10 +34,18 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any, Final
 
+import trio
+
 from pyrocket.errors import CommandError, ProtocolError
+from pyrocket.logtext import clipped
 from pyrocket.namesrv.config import ConfigFileWriter, Configuration, NamesrvConfig, plan_update
 from pyrocket.namesrv.kvconfig import NAMESPACE_ORDER_TOPIC_CONFIG, KVConfigManager
-from pyrocket.namesrv.routeinfo import QueueNums, RouteInfoManager, TopicQueues
+from pyrocket.namesrv.routeinfo import (
+    QueueNums,
+    RouteInfoManager,
+    TopicQueues,
+    registration_order,
+)
 from pyrocket.persist import PersistError
 from pyrocket.protocol import fastjson
 from pyrocket.protocol.bodies import DataVersion, Properties, RegisterBrokerBody
@@ -63,6 +76,11 @@ log = logging.getLogger("pyrocket.namesrv")
 APPLY_TOPIC_TIP: Final = "\nSee http://rocketmq.apache.org/docs/faq/ for further details."
 
 _INT32 = (-(1 << 31), (1 << 31) - 1)
+
+#: REGISTER_BROKER bodies up to this size (and not compressed) are decoded
+#: inline; larger ones in a worker thread. 64 KiB of JSON is about 400 topics,
+#: a millisecond or two of decoding.
+INLINE_BODY_LIMIT: Final = 64 * 1024
 
 Spawn = Callable[[Callable[[], Awaitable[None]]], None]
 """Starts a task in the app's nursery (``nursery.start_soon``)."""
@@ -138,6 +156,10 @@ class DefaultRequestProcessor:
         self.state = state
         self._spawn = spawn
         self._bodies = RegistrationDecoder()
+        # Large registration bodies are decoded one at a time: each may
+        # inflate to MAX_INFLATED_SIZE, so several at once would cost memory
+        # and would only compete for the same lock.
+        self._decode_limiter = trio.CapacityLimiter(1)
 
     def register_all(self, server: RemotingServer) -> None:
         """Register a handler for each of the 19 codes Java's NameServer answers."""
@@ -253,19 +275,70 @@ class DefaultRequestProcessor:
             body=None if known is None else known.encode(),
         )
 
-    def register_broker(self, conn: Connection, request: RemotingCommand) -> RemotingCommand:
+    def register_broker(
+        self, conn: Connection, request: RemotingCommand
+    ) -> RemotingCommand | Awaitable[RemotingCommand]:
+        """REGISTER_BROKER. A small plain body is decoded and applied right
+        here; a large or compressed one is checked and decoded in a worker
+        thread (one at a time) and applied when that is done, so a broker with
+        thousands of topics never holds up the event loop."""
         header = request.decode_header(RegisterBrokerRequestHeader)
-        if header.body_crc32 and crc32(request.body) != header.body_crc32:
-            log.warning(
-                "receive registerBroker request,crc32 not match,from %s", conn.remote_address
-            )
-            return RemotingCommand.response(
-                ResponseCode.SYSTEM_ERROR, "crc32 not match", RegisterBrokerResponseHeader()
-            )
+        body = request.body
+        if body is not None and (header.compressed or len(body) > INLINE_BODY_LIMIT):
+            return self._register_broker_in_thread(conn, request, header)
+        if header.body_crc32 and crc32(body) != header.body_crc32:
+            return self._crc_mismatch(conn)
         if request.version >= VERSION_V3_0_11:
-            registration = self._bodies.decode(header.broker_addr, request.body, header.compressed)
+            registration = self._bodies.decode(header.broker_addr, body, header.compressed)
         else:
-            registration = decode_legacy_register_body(request.body)
+            registration = decode_legacy_register_body(body)
+        return self._apply_registration(conn, header, registration)
+
+    async def _register_broker_in_thread(
+        self, conn: Connection, request: RemotingCommand, header: RegisterBrokerRequestHeader
+    ) -> RemotingCommand:
+        body = request.body
+        bodies = self._bodies
+        modern = request.version >= VERSION_V3_0_11
+
+        def check_and_decode() -> tuple[RegistrationBody, _Prepared, list[str] | None] | None:
+            if header.body_crc32 and crc32(body) != header.body_crc32:
+                return None
+            if modern:
+                prepared = bodies.prepare(header.broker_addr, body, header.compressed)
+                registration = prepared.decoded
+            else:
+                prepared = _KEEP_ALL
+                registration = decode_legacy_register_body(body)
+            # The order a new table is applied in costs more than applying
+            # it; work it out here too, unless this is the table seen last.
+            topics = registration.topics
+            order = None
+            if len(topics) > 1 and topics is not bodies.known_table(header.broker_addr):
+                order = registration_order(topics)
+            return registration, prepared, order
+
+        done = await trio.to_thread.run_sync(check_and_decode, limiter=self._decode_limiter)
+        if done is None:
+            return self._crc_mismatch(conn)
+        registration, prepared, order = done
+        if prepared is not _KEEP_ALL:
+            bodies.remember(header.broker_addr, prepared)
+        return self._apply_registration(conn, header, registration, order)
+
+    def _crc_mismatch(self, conn: Connection) -> RemotingCommand:
+        log.warning("receive registerBroker request,crc32 not match,from %s", conn.remote_address)
+        return RemotingCommand.response(
+            ResponseCode.SYSTEM_ERROR, "crc32 not match", RegisterBrokerResponseHeader()
+        )
+
+    def _apply_registration(
+        self,
+        conn: Connection,
+        header: RegisterBrokerRequestHeader,
+        registration: RegistrationBody,
+        topic_order: list[str] | None = None,
+    ) -> RemotingCommand:
         state = self.state
         result = state.routes.register_broker(
             header.cluster_name,
@@ -278,6 +351,7 @@ class DefaultRequestProcessor:
             registration.filter_server_list,
             conn,
             state.clock(),
+            topic_order,
         )
         return _success(
             header=RegisterBrokerResponseHeader(result.ha_server_addr, result.master_addr),
@@ -371,12 +445,12 @@ class DefaultRequestProcessor:
         try:
             properties = Properties.decode(request.body).entries
         except ProtocolError as exc:
-            log.error("updateConfig: body is not properties text: %s", exc)
+            log.error("updateConfig: body is not properties text: %s", clipped(exc))
             return RemotingCommand.response(ResponseCode.SYSTEM_ERROR, "string2Properties error")
         plan = plan_update(properties)
         remark = plan.remark()
         if remark is not None:
-            log.warning("updateNamesrvConfig from %s: %s", conn.remote_address, remark)
+            log.warning("updateNamesrvConfig from %s: %s", conn.remote_address, clipped(remark))
         answer = (
             _success()
             if remark is None
@@ -387,7 +461,7 @@ class DefaultRequestProcessor:
         state = self.state
         state.config = state.config.with_properties(plan.accepted)
         for key, value in plan.accepted.items():
-            log.info("NameServer config %s set to %s", key, value)
+            log.info("NameServer config %s set to %s", key, clipped(value))
         generation = state.config_file.record(plan.accepted)
         if request.is_oneway:
             return None
@@ -468,6 +542,23 @@ class _BodyShape:
     decoded: RegistrationBody
 
 
+@dataclass(frozen=True, slots=True)
+class _Prepared:
+    """A decoding and what it changes in a :class:`RegistrationDecoder`'s
+    memory: ``shape`` is the broker's new body shape, ``None`` to forget it;
+    ``keep_shape`` leaves the shape memory as it is; ``table`` records the
+    topic table as the broker's last compressed one."""
+
+    decoded: RegistrationBody
+    shape: _BodyShape | None = None
+    keep_shape: bool = True
+    table: bool = False
+
+
+_KEEP_ALL: Final = _Prepared(RegistrationBody(DataVersion(0, 0), {}, None))
+"""A decoding that changes nothing in the decoder's memory."""
+
+
 class RegistrationDecoder:
     """Decodes REGISTER_BROKER bodies, remembering each broker's last one.
 
@@ -481,55 +572,106 @@ class RegistrationDecoder:
     ``dataVersion`` and ``topicConfigSerializeWrapper`` once each (text with
     quotes cannot hide inside a JSON string), so the spliced bytes are the
     wrapper's DataVersion and nothing else.
+
+    Compressed bodies have no text to compare, so each is decoded in full;
+    when its topic table equals, in content and order, the one the broker's
+    last compressed body had, the result carries that same table object, which
+    lets the route tables skip re-applying it.
+
+    :meth:`prepare` only reads the decoder's memory, so it may run in a worker
+    thread; :meth:`remember` then records its outcome, on the event loop.
     """
 
     def __init__(self, capacity: int = 4096) -> None:
         self._capacity = capacity
         self._shapes: dict[str, _BodyShape] = {}
+        self._tables: dict[str, TopicQueues] = {}
 
     def decode(self, broker_addr: str, body: bytes | None, compressed: bool) -> RegistrationBody:
         """As :func:`decode_register_body`; raises CommandError."""
-        if body is None or compressed:
-            return decode_register_body(body, compressed)
-        shape = self._shapes.get(broker_addr)
-        if shape is not None:
-            end = len(body) - shape.suffix_length
-            if (
-                end > shape.prefix_length
-                and hash(body[: shape.prefix_length]) == shape.prefix_hash
-                and hash(body[end:]) == shape.suffix_hash
-            ):
-                match = _DATA_VERSION_TEXT.fullmatch(body, shape.prefix_length, end)
-                if match is not None:
-                    counter, timestamp = int(match[1]), int(match[2])
-                    if _LONG[0] <= counter <= _LONG[1] and _LONG[0] <= timestamp <= _LONG[1]:
-                        previous = shape.decoded
-                        return RegistrationBody(
-                            DataVersion(timestamp, counter),
-                            previous.topics,
-                            previous.filter_server_list,
-                        )
-        decoded = decode_register_body(body, compressed)
-        self._remember(broker_addr, body, decoded)
-        return decoded
+        prepared = self.prepare(broker_addr, body, compressed)
+        self.remember(broker_addr, prepared)
+        return prepared.decoded
 
-    def _remember(self, broker_addr: str, body: bytes, decoded: RegistrationBody) -> None:
-        self._shapes.pop(broker_addr, None)
+    def prepare(self, broker_addr: str, body: bytes | None, compressed: bool) -> _Prepared:
+        """Decode ``body`` without changing the decoder; raises CommandError."""
+        if body is None:
+            return _Prepared(decode_register_body(body, compressed))
+        if not compressed:
+            reused = self._reuse_shape(broker_addr, body)
+            if reused is not None:
+                return _Prepared(reused)
+        decoded = decode_register_body(body, compressed)
+        if not compressed:
+            return _Prepared(decoded, self._shape_of(body, decoded), keep_shape=False)
+        last = self._tables.get(broker_addr)
+        topics = decoded.topics
+        if (
+            last is not None
+            and last == topics
+            and all(a == b for a, b in zip(last, topics, strict=True))
+        ):
+            decoded = RegistrationBody(decoded.data_version, last, decoded.filter_server_list)
+        return _Prepared(decoded, table=True)
+
+    def remember(self, broker_addr: str, prepared: _Prepared) -> None:
+        """Record what :meth:`prepare` found."""
+        if not prepared.keep_shape:
+            self._shapes.pop(broker_addr, None)
+            if prepared.shape is not None:
+                self._bounded_put(self._shapes, broker_addr, prepared.shape)
+        if prepared.table:
+            self._tables.pop(broker_addr, None)
+            self._bounded_put(self._tables, broker_addr, prepared.decoded.topics)
+
+    def known_table(self, broker_addr: str) -> TopicQueues | None:
+        """The topic table this decoder last handed out for ``broker_addr``."""
+        table = self._tables.get(broker_addr)
+        if table is not None:
+            return table
+        shape = self._shapes.get(broker_addr)
+        return None if shape is None else shape.decoded.topics
+
+    def _bounded_put(self, table: dict[str, Any], key: str, value: Any) -> None:
+        if len(table) >= self._capacity:
+            del table[next(iter(table))]
+        table[key] = value
+
+    def _reuse_shape(self, broker_addr: str, body: bytes) -> RegistrationBody | None:
+        shape = self._shapes.get(broker_addr)
+        if shape is None:
+            return None
+        end = len(body) - shape.suffix_length
+        if (
+            end > shape.prefix_length
+            and hash(body[: shape.prefix_length]) == shape.prefix_hash
+            and hash(body[end:]) == shape.suffix_hash
+        ):
+            match = _DATA_VERSION_TEXT.fullmatch(body, shape.prefix_length, end)
+            if match is not None:
+                counter, timestamp = int(match[1]), int(match[2])
+                if _LONG[0] <= counter <= _LONG[1] and _LONG[0] <= timestamp <= _LONG[1]:
+                    previous = shape.decoded
+                    return RegistrationBody(
+                        DataVersion(timestamp, counter),
+                        previous.topics,
+                        previous.filter_server_list,
+                    )
+        return None
+
+    @staticmethod
+    def _shape_of(body: bytes, decoded: RegistrationBody) -> _BodyShape | None:
         if body.count(b'"dataVersion"') != 1 or body.count(b'"topicConfigSerializeWrapper"') != 1:
-            return
+            return None
         version = decoded.data_version
         text = b'{"counter":%d,"timestamp":%d}' % (version.counter, version.timestamp)
         key = b'"dataVersion":'
         at = body.find(key + text)
         if at < 0:
-            return
+            return None
         start = at + len(key)
         end = start + len(text)
-        if len(self._shapes) >= self._capacity:
-            del self._shapes[next(iter(self._shapes))]
-        self._shapes[broker_addr] = _BodyShape(
-            start, hash(body[:start]), len(body) - end, hash(body[end:]), decoded
-        )
+        return _BodyShape(start, hash(body[:start]), len(body) - end, hash(body[end:]), decoded)
 
 
 def decode_legacy_register_body(body: bytes | None) -> RegistrationBody:

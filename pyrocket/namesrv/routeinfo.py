@@ -179,6 +179,20 @@ class _BrokerEntry:
         self.addrs: JavaHashMap[int, str] = JavaHashMap()
 
 
+def registration_order(topics: TopicQueues) -> list[str]:
+    """The order Java applies a registered topic table in.
+
+    Java walks the decoded table, a ConcurrentHashMap filled in body order;
+    its order decides which new topic enters a shared bucket of the topic
+    table first. A pure function of the table, so it can be worked out in a
+    worker thread.
+    """
+    order: JavaConcurrentHashMap[str, None] = JavaConcurrentHashMap()
+    for topic in topics:
+        order[topic] = None
+    return list(order)
+
+
 class RouteInfoManager:
     """Route state of one NameServer. Not thread-safe; no I/O."""
 
@@ -229,6 +243,7 @@ class RouteInfoManager:
         filter_server_list: Sequence[str] | None,
         connection: object,
         now_ms: int,
+        topic_order: Sequence[str] | None = None,
     ) -> RegisterResult:
         """Record a broker's registration (``registerBroker``).
 
@@ -236,6 +251,9 @@ class RouteInfoManager:
         whose DataVersion changed or that registers for the first time.
         ``filter_server_list`` None leaves the filter server table alone (the
         pre-3.0.11 registration path); empty removes the broker's entry.
+        ``topic_order`` is :func:`registration_order` of ``topics`` when the
+        caller has it already (worked out off the event loop for a large
+        table).
         """
         entry = self._brokers.get(broker_name)
         register_first = entry is None or broker_id not in entry.addrs
@@ -265,7 +283,7 @@ class RouteInfoManager:
             addrs[broker_id] = broker_addr
             self._changed()
         if update_queues:
-            self._update_queue_datas(broker_name, topics)
+            self._update_queue_datas(broker_name, topics, topic_order)
 
         previous = self._live.get(broker_addr)
         self._live[broker_addr] = BrokerLiveInfo(now_ms, data_version, connection, ha_server_addr)
@@ -311,7 +329,9 @@ class RouteInfoManager:
             if not addrs:
                 del self._by_connection[connection]
 
-    def _update_queue_datas(self, broker_name: str, topics: TopicQueues) -> None:
+    def _update_queue_datas(
+        self, broker_name: str, topics: TopicQueues, topic_order: Sequence[str] | None = None
+    ) -> None:
         """``createAndUpdateQueueData`` for each topic of a master."""
         previous = self._applied.get(broker_name)
         if previous is topics:
@@ -349,17 +369,16 @@ class RouteInfoManager:
             return
         names = list(fresh)
         if len(names) > 1:
-            # Java walks the decoded table, a ConcurrentHashMap filled in body
-            # order; its order decides which new topic enters a shared bucket
-            # of the topic table first.
-            order: JavaConcurrentHashMap[str, None] = JavaConcurrentHashMap()
-            for topic in topics:
-                order[topic] = None
+            order = registration_order(topics) if topic_order is None else topic_order
             names = [name for name in order if name in fresh]
+        # Checked once: a first registration may bring thousands of topics,
+        # and describing each one costs even when the line is not logged.
+        announce = log.isEnabledFor(logging.INFO)
         for name in names:
             queues = fresh[name]
             self._insert_topic(name, _Topic(self._list(((broker_name, queues),))))
-            log.info("new topic registered, %s %s", name, _describe(broker_name, queues))
+            if announce:
+                log.info("new topic registered, %s %s", name, _describe(broker_name, queues))
 
     def _list(self, queues: _QueueList) -> _QueueList:
         """``queues``, shared with other topics when it is a single entry."""

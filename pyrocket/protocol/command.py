@@ -25,6 +25,8 @@ from pyrocket.protocol.codes import VERSION_V4_7_0, LanguageCode, SerializeType
 from pyrocket.protocol.fastjson import quote
 from pyrocket.protocol.frame import (
     LENGTH_FIELD_SIZE,
+    MAX_EXT_FIELDS,
+    MAX_HEADER_SIZE,
     build_frame_head,
     build_rocketmq_header,
     parse_rocketmq_header,
@@ -210,11 +212,18 @@ def decode(frame: bytes) -> RemotingCommand:
     return decode_payload(frame[4:], base_offset=LENGTH_FIELD_SIZE)
 
 
-def decode_payload(payload: bytes, base_offset: int = 0) -> RemotingCommand:
+def decode_payload(
+    payload: bytes,
+    base_offset: int = 0,
+    *,
+    max_header_size: int = MAX_HEADER_SIZE,
+    max_ext_fields: int = MAX_EXT_FIELDS,
+) -> RemotingCommand:
     """Parse a frame without its length word (what the splitter hands out).
 
-    Raises ProtocolError for every malformed input; offsets count from the
-    start of ``payload`` plus ``base_offset``.
+    Raises ProtocolError for every malformed input, and for a header longer
+    than ``max_header_size`` bytes or with more than ``max_ext_fields`` ext
+    fields; offsets count from the start of ``payload`` plus ``base_offset``.
     """
     if len(payload) < 4:
         raise ProtocolError(f"frame of {len(payload)} bytes has no header-length word", base_offset)
@@ -226,15 +235,20 @@ def decode_payload(payload: bytes, base_offset: int = 0) -> RemotingCommand:
             f"header length {header_length} runs past the frame ({len(payload) - 4} bytes left)",
             base_offset + 1,
         )
-    header = payload[4:end]
-    body = payload[end:] or None
     if kind not in (SerializeType.JSON, SerializeType.ROCKETMQ):
         raise ProtocolError(f"unknown serialize type {kind}", base_offset)
+    if header_length > max_header_size:
+        raise ProtocolError(
+            f"header of {header_length} bytes exceeds the limit of {max_header_size}",
+            base_offset + 1,
+        )
+    header = payload[4:end]
+    body = payload[end:] or None
     try:
         if kind == SerializeType.JSON:
-            command = decode_json_header(header)
+            command = decode_json_header(header, max_ext_fields)
         else:
-            command = decode_rocketmq_header(header)
+            command = decode_rocketmq_header(header, max_ext_fields)
     except ProtocolError as exc:
         if exc.offset is None:
             raise
@@ -244,8 +258,10 @@ def decode_payload(payload: bytes, base_offset: int = 0) -> RemotingCommand:
     return command
 
 
-def decode_rocketmq_header(header: bytes) -> RemotingCommand:
-    code, language, version, opaque, flag, remark, ext = parse_rocketmq_header(header)
+def decode_rocketmq_header(header: bytes, max_ext_fields: int = MAX_EXT_FIELDS) -> RemotingCommand:
+    code, language, version, opaque, flag, remark, ext = parse_rocketmq_header(
+        header, max_ext_fields
+    )
     return RemotingCommand(
         code=code,
         opaque=opaque,
@@ -258,7 +274,7 @@ def decode_rocketmq_header(header: bytes) -> RemotingCommand:
     )
 
 
-def decode_json_header(header: bytes) -> RemotingCommand:
+def decode_json_header(header: bytes, max_ext_fields: int = MAX_EXT_FIELDS) -> RemotingCommand:
     text = header.decode("utf-8", "replace")
     try:
         obj = json.loads(text)
@@ -275,6 +291,8 @@ def decode_json_header(header: bytes) -> RemotingCommand:
     if ext_raw is None:
         ext = None
     elif isinstance(ext_raw, dict):
+        if len(ext_raw) > max_ext_fields:
+            raise ProtocolError(f"more than {max_ext_fields} ext fields")
         ext = {}
         for key, value in ext_raw.items():
             if value is None:

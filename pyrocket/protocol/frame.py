@@ -17,6 +17,13 @@ plus the incremental splitter that cuts a byte stream into frames.
 Java's decoder (Netty's LengthFieldBasedFrameDecoder behind NettyDecoder)
 refuses a frame whose length word plus its own four bytes exceed 16 MiB; the
 splitter applies the same bound, configurable.
+
+Java bounds a header only by the frame. pyrocket refuses a header longer than
+:data:`MAX_HEADER_SIZE` or with more than :data:`MAX_EXT_FIELDS` ext fields,
+so that decoding one frame stays a matter of milliseconds: Java's own headers
+are a few hundred bytes with at most a score of fields, and the largest legal
+one (a message's properties, which Java's store caps at 32767 bytes, escaped
+as JSON) stays well below the bound. Bulk data travels in the body.
 """
 
 from __future__ import annotations
@@ -32,6 +39,12 @@ from pyrocket.errors import ProtocolError
 DEFAULT_MAX_FRAME_SIZE: Final = 16 * 1024 * 1024
 
 LENGTH_FIELD_SIZE: Final = 4
+
+#: Largest header accepted, in bytes (Java: anything up to the frame size).
+MAX_HEADER_SIZE: Final = 256 * 1024
+
+#: Most ext fields accepted in one header (Java: no bound).
+MAX_EXT_FIELDS: Final = 1024
 
 FRAME = c.Struct(
     "length" / c.Rebuild(c.Int32sb, 4 + c.len_(c.this.header) + c.len_(c.this.body)),
@@ -81,10 +94,13 @@ def build_frame_head(length: int, serialize_type: int, header_length: int) -> by
     return _HEAD.pack(length, (serialize_type << 24) | header_length)
 
 
-def parse_rocketmq_header(header: bytes) -> tuple[int, int, int, int, int, bytes, dict[str, str]]:
+def parse_rocketmq_header(
+    header: bytes, max_ext_fields: int = MAX_EXT_FIELDS
+) -> tuple[int, int, int, int, int, bytes, dict[str, str]]:
     """(code, language, version, opaque, flag, remark bytes, ext fields).
 
-    Raises ProtocolError for truncated, over-long or trailing data. Text that
+    Raises ProtocolError for truncated, over-long or trailing data, and for
+    more than ``max_ext_fields`` ext fields. Text that
     is not UTF-8 is decoded with replacement characters, as Java's ``new
     String(bytes, UTF_8)`` does.
     """
@@ -116,13 +132,19 @@ def parse_rocketmq_header(header: bytes) -> tuple[int, int, int, int, int, bytes
     end = pos + ext_length
     if end != size:
         raise ProtocolError(f"bad ROCKETMQ header: {size - end} bytes after the ext fields", end)
-    return code, language, version, opaque, flag, remark, _parse_ext_blob(header[pos:end], pos)
+    ext = _parse_ext_blob(header[pos:end], pos, max_ext_fields)
+    return code, language, version, opaque, flag, remark, ext
 
 
-def _parse_ext_blob(blob: bytes, base: int) -> dict[str, str]:
+def _parse_ext_blob(blob: bytes, base: int, max_fields: int = MAX_EXT_FIELDS) -> dict[str, str]:
     ext: dict[str, str] = {}
     pos, end = 0, len(blob)
+    count = 0
     while pos < end:
+        if count == max_fields:
+            # Counted on the wire, repeated keys included: the cost is per entry.
+            raise ProtocolError(f"more than {max_fields} ext fields", base + pos)
+        count += 1
         if pos + 2 > end:
             raise ProtocolError("ext field key length cut short", base + pos)
         key_len = int.from_bytes(blob[pos : pos + 2], "big")
@@ -178,6 +200,12 @@ class NeedData:
 NEED_DATA: Final = NeedData()
 
 
+#: A frame longer than this that arrives in pieces is collected as a list of
+#: chunks and joined once complete, rather than grown in one bytearray (which
+#: copies it again at every reallocation).
+COLLECT_OVER: Final = 256 * 1024
+
+
 class FrameSplitter:
     """Cuts a byte stream into frame payloads (everything after the length word).
 
@@ -185,20 +213,41 @@ class FrameSplitter:
     :data:`NEED_DATA`. A length word that is negative or announces a frame
     larger than ``max_frame_size`` (counted with the length word, as Netty
     counts it) raises ProtocolError; after that the stream is unusable.
+
+    A frame over ``collect_over`` bytes still incomplete when its length word
+    is read is collected chunk by chunk and copied once, when it is whole.
     """
 
-    def __init__(self, max_frame_size: int = DEFAULT_MAX_FRAME_SIZE) -> None:
+    def __init__(
+        self, max_frame_size: int = DEFAULT_MAX_FRAME_SIZE, collect_over: int = COLLECT_OVER
+    ) -> None:
         self.max_frame_size = max_frame_size
+        self.collect_over = collect_over
         self._buffer = bytearray()
         self._start = 0  # read position inside _buffer
-        self._consumed = 0  # stream offset of _buffer[_start]
+        self._consumed = 0  # stream offset of _buffer[_start], or of the collected frame
+        # The payload of a large frame being collected (None: not collecting);
+        # while collecting, _buffer is empty until the payload is complete.
+        self._parts: list[bytes] | None = None
+        self._parts_size = 0
+        self._parts_need = 0
 
     @property
     def buffered(self) -> int:
         """Bytes received but not yet returned as part of a frame."""
-        return len(self._buffer) - self._start
+        collected = 0 if self._parts is None else LENGTH_FIELD_SIZE + self._parts_size
+        return len(self._buffer) - self._start + collected
 
     def feed(self, data: bytes) -> None:
+        if self._parts is not None:
+            room = self._parts_need - self._parts_size
+            if room > 0:
+                part = bytes(data[:room]) if len(data) > room else bytes(data)
+                self._parts.append(part)
+                self._parts_size += len(part)
+                data = data[len(part) :]
+            if not data:
+                return
         if self._start and self._start >= len(self._buffer) // 2:
             # Compact lazily so a burst of small frames costs linear time.
             del self._buffer[: self._start]
@@ -206,6 +255,15 @@ class FrameSplitter:
         self._buffer += data
 
     def next_frame(self) -> bytes | NeedData:
+        parts = self._parts
+        if parts is not None:
+            if self._parts_size < self._parts_need:
+                return NEED_DATA
+            payload = parts[0] if len(parts) == 1 else b"".join(parts)
+            self._consumed += LENGTH_FIELD_SIZE + self._parts_need
+            self._parts = None
+            self._parts_size = self._parts_need = 0
+            return payload
         buffer, start = self._buffer, self._start
         available = len(buffer) - start
         if available < LENGTH_FIELD_SIZE:
@@ -221,8 +279,21 @@ class FrameSplitter:
             )
         end = start + LENGTH_FIELD_SIZE + length
         if len(buffer) < end:
+            if length > self.collect_over:
+                # Collect the rest as chunks: what is here already is the
+                # first one, and the buffer starts afresh after the frame.
+                with memoryview(buffer) as view:
+                    first = bytes(view[start + LENGTH_FIELD_SIZE :])
+                self._parts = [first] if first else []
+                self._parts_size = len(first)
+                self._parts_need = length
+                buffer.clear()
+                self._start = 0
             return NEED_DATA
-        payload = bytes(buffer[start + LENGTH_FIELD_SIZE : end])
+        # One copy, through a view: slicing the bytearray first would copy a
+        # 16 MiB frame twice.
+        with memoryview(buffer) as view:
+            payload = bytes(view[start + LENGTH_FIELD_SIZE : end])
         self._consumed += end - start
         if end == len(buffer):
             buffer.clear()

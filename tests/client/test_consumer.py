@@ -6,8 +6,12 @@ broker, the pull request's fields and OFFSET_ILLEGAL handling."""
 from __future__ import annotations
 
 import dataclasses
+import socket
+import struct
 import zlib
 from collections import Counter
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
 from pathlib import Path
 
 import pytest
@@ -16,7 +20,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from pyrocket.client.allocate import allocate_averagely
-from pyrocket.client.consumer import PullSysFlag, PushConsumer, delivered_form
+from pyrocket.client.consumer import PullSysFlag, PushConsumer, decode_pulled, delivered_form
 from pyrocket.client.instance import ClientError
 from pyrocket.client.producer import Producer, new_message
 from pyrocket.protocol.bodies.client import (
@@ -545,3 +549,199 @@ async def test_pulls_follow_the_suggested_broker() -> None:
     assert all(
         p.commit_offset == 0 and not p.sys_flag & PullSysFlag.COMMIT_OFFSET for p in pulls(slave)
     )
+
+
+def bad_magic(record: bytes) -> bytes:
+    """``record`` with its magic code spoiled: undecodable, size word intact."""
+    return record[:4] + b"\x00\x00\x00\x00" + record[8:]
+
+
+def one_record(offset: int, topic: str, **changes: object) -> bytes:
+    host = HostPort.parse("127.0.0.1:10911")
+    message = MessageExt(
+        topic=topic,
+        body=b"m%d" % offset,
+        queue_offset=offset,
+        properties={"TAGS": "T"},
+        born_host=host,
+        store_host=host,
+    )
+    return encode_message(dataclasses.replace(message, **changes))  # type: ignore[arg-type]
+
+
+def test_decode_pulled_steps_over_a_bad_record() -> None:
+    records = [one_record(o, "T") for o in range(3)]
+    body = records[0] + bad_magic(records[1]) + records[2]
+    messages, skipped = decode_pulled(body)
+    assert [m.queue_offset for m in messages] == [0, 2] and skipped == 1
+    # A size word that runs past the body ends the batch.
+    broken = records[0] + b"\x7f\xff\xff\xff" + records[1][4:] + records[2]
+    messages, skipped = decode_pulled(broken)
+    assert [m.queue_offset for m in messages] == [0] and skipped == 1
+    assert decode_pulled(b"") == ([], 0)
+
+
+async def test_a_message_that_cannot_be_decoded_is_skipped() -> None:
+    cluster = ScriptedCluster()
+    topic = "SkipTopic"
+    records = [one_record(o, topic) for o in range(4)]
+    # Offset 1 is not a message at all, offset 2 claims a compressed body
+    # that does not inflate; 0 and 3 are fine.
+    records[1] = bad_magic(records[1])
+    records[2] = one_record(2, topic, sys_flag=MessageSysFlag.COMPRESSED_FLAG, body=b"junk")
+    pulls: list[int] = []
+    client_ids: list[str] = []
+
+    def heartbeat(request: RemotingCommand) -> RemotingCommand:
+        data = HeartbeatData.decode(request.body or b"")
+        if data.client_id and data.client_id not in client_ids:
+            client_ids.append(data.client_id)
+        return RemotingCommand.response(ResponseCode.SUCCESS)
+
+    async def pull(request: RemotingCommand) -> RemotingCommand:
+        header = request.decode_header(PullMessageRequestHeader)
+        if header.topic == topic:
+            pulls.append(header.queue_offset)
+        if header.topic == topic and header.queue_offset == 0:
+            answer = PullMessageResponseHeader(0, 4, 0, 4)
+            return RemotingCommand.response(
+                ResponseCode.SUCCESS, header=answer, body=b"".join(records)
+            )
+        await trio.sleep(0.05)
+        answer = PullMessageResponseHeader(0, header.queue_offset, 0, 4)
+        return RemotingCommand.response(ResponseCode.PULL_NOT_FOUND, header=answer)
+
+    cluster.handlers.update(
+        {
+            RequestCode.HEART_BEAT: heartbeat,
+            RequestCode.GET_CONSUMER_LIST_BY_GROUP: lambda request: RemotingCommand.response(
+                ResponseCode.SUCCESS,
+                body=GetConsumerListByGroupResponseBody(tuple(client_ids)).encode(),
+            ),
+            RequestCode.QUERY_CONSUMER_OFFSET: lambda request: RemotingCommand.response(
+                ResponseCode.QUERY_NOT_FOUND
+            ),
+            RequestCode.PULL_MESSAGE: pull,
+            RequestCode.UPDATE_CONSUMER_OFFSET: lambda request: RemotingCommand.response(
+                ResponseCode.SUCCESS
+            ),
+        }
+    )
+    with trio.fail_after(10):
+        async with running_server(cluster.server) as addr:
+            cluster.route = lambda: route_to([("broker-a", addr)], queues=1)
+            async with consumer(addr, "skip_group", topic, broker_suspend_max=0.2) as reader:
+                messages = await take(reader, 2)
+                # The queue moved on past the batch instead of pulling it again.
+                await wait_until(lambda: 4 in pulls)
+    assert [(m.queue_offset, m.body) for m in messages] == [(0, b"m0"), (3, b"m3")]
+    assert pulls.count(0) == 1
+    commits = [
+        r.decode_header(UpdateConsumerOffsetRequestHeader)
+        for r in cluster.seen(RequestCode.UPDATE_CONSUMER_OFFSET)
+    ]
+    assert [c.commit_offset for c in commits if c.topic == topic][-1] == 4
+
+
+@asynccontextmanager
+async def resetting_proxy(target: str) -> AsyncIterator[tuple[str, Callable[[], None]]]:
+    """A TCP proxy to ``target`` and a function that resets (RST) every
+    connection it has accepted."""
+    accepted: list[trio.SocketStream] = []
+    host, port = target.rsplit(":", 1)
+
+    async def pump(source: trio.SocketStream, sink: trio.SocketStream) -> None:
+        try:
+            async for data in source:
+                await sink.send_all(data)
+        except (trio.BrokenResourceError, trio.ClosedResourceError):
+            pass
+
+    async def handle(client: trio.SocketStream) -> None:
+        accepted.append(client)
+        upstream = await trio.open_tcp_stream(host, int(port))
+        async with upstream, trio.open_nursery() as nursery:
+            nursery.start_soon(pump, client, upstream)
+            nursery.start_soon(pump, upstream, client)
+
+    def reset() -> None:
+        for stream in accepted:
+            stream.socket.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+            stream.socket.close()
+
+    listeners = await trio.open_tcp_listeners(0, host="127.0.0.1")
+    bound = listeners[0].socket.getsockname()[1]
+    async with trio.open_nursery() as nursery:
+        await nursery.start(trio.serve_listeners, handle, listeners)
+        yield f"127.0.0.1:{bound}", reset
+        nursery.cancel_scope.cancel()
+
+
+def idle_cluster() -> ScriptedCluster:
+    """A broker and NameServer that know one client and have nothing to pull."""
+    cluster = ScriptedCluster()
+    client_ids: list[str] = []
+
+    def heartbeat(request: RemotingCommand) -> RemotingCommand:
+        data = HeartbeatData.decode(request.body or b"")
+        if data.client_id and data.client_id not in client_ids:
+            client_ids.append(data.client_id)
+        return RemotingCommand.response(ResponseCode.SUCCESS)
+
+    async def pull(request: RemotingCommand) -> RemotingCommand:
+        header = request.decode_header(PullMessageRequestHeader)
+        await trio.sleep(0.05)
+        answer = PullMessageResponseHeader(0, header.queue_offset, 0, 0)
+        return RemotingCommand.response(ResponseCode.PULL_NOT_FOUND, header=answer)
+
+    cluster.handlers.update(
+        {
+            RequestCode.HEART_BEAT: heartbeat,
+            RequestCode.GET_CONSUMER_LIST_BY_GROUP: lambda request: RemotingCommand.response(
+                ResponseCode.SUCCESS,
+                body=GetConsumerListByGroupResponseBody(tuple(client_ids)).encode(),
+            ),
+            RequestCode.QUERY_CONSUMER_OFFSET: lambda request: RemotingCommand.response(
+                ResponseCode.QUERY_NOT_FOUND
+            ),
+            RequestCode.PULL_MESSAGE: pull,
+            RequestCode.UPDATE_CONSUMER_OFFSET: lambda request: RemotingCommand.response(
+                ResponseCode.SUCCESS
+            ),
+        }
+    )
+    return cluster
+
+
+@pytest.mark.parametrize("settle", [0.0, 0.2])
+async def test_a_consumer_closes_cleanly_over_a_broken_connection(settle: float) -> None:
+    cluster = idle_cluster()
+    with trio.fail_after(20):
+        async with running_server(cluster.server) as addr, resetting_proxy(addr) as (proxy, reset):
+            cluster.route = lambda: route_to([("broker-a", proxy)], queues=2)
+            reader = consumer(proxy, "broken_group", "BrokenTopic", broker_suspend_max=0.2)
+            async with reader:
+                await wait_until(
+                    lambda: len([q for q in reader.assignment if q.topic == "BrokenTopic"]) == 2
+                )
+                reset()
+                await trio.sleep(settle)
+            # Leaving the block raised nothing: no exception group, no
+            # BrokenResourceError; the consumer is closed.
+            with pytest.raises(trio.ClosedResourceError):
+                await reader.receive()
+
+
+async def test_a_deadline_inside_the_block_surfaces_as_itself() -> None:
+    cluster = idle_cluster()
+    with trio.fail_after(20):
+        async with running_server(cluster.server) as addr:
+            cluster.route = lambda: route_to([("broker-a", addr)], queues=1)
+            reader = consumer(addr, "deadline_group", "DeadlineTopic", broker_suspend_max=0.2)
+            with pytest.raises(trio.TooSlowError):
+                with trio.fail_after(0.5):
+                    async with reader:
+                        await reader.receive()
+            # The instance was closed on the way out: the consumer is not running.
+            with pytest.raises(RuntimeError):
+                _ = reader.instance.nursery

@@ -3,6 +3,7 @@ code, the checks Java makes, and pyrocket's answers to bad input."""
 
 from __future__ import annotations
 
+import logging
 import zlib
 from pathlib import Path
 
@@ -23,6 +24,7 @@ from pyrocket.protocol.codes import VERSION_V3_0_11, RequestCode, ResponseCode
 from pyrocket.protocol.command import RemotingCommand
 from pyrocket.protocol.headers import (
     GetRouteInfoRequestHeader,
+    PutKVConfigRequestHeader,
     QueryDataVersionRequestHeader,
     RegisterBrokerRequestHeader,
 )
@@ -345,3 +347,20 @@ async def test_topic_list_bodies_are_fastjson(tmp_path: Path) -> None:
             assert answer.body == (
                 b'{"brokerAddr":"127.0.0.1:10911","topicList":["broker-a","DefaultCluster"]}'
             )
+
+
+async def test_a_huge_kv_value_is_not_logged_whole(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    value = "v" * 100_000
+    with trio.fail_after(10), caplog.at_level(logging.INFO, logger="pyrocket.namesrv"):
+        async with running_namesrv(tmp_path) as server, RemotingClient() as client:
+            request = RemotingCommand.request(
+                RequestCode.PUT_KV_CONFIG, PutKVConfigRequestHeader("NS", "big", value)
+            )
+            answer = await call(client, server, request)
+            assert answer.code == ResponseCode.SUCCESS
+            assert server.state.kv.get_kv_config("NS", "big") == value
+    lines = [r.getMessage() for r in caplog.records if "putKVConfig" in r.getMessage()]
+    assert lines and all(len(line) < 1000 for line in lines)
+    assert any("more characters" in line for line in lines)

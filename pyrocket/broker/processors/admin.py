@@ -34,6 +34,7 @@ from pyrocket.errors import (
     PyrocketError,
     RemotingTimeoutError,
 )
+from pyrocket.logtext import clipped
 from pyrocket.protocol import fastjson
 from pyrocket.protocol.bodies.admin import Connection as ConnectionBody
 from pyrocket.protocol.bodies.admin import (
@@ -71,6 +72,10 @@ log = logging.getLogger("pyrocket.broker")
 
 #: Broker2Client.callClient's wait for a client's answer, in seconds.
 CALL_CLIENT_TIMEOUT = 10.0
+
+#: UPDATE_BROKER_CONFIG bodies up to this size are parsed inline, larger ones in
+#: a worker thread.
+INLINE_BODY_LIMIT = 64 * 1024
 #: The Java exception a timed-out forward is reported as.
 _TIMEOUT_EXCEPTION = "org.apache.rocketmq.remoting.exception.RemotingTimeoutException"
 
@@ -174,7 +179,7 @@ class AdminBrokerProcessor:
         topic = header.topic
         if topic == self.broker.settings.broker.broker_cluster_name:
             remark = f"the topic[{topic}] is conflict with system reserved words."
-            log.warning("%s", remark)
+            log.warning("%s", clipped(remark))
             return _error(remark)
         remark_or_none = topic_error(topic)
         if remark_or_none is not None:
@@ -356,12 +361,19 @@ class AdminBrokerProcessor:
         if request.body is None:
             return _ok()
         try:
-            properties = Properties.decode(request.body).entries
+            if len(request.body) > INLINE_BODY_LIMIT:
+                # Megabytes of properties text: parsed in a worker thread.
+                decoded = await trio.to_thread.run_sync(Properties.decode, request.body)
+            else:
+                decoded = Properties.decode(request.body)
+            properties = decoded.entries
         except ProtocolError:
             log.error("string2Properties error")
             return _error("string2Properties error")
         log.info(
-            "updateBrokerConfig, new config: [%s] client: %s", dict(properties), conn.remote_address
+            "updateBrokerConfig, new config: [%s] client: %s",
+            clipped(dict(properties), 1024),
+            conn.remote_address,
         )
         try:
             plan = await self.broker.update_config(dict(properties))
@@ -369,7 +381,7 @@ class AdminBrokerProcessor:
             return _error(str(exc))
         remark = plan.remark()
         if remark is not None:
-            log.warning("updateBrokerConfig from %s: %s", conn.remote_address, remark)
+            log.warning("updateBrokerConfig from %s: %s", conn.remote_address, clipped(remark))
             return _error(remark)
         return _ok()
 

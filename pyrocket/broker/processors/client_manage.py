@@ -14,13 +14,16 @@ UNREGISTER_CLIENT answers with an empty one.
 from __future__ import annotations
 
 import logging
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Final
+
+import trio
 
 from pyrocket.broker.consumer_manager import ClientChannelInfo
 from pyrocket.broker.message_filter import is_tag_type
 from pyrocket.broker.processors.common import retry_topic
 from pyrocket.broker.topic_config import build_sys_flag
 from pyrocket.errors import CommandError, ProtocolError
+from pyrocket.logtext import clipped
 from pyrocket.protocol import fastjson
 from pyrocket.protocol.bodies.client import HeartbeatData, SubscriptionData
 from pyrocket.protocol.bodies.topic import PERM_READ, PERM_WRITE
@@ -36,6 +39,18 @@ if TYPE_CHECKING:
 log = logging.getLogger("pyrocket.broker")
 
 
+#: HEART_BEAT bodies up to this size are decoded inline, larger ones in a
+#: worker thread (a client with a few subscriptions sends a few KiB).
+INLINE_BODY_LIMIT: Final = 64 * 1024
+
+
+def _decode_heartbeat(body: bytes) -> HeartbeatData:
+    try:
+        return HeartbeatData.decode(body)
+    except ProtocolError as exc:
+        raise CommandError(f"heartbeat body: {exc}") from exc
+
+
 def _ok(empty_header: bool = False) -> RemotingCommand:
     return RemotingCommand(
         code=ResponseCode.SUCCESS, flag=RESPONSE_FLAG, ext_fields={} if empty_header else None
@@ -48,6 +63,7 @@ class ClientManageProcessor:
     def __init__(self, broker: Broker, plane: DataPlane) -> None:
         self.broker = broker
         self.plane = plane
+        self._decode_limiter = trio.CapacityLimiter(1)
 
     def install(self) -> None:
         self.broker.register_processor(RequestCode.HEART_BEAT, self.heart_beat)
@@ -56,10 +72,15 @@ class ClientManageProcessor:
 
     async def heart_beat(self, conn: Connection, request: RemotingCommand) -> RemotingCommand:
         """Raises CommandError for a body that is not a HeartbeatData."""
-        try:
-            data = HeartbeatData.decode(request.body or b"")
-        except ProtocolError as exc:
-            raise CommandError(f"heartbeat body: {exc}") from exc
+        body = request.body or b""
+        if len(body) > INLINE_BODY_LIMIT:
+            # Thousands of subscribed tags: tens of milliseconds of decoding,
+            # done in a worker thread (one at a time) rather than on the loop.
+            data = await trio.to_thread.run_sync(
+                _decode_heartbeat, body, limiter=self._decode_limiter
+            )
+        else:
+            data = _decode_heartbeat(body)
         now = self.broker.now_ms()
 
         def member() -> ClientChannelInfo:
@@ -93,7 +114,9 @@ class ClientManageProcessor:
                 notify,
             )
             if changed:
-                log.info("registerConsumer info changed %s %s", consumer, conn.remote_address)
+                log.info(
+                    "registerConsumer info changed %s %s", clipped(consumer), conn.remote_address
+                )
         for producer in data.producer_data_set:
             self.plane.producer_manager.register_producer(producer.group_name or "", member())
         return _ok()

@@ -72,15 +72,29 @@ def host_port(address: str) -> HostPort:
 @functools.lru_cache(maxsize=64)
 def resolve_host_port(host: str, port: int) -> HostPort:
     """``new InetSocketAddress(host, port)``: an IP address as it is, a host
-    name resolved (the unspecified address when it does not resolve)."""
+    name resolved (the unspecified address when it does not resolve).
+
+    A host name is looked up once (:func:`resolved_ip`); the broker does that
+    at start, in a thread, so no request waits on a name lookup."""
     try:
         return HostPort.of(host, port)
     except ValueError:
         pass
+    ip = resolved_ip(host)
     try:
-        return HostPort.of(socket.gethostbyname(host), port)
-    except (OSError, ValueError):
+        return HostPort.of(ip, port) if ip is not None else HostPort(UNSPECIFIED_HOST.ip, port)
+    except ValueError:
         return HostPort(UNSPECIFIED_HOST.ip, port)
+
+
+@functools.lru_cache(maxsize=64)
+def resolved_ip(host: str) -> str | None:
+    """The IPv4 address ``host`` resolves to, None when it does not; looked
+    up once per name. Blocking: call it from a thread."""
+    try:
+        return socket.gethostbyname(host)
+    except OSError:
+        return None
 
 
 __all__ = [
@@ -91,6 +105,7 @@ __all__ = [
     "is_readable",
     "is_writeable",
     "resolve_host_port",
+    "resolved_ip",
     "retry_topic",
     "socket_address_string",
     "suggest_todo",

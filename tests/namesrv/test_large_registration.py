@@ -1,0 +1,191 @@
+"""Large REGISTER_BROKER bodies: compressed ones and plain ones past the
+inline limit are checked and decoded in a worker thread, then applied exactly
+as a small one is; the answers are the same."""
+
+from __future__ import annotations
+
+import threading
+from pathlib import Path
+
+import pytest
+import trio
+
+from pyrocket.namesrv import processor as processor_module
+from pyrocket.namesrv.processor import INLINE_BODY_LIMIT, RegistrationBody, RegistrationDecoder
+from pyrocket.protocol.bodies import (
+    DataVersion,
+    RegisterBrokerBody,
+    TopicConfig,
+    TopicConfigSerializeWrapper,
+    TopicRouteData,
+)
+from pyrocket.protocol.checksum import crc32
+from pyrocket.protocol.codes import RequestCode, ResponseCode
+from pyrocket.protocol.command import RemotingCommand
+from pyrocket.protocol.headers import GetRouteInfoRequestHeader
+from pyrocket.remoting import RemotingClient
+from tests.namesrv.helpers import address, register_request, running_namesrv
+
+# Enough topics that the plain JSON body is past the inline limit.
+TOPIC_COUNT = 2000
+
+
+def many_topics(count: int = TOPIC_COUNT) -> list[TopicConfig]:
+    return [TopicConfig(f"Topic-{i}", 4, 4) for i in range(count)]
+
+
+@pytest.fixture
+def decode_threads(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """Names of the threads each full registration decoding ran in."""
+    seen: list[str] = []
+    real = processor_module.decode_register_body
+
+    def recording(body: bytes | None, compressed: bool) -> RegistrationBody:
+        seen.append(threading.current_thread().name)
+        return real(body, compressed)
+
+    monkeypatch.setattr(processor_module, "decode_register_body", recording)
+    return seen
+
+
+async def route_of(client: RemotingClient, addr: str, topic: str) -> TopicRouteData:
+    answer = await client.invoke_sync(
+        addr,
+        RemotingCommand.request(
+            RequestCode.GET_ROUTEINFO_BY_TOPIC, GetRouteInfoRequestHeader(topic)
+        ),
+        5,
+    )
+    assert answer.code == ResponseCode.SUCCESS, answer.remark
+    assert answer.body is not None
+    return TopicRouteData.decode(answer.body)
+
+
+@pytest.mark.parametrize("compressed", [True, False])
+async def test_a_large_registration_is_decoded_off_the_event_loop(
+    tmp_path: Path, decode_threads: list[str], compressed: bool
+) -> None:
+    request = register_request(topics=many_topics(), compressed=compressed)
+    assert request.body is not None
+    assert compressed or len(request.body) > INLINE_BODY_LIMIT
+    main = threading.current_thread().name
+    with trio.fail_after(20):
+        async with running_namesrv(tmp_path) as server, RemotingClient() as client:
+            answer = await client.invoke_sync(address(server), request, 10)
+            assert answer.code == ResponseCode.SUCCESS, answer.remark
+            assert decode_threads and main not in decode_threads
+            for topic in ("Topic-0", f"Topic-{TOPIC_COUNT - 1}"):
+                route = await route_of(client, address(server), topic)
+                assert [q.read_queue_nums for q in route.queue_datas] == [4]
+
+
+async def test_a_small_plain_registration_is_decoded_inline(
+    tmp_path: Path, decode_threads: list[str]
+) -> None:
+    main = threading.current_thread().name
+    with trio.fail_after(10):
+        async with running_namesrv(tmp_path) as server, RemotingClient() as client:
+            request = register_request(topics=many_topics(3))
+            answer = await client.invoke_sync(address(server), request, 5)
+            assert answer.code == ResponseCode.SUCCESS
+            assert decode_threads == [main]
+
+
+@pytest.mark.parametrize("compressed", [True, False])
+async def test_a_large_body_with_a_wrong_crc_is_refused_and_stores_nothing(
+    tmp_path: Path, compressed: bool
+) -> None:
+    request = register_request(topics=many_topics(), compressed=compressed)
+    assert request.ext_fields is not None
+    bad = dict(request.ext_fields, bodyCrc32=str(crc32(request.body) ^ 1))
+    with trio.fail_after(20):
+        async with running_namesrv(tmp_path) as server, RemotingClient() as client:
+            answer = await client.invoke_sync(address(server), request.replace(ext_fields=bad), 10)
+            assert answer.code == ResponseCode.SYSTEM_ERROR
+            assert answer.remark == "crc32 not match"
+            assert server.state.routes.live_brokers == {}
+
+
+async def test_a_large_undecodable_body_is_system_error(tmp_path: Path) -> None:
+    body = b"{" * (2 * INLINE_BODY_LIMIT)
+    request = register_request(topics=["T"])
+    assert request.ext_fields is not None
+    ext = dict(request.ext_fields, bodyCrc32=str(crc32(body)))
+    with trio.fail_after(20):
+        async with running_namesrv(tmp_path) as server, RemotingClient() as client:
+            answer = await client.invoke_sync(
+                address(server), request.replace(ext_fields=ext, body=body), 10
+            )
+            assert answer.code == ResponseCode.SYSTEM_ERROR
+            assert answer.remark is not None
+            assert answer.remark.startswith("Failed to decode RegisterBrokerBody")
+            assert server.state.routes.live_brokers == {}
+            # The connection is still good for the next registration.
+            answer = await client.invoke_sync(address(server), request, 10)
+            assert answer.code == ResponseCode.SUCCESS
+
+
+def compressed_body(topics: list[TopicConfig], version: DataVersion) -> bytes:
+    table = {config.topic_name or "": config for config in topics}
+    wrapper = TopicConfigSerializeWrapper(table, version)
+    return RegisterBrokerBody(wrapper, ()).encode(True, clone_order=False)
+
+
+def test_an_unchanged_compressed_table_comes_back_as_the_same_object() -> None:
+    decoder = RegistrationDecoder()
+    topics = many_topics(50)
+    first = decoder.decode("b:1", compressed_body(topics, DataVersion(1, 1)), True)
+    second = decoder.decode("b:1", compressed_body(topics, DataVersion(2, 2)), True)
+    assert second.data_version == DataVersion(2, 2)
+    assert second.topics is first.topics
+    # Another broker with the same table gets its own.
+    other = decoder.decode("b:2", compressed_body(topics, DataVersion(2, 2)), True)
+    assert other.topics is not first.topics
+    # The same topics in another order, or one changed, are a new table.
+    reordered = decoder.decode("b:1", compressed_body(topics[::-1], DataVersion(3, 3)), True)
+    assert reordered.topics is not first.topics
+    assert list(reordered.topics) == [t.topic_name for t in topics[::-1]]
+    changed = [TopicConfig("Topic-0", 8, 8), *topics[1:]]
+    fourth = decoder.decode("b:1", compressed_body(changed, DataVersion(4, 4)), True)
+    assert fourth.topics["Topic-0"] == (8, 8, 6, 0)
+
+
+def test_prepare_changes_nothing_until_remembered() -> None:
+    decoder = RegistrationDecoder()
+    topics = many_topics(10)
+    first = decoder.prepare("b:1", compressed_body(topics, DataVersion(1, 1)), True)
+    second = decoder.prepare("b:1", compressed_body(topics, DataVersion(2, 2)), True)
+    assert second.decoded.topics is not first.decoded.topics
+    decoder.remember("b:1", first)
+    third = decoder.prepare("b:1", compressed_body(topics, DataVersion(3, 3)), True)
+    assert third.decoded.topics is first.decoded.topics
+
+
+async def test_the_thread_path_builds_the_same_tables_as_the_inline_one(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Topics that already exist (from another broker) and new ones, so the
+    # order new topics enter the table matters.
+    first = register_request(
+        broker_name="broker-b", broker_addr="127.0.0.1:10921", topics=many_topics(300)
+    )
+    second = register_request(topics=many_topics())
+    listings: list[bytes] = []
+    with trio.fail_after(30):
+        for inline_limit in (INLINE_BODY_LIMIT, 1 << 30):
+            monkeypatch.setattr(processor_module, "INLINE_BODY_LIMIT", inline_limit)
+            root = tmp_path / str(inline_limit)
+            async with running_namesrv(root) as server, RemotingClient() as client:
+                for request in (first, second):
+                    answer = await client.invoke_sync(address(server), request, 10)
+                    assert answer.code == ResponseCode.SUCCESS
+                listing = await client.invoke_sync(
+                    address(server),
+                    RemotingCommand.request(RequestCode.GET_ALL_TOPIC_LIST_FROM_NAMESERVER),
+                    10,
+                )
+                assert listing.body is not None
+                listings.append(listing.body)
+    inline, threaded = listings[1], listings[0]
+    assert threaded == inline
+    assert inline.count(b"Topic-") == TOPIC_COUNT
