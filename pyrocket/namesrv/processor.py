@@ -68,7 +68,7 @@ from pyrocket.protocol.headers import (
     WipeWritePermOfBrokerRequestHeader,
     WipeWritePermOfBrokerResponseHeader,
 )
-from pyrocket.remoting import OVERLOAD_REMARK, Connection, RemotingServer
+from pyrocket.remoting import Connection, RemotingServer
 
 log = logging.getLogger("pyrocket.namesrv")
 
@@ -138,17 +138,6 @@ _Answer = RemotingCommand | Awaitable[RemotingCommand] | None
 """A handler's result: an answer now, one to wait for, or none (oneway)."""
 
 
-def _over_limit(conn: Connection, request: RemotingCommand) -> bool:
-    # A handler that returns an awaitable is answered SYSTEM_BUSY by the
-    # connection when it has too many requests in flight; such a change must
-    # not be applied, so the handler checks first.
-    return not request.is_oneway and conn.requests_in_flight >= conn.settings.max_in_flight
-
-
-def _overload() -> RemotingCommand:
-    return RemotingCommand.response(ResponseCode.SYSTEM_BUSY, OVERLOAD_REMARK)
-
-
 class DefaultRequestProcessor:
     """The handlers, bound to one NameServer's state."""
 
@@ -194,19 +183,15 @@ class DefaultRequestProcessor:
 
     def put_kv_config(self, conn: Connection, request: RemotingCommand) -> _Answer:
         header = request.decode_header(PutKVConfigRequestHeader)
-        if _over_limit(conn, request):
-            return _overload()
         self.state.kv.put_kv_config(header.namespace, header.key, header.value)
-        return self._kv_saved(request)
+        return self._kv_saved(conn, request)
 
     def delete_kv_config(self, conn: Connection, request: RemotingCommand) -> _Answer:
         header = request.decode_header(DeleteKVConfigRequestHeader)
-        if _over_limit(conn, request):
-            return _overload()
         self.state.kv.delete_kv_config(header.namespace, header.key)
-        return self._kv_saved(request)
+        return self._kv_saved(conn, request)
 
-    def _kv_saved(self, request: RemotingCommand) -> _Answer:
+    def _kv_saved(self, conn: Connection, request: RemotingCommand) -> _Answer:
         """The answer to a KV change: SUCCESS once a write of the KV table
         that includes it is durable (SYSTEM_ERROR if that write failed). A
         oneway change just marks the table dirty: nothing waits for it."""
@@ -216,6 +201,10 @@ class DefaultRequestProcessor:
             return None
         if generation is None:
             return _success()
+
+        # The change is applied: the connection's next ordered request need
+        # not wait for the write (it will share it).
+        conn.release_order(request)
 
         async def answer() -> RemotingCommand:
             try:
@@ -438,8 +427,6 @@ class DefaultRequestProcessor:
 
     def update_config(self, conn: Connection, request: RemotingCommand) -> _Answer:
         log.info("updateConfig called by %s", conn.remote_address)
-        if _over_limit(conn, request):
-            return _overload()
         if request.body is None:
             return _success()
         try:
@@ -466,6 +453,8 @@ class DefaultRequestProcessor:
         if request.is_oneway:
             return None
         config_file = state.config_file.writer
+
+        conn.release_order(request)  # applied; only the write is awaited
 
         async def saved() -> RemotingCommand:
             try:

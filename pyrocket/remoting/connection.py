@@ -348,6 +348,10 @@ class Connection:
         # The ordered lane: the request whose processor holds the turn, and
         # the ordered requests read after it, not yet started.
         self._lane_holder: RemotingCommand | None = None
+        #: The request whose processor is being called, and whether it gave
+        #: up the ordered turn during the call (see release_order).
+        self._starting: RemotingCommand | None = None
+        self._released_early = False
         self._lane: deque[tuple[Processor, RemotingCommand]] = deque()
         self._lane_lot = trio.lowlevel.ParkingLot()
 
@@ -393,9 +397,15 @@ class Connection:
         """End the ordered phase of ``request`` early: its state change is
         made, so the next ordered request may start while its processor
         finishes the rest (waits for a flush, say). No-op unless ``request``
-        holds the connection's ordered turn."""
+        holds the connection's ordered turn, or is called by a plain-function
+        processor while it runs (then the awaitable it returns never takes
+        the turn)."""
         if self._lane_holder is request:
             self._pass_turn(front=False)
+        elif self._starting is request:
+            # Called by a plain function while it runs: what it hands back to
+            # await does not hold the turn.
+            self._released_early = True
 
     def close(self) -> None:
         """Start closing: pending calls fail now; ``run`` returns soon after."""
@@ -847,17 +857,21 @@ class Connection:
         and, if ``ordered``, takes the lane's turn. True when a coroutine was
         handed on.
         """
+        self._starting = request
+        self._released_early = False
         try:
             result = processor(self, request)
         except Exception as exc:
             result = self._failure_response(request, exc)
+        finally:
+            self._starting = None
         if result is None or isinstance(result, RemotingCommand):
             # A plain function: answered now, before the next frame is read.
             self._in_flight -= 1
             if result is not None and not request.flag & ONEWAY_FLAG:
                 self._enqueue(self._encode_answer(request, result))
             return False
-        if ordered:
+        if ordered and not self._released_early:
             self._lane_holder = request
         job = (result, request)
         if front:

@@ -20,7 +20,7 @@ from pyrocket.protocol.command import (
     decode_payload,
     encode,
 )
-from pyrocket.protocol.frame import FrameSplitter
+from pyrocket.protocol.frame import MAX_HEADER_SIZE, FrameSplitter
 from pyrocket.remoting import OVERLOAD_REMARK, Connection, RemotingServer, ServerConfig
 from pyrocket.remoting.logs import LOG_VALUE_LIMIT, RepeatLimiter, clip, describe
 from pyrocket.remoting.server import accept_loop
@@ -182,19 +182,20 @@ async def test_plain_functions_count_against_the_in_flight_bound() -> None:
 async def test_logged_commands_and_bad_frames_are_clipped(
     caplog: pytest.LogCaptureFixture,
 ) -> None:
-    huge = "r" * (1024 * 1024)
+    # Under the header bound, so the stray response is read and logged.
+    huge = "r" * (MAX_HEADER_SIZE // 2)
     server = RemotingServer(ServerConfig())
     with trio.fail_after(10):
         async with running_server(server) as addr:
             stream = await connect(addr)
             async with stream:
-                # A response nobody waits for, with a 1 MiB remark and body.
+                # A response nobody waits for, with a huge remark and body.
                 stray = RemotingCommand(0, 99, RESPONSE_FLAG, remark=huge, body=huge.encode())
                 await stream.send_all(encode(stray))
                 await wait_until(
                     lambda: any("no pending" in r.getMessage() for r in caplog.records)
                 )
-                # A frame whose 1 MiB JSON header does not parse.
+                # A frame whose huge JSON header does not parse.
                 header = b"{" + huge.encode()
                 payload = struct.pack(">I", len(header)) + header
                 await stream.send_all(struct.pack(">I", len(payload)) + payload)
