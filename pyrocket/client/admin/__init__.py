@@ -23,8 +23,9 @@ cluster the NameServer does not know), ResponseError with a server's code
 and remark, or the remoting errors. Calls across several brokers either stop
 at the first failure (and say so) or return one :class:`Outcome` per broker.
 The pure walks over a :class:`~pyrocket.protocol.bodies.ClusterInfo` live in
-:mod:`pyrocket.client.admin.walks`; the analysis of a consumer group's
-running information in :mod:`pyrocket.client.admin.analysis`.
+:mod:`pyrocket.client.admin.walks`, the analysis of a consumer group's
+running information in :mod:`pyrocket.client.admin.analysis`, the result
+types in :mod:`pyrocket.client.admin.results`.
 """
 
 from __future__ import annotations
@@ -32,11 +33,11 @@ from __future__ import annotations
 import os
 import random
 from collections.abc import Awaitable, Callable, Mapping, Sequence
-from dataclasses import dataclass
 from types import TracebackType
-from typing import Final, Generic, Self, TypeVar
+from typing import Final, Self, TypeVar
 
 from pyrocket.client.admin.analysis import process_queue_warnings, subscriptions_agree
+from pyrocket.client.admin.results import BrokerTotals, Outcome, RunningInfoReport, TopicUpdate
 from pyrocket.client.admin.walks import (
     CLUSTER_ERROR,
     DLQ_GROUP_TOPIC_PREFIX,
@@ -82,51 +83,6 @@ OnBroker = Callable[[str], object]
 
 class NoNameServerError(AdminError):
     """A call needs a NameServer and none was named."""
-
-
-@dataclass(frozen=True, slots=True)
-class Outcome(Generic[T]):
-    """What one server (``addr``) answered to one call of a cluster-wide
-    operation that goes on past failures: ``value`` or ``error``."""
-
-    addr: str
-    value: T | None = None
-    error: PyrocketError | None = None
-
-    @property
-    def ok(self) -> bool:
-        return self.error is None
-
-
-@dataclass(frozen=True, slots=True)
-class TopicUpdate:
-    """Where a topic was created or updated, and the order configuration
-    (``"brokerName:queues;..."``) put on the NameServers for an ordered one."""
-
-    broker_addrs: tuple[str, ...]
-    order_conf: str | None = None
-
-
-@dataclass(frozen=True, slots=True)
-class BrokerTotals:
-    """A broker's message counts (clusterList ``-m``): put and got yesterday
-    and today so far."""
-
-    in_yesterday: int
-    out_yesterday: int
-    in_today: int
-    out_today: int
-
-
-@dataclass(frozen=True, slots=True)
-class RunningInfoReport:
-    """What one client of a consumer group (``connection``'s) reported of
-    itself: ``info`` (None when no broker routes the group), or ``error``."""
-
-    client_id: str
-    version: int
-    info: ConsumerRunningInfo | None = None
-    error: PyrocketError | None = None
 
 
 _PUT_TOTALS: Final = (
