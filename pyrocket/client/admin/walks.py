@@ -115,7 +115,7 @@ def all_addrs(info: ClusterInfo, cluster: str) -> list[str] | None:
 def master_slaves(info: ClusterInfo, cluster: str) -> list[tuple[str, list[str]]] | None:
     """``(master, slaves)`` per broker of a cluster, in the order of the
     ``HashMap(4)`` getBrokerConfig keeps them in (a broker without a master
-    is keyed ``"null"``), or None for an unknown cluster."""
+    is keyed ``"None"``), or None for an unknown cluster."""
     names = broker_names(info, cluster)
     if names is None:
         return None
