@@ -229,6 +229,7 @@ async def test_no_namesrv_fails_only_calls_that_need_one(
                     await admin.cluster_info()
                 stats = await admin.broker_runtime_info(broker.broker_addr)
                 assert stats["brokerVersionDesc"] == "V4_7_0"
+            assert Admin(f"{ns.addr};10.0.0.1:9876").namesrv_addresses == [ns.addr, "10.0.0.1:9876"]
             monkeypatch.setenv("NAMESRV_ADDR", f" {ns.addr} ;")
             async with Admin() as admin:
                 assert admin.namesrv_addresses == [ns.addr]

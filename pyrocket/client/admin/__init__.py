@@ -110,7 +110,8 @@ def split_addresses(text: str) -> list[str]:
 class Admin:
     """mqadmin's operations over one RemotingClient, an async context manager.
 
-    ``namesrv_addresses`` names the NameServers (None: ``$NAMESRV_ADDR``).
+    ``namesrv_addresses`` names the NameServers: a list, or a
+    ``"host:port;host:port"`` string (None: ``$NAMESRV_ADDR``).
     A call that needs a NameServer when none was named raises
     :class:`NoNameServerError` (``no name server address: <namesrv_hint>``).
     ``namesrv`` and ``brokers`` give the single requests underneath.
@@ -118,13 +119,15 @@ class Admin:
 
     def __init__(
         self,
-        namesrv_addresses: Sequence[str] | None = None,
+        namesrv_addresses: str | Sequence[str] | None = None,
         *,
         timeout: float = TIMEOUT,
         namesrv_hint: str = "pass namesrv_addresses or set NAMESRV_ADDR",
     ) -> None:
         if namesrv_addresses is None:
             namesrv_addresses = namesrv_addresses_from_env()
+        elif isinstance(namesrv_addresses, str):
+            namesrv_addresses = split_addresses(namesrv_addresses)
         self._namesrv_addresses = [a.strip() for a in namesrv_addresses if a.strip()]
         self._namesrv_hint = namesrv_hint
         self.client = RemotingClient(namesrv_addresses=self._namesrv_addresses)
