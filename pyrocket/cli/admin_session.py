@@ -26,7 +26,6 @@ from pyrocket.client.admin import (
     Admin,
     AdminError,
     UnknownClusterError,
-    split_addresses,
 )
 from pyrocket.errors import PyrocketError
 
@@ -39,10 +38,9 @@ class CommandFailed(AdminError):
 
 
 @asynccontextmanager
-async def open_session(namesrv: str | None) -> AsyncIterator[Admin]:
+async def open_admin(namesrv: str | None) -> AsyncIterator[Admin]:
     """An admin for ``-n namesrv`` (None: ``$NAMESRV_ADDR``)."""
-    addresses = None if namesrv is None else split_addresses(namesrv)
-    async with Admin(addresses, namesrv_hint=NAMESRV_HINT) as admin:
+    async with Admin(namesrv, namesrv_hint=NAMESRV_HINT) as admin:
         yield admin
 
 
@@ -70,7 +68,7 @@ def _runner(java_class: str, command: Command) -> Callable[[argparse.Namespace],
             remoting_log.setLevel(logging.WARNING)
 
         async def main() -> None:
-            async with open_session(args.namesrvAddr) as admin:
+            async with open_admin(args.namesrvAddr) as admin:
                 await command(admin, args, sys.stdout)
 
         status = 0
