@@ -6,10 +6,8 @@ its own timeout, so a NameServer that is down or slow costs the others nothing.
 Each call returns one :class:`NamesrvOutcome` per NameServer instead of
 raising; the caller decides what to log.
 
-The requests are built by plain functions (:func:`register_broker_request`,
-...) exactly as Java builds them: the header's ext fields in Java's HashMap
-order, the RegisterBrokerBody plain or deflated, ``bodyCrc32`` computed over
-the final body bytes.
+The requests themselves are built in :mod:`pyrocket.protocol.broker_requests`
+(shared with the client's NameServer API); their names are re-exported here.
 """
 
 from __future__ import annotations
@@ -31,36 +29,24 @@ from pyrocket.errors import (
 )
 from pyrocket.protocol.bodies.topic import (
     DataVersion,
-    RegisterBrokerBody,
     RegisterBrokerResult,
     TopicConfigSerializeWrapper,
 )
-from pyrocket.protocol.checksum import crc32
-from pyrocket.protocol.codes import RequestCode, ResponseCode
-from pyrocket.protocol.command import RemotingCommand
-from pyrocket.protocol.headers import (
-    QueryDataVersionRequestHeader,
-    QueryDataVersionResponseHeader,
-    RegisterBrokerRequestHeader,
-    UnRegisterBrokerRequestHeader,
+from pyrocket.protocol.broker_requests import (
+    BrokerIdentity,
+    query_data_version_request,
+    register_broker_request,
+    unregister_broker_request,
 )
+from pyrocket.protocol.codes import ResponseCode
+from pyrocket.protocol.command import RemotingCommand
+from pyrocket.protocol.headers import QueryDataVersionResponseHeader
 from pyrocket.remoting import RemotingClient
 
 log = logging.getLogger("pyrocket.broker")
 
 #: BrokerOuterAPI.unregisterBroker's timeout (seconds).
 UNREGISTER_TIMEOUT = 3.0
-
-
-@dataclass(frozen=True, slots=True)
-class BrokerIdentity:
-    """Who registers: the fields every NameServer request of a broker carries."""
-
-    cluster_name: str
-    broker_addr: str
-    broker_name: str
-    broker_id: int
-    ha_server_addr: str
 
 
 @dataclass(frozen=True, slots=True)
@@ -79,57 +65,6 @@ class NamesrvOutcome:
     @property
     def ok(self) -> bool:
         return self.error is None
-
-
-def register_broker_request(
-    identity: BrokerIdentity,
-    wrapper: TopicConfigSerializeWrapper,
-    filter_server_list: Sequence[str] = (),
-    *,
-    compressed: bool = False,
-    oneway: bool = False,
-) -> RemotingCommand:
-    """REGISTER_BROKER as ``BrokerOuterAPI.registerBrokerAll`` builds it.
-
-    Encode the result before the topic table changes again.
-    """
-    body = RegisterBrokerBody(wrapper, tuple(filter_server_list)).encode(compressed)
-    header = RegisterBrokerRequestHeader(
-        broker_name=identity.broker_name,
-        broker_addr=identity.broker_addr,
-        cluster_name=identity.cluster_name,
-        ha_server_addr=identity.ha_server_addr,
-        broker_id=identity.broker_id,
-        compressed=compressed,
-        body_crc32=crc32(body),
-    )
-    return RemotingCommand.request(RequestCode.REGISTER_BROKER, header, body=body, oneway=oneway)
-
-
-def unregister_broker_request(identity: BrokerIdentity) -> RemotingCommand:
-    """UNREGISTER_BROKER as ``BrokerOuterAPI.unregisterBroker`` builds it."""
-    header = UnRegisterBrokerRequestHeader(
-        broker_name=identity.broker_name,
-        broker_addr=identity.broker_addr,
-        cluster_name=identity.cluster_name,
-        broker_id=identity.broker_id,
-    )
-    return RemotingCommand.request(RequestCode.UNREGISTER_BROKER, header)
-
-
-def query_data_version_request(
-    identity: BrokerIdentity, data_version: DataVersion
-) -> RemotingCommand:
-    """QUERY_DATA_VERSION as ``BrokerOuterAPI.needRegister`` builds it."""
-    header = QueryDataVersionRequestHeader(
-        broker_name=identity.broker_name,
-        broker_addr=identity.broker_addr,
-        cluster_name=identity.cluster_name,
-        broker_id=identity.broker_id,
-    )
-    return RemotingCommand.request(
-        RequestCode.QUERY_DATA_VERSION, header, body=data_version.encode()
-    )
 
 
 def split_namesrv_addr(text: str | None) -> list[str]:

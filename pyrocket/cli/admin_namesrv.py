@@ -15,60 +15,20 @@ from __future__ import annotations
 import argparse
 import sys
 import time
-from collections.abc import Iterator, Mapping
-from typing import Final, TextIO
+from typing import TextIO
 
 import trio
 
-from pyrocket.cli.admin_session import CommandFailed, Session, add_command, int_option
+from pyrocket.cli.admin_session import add_command, int_option
+from pyrocket.client.admin import Admin, ClusterBroker, cluster_of, is_group_topic
 from pyrocket.errors import PyrocketError
 from pyrocket.protocol import fastjson
-from pyrocket.protocol.bodies import (
-    MASTER_ID,
-    BrokerData,
-    ClusterInfo,
-    Properties,
-    TopicRouteData,
-)
-from pyrocket.protocol.javahash import JavaHashSet, hashmap_order
-
-RETRY_GROUP_TOPIC_PREFIX: Final = "%RETRY%"
-DLQ_GROUP_TOPIC_PREFIX: Final = "%DLQ%"
-
-
-def _cluster_order(info: ClusterInfo) -> list[tuple[str, list[str]]]:
-    """Clusters and their broker names as mqadmin walks them: the decoded
-    ``HashMap`` of clusters (default capacity), names as a ``TreeSet``."""
-    table = info.cluster_addr_table or {}
-    return [
-        (cluster, sorted(name for name in table[cluster] if name is not None))
-        for cluster in hashmap_order(table)
-    ]
-
-
-def _addr_order(data: BrokerData) -> list[tuple[int, str]]:
-    addrs = data.broker_addrs or {}
-    return [(broker_id, addrs[broker_id]) for broker_id in hashmap_order(addrs)]
-
-
-def _cluster_brokers(info: ClusterInfo) -> Iterator[tuple[str, str, int, str]]:
-    """``(cluster, broker name, broker id, address)`` of every broker, in
-    clusterList's order; names without broker data are skipped."""
-    brokers = info.broker_addr_table or {}
-    for cluster, names in _cluster_order(info):
-        for name in names:
-            data = brokers.get(name)
-            if data is None:
-                continue
-            for broker_id, addr in _addr_order(data):
-                yield cluster, name, broker_id, addr
-
 
 # ---------------------------------------------------------------------------
 # Commands
 
 
-async def cluster_list(session: Session, args: argparse.Namespace, out: TextIO) -> None:
+async def cluster_list(admin: Admin, args: argparse.Namespace, out: TextIO) -> None:
     interval = 1.0
     if args.interval is not None:
         interval = float(int_option("interval", args.interval))
@@ -77,11 +37,11 @@ async def cluster_list(session: Session, args: argparse.Namespace, out: TextIO) 
         if not first:
             await trio.sleep(interval)
         first = False
-        info = await session.namesrv.get_cluster_info()
+        brokers = await admin.cluster_brokers()
         if args.moreStats:
-            await _print_cluster_more_stats(session, info, out)
+            await _print_cluster_more_stats(admin, brokers, out)
         else:
-            await _print_cluster_base_info(session, info, out)
+            await _print_cluster_base_info(admin, brokers, out)
         out.flush()
         if args.interval is None:
             return
@@ -98,7 +58,7 @@ def _number(text: str | None) -> float:
         return 0.0
 
 
-async def _print_cluster_base_info(session: Session, info: ClusterInfo, out: TextIO) -> None:
+async def _print_cluster_base_info(admin: Admin, brokers: list[ClusterBroker], out: TextIO) -> None:
     row = "%-16s  %-22s  %-4s  %-22s %-16s %19s %19s %10s %5s %6s\n"
     out.write(
         row
@@ -115,10 +75,11 @@ async def _print_cluster_base_info(session: Session, info: ClusterInfo, out: Tex
             "#SPACE",
         )
     )
-    for cluster, name, broker_id, addr in _cluster_brokers(info):
+    for broker in brokers:
+        addr = broker.addr
         stats: dict[str, str] = {}
         try:
-            stats = await session.brokers.get_broker_runtime_info(addr)
+            stats = await admin.broker_runtime_info(addr)
         except PyrocketError as exc:
             print(f"cannot fetch runtime info of {addr}: {exc}", file=sys.stderr)
         hour = 0.0
@@ -131,9 +92,9 @@ async def _print_cluster_base_info(session: Session, info: ClusterInfo, out: Tex
         out.write(
             row
             % (
-                cluster,
-                name,
-                broker_id,
+                broker.cluster,
+                broker.broker_name,
+                broker.broker_id,
                 addr,
                 stats.get("brokerVersionDesc", ""),
                 _load(
@@ -153,7 +114,9 @@ async def _print_cluster_base_info(session: Session, info: ClusterInfo, out: Tex
         )
 
 
-async def _print_cluster_more_stats(session: Session, info: ClusterInfo, out: TextIO) -> None:
+async def _print_cluster_more_stats(
+    admin: Admin, brokers: list[ClusterBroker], out: TextIO
+) -> None:
     row = "%-16s  %-32s %14s %14s %14s %14s\n"
     out.write(
         row
@@ -166,54 +129,38 @@ async def _print_cluster_more_stats(session: Session, info: ClusterInfo, out: Te
             "#OutTotalToday",
         )
     )
-    for cluster, name, _, addr in _cluster_brokers(info):
+    for broker in brokers:
         totals = [0, 0, 0, 0]
         try:
-            stats = await session.brokers.get_broker_runtime_info(addr)
-            put = [int(stats[k]) for k in _PUT_TOTALS]
-            get = [int(stats[k]) for k in _GET_TOTALS]
-            totals = [put[1] - put[0], get[1] - get[0], put[2] - put[1], get[2] - get[1]]
-        except (PyrocketError, KeyError, ValueError):
+            got = await admin.broker_totals(broker.addr)
+            totals = [got.in_yesterday, got.out_yesterday, got.in_today, got.out_today]
+        except PyrocketError:
             pass  # mqadmin prints zeros for a broker it cannot read
-        out.write(row % (cluster, name, *totals))
+        out.write(row % (broker.cluster, broker.broker_name, *totals))
 
 
-_PUT_TOTALS: Final = (
-    "msgPutTotalYesterdayMorning",
-    "msgPutTotalTodayMorning",
-    "msgPutTotalTodayNow",
-)
-_GET_TOTALS: Final = (
-    "msgGetTotalYesterdayMorning",
-    "msgGetTotalTodayMorning",
-    "msgGetTotalTodayNow",
-)
-
-
-async def topic_route(session: Session, args: argparse.Namespace, out: TextIO) -> None:
-    route = await session.namesrv.get_route_info(args.topic.strip())
+async def topic_route(admin: Admin, args: argparse.Namespace, out: TextIO) -> None:
+    route = await admin.topic_route(args.topic.strip())
     out.write(fastjson.dumps_pretty(route) + "\n")
 
 
-async def topic_list(session: Session, args: argparse.Namespace, out: TextIO) -> None:
+async def topic_list(admin: Admin, args: argparse.Namespace, out: TextIO) -> None:
     if not args.clusterModel:
-        topics = await session.namesrv.get_all_topic_list()
-        for topic in topics.topic_list:
+        for topic in await admin.topic_list():
             out.write(f"{topic}\n")
         return
-    info = await session.namesrv.get_cluster_info()
+    info = await admin.cluster_info()
     row = "%-20s  %-48s  %-48s\n"
     out.write(row % ("#Cluster Name", "#Topic", "#Consumer Group"))
-    topics = await session.namesrv.get_all_topic_list()
-    for topic in topics.topic_list:
-        if topic.startswith((RETRY_GROUP_TOPIC_PREFIX, DLQ_GROUP_TOPIC_PREFIX)):
+    for topic in await admin.topic_list():
+        if is_group_topic(topic):
             continue
         cluster: str | None = ""
         groups: list[str] = []
         try:
-            route = await session.namesrv.get_route_info(topic)
-            cluster = _cluster_of(route, info)
-            groups = await _consumer_groups(session, route, topic)
+            route = await admin.topic_route(topic)
+            cluster = cluster_of(route, info)
+            groups = await admin.topic_consumer_groups(route, topic)
         except PyrocketError:
             pass  # as mqadmin: the topic is listed without cluster or groups
         for group in groups or [""]:
@@ -225,92 +172,44 @@ def _front(text: str | None, size: int) -> str:
     return "null" if text is None else text[:size]
 
 
-def _cluster_of(route: TopicRouteData, info: ClusterInfo) -> str | None:
-    datas = route.broker_datas or ()
-    if not datas:
-        return None
-    name = datas[0].broker_name
-    table = info.cluster_addr_table or {}
-    for cluster in hashmap_order(table):
-        if name in table[cluster]:
-            return cluster
-    return None
-
-
-async def _consumer_groups(session: Session, route: TopicRouteData, topic: str) -> list[str]:
-    for data in route.broker_datas or ():
-        addrs = data.broker_addrs or {}
-        addr = addrs.get(MASTER_ID) or next(iter(addrs.values()), None)
-        if addr is not None:
-            return await session.brokers.query_topic_consume_by_who(addr, topic)
-        break
-    return []
-
-
-async def topic_cluster_list(session: Session, args: argparse.Namespace, out: TextIO) -> None:
-    topic = args.topic.strip()
-    info = await session.namesrv.get_cluster_info()
-    route = await session.namesrv.get_route_info(topic)
-    datas = route.broker_datas or ()
-    if not datas:
-        raise CommandFailed(f"topic {topic} has no broker")
-    name = datas[0].broker_name
-    clusters: JavaHashSet[str] = JavaHashSet()
-    table = info.cluster_addr_table or {}
-    for cluster in hashmap_order(table):
-        if name in table[cluster]:
-            clusters.add(cluster)
-    for cluster in clusters:
+async def topic_cluster_list(admin: Admin, args: argparse.Namespace, out: TextIO) -> None:
+    for cluster in await admin.topic_clusters(args.topic.strip()):
         out.write(f"{cluster}\n")
 
 
-async def update_kv_config(session: Session, args: argparse.Namespace, out: TextIO) -> None:
-    namespace, key, value = args.namespace.strip(), args.key.strip(), args.value.strip()
-    await session.on_every_namesrv(
-        lambda addr: session.namesrv.put_kv_config(namespace, key, value, addr)
-    )
+async def update_kv_config(admin: Admin, args: argparse.Namespace, out: TextIO) -> None:
+    await admin.put_kv_config(args.namespace.strip(), args.key.strip(), args.value.strip())
     out.write("create or update kv config to namespace success.\n")
 
 
-async def delete_kv_config(session: Session, args: argparse.Namespace, out: TextIO) -> None:
-    namespace, key = args.namespace.strip(), args.key.strip()
-    await session.on_every_namesrv(
-        lambda addr: session.namesrv.delete_kv_config(namespace, key, addr)
-    )
+async def delete_kv_config(admin: Admin, args: argparse.Namespace, out: TextIO) -> None:
+    await admin.delete_kv_config(args.namespace.strip(), args.key.strip())
     out.write("delete kv config from namespace success.\n")
 
 
-async def get_namesrv_config(session: Session, args: argparse.Namespace, out: TextIO) -> None:
-    configs: dict[str, Mapping[str, str]] = {}
-    for addr in session.namesrv_addresses:
-        configs[addr] = await session.namesrv.get_namesrv_config(addr)
-    # mqadmin keeps them in a HashMap(4) and re-reads each body into a Properties.
-    for addr in hashmap_order(configs, 4):
+async def get_namesrv_config(admin: Admin, args: argparse.Namespace, out: TextIO) -> None:
+    for addr, config in (await admin.namesrv_configs()).items():
         out.write(f"============{addr}============\n")
-        entries = Properties.java_ordered(configs[addr].items()).entries
-        for key, value in entries.items():
+        for key, value in config.items():
             out.write(f"{key:<50}=  {value}\n")
 
 
-async def update_namesrv_config(session: Session, args: argparse.Namespace, out: TextIO) -> None:
+async def update_namesrv_config(admin: Admin, args: argparse.Namespace, out: TextIO) -> None:
     key, value = args.key.strip(), args.value.strip()
-    await session.on_every_namesrv(
-        lambda addr: session.namesrv.update_namesrv_config({key: value}, addr)
-    )
-    servers = "[" + ", ".join(session.namesrv_addresses) + "]"
+    addresses = await admin.update_namesrv_config({key: value})
+    servers = "[" + ", ".join(addresses) + "]"
     out.write(f"update name server config success!{servers}\n{key} : {value}\n")
 
 
-async def wipe_write_perm(session: Session, args: argparse.Namespace, out: TextIO) -> None:
+async def wipe_write_perm(admin: Admin, args: argparse.Namespace, out: TextIO) -> None:
     broker_name = args.brokerName.strip()
-    for addr in session.namesrv_addresses:
-        try:
-            count = await session.namesrv.wipe_write_perm_of_broker(broker_name, addr)
-        except PyrocketError as exc:
-            out.write(f"wipe write perm of broker[{broker_name}] in name server[{addr}] Failed\n")
-            print(f"  {exc}", file=sys.stderr)
+    for outcome in await admin.wipe_write_perm(broker_name):
+        where = f"wipe write perm of broker[{broker_name}] in name server[{outcome.addr}]"
+        if outcome.error is not None:
+            out.write(f"{where} Failed\n")
+            print(f"  {outcome.error}", file=sys.stderr)
             continue
-        out.write(f"wipe write perm of broker[{broker_name}] in name server[{addr}] OK, {count}\n")
+        out.write(f"{where} OK, {outcome.value}\n")
 
 
 # ---------------------------------------------------------------------------

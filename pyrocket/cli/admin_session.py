@@ -1,9 +1,9 @@
-"""What the ``pyrocket admin`` command modules share: a command's session
-(NameServer and broker requests over one RemotingClient, the NameServers
-named by ``-n`` or ``$NAMESRV_ADDR``), mqadmin's failure line, and the
+"""What the ``pyrocket admin`` command modules share: a command's
+:class:`~pyrocket.client.admin.Admin` (the NameServers named by ``-n`` or
+``$NAMESRV_ADDR``), mqadmin's failure line, option parsing helpers and the
 argparse wiring of a command.
 
-A command is ``async def command(session, args, out)``; :func:`add_command`
+A command is ``async def command(admin, args, out)``; :func:`add_command`
 registers it with a ``-n`` option and runs it in its own trio run. A
 PyrocketError it raises (each one, if several) is printed as
 ``<JavaClass> command failed: <reason>`` on stderr and the exit status is 1.
@@ -13,75 +13,38 @@ from __future__ import annotations
 
 import argparse
 import logging
-import os
 import sys
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
-from typing import Final, TextIO
+from typing import TextIO
 
 import trio
 
 from pyrocket.cli.serving import report_failures
-from pyrocket.client.broker_api import BrokerAPI
-from pyrocket.client.namesrv_api import NameServerAPI
-from pyrocket.errors import PyrocketError, ResponseError
-from pyrocket.remoting import RemotingClient
+from pyrocket.client.admin import (
+    CLUSTER_ERROR,
+    Admin,
+    AdminError,
+    UnknownClusterError,
+)
+from pyrocket.errors import PyrocketError
 
-#: DefaultMQAdminExt's timeout (seconds).
-TIMEOUT: Final = 5.0
+#: The hint a command without NameServers gives.
+NAMESRV_HINT = "give -n or set NAMESRV_ADDR"
 
 
-class CommandFailed(PyrocketError):
+class CommandFailed(AdminError):
     """A command that cannot go on (mqadmin throws and prints the reason)."""
 
 
-class Session:
-    """One command's client: the NameServers from ``-n``, and brokers."""
-
-    def __init__(self, client: RemotingClient, namesrv_addresses: list[str]) -> None:
-        self.client = client
-        self.brokers = BrokerAPI(client, TIMEOUT)
-        self._namesrv = NameServerAPI(client, TIMEOUT)
-        self._namesrv_addresses = namesrv_addresses
-
-    @property
-    def namesrv_addresses(self) -> list[str]:
-        """The NameServers named; raises CommandFailed when there are none."""
-        if not self._namesrv_addresses:
-            raise CommandFailed("no name server address: give -n or set NAMESRV_ADDR")
-        return list(self._namesrv_addresses)
-
-    @property
-    def namesrv(self) -> NameServerAPI:
-        """Requests to the NameServers (``addr=None``: the client's pick of
-        them); raises CommandFailed when none was named."""
-        self.namesrv_addresses  # noqa: B018 (the check)
-        return self._namesrv
-
-    async def on_every_namesrv(self, call: Callable[[str], Awaitable[None]]) -> None:
-        """``call(addr)`` for each NameServer in turn; a refusal does not stop
-        the others, the last one is raised at the end (mqadmin's
-        ``putKVConfigValue``)."""
-        failure: ResponseError | None = None
-        for addr in self.namesrv_addresses:
-            try:
-                await call(addr)
-            except ResponseError as exc:
-                failure = exc
-        if failure is not None:
-            raise failure
-
-
 @asynccontextmanager
-async def open_session(namesrv: str | None) -> AsyncIterator[Session]:
-    """A session for ``-n namesrv`` (None: ``$NAMESRV_ADDR``)."""
-    text = namesrv if namesrv is not None else os.environ.get("NAMESRV_ADDR", "")
-    addresses = [a.strip() for a in text.split(";") if a.strip()]
-    async with RemotingClient(namesrv_addresses=addresses) as client:
-        yield Session(client, addresses)
+async def open_admin(namesrv: str | None) -> AsyncIterator[Admin]:
+    """An admin for ``-n namesrv`` (None: ``$NAMESRV_ADDR``)."""
+    async with Admin(namesrv, namesrv_hint=NAMESRV_HINT) as admin:
+        yield admin
 
 
-Command = Callable[[Session, argparse.Namespace, TextIO], Awaitable[None]]
+Command = Callable[[Admin, argparse.Namespace, TextIO], Awaitable[None]]
 
 
 def int_option(name: str, text: str) -> int:
@@ -105,8 +68,8 @@ def _runner(java_class: str, command: Command) -> Callable[[argparse.Namespace],
             remoting_log.setLevel(logging.WARNING)
 
         async def main() -> None:
-            async with open_session(args.namesrvAddr) as session:
-                await command(session, args, sys.stdout)
+            async with open_admin(args.namesrvAddr) as admin:
+                await command(admin, args, sys.stdout)
 
         status = 0
         try:
@@ -137,3 +100,20 @@ def add_command(
     )
     parser.set_defaults(func=_runner(java_class, command))
     return parser
+
+
+def write_unknown_cluster(out: TextIO) -> None:
+    """mqadmin's line for a cluster it cannot find (it then goes on)."""
+    out.write(f"[error] {CLUSTER_ERROR}")
+
+
+async def delete_topic_everywhere(admin: Admin, cluster: str, topic: str, out: TextIO) -> None:
+    """mqadmin's deleteTopic: from every broker of a cluster (an unknown one
+    is reported and skipped), then from the NameServers."""
+    try:
+        await admin.delete_topic_in_cluster(topic, cluster)
+    except UnknownClusterError:
+        write_unknown_cluster(out)
+    out.write(f"delete topic [{topic}] from cluster [{cluster}] success.\n")
+    await admin.delete_topic_in_namesrvs(topic)
+    out.write(f"delete topic [{topic}] from NameServer success.\n")

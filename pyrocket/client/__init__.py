@@ -2,7 +2,8 @@
 (:mod:`~pyrocket.client.namesrv_api`, :mod:`~pyrocket.client.broker_api`),
 and, built on them, a producer and a consumer that work with any 4.x
 cluster as Java 4.7.0's ``DefaultMQProducer`` and ``DefaultMQPushConsumer``
-do (:mod:`~pyrocket.client.producer`, :mod:`~pyrocket.client.consumer`)::
+do (:mod:`~pyrocket.client.producer`, :mod:`~pyrocket.client.consumer`), and
+mqadmin's operations (:mod:`~pyrocket.client.admin`)::
 
     from pyrocket.client import Producer, PushConsumer, new_message
 
@@ -16,12 +17,25 @@ do (:mod:`~pyrocket.client.producer`, :mod:`~pyrocket.client.consumer`)::
         async for message in consumer:       # or: await consumer.poll(32, timeout=1)
             ...                              # reconsume_later(message) to get it again
 
-The command line has the same as ``pyrocket produce`` and ``pyrocket consume``
-(:mod:`pyrocket.cli.clients`).
+    async with Admin(["127.0.0.1:9876"]) as admin:
+        await admin.update_topic_in_cluster("DefaultCluster", TopicConfig("TopicTest"))
+
+The command line has the same as ``pyrocket produce``, ``pyrocket consume``
+(:mod:`pyrocket.cli.clients`) and ``pyrocket admin``.
 """
 
+from pyrocket.client.admin import Admin, AdminError
 from pyrocket.client.consumer import PushConsumer
 from pyrocket.client.instance import ClientError
 from pyrocket.client.producer import Producer, SendResult, SendStatus, new_message
 
-__all__ = ["ClientError", "Producer", "PushConsumer", "SendResult", "SendStatus", "new_message"]
+__all__ = [
+    "Admin",
+    "AdminError",
+    "ClientError",
+    "Producer",
+    "PushConsumer",
+    "SendResult",
+    "SendStatus",
+    "new_message",
+]

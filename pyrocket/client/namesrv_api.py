@@ -2,8 +2,8 @@
 ``MQClientAPIImpl`` and ``BrokerOuterAPI``).
 
 Brokers' requests (REGISTER_BROKER, UNREGISTER_BROKER, QUERY_DATA_VERSION)
-are built by :mod:`pyrocket.broker.outer_api`, as a pyrocket broker builds
-them, from its :class:`~pyrocket.broker.outer_api.BrokerIdentity`.
+are built by :mod:`pyrocket.protocol.broker_requests`, as a pyrocket broker
+builds them, from its :class:`~pyrocket.protocol.broker_requests.BrokerIdentity`.
 
 Each method sends one request over a :class:`~pyrocket.remoting.RemotingClient`
 (which must be running) and returns the decoded answer. ``addr`` names the
@@ -19,12 +19,6 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 
-from pyrocket.broker.outer_api import (
-    BrokerIdentity,
-    query_data_version_request,
-    register_broker_request,
-    unregister_broker_request,
-)
 from pyrocket.client.calls import invoke_checked
 from pyrocket.errors import ProtocolError
 from pyrocket.protocol.bodies import (
@@ -37,6 +31,12 @@ from pyrocket.protocol.bodies import (
     TopicConfigSerializeWrapper,
     TopicList,
     TopicRouteData,
+)
+from pyrocket.protocol.broker_requests import (
+    BrokerIdentity,
+    query_data_version_request,
+    register_broker_request,
+    unregister_broker_request,
 )
 from pyrocket.protocol.codes import RequestCode
 from pyrocket.protocol.command import RemotingCommand
