@@ -20,13 +20,13 @@ from pyrocket.namesrv.routetables import (
     BROKER_CHANNEL_EXPIRED_MS,
     BrokerLiveInfo,
     DroppedBroker,
+    QueueList,
     QueueNums,
     RegisterResult,
     RouteTables,
+    TopicEntry,
     TopicQueueConfig,
     TopicQueues,
-    _QueueList,
-    _Topic,
     topic_queues,
 )
 from pyrocket.protocol.bodies import (
@@ -61,7 +61,7 @@ class RouteInfoManager(RouteTables):
         # part by queue list.
         self._prefixes: dict[tuple[str, ...], bytes | None] = {}
         self._prefix_generation = 0
-        self._suffixes: dict[_QueueList, bytes] = {}
+        self._suffixes: dict[QueueList, bytes] = {}
 
     # ------------------------------------------------------------------
     # Queries
@@ -112,7 +112,7 @@ class RouteInfoManager(RouteTables):
         self._prefixes[names] = prefix
         return prefix
 
-    def _route_suffix(self, queues: _QueueList) -> bytes:
+    def _route_suffix(self, queues: QueueList) -> bytes:
         suffix = self._suffixes.get(queues)
         if suffix is None:
             if len(self._suffixes) > _ROUTE_PARTS:
@@ -162,7 +162,7 @@ class RouteInfoManager(RouteTables):
             return None
         return BrokerData(entry.cluster, entry.name, dict(entry.addrs.items()))
 
-    def _topic_items(self) -> list[tuple[str, _Topic]]:
+    def _topic_items(self) -> list[tuple[str, TopicEntry]]:
         """The topic table in Java's HashMap iteration order: by bucket, and
         by insertion within a bucket (a HashMap resize keeps that order)."""
         order = self._topic_order
@@ -186,7 +186,7 @@ class RouteInfoManager(RouteTables):
         """GET_TOPICS_BY_CLUSTER's answer; an unknown cluster gives an empty
         list (Java fails inside and answers what it has collected: nothing)."""
         names = self._clusters.get(cluster)
-        found: list[tuple[str, _Topic]] = []
+        found: list[tuple[str, TopicEntry]] = []
         if names is not None:
             items = self._topic_items()
             for broker_name in names:
@@ -250,7 +250,7 @@ class RouteInfoManager(RouteTables):
         return iter(self.topic_names())
 
 
-def _topic_list(items: Iterable[tuple[str, _Topic]]) -> TopicList:
+def _topic_list(items: Iterable[tuple[str, TopicEntry]]) -> TopicList:
     """``new TopicList()`` with these topics added in order: the names come
     out in the order of a default-sized Java HashSet."""
     unique = dict(items)

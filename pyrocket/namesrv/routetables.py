@@ -118,11 +118,11 @@ class DroppedBroker:
     reason: str
 
 
-_QueueList = tuple[tuple[str, QueueNums], ...]
+QueueList = tuple[tuple[str, QueueNums], ...]
 """A topic's queue data in Java's list order, as (broker name, numbers) pairs."""
 
 
-class _Topic:
+class TopicEntry:
     """One entry of the topic queue table.
 
     ``queues`` is an immutable tuple, shared between topics that hold the
@@ -134,13 +134,13 @@ class _Topic:
 
     __slots__ = ("generation", "prefix", "queues", "suffix")
 
-    def __init__(self, queues: _QueueList) -> None:
+    def __init__(self, queues: QueueList) -> None:
         self.queues = queues
         self.prefix: bytes | None = None
         self.suffix: bytes | None = None
         self.generation = -1
 
-    def set_queues(self, queues: _QueueList) -> None:
+    def set_queues(self, queues: QueueList) -> None:
         self.queues = queues
         self.prefix = self.suffix = None
 
@@ -169,10 +169,10 @@ class RouteTables:
     def __init__(self) -> None:
         # Insertion-ordered: with the table's capacity that fixes Java's
         # iteration order; _topic_order caches that order for the answers.
-        self._topics: dict[str, _Topic] = {}
+        self._topics: dict[str, TopicEntry] = {}
         self._topic_capacity = 0
         self._topic_threshold = table_size_for(_TOPIC_TABLE_CAPACITY)
-        self._topic_order: list[tuple[str, _Topic]] | None = None
+        self._topic_order: list[tuple[str, TopicEntry]] | None = None
 
         self._brokers: JavaHashMap[str, _BrokerEntry] = JavaHashMap(_BROKER_TABLE_CAPACITY)
         self._clusters: JavaHashMap[str, JavaHashSet[str]] = JavaHashMap(_CLUSTER_TABLE_CAPACITY)
@@ -187,7 +187,7 @@ class RouteTables:
         # Identical queue data tuples and queue lists of one broker are
         # shared (most topics look alike).
         self._interned: dict[_Queues, _Queues] = {}
-        self._singles: dict[tuple[str, _Queues], _QueueList] = {}
+        self._singles: dict[tuple[str, _Queues], QueueList] = {}
         # Broker name -> the topic table last applied for it, while nothing
         # else has changed that name's queue data.
         self._applied: dict[str, TopicQueues] = {}
@@ -336,17 +336,17 @@ class RouteTables:
             names = [name for name in order if name in fresh]
         for name in names:
             queues = fresh[name]
-            self._insert_topic(name, _Topic(self._list(((broker_name, queues),))))
+            self._insert_topic(name, TopicEntry(self._list(((broker_name, queues),))))
             log.info("new topic registered, %s %s", name, _describe(broker_name, queues))
 
-    def _list(self, queues: _QueueList) -> _QueueList:
+    def _list(self, queues: QueueList) -> QueueList:
         """``queues``, shared with other topics when it is a single entry."""
         if len(queues) != 1:
             return queues
         pair = queues[0]
         return self._singles.setdefault(pair, queues)
 
-    def _insert_topic(self, name: str, entry: _Topic) -> None:
+    def _insert_topic(self, name: str, entry: TopicEntry) -> None:
         self._topics[name] = entry
         self._topic_order = None
         if self._topic_capacity == 0:
