@@ -83,6 +83,9 @@ class RouteInfoManager(RouteTables):
         suffix = entry.suffix
         if suffix is None:
             suffix = entry.suffix = self._route_suffix(entry.queues)
+        if order_topic_conf is None:
+            # The common case, without a call: what join_encoded gives for None.
+            return prefix + suffix
         return TopicRouteData.join_encoded(prefix, suffix, order_topic_conf)
 
     def _route_prefix(self, names: tuple[str, ...]) -> bytes | None:

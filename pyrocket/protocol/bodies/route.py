@@ -25,8 +25,8 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 
-from pyrocket.protocol import fastjson
 from pyrocket.protocol.bodies._bean import INT, LONG, STR, Bean, bean, list_of, map_of, prop
+from pyrocket.protocol.fastjson import quote
 
 #: MixAll.MASTER_ID: the broker id of a master.
 MASTER_ID = 0
@@ -53,18 +53,6 @@ class QueueData(Bean):
     perm: int = prop("perm", INT, default=0)
     topic_syn_flag: int = prop("topicSynFlag", INT, default=0)
 
-    @staticmethod
-    def row_json(row: QueueRow) -> dict[str, object]:
-        """The JSON value of a queue data row (properties in name order)."""
-        broker_name, (read, write, perm, flag) = row
-        return {
-            "brokerName": broker_name,
-            "perm": perm,
-            "readQueueNums": read,
-            "topicSynFlag": flag,
-            "writeQueueNums": write,
-        }
-
 
 @dataclass(frozen=True, slots=True)
 class BrokerData(Bean):
@@ -77,12 +65,6 @@ class BrokerData(Bean):
     def master_addr(self) -> str | None:
         """The master's address, if the master is registered."""
         return None if self.broker_addrs is None else self.broker_addrs.get(MASTER_ID)
-
-    @staticmethod
-    def row_json(row: BrokerRow) -> dict[str, object]:
-        """The JSON value of a broker data row (properties in name order)."""
-        cluster, broker_name, addrs = row
-        return {"brokerAddrs": addrs, "brokerName": broker_name, "cluster": cluster}
 
 
 @dataclass(frozen=True, slots=True)
@@ -106,19 +88,30 @@ class TopicRouteData(Bean):
         ``brokerDatas`` and ``filterServerTable`` (None values are left out,
         as fastjson leaves out null map values). Finish it with
         :meth:`join_encoded`."""
-        head = fastjson.dumps_bytes(
-            {
-                "brokerDatas": [BrokerData.row_json(row) for row in broker_datas],
-                "filterServerTable": filter_server_table,
-            }
-        )
-        return head[:-1]
+        out = ['{"brokerDatas":[']
+        separator = ""
+        for row in broker_datas:
+            out.append(separator)
+            separator = ","
+            _write_broker(row, out)
+        out.append('],"filterServerTable":{')
+        separator = ""
+        for addr, servers in filter_server_table.items():
+            if servers is not None:
+                out.append(f"{separator}{quote(addr)}:[{','.join(map(quote, servers))}]")
+                separator = ","
+        out.append("}")
+        return "".join(out).encode("utf-8", "replace")
 
     @staticmethod
     def encode_tail(queue_datas: Iterable[QueueRow]) -> bytes:
         """The encoded route from ``queueDatas`` to the closing brace."""
-        rows = [QueueData.row_json(row) for row in queue_datas]
-        return b',"queueDatas":' + fastjson.dumps_bytes(rows) + b"}"
+        rows = ",".join(
+            f'{{"brokerName":{quote(name)},"perm":{perm},"readQueueNums":{read},'
+            f'"topicSynFlag":{flag},"writeQueueNums":{write}}}'
+            for name, (read, write, perm, flag) in queue_datas
+        )
+        return f',"queueDatas":[{rows}]}}'.encode("utf-8", "replace")
 
     @staticmethod
     def join_encoded(head: bytes, tail: bytes, order_topic_conf: str | None = None) -> bytes:
@@ -126,7 +119,7 @@ class TopicRouteData(Bean):
         between them unless it is None."""
         if order_topic_conf is None:
             return head + tail
-        conf = fastjson.quote(order_topic_conf).encode("utf-8", "replace")
+        conf = quote(order_topic_conf).encode("utf-8", "replace")
         return b"".join((head, b',"orderTopicConf":', conf, tail))
 
 
@@ -148,10 +141,35 @@ class ClusterInfo(Bean):
         cluster_addr_table: Iterable[tuple[str, Iterable[str | None]]],
     ) -> bytes:
         """The encoded cluster map from (broker name, broker row) and
-        (cluster, broker names) pairs, each written in the order given."""
-        brokers = {name: BrokerData.row_json(row) for name, row in broker_addr_table}
-        clusters = {cluster: list(names) for cluster, names in cluster_addr_table}
-        return fastjson.dumps_bytes({"brokerAddrTable": brokers, "clusterAddrTable": clusters})
+        (cluster, broker names) pairs, each written in the order given (one
+        pair per key, as the map they come from has)."""
+        out = ['{"brokerAddrTable":{']
+        separator = ""
+        for name, row in broker_addr_table:
+            out.append(f"{separator}{quote(name)}:")
+            separator = ","
+            _write_broker(row, out)
+        out.append('},"clusterAddrTable":{')
+        separator = ""
+        for cluster, names in cluster_addr_table:
+            listed = ",".join("null" if name is None else quote(name) for name in names)
+            out.append(f"{separator}{quote(cluster)}:[{listed}]")
+            separator = ","
+        out.append("}}")
+        return "".join(out).encode("utf-8", "replace")
+
+
+def _write_broker(row: BrokerRow, out: list[str]) -> None:
+    """Append a broker data row as :class:`BrokerData` encodes (null
+    properties left out)."""
+    cluster, broker_name, addrs = row
+    listed = ",".join(f"{broker_id}:{quote(addr)}" for broker_id, addr in addrs.items())
+    out.append(f'{{"brokerAddrs":{{{listed}}}')
+    if broker_name is not None:
+        out.append(f',"brokerName":{quote(broker_name)}')
+    if cluster is not None:
+        out.append(f',"cluster":{quote(cluster)}')
+    out.append("}")
 
 
 __all__ = [
