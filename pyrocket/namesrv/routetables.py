@@ -42,7 +42,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Final
 
-from pyrocket.protocol.bodies import MASTER_ID, PERM_WRITE, DataVersion
+from pyrocket.protocol.bodies import MASTER_ID, PERM_WRITE, DataVersion, QueueData
 from pyrocket.protocol.bodies.route import QueueNums
 from pyrocket.protocol.javahash import (
     JavaConcurrentHashMap,
@@ -318,8 +318,8 @@ class RouteTables:
                 log.info(
                     "topic changed, %s OLD: %s NEW: %s",
                     topic,
-                    _describe(broker_name, old),
-                    _describe(broker_name, queues),
+                    QueueData.row_text((broker_name, old)),
+                    QueueData.row_text((broker_name, queues)),
                 )
                 current = tuple(pair for pair in current if pair[0] != broker_name)
             entry.set_queues(self._list((*current, (broker_name, queues))))
@@ -337,7 +337,7 @@ class RouteTables:
         for name in names:
             queues = fresh[name]
             self._insert_topic(name, TopicEntry(self._list(((broker_name, queues),))))
-            log.info("new topic registered, %s %s", name, _describe(broker_name, queues))
+            log.info("new topic registered, %s %s", name, QueueData.row_text((broker_name, queues)))
 
     def _list(self, queues: QueueList) -> QueueList:
         """``queues``, shared with other topics when it is a single entry."""
@@ -536,7 +536,7 @@ class RouteTables:
             queues = entry.find(broker_name)
             if queues is None:
                 continue
-            log.info("remove topic[%s %s]", topic, _describe(broker_name, queues))
+            log.info("remove topic[%s %s]", topic, QueueData.row_text((broker_name, queues)))
             rest = tuple(pair for pair in entry.queues if pair[0] != broker_name)
             if rest:
                 entry.set_queues(self._list(rest))
@@ -573,14 +573,6 @@ class RouteTables:
         if topic in self._topics:
             self._remove_topic(topic)
             self._applied.clear()
-
-
-def _describe(broker_name: str, queues: _Queues) -> str:
-    read, write, perm, flag = queues
-    return (
-        f"QueueData [brokerName={broker_name}, readQueueNums={read}, "
-        f"writeQueueNums={write}, perm={perm}, topicSynFlag={flag}]"
-    )
 
 
 __all__ = [

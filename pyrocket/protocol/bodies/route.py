@@ -53,6 +53,15 @@ class QueueData(Bean):
     perm: int = prop("perm", INT, default=0)
     topic_syn_flag: int = prop("topicSynFlag", INT, default=0)
 
+    @staticmethod
+    def row_text(row: QueueRow) -> str:
+        """Java's ``QueueData.toString`` of a row, as the NameServer logs it."""
+        broker_name, (read, write, perm, flag) = row
+        return (
+            f"QueueData [brokerName={broker_name}, readQueueNums={read}, "
+            f"writeQueueNums={write}, perm={perm}, topicSynFlag={flag}]"
+        )
+
 
 @dataclass(frozen=True, slots=True)
 class BrokerData(Bean):
