@@ -230,7 +230,9 @@ class BrokerAPI:
         """SEND_MESSAGE_V2 (the short-named header Java's client sends by
         default), or SEND_BATCH_MESSAGE when ``header.batch``. Returns the
         answer whatever its code: the producer maps it."""
-        request = RemotingCommand.request(_send_code(header), v2_header(header), body=body)
+        request = RemotingCommand.request(
+            _send_code(header), SendMessageRequestHeaderV2.from_v1(header), body=body
+        )
         return await self.client.invoke_sync(addr, request, timeout)
 
     async def send_message_oneway(
@@ -242,7 +244,7 @@ class BrokerAPI:
     ) -> None:
         """SEND_MESSAGE_V2 flagged oneway: nothing comes back."""
         request = RemotingCommand.request(
-            _send_code(header), v2_header(header), body=body, oneway=True
+            _send_code(header), SendMessageRequestHeaderV2.from_v1(header), body=body, oneway=True
         )
         await self.client.invoke_oneway(addr, request, timeout)
 
@@ -397,23 +399,4 @@ def _send_code(header: SendMessageRequestHeader) -> RequestCode:
     return RequestCode.SEND_BATCH_MESSAGE if header.batch else RequestCode.SEND_MESSAGE_V2
 
 
-def v2_header(header: SendMessageRequestHeader) -> SendMessageRequestHeaderV2:
-    """The short-named form of a send header (``createSendMessageRequestHeaderV2``)."""
-    return SendMessageRequestHeaderV2(
-        producer_group=header.producer_group,
-        topic=header.topic,
-        default_topic=header.default_topic,
-        default_topic_queue_nums=header.default_topic_queue_nums,
-        queue_id=header.queue_id,
-        sys_flag=header.sys_flag,
-        born_timestamp=header.born_timestamp,
-        flag=header.flag,
-        properties=header.properties,
-        reconsume_times=header.reconsume_times,
-        unit_mode=header.unit_mode,
-        max_reconsume_times=header.max_reconsume_times,
-        batch=header.batch,
-    )
-
-
-__all__ = ["DEFAULT_TIMEOUT", "DEFAULT_TOPIC", "BrokerAPI", "v2_header"]
+__all__ = ["DEFAULT_TIMEOUT", "DEFAULT_TOPIC", "BrokerAPI"]

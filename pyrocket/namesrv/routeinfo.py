@@ -1,619 +1,68 @@
-"""The NameServer's route state: Java's RouteInfoManager as a plain class.
+"""The NameServer's route state: Java's RouteInfoManager, as the tables of
+:mod:`pyrocket.namesrv.routetables` plus the answers read from them.
 
-Five tables, as in Java, and nothing else that a reader could not rebuild
-from them:
-
-- topic queue table: topic -> the queue data each broker name holds for it
-  (a ``HashMap(1024)`` of ``LinkedList<QueueData>`` in Java);
-- broker address table: broker name -> cluster, name and broker id -> address
-  (``HashMap(128)`` of ``BrokerData`` whose addresses are a ``HashMap<Long,
-  String>``);
-- cluster address table: cluster -> broker names (``HashMap(32)`` of
-  ``HashSet``);
-- broker live table: broker address -> last heard of, DataVersion, the
-  connection it registered on, HA address (``HashMap(256)``);
-- filter server table: broker address -> filter servers (``HashMap(256)``).
-
-Every body the NameServer sends is built from these tables in the iteration
+Every body the NameServer sends is built from the tables in the iteration
 order of the Java collection they model, which is what makes the bytes equal
-to Java's. Nothing here does I/O and nothing reads a clock: callers pass the
-time (milliseconds) and an opaque connection object, so tests drive expiry and
-connection loss directly.
-
-Semantics follow RouteInfoManager of 4.7.0: queue data is only rebuilt when a
-master's DataVersion changed or on its first registration; a slave learns its
-master's address and HA address; unregistering or losing the last address of
-a broker name removes the name from its cluster and its queue data from every
-topic, and a topic left without queue data disappears. Two places differ on
-purpose: a closed connection drops every broker address that registered over
-it (Java drops the first it finds), and an expired broker is removed itself
-(Java looks its connection up again and may remove another broker sharing it).
-
-Route bodies are cached per topic and invalidated by every change that could
-alter them; the cache never changes a byte of what is sent.
+to Java's; the encoding itself belongs to the body types
+(:class:`~pyrocket.protocol.bodies.TopicRouteData`,
+:class:`~pyrocket.protocol.bodies.ClusterInfo`), which build it from plain
+rows. Route bodies are cached per topic in two shared halves and
+invalidated by every change that could alter them; the cache never changes a
+byte of what is sent.
 """
 
 from __future__ import annotations
 
-import logging
-from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from typing import Final
 
-from pyrocket.protocol import fastjson
+from pyrocket.namesrv.routetables import (
+    BROKER_CHANNEL_EXPIRED_MS,
+    BrokerLiveInfo,
+    DroppedBroker,
+    QueueList,
+    QueueNums,
+    RegisterResult,
+    RouteTables,
+    TopicEntry,
+    TopicQueueConfig,
+    TopicQueues,
+    registration_order,
+    topic_queues,
+)
 from pyrocket.protocol.bodies import (
-    MASTER_ID,
-    PERM_WRITE,
     BrokerData,
     ClusterInfo,
-    DataVersion,
     QueueData,
     TopicList,
     TopicRouteData,
 )
-from pyrocket.protocol.javahash import (
-    JavaConcurrentHashMap,
-    JavaHashMap,
-    JavaHashSet,
-    spread,
-    string_hash,
-    table_size_for,
-)
-
-log = logging.getLogger("pyrocket.namesrv")
-
-#: Java's BROKER_CHANNEL_EXPIRED_TIME: a broker unheard of this long is dropped.
-BROKER_CHANNEL_EXPIRED_MS: Final = 120_000
+from pyrocket.protocol.bodies.route import BrokerRow
+from pyrocket.protocol.javahash import JavaHashMap, JavaHashSet, spread, string_hash
 
 #: TopicSysFlag bits.
 FLAG_UNIT: Final = 1
 FLAG_UNIT_SUB: Final = 2
 
-# Java's table capacities (RouteInfoManager's constructor).
-_TOPIC_TABLE_CAPACITY: Final = 1024
-_BROKER_TABLE_CAPACITY: Final = 128
-_CLUSTER_TABLE_CAPACITY: Final = 32
-_LIVE_TABLE_CAPACITY: Final = 256
-_FILTER_TABLE_CAPACITY: Final = 256
+# Shared route halves kept at most (the cache starts over beyond).
+_ROUTE_PARTS: Final = 8192
 
-QueueNums = tuple[int, int, int, int]
-"""A topic's queue data on one broker, without the broker name:
-(readQueueNums, writeQueueNums, perm, topicSynFlag)."""
-
-TopicQueues = Mapping[str, QueueNums]
-"""A registering broker's topics: name -> queue data, in the order its body
-lists them."""
-
-_Queues = QueueNums
+# Below this many names a HashSet may have grown early (a long bucket in a
+# small table), so its order is worked out by the full model.
+_PLAIN_GROWTH_MIN: Final = 49
 
 
-@dataclass(frozen=True, slots=True)
-class TopicQueueConfig:
-    """What a broker's TopicConfig contributes to the route of its topic."""
-
-    topic: str
-    read_queue_nums: int = 16
-    write_queue_nums: int = 16
-    perm: int = 6
-    topic_sys_flag: int = 0
-
-    @property
-    def queue_nums(self) -> QueueNums:
-        return (self.read_queue_nums, self.write_queue_nums, self.perm, self.topic_sys_flag)
-
-
-def topic_queues(configs: Iterable[TopicQueueConfig]) -> dict[str, QueueNums]:
-    """A :data:`TopicQueues` table from topic configs (a later one of the
-    same name wins, as in the Java map the body decodes into)."""
-    return {config.topic: config.queue_nums for config in configs}
-
-
-@dataclass(frozen=True, slots=True)
-class RegisterResult:
-    """REGISTER_BROKER's answer: for a slave, its master's HA and broker address."""
-
-    ha_server_addr: str | None = None
-    master_addr: str | None = None
-
-
-@dataclass(frozen=True, slots=True)
-class BrokerLiveInfo:
-    """One broker address as the NameServer last heard of it."""
-
-    last_update_ms: int
-    data_version: DataVersion
-    connection: object
-    ha_server_addr: str | None
-
-
-@dataclass(frozen=True, slots=True)
-class DroppedBroker:
-    """A broker address taken out of the tables, with the connection it used."""
-
-    broker_addr: str
-    connection: object
-    reason: str
-
-
-_QueueList = tuple[tuple[str, QueueNums], ...]
-"""A topic's queue data in Java's list order, as (broker name, numbers) pairs."""
-
-
-class _Topic:
-    """One entry of the topic queue table.
-
-    ``queues`` is an immutable tuple, shared between topics that hold the
-    same thing (most topics of a broker do), replaced on every change; a
-    changed entry moves to the end, as in Java's list. ``prefix`` and
-    ``suffix`` are the two halves of the encoded route, shared too: the broker
-    part (valid while ``generation`` is current) and the queue part.
-    """
-
-    __slots__ = ("generation", "prefix", "queues", "suffix")
-
-    def __init__(self, queues: _QueueList) -> None:
-        self.queues = queues
-        self.prefix: bytes | None = None
-        self.suffix: bytes | None = None
-        self.generation = -1
-
-    def set_queues(self, queues: _QueueList) -> None:
-        self.queues = queues
-        self.prefix = self.suffix = None
-
-    def find(self, broker_name: str) -> QueueNums | None:
-        for name, queues in self.queues:
-            if name == broker_name:
-                return queues
-        return None
-
-
-class _BrokerEntry:
-    """Java's BrokerData as held in the broker address table (mutable)."""
-
-    __slots__ = ("addrs", "cluster", "name")
-
-    def __init__(self, cluster: str, name: str) -> None:
-        self.cluster = cluster
-        self.name = name
-        self.addrs: JavaHashMap[int, str] = JavaHashMap()
-
-
-def registration_order(topics: TopicQueues) -> list[str]:
-    """The order Java applies a registered topic table in.
-
-    Java walks the decoded table, a ConcurrentHashMap filled in body order;
-    its order decides which new topic enters a shared bucket of the topic
-    table first. A pure function of the table, so it can be worked out in a
-    worker thread.
-    """
-    order: JavaConcurrentHashMap[str, None] = JavaConcurrentHashMap()
-    for topic in topics:
-        order[topic] = None
-    return list(order)
-
-
-class RouteInfoManager:
-    """Route state of one NameServer. Not thread-safe; no I/O."""
+class RouteInfoManager(RouteTables):
+    """Route state of one NameServer and its answers. Not thread-safe; no I/O."""
 
     def __init__(self) -> None:
-        # Insertion-ordered: with the table's capacity that fixes Java's
-        # iteration order (see _topic_order).
-        self._topics: dict[str, _Topic] = {}
-        self._topic_capacity = 0
-        self._topic_threshold = table_size_for(_TOPIC_TABLE_CAPACITY)
-        self._topic_order: list[tuple[str, _Topic]] | None = None
-
-        self._brokers: JavaHashMap[str, _BrokerEntry] = JavaHashMap(_BROKER_TABLE_CAPACITY)
-        self._clusters: JavaHashMap[str, JavaHashSet[str]] = JavaHashMap(_CLUSTER_TABLE_CAPACITY)
-        self._live: JavaHashMap[str, BrokerLiveInfo] = JavaHashMap(_LIVE_TABLE_CAPACITY)
-        self._filters: JavaHashMap[str, list[str]] = JavaHashMap(_FILTER_TABLE_CAPACITY)
-
-        # Broker addresses by the connection they last registered over.
-        self._by_connection: dict[object, dict[str, None]] = {}
-        # Bumped by every change of the broker, cluster or filter tables: a
-        # cached body built under an older generation is stale.
-        self._generation = 0
+        super().__init__()
         self._cluster_body: tuple[int, bytes] | None = None
-        # Identical queue data tuples and queue lists of one broker are
-        # shared (most topics look alike).
-        self._interned: dict[_Queues, _Queues] = {}
-        self._singles: dict[tuple[str, _Queues], _QueueList] = {}
         # Route halves: broker part by broker names (this generation), queue
         # part by queue list.
         self._prefixes: dict[tuple[str, ...], bytes | None] = {}
         self._prefix_generation = 0
-        self._suffixes: dict[_QueueList, bytes] = {}
-        # Broker name -> the topic table last applied for it, while nothing
-        # else has changed that name's queue data.
-        self._applied: dict[str, TopicQueues] = {}
-
-    # ------------------------------------------------------------------
-    # Registration
-
-    def register_broker(
-        self,
-        cluster_name: str,
-        broker_addr: str,
-        broker_name: str,
-        broker_id: int,
-        ha_server_addr: str | None,
-        data_version: DataVersion,
-        topics: TopicQueues,
-        filter_server_list: Sequence[str] | None,
-        connection: object,
-        now_ms: int,
-        topic_order: Sequence[str] | None = None,
-    ) -> RegisterResult:
-        """Record a broker's registration (``registerBroker``).
-
-        ``topics`` is the broker's topic table; Java reads it only for a master
-        whose DataVersion changed or that registers for the first time.
-        ``filter_server_list`` None leaves the filter server table alone (the
-        pre-3.0.11 registration path); empty removes the broker's entry.
-        ``topic_order`` is :func:`registration_order` of ``topics`` when the
-        caller has it already (worked out off the event loop for a large
-        table).
-        """
-        entry = self._brokers.get(broker_name)
-        register_first = entry is None or broker_id not in entry.addrs
-        update_queues = broker_id == MASTER_ID and (
-            register_first or self.is_broker_topic_config_changed(broker_addr, data_version)
-        )
-
-        names = self._clusters.get(cluster_name)
-        if names is None:
-            names = JavaHashSet()
-            self._clusters[cluster_name] = names
-        if broker_name not in names:
-            names.add(broker_name)
-            self._changed()
-
-        if entry is None:
-            entry = _BrokerEntry(cluster_name, broker_name)
-            self._brokers[broker_name] = entry
-            self._changed()
-        addrs = entry.addrs
-        # One address has one id: a slave switching to master drops its old id.
-        for other_id, other_addr in list(addrs.items()):
-            if other_addr == broker_addr and other_id != broker_id:
-                del addrs[other_id]
-                self._changed()
-        if addrs.get(broker_id) != broker_addr:
-            addrs[broker_id] = broker_addr
-            self._changed()
-        if update_queues:
-            self._update_queue_datas(broker_name, topics, topic_order)
-
-        previous = self._live.get(broker_addr)
-        self._live[broker_addr] = BrokerLiveInfo(now_ms, data_version, connection, ha_server_addr)
-        self._track_connection(broker_addr, previous, connection)
-        if previous is None:
-            log.info(
-                "new broker registered: %s (%s, cluster %s, id %d), HA server %s",
-                broker_addr,
-                broker_name,
-                cluster_name,
-                broker_id,
-                ha_server_addr,
-            )
-
-        if filter_server_list is not None:
-            if not filter_server_list:
-                if broker_addr in self._filters:
-                    del self._filters[broker_addr]
-                    self._changed()
-            elif self._filters.get(broker_addr) != list(filter_server_list):
-                self._filters[broker_addr] = list(filter_server_list)
-                self._changed()
-
-        if broker_id != MASTER_ID:
-            master_addr = addrs.get(MASTER_ID)
-            if master_addr is not None:
-                master = self._live.get(master_addr)
-                if master is not None:
-                    return RegisterResult(master.ha_server_addr, master_addr)
-        return RegisterResult()
-
-    def _track_connection(
-        self, broker_addr: str, previous: BrokerLiveInfo | None, connection: object
-    ) -> None:
-        if previous is not None and previous.connection is not connection:
-            self._untrack(broker_addr, previous.connection)
-        self._by_connection.setdefault(connection, {})[broker_addr] = None
-
-    def _untrack(self, broker_addr: str, connection: object) -> None:
-        addrs = self._by_connection.get(connection)
-        if addrs is not None:
-            addrs.pop(broker_addr, None)
-            if not addrs:
-                del self._by_connection[connection]
-
-    def _update_queue_datas(
-        self, broker_name: str, topics: TopicQueues, topic_order: Sequence[str] | None = None
-    ) -> None:
-        """``createAndUpdateQueueData`` for each topic of a master."""
-        previous = self._applied.get(broker_name)
-        if previous is topics:
-            # This very table was applied last for this name and nothing has
-            # touched the name's queue data since: applying it again changes
-            # nothing.
-            return
-        self._applied[broker_name] = topics
-        # Likewise only the entries that differ from the table applied last
-        # can change anything (topics it no longer lists stay, as in Java).
-        items = topics.items() if previous is None else topics.items() - previous.items()
-        interned = self._interned
-        table = self._topics
-        fresh: dict[str, _Queues] = {}
-        for topic, queues in items:
-            queues = interned.setdefault(queues, queues)
-            entry = table.get(topic)
-            if entry is None:
-                fresh[topic] = queues
-                continue
-            old = entry.find(broker_name)
-            if old == queues:
-                continue
-            current = entry.queues
-            if old is not None:
-                log.info(
-                    "topic changed, %s OLD: %s NEW: %s",
-                    topic,
-                    _describe(broker_name, old),
-                    _describe(broker_name, queues),
-                )
-                current = tuple(pair for pair in current if pair[0] != broker_name)
-            entry.set_queues(self._list((*current, (broker_name, queues))))
-        if not fresh:
-            return
-        names = list(fresh)
-        if len(names) > 1:
-            order = registration_order(topics) if topic_order is None else topic_order
-            names = [name for name in order if name in fresh]
-        # Checked once: a first registration may bring thousands of topics,
-        # and describing each one costs even when the line is not logged.
-        announce = log.isEnabledFor(logging.INFO)
-        for name in names:
-            queues = fresh[name]
-            self._insert_topic(name, _Topic(self._list(((broker_name, queues),))))
-            if announce:
-                log.info("new topic registered, %s %s", name, _describe(broker_name, queues))
-
-    def _list(self, queues: _QueueList) -> _QueueList:
-        """``queues``, shared with other topics when it is a single entry."""
-        if len(queues) != 1:
-            return queues
-        pair = queues[0]
-        return self._singles.setdefault(pair, queues)
-
-    def _insert_topic(self, name: str, entry: _Topic) -> None:
-        self._topics[name] = entry
-        self._topic_order = None
-        if self._topic_capacity == 0:
-            self._topic_capacity = self._topic_threshold
-            self._topic_threshold = int(self._topic_capacity * 0.75)
-        if len(self._topics) > self._topic_threshold:
-            self._topic_capacity <<= 1
-            self._topic_threshold <<= 1
-
-    def _remove_topic(self, name: str) -> None:
-        del self._topics[name]
-        self._topic_order = None
-
-    def _changed(self) -> None:
-        self._generation += 1
-
-    def is_broker_topic_config_changed(self, broker_addr: str, data_version: DataVersion) -> bool:
-        """True unless ``broker_addr`` is live with exactly ``data_version``."""
-        previous = self.query_broker_topic_config(broker_addr)
-        return previous is None or previous != data_version
-
-    def query_broker_topic_config(self, broker_addr: str) -> DataVersion | None:
-        """The DataVersion ``broker_addr`` last registered with, if live."""
-        live = self._live.get(broker_addr)
-        return None if live is None else live.data_version
-
-    def update_broker_info_update_timestamp(self, broker_addr: str, now_ms: int) -> None:
-        """Mark ``broker_addr`` as heard of now (QUERY_DATA_VERSION, unchanged)."""
-        live = self._live.get(broker_addr)
-        if live is not None:
-            self._live[broker_addr] = BrokerLiveInfo(
-                now_ms, live.data_version, live.connection, live.ha_server_addr
-            )
-
-    # ------------------------------------------------------------------
-    # Removal
-
-    def unregister_broker(
-        self, cluster_name: str, broker_addr: str, broker_name: str, broker_id: int
-    ) -> None:
-        """``unregisterBroker``: a broker says goodbye."""
-        live = self._live.get(broker_addr)
-        if live is not None:
-            del self._live[broker_addr]
-            self._untrack(broker_addr, live.connection)
-        log.info(
-            "unregisterBroker, remove from brokerLiveTable %s, %s",
-            "OK" if live is not None else "Failed",
-            broker_addr,
-        )
-        self._drop_filter_servers(broker_addr)
-
-        remove_name = False
-        entry = self._brokers.get(broker_name)
-        if entry is not None:
-            removed = entry.addrs.get(broker_id)
-            if removed is not None:
-                del entry.addrs[broker_id]
-                self._changed()
-            log.info(
-                "unregisterBroker, remove addr from brokerAddrTable %s, %s",
-                "OK" if removed is not None else "Failed",
-                broker_addr,
-            )
-            if not entry.addrs:
-                del self._brokers[broker_name]
-                self._changed()
-                remove_name = True
-                log.info("unregisterBroker, remove name from brokerAddrTable OK, %s", broker_name)
-
-        if remove_name:
-            names = self._clusters.get(cluster_name)
-            if names is not None:
-                found = broker_name in names
-                names.discard(broker_name)
-                self._changed()
-                log.info(
-                    "unregisterBroker, remove name from clusterAddrTable %s, %s",
-                    "OK" if found else "Failed",
-                    broker_name,
-                )
-                if not names:
-                    del self._clusters[cluster_name]
-                    log.info(
-                        "unregisterBroker, remove cluster from clusterAddrTable %s", cluster_name
-                    )
-            self._remove_topics_of(broker_name)
-
-    def on_connection_closed(self, connection: object) -> list[DroppedBroker]:
-        """Drop every broker address whose registration came over ``connection``
-        (Java's onChannelDestroy, for close, exception and idle alike)."""
-        addrs = self._by_connection.pop(connection, None)
-        if not addrs:
-            return []
-        dropped = []
-        for broker_addr in [a for a in self._live if a in addrs]:
-            live = self._live[broker_addr]
-            if live.connection is not connection:
-                continue
-            del self._live[broker_addr]
-            self._remove_broker_addr(broker_addr)
-            dropped.append(DroppedBroker(broker_addr, connection, "connection closed"))
-        return dropped
-
-    def scan_not_active_brokers(
-        self, now_ms: int, expired_after_ms: int = BROKER_CHANNEL_EXPIRED_MS
-    ) -> list[DroppedBroker]:
-        """``scanNotActiveBroker``: drop brokers not heard of for more than
-        ``expired_after_ms``. The caller closes their connections."""
-        expired = [
-            (addr, live)
-            for addr, live in self._live.items()
-            if live.last_update_ms + expired_after_ms < now_ms
-        ]
-        dropped = []
-        for broker_addr, live in expired:
-            del self._live[broker_addr]
-            self._untrack(broker_addr, live.connection)
-            self._remove_broker_addr(broker_addr)
-            dropped.append(
-                DroppedBroker(
-                    broker_addr,
-                    live.connection,
-                    f"not heard of for {now_ms - live.last_update_ms}ms",
-                )
-            )
-        return dropped
-
-    def _remove_broker_addr(self, broker_addr: str) -> None:
-        """The table cleanup of onChannelDestroy, for an address already out
-        of the live table."""
-        self._drop_filter_servers(broker_addr)
-        found_name: str | None = None
-        remove_name = False
-        for name, entry in list(self._brokers.items()):
-            for broker_id, addr in list(entry.addrs.items()):
-                if addr == broker_addr:
-                    found_name = name
-                    del entry.addrs[broker_id]
-                    self._changed()
-                    log.info(
-                        "remove brokerAddr[%d, %s] from brokerAddrTable, because channel destroyed",
-                        broker_id,
-                        addr,
-                    )
-                    break
-            if found_name is not None:
-                if not entry.addrs:
-                    remove_name = True
-                    del self._brokers[name]
-                    self._changed()
-                    log.info(
-                        "remove brokerName[%s] from brokerAddrTable, because channel destroyed",
-                        name,
-                    )
-                break
-        if found_name is None or not remove_name:
-            return
-        for cluster, names in list(self._clusters.items()):
-            if found_name in names:
-                names.discard(found_name)
-                self._changed()
-                log.info(
-                    "remove brokerName[%s], clusterName[%s] from clusterAddrTable, "
-                    "because channel destroyed",
-                    found_name,
-                    cluster,
-                )
-                if not names:
-                    del self._clusters[cluster]
-                    log.info(
-                        "remove the clusterName[%s] from clusterAddrTable, because channel "
-                        "destroyed and no broker in this cluster",
-                        cluster,
-                    )
-                break
-        self._remove_topics_of(found_name)
-
-    def _drop_filter_servers(self, broker_addr: str) -> None:
-        if broker_addr in self._filters:
-            del self._filters[broker_addr]
-            self._changed()
-
-    def _remove_topics_of(self, broker_name: str) -> None:
-        self._applied.pop(broker_name, None)
-        for topic, entry in list(self._topics.items()):
-            queues = entry.find(broker_name)
-            if queues is None:
-                continue
-            log.info("remove topic[%s %s]", topic, _describe(broker_name, queues))
-            rest = tuple(pair for pair in entry.queues if pair[0] != broker_name)
-            if rest:
-                entry.set_queues(self._list(rest))
-            else:
-                self._remove_topic(topic)
-                log.info("remove topic[%s] all queue", topic)
-
-    # ------------------------------------------------------------------
-    # Administration
-
-    def wipe_write_perm_of_broker(self, broker_name: str) -> int:
-        """Clear the write bit of every queue data of ``broker_name``; the
-        number of topics touched (Java counts already read-only ones too)."""
-        count = 0
-        interned = self._interned
-        self._applied.pop(broker_name, None)
-        for entry in self._topics.values():
-            if entry.find(broker_name) is None:
-                continue
-            wiped_list = []
-            for name, queues in entry.queues:
-                if name == broker_name:
-                    read, write, perm, flag = queues
-                    wiped = (read, write, perm & ~PERM_WRITE, flag)
-                    queues = interned.setdefault(wiped, wiped)
-                    count += 1
-                wiped_list.append((name, queues))
-            entry.set_queues(self._list(tuple(wiped_list)))
-        return count
-
-    def delete_topic(self, topic: str) -> None:
-        """Forget ``topic`` (until a master registers it again with a new
-        DataVersion)."""
-        if topic in self._topics:
-            self._remove_topic(topic)
-            self._applied.clear()
+        self._suffixes: dict[QueueList, bytes] = {}
 
     # ------------------------------------------------------------------
     # Queries
@@ -636,13 +85,13 @@ class RouteInfoManager:
         if suffix is None:
             suffix = entry.suffix = self._route_suffix(entry.queues)
         if order_topic_conf is None:
+            # The common case, without a call: what join_encoded gives for None.
             return prefix + suffix
-        conf = b',"orderTopicConf":' + fastjson.quote(order_topic_conf).encode("utf-8", "replace")
-        return b"".join((prefix, conf, suffix))
+        return TopicRouteData.join_encoded(prefix, suffix, order_topic_conf)
 
     def _route_prefix(self, names: tuple[str, ...]) -> bytes | None:
-        """The route up to the filter server table, for topics held by these
-        broker names (in queue order); None if none of them is known."""
+        """The route's head (brokers and filter servers) for topics held by
+        these broker names (in queue order); None if none of them is known."""
         if self._prefix_generation != self._generation or len(self._prefixes) > _ROUTE_PARTS:
             self._prefixes.clear()
             self._prefix_generation = self._generation
@@ -651,31 +100,28 @@ class RouteInfoManager:
         unique: JavaHashSet[str] = JavaHashSet()
         for name in names:
             unique.add(name)
-        broker_datas: list[dict[str, object]] = []
+        broker_datas: list[BrokerRow] = []
         filter_servers: JavaHashMap[str, list[str] | None] = JavaHashMap()
         for name in unique:
             broker = self._brokers.get(name)
             if broker is None:
                 continue
             clone = JavaHashMap.copy_of(broker.addrs)
-            broker_datas.append(_broker_json(broker.cluster, broker.name, clone))
+            broker_datas.append((broker.cluster, broker.name, clone))
             for addr in clone.values():
                 filter_servers[addr] = self._filters.get(addr)
         prefix = None
         if broker_datas:
-            prefix = fastjson.dumps_bytes(
-                {"brokerDatas": broker_datas, "filterServerTable": filter_servers}
-            )[:-1]
+            prefix = TopicRouteData.encode_head(broker_datas, filter_servers)
         self._prefixes[names] = prefix
         return prefix
 
-    def _route_suffix(self, queues: _QueueList) -> bytes:
+    def _route_suffix(self, queues: QueueList) -> bytes:
         suffix = self._suffixes.get(queues)
         if suffix is None:
             if len(self._suffixes) > _ROUTE_PARTS:
                 self._suffixes.clear()
-            queue_datas = [_queue_json(name, numbers) for name, numbers in queues]
-            suffix = b',"queueDatas":' + fastjson.dumps_bytes(queue_datas) + b"}"
+            suffix = TopicRouteData.encode_tail(queues)
             self._suffixes[queues] = suffix
         return suffix
 
@@ -699,12 +145,13 @@ class RouteInfoManager:
         cached = self._cluster_body
         if cached is not None and cached[0] == self._generation:
             return cached[1]
-        brokers = {
-            name: _broker_json(entry.cluster, entry.name, entry.addrs)
-            for name, entry in self._brokers.items()
-        }
-        clusters = {cluster: list(names) for cluster, names in self._clusters.items()}
-        body = fastjson.dumps_bytes({"brokerAddrTable": brokers, "clusterAddrTable": clusters})
+        body = ClusterInfo.encode_tables(
+            (
+                (name, (entry.cluster, entry.name, entry.addrs))
+                for name, entry in self._brokers.items()
+            ),
+            self._clusters.items(),
+        )
         self._cluster_body = (self._generation, body)
         return body
 
@@ -719,7 +166,7 @@ class RouteInfoManager:
             return None
         return BrokerData(entry.cluster, entry.name, dict(entry.addrs.items()))
 
-    def _topic_items(self) -> list[tuple[str, _Topic]]:
+    def _topic_items(self) -> list[tuple[str, TopicEntry]]:
         """The topic table in Java's HashMap iteration order: by bucket, and
         by insertion within a bucket (a HashMap resize keeps that order)."""
         order = self._topic_order
@@ -743,7 +190,7 @@ class RouteInfoManager:
         """GET_TOPICS_BY_CLUSTER's answer; an unknown cluster gives an empty
         list (Java fails inside and answers what it has collected: nothing)."""
         names = self._clusters.get(cluster)
-        found: list[tuple[str, _Topic]] = []
+        found: list[tuple[str, TopicEntry]] = []
         if names is not None:
             items = self._topic_items()
             for broker_name in names:
@@ -807,38 +254,7 @@ class RouteInfoManager:
         return iter(self.topic_names())
 
 
-def _describe(broker_name: str, queues: _Queues) -> str:
-    read, write, perm, flag = queues
-    return (
-        f"QueueData [brokerName={broker_name}, readQueueNums={read}, "
-        f"writeQueueNums={write}, perm={perm}, topicSynFlag={flag}]"
-    )
-
-
-def _queue_json(broker_name: str, queues: _Queues) -> dict[str, object]:
-    read, write, perm, flag = queues
-    return {
-        "brokerName": broker_name,
-        "perm": perm,
-        "readQueueNums": read,
-        "topicSynFlag": flag,
-        "writeQueueNums": write,
-    }
-
-
-def _broker_json(cluster: str, name: str, addrs: Mapping[int, str]) -> dict[str, object]:
-    return {"brokerAddrs": addrs, "brokerName": name, "cluster": cluster}
-
-
-# Shared route halves kept at most (the cache starts over beyond).
-_ROUTE_PARTS: Final = 8192
-
-# Below this many names a HashSet may have grown early (a long bucket in a
-# small table), so its order is worked out by the full model.
-_PLAIN_GROWTH_MIN: Final = 49
-
-
-def _topic_list(items: Iterable[tuple[str, _Topic]]) -> TopicList:
+def _topic_list(items: Iterable[tuple[str, TopicEntry]]) -> TopicList:
     """``new TopicList()`` with these topics added in order: the names come
     out in the order of a default-sized Java HashSet."""
     unique = dict(items)
@@ -850,3 +266,19 @@ def _topic_list(items: Iterable[tuple[str, _Topic]]) -> TopicList:
     mask = capacity - 1
     ordered = sorted(unique, key=lambda name: spread(string_hash(name)) & mask)
     return TopicList(tuple(ordered))
+
+
+__all__ = [
+    "BROKER_CHANNEL_EXPIRED_MS",
+    "FLAG_UNIT",
+    "FLAG_UNIT_SUB",
+    "BrokerLiveInfo",
+    "DroppedBroker",
+    "QueueNums",
+    "RegisterResult",
+    "RouteInfoManager",
+    "TopicQueueConfig",
+    "TopicQueues",
+    "registration_order",
+    "topic_queues",
+]

@@ -413,3 +413,12 @@ def hashmap_order(
     for key in keys:
         table[key] = None
     return list(table)
+
+
+def concurrent_hashmap_order(keys: Iterable[K]) -> list[K]:
+    """The order in which a fresh ``ConcurrentHashMap`` filled with ``keys``
+    (in that order) iterates them."""
+    table: JavaConcurrentHashMap[K, None] = JavaConcurrentHashMap()
+    for key in keys:
+        table[key] = None
+    return list(table)

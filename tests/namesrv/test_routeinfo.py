@@ -3,7 +3,7 @@ consistency (property-based, against a simple model) and Java iteration order.""
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import pytest
 from hypothesis import given
@@ -526,7 +526,13 @@ def check(routes: RouteInfoManager, model: Model) -> None:
             name: model.names[name] for name in expected
         }
         assert {q.broker_name for q in route.queue_datas or ()} == set(expected)
+        # The cached fast encoding is what the bean encoder writes for it,
+        # with and without orderTopicConf.
+        assert routes.route_body(topic) == route.encode()
+        conf = f"{topic}:{len(expected)}"
+        assert routes.route_body(topic, conf) == replace(route, order_topic_conf=conf).encode()
     info = routes.cluster_info()
+    assert routes.cluster_info_body() == info.encode()
     assert set(info.broker_addr_table or {}) == set(model.names)
     # Nothing dangles: every queue belongs to a known broker name, every
     # cluster and broker name has members.

@@ -190,6 +190,23 @@ def test_route_data_omits_nulls_and_sorts_properties() -> None:
     assert TopicRouteData().encode() == b"{}"
 
 
+def test_route_rows_encode_to_the_same_text_by_hand() -> None:
+    head = TopicRouteData.encode_head([("C", "b", {0: "a:1", 1: "a:2"})], {"a:1": ["f:1"]})
+    tail = TopicRouteData.encode_tail([("b", (4, 2, 6, 1))])
+    assert TopicRouteData.join_encoded(head, tail, "b:4") == (
+        b'{"brokerDatas":[{"brokerAddrs":{0:"a:1",1:"a:2"},"brokerName":"b","cluster":"C"}],'
+        b'"filterServerTable":{"a:1":["f:1"]},"orderTopicConf":"b:4","queueDatas":'
+        b'[{"brokerName":"b","perm":6,"readQueueNums":4,"topicSynFlag":1,"writeQueueNums":2}]}'
+    )
+    assert ClusterInfo.encode_tables([("b", (None, "b", {}))], [("C", [None, "b"])]) == (
+        b'{"brokerAddrTable":{"b":{"brokerAddrs":{},"brokerName":"b"}},'
+        b'"clusterAddrTable":{"C":[null,"b"]}}'
+    )
+    assert QueueData.row_text(("b", (4, 2, 6, 1))) == (
+        "QueueData [brokerName=b, readQueueNums=4, writeQueueNums=2, perm=6, topicSynFlag=1]"
+    )
+
+
 def test_cluster_info_sets_may_hold_null() -> None:
     info = ClusterInfo({}, {"C": (None, "b")})
     assert info.encode() == b'{"brokerAddrTable":{},"clusterAddrTable":{"C":[null,"b"]}}'
