@@ -27,7 +27,6 @@ from pyrocket.namesrv.routetables import (
     TopicEntry,
     TopicQueueConfig,
     TopicQueues,
-    registration_order,
     topic_queues,
 )
 from pyrocket.protocol.bodies import (
@@ -38,7 +37,13 @@ from pyrocket.protocol.bodies import (
     TopicRouteData,
 )
 from pyrocket.protocol.bodies.route import BrokerRow
-from pyrocket.protocol.javahash import JavaHashMap, JavaHashSet, spread, string_hash
+from pyrocket.protocol.javahash import (
+    JavaHashMap,
+    JavaHashSet,
+    concurrent_hashmap_order,
+    spread,
+    string_hash,
+)
 
 #: TopicSysFlag bits.
 FLAG_UNIT: Final = 1
@@ -50,6 +55,13 @@ _ROUTE_PARTS: Final = 8192
 # Below this many names a HashSet may have grown early (a long bucket in a
 # small table), so its order is worked out by the full model.
 _PLAIN_GROWTH_MIN: Final = 49
+
+
+def registration_order(topics: TopicQueues) -> list[str]:
+    """The order Java applies a registered topic table in: that of the
+    decoded ConcurrentHashMap, which decides which new topic enters a shared
+    bucket of the topic table first. Pure, so it can run in a thread."""
+    return concurrent_hashmap_order(topics)
 
 
 class RouteInfoManager(RouteTables):

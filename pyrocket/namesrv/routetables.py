@@ -162,13 +162,6 @@ class _BrokerEntry:
         self.addrs: JavaHashMap[int, str] = JavaHashMap()
 
 
-def registration_order(topics: TopicQueues) -> list[str]:
-    """The order Java applies a registered topic table in: that of the
-    decoded ConcurrentHashMap, which decides which new topic enters a shared
-    bucket of the topic table first. Pure, so it can run in a thread."""
-    return concurrent_hashmap_order(topics)
-
-
 class RouteTables:
     """The route tables of one NameServer and their changes. Not
     thread-safe; no I/O."""
@@ -222,9 +215,9 @@ class RouteTables:
         whose DataVersion changed or that registers for the first time.
         ``filter_server_list`` None leaves the filter server table alone (the
         pre-3.0.11 registration path); empty removes the broker's entry.
-        ``topic_order`` is :func:`registration_order` of ``topics`` when the
-        caller has it already (worked out off the event loop for a large
-        table).
+        ``topic_order`` is the iteration order of ``topics`` decoded as a
+        Java ConcurrentHashMap, when the caller has it already (worked out
+        off the event loop for a large table).
         """
         entry = self._brokers.get(broker_name)
         register_first = entry is None or broker_id not in entry.addrs
@@ -340,7 +333,7 @@ class RouteTables:
             return
         names = list(fresh)
         if len(names) > 1:
-            order = registration_order(topics) if topic_order is None else topic_order
+            order = concurrent_hashmap_order(topics) if topic_order is None else topic_order
             names = [name for name in order if name in fresh]
         # Checked once: a first registration may bring thousands of topics,
         # and describing each one costs even when the line is not logged.
