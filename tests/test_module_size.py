@@ -25,7 +25,6 @@ OVER_THE_LIMIT = frozenset(
         "broker/processors/send.py",
         "broker/store/store.py",
         "capture.py",
-        "cli/admin_broker.py",
         "client/consumer.py",
         "namesrv/processor.py",
         "protocol/headers.py",
