@@ -49,6 +49,23 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
             item.add_marker(pytest.mark.skip(reason=problem))
 
 
+#: One line per replayed scenario and server, shown at the end of the run.
+REPLAY_SUMMARY: list[str] = []
+
+
+def report_replay(line: str) -> None:
+    """Print a replay's summary line and keep it for the terminal summary."""
+    print(line)
+    REPLAY_SUMMARY.append(line)
+
+
+def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
+    if REPLAY_SUMMARY:
+        terminalreporter.section("replay summary")
+        for line in REPLAY_SUMMARY:
+            terminalreporter.write_line(line)
+
+
 @pytest.fixture(scope="session")
 def vectors_dir() -> Path:
     directory = default_vectors_dir()
