@@ -679,11 +679,10 @@ def broker_scenarios() -> list[str]:
     ]
 
 
-def compared_codes(records: list[Record]) -> set[int | None]:
-    """The request codes this replay sends and checks for one capture."""
-    return {r.code for r in records if r.server == "java-broker" and r.sender == "client"} | {
-        r.code for r in records if r.server == "java-broker" and r.is_request
-    }
+def replayed_requests(records: list[Record]) -> set[tuple[str, int | None]]:
+    """(server, request code) of every request this replay sends or checks:
+    everything sent over a connection to a Java broker."""
+    return {(r.server, r.code) for r in records if r.server == "java-broker" and r.is_request}
 
 
 @pytest.mark.parametrize("scenario", broker_scenarios())
