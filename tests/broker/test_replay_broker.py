@@ -593,6 +593,10 @@ class Replay:
             return
         if answer is None and (record.oneway or record.seq != self.last_seq[record.conn]):
             tally.silences += 1  # checked when the connection ends: nothing may come
+        elif answer is None:
+            # The client left before Java answered: whatever we answer is dropped.
+            wire.ignored.add(record.opaque or 0)
+            tally.skipped["client left before the answer"] += 1
         if record.code == RequestCode.UPDATE_AND_CREATE_TOPIC:
             topic = decode(record.frame).decode_header(CreateTopicRequestHeader).topic
             broker = self.broker_of(record)
