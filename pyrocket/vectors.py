@@ -1,7 +1,7 @@
 """Reading capture files: JSON Lines, one record per frame (or close).
 
 The format is that of the golden vectors recorded from Java RocketMQ 4.7.0
-(``shared/compat/vectors/README.md`` beside the repository): each record names
+(``tests/vectors/README.md`` in the repository): each record names
 its connection, direction and sender, and carries the frame as hex. Tests,
 replays and ``pyrocket decode`` all read captures through this module.
 """
@@ -22,12 +22,16 @@ from pyrocket.errors import ProtocolError
 VECTORS_ENV = "PYROCKET_VECTORS"
 
 
+#: The capture set shipped with the repository: ``tests/vectors`` beside ``pyrocket/``.
+SHIPPED_VECTORS = Path(__file__).resolve().parents[1] / "tests" / "vectors"
+
+
 def default_vectors_dir() -> Path:
-    """``$PYROCKET_VECTORS``, else ``shared/compat/vectors`` beside the checkout."""
+    """``$PYROCKET_VECTORS``, else the set shipped in the checkout (``tests/vectors``)."""
     env = os.environ.get(VECTORS_ENV)
     if env:
         return Path(env)
-    return Path(__file__).resolve().parents[2] / "shared" / "compat" / "vectors"
+    return SHIPPED_VECTORS
 
 
 def scenario_files(directory: Path | None = None) -> list[Path]:

@@ -26,8 +26,9 @@ from tests.broker.helpers import (
     stored_in_topic,
 )
 from tests.broker.recording_namesrv import recording_namesrv
+from tests.conftest import require_cpp_client
 
-pytest.importorskip("rocketmq.client", reason="the rocketmq wheel (C++ client) is not installed")
+require_cpp_client()
 
 pytestmark = pytest.mark.interop
 

@@ -1,8 +1,9 @@
 """The requests a Java slave sends its Java master to copy the delay offsets
 (GET_ALL_DELAY_OFFSET) and the consumer-group table
 (GET_ALL_SUBSCRIPTIONGROUP_CONFIG), from the ``cluster-multi`` capture,
-replayed verbatim against a pyrocket broker set up like the master
-(``broker-a``, id 0, ASYNC_MASTER; the keys cluster-multi.md lists).
+replayed verbatim against a pyrocket broker set up like the master (the
+broker the slave's requests went to, with the identity its registrations
+carry).
 
 The state is reproduced faithfully: in that scenario no consumer ever
 connects and nothing is sent with a delay level, so the master's group table
@@ -18,34 +19,20 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
 import trio
 
-from pyrocket.broker.config import BrokerSettings
+from pyrocket.protocol.bodies import HeartbeatData
 from pyrocket.protocol.bodies.admin import SubscriptionGroupWrapper
 from pyrocket.protocol.codes import RequestCode
 from pyrocket.protocol.command import decode, encode
 from pyrocket.remoting import RemotingClient
 from pyrocket.vectors import pair_requests, read_records
-from tests.broker.helpers import broker_properties, running_broker
+from tests.broker.helpers import running_broker
 from tests.broker.recording_namesrv import recording_namesrv
-from tests.broker.test_replay_broker import SLOW
+from tests.broker.test_replay_broker import SLOW, recorded_brokers, settings_for
 
 SYNC_CODES = (RequestCode.GET_ALL_DELAY_OFFSET, RequestCode.GET_ALL_SUBSCRIPTIONGROUP_CONFIG)
-
-
-def master_settings(root: Path, namesrv: str) -> BrokerSettings:
-    return BrokerSettings.from_properties(
-        broker_properties(
-            root,
-            [namesrv],
-            brokerClusterName="DefaultCluster",
-            brokerName="broker-a",
-            brokerId=0,
-            brokerRole="ASYNC_MASTER",
-            autoCreateTopicEnable="true",
-            autoCreateSubscriptionGroup="true",
-        )
-    )
 
 
 async def test_slave_sync_answers_match_the_java_master(tmp_path: Path, vectors_dir: Path) -> None:
@@ -61,12 +48,24 @@ async def test_slave_sync_answers_match_the_java_master(tmp_path: Path, vectors_
         and r.client == "java-broker"
         and r.code in SYNC_CODES
     ]
-    assert {r.code for r in replayed} == set(SYNC_CODES)
+    if {r.code for r in replayed} != set(SYNC_CODES):
+        pytest.skip("the capture has no slave syncing its delay offsets and groups")
+    # The master: the broker whose (fast) port the slave's requests went to.
+    brokers, route = recorded_brokers(records)
+    master = brokers[route[replayed[0].server_port or 0]]
+    if any(
+        r.code == RequestCode.HEART_BEAT
+        and route.get(r.server_port or 0) == master.listen_port
+        and HeartbeatData.decode(r.body or b"{}").consumer_data_set
+        for r in records
+        if r.is_frame
+    ):
+        pytest.skip("consumers reached the master: its group table needs the full broker replay")
     checked = dict.fromkeys(SYNC_CODES, 0)
     with trio.fail_after(30):
         async with (
             recording_namesrv(tmp_path / "ns") as namesrv,
-            running_broker(master_settings(tmp_path, namesrv.addr), timing=SLOW) as broker,
+            running_broker(settings_for(master, tmp_path, namesrv.addr), timing=SLOW) as broker,
             RemotingClient() as client,
         ):
             for record in replayed:

@@ -16,11 +16,11 @@ import trio
 from pyrocket.client.producer import Producer, new_message
 from tests.broker.cpp_client import ORIGIN, expected
 from tests.broker.helpers import stored_in_topic
-from tests.client.helpers import consumer, running_up
-
-pytest.importorskip("rocketmq.client", reason="the rocketmq wheel (C++ client) is not installed")
-
 from tests.broker.test_cpp_interop import check_received, run_client
+from tests.client.helpers import consumer, running_up
+from tests.conftest import require_cpp_client
+
+require_cpp_client()
 
 pytestmark = pytest.mark.interop
 

@@ -78,7 +78,7 @@ def rebuilt(header: SendMessageRequestHeaderV2) -> Message:
 
 def test_properties_strings_match_java() -> None:
     headers = java_sends()
-    assert len(headers) >= 10
+    assert headers
     for header in headers:
         unique = decode_properties(header.properties or "")["UNIQ_KEY"]
         ours = encode_properties(with_unique_id(rebuilt(header), functools.partial(str, unique)))

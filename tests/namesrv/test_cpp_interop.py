@@ -29,8 +29,11 @@ from pyrocket.protocol.headers import (
     SendMessageResponseHeader,
 )
 from pyrocket.remoting import Connection, RemotingClient, RemotingServer
+from tests.conftest import require_cpp_client
 from tests.namesrv.helpers import address, running_namesrv
 from tests.remoting.helpers import running_server
+
+require_cpp_client()
 
 pytestmark = pytest.mark.interop
 
