@@ -57,6 +57,7 @@ from pyrocket.errors import (
     RemotingTimeoutError,
     RemotingTooMuchRequestError,
 )
+from pyrocket.logtext import clip
 from pyrocket.protocol.codes import VERSION_V4_7_0, LanguageCode, ResponseCode, SerializeType
 from pyrocket.protocol.command import (
     ONEWAY_FLAG,
@@ -76,7 +77,7 @@ from pyrocket.remoting.dispatch import (
     system_response,
 )
 from pyrocket.remoting.events import ConnectionEvent, EventQueue
-from pyrocket.remoting.logs import RepeatLimiter, clip, describe
+from pyrocket.remoting.logs import RepeatLimiter, describe
 
 log = logging.getLogger("pyrocket.remoting")
 

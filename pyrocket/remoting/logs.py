@@ -12,18 +12,11 @@ from __future__ import annotations
 import logging
 from typing import Final
 
+from pyrocket.logtext import DEFAULT_LIMIT, clip
 from pyrocket.protocol.command import RemotingCommand
 
 #: Characters of a peer-supplied value kept in one log line.
-LOG_VALUE_LIMIT: Final = 256
-
-
-def clip(text: object, limit: int = LOG_VALUE_LIMIT) -> str:
-    """``str(text)`` cut to ``limit`` characters, saying how much was cut."""
-    value = str(text)
-    if len(value) <= limit:
-        return value
-    return f"{value[:limit]}...({len(value) - limit} more chars)"
+LOG_VALUE_LIMIT: Final = DEFAULT_LIMIT
 
 
 def describe(command: RemotingCommand) -> str:

@@ -12,6 +12,7 @@ import pytest
 import trio
 import trio.testing
 
+from pyrocket.logtext import clip
 from pyrocket.protocol.codes import ResponseCode
 from pyrocket.protocol.command import (
     ONEWAY_FLAG,
@@ -22,7 +23,7 @@ from pyrocket.protocol.command import (
 )
 from pyrocket.protocol.frame import MAX_HEADER_SIZE, FrameSplitter
 from pyrocket.remoting import OVERLOAD_REMARK, Connection, RemotingServer, ServerConfig
-from pyrocket.remoting.logs import LOG_VALUE_LIMIT, RepeatLimiter, clip, describe
+from pyrocket.remoting.logs import LOG_VALUE_LIMIT, RepeatLimiter, describe
 from pyrocket.remoting.server import accept_loop
 from tests.remoting.helpers import running_server, wait_until
 
@@ -208,7 +209,7 @@ async def test_logged_commands_and_bad_frames_are_clipped(
 def test_clip_and_describe_bound_their_text() -> None:
     assert clip("short") == "short"
     clipped = clip("x" * 10_000)
-    assert clipped.startswith("x" * LOG_VALUE_LIMIT) and "9744 more chars" in clipped
+    assert clipped.startswith("x" * LOG_VALUE_LIMIT) and "9744 more characters" in clipped
     command = RemotingCommand(
         10, 1, 0, remark="m" * 50_000, ext_fields={"k": "v" * 50_000}, body=b"b" * 70_000
     )

@@ -50,6 +50,7 @@ from pyrocket.broker.topic_config import (
     build_sys_flag,
     topic_error,
 )
+from pyrocket.logtext import clip
 from pyrocket.protocol.bodies.topic import PERM_READ, PERM_WRITE, TopicConfig, TopicFilterType
 from pyrocket.protocol.codes import RequestCode, ResponseCode
 from pyrocket.protocol.command import RESPONSE_FLAG, RemotingCommand
@@ -70,7 +71,6 @@ from pyrocket.protocol.message import (
     java_properties,
 )
 from pyrocket.remoting import Connection
-from pyrocket.remoting.logs import clip
 
 if TYPE_CHECKING:
     from pyrocket.broker.app import Broker
