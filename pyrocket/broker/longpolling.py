@@ -428,11 +428,14 @@ class PullRequestHoldService:
         self._held -= 1
         if in_heap:
             self._dead_entries += 1
-            self._prune_deadlines()
+        self._prune_deadlines()
 
     def _prune_deadlines(self) -> None:
         heap = self._deadlines
-        if self._dead_entries > 64 and self._dead_entries * 2 > len(heap):
+        if not self._held:
+            heap.clear()
+            self._dead_entries = 0
+        elif self._dead_entries > 64 and self._dead_entries * 2 > len(heap):
             # In place: the timer loop holds a reference to the list.
             heap[:] = [entry for entry in heap if not entry[2].done]
             heapq.heapify(heap)
