@@ -52,6 +52,7 @@ import trio
 
 from pyrocket.broker.store import MessageArrival
 from pyrocket.protocol.command import RemotingCommand
+from pyrocket.protocol.headers import PullMessageRequestHeader
 from pyrocket.remoting import Connection
 
 log = logging.getLogger("pyrocket.broker")
@@ -63,7 +64,7 @@ MAX_HELD_PER_CONNECTION: Final = 1024
 #: between two checkpoints.
 SLICE: Final = 256
 #: Tasks answering woken pulls.
-WAKE_WORKERS: Final = 16
+WAKE_WORKERS: Final = 4
 #: Tags codes of arrivals not yet looked at kept per queue; beyond that any
 #: tags code matches (a pull woken for nothing answers PULL_NOT_FOUND, and the
 #: client pulls again).
@@ -90,12 +91,14 @@ class PullRequest:
     pull_from_offset: int
     message_filter: ArrivalFilter
     deadline: float
+    #: The request's header, decoded once.
+    header: PullMessageRequestHeader | None = field(default=None)
     #: Set once the pull has left the held tables (woken or dropped).
     done: bool = field(default=False)
     sequence: int = field(default=0)
 
 
-Wake = Callable[[Connection, RemotingCommand], Awaitable[None]]
+Wake = Callable[["PullRequest"], Awaitable[None]]
 
 
 class _PendingArrival:
@@ -127,8 +130,8 @@ class _PendingArrival:
 class PullRequestHoldService:
     """Holds pulls until a message arrives or their time is up.
 
-    ``max_offset_in_queue(topic, queue_id)`` reads the store; ``wake(conn,
-    request)`` runs a pull again and answers it (called in a wake worker).
+    ``max_offset_in_queue(topic, queue_id)`` reads the store; ``wake(pull)``
+    runs a held pull again and answers it (called in a wake worker).
     Run the service with :meth:`run` in the broker's nursery.
     """
 
@@ -296,7 +299,7 @@ class PullRequestHoldService:
             pull = pulls.popleft()
             try:
                 if conn.is_open:
-                    await self._wake(conn, pull.request)
+                    await self._wake(pull)
                 else:
                     await trio.lowlevel.checkpoint()
             finally:
@@ -323,8 +326,11 @@ class PullRequestHoldService:
             conn_pulls = self._by_conn[pull.conn] = {}
         elif len(conn_pulls) >= self.max_held_per_connection:
             return self._refuse(pull)
-        if pull.request.body:
-            # A pull's body means nothing; do not keep it for the wait.
+        if pull.header is not None:
+            # With the header decoded, the request is kept only to be
+            # answered: its fields (and any body, meaningless in a pull) go.
+            pull.request = dataclasses.replace(pull.request, ext_fields=None, body=None)
+        elif pull.request.body:
             pull.request = dataclasses.replace(pull.request, body=None)
         sequence = next(self._sequence)
         pull.sequence = sequence

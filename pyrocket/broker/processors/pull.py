@@ -153,10 +153,11 @@ class PullMessageProcessor:
     ) -> RemotingCommand | None:
         return await self.process(conn, request, allow_suspend=True)
 
-    async def wake(self, conn: Connection, request: RemotingCommand) -> None:
+    async def wake(self, pull: PullRequest) -> None:
         """Run a held pull again (no holding this time) and answer it."""
+        conn, request = pull.conn, pull.request
         try:
-            response = await self.process(conn, request, allow_suspend=False)
+            response = await self.process(conn, request, allow_suspend=False, header=pull.header)
         except Exception as exc:  # the pull was fine once; report, keep serving
             log.exception("held pull from %s failed when run again", conn.remote_address)
             response = RemotingCommand(
@@ -174,10 +175,17 @@ class PullMessageProcessor:
             log.debug("held pull answer dropped: %s closed", conn.remote_address)
 
     async def process(
-        self, conn: Connection, request: RemotingCommand, *, allow_suspend: bool
+        self,
+        conn: Connection,
+        request: RemotingCommand,
+        *,
+        allow_suspend: bool,
+        header: PullMessageRequestHeader | None = None,
     ) -> RemotingCommand | None:
-        """One pull; None when it is held (answered later) or answered already."""
-        header = request.decode_header(PullMessageRequestHeader)
+        """One pull; None when it is held (answered later) or answered
+        already. ``header`` is the request's, when decoded already."""
+        if header is None:
+            header = request.decode_header(PullMessageRequestHeader)
         broker = self.broker
         settings = broker.settings
         broker_config = settings.broker
@@ -376,6 +384,7 @@ class PullMessageProcessor:
                 header.queue_offset,
                 message_filter,
                 trio.current_time() + polling_ms / 1000,
+                header,
             )
             if self.plane.hold_service.suspend_pull_request(held):
                 return None
