@@ -22,7 +22,7 @@ import trio
 
 from pyrocket.broker.app import Broker
 from pyrocket.broker.dataplane import DataPlane
-from pyrocket.broker.longpolling import PullRequestHoldService
+from pyrocket.broker.longpolling import PullRequest, PullRequestHoldService
 from pyrocket.broker.message_filter import MAX_SUBSCRIPTION_TAGS, tag_expression_filter
 from pyrocket.protocol import fastjson
 from pyrocket.protocol.bodies.admin import SubscriptionGroupConfig
@@ -321,3 +321,52 @@ async def test_the_most_tags_allowed_still_filter_as_listed(tmp_path: Path) -> N
                 answer = await client.invoke_sync(addr, plain, 5)
                 assert answer.code == ResponseCode.SUCCESS
                 assert b"listed" in (answer.body or b"") and b"unlisted" not in (answer.body or b"")
+            # The group goes with the connection that was its only member.
+            plane = plane_of(broker)
+            while plane.consumer_manager.get_consumer_group_info("test_consumer"):  # noqa: ASYNC110
+                await trio.sleep(0.005)
+            assert plane.consumer_manager.connections_tracked() == 0
+
+
+class FakeConnection:
+    """Just what the hold service looks at: whether it is open."""
+
+    remote_address = "127.0.0.1:1"
+
+    def __init__(self) -> None:
+        self.is_open = True
+
+
+async def test_pulls_of_a_connection_whose_close_event_was_lost_go_at_the_next_sweep() -> None:
+    woken: list[object] = []
+
+    async def wake(pull: object) -> None:
+        woken.append(pull)
+
+    service = PullRequestHoldService(lambda topic, queue_id: 0, wake)
+    request = pull_request(TOPIC, 0, 0, suspend_ms=HUGE_SUSPEND_MS)
+    with trio.fail_after(10):
+        async with trio.open_nursery() as nursery:
+            await nursery.start(service.run)
+            gone, alive = FakeConnection(), FakeConnection()
+            for conn in (gone, alive, gone):
+                pull = PullRequest(
+                    conn,  # type: ignore[arg-type]
+                    request,
+                    TOPIC,
+                    0,
+                    0,
+                    tag_expression_filter(TOPIC, "*"),
+                    trio.current_time() + 3600,
+                )
+                assert service.suspend_pull_request(pull)
+            gone.is_open = False
+            assert service.drop_closed_connections() == 1
+            assert service.held == 1 and service.table_sizes()["connections"] == 1
+            alive.is_open = False
+            assert service.drop_closed_connections() == 1
+            assert service.held == 0 and not any(service.table_sizes().values())
+            # A closed connection holds nothing more.
+            assert not service.suspend_pull_request(pull)
+            nursery.cancel_scope.cancel()
+    assert woken == []
