@@ -65,15 +65,25 @@ def rss_mb(pid: int) -> float:
 
 
 class StepClock(trio.abc.Instrument):
-    """The CPU time of each task step (thread CPU, so that other processes
-    on a loaded machine do not count): the longest and how many took long."""
+    """The CPU time (thread CPU, so that other processes on a loaded machine
+    do not count) of each task step and of each round of the event loop
+    (from one look at the sockets to the next: what a request that just
+    arrived may have to wait): the longest, and how many took long."""
 
     def __init__(self) -> None:
+        self.round_started: float | None = None
+        self.rounds: list[float] = []
         self.started: float | None = None
         self.longest_ms = 0.0
         self.longest_task = ""
         self.over_10ms = 0
         self.over_50ms = 0
+
+    def after_io_wait(self, timeout: float) -> None:
+        now = time.thread_time()
+        if self.round_started is not None:
+            self.rounds.append((now - self.round_started) * 1000)
+        self.round_started = now
 
     def before_task_step(self, task: trio.lowlevel.Task) -> None:
         self.started = time.thread_time()
@@ -128,6 +138,9 @@ async def serve(root: str) -> None:
             "steps_over_10ms_cpu": clock.over_10ms,
             "steps_over_50ms_cpu": clock.over_50ms,
             "longest_gc_ms": round(max(collections, default=0) * 1000, 2),
+            "loop_round_cpu_p99_ms": round(p99(clock.rounds), 2),
+            "loop_round_cpu_max_ms": round(max(clock.rounds, default=0), 2),
+            "loop_rounds_over_50ms_cpu": sum(1 for took in clock.rounds if took > 50),
         }
         print(json.dumps(figures), flush=True)
         nursery.cancel_scope.cancel()
@@ -318,7 +331,8 @@ async def steer(args: argparse.Namespace) -> dict[str, float | int]:
                     await process.stdin.send_all(b"go\n")
                 await process.wait()
                 nursery.cancel_scope.cancel()
-            growth = (rss[-1] - rss[0]) / max(1, len(rss) - 1) if len(rss) > 1 else 0.0
+            steady = rss[1:] if len(rss) > 2 else rss
+            growth = (steady[-1] - steady[0]) / (len(steady) - 1) if len(steady) > 1 else 0.0
             figures["rss_growth_mb_per_round"] = round(growth, 2)
             figures["rss_mb_after"] = rss[-1] if rss else 0.0
             for name, table in (("send", probe.send_ms), ("query", probe.query_ms)):

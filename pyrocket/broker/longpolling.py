@@ -68,7 +68,7 @@ WAKE_WORKERS: Final = 4
 #: Tags codes of arrivals not yet looked at kept per queue; beyond that any
 #: tags code matches (a pull woken for nothing finds only messages it filters
 #: out, is answered PULL_RETRY_IMMEDIATELY, and the client pulls again).
-MAX_PENDING_CODES: Final = 64
+MAX_PENDING_CODES: Final = 16
 
 
 class ArrivalFilter(Protocol):

@@ -31,6 +31,9 @@ TAG: Final = "TAG"
 MAX_SUBSCRIPTION_TAGS: Final = 1024
 #: What ``String.trim`` strips: every character up to U+0020.
 _JAVA_TRIMMED: Final = "".join(chr(code) for code in range(0x21))
+#: Tags up to this length have their hash codes cached.
+_CACHED_TAG_LENGTH: Final = 64
+_uncached_hash: Final = string_hash.__wrapped__
 
 
 class SubscriptionTooLargeError(CommandError):
@@ -118,7 +121,9 @@ def _tags_filter(sub_string: str) -> ExpressionMessageFilter:
     for tag in sub_string.split("||"):
         trimmed = tag.strip(_JAVA_TRIMMED)
         if trimmed:
-            codes.add(string_hash(trimmed))
+            # Long tags bypass string_hash's cache, which would keep them.
+            hasher = string_hash if len(trimmed) <= _CACHED_TAG_LENGTH else _uncached_hash
+            codes.add(hasher(trimmed))
     subscription = SubscriptionData(topic=None, sub_string=sub_string, sub_version=0)
     return ExpressionMessageFilter(subscription, codes)
 

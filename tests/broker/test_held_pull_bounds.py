@@ -231,7 +231,9 @@ async def test_pulls_naming_what_does_not_exist_leave_no_table_entries(tmp_path:
 
 def random_tags(rng: random.Random, count: int) -> list[str]:
     alphabet = string.ascii_letters + string.digits + " _-é"
-    return ["".join(rng.choices(alphabet, k=rng.randint(0, 12))) for _ in range(count)]
+    # Short tags and long ones (long ones are hashed without the cache).
+    lengths = [rng.choice((rng.randint(0, 12), rng.randint(60, 100))) for _ in range(count)]
+    return ["".join(rng.choices(alphabet, k=length)) for length in lengths]
 
 
 def test_a_pulls_filter_has_the_codes_javas_subscription_data_has() -> None:
