@@ -72,7 +72,8 @@ class StepClock(trio.abc.Instrument):
 
     def __init__(self) -> None:
         self.round_started: float | None = None
-        self.rounds: list[float] = []
+        self.phase = "idle"
+        self.rounds: dict[str, list[float]] = {}
         self.started: float | None = None
         self.longest_ms = 0.0
         self.longest_task = ""
@@ -82,7 +83,7 @@ class StepClock(trio.abc.Instrument):
     def after_io_wait(self, timeout: float) -> None:
         now = time.thread_time()
         if self.round_started is not None:
-            self.rounds.append((now - self.round_started) * 1000)
+            self.rounds.setdefault(self.phase, []).append((now - self.round_started) * 1000)
         self.round_started = now
 
     def before_task_step(self, task: trio.lowlevel.Task) -> None:
@@ -101,7 +102,8 @@ class StepClock(trio.abc.Instrument):
 
 async def serve(root: str) -> None:
     """The broker process: serve until stdin closes, then print the step
-    figures."""
+    figures. Each line read from stdin names the phase the rounds that
+    follow belong to."""
     from pyrocket.broker.app import serve_broker
     from pyrocket.broker.config import BrokerSettings
 
@@ -130,18 +132,24 @@ async def serve(root: str) -> None:
         )
         print(broker.broker_addr, flush=True)
         trio.lowlevel.add_instrument(clock)
-        await trio.wrap_file(sys.stdin).read()
+        stdin = trio.wrap_file(sys.stdin)
+        while line := await stdin.readline():
+            clock.phase = line.strip()
         trio.lowlevel.remove_instrument(clock)
-        figures = {
+        figures: dict[str, float | int | str] = {
             "longest_step_cpu_ms": round(clock.longest_ms, 2),
             "longest_step_task": clock.longest_task,
             "steps_over_10ms_cpu": clock.over_10ms,
             "steps_over_50ms_cpu": clock.over_50ms,
             "longest_gc_ms": round(max(collections, default=0) * 1000, 2),
-            "loop_round_cpu_p99_ms": round(p99(clock.rounds), 2),
-            "loop_round_cpu_max_ms": round(max(clock.rounds, default=0), 2),
-            "loop_rounds_over_50ms_cpu": sum(1 for took in clock.rounds if took > 50),
+            "loop_rounds_over_50ms_cpu": sum(
+                1 for rounds in clock.rounds.values() for took in rounds if took > 50
+            ),
         }
+        for phase in ("hold", "wake", "drop"):
+            rounds = clock.rounds.get(phase, [])
+            figures[f"loop_round_cpu_p99_ms_{phase}"] = round(p99(rounds), 2)
+            figures[f"loop_round_cpu_max_ms_{phase}"] = round(max(rounds, default=0), 2)
         print(json.dumps(figures), flush=True)
         nursery.cancel_scope.cancel()
 
@@ -317,8 +325,14 @@ async def steer(args: argparse.Namespace) -> dict[str, float | int]:
                         if "phase" not in report:
                             break
                         probe.phase = report["phase"]
+                        assert broker.stdin is not None
+                        broker.stdin.write(f"{probe.phase}\n")
+                        broker.stdin.flush()
                     await trio.sleep(1.0)  # the broker handles the closes
                     probe.phase = "idle"
+                    assert broker.stdin is not None
+                    broker.stdin.write("idle\n")
+                    broker.stdin.flush()
                     report["broker_rss_mb"] = round(rss_mb(broker.pid), 1)
                     print(json.dumps(report), flush=True)
                     if report["round"] == 0:
