@@ -284,7 +284,9 @@ class Probe:
 
 
 def p99(values: list[float]) -> float:
-    return statistics.quantiles(values, n=100)[98] if len(values) > 1 else max(values, default=0)
+    if len(values) < 2:
+        return max(values, default=0.0)
+    return statistics.quantiles(values, n=100, method="inclusive")[98]
 
 
 async def steer(args: argparse.Namespace) -> dict[str, float | int]:

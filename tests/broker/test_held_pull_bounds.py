@@ -29,7 +29,7 @@ from pyrocket.protocol.bodies.admin import SubscriptionGroupConfig
 from pyrocket.protocol.bodies.client import SubscriptionData
 from pyrocket.protocol.bodies.topic import TopicConfig
 from pyrocket.protocol.codes import RequestCode, ResponseCode
-from pyrocket.protocol.command import RemotingCommand
+from pyrocket.protocol.command import RemotingCommand, encode
 from pyrocket.remoting import RemotingClient, ResponseFuture
 from tests.broker.helpers import broker_settings, pull_request, running_broker, send_request
 
@@ -372,3 +372,44 @@ async def test_pulls_of_a_connection_whose_close_event_was_lost_go_at_the_next_s
             assert not service.suspend_pull_request(pull)
             nursery.cancel_scope.cancel()
     assert woken == []
+
+
+async def test_a_peer_that_does_not_read_its_answers_delays_no_other_connections(
+    tmp_path: Path,
+) -> None:
+    """A raw socket holds many pulls of big messages and never reads; the
+    pull another client holds on the same queue is answered all the same."""
+    stalled = 1_000
+    with trio.fail_after(60):
+        async with broker_with_topic(tmp_path) as broker:
+            plane = plane_of(broker)
+            service = plane.hold_service
+            addr = broker.broker_addr
+            host, port = addr.rsplit(":", 1)
+            sock = await trio.open_tcp_stream(host, int(port))
+            async with sock, RemotingClient() as client:
+                frames = [
+                    encode(
+                        dataclasses.replace(
+                            pull_request(TOPIC, 0, 0, suspend_ms=HUGE_SUSPEND_MS), opaque=n + 1
+                        )
+                    )
+                    for n in range(stalled)
+                ]
+                await sock.send_all(b"".join(frames))
+                await wait_until_held(service, stalled)
+                [other] = await send_pulls(client, addr, 1)
+                await wait_until_held(service, stalled + 1)
+                # Messages big enough that the stalled peer's answers fill
+                # every buffer on the way long before they are all written.
+                body = b"x" * 12_000
+                for _ in range(4):
+                    sent = await client.invoke_sync(addr, send_request(TOPIC, 0, body), 5)
+                    assert sent.code == ResponseCode.SUCCESS
+                answer = await other
+                assert answer.code == ResponseCode.SUCCESS
+                # Answered in its turn, not after the stalled peer's answers:
+                # most of those still wait.
+                assert service.waking > stalled // 2
+            await wait_until_nothing_held(plane)
+            assert_nothing_left(plane)
