@@ -55,15 +55,27 @@ def plane_of(broker: Broker) -> DataPlane:
     return broker.data_plane
 
 
+def state(service: PullRequestHoldService) -> str:
+    return (
+        f"held {service.held}, waking {service.waking}, tables {service.table_sizes()}, "
+        f"woken by arrival {service.woken_by_arrival}, by timeout {service.woken_by_timeout}, "
+        f"refused {service.refused_over_limit}"
+    )
+
+
 async def wait_until_held(service: PullRequestHoldService, count: int) -> None:
-    while service.held != count:  # noqa: ASYNC110 (the service has no event for it)
-        await trio.sleep(0.005)
+    with trio.move_on_after(60) as scope:
+        while service.held != count:  # noqa: ASYNC110 (the service has no event for it)
+            await trio.sleep(0.005)
+    assert not scope.cancelled_caught, f"waiting for {count} held: {state(service)}"
 
 
 async def wait_until_nothing_held(plane: DataPlane) -> None:
     service = plane.hold_service
-    while service.held or any(service.table_sizes().values()):  # noqa: ASYNC110
-        await trio.sleep(0.005)
+    with trio.move_on_after(60) as scope:
+        while service.held or any(service.table_sizes().values()):  # noqa: ASYNC110
+            await trio.sleep(0.005)
+    assert not scope.cancelled_caught, f"waiting for nothing held: {state(service)}"
 
 
 async def send_pulls(
@@ -183,7 +195,10 @@ async def test_one_message_wakes_thousands_of_held_pulls_and_answers_each(
                 await wait_until_held(service, PULLS_PER_ROUND + 10)
                 sent = await clients[0].invoke_sync(addr, send_request(TOPIC, 0, b"wake"), 5)
                 assert sent.code == ResponseCode.SUCCESS
-                answers = [await future for future in futures]
+                with trio.move_on_after(60) as scope:
+                    answers = [await future for future in futures]
+                answered = sum(future.done() for future in futures)
+                assert not scope.cancelled_caught, f"{answered} answered; {state(service)}"
                 assert {answer.code for answer in answers} == {ResponseCode.SUCCESS}
                 assert {(a.ext_fields or {})["nextBeginOffset"] for a in answers} == {"1"}
                 assert service.woken_by_arrival == PULLS_PER_ROUND
