@@ -15,7 +15,10 @@ store status name, and the header carries ``nextBeginOffset``, ``minOffset``,
 A pull that finds nothing new and allows suspension (sysFlag bit 1) is held
 by the :class:`~pyrocket.broker.longpolling.PullRequestHoldService` for the
 request's ``suspendTimeoutMillis`` (``shortPollingTimeMills`` when long
-polling is off) and answered later over the same connection. A pull with
+polling is off) and answered later over the same connection; a connection
+holding its maximum of pulls gets the answer at once instead, as a pull
+without the suspend flag would. A tag expression longer than the allowed
+tags is a SUBSCRIPTION_PARSE_FAILED. A pull with
 sysFlag bit 0 also commits ``commitOffset`` for the group. An illegal offset
 leaves an OFFSET_MOVED_EVENT message for operators, as Java does.
 """
@@ -166,9 +169,9 @@ class PullMessageProcessor:
         if response is None or not conn.is_open:
             return
         try:
-            # The answer is queued at once; waiting for the writer to make
-            # room is capped, so a peer that does not read holds a wake
-            # worker only briefly (and its own answers wait for it).
+            # Connection.send queues the frame, then waits while the outgoing
+            # buffer is over its high-water mark; capping that wait means a
+            # peer that does not read holds a wake worker only briefly.
             with trio.move_on_after(WAKE_SEND_WAIT):
                 await conn.send(response.answering(request))
         except ConnectionClosedError:
