@@ -171,8 +171,13 @@ class PullMessageProcessor:
         try:
             # Connection.send queues the frame, then waits while the outgoing
             # buffer is over its high-water mark; capping that wait means a
-            # peer that does not read holds a wake worker only briefly.
-            with trio.move_on_after(WAKE_SEND_WAIT):
+            # peer that does not read holds a wake worker only briefly. The
+            # deadline is set once inside the scope: a scope entered with a
+            # deadline already past (the process stalled a moment) would be
+            # cancelled before the frame is queued, losing the answer, while
+            # a deadline set later only takes effect when the task next waits.
+            with trio.CancelScope() as cap:
+                cap.deadline = trio.current_time() + WAKE_SEND_WAIT
                 await conn.send(response.answering(request))
         except ConnectionClosedError:
             log.debug("held pull answer dropped: %s closed", conn.remote_address)
