@@ -4,7 +4,10 @@ A client connection that closes, fails or idles out leaves every producer and
 consumer group it was in (the consumer groups' remaining members are
 notified), and its held pulls are dropped. Every 10 seconds the service also
 drops members whose last heartbeat is more than two minutes old and closes
-their connections: a client that stopped heartbeating without closing.
+their connections (a client that stopped heartbeating without closing), and
+drops the held pulls of connections that have closed, should their close
+event have been lost (the event queue drops events when full), so that no
+held pull outlives its connection by more than one scan.
 """
 
 from __future__ import annotations
@@ -33,9 +36,10 @@ class ClientHousekeepingService(ConnectionListener):
 
     async def _channel_gone(self, conn: Connection) -> None:
         plane = self.plane
+        # Held pulls first: they are the largest state a connection leaves.
+        plane.hold_service.drop_connection(conn)
         plane.producer_manager.do_channel_close_event(conn)
         await plane.consumer_manager.do_channel_close_event(conn)
-        plane.hold_service.drop_connection(conn)
 
     async def on_close(self, conn: Connection) -> None:
         await self._channel_gone(conn)
@@ -47,7 +51,9 @@ class ClientHousekeepingService(ConnectionListener):
         await self._channel_gone(conn)
 
     def scan_exception_channel(self) -> None:
-        """Drop members silent for two minutes and close their connections."""
+        """Drop members silent for two minutes and close their connections;
+        drop the held pulls of closed connections."""
+        self.plane.hold_service.drop_closed_connections()
         expired = self.plane.producer_manager.scan_not_active_channel()
         expired += self.plane.consumer_manager.scan_not_active_channel()
         for conn in expired:

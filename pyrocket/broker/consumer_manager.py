@@ -19,6 +19,11 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Final, Protocol
 
+from pyrocket.broker.message_filter import (
+    ExpressionMessageFilter,
+    check_tag_count,
+    filter_of_subscription,
+)
 from pyrocket.logtext import clipped
 from pyrocket.protocol.bodies.client import (
     ConsumeFromWhere,
@@ -82,6 +87,9 @@ class ConsumerGroupInfo:
         # Java keys this by Netty channel (identity hash): any stable order will do.
         self.channel_info_table: dict[Connection, ClientChannelInfo] = {}
         self.last_update_timestamp = now_ms
+        # Each subscription's filter, built at its first pull rather than at
+        # every pull: topic -> (the subscription it was built for, filter).
+        self._filters: dict[str, tuple[SubscriptionData, ExpressionMessageFilter]] = {}
 
     def find_channel(self, client_id: str) -> ClientChannelInfo | None:
         for info in self.channel_info_table.values():
@@ -97,6 +105,17 @@ class ConsumerGroupInfo:
 
     def find_subscription_data(self, topic: str) -> SubscriptionData | None:
         return self.subscription_table.get(topic)
+
+    def message_filter(self, topic: str, subscription: SubscriptionData) -> ExpressionMessageFilter:
+        """The filter of ``subscription``, the group's subscription to
+        ``topic``, built once per subscription version. Raises
+        SubscriptionTooLargeError for one listing too many tags."""
+        cached = self._filters.get(topic)
+        if cached is not None and cached[0] is subscription:
+            return cached[1]
+        message_filter = filter_of_subscription(subscription)
+        self._filters[topic] = (subscription, message_filter)
+        return message_filter
 
     def subscribed_topics(self) -> list[str]:
         return list(self.subscription_table)
@@ -192,6 +211,7 @@ class ConsumerGroupInfo:
                 clipped(self.subscription_table[topic]),
             )
             del self.subscription_table[topic]
+            self._filters.pop(topic, None)
             updated = True
         self.last_update_timestamp = now_ms
         return updated
@@ -218,6 +238,9 @@ class ConsumerManager:
         self.consumer_table: JavaConcurrentHashMap[str, ConsumerGroupInfo] = JavaConcurrentHashMap(
             1024
         )
+        # The groups each connection is a member of, so that a closing
+        # connection leaves them without a scan of every group.
+        self._groups_of: dict[Connection, dict[str, None]] = {}
 
     async def _changed(self, group: str, connections: list[Connection]) -> None:
         # Java checks the broker-wide switch (notifyConsumerIdsChangedEnable)
@@ -253,7 +276,12 @@ class ConsumerManager:
         """A consumer heartbeat: add or refresh the member and its
         subscriptions. Returns whether the group changed; when it did and
         ``notify`` is set (the group's notifyConsumerIdsChangedEnable), every
-        member is notified."""
+        member is notified. Raises SubscriptionTooLargeError (nothing
+        recorded) for a subscription listing too many tags."""
+        subscriptions = list(subscriptions)
+        for sub in subscriptions:
+            count = max(len(sub.code_set), len(sub.tags_set))
+            check_tag_count(count, f"the subscription of {group} to {sub.topic}")
         now = self._now_ms()
         group_info = self.consumer_table.get(group)
         if group_info is None:
@@ -263,6 +291,7 @@ class ConsumerManager:
             self.consumer_table[group] = group_info
         r1 = group_info.update_channel(info, consume_type, message_model, consume_from_where, now)
         r2 = group_info.update_subscription(subscriptions, now)
+        self._groups_of.setdefault(info.conn, {})[group] = None
         if (r1 or r2) and notify:
             await self._changed(group, group_info.all_connections())
         return r1 or r2
@@ -274,6 +303,7 @@ class ConsumerManager:
         if group_info is None:
             return
         group_info.unregister_channel(conn)
+        self._forget_membership(conn, group)
         if not group_info.channel_info_table and self.consumer_table.pop(group, None) is not None:
             log.info(
                 "unregister consumer ok, no any connection, and remove consumer group, %s", group
@@ -284,8 +314,9 @@ class ConsumerManager:
     async def do_channel_close_event(self, conn: Connection) -> None:
         """A connection closed: remove it from every group it was in and
         notify the members left."""
-        for group, group_info in list(self.consumer_table.items()):
-            if not group_info.do_channel_close_event(conn):
+        for group in self._groups_of.pop(conn, {}):
+            group_info = self.consumer_table.get(group)
+            if group_info is None or not group_info.do_channel_close_event(conn):
                 continue
             if not group_info.channel_info_table and group in self.consumer_table:
                 del self.consumer_table[group]
@@ -311,6 +342,7 @@ class ConsumerManager:
                         group,
                     )
                     del table[conn]
+                    self._forget_membership(conn, group)
                     expired.append(conn)
             if not table:
                 log.warning(
@@ -320,6 +352,17 @@ class ConsumerManager:
                 )
                 del self.consumer_table[group]
         return expired
+
+    def _forget_membership(self, conn: Connection, group: str) -> None:
+        groups = self._groups_of.get(conn)
+        if groups is not None:
+            groups.pop(group, None)
+            if not groups:
+                del self._groups_of[conn]
+
+    def connections_tracked(self) -> int:
+        """Connections that are members of some group."""
+        return len(self._groups_of)
 
     def query_topic_consume_by_who(self, topic: str) -> JavaHashSet[str]:
         """The groups subscribed to ``topic`` (a HashSet, Java's order)."""

@@ -15,7 +15,10 @@ store status name, and the header carries ``nextBeginOffset``, ``minOffset``,
 A pull that finds nothing new and allows suspension (sysFlag bit 1) is held
 by the :class:`~pyrocket.broker.longpolling.PullRequestHoldService` for the
 request's ``suspendTimeoutMillis`` (``shortPollingTimeMills`` when long
-polling is off) and answered later over the same connection. A pull with
+polling is off) and answered later over the same connection; a connection
+holding its maximum of pulls gets the answer at once instead, as a pull
+without the suspend flag would. A tag expression longer than the allowed
+tags is a SUBSCRIPTION_PARSE_FAILED. A pull with
 sysFlag bit 0 also commits ``commitOffset`` for the group. An illegal offset
 leaves an OFFSET_MOVED_EVENT message for operators, as Java does.
 """
@@ -28,7 +31,13 @@ from typing import TYPE_CHECKING, Final
 import trio
 
 from pyrocket.broker.longpolling import PullRequest
-from pyrocket.broker.message_filter import ExpressionMessageFilter, is_tag_type
+from pyrocket.broker.message_filter import (
+    ExpressionMessageFilter,
+    SubscriptionTooLargeError,
+    check_tag_count,
+    is_tag_type,
+    tag_expression_filter,
+)
 from pyrocket.broker.processors.common import (
     MASTER_ID,
     is_readable,
@@ -60,6 +69,8 @@ FLAG_SUBSCRIPTION: Final = 0x1 << 2
 FLAG_CLASS_FILTER: Final = 0x1 << 3
 
 _EMPTY: Final[dict[str, str]] = {}
+#: Longest a woken pull's answer waits for room in a congested connection (s).
+WAKE_SEND_WAIT: Final = 0.01
 
 
 def _response(
@@ -82,20 +93,40 @@ def build_subscription(
     topic: str, sub_string: str | None, expression_type: str | None
 ) -> SubscriptionData:
     """``FilterAPI.build``: the subscription a pull request carries. Raises
-    SubscriptionParseError where Java throws."""
+    SubscriptionParseError where Java throws, and for more tags than
+    :data:`~pyrocket.broker.message_filter.MAX_SUBSCRIPTION_TAGS`."""
     if is_tag_type(expression_type):
-        if sub_string and sub_string != "*":
-            parts = sub_string.split("||")
-            while parts and not parts[-1]:
-                parts.pop()  # String.split drops trailing empty strings
-            if not parts:
-                raise SubscriptionParseError("subString split error")
+        _check_tag_expression(topic, sub_string)
         return SubscriptionData.for_expression(topic, sub_string, 0)
     if not sub_string:
         raise SubscriptionParseError(f"Expression can't be null! {expression_type}")
     return SubscriptionData(
         topic=topic, sub_string=sub_string, sub_version=0, expression_type=expression_type
     )
+
+
+def _check_tag_expression(topic: str, sub_string: str | None) -> None:
+    if sub_string and sub_string != "*":
+        try:
+            check_tag_count(sub_string.count("||") + 1, f"the subscription to {topic}")
+        except SubscriptionTooLargeError as exc:
+            raise SubscriptionParseError(str(exc)) from exc
+        if not sub_string.replace("||", ""):
+            # Only separators: String.split drops the trailing empty parts,
+            # leaving none, and Java throws "subString split error".
+            raise SubscriptionParseError("subString split error")
+
+
+def request_filter(
+    topic: str, sub_string: str | None, expression_type: str | None
+) -> ExpressionMessageFilter:
+    """The filter of the subscription a pull carries: what
+    :func:`build_subscription` accepts, parsed once per expression text.
+    Raises SubscriptionParseError as it does."""
+    if is_tag_type(expression_type):
+        _check_tag_expression(topic, sub_string)
+        return tag_expression_filter(topic, sub_string)
+    return ExpressionMessageFilter(build_subscription(topic, sub_string, expression_type))
 
 
 def offset_moved_event_body(group: str, queue: MessageQueue, request: int, new: int) -> bytes:
@@ -125,10 +156,11 @@ class PullMessageProcessor:
     ) -> RemotingCommand | None:
         return await self.process(conn, request, allow_suspend=True)
 
-    async def wake(self, conn: Connection, request: RemotingCommand) -> None:
+    async def wake(self, pull: PullRequest) -> None:
         """Run a held pull again (no holding this time) and answer it."""
+        conn, request = pull.conn, pull.request
         try:
-            response = await self.process(conn, request, allow_suspend=False)
+            response = await self.process(conn, request, allow_suspend=False, header=pull.header)
         except Exception as exc:  # the pull was fine once; report, keep serving
             log.exception("held pull from %s failed when run again", conn.remote_address)
             response = RemotingCommand(
@@ -137,15 +169,31 @@ class PullMessageProcessor:
         if response is None or not conn.is_open:
             return
         try:
-            await conn.send(response.answering(request))
+            # Connection.send queues the frame, then waits while the outgoing
+            # buffer is over its high-water mark; capping that wait means a
+            # peer that does not read holds a wake worker only briefly. The
+            # deadline is set once inside the scope: a scope entered with a
+            # deadline already past (the process stalled a moment) would be
+            # cancelled before the frame is queued, losing the answer, while
+            # a deadline set later only takes effect when the task next waits.
+            with trio.CancelScope() as cap:
+                cap.deadline = trio.current_time() + WAKE_SEND_WAIT
+                await conn.send(response.answering(request))
         except ConnectionClosedError:
             log.debug("held pull answer dropped: %s closed", conn.remote_address)
 
     async def process(
-        self, conn: Connection, request: RemotingCommand, *, allow_suspend: bool
+        self,
+        conn: Connection,
+        request: RemotingCommand,
+        *,
+        allow_suspend: bool,
+        header: PullMessageRequestHeader | None = None,
     ) -> RemotingCommand | None:
-        """One pull; None when it is held (answered later) or answered already."""
-        header = request.decode_header(PullMessageRequestHeader)
+        """One pull; None when it is held (answered later) or answered
+        already. ``header`` is the request's, when decoded already."""
+        if header is None:
+            header = request.decode_header(PullMessageRequestHeader)
         broker = self.broker
         settings = broker.settings
         broker_config = settings.broker
@@ -186,17 +234,17 @@ class PullMessageProcessor:
             log.warning("%s", remark)
             return _response(ResponseCode.SYSTEM_ERROR, remark)
 
-        subscription: SubscriptionData | None
+        message_filter: ExpressionMessageFilter
         if has_subscription:
+            expression_type = header.expression_type
             try:
-                subscription = build_subscription(
-                    topic, header.subscription, header.expression_type
-                )
-            except SubscriptionParseError:
+                message_filter = request_filter(topic, header.subscription, expression_type)
+            except SubscriptionParseError as exc:
                 log.warning(
-                    "Parse the consumer's subscription[%s] failed, group: %s",
+                    "Parse the consumer's subscription[%.200s] failed, group: %s: %s",
                     header.subscription,
                     group,
+                    exc,
                 )
                 return _response(
                     ResponseCode.SUBSCRIPTION_PARSE_FAILED,
@@ -230,15 +278,13 @@ class PullMessageProcessor:
                 return _response(
                     ResponseCode.SUBSCRIPTION_NOT_LATEST, "the consumer's subscription not latest"
                 )
-        if not is_tag_type(subscription.expression_type):
+            expression_type = subscription.expression_type
+            message_filter = group_info.message_filter(topic, subscription)
+        if not is_tag_type(expression_type):
             # pyrocket evaluates no SQL92: as Java with enablePropertyFilter=false.
-            remark = (
-                "The broker does not support consumer to filter message by "
-                f"{subscription.expression_type}"
-            )
+            remark = f"The broker does not support consumer to filter message by {expression_type}"
             return _response(ResponseCode.SYSTEM_ERROR, remark)
 
-        message_filter = ExpressionMessageFilter(subscription)
         result = await broker.get_message(
             group, topic, queue_id, header.queue_offset, header.max_msg_nums, message_filter
         )
@@ -346,6 +392,7 @@ class PullMessageProcessor:
                 header.queue_offset,
                 message_filter,
                 trio.current_time() + polling_ms / 1000,
+                header,
             )
             if self.plane.hold_service.suspend_pull_request(held):
                 return None
