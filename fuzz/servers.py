@@ -231,6 +231,11 @@ class Mutator:
         length = rng.choice([1, 2, 3, 4, 6, 8, 12, 16])
         start = rng.randrange(len(recorded))
         chosen = list(recorded[start : start + length])
+        while len(chosen) < length and rng.random() < 0.7:
+            # Most recorded connections are short: go on with another one's.
+            other = rng.choice(pool)
+            at = rng.randrange(len(other))
+            chosen.extend(other[at : at + length - len(chosen)])
         if rng.random() < 0.2:  # splice in requests of another connection
             other = rng.choice(pool)
             chosen.insert(rng.randrange(len(chosen) + 1), rng.choice(other))
@@ -748,6 +753,7 @@ class Limits:
     workers: int
     wait: float
     full_every: int
+    report_every: float = 0.0
 
 
 @dataclass(slots=True)
@@ -911,18 +917,34 @@ async def campaign(seeds: Seeds, limits: Limits, seed: int, findings: Findings) 
     rng = random.Random(seed)
     progress = Progress()
     failed_epochs = 0
-    while not progress.done(limits):
-        try:
-            if not await run_epoch(seeds, limits, progress, findings, rng):
-                failed_epochs += 1
-                if failed_epochs >= MAX_FAILED_EPOCHS:
-                    break
-        except Exception as exc:  # the servers themselves died: a crash
-            findings.add(
-                "crash", "".join(traceback.format_exception(exc)), f"{type(exc).__name__}: {exc}"
-            )
-            break
+    async with trio.open_nursery() as nursery:
+        if limits.report_every:
+            nursery.start_soon(report, progress, findings, limits.report_every)
+        while not progress.done(limits):
+            try:
+                if not await run_epoch(seeds, limits, progress, findings, rng):
+                    failed_epochs += 1
+                    if failed_epochs >= MAX_FAILED_EPOCHS:
+                        break
+            except Exception as exc:  # the servers themselves died: a crash
+                detail = "".join(traceback.format_exception(exc))
+                findings.add("crash", detail, f"{type(exc).__name__}: {exc}")
+                break
+        nursery.cancel_scope.cancel()
     return progress
+
+
+async def report(progress: Progress, findings: Findings, every: float) -> None:
+    """A progress line on stderr every ``every`` seconds."""
+    while True:
+        await trio.sleep(every)
+        line = {
+            "elapsed_s": round(time.monotonic() - progress.started),
+            "requests": progress.requests,
+            "sequences": progress.sequences,
+            "findings": findings.total,
+        }
+        print(json.dumps(line), file=sys.stderr, flush=True)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -944,6 +966,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         default=8,
         help="a full canary round (with writes) after every Nth sequence; one read otherwise",
     )
+    parser.add_argument(
+        "--report-every", type=float, default=0.0, help="progress on stderr every S seconds"
+    )
     parser.add_argument("--findings", type=Path, help="write findings (JSON lines) here")
     parser.add_argument("--vectors", type=Path, default=None)
     args = parser.parse_args(argv)
@@ -951,7 +976,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         parser.error("give --seconds or --requests")
     seeds = load_seeds(args.vectors or default_vectors_dir())
     limits = Limits(
-        args.seconds, args.requests, args.epoch_requests, args.workers, args.wait, args.full_every
+        args.seconds,
+        args.requests,
+        args.epoch_requests,
+        args.workers,
+        args.wait,
+        args.full_every,
+        args.report_every,
     )
     findings = Findings()
     with capture_logs(findings) as handler:
