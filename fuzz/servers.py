@@ -475,13 +475,20 @@ class FindingHandler(logging.Handler):
 
 
 def _origin(exc: BaseException) -> str:
-    """The innermost pyrocket frame of ``exc``'s traceback."""
+    """Where ``exc`` came from: the innermost frame of the servers' own code
+    (broker, namesrv) and the innermost pyrocket frame, as path:line."""
     frames = traceback.extract_tb(exc.__traceback__)
     inside = [f for f in frames if "/pyrocket/" in f.filename] or list(frames)
     if not inside:
         return "?"
-    last = inside[-1]
-    return f"{last.filename.rsplit('/pyrocket/', 1)[-1]}:{last.lineno}"
+
+    def place(frame: traceback.FrameSummary) -> str:
+        return f"{frame.filename.rsplit('/pyrocket/', 1)[-1]}:{frame.lineno}"
+
+    servers = [f for f in inside if place(f).startswith(("broker/", "namesrv/"))]
+    if servers and servers[-1] is not inside[-1]:
+        return f"{place(servers[-1])} -> {place(inside[-1])}"
+    return place(inside[-1])
 
 
 @contextmanager
