@@ -8,7 +8,9 @@ flips, truncation, reordering) and sent, each on a fresh TCP connection.
 Beside them, long-lived "canary" connections keep doing known-good work: a
 route query to the NameServer, a send to a canary topic read back by PULL
 and by VIEW_MESSAGE_BY_ID, a consumer offset query and update. After each
-sequence the invariants are checked:
+sequence a worker checks one known-good read at random, after every 8th
+(``--full-every``) the whole round with its writes, at the end of an epoch
+every canary message; the invariants:
 
 - the servers still run and answer the canary connections, which stay open;
 - canary messages and offsets read back exactly as written;
