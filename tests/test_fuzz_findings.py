@@ -9,6 +9,7 @@ findings; they turn into failures (strict) once fixed, and the mark goes.
 from __future__ import annotations
 
 import logging
+from collections.abc import Awaitable
 from pathlib import Path
 
 import pytest
@@ -17,7 +18,7 @@ import trio
 from pyrocket.broker.app import Broker
 from pyrocket.protocol.codes import RequestCode, ResponseCode
 from pyrocket.protocol.command import RemotingCommand, encode
-from pyrocket.protocol.headers import CreateTopicRequestHeader
+from pyrocket.protocol.headers import CreateTopicRequestHeader, GetTopicStatsInfoRequestHeader
 from pyrocket.protocol.message import MessageSysFlag, decode_messages
 from tests.broker.helpers import broker_settings, pull_request, running_broker, send_request
 from tests.namesrv.helpers import RawConnection
@@ -27,6 +28,7 @@ from tests.namesrv.helpers import RawConnection
 OPEN_FINDINGS = (
     "ConnectionClosedError at broker/processors/admin.py",
     "ValueError at broker/store/store.py",
+    "event loop blocked at broker/processors/",
 )
 
 
@@ -124,3 +126,53 @@ async def test_send_with_an_ipv6_host_flag_from_an_ipv4_client(
     assert bodies in ([b"plain"], [b"flagged", b"plain"])
     assert (answer.code == ResponseCode.SUCCESS) == (len(bodies) == 2)
     assert tracebacks(caplog) == []
+
+
+async def largest_pause_while(call: Awaitable[RemotingCommand]) -> tuple[float, RemotingCommand]:
+    """Run ``call`` beside a task that ticks every 10 ms; the longest gap
+    between ticks (how long the event loop was blocked) and the answer."""
+    largest = 0.0
+    done = trio.Event()
+
+    async def tick() -> None:
+        nonlocal largest
+        last = trio.current_time()
+        while not done.is_set():
+            await trio.sleep(0.01)
+            now = trio.current_time()
+            largest = max(largest, now - last)
+            last = now
+
+    answer: RemotingCommand | None = None
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(tick)
+        answer = await call
+        done.set()
+    return largest, answer
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="UPDATE_AND_CREATE_TOPIC accepts any writeQueueNums, and GET_TOPIC_STATS_INFO "
+    "(broker/processors/admin.py get_topic_stats_info) walks every queue id on the event "
+    "loop: with 2^31-1 queues the broker stops serving and its memory grows without bound",
+)
+async def test_a_huge_queue_count_does_not_block_the_broker(tmp_path: Path) -> None:
+    # 150,000 queues keep the test short; the campaign's topic had 2^31-1.
+    topic = "FuzzManyQueues"
+    async with running_broker(broker_settings(tmp_path)) as broker:
+        with trio.fail_after(120):
+            conn = await RawConnection.open(broker.listen_port)
+            request = create_topic(topic)
+            ext = {**(request.ext_fields or {}), "writeQueueNums": "150000"}
+            created = await conn.call(request.replace(ext_fields=ext), opaque=1)
+            stats = RemotingCommand.request(
+                RequestCode.GET_TOPIC_STATS_INFO, GetTopicStatsInfoRequestHeader(topic=topic)
+            )
+            pause, answer = await largest_pause_while(conn.call(stats, opaque=2))
+            await conn.aclose()
+    # Refusing such a topic, or answering without holding up every other
+    # connection, both keep the promise.
+    if created.code == ResponseCode.SUCCESS:
+        assert answer.code in (ResponseCode.SUCCESS, ResponseCode.SYSTEM_ERROR)
+    assert pause < 1.0, f"the event loop was blocked for {pause:.1f} s"
