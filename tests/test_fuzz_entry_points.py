@@ -9,6 +9,7 @@ import os
 import random
 import subprocess
 import sys
+import threading
 from pathlib import Path
 
 import pytest
@@ -108,3 +109,17 @@ def test_a_traceback_in_a_pyrocket_log_is_a_finding() -> None:
     assert findings.total == 1
     [key] = findings.counts
     assert "KeyError" in key and "processor for request code" in key
+
+
+def test_a_blocked_event_loop_is_a_finding() -> None:
+    findings = servers.Findings()
+    stalled = threading.Event()
+    watchdog = servers.Watchdog(1.0, findings, stalled.set)
+    thread = threading.Thread(target=watchdog.watch, daemon=True)
+    thread.start()
+    # No beat() runs: to the watchdog this thread is a blocked event loop.
+    assert stalled.wait(20)
+    thread.join(5)
+    [key] = findings.counts
+    assert key.startswith("stall: event loop blocked at")
+    assert "test_a_blocked_event_loop_is_a_finding" in findings.seen[key]["detail"]
