@@ -2,8 +2,8 @@
 
 Each test states the behaviour pyrocket promises for the input the campaign
 sent: a processor answers bad input with a clear error and logs no traceback,
-and the request's effect is what Java's would be. Tests marked xfail are open
-findings; they turn into failures (strict) once fixed, and the mark goes.
+and the request's effect is what Java's would be. An open finding is a test
+marked xfail (strict), listed in OPEN_FINDINGS; the mark goes once fixed.
 """
 
 from __future__ import annotations
@@ -25,11 +25,7 @@ from tests.namesrv.helpers import RawConnection
 
 #: How the open findings below appear in fuzz/servers.py's summary (its
 #: ``distinct_findings``); the short CI run tolerates these and no others.
-OPEN_FINDINGS = (
-    "ConnectionClosedError at broker/processors/admin.py",
-    "ValueError at broker/store/store.py",
-    "event loop blocked at broker/processors/",
-)
+OPEN_FINDINGS: tuple[str, ...] = ()
 
 
 def tracebacks(caplog: pytest.LogCaptureFixture) -> list[logging.LogRecord]:
@@ -65,12 +61,6 @@ async def created_topics(broker: Broker, topics: list[str], seconds: float) -> l
     return held()
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="UPDATE_AND_CREATE_TOPIC answers before applying with conn.send, which raises "
-    "ConnectionClosedError when the client already left (broker/processors/admin.py "
-    "update_and_create_topic): a 'processor failed' traceback, and the topic is not created",
-)
 async def test_create_topic_from_a_client_that_leaves_at_once(
     tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
@@ -94,12 +84,6 @@ async def test_create_topic_from_a_client_that_leaves_at_once(
     assert created == topics
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="SEND_MESSAGE_V2 whose sysFlag has BORNHOST_V6_FLAG (or STOREHOSTADDRESS_V6_FLAG) "
-    "from an IPv4 client: encode_stored_record raises ValueError (protocol/message.py) out "
-    "of the send processor, logged as 'processor failed' with a traceback",
-)
 @pytest.mark.parametrize(
     "flag", [MessageSysFlag.BORNHOST_V6_FLAG, MessageSysFlag.STOREHOSTADDRESS_V6_FLAG]
 )
@@ -151,12 +135,6 @@ async def largest_pause_while(call: Awaitable[RemotingCommand]) -> tuple[float, 
     return largest, answer
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="UPDATE_AND_CREATE_TOPIC accepts any writeQueueNums, and GET_TOPIC_STATS_INFO "
-    "(broker/processors/admin.py get_topic_stats_info) walks every queue id on the event "
-    "loop: with 2^31-1 queues the broker stops serving and its memory grows without bound",
-)
 async def test_a_huge_queue_count_does_not_block_the_broker(tmp_path: Path) -> None:
     # 150,000 queues keep the test short; the campaign's topic had 2^31-1.
     topic = "FuzzManyQueues"

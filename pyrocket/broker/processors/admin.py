@@ -22,7 +22,7 @@ remoting layer's REQUEST_CODE_NOT_SUPPORTED.
 from __future__ import annotations
 
 import logging
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Final
 
 import trio
 
@@ -30,6 +30,7 @@ from pyrocket.broker.topic_config import topic_error
 from pyrocket.errors import (
     CommandError,
     ConfigError,
+    ConnectionClosedError,
     ProtocolError,
     PyrocketError,
     RemotingTimeoutError,
@@ -80,6 +81,12 @@ INLINE_BODY_LIMIT = 64 * 1024
 _TIMEOUT_EXCEPTION = "org.apache.rocketmq.remoting.exception.RemotingTimeoutException"
 
 
+#: Most queues an UPDATE_AND_CREATE_TOPIC may give a topic. Java has no
+#: bound; its per-queue answers (topic stats, consume stats) then walk
+#: billions of queue ids.
+MAX_QUEUE_NUMS: Final = 4096
+
+
 def topic_config_from_header(header: CreateTopicRequestHeader) -> TopicConfig:
     """The topic an UPDATE_AND_CREATE_TOPIC request describes, as Java builds
     it (``order`` is not taken from the request: the NameServer's order table
@@ -90,6 +97,14 @@ def topic_config_from_header(header: CreateTopicRequestHeader) -> TopicConfig:
         raise CommandError(
             f"topicFilterType {header.topic_filter_type!r} is not SINGLE_TAG or MULTI_TAG"
         ) from None
+    for name, count in (
+        ("readQueueNums", header.read_queue_nums),
+        ("writeQueueNums", header.write_queue_nums),
+    ):
+        if count > MAX_QUEUE_NUMS:
+            raise CommandError(
+                f"{name} {count} is more than the {MAX_QUEUE_NUMS} queues a topic may have"
+            )
     return TopicConfig(
         header.topic,
         read_queue_nums=header.read_queue_nums,
@@ -189,8 +204,12 @@ class AdminBrokerProcessor:
         except CommandError as exc:
             return _error(str(exc))
         async with self._lock:
-            # Java answers before applying and registering the change.
-            await conn.send(_ok().answering(request))
+            # Java answers before applying and registering the change, and
+            # applies it even when the client has gone by then.
+            try:
+                await conn.send(_ok().answering(request))
+            except ConnectionClosedError:
+                log.debug("updateAndCreateTopic: %s left before the answer", conn.remote_address)
             topics = self.broker.topic_config_manager
             await topics.update_topic_config(config)
             await self.broker.registration.register_increment_broker_data(
