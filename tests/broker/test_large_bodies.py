@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 import trio
 
+from pyrocket.broker.message_filter import MAX_SUBSCRIPTION_TAGS
 from pyrocket.broker.processors import admin, client_manage
 from pyrocket.client.broker_api import BrokerAPI
 from pyrocket.protocol.bodies.client import (
@@ -28,8 +29,9 @@ from tests.broker.helpers import broker_settings, running_broker
 
 
 def heartbeat(tags: int) -> HeartbeatData:
+    # Long tag names: a body past the inline limit within the tag bound.
     subscription = SubscriptionData.for_expression(
-        "ManyTags", " || ".join(f"tag{i}" for i in range(tags)), 1
+        "ManyTags", " || ".join(f"tag{i:0>100}" for i in range(tags)), 1
     )
     consumer = ConsumerData(
         group_name="many_tags_group",
@@ -41,7 +43,7 @@ def heartbeat(tags: int) -> HeartbeatData:
     return HeartbeatData(client_id="127.0.0.1@many", consumer_data_set=(consumer,))
 
 
-@pytest.mark.parametrize(("tags", "in_thread"), [(5000, True), (3, False)])
+@pytest.mark.parametrize(("tags", "in_thread"), [(MAX_SUBSCRIPTION_TAGS, True), (3, False)])
 async def test_heartbeat_decoding_moves_off_the_loop_when_large(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, tags: int, in_thread: bool
 ) -> None:
