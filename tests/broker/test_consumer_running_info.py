@@ -26,6 +26,7 @@ from pyrocket.protocol.bodies.client import (
     ConsumeType,
     HeartbeatData,
     MessageModel,
+    MessageQueue,
     SubscriptionData,
 )
 from pyrocket.protocol.codes import RequestCode, ResponseCode
@@ -59,7 +60,21 @@ async def test_running_info_of_a_real_push_consumer(
             )
             reader.subscribe("InfoTopic", "a || b")
             async with reader:
-                await wait_until(lambda: len(reader.assignment) > 1)
+                # The first rebalance adds the queues one by one, each after
+                # its own offset query (as Java's processQueueTable fills), so
+                # a partial assignment is a passing state: wait until the lone
+                # consumer holds every readable queue the broker serves for its
+                # subscriptions, after which the assignment no longer moves.
+                topics = broker.topic_config_manager
+                served: set[MessageQueue] = set()
+                for topic in ("%RETRY%info_cg", "InfoTopic"):
+                    config = topics.select_topic_config(topic)
+                    assert config is not None
+                    served.update(
+                        MessageQueue(topic, broker.settings.broker.broker_name, queue_id)
+                        for queue_id in range(config.read_queue_nums)
+                    )
+                await wait_until(lambda: reader.assignment == served)
                 info = await admin.get_consumer_running_info(addr, "info_cg", reader.client_id)
                 assert [s.topic for s in info.subscription_set] == ["%RETRY%info_cg", "InfoTopic"]
                 assert info.subscription_set[1].sub_string == "a || b"
