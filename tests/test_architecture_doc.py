@@ -20,6 +20,7 @@ from pathlib import Path
 
 import trio
 
+from pyrocket.client.producer import Producer
 from pyrocket.protocol.codes import RequestCode
 from pyrocket.remoting.dispatch import ProcessorTable
 from tests.client.helpers import consumer, running_up
@@ -29,13 +30,11 @@ DOC = REPO / "docs" / "architecture.md"
 BEGIN = "<!-- request-codes:begin -->"
 END = "<!-- request-codes:end -->"
 
-#: The order the servers appear in for one code.
-SERVER_ORDER = ("NameServer", "broker", "broker (main port only)", "broker (fast port only)")
-
 
 @dataclass(frozen=True, order=True)
 class Row:
-    """One registration: a code answered by one server's handler."""
+    """One registration: a code answered by one server's handler (``rank``
+    orders the servers of one code: NameServer, broker, clients)."""
 
     code: int
     rank: int
@@ -107,18 +106,23 @@ def render(rows: list[Row]) -> str:
 
 
 async def registered_rows(tmp_path: Path) -> list[Row]:
-    """The registrations of a real NameServer, broker and push consumer."""
+    """The registrations of a real NameServer, broker (its servers and its
+    client to the NameServers), producer and push consumer."""
     with trio.fail_after(60):
         async with running_up(tmp_path) as running:
             rows = rows_for("NameServer", 0, running.namesrv.server.processors)
             broker = running.broker
             rows += broker_rows(broker.server.processors, broker.fast_server.processors)
-            # The broker's own client answers nothing the servers send it.
-            assert not broker.client.processors.codes()
+            rows += rows_for("broker (its client)", 4, broker.client.processors)
+            producer = Producer(
+                "architecture_doc_producer", [running.namesrv_addr], client_ip="127.0.0.1"
+            )
+            async with producer:
+                rows += rows_for("client (producer)", 5, producer.instance.remoting.processors)
             push = consumer(running.namesrv_addr, "architecture_doc_group", "ArchitectureDocTopic")
             async with push:
                 table = push.instance.remoting.processors
-                rows += rows_for("client (push consumer)", 4, table)
+                rows += rows_for("client (push consumer)", 6, table)
     return rows
 
 
