@@ -174,7 +174,7 @@ def _group_of(cls: type[Any], attribute: str) -> str:
     # netty fields come from NettyServerConfig).
     for klass in reversed(cls.__mro__):
         if attribute in getattr(klass, "__annotations__", {}):
-            return str(getattr(klass, "JAVA_GROUP", klass.__name__))
+            return str(vars(klass).get("JAVA_GROUP", klass.__name__))
     return cls.__name__
 
 
