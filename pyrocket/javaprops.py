@@ -9,7 +9,8 @@ Java object it belongs to, when one dataclass holds more than one). The value
 type comes from the annotation: ``int`` (a Java int), :data:`JavaLong`,
 ``bool``, ``str`` (``| None`` allowed) or an :class:`enum.Enum`.
 
-On top of the declarations: :func:`apply_properties` (Java's
+On top of the declarations: :func:`read_properties_file`,
+:func:`apply_properties` (Java's
 ``properties2Object``, except that a value that does not parse is a
 ConfigError naming the key), :func:`object_properties` (``object2Properties``,
 the order of --printConfigItem and GET_*_CONFIG), :class:`PropertiesTable`
@@ -220,6 +221,21 @@ def _java_keys(cls: Any) -> Mapping[str, JavaField]:
 def runtime_keys(*classes: type[Any]) -> frozenset[str]:
     """The keys of ``classes`` declared ``runtime``."""
     return frozenset(spec.key for cls in classes for spec in java_fields(cls) if spec.runtime)
+
+
+def read_properties_file(path: Path) -> dict[str, str]:
+    """The entries of a properties file (UTF-8), in file order. Raises
+    ConfigError naming the file when it cannot be read or parsed."""
+    try:
+        text = path.read_bytes().decode("utf-8")
+    except OSError as exc:
+        raise ConfigError(f"{path}: cannot be read: {exc.strerror or exc}") from exc
+    except UnicodeDecodeError as exc:
+        raise ConfigError(f"{path}: not UTF-8 text (byte {exc.start})") from exc
+    try:
+        return parse_properties(text)
+    except ProtocolError as exc:
+        raise ConfigError(f"{path}: {exc}") from exc
 
 
 def apply_properties(obj: Any, properties: Mapping[str, str]) -> Any:

@@ -42,7 +42,7 @@ from typing import Any, Final, Self, TypeAlias
 
 from pyrocket import javaprops
 from pyrocket.broker.store.config import BrokerRole, MessageStoreConfig
-from pyrocket.errors import ConfigError, ProtocolError
+from pyrocket.errors import ConfigError
 from pyrocket.javaprops import (
     JavaLong,
     Unimplemented,
@@ -52,8 +52,8 @@ from pyrocket.javaprops import (
     java_keys,
     java_text,
     prop,
+    read_properties_file,
 )
-from pyrocket.protocol.bodies.properties import parse_properties
 from pyrocket.protocol.bodies.topic import PERM_READ, PERM_WRITE
 from pyrocket.protocol.codes import SerializeType, serialize_type_from_env
 from pyrocket.remoting.address import split_address
@@ -466,16 +466,7 @@ class BrokerSettings:
 def read_broker_conf(path: Path) -> dict[str, str]:
     """The entries of a properties file, in file order. Raises ConfigError
     when the file cannot be read or parsed."""
-    try:
-        text = path.read_bytes().decode("utf-8")
-    except OSError as exc:
-        raise ConfigError(f"{path}: cannot be read: {exc.strerror or exc}") from exc
-    except UnicodeDecodeError as exc:
-        raise ConfigError(f"{path}: not UTF-8 text (byte {exc.start})") from exc
-    try:
-        return parse_properties(text)
-    except ProtocolError as exc:
-        raise ConfigError(f"{path}: {exc}") from exc
+    return read_properties_file(path)
 
 
 def load_broker_settings(

@@ -36,7 +36,7 @@ from typing import Any, ClassVar, Final, TypeAlias
 import trio
 
 from pyrocket import javaprops
-from pyrocket.errors import ConfigError, ProtocolError
+from pyrocket.errors import ConfigError
 from pyrocket.javaprops import (
     QUOTED_WORDING,
     JavaField,
@@ -50,13 +50,13 @@ from pyrocket.javaprops import (
     not_property,
     object_properties,
     prop,
+    read_properties_file,
     runtime_keys,
     save_properties,
 )
 from pyrocket.persist import CoalescingWriter
 from pyrocket.protocol.bodies.properties import (
     UpdatePlan,
-    parse_properties,
     properties_to_string,
 )
 from pyrocket.protocol.codes import SerializeType
@@ -190,14 +190,7 @@ def load_config(
     config = base or NamesrvConfig()
     if config_file is not None:
         path = Path(config_file)
-        try:
-            text = path.read_text(encoding="utf-8")
-        except (OSError, UnicodeDecodeError) as exc:
-            raise ConfigError(f"{path}: cannot be read: {exc}") from exc
-        try:
-            entries = parse_properties(text)
-        except ProtocolError as exc:
-            raise ConfigError(f"{path}: {exc}") from exc
+        entries = read_properties_file(path)
         refuse_unimplemented(entries, f"{path}: ")
         known = {k: v for k, v in entries.items() if k in _BY_JAVA_NAME}
         for key in entries:
