@@ -125,10 +125,6 @@ class JavaField:
     group: str
     wording: Wording
 
-    @property
-    def java(self) -> str:
-        return self.key
-
     def parse(self, text: str) -> Any:
         """The value of ``text``; raises ConfigError naming the key."""
         shown = repr(text) if self.wording.quote else text
@@ -154,9 +150,6 @@ class JavaField:
                 names = ", ".join(member.name for member in kind)
                 raise ConfigError(f"{self.key}={shown}: expected one of {names}") from None
         return value if self.wording.strip_text else text
-
-    def format(self, value: Any) -> str:
-        return java_text(value)
 
 
 def _kind(cls: type[Any], name: str, annotation: object) -> Kind:

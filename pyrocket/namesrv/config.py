@@ -1,7 +1,9 @@
 """NameServer configuration: Java's NamesrvConfig and NettyServerConfig keys.
 
 A Java operator's ``namesrv.properties`` works as it is: the keys are the Java
-property names (the table :data:`PROPERTIES` maps them to attributes). Values
+property names (the table :data:`PROPERTIES` maps them to attributes; the
+fields are declared with :mod:`pyrocket.javaprops`, the NettyServerConfig
+ones once, in :mod:`pyrocket.remoting.netty`, for the broker too). Values
 are checked (Java ignores a value it cannot parse and keeps the default; here
 it is a ConfigError naming the key). Keys the NameServer does not know are
 kept and listed by GET_NAMESRV_CONFIG, as Java does, with a warning.
