@@ -2,12 +2,13 @@
 
 A Java broker spreads one properties file over four objects: ``BrokerConfig``,
 ``NettyServerConfig``, ``NettyClientConfig`` and ``MessageStoreConfig``. Here
-they are :class:`BrokerConfig`, :class:`NettyServerConfig`,
-:class:`NettyClientConfig` and the store's
+they are :class:`BrokerConfig`, the NettyServerConfig and NettyClientConfig
+of :mod:`pyrocket.remoting.netty` (the NameServer's too) and the store's
 :class:`~pyrocket.broker.store.MessageStoreConfig`, held together by
-:class:`BrokerSettings`. Every attribute is the Java field in snake_case with
-Java's default; :func:`java_key` / the ``JAVA_KEYS`` tables give the spelling
-used in files and on the wire.
+:class:`BrokerSettings`, all declared with :mod:`pyrocket.javaprops`. Every
+attribute is the Java field in snake_case with Java's default;
+:func:`java_key` / the ``JAVA_KEYS`` tables give the spelling used in files
+and on the wire.
 
 :func:`load_broker_settings` does what ``BrokerStartup`` does with ``-c
 broker.conf`` and the command line: every key goes to each object that has it,
@@ -32,7 +33,6 @@ import fcntl
 import logging
 import math
 import os
-import re
 import socket
 import struct
 from collections.abc import Callable, Mapping
@@ -40,29 +40,40 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Final, Self, TypeAlias
 
-from pyrocket.broker.store.config import JAVA_KEYS as STORE_JAVA_KEYS
+from pyrocket import javaprops
 from pyrocket.broker.store.config import BrokerRole, MessageStoreConfig
-from pyrocket.errors import ConfigError, ProtocolError
-from pyrocket.protocol.bodies.properties import parse_properties
+from pyrocket.errors import ConfigError
+from pyrocket.javaprops import (
+    JavaLong,
+    Unimplemented,
+    apply_properties,
+    camel_key,
+    java_fields,
+    java_keys,
+    java_text,
+    prop,
+    read_properties_file,
+)
 from pyrocket.protocol.bodies.topic import PERM_READ, PERM_WRITE
 from pyrocket.protocol.codes import SerializeType, serialize_type_from_env
-from pyrocket.remoting import ClientConfig, ServerConfig
 from pyrocket.remoting.address import split_address
+from pyrocket.remoting.netty import (
+    BROKER_LISTEN_PORT,
+    NettyClientConfig,
+    NettyServerConfig,
+    broker_client_defaults,
+    broker_server_defaults,
+)
 
 log = logging.getLogger("pyrocket.broker")
-
-#: A Java ``long`` field (the annotation text tells the parser the range).
-JavaLong: TypeAlias = int
 
 #: MixAll constants the broker's defaults and system topics use.
 DEFAULT_CLUSTER: Final = "DefaultCluster"
 RMQ_SYS_TRACE_TOPIC: Final = "RMQ_SYS_TRACE_TOPIC"
 DEFAULT_TRACE_REGION_ID: Final = "DefaultRegion"
 
-#: BrokerStartup's socket buffer sizes (it overrides NettySystemConfig's 65535).
-BROKER_SOCKET_BUF_SIZE: Final = 131072
 #: BrokerStartup's listen port when the file names none.
-DEFAULT_LISTEN_PORT: Final = 10911
+DEFAULT_LISTEN_PORT: Final = BROKER_LISTEN_PORT
 
 
 def _cpus() -> int:
@@ -124,17 +135,17 @@ class BrokerConfig:
 
     rocketmq_home: str | None = field(default_factory=lambda: os.environ.get("ROCKETMQ_HOME"))
     namesrv_addr: str | None = field(default_factory=lambda: os.environ.get("NAMESRV_ADDR"))
-    broker_ip1: str = field(default_factory=local_address)
-    broker_ip2: str = field(default_factory=local_address)
+    broker_ip1: str = prop(factory=local_address, key="brokerIP1")
+    broker_ip2: str = prop(factory=local_address, key="brokerIP2")
     broker_name: str = field(default_factory=local_host_name)
     broker_cluster_name: str = DEFAULT_CLUSTER
     broker_id: JavaLong = 0
-    broker_permission: int = PERM_READ | PERM_WRITE
+    broker_permission: int = prop(PERM_READ | PERM_WRITE, runtime=True)
     default_topic_queue_nums: int = 8
-    auto_create_topic_enable: bool = True
+    auto_create_topic_enable: bool = prop(True, runtime=True)
     cluster_topic_enable: bool = True
     broker_topic_enable: bool = True
-    auto_create_subscription_group: bool = True
+    auto_create_subscription_group: bool = prop(True, runtime=True)
     message_store_plug_in: str = ""
     msg_trace_topic_name: str = RMQ_SYS_TRACE_TOPIC
     trace_topic_enable: bool = False
@@ -149,7 +160,7 @@ class BrokerConfig:
     end_transaction_thread_pool_nums: int = field(default_factory=lambda: 8 + _cpus() * 2)
     flush_consumer_offset_interval: int = 1000 * 5
     flush_consumer_offset_history_interval: int = 1000 * 60
-    reject_transaction_message: bool = False
+    reject_transaction_message: bool = prop(False, runtime=True)
     fetch_namesrv_addr_by_address_server: bool = False
     send_thread_pool_queue_capacity: int = 10000
     pull_thread_pool_queue_capacity: int = 100000
@@ -160,43 +171,43 @@ class BrokerConfig:
     heartbeat_thread_pool_queue_capacity: int = 50000
     end_transaction_pool_queue_capacity: int = 100000
     filter_server_nums: int = 0
-    long_polling_enable: bool = True
-    short_polling_time_mills: JavaLong = 1000
-    notify_consumer_ids_changed_enable: bool = True
+    long_polling_enable: bool = prop(True, runtime=True)
+    short_polling_time_mills: JavaLong = prop(1000, runtime=True)
+    notify_consumer_ids_changed_enable: bool = prop(True, runtime=True)
     high_speed_mode: bool = False
     commercial_enable: bool = True
     commercial_timer_count: int = 1
     commercial_trans_count: int = 1
     commercial_big_count: int = 1
     commercial_base_count: int = 1
-    transfer_msg_by_heap: bool = True
-    max_delay_time: int = 40
+    transfer_msg_by_heap: bool = prop(True, runtime=True)
+    max_delay_time: int = prop(40, runtime=True)
     region_id: str = DEFAULT_TRACE_REGION_ID
-    register_broker_timeout_mills: int = 6000
-    slave_read_enable: bool = False
-    disable_consume_if_consumer_read_slowly: bool = False
-    consumer_fallbehind_threshold: JavaLong = 1024 * 1024 * 1024 * 16
-    broker_fast_failure_enable: bool = True
-    wait_time_mills_in_send_queue: JavaLong = 200
-    wait_time_mills_in_pull_queue: JavaLong = 5 * 1000
-    wait_time_mills_in_heartbeat_queue: JavaLong = 31 * 1000
-    wait_time_mills_in_transaction_queue: JavaLong = 3 * 1000
-    start_accept_send_request_time_stamp: JavaLong = 0
-    trace_on: bool = True
+    register_broker_timeout_mills: int = prop(6000, runtime=True)
+    slave_read_enable: bool = prop(False, runtime=True)
+    disable_consume_if_consumer_read_slowly: bool = prop(False, runtime=True)
+    consumer_fallbehind_threshold: JavaLong = prop(1024 * 1024 * 1024 * 16, runtime=True)
+    broker_fast_failure_enable: bool = prop(True, runtime=True)
+    wait_time_mills_in_send_queue: JavaLong = prop(200, runtime=True)
+    wait_time_mills_in_pull_queue: JavaLong = prop(5 * 1000, runtime=True)
+    wait_time_mills_in_heartbeat_queue: JavaLong = prop(31 * 1000, runtime=True)
+    wait_time_mills_in_transaction_queue: JavaLong = prop(3 * 1000, runtime=True)
+    start_accept_send_request_time_stamp: JavaLong = prop(0, runtime=True)
+    trace_on: bool = prop(True, runtime=True)
     enable_calc_filter_bit_map: bool = False
     expect_consumer_num_use_filter: int = 32
     max_error_rate_of_bloom_filter: int = 20
     filter_data_clean_time_span: JavaLong = 24 * 3600 * 1000
-    filter_support_retry: bool = False
-    enable_property_filter: bool = False
-    compressed_register: bool = False
-    force_register: bool = True
+    filter_support_retry: bool = prop(False, runtime=True)
+    enable_property_filter: bool = prop(False, runtime=True)
+    compressed_register: bool = prop(False, runtime=True)
+    force_register: bool = prop(True, runtime=True)
     register_name_server_period: int = 1000 * 30
-    transaction_time_out: JavaLong = 6 * 1000
-    transaction_check_max: int = 15
+    transaction_time_out: JavaLong = prop(6 * 1000, runtime=True)
+    transaction_check_max: int = prop(15, runtime=True)
     transaction_check_interval: JavaLong = 60 * 1000
     acl_enable: bool = False
-    store_reply_message_enable: bool = True
+    store_reply_message_enable: bool = prop(True, runtime=True)
 
     @property
     def namesrv_addresses(self) -> list[str]:
@@ -248,217 +259,63 @@ class BrokerConfig:
                 raise ConfigError(f"{key}: must not be blank")
 
 
-@dataclass(frozen=True, slots=True)
-class NettyServerConfig:
-    """Java's ``NettyServerConfig`` as a broker has it (port 10911 and
-    BrokerStartup's 128 KiB socket buffers)."""
-
-    listen_port: int = DEFAULT_LISTEN_PORT
-    server_worker_threads: int = 8
-    server_callback_executor_threads: int = 0
-    server_selector_threads: int = 3
-    server_oneway_semaphore_value: int = 256
-    server_async_semaphore_value: int = 64
-    server_channel_max_idle_time_seconds: int = 120
-    server_socket_snd_buf_size: int = BROKER_SOCKET_BUF_SIZE
-    server_socket_rcv_buf_size: int = BROKER_SOCKET_BUF_SIZE
-    server_pooled_byte_buf_allocator_enable: bool = True
-    use_epoll_native_selector: bool = False
-
-    def validate(self) -> None:
-        # The fast ("VIP") server listens on listenPort - 2, HA on listenPort + 1;
-        # 0 lets the system pick both ports (tests).
-        if self.listen_port != 0 and not 3 <= self.listen_port <= 65534:
-            raise ConfigError(f"listenPort={self.listen_port}: must be 3 to 65534 (or 0)")
-        if self.server_oneway_semaphore_value <= 0 or self.server_async_semaphore_value <= 0:
-            raise ConfigError(
-                "serverOnewaySemaphoreValue / serverAsyncSemaphoreValue: must be positive"
-            )
-
-    def server_config(self, *, listen_port: int | None = None) -> ServerConfig:
-        """The remoting server settings for this config."""
-        return ServerConfig(
-            listen_port=self.listen_port if listen_port is None else listen_port,
-            channel_max_idle_seconds=float(self.server_channel_max_idle_time_seconds),
-            async_permits=self.server_async_semaphore_value,
-            oneway_permits=self.server_oneway_semaphore_value,
-        )
-
-
-@dataclass(frozen=True, slots=True)
-class NettyClientConfig:
-    """Java's ``NettyClientConfig`` as a broker has it."""
-
-    client_worker_threads: int = 4
-    client_callback_executor_threads: int = field(default_factory=_cpus)
-    client_oneway_semaphore_value: int = 65535
-    client_async_semaphore_value: int = 65535
-    connect_timeout_millis: int = 3000
-    channel_not_active_interval: JavaLong = 1000 * 60
-    client_channel_max_idle_time_seconds: int = 120
-    client_socket_snd_buf_size: int = BROKER_SOCKET_BUF_SIZE
-    client_socket_rcv_buf_size: int = BROKER_SOCKET_BUF_SIZE
-    client_pooled_byte_buf_allocator_enable: bool = False
-    client_close_socket_if_timeout: bool = False
-    use_tls: bool = False
-
-    def validate(self) -> None:
-        if self.connect_timeout_millis <= 0:
-            raise ConfigError(
-                f"connectTimeoutMillis={self.connect_timeout_millis}: must be positive"
-            )
-        if self.client_oneway_semaphore_value <= 0 or self.client_async_semaphore_value <= 0:
-            raise ConfigError(
-                "clientOnewaySemaphoreValue / clientAsyncSemaphoreValue: must be positive"
-            )
-
-    def client_config(self) -> ClientConfig:
-        """The remoting client settings for this config."""
-        return ClientConfig(
-            connect_timeout=self.connect_timeout_millis / 1000,
-            async_permits=self.client_async_semaphore_value,
-            oneway_permits=self.client_oneway_semaphore_value,
-            channel_max_idle_seconds=float(self.client_channel_max_idle_time_seconds),
-            close_socket_if_timeout=self.client_close_socket_if_timeout,
-        )
-
-
 # ---------------------------------------------------------------------------
 # Java names and value parsing
 
-_SPELLING: Final = {"brokerIp1": "brokerIP1", "brokerIp2": "brokerIP2", "useTls": "useTLS"}
+ConfigObject: TypeAlias = BrokerConfig | NettyServerConfig | NettyClientConfig
+#: The config objects, in the order Java's Configuration registers them.
+CONFIG_CLASSES: Final = (BrokerConfig, NettyServerConfig, NettyClientConfig, MessageStoreConfig)
 
 
 def java_key(attribute: str) -> str:
     """The Java field name of a snake_case attribute (``broker_ip1`` -> ``brokerIP1``)."""
-    head, *rest = attribute.split("_")
-    key = head + "".join(part[:1].upper() + part[1:] for part in rest)
-    return _SPELLING.get(key, key)
+    for cls in CONFIG_CLASSES:
+        for spec in java_fields(cls):
+            if spec.attr == attribute:
+                return spec.key
+    return camel_key(attribute)
 
 
-ConfigObject: TypeAlias = BrokerConfig | NettyServerConfig | NettyClientConfig
-
-
-def _java_keys(cls: type[Any]) -> dict[str, str]:
-    return {java_key(f.name): f.name for f in dataclasses.fields(cls)}
-
-
-#: Java key -> (value that switches the feature on, what the feature is) for
-#: features pyrocket lacks and must not silently run without. ``None``: any
-#: value but ``disabled`` (``tls.server.mode``).
-UNIMPLEMENTED: Final[Mapping[str, tuple[str | None, str]]] = {
-    "aclEnable": ("true", "access control (ACL)"),
-    "useTLS": ("true", "TLS"),
-    "tls.enable": ("true", "TLS"),
-    "tls.server.mode": (None, "TLS"),
-    "enableDLegerCommitLog": ("true", "the DLedger commit log"),
-    "transientStorePoolEnable": ("true", "the transient store pool"),
+#: Features pyrocket lacks and must not silently run without, by the key
+#: that switches them on.
+UNIMPLEMENTED: Final[Mapping[str, Unimplemented]] = {
+    "aclEnable": Unimplemented("access control (ACL)"),
+    "useTLS": Unimplemented("TLS"),
+    "tls.enable": Unimplemented("TLS"),
+    "tls.server.mode": Unimplemented("TLS", safe="disabled", on=None),
+    "enableDLegerCommitLog": Unimplemented("the DLedger commit log"),
+    "transientStorePoolEnable": Unimplemented("the transient store pool"),
 }
 
 
 def refuse_unimplemented(properties: Mapping[str, str]) -> None:
     """Raise ConfigError naming the first key of ``properties`` that switches
     on a feature pyrocket does not implement (see :data:`UNIMPLEMENTED`)."""
-    for key, text in properties.items():
-        wanted = UNIMPLEMENTED.get(key)
-        if wanted is None:
-            continue
-        on, feature = wanted
-        value = text.strip()
-        switched_on = value.lower() != "disabled" if on is None else value.lower() == on
-        if switched_on:
-            safe = "false" if on is not None else "disabled"
-            raise ConfigError(
-                f"{key}={value}: pyrocket does not implement {feature} and will not run "
-                f"without it; remove {key} or set it to {safe}"
-            )
+    javaprops.refuse_unimplemented(properties, UNIMPLEMENTED)
+
+
+def _attributes(cls: type[Any]) -> Mapping[str, str]:
+    return {key: spec.attr for key, spec in java_keys(cls).items()}
 
 
 #: Java key -> attribute, in Java's field order, per config class.
-BROKER_JAVA_KEYS: Final[Mapping[str, str]] = _java_keys(BrokerConfig)
-SERVER_JAVA_KEYS: Final[Mapping[str, str]] = _java_keys(NettyServerConfig)
-CLIENT_JAVA_KEYS: Final[Mapping[str, str]] = _java_keys(NettyClientConfig)
-
-_INTEGER = re.compile(r"[-+]?[0-9]+")
-
-
-def parse_java_value(key: str, text: str, kind: str) -> Any:
-    """Parse ``text`` as Java's ``properties2Object`` would for a field whose
-    annotation is ``kind``. Raises ConfigError naming ``key`` for a bad value."""
-    value = text.strip()
-    if kind in ("int", "JavaLong"):
-        if not _INTEGER.fullmatch(value):
-            raise ConfigError(f"{key}={text}: not an integer")
-        number = int(value)
-        bits = 63 if kind == "JavaLong" else 31
-        if not -(1 << bits) <= number < (1 << bits):
-            raise ConfigError(f"{key}={text}: out of range for a Java {kind.lower()}")
-        return number
-    if kind == "bool":
-        lowered = value.lower()
-        if lowered not in ("true", "false"):
-            raise ConfigError(f"{key}={text}: expected true or false")
-        return lowered == "true"
-    return value
-
-
-def _apply(obj: Any, keys: Mapping[str, str], properties: Mapping[str, str]) -> Any:
-    types = {f.name: str(f.type) for f in dataclasses.fields(obj)}
-    changes: dict[str, Any] = {}
-    for key, text in properties.items():
-        attribute = keys.get(key)
-        if attribute is not None:
-            changes[attribute] = parse_java_value(key, text, types[attribute].split(" ")[0])
-    return dataclasses.replace(obj, **changes) if changes else obj
-
-
-def java_text(value: object) -> str:
-    """A value as Java's ``toString`` writes it (``true``, ``ASYNC_MASTER``, ``42``)."""
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    name = getattr(value, "name", None)
-    if isinstance(name, str) and not isinstance(value, str | int):
-        return name
-    return str(value)
+BROKER_JAVA_KEYS: Final[Mapping[str, str]] = _attributes(BrokerConfig)
+SERVER_JAVA_KEYS: Final[Mapping[str, str]] = _attributes(NettyServerConfig)
+CLIENT_JAVA_KEYS: Final[Mapping[str, str]] = _attributes(NettyClientConfig)
 
 
 def object_properties(obj: ConfigObject | MessageStoreConfig) -> list[tuple[str, str]]:
     """``MixAll.object2Properties``: (Java key, text) of every non-null field,
     in declaration order."""
     if isinstance(obj, MessageStoreConfig):
-        return [(key, text) for key, text in _store_properties(obj)]
-    keys = _keys_of(obj)
-    result = []
-    for key, attribute in keys.items():
-        value = getattr(obj, attribute)
-        if value is not None:
-            result.append((key, java_text(value)))
-    return result
-
-
-def _store_properties(config: MessageStoreConfig) -> list[tuple[str, str]]:
-    # The store config writes storePathCommitLog as the directory it uses.
-    return list(config.to_java_properties().items())
-
-
-def _keys_of(obj: object) -> Mapping[str, str]:
-    if isinstance(obj, BrokerConfig):
-        return BROKER_JAVA_KEYS
-    if isinstance(obj, NettyServerConfig):
-        return SERVER_JAVA_KEYS
-    if isinstance(obj, NettyClientConfig):
-        return CLIENT_JAVA_KEYS
-    if isinstance(obj, MessageStoreConfig):
-        return STORE_JAVA_KEYS
-    raise TypeError(f"not a broker config object: {type(obj).__name__}")
+        # The store config writes storePathCommitLog as the directory it uses.
+        return list(obj.to_java_properties().items())
+    return javaprops.object_properties(obj)
 
 
 def known_key(key: str) -> bool:
     """Whether some config object has a field named ``key``."""
-    return any(key in keys for keys in _ALL_KEYS)
-
-
-_ALL_KEYS: Final = (BROKER_JAVA_KEYS, SERVER_JAVA_KEYS, CLIENT_JAVA_KEYS, STORE_JAVA_KEYS)
+    return any(key in java_keys(cls) for cls in CONFIG_CLASSES)
 
 
 # ---------------------------------------------------------------------------
@@ -485,8 +342,8 @@ class BrokerSettings:
     """
 
     broker: BrokerConfig = field(default_factory=BrokerConfig)
-    server: NettyServerConfig = field(default_factory=NettyServerConfig)
-    client: NettyClientConfig = field(default_factory=NettyClientConfig)
+    server: NettyServerConfig = field(default_factory=broker_server_defaults)
+    client: NettyClientConfig = field(default_factory=broker_client_defaults)
     store: MessageStoreConfig = field(default_factory=MessageStoreConfig)
     file_properties: Mapping[str, str] = field(default_factory=dict)
     config_file: Path | None = None
@@ -537,9 +394,9 @@ class BrokerSettings:
             if not known_key(key):
                 raise ConfigError(f"{key}: not a broker setting")
         start = base if base is not None else cls()
-        broker = _apply(start.broker, BROKER_JAVA_KEYS, merged)
-        server = _apply(start.server, SERVER_JAVA_KEYS, merged)
-        client = _apply(start.client, CLIENT_JAVA_KEYS, merged)
+        broker = apply_properties(start.broker, merged)
+        server = apply_properties(start.server, merged)
+        client = apply_properties(start.client, merged)
         store = MessageStoreConfig.from_java_properties(merged, base=start.store)
         return cls.startup_rules(
             broker,
@@ -598,9 +455,9 @@ class BrokerSettings:
     def with_changes(self, properties: Mapping[str, str]) -> Self:
         """These settings with ``properties`` (Java keys) applied to every object
         that has them. Raises ConfigError naming a bad key or value."""
-        broker = _apply(self.broker, BROKER_JAVA_KEYS, properties)
-        server = _apply(self.server, SERVER_JAVA_KEYS, properties)
-        client = _apply(self.client, CLIENT_JAVA_KEYS, properties)
+        broker = apply_properties(self.broker, properties)
+        server = apply_properties(self.server, properties)
+        client = apply_properties(self.client, properties)
         store = MessageStoreConfig.from_java_properties(properties, base=self.store)
         broker.validate()
         return dataclasses.replace(self, broker=broker, server=server, client=client, store=store)
@@ -609,16 +466,7 @@ class BrokerSettings:
 def read_broker_conf(path: Path) -> dict[str, str]:
     """The entries of a properties file, in file order. Raises ConfigError
     when the file cannot be read or parsed."""
-    try:
-        text = path.read_bytes().decode("utf-8")
-    except OSError as exc:
-        raise ConfigError(f"{path}: cannot be read: {exc.strerror or exc}") from exc
-    except UnicodeDecodeError as exc:
-        raise ConfigError(f"{path}: not UTF-8 text (byte {exc.start})") from exc
-    try:
-        return parse_properties(text)
-    except ProtocolError as exc:
-        raise ConfigError(f"{path}: {exc}") from exc
+    return read_properties_file(path)
 
 
 def load_broker_settings(
@@ -653,7 +501,6 @@ __all__ = [
     "load_broker_settings",
     "local_address",
     "object_properties",
-    "parse_java_value",
     "read_broker_conf",
     "refuse_unimplemented",
 ]

@@ -15,6 +15,7 @@ same with its state reachable, for tests and tools that run one in-process.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 from typing import NoReturn
 
@@ -51,13 +52,7 @@ def current_time_ms() -> int:
 
 def server_config(config: NamesrvConfig) -> ServerConfig:
     """The remoting settings a NameServer config asks for."""
-    return ServerConfig(
-        listen_port=config.listen_port,
-        channel_max_idle_seconds=float(config.server_channel_max_idle_time_seconds),
-        async_permits=config.server_async_semaphore_value,
-        oneway_permits=config.server_oneway_semaphore_value,
-        serialize_type=config.serialize_type,
-    )
+    return dataclasses.replace(config.server_config(), serialize_type=config.serialize_type)
 
 
 class NameServer:

@@ -1,7 +1,9 @@
 """NameServer configuration: Java's NamesrvConfig and NettyServerConfig keys.
 
 A Java operator's ``namesrv.properties`` works as it is: the keys are the Java
-property names (the table :data:`PROPERTIES` maps them to attributes). Values
+property names (the table :data:`PROPERTIES` maps them to attributes; the
+fields are declared with :mod:`pyrocket.javaprops`, the NettyServerConfig
+ones once, in :mod:`pyrocket.remoting.netty`, for the broker too). Values
 are checked (Java ignores a value it cannot parse and keeps the default; here
 it is a ConfigError naming the key). Keys the NameServer does not know are
 kept and listed by GET_NAMESRV_CONFIG, as Java does, with a warning.
@@ -28,27 +30,43 @@ from __future__ import annotations
 import dataclasses
 import logging
 import os
-import re
-from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass, field
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Final
+from typing import Any, ClassVar, Final, TypeAlias
 
 import trio
 
-from pyrocket.errors import ConfigError, ProtocolError
-from pyrocket.persist import CoalescingWriter, write_atomically
+from pyrocket import javaprops
+from pyrocket.errors import ConfigError
+from pyrocket.javaprops import (
+    QUOTED_WORDING,
+    JavaField,
+    JavaLong,
+    PropertiesTable,
+    Unimplemented,
+    Wording,
+    apply_properties,
+    java_fields,
+    java_keys,
+    not_property,
+    object_properties,
+    prop,
+    read_properties_file,
+    runtime_keys,
+    save_properties,
+)
+from pyrocket.persist import CoalescingWriter
 from pyrocket.protocol.bodies.properties import (
     UpdatePlan,
-    parse_properties,
     properties_to_string,
 )
 from pyrocket.protocol.codes import SerializeType
-from pyrocket.protocol.javahash import JavaConcurrentHashMap
+from pyrocket.remoting.netty import NAMESRV_LISTEN_PORT, NettyServerConfig
 
 log = logging.getLogger("pyrocket.namesrv")
 
-DEFAULT_LISTEN_PORT: Final = 9876
+DEFAULT_LISTEN_PORT: Final = NAMESRV_LISTEN_PORT
 
 
 def _home() -> Path:
@@ -68,8 +86,10 @@ def _default_rocketmq_home() -> str | None:
 
 
 @dataclass(frozen=True, slots=True)
-class NamesrvConfig:
-    """Everything a NameServer is configured with.
+class NamesrvConfig(NettyServerConfig):
+    """Everything a NameServer is configured with: Java's NettyServerConfig
+    (inherited, listenPort as NamesrvStartup sets it before reading the file)
+    and NamesrvConfig.
 
     Attributes are Java's property names in snake_case (see
     :data:`PROPERTIES`). The three ``*_millis`` liveness settings are
@@ -79,33 +99,24 @@ class NamesrvConfig:
     from, in file order (GET_NAMESRV_CONFIG lists them too).
     """
 
+    JAVA_GROUP: ClassVar[str] = "namesrv"
+    JAVA_WORDING: ClassVar[Wording] = QUOTED_WORDING
+
+    listen_port: int = DEFAULT_LISTEN_PORT
     # NamesrvConfig, in Java's declaration order
-    rocketmq_home: str | None = field(default_factory=_default_rocketmq_home)
-    kv_config_path: str = field(default_factory=_default_kv_config_path)
-    config_store_path: str = field(default_factory=_default_config_store_path)
+    rocketmq_home: str | None = prop(factory=_default_rocketmq_home)
+    kv_config_path: str = prop(factory=_default_kv_config_path)
+    config_store_path: str = prop(factory=_default_config_store_path)
     product_env_name: str = "center"
     cluster_test: bool = False
-    order_message_enable: bool = False
-    # NettyServerConfig, in Java's declaration order (listenPort as
-    # NamesrvStartup sets it before reading the file)
-    listen_port: int = DEFAULT_LISTEN_PORT
-    server_worker_threads: int = 8
-    server_callback_executor_threads: int = 0
-    server_selector_threads: int = 3
-    server_oneway_semaphore_value: int = 256
-    server_async_semaphore_value: int = 64
-    server_channel_max_idle_time_seconds: int = 120
-    server_socket_snd_buf_size: int = 65535
-    server_socket_rcv_buf_size: int = 65535
-    server_pooled_byte_buf_allocator_enable: bool = True
-    use_epoll_native_selector: bool = False
+    order_message_enable: bool = prop(False, runtime=True)
     # pyrocket: broker liveness (RouteInfoManager's constants in Java)
-    scan_not_active_broker_delay_millis: int = 5_000
-    scan_not_active_broker_interval_millis: int = 10_000
-    broker_channel_expired_time_millis: int = 120_000
+    scan_not_active_broker_delay_millis: JavaLong = prop(5_000, group="pyrocket")
+    scan_not_active_broker_interval_millis: JavaLong = prop(10_000, group="pyrocket")
+    broker_channel_expired_time_millis: JavaLong = prop(120_000, group="pyrocket")
     # not properties
-    serialize_type: SerializeType = SerializeType.JSON
-    file_properties: Mapping[str, str] = field(default_factory=dict)
+    serialize_type: SerializeType = not_property(SerializeType.JSON)
+    file_properties: Mapping[str, str] = not_property(factory=dict)
 
     def replace(self, **changes: Any) -> NamesrvConfig:
         return dataclasses.replace(self, **changes)
@@ -115,101 +126,32 @@ class NamesrvConfig:
 
         Raises ConfigError naming the first unknown key or bad value.
         """
-        changes: dict[str, Any] = {}
-        for key, text in properties.items():
-            prop = _BY_JAVA_NAME.get(key)
-            if prop is None:
+        for key in properties:
+            if key not in _BY_JAVA_NAME:
                 raise ConfigError(f"{key}: not a NameServer property")
-            changes[prop.attr] = prop.parse(text)
-        return dataclasses.replace(self, **changes)
+        changed: NamesrvConfig = apply_properties(self, properties)
+        return changed
 
     def java_properties(self, group: str) -> list[tuple[str, str]]:
         """The properties of one Java config object (``"namesrv"`` or
         ``"netty"``) as ``MixAll.object2Properties`` lists them: declared
         order, null fields left out."""
-        entries = []
-        for prop in PROPERTIES:
-            if prop.group == group:
-                value = getattr(self, prop.attr)
-                if value is not None:
-                    entries.append((prop.java, prop.format(value)))
-        return entries
+        return object_properties(self, group)
 
 
-@dataclass(frozen=True, slots=True)
-class Property:
-    """One configuration key: Java name, attribute, type and owning object."""
+#: One configuration key: Java name, attribute, type and owning object.
+Property: TypeAlias = JavaField
 
-    java: str
-    attr: str
-    kind: type
-    group: str  # "namesrv", "netty" (Java objects) or "pyrocket"
-
-    def parse(self, text: str) -> Any:
-        """The value of ``text``; raises ConfigError naming the key."""
-        value = text.strip()
-        if self.kind is bool:
-            lowered = value.lower()
-            if lowered not in ("true", "false"):
-                raise ConfigError(f"{self.java}={text!r}: expected true or false")
-            return lowered == "true"
-        if self.kind is int:
-            if re.fullmatch(r"[-+]?[0-9]+", value) is None:
-                raise ConfigError(f"{self.java}={text!r}: expected an integer")
-            number = int(value)
-            if not -(1 << 63) <= number < (1 << 63):
-                raise ConfigError(f"{self.java}={text!r}: out of range")
-            return number
-        return text
-
-    def format(self, value: Any) -> str:
-        """Java's ``toString()`` of the value."""
-        if isinstance(value, bool):
-            return "true" if value else "false"
-        return str(value)
-
-
-_NAMESRV_KEYS: Final = (
-    ("rocketmqHome", str),
-    ("kvConfigPath", str),
-    ("configStorePath", str),
-    ("productEnvName", str),
-    ("clusterTest", bool),
-    ("orderMessageEnable", bool),
-)
-_NETTY_KEYS: Final = (
-    ("listenPort", int),
-    ("serverWorkerThreads", int),
-    ("serverCallbackExecutorThreads", int),
-    ("serverSelectorThreads", int),
-    ("serverOnewaySemaphoreValue", int),
-    ("serverAsyncSemaphoreValue", int),
-    ("serverChannelMaxIdleTimeSeconds", int),
-    ("serverSocketSndBufSize", int),
-    ("serverSocketRcvBufSize", int),
-    ("serverPooledByteBufAllocatorEnable", bool),
-    ("useEpollNativeSelector", bool),
-)
-_PYROCKET_KEYS: Final = (
-    ("scanNotActiveBrokerDelayMillis", int),
-    ("scanNotActiveBrokerIntervalMillis", int),
-    ("brokerChannelExpiredTimeMillis", int),
-)
-
-
-def _snake(name: str) -> str:
-    return re.sub(r"(?<=[a-z0-9])([A-Z])", r"_\1", name).lower()
-
-
-#: Every key, Java name <-> attribute, in Java's declaration order.
-_GROUPS: Final = (("namesrv", _NAMESRV_KEYS), ("netty", _NETTY_KEYS), ("pyrocket", _PYROCKET_KEYS))
+_GROUP_ORDER: Final = ("namesrv", "netty", "pyrocket")
+#: Every key, Java name <-> attribute: NamesrvConfig's, NettyServerConfig's,
+#: then pyrocket's, each in Java's declaration order.
 PROPERTIES: Final = tuple(
-    Property(java, _snake(java), kind, group) for group, keys in _GROUPS for java, kind in keys
+    sorted(java_fields(NamesrvConfig), key=lambda spec: _GROUP_ORDER.index(spec.group))
 )
-_BY_JAVA_NAME: Final = {prop.java: prop for prop in PROPERTIES}
+_BY_JAVA_NAME: Final = java_keys(NamesrvConfig)
 
 #: Keys UPDATE_NAMESRV_CONFIG may change: read at use time, no paths, no peers.
-RUNTIME_KEYS: Final = frozenset({"orderMessageEnable"})
+RUNTIME_KEYS: Final = runtime_keys(NamesrvConfig)
 #: Keys naming files or directories: never changed over the network.
 PATH_KEYS: Final = frozenset({"rocketmqHome", "kvConfigPath", "configStorePath"})
 
@@ -219,26 +161,19 @@ def property_for(java_name: str) -> Property | None:
     return _BY_JAVA_NAME.get(java_name)
 
 
-#: Keys that would switch on TLS, which pyrocket does not implement, and the
-#: value that keeps it off.
-TLS_KEYS: Final[Mapping[str, str]] = {
-    "tls.server.mode": "disabled",
-    "useTLS": "false",
-    "tls.enable": "false",
+#: Keys that would switch on TLS, which pyrocket does not implement: any
+#: value but the one that keeps it off refuses to start.
+TLS_KEYS: Final[Mapping[str, Unimplemented]] = {
+    "tls.server.mode": Unimplemented("TLS", safe="disabled", on=None),
+    "useTLS": Unimplemented("TLS", safe="false", on=None),
+    "tls.enable": Unimplemented("TLS", safe="false", on=None),
 }
 
 
 def refuse_unimplemented(properties: Mapping[str, str], where: str = "") -> None:
     """Raise ConfigError naming the first key of ``properties`` that asks
     for TLS (see :data:`TLS_KEYS`)."""
-    for key, text in properties.items():
-        off = TLS_KEYS.get(key)
-        value = text.strip()
-        if off is not None and value.lower() != off:
-            raise ConfigError(
-                f"{where}{key}={value}: pyrocket does not implement TLS and will not run "
-                f"without it; remove {key} or set it to {off}"
-            )
+    javaprops.refuse_unimplemented(properties, TLS_KEYS, where)
 
 
 def load_config(
@@ -257,14 +192,7 @@ def load_config(
     config = base or NamesrvConfig()
     if config_file is not None:
         path = Path(config_file)
-        try:
-            text = path.read_text(encoding="utf-8")
-        except (OSError, UnicodeDecodeError) as exc:
-            raise ConfigError(f"{path}: cannot be read: {exc}") from exc
-        try:
-            entries = parse_properties(text)
-        except ProtocolError as exc:
-            raise ConfigError(f"{path}: {exc}") from exc
+        entries = read_properties_file(path)
         refuse_unimplemented(entries, f"{path}: ")
         known = {k: v for k, v in entries.items() if k in _BY_JAVA_NAME}
         for key in entries:
@@ -307,28 +235,20 @@ class Configuration:
     order, for GET_NAMESRV_CONFIG."""
 
     def __init__(self, config: NamesrvConfig) -> None:
-        self._all: JavaConcurrentHashMap[str, str] = JavaConcurrentHashMap(8)
+        self._all = PropertiesTable()
         self._merge_objects(config)
         # NamesrvStartup registers the file's own entries after the objects.
-        self._merge(config.file_properties.items())
+        self._all.merge(config.file_properties.items())
 
     def _merge_objects(self, config: NamesrvConfig) -> None:
         for group in ("namesrv", "netty"):
-            self._merge(config.java_properties(group))
-
-    def _merge(self, entries: Iterable[tuple[str, str]]) -> None:
-        # Each source is itself a java.util.Properties: walk it in its order.
-        source: JavaConcurrentHashMap[str, str] = JavaConcurrentHashMap(8)
-        for key, value in entries:
-            source[key] = value
-        for key, value in source.items():
-            self._all[key] = value
+            self._all.merge(config.java_properties(group))
 
     def all_configs(self, config: NamesrvConfig) -> dict[str, str]:
         """Every property, refreshed from ``config`` as Java re-reads its
         objects on each call."""
         self._merge_objects(config)
-        return dict(self._all.items())
+        return self._all.as_dict()
 
     def format_string(self, config: NamesrvConfig) -> str:
         """GET_NAMESRV_CONFIG's body text (``getAllConfigsFormatString``)."""
@@ -356,35 +276,19 @@ class ConfigFileWriter:
         await trio.to_thread.run_sync(save_properties, self._path(), changes)
 
 
-def save_properties(path: str | os.PathLike[str], changes: Mapping[str, str]) -> None:
-    """Write ``changes`` into the properties file at ``path``: each key's
-    first ``key=value`` line is replaced, other lines (comments, order) are
-    kept, missing keys are appended. Atomic; raises OSError."""
-    target = Path(path)
-    try:
-        lines = target.read_text(encoding="utf-8").splitlines()
-    except FileNotFoundError:
-        lines = []
-    pending = dict(changes)
-    continued = False
-    for index, line in enumerate(lines):
-        stripped = line.lstrip(" \t\f")
-        is_continuation = continued
-        continued = _ends_with_continuation(line)
-        if is_continuation or not stripped or stripped[0] in "#!":
-            continue
-        match = re.match(r"([^=:\s\\]+)", stripped)
-        if match is not None and match.group(1) in pending and not continued:
-            key = match.group(1)
-            lines[index] = f"{key}={_escape_value(pending.pop(key))}"
-    lines.extend(f"{key}={_escape_value(value)}" for key, value in pending.items())
-    write_atomically(target, "\n".join(lines) + "\n")
-
-
-def _ends_with_continuation(line: str) -> bool:
-    trailing = len(line) - len(line.rstrip("\\"))
-    return trailing % 2 == 1
-
-
-def _escape_value(value: str) -> str:
-    return value.replace("\\", "\\\\").replace("\n", "\\n").replace("\r", "\\r")
+__all__ = [
+    "PATH_KEYS",
+    "PROPERTIES",
+    "RUNTIME_KEYS",
+    "TLS_KEYS",
+    "ConfigFileWriter",
+    "Configuration",
+    "NamesrvConfig",
+    "Property",
+    "load_config",
+    "plan_update",
+    "property_for",
+    "refusal_reason",
+    "refuse_unimplemented",
+    "save_properties",
+]

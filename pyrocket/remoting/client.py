@@ -36,19 +36,19 @@ from pyrocket.protocol.frame import DEFAULT_MAX_FRAME_SIZE
 from pyrocket.remoting.address import split_address, stream_addresses
 from pyrocket.remoting.connection import (
     Connection,
-    ConnectionSettings,
     Permits,
     ResponseCallback,
     ResponseFuture,
 )
 from pyrocket.remoting.dispatch import Processor, ProcessorTable, RejectCheck
 from pyrocket.remoting.events import ConnectionListener, EventQueue
+from pyrocket.remoting.knobs import ConnectionKnobs
 
 log = logging.getLogger("pyrocket.remoting")
 
 
 @dataclass(frozen=True, slots=True)
-class ClientConfig:
+class ClientConfig(ConnectionKnobs):
     """Client knobs (Java's NettyClientConfig / NettySystemConfig names in brackets).
 
     - ``connect_timeout`` [connectTimeoutMillis]: seconds.
@@ -74,17 +74,6 @@ class ClientConfig:
     serialize_type: SerializeType = SerializeType.JSON
     language: LanguageCode = LanguageCode.JAVA
     version: int = VERSION_V4_7_0
-
-    def connection_settings(self) -> ConnectionSettings:
-        return ConnectionSettings(
-            serialize_type=self.serialize_type,
-            language=self.language,
-            version=self.version,
-            max_frame_size=self.max_frame_size,
-            idle_seconds=self.channel_max_idle_seconds or None,
-            max_in_flight=self.max_in_flight_per_connection,
-            workers=self.workers_per_connection,
-        )
 
 
 class _Attempt:

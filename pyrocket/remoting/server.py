@@ -20,9 +20,10 @@ import trio
 from pyrocket.protocol.codes import VERSION_V4_7_0, LanguageCode, SerializeType
 from pyrocket.protocol.frame import DEFAULT_MAX_FRAME_SIZE
 from pyrocket.remoting.address import stream_addresses
-from pyrocket.remoting.connection import Connection, ConnectionSettings, Permits
+from pyrocket.remoting.connection import Connection, Permits
 from pyrocket.remoting.dispatch import Processor, ProcessorTable, RejectCheck
 from pyrocket.remoting.events import ConnectionListener, EventQueue
+from pyrocket.remoting.knobs import ConnectionKnobs
 from pyrocket.remoting.logs import RepeatLimiter
 
 log = logging.getLogger("pyrocket.remoting")
@@ -73,7 +74,7 @@ async def accept_loop(
 
 
 @dataclass(frozen=True, slots=True)
-class ServerConfig:
+class ServerConfig(ConnectionKnobs):
     """Server knobs (Java's NettyServerConfig / NettySystemConfig names in brackets).
 
     - ``listen_port`` [listenPort]: used when ``serve`` is given no port.
@@ -98,17 +99,6 @@ class ServerConfig:
     serialize_type: SerializeType = SerializeType.JSON
     language: LanguageCode = LanguageCode.JAVA
     version: int = VERSION_V4_7_0
-
-    def connection_settings(self) -> ConnectionSettings:
-        return ConnectionSettings(
-            serialize_type=self.serialize_type,
-            language=self.language,
-            version=self.version,
-            max_frame_size=self.max_frame_size,
-            idle_seconds=self.channel_max_idle_seconds or None,
-            max_in_flight=self.max_in_flight_per_connection,
-            workers=self.workers_per_connection,
-        )
 
 
 class RemotingServer:

@@ -18,13 +18,13 @@ from __future__ import annotations
 
 import dataclasses
 import enum
-import re
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Final, Self
 
 from pyrocket.errors import ConfigError
+from pyrocket.javaprops import JavaLong, apply_properties, java_keys, object_properties, prop
 
 #: One consume-queue entry: commit-log offset i64, size i32, tags code i64.
 CQ_STORE_UNIT_SIZE: Final = 20
@@ -56,7 +56,7 @@ class MessageStoreConfig:
     store pool on is refused (a ConfigError naming the key).
     """
 
-    store_path_root_dir: str = field(default_factory=_home_store)
+    store_path_root_dir: str = prop(factory=_home_store)
     store_path_commit_log: str | None = None
     mapped_file_size_commit_log: int = 1024 * 1024 * 1024
     mapped_file_size_consume_queue: int = 300000 * CQ_STORE_UNIT_SIZE
@@ -73,12 +73,12 @@ class MessageStoreConfig:
     delete_consume_queue_files_interval: int = 100
     destroy_maped_file_interval_forcibly: int = 1000 * 120
     redelete_hanged_file_interval: int = 1000 * 120
-    delete_when: str = "04"
-    disk_max_used_space_ratio: int = 75
-    file_reserved_time: int = 72
+    delete_when: str = prop("04", runtime=True)
+    disk_max_used_space_ratio: int = prop(75, runtime=True)
+    file_reserved_time: int = prop(72, runtime=True)
     put_msg_index_hight_water: int = 600000
-    max_message_size: int = 1024 * 1024 * 4
-    check_crc_on_recover: bool = True
+    max_message_size: int = prop(1024 * 1024 * 4, runtime=True)
+    check_crc_on_recover: bool = prop(True, key="checkCRCOnRecover")
     flush_commit_log_least_pages: int = 4
     commit_commit_log_least_pages: int = 4
     flush_least_pages_when_warm_maped_file: int = 1024 // 4 * 16
@@ -86,10 +86,10 @@ class MessageStoreConfig:
     flush_commit_log_thorough_interval: int = 1000 * 10
     commit_commit_log_thorough_interval: int = 200
     flush_consume_queue_thorough_interval: int = 1000 * 60
-    max_transfer_bytes_on_message_in_memory: int = 1024 * 256
-    max_transfer_count_on_message_in_memory: int = 32
-    max_transfer_bytes_on_message_in_disk: int = 1024 * 64
-    max_transfer_count_on_message_in_disk: int = 8
+    max_transfer_bytes_on_message_in_memory: int = prop(1024 * 256, runtime=True)
+    max_transfer_count_on_message_in_memory: int = prop(32, runtime=True)
+    max_transfer_bytes_on_message_in_disk: int = prop(1024 * 64, runtime=True)
+    max_transfer_count_on_message_in_disk: int = prop(8, runtime=True)
     access_message_in_memory_max_ratio: int = 40
     message_index_enable: bool = True
     max_hash_slot_num: int = 5000000
@@ -104,16 +104,16 @@ class MessageStoreConfig:
     ha_slave_fallbehind_max: int = 1024 * 1024 * 256
     broker_role: BrokerRole = BrokerRole.ASYNC_MASTER
     flush_disk_type: FlushDiskType = FlushDiskType.ASYNC_FLUSH
-    sync_flush_timeout: int = 1000 * 5
+    sync_flush_timeout: int = prop(1000 * 5, runtime=True)
     message_delay_level: str = "1s 5s 10s 30s 1m 2m 3m 4m 5m 6m 7m 8m 9m 10m 20m 30m 1h 2h"
-    flush_delay_offset_interval: int = 1000 * 10
-    clean_file_forcibly_enable: bool = True
+    flush_delay_offset_interval: JavaLong = 1000 * 10
+    clean_file_forcibly_enable: bool = prop(True, runtime=True)
     warm_maped_file_enable: bool = False
     offset_check_in_slave: bool = False
     debug_lock_enable: bool = False
     duplication_enable: bool = False
     disk_fall_recorded: bool = True
-    os_page_cache_busy_time_out_mills: int = 1000
+    os_page_cache_busy_time_out_mills: JavaLong = 1000
     default_query_max_num: int = 32
     transient_store_pool_enable: bool = False
     transient_store_pool_size: int = 5
@@ -215,50 +215,22 @@ class MessageStoreConfig:
         """A config with every known Java key of ``properties`` applied (keys
         of other config classes are ignored). Raises ConfigError naming the
         key of a value that does not parse or does not validate."""
-        changes: dict[str, Any] = {}
-        for key, text in properties.items():
-            attribute = JAVA_KEYS.get(key)
-            if attribute is not None:
-                changes[attribute] = parse_java_value(key, text)
         start = base if base is not None else cls()
-        return dataclasses.replace(start, **changes)  # type: ignore[return-value]
+        changed: Self = apply_properties(start, properties)
+        return changed
 
     def to_java_properties(self) -> dict[str, str]:
         """Java key -> value text for every set value, in Java's field order,
-        formatted as Java's ``toString`` (``true``, ``ASYNC_FLUSH``)."""
-        result: dict[str, str] = {}
-        for key, attribute in JAVA_KEYS.items():
-            value = getattr(self, attribute)
-            if attribute == "store_path_commit_log":
-                value = str(self.commit_log_dir)
-            if value is None:
-                continue
-            if isinstance(value, bool):
-                result[key] = "true" if value else "false"
-            elif isinstance(value, enum.Enum):
-                result[key] = value.name
-            else:
-                result[key] = str(value)
-        return result
+        formatted as Java's ``toString`` (``true``, ``ASYNC_FLUSH``);
+        ``storePathCommitLog`` is the directory the store uses."""
+        resolved = dataclasses.replace(self, store_path_commit_log=str(self.commit_log_dir))
+        return dict(object_properties(resolved))
 
-
-def _java_key(attribute: str) -> str:
-    head, *rest = attribute.split("_")
-    key = head + "".join(part[:1].upper() + part[1:] for part in rest)
-    # Java's acronyms: checkCRCOnRecover, dLegerGroup, ...
-    return _KEY_SPELLING.get(key, key)
-
-
-_KEY_SPELLING = {"checkCrcOnRecover": "checkCRCOnRecover"}
 
 #: Java property key -> MessageStoreConfig attribute, in Java's field order.
 JAVA_KEYS: Final[Mapping[str, str]] = {
-    _java_key(f.name): f.name for f in dataclasses.fields(MessageStoreConfig)
+    key: spec.attr for key, spec in java_keys(MessageStoreConfig).items()
 }
-
-_TYPES: dict[str, Any] = {f.name: f.type for f in dataclasses.fields(MessageStoreConfig)}
-_LONG_ATTRIBUTES = frozenset({"flush_delay_offset_interval", "os_page_cache_busy_time_out_mills"})
-_INTEGER = re.compile(r"[-+]?[0-9]+")
 
 
 def parse_java_value(key: str, text: str) -> Any:
@@ -266,32 +238,10 @@ def parse_java_value(key: str, text: str) -> Any:
 
     Raises ConfigError naming the key for an unknown key or a bad value.
     """
-    attribute = JAVA_KEYS.get(key)
-    if attribute is None:
+    spec = java_keys(MessageStoreConfig).get(key)
+    if spec is None:
         raise ConfigError(f"{key}: not a message store setting")
-    kind = _TYPES[attribute]
-    value = text.strip()
-    if kind == "int":
-        if not _INTEGER.fullmatch(value):
-            raise ConfigError(f"{key}={text}: not an integer")
-        number = int(value)
-        bits = 63 if attribute in _LONG_ATTRIBUTES else 31
-        if not -(1 << bits) <= number < (1 << bits):
-            raise ConfigError(f"{key}={text}: out of range")
-        return number
-    if kind == "bool":
-        lowered = value.lower()
-        if lowered not in ("true", "false"):
-            raise ConfigError(f"{key}={text}: expected true or false")
-        return lowered == "true"
-    if kind in ("BrokerRole", "FlushDiskType"):
-        enum_type: type[enum.Enum] = BrokerRole if kind == "BrokerRole" else FlushDiskType
-        try:
-            return enum_type[value]
-        except KeyError:
-            names = ", ".join(m.name for m in enum_type)
-            raise ConfigError(f"{key}={text}: expected one of {names}") from None
-    return value
+    return spec.parse(text)
 
 
 _DELAY_UNITS = {"s": 1000, "m": 60 * 1000, "h": 60 * 60 * 1000, "d": 24 * 60 * 60 * 1000}
