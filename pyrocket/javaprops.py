@@ -25,6 +25,7 @@ from __future__ import annotations
 import dataclasses
 import enum
 import functools
+import os
 import re
 import sys
 from collections.abc import Iterable, Mapping
@@ -37,6 +38,7 @@ import trio
 from pyrocket.errors import ConfigError, ProtocolError
 from pyrocket.persist import write_atomically, write_atomically_async
 from pyrocket.protocol.bodies.properties import parse_properties
+from pyrocket.protocol.codes import SerializeType
 from pyrocket.protocol.javahash import JavaConcurrentHashMap
 
 #: A Java ``long`` field (the annotation text tells the parser the range).
@@ -405,3 +407,15 @@ async def persist_changes(path: Path, changes: Mapping[str, str]) -> None:
         await write_atomically_async(path, update_properties_text(text, changes))
     except OSError as exc:
         raise ConfigError(f"{path}: cannot be written: {exc.strerror or exc}") from exc
+
+
+def serialize_type_from_env() -> SerializeType:
+    """The header form a server writes, as Java's RemotingCommand picks it:
+    ``$ROCKETMQ_SERIALIZE_TYPE`` (JSON or ROCKETMQ), JSON when unset or empty.
+    Read where configuration is loaded (the protocol layer reads no
+    environment). Raises ConfigError for another value."""
+    name = os.environ.get("ROCKETMQ_SERIALIZE_TYPE", "JSON").strip().upper() or "JSON"
+    try:
+        return SerializeType[name]
+    except KeyError:
+        raise ConfigError(f"ROCKETMQ_SERIALIZE_TYPE={name}: expected JSON or ROCKETMQ") from None

@@ -53,9 +53,10 @@ from pyrocket.javaprops import (
     java_text,
     prop,
     read_properties_file,
+    serialize_type_from_env,
 )
 from pyrocket.protocol.bodies.topic import PERM_READ, PERM_WRITE
-from pyrocket.protocol.codes import SerializeType, serialize_type_from_env
+from pyrocket.protocol.codes import SerializeType
 from pyrocket.remoting.address import split_address
 from pyrocket.remoting.netty import (
     BROKER_LISTEN_PORT,

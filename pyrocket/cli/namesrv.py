@@ -25,9 +25,9 @@ from pyrocket.cli.serving import (
     set_overrides,
 )
 from pyrocket.errors import ConfigError
+from pyrocket.javaprops import serialize_type_from_env
 from pyrocket.namesrv.app import NameServer
 from pyrocket.namesrv.config import NamesrvConfig, load_config
-from pyrocket.protocol.codes import serialize_type_from_env
 
 log = logging.getLogger("pyrocket.namesrv")
 

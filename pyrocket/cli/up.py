@@ -32,9 +32,9 @@ from pyrocket.broker.config import BrokerSettings, load_broker_settings
 from pyrocket.broker.store import StoreError
 from pyrocket.cli.serving import report_failures, serve_until_signalled
 from pyrocket.errors import ConfigError
+from pyrocket.javaprops import serialize_type_from_env
 from pyrocket.namesrv.app import NameServer
 from pyrocket.namesrv.config import NamesrvConfig, load_config
-from pyrocket.protocol.codes import serialize_type_from_env
 
 log = logging.getLogger("pyrocket.up")
 

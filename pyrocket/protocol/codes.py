@@ -7,11 +7,8 @@ with a newer or unknown code still decodes and re-encodes unchanged.
 
 from __future__ import annotations
 
-import os
 from enum import IntEnum
 from typing import Any
-
-from pyrocket.errors import ConfigError
 
 
 class OpenIntEnum(IntEnum):
@@ -32,17 +29,6 @@ class SerializeType(IntEnum):
 
     JSON = 0
     ROCKETMQ = 1
-
-
-def serialize_type_from_env() -> SerializeType:
-    """The header form a server writes, as Java's RemotingCommand picks it:
-    ``$ROCKETMQ_SERIALIZE_TYPE`` (JSON or ROCKETMQ), JSON when unset or empty.
-    Raises ConfigError for another value."""
-    name = os.environ.get("ROCKETMQ_SERIALIZE_TYPE", "JSON").strip().upper() or "JSON"
-    try:
-        return SerializeType[name]
-    except KeyError:
-        raise ConfigError(f"ROCKETMQ_SERIALIZE_TYPE={name}: expected JSON or ROCKETMQ") from None
 
 
 class LanguageCode(OpenIntEnum):
