@@ -205,6 +205,74 @@ NEED_DATA: Final = NeedData()
 #: copies it again at every reallocation).
 COLLECT_OVER: Final = 256 * 1024
 
+#: A collected frame longer than this is handed out by
+#: :meth:`FrameSplitter.next_split` as a :class:`SplitFrame`: its header apart,
+#: its body still in chunks, so that the caller can join the body elsewhere
+#: (a 16 MiB copy takes milliseconds).
+SPLIT_OVER: Final = 1024 * 1024
+
+
+class SplitFrame:
+    """A large frame payload as collected: its head (the serialize-type and
+    header-length word and the header) apart from its body chunks.
+
+    ``head`` is None when the header-length word announces a header that runs
+    past the frame or is longer than the splitter's ``head_limit``; then
+    ``body`` holds the whole payload, which no decoder with the default bounds
+    accepts. ``body`` holds exact ``bytes`` objects only, which CPython joins
+    without holding the GIL once they add up to a megabyte or more.
+    """
+
+    __slots__ = ("body", "body_size", "head")
+
+    def __init__(self, head: bytes | None, body: list[bytes], body_size: int) -> None:
+        self.head = head
+        self.body = body
+        self.body_size = body_size
+
+    def join_body(self) -> bytes:
+        """The body chunks (the whole payload when ``head`` is None) as one bytes."""
+        body = self.body
+        return body[0] if len(body) == 1 else b"".join(body)
+
+    def payload(self) -> bytes:
+        """The whole payload, as :meth:`FrameSplitter.next_frame` returns it."""
+        if self.head is None:
+            return self.join_body()
+        return b"".join([self.head, *self.body])
+
+    def __repr__(self) -> str:
+        head = None if self.head is None else len(self.head)
+        return f"SplitFrame(head={head}, body_size={self.body_size})"
+
+
+def _split_payload(parts: list[bytes], size: int, head_limit: int) -> SplitFrame:
+    """Carve the head off a collected payload of ``size`` bytes (at least 4)."""
+    word = b""
+    for part in parts:
+        word += part[: 4 - len(word)]
+        if len(word) == 4:
+            break
+    header_length = int.from_bytes(word[1:4], "big")
+    head_size = 4 + header_length
+    if header_length > head_limit or head_size > size:
+        return SplitFrame(None, parts, size)
+    taken: list[bytes] = []
+    need, index = head_size, 0
+    while need:
+        part = parts[index]
+        if len(part) > need:
+            # The chunk that straddles the end of the header: the body keeps
+            # its tail (one chunk's copy, bounded by the receive size).
+            taken.append(part[:need])
+            parts[index] = part[need:]
+            break
+        taken.append(part)
+        need -= len(part)
+        index += 1
+    head = taken[0] if len(taken) == 1 else b"".join(taken)
+    return SplitFrame(head, parts[index:], size - head_size)
+
 
 class FrameSplitter:
     """Cuts a byte stream into frame payloads (everything after the length word).
@@ -216,13 +284,22 @@ class FrameSplitter:
 
     A frame over ``collect_over`` bytes still incomplete when its length word
     is read is collected chunk by chunk and copied once, when it is whole.
+    :meth:`next_split` hands such a frame over ``split_over`` bytes out
+    uncopied, as a :class:`SplitFrame` whose head holds a header of at most
+    ``head_limit`` bytes.
     """
 
     def __init__(
-        self, max_frame_size: int = DEFAULT_MAX_FRAME_SIZE, collect_over: int = COLLECT_OVER
+        self,
+        max_frame_size: int = DEFAULT_MAX_FRAME_SIZE,
+        collect_over: int = COLLECT_OVER,
+        split_over: int = SPLIT_OVER,
+        head_limit: int = MAX_HEADER_SIZE,
     ) -> None:
         self.max_frame_size = max_frame_size
         self.collect_over = collect_over
+        self.split_over = split_over
+        self.head_limit = head_limit
         self._buffer = bytearray()
         self._start = 0  # read position inside _buffer
         self._consumed = 0  # stream offset of _buffer[_start], or of the collected frame
@@ -255,15 +332,24 @@ class FrameSplitter:
         self._buffer += data
 
     def next_frame(self) -> bytes | NeedData:
+        """The next whole payload, or NEED_DATA."""
+        frame = self.next_split()
+        return frame.payload() if isinstance(frame, SplitFrame) else frame
+
+    def next_split(self) -> bytes | SplitFrame | NeedData:
+        """As :meth:`next_frame`, but a collected frame over ``split_over``
+        bytes comes as a :class:`SplitFrame`, none of its body copied."""
         parts = self._parts
         if parts is not None:
-            if self._parts_size < self._parts_need:
+            size = self._parts_need
+            if self._parts_size < size:
                 return NEED_DATA
-            payload = parts[0] if len(parts) == 1 else b"".join(parts)
-            self._consumed += LENGTH_FIELD_SIZE + self._parts_need
+            self._consumed += LENGTH_FIELD_SIZE + size
             self._parts = None
             self._parts_size = self._parts_need = 0
-            return payload
+            if size > self.split_over and size >= 4:
+                return _split_payload(parts, size, self.head_limit)
+            return parts[0] if len(parts) == 1 else b"".join(parts)
         buffer, start = self._buffer, self._start
         available = len(buffer) - start
         if available < LENGTH_FIELD_SIZE:

@@ -66,7 +66,7 @@ from pyrocket.protocol.command import (
     decode_payload,
     encode,
 )
-from pyrocket.protocol.frame import DEFAULT_MAX_FRAME_SIZE, FrameSplitter
+from pyrocket.protocol.frame import DEFAULT_MAX_FRAME_SIZE, FrameSplitter, SplitFrame
 from pyrocket.remoting.dispatch import (
     OVERLOAD_REMARK,
     REJECT_REQUEST_REMARK,
@@ -288,6 +288,22 @@ class ResponseFuture:
     def __repr__(self) -> str:
         state = "pending" if not self.done() else ("ok" if self._response else "failed")
         return f"<ResponseFuture opaque={self.opaque} {self.remote_address} {state}>"
+
+
+async def _decode_split(frame: SplitFrame) -> RemotingCommand:
+    """Decode a large frame with its body copied once, off the event loop.
+
+    The header is decoded here first, so a bad one costs no copy; the body is
+    joined in a worker thread, where CPython's ``bytes.join`` of a megabyte or
+    more runs without the GIL.
+    """
+    if frame.head is None:
+        # A header-length word no bounded decoder accepts: decode_payload
+        # still gives the reason, from the whole payload joined off the loop.
+        return await trio.to_thread.run_sync(lambda: decode_payload(frame.join_body()))
+    command = decode_payload(frame.head)
+    body = await trio.to_thread.run_sync(frame.join_body)
+    return command.replace(body=body) if body else command
 
 
 class Connection:
@@ -762,10 +778,15 @@ class Connection:
                         # Checked per frame, not per read: one read can hold
                         # hundreds of small requests with large answers.
                         await self._room_for_reading()
-                    payload = splitter.next_frame()
-                    if not isinstance(payload, bytes):
+                    frame = splitter.next_split()
+                    if isinstance(frame, bytes):
+                        command = decode_payload(frame)
+                    elif isinstance(frame, SplitFrame):
+                        # Read no further until this frame is handled, so
+                        # frames keep their order.
+                        command = await _decode_split(frame)
+                    else:
                         break
-                    command = decode_payload(payload)
                     if command.flag & RESPONSE_FLAG:
                         self._on_response(command)
                     else:

@@ -15,13 +15,15 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from pyrocket.errors import ProtocolError
-from pyrocket.protocol.command import decode_payload
+from pyrocket.protocol.codes import SerializeType
+from pyrocket.protocol.command import RemotingCommand, decode_payload, encode
 from pyrocket.protocol.frame import (
     DEFAULT_MAX_FRAME_SIZE,
     FRAME,
     NEED_DATA,
     ROCKETMQ_HEADER,
     FrameSplitter,
+    SplitFrame,
     build_frame_head,
     build_rocketmq_header,
     parse_rocketmq_header,
@@ -138,6 +140,130 @@ def test_a_large_frame_is_collected_in_chunks_and_the_next_follows() -> None:
     with pytest.raises(ProtocolError) as info:
         splitter.next_frame()
     assert info.value.offset == len(stream)
+
+
+def _split_parts(
+    chunks: list[bytes], splitter: FrameSplitter
+) -> tuple[list[bytes | SplitFrame], FrameSplitter]:
+    frames: list[bytes | SplitFrame] = []
+    for chunk in chunks:
+        splitter.feed(chunk)
+        while not isinstance(frame := splitter.next_split(), type(NEED_DATA)):
+            frames.append(frame)
+    return frames, splitter
+
+
+def _check_split(frame: bytes | SplitFrame, payload: bytes) -> None:
+    """``frame`` is ``payload``, whole or split, and decodes the same."""
+    if isinstance(frame, bytes):
+        assert frame == payload
+        return
+    assert frame.payload() == payload
+    assert all(type(part) is bytes for part in frame.body)
+    assert frame.body_size == sum(map(len, frame.body))
+    if frame.head is None:
+        assert frame.body_size == len(payload)
+        return
+    assert frame.head == payload[: len(frame.head)]
+    assert len(frame.head) == 4 + int.from_bytes(payload[1:4], "big")
+    assert frame.body_size == len(payload) - len(frame.head)
+    body = frame.join_body()
+    head_only = decode_payload(frame.head)
+    assert head_only.body is None
+    assert head_only.replace(body=body or None) == decode_payload(payload)
+
+
+@pytest.mark.parametrize("key", list(STREAMS)[:40])
+def test_split_frames_carry_the_same_payloads(key: str) -> None:
+    # With tiny thresholds nearly every frame that arrives in pieces comes
+    # out split: head and body give back the payload and decode the same.
+    frames = STREAMS[key]
+    expected = [frame[4:] for frame in frames]
+    stream = b"".join(frames)
+
+    def splitter() -> FrameSplitter:
+        return FrameSplitter(collect_over=8, split_over=8)
+
+    rng = random.Random(key)
+    runs = [[stream[i : i + 1] for i in range(len(stream))]]
+    runs += [_random_chunks(stream, rng) for _ in range(3)]
+    for chunks in runs:
+        got, left = _split_parts(chunks, splitter())
+        assert len(got) == len(expected) and left.buffered == 0
+        for frame, payload in zip(got, expected, strict=True):
+            _check_split(frame, payload)
+    assert any(isinstance(f, SplitFrame) for f in _split_parts(runs[0], splitter())[0])
+
+
+def _big_command(serialize_type: SerializeType, body_size: int, opaque: int) -> RemotingCommand:
+    ext = {f"key{i:04d}": f"value-{i}-" + "x" * (i % 50) for i in range(1000)}
+    body = bytes(random.Random(opaque).randbytes(body_size))
+    return RemotingCommand.request(10, body=body).replace(
+        ext_fields=ext, opaque=opaque, serialize_type=serialize_type, remark="big"
+    )
+
+
+@pytest.mark.parametrize("serialize_type", [SerializeType.JSON, SerializeType.ROCKETMQ])
+def test_big_frames_split_the_same_whole_chunked_and_bytewise(
+    serialize_type: SerializeType,
+) -> None:
+    big = encode(_big_command(serialize_type, 3 * 1024 * 1024 + 17, 1))
+    small = encode(RemotingCommand.request(11).replace(opaque=2, serialize_type=serialize_type))
+    stream = big + small + big + small
+    expected = [big[4:], small[4:], big[4:], small[4:]]
+    rng = random.Random(serialize_type)
+
+    def chunked(sizes: list[int]) -> list[bytes]:
+        chunks, pos = [], 0
+        while pos < len(stream):
+            size = rng.choice(sizes)
+            chunks.append(stream[pos : pos + size])
+            pos += size
+        return chunks
+
+    # A header cut byte by byte, then the rest in large pieces.
+    head_bytewise = [stream[i : i + 1] for i in range(64 * 1024)]
+    head_bytewise += [stream[i : i + 65536] for i in range(64 * 1024, len(stream), 65536)]
+    runs = {
+        "whole": [stream],
+        "64 KiB reads": [stream[i : i + 65536] for i in range(0, len(stream), 65536)],
+        "random": chunked([1, 3, 4, 5, 4096, 65536, 100_000]),
+        "head byte-at-a-time": head_bytewise,
+    }
+    for name, chunks in runs.items():
+        whole, splitter = _split(chunks)
+        assert whole == expected and splitter.buffered == 0, name
+        got, splitter = _split_parts(chunks, FrameSplitter())
+        assert splitter.buffered == 0, name
+        assert len(got) == len(expected), name
+        for frame, payload in zip(got, expected, strict=True):
+            _check_split(frame, payload)
+        if name != "whole":
+            # Collected from pieces: the big frames come split, the small whole.
+            assert [type(f) for f in got] == [SplitFrame, bytes, SplitFrame, bytes], name
+
+
+@pytest.mark.parametrize(
+    ("header_length", "reason"),
+    [
+        (0xFFFFFF, "runs past the frame"),
+        (512 * 1024, "exceeds the limit of"),
+    ],
+)
+def test_a_split_frame_with_an_unbounded_header_keeps_its_payload(
+    header_length: int, reason: str
+) -> None:
+    payload = bytes([SerializeType.JSON]) + header_length.to_bytes(3, "big")
+    payload += b"{" * (2 * 1024 * 1024)
+    stream = struct.pack(">i", len(payload)) + payload
+    got, _ = _split_parts(
+        [stream[i : i + 65536] for i in range(0, len(stream), 65536)], FrameSplitter()
+    )
+    [frame] = got
+    assert isinstance(frame, SplitFrame) and frame.head is None
+    _check_split(frame, payload)
+    with pytest.raises(ProtocolError, match=reason):
+        decode_payload(frame.join_body())
 
 
 # Java's reason (the record's `malformed` text) -> pyrocket's, for the same bytes.

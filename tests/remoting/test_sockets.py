@@ -567,3 +567,77 @@ async def test_processor_may_answer_later_through_send() -> None:
             await conn.send(found.answering(request))
             response = await future
             assert response.body == b"messages" and response.opaque == request.opaque
+
+
+def _big_request(opaque: int, body_size: int) -> RemotingCommand:
+    ext = {f"field{i:04d}": f"value {i} " * (1 + i % 7) for i in range(1000)}
+    body = random.Random(opaque).randbytes(body_size)
+    return route_request(f"big-{opaque}", body).replace(
+        ext_fields={"topic": f"big-{opaque}", **ext}, opaque=opaque
+    )
+
+
+@pytest.mark.parametrize("serialize_type", [SerializeType.JSON, SerializeType.ROCKETMQ])
+async def test_big_frame_decodes_the_same_and_keeps_its_place(
+    serialize_type: SerializeType,
+) -> None:
+    # A frame collected in pieces and joined off the event loop arrives as
+    # the same command, and the small frames sent right after it arrive after
+    # it, in order, on the same connection. The processor runs inline on the
+    # reader, so what it sees is the order in which frames were decoded.
+    requests: list[RemotingCommand] = []
+
+    def inline(conn: Connection, request: RemotingCommand) -> RemotingCommand | None:
+        requests.append(request)
+        return None if request.is_oneway else RemotingCommand.response(ResponseCode.SUCCESS)
+
+    server = RemotingServer()
+    server.register_processor(ROUTE, inline)
+    big = _big_request(7, 5 * 1024 * 1024 + 3).replace(serialize_type=serialize_type, flag=2)
+    smalls = [
+        route_request(f"small-{i}").replace(opaque=100 + i, flag=2, serialize_type=serialize_type)
+        for i in range(20)
+    ]
+    with trio.fail_after(30):
+        async with running_server(server) as addr:
+            stream = await raw_connect(addr)
+            wire = b"".join([encode(big), *(encode(s) for s in smalls), encode(big)])
+            await stream.send_all(wire)
+            await wait_until(lambda: len(requests) >= len(smalls) + 2)
+            assert [r.opaque for r in requests] == [7] + [s.opaque for s in smalls] + [7]
+            for got in (requests[0], requests[-1]):
+                assert got.body == big.body
+                assert got.ext_fields == big.ext_fields
+                assert got == decode(encode(big))
+            assert [r.ext_fields for r in requests[1:-1]] == [s.ext_fields for s in smalls]
+            # The connection answers as before.
+            await stream.send_all(encode(route_request().replace(opaque=9)))
+            reply = await read_frame(stream, FrameSplitter())
+            assert reply.opaque == 9 and reply.code == ResponseCode.SUCCESS
+            await stream.aclose()
+
+
+@pytest.mark.parametrize(
+    "head",
+    [
+        b"\x00\x00\x04\x00" + b"not json" * 128,  # a bad header, decoded first
+        b"\x00" + (512 * 1024).to_bytes(3, "big"),  # a header over the bound
+        b"\x00\xff\xff\xff",  # a header past the frame
+    ],
+)
+async def test_a_bad_big_frame_closes_its_connection(
+    head: bytes, caplog: pytest.LogCaptureFixture
+) -> None:
+    recorder = Recorder()
+    server = RemotingServer()
+    server.register_default_processor(recorder)
+    payload = head + b"\x00" * (3 * 1024 * 1024)
+    with trio.fail_after(30), caplog.at_level(logging.WARNING, logger="pyrocket.remoting"):
+        async with running_server(server) as addr:
+            stream = await raw_connect(addr)
+            await stream.send_all(len(payload).to_bytes(4, "big") + payload)
+            await stream.send_all(encode(route_request().replace(opaque=3)))
+            await expect_closed_by_peer(stream)
+            await stream.aclose()
+            assert recorder.requests == []
+    assert "bad frame" in caplog.text
