@@ -30,7 +30,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Final, TextIO
 
-from pyrocket.errors import CommandError, ProtocolError
+from pyrocket.errors import CommandError, ProtocolError, PyrocketError
 from pyrocket.pcap import (
     CaptureError,
     Connection,
@@ -195,7 +195,7 @@ class DecodeReport:
         }
 
 
-class CheckFailed(Exception):
+class CheckFailed(PyrocketError):
     """Re-encoding gave different bytes (or did not work at all)."""
 
 

@@ -25,6 +25,12 @@ class ProtocolError(PyrocketError):
         super().__init__(what if offset is None else f"{what} (at byte {offset})")
 
 
+class LocalProtocolError(ProtocolError, ValueError):
+    """A value of ours that does not fit its wire field: the failure is in
+    what this side tried to encode, not in bytes a peer sent. (Also a
+    ValueError, which is what such a value is.)"""
+
+
 class CommandError(PyrocketError):
     """A well-formed command whose header does not fit its request code.
 

@@ -33,7 +33,7 @@ from typing import Final
 
 import construct as c
 
-from pyrocket.errors import ProtocolError
+from pyrocket.errors import LocalProtocolError, ProtocolError
 
 #: Netty's frame limit in Java RocketMQ, counted with the 4-byte length word.
 DEFAULT_MAX_FRAME_SIZE: Final = 16 * 1024 * 1024
@@ -88,9 +88,9 @@ _FIXED_SIZE = _ROCKETMQ_FIXED.size
 def build_frame_head(length: int, serialize_type: int, header_length: int) -> bytes:
     """The eight opening bytes of a frame: length word and header-length word."""
     if header_length > 0xFFFFFF:
-        raise ProtocolError(f"header of {header_length} bytes does not fit 24 bits")
+        raise LocalProtocolError(f"header of {header_length} bytes does not fit 24 bits")
     if not 0 <= length <= 0x7FFFFFFF:
-        raise ProtocolError(f"frame length {length} does not fit the length word")
+        raise LocalProtocolError(f"frame length {length} does not fit the length word")
     return _HEAD.pack(length, (serialize_type << 24) | header_length)
 
 
@@ -172,19 +172,19 @@ def build_rocketmq_header(
     remark: bytes,
     ext_fields: list[tuple[str, str]],
 ) -> bytes:
-    """Serialize a binary header. Raises ProtocolError for values out of range."""
+    """Serialize a binary header. Raises LocalProtocolError for values out of range."""
     parts: list[bytes] = []
     for key, value in ext_fields:
         key_bytes, value_bytes = key.encode("utf-8", "replace"), value.encode("utf-8", "replace")
         if len(key_bytes) > 0x7FFF:
-            raise ProtocolError(f"ext field key of {len(key_bytes)} bytes is too long")
+            raise LocalProtocolError(f"ext field key of {len(key_bytes)} bytes is too long")
         parts += (len(key_bytes).to_bytes(2, "big"), key_bytes)
         parts += (len(value_bytes).to_bytes(4, "big"), value_bytes)
     blob = b"".join(parts)
     try:
         fixed = _ROCKETMQ_BUILD.pack(code, language, version, opaque, flag)
     except struct.error as exc:
-        raise ProtocolError(f"cannot build ROCKETMQ header: {exc}") from exc
+        raise LocalProtocolError(f"cannot build ROCKETMQ header: {exc}") from exc
     return b"".join(
         (fixed, len(remark).to_bytes(4, "big"), remark, len(blob).to_bytes(4, "big"), blob)
     )

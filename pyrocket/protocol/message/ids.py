@@ -12,7 +12,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from pyrocket.errors import ProtocolError
+from pyrocket.errors import LocalProtocolError, ProtocolError
 from pyrocket.protocol.message.host import HostPort
 
 _I64 = struct.Struct(">q")
@@ -125,7 +125,7 @@ class UniqueIdGenerator:
         tz: _dt.tzinfo | None = None,
     ) -> None:
         if len(ip) not in (4, 16):
-            raise ValueError(f"an IP address has 4 or 16 bytes, not {len(ip)}")
+            raise LocalProtocolError(f"an IP address has 4 or 16 bytes, not {len(ip)}")
         head = (
             ip
             + (pid & 0xFFFF).to_bytes(2, "big")

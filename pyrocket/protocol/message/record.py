@@ -33,7 +33,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Final
 
-from pyrocket.errors import ProtocolError
+from pyrocket.errors import LocalProtocolError, ProtocolError
 from pyrocket.protocol.message.body import decompress_body
 from pyrocket.protocol.message.constants import (
     DEFAULT_MAX_BODY_SIZE,
@@ -134,13 +134,15 @@ def encode_stored_record(
     hold (topic over 127 bytes, properties over 32767 bytes, host/flag mismatch).
     """
     if len(topic) > MAX_TOPIC_BYTES:
-        raise ValueError(f"topic of {len(topic)} bytes is longer than {MAX_TOPIC_BYTES}")
+        raise LocalProtocolError(f"topic of {len(topic)} bytes is longer than {MAX_TOPIC_BYTES}")
     if len(properties) > MAX_PROPERTIES_BYTES:
-        raise ValueError(f"properties of {len(properties)} bytes exceed {MAX_PROPERTIES_BYTES}")
+        raise LocalProtocolError(
+            f"properties of {len(properties)} bytes exceed {MAX_PROPERTIES_BYTES}"
+        )
     if bool(sys_flag & MessageSysFlag.BORNHOST_V6_FLAG) != born_host.is_v6:
-        raise ValueError("sysFlag bit 4 does not match the born host's address family")
+        raise LocalProtocolError("sysFlag bit 4 does not match the born host's address family")
     if bool(sys_flag & MessageSysFlag.STOREHOSTADDRESS_V6_FLAG) != store_host.is_v6:
-        raise ValueError("sysFlag bit 5 does not match the store host's address family")
+        raise LocalProtocolError("sysFlag bit 5 does not match the store host's address family")
     total = stored_message_size(sys_flag, len(body), len(topic), len(properties))
     return b"".join(
         (
