@@ -27,7 +27,7 @@ from pyrocket.broker.store import BrokerMessage
 from pyrocket.protocol.bodies.admin import TopicOffset, TopicStatsTable
 from pyrocket.protocol.bodies.properties import Properties
 from pyrocket.protocol.bodies.topic import DataVersion, KVTable
-from pyrocket.protocol.codes import RequestCode
+from pyrocket.protocol.codes import RequestCode, ResponseCode
 from pyrocket.protocol.command import RemotingCommand, decode, encode
 from pyrocket.protocol.headers import (
     CreateTopicRequestHeader,
@@ -210,6 +210,12 @@ async def test_admin_broker_capture_replays(tmp_path: Path, vectors_dir: Path) -
                     elif code == RequestCode.GET_TOPIC_STATS_INFO:
                         compare_topic_stats(response.body or b"", expected.body or b"")
                         assert response.replace(body=None) == expected.replace(body=None)
+                    elif refused := refused_keys(request):
+                        # docs/deviations.md: Java applies every key and answers
+                        # SUCCESS; pyrocket refuses keys outside its allow-list.
+                        assert expected.code == ResponseCode.SUCCESS
+                        assert response.code != ResponseCode.SUCCESS
+                        assert all(key in (response.remark or "") for key in refused)
                     else:
                         assert encode(response) == answer.frame, record.seq
                     checked[code] = checked.get(code, 0) + 1
@@ -243,6 +249,14 @@ def created_topics(records: list[Record]) -> list[str]:
         for r in records
         if r.is_frame and r.is_request and r.code == RequestCode.UPDATE_AND_CREATE_TOPIC
     ]
+
+
+def refused_keys(request: RemotingCommand) -> list[str]:
+    """The keys of an UPDATE_BROKER_CONFIG request that pyrocket refuses."""
+    if request.code != RequestCode.UPDATE_BROKER_CONFIG or not request.body:
+        return []
+    keys = Properties.decode(request.body).entries
+    return [key for key in keys if refusal_reason(key) is not None]
 
 
 def updated_config(records: list[Record]) -> dict[str, str]:
