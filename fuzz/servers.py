@@ -72,7 +72,7 @@ from pyrocket.protocol.headers import (
     ViewMessageRequestHeader,
 )
 from pyrocket.protocol.message import decode_message, decode_messages, decode_offset_message_id
-from pyrocket.vectors import default_vectors_dir, iter_all_records
+from tests.vectorset import default_vectors_dir, iter_all_records
 
 CANARY_CLUSTER = "FuzzCanaryCluster"
 CANARY_BROKER = "fuzz-canary-broker"

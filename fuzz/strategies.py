@@ -15,7 +15,7 @@ from pyrocket.protocol import fastjson
 from pyrocket.protocol.bodies import Bean
 from pyrocket.protocol.catalog import all_header_types
 from pyrocket.protocol.command import decode
-from pyrocket.vectors import default_vectors_dir, iter_all_records
+from tests.vectorset import default_vectors_dir, iter_all_records
 
 
 def _all_beans() -> list[type[Bean]]:

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 from hypothesis import settings
 
-from pyrocket.vectors import default_vectors_dir, scenario_files
+from tests.vectorset import default_vectors_dir, scenario_files
 
 # Property tests run a bounded number of examples in CI; fuzz/ runs long ones.
 settings.register_profile("ci", max_examples=200, deadline=None)

@@ -17,7 +17,7 @@ from pyrocket.protocol.codes import RequestCode, ResponseCode
 from pyrocket.protocol.command import RemotingCommand, decode, encode
 from pyrocket.protocol.headers import GetRouteInfoRequestHeader, UnRegisterBrokerRequestHeader
 from pyrocket.protocol.javahash import JavaHashSet, hashmap_order, java_hash, long_hash
-from pyrocket.vectors import iter_all_records, read_records, scenario_files
+from tests.vectorset import iter_all_records, read_records, scenario_files
 
 
 def _run(argv: list[str], capsys: pytest.CaptureFixture[str]) -> tuple[int, str, str]:

@@ -7,9 +7,9 @@ from __future__ import annotations
 from pathlib import Path
 
 from pyrocket.protocol.codes import RequestCode
-from pyrocket.vectors import read_records, scenario_files
 from tests.broker.test_replay_broker import replayed_requests as broker_replayed
 from tests.namesrv.test_replay_vectors import replayed_requests as namesrv_replayed
+from tests.vectorset import read_records, scenario_files
 
 
 def _name(code: int | None) -> str:

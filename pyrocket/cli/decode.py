@@ -1,6 +1,6 @@
 """``pyrocket decode [--check] FILE...``: print (and re-check) captures.
 
-The work is done by :mod:`pyrocket.capture`; this module only parses arguments.
+The work is done by :mod:`pyrocket.cli.capture`; this module only parses arguments.
 """
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from pyrocket.capture import CheckFailed, decode_files
+from pyrocket.cli.capture import CheckFailed, decode_files
 from pyrocket.errors import ProtocolError
 
 # What --check checks, one paragraph (argparse rewraps it).

@@ -1,7 +1,7 @@
 """``pyrocket record CAPTURE``: turn a packet capture into vector records.
 
-The work is done by :mod:`pyrocket.pcap` (reading, TCP reassembly) and
-:mod:`pyrocket.capture` (frames and records); this module parses arguments
+The work is done by :mod:`pyrocket.cli.capture.pcap` (reading, TCP reassembly) and
+:mod:`pyrocket.cli.capture` (frames and records); this module parses arguments
 and writes the JSON Lines.
 """
 
@@ -13,7 +13,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from pyrocket.capture import RecordOptions, record_capture
+from pyrocket.cli.capture import RecordOptions, record_capture
 from pyrocket.errors import ProtocolError
 
 _DESCRIPTION = """\

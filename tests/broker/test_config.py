@@ -23,7 +23,7 @@ from pyrocket.broker.configuration import BrokerConfiguration
 from pyrocket.broker.store import BrokerRole, FlushDiskType
 from pyrocket.errors import ConfigError, PyrocketError
 from pyrocket.protocol.bodies.properties import Properties
-from pyrocket.vectors import read_records
+from tests.vectorset import read_records
 
 BROKER_CONF = """\
 # a Java user's broker.conf

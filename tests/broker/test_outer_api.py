@@ -31,10 +31,10 @@ from pyrocket.protocol.command import RemotingCommand, decode, encode
 from pyrocket.protocol.headers import CreateTopicRequestHeader, RegisterBrokerRequestHeader
 from pyrocket.protocol.javahash import JavaConcurrentHashMap
 from pyrocket.remoting import Connection, RemotingClient, RemotingServer
-from pyrocket.vectors import Record, read_records
 from tests.broker.helpers import broker_settings, running_broker
 from tests.broker.recording_namesrv import recording_namesrv
 from tests.remoting.helpers import running_server
+from tests.vectorset import Record, read_records
 
 #: A broker identity for the tests that do not read a capture.
 IDENTITY = BrokerIdentity("DefaultCluster", "127.0.0.1:10911", "broker-a", 0, "127.0.0.1:10912")

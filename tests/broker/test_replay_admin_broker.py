@@ -36,9 +36,9 @@ from pyrocket.protocol.headers import (
 )
 from pyrocket.protocol.message import HostPort
 from pyrocket.remoting import RemotingClient
-from pyrocket.vectors import Record, pair_requests, read_records
 from tests.broker.helpers import running_broker
 from tests.broker.recording_namesrv import recording_namesrv
+from tests.vectorset import Record, pair_requests, read_records
 
 #: Codes of the recorded mqadmin requests that the control plane answers.
 CONTROL_PLANE = {

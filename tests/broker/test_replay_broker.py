@@ -77,7 +77,6 @@ from pyrocket.protocol.fastjson import dumps, loads
 from pyrocket.protocol.frame import FrameSplitter
 from pyrocket.protocol.headers import CreateTopicRequestHeader, RegisterBrokerRequestHeader
 from pyrocket.remoting import not_supported_remark
-from pyrocket.vectors import Record, pair_requests, read_records, scenario_files
 from tests.broker.helpers import broker_properties, running_broker
 from tests.broker.java_layout import decode_body
 from tests.broker.recording_namesrv import RecordingNameServer, recording_namesrv
@@ -88,6 +87,7 @@ from tests.broker.test_replay_admin_broker import (
     compare_topic_stats,
 )
 from tests.conftest import report_replay
+from tests.vectorset import Record, pair_requests, read_records, scenario_files
 
 SLOW = RegistrationTiming(first_delay=600, period=600)
 #: How long a recorded answer may take.

@@ -27,10 +27,10 @@ from pyrocket.protocol.bodies.admin import SubscriptionGroupWrapper
 from pyrocket.protocol.codes import RequestCode
 from pyrocket.protocol.command import decode, encode
 from pyrocket.remoting import RemotingClient
-from pyrocket.vectors import pair_requests, read_records
 from tests.broker.helpers import running_broker
 from tests.broker.recording_namesrv import recording_namesrv
 from tests.broker.test_replay_broker import SLOW, recorded_brokers, settings_for
+from tests.vectorset import pair_requests, read_records
 
 SYNC_CODES = (RequestCode.GET_ALL_DELAY_OFFSET, RequestCode.GET_ALL_SUBSCRIPTIONGROUP_CONFIG)
 

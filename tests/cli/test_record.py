@@ -18,14 +18,14 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from pyrocket.capture import RecordOptions, frame_fields, record_capture
 from pyrocket.cli import main
+from pyrocket.cli.capture import RecordOptions, frame_fields, record_capture
+from pyrocket.cli.capture.pcap import CaptureError
 from pyrocket.errors import ProtocolError
-from pyrocket.pcap import CaptureError
 from pyrocket.protocol.codes import RequestCode, ResponseCode, SerializeType
 from pyrocket.protocol.command import RemotingCommand, decode, encode
 from pyrocket.protocol.headers import GetRouteInfoRequestHeader, PutKVConfigRequestHeader
-from pyrocket.vectors import Record, iter_all_records, read_records, scenario_files
+from tests.vectorset import Record, iter_all_records, read_records, scenario_files
 
 FIN, SYN, RST, PSH, ACK = 0x01, 0x02, 0x04, 0x08, 0x10
 

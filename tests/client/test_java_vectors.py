@@ -29,10 +29,10 @@ from pyrocket.protocol.message import (
     decompress_body,
     encode_properties,
 )
-from pyrocket.vectors import iter_all_records
 from tests.client.helpers import ScriptedCluster, route_to
 from tests.client.test_producer import stored
 from tests.remoting.helpers import running_server
+from tests.vectorset import iter_all_records
 
 #: Properties new_message sets from its arguments; the rest are user properties.
 _BUILT = {"TAGS", "KEYS", "WAIT", "DELAY", "UNIQ_KEY"}

@@ -35,9 +35,9 @@ from pyrocket.protocol.catalog import request_header_type
 from pyrocket.protocol.codes import RequestCode, ResponseCode, SerializeType
 from pyrocket.protocol.command import RemotingCommand, decode, encode
 from pyrocket.remoting import not_supported_remark
-from pyrocket.vectors import Record, read_records, scenario_files
 from tests.conftest import report_replay
 from tests.namesrv.helpers import RawConnection, running_namesrv
+from tests.vectorset import Record, read_records, scenario_files
 
 #: How long "no answer" is waited for.
 SILENCE = 0.3

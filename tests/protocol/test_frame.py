@@ -28,7 +28,7 @@ from pyrocket.protocol.frame import (
     build_rocketmq_header,
     parse_rocketmq_header,
 )
-from pyrocket.vectors import Record, iter_all_records
+from tests.vectorset import Record, iter_all_records
 
 
 def _streams() -> dict[str, list[bytes]]:

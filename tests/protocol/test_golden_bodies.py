@@ -30,7 +30,7 @@ from pyrocket.protocol.catalog import BodyCodec, request_body_codec, response_bo
 from pyrocket.protocol.checksum import crc32
 from pyrocket.protocol.codes import RequestCode
 from pyrocket.protocol.javahash import hashmap_order
-from pyrocket.vectors import (
+from tests.vectorset import (
     Record,
     default_vectors_dir,
     pair_requests,

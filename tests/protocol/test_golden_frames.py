@@ -9,7 +9,7 @@ import json
 import pytest
 
 from pyrocket.protocol.command import decode, encode
-from pyrocket.vectors import Record, iter_all_records, scenario_files
+from tests.vectorset import Record, iter_all_records, scenario_files
 
 FRAMES = [r for r in iter_all_records() if r.is_frame]
 

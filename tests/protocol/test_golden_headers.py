@@ -27,7 +27,7 @@ from pyrocket.protocol.catalog import request_header_type, response_header_type
 from pyrocket.protocol.codes import RequestCode, ResponseCode, SerializeType
 from pyrocket.protocol.command import RemotingCommand, decode, encode
 from pyrocket.protocol.headers import CommandHeader
-from pyrocket.vectors import Record, pair_requests, read_records, scenario_files
+from tests.vectorset import Record, pair_requests, read_records, scenario_files
 
 # Keys Java adds before the header's own, in the order it adds them.
 ACL_HOOK_KEYS = ("Signature", "AccessKey")

@@ -15,7 +15,7 @@ from pyrocket.errors import ProtocolError
 from pyrocket.protocol.codes import SerializeType
 from pyrocket.protocol.command import RemotingCommand, decode, decode_payload, encode
 from pyrocket.protocol.frame import MAX_EXT_FIELDS, MAX_HEADER_SIZE, build_frame_head
-from pyrocket.vectors import iter_all_records
+from tests.vectorset import iter_all_records
 
 FORMS = [SerializeType.JSON, SerializeType.ROCKETMQ]
 

@@ -50,7 +50,7 @@ from pyrocket.protocol.message import (
     stored_message_size,
     tags_hash_code,
 )
-from pyrocket.vectors import Record, iter_all_records, pair_requests, read_records, scenario_files
+from tests.vectorset import Record, iter_all_records, pair_requests, read_records, scenario_files
 
 UTC = dt.UTC
 

@@ -18,7 +18,7 @@ from hypothesis import strategies as st
 from pyrocket.protocol.bodies import BrokerData, ClusterInfo, QueueData, TopicRouteData
 from pyrocket.protocol.bodies.route import BrokerRow, QueueRow
 from pyrocket.protocol.codes import RequestCode
-from pyrocket.vectors import pair_requests, read_records, scenario_files
+from tests.vectorset import pair_requests, read_records, scenario_files
 
 # Any code point, lone surrogates included (both paths write those as "?").
 _TEXT = st.text(st.characters(blacklist_categories=()), max_size=12)

@@ -19,8 +19,8 @@ import trio
 from pyrocket.protocol.codes import SerializeType
 from pyrocket.protocol.command import RemotingCommand, decode, encode
 from pyrocket.remoting import ClientConfig, Connection, RemotingClient, RemotingServer, ServerConfig
-from pyrocket.vectors import Record, pair_requests, read_records, scenario_files
 from tests.remoting.helpers import running_server
+from tests.vectorset import Record, pair_requests, read_records, scenario_files
 
 SCENARIOS = scenario_files()
 

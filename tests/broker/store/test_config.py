@@ -15,7 +15,7 @@ from pyrocket.broker.store.config import (
 )
 from pyrocket.errors import ConfigError
 from pyrocket.protocol.command import decode
-from pyrocket.vectors import default_vectors_dir, pair_requests, read_records
+from tests.vectorset import default_vectors_dir, pair_requests, read_records
 
 
 def _java_broker_config() -> dict[str, str]:

@@ -18,8 +18,8 @@ from pyrocket.broker.store import (
     open_message_store,
 )
 from pyrocket.protocol.message import decode_messages, tags_hash_code
-from pyrocket.vectors import default_vectors_dir, pair_requests, read_records
 from tests.broker.store.helpers import message, small_config
+from tests.vectorset import default_vectors_dir, pair_requests, read_records
 
 BASE_MS = 1_790_000_000_000
 

@@ -1,51 +1,21 @@
-"""Reading capture files: JSON Lines, one record per frame (or close).
+"""Capture files: JSON Lines, one record per frame (or close).
 
 The format is that of the golden vectors recorded from Java RocketMQ 4.7.0
-(``tests/vectors/README.md`` in the repository): each record names
-its connection, direction and sender, and carries the frame as hex. Tests,
-replays and ``pyrocket decode`` all read captures through this module.
+(``tests/vectors/README.md`` in the repository): each record names its
+connection, direction and sender, and carries the frame as hex.
+``pyrocket decode`` and ``pyrocket record`` read and write it; the tests read
+their capture sets through it.
 """
 
 from __future__ import annotations
 
 import base64
 import json
-import os
-from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from pyrocket.errors import ProtocolError
-
-#: Environment variable naming the vectors directory, overriding the default.
-VECTORS_ENV = "PYROCKET_VECTORS"
-
-
-#: The capture set shipped with the repository: ``tests/vectors`` beside ``pyrocket/``.
-SHIPPED_VECTORS = Path(__file__).resolve().parents[1] / "tests" / "vectors"
-
-
-def default_vectors_dir() -> Path:
-    """``$PYROCKET_VECTORS``, else the set shipped in the checkout (``tests/vectors``)."""
-    env = os.environ.get(VECTORS_ENV)
-    if env:
-        return Path(env)
-    return SHIPPED_VECTORS
-
-
-def scenario_files(directory: Path | None = None) -> list[Path]:
-    """Every ``*.jsonl`` capture in ``directory``, sorted by name.
-
-    Raises FileNotFoundError when the directory is missing or holds none.
-    """
-    directory = directory or default_vectors_dir()
-    if not directory.is_dir():
-        raise FileNotFoundError(f"vectors directory {directory} does not exist")
-    files = sorted(directory.glob("*.jsonl"))
-    if not files:
-        raise FileNotFoundError(f"no *.jsonl captures in {directory}")
-    return files
 
 
 @dataclass(frozen=True, slots=True)
@@ -156,9 +126,3 @@ def pair_requests(records: list[Record]) -> dict[int, Record]:
             if request is not None:
                 pairs[record.seq] = request
     return pairs
-
-
-def iter_all_records(directory: Path | None = None) -> Iterator[Record]:
-    """Every record of every capture in ``directory``."""
-    for path in scenario_files(directory):
-        yield from read_records(path)

@@ -2,7 +2,7 @@
 ``pyrocket record`` makes of a packet capture.
 
 A capture is either a JSON Lines file in the golden-vector format (one record
-per frame, see :mod:`pyrocket.vectors`) or a raw byte stream of concatenated
+per frame, see :mod:`pyrocket.cli.capture.records`) or a raw byte stream of concatenated
 frames (length word first). The two are told apart by the first byte: a JSON
 Lines file starts with ``{``, which as a length word would announce a frame
 far beyond the 16 MiB limit.
@@ -14,7 +14,7 @@ from its typed values in Java's iteration order, stopping at the first byte
 that differs.
 
 :func:`record_capture` turns a pcap / pcapng file (read and reassembled by
-:mod:`pyrocket.pcap`) into records of that same format.
+:mod:`pyrocket.cli.capture.pcap`) into records of that same format.
 """
 
 from __future__ import annotations
@@ -30,8 +30,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Final, TextIO
 
-from pyrocket.errors import CommandError, ProtocolError, PyrocketError
-from pyrocket.pcap import (
+from pyrocket.cli.capture.pcap import (
     CaptureError,
     Connection,
     Direction,
@@ -40,6 +39,8 @@ from pyrocket.pcap import (
     StreamGap,
     reassemble,
 )
+from pyrocket.cli.capture.records import read_records
+from pyrocket.errors import CommandError, ProtocolError, PyrocketError
 from pyrocket.protocol.bodies import (
     Bean,
     BrokerData,
@@ -80,7 +81,6 @@ from pyrocket.protocol.javahash import (
     string_hash,
     table_size_for,
 )
-from pyrocket.vectors import read_records
 
 _TEXT_CONTROLS = frozenset("\n\r\t")
 
@@ -562,7 +562,7 @@ def record_capture(data: bytes, options: RecordOptions | None = None) -> Recordi
     Every TCP connection is reassembled per direction and cut into frames with
     the same splitter a server uses; each frame becomes one record in the
     golden-vector format, each FIN / RST one close record. Raises
-    :class:`~pyrocket.pcap.CaptureError` for an unreadable capture and, unless
+    :class:`~pyrocket.cli.capture.pcap.CaptureError` for an unreadable capture and, unless
     ``options.lenient``, for a hole in a stream, bytes left after the last
     frame of a direction, or a frame that does not parse; lenient, those are
     listed in :attr:`Recording.warnings` and the rest is recorded.
