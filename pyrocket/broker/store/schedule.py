@@ -22,23 +22,22 @@ fare no better.
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Final
+from typing import Any, Final
 
 import trio
+from trio_util import AsyncValue
 
 from pyrocket.broker.store.commitlog import SCHEDULE_TOPIC
 from pyrocket.broker.store.config import MessageStoreConfig
-from pyrocket.broker.store.model import BrokerMessage, PutMessageStatus
+from pyrocket.broker.store.consumequeue import ConsumeQueue
+from pyrocket.broker.store.model import BrokerMessage, PutMessageResult, PutMessageStatus
 from pyrocket.errors import PyrocketError
 from pyrocket.persist import load_with_backup, write_atomically, write_atomically_async
 from pyrocket.protocol import fastjson
 from pyrocket.protocol.javahash import JavaConcurrentHashMap, int_hash
 from pyrocket.protocol.message import MessageConst, MessageExt, encode_properties, java_properties
-
-if TYPE_CHECKING:
-    from pyrocket.broker.store.store import MessageStore
 
 log = logging.getLogger(__name__)
 
@@ -88,12 +87,31 @@ def _parse_offsets(text: str) -> dict[int, int]:
 
 
 class ScheduleMessageService:
-    """Delay levels, per-level offsets and the delivery tasks."""
+    """Delay levels, per-level offsets and the delivery tasks.
+
+    It reaches the store only through the callables it is given:
+    ``put_message`` (deliver a due message), ``consume_queue`` and
+    ``queue_max_offset`` (walk and wait on a level's queue),
+    ``max_offset_in_queue`` (statistics) and ``look_message_by_offset``
+    (read a due message); ``now_ms`` is the store clock.
+    """
 
     def __init__(
-        self, config: MessageStoreConfig, store: MessageStore, now_ms: Callable[[], int]
+        self,
+        config: MessageStoreConfig,
+        now_ms: Callable[[], int],
+        *,
+        put_message: Callable[[BrokerMessage], Awaitable[PutMessageResult]],
+        consume_queue: Callable[[str, int], ConsumeQueue | None],
+        queue_max_offset: Callable[[str, int], AsyncValue],
+        max_offset_in_queue: Callable[[str, int], int],
+        look_message_by_offset: Callable[[int, int], MessageExt | None],
     ) -> None:
-        self._store = store
+        self._put_message = put_message
+        self._consume_queue = consume_queue
+        self._queue_max_offset = queue_max_offset
+        self._max_offset_in_queue = max_offset_in_queue
+        self._look_message_by_offset = look_message_by_offset
         self._now_ms = now_ms
         self.delay_levels_ms = config.delay_levels_ms
         self.max_delay_level = len(self.delay_levels_ms)
@@ -150,9 +168,7 @@ class ScheduleMessageService:
         ``"<delivered offset>,<max offset>"``."""
         stats: dict[str, str] = {}
         for level, offset in self.offset_table.items():
-            max_offset = self._store.get_max_offset_in_queue(
-                SCHEDULE_TOPIC, delay_level_to_queue_id(level)
-            )
+            max_offset = self._max_offset_in_queue(SCHEDULE_TOPIC, delay_level_to_queue_id(level))
             stats[f"scheduleMessageOffset_{level}"] = f"{offset},{max_offset}"
         return stats
 
@@ -186,11 +202,11 @@ class ScheduleMessageService:
         await trio.sleep(FIRST_DELAY_S)
         queue_id = delay_level_to_queue_id(level)
         delay = self.delay_levels_ms[level - 1]
-        queue_max = self._store.queue_max_offset(SCHEDULE_TOPIC, queue_id)
+        queue_max = self._queue_max_offset(SCHEDULE_TOPIC, queue_id)
         offset = self.offset_table.get(level, 0)
         retrying = False
         while True:
-            queue = self._store.consume_queue(SCHEDULE_TOPIC, queue_id)
+            queue = self._consume_queue(SCHEDULE_TOPIC, queue_id)
             if queue is not None and offset < queue.min_offset_in_queue:
                 offset = queue.min_offset_in_queue
             entry = queue.entry(offset) if queue is not None else None
@@ -231,7 +247,7 @@ class ScheduleMessageService:
     ) -> bool:
         """Put one due message back into its real queue; False to retry
         later. Logs a failure once, however often it is retried."""
-        message = self._store.look_message_by_offset(physical, size)
+        message = self._look_message_by_offset(physical, size)
         if message is None:
             log.error("delayed message at %d (%d bytes) is unreadable, skipped", physical, size)
             return True
@@ -244,7 +260,7 @@ class ScheduleMessageService:
             log.error("delayed message %s targets %s, skipped", message.msg_id, inner.topic)
             return True
         try:
-            result = await self._store.put_message(inner)
+            result = await self._put_message(inner)
         except PyrocketError as exc:
             return self._move_aside(
                 level, offset, physical, f"could not be put back into {inner.topic}: {exc}"

@@ -1,0 +1,439 @@
+"""Putting messages into the store (Java's ``asyncPutMessage(s)`` and the
+commit log's append): the checks that refuse a message, the delay-level
+rewrite into the schedule topic, encoding and writing the record, indexing
+it in its consume queue, arrival callbacks, and the FIFO append lock taken
+while a file created ahead of need is still missing.
+
+Appending never awaits (hence puts never interleave); the wait for a flush
+under SYNC_FLUSH is the flushing part's (:mod:`pyrocket.broker.store.flush`).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Mapping
+from typing import Final, TypeVar
+
+import trio
+
+from pyrocket.broker.store.commitlog import SCHEDULE_TOPIC, FileNotReady
+from pyrocket.broker.store.config import BrokerRole, FlushDiskType
+from pyrocket.broker.store.files import DataFile
+from pyrocket.broker.store.model import (
+    AppendMessageResult,
+    AppendMessageStatus,
+    ArrivalListener,
+    BrokerBatch,
+    BrokerMessage,
+    MessageArrival,
+    PutMessageResult,
+    PutMessageStatus,
+)
+from pyrocket.broker.store.schedule import delay_level_to_queue_id
+from pyrocket.broker.store.state import StoreState
+from pyrocket.broker.store.storefiles import NOT_INDEXED
+from pyrocket.errors import ProtocolError
+from pyrocket.protocol.message import (
+    MAX_PROPERTIES_BYTES,
+    MAX_TOPIC_BYTES,
+    MessageConst,
+    MessageSysFlag,
+    create_offset_message_id,
+    decode_properties,
+    encode_properties,
+    encode_stored_record,
+    host_flags,
+    java_crc32,
+    java_properties,
+    split_batch,
+    stored_message_size,
+    tags_hash_code,
+)
+
+#: Every part of the store logs as the store, so one logger name configures it.
+log = logging.getLogger("pyrocket.broker.store.store")
+
+_TRANSACTION_TYPE_MASK: Final = MessageSysFlag.TRANSACTION_ROLLBACK_TYPE
+_Item = TypeVar("_Item")
+
+
+def _safe_topic(topic: str) -> bool:
+    """A topic is also a directory name: refuse anything that is not one."""
+    return bool(topic) and topic not in (".", "..") and "/" not in topic and "\0" not in topic
+
+
+class StoreAppend(StoreState):
+    """The putting part of :class:`~pyrocket.broker.store.store.MessageStore`."""
+
+    def add_arrival_listener(self, listener: ArrivalListener) -> None:
+        """Call ``listener`` after each message becomes readable (long polling)."""
+        self._listeners.append(listener)
+
+    def remove_arrival_listener(self, listener: ArrivalListener) -> None:
+        self._listeners.remove(listener)
+
+    def _store_status(self) -> PutMessageStatus | None:
+        if not self._running:
+            return PutMessageStatus.SERVICE_NOT_AVAILABLE
+        if self.config.broker_role is BrokerRole.SLAVE:
+            return PutMessageStatus.SERVICE_NOT_AVAILABLE
+        if self._cleaner.disk_full or self._write_error is not None:
+            return PutMessageStatus.SERVICE_NOT_AVAILABLE
+        return None
+
+    async def put_message(
+        self, message: BrokerMessage, *, appended: Callable[[], None] | None = None
+    ) -> PutMessageResult:
+        """Store one message (``asyncPutMessage``).
+
+        Returns PUT_OK with where it landed; FLUSH_DISK_TIMEOUT when it was
+        stored but SYNC_FLUSH could not confirm it within ``syncFlushTimeout``;
+        SLAVE_NOT_AVAILABLE under SYNC_MASTER (pyrocket has no replication);
+        MESSAGE_ILLEGAL for a message the layout cannot hold or a bad DELAY;
+        SERVICE_NOT_AVAILABLE when the store is not running, is a slave, the
+        disk is full or a write failed; CREATE_MAPEDFILE_FAILED / UNKNOWN_ERROR
+        when the disk refused.
+
+        ``appended``, when given, is called as soon as the message is in the
+        commit log (or refused), before any wait for a flush: a caller that
+        keeps puts in order may start the next one then. Such a caller also
+        keeps its own loop fair, so the put does not yield before appending.
+        """
+        return await self._put(self._append_message, message, message.wait_store_msg_ok, appended)
+
+    async def put_messages(
+        self, batch: BrokerBatch, *, appended: Callable[[], None] | None = None
+    ) -> PutMessageResult:
+        """Store a batch (``asyncPutMessages``): all its messages go to one
+        queue, consecutively, in one commit-log file. MESSAGE_ILLEGAL for a
+        transactional or delayed batch, a malformed body or one over
+        ``maxMessageSize``; otherwise as :meth:`put_message`."""
+        return await self._put(self._append_batch, batch, batch.wait_store_msg_ok, appended)
+
+    async def _put(
+        self,
+        append: Callable[[_Item], PutMessageResult],
+        item: _Item,
+        wait: bool,
+        appended: Callable[[], None] | None,
+    ) -> PutMessageResult:
+        if appended is None:
+            # A schedule point before anything is stored: a cancelled put
+            # stores nothing, and a loop of puts cannot starve other tasks.
+            await trio.lowlevel.checkpoint()
+        else:
+            await trio.lowlevel.checkpoint_if_cancelled()
+        refused = self._store_status()
+        result = (
+            PutMessageResult(refused) if refused is not None else await self._append(append, item)
+        )
+        if appended is not None:
+            appended()
+        if result.append_result is None or not result.append_result.is_ok:
+            return result
+        return await self._after_append(result, wait)
+
+    async def _append(
+        self, append: Callable[[_Item], PutMessageResult], item: _Item
+    ) -> PutMessageResult:
+        """Append at once when nothing waits for a file; else, or when this
+        append needs a file not created yet, queue on the append lock (FIFO)
+        and have the file made in a worker thread first."""
+        wanted: FileNotReady | None = None
+        if not self._append_lock.locked():
+            try:
+                return append(item)
+            except FileNotReady as exc:
+                wanted = exc
+        # Acquiring a free lock does not yield first: nobody overtakes.
+        async with self._append_lock:
+            while True:
+                if wanted is not None:
+                    try:
+                        await wanted.files.prepare_spare(wanted.base)
+                    except OSError as exc:
+                        log.error("cannot create a file in %s: %s", wanted.files.directory, exc)
+                        return PutMessageResult(PutMessageStatus.CREATE_MAPEDFILE_FAILED)
+                refused = self._store_status()
+                if refused is not None:
+                    return PutMessageResult(refused)
+                try:
+                    return append(item)
+                except FileNotReady as exc:
+                    wanted = exc
+
+    async def _after_append(self, result: PutMessageResult, wait: bool) -> PutMessageResult:
+        appended = result.append_result
+        assert appended is not None
+        status = PutMessageStatus.PUT_OK
+        if self.config.flush_disk_type is FlushDiskType.SYNC_FLUSH:
+            if wait:
+                if not await self._wait_flushed(appended.wrote_offset + appended.wrote_bytes):
+                    status = PutMessageStatus.FLUSH_DISK_TIMEOUT
+            else:
+                self._flush_wakeup.set()
+        if self.config.broker_role is BrokerRole.SYNC_MASTER and wait:
+            # Java answers this when no slave is connected; pyrocket has none.
+            status = PutMessageStatus.SLAVE_NOT_AVAILABLE
+        if status is PutMessageStatus.PUT_OK:
+            return result
+        return PutMessageResult(status, appended)
+
+    def _append_message(self, message: BrokerMessage) -> PutMessageResult:
+        """Everything of a put that does not wait: checks, delay rewrite,
+        append, dispatch. Never awaits, hence atomic. Raises FileNotReady,
+        having changed nothing, when a file it needs is not created yet."""
+        topic = message.topic
+        properties_string = message.stored_properties()
+        if len(topic) > MAX_TOPIC_BYTES or len(properties_string) > MAX_PROPERTIES_BYTES:
+            return PutMessageResult(PutMessageStatus.MESSAGE_ILLEGAL)
+        queue_id = message.queue_id
+        properties = message.properties
+        transaction = message.sys_flag & _TRANSACTION_TYPE_MASK
+        if transaction in (
+            MessageSysFlag.TRANSACTION_NOT_TYPE,
+            MessageSysFlag.TRANSACTION_COMMIT_TYPE,
+        ):
+            try:
+                level = message.delay_time_level
+            except ValueError:
+                return PutMessageResult(PutMessageStatus.MESSAGE_ILLEGAL)
+            if level > 0:
+                rewritten = java_properties(properties)
+                if level > self.schedule.max_delay_level:
+                    level = self.schedule.max_delay_level
+                    rewritten[MessageConst.PROPERTY_DELAY_TIME_LEVEL] = str(level)
+                rewritten[MessageConst.PROPERTY_REAL_TOPIC] = topic
+                rewritten[MessageConst.PROPERTY_REAL_QUEUE_ID] = str(queue_id)
+                properties = rewritten
+                properties_string = encode_properties(rewritten)
+                topic = SCHEDULE_TOPIC
+                queue_id = delay_level_to_queue_id(level)
+        if not _safe_topic(topic):
+            return PutMessageResult(PutMessageStatus.MESSAGE_ILLEGAL)
+        topic_bytes = topic.encode("utf-8")
+        properties_bytes = properties_string.encode("utf-8")
+        if len(topic_bytes) > MAX_TOPIC_BYTES or len(properties_bytes) > MAX_PROPERTIES_BYTES:
+            return PutMessageResult(
+                PutMessageStatus.MESSAGE_ILLEGAL,
+                AppendMessageResult(AppendMessageStatus.PROPERTIES_SIZE_EXCEEDED),
+            )
+        sys_flag = message.sys_flag | host_flags(message.born_host, message.store_host)
+        body = message.body
+        length = stored_message_size(sys_flag, len(body), len(topic_bytes), len(properties_bytes))
+        if length > self.config.max_message_size or length + 8 > self._commit_log.file_size:
+            return PutMessageResult(
+                PutMessageStatus.MESSAGE_ILLEGAL,
+                AppendMessageResult(AppendMessageStatus.MESSAGE_SIZE_EXCEEDED),
+            )
+        key = (topic, queue_id)
+        indexed = transaction not in NOT_INDEXED
+        queue_offset = self._files.topic_queue_table.get(key, 0) if indexed else 0
+        if indexed:
+            self._check_queue_file(topic, queue_id, queue_offset)
+        now = self._now_ms()
+        try:
+            data_file, position = self._reserve(length)
+        except OSError as exc:
+            return self._write_failed(exc)
+        physical = data_file.base + position
+        record = encode_stored_record(
+            topic=topic_bytes,
+            body=body,
+            properties=properties_bytes,
+            queue_id=queue_id,
+            flag=message.flag,
+            queue_offset=queue_offset,
+            physical_offset=physical,
+            sys_flag=sys_flag,
+            born_timestamp=message.born_timestamp,
+            born_host=message.born_host,
+            store_timestamp=now,
+            store_host=message.store_host,
+            reconsume_times=message.reconsume_times,
+            prepared_transaction_offset=message.prepared_transaction_offset,
+            body_crc=java_crc32(body),
+        )
+        try:
+            self._commit_log.commit(data_file, position, record)
+        except OSError as exc:
+            return self._write_failed(exc)
+        self._last_store_timestamp = now
+        if indexed:
+            self._files.topic_queue_table[key] = queue_offset + 1
+            tags_code = tags_hash_code(properties.get(MessageConst.PROPERTY_TAGS))
+            if topic == SCHEDULE_TOPIC:
+                tags_code = self.schedule.deliver_timestamp(queue_id + 1, now)
+            self._index(topic, queue_id, physical, length, tags_code, queue_offset, now, properties)
+        return PutMessageResult(
+            PutMessageStatus.PUT_OK,
+            AppendMessageResult(
+                AppendMessageStatus.PUT_OK,
+                wrote_offset=physical,
+                wrote_bytes=length,
+                msg_id=create_offset_message_id(message.store_host, physical),
+                store_timestamp=now,
+                logics_offset=queue_offset,
+            ),
+        )
+
+    def _append_batch(self, batch: BrokerBatch) -> PutMessageResult:
+        illegal = PutMessageResult(PutMessageStatus.MESSAGE_ILLEGAL)
+        topic = batch.topic
+        if len(topic) > MAX_TOPIC_BYTES or len(batch.body) > self.config.max_message_size:
+            return illegal
+        if batch.sys_flag & _TRANSACTION_TYPE_MASK != MessageSysFlag.TRANSACTION_NOT_TYPE:
+            return illegal
+        try:
+            if batch.delay_time_level > 0:
+                return illegal
+        except ValueError:
+            return illegal
+        if not _safe_topic(topic):
+            return illegal
+        try:
+            items = split_batch(batch.body)
+        except ProtocolError as exc:
+            log.info("malformed batch for %s: %s", topic, exc)
+            return illegal
+        if not items:
+            return illegal
+        topic_bytes = topic.encode("utf-8")
+        if len(topic_bytes) > MAX_TOPIC_BYTES:
+            return illegal
+        sys_flag = batch.sys_flag | host_flags(batch.born_host, batch.store_host)
+        lengths = [
+            stored_message_size(sys_flag, len(item.body), len(topic_bytes), len(item.properties))
+            for item in items
+        ]
+        total = sum(lengths)
+        if max(lengths) > self.config.max_message_size or total > self.config.max_message_size:
+            return PutMessageResult(
+                PutMessageStatus.MESSAGE_ILLEGAL,
+                AppendMessageResult(AppendMessageStatus.MESSAGE_SIZE_EXCEEDED),
+            )
+        if total + 8 > self._commit_log.file_size:
+            return illegal
+        try:
+            texts = [item.properties.decode("utf-8") for item in items]
+        except UnicodeDecodeError:
+            return illegal
+        key = (topic, batch.queue_id)
+        first_queue_offset = self._files.topic_queue_table.get(key, 0)
+        # A batch's entries may straddle two queue files: both must exist.
+        self._check_queue_file(topic, batch.queue_id, first_queue_offset, len(items))
+        now = self._now_ms()
+        try:
+            data_file, position = self._reserve(total)
+        except OSError as exc:
+            return self._write_failed(exc)
+        records: list[bytes] = []
+        physical = data_file.base + position
+        for number, (item, length) in enumerate(zip(items, lengths, strict=True)):
+            records.append(
+                encode_stored_record(
+                    topic=topic_bytes,
+                    body=item.body,
+                    properties=item.properties,
+                    queue_id=batch.queue_id,
+                    flag=item.flag,
+                    queue_offset=first_queue_offset + number,
+                    physical_offset=physical,
+                    sys_flag=sys_flag,
+                    born_timestamp=batch.born_timestamp,
+                    born_host=batch.born_host,
+                    store_timestamp=now,
+                    store_host=batch.store_host,
+                    reconsume_times=batch.reconsume_times,
+                    prepared_transaction_offset=0,
+                    body_crc=java_crc32(item.body),
+                )
+            )
+            physical += length
+        try:
+            self._commit_log.commit(data_file, position, b"".join(records))
+        except OSError as exc:
+            return self._write_failed(exc)
+        self._last_store_timestamp = now
+        self._files.topic_queue_table[key] = first_queue_offset + len(items)
+        physical = data_file.base + position
+        msg_ids: list[str] = []
+        for number, (text, length) in enumerate(zip(texts, lengths, strict=True)):
+            properties = decode_properties(text)
+            tags_code = tags_hash_code(properties.get(MessageConst.PROPERTY_TAGS))
+            self._index(
+                topic,
+                batch.queue_id,
+                physical,
+                length,
+                tags_code,
+                first_queue_offset + number,
+                now,
+                properties,
+            )
+            msg_ids.append(create_offset_message_id(batch.store_host, physical))
+            physical += length
+        return PutMessageResult(
+            PutMessageStatus.PUT_OK,
+            AppendMessageResult(
+                AppendMessageStatus.PUT_OK,
+                wrote_offset=data_file.base + position,
+                wrote_bytes=total,
+                msg_id=",".join(msg_ids),
+                store_timestamp=now,
+                logics_offset=first_queue_offset,
+                msg_num=len(items),
+            ),
+        )
+
+    def _check_queue_file(
+        self, topic: str, queue_id: int, queue_offset: int, count: int = 1
+    ) -> None:
+        """Raise FileNotReady when the entries from ``queue_offset`` on need
+        a file that is not created yet."""
+        queue = self._files.find_or_create_queue(topic, queue_id)
+        base = queue.file_needed(queue_offset, count)
+        if base is not None:
+            raise FileNotReady(queue.files, base)
+
+    def _reserve(self, length: int) -> tuple[DataFile, int]:
+        """:meth:`CommitLog.reserve`, asking for the next spare after a roll."""
+        data_file, position = self._commit_log.reserve(length)
+        if position == 0:
+            self._allocator.request(self._commit_log.files, data_file.end)
+        return data_file, position
+
+    def _write_failed(self, exc: OSError) -> PutMessageResult:
+        log.error("commit log write failed, the store stops accepting messages: %s", exc)
+        self._write_error = str(exc)
+        return PutMessageResult(PutMessageStatus.UNKNOWN_ERROR)
+
+    def _index(
+        self,
+        topic: str,
+        queue_id: int,
+        physical: int,
+        size: int,
+        tags_code: int,
+        queue_offset: int,
+        store_timestamp: int,
+        properties: Mapping[str, str],
+    ) -> None:
+        queue = self._files.find_or_create_queue(topic, queue_id)
+        try:
+            queue.put(physical, size, tags_code, queue_offset)
+        except OSError as exc:
+            # The commit log has the message: recovery rebuilds the entry.
+            log.error("consume queue %s/%d write failed: %s", topic, queue_id, exc)
+            self._write_error = str(exc)
+            return
+        self._files.last_dispatch_timestamp = store_timestamp
+        spare = queue.spare_wanted()
+        if spare is not None:
+            self._allocator.request(queue.files, spare)
+        if self._listeners:
+            arrival = MessageArrival(
+                topic, queue_id, queue_offset + 1, tags_code, store_timestamp, properties
+            )
+            for listener in list(self._listeners):
+                listener(arrival)

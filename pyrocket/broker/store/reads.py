@@ -1,0 +1,166 @@
+"""Reading messages out of the store (``DefaultMessageStore.getMessage``):
+statuses and next offsets for a pull, the tags filter, transfer limits for
+data in memory and on disk, and reads of data probably not cached in a
+worker thread.
+"""
+
+from __future__ import annotations
+
+import struct
+
+import trio
+
+from pyrocket.broker.store.config import CQ_STORE_UNIT_SIZE, BrokerRole
+from pyrocket.broker.store.model import GetMessageResult, GetMessageStatus, MessageFilter
+from pyrocket.broker.store.state import StoreState
+
+_ENTRY_ITER = struct.Struct(">qiq").iter_unpack
+
+
+class StoreReads(StoreState):
+    """The reading part of :class:`~pyrocket.broker.store.store.MessageStore`."""
+
+    async def get_message(
+        self,
+        group: str,
+        topic: str,
+        queue_id: int,
+        offset: int,
+        max_msg_nums: int,
+        message_filter: MessageFilter | None = None,
+    ) -> GetMessageResult | None:
+        """Read up to ``max_msg_nums`` messages of a queue from ``offset``
+        (``DefaultMessageStore.getMessage``, same statuses, next offsets and
+        transfer limits). None when the store is not running, as Java returns
+        null. Data that is probably not cached is read in a worker thread."""
+        await trio.lowlevel.checkpoint()
+        if not self._running:
+            return None
+        del group  # Java uses it for statistics only
+        queue = self._files.queue(topic, queue_id)
+        if queue is None:
+            # Java creates an empty queue object here and answers from it.
+            return GetMessageResult(
+                GetMessageStatus.NO_MESSAGE_IN_QUEUE, self._correct(offset, 0), 0, 0
+            )
+        min_offset = queue.min_offset_in_queue
+        max_offset = queue.max_offset_in_queue
+        if max_offset == 0:
+            status, next_offset = GetMessageStatus.NO_MESSAGE_IN_QUEUE, self._correct(offset, 0)
+        elif offset < min_offset:
+            status, next_offset = (
+                GetMessageStatus.OFFSET_TOO_SMALL,
+                self._correct(offset, min_offset),
+            )
+        elif offset == max_offset:
+            status, next_offset = (
+                GetMessageStatus.OFFSET_OVERFLOW_ONE,
+                self._correct(offset, offset),
+            )
+        elif offset > max_offset:
+            target = min_offset if min_offset == 0 else max_offset
+            status, next_offset = (
+                GetMessageStatus.OFFSET_OVERFLOW_BADLY,
+                self._correct(offset, target),
+            )
+        else:
+            scan_bytes = max(16000, max_msg_nums * CQ_STORE_UNIT_SIZE)
+            entries = queue.read_entries(offset, scan_bytes)
+            if entries is None:
+                status = GetMessageStatus.OFFSET_FOUND_NULL
+                next_offset = self._correct(offset, queue.roll_next_file(offset))
+            else:
+                max_physical = self._commit_log.max_offset
+                first_physical = int.from_bytes(entries[:8], "big", signed=True)
+                args = (
+                    entries,
+                    offset,
+                    max_msg_nums,
+                    message_filter,
+                    max_physical,
+                    min_offset,
+                    max_offset,
+                )
+                if max_physical - first_physical > self._in_memory_bytes:
+                    files = [f for f in self._commit_log.files if f.acquire()]
+                    try:
+                        return await trio.to_thread.run_sync(self._collect, *args)
+                    finally:
+                        for data_file in files:
+                            data_file.release()
+                return self._collect(*args)
+        return GetMessageResult(status, next_offset, min_offset, max_offset)
+
+    def _correct(self, old: int, new: int) -> int:
+        """``nextOffsetCorrection``: a slave keeps the client's offset."""
+        if self.config.broker_role is not BrokerRole.SLAVE or self.config.offset_check_in_slave:
+            return new
+        return old
+
+    def _collect(
+        self,
+        entries: bytes,
+        offset: int,
+        max_msg_nums: int,
+        message_filter: MessageFilter | None,
+        max_physical: int,
+        min_offset: int,
+        max_offset: int,
+    ) -> GetMessageResult:
+        status = GetMessageStatus.NO_MATCHED_MESSAGE
+        messages: list[bytes] = []
+        total = 0
+        next_file_start: int | None = None
+        max_physical_pulling = 0
+        consumed = 0
+        usable = len(entries) - len(entries) % CQ_STORE_UNIT_SIZE
+        config = self.config
+        for physical, size, tags_code in _ENTRY_ITER(entries[:usable]):
+            max_physical_pulling = physical
+            if next_file_start is not None and physical < next_file_start:
+                consumed += 1
+                continue
+            in_disk = max_physical - physical > self._in_memory_bytes
+            if total and messages:
+                if max_msg_nums <= len(messages):
+                    break
+                if in_disk:
+                    if total + size > config.max_transfer_bytes_on_message_in_disk:
+                        break
+                    if len(messages) > config.max_transfer_count_on_message_in_disk - 1:
+                        break
+                else:
+                    if total + size > config.max_transfer_bytes_on_message_in_memory:
+                        break
+                    if len(messages) > config.max_transfer_count_on_message_in_memory - 1:
+                        break
+            consumed += 1
+            if message_filter is not None and not message_filter.is_matched_by_consume_queue(
+                tags_code
+            ):
+                if not total:
+                    status = GetMessageStatus.NO_MATCHED_MESSAGE
+                continue
+            record = self._commit_log.read(physical, size)
+            if record is None:
+                if not total:
+                    status = GetMessageStatus.MESSAGE_WAS_REMOVING
+                next_file_start = self._commit_log.roll_next_file(physical)
+                continue
+            if message_filter is not None and not message_filter.is_matched_by_commit_log(record):
+                if not total:
+                    status = GetMessageStatus.NO_MATCHED_MESSAGE
+                continue
+            messages.append(record)
+            total += len(record)
+            status = GetMessageStatus.FOUND
+            next_file_start = None
+        suggest = max_physical - max_physical_pulling > self._in_memory_bytes
+        return GetMessageResult(
+            status,
+            offset + consumed,
+            min_offset,
+            max_offset,
+            tuple(messages),
+            suggest,
+        )

@@ -1,0 +1,58 @@
+"""The state one message store shares among its parts.
+
+:class:`~pyrocket.broker.store.store.MessageStore` is composed of one class
+per responsibility (appending, flushing, reading, queries; see its module);
+this module owns the declaration of the fields they all read and write, so
+that each part is typed on its own. The fields are set by
+``MessageStore.__init__``; nothing here has behaviour.
+"""
+
+from __future__ import annotations
+
+import collections
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+
+import trio
+
+from pyrocket.broker.store.cleanup import FileCleaner
+from pyrocket.broker.store.commitlog import CommitLog
+from pyrocket.broker.store.config import MessageStoreConfig
+from pyrocket.broker.store.files import FileAllocator
+from pyrocket.broker.store.model import ArrivalListener
+from pyrocket.broker.store.schedule import ScheduleMessageService
+from pyrocket.broker.store.storefiles import StoreFiles
+
+
+class StoreState:
+    """Fields of a message store (declarations only)."""
+
+    config: MessageStoreConfig
+    #: The store clock (store timestamps, delayed delivery, file expiry).
+    _now_ms: Callable[[], int]
+    _disk_used_ratio: Callable[[str], float]
+    #: Commit-log bytes behind the end that are probably still cached.
+    _in_memory_bytes: int
+    _root: Path
+    _files: StoreFiles
+    _commit_log: CommitLog
+    _cleaner: FileCleaner
+    _listeners: list[ArrivalListener]
+    schedule: ScheduleMessageService
+    _lock_fd: int | None
+    _running: bool
+    #: Set by a failed write or fsync: the store takes no more messages.
+    _write_error: str | None
+    _last_store_timestamp: int
+    #: SYNC_FLUSH puts waiting for an offset to be on disk, in offset order.
+    _flush_waiters: collections.deque[tuple[int, trio.Event]]
+    _flush_wakeup: trio.Event
+    _commit_log_flush_lock: trio.Lock
+    _consume_queue_flush_lock: trio.Lock
+    _allocator: FileAllocator
+    #: Held by a put waiting for a file to be created; later puts queue on it.
+    _append_lock: trio.Lock
+    #: Whether the previous run ended with a clean shutdown (known after start).
+    last_exit_ok: bool | None
+    #: Wait until the commit log is on disk up to an offset (the flushing part).
+    _wait_flushed: Callable[[int], Awaitable[bool]]
