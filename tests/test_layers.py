@@ -9,6 +9,10 @@ those and the NameServer; the clients protocol and remoting (not the servers
 they talk to); the command line anything. The top-level helper modules
 (``pyrocket.errors``, ``pyrocket.persist``, ...) are open to every layer but
 protocol, and import no server, client or command-line package themselves.
+
+The same imports make a module graph that has no cycle: none at all in the
+broker's wiring (the app, the message path and the processors), and elsewhere
+none beyond the ones listed in :data:`KNOWN_CYCLES`.
 """
 
 from __future__ import annotations
@@ -136,3 +140,126 @@ def test_top_level_helpers_import_no_server_client_or_cli() -> None:
         if module in helper_modules and top(target) in HELPERS_FORBIDDEN
     ]
     assert wrong == []
+
+
+def import_graph() -> dict[str, set[str]]:
+    """Each pyrocket module and the pyrocket modules it imports (at any depth,
+    ``TYPE_CHECKING`` blocks included). ``from pkg import name`` counts as an
+    import of ``pkg`` (whose ``__init__`` runs) and of ``pkg.name`` when that is
+    a module."""
+    table = modules()
+    known = set(table)
+    graph: dict[str, set[str]] = {}
+    for name, path in table.items():
+        edges = graph.setdefault(name, set())
+        for _, target in imported(name, path, known):
+            if target in known and target != name:
+                edges.add(target)
+    return graph
+
+
+def strongly_connected(graph: dict[str, set[str]]) -> list[list[str]]:
+    """Tarjan's strongly connected components of ``graph`` (iterative)."""
+    index: dict[str, int] = {}
+    low: dict[str, int] = {}
+    stack: list[str] = []
+    on_stack: set[str] = set()
+    found: list[list[str]] = []
+    for root in sorted(graph):
+        if root in index:
+            continue
+        work: list[tuple[str, Iterator[str]]] = [(root, iter(sorted(graph[root])))]
+        index[root] = low[root] = len(index)
+        stack.append(root)
+        on_stack.add(root)
+        while work:
+            node, children = work[-1]
+            child = next(children, None)
+            if child is not None:
+                if child not in index:
+                    index[child] = low[child] = len(index)
+                    stack.append(child)
+                    on_stack.add(child)
+                    work.append((child, iter(sorted(graph[child]))))
+                elif child in on_stack:
+                    low[node] = min(low[node], index[child])
+                continue
+            work.pop()
+            if work:
+                parent = work[-1][0]
+                low[parent] = min(low[parent], low[node])
+            if low[node] == index[node]:
+                component = []
+                while True:
+                    member = stack.pop()
+                    on_stack.discard(member)
+                    component.append(member)
+                    if member == node:
+                        break
+                found.append(sorted(component))
+    return found
+
+
+def import_cycles(package: str) -> list[list[str]]:
+    """The import cycles (components of more than one module) that involve a
+    module of ``package``."""
+    return [
+        component
+        for component in strongly_connected(import_graph())
+        if len(component) > 1
+        and any(m == package or m.startswith(package + ".") for m in component)
+    ]
+
+
+def test_the_cycle_finder_finds_a_cycle() -> None:
+    graph = {"a": {"b"}, "b": {"c"}, "c": {"a"}, "d": {"a"}, "e": set()}
+    components = sorted(strongly_connected(graph))
+    assert components == [["a", "b", "c"], ["d"], ["e"]]
+
+
+#: Import cycles outside the broker's wiring, left as they are for now: each
+#: cycle found must lie inside one of these.
+KNOWN_CYCLES: tuple[frozenset[str], ...] = (
+    frozenset(
+        {"pyrocket.broker.store", "pyrocket.broker.store.schedule", "pyrocket.broker.store.store"}
+    ),
+    frozenset(
+        {"pyrocket.remoting.connection", "pyrocket.remoting.dispatch", "pyrocket.remoting.events"}
+    ),
+)
+
+
+def test_the_import_graph_sees_imports_inside_functions_and_type_checking(
+    tmp_path: Path,
+) -> None:
+    module = tmp_path / "probe.py"
+    module.write_text(
+        "from typing import TYPE_CHECKING\n"
+        "if TYPE_CHECKING:\n"
+        "    from pyrocket.broker.app import Broker\n"
+        "def late() -> None:\n"
+        "    from pyrocket.broker import dataplane\n",
+        encoding="utf-8",
+    )
+    known = set(modules())
+    targets = {target for _, target in imported("pyrocket.broker.probe", module, known)}
+    assert {"pyrocket.broker.app", "pyrocket.broker.dataplane"} <= targets
+    assert "pyrocket.broker.dataplane" in import_graph()["pyrocket.broker.app"]
+
+
+def test_no_new_import_cycle() -> None:
+    new = [
+        component
+        for component in strongly_connected(import_graph())
+        if len(component) > 1 and not any(set(component) <= known for known in KNOWN_CYCLES)
+    ]
+    assert new == []
+
+
+def test_the_broker_wiring_has_no_import_cycle() -> None:
+    cycles = [
+        component
+        for component in import_cycles("pyrocket.broker")
+        if not all(m.startswith("pyrocket.broker.store") for m in component)
+    ]
+    assert cycles == []

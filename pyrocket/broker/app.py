@@ -1,5 +1,10 @@
-"""The broker app (Java's ``BrokerController``): one object holding the
-broker's parts, and :func:`serve_broker`, which runs them in one nursery.
+"""The broker app (Java's ``BrokerController``), the composition root: the
+:class:`Broker` adds the remoting servers and the extension points to the
+broker's parts (:mod:`pyrocket.broker.parts`), :func:`install_processors`
+builds the processors, handing each the narrow view of the broker it reads
+(:mod:`pyrocket.broker.processors.ports`), and registers them, and
+:func:`serve_broker` runs it all in one nursery. Nothing under
+:mod:`pyrocket.broker` imports this module back.
 
 What runs, in start order: the message store (recovered first), the remoting
 server on ``listenPort`` and the fast ("VIP") server on ``listenPort - 2``
@@ -39,66 +44,26 @@ from __future__ import annotations
 
 import dataclasses
 import logging
-import os
 from collections.abc import Awaitable, Callable, Sequence
-from typing import TYPE_CHECKING, NoReturn
+from typing import NoReturn
 
 import trio
 
 from pyrocket.broker.config import BrokerSettings
-from pyrocket.broker.configuration import (
-    BrokerConfiguration,
-    UpdatePlan,
-    persist_changes,
-    plan_update,
-)
-from pyrocket.broker.outer_api import UNREGISTER_TIMEOUT, BrokerOuterAPI
+from pyrocket.broker.dataplane import DataPlane
+from pyrocket.broker.outer_api import UNREGISTER_TIMEOUT
+from pyrocket.broker.parts import BROKER_VERSION_DESC, BrokerParts
+from pyrocket.broker.processors.admin import AdminBrokerProcessor
 from pyrocket.broker.processors.common import resolved_ip
-from pyrocket.broker.registration import RegistrationService, RegistrationTiming
-from pyrocket.broker.stats import StoreStats, human_readable_byte_count
-from pyrocket.broker.store import (
-    BrokerBatch,
-    BrokerMessage,
-    BrokerRole,
-    GetMessageResult,
-    GetMessageStatus,
-    MessageFilter,
-    MessageStore,
-    PutMessageResult,
-)
+from pyrocket.broker.registration import RegistrationTiming
 from pyrocket.broker.store.cleanup import disk_used_ratio as default_disk_used_ratio
 from pyrocket.broker.store.store import wall_clock_ms
-from pyrocket.broker.subscription_group import (
-    SubscriptionGroupManager,
-    subscription_group_json_path,
-)
-from pyrocket.broker.topic_config import (
-    RMQ_SYS_TRANS_HALF_TOPIC,
-    TopicConfigManager,
-    topics_json_path,
-)
-from pyrocket.errors import ConfigError
-from pyrocket.logtext import clipped
+from pyrocket.broker.topic_config import RMQ_SYS_TRANS_HALF_TOPIC
 from pyrocket.protocol.bodies.topic import PERM_READ, PERM_WRITE
-from pyrocket.protocol.codes import VERSION_V4_7_0, RequestCode
-from pyrocket.protocol.javahash import JavaHashMap
-from pyrocket.remoting import (
-    Connection,
-    ConnectionListener,
-    Processor,
-    RemotingClient,
-    RemotingServer,
-)
-
-if TYPE_CHECKING:
-    from pyrocket.broker.dataplane import DataPlane
+from pyrocket.protocol.codes import RequestCode
+from pyrocket.remoting import Connection, ConnectionListener, Processor, RemotingServer
 
 log = logging.getLogger("pyrocket.broker")
-
-#: ``MQVersion.getVersionDesc(CURRENT_VERSION)``.
-BROKER_VERSION_DESC = "V4_7_0"
-#: Integer.MAX_VALUE: what Java reports for buffers when the transient pool is off.
-_INT_MAX = (1 << 31) - 1
 
 #: Requests that change state, applied per connection strictly in arrival
 #: order (the connection's ordered lane): Java runs sends on one thread
@@ -154,8 +119,11 @@ class BrokerConnectionListener(ConnectionListener):
             await listener.on_idle(conn)
 
 
-class Broker:
-    """A broker's parts. Build one, then run it with :func:`serve_broker`.
+class Broker(BrokerParts):
+    """A broker: its parts (:class:`~pyrocket.broker.parts.BrokerParts`),
+    the two remoting servers answering the processors registered on them,
+    and the extension points :func:`serve_broker` runs. Build one, then run
+    it with :func:`serve_broker`.
 
     ``now_ms`` is the broker clock (store timestamps, data versions,
     statistics); ``disk_used_ratio`` reports a partition's used fraction.
@@ -170,24 +138,13 @@ class Broker:
         disk_used_ratio: Callable[[str], float] = default_disk_used_ratio,
         total_physical_memory: int | None = None,
     ) -> None:
-        self.settings = settings
-        self.now_ms = now_ms
-        self._disk_used_ratio = disk_used_ratio
-        root = settings.store.store_path_root_dir
-        self.store = MessageStore(
-            settings.store,
+        super().__init__(
+            settings,
+            timing=timing,
             now_ms=now_ms,
             disk_used_ratio=disk_used_ratio,
             total_physical_memory=total_physical_memory,
         )
-        self.topic_config_manager = TopicConfigManager(
-            lambda: self.settings.broker, topics_json_path(root), now_ms=now_ms
-        )
-        self.subscription_group_manager = SubscriptionGroupManager(
-            lambda: self.settings.broker, subscription_group_json_path(root), now_ms=now_ms
-        )
-        self.configuration = BrokerConfiguration(settings)
-        self.stats = StoreStats(now_ms)
         self.connection_listener = BrokerConnectionListener()
         wire = settings.serialize_type
         self.server = RemotingServer(
@@ -199,20 +156,11 @@ class Broker:
             dataclasses.replace(fast_config, serialize_type=wire),
             listener=self.connection_listener,
         )
-        self.client = RemotingClient(
-            dataclasses.replace(settings.client.client_config(), serialize_type=wire)
-        )
-        self.outer_api = BrokerOuterAPI(self.client, settings.broker.namesrv_addresses)
-        self.registration = RegistrationService(
-            self.outer_api, self.topic_config_manager, lambda: self.settings, timing=timing
-        )
-        self.topic_config_manager.on_topic_created = self.registration.trigger_oneway
         self.services: list[Service] = []
         self._loaders: list[Callable[[], None]] = []
         self._shutdown_hooks: list[Callable[[], Awaitable[None]]] = []
         #: The message path (set by :func:`install_processors`).
         self.data_plane: DataPlane | None = None
-        self._config_lock = trio.Lock()
         #: The fast server's bound port (known once serving).
         self.fast_listen_port: int | None = None
 
@@ -242,171 +190,12 @@ class Broker:
         """``await hook()`` at shutdown, after the servers closed."""
         self._shutdown_hooks.append(hook)
 
-    # -- identity -----------------------------------------------------------
-
-    @property
-    def broker_addr(self) -> str:
-        """``brokerIP1:listenPort`` (what the NameServers hand out)."""
-        return self.settings.broker_addr
-
-    @property
-    def listen_port(self) -> int:
-        return self.settings.server.listen_port
-
-    @property
-    def is_slave(self) -> bool:
-        return self.settings.store.broker_role is BrokerRole.SLAVE
-
     def load(self) -> None:
-        """Read topics.json and subscriptionGroup.json (blocking). Raises
-        ConfigError naming a damaged file."""
-        self.topic_config_manager.load()
-        self.subscription_group_manager.load()
+        """Read topics.json, subscriptionGroup.json and the tables added with
+        :meth:`add_loader` (blocking). Raises ConfigError naming a damaged file."""
+        super().load()
         for loader in self._loaders:
             loader()
-
-    # -- the store, with statistics ------------------------------------------
-
-    async def put_message(
-        self, message: BrokerMessage, *, appended: Callable[[], None] | None = None
-    ) -> PutMessageResult:
-        """``store.put_message`` plus the put statistics."""
-        begin = self.now_ms()
-        result = await self.store.put_message(message, appended=appended)
-        self._record_put(message.topic, result, begin)
-        return result
-
-    async def put_messages(
-        self, batch: BrokerBatch, *, appended: Callable[[], None] | None = None
-    ) -> PutMessageResult:
-        """``store.put_messages`` plus the put statistics."""
-        begin = self.now_ms()
-        result = await self.store.put_messages(batch, appended=appended)
-        self._record_put(batch.topic, result, begin)
-        return result
-
-    def _record_put(self, topic: str, result: PutMessageResult, begin: int) -> None:
-        append = result.append_result
-        self.stats.record_put(
-            topic,
-            wrote_bytes=append.wrote_bytes if append is not None else 0,
-            msg_num=append.msg_num if append is not None else 1,
-            elapsed_ms=self.now_ms() - begin,
-            ok=result.is_ok,
-        )
-
-    async def get_message(
-        self,
-        group: str,
-        topic: str,
-        queue_id: int,
-        offset: int,
-        max_nums: int,
-        message_filter: MessageFilter | None = None,
-    ) -> GetMessageResult | None:
-        """``store.get_message`` plus the get statistics (None when the store
-        is not running)."""
-        begin = self.now_ms()
-        result = await self.store.get_message(
-            group, topic, queue_id, offset, max_nums, message_filter
-        )
-        if result is None:
-            return None
-        self.stats.record_get(
-            found=result.status is GetMessageStatus.FOUND,
-            transferred=result.message_count,
-            elapsed_ms=self.now_ms() - begin,
-        )
-        return result
-
-    # -- configuration --------------------------------------------------------
-
-    async def update_config(self, properties: dict[str, str]) -> UpdatePlan:
-        """UPDATE_BROKER_CONFIG: apply the keys allowed at run time, persist
-        them to the broker.conf, bump the config version. Raises ConfigError
-        (nothing applied) when an allowed key has a bad value."""
-        async with self._config_lock:
-            plan = plan_update(properties)
-            if not plan.accepted:
-                return plan
-            updated = self.settings.with_changes(plan.accepted)
-            self.settings = updated
-            self.store.update_config(updated.store)
-            self.configuration.record_update(plan.accepted)
-            log.info("broker config updated: %s", clipped(dict(plan.accepted), 1024))
-            if updated.config_file is not None:
-                try:
-                    await persist_changes(updated.config_file, plan.accepted)
-                except ConfigError as exc:
-                    log.error("%s", exc)
-            if "brokerPermission" in plan.accepted:
-                self.topic_config_manager.bump_data_version()
-                await self.registration.register_broker_all(False, False, True)
-            return plan
-
-    # -- runtime information ------------------------------------------------
-
-    def runtime_info(self) -> JavaHashMap[str, str]:
-        """GET_BROKER_RUNTIME_INFO's table, filled in Java's order into a
-        ``HashMap(64)`` (the body lists it in that map's order)."""
-        table: JavaHashMap[str, str] = JavaHashMap(64)
-        for key, value in self.stats.runtime_info().items():
-            table[key] = value
-        running = self.store.running_stats()
-        for key in ("commitLogDiskRatio", "consumeQueueDiskRatio"):
-            table[key] = running[key]
-        for key, value in running.items():
-            if key.startswith("scheduleMessageOffset_"):
-                table[key] = value
-        for key in ("commitLogMinOffset", "commitLogMaxOffset"):
-            table[key] = running[key]
-        table["brokerVersionDesc"] = BROKER_VERSION_DESC
-        table["brokerVersion"] = str(VERSION_V4_7_0)
-        for key, value in self.stats.broker_stats().items():
-            table[key] = value
-        broker = self.settings.broker
-        # pyrocket has no thread pools: its queues are always empty.
-        for name, capacity in (
-            ("sendThreadPoolQueue", broker.send_thread_pool_queue_capacity),
-            ("pullThreadPoolQueue", broker.pull_thread_pool_queue_capacity),
-            ("queryThreadPoolQueue", broker.query_thread_pool_queue_capacity),
-        ):
-            table[f"{name}Size"] = "0"
-            table[f"{name}Capacity"] = str(capacity)
-        table["EndTransactionQueueSize"] = "0"
-        table["EndTransactionThreadPoolQueueCapacity"] = str(
-            broker.end_transaction_pool_queue_capacity
-        )
-        table["dispatchBehindBytes"] = str(self.store.dispatch_behind_bytes())
-        table["pageCacheLockTimeMills"] = "0"
-        for name in ("send", "pull", "query"):
-            table[f"{name}ThreadPoolQueueHeadWaitTimeMills"] = "0"
-        table["earliestMessageTimeStamp"] = str(self._earliest_message_time())
-        table["startAcceptSendRequestTimeStamp"] = str(broker.start_accept_send_request_time_stamp)
-        store_config = self.settings.store
-        table["remainTransientStoreBufferNumbs"] = str(
-            store_config.transient_store_pool_size
-            if store_config.transient_store_pool_enable
-            else _INT_MAX
-        )
-        if store_config.transient_store_pool_enable:
-            table["remainHowManyDataToCommit"] = human_readable_byte_count(0)
-        behind = max(0, self.store.max_phy_offset - self.store.flushed_phy_offset)
-        table["remainHowManyDataToFlush"] = human_readable_byte_count(behind)
-        dir_capacity = _dir_capacity(store_config.store_path_root_dir)
-        if dir_capacity is not None:
-            table["commitLogDirCapacity"] = dir_capacity
-        return table
-
-    def _earliest_message_time(self) -> int:
-        # Java reads the first message through a window of 2 * maxMessageSize
-        # bytes and gets nothing (-1) until the commit log holds that much.
-        store = self.store
-        minimum = store.min_phy_offset
-        window = 2 * self.settings.store.max_message_size
-        if minimum < 0 or store.max_phy_offset - minimum < window:
-            return -1
-        return store.get_earliest_message_time_in_store()
 
     # -- background work -------------------------------------------------------
 
@@ -492,12 +281,12 @@ DEFAULT_SHUTDOWN_GRACE = 10.0
 
 def install_processors(broker: Broker) -> None:
     """The processors a broker answers with: the control plane's admin
-    subset and the message path."""
-    from pyrocket.broker.dataplane import install_data_plane
-    from pyrocket.broker.processors.admin import AdminBrokerProcessor
-
-    AdminBrokerProcessor(broker).install()
-    install_data_plane(broker)
+    subset (reading the message path's client tables) and the message path,
+    kept as ``broker.data_plane``."""
+    plane = DataPlane(broker)
+    AdminBrokerProcessor(broker, plane).install()
+    plane.install()
+    broker.data_plane = plane
 
 
 async def serve_broker(
@@ -556,22 +345,12 @@ async def serve_broker(
     raise AssertionError("unreachable")  # pragma: no cover
 
 
-def _dir_capacity(path: str) -> str | None:
-    """``commitLogDirCapacity``: total and free space of the store's partition."""
-    try:
-        stats = os.statvfs(path)
-    except OSError:
-        return None
-    total = stats.f_blocks * stats.f_frsize
-    free = stats.f_bfree * stats.f_frsize
-    return f"Total : {human_readable_byte_count(total)}, Free : {human_readable_byte_count(free)}."
-
-
 __all__ = [
     "BROKER_VERSION_DESC",
     "DEFAULT_SHUTDOWN_GRACE",
     "Broker",
     "BrokerConnectionListener",
+    "BrokerParts",
     "Installer",
     "Service",
     "install_processors",

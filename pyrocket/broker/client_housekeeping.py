@@ -13,14 +13,14 @@ held pull outlives its connection by more than one scan.
 from __future__ import annotations
 
 import logging
-from typing import TYPE_CHECKING, Any, Final
+from typing import Any, Final
 
 import trio
 
+from pyrocket.broker.consumer_manager import ConsumerManager
+from pyrocket.broker.longpolling import PullRequestHoldService
+from pyrocket.broker.producer_manager import ProducerManager
 from pyrocket.remoting import Connection, ConnectionListener
-
-if TYPE_CHECKING:
-    from pyrocket.broker.dataplane import DataPlane
 
 log = logging.getLogger("pyrocket.broker")
 
@@ -31,15 +31,21 @@ SCAN_INTERVAL: Final = 10.0
 class ClientHousekeepingService(ConnectionListener):
     """The connection listener and expiry scan of the message path."""
 
-    def __init__(self, plane: DataPlane) -> None:
-        self.plane = plane
+    def __init__(
+        self,
+        hold_service: PullRequestHoldService,
+        producer_manager: ProducerManager,
+        consumer_manager: ConsumerManager,
+    ) -> None:
+        self.hold_service = hold_service
+        self.producer_manager = producer_manager
+        self.consumer_manager = consumer_manager
 
     async def _channel_gone(self, conn: Connection) -> None:
-        plane = self.plane
         # Held pulls first: they are the largest state a connection leaves.
-        plane.hold_service.drop_connection(conn)
-        plane.producer_manager.do_channel_close_event(conn)
-        await plane.consumer_manager.do_channel_close_event(conn)
+        self.hold_service.drop_connection(conn)
+        self.producer_manager.do_channel_close_event(conn)
+        await self.consumer_manager.do_channel_close_event(conn)
 
     async def on_close(self, conn: Connection) -> None:
         await self._channel_gone(conn)
@@ -53,9 +59,9 @@ class ClientHousekeepingService(ConnectionListener):
     def scan_exception_channel(self) -> None:
         """Drop members silent for two minutes and close their connections;
         drop the held pulls of closed connections."""
-        self.plane.hold_service.drop_closed_connections()
-        expired = self.plane.producer_manager.scan_not_active_channel()
-        expired += self.plane.consumer_manager.scan_not_active_channel()
+        self.hold_service.drop_closed_connections()
+        expired = self.producer_manager.scan_not_active_channel()
+        expired += self.consumer_manager.scan_not_active_channel()
         for conn in expired:
             conn.close()
 

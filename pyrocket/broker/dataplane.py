@@ -1,20 +1,26 @@
-"""The broker's message path, wired into the app: sending, pulling (with long
-polling), client heartbeats, consumer groups and offsets.
+"""The broker's message path: sending, pulling (with long polling), client
+heartbeats, consumer groups and offsets.
 
-:func:`install_data_plane` builds a :class:`DataPlane` for a
-:class:`~pyrocket.broker.app.Broker` and hooks it in through the app's
-extension points: the processors of every message-path request code, the
-client housekeeping as connection listener, the long-polling and housekeeping
-tasks and the periodic offset persistence as services, ``consumerOffset.json``
-loaded with the other tables and written once more after the servers close,
-and the long-polling service as the store's arrival listener.
+A :class:`DataPlane` holds the message path's state (the producer and
+consumer tables, the consumer offsets, the rebalance locks, the held pulls)
+and builds its processors, handing each the broker parts it reads
+(:mod:`pyrocket.broker.processors.ports`) and itself as their
+:class:`~pyrocket.broker.processors.ports.MessagePath`. :meth:`DataPlane.install`
+hooks it into its :class:`MessagePathHost` (the app's
+:class:`~pyrocket.broker.app.Broker`): the processors of every message-path
+request code, the client housekeeping as connection listener, the
+long-polling and housekeeping tasks and the periodic offset persistence as
+services, ``consumerOffset.json`` loaded with the other tables and written
+once more after the servers close, and the long-polling service as the
+store's arrival listener. It imports nothing of the app.
 """
 
 from __future__ import annotations
 
 import collections
 import logging
-from typing import TYPE_CHECKING, Final
+from collections.abc import Awaitable, Callable
+from typing import Any, Final, Protocol
 
 import trio
 
@@ -24,6 +30,7 @@ from pyrocket.broker.consumer_offset import ConsumerOffsetManager, consumer_offs
 from pyrocket.broker.longpolling import PullRequestHoldService
 from pyrocket.broker.processors.client_manage import ClientManageProcessor
 from pyrocket.broker.processors.consumer_manage import ConsumerManageProcessor
+from pyrocket.broker.processors.ports import MessageBroker
 from pyrocket.broker.processors.pull import PullMessageProcessor
 from pyrocket.broker.processors.query import QueryProcessor
 from pyrocket.broker.processors.rebalance import RebalanceLockManager, RebalanceProcessor
@@ -33,10 +40,7 @@ from pyrocket.errors import RemotingError
 from pyrocket.protocol.codes import RequestCode
 from pyrocket.protocol.command import RemotingCommand
 from pyrocket.protocol.headers import NotifyConsumerIdsChangedRequestHeader
-from pyrocket.remoting import Connection
-
-if TYPE_CHECKING:
-    from pyrocket.broker.app import Broker
+from pyrocket.remoting import Connection, ConnectionListener
 
 log = logging.getLogger("pyrocket.broker")
 
@@ -46,10 +50,27 @@ NOTIFY_TIMEOUT: Final = 0.01
 _TPS_WINDOW_MS: Final = 60_000
 
 
+class MessagePathHost(MessageBroker, Protocol):
+    """What the message path needs of the broker it is installed in: the
+    parts its processors read and the app's extension points."""
+
+    def add_connection_listener(self, listener: ConnectionListener) -> None:
+        """Hand ``listener`` the connection events of both servers."""
+
+    def add_loader(self, loader: Callable[[], None]) -> None:
+        """Call ``loader()`` (blocking) when the tables are read at start-up."""
+
+    def add_service(self, service: Callable[[Any], Awaitable[None]]) -> None:
+        """Run ``await service(host)`` while the broker serves."""
+
+    def add_shutdown_hook(self, hook: Callable[[], Awaitable[None]]) -> None:
+        """``await hook()`` at shutdown, after the servers closed."""
+
+
 class DataPlane:
     """The message path's state and processors for one broker."""
 
-    def __init__(self, broker: Broker) -> None:
+    def __init__(self, broker: MessagePathHost) -> None:
         self.broker = broker
         root = broker.settings.store.store_path_root_dir
         self.consumer_manager = ConsumerManager(
@@ -63,7 +84,7 @@ class DataPlane:
             min_offset_in_queue=broker.store.get_min_offset_in_queue,
         )
         self.lock_manager = RebalanceLockManager(broker.now_ms)
-        self.send_processor = SendMessageProcessor(broker, self)
+        self.send_processor = SendMessageProcessor(broker)
         self.pull_processor = PullMessageProcessor(broker, self)
         self.client_manage_processor = ClientManageProcessor(broker, self)
         self.consumer_manage_processor = ConsumerManageProcessor(broker, self)
@@ -72,7 +93,9 @@ class DataPlane:
         self.hold_service = PullRequestHoldService(
             broker.store.get_max_offset_in_queue, self.pull_processor.wake
         )
-        self.housekeeping = ClientHousekeepingService(self)
+        self.housekeeping = ClientHousekeepingService(
+            self.hold_service, self.producer_manager, self.consumer_manager
+        )
         self._gets: dict[tuple[str, str], collections.deque[tuple[int, int]]] = {}
 
     def install(self) -> None:
@@ -93,7 +116,7 @@ class DataPlane:
         broker.add_shutdown_hook(self.consumer_offset_manager.persist)
         broker.store.add_arrival_listener(self.hold_service.on_arrival)
 
-    async def _serve(self, broker: Broker) -> None:
+    async def _serve(self, broker: MessagePathHost) -> None:
         async with trio.open_nursery() as nursery:
             await nursery.start(self.hold_service.run)
             await nursery.start(self.housekeeping.run)
@@ -138,13 +161,4 @@ class DataPlane:
         return total / (_TPS_WINDOW_MS / 1000)
 
 
-def install_data_plane(broker: Broker) -> DataPlane:
-    """Build the message path for ``broker`` and hook it in; returns it (also
-    kept as ``broker.data_plane``)."""
-    plane = DataPlane(broker)
-    plane.install()
-    broker.data_plane = plane
-    return plane
-
-
-__all__ = ["NOTIFY_TIMEOUT", "DataPlane", "install_data_plane"]
+__all__ = ["NOTIFY_TIMEOUT", "DataPlane", "MessagePathHost"]

@@ -26,6 +26,7 @@ from typing import TYPE_CHECKING, Final
 
 import trio
 
+from pyrocket.broker.processors.ports import AdminBroker, ClientTables
 from pyrocket.broker.topic_config import topic_error
 from pyrocket.errors import (
     CommandError,
@@ -66,7 +67,6 @@ from pyrocket.protocol.version import VERSION_V3_1_8_SNAPSHOT, version_desc
 from pyrocket.remoting import Connection
 
 if TYPE_CHECKING:
-    from pyrocket.broker.app import Broker
     from pyrocket.broker.consumer_manager import ClientChannelInfo
 
 log = logging.getLogger("pyrocket.broker")
@@ -155,8 +155,10 @@ class AdminBrokerProcessor:
     """Answers the topic, subscription-group, configuration, status,
     connection-list and slave-sync requests listed in :meth:`install`."""
 
-    def __init__(self, broker: Broker) -> None:
+    def __init__(self, broker: AdminBroker, clients: ClientTables | None = None) -> None:
         self.broker = broker
+        #: The producer and consumer groups online (None without a message path).
+        self.clients = clients
         #: Seconds to wait for a client's answer to a forwarded request
         #: (Broker2Client.callClient's 10 s).
         self.call_client_timeout = CALL_CLIENT_TIMEOUT
@@ -304,9 +306,9 @@ class AdminBrokerProcessor:
         self, conn: Connection, request: RemotingCommand
     ) -> RemotingCommand:
         header = request.decode_header(GetConsumerConnectionListRequestHeader)
-        plane = self.broker.data_plane
+        clients = self.clients
         group = header.consumer_group
-        info = plane.consumer_manager.get_consumer_group_info(group) if plane else None
+        info = clients.consumer_manager.get_consumer_group_info(group) if clients else None
         if info is None:
             return RemotingCommand.response(
                 ResponseCode.CONSUMER_NOT_ONLINE, f"the consumer group[{group}] not online"
@@ -326,9 +328,9 @@ class AdminBrokerProcessor:
         self, conn: Connection, request: RemotingCommand
     ) -> RemotingCommand:
         header = request.decode_header(GetProducerConnectionListRequestHeader)
-        plane = self.broker.data_plane
+        clients = self.clients
         group = header.producer_group
-        table = plane.producer_manager.group_channel_table.get(group) if plane else None
+        table = clients.producer_manager.group_channel_table.get(group) if clients else None
         if table is None:
             return _error(f"the producer group[{group}] not exist")
         body = ProducerConnection(tuple(connection_of(m) for m in table.values()))
@@ -346,8 +348,8 @@ class AdminBrokerProcessor:
         """Forward ``request`` (its code, header fields and body) to the
         consumer ``client_id`` of ``group`` over its own connection and
         answer with the consumer's response."""
-        plane = self.broker.data_plane
-        info = plane.consumer_manager.find_channel(group, client_id) if plane else None
+        clients = self.clients
+        info = clients.consumer_manager.find_channel(group, client_id) if clients else None
         if info is None:
             return _error(f"The Consumer <{group}> <{client_id}> not online")
         if info.version < VERSION_V3_1_8_SNAPSHOT:

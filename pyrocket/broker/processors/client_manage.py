@@ -14,13 +14,14 @@ UNREGISTER_CLIENT answers with an empty one.
 from __future__ import annotations
 
 import logging
-from typing import TYPE_CHECKING, Final
+from typing import Final
 
 import trio
 
 from pyrocket.broker.consumer_manager import ClientChannelInfo
 from pyrocket.broker.message_filter import is_tag_type
 from pyrocket.broker.processors.common import retry_topic
+from pyrocket.broker.processors.ports import ClientTables, MessageBroker
 from pyrocket.broker.topic_config import build_sys_flag
 from pyrocket.errors import CommandError, ProtocolError
 from pyrocket.logtext import clipped
@@ -31,10 +32,6 @@ from pyrocket.protocol.codes import RequestCode, ResponseCode
 from pyrocket.protocol.command import RESPONSE_FLAG, RemotingCommand
 from pyrocket.protocol.headers import UnregisterClientRequestHeader
 from pyrocket.remoting import Connection
-
-if TYPE_CHECKING:
-    from pyrocket.broker.app import Broker
-    from pyrocket.broker.dataplane import DataPlane
 
 log = logging.getLogger("pyrocket.broker")
 
@@ -60,7 +57,7 @@ def _ok(empty_header: bool = False) -> RemotingCommand:
 class ClientManageProcessor:
     """Answers HEART_BEAT, UNREGISTER_CLIENT and CHECK_CLIENT_CONFIG."""
 
-    def __init__(self, broker: Broker, plane: DataPlane) -> None:
+    def __init__(self, broker: MessageBroker, plane: ClientTables) -> None:
         self.broker = broker
         self.plane = plane
         self._decode_limiter = trio.CapacityLimiter(1)

@@ -14,8 +14,8 @@ the offset commands of ``AdminBrokerProcessor`` that read the same tables).
 from __future__ import annotations
 
 import logging
-from typing import TYPE_CHECKING
 
+from pyrocket.broker.processors.ports import MessageBroker, MessagePath
 from pyrocket.protocol.bodies.admin import ConsumeStats, GroupList, OffsetWrapper
 from pyrocket.protocol.bodies.client import GetConsumerListByGroupResponseBody, MessageQueue
 from pyrocket.protocol.codes import RequestCode, ResponseCode
@@ -30,10 +30,6 @@ from pyrocket.protocol.headers import (
 )
 from pyrocket.protocol.javahash import JavaHashMap, JavaHashSet
 from pyrocket.remoting import Connection
-
-if TYPE_CHECKING:
-    from pyrocket.broker.app import Broker
-    from pyrocket.broker.dataplane import DataPlane
 
 log = logging.getLogger("pyrocket.broker")
 
@@ -53,7 +49,7 @@ def _response(
 class ConsumerManageProcessor:
     """Answers the consumer-group and offset requests listed in the module doc."""
 
-    def __init__(self, broker: Broker, plane: DataPlane) -> None:
+    def __init__(self, broker: MessageBroker, plane: MessagePath) -> None:
         self.broker = broker
         self.plane = plane
 

@@ -26,7 +26,7 @@ leaves an OFFSET_MOVED_EVENT message for operators, as Java does.
 from __future__ import annotations
 
 import logging
-from typing import TYPE_CHECKING, Final
+from typing import Final
 
 import trio
 
@@ -45,6 +45,7 @@ from pyrocket.broker.processors.common import (
     socket_address_string,
     suggest_todo,
 )
+from pyrocket.broker.processors.ports import MessageBroker, MessagePath
 from pyrocket.broker.store import BrokerMessage, BrokerRole, GetMessageResult, GetMessageStatus
 from pyrocket.broker.topic_config import OFFSET_MOVED_EVENT
 from pyrocket.errors import ConnectionClosedError
@@ -55,10 +56,6 @@ from pyrocket.protocol.command import RESPONSE_FLAG, RemotingCommand
 from pyrocket.protocol.headers import PullMessageRequestHeader, PullMessageResponseHeader
 from pyrocket.protocol.message import MessageConst, java_properties
 from pyrocket.remoting import Connection
-
-if TYPE_CHECKING:
-    from pyrocket.broker.app import Broker
-    from pyrocket.broker.dataplane import DataPlane
 
 log = logging.getLogger("pyrocket.broker")
 
@@ -144,7 +141,7 @@ def offset_moved_event_body(group: str, queue: MessageQueue, request: int, new: 
 class PullMessageProcessor:
     """Answers PULL_MESSAGE (main server only, as Java)."""
 
-    def __init__(self, broker: Broker, plane: DataPlane) -> None:
+    def __init__(self, broker: MessageBroker, plane: MessagePath) -> None:
         self.broker = broker
         self.plane = plane
 

@@ -8,8 +8,7 @@ pyrocket keeps no index, so it stays REQUEST_CODE_NOT_SUPPORTED.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
+from pyrocket.broker.processors.ports import StoreBroker
 from pyrocket.protocol.codes import RequestCode, ResponseCode
 from pyrocket.protocol.command import RESPONSE_FLAG, RemotingCommand
 from pyrocket.protocol.headers import (
@@ -25,9 +24,6 @@ from pyrocket.protocol.headers import (
 )
 from pyrocket.remoting import Connection
 
-if TYPE_CHECKING:
-    from pyrocket.broker.app import Broker
-
 
 def _ok(ext_fields: dict[str, str] | None = None, body: bytes | None = None) -> RemotingCommand:
     return RemotingCommand(
@@ -39,7 +35,7 @@ class QueryProcessor:
     """Answers the lookups listed in the module doc (quick, in-memory: they
     run inline in the connection's reader)."""
 
-    def __init__(self, broker: Broker) -> None:
+    def __init__(self, broker: StoreBroker) -> None:
         self.broker = broker
 
     def install(self) -> None:

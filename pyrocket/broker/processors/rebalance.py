@@ -12,8 +12,9 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Final
+from typing import Final
 
+from pyrocket.broker.processors.ports import Registrar
 from pyrocket.errors import CommandError, ProtocolError
 from pyrocket.protocol.bodies.client import (
     LockBatchRequestBody,
@@ -25,9 +26,6 @@ from pyrocket.protocol.codes import RequestCode, ResponseCode
 from pyrocket.protocol.command import RESPONSE_FLAG, RemotingCommand
 from pyrocket.protocol.javahash import JavaHashSet
 from pyrocket.remoting import Connection
-
-if TYPE_CHECKING:
-    from pyrocket.broker.app import Broker
 
 log = logging.getLogger("pyrocket.broker")
 
@@ -128,7 +126,7 @@ class RebalanceLockManager:
 class RebalanceProcessor:
     """Answers LOCK_BATCH_MQ and UNLOCK_BATCH_MQ."""
 
-    def __init__(self, broker: Broker, locks: RebalanceLockManager) -> None:
+    def __init__(self, broker: Registrar, locks: RebalanceLockManager) -> None:
         self.broker = broker
         self.locks = locks
 

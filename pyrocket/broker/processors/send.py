@@ -28,7 +28,7 @@ import datetime
 import logging
 import random
 from collections.abc import Mapping
-from typing import TYPE_CHECKING, Final
+from typing import Final
 
 from pyrocket.broker.processors.common import (
     dlq_topic,
@@ -38,6 +38,7 @@ from pyrocket.broker.processors.common import (
     suggest_todo,
     topic_config_string,
 )
+from pyrocket.broker.processors.ports import MessageBroker
 from pyrocket.broker.store import (
     BrokerBatch,
     BrokerMessage,
@@ -71,10 +72,6 @@ from pyrocket.protocol.message import (
     java_properties,
 )
 from pyrocket.remoting import Connection
-
-if TYPE_CHECKING:
-    from pyrocket.broker.app import Broker
-    from pyrocket.broker.dataplane import DataPlane
 
 log = logging.getLogger("pyrocket.broker")
 
@@ -167,9 +164,8 @@ class SendMessageProcessor:
     """Answers SEND_MESSAGE, SEND_MESSAGE_V2, SEND_BATCH_MESSAGE and
     CONSUMER_SEND_MSG_BACK for one broker."""
 
-    def __init__(self, broker: Broker, plane: DataPlane) -> None:
+    def __init__(self, broker: MessageBroker) -> None:
         self.broker = broker
-        self.plane = plane
         self._random = random.Random()
         self._topic_errors: dict[str, str | None] = {}
 
