@@ -53,7 +53,6 @@ from typing import Any
 
 import trio
 
-from pyrocket.broker.store import recovery
 from pyrocket.broker.store.append import StoreAppend
 from pyrocket.broker.store.cleanup import FileCleaner, disk_used_ratio
 from pyrocket.broker.store.config import BrokerRole, FlushDiskType, MessageStoreConfig
@@ -65,6 +64,8 @@ from pyrocket.broker.store.flush import _sync_all as _sync_all
 from pyrocket.broker.store.model import ArrivalListener, StoreError
 from pyrocket.broker.store.queries import StoreQueries
 from pyrocket.broker.store.reads import StoreReads
+from pyrocket.broker.store.recovery import load as load_files
+from pyrocket.broker.store.recovery import recover as recover_files
 from pyrocket.broker.store.schedule import ScheduleMessageService
 from pyrocket.broker.store.storefiles import StoreFiles
 from pyrocket.errors import PyrocketError
@@ -228,8 +229,8 @@ class MessageStore(StoreAppend, StoreFlush, StoreReads, StoreQueries):
             abort = root / "abort"
             self.last_exit_ok = not abort.exists()
             self.schedule.load()
-            recovery.load(self._files)
-            recovery.recover(self._files, self.schedule.deliver_timestamp, normal=self.last_exit_ok)
+            load_files(self._files)
+            recover_files(self._files, self.schedule.deliver_timestamp, normal=self.last_exit_ok)
             abort.touch()
             fsync_directory(root)
         except BaseException:
