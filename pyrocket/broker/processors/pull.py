@@ -48,7 +48,7 @@ from pyrocket.broker.processors.common import (
 from pyrocket.broker.processors.ports import MessageBroker, MessagePath
 from pyrocket.broker.store import BrokerMessage, BrokerRole, GetMessageResult, GetMessageStatus
 from pyrocket.broker.topic_config import OFFSET_MOVED_EVENT
-from pyrocket.errors import ConnectionClosedError
+from pyrocket.errors import ConnectionClosedError, PyrocketError
 from pyrocket.protocol import fastjson
 from pyrocket.protocol.bodies.client import MessageModel, MessageQueue, SubscriptionData
 from pyrocket.protocol.codes import RequestCode, ResponseCode
@@ -82,7 +82,7 @@ def _response(
     )
 
 
-class SubscriptionParseError(ValueError):
+class SubscriptionParseError(PyrocketError, ValueError):
     """A subscription expression Java's FilterAPI refuses."""
 
 

@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Final
 
 from pyrocket.broker.store.files import DataFile, FileQueue
+from pyrocket.errors import PyrocketError
 from pyrocket.protocol.message import (
     BLANK_MAGIC_CODE,
     MESSAGE_MAGIC_CODE,
@@ -49,7 +50,7 @@ _SIZE = struct.Struct(">i")
 _MIN_RECORD: Final = 91
 
 
-class FileNotReady(Exception):
+class FileNotReady(PyrocketError):
     """An append needs the file at ``base`` of ``files`` and it has not been
     created yet: the caller has it made in a worker thread and tries again.
     Nothing was written."""
