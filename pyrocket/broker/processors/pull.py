@@ -49,8 +49,12 @@ from pyrocket.broker.processors.ports import MessageBroker, MessagePath
 from pyrocket.broker.store import BrokerMessage, BrokerRole, GetMessageResult, GetMessageStatus
 from pyrocket.broker.topic_config import OFFSET_MOVED_EVENT
 from pyrocket.errors import ConnectionClosedError, PyrocketError
-from pyrocket.protocol import fastjson
-from pyrocket.protocol.bodies.client import MessageModel, MessageQueue, SubscriptionData
+from pyrocket.protocol.bodies.client import (
+    MessageModel,
+    MessageQueue,
+    OffsetMovedEvent,
+    SubscriptionData,
+)
 from pyrocket.protocol.codes import RequestCode, ResponseCode
 from pyrocket.protocol.command import RESPONSE_FLAG, RemotingCommand
 from pyrocket.protocol.headers import PullMessageRequestHeader, PullMessageResponseHeader
@@ -127,15 +131,10 @@ def request_filter(
 
 
 def offset_moved_event_body(group: str, queue: MessageQueue, request: int, new: int) -> bytes:
-    """``OffsetMovedEvent``'s JSON (bean properties in name order)."""
-    return fastjson.dumps_bytes(
-        {
-            "consumerGroup": group,
-            "messageQueue": queue.to_json(),
-            "offsetNew": new,
-            "offsetRequest": request,
-        }
-    )
+    """``OffsetMovedEvent``'s JSON."""
+    return OffsetMovedEvent(
+        consumer_group=group, message_queue=queue, offset_request=request, offset_new=new
+    ).encode()
 
 
 class PullMessageProcessor:

@@ -36,6 +36,7 @@ from pyrocket.broker.store.model import BrokerMessage, PutMessageResult, PutMess
 from pyrocket.errors import PyrocketError
 from pyrocket.persist import load_with_backup, write_atomically, write_atomically_async
 from pyrocket.protocol import fastjson
+from pyrocket.protocol.bodies import DelayOffsetSerializeWrapper
 from pyrocket.protocol.javahash import JavaConcurrentHashMap, int_hash
 from pyrocket.protocol.message import MessageConst, MessageExt, encode_properties, java_properties
 
@@ -149,12 +150,10 @@ class ScheduleMessageService:
     def encode(self, pretty: bool = False) -> str:
         """The offset table as fastjson writes ``DelayOffsetSerializeWrapper``:
         compact for GET_ALL_DELAY_OFFSET answers, pretty for the file."""
-        if not pretty:
-            return fastjson.dumps({"offsetTable": self.offset_table})
-        if not len(self.offset_table):
-            return '{\n\t"offsetTable":{}\n}'
-        entries = ",".join(f"{level}:{offset}" for level, offset in self.offset_table.items())
-        return '{\n\t"offsetTable":{' + entries + "\n\t}\n}"
+        wrapper = DelayOffsetSerializeWrapper(offset_table=self.offset_table)
+        if pretty:
+            return fastjson.dumps_pretty(wrapper)
+        return wrapper.encode().decode("utf-8")
 
     def persist(self) -> None:
         """Write delayOffset.json if it changed (blocking)."""

@@ -207,6 +207,17 @@ class UnlockBatchRequestBody(Bean):
     mq_set: tuple[MessageQueue, ...] = prop("mqSet", list_of(bean(MessageQueue)), default=())
 
 
+@dataclass(frozen=True, slots=True)
+class OffsetMovedEvent(Bean):
+    """The body of the message a broker stores on the offset-moved event
+    topic when a pull asked for an offset the queue no longer has."""
+
+    consumer_group: str | None = prop("consumerGroup", STR)
+    message_queue: MessageQueue | None = prop("messageQueue", bean(MessageQueue))
+    offset_request: int = prop("offsetRequest", LONG, default=0)
+    offset_new: int = prop("offsetNew", LONG, default=0)
+
+
 __all__ = [
     "SUB_ALL",
     "ConsumeFromWhere",
@@ -218,6 +229,7 @@ __all__ = [
     "LockBatchResponseBody",
     "MessageModel",
     "MessageQueue",
+    "OffsetMovedEvent",
     "ProducerData",
     "SubscriptionData",
     "UnlockBatchRequestBody",
