@@ -22,7 +22,6 @@ PACKAGE = Path(pyrocket.__file__).resolve().parent
 OVER_THE_LIMIT = frozenset(
     {
         "broker/processors/send.py",
-        "cli/capture/__init__.py",
         "client/consumer.py",
         "namesrv/processor.py",
         "protocol/headers.py",
