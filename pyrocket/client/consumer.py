@@ -43,12 +43,19 @@ What it does as Java 4.7.0 does:
 
 Delivery is at least once: a consumer stopped without closing may have its
 last messages delivered again to whoever takes over its queues.
+
+This module owns the consumer itself: subscriptions, heart-beat data,
+rebalance, the loops it runs, handing messages out, and its lifetime. One
+PULL_MESSAGE round and the decoding of its answer are in
+:mod:`pyrocket.client.pulling`, the offsets at the brokers in
+:mod:`pyrocket.client.offsets`, and the GET_CONSUMER_RUNNING_INFO report in
+:mod:`pyrocket.client.running_info`.
 """
 
 from __future__ import annotations
 
 import dataclasses
-import enum
+import functools
 import logging
 import time
 from collections import deque
@@ -60,23 +67,26 @@ import trio
 from trio_util import periodic
 
 from pyrocket.client.allocate import AllocateStrategy, allocate_averagely
-from pyrocket.client.instance import (
-    RETRY_GROUP_TOPIC_PREFIX,
-    ClientInstance,
-    subscribe_queues,
+from pyrocket.client.instance import ClientInstance, subscribe_queues
+from pyrocket.client.offsets import commit_offset, start_offset
+from pyrocket.client.pulling import (
+    PULL_DELAY_WHEN_EXCEPTION,
+    PullSettings,
+    PullStatus,
+    PullSysFlag,
+    decode_pulled,
+    delivered_form,
+    filter_by_tags,
+    pull_once,
+    retry_topic,
 )
-from pyrocket.errors import ProtocolError, PyrocketError, ResponseError
-from pyrocket.protocol.bodies.admin import (
-    PROP_CLIENT_VERSION,
-    PROP_CONSUME_ORDERLY,
-    PROP_CONSUME_TYPE,
-    PROP_CONSUMER_START_TIMESTAMP,
-    PROP_NAMESERVER_ADDR,
-    PROP_THREADPOOL_CORE_SIZE,
-    ConsumerRunningInfo,
-    ConsumeStatus,
-    ProcessQueueInfo,
-)
+from pyrocket.client.pulling import Batch as _Batch
+from pyrocket.client.pulling import QueueState as _QueueState
+from pyrocket.client.pulling import now_ms as _now_ms
+from pyrocket.client.running_info import running_info as _running_info
+from pyrocket.client.running_info import task_dump
+from pyrocket.errors import PyrocketError
+from pyrocket.protocol.bodies.admin import ConsumerRunningInfo
 from pyrocket.protocol.bodies.client import (
     ConsumeFromWhere,
     ConsumerData,
@@ -85,176 +95,17 @@ from pyrocket.protocol.bodies.client import (
     MessageQueue,
     SubscriptionData,
 )
-from pyrocket.protocol.bodies.properties import Properties
-from pyrocket.protocol.bodies.route import MASTER_ID
 from pyrocket.protocol.codes import RequestCode, ResponseCode
 from pyrocket.protocol.command import RemotingCommand
 from pyrocket.protocol.headers import (
     ConsumerSendMsgBackRequestHeader,
     GetConsumerRunningInfoRequestHeader,
-    PullMessageRequestHeader,
-    PullMessageResponseHeader,
 )
 from pyrocket.protocol.javahash import JavaHashSet
-from pyrocket.protocol.message import (
-    MessageConst,
-    MessageExt,
-    MessageSysFlag,
-    decode_message,
-    decompress_body,
-)
+from pyrocket.protocol.message import MessageExt
 from pyrocket.remoting import Connection
 
 log = logging.getLogger("pyrocket.client.consumer")
-
-
-class PullSysFlag(enum.IntFlag):
-    """Bits of PULL_MESSAGE's sysFlag (Java's ``PullSysFlag``)."""
-
-    COMMIT_OFFSET = 0x1
-    SUSPEND = 0x2
-    SUBSCRIPTION = 0x4
-    CLASS_FILTER = 0x8
-
-
-class PullStatus(enum.Enum):
-    """How a pull ended (Java's ``PullStatus``), by answer code."""
-
-    FOUND = ResponseCode.SUCCESS
-    NO_NEW_MSG = ResponseCode.PULL_NOT_FOUND
-    NO_MATCHED_MSG = ResponseCode.PULL_RETRY_IMMEDIATELY
-    OFFSET_ILLEGAL = ResponseCode.PULL_OFFSET_MOVED
-
-
-#: DefaultMQPushConsumerImpl.PULL_TIME_DELAY_MILLS_WHEN_EXCEPTION, in seconds.
-PULL_DELAY_WHEN_EXCEPTION = 3.0
-
-
-def retry_topic(group: str) -> str:
-    """``MixAll.getRetryTopic``."""
-    return RETRY_GROUP_TOPIC_PREFIX + group
-
-
-def filter_by_tags(
-    messages: Sequence[MessageExt], subscription: SubscriptionData
-) -> list[MessageExt]:
-    """What ``PullAPIWrapper.processPullResult`` keeps: every message for a
-    ``*`` subscription, else those whose TAGS is one of the subscribed tags."""
-    if not subscription.tags_set or subscription.class_filter_mode:
-        return list(messages)
-    wanted = set(subscription.tags_set)
-    return [m for m in messages if m.tags is not None and m.tags in wanted]
-
-
-def decode_pulled(body: bytes) -> tuple[list[MessageExt], int]:
-    """The messages of a PULL_MESSAGE answer, and how many records in it
-    could not be decoded.
-
-    Java's client stops at the first record it cannot decode and moves on
-    past the whole batch. Here a bad record whose size word still fits the
-    body is stepped over, so the good ones after it are kept; a size word
-    that does not fit ends the batch (counted as one record skipped).
-    """
-    messages: list[MessageExt] = []
-    skipped = 0
-    offset, end = 0, len(body)
-    while offset < end:
-        try:
-            message, offset = decode_message(body, offset)
-        except ProtocolError as exc:
-            skipped += 1
-            size = int.from_bytes(body[offset : offset + 4], "big", signed=True)
-            log.debug("undecodable record at byte %d of a pull answer: %s", offset, exc)
-            if size <= 4 or offset + size > end:
-                break
-            offset += size
-            continue
-        messages.append(message)
-    return messages, skipped
-
-
-def delivered_form(
-    message: MessageExt, min_offset: int, max_offset: int, group_retry_topic: str = ""
-) -> MessageExt:
-    """A pulled message as handed out: body inflated (and sysFlag bit 0
-    cleared, so the body is not inflated twice), MIN_OFFSET and MAX_OFFSET
-    added to its properties, and a message of the group's retry topic put
-    back under its original topic (``resetRetryAndNamespace``). Raises
-    ProtocolError for a bad compressed body."""
-    properties = dict(message.properties)
-    properties[MessageConst.PROPERTY_MIN_OFFSET] = str(min_offset)
-    properties[MessageConst.PROPERTY_MAX_OFFSET] = str(max_offset)
-    topic = message.topic
-    original = properties.get(MessageConst.PROPERTY_RETRY_TOPIC)
-    if original is not None and topic == group_retry_topic:
-        topic = original
-    if message.is_compressed:
-        return dataclasses.replace(
-            message,
-            topic=topic,
-            body=decompress_body(message.body),
-            sys_flag=MessageSysFlag.clear_compressed_flag(message.sys_flag),
-            properties=properties,
-        )
-    return dataclasses.replace(message, topic=topic, properties=properties)
-
-
-class _QueueState:
-    """One assigned queue: where to pull next, what has been consumed, the
-    broker the last answer suggested, and its pull loop's cancel scope."""
-
-    def __init__(self, queue: MessageQueue, subscription: SubscriptionData, offset: int) -> None:
-        self.queue = queue
-        self.subscription = subscription
-        self.next_offset = offset
-        #: The consumed offset (Java's offset store entry); -1 when none.
-        self.consumed = -1
-        self.in_flight = 0
-        self.dropped = False
-        self.broker_id = MASTER_ID
-        self.scope = trio.CancelScope()
-        #: When the last pull was sent and the last message handed out (ms).
-        self.last_pull_timestamp = _now_ms()
-        self.last_consume_timestamp = _now_ms()
-        #: Queue offsets of the messages pulled and not yet handed out.
-        self.cached: deque[int] = deque()
-
-    def advance(self, offset: int) -> None:
-        """``updateOffset(mq, offset, increaseOnly=true)``."""
-        if offset > self.consumed:
-            self.consumed = offset
-
-
-_Batch = tuple[_QueueState, list[MessageExt], int]
-
-#: ``MQVersion.getVersionDesc`` of the version pyrocket's commands carry.
-CLIENT_VERSION_DESC = "V4_7_0"
-
-
-def _now_ms() -> int:
-    return time.time_ns() // 1_000_000
-
-
-def task_dump() -> str:
-    """The running trio tasks as an indented tree: what a pyrocket client
-    answers where Java sends its threads' stack traces (``jstack``)."""
-    lines: list[str] = []
-
-    def walk(task: trio.lowlevel.Task, depth: int) -> None:
-        lines.append(f"{'  ' * depth}{task.name}\n")
-        for nursery in task.child_nurseries:
-            for child in nursery.child_tasks:
-                walk(child, depth + 1)
-
-    root = trio.lowlevel.current_root_task()
-    if root is not None:
-        walk(root, 0)
-    return "".join(lines)
-
-
-def _human_time3(millis: int) -> str:
-    """``UtilAll.timeMillisToHumanString3``: local ``yyyyMMddHHmmss``."""
-    return time.strftime("%Y%m%d%H%M%S", time.localtime(millis / 1000))
 
 
 class PushConsumer:
@@ -433,43 +284,17 @@ class PushConsumer:
     def running_info(self) -> ConsumerRunningInfo:
         """What GET_CONSUMER_RUNNING_INFO reports: settings, subscriptions,
         the state of each assigned queue and (zero) consume statistics."""
-        entries = [
-            ("consumerGroup", self.group),
-            ("messageModel", MessageModel.CLUSTERING.name),
-            ("consumeFromWhere", self.consume_from.name),
-            ("consumeTimestamp", _human_time3(self.consume_timestamp)),
-            ("pullBatchSize", str(self.pull_batch_size)),
-            ("maxReconsumeTimes", str(self.max_reconsume_times)),
-            ("unitMode", "false"),
-            (PROP_CONSUME_ORDERLY, "false"),
-            (PROP_THREADPOOL_CORE_SIZE, "1"),
-            (PROP_CONSUMER_START_TIMESTAMP, str(self._start_timestamp)),
-            (
-                PROP_NAMESERVER_ADDR,
-                "".join(f"{a};" for a in self.instance.remoting.namesrv_addresses),
-            ),
-            (PROP_CONSUME_TYPE, ConsumeType.CONSUME_PASSIVELY.name),
-            (PROP_CLIENT_VERSION, CLIENT_VERSION_DESC),
-        ]
-        mq_table: dict[MessageQueue, ProcessQueueInfo] = {}
-        for queue, state in self._queues.items():
-            cached = state.cached
-            mq_table[queue] = ProcessQueueInfo(
-                commit_offset=state.consumed,
-                cached_msg_min_offset=min(cached, default=0),
-                cached_msg_max_offset=max(cached, default=0),
-                cached_msg_count=len(cached),
-                droped=state.dropped,
-                last_pull_timestamp=state.last_pull_timestamp,
-                last_consume_timestamp=state.last_consume_timestamp,
-            )
-        subscriptions = tuple(self._subscriptions.values())
-        return ConsumerRunningInfo(
-            properties=Properties.java_ordered(entries).entries,
-            subscription_set=subscriptions,
-            mq_table=mq_table,
-            status_table={s.topic or "": ConsumeStatus() for s in subscriptions},
-        ).sorted()
+        return _running_info(
+            group=self.group,
+            consume_from=self.consume_from,
+            consume_timestamp=self.consume_timestamp,
+            pull_batch_size=self.pull_batch_size,
+            max_reconsume_times=self.max_reconsume_times,
+            start_timestamp=self._start_timestamp,
+            namesrv_addresses=self.instance.remoting.namesrv_addresses,
+            queues=self._queues,
+            subscriptions=self._subscriptions.values(),
+        )
 
     # ------------------------------------------------------------------
     # Handing messages out
@@ -561,28 +386,7 @@ class PushConsumer:
     # Offsets
 
     async def _persist(self, state: _QueueState, *, oneway: bool) -> None:
-        if state.consumed < 0:
-            return
-        queue = state.queue
-        addr = self.instance.master_addr(queue.broker_name or "")
-        if addr is None:
-            await self.instance.update_route(queue.topic or "")
-            addr = self.instance.master_addr(queue.broker_name or "")
-        if addr is None:
-            log.warning("no master for %s; offset %d not committed", queue, state.consumed)
-            return
-        try:
-            await self.instance.brokers.update_consumer_offset(
-                addr,
-                self.group,
-                queue.topic or "",
-                queue.queue_id,
-                state.consumed,
-                oneway=oneway,
-                timeout=self.timeout,
-            )
-        except PyrocketError as exc:
-            log.warning("committing offset %d of %s failed: %s", state.consumed, queue, exc)
+        await commit_offset(self.instance, self.group, state, oneway=oneway, timeout=self.timeout)
 
     async def _persist_all(self, *, oneway: bool) -> None:
         for state in list(self._queues.values()):
@@ -593,40 +397,15 @@ class PushConsumer:
             await self._persist_all(oneway=True)
 
     async def _start_offset(self, queue: MessageQueue) -> tuple[int, bool] | None:
-        """``computePullFromWhere``: the offset to start at and whether it is
-        the group's committed one (which then seeds the consumed offset, as
-        Java's offset store does); None when it cannot be known now."""
-        topic = queue.topic or ""
-        broker = queue.broker_name or ""
-        addr = self.instance.master_addr(broker)
-        if addr is None:
-            return None
-        brokers = self.instance.brokers
-        try:
-            try:
-                committed = await brokers.query_consumer_offset(
-                    addr, self.group, topic, queue.queue_id, self.timeout
-                )
-                return committed, True
-            except ResponseError as exc:
-                if exc.code != ResponseCode.QUERY_NOT_FOUND:
-                    raise
-            is_retry = topic.startswith(RETRY_GROUP_TOPIC_PREFIX)
-            where = self.consume_from
-            if where == ConsumeFromWhere.CONSUME_FROM_FIRST_OFFSET:
-                return 0, False
-            if where == ConsumeFromWhere.CONSUME_FROM_TIMESTAMP and not is_retry:
-                found = await brokers.search_offset(
-                    addr, topic, queue.queue_id, self.consume_timestamp, self.timeout
-                )
-                return found, False
-            if is_retry and where != ConsumeFromWhere.CONSUME_FROM_TIMESTAMP:
-                return 0, False
-            end = await brokers.get_max_offset(addr, topic, queue.queue_id, self.timeout)
-            return end, False
-        except PyrocketError as exc:
-            log.warning("cannot find where to start %s: %s", queue, exc)
-            return None
+        """Where a newly assigned queue starts (see :func:`start_offset`)."""
+        return await start_offset(
+            self.instance,
+            self.group,
+            queue,
+            consume_from=self.consume_from,
+            consume_timestamp=self.consume_timestamp,
+            timeout=self.timeout,
+        )
 
     # ------------------------------------------------------------------
     # Rebalance
@@ -690,101 +469,21 @@ class PushConsumer:
                 if not await self._pull_once(state):
                     await trio.sleep(PULL_DELAY_WHEN_EXCEPTION)
 
-    def _deliverable(
-        self, state: _QueueState, body: bytes, answer: PullMessageResponseHeader
-    ) -> list[MessageExt]:
-        """The messages of a FOUND answer to hand out. A message that cannot
-        be decoded (or inflated) is skipped with a warning, as Java's client
-        does: the queue moves past it instead of pulling it for ever."""
-        messages, skipped = decode_pulled(body)
-        retry = retry_topic(self.group)
-        found: list[MessageExt] = []
-        for message in filter_by_tags(messages, state.subscription):
-            try:
-                found.append(delivered_form(message, answer.min_offset, answer.max_offset, retry))
-            except ProtocolError as exc:
-                log.debug(
-                    "message %d of %s not inflated: %s", message.queue_offset, state.queue, exc
-                )
-                skipped += 1
-        if skipped:
-            log.warning(
-                "%s: skipped %d undecodable message(s) of %s between offsets %d and %d",
-                self.group,
-                skipped,
-                state.queue,
-                state.next_offset,
-                answer.next_begin_offset,
-            )
-        return found
-
     async def _pull_once(self, state: _QueueState) -> bool:
         """One PULL_MESSAGE and what follows; False when the next one should wait."""
-        queue = state.queue
-        broker = queue.broker_name or ""
-        addr = self.instance.subscribe_addr(broker, state.broker_id)
-        if addr is None:
-            await self.instance.update_route(queue.topic or "")
-            addr = self.instance.subscribe_addr(broker, state.broker_id)
-            if addr is None:
-                log.warning("no broker address for %s", queue)
-                return False
-        is_master = addr == self.instance.master_addr(broker)
-        commit_offset = state.consumed if state.consumed > 0 and is_master else 0
-        sys_flag = PullSysFlag.SUSPEND | (PullSysFlag.COMMIT_OFFSET if commit_offset else 0)
-        subscription = state.subscription
-        header = PullMessageRequestHeader(
-            consumer_group=self.group,
-            topic=queue.topic or "",
-            queue_id=queue.queue_id,
-            queue_offset=state.next_offset,
-            max_msg_nums=self.pull_batch_size,
-            sys_flag=int(sys_flag),
-            commit_offset=commit_offset,
-            suspend_timeout_millis=int(self.broker_suspend_max * 1000),
-            subscription=None,
-            sub_version=subscription.sub_version,
-            expression_type=subscription.expression_type,
+        settings = PullSettings(
+            group=self.group,
+            pull_batch_size=self.pull_batch_size,
+            broker_suspend_max=self.broker_suspend_max,
+            timeout_when_suspend=self.timeout_when_suspend,
         )
-        state.last_pull_timestamp = _now_ms()
-        try:
-            response = await self.instance.brokers.pull_message(
-                addr, header, self.timeout_when_suspend
-            )
-            try:
-                status = PullStatus(response.code)
-            except ValueError:
-                raise ResponseError(response.code, response.remark) from None
-            answer = response.decode_header(PullMessageResponseHeader)
-            found: list[MessageExt] = []
-            if status is PullStatus.FOUND:
-                found = self._deliverable(state, response.body or b"", answer)
-        except PyrocketError as exc:
-            log.warning("pull from %s for %s failed: %s", addr, queue, exc)
-            return False
-        state.broker_id = answer.suggest_which_broker_id
-        if state.dropped:
-            return True
-        if status is PullStatus.OFFSET_ILLEGAL:
-            log.warning(
-                "%s: offset %d of %s is illegal; moving to %d",
-                self.group,
-                state.next_offset,
-                queue,
-                answer.next_begin_offset,
-            )
-            state.next_offset = answer.next_begin_offset
-            state.consumed = answer.next_begin_offset
-            await self._persist(state, oneway=False)
-            return True
-        state.next_offset = answer.next_begin_offset
-        if found:
-            state.in_flight += len(found)
-            await self._send.send((state, found, answer.next_begin_offset))
-        elif state.in_flight == 0:
-            # correctTagsOffset: nothing for us up to here, so it is consumed.
-            state.advance(answer.next_begin_offset)
-        return True
+        return await pull_once(
+            self.instance,
+            settings,
+            state,
+            self._send.send,
+            functools.partial(self._persist, oneway=False),
+        )
 
 
 __all__ = [

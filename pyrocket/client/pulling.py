@@ -1,0 +1,296 @@
+"""The push consumer's reading of one queue: the state of an assigned queue,
+one PULL_MESSAGE round of its long-polling loop, and the decoding of what a
+pull brings back (records stepped over when undecodable, tags filtered on the
+client side as Java does, bodies inflated, MIN_OFFSET/MAX_OFFSET added and
+retry-topic messages put back under their own topic).
+
+:class:`~pyrocket.client.consumer.PushConsumer` starts one loop per assigned
+queue and hands what :func:`pull_once` delivers to its caller.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import enum
+import logging
+import time
+from collections import deque
+from collections.abc import Awaitable, Callable, Sequence
+
+import trio
+
+from pyrocket.client.instance import RETRY_GROUP_TOPIC_PREFIX, ClientInstance
+from pyrocket.errors import ProtocolError, PyrocketError, ResponseError
+from pyrocket.protocol.bodies.client import MessageQueue, SubscriptionData
+from pyrocket.protocol.bodies.route import MASTER_ID
+from pyrocket.protocol.codes import ResponseCode
+from pyrocket.protocol.headers import PullMessageRequestHeader, PullMessageResponseHeader
+from pyrocket.protocol.message import (
+    MessageConst,
+    MessageExt,
+    MessageSysFlag,
+    decode_message,
+    decompress_body,
+)
+
+# The consumer's logger: what a pull logs reads as the consumer's, as before
+# the pull had a module of its own.
+log = logging.getLogger("pyrocket.client.consumer")
+
+
+class PullSysFlag(enum.IntFlag):
+    """Bits of PULL_MESSAGE's sysFlag (Java's ``PullSysFlag``)."""
+
+    COMMIT_OFFSET = 0x1
+    SUSPEND = 0x2
+    SUBSCRIPTION = 0x4
+    CLASS_FILTER = 0x8
+
+
+class PullStatus(enum.Enum):
+    """How a pull ended (Java's ``PullStatus``), by answer code."""
+
+    FOUND = ResponseCode.SUCCESS
+    NO_NEW_MSG = ResponseCode.PULL_NOT_FOUND
+    NO_MATCHED_MSG = ResponseCode.PULL_RETRY_IMMEDIATELY
+    OFFSET_ILLEGAL = ResponseCode.PULL_OFFSET_MOVED
+
+
+#: DefaultMQPushConsumerImpl.PULL_TIME_DELAY_MILLS_WHEN_EXCEPTION, in seconds.
+PULL_DELAY_WHEN_EXCEPTION = 3.0
+
+
+def now_ms() -> int:
+    return time.time_ns() // 1_000_000
+
+
+def retry_topic(group: str) -> str:
+    """``MixAll.getRetryTopic``."""
+    return RETRY_GROUP_TOPIC_PREFIX + group
+
+
+def filter_by_tags(
+    messages: Sequence[MessageExt], subscription: SubscriptionData
+) -> list[MessageExt]:
+    """What ``PullAPIWrapper.processPullResult`` keeps: every message for a
+    ``*`` subscription, else those whose TAGS is one of the subscribed tags."""
+    if not subscription.tags_set or subscription.class_filter_mode:
+        return list(messages)
+    wanted = set(subscription.tags_set)
+    return [m for m in messages if m.tags is not None and m.tags in wanted]
+
+
+def decode_pulled(body: bytes) -> tuple[list[MessageExt], int]:
+    """The messages of a PULL_MESSAGE answer, and how many records in it
+    could not be decoded.
+
+    Java's client stops at the first record it cannot decode and moves on
+    past the whole batch. Here a bad record whose size word still fits the
+    body is stepped over, so the good ones after it are kept; a size word
+    that does not fit ends the batch (counted as one record skipped).
+    """
+    messages: list[MessageExt] = []
+    skipped = 0
+    offset, end = 0, len(body)
+    while offset < end:
+        try:
+            message, offset = decode_message(body, offset)
+        except ProtocolError as exc:
+            skipped += 1
+            size = int.from_bytes(body[offset : offset + 4], "big", signed=True)
+            log.debug("undecodable record at byte %d of a pull answer: %s", offset, exc)
+            if size <= 4 or offset + size > end:
+                break
+            offset += size
+            continue
+        messages.append(message)
+    return messages, skipped
+
+
+def delivered_form(
+    message: MessageExt, min_offset: int, max_offset: int, group_retry_topic: str = ""
+) -> MessageExt:
+    """A pulled message as handed out: body inflated (and sysFlag bit 0
+    cleared, so the body is not inflated twice), MIN_OFFSET and MAX_OFFSET
+    added to its properties, and a message of the group's retry topic put
+    back under its original topic (``resetRetryAndNamespace``). Raises
+    ProtocolError for a bad compressed body."""
+    properties = dict(message.properties)
+    properties[MessageConst.PROPERTY_MIN_OFFSET] = str(min_offset)
+    properties[MessageConst.PROPERTY_MAX_OFFSET] = str(max_offset)
+    topic = message.topic
+    original = properties.get(MessageConst.PROPERTY_RETRY_TOPIC)
+    if original is not None and topic == group_retry_topic:
+        topic = original
+    if message.is_compressed:
+        return dataclasses.replace(
+            message,
+            topic=topic,
+            body=decompress_body(message.body),
+            sys_flag=MessageSysFlag.clear_compressed_flag(message.sys_flag),
+            properties=properties,
+        )
+    return dataclasses.replace(message, topic=topic, properties=properties)
+
+
+class QueueState:
+    """One assigned queue: where to pull next, what has been consumed, the
+    broker the last answer suggested, and its pull loop's cancel scope."""
+
+    def __init__(self, queue: MessageQueue, subscription: SubscriptionData, offset: int) -> None:
+        self.queue = queue
+        self.subscription = subscription
+        self.next_offset = offset
+        #: The consumed offset (Java's offset store entry); -1 when none.
+        self.consumed = -1
+        self.in_flight = 0
+        self.dropped = False
+        self.broker_id = MASTER_ID
+        self.scope = trio.CancelScope()
+        #: When the last pull was sent and the last message handed out (ms).
+        self.last_pull_timestamp = now_ms()
+        self.last_consume_timestamp = now_ms()
+        #: Queue offsets of the messages pulled and not yet handed out.
+        self.cached: deque[int] = deque()
+
+    def advance(self, offset: int) -> None:
+        """``updateOffset(mq, offset, increaseOnly=true)``."""
+        if offset > self.consumed:
+            self.consumed = offset
+
+
+#: What a pull hands on: the queue, its messages to deliver, and the offset
+#: after the batch (consumed once the batch's last message is handed out).
+Batch = tuple[QueueState, list[MessageExt], int]
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class PullSettings:
+    """The consumer's settings one pull reads."""
+
+    group: str
+    pull_batch_size: int
+    #: How long the broker may hold a pull (s).
+    broker_suspend_max: float
+    #: How long the client waits for a held pull's answer (s).
+    timeout_when_suspend: float
+
+
+def deliverable(
+    group: str, state: QueueState, body: bytes, answer: PullMessageResponseHeader
+) -> list[MessageExt]:
+    """The messages of a FOUND answer to hand out. A message that cannot
+    be decoded (or inflated) is skipped with a warning, as Java's client
+    does: the queue moves past it instead of pulling it for ever."""
+    messages, skipped = decode_pulled(body)
+    retry = retry_topic(group)
+    found: list[MessageExt] = []
+    for message in filter_by_tags(messages, state.subscription):
+        try:
+            found.append(delivered_form(message, answer.min_offset, answer.max_offset, retry))
+        except ProtocolError as exc:
+            log.debug("message %d of %s not inflated: %s", message.queue_offset, state.queue, exc)
+            skipped += 1
+    if skipped:
+        log.warning(
+            "%s: skipped %d undecodable message(s) of %s between offsets %d and %d",
+            group,
+            skipped,
+            state.queue,
+            state.next_offset,
+            answer.next_begin_offset,
+        )
+    return found
+
+
+async def pull_once(
+    instance: ClientInstance,
+    settings: PullSettings,
+    state: QueueState,
+    deliver: Callable[[Batch], Awaitable[None]],
+    commit: Callable[[QueueState], Awaitable[None]],
+) -> bool:
+    """One PULL_MESSAGE for ``state``'s queue and what follows: found
+    messages go to ``deliver``, an offset the broker calls illegal is
+    replaced by the one it suggests and passed to ``commit``. False when the
+    next pull should wait."""
+    queue = state.queue
+    broker = queue.broker_name or ""
+    addr = instance.subscribe_addr(broker, state.broker_id)
+    if addr is None:
+        await instance.update_route(queue.topic or "")
+        addr = instance.subscribe_addr(broker, state.broker_id)
+        if addr is None:
+            log.warning("no broker address for %s", queue)
+            return False
+    is_master = addr == instance.master_addr(broker)
+    commit_offset = state.consumed if state.consumed > 0 and is_master else 0
+    sys_flag = PullSysFlag.SUSPEND | (PullSysFlag.COMMIT_OFFSET if commit_offset else 0)
+    subscription = state.subscription
+    header = PullMessageRequestHeader(
+        consumer_group=settings.group,
+        topic=queue.topic or "",
+        queue_id=queue.queue_id,
+        queue_offset=state.next_offset,
+        max_msg_nums=settings.pull_batch_size,
+        sys_flag=int(sys_flag),
+        commit_offset=commit_offset,
+        suspend_timeout_millis=int(settings.broker_suspend_max * 1000),
+        subscription=None,
+        sub_version=subscription.sub_version,
+        expression_type=subscription.expression_type,
+    )
+    state.last_pull_timestamp = now_ms()
+    try:
+        response = await instance.brokers.pull_message(addr, header, settings.timeout_when_suspend)
+        try:
+            status = PullStatus(response.code)
+        except ValueError:
+            raise ResponseError(response.code, response.remark) from None
+        answer = response.decode_header(PullMessageResponseHeader)
+        found: list[MessageExt] = []
+        if status is PullStatus.FOUND:
+            found = deliverable(settings.group, state, response.body or b"", answer)
+    except PyrocketError as exc:
+        log.warning("pull from %s for %s failed: %s", addr, queue, exc)
+        return False
+    state.broker_id = answer.suggest_which_broker_id
+    if state.dropped:
+        return True
+    if status is PullStatus.OFFSET_ILLEGAL:
+        log.warning(
+            "%s: offset %d of %s is illegal; moving to %d",
+            settings.group,
+            state.next_offset,
+            queue,
+            answer.next_begin_offset,
+        )
+        state.next_offset = answer.next_begin_offset
+        state.consumed = answer.next_begin_offset
+        await commit(state)
+        return True
+    state.next_offset = answer.next_begin_offset
+    if found:
+        state.in_flight += len(found)
+        await deliver((state, found, answer.next_begin_offset))
+    elif state.in_flight == 0:
+        # correctTagsOffset: nothing for us up to here, so it is consumed.
+        state.advance(answer.next_begin_offset)
+    return True
+
+
+__all__ = [
+    "PULL_DELAY_WHEN_EXCEPTION",
+    "Batch",
+    "PullSettings",
+    "PullStatus",
+    "PullSysFlag",
+    "QueueState",
+    "decode_pulled",
+    "deliverable",
+    "delivered_form",
+    "filter_by_tags",
+    "now_ms",
+    "pull_once",
+    "retry_topic",
+]
