@@ -24,7 +24,6 @@ OVER_THE_LIMIT = frozenset(
         "broker/processors/send.py",
         "cli/capture/__init__.py",
         "client/consumer.py",
-        "namesrv/processor.py",
         "protocol/headers.py",
         "remoting/connection.py",
     }
