@@ -2,7 +2,8 @@
 
 Namespaces of string keys and values, kept in Java ``HashMap``s (default
 capacity, as Java's) so that GET_KVLIST_BY_NAMESPACE and the REGISTER_BROKER
-answer list them in Java's order. The file is Java's ``kvConfig.json``::
+answer list them in Java's order. The file is Java's ``kvConfig.json``
+(its format is :mod:`pyrocket.protocol.bodies.kvconfig`)::
 
     {"configTable":{"ORDER_TOPIC_CONFIG":{"TopicA":"broker-a:4"}}}
 
@@ -20,15 +21,15 @@ from __future__ import annotations
 
 import logging
 from pathlib import Path
-from typing import Any, Final
+from typing import Final
 
 import trio
 
 from pyrocket.errors import ConfigError, ProtocolError
 from pyrocket.logtext import clipped
 from pyrocket.persist import CoalescingWriter, file_writer, load_with_backup
-from pyrocket.protocol import fastjson
 from pyrocket.protocol.bodies import KVTable
+from pyrocket.protocol.bodies.kvconfig import KVConfigTable, decode_kv_config, encode_kv_config
 from pyrocket.protocol.javahash import JavaHashMap
 
 log = logging.getLogger("pyrocket.namesrv")
@@ -36,15 +37,13 @@ log = logging.getLogger("pyrocket.namesrv")
 #: NamesrvUtil.NAMESPACE_ORDER_TOPIC_CONFIG: per-topic order configuration.
 NAMESPACE_ORDER_TOPIC_CONFIG: Final = "ORDER_TOPIC_CONFIG"
 
-_Table = JavaHashMap[str, JavaHashMap[str, str]]
-
 
 class KVConfigManager:
     """Namespaced key/value configuration with Java's iteration order."""
 
     def __init__(self, path: str | Path | None = None) -> None:
         self.path = None if path is None else Path(path)
-        self._table: _Table = JavaHashMap()
+        self._table: KVConfigTable = JavaHashMap()
         #: The file's one writer (None without a file).
         self.writer: CoalescingWriter | None = (
             None if self.path is None else file_writer(self.path, self.encode, log)
@@ -102,7 +101,7 @@ class KVConfigManager:
 
     def encode(self) -> str:
         """The file content: KVConfigSerializeWrapper as fastjson writes it."""
-        return fastjson.dumps({"configTable": self._table})
+        return encode_kv_config(self._table)
 
     def load(self) -> None:
         """Read the file (or its ``.bak`` when the file is missing or empty).
@@ -144,26 +143,8 @@ class KVConfigManager:
         await self.writer.run(task_status=task_status)
 
 
-def _parse_file(text: str) -> _Table:
+def _parse_file(text: str) -> KVConfigTable:
     try:
-        document = fastjson.loads(text)
+        return decode_kv_config(text)
     except ProtocolError as exc:
-        raise ConfigError(f"not JSON: {exc}") from exc
-    if not isinstance(document, dict):
-        raise ConfigError("expected a JSON object with a configTable")
-    raw: Any = document.get("configTable")
-    table: _Table = JavaHashMap()
-    if raw is None:
-        return table
-    if not isinstance(raw, dict):
-        raise ConfigError("configTable is not an object")
-    for namespace, entries in raw.items():
-        if not isinstance(namespace, str) or not isinstance(entries, dict):
-            raise ConfigError(f"configTable[{namespace!r}] is not an object of strings")
-        namespace_table: JavaHashMap[str, str] = JavaHashMap()
-        for key, value in entries.items():
-            if not isinstance(key, str) or not isinstance(value, str):
-                raise ConfigError(f"configTable[{namespace!r}][{key!r}] is not a string")
-            namespace_table[key] = value
-        table[namespace] = namespace_table
-    return table
+        raise ConfigError(str(exc)) from exc
