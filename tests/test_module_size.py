@@ -22,7 +22,6 @@ PACKAGE = Path(pyrocket.__file__).resolve().parent
 OVER_THE_LIMIT = frozenset(
     {
         "broker/processors/send.py",
-        "namesrv/processor.py",
         "protocol/headers.py",
         "remoting/connection.py",
     }

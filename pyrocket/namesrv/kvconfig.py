@@ -2,7 +2,8 @@
 
 Namespaces of string keys and values, kept in Java ``HashMap``s (default
 capacity, as Java's) so that GET_KVLIST_BY_NAMESPACE and the REGISTER_BROKER
-answer list them in Java's order. The file is Java's ``kvConfig.json``::
+answer list them in Java's order. The file is Java's ``kvConfig.json``
+(its format is :mod:`pyrocket.protocol.bodies.kvconfig`)::
 
     {"configTable":{"ORDER_TOPIC_CONFIG":{"TopicA":"broker-a:4"}}}
 
@@ -28,7 +29,7 @@ from pyrocket.errors import ConfigError, ProtocolError
 from pyrocket.logtext import clipped
 from pyrocket.persist import CoalescingWriter, file_writer, load_with_backup
 from pyrocket.protocol.bodies import KVTable
-from pyrocket.protocol.bodies.kvconfig import decode_kv_config, encode_kv_config
+from pyrocket.protocol.bodies.kvconfig import KVConfigTable, decode_kv_config, encode_kv_config
 from pyrocket.protocol.javahash import JavaHashMap
 
 log = logging.getLogger("pyrocket.namesrv")
@@ -36,15 +37,13 @@ log = logging.getLogger("pyrocket.namesrv")
 #: NamesrvUtil.NAMESPACE_ORDER_TOPIC_CONFIG: per-topic order configuration.
 NAMESPACE_ORDER_TOPIC_CONFIG: Final = "ORDER_TOPIC_CONFIG"
 
-_Table = JavaHashMap[str, JavaHashMap[str, str]]
-
 
 class KVConfigManager:
     """Namespaced key/value configuration with Java's iteration order."""
 
     def __init__(self, path: str | Path | None = None) -> None:
         self.path = None if path is None else Path(path)
-        self._table: _Table = JavaHashMap()
+        self._table: KVConfigTable = JavaHashMap()
         #: The file's one writer (None without a file).
         self.writer: CoalescingWriter | None = (
             None if self.path is None else file_writer(self.path, self.encode, log)
@@ -144,7 +143,7 @@ class KVConfigManager:
         await self.writer.run(task_status=task_status)
 
 
-def _parse_file(text: str) -> _Table:
+def _parse_file(text: str) -> KVConfigTable:
     try:
         return decode_kv_config(text)
     except ProtocolError as exc:

@@ -28,10 +28,8 @@ topics does not hold up the event loop.
 from __future__ import annotations
 
 import logging
-import re
 import time
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
 from typing import Any, Final
 
 import trio
@@ -40,15 +38,15 @@ from pyrocket.errors import CommandError, ProtocolError
 from pyrocket.logtext import clipped
 from pyrocket.namesrv.config import ConfigFileWriter, Configuration, NamesrvConfig, plan_update
 from pyrocket.namesrv.kvconfig import NAMESPACE_ORDER_TOPIC_CONFIG, KVConfigManager
-from pyrocket.namesrv.routeinfo import (
-    QueueNums,
-    RouteInfoManager,
-    TopicQueues,
-    registration_order,
-)
+from pyrocket.namesrv.routeinfo import RouteInfoManager, registration_order
 from pyrocket.persist import PersistError
-from pyrocket.protocol import fastjson
-from pyrocket.protocol.bodies import DataVersion, Properties, RegisterBrokerBody
+from pyrocket.protocol.bodies import DataVersion, Properties
+from pyrocket.protocol.bodies.register import (
+    PreparedRegistration,
+    RegistrationBody,
+    RegistrationDecoder,
+    decode_legacy_register_body,
+)
 from pyrocket.protocol.checksum import crc32
 from pyrocket.protocol.codes import VERSION_V3_0_11, RequestCode, ResponseCode
 from pyrocket.protocol.command import RemotingCommand
@@ -74,8 +72,6 @@ log = logging.getLogger("pyrocket.namesrv")
 
 #: FAQUrl.suggestTodo(FAQUrl.APPLY_TOPIC_URL), appended to TOPIC_NOT_EXIST remarks.
 APPLY_TOPIC_TIP: Final = "\nSee http://rocketmq.apache.org/docs/faq/ for further details."
-
-_INT32 = (-(1 << 31), (1 << 31) - 1)
 
 #: REGISTER_BROKER bodies up to this size (and not compressed) are decoded
 #: inline; larger ones in a worker thread. 64 KiB of JSON is about 400 topics,
@@ -119,15 +115,6 @@ class NamesrvState:
 
 def _monotonic_ms() -> int:
     return time.monotonic_ns() // 1_000_000
-
-
-@dataclass(frozen=True, slots=True)
-class RegistrationBody:
-    """A decoded REGISTER_BROKER body: what RouteInfoManager needs of it."""
-
-    data_version: DataVersion
-    topics: TopicQueues
-    filter_server_list: tuple[str, ...] | None
 
 
 def _success(**options: Any) -> RemotingCommand:
@@ -290,14 +277,17 @@ class DefaultRequestProcessor:
         bodies = self._bodies
         modern = request.version >= VERSION_V3_0_11
 
-        def check_and_decode() -> tuple[RegistrationBody, _Prepared, list[str] | None] | None:
+        def check_and_decode() -> (
+            tuple[RegistrationBody, PreparedRegistration | None, list[str] | None] | None
+        ):
             if header.body_crc32 and crc32(body) != header.body_crc32:
                 return None
+            prepared: PreparedRegistration | None = None
             if modern:
                 prepared = bodies.prepare(header.broker_addr, body, header.compressed)
                 registration = prepared.decoded
             else:
-                prepared = _KEEP_ALL
+                # A legacy body is not remembered: it changes nothing in the decoder.
                 registration = decode_legacy_register_body(body)
             # The order a new table is applied in costs more than applying
             # it; work it out here too, unless this is the table seen last.
@@ -311,7 +301,7 @@ class DefaultRequestProcessor:
         if done is None:
             return self._crc_mismatch(conn)
         registration, prepared, order = done
-        if prepared is not _KEEP_ALL:
+        if prepared is not None:
             bodies.remember(header.broker_addr, prepared)
         return self._apply_registration(conn, header, registration, order)
 
@@ -473,293 +463,9 @@ class DefaultRequestProcessor:
         return _success(body=content.encode("utf-8") if content else None)
 
 
-# ---------------------------------------------------------------------------
-# REGISTER_BROKER bodies
-
-
-def decode_register_body(body: bytes | None, compressed: bool) -> RegistrationBody:
-    """``RegisterBrokerBody.decode(body, compressed)``, reduced to what the
-    route tables need. No body is an empty table with DataVersion 0/0, as in
-    Java. Raises CommandError when the body does not decode."""
-    if body is None:
-        return RegistrationBody(DataVersion(0, 0), {}, ())
-    what = "RegisterBrokerBody"
-    if compressed:
-        try:
-            decoded = RegisterBrokerBody.decode(body, compressed=True)
-        except ProtocolError as exc:
-            raise CommandError(f"Failed to decode {what}: {exc}") from exc
-        wrapper = decoded.topic_config_serialize_wrapper
-        topics = {
-            name: (c.read_queue_nums, c.write_queue_nums, c.perm, c.topic_sys_flag)
-            for name, c in wrapper.topic_config_table.items()
-        }
-        return RegistrationBody(wrapper.data_version, topics, decoded.filter_server_list)
-    try:
-        document = _json_object(body, what)
-        wrapper_json = _object_field(document, "topicConfigSerializeWrapper")
-        data_version = _data_version(wrapper_json)
-        table = _object_field(wrapper_json, "topicConfigTable")
-        servers = document.get("filterServerList")
-        if servers is None:
-            filter_servers: tuple[str, ...] = ()
-        elif isinstance(servers, list) and all(isinstance(s, str) for s in servers):
-            filter_servers = tuple(servers)
-        else:
-            raise ProtocolError("filterServerList is not a list of strings")
-    except ProtocolError as exc:
-        raise CommandError(f"Failed to decode {what}: {exc}") from exc
-    return RegistrationBody(data_version, _topic_queues(table, what), filter_servers)
-
-
-# A DataVersion as fastjson writes it; JSON integers only (no leading zeros).
-_DATA_VERSION_TEXT: Final = re.compile(
-    rb'\{"counter":(-?(?:0|[1-9][0-9]{0,18})),"timestamp":(-?(?:0|[1-9][0-9]{0,18}))\}'
-)
-_LONG: Final = (-(1 << 63), (1 << 63) - 1)
-
-
-@dataclass(frozen=True, slots=True)
-class _BodyShape:
-    """A broker's last plain body, as the bytes before and after its
-    DataVersion (hashed) and what the rest decoded to."""
-
-    prefix_length: int
-    prefix_hash: int
-    suffix_length: int
-    suffix_hash: int
-    decoded: RegistrationBody
-
-
-@dataclass(frozen=True, slots=True)
-class _Prepared:
-    """A decoding and what it changes in a :class:`RegistrationDecoder`'s
-    memory: ``shape`` is the broker's new body shape, ``None`` to forget it;
-    ``keep_shape`` leaves the shape memory as it is; ``table`` records the
-    topic table as the broker's last compressed one."""
-
-    decoded: RegistrationBody
-    shape: _BodyShape | None = None
-    keep_shape: bool = True
-    table: bool = False
-
-
-_KEEP_ALL: Final = _Prepared(RegistrationBody(DataVersion(0, 0), {}, None))
-"""A decoding that changes nothing in the decoder's memory."""
-
-
-class RegistrationDecoder:
-    """Decodes REGISTER_BROKER bodies, remembering each broker's last one.
-
-    A broker sends the same body every 30 s, or the same one with a new
-    DataVersion after a topic change elsewhere; parsing 100 topics of JSON
-    each time is most of a registration's cost. When a body equals the
-    previous one of its broker except for the DataVersion text (checked by
-    length and hash of the bytes around it, the DataVersion itself parsed),
-    the previous decoding is reused: the result is exactly what a full
-    decoding would give. A DataVersion is located only when the body names
-    ``dataVersion`` and ``topicConfigSerializeWrapper`` once each (text with
-    quotes cannot hide inside a JSON string), so the spliced bytes are the
-    wrapper's DataVersion and nothing else.
-
-    Compressed bodies have no text to compare, so each is decoded in full;
-    when its topic table equals, in content and order, the one the broker's
-    last compressed body had, the result carries that same table object, which
-    lets the route tables skip re-applying it.
-
-    :meth:`prepare` only reads the decoder's memory, so it may run in a worker
-    thread; :meth:`remember` then records its outcome, on the event loop.
-    """
-
-    def __init__(self, capacity: int = 4096) -> None:
-        self._capacity = capacity
-        self._shapes: dict[str, _BodyShape] = {}
-        self._tables: dict[str, TopicQueues] = {}
-
-    def decode(self, broker_addr: str, body: bytes | None, compressed: bool) -> RegistrationBody:
-        """As :func:`decode_register_body`; raises CommandError."""
-        prepared = self.prepare(broker_addr, body, compressed)
-        self.remember(broker_addr, prepared)
-        return prepared.decoded
-
-    def prepare(self, broker_addr: str, body: bytes | None, compressed: bool) -> _Prepared:
-        """Decode ``body`` without changing the decoder; raises CommandError."""
-        if body is None:
-            return _Prepared(decode_register_body(body, compressed))
-        if not compressed:
-            reused = self._reuse_shape(broker_addr, body)
-            if reused is not None:
-                return _Prepared(reused)
-        decoded = decode_register_body(body, compressed)
-        if not compressed:
-            return _Prepared(decoded, self._shape_of(body, decoded), keep_shape=False)
-        last = self._tables.get(broker_addr)
-        topics = decoded.topics
-        if (
-            last is not None
-            and last == topics
-            and all(a == b for a, b in zip(last, topics, strict=True))
-        ):
-            decoded = RegistrationBody(decoded.data_version, last, decoded.filter_server_list)
-        return _Prepared(decoded, table=True)
-
-    def remember(self, broker_addr: str, prepared: _Prepared) -> None:
-        """Record what :meth:`prepare` found."""
-        if not prepared.keep_shape:
-            self._shapes.pop(broker_addr, None)
-            if prepared.shape is not None:
-                self._bounded_put(self._shapes, broker_addr, prepared.shape)
-        if prepared.table:
-            self._tables.pop(broker_addr, None)
-            self._bounded_put(self._tables, broker_addr, prepared.decoded.topics)
-
-    def known_table(self, broker_addr: str) -> TopicQueues | None:
-        """The topic table this decoder last handed out for ``broker_addr``."""
-        table = self._tables.get(broker_addr)
-        if table is not None:
-            return table
-        shape = self._shapes.get(broker_addr)
-        return None if shape is None else shape.decoded.topics
-
-    def _bounded_put(self, table: dict[str, Any], key: str, value: Any) -> None:
-        if len(table) >= self._capacity:
-            del table[next(iter(table))]
-        table[key] = value
-
-    def _reuse_shape(self, broker_addr: str, body: bytes) -> RegistrationBody | None:
-        shape = self._shapes.get(broker_addr)
-        if shape is None:
-            return None
-        end = len(body) - shape.suffix_length
-        if (
-            end > shape.prefix_length
-            and hash(body[: shape.prefix_length]) == shape.prefix_hash
-            and hash(body[end:]) == shape.suffix_hash
-        ):
-            match = _DATA_VERSION_TEXT.fullmatch(body, shape.prefix_length, end)
-            if match is not None:
-                counter, timestamp = int(match[1]), int(match[2])
-                if _LONG[0] <= counter <= _LONG[1] and _LONG[0] <= timestamp <= _LONG[1]:
-                    previous = shape.decoded
-                    return RegistrationBody(
-                        DataVersion(timestamp, counter),
-                        previous.topics,
-                        previous.filter_server_list,
-                    )
-        return None
-
-    @staticmethod
-    def _shape_of(body: bytes, decoded: RegistrationBody) -> _BodyShape | None:
-        if body.count(b'"dataVersion"') != 1 or body.count(b'"topicConfigSerializeWrapper"') != 1:
-            return None
-        version = decoded.data_version
-        text = b'{"counter":%d,"timestamp":%d}' % (version.counter, version.timestamp)
-        key = b'"dataVersion":'
-        at = body.find(key + text)
-        if at < 0:
-            return None
-        start = at + len(key)
-        end = start + len(text)
-        return _BodyShape(start, hash(body[:start]), len(body) - end, hash(body[end:]), decoded)
-
-
-def decode_legacy_register_body(body: bytes | None) -> RegistrationBody:
-    """The body of a REGISTER_BROKER from a broker older than 3.0.11: a bare
-    TopicConfigSerializeWrapper. Filter servers stay as they are."""
-    if body is None:
-        return RegistrationBody(DataVersion(0, 0), {}, None)
-    what = "TopicConfigSerializeWrapper"
-    try:
-        wrapper = _json_object(body, what)
-        data_version = _data_version(wrapper)
-        table = _object_field(wrapper, "topicConfigTable")
-    except ProtocolError as exc:
-        raise CommandError(f"Failed to decode {what}: {exc}") from exc
-    return RegistrationBody(data_version, _topic_queues(table, what), None)
-
-
-def _json_object(body: bytes, what: str) -> dict[str, Any]:
-    document = fastjson.loads(body)
-    if not isinstance(document, dict):
-        raise ProtocolError(f"{what} is not a JSON object")
-    return document
-
-
-def _object_field(document: dict[str, Any], key: str) -> dict[str, Any]:
-    value = document.get(key)
-    if value is None:
-        return {}
-    if not isinstance(value, dict):
-        raise ProtocolError(f"{key} is not an object")
-    return value
-
-
-def _data_version(wrapper: dict[str, Any]) -> DataVersion:
-    version_json = wrapper.get("dataVersion")
-    if version_json is None:
-        return DataVersion()  # Java's default: stamped now
-    return DataVersion.from_json(version_json, "dataVersion")
-
-
-_TOPIC_DEFAULTS: Final = (16, 16, 6, 0)  # new TopicConfig()
-_TOPIC_KEYS: Final = ("readQueueNums", "writeQueueNums", "perm", "topicSysFlag")
-
-
-def _topic_queues(table: dict[str, Any], what: str) -> TopicQueues:
-    """The topicConfigTable as name -> queue numbers; raises CommandError
-    naming the first entry that is not a TopicConfig."""
-    low, high = _INT32
-    topics: dict[str, QueueNums] = {}
-    for key, config in table.items():
-        # The common case in one go: every field present and an int in range.
-        if type(config) is dict:
-            name = config.get("topicName")
-            read = config.get("readQueueNums")
-            write = config.get("writeQueueNums")
-            perm = config.get("perm")
-            flag = config.get("topicSysFlag")
-            if (
-                type(name) is str
-                and type(read) is int
-                and type(write) is int
-                and type(perm) is int
-                and type(flag) is int
-                and low <= read <= high
-                and low <= write <= high
-                and low <= perm <= high
-                and low <= flag <= high
-            ):
-                topics[name] = (read, write, perm, flag)
-                continue
-        name, queues = _topic_entry(key, config, what)
-        topics[name] = queues
-    return topics
-
-
-def _topic_entry(key: str, config: Any, what: str) -> tuple[str, QueueNums]:
-    where = f"Failed to decode {what}: topicConfigTable[{key!r}]"
-    if not isinstance(config, dict):
-        raise CommandError(f"{where} is not an object")
-    name = config.get("topicName")
-    if not isinstance(name, str):
-        raise CommandError(f"{where}.topicName is not a string")
-    values = []
-    for field_name, default in zip(_TOPIC_KEYS, _TOPIC_DEFAULTS, strict=True):
-        value = config.get(field_name)
-        if value is None:
-            value = default
-        elif type(value) is not int or not _INT32[0] <= value <= _INT32[1]:
-            raise CommandError(f"{where}.{field_name} is not a Java int: {value!r}")
-        values.append(value)
-    return name, (values[0], values[1], values[2], values[3])
-
-
 __all__ = [
     "APPLY_TOPIC_TIP",
+    "INLINE_BODY_LIMIT",
     "DefaultRequestProcessor",
     "NamesrvState",
-    "RegistrationBody",
-    "RegistrationDecoder",
-    "decode_legacy_register_body",
-    "decode_register_body",
 ]

@@ -38,11 +38,12 @@ they cached is still good.
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Final
 
 from pyrocket.protocol.bodies import MASTER_ID, PERM_WRITE, DataVersion, QueueData
+from pyrocket.protocol.bodies.register import TopicQueues
 from pyrocket.protocol.bodies.route import QueueNums
 from pyrocket.protocol.javahash import (
     JavaHashMap,
@@ -62,10 +63,6 @@ _BROKER_TABLE_CAPACITY: Final = 128
 _CLUSTER_TABLE_CAPACITY: Final = 32
 _LIVE_TABLE_CAPACITY: Final = 256
 _FILTER_TABLE_CAPACITY: Final = 256
-
-TopicQueues = Mapping[str, QueueNums]
-"""A registering broker's topics: name -> queue data, in the order its body
-lists them."""
 
 _Queues = QueueNums
 

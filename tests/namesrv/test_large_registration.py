@@ -11,7 +11,7 @@ import pytest
 import trio
 
 from pyrocket.namesrv import processor as processor_module
-from pyrocket.namesrv.processor import INLINE_BODY_LIMIT, RegistrationBody, RegistrationDecoder
+from pyrocket.namesrv.processor import INLINE_BODY_LIMIT
 from pyrocket.protocol.bodies import (
     DataVersion,
     RegisterBrokerBody,
@@ -19,6 +19,8 @@ from pyrocket.protocol.bodies import (
     TopicConfigSerializeWrapper,
     TopicRouteData,
 )
+from pyrocket.protocol.bodies import register as register_module
+from pyrocket.protocol.bodies.register import RegistrationBody, RegistrationDecoder
 from pyrocket.protocol.checksum import crc32
 from pyrocket.protocol.codes import RequestCode, ResponseCode
 from pyrocket.protocol.command import RemotingCommand
@@ -38,13 +40,13 @@ def many_topics(count: int = TOPIC_COUNT) -> list[TopicConfig]:
 def decode_threads(monkeypatch: pytest.MonkeyPatch) -> list[str]:
     """Names of the threads each full registration decoding ran in."""
     seen: list[str] = []
-    real = processor_module.decode_register_body
+    real = register_module.decode_register_body
 
     def recording(body: bytes | None, compressed: bool) -> RegistrationBody:
         seen.append(threading.current_thread().name)
         return real(body, compressed)
 
-    monkeypatch.setattr(processor_module, "decode_register_body", recording)
+    monkeypatch.setattr(register_module, "decode_register_body", recording)
     return seen
 
 

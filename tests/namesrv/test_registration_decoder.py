@@ -11,16 +11,17 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from pyrocket.errors import CommandError
-from pyrocket.namesrv.processor import (
-    RegistrationDecoder,
-    decode_legacy_register_body,
-    decode_register_body,
-)
 from pyrocket.protocol.bodies import (
     DataVersion,
     RegisterBrokerBody,
     TopicConfig,
     TopicConfigSerializeWrapper,
+)
+from pyrocket.protocol.bodies import register as register_module
+from pyrocket.protocol.bodies.register import (
+    RegistrationDecoder,
+    decode_legacy_register_body,
+    decode_register_body,
 )
 
 
@@ -156,3 +157,70 @@ def test_reuse_always_equals_a_full_decoding(
         assert got.data_version == expected.data_version
         assert dict(got.topics) == dict(expected.topics)
         assert got.filter_server_list == expected.filter_server_list
+
+
+def outside_data_version(raw: bytes) -> tuple[bytes, bytes]:
+    """The bytes of ``raw`` before and after its DataVersion object."""
+    marker = b'"dataVersion":'
+    start = raw.index(marker) + len(marker)
+    return raw[:start], raw[raw.index(b"}", start) + 1 :]
+
+
+def test_a_body_of_the_same_length_with_one_topic_renamed_is_decoded_again() -> None:
+    decoder = RegistrationDecoder()
+    first = decoder.decode("b:1", body({"TopicA": 4, "TopicB": 4}, DataVersion(1, 1)), False)
+    renamed = body({"TopicA": 4, "TopicC": 4}, DataVersion(2, 2))
+    assert len(renamed) == len(body({"TopicA": 4, "TopicB": 4}, DataVersion(2, 2)))
+    second = decoder.decode("b:1", renamed, False)
+    assert second.topics is not first.topics
+    assert list(second.topics) == ["TopicA", "TopicC"]
+
+
+def test_reuse_never_rests_on_a_hash_of_the_bytes(monkeypatch: pytest.MonkeyPatch) -> None:
+    # Were the bytes around the DataVersion compared by hash, a crafted body
+    # whose hashes collide would be taken for the last one. Make every hash
+    # collide: a changed body must still be decoded in full.
+    monkeypatch.setattr(register_module, "hash", lambda _: 0, raising=False)
+    decoder = RegistrationDecoder()
+    first = decoder.decode("b:1", body({"TopicA": 4}, DataVersion(1, 1)), False)
+    second = decoder.decode("b:1", body({"TopicA": 8}, DataVersion(2, 2)), False)
+    assert second.topics is not first.topics
+    assert dict(second.topics) == {"TopicA": (8, 8, 6, 0)}
+
+
+TOPIC_NAMES = st.text("ABCxyz019-_%", min_size=1, max_size=8)
+
+
+@given(
+    st.dictionaries(TOPIC_NAMES, st.integers(1, 16), min_size=1, max_size=6),
+    st.lists(st.tuples(st.integers(0, 5), st.sampled_from("ABCxyz019")), max_size=2),
+    st.sampled_from([(), ("f:1",)]),
+    COUNTERS,
+    COUNTERS,
+)
+def test_the_reuse_path_gives_what_a_full_decoding_gives(
+    topics: dict[str, int],
+    renames: list[tuple[int, str]],
+    servers: tuple[str, ...],
+    counter: int,
+    timestamp: int,
+) -> None:
+    # The next body has a new DataVersion and maybe some topic names changed
+    # by one character, keeping the body's length.
+    changed = dict(topics)
+    for index, char in renames:
+        name = list(changed)[index % len(changed)]
+        renamed = char + name[1:]
+        if renamed not in changed:
+            changed = {renamed if key == name else key: value for key, value in changed.items()}
+    decoder = RegistrationDecoder()
+    original = body(topics, DataVersion(1, 1), servers)
+    first = decoder.decode("b:1", original, False)
+    following = body(changed, DataVersion(timestamp, counter), servers)
+    got = decoder.decode("b:1", following, False)
+    expected = decode_register_body(following, False)
+    assert got == expected
+    assert list(got.topics) == list(expected.topics)
+    # Reused exactly when nothing but the DataVersion differs.
+    same_outside = outside_data_version(original) == outside_data_version(following)
+    assert (got.topics is first.topics) == same_outside

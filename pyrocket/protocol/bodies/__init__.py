@@ -9,7 +9,8 @@ given in; build them in Java's order with :mod:`pyrocket.protocol.javahash`.
 Modules: :mod:`.topic` (topic configs, registration, KV tables, topic lists),
 :mod:`.route` (routes, cluster info), :mod:`.client` (heartbeats, queue locks),
 :mod:`.admin` (statistics, slave replication tables), :mod:`.properties`
-(``java.util.Properties`` text).
+(``java.util.Properties`` text), :mod:`.register` (REGISTER_BROKER bodies as
+the NameServer reads them, with the per-broker reuse of the last decoding).
 """
 
 from pyrocket.protocol.bodies._bean import Bean

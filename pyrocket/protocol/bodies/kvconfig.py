@@ -1,29 +1,35 @@
-"""The NameServer's KV config file: Java's ``KVConfigSerializeWrapper``
-(``{"configTable": {namespace: {key: value}}}``), written as fastjson writes
-it and read into Java HashMaps in the file's order."""
+"""KVConfigSerializeWrapper: the NameServer's KV tables as Java writes them
+to ``kvConfig.json``::
+
+    {"configTable":{"ORDER_TOPIC_CONFIG":{"TopicA":"broker-a:4"}}}
+
+Namespaces and their entries are read into Java ``HashMap``s, so a loaded
+table lists them in Java's order.
+"""
 
 from __future__ import annotations
 
-from typing import Any, TypeAlias
+from collections.abc import Mapping
+from typing import Any, Final
 
 from pyrocket.errors import ProtocolError
 from pyrocket.protocol import fastjson
 from pyrocket.protocol.javahash import JavaHashMap
 
-#: namespace -> (key -> value), both Java HashMaps.
-KVConfigTable: TypeAlias = JavaHashMap[str, JavaHashMap[str, str]]
+KVConfigTable = JavaHashMap[str, JavaHashMap[str, str]]
+"""namespace -> key -> value."""
 
-_CONFIG_TABLE = "configTable"
+_CONFIG_TABLE: Final = "configTable"
 
 
-def encode_kv_config(table: KVConfigTable) -> str:
-    """The file's text for ``table`` (compact, as Java's ``toJson``)."""
+def encode_kv_config(table: Mapping[str, Mapping[str, str]]) -> str:
+    """The file content: KVConfigSerializeWrapper as fastjson writes it."""
     return fastjson.dumps({_CONFIG_TABLE: table})
 
 
 def decode_kv_config(text: str) -> KVConfigTable:
-    """The table a KV config file holds (empty for no ``configTable``).
-    Raises ProtocolError saying what is wrong."""
+    """The table a ``kvConfig.json`` holds; raises ProtocolError saying
+    what is wrong with it."""
     try:
         document = fastjson.loads(text)
     except ProtocolError as exc:
