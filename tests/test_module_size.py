@@ -25,7 +25,6 @@ OVER_THE_LIMIT = frozenset(
         "cli/capture/__init__.py",
         "client/consumer.py",
         "namesrv/processor.py",
-        "protocol/headers.py",
         "remoting/connection.py",
     }
 )
