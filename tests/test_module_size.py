@@ -21,7 +21,6 @@ PACKAGE = Path(pyrocket.__file__).resolve().parent
 #: Modules over the limit, as paths relative to the package directory.
 OVER_THE_LIMIT = frozenset(
     {
-        "broker/processors/send.py",
         "cli/capture/__init__.py",
         "client/consumer.py",
         "namesrv/processor.py",
