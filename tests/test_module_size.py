@@ -21,8 +21,6 @@ PACKAGE = Path(pyrocket.__file__).resolve().parent
 #: Modules over the limit, as paths relative to the package directory.
 OVER_THE_LIMIT = frozenset(
     {
-        "broker/processors/send.py",
-        "protocol/headers.py",
         "remoting/connection.py",
     }
 )

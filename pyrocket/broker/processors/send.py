@@ -576,64 +576,14 @@ class SendMessageProcessor:
         return _response(ResponseCode.SYSTEM_ERROR, result.status.name)
 
 
-def _java_number(text: str | None, digits: int) -> int | None:
-    """A plain decimal of at most ``digits`` digits (always in range), else
-    None: the generic decoder then parses (or refuses) it as Java would."""
-    if text is None:
-        return None
-    if text.isdigit() and text.isascii() and len(text) <= digits:
-        return int(text)
-    if text[:1] == "-" and text[1:].isdigit() and text.isascii() and len(text) <= digits + 1:
-        return int(text)
-    return None
-
-
 def _decode_send_header(
     request: RemotingCommand,
 ) -> SendMessageRequestHeader | SendMessageRequestHeaderV2:
-    """The send header; SEND_MESSAGE_V2's common shape is read directly (the
-    hot path), anything else by the generic decoder, which raises
-    CommandError naming a missing or bad field."""
+    """The send header; the generic decoder raises CommandError naming a
+    missing or bad field."""
     if request.code == RequestCode.SEND_MESSAGE:
         return request.decode_header(SendMessageRequestHeader)
-    ext = request.ext_fields or {}
-    get = ext.get
-    producer_group, topic, default_topic = get("a"), get("b"), get("c")
-    queue_nums, queue_id = _java_number(get("d"), 9), _java_number(get("e"), 9)
-    sys_flag, flag = _java_number(get("f"), 9), _java_number(get("h"), 9)
-    born = _java_number(get("g"), 18)
-    reconsume, max_reconsume = get("j"), get("l")
-    reconsume_times = _java_number(reconsume, 9)
-    max_reconsume_times = _java_number(max_reconsume, 9)
-    if (
-        producer_group is None
-        or topic is None
-        or default_topic is None
-        or queue_nums is None
-        or queue_id is None
-        or sys_flag is None
-        or flag is None
-        or born is None
-        or (reconsume is not None and reconsume_times is None)
-        or (max_reconsume is not None and max_reconsume_times is None)
-    ):
-        return request.decode_header(SendMessageRequestHeaderV2)
-    unit_mode, batch = get("k"), get("m")
-    return SendMessageRequestHeaderV2(
-        producer_group,
-        topic,
-        default_topic,
-        queue_nums,
-        queue_id,
-        sys_flag,
-        born,
-        flag,
-        get("i"),
-        reconsume_times,
-        unit_mode is not None and unit_mode.lower() == "true",
-        max_reconsume_times,
-        batch is not None and batch.lower() == "true",
-    )
+    return SendMessageRequestHeaderV2.from_ext_fields_fast(request.ext_fields or {})
 
 
 def _parse_properties(text: str | None) -> dict[str, str]:

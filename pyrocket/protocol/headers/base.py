@@ -1,0 +1,186 @@
+"""Typed custom headers: the ``extFields`` of a command as a frozen dataclass.
+
+Java builds ``extFields`` from a ``CommandCustomHeader`` by walking the class's
+declared fields in declaration order and putting each non-null value, as its
+``toString()``, into a fresh ``HashMap``; reading does the reverse, parsing each
+field by its Java type. A pyrocket header declares the same fields, in the same
+order, with :func:`jfield` giving the Java name and type::
+
+    @dataclass(frozen=True, slots=True)
+    class GetRouteInfoRequestHeader(CommandHeader):
+        topic: str = jfield("topic", STRING, required=True)
+
+Decoding follows Java (``@CFNotNull`` fields must be present: "the custom
+field <name> is null") except that a value that does not parse as its Java type
+is an error naming the field and value, where Java logs and leaves the default.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass
+from enum import Enum
+from functools import cache
+from typing import Any, ClassVar, Self
+
+from pyrocket.errors import CommandError
+from pyrocket.protocol.fastjson import java_double
+from pyrocket.protocol.javahash import hashmap_order
+
+
+class JType(Enum):
+    """The Java type of a header field, which decides parsing and range."""
+
+    STRING = "String"
+    INT = "Integer"
+    LONG = "Long"
+    BOOLEAN = "Boolean"
+    DOUBLE = "Double"
+
+
+STRING = JType.STRING
+INT = JType.INT
+LONG = JType.LONG
+BOOLEAN = JType.BOOLEAN
+DOUBLE = JType.DOUBLE
+
+_JAVA_INTEGER = re.compile(r"[-+]?[0-9]+")
+_JAVA_DOUBLE = re.compile(
+    r"\s*[-+]?(NaN|Infinity|((\d+\.?\d*|\.\d+)([eE][-+]?\d+)?)[fFdD]?)\s*", re.ASCII
+)
+_RANGES = {JType.INT: (-(1 << 31), (1 << 31) - 1), JType.LONG: (-(1 << 63), (1 << 63) - 1)}
+
+
+def jfield(
+    wire: str,
+    jtype: JType,
+    *,
+    required: bool = False,
+    default: Any = None,
+) -> Any:
+    """Declare a header field: its Java name, Java type and ``@CFNotNull``."""
+    return dataclasses.field(
+        default=default, metadata={"wire": wire, "jtype": jtype, "required": required}
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class _FieldSpec:
+    attr: str
+    wire: str
+    jtype: JType
+    required: bool
+
+
+@dataclass(frozen=True, slots=True)
+class CommandHeader:
+    """Base of every typed header. Subclasses are frozen dataclasses whose
+    fields are declared with :func:`jfield`, in the Java class's field order."""
+
+    #: Java's HashMap capacity for the map the fields go into.
+    ext_capacity: ClassVar[int | None] = None
+
+    @classmethod
+    def _specs(cls) -> tuple[_FieldSpec, ...]:
+        specs = _SPECS.get(cls)
+        if specs is None:
+            specs = _SPECS[cls] = _specs_of(cls)
+        return specs
+
+    @classmethod
+    def wire_names(cls) -> tuple[str, ...]:
+        """The Java field names, in declaration order."""
+        return tuple(spec.wire for spec in cls._specs())
+
+    def to_ext_fields(self, preceding: Mapping[str, str] | None = None) -> dict[str, str]:
+        """The ext fields Java would send, in Java's HashMap iteration order.
+
+        ``preceding`` are entries already in the command's map before the
+        header's fields are put (Java's ``addExtField`` before encoding, as an
+        RPC hook's ``AccessKey``/``Signature``); a header field of the same name
+        replaces the value and keeps the position.
+        """
+        present: list[tuple[str, str]] = list(preceding.items()) if preceding else []
+        for spec in self._specs():
+            value = getattr(self, spec.attr)
+            if value is not None:
+                present.append((spec.wire, _to_wire(value, spec)))
+        values = dict(present)
+        order = _order_for(tuple(values), self.ext_capacity)
+        return {key: values[key] for key in order}
+
+    @classmethod
+    def from_ext_fields(cls, ext: Mapping[str, str]) -> Self:
+        """Parse ``ext``; raises CommandError for a missing required field or a
+        value that is not of the field's Java type. Unknown keys are ignored."""
+        kwargs: dict[str, Any] = {}
+        for spec in cls._specs():
+            raw = ext.get(spec.wire)
+            if raw is None:
+                if spec.required:
+                    raise CommandError(f"the custom field <{spec.wire}> is null")
+                continue
+            kwargs[spec.attr] = _from_wire(raw, spec)
+        return cls(**kwargs)
+
+
+_SPECS: dict[type[CommandHeader], tuple[_FieldSpec, ...]] = {}
+
+
+def _specs_of(cls: type[CommandHeader]) -> tuple[_FieldSpec, ...]:
+    specs = []
+    for f in dataclasses.fields(cls):
+        meta = f.metadata
+        if "wire" not in meta:
+            raise TypeError(f"{cls.__name__}.{f.name} is not declared with jfield()")
+        specs.append(_FieldSpec(f.name, meta["wire"], meta["jtype"], meta["required"]))
+    return tuple(specs)
+
+
+@cache
+def _order_for(keys: tuple[str, ...], capacity: int | None) -> tuple[str, ...]:
+    return tuple(hashmap_order(keys, capacity))
+
+
+def _to_wire(value: Any, spec: _FieldSpec) -> str:
+    jtype = spec.jtype
+    if jtype is JType.STRING:
+        return str(value)
+    if jtype is JType.BOOLEAN:
+        return "true" if value else "false"
+    if jtype is JType.DOUBLE:
+        return java_double(float(value))
+    low, high = _RANGES[jtype]
+    if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
+        raise CommandError(f"header field {spec.wire}={value!r} does not fit Java {jtype.value}")
+    return str(value)
+
+
+def _show(raw: str) -> str:
+    """``raw`` for an error message, cut short if it is long."""
+    return repr(raw) if len(raw) <= 64 else repr(raw[:64]) + f"... ({len(raw)} chars)"
+
+
+def _from_wire(raw: str, spec: _FieldSpec) -> Any:
+    jtype = spec.jtype
+    if jtype is JType.STRING:
+        return raw
+    if jtype is JType.BOOLEAN:
+        # Boolean.parseBoolean: "true" in any case is true, everything else false.
+        return raw.lower() == "true"
+    if jtype is JType.DOUBLE:
+        if _JAVA_DOUBLE.fullmatch(raw) is None:
+            raise CommandError(f"the custom field <{spec.wire}> is not a Double: {_show(raw)}")
+        return float(raw.strip().rstrip("fFdD"))
+    if _JAVA_INTEGER.fullmatch(raw) is None:
+        raise CommandError(f"the custom field <{spec.wire}> is not a {jtype.value}: {_show(raw)}")
+    low, high = _RANGES[jtype]
+    # Skip int() on absurdly long digit strings (it refuses past 4300 digits).
+    value = int(raw) if len(raw) <= 40 else high + 1
+    if not low <= value <= high:
+        raise CommandError(
+            f"the custom field <{spec.wire}> is out of {jtype.value} range: {_show(raw)}"
+        )
+    return value
