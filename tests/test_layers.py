@@ -224,7 +224,12 @@ KNOWN_CYCLES: tuple[frozenset[str], ...] = (
         {"pyrocket.broker.store", "pyrocket.broker.store.schedule", "pyrocket.broker.store.store"}
     ),
     frozenset(
-        {"pyrocket.remoting.connection", "pyrocket.remoting.dispatch", "pyrocket.remoting.events"}
+        {
+            "pyrocket.remoting.connection",
+            "pyrocket.remoting.dispatch",
+            "pyrocket.remoting.events",
+            "pyrocket.remoting.workers",
+        }
     ),
 )
 

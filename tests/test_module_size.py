@@ -26,7 +26,6 @@ OVER_THE_LIMIT = frozenset(
         "client/consumer.py",
         "namesrv/processor.py",
         "protocol/headers.py",
-        "remoting/connection.py",
     }
 )
 
