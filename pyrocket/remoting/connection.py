@@ -29,9 +29,10 @@ whatever type the request came in.
 
 from __future__ import annotations
 
+import enum
 import logging
 import math
-from typing import Final, cast
+from typing import Final, Protocol, cast
 
 import trio
 
@@ -50,9 +51,7 @@ from pyrocket.protocol.command import (
     encode,
 )
 from pyrocket.protocol.frame import FrameSplitter, SplitFrame
-from pyrocket.remoting.dispatch import ProcessorTable
-from pyrocket.remoting.events import ConnectionEvent, EventQueue
-from pyrocket.remoting.knobs import ConnectionSettings
+from pyrocket.remoting.knobs import ConnectionSettings, outgoing
 from pyrocket.remoting.logs import RepeatLimiter, describe
 from pyrocket.remoting.pending import (
     PendingCalls,
@@ -62,7 +61,7 @@ from pyrocket.remoting.pending import (
     _acquire,
     _SyncCall,
 )
-from pyrocket.remoting.workers import HIGH_WATER, LANE_BACKLOG, RequestWorkers
+from pyrocket.remoting.workers import HIGH_WATER, LANE_BACKLOG, ProcessorLookup, RequestWorkers
 
 log = logging.getLogger("pyrocket.remoting")
 
@@ -94,6 +93,20 @@ async def _decode_split(frame: SplitFrame) -> RemotingCommand:
     return command.replace(body=body) if body else command
 
 
+class ConnectionEvent(enum.Enum):
+    CONNECT = "connect"
+    CLOSE = "close"
+    EXCEPTION = "exception"
+    IDLE = "idle"
+
+
+class EventSink(Protocol):
+    """Where a connection reports its events
+    (:class:`pyrocket.remoting.events.EventQueue`); never blocks."""
+
+    def put(self, event: ConnectionEvent, conn: Connection) -> None: ...
+
+
 class Connection(RequestWorkers):
     """A RemotingCommand connection; both ends use the same class.
 
@@ -116,9 +129,9 @@ class Connection(RequestWorkers):
         remote_address: str,
         local_address: str = "",
         settings: ConnectionSettings | None = None,
-        processors: ProcessorTable | None = None,
+        processors: ProcessorLookup | None = None,
         permits: Permits | None = None,
-        events: EventQueue | None = None,
+        events: EventSink | None = None,
     ) -> None:
         self.remote_address = remote_address
         self.local_address = local_address
@@ -196,7 +209,9 @@ class Connection(RequestWorkers):
         """
         await trio.lowlevel.checkpoint_if_cancelled()
         self._check_open()
-        await self._write(encode(self._outgoing(command, command.opaque, command.flag, as_is)))
+        await self._write(
+            encode(outgoing(self.settings, command, command.opaque, command.flag, as_is))
+        )
 
     async def invoke(
         self,
@@ -213,7 +228,9 @@ class Connection(RequestWorkers):
         """
         self._check_open()
         opaque = self._calls.next_opaque()
-        frame = encode(self._outgoing(request, opaque, request.flag & _REQUEST_FLAGS_MASK, as_is))
+        frame = encode(
+            outgoing(self.settings, request, opaque, request.flag & _REQUEST_FLAGS_MASK, as_is)
+        )
         deadline = trio.current_time() + timeout
         call = _SyncCall(timeout, deadline)
         pending = self._pending
@@ -268,7 +285,7 @@ class Connection(RequestWorkers):
                 raise RemotingTimeoutError("invokeAsyncImpl call timeout")
             opaque = self._calls.next_opaque()
             flag = request.flag & _REQUEST_FLAGS_MASK
-            frame = encode(self._outgoing(request, opaque, flag, as_is))
+            frame = encode(outgoing(self.settings, request, opaque, flag, as_is))
         except BaseException:
             semaphore.release()
             raise
@@ -311,7 +328,7 @@ class Connection(RequestWorkers):
             self._check_open()
             opaque = self._calls.next_opaque()
             flag = (request.flag & _REQUEST_FLAGS_MASK) | ONEWAY_FLAG
-            await self._write(encode(self._outgoing(request, opaque, flag, as_is)))
+            await self._write(encode(outgoing(self.settings, request, opaque, flag, as_is)))
         finally:
             semaphore.release()
 
@@ -319,37 +336,9 @@ class Connection(RequestWorkers):
         if self._closed:
             raise ConnectionClosedError(f"connection to {self.remote_address} is closed")
 
-    def _outgoing(
-        self, command: RemotingCommand, opaque: int, flag: int, as_is: bool
-    ) -> RemotingCommand:
-        if as_is:
-            language, version, serialize_type = (
-                command.language,
-                command.version,
-                command.serialize_type,
-            )
-        else:
-            settings = self.settings
-            language, version, serialize_type = (
-                settings.language,
-                settings.version,
-                settings.serialize_type,
-            )
-        return RemotingCommand(
-            command.code,
-            opaque,
-            flag,
-            command.remark,
-            command.ext_fields,
-            command.body,
-            language,
-            version,
-            serialize_type,
-        )
-
     def _answer(self, request: RemotingCommand, response: RemotingCommand) -> bytes:
         return encode(
-            self._outgoing(response, request.opaque, response.flag | RESPONSE_FLAG, False)
+            outgoing(self.settings, response, request.opaque, response.flag | RESPONSE_FLAG, False)
         )
 
     async def _write(self, frame: bytes, deadline: float = math.inf) -> None:
@@ -590,7 +579,9 @@ __all__ = [
     "LANE_GATHER_ROUNDS",
     "RECEIVE_SIZE",
     "Connection",
+    "ConnectionEvent",
     "ConnectionSettings",
+    "EventSink",
     "Permits",
     "ResponseCallback",
     "ResponseFuture",

@@ -1,11 +1,13 @@
-"""The settings of one connection (:class:`ConnectionSettings`) and what
-ClientConfig and ServerConfig share to make them (:class:`ConnectionKnobs`)."""
+"""The settings of one connection (:class:`ConnectionSettings`), what they
+stamp on outgoing commands (:func:`outgoing`), and what ClientConfig and
+ServerConfig share to make them (:class:`ConnectionKnobs`)."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
 from pyrocket.protocol.codes import VERSION_V4_7_0, LanguageCode, SerializeType
+from pyrocket.protocol.command import RemotingCommand
 from pyrocket.protocol.frame import DEFAULT_MAX_FRAME_SIZE
 
 
@@ -30,6 +32,37 @@ class ConnectionSettings:
     def __post_init__(self) -> None:
         if self.max_in_flight < 1 or self.workers < 1:
             raise ValueError("max_in_flight and workers must be at least 1")
+
+
+def outgoing(
+    settings: ConnectionSettings, command: RemotingCommand, opaque: int, flag: int, as_is: bool
+) -> RemotingCommand:
+    """``command`` as it goes out with ``opaque`` and ``flag``: in the
+    configured serialize type, language and version (Java stamps its
+    process-wide settings onto every command it creates), unless ``as_is``."""
+    if as_is:
+        language, version, serialize_type = (
+            command.language,
+            command.version,
+            command.serialize_type,
+        )
+    else:
+        language, version, serialize_type = (
+            settings.language,
+            settings.version,
+            settings.serialize_type,
+        )
+    return RemotingCommand(
+        command.code,
+        opaque,
+        flag,
+        command.remark,
+        command.ext_fields,
+        command.body,
+        language,
+        version,
+        serialize_type,
+    )
 
 
 class ConnectionKnobs:

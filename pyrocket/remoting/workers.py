@@ -28,7 +28,7 @@ import trio
 from pyrocket.errors import CommandError, ProtocolError
 from pyrocket.protocol.codes import ResponseCode
 from pyrocket.protocol.command import ONEWAY_FLAG, RemotingCommand
-from pyrocket.remoting.dispatch import (
+from pyrocket.remoting.answers import (
     OVERLOAD_REMARK,
     REJECT_REQUEST_REMARK,
     error_remark,
