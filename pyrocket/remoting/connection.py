@@ -142,8 +142,9 @@ class Connection(RequestWorkers):
         self._events = events
 
         self._calls = PendingCalls(remote_address)
-        # The table itself, read and written on the hot path.
+        # The table and its timer, used directly on the hot path.
         self._pending = self._calls.calls
+        self._deadlines = self._calls.deadlines
         self._init_workers()
 
         self._out: list[bytes] = []
@@ -235,7 +236,7 @@ class Connection(RequestWorkers):
         call = _SyncCall(timeout, deadline)
         pending = self._pending
         pending[opaque] = call
-        self._calls.add_deadline(deadline, opaque)
+        self._deadlines.push(deadline, opaque, len(pending))
         try:
             if self._out_bytes < HIGH_WATER:
                 self._enqueue(frame)
@@ -294,7 +295,7 @@ class Connection(RequestWorkers):
             opaque, self.remote_address, timeout, deadline, callback, semaphore.release
         )
         self._pending[opaque] = call
-        self._calls.add_deadline(deadline, opaque)
+        self._deadlines.push(deadline, opaque, len(self._pending))
         try:
             await self._write(frame, deadline)
         except ConnectionClosedError:

@@ -1,19 +1,18 @@
 """Calls sent on a connection and waiting for their response.
 
 :class:`PendingCalls` is a connection's table of them by opaque, with the
-deadline of each: a sweeper task (run by the connection) fails a call whose
-deadline passed with RemotingTimeoutError, since an :meth:`invoke_async` call
-may have nobody awaiting it. :class:`_SyncCall` is the slot of a caller parked
-in ``Connection.invoke``; :class:`ResponseFuture` the outcome handed out by
+deadline of each in a :class:`~pyrocket.remoting.deadlines.DeadlineTimer`: a
+sweeper task (run by the connection) fails a call whose deadline passed with
+RemotingTimeoutError, since an :meth:`invoke_async` call may have nobody
+awaiting it. :class:`_SyncCall` is the slot of a caller parked in
+``Connection.invoke``; :class:`ResponseFuture` the outcome handed out by
 ``Connection.invoke_async``. :class:`Permits` bound the async and oneway calls
 in flight (Java's semaphores), shared by every connection of a server or client.
 """
 
 from __future__ import annotations
 
-import heapq
 import logging
-import math
 from collections.abc import Callable, Generator
 from typing import Any, Final
 
@@ -26,6 +25,7 @@ from pyrocket.errors import (
     RemotingTooMuchRequestError,
 )
 from pyrocket.protocol.command import RemotingCommand
+from pyrocket.remoting.deadlines import DeadlineTimer
 
 log = logging.getLogger("pyrocket.remoting")
 
@@ -204,23 +204,22 @@ class PendingCalls:
     """The calls of one connection waiting for a response, by opaque, and
     their deadlines.
 
-    It assigns the opaques. ``calls`` is the table itself (the connection
-    reads and writes it directly on the hot path); each call added goes with
-    :meth:`add_deadline`, and
-    :meth:`sweep` (a task of the connection) times out the calls whose
-    deadline passed.
+    It assigns the opaques. ``calls`` is the table itself and ``deadlines``
+    the timer of the calls in it (the connection uses both directly on the
+    hot path: each call added to ``calls`` is pushed to ``deadlines`` with
+    the number of calls); :meth:`sweep` (a task of the connection) times out
+    the calls whose deadline passed.
     """
 
-    __slots__ = ("_deadlines", "_opaque", "_sweep_scope", "calls", "remote_address")
+    __slots__ = ("_opaque", "calls", "deadlines", "remote_address")
 
     def __init__(self, remote_address: str) -> None:
         self.remote_address = remote_address
         self._opaque = 0
         self.calls: dict[int, _SyncCall | ResponseFuture] = {}
-        # (deadline, opaque) of every call; entries of completed calls are
-        # skipped when they come up and pruned when they pile up.
-        self._deadlines: list[tuple[float, int]] = []
-        self._sweep_scope: trio.CancelScope | None = None
+        # The opaque of every call; entries of completed calls are skipped
+        # when they come up and pruned when they pile up.
+        self.deadlines: DeadlineTimer[int] = DeadlineTimer(self._is_pending)
 
     def next_opaque(self) -> int:
         """The next opaque (wrapping at the int32 maximum) no pending call has."""
@@ -231,28 +230,16 @@ class PendingCalls:
             if opaque not in pending:
                 return opaque
 
-    def add_deadline(self, deadline: float, opaque: int) -> None:
-        """Time out the call of ``opaque`` (already in ``calls``) at ``deadline``."""
-        heap = self._deadlines
-        if len(heap) > 1024 and len(heap) > 4 * len(self.calls):
-            pending = self.calls
-            heap[:] = [
-                (d, o)
-                for d, o in heap
-                if (call := pending.get(o)) is not None and call.deadline == d
-            ]
-            heapq.heapify(heap)
-        heapq.heappush(heap, (deadline, opaque))
-        scope = self._sweep_scope
-        if scope is not None and deadline < scope.deadline:
-            scope.deadline = deadline
+    def _is_pending(self, deadline: float, opaque: int) -> bool:
+        call = self.calls.get(opaque)
+        return call is not None and call.deadline == deadline
 
     def fail_all(self) -> None:
         """Fail every pending call with ConnectionClosedError (the connection
         closed) and forget the deadlines."""
         pending = list(self.calls.values())
         self.calls.clear()
-        self._deadlines.clear()
+        self.deadlines.clear()
         if pending:
             error = ConnectionClosedError(f"connection to {self.remote_address} closed")
             for call in pending:
@@ -265,18 +252,9 @@ class PendingCalls:
 
     async def sweep(self) -> None:
         """Fail each call when its deadline passes; runs until cancelled."""
-        heap = self._deadlines
-        pending = self.calls
-        while True:
-            with trio.CancelScope(deadline=heap[0][0] if heap else math.inf) as scope:
-                self._sweep_scope = scope
-                await trio.sleep_forever()
-            self._sweep_scope = None
-            now = trio.current_time()
-            while heap and heap[0][0] <= now:
-                deadline, opaque = heapq.heappop(heap)
-                call = pending.get(opaque)
-                if call is not None and call.deadline == deadline:
-                    del pending[opaque]
-                    log.warning("removing timed-out request %d to %s", opaque, self.remote_address)
-                    call._complete(None, self.timeout_error(call.timeout))
+        await self.deadlines.run(self._expire)
+
+    def _expire(self, opaque: int) -> None:
+        call = self.calls.pop(opaque)
+        log.warning("removing timed-out request %d to %s", opaque, self.remote_address)
+        call._complete(None, self.timeout_error(call.timeout))
