@@ -10,9 +10,7 @@ they talk to); the command line anything. The top-level helper modules
 (``pyrocket.errors``, ``pyrocket.persist``, ...) are open to every layer but
 protocol, and import no server, client or command-line package themselves.
 
-The same imports make a module graph that has no cycle: none at all in the
-broker's wiring (the app, the message path and the processors), and elsewhere
-none beyond the ones listed in :data:`KNOWN_CYCLES`.
+The same imports make a module graph that has no cycle at all.
 """
 
 from __future__ import annotations
@@ -200,33 +198,10 @@ def strongly_connected(graph: dict[str, set[str]]) -> list[list[str]]:
     return found
 
 
-def import_cycles(package: str) -> list[list[str]]:
-    """The import cycles (components of more than one module) that involve a
-    module of ``package``."""
-    return [
-        component
-        for component in strongly_connected(import_graph())
-        if len(component) > 1
-        and any(m == package or m.startswith(package + ".") for m in component)
-    ]
-
-
 def test_the_cycle_finder_finds_a_cycle() -> None:
     graph = {"a": {"b"}, "b": {"c"}, "c": {"a"}, "d": {"a"}, "e": set()}
     components = sorted(strongly_connected(graph))
     assert components == [["a", "b", "c"], ["d"], ["e"]]
-
-
-#: Import cycles outside the broker's wiring, left as they are for now: each
-#: cycle found must lie inside one of these.
-KNOWN_CYCLES: tuple[frozenset[str], ...] = (
-    frozenset(
-        {"pyrocket.broker.store", "pyrocket.broker.store.schedule", "pyrocket.broker.store.store"}
-    ),
-    frozenset(
-        {"pyrocket.remoting.connection", "pyrocket.remoting.dispatch", "pyrocket.remoting.events"}
-    ),
-)
 
 
 def test_the_import_graph_sees_imports_inside_functions_and_type_checking(
@@ -247,19 +222,6 @@ def test_the_import_graph_sees_imports_inside_functions_and_type_checking(
     assert "pyrocket.broker.dataplane" in import_graph()["pyrocket.broker.app"]
 
 
-def test_no_new_import_cycle() -> None:
-    new = [
-        component
-        for component in strongly_connected(import_graph())
-        if len(component) > 1 and not any(set(component) <= known for known in KNOWN_CYCLES)
-    ]
-    assert new == []
-
-
-def test_the_broker_wiring_has_no_import_cycle() -> None:
-    cycles = [
-        component
-        for component in import_cycles("pyrocket.broker")
-        if not all(m.startswith("pyrocket.broker.store") for m in component)
-    ]
+def test_no_import_cycle() -> None:
+    cycles = [component for component in strongly_connected(import_graph()) if len(component) > 1]
     assert cycles == []

@@ -29,8 +29,9 @@ object does, and a pull of a queue never written must not create one; the
 listener also carries the tags code the subscription filter needs.
 
 Where Java looks at held pulls every 5 seconds (so a timed-out pull can wait
-up to 5 s more), this service keeps a deadline heap and answers each pull when
-its own timeout passes. Deadlines are on trio's clock. Heap entries of pulls
+up to 5 s more), this service keeps a deadline heap
+(:class:`~pyrocket.remoting.deadlines.DeadlineTimer`) and answers each pull
+when its own timeout passes. Deadlines are on trio's clock. Heap entries of pulls
 that left early (woken, or dropped with their connection) are pruned once they
 are the majority, so memory follows the pulls actually held, whatever their
 timeouts.
@@ -39,10 +40,8 @@ timeouts.
 from __future__ import annotations
 
 import dataclasses
-import heapq
 import itertools
 import logging
-import math
 from collections import deque
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
@@ -54,6 +53,7 @@ from pyrocket.broker.store import MessageArrival
 from pyrocket.protocol.command import RemotingCommand
 from pyrocket.protocol.headers import PullMessageRequestHeader
 from pyrocket.remoting import Connection
+from pyrocket.remoting.deadlines import DeadlineTimer
 
 log = logging.getLogger("pyrocket.broker")
 
@@ -99,6 +99,10 @@ class PullRequest:
 
 
 Wake = Callable[["PullRequest"], Awaitable[None]]
+
+
+def _still_held(deadline: float, key: tuple[int, PullRequest]) -> bool:
+    return not key[1].done
 
 
 class _PendingArrival:
@@ -154,10 +158,10 @@ class PullRequestHoldService:
         self._queues: dict[tuple[str, int], dict[int, PullRequest]] = {}
         self._by_conn: dict[Connection, dict[int, PullRequest]] = {}
         self._held = 0
-        self._deadlines: list[tuple[float, int, PullRequest]] = []
+        # (sequence, pull) of every held pull, by its deadline.
+        self._deadlines: DeadlineTimer[tuple[int, PullRequest]] = DeadlineTimer(_still_held)
         self._dead_entries = 0  # heap entries of pulls no longer held
         self._sequence = itertools.count()
-        self._timer: trio.CancelScope | None = None
         self._arrivals: dict[tuple[str, int], _PendingArrival] = {}
         self._arrival_lot = trio.lowlevel.ParkingLot()
         # Woken pulls per connection, and the connections whose turn it is
@@ -214,7 +218,9 @@ class PullRequestHoldService:
                     nursery.start_soon(self._worker_loop)
                 self._running = True
                 task_status.started()
-                await self._timer_loop()
+                await self._deadlines.run(
+                    self._time_up, stale=self._forget_entry, slice_size=self._slice
+                )
         finally:
             self._running = False
             for pulls in self._by_conn.values():
@@ -229,26 +235,14 @@ class PullRequestHoldService:
             self._woken.clear()
             self._ready.clear()
 
-    async def _timer_loop(self) -> None:
-        heap = self._deadlines
-        while True:
-            with trio.CancelScope(deadline=heap[0][0] if heap else math.inf) as scope:
-                self._timer = scope
-                await trio.sleep_forever()
-            self._timer = None
-            now = trio.current_time()
-            released = 0
-            while heap and heap[0][0] <= now:
-                _, _, pull = heapq.heappop(heap)
-                if pull.done:
-                    self._dead_entries -= 1
-                    continue
-                self._release(pull, in_heap=False)
-                self.woken_by_timeout += 1
-                self._to_answer(pull)
-                released += 1
-                if released % self._slice == 0:
-                    await trio.lowlevel.checkpoint()
+    def _time_up(self, key: tuple[int, PullRequest]) -> None:
+        pull = key[1]
+        self._release(pull, in_heap=False)
+        self.woken_by_timeout += 1
+        self._to_answer(pull)
+
+    def _forget_entry(self, key: tuple[int, PullRequest]) -> None:
+        self._dead_entries -= 1
 
     async def _dispatch_loop(self) -> None:
         arrivals = self._arrivals
@@ -341,10 +335,7 @@ class PullRequestHoldService:
         queue_pulls[sequence] = pull
         conn_pulls[sequence] = pull
         self._held += 1
-        heapq.heappush(self._deadlines, (pull.deadline, sequence, pull))
-        timer = self._timer
-        if timer is not None and pull.deadline < timer.deadline:
-            timer.deadline = pull.deadline
+        self._deadlines.push(pull.deadline, (sequence, pull))
         if self._max_offset(pull.topic, pull.queue_id) > pull.pull_from_offset:
             self.notify_message_arriving(pull.topic, pull.queue_id, 0)
         return True
@@ -437,14 +428,12 @@ class PullRequestHoldService:
         self._prune_deadlines()
 
     def _prune_deadlines(self) -> None:
-        heap = self._deadlines
+        deadlines = self._deadlines
         if not self._held:
-            heap.clear()
+            deadlines.clear()
             self._dead_entries = 0
-        elif self._dead_entries > 64 and self._dead_entries * 2 > len(heap):
-            # In place: the timer loop holds a reference to the list.
-            heap[:] = [entry for entry in heap if not entry[2].done]
-            heapq.heapify(heap)
+        elif self._dead_entries > 64 and self._dead_entries * 2 > len(deadlines):
+            deadlines.prune()
             self._dead_entries = 0
 
     def _to_answer(self, pull: PullRequest) -> None:

@@ -7,22 +7,13 @@ tasks, the idle timer and the outgoing buffer. Either end may send requests
 over it: a client calls the server, and a broker calls a client back over the
 client's own connection (NOTIFY_CONSUMER_IDS_CHANGED, CHECK_TRANSACTION_STATE).
 
-Tasks of one connection, all inside :meth:`Connection.run`:
-
-- the reader (``run``'s own task): splits and decodes frames, completes pending
-  calls, hands requests to workers;
-- the writer: takes everything queued since its last write and sends it with
-  one ``send_all`` (frames are encoded by the task that sends them, so the
-  writer only joins bytes);
-- workers: run processors, at most ``settings.workers`` of them, started only
-  when every existing one is busy; requests beyond the workers wait in a queue,
-  and requests beyond ``settings.max_in_flight`` (plain-function ones too) are
-  answered SYSTEM_BUSY;
-- the ordered lane (no task of its own): requests whose processor is
-  registered ``ordered`` start one at a time, in the order they were read; the
-  next starts when the one before returned or called :meth:`release_order`;
-- the deadline sweeper (timeouts of :meth:`invoke_async` calls, which nobody
-  may be awaiting) and the idle watchdog.
+Tasks of one connection, all inside :meth:`Connection.run`: the reader
+(``run``'s own task: splits and decodes frames, completes pending calls, hands
+requests on); the writer (sends everything queued since its last write with one
+``send_all``; frames are encoded by the task that sends them, so the writer
+only joins bytes); the workers and the ordered lane that run the peer's
+requests (:mod:`pyrocket.remoting.workers`); the deadline sweeper of the calls
+waiting for a response (:mod:`pyrocket.remoting.pending`); the idle watchdog.
 
 Memory per connection is bounded by what it reads: answers wait (before they
 are encoded) while more than ``HIGH_WATER`` bytes are queued for the peer, and
@@ -38,27 +29,20 @@ whatever type the request came in.
 
 from __future__ import annotations
 
-import heapq
+import enum
 import logging
 import math
-from collections import deque
-from collections.abc import Awaitable, Callable, Generator
-from dataclasses import dataclass
-from typing import Any, Final, TypeAlias, cast
+from typing import Final, Protocol, cast
 
-import outcome
 import trio
 
 from pyrocket.errors import (
-    CommandError,
     ConnectionClosedError,
     ProtocolError,
     RemotingError,
     RemotingTimeoutError,
-    RemotingTooMuchRequestError,
 )
 from pyrocket.logtext import clip
-from pyrocket.protocol.codes import VERSION_V4_7_0, LanguageCode, ResponseCode, SerializeType
 from pyrocket.protocol.command import (
     ONEWAY_FLAG,
     RESPONSE_FLAG,
@@ -66,18 +50,18 @@ from pyrocket.protocol.command import (
     decode_payload,
     encode,
 )
-from pyrocket.protocol.frame import DEFAULT_MAX_FRAME_SIZE, FrameSplitter, SplitFrame
-from pyrocket.remoting.dispatch import (
-    OVERLOAD_REMARK,
-    REJECT_REQUEST_REMARK,
-    Processor,
-    ProcessorTable,
-    error_remark,
-    not_supported_remark,
-    system_response,
-)
-from pyrocket.remoting.events import ConnectionEvent, EventQueue
+from pyrocket.protocol.frame import FrameSplitter, SplitFrame
+from pyrocket.remoting.knobs import ConnectionSettings, outgoing
 from pyrocket.remoting.logs import RepeatLimiter, describe
+from pyrocket.remoting.pending import (
+    PendingCalls,
+    Permits,
+    ResponseCallback,
+    ResponseFuture,
+    _acquire,
+    _SyncCall,
+)
+from pyrocket.remoting.workers import HIGH_WATER, LANE_BACKLOG, ProcessorLookup, RequestWorkers
 
 log = logging.getLogger("pyrocket.remoting")
 
@@ -85,209 +69,12 @@ log = logging.getLogger("pyrocket.remoting")
 RECEIVE_SIZE: Final = 64 * 1024
 #: Frames decoded from one read before the reader lets other tasks run.
 FRAMES_PER_TURN: Final = 8
-#: Queued outgoing bytes above which senders wait for the writer.
-HIGH_WATER: Final = 1024 * 1024
-#: Ordered requests waiting for their turn at which the reader stops reading.
-LANE_BACKLOG: Final = 256
 #: Scheduling rounds the writer waits for more answers while the lane is busy,
 #: and the queued bytes that end the wait.
 LANE_GATHER_ROUNDS: Final = 8
 LANE_GATHER_BYTES: Final = 32 * 1024
 
-_INT32_MAX: Final = (1 << 31) - 1
-_Job: TypeAlias = tuple[Awaitable[RemotingCommand | None], RemotingCommand]
 _REQUEST_FLAGS_MASK: Final = ~(RESPONSE_FLAG | ONEWAY_FLAG)
-
-
-@dataclass(frozen=True, slots=True)
-class ConnectionSettings:
-    """Per-connection knobs, filled from a server's or client's config.
-
-    ``idle_seconds``: close after this long without a byte read or written
-    (Java's channelMaxIdleTimeSeconds); ``None`` or 0 never closes.
-    ``max_in_flight``: requests from the peer accepted but not yet answered;
-    more are answered SYSTEM_BUSY. ``workers``: processors running at once.
-    """
-
-    serialize_type: SerializeType = SerializeType.JSON
-    language: LanguageCode = LanguageCode.JAVA
-    version: int = VERSION_V4_7_0
-    max_frame_size: int = DEFAULT_MAX_FRAME_SIZE
-    idle_seconds: float | None = 120.0
-    max_in_flight: int = 1024
-    workers: int = 64
-
-    def __post_init__(self) -> None:
-        if self.max_in_flight < 1 or self.workers < 1:
-            raise ValueError("max_in_flight and workers must be at least 1")
-
-
-class Permits:
-    """Java's async and oneway semaphores: bounds on calls in flight.
-
-    Shared by every connection of one server or client.
-    """
-
-    def __init__(self, async_permits: int = 65535, oneway_permits: int = 65535) -> None:
-        self.async_calls = trio.Semaphore(async_permits)
-        self.oneway_calls = trio.Semaphore(oneway_permits)
-
-
-async def _acquire(semaphore: trio.Semaphore, timeout: float, what: str) -> None:  # noqa: ASYNC109
-    """Take a permit, waiting at most ``timeout`` seconds.
-
-    Raises RemotingTooMuchRequestError when none is free and ``timeout`` is not
-    positive, RemotingTimeoutError when none became free in time.
-    """
-    try:
-        semaphore.acquire_nowait()
-        return
-    except trio.WouldBlock:
-        pass
-    if timeout <= 0:
-        raise RemotingTooMuchRequestError(f"{what} invoke too fast")
-    with trio.move_on_after(timeout):
-        await semaphore.acquire()
-        return
-    raise RemotingTimeoutError(
-        f"{what} tryAcquire semaphore timeout, {_ms(timeout)}ms, "
-        f"available permits: {semaphore.value}"
-    )
-
-
-def _ms(seconds: float) -> int:
-    return round(seconds * 1000)
-
-
-ResponseCallback = Callable[["ResponseFuture"], None]
-"""Called once when an async call completes (response, timeout or close)."""
-
-
-class _SyncCall:
-    """A call whose caller waits in :meth:`Connection.invoke`.
-
-    The waiting task is parked directly (no Event): this is the hot path.
-    """
-
-    __slots__ = ("_error", "_response", "_task", "deadline", "done", "timeout")
-
-    def __init__(self, timeout: float, deadline: float) -> None:
-        self.timeout = timeout
-        self.deadline = deadline
-        self.done = False
-        self._task: trio.lowlevel.Task | None = None
-        self._response: RemotingCommand | None = None
-        self._error: RemotingError | None = None
-
-    def _complete(self, response: RemotingCommand | None, error: RemotingError | None) -> None:
-        if self.done:
-            return
-        self.done = True
-        self._response = response
-        self._error = error
-        task, self._task = self._task, None
-        if task is not None:
-            trio.lowlevel.reschedule(task)
-
-    def _abort(self, _: object) -> trio.lowlevel.Abort:
-        self._task = None
-        return trio.lowlevel.Abort.SUCCEEDED
-
-
-class ResponseFuture:
-    """The outcome of one request that expects a response.
-
-    Returned by :meth:`Connection.invoke_async`: ``await future`` (or
-    ``await future.wait()``) gives the response or raises RemotingTimeoutError
-    or ConnectionClosedError; ``done()``, ``response`` and ``error`` inspect it
-    without waiting. A callback given to ``invoke_async`` runs exactly once,
-    synchronously, in the connection's reader task (response, close) or its
-    sweeper task (timeout): it must not block; to do async work it should
-    start a task. Exceptions from it are logged and dropped.
-    """
-
-    __slots__ = (
-        "_callback",
-        "_error",
-        "_event",
-        "_release",
-        "_response",
-        "deadline",
-        "opaque",
-        "remote_address",
-        "timeout",
-    )
-
-    def __init__(
-        self,
-        opaque: int,
-        remote_address: str,
-        timeout: float,
-        deadline: float,
-        callback: ResponseCallback | None = None,
-        release: Callable[[], None] | None = None,
-    ) -> None:
-        self.opaque = opaque
-        self.remote_address = remote_address
-        self.timeout = timeout
-        self.deadline = deadline
-        self._callback = callback
-        self._release = release
-        self._response: RemotingCommand | None = None
-        self._error: RemotingError | None = None
-        self._event = trio.Event()
-
-    def done(self) -> bool:
-        return self._event.is_set()
-
-    @property
-    def response(self) -> RemotingCommand | None:
-        """The response, once one arrived."""
-        return self._response
-
-    @property
-    def error(self) -> RemotingError | None:
-        """Why no response will come (timeout, closed connection), once known."""
-        return self._error
-
-    def result(self) -> RemotingCommand:
-        """The response of a completed call; raises its error.
-
-        Raises RuntimeError if the call is still pending.
-        """
-        if self._response is not None:
-            return self._response
-        if self._error is not None:
-            raise self._error
-        raise RuntimeError(f"call {self.opaque} to {self.remote_address} is still pending")
-
-    async def wait(self) -> RemotingCommand:
-        """Wait for completion; the response, or raises the call's error."""
-        await self._event.wait()
-        return self.result()
-
-    def __await__(self) -> Generator[Any, None, RemotingCommand]:
-        return self.wait().__await__()
-
-    def _complete(self, response: RemotingCommand | None, error: RemotingError | None) -> None:
-        if self._event.is_set():
-            return
-        self._response = response
-        self._error = error
-        self._event.set()
-        if self._release is not None:
-            self._release()
-            self._release = None
-        callback, self._callback = self._callback, None
-        if callback is not None:
-            try:
-                callback(self)
-            except Exception:
-                log.exception("response callback failed for %s", self.remote_address)
-
-    def __repr__(self) -> str:
-        state = "pending" if not self.done() else ("ok" if self._response else "failed")
-        return f"<ResponseFuture opaque={self.opaque} {self.remote_address} {state}>"
 
 
 async def _decode_split(frame: SplitFrame) -> RemotingCommand:
@@ -306,7 +93,21 @@ async def _decode_split(frame: SplitFrame) -> RemotingCommand:
     return command.replace(body=body) if body else command
 
 
-class Connection:
+class ConnectionEvent(enum.Enum):
+    CONNECT = "connect"
+    CLOSE = "close"
+    EXCEPTION = "exception"
+    IDLE = "idle"
+
+
+class EventSink(Protocol):
+    """Where a connection reports its events
+    (:class:`pyrocket.remoting.events.EventQueue`); never blocks."""
+
+    def put(self, event: ConnectionEvent, conn: Connection) -> None: ...
+
+
+class Connection(RequestWorkers):
     """A RemotingCommand connection; both ends use the same class.
 
     Build it around a connected stream, then ``await conn.run()`` in a task
@@ -328,9 +129,9 @@ class Connection:
         remote_address: str,
         local_address: str = "",
         settings: ConnectionSettings | None = None,
-        processors: ProcessorTable | None = None,
+        processors: ProcessorLookup | None = None,
         permits: Permits | None = None,
-        events: EventQueue | None = None,
+        events: EventSink | None = None,
     ) -> None:
         self.remote_address = remote_address
         self.local_address = local_address
@@ -340,37 +141,17 @@ class Connection:
         self._permits = permits or Permits()
         self._events = events
 
-        self._opaque = 0
-        self._pending: dict[int, _SyncCall | ResponseFuture] = {}
-        # (deadline, opaque) of every call; entries of completed calls are
-        # skipped when they come up and pruned when they pile up.
-        self._deadlines: list[tuple[float, int]] = []
-        self._sweep_scope: trio.CancelScope | None = None
+        self._calls = PendingCalls(remote_address)
+        # The table and its timer, used directly on the hot path.
+        self._pending = self._calls.calls
+        self._deadlines = self._calls.deadlines
+        self._init_workers()
 
         self._out: list[bytes] = []
         self._out_bytes = 0
         self._out_peak = 0
         self._writer_lot = trio.lowlevel.ParkingLot()
         self._space_lot = trio.lowlevel.ParkingLot()
-
-        # Requests are handed straight to an idle worker (most recently idle
-        # first), else to a new worker, else queued until a worker is free.
-        self._queue: deque[_Job] = deque()
-        self._idle_workers: list[trio.lowlevel.Task] = []
-        self._in_flight = 0
-        self._workers = 0
-        self._busy_count = 0
-        self._worker_nursery: trio.Nursery | None = None
-
-        # The ordered lane: the request whose processor holds the turn, and
-        # the ordered requests read after it, not yet started.
-        self._lane_holder: RemotingCommand | None = None
-        #: The request whose processor is being called, and whether it gave
-        #: up the ordered turn during the call (see release_order).
-        self._starting: RemotingCommand | None = None
-        self._released_early = False
-        self._lane: deque[tuple[Processor, RemotingCommand]] = deque()
-        self._lane_lot = trio.lowlevel.ParkingLot()
 
         # Log lines a peer can trigger at will, each at most once per 10 s.
         self._log_limits: dict[str, RepeatLimiter] = {}
@@ -396,11 +177,6 @@ class Connection:
         return len(self._pending)
 
     @property
-    def requests_in_flight(self) -> int:
-        """Requests from the peer accepted and not yet answered."""
-        return self._in_flight
-
-    @property
     def queued_output_bytes(self) -> int:
         """Bytes queued for the peer and not yet handed to the stream."""
         return self._out_bytes
@@ -409,20 +185,6 @@ class Connection:
     def queued_output_peak(self) -> int:
         """The most bytes ever queued for the peer at once on this connection."""
         return self._out_peak
-
-    def release_order(self, request: RemotingCommand) -> None:
-        """End the ordered phase of ``request`` early: its state change is
-        made, so the next ordered request may start while its processor
-        finishes the rest (waits for a flush, say). No-op unless ``request``
-        holds the connection's ordered turn, or is called by a plain-function
-        processor while it runs (then the awaitable it returns never takes
-        the turn)."""
-        if self._lane_holder is request:
-            self._pass_turn(front=False)
-        elif self._starting is request:
-            # Called by a plain function while it runs: what it hands back to
-            # await does not hold the turn.
-            self._released_early = True
 
     def close(self) -> None:
         """Start closing: pending calls fail now; ``run`` returns soon after."""
@@ -448,7 +210,9 @@ class Connection:
         """
         await trio.lowlevel.checkpoint_if_cancelled()
         self._check_open()
-        await self._write(encode(self._outgoing(command, command.opaque, command.flag, as_is)))
+        await self._write(
+            encode(outgoing(self.settings, command, command.opaque, command.flag, as_is))
+        )
 
     async def invoke(
         self,
@@ -464,13 +228,15 @@ class Connection:
         response is logged and dropped), ConnectionClosedError, ProtocolError.
         """
         self._check_open()
-        opaque = self._next_opaque()
-        frame = encode(self._outgoing(request, opaque, request.flag & _REQUEST_FLAGS_MASK, as_is))
+        opaque = self._calls.next_opaque()
+        frame = encode(
+            outgoing(self.settings, request, opaque, request.flag & _REQUEST_FLAGS_MASK, as_is)
+        )
         deadline = trio.current_time() + timeout
         call = _SyncCall(timeout, deadline)
         pending = self._pending
         pending[opaque] = call
-        self._add_deadline(deadline, opaque)
+        self._deadlines.push(deadline, opaque, len(pending))
         try:
             if self._out_bytes < HIGH_WATER:
                 self._enqueue(frame)
@@ -518,9 +284,9 @@ class Connection:
             self._check_open()
             if remaining <= 0:
                 raise RemotingTimeoutError("invokeAsyncImpl call timeout")
-            opaque = self._next_opaque()
+            opaque = self._calls.next_opaque()
             flag = request.flag & _REQUEST_FLAGS_MASK
-            frame = encode(self._outgoing(request, opaque, flag, as_is))
+            frame = encode(outgoing(self.settings, request, opaque, flag, as_is))
         except BaseException:
             semaphore.release()
             raise
@@ -529,7 +295,7 @@ class Connection:
             opaque, self.remote_address, timeout, deadline, callback, semaphore.release
         )
         self._pending[opaque] = call
-        self._add_deadline(deadline, opaque)
+        self._deadlines.push(deadline, opaque, len(self._pending))
         try:
             await self._write(frame, deadline)
         except ConnectionClosedError:
@@ -561,9 +327,9 @@ class Connection:
         await _acquire(semaphore, timeout, "invokeOnewayImpl")
         try:
             self._check_open()
-            opaque = self._next_opaque()
+            opaque = self._calls.next_opaque()
             flag = (request.flag & _REQUEST_FLAGS_MASK) | ONEWAY_FLAG
-            await self._write(encode(self._outgoing(request, opaque, flag, as_is)))
+            await self._write(encode(outgoing(self.settings, request, opaque, flag, as_is)))
         finally:
             semaphore.release()
 
@@ -571,50 +337,9 @@ class Connection:
         if self._closed:
             raise ConnectionClosedError(f"connection to {self.remote_address} is closed")
 
-    def _timeout_error(self, timeout: float) -> RemotingTimeoutError:
-        return RemotingTimeoutError(
-            f"wait response on the channel <{self.remote_address}> timeout, {_ms(timeout)}(ms)"
-        )
-
-    def _next_opaque(self) -> int:
-        pending = self._pending
-        while True:
-            opaque = self._opaque
-            self._opaque = opaque + 1 if opaque < _INT32_MAX else 0
-            if opaque not in pending:
-                return opaque
-
-    def _outgoing(
-        self, command: RemotingCommand, opaque: int, flag: int, as_is: bool
-    ) -> RemotingCommand:
-        if as_is:
-            language, version, serialize_type = (
-                command.language,
-                command.version,
-                command.serialize_type,
-            )
-        else:
-            settings = self.settings
-            language, version, serialize_type = (
-                settings.language,
-                settings.version,
-                settings.serialize_type,
-            )
-        return RemotingCommand(
-            command.code,
-            opaque,
-            flag,
-            command.remark,
-            command.ext_fields,
-            command.body,
-            language,
-            version,
-            serialize_type,
-        )
-
     def _answer(self, request: RemotingCommand, response: RemotingCommand) -> bytes:
         return encode(
-            self._outgoing(response, request.opaque, response.flag | RESPONSE_FLAG, False)
+            outgoing(self.settings, response, request.opaque, response.flag | RESPONSE_FLAG, False)
         )
 
     async def _write(self, frame: bytes, deadline: float = math.inf) -> None:
@@ -667,21 +392,6 @@ class Connection:
             else:
                 return
 
-    def _add_deadline(self, deadline: float, opaque: int) -> None:
-        heap = self._deadlines
-        if len(heap) > 1024 and len(heap) > 4 * len(self._pending):
-            pending = self._pending
-            heap[:] = [
-                (d, o)
-                for d, o in heap
-                if (call := pending.get(o)) is not None and call.deadline == d
-            ]
-            heapq.heapify(heap)
-        heapq.heappush(heap, (deadline, opaque))
-        scope = self._sweep_scope
-        if scope is not None and deadline < scope.deadline:
-            scope.deadline = deadline
-
     # ------------------------------------------------------------------
     # Running
 
@@ -702,7 +412,7 @@ class Connection:
                 with self._io_scope:
                     async with trio.open_nursery() as io:
                         io.start_soon(self._write_loop)
-                        io.start_soon(self._sweep_loop)
+                        io.start_soon(self._calls.sweep)
                         idle = self.settings.idle_seconds
                         if idle:
                             io.start_soon(self._idle_loop, idle)
@@ -724,21 +434,11 @@ class Connection:
             return
         self._closed = True
         self._io_scope.cancel()
-        idle = self._idle_workers[:]
-        self._idle_workers.clear()
-        for task in idle:
-            trio.lowlevel.reschedule(task, outcome.Value(None))
+        self._stop_workers()
         self._out.clear()
         self._out_bytes = 0
         self._space_lot.unpark_all()
-        self._lane_lot.unpark_all()
-        pending = list(self._pending.values())
-        self._pending.clear()
-        self._deadlines.clear()
-        if pending:
-            error = ConnectionClosedError(f"connection to {self.remote_address} closed")
-            for call in pending:
-                call._complete(None, error)
+        self._calls.fail_all()
 
     def _emit(self, event: ConnectionEvent) -> None:
         if self._events is not None:
@@ -827,178 +527,6 @@ class Connection:
             limiter = self._log_limits[kind] = RepeatLimiter()
         limiter.log(log, level, trio.current_time(), message, *args)
 
-    def _on_request(self, request: RemotingCommand) -> None:
-        oneway = request.flag & ONEWAY_FLAG
-        processors = self._processors
-        registration = None if processors is None else processors.lookup(request.code)
-        if registration is None:
-            remark = not_supported_remark(request.code)
-            self._log_limited("unsupported", logging.ERROR, "%s%s", self.remote_address, remark)
-            if not oneway:
-                response = system_response(ResponseCode.REQUEST_CODE_NOT_SUPPORTED, remark)
-                self._enqueue(self._answer(request, response))
-            return
-        reject = registration.reject_request
-        if reject is not None and self._rejects(reject, request):
-            if not oneway:
-                response = system_response(ResponseCode.SYSTEM_BUSY, REJECT_REQUEST_REMARK)
-                self._enqueue(self._answer(request, response))
-            return
-        if self._in_flight >= self.settings.max_in_flight:
-            # Checked before anything runs, so plain functions count too.
-            self._overloaded(request)
-            return
-        self._in_flight += 1
-        if registration.ordered and (self._lane_holder is not None or self._lane):
-            self._lane.append((registration.processor, request))
-            return
-        self._start(registration.processor, request, registration.ordered, False)
-
-    def _overloaded(self, request: RemotingCommand) -> None:
-        self._busy_count += 1
-        if self._busy_count % 1000 == 1:
-            log.warning(
-                "%s: too many requests in flight (%d), answering busy (%d times so far), "
-                "request code %d",
-                self.remote_address,
-                self._in_flight,
-                self._busy_count,
-                request.code,
-            )
-        if not request.flag & ONEWAY_FLAG:
-            response = system_response(ResponseCode.SYSTEM_BUSY, OVERLOAD_REMARK)
-            self._enqueue(self._answer(request, response))
-
-    def _start(
-        self, processor: Processor, request: RemotingCommand, ordered: bool, front: bool
-    ) -> bool:
-        """Run ``processor`` for an accepted request (counted in flight).
-
-        A plain function is answered here; a coroutine goes to a worker
-        (``front``: to the head of the queue, for the worker that is calling)
-        and, if ``ordered``, takes the lane's turn. True when a coroutine was
-        handed on.
-        """
-        self._starting = request
-        self._released_early = False
-        try:
-            result = processor(self, request)
-        except Exception as exc:
-            result = self._failure_response(request, exc)
-        finally:
-            self._starting = None
-        if result is None or isinstance(result, RemotingCommand):
-            # A plain function: answered now, before the next frame is read.
-            self._in_flight -= 1
-            if result is not None and not request.flag & ONEWAY_FLAG:
-                self._enqueue(self._encode_answer(request, result))
-            return False
-        if ordered and not self._released_early:
-            self._lane_holder = request
-        job = (result, request)
-        if front:
-            self._queue.appendleft(job)
-        elif self._idle_workers:
-            trio.lowlevel.reschedule(self._idle_workers.pop(), outcome.Value(job))
-        elif self._workers < self.settings.workers:
-            self._workers += 1
-            assert self._worker_nursery is not None
-            self._worker_nursery.start_soon(self._worker, job)
-        else:
-            self._queue.append(job)
-        return True
-
-    def _pass_turn(self, front: bool) -> None:
-        """The lane's holder is done: start the next ordered requests, up to
-        and including the first one that runs as a coroutine."""
-        self._lane_holder = None
-        lane = self._lane
-        while lane:
-            processor, request = lane.popleft()
-            if self._start(processor, request, True, front):
-                break
-        if len(lane) < LANE_BACKLOG and self._lane_lot:
-            self._lane_lot.unpark_all()
-
-    def _rejects(self, reject: Callable[[], bool], request: RemotingCommand) -> bool:
-        try:
-            return bool(reject())
-        except Exception:
-            log.exception("reject_request check failed for request code %d", request.code)
-            return False
-
-    async def _worker(self, job: _Job | None) -> None:
-        queue = self._queue
-        idle = self._idle_workers
-        task = trio.lowlevel.current_task()
-
-        def abort(_: object) -> trio.lowlevel.Abort:
-            if task in idle:
-                idle.remove(task)
-            return trio.lowlevel.Abort.SUCCEEDED
-
-        while job is not None:
-            try:
-                await self._process(*job)
-            finally:
-                self._in_flight -= 1
-            if self._lane_holder is job[1]:
-                # This worker is free now: it takes the next ordered request
-                # itself (from the head of the queue) rather than waking another.
-                self._pass_turn(front=True)
-            if queue:
-                job = queue.popleft()
-            elif self._closed:
-                return
-            else:
-                idle.append(task)
-                job = await trio.lowlevel.wait_task_rescheduled(abort)
-
-    async def _process(
-        self, pending: Awaitable[RemotingCommand | None], request: RemotingCommand
-    ) -> None:
-        try:
-            response = await pending
-        except Exception as exc:
-            response = self._failure_response(request, exc)
-        if response is None or request.flag & ONEWAY_FLAG or self._closed:
-            return
-        if self._out_bytes > HIGH_WATER:
-            # Wait before encoding: a peer that does not read holds at most
-            # HIGH_WATER plus one answer of queued bytes, whatever its burst.
-            await self._room_for_output()
-            if not self.is_open:
-                log.debug("dropping the response to %s: connection closed", self.remote_address)
-                return
-        self._enqueue(self._encode_answer(request, response))
-
-    def _failure_response(self, request: RemotingCommand, exc: Exception) -> RemotingCommand:
-        """SYSTEM_ERROR for a processor that raised; logged with the peer."""
-        peer = self.remote_address
-        if isinstance(exc, CommandError):
-            log.warning("request code %d from %s refused: %s", request.code, peer, exc)
-        else:
-            log.error(
-                "processor for request code %d from %s failed",
-                request.code,
-                peer,
-                exc_info=exc,
-            )
-        return system_response(ResponseCode.SYSTEM_ERROR, error_remark(exc))
-
-    def _encode_answer(self, request: RemotingCommand, response: RemotingCommand) -> bytes:
-        try:
-            return self._answer(request, response)
-        except ProtocolError as exc:
-            log.error(
-                "response to request code %d from %s cannot be encoded: %s",
-                request.code,
-                self.remote_address,
-                exc,
-            )
-            remark = f"response cannot be encoded: {exc}"
-            return self._answer(request, system_response(ResponseCode.SYSTEM_ERROR, remark))
-
     async def _write_loop(self) -> None:
         stream = self._stream
         out = self._out
@@ -1034,23 +562,6 @@ class Connection:
                 return
             self._last_activity = trio.current_time()
 
-    async def _sweep_loop(self) -> None:
-        heap = self._deadlines
-        pending = self._pending
-        while True:
-            with trio.CancelScope(deadline=heap[0][0] if heap else math.inf) as scope:
-                self._sweep_scope = scope
-                await trio.sleep_forever()
-            self._sweep_scope = None
-            now = trio.current_time()
-            while heap and heap[0][0] <= now:
-                deadline, opaque = heapq.heappop(heap)
-                call = pending.get(opaque)
-                if call is not None and call.deadline == deadline:
-                    del pending[opaque]
-                    log.warning("removing timed-out request %d to %s", opaque, self.remote_address)
-                    call._complete(None, self._timeout_error(call.timeout))
-
     async def _idle_loop(self, idle: float) -> None:
         while True:
             await trio.sleep_until(self._last_activity + idle)
@@ -1059,3 +570,20 @@ class Connection:
                 self._report_end(ConnectionEvent.IDLE)
                 self._shutdown()
                 return
+
+
+__all__ = [
+    "FRAMES_PER_TURN",
+    "HIGH_WATER",
+    "LANE_BACKLOG",
+    "LANE_GATHER_BYTES",
+    "LANE_GATHER_ROUNDS",
+    "RECEIVE_SIZE",
+    "Connection",
+    "ConnectionEvent",
+    "ConnectionSettings",
+    "EventSink",
+    "Permits",
+    "ResponseCallback",
+    "ResponseFuture",
+]

@@ -23,7 +23,7 @@ left (waiting for an fsync, say) need not hold up the next one. Requests that
 are not ordered run beside the lane as before.
 
 The system answers Java's NettyRemotingAbstract gives when no processor runs
-are built here too, with Java's remark texts.
+(:mod:`pyrocket.remoting.answers`) are importable from here too.
 """
 
 from __future__ import annotations
@@ -31,11 +31,16 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Final, TypeAlias
+from typing import TYPE_CHECKING, TypeAlias
 
-from pyrocket.errors import PyrocketError
-from pyrocket.protocol.codes import ResponseCode
 from pyrocket.protocol.command import RemotingCommand
+from pyrocket.remoting.answers import (
+    OVERLOAD_REMARK,
+    REJECT_REQUEST_REMARK,
+    error_remark,
+    not_supported_remark,
+    system_response,
+)
 
 if TYPE_CHECKING:
     from pyrocket.remoting.connection import Connection
@@ -49,29 +54,6 @@ or a plain ``def`` with the same signature for quick in-memory work."""
 
 RejectCheck: TypeAlias = Callable[[], bool]
 """Java's ``rejectRequest()``: True makes the server answer SYSTEM_BUSY unrun."""
-
-#: Remark of the SYSTEM_BUSY answer to a processor that rejects requests.
-REJECT_REQUEST_REMARK: Final = "[REJECTREQUEST]system busy, start flow control for a while"
-#: Remark of the SYSTEM_BUSY answer when a connection has too many requests in flight.
-OVERLOAD_REMARK: Final = "[OVERLOAD]system busy, start flow control for a while"
-
-
-def not_supported_remark(code: int) -> str:
-    """Java's remark for a request code nobody processes (leading space included)."""
-    return f" request type {code} not supported"
-
-
-def error_remark(exc: BaseException) -> str:
-    """The SYSTEM_ERROR remark for an exception raised by a processor.
-
-    pyrocket's own errors carry a message meant for the peer and are sent as
-    they are; anything else is named by its type, like Java's
-    ``Throwable.toString()``.
-    """
-    if isinstance(exc, PyrocketError):
-        return str(exc) or type(exc).__name__
-    text = str(exc)
-    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
 
 
 @dataclass(frozen=True, slots=True)
@@ -130,6 +112,14 @@ class ProcessorTable:
         return frozenset(self._table)
 
 
-def system_response(code: ResponseCode, remark: str) -> RemotingCommand:
-    """A response the transport sends on its own (busy, unsupported, error)."""
-    return RemotingCommand.response(code, remark)
+__all__ = [
+    "OVERLOAD_REMARK",
+    "REJECT_REQUEST_REMARK",
+    "Processor",
+    "ProcessorTable",
+    "Registration",
+    "RejectCheck",
+    "error_remark",
+    "not_supported_remark",
+    "system_response",
+]

@@ -10,11 +10,12 @@ with a warning).
 
 from __future__ import annotations
 
-import enum
 import logging
 from typing import TYPE_CHECKING, Final
 
 import trio
+
+from pyrocket.remoting.connection import ConnectionEvent
 
 if TYPE_CHECKING:
     from pyrocket.remoting.connection import Connection
@@ -23,13 +24,6 @@ log = logging.getLogger("pyrocket.remoting")
 
 #: Events queued beyond this many are dropped (Java's NettyEventExecutor bound).
 MAX_QUEUED_EVENTS: Final = 10_000
-
-
-class ConnectionEvent(enum.Enum):
-    CONNECT = "connect"
-    CLOSE = "close"
-    EXCEPTION = "exception"
-    IDLE = "idle"
 
 
 class ConnectionListener:
@@ -92,3 +86,6 @@ class EventQueue:
                 await handlers[event](conn)
             except Exception:
                 log.exception("connection listener failed on %s event of %s", event.value, conn)
+
+
+__all__ = ["MAX_QUEUED_EVENTS", "ConnectionEvent", "ConnectionListener", "EventQueue"]

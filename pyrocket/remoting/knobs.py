@@ -1,10 +1,68 @@
-"""What ClientConfig and ServerConfig share: the settings of each connection
-they open or accept (:class:`ConnectionKnobs`)."""
+"""The settings of one connection (:class:`ConnectionSettings`), what they
+stamp on outgoing commands (:func:`outgoing`), and what ClientConfig and
+ServerConfig share to make them (:class:`ConnectionKnobs`)."""
 
 from __future__ import annotations
 
-from pyrocket.protocol.codes import LanguageCode, SerializeType
-from pyrocket.remoting.connection import ConnectionSettings
+from dataclasses import dataclass
+
+from pyrocket.protocol.codes import VERSION_V4_7_0, LanguageCode, SerializeType
+from pyrocket.protocol.command import RemotingCommand
+from pyrocket.protocol.frame import DEFAULT_MAX_FRAME_SIZE
+
+
+@dataclass(frozen=True, slots=True)
+class ConnectionSettings:
+    """Per-connection knobs, filled from a server's or client's config.
+
+    ``idle_seconds``: close after this long without a byte read or written
+    (Java's channelMaxIdleTimeSeconds); ``None`` or 0 never closes.
+    ``max_in_flight``: requests from the peer accepted but not yet answered;
+    more are answered SYSTEM_BUSY. ``workers``: processors running at once.
+    """
+
+    serialize_type: SerializeType = SerializeType.JSON
+    language: LanguageCode = LanguageCode.JAVA
+    version: int = VERSION_V4_7_0
+    max_frame_size: int = DEFAULT_MAX_FRAME_SIZE
+    idle_seconds: float | None = 120.0
+    max_in_flight: int = 1024
+    workers: int = 64
+
+    def __post_init__(self) -> None:
+        if self.max_in_flight < 1 or self.workers < 1:
+            raise ValueError("max_in_flight and workers must be at least 1")
+
+
+def outgoing(
+    settings: ConnectionSettings, command: RemotingCommand, opaque: int, flag: int, as_is: bool
+) -> RemotingCommand:
+    """``command`` as it goes out with ``opaque`` and ``flag``: in the
+    configured serialize type, language and version (Java stamps its
+    process-wide settings onto every command it creates), unless ``as_is``."""
+    if as_is:
+        language, version, serialize_type = (
+            command.language,
+            command.version,
+            command.serialize_type,
+        )
+    else:
+        language, version, serialize_type = (
+            settings.language,
+            settings.version,
+            settings.serialize_type,
+        )
+    return RemotingCommand(
+        command.code,
+        opaque,
+        flag,
+        command.remark,
+        command.ext_fields,
+        command.body,
+        language,
+        version,
+        serialize_type,
+    )
 
 
 class ConnectionKnobs:
