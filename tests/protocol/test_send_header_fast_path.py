@@ -17,7 +17,7 @@ from hypothesis import strategies as st
 from pyrocket.errors import CommandError
 from pyrocket.protocol.codes import RequestCode
 from pyrocket.protocol.command import decode
-from pyrocket.protocol.headers import SendMessageRequestHeaderV2
+from pyrocket.protocol.headers import SendMessageRequestHeaderV2, SendMessageResponseHeader
 from tests.vectorset import iter_all_records
 
 # Every code the broker decodes with the V2 header.
@@ -146,3 +146,23 @@ def test_fast_path_equals_the_generic_decoder_on_every_recorded_send() -> None:
         _assert_same(ext)
         seen += record.code == RequestCode.SEND_MESSAGE_V2
     assert seen > 0, "the vectors hold no SEND_MESSAGE_V2 request"
+
+
+# -- the answer: SendMessageResponseHeader.answer_ext_fields -----------------
+
+PRECEDING_KEYS = ("MSG_REGION", "TRACE_ON", "AccessKey", "x", "queueId")
+
+
+@given(
+    msg_id=st.text(max_size=40),
+    queue_id=st.integers(-(2**31), 2**31 - 1),
+    queue_offset=st.integers(-(2**63), 2**63 - 1),
+    preceding=st.dictionaries(st.sampled_from(PRECEDING_KEYS), st.text(max_size=8), max_size=4),
+)
+def test_the_answer_fast_path_is_the_generic_encoder(
+    msg_id: str, queue_id: int, queue_offset: int, preceding: dict[str, str]
+) -> None:
+    header = SendMessageResponseHeader(msg_id=msg_id, queue_id=queue_id, queue_offset=queue_offset)
+    fast = SendMessageResponseHeader.answer_ext_fields(msg_id, queue_id, queue_offset, preceding)
+    generic = header.to_ext_fields(preceding)
+    assert list(fast.items()) == list(generic.items())

@@ -112,14 +112,6 @@ _PRECEDING_ORDER: Final = tuple(
 )
 
 
-#: The ext fields of a successful send answer, in Java's HashMap order.
-_SEND_ANSWER_ORDER: Final = tuple(
-    SendMessageResponseHeader(msg_id="", queue_id=0, queue_offset=0).to_ext_fields(
-        dict.fromkeys(_PRECEDING_ORDER, "")
-    )
-)
-
-
 def _preceding(region_id: str, trace_on: bool) -> dict[str, str]:
     values = {
         MessageConst.PROPERTY_MSG_REGION: region_id,
@@ -375,13 +367,10 @@ class SendMessageProcessor:
         appended = result.append_result
         code = ResponseCode.SUCCESS if status is PutMessageStatus.PUT_OK else _SEND_OK.get(status)
         if code is not None and appended is not None:
-            values = {
-                "msgId": appended.msg_id,
-                "queueId": str(queue_id),
-                "queueOffset": str(appended.logics_offset),
-            }
-            values.update(preceding)
-            return _response(code, None, {key: values[key] for key in _SEND_ANSWER_ORDER})
+            ext = SendMessageResponseHeader.answer_ext_fields(
+                appended.msg_id, queue_id, appended.logics_offset, preceding
+            )
+            return _response(code, None, ext)
         if status is PutMessageStatus.CREATE_MAPEDFILE_FAILED:
             code, remark = (
                 ResponseCode.SYSTEM_ERROR,
