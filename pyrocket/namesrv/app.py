@@ -86,7 +86,7 @@ class NameServer:
         async with trio.open_nursery() as nursery:
             await nursery.start(state.kv.run)
             await nursery.start(state.config_file.writer.run)
-            DefaultRequestProcessor(state, nursery.start_soon).register_all(self.server)
+            DefaultRequestProcessor(state).register_all(self.server)
             # Table updates of one connection land in the order they were sent.
             self.server.processors.set_ordered(ORDERED_REQUEST_CODES)
             bound = await nursery.start(self.server.serve, host, port)

@@ -78,9 +78,6 @@ APPLY_TOPIC_TIP: Final = "\nSee http://rocketmq.apache.org/docs/faq/ for further
 #: a millisecond or two of decoding.
 INLINE_BODY_LIMIT: Final = 64 * 1024
 
-Spawn = Callable[[Callable[[], Awaitable[None]]], None]
-"""Starts a task in the app's nursery (``nursery.start_soon``)."""
-
 
 class NamesrvState:
     """What the handlers act on: the tables, the KV store and the config.
@@ -128,9 +125,8 @@ _Answer = RemotingCommand | Awaitable[RemotingCommand] | None
 class DefaultRequestProcessor:
     """The handlers, bound to one NameServer's state."""
 
-    def __init__(self, state: NamesrvState, spawn: Spawn) -> None:
+    def __init__(self, state: NamesrvState) -> None:
         self.state = state
-        self._spawn = spawn
         self._bodies = RegistrationDecoder()
         # Large registration bodies are decoded one at a time: each may
         # inflate to MAX_INFLATED_SIZE, so several at once would cost memory
