@@ -57,10 +57,7 @@ from pyrocket.broker.store.append import StoreAppend
 from pyrocket.broker.store.cleanup import FileCleaner, disk_used_ratio
 from pyrocket.broker.store.config import BrokerRole, FlushDiskType, MessageStoreConfig
 from pyrocket.broker.store.files import FileAllocator
-
-# _sync_all is the flushing part's; docs/architecture.md finds it here too.
 from pyrocket.broker.store.flush import StoreFlush
-from pyrocket.broker.store.flush import _sync_all as _sync_all
 from pyrocket.broker.store.model import ArrivalListener, StoreError
 from pyrocket.broker.store.queries import StoreQueries
 from pyrocket.broker.store.reads import StoreReads
