@@ -357,12 +357,7 @@ class Connection(RequestWorkers):
                     await self._space_lot.park()
                     self._check_open()
             self._check_open()
-        self._out.append(frame)
-        self._out_bytes += len(frame)
-        if self._out_bytes > self._out_peak:
-            self._out_peak = self._out_bytes
-        if self._writer_lot:
-            self._writer_lot.unpark()
+        self._enqueue(frame)
 
     def _enqueue(self, frame: bytes) -> None:
         """Queue ``frame`` without waiting (callers check ``HIGH_WATER`` first:
