@@ -122,6 +122,20 @@ _Answer = RemotingCommand | Awaitable[RemotingCommand] | None
 """A handler's result: an answer now, one to wait for, or none (oneway)."""
 
 
+async def _once_saved(
+    written: Callable[[], Awaitable[None]], what: str, answer: RemotingCommand
+) -> RemotingCommand:
+    """``answer`` once ``written()`` returns: the write holding an applied
+    change is durable; SYSTEM_ERROR naming ``what`` if that write failed."""
+    try:
+        await written()
+    except PersistError as exc:
+        return RemotingCommand.response(
+            ResponseCode.SYSTEM_ERROR, f"{what} applied but not saved: {exc}"
+        )
+    return answer
+
+
 class DefaultRequestProcessor:
     """The handlers, bound to one NameServer's state."""
 
@@ -189,18 +203,9 @@ class DefaultRequestProcessor:
         # not wait for the write (it will share it).
         conn.release_order(request)
 
-        async def answer() -> RemotingCommand:
-            try:
-                await kv.wait_written(generation)
-            except PersistError as exc:
-                return RemotingCommand.response(
-                    ResponseCode.SYSTEM_ERROR, f"KV config applied but not saved: {exc}"
-                )
-            return _success()
-
         # Run by the connection's workers: at most ``max_in_flight`` per
         # connection wait at once, each a parked task.
-        return answer()
+        return _once_saved(lambda: kv.wait_written(generation), "KV config", _success())
 
     def get_kv_config(self, conn: Connection, request: RemotingCommand) -> RemotingCommand:
         header = request.decode_header(GetKVConfigRequestHeader)
@@ -442,16 +447,7 @@ class DefaultRequestProcessor:
 
         conn.release_order(request)  # applied; only the write is awaited
 
-        async def saved() -> RemotingCommand:
-            try:
-                await config_file.wait(generation)
-            except PersistError as exc:
-                return RemotingCommand.response(
-                    ResponseCode.SYSTEM_ERROR, f"NameServer config applied but not saved: {exc}"
-                )
-            return answer
-
-        return saved()
+        return _once_saved(lambda: config_file.wait(generation), "NameServer config", answer)
 
     def get_config(self, conn: Connection, request: RemotingCommand) -> RemotingCommand:
         state = self.state
