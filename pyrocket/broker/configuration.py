@@ -25,12 +25,7 @@ from collections.abc import Mapping
 from typing import Final
 
 from pyrocket.broker.config import CONFIG_CLASSES, BrokerSettings, known_key, object_properties
-from pyrocket.javaprops import (
-    PropertiesTable,
-    persist_changes,
-    runtime_keys,
-    update_properties_text,
-)
+from pyrocket.javaprops import PropertiesTable, runtime_keys
 from pyrocket.protocol.bodies.properties import UpdatePlan, properties_to_string
 from pyrocket.protocol.bodies.topic import DataVersion
 
@@ -129,8 +124,6 @@ __all__ = [
     "RUNTIME_KEYS",
     "BrokerConfiguration",
     "UpdatePlan",
-    "persist_changes",
     "plan_update",
     "refusal_reason",
-    "update_properties_text",
 ]

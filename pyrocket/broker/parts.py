@@ -27,7 +27,6 @@ from pyrocket.broker.config import BrokerSettings
 from pyrocket.broker.configuration import (
     BrokerConfiguration,
     UpdatePlan,
-    persist_changes,
     plan_update,
 )
 from pyrocket.broker.outer_api import BrokerOuterAPI
@@ -51,6 +50,7 @@ from pyrocket.broker.subscription_group import (
 )
 from pyrocket.broker.topic_config import TopicConfigManager, topics_json_path
 from pyrocket.errors import ConfigError
+from pyrocket.javaprops import persist_changes
 from pyrocket.logtext import clipped
 from pyrocket.protocol.codes import VERSION_V4_7_0
 from pyrocket.protocol.javahash import JavaHashMap

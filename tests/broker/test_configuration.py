@@ -11,12 +11,11 @@ from pyrocket.broker.config import BrokerSettings, known_key
 from pyrocket.broker.configuration import (
     RUNTIME_KEYS,
     BrokerConfiguration,
-    persist_changes,
     plan_update,
     refusal_reason,
-    update_properties_text,
 )
 from pyrocket.errors import ConfigError
+from pyrocket.javaprops import persist_changes, update_properties_text
 from pyrocket.protocol.bodies.properties import parse_properties
 
 
