@@ -8,7 +8,8 @@
 ``tls.client.keyPath``, ``tls.config.file``, ...); ``--tls`` is
 ``-Dtls.enable=true``; ``--tls-trust-cert FILE`` sets
 ``tls.client.trustCertPath`` and ``tls.client.authServer=true``;
-``--tls-cert`` / ``--tls-key`` the client's own certificate and PKCS#8 key.
+``--tls-cert`` / ``--tls-key`` the client's own certificate and PKCS#8 key
+(each of these three implies ``--tls``).
 A key password belongs in the file ``tls.config.file`` names, not on a
 command line others can read.
 """
@@ -62,6 +63,8 @@ def client_tls(args: argparse.Namespace) -> TlsSettings | None:
         properties["tls.client.certPath"] = args.tls_cert
     if getattr(args, "tls_key", None):
         properties["tls.client.keyPath"] = args.tls_key
+    if trust or getattr(args, "tls_cert", None) or getattr(args, "tls_key", None):
+        properties.setdefault("tls.enable", "true")
     settings = TlsSettings().with_properties(properties)
     return settings if settings.enable else None
 
