@@ -20,6 +20,11 @@ Any server (NameServer, broker, fast port, HA port) uses the same acceptor.
 
 Clients: :func:`client_context` and :func:`open_tls_stream`.
 
+Streams are made ``https_compatible``: a peer that closes without a TLS
+close_notify is an ordinary close, not an error. RocketMQ frames carry their
+own length, so a cut-off frame is still caught by the frame splitter, and
+Java's and pyrocket's own clients close that way.
+
 Where Java is insecure pyrocket is not (see docs/deviations.md):
 ``tls.test.mode.enable`` is parsed and never used (no throwaway certificate,
 no trust-everything client); a TLS server without ``tls.server.certPath`` and
@@ -360,7 +365,7 @@ async def open_tls_stream(
 ) -> trio.SSLStream[trio.abc.Stream]:
     """``stream`` with a completed client handshake (the caller bounds the
     time). Raises trio.BrokenResourceError when the handshake fails."""
-    tls = trio.SSLStream(stream, context, server_hostname=host)
+    tls = trio.SSLStream(stream, context, server_hostname=host, https_compatible=True)
     await tls.do_handshake()
     return tls
 
@@ -445,7 +450,7 @@ class TlsAcceptor:
             )
             await trio.aclose_forcefully(stream)
             return None
-        tls = trio.SSLStream(stream, self.context, server_side=True)
+        tls = trio.SSLStream(stream, self.context, server_side=True, https_compatible=True)
         try:
             with trio.fail_after(self.handshake_timeout):
                 await tls.do_handshake()
