@@ -39,6 +39,7 @@ import dataclasses
 import enum
 import logging
 import math
+import os
 import socket
 import ssl
 from collections.abc import Callable, Mapping
@@ -401,6 +402,14 @@ class TlsAcceptor:
     ) -> TlsAcceptor | None:
         """The acceptor ``settings`` ask for (after ``tls.config.file``), or
         None when the server runs without TLS. Raises ConfigError."""
+
+        if (
+            settings.config_file is None
+            and settings.effective_server_mode is TlsMode.DISABLED
+            and not os.path.isfile(DEFAULT_CONFIG_FILE)
+        ):
+            # Nothing to read: no thread, so a plain server starts as it always did.
+            return None
 
         def build() -> tuple[TlsSettings, ssl.SSLContext | None]:
             resolved = settings.with_config_file()
