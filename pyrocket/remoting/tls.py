@@ -375,6 +375,17 @@ async def open_tls_stream(
 # Accepting
 
 
+def _plain_without_files(settings: TlsSettings) -> bool:
+    """Whether a server runs without TLS and has no file to read to learn
+    otherwise (one stat of Java's default ``tls.config.file``, once per
+    server start)."""
+    return (
+        settings.config_file is None
+        and settings.effective_server_mode is TlsMode.DISABLED
+        and not os.path.isfile(DEFAULT_CONFIG_FILE)
+    )
+
+
 class TlsAcceptor:
     """Wraps accepted sockets per ``mode`` (permissive or enforcing).
 
@@ -403,11 +414,7 @@ class TlsAcceptor:
         """The acceptor ``settings`` ask for (after ``tls.config.file``), or
         None when the server runs without TLS. Raises ConfigError."""
 
-        if (
-            settings.config_file is None
-            and settings.effective_server_mode is TlsMode.DISABLED
-            and not os.path.isfile(DEFAULT_CONFIG_FILE)
-        ):
+        if _plain_without_files(settings):
             # Nothing to read: no thread, so a plain server starts as it always did.
             return None
 
