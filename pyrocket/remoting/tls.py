@@ -444,16 +444,25 @@ class TlsAcceptor:
         or failed (then it is closed, and the reason logged).
 
         Permissive mode waits up to ``first_byte_timeout`` (None: for ever)
-        for the peer's first byte; enforcing mode gives the whole handshake
-        ``handshake_timeout``, as does permissive once it sees TLS."""
-        wait = self.handshake_timeout if self.mode is TlsMode.ENFORCING else first_byte_timeout
+        for the peer's first byte, then gives a TLS peer ``handshake_timeout``
+        for its handshake; enforcing mode gives the first byte and the
+        handshake ``handshake_timeout`` together."""
+        now = trio.current_time()
+        if self.mode is TlsMode.ENFORCING:
+            # One deadline for the first byte and the handshake together.
+            first_deadline = handshake_deadline = now + self.handshake_timeout
+        else:
+            first_deadline = math.inf if first_byte_timeout is None else now + first_byte_timeout
+            handshake_deadline = math.inf  # set once the first byte is in
         first: bytes = b""
-        with trio.move_on_after(math.inf if wait is None else wait):
+        with trio.move_on_at(first_deadline) as waited:
             try:
                 first = await stream.socket.recv(1, socket.MSG_PEEK)
             except OSError as exc:
                 log.info("connection from %s failed before its first byte: %s", peer, exc)
         if not first:
+            if waited.cancelled_caught:
+                self._refused("silent", "closing connection from %s: nothing sent in time", peer)
             await trio.aclose_forcefully(stream)
             return None
         if first[0] != TLS_HANDSHAKE_BYTE:
@@ -466,9 +475,11 @@ class TlsAcceptor:
             )
             await trio.aclose_forcefully(stream)
             return None
+        if handshake_deadline == math.inf:
+            handshake_deadline = trio.current_time() + self.handshake_timeout
         tls = trio.SSLStream(stream, self.context, server_side=True, https_compatible=True)
         try:
-            with trio.fail_after(self.handshake_timeout):
+            with trio.fail_at(handshake_deadline):
                 await tls.do_handshake()
         except trio.TooSlowError:
             self._refused(

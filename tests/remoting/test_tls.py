@@ -248,6 +248,19 @@ async def test_permissive_plaintext_first_byte_is_not_lost(certs: TlsFiles) -> N
             await stream.aclose()
 
 
+async def test_server_certificate_from_tls_config_file(certs: TlsFiles, tmp_path: Path) -> None:
+    conf = tmp_path / "tls.properties"
+    conf.write_text(
+        f"tls.server.certPath={certs.server.cert}\ntls.server.keyPath={certs.server.key}\n"
+    )
+    server = tls_server(TlsSettings(server_mode=TlsMode.ENFORCING, config_file=str(conf)))
+    with trio.fail_after(20):
+        async with running_server(server) as addr:
+            assert (await call(addr, certs.client_settings(), b"file")).body == b"file"
+            with pytest.raises(RemotingError):
+                await call(addr, None)
+
+
 def test_settings_from_properties_and_config_file(tmp_path: Path) -> None:
     conf = tmp_path / "tls.properties"
     conf.write_text(
