@@ -25,7 +25,12 @@ from pyrocket.remoting.dispatch import Processor, ProcessorTable, RejectCheck
 from pyrocket.remoting.events import ConnectionListener, EventQueue
 from pyrocket.remoting.knobs import ConnectionKnobs
 from pyrocket.remoting.logs import RepeatLimiter
-from pyrocket.remoting.tls import DEFAULT_HANDSHAKE_TIMEOUT, TlsAcceptor, TlsSettings
+from pyrocket.remoting.tls import (
+    DEFAULT_HANDSHAKE_TIMEOUT,
+    DEFAULT_WATCH_INTERVAL,
+    TlsAcceptor,
+    TlsSettings,
+)
 
 log = logging.getLogger("pyrocket.remoting")
 
@@ -90,7 +95,8 @@ class ServerConfig(ConnectionKnobs):
       ``version`` [rocketmq.remoting.version]: stamped on what it sends.
     - ``tls`` [tls.server.*, tls.config.file]: TLS per ``tls.server.mode``
       (:mod:`pyrocket.remoting.tls`); ``tls_handshake_timeout``: seconds a
-      TLS peer has for its handshake.
+      TLS peer has for its handshake; ``tls_watch_interval``: seconds between
+      looks at the certificate files (reloaded when they change).
     """
 
     listen_port: int = 8888
@@ -105,6 +111,7 @@ class ServerConfig(ConnectionKnobs):
     version: int = VERSION_V4_7_0
     tls: TlsSettings = field(default_factory=TlsSettings)
     tls_handshake_timeout: float = DEFAULT_HANDSHAKE_TIMEOUT
+    tls_watch_interval: float = DEFAULT_WATCH_INTERVAL
 
 
 class RemotingServer:
@@ -190,6 +197,8 @@ class RemotingServer:
             async def handle(stream: trio.SocketStream) -> None:
                 await self._handle(stream, events, acceptor)
 
+            if acceptor is not None:
+                nursery.start_soon(acceptor.watch, self.config.tls_watch_interval)
             for listener in listeners:
                 nursery.start_soon(accept_loop, listener, nursery, handle)
             task_status.started(bound)

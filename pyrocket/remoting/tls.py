@@ -37,6 +37,7 @@ from __future__ import annotations
 
 import dataclasses
 import enum
+import hashlib
 import logging
 import math
 import os
@@ -61,6 +62,9 @@ TLS_HANDSHAKE_BYTE: Final = 0x16
 DEFAULT_HANDSHAKE_TIMEOUT: Final = 10.0
 #: ``tls.config.file`` when none is named (Java's default; read only if it exists).
 DEFAULT_CONFIG_FILE: Final = "/etc/rocketmq/tls.properties"
+#: Seconds between two looks at a server's certificate files (Java's
+#: FileWatchService looks every 500 ms).
+DEFAULT_WATCH_INTERVAL: Final = 0.5
 #: Seconds between two log lines about refused connections of one kind.
 REFUSAL_LOG_INTERVAL: Final = 10.0
 
@@ -375,6 +379,18 @@ async def open_tls_stream(
 # Accepting
 
 
+def _fingerprints(paths: tuple[str, ...]) -> tuple[bytes | None, ...]:
+    """A digest of each file's contents (None: unreadable)."""
+    digests: list[bytes | None] = []
+    for path in paths:
+        try:
+            with open(path, "rb") as file:
+                digests.append(hashlib.sha256(file.read()).digest())
+        except OSError:
+            digests.append(None)
+    return tuple(digests)
+
+
 def _plain_without_files(settings: TlsSettings) -> bool:
     """Whether a server runs without TLS and has no file to read to learn
     otherwise (one stat of Java's default ``tls.config.file``, once per
@@ -390,7 +406,8 @@ class TlsAcceptor:
     """Wraps accepted sockets per ``mode`` (permissive or enforcing).
 
     Build it with :meth:`create` before serving; then every connection task
-    calls :meth:`accept`.
+    calls :meth:`accept`, and :meth:`watch` (run beside them) reloads the
+    certificate files when they change, as Java's brokers and NameServers do.
     """
 
     def __init__(
@@ -398,12 +415,14 @@ class TlsAcceptor:
         mode: TlsMode,
         context: ssl.SSLContext,
         *,
+        settings: TlsSettings | None = None,
         handshake_timeout: float = DEFAULT_HANDSHAKE_TIMEOUT,
     ) -> None:
         if mode is TlsMode.DISABLED:
             raise ValueError("a disabled server has no TlsAcceptor")
         self.mode = mode
         self.context = context
+        self.settings = settings
         self.handshake_timeout = handshake_timeout
         self._limits: dict[str, RepeatLimiter] = {}
 
@@ -429,7 +448,40 @@ class TlsAcceptor:
         if context is None:
             return None
         log.info("TLS %s mode: %s", mode.value, resolved.describe())
-        return cls(mode, context, handshake_timeout=handshake_timeout)
+        return cls(mode, context, settings=resolved, handshake_timeout=handshake_timeout)
+
+    async def watch(self, interval: float = DEFAULT_WATCH_INTERVAL) -> None:
+        """Every ``interval`` seconds, look at the certificate, key and trust
+        files; when their contents changed and they load, new connections
+        get them (connections already open keep theirs). Files that do not
+        load (a key written before its certificate, say) are logged and the
+        previous ones kept until they do. Runs until cancelled."""
+        settings = self.settings
+        if settings is None:
+            return
+        paths = tuple(
+            path
+            for path in (
+                settings.server_cert_path,
+                settings.server_key_path,
+                settings.server_trust_cert_path,
+            )
+            if path
+        )
+        seen = await trio.to_thread.run_sync(_fingerprints, paths)
+        while True:
+            await trio.sleep(interval)
+            now = await trio.to_thread.run_sync(_fingerprints, paths)
+            if now == seen:
+                continue
+            seen = now
+            try:
+                context = await trio.to_thread.run_sync(server_context, settings)
+            except ConfigError as exc:
+                log.error("TLS files changed but do not load; keeping the previous ones: %s", exc)
+                continue
+            self.context = context
+            log.info("TLS files changed: reloaded %s", ", ".join(paths))
 
     def _refused(self, kind: str, message: str, *args: object) -> None:
         limiter = self._limits.get(kind)
@@ -504,6 +556,7 @@ class TlsAcceptor:
 __all__ = [
     "DEFAULT_CONFIG_FILE",
     "DEFAULT_HANDSHAKE_TIMEOUT",
+    "DEFAULT_WATCH_INTERVAL",
     "SECRET_TLS_KEYS",
     "TLS_HANDSHAKE_BYTE",
     "TLS_KEYS",

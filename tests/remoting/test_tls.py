@@ -261,6 +261,32 @@ async def test_server_certificate_from_tls_config_file(certs: TlsFiles, tmp_path
                 await call(addr, None)
 
 
+async def test_changed_certificate_files_are_reloaded(certs: TlsFiles, tmp_path: Path) -> None:
+    server = tls_server(certs.server_settings(TlsMode.ENFORCING), tls_watch_interval=0.05)
+    other = TlsFiles.create(tmp_path / "new")
+    with trio.fail_after(20):
+        async with running_server(server) as addr:
+            assert (await call(addr, certs.client_settings())).code == 0
+            # The key first: a key that does not match the certificate does not load.
+            await trio.to_thread.run_sync(rewrite, other.server.key, certs.server.key)
+            await trio.sleep(0.2)
+            assert (await call(addr, certs.client_settings())).code == 0
+            await trio.to_thread.run_sync(rewrite, other.server.cert, certs.server.cert)
+            while True:
+                try:
+                    await call(addr, certs.client_settings(trust=other.ca))
+                    break
+                except RemotingError:
+                    await trio.sleep(0.05)
+            with pytest.raises(RemotingError):
+                await call(addr, certs.client_settings())
+
+
+def rewrite(source: str, target: str) -> None:
+    Path(target + ".tmp").write_bytes(Path(source).read_bytes())
+    Path(target + ".tmp").replace(target)
+
+
 def test_settings_from_properties_and_config_file(tmp_path: Path) -> None:
     conf = tmp_path / "tls.properties"
     conf.write_text(

@@ -63,6 +63,7 @@ class TlsFiles:
 
     @classmethod
     def create(cls, directory: Path, *, key_password: str | None = None) -> TlsFiles:
+        directory.mkdir(parents=True, exist_ok=True)
         ca, other = trustme.CA(), trustme.CA()
         ca_path, other_path = directory / "ca.pem", directory / "other-ca.pem"
         ca.cert_pem.write_to_path(str(ca_path))
