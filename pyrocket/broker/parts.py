@@ -101,7 +101,9 @@ class BrokerParts:
         self.stats = StoreStats(now_ms)
         wire = settings.serialize_type
         self.client = RemotingClient(
-            dataclasses.replace(settings.client.client_config(), serialize_type=wire)
+            dataclasses.replace(
+                settings.client.client_config(settings.server.tls), serialize_type=wire
+            )
         )
         self.outer_api = BrokerOuterAPI(self.client, settings.broker.namesrv_addresses)
         self.registration = RegistrationService(

@@ -104,6 +104,7 @@ from pyrocket.protocol.headers import (
 from pyrocket.protocol.javahash import JavaHashSet
 from pyrocket.protocol.message import MessageExt
 from pyrocket.remoting import Connection
+from pyrocket.remoting.tls import TlsSettings
 
 log = logging.getLogger("pyrocket.client.consumer")
 
@@ -131,6 +132,7 @@ class PushConsumer:
         poll_name_server_interval: float = 30.0,
         buffered_batches: int = 16,
         max_reconsume_times: int = 16,
+        tls: TlsSettings | None = None,
     ) -> None:
         self.group = group
         self.max_reconsume_times = max_reconsume_times
@@ -165,6 +167,7 @@ class PushConsumer:
             timeout=timeout,
             poll_name_server_interval=poll_name_server_interval,
             heartbeat_interval=heartbeat_interval,
+            tls=tls,
             consumer_data=self._consumer_data,
             topics=lambda: tuple(self._subscriptions),
         )

@@ -37,6 +37,7 @@ What it does as Java 4.7.0 does:
 Unlike Java, sends go to the broker's main port: Java 4.7 uses the broker's
 "VIP channel" (port - 2) unless told not to; ``vip_channel=True`` does that
 here too (a pyrocket broker's fast port is not always port - 2).
+``tls=TlsSettings(...)`` connects to everything with TLS (Java's useTLS).
 
 Failures raise :class:`~pyrocket.client.instance.ClientError` (no route, all
 attempts failed: ``__cause__`` is the last error), ResponseError, or the
@@ -88,6 +89,7 @@ from pyrocket.protocol.message import (
     encode_properties,
     maybe_compress_body,
 )
+from pyrocket.remoting.tls import TlsSettings
 
 log = logging.getLogger("pyrocket.client.producer")
 
@@ -266,6 +268,7 @@ class Producer:
         poll_name_server_interval: float = 30.0,
         heartbeat_interval: float = 30.0,
         vip_channel: bool = False,
+        tls: TlsSettings | None = None,
     ) -> None:
         self.group = group
         self.vip_channel = vip_channel
@@ -283,6 +286,7 @@ class Producer:
             timeout=send_timeout,
             poll_name_server_interval=poll_name_server_interval,
             heartbeat_interval=heartbeat_interval,
+            tls=tls,
             producer_groups=lambda: (self.group,),
             topics=lambda: tuple(self._publish),
             on_route=self._route_fetched,

@@ -70,7 +70,8 @@ from pyrocket.protocol.bodies.properties import Properties
 from pyrocket.protocol.bodies.route import MASTER_ID, ClusterInfo, TopicRouteData
 from pyrocket.protocol.bodies.topic import TopicConfig
 from pyrocket.protocol.javahash import JavaHashMap, JavaHashSet, hashmap_order
-from pyrocket.remoting import RemotingClient
+from pyrocket.remoting import ClientConfig, RemotingClient
+from pyrocket.remoting.tls import TlsSettings
 
 #: DefaultMQAdminExt's timeout (seconds).
 TIMEOUT: Final = 5.0
@@ -123,6 +124,7 @@ class Admin:
         *,
         timeout: float = TIMEOUT,
         namesrv_hint: str = "pass namesrv_addresses or set NAMESRV_ADDR",
+        tls: TlsSettings | None = None,
     ) -> None:
         if namesrv_addresses is None:
             namesrv_addresses = namesrv_addresses_from_env()
@@ -130,7 +132,9 @@ class Admin:
             namesrv_addresses = split_addresses(namesrv_addresses)
         self._namesrv_addresses = [a.strip() for a in namesrv_addresses if a.strip()]
         self._namesrv_hint = namesrv_hint
-        self.client = RemotingClient(namesrv_addresses=self._namesrv_addresses)
+        self.client = RemotingClient(
+            ClientConfig(tls=tls), namesrv_addresses=self._namesrv_addresses
+        )
         self.brokers = BrokerAPI(self.client, timeout)
         self._namesrv = NameServerAPI(self.client, timeout)
 
