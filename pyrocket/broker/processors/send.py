@@ -39,6 +39,7 @@ from pyrocket.broker.processors.common import (
     topic_config_string,
 )
 from pyrocket.broker.processors.ports import MessageBroker
+from pyrocket.broker.processors.request_message import with_request_cluster
 from pyrocket.broker.store import (
     BrokerBatch,
     BrokerMessage,
@@ -430,6 +431,7 @@ class SendMessageProcessor:
             store_host=self.store_host,
             reconsume_times=header.reconsume_times or 0,
         )
+        message = with_request_cluster(message, self.broker.settings.broker.broker_cluster_name)
         transaction = message.properties.get(MessageConst.PROPERTY_TRANSACTION_PREPARED)
         if transaction is not None and transaction.lower() == "true":
             remark = (
