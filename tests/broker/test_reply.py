@@ -30,7 +30,13 @@ from pyrocket.protocol.headers import (
     SendMessageRequestHeader,
     SendMessageRequestHeaderV2,
 )
-from pyrocket.protocol.message import MessageConst, MessageExt, decode_properties, encode_properties
+from pyrocket.protocol.message import (
+    MessageConst,
+    MessageExt,
+    MessageSysFlag,
+    decode_properties,
+    encode_properties,
+)
 from pyrocket.remoting import Connection, RemotingClient
 from pyrocket.remoting.client import ClientConfig
 from tests.broker.helpers import stored_in_topic
@@ -66,7 +72,10 @@ async def replier(namesrv: str, received: list[MessageExt], *, replies: bool = T
         async for message in source:
             received.append(message)
             if replies:
-                await producer.send(create_reply_message(message, b"pong:" + message.body))
+                body = b"pong:" + message.body
+                if message.body.startswith(b"big"):
+                    body *= 2000  # over 4 KiB: the replier's producer compresses it
+                await producer.send(create_reply_message(message, body))
 
 
 @asynccontextmanager
@@ -110,6 +119,17 @@ async def test_request_gets_the_reply_the_consumer_makes(tmp_path: Path) -> None
             assert reply.store_host.port == running.broker.settings.server.listen_port
             # storeReplyMessageEnable is on by default: the reply is stored too.
             assert await stored(running.broker, REPLY_TOPIC) == 1
+
+
+async def test_a_compressed_reply_is_inflated(tmp_path: Path) -> None:
+    with trio.fail_after(40):
+        async with (
+            cluster_with_replier(tmp_path) as (running, _),
+            requester(running) as producer,
+        ):
+            reply = await producer.request(new_message(TOPIC, b"big one"), 15.0)
+    assert reply.body == b"pong:big one" * 2000
+    assert reply.sys_flag & MessageSysFlag.COMPRESSED_FLAG
 
 
 async def test_pipelined_requests_each_get_their_own_reply(tmp_path: Path) -> None:
