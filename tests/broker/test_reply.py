@@ -22,6 +22,7 @@ from pyrocket.client import RequestTimeoutError, create_reply_message
 from pyrocket.client.consumer import PushConsumer
 from pyrocket.client.instance import ClientError
 from pyrocket.client.producer import Producer, new_message
+from pyrocket.errors import ResponseError
 from pyrocket.protocol.bodies.client import HeartbeatData, ProducerData
 from pyrocket.protocol.codes import RequestCode, ResponseCode
 from pyrocket.protocol.command import RemotingCommand
@@ -175,6 +176,28 @@ async def test_no_reply_times_out_and_releases_the_request(tmp_path: Path) -> No
                 result = await late.send(create_reply_message(received[0], b"late"))
             assert result.offset_msg_id != "0"
             assert len(producer._requests) == 0
+
+
+async def test_reply_to_a_requester_that_left(tmp_path: Path) -> None:
+    with trio.fail_after(40):
+        async with cluster_with_replier(tmp_path, replies=False) as (running, received):
+            async with requester(running) as producer:
+                with pytest.raises(RequestTimeoutError):
+                    await producer.request(new_message(TOPIC, b"bye"), 1.0)
+            await wait_until(lambda: bool(received), 0.05)
+            async with Producer(
+                "late_repliers", [running.namesrv_addr], client_ip="127.0.0.1"
+            ) as late:
+                with pytest.raises(ClientError) as caught:
+                    await late.send(create_reply_message(received[0], b"too late"))
+            cause = caught.value.__cause__
+            assert isinstance(cause, ResponseError)
+            assert cause.code == ResponseCode.SYSTEM_ERROR
+            assert cause.remark == (
+                f"push reply message fail, channel of <{producer.client_id}> not found."
+            )
+            # Each of the producer's three attempts was stored (as Java does).
+            assert await stored(running.broker, REPLY_TOPIC, 3) == 3
 
 
 async def test_closing_the_producer_ends_waiting_requests(tmp_path: Path) -> None:
