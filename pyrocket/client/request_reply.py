@@ -69,6 +69,8 @@ CREATE_REPLY_MESSAGE_EXCEPTION: Final = 10007
 REPLY_TOPIC_POSTFIX: Final = "REPLY_TOPIC"
 #: Requests one producer may have waiting for replies at once.
 MAX_PENDING_REQUESTS: Final = 10_000
+#: Topics without a route remembered as prepared (then forgotten at once).
+_PREPARED_TOPICS: Final = 1024
 
 
 class RequestTimeoutError(ClientError):
@@ -176,6 +178,8 @@ class RequestFutureTable:
         self.limit = limit
         self._waiting: dict[str, _Waiter] = {}
         self._closed = False
+        #: Topics prepared without a route of their own (see _prepare_route).
+        self._prepared: set[str] = set()
         remoting.register_processor(RequestCode.PUSH_REPLY_MESSAGE_TO_CLIENT, self.on_push)
 
     def __len__(self) -> int:
@@ -222,9 +226,7 @@ class RequestFutureTable:
         try:
             with trio.move_on_at(deadline) as scope:
                 try:
-                    if message.topic not in producer.instance.routes:
-                        await producer.publish_queues(message.topic)
-                        await producer.instance.heartbeat_all()
+                    await self._prepare_route(producer, message.topic)
                     if selector is None:
                         await producer.send(prepared)
                     else:
@@ -249,6 +251,18 @@ class RequestFutureTable:
         finally:
             if self._waiting.get(correlation_id) is waiter:
                 del self._waiting[correlation_id]
+
+    async def _prepare_route(self, producer: Requester, topic: str) -> None:
+        """``prepareSendRequest``: the first request to a topic without a
+        route of its own (a topic sent along TBW102's route, which Java then
+        records under the topic) looks it up and heartbeats every broker."""
+        if topic in producer.instance.routes or topic in self._prepared:
+            return
+        await producer.publish_queues(topic)
+        await producer.instance.heartbeat_all()
+        if len(self._prepared) >= _PREPARED_TOPICS:
+            self._prepared.clear()
+        self._prepared.add(topic)
 
     async def on_push(self, conn: Connection, request: RemotingCommand) -> RemotingCommand:
         """PUSH_REPLY_MESSAGE_TO_CLIENT: the reply as a message, handed to
