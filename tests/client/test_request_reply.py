@@ -8,7 +8,6 @@ from __future__ import annotations
 import pytest
 
 from pyrocket.broker.processors.request_message import with_request_cluster
-from pyrocket.broker.store import BrokerMessage
 from pyrocket.client import ClientError, create_reply_message
 from pyrocket.client.broker_api import is_reply
 from pyrocket.client.request_reply import RequestTimeoutError, reply_topic, request_message
@@ -87,24 +86,22 @@ def test_which_sends_are_replies(properties: str | None, reply: bool) -> None:
 
 
 def test_request_messages_get_cluster_others_stay_verbatim() -> None:
-    plain = BrokerMessage.from_properties_string("T", 0, b"", "WAIT\x01true\x02TAGS\x01a\x02")
+    plain = "WAIT\x01true\x02TAGS\x01a\x02"
     assert with_request_cluster(plain, "C") is plain
+    lookalike = "XREPLY_TO_CLIENT\x01me\x02"
+    assert with_request_cluster(lookalike, "C") is lookalike
     text = encode_properties(
         {"WAIT": "true", "REPLY_TO_CLIENT": "me@1", "CORRELATION_ID": "c", "TTL": "9"}
     )
-    request = BrokerMessage.from_properties_string("T", 0, b"", text)
-    stored = with_request_cluster(request, "ClusterB")
-    assert stored.properties_string is not None
-    assert decode_properties(stored.properties_string) == {
-        **decode_properties(text),
-        "CLUSTER": "ClusterB",
-    }
+    stored = with_request_cluster(text, "ClusterB")
+    assert decode_properties(stored) == {**decode_properties(text), "CLUSTER": "ClusterB"}
     # Re-encoded in Java's HashMap order, not appended.
     table: JavaHashMap[str, str] = JavaHashMap()
     for key, value in decode_properties(text).items():
         table[key] = value
     table["CLUSTER"] = "ClusterB"
-    assert stored.properties_string == encode_properties(table)
+    assert stored == encode_properties(table)
+    assert not stored.endswith("CLUSTER\x01ClusterB\x02")
 
 
 def test_request_timeout_error_is_a_client_error() -> None:

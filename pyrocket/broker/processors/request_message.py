@@ -11,24 +11,30 @@ message stays byte for byte what Java 4.7.0 stores.
 
 from __future__ import annotations
 
-import dataclasses
+from typing import Final
 
-from pyrocket.broker.store import BrokerMessage
-from pyrocket.protocol.message import MessageConst, encode_properties, java_properties
+from pyrocket.protocol.message import (
+    MessageConst,
+    decode_properties,
+    encode_properties,
+    java_properties,
+)
+
+_MARKER: Final = MessageConst.PROPERTY_MESSAGE_REPLY_TO_CLIENT + "\x01"
 
 
-def with_request_cluster(message: BrokerMessage, cluster: str) -> BrokerMessage:
-    """``message`` with ``CLUSTER`` set to ``cluster`` when it is a request,
-    its properties string re-encoded in Java's HashMap order (as later Java
-    versions do); any other message as it is."""
-    properties = message.properties
-    if MessageConst.PROPERTY_MESSAGE_REPLY_TO_CLIENT not in properties:
-        return message
-    table = java_properties(properties)
+def with_request_cluster(properties: str, cluster: str) -> str:
+    """The properties string to store for a message sent with ``properties``:
+    for a request (it has ``REPLY_TO_CLIENT``), the map with ``CLUSTER`` set
+    to ``cluster`` encoded in Java's HashMap order (as later Java versions
+    do); for any other message ``properties`` as it is."""
+    if _MARKER not in properties:
+        return properties
+    table = java_properties(decode_properties(properties))
+    if MessageConst.PROPERTY_MESSAGE_REPLY_TO_CLIENT not in table:
+        return properties
     table[MessageConst.PROPERTY_CLUSTER] = cluster
-    return dataclasses.replace(
-        message, properties=table, properties_string=encode_properties(table)
-    )
+    return encode_properties(table)
 
 
 __all__ = ["with_request_cluster"]
