@@ -6,13 +6,33 @@ the CLUSTER property the broker gives request messages."""
 from __future__ import annotations
 
 import pytest
+import trio
 
 from pyrocket.broker.processors.request_message import with_request_cluster
 from pyrocket.client import ClientError, create_reply_message
 from pyrocket.client.broker_api import is_reply
-from pyrocket.client.request_reply import RequestTimeoutError, reply_topic, request_message
+from pyrocket.client.request_reply import (
+    RequestFutureTable,
+    RequestTimeoutError,
+    reply_topic,
+    request_message,
+)
+from pyrocket.protocol.bodies.client import MessageQueue
+from pyrocket.protocol.codes import RequestCode, ResponseCode
+from pyrocket.protocol.command import RemotingCommand
+from pyrocket.protocol.headers import ReplyMessageRequestHeader
 from pyrocket.protocol.javahash import JavaHashMap
-from pyrocket.protocol.message import Message, MessageExt, decode_properties, encode_properties
+from pyrocket.protocol.message import (
+    Message,
+    MessageExt,
+    compress_body,
+    decode_properties,
+    encode_properties,
+)
+from pyrocket.remoting import Connection, RemotingClient, RemotingServer
+from pyrocket.remoting.client import ClientConfig
+from pyrocket.remoting.server import ServerConfig
+from tests.remoting.helpers import running_server, wait_until
 
 
 def test_reply_message_carries_the_request_properties() -> None:
@@ -107,3 +127,128 @@ def test_request_messages_get_cluster_others_stay_verbatim() -> None:
 def test_request_timeout_error_is_a_client_error() -> None:
     error = RequestTimeoutError("late")
     assert isinstance(error, ClientError) and error.code == 10006
+
+
+class _Peer:
+    """A bare RemotingClient whose connection a test server pushes on."""
+
+    def __init__(self) -> None:
+        self.client = RemotingClient(ClientConfig())
+        self.table = RequestFutureTable(self.client)
+        self.server = RemotingServer(ServerConfig())
+        self.conns: list[Connection] = []
+        self.server.register_processor(RequestCode.HEART_BEAT, self._hello)
+
+    def _hello(self, conn: Connection, request: RemotingCommand) -> RemotingCommand:
+        self.conns.append(conn)
+        return RemotingCommand.response(ResponseCode.SUCCESS)
+
+
+def push_of(properties: dict[str, str], body: bytes, sys_flag: int = 0) -> RemotingCommand:
+    header = ReplyMessageRequestHeader(
+        producer_group="g",
+        topic="C_REPLY_TOPIC",
+        default_topic="TBW102",
+        default_topic_queue_nums=4,
+        queue_id=0,
+        sys_flag=sys_flag,
+        born_timestamp=1,
+        flag=5,
+        properties=encode_properties(properties),
+        reconsume_times=2,
+        unit_mode=False,
+        born_host="/127.0.0.1:5555",
+        store_host="/127.0.0.1:10911",
+        store_timestamp=2,
+    )
+    return RemotingCommand.request(RequestCode.PUSH_REPLY_MESSAGE_TO_CLIENT, header, body=body)
+
+
+class _Sender:
+    """A Requester whose send only records the prepared message."""
+
+    def __init__(self, routes: dict[str, object]) -> None:
+        self.client_id = "127.0.0.1@me"
+        self.instance = self
+        self.routes = routes
+        self.sent: list[Message] = []
+
+    async def heartbeat_all(self) -> int:
+        return 0
+
+    async def publish_queues(self, topic: str) -> list[MessageQueue]:
+        return []
+
+    async def send(self, message: Message) -> object:
+        self.sent.append(message)
+        return None
+
+    async def send_orderly(self, message: Message, shard_key: object, selector: object) -> object:
+        return await self.send(message)
+
+
+async def test_pushed_replies_over_a_socket() -> None:
+    peer = _Peer()
+    sender = _Sender({"RpcTopic": object()})
+    with trio.fail_after(10):
+        async with running_server(peer.server) as addr, peer.client:
+            await peer.client.invoke_sync(addr, RemotingCommand.request(RequestCode.HEART_BEAT), 3)
+            (conn,) = peer.conns
+            replies: list[MessageExt] = []
+
+            async def ask() -> None:
+                replies.append(await peer.table.request(sender, Message("RpcTopic", b"q"), 5.0))  # type: ignore[arg-type]
+
+            async with trio.open_nursery() as nursery:
+                nursery.start_soon(ask)
+                await wait_until(lambda: bool(sender.sent))
+                correlation = sender.sent[0].properties["CORRELATION_ID"]
+                # Unmatched: acknowledged, nothing delivered.
+                answer = await conn.invoke(push_of({"CORRELATION_ID": "other"}, b"x"), 3)
+                assert answer.code == ResponseCode.SUCCESS and not replies
+                # A header without its required fields: an error answer, the
+                # connection and the waiting request unharmed.
+                bad = RemotingCommand.request(RequestCode.PUSH_REPLY_MESSAGE_TO_CLIENT)
+                answer = await conn.invoke(bad, 3)
+                assert answer.code == ResponseCode.SYSTEM_ERROR and len(peer.table) == 1
+                # The matching reply, compressed.
+                body = b"answer " * 1000
+                push = push_of({"CORRELATION_ID": correlation, "K": "v"}, compress_body(body), 1)
+                answer = await conn.invoke(push, 3)
+                assert answer.code == ResponseCode.SUCCESS
+            (reply,) = replies
+            assert reply.body == body and reply.flag == 5 and reply.reconsume_times == 2
+            assert reply.topic == "C_REPLY_TOPIC" and reply.store_timestamp == 2
+            assert str(reply.born_host) == "127.0.0.1:5555"
+            assert str(reply.store_host) == "127.0.0.1:10911"
+            assert reply.properties["K"] == "v" and "ARRIVE_TIME" in reply.properties
+            assert len(peer.table) == 0
+            # The request's own properties.
+            sent = sender.sent[0].properties
+            assert sent["REPLY_TO_CLIENT"] == "127.0.0.1@me" and sent["TTL"] == "5000"
+
+
+async def test_a_full_table_refuses_more_requests() -> None:
+    client = RemotingClient(ClientConfig())
+    table = RequestFutureTable(client, limit=2)
+    sender = _Sender({"RpcTopic": object()})
+    ended: list[str] = []
+
+    async def waiting() -> None:
+        try:
+            await table.request(sender, Message("RpcTopic", b"q"), 5.0)  # type: ignore[arg-type]
+        except ClientError as exc:
+            ended.append(str(exc))
+
+    with trio.fail_after(10):
+        async with trio.open_nursery() as nursery:
+            for _ in range(2):
+                nursery.start_soon(waiting)
+            await wait_until(lambda: len(table) == 2)
+            with pytest.raises(ClientError, match="too many requests"):
+                await table.request(sender, Message("RpcTopic", b"q"), 5.0)  # type: ignore[arg-type]
+            table.close()
+        assert ended == ["the producer is closed"] * 2
+        assert len(table) == 0
+        with pytest.raises(ClientError, match="closed"):
+            await table.request(sender, Message("RpcTopic", b"q"), 5.0)  # type: ignore[arg-type]
