@@ -378,3 +378,42 @@ async def test_ordinary_messages_are_stored_verbatim(tmp_path: Path) -> None:
                 message = await source.receive()
             assert MessageConst.PROPERTY_CLUSTER not in message.properties
             assert message.properties["TAGS"] == "A"
+
+
+async def test_bad_replies_get_clear_answers_and_the_connection_stays(tmp_path: Path) -> None:
+    good = {"MSG_TYPE": "reply", "REPLY_TO_CLIENT": "127.0.0.1@nobody"}
+    with trio.fail_after(30):
+        async with running_up(tmp_path) as running, RemotingClient(ClientConfig()) as client:
+            addr = broker_addr(running)
+            empty = RemotingCommand.request(RequestCode.SEND_REPLY_MESSAGE_V2)
+            answer = await client.invoke_sync(addr, empty, 5)
+            assert answer.code == ResponseCode.SYSTEM_ERROR
+            assert "the custom field <a> is null" in (answer.remark or "")
+
+            ipv6 = reply_header(RequestCode.SEND_REPLY_MESSAGE, good)
+            fields = dict(ipv6.ext_fields or {})
+            fields["sysFlag"] = str(0x10)  # BORNHOST_V6_FLAG for an IPv4 peer
+            answer = await client.invoke_sync(addr, ipv6.replace(ext_fields=fields), 5)
+            assert answer.code == ResponseCode.MESSAGE_ILLEGAL
+
+            bad_topic = reply_header(RequestCode.SEND_REPLY_MESSAGE, good)
+            fields = dict(bad_topic.ext_fields or {})
+            fields["topic"] = "no spaces allowed"
+            answer = await client.invoke_sync(addr, bad_topic.replace(ext_fields=fields), 5)
+            assert answer.code == ResponseCode.SYSTEM_ERROR
+            assert "contains illegal characters" in (answer.remark or "")
+
+            not_a_number = reply_header(RequestCode.SEND_REPLY_MESSAGE, good)
+            fields = dict(not_a_number.ext_fields or {})
+            fields["queueId"] = "zero"
+            answer = await client.invoke_sync(addr, not_a_number.replace(ext_fields=fields), 5)
+            assert answer.code == ResponseCode.SYSTEM_ERROR and "queueId" in (answer.remark or "")
+
+            # None of it was stored, and the connection still answers.
+            answer = await client.invoke_sync(
+                addr, reply_header(RequestCode.SEND_REPLY_MESSAGE_V2, good), 5
+            )
+            assert (
+                answer.remark == "push reply message fail, channel of <127.0.0.1@nobody> not found."
+            )
+            assert await stored(running.broker, REPLY_TOPIC) == 1
