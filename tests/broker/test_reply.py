@@ -122,6 +122,24 @@ async def test_request_gets_the_reply_the_consumer_makes(tmp_path: Path) -> None
             assert await stored(running.broker, REPLY_TOPIC) == 1
 
 
+async def test_request_to_a_selected_queue(tmp_path: Path) -> None:
+    with trio.fail_after(40):
+        async with (
+            cluster_with_replier(tmp_path) as (running, received),
+            requester(running) as producer,
+        ):
+            await producer.request(new_message(TOPIC, b"first"), 15.0)
+            queues = await producer.publish_queues(TOPIC)
+            target = queues[-1]
+            for i in range(3):
+                reply = await producer.request(
+                    new_message(TOPIC, b"picked %d" % i), 15.0, lambda qs, m, a: a, target
+                )
+                assert reply.body == b"pong:picked %d" % i
+    picked = [m for m in received if m.body.startswith(b"picked")]
+    assert len(picked) == 3 and {m.queue_id for m in picked} == {target.queue_id}
+
+
 async def test_a_compressed_reply_is_inflated(tmp_path: Path) -> None:
     with trio.fail_after(40):
         async with (
