@@ -271,11 +271,14 @@ class RequestFutureTable:
         header = request.decode_header(ReplyMessageRequestHeader)
         try:
             body = request.body or b""
-            if header.sys_flag & MessageSysFlag.COMPRESSED_FLAG:
+            sys_flag = header.sys_flag
+            if sys_flag & MessageSysFlag.COMPRESSED_FLAG:
                 try:
                     body = await trio.to_thread.run_sync(decompress_body, body)
                 except PyrocketError as exc:
                     log.warning("reply body from %s does not inflate: %s", conn, exc)
+                else:  # as a consumer hands out inflated bodies
+                    sys_flag = MessageSysFlag.clear_compressed_flag(sys_flag)
             properties = java_properties(decode_properties(header.properties or ""))
             properties[MessageConst.PROPERTY_REPLY_MESSAGE_ARRIVE_TIME] = str(received)
             reply = MessageExt(
@@ -284,7 +287,7 @@ class RequestFutureTable:
                 properties=properties,
                 flag=header.flag,
                 queue_id=header.queue_id,
-                sys_flag=header.sys_flag,
+                sys_flag=sys_flag,
                 born_timestamp=header.born_timestamp,
                 born_host=_pushed_host(header.born_host),
                 store_timestamp=header.store_timestamp,

@@ -218,6 +218,7 @@ async def test_pushed_replies_over_a_socket() -> None:
                 assert answer.code == ResponseCode.SUCCESS
             (reply,) = replies
             assert reply.body == body and reply.flag == 5 and reply.reconsume_times == 2
+            assert reply.sys_flag == 0
             assert reply.topic == "C_REPLY_TOPIC" and reply.store_timestamp == 2
             assert str(reply.born_host) == "127.0.0.1:5555"
             assert str(reply.store_host) == "127.0.0.1:10911"
