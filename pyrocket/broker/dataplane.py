@@ -34,6 +34,7 @@ from pyrocket.broker.processors.ports import MessageBroker
 from pyrocket.broker.processors.pull import PullMessageProcessor
 from pyrocket.broker.processors.query import QueryProcessor
 from pyrocket.broker.processors.rebalance import RebalanceLockManager, RebalanceProcessor
+from pyrocket.broker.processors.reply import ReplyMessageProcessor
 from pyrocket.broker.processors.send import SendMessageProcessor
 from pyrocket.broker.producer_manager import ProducerManager
 from pyrocket.errors import RemotingError
@@ -85,6 +86,7 @@ class DataPlane:
         )
         self.lock_manager = RebalanceLockManager(broker.now_ms)
         self.send_processor = SendMessageProcessor(broker)
+        self.reply_processor = ReplyMessageProcessor(broker, self)
         self.pull_processor = PullMessageProcessor(broker, self)
         self.client_manage_processor = ClientManageProcessor(broker, self)
         self.consumer_manage_processor = ConsumerManageProcessor(broker, self)
@@ -103,6 +105,7 @@ class DataPlane:
         broker = self.broker
         for processor in (
             self.send_processor,
+            self.reply_processor,
             self.pull_processor,
             self.client_manage_processor,
             self.consumer_manage_processor,

@@ -68,6 +68,7 @@ from pyrocket.client.instance import (
     ClientInstance,
     publish_queues,
 )
+from pyrocket.client.request_reply import RequestFutureTable
 from pyrocket.errors import (
     PyrocketError,
     RemotingError,
@@ -83,6 +84,7 @@ from pyrocket.protocol.message import (
     COMPRESS_BODY_THRESHOLD,
     Message,
     MessageConst,
+    MessageExt,
     MessageSysFlag,
     UniqueIdGenerator,
     encode_batch,
@@ -291,6 +293,7 @@ class Producer:
             topics=lambda: tuple(self._publish),
             on_route=self._route_fetched,
         )
+        self._requests = RequestFutureTable(self.instance.remoting)
         self._unique_ids = UniqueIdGenerator(
             _ip_bytes(self.instance.client_ip),
             os.getpid(),
@@ -320,6 +323,7 @@ class Producer:
             with trio.CancelScope(shield=True), trio.move_on_after(self.send_timeout):
                 await self.instance.unregister(producer_group=self.group)
         finally:
+            self._requests.close()
             result = await self.instance.__aexit__(exc_type, exc, traceback)
         return result
 
@@ -474,6 +478,17 @@ class Producer:
         if queue not in info.queues:
             raise ClientError("select message queue return null or a queue not of the topic")
         return await self._send_to(queue, self._prepare(message), self.send_timeout)
+
+    async def request(
+        self,
+        message: Message,
+        timeout: float,  # noqa: ASYNC109 (Java's API: the timeout belongs to the call)
+        selector: QueueSelector | None = None,
+        arg: object = None,
+    ) -> MessageExt:
+        """Send ``message`` as a request and return its reply: see
+        :meth:`pyrocket.client.request_reply.RequestFutureTable.request`."""
+        return await self._requests.request(self, message, timeout, selector, arg)
 
     def _prepare(self, message: Message) -> _Prepared:
         properties = with_unique_id(message, self._unique_ids.next_id)

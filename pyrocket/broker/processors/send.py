@@ -10,7 +10,7 @@ topic in any case; the queue id must exist. A message sent to a retry topic
 that was consumed too often goes to the group's ``%DLQ%`` topic. The store's
 status becomes the response code (``handlePutMessageResult``). Bodies the
 client compressed (sysFlag bit 0) are stored as sent, properties strings
-verbatim.
+verbatim but for a request's ``CLUSTER`` (:mod:`.request_message`).
 
 A successful answer carries ``msgId`` (the offset message id: store host and
 commit-log offset; for a batch the ids joined by ``,``), ``queueId`` and
@@ -39,6 +39,7 @@ from pyrocket.broker.processors.common import (
     topic_config_string,
 )
 from pyrocket.broker.processors.ports import MessageBroker
+from pyrocket.broker.processors.request_message import with_request_cluster
 from pyrocket.broker.store import (
     BrokerBatch,
     BrokerMessage,
@@ -422,7 +423,9 @@ class SendMessageProcessor:
             topic,
             queue_id,
             request.body or b"",
-            header.properties or "",
+            with_request_cluster(
+                header.properties or "", self.broker.settings.broker.broker_cluster_name
+            ),
             flag=header.flag,
             sys_flag=sys_flag,
             born_timestamp=header.born_timestamp,
