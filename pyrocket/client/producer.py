@@ -52,7 +52,6 @@ import ipaddress
 import logging
 import os
 import random
-import re
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
@@ -69,6 +68,7 @@ from pyrocket.client.instance import (
     publish_queues,
 )
 from pyrocket.client.request_reply import RequestFutureTable
+from pyrocket.client.validators import MAX_MESSAGE_SIZE, check_message
 from pyrocket.errors import (
     PyrocketError,
     RemotingError,
@@ -94,12 +94,6 @@ from pyrocket.protocol.message import (
 from pyrocket.remoting.tls import TlsSettings
 
 log = logging.getLogger("pyrocket.client.producer")
-
-#: DefaultMQProducer.maxMessageSize: 4 MiB.
-MAX_MESSAGE_SIZE = 4 * 1024 * 1024
-#: Validators.CHARACTER_MAX_LENGTH: longest topic name.
-TOPIC_MAX_LENGTH = 255
-_TOPIC_PATTERN = re.compile(r"^[%|a-zA-Z0-9_-]+$")
 
 #: Answer codes after which a sync send tries again (another broker first).
 RETRY_RESPONSE_CODES = frozenset(
@@ -204,31 +198,6 @@ def with_unique_id(message: Message, next_id: Callable[[], str]) -> JavaHashMap[
     if MessageConst.PROPERTY_UNIQ_CLIENT_MESSAGE_ID_KEYIDX not in properties:
         properties[MessageConst.PROPERTY_UNIQ_CLIENT_MESSAGE_ID_KEYIDX] = next_id()
     return properties
-
-
-def check_message(message: Message, max_size: int = MAX_MESSAGE_SIZE) -> None:
-    """``Validators.checkMessage``: raises ClientError for a bad topic name or
-    an empty or oversized body."""
-    check_topic(message.topic)
-    if not message.body:
-        raise ClientError("the message body length is zero")
-    if len(message.body) > max_size:
-        raise ClientError(f"the message body size over max value, MAX: {max_size}")
-
-
-def check_topic(topic: str) -> None:
-    """``Validators.checkTopic``; raises ClientError."""
-    if not topic.strip():
-        raise ClientError("The specified topic is blank")
-    if not _TOPIC_PATTERN.match(topic):
-        raise ClientError(
-            f"The specified topic[{topic}] contains illegal characters, "
-            f"allowing only {_TOPIC_PATTERN.pattern}"
-        )
-    if len(topic) > TOPIC_MAX_LENGTH:
-        raise ClientError("The specified topic is longer than topic max length 255.")
-    if topic == AUTO_CREATE_TOPIC_KEY_TOPIC:
-        raise ClientError(f"The topic[{topic}] is conflict with AUTO_CREATE_TOPIC_KEY_TOPIC.")
 
 
 class _PublishInfo:
@@ -589,13 +558,10 @@ def _ip_bytes(ip: str) -> bytes:
 
 
 __all__ = [
-    "MAX_MESSAGE_SIZE",
     "Producer",
     "QueueSelector",
     "SendResult",
     "SendStatus",
-    "check_message",
-    "check_topic",
     "new_message",
     "select_by_hash",
     "vip_channel_addr",
