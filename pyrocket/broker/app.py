@@ -8,7 +8,8 @@ builds the processors, handing each the narrow view of the broker it reads
 
 What runs, in start order: the message store (recovered first), the remoting
 server on ``listenPort`` and the fast ("VIP") server on ``listenPort - 2``
-answering the same processors, put/get statistics, the registration with every
+answering the same processors, put/get statistics, ``/metrics`` over HTTP when
+``metricsPort`` is set (:mod:`pyrocket.broker.metrics`), the registration with every
 NameServer (the first round before the broker reports ready), and the
 transaction-topic creation Java's check service does. Cancelling
 :func:`serve_broker` is the shutdown: periodic work stops, the broker
@@ -51,6 +52,7 @@ import trio
 
 from pyrocket.broker.config import BrokerSettings
 from pyrocket.broker.dataplane import DataPlane
+from pyrocket.broker.metrics import serve_broker_metrics
 from pyrocket.broker.outer_api import UNREGISTER_TIMEOUT
 from pyrocket.broker.parts import BROKER_VERSION_DESC, BrokerParts
 from pyrocket.broker.processors.admin import AdminBrokerProcessor
@@ -165,6 +167,8 @@ class Broker(BrokerParts):
         self.data_plane: DataPlane | None = None
         #: The fast server's bound port (known once serving).
         self.fast_listen_port: int | None = None
+        #: The bound port of ``/metrics`` (None: not served).
+        self.metrics_port: int | None = None
 
     # -- extension points ---------------------------------------------------
 
@@ -244,6 +248,14 @@ class Broker(BrokerParts):
                             await tasks.start(self.subscription_group_manager.writer.run)
                             await tasks.start(self.registration.run)
                             tasks.start_soon(self._create_transaction_topic)
+                            if settings.metrics_port >= 0 and self.data_plane is not None:
+                                self.metrics_port = await tasks.start(
+                                    serve_broker_metrics,
+                                    self,
+                                    self.data_plane,
+                                    host,
+                                    settings.metrics_port,
+                                )
                             for service in self.services:
                                 tasks.start_soon(service, self)
                             log.info(

@@ -99,6 +99,9 @@ class DataPlane:
             self.hold_service, self.producer_manager, self.consumer_manager
         )
         self._gets: dict[tuple[str, str], collections.deque[tuple[int, int]]] = {}
+        #: Messages and bytes each ``(topic, group)`` pulled since start (the
+        #: pull path checked both exist, so the table is bounded by them).
+        self.group_get_totals: dict[tuple[str, str], tuple[int, int]] = {}
 
     def install(self) -> None:
         """Register everything with the broker (before it serves)."""
@@ -146,8 +149,12 @@ class DataPlane:
 
     # -- consume statistics ---------------------------------------------------------
 
-    def record_group_get(self, group: str, topic: str, count: int) -> None:
-        """Messages a group pulled from a topic (for the consume TPS)."""
+    def record_group_get(self, group: str, topic: str, count: int, size: int = 0) -> None:
+        """Messages (and their bytes) a group pulled from a topic (for the
+        consume TPS and the metrics)."""
+        key = (topic, group)
+        messages, size_total = self.group_get_totals.get(key, (0, 0))
+        self.group_get_totals[key] = (messages + count, size_total + size)
         history = self._gets.setdefault((topic, group), collections.deque())
         now = self.broker.now_ms()
         history.append((now, count))

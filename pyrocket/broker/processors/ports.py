@@ -134,8 +134,8 @@ class MessagePath(ClientTables, Protocol):
     @property
     def hold_service(self) -> PullRequestHoldService: ...
 
-    def record_group_get(self, group: str, topic: str, count: int) -> None:
-        """Messages a group pulled from a topic (for the consume TPS)."""
+    def record_group_get(self, group: str, topic: str, count: int, size: int = 0) -> None:
+        """Messages (and their bytes) a group pulled from a topic."""
 
     def group_get_tps(self, group: str, topic: str) -> float:
         """Messages per second the group pulled from the topic lately."""

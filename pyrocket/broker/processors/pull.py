@@ -365,7 +365,12 @@ class PullMessageProcessor:
             )
 
         if code == ResponseCode.SUCCESS:
-            self.plane.record_group_get(header.consumer_group, header.topic, result.message_count)
+            self.plane.record_group_get(
+                header.consumer_group,
+                header.topic,
+                result.message_count,
+                result.buffer_total_size,
+            )
             response_header = PullMessageResponseHeader(
                 suggest, result.next_begin_offset, result.min_offset, result.max_offset
             )

@@ -1,0 +1,533 @@
+"""The broker's Prometheus figures, under rocketmq-exporter's metric names
+and labels, served on ``metricsPort`` by :func:`serve_broker_metrics`.
+
+What a broker knows of itself: per-topic put rates and sizes
+(``rocketmq_producer_tps``, ``rocketmq_producer_message_size``), per-group
+get rates and sizes (``rocketmq_consumer_tps``,
+``rocketmq_consumer_message_size``), the broker's own put and get rates
+(``rocketmq_broker_tps``, ``rocketmq_broker_qps``), the topics' offsets
+(``rocketmq_producer_offset``, ``rocketmq_topic_retry_offset``,
+``rocketmq_topic_dlq_offset``), each group's offsets and backlog
+(``rocketmq_consumer_offset``, ``rocketmq_group_diff``,
+``rocketmq_group_retrydiff``, ``rocketmq_group_dlqdiff``,
+``rocketmq_message_accumulation``), a few of the runtime figures
+(``rocketmq_brokeruntime_*``) and the process collector's.
+
+The figures come through :class:`BrokerMetricsSource`. Today's
+implementation, :class:`StoreMetricsSource`, reads the counters the broker
+already keeps (:class:`~pyrocket.broker.stats.StoreStats`, the data plane's
+group get totals, the topic table, the consume queues and the offset
+table) and turns the counters into per-second rates itself, from samples it
+takes every :data:`SAMPLE_INTERVAL` seconds over a :data:`RATE_WINDOW`. A
+source over Java's BrokerStatsManager figures (per-minute TPS) only has to
+implement the same protocol.
+
+A scrape is bounded: :meth:`BrokerCollector.refresh` walks the tables on
+the event loop in slices of :data:`SLICE` entries (a checkpoint between
+slices) and stops at :data:`MAX_SERIES` entries; the text is then built
+from that snapshot in a worker thread.
+"""
+
+from __future__ import annotations
+
+import collections
+import logging
+import time
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass, field
+from typing import Final, Protocol
+
+import trio
+from prometheus_client import CollectorRegistry, PlatformCollector, ProcessCollector
+from prometheus_client.core import GaugeMetricFamily
+from prometheus_client.metrics_core import Metric
+from prometheus_client.registry import Collector
+
+from pyrocket.broker.dataplane import DataPlane
+from pyrocket.broker.parts import BROKER_VERSION_DESC, BrokerParts
+from pyrocket.broker.topic_config import DLQ_GROUP_TOPIC_PREFIX, RETRY_GROUP_TOPIC_PREFIX
+from pyrocket.metrics_http import render_registry, serve_metrics
+from pyrocket.protocol.bodies.client import MessageModel
+from pyrocket.protocol.codes import VERSION_V4_7_0
+
+log = logging.getLogger("pyrocket.broker")
+
+#: Seconds between two samples of the counters the rates come from.
+SAMPLE_INTERVAL: Final = 10.0
+#: Samples a rate spans (the rate is over the last minute, like Java's
+#: ``getStatsDataInMinute``, once the broker has run that long).
+RATE_WINDOW: Final = 6
+#: Table entries walked between two checkpoints of a scrape.
+SLICE: Final = 256
+#: Topics (and, separately, topic-group pairs) one scrape reports at most.
+MAX_SERIES: Final = 20_000
+
+_MESSAGE_MODEL_ORDINAL: Final = {MessageModel.BROADCASTING: "0", MessageModel.CLUSTERING: "1"}
+
+
+@dataclass(frozen=True, slots=True)
+class Rate:
+    """Messages and bytes per second."""
+
+    messages: float = 0.0
+    size: float = 0.0
+
+
+@dataclass(frozen=True, slots=True)
+class BrokerLabels:
+    """What names the broker in the labels."""
+
+    cluster: str
+    broker: str
+    broker_ip: str
+    broker_addr: str
+    boot_timestamp: int
+
+
+class BrokerMetricsSource(Protocol):
+    """The broker's figures as the metrics read them. Rates are per second
+    over a recent window; offsets are sums over a topic's queues."""
+
+    def labels(self) -> BrokerLabels: ...
+
+    def broker_rates(self) -> tuple[float, float]:
+        """Messages put and messages got per second, the whole broker."""
+
+    def topic_put_rates(self) -> Mapping[str, Rate]:
+        """Messages and bytes put per second, by topic."""
+
+    def group_get_rates(self) -> Mapping[tuple[str, str], Rate]:
+        """Messages and bytes got per second, by ``(topic, group)``."""
+
+    def topic_names(self) -> list[str]:
+        """The topics the broker serves."""
+
+    def topic_max_offset(self, topic: str) -> int:
+        """The sum of the max offsets of the topic's consume queues."""
+
+    def offset_keys(self) -> list[tuple[str, str]]:
+        """``(topic, group)`` of every committed consumer offset."""
+
+    def group_offsets(self, topic: str, group: str) -> tuple[int, int] | None:
+        """``(broker offset, consumer offset)`` summed over the queues the
+        group has offsets for, or None when it has none."""
+
+    def online_consumers(self, group: str) -> tuple[int, str]:
+        """How many consumers of ``group`` are connected, and the ordinal of
+        their message model ("" when none is)."""
+
+    def runtime_figures(self) -> Mapping[str, float]:
+        """Runtime entries (GET_BROKER_RUNTIME_INFO keys) with a number."""
+
+
+@dataclass(slots=True)
+class _Sample:
+    at: float
+    broker_put: int
+    broker_get: int
+    topics: dict[str, tuple[int, int]]
+    groups: dict[tuple[str, str], tuple[int, int]]
+
+
+def _rate(begin: tuple[int, int], end: tuple[int, int], span: float) -> Rate:
+    return Rate(max(0, end[0] - begin[0]) / span, max(0, end[1] - begin[1]) / span)
+
+
+class StoreMetricsSource:
+    """:class:`BrokerMetricsSource` over what the broker has today; rates
+    from counters sampled by :meth:`sample` (:meth:`run` samples every
+    :data:`SAMPLE_INTERVAL`). ``clock`` is in seconds."""
+
+    def __init__(
+        self,
+        broker: BrokerParts,
+        plane: DataPlane,
+        *,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self._broker = broker
+        self._plane = plane
+        self._clock = clock
+        self._samples: collections.deque[_Sample] = collections.deque(maxlen=RATE_WINDOW + 1)
+
+    def sample(self) -> None:
+        """Note the counters now (copies of two bounded tables)."""
+        stats = self._broker.stats
+        topics = {
+            topic: (count, stats.put_size_by_topic.get(topic, 0))
+            for topic, count in stats.put_times_by_topic.items()
+        }
+        self._samples.append(
+            _Sample(
+                self._clock(),
+                stats.put_message_times_total,
+                stats.get_transferred_msg_count,
+                topics,
+                dict(self._plane.group_get_totals),
+            )
+        )
+
+    async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
+        self.sample()
+        task_status.started()
+        while True:
+            await trio.sleep(SAMPLE_INTERVAL)
+            self.sample()
+
+    def _begin(self) -> tuple[_Sample, float] | None:
+        # Rates run from the oldest sample kept to the counters as they are now.
+        if not self._samples:
+            return None
+        begin = self._samples[0]
+        span = self._clock() - begin.at
+        return (begin, span) if span > 0 else None
+
+    # -- BrokerMetricsSource ------------------------------------------------
+
+    def labels(self) -> BrokerLabels:
+        settings = self._broker.settings
+        return BrokerLabels(
+            settings.broker.broker_cluster_name,
+            settings.broker.broker_name,
+            settings.broker.broker_ip1,
+            self._broker.broker_addr,
+            self._broker.stats.boot_timestamp,
+        )
+
+    def broker_rates(self) -> tuple[float, float]:
+        window = self._begin()
+        if window is None:
+            return 0.0, 0.0
+        begin, span = window
+        stats = self._broker.stats
+        return (
+            max(0, stats.put_message_times_total - begin.broker_put) / span,
+            max(0, stats.get_transferred_msg_count - begin.broker_get) / span,
+        )
+
+    def topic_put_rates(self) -> Mapping[str, Rate]:
+        window = self._begin()
+        if window is None:
+            return {}
+        begin, span = window
+        sizes = self._broker.stats.put_size_by_topic
+        return {
+            topic: _rate(begin.topics.get(topic, (0, 0)), (count, sizes.get(topic, 0)), span)
+            for topic, count in self._broker.stats.put_times_by_topic.items()
+        }
+
+    def group_get_rates(self) -> Mapping[tuple[str, str], Rate]:
+        window = self._begin()
+        if window is None:
+            return {}
+        begin, span = window
+        return {
+            key: _rate(begin.groups.get(key, (0, 0)), totals, span)
+            for key, totals in self._plane.group_get_totals.items()
+        }
+
+    def topic_names(self) -> list[str]:
+        return list(self._broker.topic_config_manager.topic_config_table)
+
+    def topic_max_offset(self, topic: str) -> int:
+        config = self._broker.topic_config_manager.select_topic_config(topic)
+        if config is None:
+            return 0
+        store = self._broker.store
+        queues = max(config.read_queue_nums, config.write_queue_nums)
+        return sum(store.get_max_offset_in_queue(topic, queue_id) for queue_id in range(queues))
+
+    def offset_keys(self) -> list[tuple[str, str]]:
+        keys = []
+        for key in list(self._plane.consumer_offset_manager.offset_table):
+            topic, sep, group = key.partition("@")
+            if sep:
+                keys.append((topic, group))
+        return keys
+
+    def group_offsets(self, topic: str, group: str) -> tuple[int, int] | None:
+        offsets = self._plane.consumer_offset_manager.query_offsets(group, topic)
+        if offsets is None:
+            return None
+        store = self._broker.store
+        broker_offset = consumer_offset = 0
+        for queue_id, offset in list(offsets.items()):
+            broker_offset += store.get_max_offset_in_queue(topic, queue_id)
+            consumer_offset += max(0, offset)
+        return broker_offset, consumer_offset
+
+    def online_consumers(self, group: str) -> tuple[int, str]:
+        info = self._plane.consumer_manager.get_consumer_group_info(group)
+        if info is None:
+            return 0, ""
+        count = len(info.all_client_ids())
+        model = _MESSAGE_MODEL_ORDINAL.get(info.message_model) if info.message_model else None
+        return count, model or ""
+
+    def runtime_figures(self) -> Mapping[str, float]:
+        stats = self._broker.stats
+        figures: dict[str, float] = {}
+        for entries in (stats.runtime_info(), stats.broker_stats()):
+            for key, text in entries.items():
+                head = text.split(" ")[0]
+                try:
+                    figures[key] = float(head)
+                except ValueError:
+                    continue
+        return figures
+
+
+# -- the collector -------------------------------------------------------------
+
+_TOPIC_LABELS: Final = ("cluster", "broker", "topic")
+_GROUP_LABELS: Final = ("cluster", "broker", "topic", "group")
+_BROKER_LABELS: Final = ("cluster", "brokerIP", "broker")
+_DIFF_LABELS: Final = ("group", "topic", "countOfOnlineConsumers", "msgModel")
+_DLQ_OFFSET_LABELS: Final = ("cluster", "broker", "group")
+_RUNTIME_LABELS: Final = ("cluster", "brokerIP", "brokerHost", "des", "boottime", "broker_version")
+
+#: rocketmq-exporter's runtime gauges (name, help) by runtime-info key; the
+#: TPS entries give their 10-second figure first (the exporter's ``_tps10``).
+RUNTIME_GAUGES: Final = {
+    "msgPutTotalTodayNow": (
+        "rocketmq_brokeruntime_msg_put_total_today_now",
+        "brokerRuntimeMsgPutTotalTodayNow",
+    ),
+    "msgGetTotalTodayNow": (
+        "rocketmq_brokeruntime_msg_gettotal_today_now",
+        "brokerRuntimeMsgGetTotalTodayNow",
+    ),
+    "msgPutTotalTodayMorning": (
+        "rocketmq_brokeruntime_msg_puttotal_todaymorning",
+        "brokerRuntimeMsgPutTotalTodayMorning",
+    ),
+    "msgGetTotalTodayMorning": (
+        "rocketmq_brokeruntime_msg_gettotal_todaymorning",
+        "brokerRuntimeMsgGetTotalTodayMorning",
+    ),
+    "putMessageTimesTotal": (
+        "rocketmq_brokeruntime_putmessage_times_total",
+        "brokerRuntimePutMessageTimesTotal",
+    ),
+    "putMessageSizeTotal": (
+        "rocketmq_brokeruntime_put_message_size_total",
+        "brokerRuntimePutMessageSizeTotal",
+    ),
+    "putMessageAverageSize": (
+        "rocketmq_brokeruntime_put_message_average_size",
+        "brokerRuntimePutMessageAverageSize",
+    ),
+    "putMessageEntireTimeMax": (
+        "rocketmq_brokeruntime_putmessage_entire_time_max",
+        "brokerRuntimePutMessageEntireTimeMax",
+    ),
+    "getMessageEntireTimeMax": (
+        "rocketmq_brokeruntime_getmessage_entire_time_max",
+        "brokerRuntimeGetMessageEntireTimeMax",
+    ),
+    "putTps": ("rocketmq_brokeruntime_put_tps10", "brokerRuntimePutTps10"),
+    "getFoundTps": ("rocketmq_brokeruntime_getfound_tps10", "brokerRuntimeGetFoundTps10"),
+    "getMissTps": ("rocketmq_brokeruntime_getmiss_tps10", "brokerRuntimeGetMissTps10"),
+    "getTotalTps": ("rocketmq_brokeruntime_gettotal_tps10", "brokerRuntimeGetTotalTps10"),
+    "getTransferedTps": (
+        "rocketmq_brokeruntime_gettransfered_tps10",
+        "brokerRuntimeGetTransferedTps10",
+    ),
+}
+
+
+@dataclass(slots=True)
+class _Snapshot:
+    labels: BrokerLabels
+    broker_rates: tuple[float, float] = (0.0, 0.0)
+    topic_rates: Mapping[str, Rate] = field(default_factory=dict)
+    group_rates: Mapping[tuple[str, str], Rate] = field(default_factory=dict)
+    topic_offsets: list[tuple[str, int]] = field(default_factory=list)
+    #: (topic, group, broker offset, consumer offset, online consumers, model)
+    group_offsets: list[tuple[str, str, int, int, int, str]] = field(default_factory=list)
+    runtime: Mapping[str, float] = field(default_factory=dict)
+    truncated: bool = False
+
+
+class BrokerCollector(Collector):
+    """Yields the broker's families from the snapshot :meth:`refresh` took."""
+
+    def __init__(self, source: BrokerMetricsSource) -> None:
+        self.source = source
+        self._snapshot: _Snapshot | None = None
+
+    async def refresh(self) -> None:
+        """Take the snapshot a scrape reports, in bounded slices."""
+        source = self.source
+        snap = _Snapshot(
+            source.labels(),
+            source.broker_rates(),
+            source.topic_put_rates(),
+            source.group_get_rates(),
+            runtime=source.runtime_figures(),
+        )
+        topics = source.topic_names()
+        if len(topics) > MAX_SERIES:
+            topics, snap.truncated = topics[:MAX_SERIES], True
+        for index, topic in enumerate(topics):
+            if index and index % SLICE == 0:
+                await trio.lowlevel.checkpoint()
+            snap.topic_offsets.append((topic, source.topic_max_offset(topic)))
+        keys = source.offset_keys()
+        if len(keys) > MAX_SERIES:
+            keys, snap.truncated = keys[:MAX_SERIES], True
+        for index, (topic, group) in enumerate(keys):
+            if index and index % SLICE == 0:
+                await trio.lowlevel.checkpoint()
+            offsets = source.group_offsets(topic, group)
+            if offsets is None:
+                continue
+            online, model = source.online_consumers(group)
+            snap.group_offsets.append((topic, group, *offsets, online, model))
+        if snap.truncated:
+            log.warning("metrics: over %d topics or offsets, the rest left out", MAX_SERIES)
+        self._snapshot = snap
+
+    def collect(self) -> Iterator[Metric]:
+        snap = self._snapshot
+        if snap is None:
+            return
+        me = snap.labels
+        yield from self._broker_families(snap, me)
+        yield from self._topic_families(snap, me)
+        yield from self._group_families(snap, me)
+        yield from self._runtime_families(snap, me)
+
+    def _broker_families(self, snap: _Snapshot, me: BrokerLabels) -> Iterator[Metric]:
+        ident = [me.cluster, me.broker_addr, me.broker]
+        put, get = snap.broker_rates
+        tps = GaugeMetricFamily("rocketmq_broker_tps", "BrokerPutNums", labels=_BROKER_LABELS)
+        tps.add_metric(ident, put)
+        qps = GaugeMetricFamily("rocketmq_broker_qps", "BrokerGetNums", labels=_BROKER_LABELS)
+        qps.add_metric(ident, get)
+        yield tps
+        yield qps
+
+    def _topic_families(self, snap: _Snapshot, me: BrokerLabels) -> Iterator[Metric]:
+        tps = GaugeMetricFamily("rocketmq_producer_tps", "TopicPutNums", labels=_TOPIC_LABELS)
+        size = GaugeMetricFamily(
+            "rocketmq_producer_message_size", "TopicPutMessageSize", labels=_TOPIC_LABELS
+        )
+        for topic, rate in snap.topic_rates.items():
+            tps.add_metric([me.cluster, me.broker, topic], rate.messages)
+            size.add_metric([me.cluster, me.broker, topic], rate.size)
+        offset = GaugeMetricFamily("rocketmq_producer_offset", "TopicOffset", labels=_TOPIC_LABELS)
+        retry = GaugeMetricFamily(
+            "rocketmq_topic_retry_offset", "TopicRetryOffset", labels=_TOPIC_LABELS
+        )
+        dlq = GaugeMetricFamily(
+            "rocketmq_topic_dlq_offset", "TopicRetryOffset", labels=_DLQ_OFFSET_LABELS
+        )
+        for topic, value in snap.topic_offsets:
+            if topic.startswith(RETRY_GROUP_TOPIC_PREFIX):
+                retry.add_metric([me.cluster, me.broker, topic], value)
+            elif topic.startswith(DLQ_GROUP_TOPIC_PREFIX):
+                group = topic[len(DLQ_GROUP_TOPIC_PREFIX) :]
+                dlq.add_metric([me.cluster, me.broker, group], value)
+            else:
+                offset.add_metric([me.cluster, me.broker, topic], value)
+        yield from (tps, size, offset, retry, dlq)
+
+    def _group_families(self, snap: _Snapshot, me: BrokerLabels) -> Iterator[Metric]:
+        tps = GaugeMetricFamily("rocketmq_consumer_tps", "GroupGetNums", labels=_GROUP_LABELS)
+        size = GaugeMetricFamily(
+            "rocketmq_consumer_message_size", "GroupGetMessageSize", labels=_GROUP_LABELS
+        )
+        for (topic, group), rate in snap.group_rates.items():
+            tps.add_metric([me.cluster, me.broker, topic, group], rate.messages)
+            size.add_metric([me.cluster, me.broker, topic, group], rate.size)
+        offset = GaugeMetricFamily(
+            "rocketmq_consumer_offset", "GroupBrokerTotalOffset", labels=_GROUP_LABELS
+        )
+        accumulation = GaugeMetricFamily(
+            "rocketmq_message_accumulation",
+            "Messages stored but not yet consumed, by topic and group",
+            labels=_GROUP_LABELS,
+        )
+        diff = GaugeMetricFamily("rocketmq_group_diff", "GroupDiff", labels=_DIFF_LABELS)
+        retry = GaugeMetricFamily("rocketmq_group_retrydiff", "GroupRetryDiff", labels=_DIFF_LABELS)
+        dlq = GaugeMetricFamily("rocketmq_group_dlqdiff", "GroupDLQDiff", labels=_DIFF_LABELS)
+        for topic, group, broker_offset, consumer_offset, online, model in snap.group_offsets:
+            backlog = max(0, broker_offset - consumer_offset)
+            offset.add_metric([me.cluster, me.broker, topic, group], consumer_offset)
+            accumulation.add_metric([me.cluster, me.broker, topic, group], backlog)
+            family = diff
+            if topic.startswith(RETRY_GROUP_TOPIC_PREFIX):
+                family = retry
+            elif topic.startswith(DLQ_GROUP_TOPIC_PREFIX):
+                family = dlq
+            family.add_metric([group, topic, str(online), model], backlog)
+        yield from (tps, size, offset, accumulation, diff, retry, dlq)
+
+    def _runtime_families(self, snap: _Snapshot, me: BrokerLabels) -> Iterator[Metric]:
+        ident = [
+            me.cluster,
+            me.broker_addr,
+            me.broker_ip,
+            BROKER_VERSION_DESC,
+            str(me.boot_timestamp),
+            str(VERSION_V4_7_0),
+        ]
+        for key, (name, help_text) in RUNTIME_GAUGES.items():
+            if key not in snap.runtime:
+                continue
+            family = GaugeMetricFamily(name, help_text, labels=_RUNTIME_LABELS)
+            family.add_metric(ident, snap.runtime[key])
+            yield family
+        truncated = GaugeMetricFamily(
+            "pyrocket_metrics_truncated",
+            "1 when the last scrape left topics or offsets out (over its bound)",
+        )
+        truncated.add_metric([], 1.0 if snap.truncated else 0.0)
+        yield truncated
+
+
+def broker_registry(source: BrokerMetricsSource) -> tuple[CollectorRegistry, BrokerCollector]:
+    """A registry with the broker's families and the process figures."""
+    registry = CollectorRegistry(auto_describe=False)
+    collector = BrokerCollector(source)
+    registry.register(collector)
+    ProcessCollector(registry=registry)
+    PlatformCollector(registry=registry)
+    return registry, collector
+
+
+async def serve_broker_metrics(
+    broker: BrokerParts,
+    plane: DataPlane,
+    host: str | None,
+    port: int,
+    *,
+    task_status: trio.TaskStatus[int] = trio.TASK_STATUS_IGNORED,
+) -> None:
+    """Sample the broker's counters and serve ``/metrics`` on ``host:port``
+    until cancelled; reports the bound port. Raises OSError when the address
+    cannot be bound."""
+    source = StoreMetricsSource(broker, plane)
+    registry, collector = broker_registry(source)
+    async with trio.open_nursery() as nursery:
+        await nursery.start(source.run)
+        bound = await nursery.start(
+            serve_metrics, host, port, render_registry(registry, collector.refresh)
+        )
+        task_status.started(bound)
+
+
+__all__ = [
+    "MAX_SERIES",
+    "RATE_WINDOW",
+    "SAMPLE_INTERVAL",
+    "SLICE",
+    "BrokerCollector",
+    "BrokerLabels",
+    "BrokerMetricsSource",
+    "Rate",
+    "StoreMetricsSource",
+    "broker_registry",
+    "serve_broker_metrics",
+]

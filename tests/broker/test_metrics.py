@@ -1,0 +1,230 @@
+"""Prometheus ``/metrics`` of the broker and the NameServer over real
+sockets: after sends and consumes, a scrape parsed with prometheus-client's
+parser has rocketmq-exporter's families and labels with the figures the
+traffic implies; rates from a controlled clock; bad HTTP requests answered
+or dropped without disturbing the server; off unless asked for."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from pathlib import Path
+
+import pytest
+import trio
+from prometheus_client import generate_latest
+from prometheus_client.parser import text_string_to_metric_families
+from prometheus_client.samples import Sample
+
+from pyrocket.broker.metrics import StoreMetricsSource, broker_registry
+from pyrocket.cli import broker as broker_cli
+from pyrocket.cli import build_parser
+from pyrocket.cli import namesrv as namesrv_cli
+from pyrocket.client.producer import Producer, new_message
+from pyrocket.errors import ConfigError
+from pyrocket.metrics_http import MAX_REQUEST_HEAD
+from pyrocket.namesrv.app import NameServer
+from pyrocket.namesrv.config import load_config
+from tests.broker.helpers import broker_settings, running_broker
+from tests.client.helpers import consumer, running_up
+
+TOPIC = "MetricsTopic"
+GROUP = "metrics_group"
+
+
+async def http(port: int, request: bytes) -> tuple[int, dict[str, str], bytes]:
+    """Send ``request`` to 127.0.0.1:port, read the answer to EOF."""
+    stream = await trio.open_tcp_stream("127.0.0.1", port)
+    async with stream:
+        await stream.send_all(request)
+        data = bytearray()
+        while chunk := await stream.receive_some(65536):
+            data += chunk
+    head, _, body = bytes(data).partition(b"\r\n\r\n")
+    lines = head.decode("ascii").split("\r\n")
+    status = int(lines[0].split(" ")[1])
+    headers = {}
+    for line in lines[1:]:
+        name, _, value = line.partition(":")
+        headers[name.strip().lower()] = value.strip()
+    return status, headers, body
+
+
+async def scrape(port: int) -> dict[str, list[Sample]]:
+    status, headers, body = await http(port, b"GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n")
+    assert status == 200
+    assert headers["content-type"].startswith("text/plain; version=0.0.4")
+    assert int(headers["content-length"]) == len(body)
+    return {
+        family.name: list(family.samples)
+        for family in text_string_to_metric_families(body.decode("utf-8"))
+    }
+
+
+def only(samples: Iterable[Sample], **labels: str) -> Sample:
+    found = [s for s in samples if all(s.labels.get(k) == v for k, v in labels.items())]
+    assert len(found) == 1, (labels, list(samples))
+    return found[0]
+
+
+async def produce(namesrv: str, count: int, start: int = 0) -> int:
+    """Send ``count`` messages to TOPIC; their total body size."""
+    size = 0
+    async with Producer("metrics_producers", [namesrv], client_ip="127.0.0.1") as producer:
+        for i in range(start, start + count):
+            body = f"metrics message {i}".encode()
+            size += len(body)
+            await producer.send(new_message(TOPIC, body))
+    return size
+
+
+async def test_a_scrape_reports_what_was_sent_and_consumed(tmp_path: Path) -> None:
+    with trio.fail_after(60):
+        async with running_up(tmp_path) as running:
+            broker, ns = running.broker, running.namesrv_addr
+            assert broker.metrics_port and running.namesrv.metrics_port
+            begin = trio.current_time()
+            await produce(ns, 10)
+            async with consumer(ns, GROUP, TOPIC) as reader:
+                for _ in range(10):
+                    await reader.receive()
+            # The consumer commits its offsets as it closes; then 4 more arrive.
+            await produce(ns, 4, start=10)
+            families = await scrape(broker.metrics_port)
+            elapsed = trio.current_time() - begin
+            namesrv_families = await scrape(running.namesrv.metrics_port)
+
+    cluster, name = "DefaultCluster", "broker-a"
+    me = {"cluster": cluster, "broker": name}
+    assert only(families["rocketmq_producer_offset"], **me, topic=TOPIC).value == 14
+    consumer_offset = only(families["rocketmq_consumer_offset"], **me, topic=TOPIC, group=GROUP)
+    assert consumer_offset.value == 10
+    accumulation = only(families["rocketmq_message_accumulation"], **me, topic=TOPIC, group=GROUP)
+    assert accumulation.value == 4
+    diff = only(families["rocketmq_group_diff"], group=GROUP, topic=TOPIC)
+    assert diff.value == 4
+    assert set(diff.labels) == {"group", "topic", "countOfOnlineConsumers", "msgModel"}
+    assert diff.labels["countOfOnlineConsumers"] == "0"  # it has closed
+    # The consumer's retry topic has offsets too (nothing in it).
+    retry = only(families["rocketmq_topic_retry_offset"], **me, topic=f"%RETRY%{GROUP}")
+    assert retry.value == 0
+
+    # Rates: 14 messages put within ``elapsed`` seconds, 10 got by the group.
+    put = only(families["rocketmq_producer_tps"], **me, topic=TOPIC)
+    assert 14 / elapsed <= put.value
+    assert only(families["rocketmq_producer_message_size"], **me, topic=TOPIC).value > 0
+    got = only(families["rocketmq_consumer_tps"], **me, topic=TOPIC, group=GROUP)
+    assert 10 / elapsed <= got.value
+    got_size = only(families["rocketmq_consumer_message_size"], **me, topic=TOPIC, group=GROUP)
+    assert got_size.value > 0
+    broker_tps = only(families["rocketmq_broker_tps"], cluster=cluster, broker=name)
+    assert broker_tps.labels["brokerIP"] == broker.broker_addr
+    assert broker_tps.value >= put.value
+    assert only(families["rocketmq_broker_qps"], cluster=cluster, broker=name).value >= got.value
+    put_total = families["rocketmq_brokeruntime_msg_put_total_today_now"]
+    assert only(put_total, cluster=cluster, brokerIP=broker.broker_addr).value >= 14
+    assert families["process_cpu_seconds"] or families["python_info"]
+
+    assert namesrv_families["pyrocket_namesrv_brokers_alive"][0].value == 1
+    assert namesrv_families["pyrocket_namesrv_topics"][0].value >= 1
+    requests = namesrv_families["pyrocket_namesrv_requests"]
+    register = only(requests, request="REGISTER_BROKER")
+    assert register.labels["code"] == "103" and register.value >= 1
+    routes = only(requests, request="GET_ROUTEINFO_BY_TOPIC").value
+    assert routes >= 2  # the producer and the consumer asked for the route
+    latency = namesrv_families["pyrocket_namesrv_route_query_seconds"]
+    count = only([s for s in latency if s.name.endswith("_count")])
+    assert count.value == routes
+
+
+async def test_rates_come_from_the_counters_over_the_clock(tmp_path: Path) -> None:
+    now = [100.0]
+    with trio.fail_after(60):
+        async with running_up(tmp_path) as running:
+            broker = running.broker
+            assert broker.data_plane is not None
+            source = StoreMetricsSource(broker, broker.data_plane, clock=lambda: now[0])
+            source.sample()
+            size_before = broker.stats.put_size_by_topic.get(TOPIC, 0)
+            await produce(running.namesrv_addr, 20)
+            now[0] = 110.0
+            registry, collector = broker_registry(source)
+            await collector.refresh()
+            text = generate_latest(registry).decode()
+            stored = broker.stats.put_size_by_topic[TOPIC] - size_before
+    families = {f.name: f.samples for f in text_string_to_metric_families(text)}
+    me = {"cluster": "DefaultCluster", "broker": "broker-a", "topic": TOPIC}
+    assert only(families["rocketmq_producer_tps"], **me).value == 2.0  # 20 in 10 s
+    assert only(families["rocketmq_producer_message_size"], **me).value == stored / 10
+    assert only(families["rocketmq_broker_tps"]).value == 2.0
+
+
+async def test_bad_requests_do_not_disturb_the_server(tmp_path: Path) -> None:
+    with trio.fail_after(60):
+        async with running_up(tmp_path) as running:
+            port = running.broker.metrics_port
+            assert port
+            # A peer that sends nothing holds its connection only; others are served.
+            idle = await trio.open_tcp_stream("127.0.0.1", port)
+            async with idle:
+                assert (await http(port, b"GET /nothing HTTP/1.1\r\n\r\n"))[0] == 404
+                assert (await http(port, b"POST /metrics HTTP/1.1\r\n\r\n"))[0] == 405
+                assert (await http(port, b"\x16\x03\x01garbage\r\n\r\n"))[0] == 400
+                assert (await http(port, b"GET /metrics\r\n\r\n"))[0] == 400
+                huge = b"GET /metrics HTTP/1.1\r\nX: " + b"a" * MAX_REQUEST_HEAD + b"\r\n\r\n"
+                assert (await http(port, huge))[0] == 400
+                # Closed before the request is complete: nothing to answer.
+                half = await trio.open_tcp_stream("127.0.0.1", port)
+                await half.send_all(b"GET /metr")
+                await half.aclose()
+                families = await scrape(port)
+            assert "rocketmq_producer_offset" in families
+            # The broker itself still answers.
+            await produce(running.namesrv_addr, 1)
+
+
+async def test_metrics_are_off_unless_a_port_is_set(tmp_path: Path) -> None:
+    with trio.fail_after(60):
+        namesrv = NameServer(load_config(None, {"listenPort": "0"}))
+        async with trio.open_nursery() as nursery:
+            port = await nursery.start(namesrv.serve, "127.0.0.1")
+            settings = broker_settings(tmp_path, [f"127.0.0.1:{port}"])
+            assert settings.metrics_port == -1 and namesrv.config.metrics_port == -1
+            async with running_broker(settings) as broker:
+                assert broker.metrics_port is None and namesrv.metrics_port is None
+            nursery.cancel_scope.cancel()
+
+
+async def test_the_key_turns_it_on_at_the_listen_address(tmp_path: Path) -> None:
+    with trio.fail_after(60):
+        settings = broker_settings(tmp_path, metricsPort=0)
+        assert settings.metrics_port == 0
+        async with running_broker(settings) as broker:
+            assert broker.metrics_port
+            families = await scrape(broker.metrics_port)
+            assert "rocketmq_broker_tps" in families
+
+
+def test_the_key_and_the_flags_are_parsed(tmp_path: Path) -> None:
+    assert broker_settings(tmp_path, metricsPort=5557).metrics_port == 5557
+    assert broker_settings(tmp_path, metricsPort=-1).metrics_port == -1
+    for bad in ("x", "-2", "65536"):
+        with pytest.raises(ConfigError, match="metricsPort"):
+            broker_settings(tmp_path, metricsPort=bad)
+    assert load_config(None, {"metricsPort": "9877"}).metrics_port == 9877
+    with pytest.raises(ConfigError, match="metricsPort"):
+        load_config(None, {"metricsPort": "70000"})
+
+    parser = build_parser()
+    args = parser.parse_args(["broker", "--metrics-port", "0", "--set", "listenPort=0"])
+    assert broker_cli.settings_from_args(args).metrics_port == 0
+    assert broker_cli.settings_from_args(parser.parse_args(["broker"])).metrics_port == -1
+    args = parser.parse_args(["namesrv", "--metrics-port", "5558"])
+    assert namesrv_cli.config_from_args(args).metrics_port == 5558
+    assert namesrv_cli.config_from_args(parser.parse_args(["namesrv"])).metrics_port == -1
+    # A key in the broker.conf turns it on too, and the flag wins over it.
+    conf = tmp_path / "broker.conf"
+    conf.write_text("metricsPort=6000\nbrokerName=b\n", encoding="utf-8")
+    args = parser.parse_args(["broker", "-c", str(conf)])
+    assert broker_cli.settings_from_args(args).metrics_port == 6000
+    args = parser.parse_args(["broker", "-c", str(conf), "--metrics-port", "6001"])
+    assert broker_cli.settings_from_args(args).metrics_port == 6001
