@@ -26,6 +26,8 @@ from typing import Final
 import trio
 from prometheus_client import CollectorRegistry, generate_latest
 
+from pyrocket.errors import PyrocketError
+
 log = logging.getLogger("pyrocket.metrics")
 
 #: The largest request head (request line and headers) accepted, in bytes.
@@ -61,7 +63,7 @@ def _response(status: str, body: bytes, content_type: str = "text/plain; charset
     return head.encode("ascii") + body
 
 
-class BadRequest(Exception):
+class BadRequest(PyrocketError):
     """The peer's request is not one this responder can parse."""
 
 
