@@ -6,7 +6,7 @@ or dropped without disturbing the server; off unless asked for."""
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from pathlib import Path
 
 import pytest
@@ -15,7 +15,8 @@ from prometheus_client import generate_latest
 from prometheus_client.parser import text_string_to_metric_families
 from prometheus_client.samples import Sample
 
-from pyrocket.broker.metrics import StoreMetricsSource, broker_registry
+from pyrocket.broker import metrics
+from pyrocket.broker.metrics import BrokerLabels, Rate, StoreMetricsSource, broker_registry
 from pyrocket.cli import broker as broker_cli
 from pyrocket.cli import build_parser
 from pyrocket.cli import namesrv as namesrv_cli
@@ -228,3 +229,60 @@ def test_the_key_and_the_flags_are_parsed(tmp_path: Path) -> None:
     assert broker_cli.settings_from_args(args).metrics_port == 6000
     args = parser.parse_args(["broker", "-c", str(conf), "--metrics-port", "6001"])
     assert broker_cli.settings_from_args(args).metrics_port == 6001
+
+
+class ManyTopics:
+    """A :class:`BrokerMetricsSource` with ``count`` topics, each with one group."""
+
+    def __init__(self, count: int) -> None:
+        self.count = count
+
+    def labels(self) -> BrokerLabels:
+        return BrokerLabels("c", "b", "10.0.0.1", "10.0.0.1:10911", 1)
+
+    def broker_rates(self) -> tuple[float, float]:
+        return 1.5, 2.5
+
+    def topic_put_rates(self) -> Mapping[str, Rate]:
+        return {f"T{i}": Rate(i, 10 * i) for i in range(self.count)}
+
+    def group_get_rates(self) -> Mapping[tuple[str, str], Rate]:
+        return {}
+
+    def topic_names(self) -> list[str]:
+        return [f"T{i}" for i in range(self.count)]
+
+    def topic_max_offset(self, topic: str) -> int:
+        return int(topic[1:]) * 2
+
+    def offset_keys(self) -> list[tuple[str, str]]:
+        return [(f"T{i}", f"G{i}") for i in range(self.count)]
+
+    def group_offsets(self, topic: str, group: str) -> tuple[int, int] | None:
+        return int(topic[1:]) * 2, int(topic[1:])
+
+    def online_consumers(self, group: str) -> tuple[int, str]:
+        return 1, "1"
+
+    def runtime_figures(self) -> Mapping[str, float]:
+        return {}
+
+
+async def test_a_scrape_is_bounded(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(metrics, "MAX_SERIES", 50)
+    registry, collector = broker_registry(ManyTopics(80))
+    await collector.refresh()
+    families = {
+        f.name: f.samples
+        for f in text_string_to_metric_families(generate_latest(registry).decode())
+    }
+    assert len(families["rocketmq_producer_offset"]) == 50
+    assert only(families["rocketmq_producer_offset"], topic="T7").value == 14
+    assert len(families["rocketmq_group_diff"]) == 50
+    diff = only(families["rocketmq_group_diff"], topic="T9", group="G9")
+    assert diff.value == 9 and diff.labels["countOfOnlineConsumers"] == "1"
+    assert diff.labels["msgModel"] == "1"
+    assert families["pyrocket_metrics_truncated"][0].value == 1
+    # Rates are not walked per queue, so they are all there.
+    assert len(families["rocketmq_producer_tps"]) == 80
+    assert only(families["rocketmq_broker_qps"]).value == 2.5
