@@ -266,14 +266,17 @@ class StoreMetricsSource:
 
     def runtime_figures(self) -> Mapping[str, float]:
         stats = self._broker.stats
+        store = self._broker.store
+        entries = {**stats.runtime_info(), **stats.broker_stats(), **store.running_stats()}
+        entries["dispatchBehindBytes"] = str(store.dispatch_behind_bytes())
         figures: dict[str, float] = {}
-        for entries in (stats.runtime_info(), stats.broker_stats()):
-            for key, text in entries.items():
-                head = text.split(" ")[0]
+        for key, text in entries.items():
+            fields = text.split(" ")
+            for suffix, field_text in zip(("", "60", "600"), fields, strict=False):
                 try:
-                    figures[key] = float(head)
+                    figures[key + suffix] = float(field_text)
                 except ValueError:
-                    continue
+                    break
         return figures
 
 
@@ -286,53 +289,77 @@ _DIFF_LABELS: Final = ("group", "topic", "countOfOnlineConsumers", "msgModel")
 _DLQ_OFFSET_LABELS: Final = ("cluster", "broker", "group")
 _RUNTIME_LABELS: Final = ("cluster", "brokerIP", "brokerHost", "des", "boottime", "broker_version")
 
-#: rocketmq-exporter's runtime gauges (name, help) by runtime-info key; the
-#: TPS entries give their 10-second figure first (the exporter's ``_tps10``).
+#: rocketmq-exporter's runtime gauges (name, help) by runtime-info key. A
+#: TPS entry holds three figures (10, 60 and 600 seconds); its key alone
+#: names the first, the key with ``60`` / ``600`` appended the others.
 RUNTIME_GAUGES: Final = {
-    "msgPutTotalTodayNow": (
-        "rocketmq_brokeruntime_msg_put_total_today_now",
-        "brokerRuntimeMsgPutTotalTodayNow",
-    ),
-    "msgGetTotalTodayNow": (
-        "rocketmq_brokeruntime_msg_gettotal_today_now",
-        "brokerRuntimeMsgGetTotalTodayNow",
-    ),
-    "msgPutTotalTodayMorning": (
-        "rocketmq_brokeruntime_msg_puttotal_todaymorning",
-        "brokerRuntimeMsgPutTotalTodayMorning",
-    ),
-    "msgGetTotalTodayMorning": (
-        "rocketmq_brokeruntime_msg_gettotal_todaymorning",
-        "brokerRuntimeMsgGetTotalTodayMorning",
-    ),
-    "putMessageTimesTotal": (
-        "rocketmq_brokeruntime_putmessage_times_total",
-        "brokerRuntimePutMessageTimesTotal",
-    ),
-    "putMessageSizeTotal": (
-        "rocketmq_brokeruntime_put_message_size_total",
-        "brokerRuntimePutMessageSizeTotal",
-    ),
-    "putMessageAverageSize": (
-        "rocketmq_brokeruntime_put_message_average_size",
-        "brokerRuntimePutMessageAverageSize",
-    ),
-    "putMessageEntireTimeMax": (
-        "rocketmq_brokeruntime_putmessage_entire_time_max",
-        "brokerRuntimePutMessageEntireTimeMax",
-    ),
-    "getMessageEntireTimeMax": (
-        "rocketmq_brokeruntime_getmessage_entire_time_max",
-        "brokerRuntimeGetMessageEntireTimeMax",
-    ),
-    "putTps": ("rocketmq_brokeruntime_put_tps10", "brokerRuntimePutTps10"),
-    "getFoundTps": ("rocketmq_brokeruntime_getfound_tps10", "brokerRuntimeGetFoundTps10"),
-    "getMissTps": ("rocketmq_brokeruntime_getmiss_tps10", "brokerRuntimeGetMissTps10"),
-    "getTotalTps": ("rocketmq_brokeruntime_gettotal_tps10", "brokerRuntimeGetTotalTps10"),
-    "getTransferedTps": (
-        "rocketmq_brokeruntime_gettransfered_tps10",
-        "brokerRuntimeGetTransferedTps10",
-    ),
+    key: (f"rocketmq_brokeruntime_{name}", help_text)
+    for key, name, help_text in (
+        ("msgPutTotalTodayNow", "msg_put_total_today_now", "brokerRuntimeMsgPutTotalTodayNow"),
+        ("msgGetTotalTodayNow", "msg_gettotal_today_now", "brokerRuntimeMsgGetTotalTodayNow"),
+        (
+            "msgPutTotalTodayMorning",
+            "msg_puttotal_todaymorning",
+            "brokerRuntimeMsgPutTotalTodayMorning",
+        ),
+        (
+            "msgGetTotalTodayMorning",
+            "msg_gettotal_todaymorning",
+            "brokerRuntimeMsgGetTotalTodayMorning",
+        ),
+        (
+            "msgPutTotalYesterdayMorning",
+            "msg_puttotal_yesterdaymorning",
+            "brokerRuntimeMsgPutTotalYesterdayMorning",
+        ),
+        (
+            "msgGetTotalYesterdayMorning",
+            "msg_gettotal_yesterdaymorning",
+            "brokerRuntimeMsgGetTotalYesterdayMorning",
+        ),
+        ("putMessageTimesTotal", "putmessage_times_total", "brokerRuntimePutMessageTimesTotal"),
+        ("putMessageSizeTotal", "put_message_size_total", "brokerRuntimePutMessageSizeTotal"),
+        (
+            "putMessageAverageSize",
+            "put_message_average_size",
+            "brokerRuntimePutMessageAverageSize",
+        ),
+        (
+            "putMessageEntireTimeMax",
+            "putmessage_entire_time_max",
+            "brokerRuntimePutMessageEntireTimeMax",
+        ),
+        (
+            "getMessageEntireTimeMax",
+            "getmessage_entire_time_max",
+            "brokerRuntimeGetMessageEntireTimeMax",
+        ),
+        ("dispatchMaxBuffer", "dispatch_maxbuffer", "brokerRuntimeDispatchMaxBuffer"),
+        ("dispatchBehindBytes", "dispatch_behind_bytes", "brokerRuntimeDispatchBehindBytes"),
+        ("commitLogMaxOffset", "commitlog_maxoffset", "brokerRuntimeCommitLogMaxOffset"),
+        ("commitLogMinOffset", "commitlog_minoffset", "brokerRuntimeCommitLogMinOffset"),
+        ("commitLogDiskRatio", "commitlog_disk_ratio", "brokerRuntimeCommitLogDiskRatio"),
+        (
+            "consumeQueueDiskRatio",
+            "consumequeue_disk_ratio",
+            "brokerRuntimeConsumeQueueDiskRatio",
+        ),
+        ("putTps", "put_tps10", "brokerRuntimePutTps10"),
+        ("putTps60", "put_tps60", "brokerRuntimePutTps60"),
+        ("putTps600", "put_tps600", "brokerRuntimePutTps600"),
+        ("getFoundTps", "getfound_tps10", "brokerRuntimeGetFoundTps10"),
+        ("getFoundTps60", "getfound_tps60", "brokerRuntimeGetFoundTps60"),
+        ("getFoundTps600", "getfound_tps600", "brokerRuntimeGetFoundTps600"),
+        ("getMissTps", "getmiss_tps10", "brokerRuntimeGetMissTps10"),
+        ("getMissTps60", "getmiss_tps60", "brokerRuntimeGetMissTps60"),
+        ("getMissTps600", "getmiss_tps600", "brokerRuntimeGetMissTps600"),
+        ("getTotalTps", "gettotal_tps10", "brokerRuntimeGetTotalTps10"),
+        ("getTotalTps60", "gettotal_tps60", "brokerRuntimeGetTotalTps60"),
+        ("getTotalTps600", "gettotal_tps600", "brokerRuntimeGetTotalTps600"),
+        ("getTransferedTps", "gettransfered_tps10", "brokerRuntimeGetTransferedTps10"),
+        ("getTransferedTps60", "gettransfered_tps60", "brokerRuntimeGetTransferedTps60"),
+        ("getTransferedTps600", "gettransfered_tps600", "brokerRuntimeGetTransferedTps600"),
+    )
 }
 
 
