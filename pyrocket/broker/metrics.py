@@ -17,10 +17,13 @@ The figures come through :class:`BrokerMetricsSource`. Today's
 implementation, :class:`StoreMetricsSource`, reads the counters the broker
 already keeps (:class:`~pyrocket.broker.stats.StoreStats`, the data plane's
 group get totals, the topic table, the consume queues and the offset
-table) and turns the counters into per-second rates itself, from samples it
-takes every :data:`SAMPLE_INTERVAL` seconds over a :data:`RATE_WINDOW`. A
-source over Java's BrokerStatsManager figures (per-minute TPS) only has to
-implement the same protocol.
+table) and turns the counters into per-second rates itself: it samples them
+every :data:`SAMPLE_INTERVAL` seconds, keeps :data:`RATE_WINDOW` intervals,
+and a rate runs from the oldest sample kept (at most a minute old) to the
+counters at the scrape. A source over Java's BrokerStatsManager figures
+(``getStatsDataInMinute`` of TOPIC_PUT_NUMS, TOPIC_PUT_SIZE, GROUP_GET_NUMS,
+GROUP_GET_SIZE, BROKER_PUT_NUMS, BROKER_GET_NUMS) only has to implement the
+same protocol's rate methods and be handed to :func:`serve_broker_metrics`.
 
 A scrape is bounded: :meth:`BrokerCollector.refresh` walks the tables on
 the event loop in slices of :data:`SLICE` entries (a checkpoint between
@@ -530,15 +533,19 @@ async def serve_broker_metrics(
     host: str | None,
     port: int,
     *,
+    source: BrokerMetricsSource | None = None,
     task_status: trio.TaskStatus[int] = trio.TASK_STATUS_IGNORED,
 ) -> None:
-    """Sample the broker's counters and serve ``/metrics`` on ``host:port``
-    until cancelled; reports the bound port. Raises OSError when the address
-    cannot be bound."""
-    source = StoreMetricsSource(broker, plane)
+    """Serve ``/metrics`` on ``host:port`` until cancelled, from ``source``
+    (default: a :class:`StoreMetricsSource`, sampled here); reports the bound
+    port. Raises OSError when the address cannot be bound."""
+    sampled: StoreMetricsSource | None = None
+    if source is None:
+        source = sampled = StoreMetricsSource(broker, plane)
     registry, collector = broker_registry(source)
     async with trio.open_nursery() as nursery:
-        await nursery.start(source.run)
+        if sampled is not None:
+            await nursery.start(sampled.run)
         bound = await nursery.start(
             serve_metrics, host, port, render_registry(registry, collector.refresh)
         )
