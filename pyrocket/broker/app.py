@@ -36,6 +36,9 @@ Extension points for the message path (send, pull, heartbeats, offsets):
   ``broker.stats``.
 - ``broker.put_message`` / ``put_messages`` / ``get_message``: the store calls
   with the statistics GET_BROKER_RUNTIME_INFO reports.
+- ``broker.metrics_source``: a :class:`~pyrocket.broker.metrics.BrokerMetricsSource`
+  ``/metrics`` publishes (set it in an installer; default: the sampled
+  store counters).
 - ``serve_broker(..., install=[fn])``: ``fn(broker)`` runs before the servers
   start, next to the built-in :func:`install_processors` (which installs the
   message path, :mod:`pyrocket.broker.dataplane`, as ``broker.data_plane``).
@@ -44,6 +47,7 @@ Extension points for the message path (send, pull, heartbeats, offsets):
 from __future__ import annotations
 
 import dataclasses
+import functools
 import logging
 from collections.abc import Awaitable, Callable, Sequence
 from typing import NoReturn
@@ -52,7 +56,7 @@ import trio
 
 from pyrocket.broker.config import BrokerSettings
 from pyrocket.broker.dataplane import DataPlane
-from pyrocket.broker.metrics import serve_broker_metrics
+from pyrocket.broker.metrics import BrokerMetricsSource, serve_broker_metrics
 from pyrocket.broker.outer_api import UNREGISTER_TIMEOUT
 from pyrocket.broker.parts import BROKER_VERSION_DESC, BrokerParts
 from pyrocket.broker.processors.admin import AdminBrokerProcessor
@@ -169,6 +173,9 @@ class Broker(BrokerParts):
         self.fast_listen_port: int | None = None
         #: The bound port of ``/metrics`` (None: not served).
         self.metrics_port: int | None = None
+        #: Where ``/metrics`` reads the broker's figures (None: the sampled
+        #: store counters, :class:`~pyrocket.broker.metrics.StoreMetricsSource`).
+        self.metrics_source: BrokerMetricsSource | None = None
 
     # -- extension points ---------------------------------------------------
 
@@ -249,12 +256,11 @@ class Broker(BrokerParts):
                             await tasks.start(self.registration.run)
                             tasks.start_soon(self._create_transaction_topic)
                             if settings.metrics_port >= 0 and self.data_plane is not None:
+                                metrics = functools.partial(
+                                    serve_broker_metrics, source=self.metrics_source
+                                )
                                 self.metrics_port = await tasks.start(
-                                    serve_broker_metrics,
-                                    self,
-                                    self.data_plane,
-                                    host,
-                                    settings.metrics_port,
+                                    metrics, self, self.data_plane, host, settings.metrics_port
                                 )
                             for service in self.services:
                                 tasks.start_soon(service, self)

@@ -16,6 +16,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from prometheus_client.samples import Sample
 
 from pyrocket.broker import metrics
+from pyrocket.broker.app import Broker
 from pyrocket.broker.metrics import BrokerLabels, Rate, StoreMetricsSource, broker_registry
 from pyrocket.cli import broker as broker_cli
 from pyrocket.cli import build_parser
@@ -293,3 +294,17 @@ async def test_a_scrape_is_bounded(monkeypatch: pytest.MonkeyPatch) -> None:
     # Rates are not walked per queue, so they are all there.
     assert len(families["rocketmq_producer_tps"]) == 80
     assert only(families["rocketmq_broker_qps"]).value == 2.5
+
+
+async def test_another_source_can_be_plugged_in(tmp_path: Path) -> None:
+    def install(broker: Broker) -> None:
+        broker.metrics_source = ManyTopics(3)
+
+    with trio.fail_after(60):
+        settings = broker_settings(tmp_path, metricsPort=0)
+        async with running_broker(settings, install=[install]) as broker:
+            assert broker.metrics_port
+            families = await scrape(broker.metrics_port)
+    tps = families["rocketmq_producer_tps"]
+    assert {s.labels["topic"]: s.value for s in tps} == {"T0": 0, "T1": 1, "T2": 2}
+    assert only(families["rocketmq_broker_tps"]).labels["brokerIP"] == "10.0.0.1:10911"
