@@ -26,8 +26,8 @@ GROUP_GET_SIZE, BROKER_PUT_NUMS, BROKER_GET_NUMS) only has to implement the
 same protocol's rate methods and be handed to :func:`serve_broker_metrics`.
 
 A scrape is bounded: :meth:`BrokerCollector.refresh` walks the tables on
-the event loop in slices of :data:`SLICE` entries (a checkpoint between
-slices) and stops at :data:`MAX_SERIES` entries; the text is then built
+the event loop in slices of :data:`SLICE` entries or :data:`SLICE_SECONDS`
+(a checkpoint between slices) and stops at :data:`MAX_SERIES` entries; the text is then built
 from that snapshot in a worker thread.
 """
 
@@ -60,8 +60,11 @@ SAMPLE_INTERVAL: Final = 10.0
 #: Samples a rate spans (the rate is over the last minute, like Java's
 #: ``getStatsDataInMinute``, once the broker has run that long).
 RATE_WINDOW: Final = 6
-#: Table entries walked between two checkpoints of a scrape.
+#: Table entries walked between two checkpoints of a scrape at most, and
+#: the longest a scrape runs on the event loop between two (seconds): a
+#: topic may have thousands of queues, so time bounds a slice too.
 SLICE: Final = 256
+SLICE_SECONDS: Final = 0.002
 #: Topics (and, separately, topic-group pairs) one scrape reports at most.
 MAX_SERIES: Final = 20_000
 
@@ -379,6 +382,21 @@ class _Snapshot:
     truncated: bool = False
 
 
+class _Slicer:
+    """Checkpoints every :data:`SLICE` ticks or :data:`SLICE_SECONDS`."""
+
+    def __init__(self) -> None:
+        self._count = 0
+        self._since = time.perf_counter()
+
+    async def tick(self) -> None:
+        self._count += 1
+        if self._count >= SLICE or time.perf_counter() - self._since >= SLICE_SECONDS:
+            await trio.lowlevel.checkpoint()
+            self._count = 0
+            self._since = time.perf_counter()
+
+
 class BrokerCollector(Collector):
     """Yields the broker's families from the snapshot :meth:`refresh` took."""
 
@@ -399,16 +417,15 @@ class BrokerCollector(Collector):
         topics = source.topic_names()
         if len(topics) > MAX_SERIES:
             topics, snap.truncated = topics[:MAX_SERIES], True
-        for index, topic in enumerate(topics):
-            if index and index % SLICE == 0:
-                await trio.lowlevel.checkpoint()
+        pause = _Slicer()
+        for topic in topics:
+            await pause.tick()
             snap.topic_offsets.append((topic, source.topic_max_offset(topic)))
         keys = source.offset_keys()
         if len(keys) > MAX_SERIES:
             keys, snap.truncated = keys[:MAX_SERIES], True
-        for index, (topic, group) in enumerate(keys):
-            if index and index % SLICE == 0:
-                await trio.lowlevel.checkpoint()
+        for topic, group in keys:
+            await pause.tick()
             offsets = source.group_offsets(topic, group)
             if offsets is None:
                 continue
@@ -557,6 +574,7 @@ __all__ = [
     "RATE_WINDOW",
     "SAMPLE_INTERVAL",
     "SLICE",
+    "SLICE_SECONDS",
     "BrokerCollector",
     "BrokerLabels",
     "BrokerMetricsSource",

@@ -308,3 +308,25 @@ async def test_another_source_can_be_plugged_in(tmp_path: Path) -> None:
     tps = families["rocketmq_producer_tps"]
     assert {s.labels["topic"]: s.value for s in tps} == {"T0": 0, "T1": 1, "T2": 2}
     assert only(families["rocketmq_broker_tps"]).labels["brokerIP"] == "10.0.0.1:10911"
+
+
+async def test_a_scrape_lets_the_loop_run_between_slices() -> None:
+    _, collector = broker_registry(ManyTopics(4 * metrics.SLICE))
+    turns = 0
+    done = False
+
+    async def other_task() -> None:
+        nonlocal turns
+        while not done:
+            turns += 1
+            await trio.lowlevel.checkpoint()
+
+    with trio.fail_after(10):
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(other_task)
+            await trio.lowlevel.checkpoint()
+            before = turns
+            await collector.refresh()
+            done = True
+    # Topics and offsets make 8 slices at least; the other task ran between them.
+    assert turns - before >= 7
