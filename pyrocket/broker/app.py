@@ -55,6 +55,8 @@ from pyrocket.broker.outer_api import UNREGISTER_TIMEOUT
 from pyrocket.broker.parts import BROKER_VERSION_DESC, BrokerParts
 from pyrocket.broker.processors.admin import AdminBrokerProcessor
 from pyrocket.broker.processors.common import resolved_ip
+from pyrocket.broker.processors.offsets import OffsetAdminProcessor
+from pyrocket.broker.processors.ops import OpsAdminProcessor
 from pyrocket.broker.registration import RegistrationTiming
 from pyrocket.broker.store.cleanup import disk_used_ratio as default_disk_used_ratio
 from pyrocket.broker.store.store import wall_clock_ms
@@ -89,6 +91,8 @@ ORDERED_REQUEST_CODES: frozenset[int] = frozenset(
         RequestCode.RESET_CONSUMER_OFFSET_IN_BROKER,
         RequestCode.CLEAN_EXPIRED_CONSUMEQUEUE,
         RequestCode.CLEAN_UNUSED_TOPIC,
+        RequestCode.INVOKE_BROKER_TO_RESET_OFFSET,
+        RequestCode.CLONE_GROUP_OFFSET,
     }
 )
 
@@ -238,6 +242,7 @@ class Broker(BrokerParts):
                         self._bound(port, fast_port)
                         async with trio.open_nursery() as tasks:
                             await tasks.start(self.stats.run)
+                            await tasks.start(self.stats_manager.run)
                             await tasks.start(self.topic_config_manager.writer.run)
                             await tasks.start(self.subscription_group_manager.writer.run)
                             await tasks.start(self.registration.run)
@@ -284,7 +289,10 @@ def install_processors(broker: Broker) -> None:
     subset (reading the message path's client tables) and the message path,
     kept as ``broker.data_plane``."""
     plane = DataPlane(broker)
-    AdminBrokerProcessor(broker, plane).install()
+    admin = AdminBrokerProcessor(broker, plane)
+    admin.install()
+    OffsetAdminProcessor(broker, plane).install()
+    OpsAdminProcessor(broker, plane, admin.call_consumer).install()
     plane.install()
     broker.data_plane = plane
 

@@ -365,7 +365,14 @@ class PullMessageProcessor:
             )
 
         if code == ResponseCode.SUCCESS:
-            self.plane.record_group_get(header.consumer_group, header.topic, result.message_count)
+            self.plane.record_group_get(
+                header.consumer_group,
+                header.topic,
+                header.queue_id,
+                result.message_count,
+                result.buffer_total_size,
+                0,
+            )
             response_header = PullMessageResponseHeader(
                 suggest, result.next_begin_offset, result.min_offset, result.max_offset
             )
@@ -441,7 +448,7 @@ class PullMessageProcessor:
             store_host=host,
         )
         try:
-            await self.broker.put_message(message)
+            await self.broker.put_message(message, topic_stats=False)
         except Exception:
             log.warning("generateOffsetMovedEvent failed for %s", group, exc_info=True)
 
