@@ -1,0 +1,168 @@
+"""The broker's statistics and remaining admin requests over real sockets:
+VIEW_BROKER_STATS_DATA and GET_BROKER_CONSUME_STATS after real sends and
+pulls, QUERY_CORRECTION_OFFSET, CLONE_GROUP_OFFSET, QUERY_CONSUME_TIME_SPAN,
+GET_SYSTEM_TOPIC_LIST_FROM_BROKER, CLEAN_EXPIRED_CONSUMEQUEUE,
+CLEAN_UNUSED_TOPIC, QUERY_CONSUME_QUEUE, and the refusals of the reset and
+status requests."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+import trio
+
+from pyrocket.broker.app import Broker
+from pyrocket.broker.statsitems import SamplingSchedule
+from pyrocket.client.admin import Admin
+from pyrocket.client.producer import Producer, new_message
+from pyrocket.errors import ResponseError
+from pyrocket.protocol.bodies.ops import ConsumeStatsList
+from pyrocket.protocol.codes import RequestCode, ResponseCode
+from pyrocket.protocol.command import RemotingCommand
+from pyrocket.protocol.headers import GetConsumeStatsInBrokerHeader
+from pyrocket.remoting import RemotingClient
+from tests.client.helpers import consumer, running_up
+
+TOPIC = "StatsTopic"
+
+
+def _sample_all(broker: Broker, at_ms: int) -> None:
+    manager = broker.stats_manager
+    manager.sample(SamplingSchedule(at_ms).due(at_ms), at_ms)
+
+
+async def test_statistics_of_sends_and_pulls(tmp_path: Path) -> None:
+    with trio.fail_after(60):
+        async with running_up(tmp_path) as running, Admin([running.namesrv_addr]) as admin:
+            ns, broker = running.namesrv_addr, running.broker
+            addr = broker.broker_addr
+            async with Producer("stats_pg", [ns], client_ip="127.0.0.1") as producer:
+                for i in range(5):
+                    await producer.send(new_message(TOPIC, b"x" * 100, tags=f"t{i}"))
+            async with consumer(ns, "stats_cg", TOPIC) as reader:
+                for _ in range(5):
+                    await reader.receive()
+                await reader.commit()
+            # Two samplings 10 s apart stand in for the 10 s task.
+            now = broker.now_ms()
+            _sample_all(broker, now + 10_000)
+            put = await admin.ops.view_broker_stats_data(addr, "TOPIC_PUT_NUMS", TOPIC)
+            assert put.stats_minute is not None and put.stats_minute.sum == 5
+            assert put.stats_minute.tps == pytest.approx(5 / 10)
+            size = await admin.ops.view_broker_stats_data(addr, "TOPIC_PUT_SIZE", TOPIC)
+            assert size.stats_minute is not None and size.stats_minute.sum > 5 * 100
+            got = await admin.ops.view_broker_stats_data(
+                addr, "GROUP_GET_NUMS", f"{TOPIC}@stats_cg"
+            )
+            assert got.stats_minute is not None and got.stats_minute.sum == 5
+            cluster = broker.settings.broker.broker_cluster_name
+            total = await admin.ops.view_broker_stats_data(addr, "BROKER_PUT_NUMS", cluster)
+            assert total.stats_minute is not None and total.stats_minute.sum == 5
+            with pytest.raises(ResponseError) as missing:
+                await admin.ops.view_broker_stats_data(addr, "TOPIC_PUT_NUMS", "NoTopic")
+            assert missing.value.code == ResponseCode.SYSTEM_ERROR
+            assert missing.value.remark == "The stats <TOPIC_PUT_NUMS> <NoTopic> not exist"
+
+            stats = await admin.ops.broker_consume_stats(addr)
+            assert stats.broker_addr == addr
+            groups = {g: s for entry in stats.consume_stats_list for g, s in entry.items()}
+            (mine,) = [
+                s for s in groups["stats_cg"] if any(q.topic == TOPIC for q in s.offset_table)
+            ]
+            assert sum(w.consumer_offset for w in mine.offset_table.values()) == 5
+            assert sum(w.broker_offset for w in mine.offset_table.values()) == 5
+            assert mine.consume_tps == pytest.approx(5 / 10)
+            assert stats.total_diff == sum(
+                s.compute_total_diff() for ss in groups.values() for s in ss
+            )
+            # Only order topics: none here.
+            async with RemotingClient() as client:
+                request = RemotingCommand.request(
+                    RequestCode.GET_BROKER_CONSUME_STATS, GetConsumeStatsInBrokerHeader(True)
+                )
+                answer = await client.invoke_sync(addr, request, 5)
+            ordered = ConsumeStatsList.decode(answer.body or b"{}")
+            assert all(not s for entry in ordered.consume_stats_list for s in entry.values())
+
+            spans = await admin.ops.query_consume_time_span(addr, TOPIC, "stats_cg")
+            assert len(spans) == 4
+            for span in spans:
+                if span.max_time_stamp > 0:
+                    assert span.min_time_stamp <= span.consume_time_stamp <= span.max_time_stamp
+                    assert span.delay_time == 0  # all consumed
+
+            # The group's offsets cloned to another group and compared.
+            await admin.ops.clone_group_offset(addr, "stats_cg", "copy_cg", TOPIC, True)
+            offsets = broker.data_plane.consumer_offset_manager  # type: ignore[union-attr]
+            assert offsets.query_offsets("copy_cg", TOPIC) == offsets.query_offsets(
+                "stats_cg", TOPIC
+            )
+            correction = await admin.ops.query_correction_offset(addr, TOPIC, "copy_cg")
+            original = offsets.query_offsets("stats_cg", TOPIC) or {}
+            assert correction == {q: o for q, o in original.items() if o >= 0}
+
+            queue_id = next(q for q, o in original.items() if o > 0)
+            body, remark = await admin.ops.query_consume_queue(
+                addr, TOPIC, queue_id, 0, 10, "stats_cg"
+            )
+            assert body is not None and remark is None
+            assert body.min_queue_index == 0 and body.max_queue_index == original[queue_id]
+            assert len(body.queue_data or ()) == original[queue_id]
+            assert all(d.physic_size > 0 for d in body.queue_data or ())
+            # The consumer has gone.
+            assert body.filter_data == f"stats_cg@{TOPIC} is not online!"
+            assert body.subscription_data is None
+            body, remark = await admin.ops.query_consume_queue(addr, TOPIC, queue_id, 99, 1)
+            assert body is None
+            assert remark == f"Index 99 of {queue_id}@{TOPIC} is not exist!"
+            with pytest.raises(ResponseError) as absent:
+                await admin.ops.query_consume_queue(addr, "NoSuchTopic", 0, 0, 1)
+            assert absent.value.remark == "0@NoSuchTopic is not exist!"
+
+
+async def test_housekeeping_requests(tmp_path: Path) -> None:
+    with trio.fail_after(60):
+        async with running_up(tmp_path) as running, Admin([running.namesrv_addr]) as admin:
+            broker = running.broker
+            addr = broker.broker_addr
+            topics = await admin.ops.system_topic_list(addr)
+            assert sorted(topics) == sorted(broker.topic_config_manager.system_topic_list)
+            assert "OFFSET_MOVED_EVENT" in topics and "TBW102" in topics
+            await admin.ops.clean_expired_consume_queue(addr)
+            async with Producer("hk_pg", [running.namesrv_addr], client_ip="127.0.0.1") as p:
+                await p.send(new_message("Doomed", b"x"))
+            assert any(broker.store.consume_queue("Doomed", q) is not None for q in range(4))
+            # A queue whose topic is gone from the table is destroyed.
+            del broker.topic_config_manager.topic_config_table["Doomed"]
+            await admin.ops.clean_unused_topic(addr)
+            assert all(broker.store.consume_queue("Doomed", q) is None for q in range(4))
+
+
+async def test_refusals_of_reset_and_status(tmp_path: Path) -> None:
+    with trio.fail_after(60):
+        async with running_up(tmp_path) as running, Admin([running.namesrv_addr]) as admin:
+            addr = running.broker.broker_addr
+            with pytest.raises(ResponseError) as no_topic:
+                await admin.ops.reset_offset(addr, "NoTopic", "g", 0, True)
+            assert no_topic.value.code == ResponseCode.SYSTEM_ERROR
+            assert no_topic.value.remark == (
+                "[reset-offset] reset offset failed, no topic in this broker. topic=NoTopic"
+            )
+            async with Producer("r_pg", [running.namesrv_addr], client_ip="127.0.0.1") as p:
+                await p.send(new_message("ResetTopic", b"x"))
+            with pytest.raises(ResponseError) as no_group:
+                await admin.ops.reset_offset(addr, "ResetTopic", "never_seen", 0, True)
+            assert no_group.value.remark == "THe consumer group <never_seen> not exist"
+            with pytest.raises(ResponseError) as nobody:
+                await admin.ops.consumer_status(addr, "ResetTopic", "never_seen")
+            assert nobody.value.remark == (
+                "No Any Consumer online in the consumer group: [never_seen]"
+            )
+            # The answer bodies are plain JSON a Java client reads.
+            async with RemotingClient() as client:
+                request = RemotingCommand.request(RequestCode.GET_SYSTEM_TOPIC_LIST_FROM_BROKER)
+                answer = await client.invoke_sync(addr, request, 5)
+            assert answer.code == ResponseCode.SUCCESS
+            assert set(json.loads(answer.body or b"{}")) == {"topicList"}
