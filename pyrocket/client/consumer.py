@@ -37,6 +37,11 @@ What it does as Java 4.7.0 does:
   each pull (the commitOffset field and sysFlag bit) and is committed with
   UPDATE_CONSUMER_OFFSET every 5 s, when a queue moves to another consumer
   and when the consumer closes; closing also unregisters the client;
+* operator requests a broker forwards: RESET_CONSUMER_CLIENT_OFFSET moves
+  the queues named to the reset offsets (:meth:`PushConsumer.reset_offset`),
+  GET_CONSUMER_STATUS_FROM_CLIENT reports the consumed offsets, and
+  CONSUME_MESSAGE_DIRECTLY hands the message to ``direct_handler`` (answers
+  in :mod:`pyrocket.client.client_requests`);
 * :meth:`PushConsumer.reconsume_later` gives a message back
   (CONSUMER_SEND_MSG_BACK, Java's RECONSUME_LATER): it comes back later
   through the group's ``%RETRY%`` topic, handed out under its own topic.

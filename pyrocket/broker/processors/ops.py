@@ -52,8 +52,8 @@ CallConsumer = Callable[[RemotingCommand, str, str], Awaitable[RemotingCommand]]
 
 _ENTRY: Final = struct.Struct(">qiq")
 #: Most entries one QUERY_CONSUME_QUEUE returns (Java reads up to the end of
-#: the queue's file, 300,000 entries).
-MAX_QUERY_ENTRIES: Final = 300_000
+#: the queue's file, 300,000 entries); the answer is built inline.
+MAX_QUERY_ENTRIES: Final = 10_000
 
 
 def _response(code: int, remark: str | None = None, body: bytes | None = None) -> RemotingCommand:
