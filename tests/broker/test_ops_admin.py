@@ -166,3 +166,39 @@ async def test_refusals_of_reset_and_status(tmp_path: Path) -> None:
                 answer = await client.invoke_sync(addr, request, 5)
             assert answer.code == ResponseCode.SUCCESS
             assert set(json.loads(answer.body or b"{}")) == {"topicList"}
+
+
+async def test_refusals_of_correction_and_direct_consumption(tmp_path: Path) -> None:
+    with trio.fail_after(60):
+        async with running_up(tmp_path) as running, Admin([running.namesrv_addr]) as admin:
+            addr = running.broker.broker_addr
+            async with Producer("c_pg", [running.namesrv_addr], client_ip="127.0.0.1") as p:
+                await p.send(new_message("CorrTopic", b"x"))
+            brokers = admin.brokers
+            await brokers.update_consumer_offset(addr, "group_a", "CorrTopic", 0, 5)
+            await brokers.update_consumer_offset(addr, "group_a", "CorrTopic", 1, 2)
+            await brokers.update_consumer_offset(addr, "group_b", "CorrTopic", 0, 3)
+            await brokers.update_consumer_offset(addr, "group_b", "CorrTopic", 1, 9)
+            await brokers.update_consumer_offset(addr, "group_b", "CorrTopic", 2, 1)
+            # Every group counts unless filtered: the lowest offsets, none
+            # of which is above group_b's.
+            everyone = await admin.ops.query_correction_offset(addr, "CorrTopic", "group_b")
+            assert everyone == {0: 3, 1: 2, 2: 1}
+            # Without group_b: group_a's offsets; where group_b is behind
+            # (queue 0: 3 < 5) Long.MAX_VALUE; queue 2, which only group_b
+            # has, is left out where Java fails.
+            others = await admin.ops.query_correction_offset(
+                addr, "CorrTopic", "group_b", "group_b"
+            )
+            assert others == {0: (1 << 63) - 1, 1: 2}
+            for msg_id, remark in (
+                ("XYZ", "bad msgId 'XYZ': message id of 3 characters is neither 32 nor 56"),
+                (
+                    "7F00000100002A9F00000000FFFFFFFF",
+                    "can not find message by the offset, 4294967295",
+                ),
+            ):
+                with pytest.raises(ResponseError) as refused:
+                    await admin.ops.consume_message_directly(addr, "group_a", "someone", msg_id)
+                assert refused.value.code == ResponseCode.SYSTEM_ERROR
+                assert refused.value.remark == remark

@@ -19,10 +19,20 @@ import pytest
 import trio
 
 from pyrocket.client.admin import Admin
+from pyrocket.client.client_requests import reset_table, status_answer
 from pyrocket.client.producer import Producer, SendResult, new_message
 from pyrocket.errors import ResponseError
-from pyrocket.protocol.bodies.ops import CMResult
-from pyrocket.protocol.codes import ResponseCode
+from pyrocket.protocol.bodies.client import MessageQueue
+from pyrocket.protocol.bodies.ops import (
+    CMResult,
+    GetConsumerStatusBody,
+    MessageQueueForC,
+    ResetOffsetBody,
+    ResetOffsetBodyForC,
+)
+from pyrocket.protocol.codes import RequestCode, ResponseCode
+from pyrocket.protocol.command import RemotingCommand
+from pyrocket.protocol.headers import GetConsumerStatusRequestHeader, ResetOffsetRequestHeader
 from pyrocket.protocol.message import MessageExt
 from tests.client.helpers import consumer, running_up
 from tests.remoting.helpers import wait_until
@@ -145,3 +155,57 @@ async def test_consume_message_directly(tmp_path: Path) -> None:
                         addr, "plain_group", plain.client_id, sent[0].offset_msg_id
                     )
                 assert no_handler.value.code == ResponseCode.SYSTEM_ERROR
+
+
+def test_reset_bodies_java_and_cpp() -> None:
+    queue = MessageQueue("T", "broker-a", 3)
+    java = ResetOffsetBody({queue: 42}).encode()
+    assert java == b'{"offsetTable":{{"brokerName":"broker-a","queueId":3,"topic":"T"}:42}}'
+    assert reset_table(java) == {queue: 42}
+    cpp = ResetOffsetBodyForC((MessageQueueForC("broker-a", 42, 3, "T"),)).encode()
+    assert cpp == (
+        b'{"offsetTable":[{"brokerName":"broker-a","offset":42,"queueId":3,"topic":"T"}]}'
+    )
+    assert reset_table(cpp) == {queue: 42}
+    assert reset_table(None) == {}
+
+
+def test_status_answer_body() -> None:
+    answer = status_answer({MessageQueue("T", "b", 0): 7})
+    assert answer.code == ResponseCode.SUCCESS
+    assert answer.body == (
+        b'{"consumerTable":{},"messageQueueTable":{{"brokerName":"b","queueId":0,"topic":"T"}:7}}'
+    )
+
+
+async def test_requests_for_another_group_change_nothing(tmp_path: Path) -> None:
+    with trio.fail_after(60):
+        async with running_up(tmp_path) as running:
+            ns = running.namesrv_addr
+            await _send(ns, 4)
+            async with consumer(ns, "mine", TOPIC) as reader:
+                await _take(reader, 4)
+                await wait_until(
+                    lambda: len([q for q in reader.assignment if q.topic == TOPIC]) == 4
+                )
+                before = set(reader.assignment)
+                queue = next(q for q in before if q.topic == TOPIC)
+                other = RemotingCommand.request(
+                    RequestCode.RESET_CONSUMER_CLIENT_OFFSET,
+                    ResetOffsetRequestHeader(TOPIC, "not_mine", 0, False),
+                    body=ResetOffsetBody({queue: 0}).encode(),
+                )
+                assert reader._on_reset_offset(None, other) is None  # type: ignore[arg-type]
+                status = reader._on_get_status(
+                    None,  # type: ignore[arg-type]
+                    RemotingCommand.request(
+                        RequestCode.GET_CONSUMER_STATUS_FROM_CLIENT,
+                        GetConsumerStatusRequestHeader(TOPIC, "not_mine"),
+                    ),
+                )
+                assert GetConsumerStatusBody.decode(status.body or b"").message_queue_table == {}
+                await trio.sleep(0.2)
+                assert set(reader.assignment) == before
+                with trio.move_on_after(0.3):
+                    extra = await reader.receive()
+                    pytest.fail(f"read again: {extra}")
