@@ -21,6 +21,13 @@ from pyrocket.broker.statsitems import (
     StatsItem,
     StatsItemSet,
 )
+from pyrocket.protocol.bodies.ops import (
+    BrokerStatsData,
+    BrokerStatsItem,
+    CMResult,
+    ConsumeMessageDirectlyResult,
+    ConsumeStatsList,
+)
 
 
 def test_a_new_history_is_seeded_one_period_back() -> None:
@@ -131,3 +138,21 @@ async def test_sampling_task_under_a_mock_clock(autojump_clock: trio.testing.Moc
             assert minute.in_day().sum == 7001
             assert minute.in_day().tps == pytest.approx(7001 / 7200)
             nursery.cancel_scope.cancel()
+
+
+def test_bodies_as_fastjson_writes_them() -> None:
+    item = BrokerStatsItem(avgpt=1.5, sum=30, tps=3.0)
+    empty = BrokerStatsItem()
+    data = BrokerStatsData(stats_day=empty, stats_hour=empty, stats_minute=item)
+    assert data.encode() == (
+        b'{"statsDay":{"avgpt":0.0,"sum":0,"tps":0.0},'
+        b'"statsHour":{"avgpt":0.0,"sum":0,"tps":0.0},'
+        b'"statsMinute":{"avgpt":1.5,"sum":30,"tps":3.0}}'
+    )
+    result = ConsumeMessageDirectlyResult(consume_result=CMResult.CR_SUCCESS, spent_time_mills=3)
+    assert result.encode() == (
+        b'{"autoCommit":true,"consumeResult":"CR_SUCCESS","order":false,"spentTimeMills":3}'
+    )
+    assert ConsumeStatsList(broker_addr="1.2.3.4:10911").encode() == (
+        b'{"brokerAddr":"1.2.3.4:10911","consumeStatsList":[],"totalDiff":0}'
+    )
