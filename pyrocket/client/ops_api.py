@@ -10,6 +10,7 @@ and remark) and the remoting errors when no answer comes.
 from __future__ import annotations
 
 from pyrocket.client.calls import invoke_checked
+from pyrocket.errors import ResponseError
 from pyrocket.protocol.bodies.admin import ConsumeStats
 from pyrocket.protocol.bodies.client import MessageQueue
 from pyrocket.protocol.bodies.ops import (
@@ -24,7 +25,7 @@ from pyrocket.protocol.bodies.ops import (
     ResetOffsetBody,
 )
 from pyrocket.protocol.bodies.topic import TopicList
-from pyrocket.protocol.codes import LanguageCode, RequestCode
+from pyrocket.protocol.codes import LanguageCode, RequestCode, ResponseCode
 from pyrocket.protocol.command import RemotingCommand
 from pyrocket.protocol.headers import (
     CloneGroupOffsetRequestHeader,
@@ -59,12 +60,23 @@ class BrokerOpsAPI:
         header: CommandHeader | None = None,
         *,
         timeout: float | None = None,  # noqa: ASYNC109
-        language: LanguageCode = LanguageCode.JAVA,
+        language: LanguageCode | None = None,
     ) -> RemotingCommand:
-        request = RemotingCommand.request(code, header, language=language)
-        return await invoke_checked(
-            self.client, addr, request, self.timeout if timeout is None else timeout
+        request = RemotingCommand.request(code, header)
+        wait = self.timeout if timeout is None else timeout
+        if language is None:
+            return await invoke_checked(self.client, addr, request, wait)
+        # A request in another language than the client's (mqadmin's -c
+        # speaks as a C++ client): sent as it is, in the client's version
+        # and serialize type.
+        config = self.client.config
+        request = request.replace(
+            language=language, version=config.version, serialize_type=config.serialize_type
         )
+        response = await self.client.invoke_sync(addr, request, wait, as_is=True)
+        if response.code != ResponseCode.SUCCESS:
+            raise ResponseError(response.code, response.remark)
+        return response
 
     async def reset_offset(
         self, addr: str, topic: str, group: str, timestamp: int, force: bool, cplus: bool = False
@@ -76,7 +88,7 @@ class BrokerOpsAPI:
             addr,
             RequestCode.INVOKE_BROKER_TO_RESET_OFFSET,
             ResetOffsetRequestHeader(topic, group, timestamp, force),
-            language=LanguageCode.CPP if cplus else LanguageCode.JAVA,
+            language=LanguageCode.CPP if cplus else None,
         )
         if response.body is None:
             return {}

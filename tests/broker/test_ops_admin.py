@@ -16,14 +16,24 @@ import trio
 from pyrocket.broker.app import Broker
 from pyrocket.broker.statsitems import SamplingSchedule
 from pyrocket.client.admin import Admin
+from pyrocket.client.broker_api import BrokerAPI
 from pyrocket.client.producer import Producer, new_message
 from pyrocket.errors import ResponseError
-from pyrocket.protocol.bodies.ops import ConsumeStatsList
+from pyrocket.protocol.bodies.client import (
+    ConsumeFromWhere,
+    ConsumerData,
+    ConsumeType,
+    HeartbeatData,
+    MessageModel,
+    SubscriptionData,
+)
+from pyrocket.protocol.bodies.ops import ConsumeStatsList, ResetOffsetBody
 from pyrocket.protocol.codes import RequestCode, ResponseCode
-from pyrocket.protocol.command import RemotingCommand
+from pyrocket.protocol.command import ONEWAY_FLAG, RemotingCommand
 from pyrocket.protocol.headers import GetConsumeStatsInBrokerHeader
-from pyrocket.remoting import RemotingClient
+from pyrocket.remoting import ClientConfig, Connection, RemotingClient
 from tests.client.helpers import consumer, running_up
+from tests.remoting.helpers import wait_until
 
 TOPIC = "StatsTopic"
 
@@ -202,3 +212,96 @@ async def test_refusals_of_correction_and_direct_consumption(tmp_path: Path) -> 
                     await admin.ops.consume_message_directly(addr, "group_a", "someone", msg_id)
                 assert refused.value.code == ResponseCode.SYSTEM_ERROR
                 assert refused.value.remark == remark
+
+
+async def _fake_consumer(
+    client: RemotingClient, addr: str, client_id: str, group: str, topic: str
+) -> None:
+    await BrokerAPI(client).heartbeat(
+        addr,
+        HeartbeatData(
+            client_id=client_id,
+            consumer_data_set=(
+                ConsumerData(
+                    group_name=group,
+                    consume_type=ConsumeType.CONSUME_PASSIVELY,
+                    message_model=MessageModel.CLUSTERING,
+                    consume_from_where=ConsumeFromWhere.CONSUME_FROM_LAST_OFFSET,
+                    subscription_data_set=(SubscriptionData.for_expression(topic, "*"),),
+                ),
+            ),
+        ),
+    )
+
+
+async def test_reset_forwarded_as_java_and_cpp_bodies_and_refused_for_old_clients(
+    tmp_path: Path,
+) -> None:
+    with trio.fail_after(60):
+        async with (
+            running_up(tmp_path) as running,
+            Admin([running.namesrv_addr]) as admin,
+            RemotingClient() as member,
+            RemotingClient(ClientConfig(version=20)) as old_member,
+        ):
+            broker = running.broker
+            addr = broker.broker_addr
+            async with Producer("f_pg", [running.namesrv_addr], client_ip="127.0.0.1") as p:
+                await p.send(new_message("FwdTopic", b"x"))
+            await admin.brokers.update_consumer_offset(addr, "fwd_cg", "FwdTopic", 0, 1)
+            for queue_id in range(1, 4):
+                await admin.brokers.update_consumer_offset(addr, "fwd_cg", "FwdTopic", queue_id, 0)
+            resets: list[RemotingCommand] = []
+            arrived = trio.Event()
+
+            def on_reset(conn: Connection, request: RemotingCommand) -> None:
+                resets.append(request)
+                arrived.set()
+
+            member.register_processor(RequestCode.RESET_CONSUMER_CLIENT_OFFSET, on_reset)
+            await _fake_consumer(member, addr, "10.0.0.1@fake", "fwd_cg", "FwdTopic")
+            plane = broker.data_plane
+            assert plane is not None
+            await wait_until(
+                lambda: plane.consumer_manager.get_consumer_group_info("fwd_cg") is not None
+            )
+
+            # Not forced: a queue keeps its offset when the target is not lower.
+            table = await admin.ops.reset_offset(addr, "FwdTopic", "fwd_cg", -1, False)
+            committed = {0: 1, 1: 0, 2: 0, 3: 0}
+            ends = {q: broker.store.get_max_offset_in_queue("FwdTopic", q) for q in range(4)}
+            assert {q.queue_id: o for q, o in table.items()} == {
+                q: ends[q] if ends[q] < committed[q] else committed[q] for q in range(4)
+            }
+            await arrived.wait()
+            (java_form,) = resets
+            assert java_form.flag & ONEWAY_FLAG
+            assert dict(java_form.ext_fields or {}) == {
+                "topic": "FwdTopic",
+                "group": "fwd_cg",
+                "timestamp": "-1",
+                "isForce": "false",
+            }
+            assert ResetOffsetBody.decode(java_form.body or b"").offset_table == table
+
+            arrived = trio.Event()
+            table = await admin.ops.reset_offset(addr, "FwdTopic", "fwd_cg", 0, True, cplus=True)
+            await arrived.wait()
+            cpp_form = resets[-1]
+            listed = json.loads(cpp_form.body or b"")["offsetTable"]
+            assert isinstance(listed, list) and len(listed) == 4
+            assert {(e["queueId"], e["offset"]) for e in listed} == {(q, 0) for q in range(4)}
+
+            await _fake_consumer(old_member, addr, "10.0.0.2@old", "fwd_cg", "FwdTopic")
+            await wait_until(
+                lambda: (
+                    len(plane.consumer_manager.get_consumer_group_info("fwd_cg").channel_info_table)  # type: ignore[union-attr]
+                    == 2
+                )
+            )
+            with pytest.raises(ResponseError) as old:
+                await admin.ops.reset_offset(addr, "FwdTopic", "fwd_cg", 0, True)
+            assert old.value.code == ResponseCode.SYSTEM_ERROR
+            assert old.value.remark == (
+                "the client does not support this feature. version=V3_0_3_SNAPSHOT"
+            )
