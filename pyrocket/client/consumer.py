@@ -310,7 +310,7 @@ class PushConsumer:
 
     def _on_reset_offset(self, conn: Connection, request: RemotingCommand) -> None:
         header = request.decode_header(ResetOffsetRequestHeader)
-        if header.group != self.group:
+        if header.group != self.group or self._closing or not self._running:
             return
         try:
             table = reset_table(request.body)

@@ -18,10 +18,11 @@ from pyrocket.client.ops_api import BrokerOpsAPI
 from pyrocket.errors import PyrocketError, ResponseError
 from pyrocket.protocol.bodies.admin import ConsumeStats, OffsetWrapper
 from pyrocket.protocol.bodies.client import MessageQueue
-from pyrocket.protocol.bodies.ops import BrokerStatsData
+from pyrocket.protocol.bodies.ops import BrokerStatsData, ConsumeMessageDirectlyResult
 from pyrocket.protocol.bodies.route import MASTER_ID, TopicRouteData
 from pyrocket.protocol.codes import ResponseCode
 from pyrocket.protocol.javahash import JavaHashMap
+from pyrocket.protocol.message.ids import decode_offset_message_id
 
 TOPIC_PUT_NUMS: Final = "TOPIC_PUT_NUMS"
 GROUP_GET_NUMS: Final = "GROUP_GET_NUMS"
@@ -197,6 +198,16 @@ class OpsAdmin:
         if not table:
             raise ResponseError(ResponseCode.CONSUMER_NOT_ONLINE, _NO_CONSUME_STATS)
         return ConsumeStats(table, tps)
+
+    async def consume_message_directly(
+        self, group: str, client_id: str, msg_id: str
+    ) -> ConsumeMessageDirectlyResult:
+        """``consumeMessageDirectly``: the consumer ``client_id`` of ``group``
+        consumes the message of offset message id ``msg_id``, asked through
+        the broker that stores it. Raises ProtocolError for an id that is not
+        an offset message id."""
+        store_host, _ = decode_offset_message_id(msg_id)
+        return await self.ops.consume_message_directly(str(store_host), group, client_id, msg_id)
 
     async def topic_flow(self, topic: str, groups: list[str]) -> TopicFlow:
         """statsAll's figures of ``topic`` and of each of ``groups``, from
