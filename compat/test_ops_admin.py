@@ -60,7 +60,9 @@ def _committed(broker: Broker, group: str) -> int:
 
 
 def _java_lines(process: JavaProcess) -> list[dict[str, object]]:
-    return [json.loads(line) for line in process.output().splitlines() if line.startswith('{"i"')]
+    # Whole lines only: the consumer may be writing the last one.
+    whole = process.output().split("\n")[:-1]
+    return [json.loads(line) for line in whole if line.startswith('{"i"')]
 
 
 async def _reset(java: JavaCluster, ns: str, group: str) -> str:
