@@ -63,6 +63,7 @@ from pyrocket.broker.store.store import wall_clock_ms
 from pyrocket.broker.topic_config import RMQ_SYS_TRANS_HALF_TOPIC
 from pyrocket.protocol.bodies.topic import PERM_READ, PERM_WRITE
 from pyrocket.protocol.codes import RequestCode
+from pyrocket.protocol.javahash import JavaHashMap
 from pyrocket.remoting import Connection, ConnectionListener, Processor, RemotingServer
 
 log = logging.getLogger("pyrocket.broker")
@@ -95,6 +96,18 @@ ORDERED_REQUEST_CODES: frozenset[int] = frozenset(
         RequestCode.CLONE_GROUP_OFFSET,
     }
 )
+
+#: Java's thread pool of each request code, by its runtime-table entry.
+_POOL_OF: dict[int, str] = {
+    RequestCode.SEND_MESSAGE: "sendThreadPoolQueueSize",
+    RequestCode.SEND_MESSAGE_V2: "sendThreadPoolQueueSize",
+    RequestCode.SEND_BATCH_MESSAGE: "sendThreadPoolQueueSize",
+    RequestCode.CONSUMER_SEND_MSG_BACK: "sendThreadPoolQueueSize",
+    RequestCode.PULL_MESSAGE: "pullThreadPoolQueueSize",
+    RequestCode.QUERY_MESSAGE: "queryThreadPoolQueueSize",
+    RequestCode.VIEW_MESSAGE_BY_ID: "queryThreadPoolQueueSize",
+    RequestCode.END_TRANSACTION: "EndTransactionQueueSize",
+}
 
 Service = Callable[["Broker"], Awaitable[None]]
 Installer = Callable[["Broker"], None]
@@ -167,6 +180,25 @@ class Broker(BrokerParts):
         self.data_plane: DataPlane | None = None
         #: The fast server's bound port (known once serving).
         self.fast_listen_port: int | None = None
+
+    # -- runtime information ------------------------------------------------
+
+    def runtime_info(self) -> JavaHashMap[str, str]:
+        """GET_BROKER_RUNTIME_INFO's table, the thread-pool queue sizes
+        counted as the requests of each kind read from clients and not
+        started yet (waiting for their connection's ordered turn or for a
+        worker), on both servers."""
+        table = super().runtime_info()
+        waiting = dict.fromkeys(_POOL_OF.values(), 0)
+        for server in (self.server, self.fast_server):
+            for conn in server.connections:
+                for request in conn.waiting_requests():
+                    pool = _POOL_OF.get(request.code)
+                    if pool is not None:
+                        waiting[pool] += 1
+        for key, count in waiting.items():
+            table[key] = str(count)
+        return table
 
     # -- extension points ---------------------------------------------------
 

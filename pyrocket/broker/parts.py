@@ -244,7 +244,8 @@ class BrokerParts:
         for key, value in self.stats.broker_stats().items():
             table[key] = value
         broker = self.settings.broker
-        # pyrocket has no thread pools: its queues are always empty.
+        # No thread pools here: the app (Broker.runtime_info) counts the
+        # requests waiting in their stead.
         for name, capacity in (
             ("sendThreadPoolQueue", broker.send_thread_pool_queue_capacity),
             ("pullThreadPoolQueue", broker.pull_thread_pool_queue_capacity),

@@ -28,10 +28,12 @@ from pyrocket.protocol.bodies.client import (
     SubscriptionData,
 )
 from pyrocket.protocol.bodies.ops import ConsumeStatsList, ResetOffsetBody
+from pyrocket.protocol.bodies.topic import TopicConfig
 from pyrocket.protocol.codes import RequestCode, ResponseCode
 from pyrocket.protocol.command import ONEWAY_FLAG, RemotingCommand
 from pyrocket.protocol.headers import GetConsumeStatsInBrokerHeader
 from pyrocket.remoting import ClientConfig, Connection, RemotingClient
+from tests.broker.helpers import broker_settings, running_broker, send_request
 from tests.client.helpers import consumer, running_up
 from tests.remoting.helpers import wait_until
 
@@ -305,3 +307,50 @@ async def test_reset_forwarded_as_java_and_cpp_bodies_and_refused_for_old_client
             assert old.value.remark == (
                 "the client does not support this feature. version=V3_0_3_SNAPSHOT"
             )
+
+
+async def test_runtime_info_counts_requests_waiting_for_their_turn(tmp_path: Path) -> None:
+    release = trio.Event()
+    holding = trio.Event()
+
+    async def hold_the_lane(conn: Connection, request: RemotingCommand) -> RemotingCommand:
+        holding.set()
+        await release.wait()
+        return RemotingCommand.response(ResponseCode.SUCCESS)
+
+    def install(broker: Broker) -> None:
+        # An ordered code nothing answers: its processor holds the turn.
+        broker.register_processor(RequestCode.RESET_CONSUMER_OFFSET_IN_BROKER, hold_the_lane)
+
+    with trio.fail_after(30):
+        async with (
+            running_broker(broker_settings(tmp_path), install=[install]) as broker,
+            RemotingClient() as sender,
+            RemotingClient() as admin_client,
+        ):
+            addr = broker.broker_addr
+            await broker.topic_config_manager.update_topic_config(TopicConfig("LaneTopic", 4, 4))
+            answers: list[int] = []
+
+            async def call(request: RemotingCommand) -> None:
+                answers.append((await sender.invoke_sync(addr, request, 10)).code)
+
+            async with trio.open_nursery() as nursery:
+                nursery.start_soon(
+                    call, RemotingCommand.request(RequestCode.RESET_CONSUMER_OFFSET_IN_BROKER)
+                )
+                await holding.wait()
+                for i in range(3):
+                    nursery.start_soon(call, send_request("LaneTopic", i, b"x"))
+
+                def waiting() -> int:
+                    return sum(len(c.waiting_requests()) for c in broker.server.connections)
+
+                await wait_until(lambda: waiting() == 3)
+                info = await BrokerAPI(admin_client).get_broker_runtime_info(addr)
+                assert info["sendThreadPoolQueueSize"] == "3"
+                assert info["pullThreadPoolQueueSize"] == "0"
+                release.set()
+            assert answers == [ResponseCode.SUCCESS] * 4
+            info = await BrokerAPI(admin_client).get_broker_runtime_info(addr)
+            assert info["sendThreadPoolQueueSize"] == "0"
