@@ -14,6 +14,7 @@ import pytest
 import trio
 
 from pyrocket.broker.app import Broker
+from pyrocket.broker.processors import ops as ops_processor
 from pyrocket.broker.statsitems import SamplingSchedule
 from pyrocket.client.admin import Admin
 from pyrocket.client.broker_api import BrokerAPI
@@ -45,7 +46,9 @@ def _sample_all(broker: Broker, at_ms: int) -> None:
     manager.sample(SamplingSchedule(at_ms).due(at_ms), at_ms)
 
 
-async def test_statistics_of_sends_and_pulls(tmp_path: Path) -> None:
+async def test_statistics_of_sends_and_pulls(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     with trio.fail_after(60):
         async with running_up(tmp_path) as running, Admin([running.namesrv_addr]) as admin:
             ns, broker = running.namesrv_addr, running.broker
@@ -115,7 +118,8 @@ async def test_statistics_of_sends_and_pulls(tmp_path: Path) -> None:
             original = offsets.query_offsets("stats_cg", TOPIC) or {}
             assert correction == {q: o for q, o in original.items() if o >= 0}
 
-            queue_id = next(q for q, o in original.items() if o > 0)
+            queue_id = max(original, key=lambda q: original[q])
+            assert original[queue_id] >= 2  # five messages on four queues
             body, remark = await admin.ops.query_consume_queue(
                 addr, TOPIC, queue_id, 0, 10, "stats_cg"
             )
@@ -126,6 +130,9 @@ async def test_statistics_of_sends_and_pulls(tmp_path: Path) -> None:
             # The consumer has gone.
             assert body.filter_data == f"stats_cg@{TOPIC} is not online!"
             assert body.subscription_data is None
+            monkeypatch.setattr(ops_processor, "MAX_QUERY_ENTRIES", 1)
+            body, remark = await admin.ops.query_consume_queue(addr, TOPIC, queue_id, 0, 10)
+            assert body is not None and len(body.queue_data or ()) == 1
             body, remark = await admin.ops.query_consume_queue(addr, TOPIC, queue_id, 99, 1)
             assert body is None
             assert remark == f"Index 99 of {queue_id}@{TOPIC} is not exist!"

@@ -109,3 +109,10 @@ async def test_offset_and_stats_commands(tmp_path: Path) -> None:
             for command in ("cleanExpiredCQ", "cleanUnusedTopic"):
                 code, out, err = await cli("admin", command, "-n", ns, "-b", addr)
                 assert (code, out, err) == (0, "success", "")
+            # By cluster: every broker of it (mqadmin's cleanUnusedTopic
+            # would take the cluster name for an address).
+            del broker.topic_config_manager.topic_config_table[TOPIC]
+            cluster = broker.settings.broker.broker_cluster_name
+            code, out, err = await cli("admin", "cleanUnusedTopic", "-n", ns, "-c", cluster)
+            assert (code, out, err) == (0, "success", "")
+            assert all(broker.store.consume_queue(TOPIC, q) is None for q in range(4))
