@@ -1,6 +1,6 @@
 """``pyrocket admin`` commands about offsets and statistics, with mqadmin's
 names, flags and output: resetOffsetByTime (falling back to the old-style
-reset when no consumer is online), getConsumerStatus, cloneGroupOffset,
+reset when no consumer is online), resetOffsetByTimeOld, getConsumerStatus, cloneGroupOffset,
 statsAll, brokerConsumeStats, cleanExpiredCQ and cleanUnusedTopic.
 
 The work is done by :class:`~pyrocket.client.admin.Admin`
@@ -35,6 +35,12 @@ def front(text: str | None, size: int) -> str:
     return text[:size]
 
 
+def _parse_date(text: str) -> int:
+    """``yyyy-MM-dd#HH:mm:ss:SSS`` (local time) in ms; raises ValueError."""
+    moment = datetime.datetime.strptime(text, "%Y-%m-%d#%H:%M:%S:%f")
+    return int(moment.astimezone().timestamp() * 1000)
+
+
 def parse_timestamp(text: str) -> int:
     """resetOffsetByTime's ``-s``: ``now``, milliseconds, or
     ``yyyy-MM-dd#HH:mm:ss:SSS`` (local time). Raises CommandFailed."""
@@ -45,10 +51,9 @@ def parse_timestamp(text: str) -> int:
     except ValueError:
         pass
     try:
-        moment = datetime.datetime.strptime(text, "%Y-%m-%d#%H:%M:%S:%f")
+        return _parse_date(text)
     except ValueError:
         raise CommandFailed(f"the timestamp {text!r} is not yyyy-MM-dd#HH:mm:ss:SSS") from None
-    return int(moment.astimezone().timestamp() * 1000)
 
 
 def _jbool(value: bool) -> str:
@@ -119,6 +124,21 @@ async def reset_offset_by_time(admin: Admin, args: argparse.Namespace, out: Text
     out.write(f"{'#brokerName':<40}  {'#queueId':<40}  {'#offset':<40}\n")
     for queue, offset in table.items():
         out.write(f"{front(queue.broker_name, 32):<40}  {queue.queue_id:<40}  {offset:<40}\n")
+
+
+async def reset_offset_by_time_old(admin: Admin, args: argparse.Namespace, out: TextIO) -> None:
+    group, topic, text = args.group.strip(), args.topic.strip(), args.timestamp.strip()
+    try:
+        timestamp = int(text)
+    except ValueError:
+        try:
+            timestamp = _parse_date(text)
+        except ValueError:
+            out.write("specified timestamp invalid.\n")
+            return
+    force = True if args.force is None else java_bool(args.force)
+    stats = await admin.reset_offset_by_timestamp_old(group, topic, timestamp, force)
+    write_rollback(out, group, topic, force, text, timestamp, stats)
 
 
 async def get_consumer_status(admin: Admin, args: argparse.Namespace, out: TextIO) -> None:
@@ -276,6 +296,25 @@ def register_admin(subparsers: argparse._SubParsersAction[argparse.ArgumentParse
         "-f", "--force", help="set the force rollback by timestamp switch[true|false]"
     )
     parser.add_argument("-c", "--cplus", action="store_true", help="reset c++ client offset")
+
+    parser = add_command(
+        subparsers,
+        "resetOffsetByTimeOld",
+        "Reset consumer offset by timestamp(execute this command required client restart).",
+        reset_offset_by_time_old,
+        "ResetOffsetByTimeOldCommand",
+    )
+    parser.add_argument("-g", "--group", required=True, help="set the consumer group")
+    parser.add_argument("-t", "--topic", required=True, help="set the topic")
+    parser.add_argument(
+        "-s",
+        "--timestamp",
+        required=True,
+        help="set the timestamp[currentTimeMillis|yyyy-MM-dd#HH:mm:ss:SSS]",
+    )
+    parser.add_argument(
+        "-f", "--force", help="set the force rollback by timestamp switch[true|false]"
+    )
 
     parser = add_command(
         subparsers,

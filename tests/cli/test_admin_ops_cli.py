@@ -85,6 +85,27 @@ async def test_offset_and_stats_commands(tmp_path: Path) -> None:
             offsets = broker.data_plane.consumer_offset_manager  # type: ignore[union-attr]
             assert all(offsets.query_offset("cli_cg", TOPIC, q) == 0 for q in range(4))
 
+            # The same with resetOffsetByTimeOld, to the queues' ends (-1; a
+            # numeric timestamp: mqadmin's command does nothing then).
+            code, out, err = await cli(
+                "admin", "resetOffsetByTimeOld", "-n", ns, "-g", "cli_cg", "-t", TOPIC,
+                "-s", "-1",
+            )  # fmt: skip
+            assert (code, err) == (0, "")
+            rows = [line.split() for line in out.splitlines()[2:]]
+            assert sum(int(row[5]) for row in rows) == 6
+            code, out, err = await cli(
+                "admin", "resetOffsetByTimeOld", "-n", ns, "-g", "cli_cg", "-t", TOPIC,
+                "-s", "yesterday",
+            )  # fmt: skip
+            assert (code, out, err) == (0, "specified timestamp invalid.\n", "")
+            code, out, err = await cli(
+                "admin", "resetOffsetByTime", "-n", ns, "-g", "cli_cg", "-t", TOPIC, "-s", "0",
+            )  # fmt: skip
+            assert code == 0 and all(
+                offsets.query_offset("cli_cg", TOPIC, q) == 0 for q in range(4)
+            )
+
             now = broker.now_ms() + 10_000
             broker.stats_manager.sample(SamplingSchedule(now).due(now), now)
             code, out, err = await cli("admin", "statsAll", "-n", ns, "-t", TOPIC)
