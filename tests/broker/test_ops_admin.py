@@ -72,6 +72,12 @@ async def test_statistics_of_sends_and_pulls(
                 addr, "GROUP_GET_NUMS", f"{TOPIC}@stats_cg"
             )
             assert got.stats_minute is not None and got.stats_minute.sum == 5
+            latency = [
+                broker.stats_manager.stats_item("GROUP_GET_LATENCY", f"{q}@{TOPIC}@stats_cg")
+                for q in range(4)
+            ]
+            # One item per queue pulled from, counting its successful pulls.
+            assert sum(item.times for item in latency if item is not None) >= 1
             cluster = broker.settings.broker.broker_cluster_name
             total = await admin.ops.view_broker_stats_data(addr, "BROKER_PUT_NUMS", cluster)
             assert total.stats_minute is not None and total.stats_minute.sum == 5
