@@ -281,6 +281,7 @@ class PullMessageProcessor:
             remark = f"The broker does not support consumer to filter message by {expression_type}"
             return _response(ResponseCode.SYSTEM_ERROR, remark)
 
+        begin = broker.now_ms()
         result = await broker.get_message(
             group, topic, queue_id, header.queue_offset, header.max_msg_nums, message_filter
         )
@@ -299,6 +300,7 @@ class PullMessageProcessor:
                 allow_suspend=allow_suspend,
                 suspend_timeout=suspend_timeout,
                 has_suspend=has_suspend,
+                read_ms=broker.now_ms() - begin,
             )
         store_config = settings.store
         if allow_suspend and has_commit_offset and store_config.broker_role is not BrokerRole.SLAVE:
@@ -320,6 +322,7 @@ class PullMessageProcessor:
         allow_suspend: bool,
         suspend_timeout: int,
         has_suspend: bool,
+        read_ms: int = 0,
     ) -> RemotingCommand | None:
         settings = self.broker.settings
         broker_config = settings.broker
@@ -365,7 +368,14 @@ class PullMessageProcessor:
             )
 
         if code == ResponseCode.SUCCESS:
-            self.plane.record_group_get(header.consumer_group, header.topic, result.message_count)
+            self.plane.record_group_get(
+                header.consumer_group,
+                header.topic,
+                header.queue_id,
+                result.message_count,
+                result.buffer_total_size,
+                read_ms,
+            )
             response_header = PullMessageResponseHeader(
                 suggest, result.next_begin_offset, result.min_offset, result.max_offset
             )
@@ -441,7 +451,7 @@ class PullMessageProcessor:
             store_host=host,
         )
         try:
-            await self.broker.put_message(message)
+            await self.broker.put_message(message, topic_stats=False)
         except Exception:
             log.warning("generateOffsetMovedEvent failed for %s", group, exc_info=True)
 

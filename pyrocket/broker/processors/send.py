@@ -562,8 +562,10 @@ class SendMessageProcessor:
             store_host=original.store_host,
             reconsume_times=original.reconsume_times + 1,
         )
-        result = await broker.put_message(message)
+        result = await broker.put_message(message, topic_stats=False)
         if result.status is PutMessageStatus.PUT_OK:
+            back_topic = properties[MessageConst.PROPERTY_RETRY_TOPIC]
+            broker.stats_manager.on_send_back(group, back_topic)
             return _response(ResponseCode.SUCCESS)
         return _response(ResponseCode.SYSTEM_ERROR, result.status.name)
 
