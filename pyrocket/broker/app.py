@@ -87,6 +87,7 @@ ORDERED_REQUEST_CODES: frozenset[int] = frozenset(
         RequestCode.RESET_CONSUMER_OFFSET_IN_BROKER,
         RequestCode.CLEAN_EXPIRED_CONSUMEQUEUE,
         RequestCode.CLEAN_UNUSED_TOPIC,
+        RequestCode.RESUME_CHECK_HALF_MESSAGE,
     }
 )
 

@@ -280,7 +280,10 @@ async def test_end_transaction_refusals(tmp_path: Path) -> None:
         async with cluster(tmp_path) as (namesrv, broker):
             async with producer(namesrv, lambda m, a: UNKNOW, lambda m: UNKNOW) as tx:
                 sent = await tx.send_in_transaction(new_message(TOPIC, b"held"))
+                plain = await tx.send(new_message(TOPIC, b"plain"))
             [half] = queue_records(broker, RMQ_SYS_TRANS_HALF_TOPIC)
+            [plain_record] = queue_records(broker, TOPIC)
+            assert plain_record.body == b"plain" and "PGROUP" not in plain_record.properties
 
             def end(**changes: Any) -> RemotingCommand:
                 fields: dict[str, Any] = {
@@ -300,14 +303,22 @@ async def test_end_transaction_refusals(tmp_path: Path) -> None:
                     ({"producer_group": "other"}, "The producer group wrong"),
                     ({"tran_state_table_offset": 7}, "The transaction state table offset wrong"),
                     ({"commit_log_offset": 10**9}, "Find prepared transaction message failed"),
+                    # Java: a NullPointerException on the missing PGROUP.
+                    (
+                        {
+                            "commit_log_offset": plain_record.commit_log_offset,
+                            "tran_state_table_offset": plain.queue_offset,
+                        },
+                        "The producer group wrong",
+                    ),
                 ]
                 for changes, remark in cases:
                     answer = await client.invoke_sync(broker.broker_addr, end(**changes), 3)
                     assert (answer.code, answer.remark) == (ResponseCode.SYSTEM_ERROR, remark)
-                assert queue_records(broker, TOPIC) == []
+                assert queue_records(broker, TOPIC) == [plain_record]
                 answer = await client.invoke_sync(broker.broker_addr, end(), 3)
                 assert answer.code == ResponseCode.SUCCESS
-            [stored] = queue_records(broker, TOPIC)
+            [stored] = [m for m in queue_records(broker, TOPIC) if m != plain_record]
             assert stored.body == b"held"
             record = broker.store.select_one_message_by_offset(stored.commit_log_offset)
             assert record is not None and decode_message(record)[0].topic == TOPIC

@@ -27,7 +27,6 @@ from __future__ import annotations
 import dataclasses
 import enum
 import logging
-import os
 import random
 from collections.abc import Callable, MutableMapping
 from typing import Final, Protocol
@@ -61,7 +60,6 @@ from pyrocket.protocol.message import (
     HostPort,
     MessageConst,
     MessageExt,
-    UniqueIdGenerator,
     decode_message,
     encode_message,
     encode_properties,
@@ -150,7 +148,6 @@ class TransactionalMessageService:
         self.offsets = offsets
         self.producers = producers
         self._random = random.Random()
-        self._ids = UniqueIdGenerator(bytes(4), os.getpid(), self._random.getrandbits(32))
         #: Completed check rounds (tests wait on it).
         self.rounds = 0
 
@@ -222,12 +219,11 @@ class TransactionalMessageService:
         tags_and_wait: JavaHashMap[str, str] = JavaHashMap()
         tags_and_wait[MessageConst.PROPERTY_TAGS] = REMOVE_TAG
         tags_and_wait[MessageConst.PROPERTY_WAIT_STORE_MSG_OK] = "true"
-        # Java takes the string first, then sets WAIT=false and a UNIQ_KEY in
-        # the map only.
+        # Java takes the string first, then sets WAIT=false (and a UNIQ_KEY
+        # nothing reads) in the map only.
         text = encode_properties(tags_and_wait)
         mapping = dict(tags_and_wait)
         mapping[MessageConst.PROPERTY_WAIT_STORE_MSG_OK] = "false"
-        mapping[MessageConst.PROPERTY_UNIQ_CLIENT_MESSAGE_ID_KEYIDX] = self._ids.next_id()
         host = self._store_host
         op = BrokerMessage(
             RMQ_SYS_TRANS_OP_HALF_TOPIC,
