@@ -19,6 +19,7 @@ from pyrocket.protocol.headers import (
 )
 from pyrocket.protocol.message import (
     HostPort,
+    Message,
     MessageExt,
     MessageSysFlag,
     decode_properties,
@@ -44,7 +45,7 @@ async def test_prepared_send_and_end_transaction_fields() -> None:
     cluster.handlers[RequestCode.SEND_MESSAGE_V2] = lambda r: stored(r, 7)
     seen: list[tuple[bytes, object, str | None]] = []
 
-    async def execute(message: object, arg: object) -> LocalTransactionState:
+    async def execute(message: Message, arg: object) -> LocalTransactionState:
         body = message.body
         seen.append((body, arg, message.properties.get("UNIQ_KEY")))
         if body == b"boom":
