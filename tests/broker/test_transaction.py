@@ -304,6 +304,8 @@ async def test_end_transaction_refusals(tmp_path: Path) -> None:
                     ({"producer_group": "other"}, "The producer group wrong"),
                     ({"tran_state_table_offset": 7}, "The transaction state table offset wrong"),
                     ({"commit_log_offset": 10**9}, "Find prepared transaction message failed"),
+                    ({"commit_log_offset": -1}, "Find prepared transaction message failed"),
+                    ({"commit_log_offset": 3}, "Find prepared transaction message failed"),
                     # Java: a NullPointerException on the missing PGROUP.
                     (
                         {
