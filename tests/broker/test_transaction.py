@@ -345,3 +345,31 @@ async def test_reject_transaction_message_refuses_prepared_sends(tmp_path: Path)
                     raise AssertionError("a prepared send was accepted")
             assert ran == []
             assert queue_records(broker, RMQ_SYS_TRANS_HALF_TOPIC) == []
+
+
+async def test_check_immunity_time_defers_the_first_check(tmp_path: Path) -> None:
+    checked: list[tuple[float, MessageExt]] = []
+
+    def check(message: MessageExt) -> LocalTransactionState:
+        checked.append((trio.current_time(), message))
+        return COMMIT
+
+    with trio.fail_after(30):
+        async with cluster(tmp_path, **FAST_CHECKS) as (namesrv, broker):
+            async with producer(namesrv, lambda m, a: UNKNOW, check) as tx:
+                immune = new_message(
+                    TOPIC, b"immune", properties={"CHECK_IMMUNITY_TIME_IN_SECONDS": "1"}
+                )
+                sent_at = trio.current_time()
+                await tx.send_in_transaction(immune)
+                await wait_until(lambda: bool(checked))
+            [(when, message)] = checked
+            # transactionTimeOut is 50 ms; the message's own 1 s wins.
+            assert when - sent_at >= 0.9
+            # While immune it was stored again (once per round) carrying the
+            # first copy's queue offset, then checked like any other.
+            assert message.properties["TRAN_PREPARED_QUEUE_OFFSET"] == "0"
+            halves = queue_records(broker, RMQ_SYS_TRANS_HALF_TOPIC)
+            assert len(halves) >= 3
+            assert all(h.body == b"immune" for h in halves)
+            await wait_until(lambda: len(queue_records(broker, TOPIC)) == 1)
