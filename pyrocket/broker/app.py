@@ -9,8 +9,8 @@ builds the processors, handing each the narrow view of the broker it reads
 What runs, in start order: the message store (recovered first), the remoting
 server on ``listenPort`` and the fast ("VIP") server on ``listenPort - 2``
 answering the same processors, put/get statistics, the registration with every
-NameServer (the first round before the broker reports ready), and the
-transaction-topic creation Java's check service does. Cancelling
+NameServer (the first round before the broker reports ready), and the message path's
+services (held pulls, client housekeeping, offsets, the transaction check). Cancelling
 :func:`serve_broker` is the shutdown: periodic work stops, the broker
 unregisters from every NameServer while it still answers requests, then the
 servers close and the store flushes and closes.
@@ -60,8 +60,6 @@ from pyrocket.broker.processors.ops import OpsAdminProcessor
 from pyrocket.broker.registration import RegistrationTiming
 from pyrocket.broker.store.cleanup import disk_used_ratio as default_disk_used_ratio
 from pyrocket.broker.store.store import wall_clock_ms
-from pyrocket.broker.topic_config import RMQ_SYS_TRANS_HALF_TOPIC
-from pyrocket.protocol.bodies.topic import PERM_READ, PERM_WRITE
 from pyrocket.protocol.codes import RequestCode
 from pyrocket.protocol.javahash import JavaHashMap
 from pyrocket.remoting import Connection, ConnectionListener, Processor, RemotingServer
@@ -96,6 +94,7 @@ ORDERED_REQUEST_CODES: frozenset[int] = frozenset(
         RequestCode.CLEAN_UNUSED_TOPIC,
         RequestCode.INVOKE_BROKER_TO_RESET_OFFSET,
         RequestCode.CLONE_GROUP_OFFSET,
+        RequestCode.RESUME_CHECK_HALF_MESSAGE,
     }
 )
 
@@ -237,17 +236,6 @@ class Broker(BrokerParts):
 
     # -- background work -------------------------------------------------------
 
-    async def _create_transaction_topic(self) -> None:
-        # Java's transaction check service looks up the half-message topic on
-        # its first run (transactionCheckInterval after start), creating it.
-        # The message path replaces this with the full check.
-        if self.is_slave:
-            return
-        await trio.sleep(self.settings.broker.transaction_check_interval / 1000)
-        await self.topic_config_manager.create_topic_in_send_message_back_method(
-            RMQ_SYS_TRANS_HALF_TOPIC, 1, PERM_READ | PERM_WRITE, 0
-        )
-
     def _bound(self, port: int, fast_port: int) -> None:
         settings = self.settings
         server = dataclasses.replace(settings.server, listen_port=port)
@@ -280,7 +268,6 @@ class Broker(BrokerParts):
                             await tasks.start(self.topic_config_manager.writer.run)
                             await tasks.start(self.subscription_group_manager.writer.run)
                             await tasks.start(self.registration.run)
-                            tasks.start_soon(self._create_transaction_topic)
                             for service in self.services:
                                 tasks.start_soon(service, self)
                             log.info(

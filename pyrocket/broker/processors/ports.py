@@ -11,6 +11,7 @@ processor, the app or the message path, so the processors import neither.
 - :class:`StoreBroker`: the message store (the queries).
 - :class:`MessageBroker`: settings, clock, tables and the store calls with
   statistics (send, pull, heartbeats, offsets).
+- :class:`TransactionBroker`: ending transactions.
 - :class:`AdminBroker`: what the admin processor adds: configuration,
   registration and runtime information.
 - :class:`ClientTables`: the producer and consumer groups online.
@@ -108,6 +109,11 @@ class MessageBroker(StoreBroker, Protocol):
         """``store.get_message`` plus the get statistics."""
 
 
+class TransactionBroker(MessageBroker, Protocol):
+    """What ending transactions reads: the message path's parts (the
+    transaction service comes separately)."""
+
+
 class AdminBroker(MessageBroker, Protocol):
     """What the admin processor adds: configuration, registration and the
     runtime table."""
@@ -164,4 +170,5 @@ __all__ = [
     "MessagePath",
     "Registrar",
     "StoreBroker",
+    "TransactionBroker",
 ]
