@@ -18,12 +18,14 @@ from typing import Final
 
 import trio
 
+from pyrocket.broker.consumer_filter import NULL_POINTER, compile_expression
 from pyrocket.broker.consumer_manager import ClientChannelInfo
 from pyrocket.broker.message_filter import is_tag_type
 from pyrocket.broker.processors.common import retry_topic
 from pyrocket.broker.processors.ports import ClientTables, MessageBroker
 from pyrocket.broker.topic_config import build_sys_flag
 from pyrocket.errors import CommandError, ProtocolError
+from pyrocket.filter import SelectorError
 from pyrocket.logtext import clipped
 from pyrocket.protocol import fastjson
 from pyrocket.protocol.bodies.client import HeartbeatData, SubscriptionData
@@ -139,7 +141,9 @@ class ClientManageProcessor:
         self, conn: Connection, request: RemotingCommand
     ) -> RemotingCommand:
         """A consumer asks whether the broker can filter by its expression:
-        TAG always, SQL92 never (pyrocket has no property filtering)."""
+        TAG always; SQL92 when ``enablePropertyFilter`` is on and the
+        expression compiles (else SUBSCRIPTION_PARSE_FAILED with Java's
+        exception text as the remark)."""
         subscription: SubscriptionData | None = None
         if request.body:
             try:
@@ -149,13 +153,30 @@ class ClientManageProcessor:
                     subscription = SubscriptionData.from_json(raw, "subscriptionData")
             except ProtocolError as exc:
                 raise CommandError(f"check client body: {exc}") from exc
-        if subscription is not None and not is_tag_type(subscription.expression_type):
+        if subscription is None or is_tag_type(subscription.expression_type):
+            return _ok()
+        if not self.broker.settings.broker.enable_property_filter:
             remark = (
                 "The broker does not support consumer to filter message by "
                 f"{subscription.expression_type}"
             )
             return RemotingCommand(
                 code=ResponseCode.SYSTEM_ERROR, flag=RESPONSE_FLAG, remark=remark
+            )
+        try:
+            compile_expression(subscription.expression_type, subscription.sub_string)
+        except SelectorError as exc:
+            log.warning(
+                "Client %s filter message, but failed to compile expression! sub=%.200s, error=%s",
+                conn.remote_address,
+                subscription.sub_string,
+                exc.java_text(),
+            )
+            # Java's remark is the exception's message: null for a
+            # NullPointerException, else the parse failure's text.
+            failure: str | None = None if exc.java_class == NULL_POINTER else exc.java_text()
+            return RemotingCommand(
+                code=ResponseCode.SUBSCRIPTION_PARSE_FAILED, flag=RESPONSE_FLAG, remark=failure
             )
         return _ok()
 
