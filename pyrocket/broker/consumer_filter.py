@@ -170,8 +170,8 @@ class ConsumerFilterManager:
         if is_tag_type(expression_type) or not expression:
             return False
         now = self._now_ms()
-        groups = self._by_topic.setdefault(topic, {})
-        old = groups.get(group)
+        groups = self._by_topic.get(topic)
+        old = groups.get(group) if groups is not None else None
         if old is None:
             if self._entries >= self._max_entries:
                 self._clean_now_and_then(now, force=True)
@@ -182,15 +182,11 @@ class ConsumerFilterManager:
                         topic,
                         group,
                     )
-                    if not groups:
-                        del self._by_topic[topic]
                     return False
             data = build_filter_data(topic, group, expression, expression_type, client_version, now)
             if data is None:
-                if not groups:
-                    del self._by_topic[topic]
                 return False
-            groups[group] = data
+            self._by_topic.setdefault(topic, {})[group] = data
             self._entries += 1
             log.info("New consumer filter registered: %s", data)
             return True
@@ -212,6 +208,7 @@ class ConsumerFilterManager:
                 old.dead_time = 0
                 return True
             return False
+        assert groups is not None
         if expression != old.expression or expression_type != old.expression_type:
             data = build_filter_data(topic, group, expression, expression_type, client_version, now)
             if data is None:

@@ -13,6 +13,8 @@ mqadmin's operations (:mod:`~pyrocket.client.admin`)::
 
     consumer = PushConsumer("my_consumers", ["127.0.0.1:9876"])
     consumer.subscribe("TopicTest", "TagA || TagB")
+    # or MessageSelector.by_sql("a > 5 AND b IN ('x', 'y')") (SQL92 over
+    # message properties; the broker needs enablePropertyFilter=true)
     async with consumer:
         async for message in consumer:       # or: await consumer.poll(32, timeout=1)
             ...                              # reconsume_later(message) to get it again
@@ -28,11 +30,13 @@ from pyrocket.client.admin import Admin, AdminError
 from pyrocket.client.consumer import PushConsumer
 from pyrocket.client.instance import ClientError
 from pyrocket.client.producer import Producer, SendResult, SendStatus, new_message
+from pyrocket.client.selector import MessageSelector
 
 __all__ = [
     "Admin",
     "AdminError",
     "ClientError",
+    "MessageSelector",
     "Producer",
     "PushConsumer",
     "SendResult",

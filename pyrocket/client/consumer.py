@@ -67,7 +67,7 @@ import trio
 from trio_util import periodic
 
 from pyrocket.client.allocate import AllocateStrategy, allocate_averagely
-from pyrocket.client.instance import ClientInstance, subscribe_queues
+from pyrocket.client.instance import ClientError, ClientInstance, subscribe_queues
 from pyrocket.client.offsets import commit_offset, start_offset
 from pyrocket.client.pulling import (
     PULL_DELAY_WHEN_EXCEPTION,
@@ -85,7 +85,8 @@ from pyrocket.client.pulling import QueueState as _QueueState
 from pyrocket.client.pulling import now_ms as _now_ms
 from pyrocket.client.running_info import running_info as _running_info
 from pyrocket.client.running_info import task_dump
-from pyrocket.errors import PyrocketError
+from pyrocket.client.selector import TAG, MessageSelector
+from pyrocket.errors import PyrocketError, ResponseError
 from pyrocket.protocol.bodies.admin import ConsumerRunningInfo
 from pyrocket.protocol.bodies.client import (
     ConsumeFromWhere,
@@ -177,12 +178,44 @@ class PushConsumer:
     def client_id(self) -> str:
         return self.instance.client_id
 
-    def subscribe(self, topic: str, expression: str = "*") -> None:
+    def subscribe(self, topic: str, expression: str | MessageSelector = "*") -> None:
         """Read ``topic``'s messages whose tag matches ``expression``
-        (``"*"``, or tags separated by ``||``). Call before entering."""
+        (``"*"``, or tags separated by ``||``), or that a
+        :class:`~pyrocket.client.selector.MessageSelector` picks
+        (``MessageSelector.by_sql("a > 5")``). Call before entering."""
         if self._running:
             raise RuntimeError("subscribe before the consumer starts")
-        self._subscriptions[topic] = SubscriptionData.for_expression(topic, expression)
+        if isinstance(expression, MessageSelector):
+            self._subscriptions[topic] = expression.subscription(topic)
+        else:
+            self._subscriptions[topic] = SubscriptionData.for_expression(topic, expression)
+
+    async def _check_client_in_broker(self) -> None:
+        # Java's checkClientInBroker: a broker of each non-TAG subscription's
+        # topic must accept the expression, or the consumer does not start.
+        for subscription in self._subscriptions.values():
+            if subscription.expression_type in (None, "", TAG):
+                continue
+            topic = subscription.topic or ""
+            addr = self.instance.any_broker_addr(topic)
+            if addr is None:
+                continue
+            try:
+                await self.instance.brokers.check_client_config(
+                    addr, self.group, self.client_id, subscription, timeout=self.timeout
+                )
+            except ResponseError as exc:
+                raise ClientError(
+                    f"the broker {addr} refuses the {subscription.expression_type} "
+                    f"subscription to {topic}: code {exc.code}, {exc.remark}",
+                    exc.code,
+                ) from exc
+            except PyrocketError as exc:
+                raise ClientError(
+                    f"Check client in broker error, maybe because you use "
+                    f"{subscription.expression_type} to filter message, but server has not "
+                    f"been upgraded to support: {exc}"
+                ) from exc
 
     @property
     def assignment(self) -> set[MessageQueue]:
@@ -225,6 +258,7 @@ class PushConsumer:
             )
             for topic in self._subscriptions:
                 await self.instance.update_route(topic)
+            await self._check_client_in_broker()
             await self.instance.heartbeat_all()
         except BaseException as exc:
             self._running = False
