@@ -262,7 +262,12 @@ class PushConsumer:
             await self.instance.heartbeat_all()
         except BaseException as exc:
             self._running = False
-            await self.instance.__aexit__(type(exc), exc, exc.__traceback__)
+            if isinstance(exc, Exception):
+                # A failed start (a refused subscription) surfaces as itself,
+                # not inside the instance nursery's exception group.
+                await self.instance.__aexit__(None, None, None)
+            else:
+                await self.instance.__aexit__(type(exc), exc, exc.__traceback__)
             raise
         nursery = self.instance.nursery
         nursery.start_soon(self._rebalance_forever)
