@@ -6,6 +6,8 @@ evaluation Java aborts)."""
 from __future__ import annotations
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from pyrocket.filter import (
     MAX_DEPTH,
@@ -262,3 +264,30 @@ def test_java_number_conversions() -> None:
     assert double_compare(-0.0, 0.0) == -1
     assert double_compare(float("nan"), float("inf")) == 1
     assert double_compare(float("nan"), float("nan")) == 0
+
+
+FRAGMENTS = [
+    "a", "b", "=", "<>", ">", ">=", "<", "<=", "(", ")", ",", "+", "-", "NOT", "AND", "OR",
+    "BETWEEN", "IN", "IS", "NULL", "TRUE", "FALSE", "'x'", "''", "'", "1", "2147483648", "1.5",
+    ".5", "1e3", "0.0", "5L", "--", "\n", "/*", "*/", "#", " ",
+]  # fmt: skip
+
+
+@settings(max_examples=400, deadline=None)
+@given(
+    st.lists(st.sampled_from(FRAGMENTS), max_size=40).map(" ".join) | st.text(max_size=60),
+    st.dictionaries(st.sampled_from(["a", "b"]), st.text(max_size=8)),
+)
+def test_any_text_is_a_selector_or_a_selector_error(text: str, properties: dict[str, str]) -> None:
+    try:
+        selector = compile_selector(text)
+    except SelectorError as exc:
+        assert exc.java_text()
+        return
+    try:
+        result = selector.evaluate(properties)
+    except EvaluationError:
+        assert selector.matches(properties) is False
+        return
+    assert result in (True, False, None)
+    assert selector.matches(properties) is (result is True)
