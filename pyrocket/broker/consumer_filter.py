@@ -15,7 +15,12 @@ marked dead, and dead entries are dropped after ``filterDataCleanTimeSpan``.
 
 pyrocket keeps this table in memory only (Java also writes it to
 ``consumerFilter.json``, which matters only for the bit maps pyrocket does
-not compute) and holds at most :data:`MAX_FILTER_DATA` entries.
+not compute) and holds at most :data:`MAX_FILTER_DATA` entries. Parsing
+costs a few microseconds per character, so expressions longer than
+:data:`INLINE_COMPILE_CHARS` are compiled in a worker thread
+(:func:`compile_off_loop`, :func:`precompile`), compiled selectors are kept
+by text (the table's ``selectors``), and one heartbeat carries at most
+:data:`MAX_HEARTBEAT_SQL_CHARS` characters of SQL92.
 
 A message matches an SQL92 subscription when the expression is TRUE for its
 properties; unknown, FALSE, or an evaluation that fails do not match. The
@@ -31,9 +36,11 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Final, Protocol
 
+import trio
+
 from pyrocket.broker.message_filter import ExpressionMessageFilter, is_tag_type
 from pyrocket.errors import ProtocolError
-from pyrocket.filter import SQL92, Selector, SelectorError, compile_selector
+from pyrocket.filter import SQL92, Selector, SelectorCache, SelectorError, compile_selector
 from pyrocket.protocol.bodies.client import SubscriptionData
 from pyrocket.protocol.message import MessageConst, stored_properties
 
@@ -50,17 +57,81 @@ NULL_POINTER: Final = "java.lang.NullPointerException"
 _CLEAN_INTERVAL_MS: Final = 60_000
 
 
-def compile_expression(expression_type: str | None, expression: str | None) -> Selector:
+#: Expressions up to this long are compiled on the event loop (well under a
+#: millisecond); longer ones, not already compiled, in a worker thread.
+INLINE_COMPILE_CHARS: Final = 512
+#: SQL92 expression text one heartbeat may carry, all subscriptions together.
+MAX_HEARTBEAT_SQL_CHARS: Final = 256 * 1024
+
+#: What a heartbeat's expressions compiled to, by text.
+Compiled = Mapping[str, Selector | SelectorError]
+
+
+def compile_expression(
+    expression_type: str | None, expression: str | None, cache: SelectorCache | None = None
+) -> Selector:
     """``FilterFactory.INSTANCE.get(type).compile(expression)``: SQL92 is the
     only type. Raises SelectorError for another type, no expression, or one
     that does not compile."""
     if expression_type != SQL92:
-        raise SelectorError(
-            f"no filter of type {expression_type}", "java.lang.NullPointerException"
-        )
+        raise SelectorError(f"no filter of type {expression_type}", NULL_POINTER)
     if expression is None:
-        raise SelectorError("no expression", "java.lang.NullPointerException")
-    return compile_selector(expression)
+        raise SelectorError("no expression", NULL_POINTER)
+    return compile_selector(expression, cache)
+
+
+async def compile_off_loop(
+    expression_type: str | None,
+    expression: str | None,
+    cache: SelectorCache,
+    limiter: trio.CapacityLimiter | None = None,
+) -> Selector:
+    """:func:`compile_expression`, in a worker thread when the expression is
+    long and not in ``cache``. Raises SelectorError as it does."""
+    if (
+        expression_type == SQL92
+        and expression is not None
+        and len(expression) > INLINE_COMPILE_CHARS
+        and cache.get(expression) is None
+    ):
+        return await trio.to_thread.run_sync(
+            compile_expression, expression_type, expression, cache, limiter=limiter
+        )
+    return compile_expression(expression_type, expression, cache)
+
+
+def _compile_all(texts: list[str], cache: SelectorCache) -> dict[str, Selector | SelectorError]:
+    compiled: dict[str, Selector | SelectorError] = {}
+    for text in texts:
+        try:
+            compiled[text] = compile_selector(text, cache)
+        except SelectorError as exc:
+            compiled[text] = exc
+    return compiled
+
+
+async def precompile(
+    subscriptions: Iterable[SubscriptionData],
+    cache: SelectorCache,
+    limiter: trio.CapacityLimiter | None = None,
+) -> Compiled:
+    """The SQL92 expressions of a heartbeat's ``subscriptions`` compiled (in
+    a worker thread when they are long), for
+    :meth:`ConsumerFilterManager.register_all`. Raises SelectorError when
+    they hold more than :data:`MAX_HEARTBEAT_SQL_CHARS` characters."""
+    texts = {
+        sub.sub_string for sub in subscriptions if sub.expression_type == SQL92 and sub.sub_string
+    }
+    total = sum(len(text) for text in texts)
+    if total > MAX_HEARTBEAT_SQL_CHARS:
+        raise SelectorError(
+            f"the SQL92 subscriptions hold {total} characters, more than the "
+            f"{MAX_HEARTBEAT_SQL_CHARS} allowed in one heartbeat",
+            "pyrocket.SelectorTooLong",
+        )
+    if total <= INLINE_COMPILE_CHARS:
+        return _compile_all(sorted(texts), cache)
+    return await trio.to_thread.run_sync(_compile_all, sorted(texts), cache, limiter=limiter)
 
 
 @dataclass(slots=True)
@@ -87,13 +158,21 @@ def build_filter_data(
     expression_type: str | None,
     client_version: int,
     now_ms: int,
+    compiled: Compiled | None = None,
 ) -> ConsumerFilterData | None:
     """``ConsumerFilterManager.build``: None for a TAG subscription or an
-    expression that does not compile (logged)."""
+    expression that does not compile (logged). ``compiled`` holds the
+    expression already compiled, when it was."""
     if is_tag_type(expression_type):
         return None
     try:
-        selector = compile_expression(expression_type, expression)
+        done = compiled.get(expression) if compiled and expression is not None else None
+        if isinstance(done, SelectorError) and expression_type == SQL92:
+            raise done
+        if isinstance(done, Selector) and expression_type == SQL92:
+            selector = done
+        else:
+            selector = compile_expression(expression_type, expression)
     except SelectorError as exc:
         log.error(
             "parse error: expr=%.200s, topic=%s, group=%s, error=%s",
@@ -126,6 +205,8 @@ class ConsumerFilterManager:
         self._by_topic: dict[str, dict[str, ConsumerFilterData]] = {}
         self._entries = 0
         self._last_clean = now_ms()
+        #: Compiled selectors by text, shared by everything that compiles.
+        self.selectors = SelectorCache()
 
     def __len__(self) -> int:
         return self._entries
@@ -137,9 +218,16 @@ class ConsumerFilterManager:
     def by_group(self, group: str) -> list[ConsumerFilterData]:
         return [data for groups in self._by_topic.values() if (data := groups.get(group))]
 
-    def register_all(self, group: str, subscriptions: Iterable[SubscriptionData]) -> None:
+    def register_all(
+        self,
+        group: str,
+        subscriptions: Iterable[SubscriptionData],
+        compiled: Compiled | None = None,
+    ) -> None:
         """A heartbeat of ``group`` with ``subscriptions``: register each,
-        and mark dead the group's entries of topics no longer listed."""
+        and mark dead the group's entries of topics no longer listed.
+        ``compiled``: the expressions compiled already (:func:`precompile`);
+        others are compiled here."""
         subscriptions = list(subscriptions)
         for subscription in subscriptions:
             self.register(
@@ -148,6 +236,7 @@ class ConsumerFilterManager:
                 subscription.sub_string,
                 subscription.expression_type,
                 subscription.sub_version,
+                compiled,
             )
         listed = {subscription.topic for subscription in subscriptions}
         now = self._now_ms()
@@ -164,6 +253,7 @@ class ConsumerFilterManager:
         expression: str | None,
         expression_type: str | None,
         client_version: int,
+        compiled: Compiled | None = None,
     ) -> bool:
         """One subscription (``FilterDataMapByTopic.register``); True when
         the table now holds it."""
@@ -183,7 +273,9 @@ class ConsumerFilterManager:
                         group,
                     )
                     return False
-            data = build_filter_data(topic, group, expression, expression_type, client_version, now)
+            data = build_filter_data(
+                topic, group, expression, expression_type, client_version, now, compiled
+            )
             if data is None:
                 return False
             self._by_topic.setdefault(topic, {})[group] = data
@@ -210,7 +302,9 @@ class ConsumerFilterManager:
             return False
         assert groups is not None
         if expression != old.expression or expression_type != old.expression_type:
-            data = build_filter_data(topic, group, expression, expression_type, client_version, now)
+            data = build_filter_data(
+                topic, group, expression, expression_type, client_version, now, compiled
+            )
             if data is None:
                 # The new expression does not compile: forget the old one and
                 # let the client report the error.
@@ -359,8 +453,11 @@ def is_retry_topic(topic: str) -> bool:
 
 
 __all__ = [
+    "INLINE_COMPILE_CHARS",
     "MAX_FILTER_DATA",
+    "MAX_HEARTBEAT_SQL_CHARS",
     "NULL_POINTER",
+    "Compiled",
     "ConsumerFilterData",
     "ConsumerFilterManager",
     "PullFilter",
@@ -368,5 +465,7 @@ __all__ = [
     "SqlMessageFilter",
     "build_filter_data",
     "compile_expression",
+    "compile_off_loop",
     "is_retry_topic",
+    "precompile",
 ]

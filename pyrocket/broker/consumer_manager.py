@@ -19,7 +19,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Final, Protocol
 
-from pyrocket.broker.consumer_filter import ConsumerFilterManager
+from pyrocket.broker.consumer_filter import Compiled, ConsumerFilterManager
 from pyrocket.broker.message_filter import (
     ExpressionMessageFilter,
     check_tag_count,
@@ -277,12 +277,14 @@ class ConsumerManager:
         consume_from_where: ConsumeFromWhere | None,
         subscriptions: Iterable[SubscriptionData],
         notify: bool,
+        compiled: Compiled | None = None,
     ) -> bool:
         """A consumer heartbeat: add or refresh the member and its
         subscriptions. Returns whether the group changed; when it did and
         ``notify`` is set (the group's notifyConsumerIdsChangedEnable), every
         member is notified. Raises SubscriptionTooLargeError (nothing
-        recorded) for a subscription listing too many tags."""
+        recorded) for a subscription listing too many tags. ``compiled``:
+        the SQL92 expressions compiled already."""
         subscriptions = list(subscriptions)
         for sub in subscriptions:
             count = max(len(sub.code_set), len(sub.tags_set))
@@ -300,7 +302,7 @@ class ConsumerManager:
         if (r1 or r2) and notify:
             await self._changed(group, group_info.all_connections())
         if self.filters is not None:
-            self.filters.register_all(group, subscriptions)
+            self.filters.register_all(group, subscriptions, compiled)
         return r1 or r2
 
     def _group_gone(self, group: str) -> None:

@@ -16,7 +16,8 @@ three-valued logic and conversions::
 
 from __future__ import annotations
 
-from functools import lru_cache
+import threading
+from collections import OrderedDict
 from typing import Final
 
 from pyrocket.filter.errors import EvaluationError, SelectorError
@@ -56,18 +57,44 @@ class Selector:
         return f"Selector({self.text!r})"
 
 
-def compile_selector(text: str) -> Selector:
-    """The selector of ``text``, compiled once per text (the last 256 are
-    kept). Raises SelectorError where Java's ``SelectorParser`` refuses it,
-    and beyond :data:`MAX_LENGTH` / :data:`MAX_DEPTH`."""
-    if len(text) > MAX_LENGTH:
-        return Selector(text, parse(text))  # raises
-    return _compile_cached(text)
+class SelectorCache:
+    """The last ``size`` selectors compiled, by text (Java's parser keeps
+    100). Safe to use from threads."""
+
+    def __init__(self, size: int = 256) -> None:
+        self._size = size
+        self._selectors: OrderedDict[str, Selector] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def get(self, text: str) -> Selector | None:
+        with self._lock:
+            selector = self._selectors.get(text)
+            if selector is not None:
+                self._selectors.move_to_end(text)
+            return selector
+
+    def compile(self, text: str) -> Selector:
+        """The selector of ``text``, compiled unless kept. Raises
+        SelectorError as :func:`parse` does (failures are not kept)."""
+        selector = self.get(text)
+        if selector is not None:
+            return selector
+        selector = Selector(text, parse(text))
+        with self._lock:
+            self._selectors[text] = selector
+            self._selectors.move_to_end(text)
+            while len(self._selectors) > self._size:
+                self._selectors.popitem(last=False)
+        return selector
 
 
-@lru_cache(maxsize=256)
-def _compile_cached(text: str) -> Selector:
-    return Selector(text, parse(text))
+def compile_selector(text: str, cache: SelectorCache | None = None) -> Selector:
+    """The selector of ``text``, kept in ``cache`` when given. Raises
+    SelectorError where Java's ``SelectorParser`` refuses it, and beyond
+    :data:`MAX_LENGTH` / :data:`MAX_DEPTH`."""
+    if cache is None:
+        return Selector(text, parse(text))
+    return cache.compile(text)
 
 
 __all__ = [
@@ -76,6 +103,7 @@ __all__ = [
     "SQL92",
     "EvaluationError",
     "Selector",
+    "SelectorCache",
     "SelectorError",
     "compile_selector",
     "parse",

@@ -131,14 +131,11 @@ class _Parser:
             return BooleanCast(node)
         raise SelectorError(f"Expression will not result in a boolean value: {java_text(node)}")
 
-    def _logic(self, cls: type[And] | type[Or], left: Node, right: Node) -> Node:
-        left, right = self._as_boolean(left), self._as_boolean(right)
-        node: And | Or
-        if isinstance(left, (And, Or)) and type(left) is cls and id(left) in self._depths:
-            node = cls((*left.operands, right))
-        else:
-            node = cls((left, right))
-        return self._built(node, *node.operands)
+    def _logic(self, cls: type[And] | type[Or], operands: list[Node]) -> Node:
+        # Java pairs each operand with the ones before it, left to right;
+        # evaluating the flat list in order decides the same way.
+        booleans = tuple(self._as_boolean(operand) for operand in operands)
+        return self._built(cls(booleans), *booleans)
 
     # -- grammar --------------------------------------------------------------
 
@@ -146,18 +143,18 @@ class _Parser:
         return self._as_boolean(self._or())
 
     def _or(self) -> Node:
-        left = self._and()
+        operands = [self._and()]
         while self._peek().kind is Kind.OR:
             self._take(Kind.OR)
-            left = self._logic(Or, left, self._and())
-        return left
+            operands.append(self._and())
+        return operands[0] if len(operands) == 1 else self._logic(Or, operands)
 
     def _and(self) -> Node:
-        left = self._equality()
+        operands = [self._equality()]
         while self._peek().kind is Kind.AND:
             self._take(Kind.AND)
-            left = self._logic(And, left, self._equality())
-        return left
+            operands.append(self._equality())
+        return operands[0] if len(operands) == 1 else self._logic(And, operands)
 
     def _equality(self) -> Node:
         left = self._comparison()
@@ -240,7 +237,7 @@ class _Parser:
         high = self._unary()
         if negated:
             return self._logic(
-                Or, self._ordering("<", value, low), self._ordering(">", value, high)
+                Or, [self._ordering("<", value, low), self._ordering(">", value, high)]
             )
         if isinstance(low, Constant) and isinstance(high, Constant):
             if low.value is None or high.value is None:
@@ -255,7 +252,9 @@ class _Parser:
                     f"than or equal to right value({_format(high.value)})",
                     _RUNTIME,
                 )
-        return self._logic(And, self._ordering(">=", value, low), self._ordering("<=", value, high))
+        return self._logic(
+            And, [self._ordering(">=", value, low), self._ordering("<=", value, high)]
+        )
 
     def _in(self, value: Node, *, negated: bool) -> Node:
         self._take(Kind.LPAREN)

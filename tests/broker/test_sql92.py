@@ -333,3 +333,35 @@ def test_filter_table_versions_deaths_and_cleaning() -> None:
     assert not table.register("t1", "g", "*", "TAG", 1)
     assert not table.register("t1", "g", "", "SQL92", 1)
     assert len(table) == 0
+
+
+async def test_long_expressions_are_compiled_off_the_loop_and_bounded(tmp_path: Path) -> None:
+    # ~12 KiB: compiled in a worker thread (tens of milliseconds of parsing).
+    long_sql = " OR ".join(f"(a = {i} AND b IS NULL)" for i in range(600))
+    assert 10_000 < len(long_sql) < 16_384
+    settings = broker_settings(tmp_path, enablePropertyFilter="true")
+    with trio.fail_after(20):
+        async with running_broker(settings, timing=None) as broker, RemotingClient() as client:
+            addr = broker.broker_addr
+            await fill(client, addr, 5)
+            checked = await client.invoke_sync(addr, check_request(long_sql), 5)
+            assert checked.code == ResponseCode.SUCCESS
+            carried = await client.invoke_sync(addr, pull(long_sql), 5)
+            assert indexes(carried) == [0, 1, 2, 3, 4]
+            beat = await client.invoke_sync(addr, heartbeat(sql(long_sql, 7)), 5)
+            assert beat.code == ResponseCode.SUCCESS
+            assert indexes(await client.invoke_sync(addr, pull(None, sub_version=7), 5)) == [
+                0,
+                1,
+                2,
+                3,
+                4,
+            ]
+            # Too much SQL in one heartbeat: refused whole, nothing registered.
+            many = [sql(long_sql + f" OR a = {-i}", 8, f"T{i}") for i in range(25)]
+            refused = await client.invoke_sync(addr, heartbeat(*many), 5)
+            assert refused.code == ResponseCode.SYSTEM_ERROR
+            assert "allowed in one heartbeat" in (refused.remark or "")
+            filters = broker.data_plane.consumer_filter_manager
+            assert all(filters.get(f"T{i}", GROUP) is None for i in range(25))
+            assert filters.get(TOPIC, GROUP) is not None

@@ -18,7 +18,7 @@ from typing import Final
 
 import trio
 
-from pyrocket.broker.consumer_filter import NULL_POINTER, compile_expression
+from pyrocket.broker.consumer_filter import NULL_POINTER, compile_off_loop, precompile
 from pyrocket.broker.consumer_manager import ClientChannelInfo
 from pyrocket.broker.message_filter import is_tag_type
 from pyrocket.broker.processors.common import retry_topic
@@ -88,6 +88,19 @@ class ClientManageProcessor:
             )
 
         broker = self.broker
+        filters = self.plane.consumer_filter_manager
+        try:
+            compiled = await precompile(
+                (
+                    sub
+                    for consumer in data.consumer_data_set
+                    for sub in consumer.subscription_data_set
+                ),
+                filters.selectors,
+                self._decode_limiter,
+            )
+        except SelectorError as exc:
+            raise CommandError(exc.message) from exc
         for consumer in data.consumer_data_set:
             group = consumer.group_name or ""
             group_config = await broker.subscription_group_manager.find_subscription_group_config(
@@ -111,6 +124,7 @@ class ClientManageProcessor:
                 consumer.consume_from_where,
                 consumer.subscription_data_set,
                 notify,
+                compiled,
             )
             if changed:
                 log.info(
@@ -164,7 +178,12 @@ class ClientManageProcessor:
                 code=ResponseCode.SYSTEM_ERROR, flag=RESPONSE_FLAG, remark=remark
             )
         try:
-            compile_expression(subscription.expression_type, subscription.sub_string)
+            await compile_off_loop(
+                subscription.expression_type,
+                subscription.sub_string,
+                self.plane.consumer_filter_manager.selectors,
+                self._decode_limiter,
+            )
         except SelectorError as exc:
             log.warning(
                 "Client %s filter message, but failed to compile expression! sub=%.200s, error=%s",

@@ -42,6 +42,7 @@ from pyrocket.broker.consumer_filter import (
     RetryMessageFilter,
     SqlMessageFilter,
     build_filter_data,
+    compile_off_loop,
     is_retry_topic,
 )
 from pyrocket.broker.longpolling import PullRequest
@@ -63,6 +64,7 @@ from pyrocket.broker.processors.ports import MessageBroker, MessagePath
 from pyrocket.broker.store import BrokerMessage, BrokerRole, GetMessageResult, GetMessageStatus
 from pyrocket.broker.topic_config import OFFSET_MOVED_EVENT
 from pyrocket.errors import ConnectionClosedError, PyrocketError
+from pyrocket.filter import SelectorError
 from pyrocket.protocol.bodies.client import (
     MessageModel,
     MessageQueue,
@@ -262,6 +264,12 @@ class PullMessageProcessor:
                     carried = build_subscription(topic, header.subscription, expression_type)
                     if not property_filter:
                         return _no_property_filter(expression_type)
+                    try:
+                        selector = await compile_off_loop(
+                            expression_type, header.subscription, filters.selectors
+                        )
+                    except SelectorError as exc:
+                        raise SubscriptionParseError(exc.java_text()) from exc
                     filter_data = build_filter_data(
                         topic,
                         group,
@@ -269,6 +277,7 @@ class PullMessageProcessor:
                         expression_type,
                         header.sub_version,
                         broker.now_ms(),
+                        {header.subscription or "": selector},
                     )
                     if filter_data is None:
                         # Java would go on without a filter and deliver
