@@ -357,6 +357,9 @@ class PullFilter(Protocol):
     @property
     def match_all(self) -> bool: ...
 
+    @property
+    def reads_commit_log(self) -> bool: ...
+
     def is_matched_by_consume_queue(self, tags_code: int) -> bool: ...
 
     def is_matched_by_commit_log(self, message: bytes) -> bool: ...
@@ -383,6 +386,7 @@ class SqlMessageFilter:
 
     match_all: Final = False
     codes: Final[frozenset[int]] = frozenset()
+    reads_commit_log: Final = True
 
     def __init__(
         self, subscription: SubscriptionData, filter_data: ConsumerFilterData | None
@@ -414,6 +418,7 @@ class RetryMessageFilter:
     __slots__ = ("_group", "_lookup", "_tags")
 
     match_all: Final = False
+    reads_commit_log: Final = True
 
     def __init__(
         self,

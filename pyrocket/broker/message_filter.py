@@ -82,6 +82,10 @@ class ExpressionMessageFilter:
         return self._match_all
 
     @property
+    def reads_commit_log(self) -> bool:
+        return False
+
+    @property
     def codes(self) -> frozenset[int]:
         return self._codes
 
