@@ -125,6 +125,9 @@ class JavaCluster:
     workdir: Path
     serialize_type: str = "JSON"
     processes: list[JavaProcess] = field(default_factory=list)
+    #: Extra JVM flags for every process started after they are set
+    #: (``-Dtls.*`` system properties, for instance).
+    jvm_flags: list[str] = field(default_factory=list)
 
     def __post_init__(self) -> None:
         self._modern = _java_major() >= 9
@@ -149,6 +152,7 @@ class JavaCluster:
         flags.append("-Djava.net.preferIPv4Stack=true")
         if broker and self._modern:
             flags.extend(_BROKER_OPENS)
+        flags.extend(self.jvm_flags)
         return ["java", *flags, "-cp", self.classpath, main, *args]
 
     def _spawn(self, name: str, command: list[str], env: Mapping[str, str] | None) -> JavaProcess:

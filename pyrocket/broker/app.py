@@ -55,12 +55,15 @@ from pyrocket.broker.outer_api import UNREGISTER_TIMEOUT
 from pyrocket.broker.parts import BROKER_VERSION_DESC, BrokerParts
 from pyrocket.broker.processors.admin import AdminBrokerProcessor
 from pyrocket.broker.processors.common import resolved_ip
+from pyrocket.broker.processors.offsets import OffsetAdminProcessor
+from pyrocket.broker.processors.ops import OpsAdminProcessor
 from pyrocket.broker.registration import RegistrationTiming
 from pyrocket.broker.store.cleanup import disk_used_ratio as default_disk_used_ratio
 from pyrocket.broker.store.store import wall_clock_ms
 from pyrocket.broker.topic_config import RMQ_SYS_TRANS_HALF_TOPIC
 from pyrocket.protocol.bodies.topic import PERM_READ, PERM_WRITE
 from pyrocket.protocol.codes import RequestCode
+from pyrocket.protocol.javahash import JavaHashMap
 from pyrocket.remoting import Connection, ConnectionListener, Processor, RemotingServer
 
 log = logging.getLogger("pyrocket.broker")
@@ -74,6 +77,8 @@ ORDERED_REQUEST_CODES: frozenset[int] = frozenset(
         RequestCode.SEND_MESSAGE,
         RequestCode.SEND_MESSAGE_V2,
         RequestCode.SEND_BATCH_MESSAGE,
+        RequestCode.SEND_REPLY_MESSAGE,
+        RequestCode.SEND_REPLY_MESSAGE_V2,
         RequestCode.CONSUMER_SEND_MSG_BACK,
         RequestCode.END_TRANSACTION,
         RequestCode.UPDATE_CONSUMER_OFFSET,
@@ -89,8 +94,22 @@ ORDERED_REQUEST_CODES: frozenset[int] = frozenset(
         RequestCode.RESET_CONSUMER_OFFSET_IN_BROKER,
         RequestCode.CLEAN_EXPIRED_CONSUMEQUEUE,
         RequestCode.CLEAN_UNUSED_TOPIC,
+        RequestCode.INVOKE_BROKER_TO_RESET_OFFSET,
+        RequestCode.CLONE_GROUP_OFFSET,
     }
 )
+
+#: Java's thread pool of each request code, by its runtime-table entry.
+_POOL_OF: dict[int, str] = {
+    RequestCode.SEND_MESSAGE: "sendThreadPoolQueueSize",
+    RequestCode.SEND_MESSAGE_V2: "sendThreadPoolQueueSize",
+    RequestCode.SEND_BATCH_MESSAGE: "sendThreadPoolQueueSize",
+    RequestCode.CONSUMER_SEND_MSG_BACK: "sendThreadPoolQueueSize",
+    RequestCode.PULL_MESSAGE: "pullThreadPoolQueueSize",
+    RequestCode.QUERY_MESSAGE: "queryThreadPoolQueueSize",
+    RequestCode.VIEW_MESSAGE_BY_ID: "queryThreadPoolQueueSize",
+    RequestCode.END_TRANSACTION: "EndTransactionQueueSize",
+}
 
 Service = Callable[["Broker"], Awaitable[None]]
 Installer = Callable[["Broker"], None]
@@ -163,6 +182,25 @@ class Broker(BrokerParts):
         self.data_plane: DataPlane | None = None
         #: The fast server's bound port (known once serving).
         self.fast_listen_port: int | None = None
+
+    # -- runtime information ------------------------------------------------
+
+    def runtime_info(self) -> JavaHashMap[str, str]:
+        """GET_BROKER_RUNTIME_INFO's table, the thread-pool queue sizes
+        counted as the requests of each kind read from clients and not
+        started yet (waiting for their connection's ordered turn or for a
+        worker), on both servers."""
+        table = super().runtime_info()
+        waiting = dict.fromkeys(_POOL_OF.values(), 0)
+        for server in (self.server, self.fast_server):
+            for conn in server.connections:
+                for request in conn.waiting_requests():
+                    pool = _POOL_OF.get(request.code)
+                    if pool is not None:
+                        waiting[pool] += 1
+        for key, count in waiting.items():
+            table[key] = str(count)
+        return table
 
     # -- extension points ---------------------------------------------------
 
@@ -238,6 +276,7 @@ class Broker(BrokerParts):
                         self._bound(port, fast_port)
                         async with trio.open_nursery() as tasks:
                             await tasks.start(self.stats.run)
+                            await tasks.start(self.stats_manager.run)
                             await tasks.start(self.topic_config_manager.writer.run)
                             await tasks.start(self.subscription_group_manager.writer.run)
                             await tasks.start(self.registration.run)
@@ -284,7 +323,10 @@ def install_processors(broker: Broker) -> None:
     subset (reading the message path's client tables) and the message path,
     kept as ``broker.data_plane``."""
     plane = DataPlane(broker)
-    AdminBrokerProcessor(broker, plane).install()
+    admin = AdminBrokerProcessor(broker, plane)
+    admin.install()
+    OffsetAdminProcessor(broker, plane).install()
+    OpsAdminProcessor(broker, plane, admin.call_consumer).install()
     plane.install()
     broker.data_plane = plane
 

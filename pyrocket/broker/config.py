@@ -20,8 +20,14 @@ object knows are kept (Java lists them in GET_BROKER_CONFIG) and reported
 through the ``warn`` callback.
 
 Keys that switch on a Java security or durability feature pyrocket does not
-have (:data:`UNIMPLEMENTED`: ACL, TLS, DLedger, the transient store pool)
-refuse to start, naming the key, rather than run silently without it. The
+have (:data:`UNIMPLEMENTED`: ACL, DLedger, the transient store pool)
+refuse to start, naming the key, rather than run silently without it.
+
+The ``tls.*`` keys (Java's TlsSystemConfig system properties) are read from
+broker.conf and the command line too, into ``server.tls``
+(:mod:`pyrocket.remoting.tls`); the broker's own connections (to the
+NameServers) use TLS when ``useTLS`` says so, else when ``tls.enable`` does,
+else when the broker enforces TLS itself, as BrokerStartup decides. The
 other keys pyrocket parses but does not act on are listed in
 docs/deviations.md.
 """
@@ -65,6 +71,7 @@ from pyrocket.remoting.netty import (
     broker_client_defaults,
     broker_server_defaults,
 )
+from pyrocket.remoting.tls import TLS_KEYS, TlsMode, TlsSettings
 
 log = logging.getLogger("pyrocket.broker")
 
@@ -281,9 +288,6 @@ def java_key(attribute: str) -> str:
 #: that switches them on.
 UNIMPLEMENTED: Final[Mapping[str, Unimplemented]] = {
     "aclEnable": Unimplemented("access control (ACL)"),
-    "useTLS": Unimplemented("TLS"),
-    "tls.enable": Unimplemented("TLS"),
-    "tls.server.mode": Unimplemented("TLS", safe="disabled", on=None),
     "enableDLegerCommitLog": Unimplemented("the DLedger commit log"),
     "transientStorePoolEnable": Unimplemented("the transient store pool"),
 }
@@ -315,8 +319,9 @@ def object_properties(obj: ConfigObject | MessageStoreConfig) -> list[tuple[str,
 
 
 def known_key(key: str) -> bool:
-    """Whether some config object has a field named ``key``."""
-    return any(key in java_keys(cls) for cls in CONFIG_CLASSES)
+    """Whether some config object has a field named ``key`` (or it is one
+    of the ``tls.*`` keys)."""
+    return key in TLS_KEYS or any(key in java_keys(cls) for cls in CONFIG_CLASSES)
 
 
 # ---------------------------------------------------------------------------
@@ -397,7 +402,11 @@ class BrokerSettings:
         start = base if base is not None else cls()
         broker = apply_properties(start.broker, merged)
         server = apply_properties(start.server, merged)
+        tls = server.tls.with_properties(merged)
+        server = dataclasses.replace(server, tls=tls)
         client = apply_properties(start.client, merged)
+        if "useTLS" not in merged:
+            client = dataclasses.replace(client, use_tls=client_uses_tls(tls))
         store = MessageStoreConfig.from_java_properties(merged, base=start.store)
         return cls.startup_rules(
             broker,
@@ -428,7 +437,6 @@ class BrokerSettings:
         refuse_unimplemented(
             {
                 "aclEnable": java_text(broker.acl_enable),
-                "useTLS": java_text(client.use_tls),
                 "enableDLegerCommitLog": java_text(store.enable_d_leger_commit_log),
                 "transientStorePoolEnable": java_text(store.transient_store_pool_enable),
             }
@@ -464,6 +472,14 @@ class BrokerSettings:
         return dataclasses.replace(self, broker=broker, server=server, client=client, store=store)
 
 
+def client_uses_tls(tls: TlsSettings) -> bool:
+    """BrokerStartup's ``useTLS`` when broker.conf does not set it:
+    ``tls.enable``, else whether the broker itself enforces TLS."""
+    if tls.enable is not None:
+        return tls.enable
+    return tls.server_mode is TlsMode.ENFORCING
+
+
 def read_broker_conf(path: Path) -> dict[str, str]:
     """The entries of a properties file, in file order. Raises ConfigError
     when the file cannot be read or parsed."""
@@ -496,6 +512,7 @@ __all__ = [
     "NettyClientConfig",
     "NettyServerConfig",
     "bloom_filter_bits",
+    "client_uses_tls",
     "java_key",
     "java_text",
     "known_key",

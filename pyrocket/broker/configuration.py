@@ -28,6 +28,7 @@ from pyrocket.broker.config import CONFIG_CLASSES, BrokerSettings, known_key, ob
 from pyrocket.javaprops import PropertiesTable, runtime_keys
 from pyrocket.protocol.bodies.properties import UpdatePlan, properties_to_string
 from pyrocket.protocol.bodies.topic import DataVersion
+from pyrocket.remoting.tls import SECRET_TLS_KEYS
 
 log = logging.getLogger("pyrocket.broker")
 
@@ -93,8 +94,11 @@ class BrokerConfiguration:
     def __init__(self, settings: BrokerSettings) -> None:
         self._all = PropertiesTable()
         self._merge_objects(settings)
-        # BrokerStartup registers the file's entries after the objects.
-        self._all.merge(settings.file_properties.items())
+        # BrokerStartup registers the file's entries after the objects
+        # (key passwords left out: they are never listed).
+        self._all.merge(
+            (k, v) for k, v in settings.file_properties.items() if k not in SECRET_TLS_KEYS
+        )
         #: Bumped by every update (GET_BROKER_CONFIG's ``version`` field).
         self.data_version = DataVersion()
 

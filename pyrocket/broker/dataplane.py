@@ -17,7 +17,6 @@ store's arrival listener. It imports nothing of the app.
 
 from __future__ import annotations
 
-import collections
 import logging
 from collections.abc import Awaitable, Callable
 from typing import Any, Final, Protocol
@@ -35,6 +34,7 @@ from pyrocket.broker.processors.ports import MessageBroker
 from pyrocket.broker.processors.pull import PullMessageProcessor
 from pyrocket.broker.processors.query import QueryProcessor
 from pyrocket.broker.processors.rebalance import RebalanceLockManager, RebalanceProcessor
+from pyrocket.broker.processors.reply import ReplyMessageProcessor
 from pyrocket.broker.processors.send import SendMessageProcessor
 from pyrocket.broker.producer_manager import ProducerManager
 from pyrocket.errors import RemotingError
@@ -47,8 +47,6 @@ log = logging.getLogger("pyrocket.broker")
 
 #: Broker2Client's timeout for NOTIFY_CONSUMER_IDS_CHANGED (a oneway send).
 NOTIFY_TIMEOUT: Final = 0.01
-#: The window of the consume TPS that GET_CONSUME_STATS reports (ms).
-_TPS_WINDOW_MS: Final = 60_000
 
 
 class MessagePathHost(MessageBroker, Protocol):
@@ -90,6 +88,7 @@ class DataPlane:
         )
         self.lock_manager = RebalanceLockManager(broker.now_ms)
         self.send_processor = SendMessageProcessor(broker)
+        self.reply_processor = ReplyMessageProcessor(broker, self)
         self.pull_processor = PullMessageProcessor(broker, self)
         self.client_manage_processor = ClientManageProcessor(broker, self)
         self.consumer_manage_processor = ConsumerManageProcessor(broker, self)
@@ -101,13 +100,13 @@ class DataPlane:
         self.housekeeping = ClientHousekeepingService(
             self.hold_service, self.producer_manager, self.consumer_manager
         )
-        self._gets: dict[tuple[str, str], collections.deque[tuple[int, int]]] = {}
 
     def install(self) -> None:
         """Register everything with the broker (before it serves)."""
         broker = self.broker
         for processor in (
             self.send_processor,
+            self.reply_processor,
             self.pull_processor,
             self.client_manage_processor,
             self.consumer_manage_processor,
@@ -148,22 +147,16 @@ class DataPlane:
 
     # -- consume statistics ---------------------------------------------------------
 
-    def record_group_get(self, group: str, topic: str, count: int) -> None:
-        """Messages a group pulled from a topic (for the consume TPS)."""
-        history = self._gets.setdefault((topic, group), collections.deque())
-        now = self.broker.now_ms()
-        history.append((now, count))
-        while history and history[0][0] < now - _TPS_WINDOW_MS:
-            history.popleft()
+    def record_group_get(
+        self, group: str, topic: str, queue_id: int, count: int, size: int, latency_ms: int
+    ) -> None:
+        """Messages (and bytes) a group pulled from a queue."""
+        self.broker.stats_manager.on_get(group, topic, queue_id, count, size, latency_ms)
 
     def group_get_tps(self, group: str, topic: str) -> float:
-        """Messages per second the group pulled from the topic in the last minute."""
-        history = self._gets.get((topic, group))
-        if not history:
-            return 0.0
-        now = self.broker.now_ms()
-        total = sum(count for stamp, count in history if stamp >= now - _TPS_WINDOW_MS)
-        return total / (_TPS_WINDOW_MS / 1000)
+        """``tpsGroupGetNums``: messages per second the group pulled from
+        the topic over the last minute's samples."""
+        return self.broker.stats_manager.tps_group_get_nums(group, topic)
 
 
 __all__ = ["NOTIFY_TIMEOUT", "DataPlane", "MessagePathHost"]

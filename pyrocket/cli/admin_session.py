@@ -21,6 +21,7 @@ from typing import TextIO
 import trio
 
 from pyrocket.cli.serving import report_failures
+from pyrocket.cli.tls_options import add_tls_options, client_tls
 from pyrocket.client.admin import (
     CLUSTER_ERROR,
     Admin,
@@ -28,6 +29,7 @@ from pyrocket.client.admin import (
     UnknownClusterError,
 )
 from pyrocket.errors import PyrocketError
+from pyrocket.remoting.tls import TlsSettings
 
 #: The hint a command without NameServers gives.
 NAMESRV_HINT = "give -n or set NAMESRV_ADDR"
@@ -38,9 +40,10 @@ class CommandFailed(AdminError):
 
 
 @asynccontextmanager
-async def open_admin(namesrv: str | None) -> AsyncIterator[Admin]:
-    """An admin for ``-n namesrv`` (None: ``$NAMESRV_ADDR``)."""
-    async with Admin(namesrv, namesrv_hint=NAMESRV_HINT) as admin:
+async def open_admin(namesrv: str | None, tls: TlsSettings | None = None) -> AsyncIterator[Admin]:
+    """An admin for ``-n namesrv`` (None: ``$NAMESRV_ADDR``), with TLS when
+    ``tls`` is given."""
+    async with Admin(namesrv, namesrv_hint=NAMESRV_HINT, tls=tls) as admin:
         yield admin
 
 
@@ -68,7 +71,7 @@ def _runner(java_class: str, command: Command) -> Callable[[argparse.Namespace],
             remoting_log.setLevel(logging.WARNING)
 
         async def main() -> None:
-            async with open_admin(args.namesrvAddr) as admin:
+            async with open_admin(args.namesrvAddr, client_tls(args)) as admin:
                 await command(admin, args, sys.stdout)
 
         status = 0
@@ -91,13 +94,14 @@ def add_command(
     java_class: str,
 ) -> argparse.ArgumentParser:
     """Register ``command`` as ``pyrocket admin <name>`` with mqadmin's
-    ``-n`` option; returns its parser for the command's own options."""
+    ``-n`` option and the TLS options; returns its parser for the command's own options."""
     parser = subparsers.add_parser(name, help=help_text, description=help_text)
     parser.add_argument(
         "-n",
         "--namesrvAddr",
         help='Name server address list, eg: "192.168.0.1:9876;192.168.0.2:9876"',
     )
+    add_tls_options(parser)
     parser.set_defaults(func=_runner(java_class, command))
     return parser
 

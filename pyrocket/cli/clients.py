@@ -8,6 +8,9 @@ the command line with :class:`~pyrocket.client.Producer` and
     pyrocket consume -n 127.0.0.1:9876 -t TopicTest -g GROUP [-s "TagA || TagB"]
                      [-c N] [--from-first] [--json]
 
+Both take the TLS options of :mod:`pyrocket.cli.tls_options` (``--tls``,
+``-Dtls.*=...``, ``--tls-trust-cert``, ``--tls-cert``, ``--tls-key``).
+
 ``produce`` sends each BODY (or, with none, each line of standard input) ``-c``
 times and prints a SendResult per sync or orderly send, as Java prints one
 (``SendResult [sendStatus=SEND_OK, msgId=..., ...]``), or a JSON object per
@@ -31,6 +34,7 @@ from typing import Any, TextIO
 import trio
 
 from pyrocket.cli.serving import leaves
+from pyrocket.cli.tls_options import add_tls_options, client_tls
 from pyrocket.client.consumer import PushConsumer
 from pyrocket.client.instance import DEFAULT_PRODUCER_GROUP
 from pyrocket.client.producer import Producer, SendResult, new_message
@@ -115,7 +119,7 @@ def _properties(items: Iterable[str]) -> dict[str, str]:
 async def produce(args: argparse.Namespace, bodies: Iterable[bytes], out: TextIO) -> None:
     """Send ``bodies`` as ``args`` say, printing results to ``out``."""
     properties = _properties(args.property)
-    async with Producer(args.group, _namesrv(args)) as producer:
+    async with Producer(args.group, _namesrv(args), tls=client_tls(args)) as producer:
         for body in bodies:
             for _ in range(args.count):
                 message = new_message(
@@ -141,7 +145,7 @@ async def consume(args: argparse.Namespace, out: TextIO) -> None:
         if args.from_first
         else ConsumeFromWhere.CONSUME_FROM_LAST_OFFSET
     )
-    consumer = PushConsumer(args.group, _namesrv(args), consume_from=where)
+    consumer = PushConsumer(args.group, _namesrv(args), consume_from=where, tls=client_tls(args))
     consumer.subscribe(args.topic, args.subExpression)
     with trio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
         async with consumer, trio.open_nursery() as nursery:
@@ -219,6 +223,7 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     )
     produce_parser.add_argument("--json", action="store_true", help="print JSON lines")
     produce_parser.add_argument("body", nargs="*", help="message bodies (default: stdin lines)")
+    add_tls_options(produce_parser)
     produce_parser.set_defaults(func=_produce_main)
 
     consume_parser = subparsers.add_parser("consume", help="print the messages of a topic")
@@ -237,6 +242,7 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         help="a group without committed offsets starts at the first message, not the last",
     )
     consume_parser.add_argument("--json", action="store_true", help="print JSON lines")
+    add_tls_options(consume_parser)
     consume_parser.set_defaults(func=_consume_main)
 
 

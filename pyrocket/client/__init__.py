@@ -10,6 +10,7 @@ mqadmin's operations (:mod:`~pyrocket.client.admin`)::
     async with Producer("my_producers", ["127.0.0.1:9876"]) as producer:
         result = await producer.send(new_message("TopicTest", b"hi", tags="TagA"))
         # also: send_oneway, send_orderly(message, shard_key), send_batch([...])
+        reply = await producer.request(new_message("RpcTopic", b"ping"), timeout=3.0)
 
     consumer = PushConsumer("my_consumers", ["127.0.0.1:9876"])
     consumer.subscribe("TopicTest", "TagA || TagB")
@@ -18,6 +19,7 @@ mqadmin's operations (:mod:`~pyrocket.client.admin`)::
     async with consumer:
         async for message in consumer:       # or: await consumer.poll(32, timeout=1)
             ...                              # reconsume_later(message) to get it again
+            # a reply to a request: await producer.send(create_reply_message(message, b"pong"))
 
     async with Admin(["127.0.0.1:9876"]) as admin:
         await admin.update_topic_in_cluster("DefaultCluster", TopicConfig("TopicTest"))
@@ -30,6 +32,7 @@ from pyrocket.client.admin import Admin, AdminError
 from pyrocket.client.consumer import PushConsumer
 from pyrocket.client.instance import ClientError
 from pyrocket.client.producer import Producer, SendResult, SendStatus, new_message
+from pyrocket.client.request_reply import RequestTimeoutError, create_reply_message
 from pyrocket.client.selector import MessageSelector
 
 __all__ = [
@@ -39,7 +42,9 @@ __all__ = [
     "MessageSelector",
     "Producer",
     "PushConsumer",
+    "RequestTimeoutError",
     "SendResult",
     "SendStatus",
+    "create_reply_message",
     "new_message",
 ]

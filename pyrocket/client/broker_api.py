@@ -16,6 +16,7 @@ non-SUCCESS answers carry meaning (:meth:`BrokerAPI.send_message` and
 from __future__ import annotations
 
 from collections.abc import Mapping
+from typing import Final
 
 from pyrocket.client.calls import invoke_checked
 from pyrocket.protocol.bodies.admin import (
@@ -70,6 +71,7 @@ from pyrocket.protocol.headers import (
     UnregisterClientRequestHeader,
     UpdateConsumerOffsetRequestHeader,
 )
+from pyrocket.protocol.message import MessageConst, decode_properties
 from pyrocket.remoting import RemotingClient
 
 #: DefaultMQAdminExt's timeout (seconds).
@@ -417,8 +419,24 @@ class BrokerAPI:
         return response.decode_header(SearchOffsetResponseHeader).offset
 
 
+#: MixAll.REPLY_MESSAGE_FLAG: the ``MSG_TYPE`` of a reply message.
+REPLY_MESSAGE_FLAG: Final = "reply"
+
+
+def is_reply(properties: str | None) -> bool:
+    """Whether an encoded properties string marks a reply (``MSG_TYPE``
+    "reply"): such a message is sent as SEND_REPLY_MESSAGE(_V2)."""
+    marker = f"{MessageConst.PROPERTY_MESSAGE_TYPE}\x01{REPLY_MESSAGE_FLAG}"
+    if not properties or marker not in properties:
+        return False
+    found = decode_properties(properties).get(MessageConst.PROPERTY_MESSAGE_TYPE)
+    return found == REPLY_MESSAGE_FLAG
+
+
 def _send_code(header: SendMessageRequestHeader) -> RequestCode:
+    if is_reply(header.properties):  # MQClientAPIImpl.sendMessage
+        return RequestCode.SEND_REPLY_MESSAGE_V2
     return RequestCode.SEND_BATCH_MESSAGE if header.batch else RequestCode.SEND_MESSAGE_V2
 
 
-__all__ = ["DEFAULT_TIMEOUT", "DEFAULT_TOPIC", "BrokerAPI"]
+__all__ = ["DEFAULT_TIMEOUT", "DEFAULT_TOPIC", "REPLY_MESSAGE_FLAG", "BrokerAPI", "is_reply"]

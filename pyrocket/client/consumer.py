@@ -37,6 +37,11 @@ What it does as Java 4.7.0 does:
   each pull (the commitOffset field and sysFlag bit) and is committed with
   UPDATE_CONSUMER_OFFSET every 5 s, when a queue moves to another consumer
   and when the consumer closes; closing also unregisters the client;
+* operator requests a broker forwards: RESET_CONSUMER_CLIENT_OFFSET moves
+  the queues named to the reset offsets (:meth:`PushConsumer.reset_offset`),
+  GET_CONSUMER_STATUS_FROM_CLIENT reports the consumed offsets, and
+  CONSUME_MESSAGE_DIRECTLY hands the message to ``direct_handler`` (answers
+  in :mod:`pyrocket.client.client_requests`);
 * :meth:`PushConsumer.reconsume_later` gives a message back
   (CONSUMER_SEND_MSG_BACK, Java's RECONSUME_LATER): it comes back later
   through the group's ``%RETRY%`` topic, handed out under its own topic.
@@ -59,7 +64,7 @@ import functools
 import logging
 import time
 from collections import deque
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from types import TracebackType
 from typing import Self
 
@@ -67,7 +72,13 @@ import trio
 from trio_util import periodic
 
 from pyrocket.client.allocate import AllocateStrategy, allocate_averagely
-from pyrocket.client.instance import ClientError, ClientInstance, subscribe_queues
+from pyrocket.client.client_requests import (
+    DirectHandler,
+    consume_directly,
+    reset_table,
+    status_answer,
+)
+from pyrocket.client.instance import ClientInstance, subscribe_queues
 from pyrocket.client.offsets import commit_offset, start_offset
 from pyrocket.client.pulling import (
     PULL_DELAY_WHEN_EXCEPTION,
@@ -85,8 +96,8 @@ from pyrocket.client.pulling import QueueState as _QueueState
 from pyrocket.client.pulling import now_ms as _now_ms
 from pyrocket.client.running_info import running_info as _running_info
 from pyrocket.client.running_info import task_dump
-from pyrocket.client.selector import TAG, MessageSelector
-from pyrocket.errors import PyrocketError, ResponseError
+from pyrocket.client.selector import MessageSelector, check_client_in_broker
+from pyrocket.errors import ProtocolError, PyrocketError
 from pyrocket.protocol.bodies.admin import ConsumerRunningInfo
 from pyrocket.protocol.bodies.client import (
     ConsumeFromWhere,
@@ -101,10 +112,13 @@ from pyrocket.protocol.command import RemotingCommand
 from pyrocket.protocol.headers import (
     ConsumerSendMsgBackRequestHeader,
     GetConsumerRunningInfoRequestHeader,
+    GetConsumerStatusRequestHeader,
+    ResetOffsetRequestHeader,
 )
 from pyrocket.protocol.javahash import JavaHashSet
 from pyrocket.protocol.message import MessageExt
 from pyrocket.remoting import Connection
+from pyrocket.remoting.tls import TlsSettings
 
 log = logging.getLogger("pyrocket.client.consumer")
 
@@ -132,8 +146,13 @@ class PushConsumer:
         poll_name_server_interval: float = 30.0,
         buffered_batches: int = 16,
         max_reconsume_times: int = 16,
+        tls: TlsSettings | None = None,
+        direct_handler: DirectHandler | None = None,
     ) -> None:
         self.group = group
+        #: What consumes a message a broker hands over with
+        #: CONSUME_MESSAGE_DIRECTLY (an operator's resend).
+        self.direct_handler = direct_handler
         self.max_reconsume_times = max_reconsume_times
         self.consume_from = consume_from
         #: Where CONSUME_FROM_TIMESTAMP starts (ms); Java's default is half
@@ -166,6 +185,7 @@ class PushConsumer:
             timeout=timeout,
             poll_name_server_interval=poll_name_server_interval,
             heartbeat_interval=heartbeat_interval,
+            tls=tls,
             consumer_data=self._consumer_data,
             topics=lambda: tuple(self._subscriptions),
         )
@@ -189,33 +209,6 @@ class PushConsumer:
             self._subscriptions[topic] = expression.subscription(topic)
         else:
             self._subscriptions[topic] = SubscriptionData.for_expression(topic, expression)
-
-    async def _check_client_in_broker(self) -> None:
-        # Java's checkClientInBroker: a broker of each non-TAG subscription's
-        # topic must accept the expression, or the consumer does not start.
-        for subscription in self._subscriptions.values():
-            if subscription.expression_type in (None, "", TAG):
-                continue
-            topic = subscription.topic or ""
-            addr = self.instance.any_broker_addr(topic)
-            if addr is None:
-                continue
-            try:
-                await self.instance.brokers.check_client_config(
-                    addr, self.group, self.client_id, subscription, timeout=self.timeout
-                )
-            except ResponseError as exc:
-                raise ClientError(
-                    f"the broker {addr} refuses the {subscription.expression_type} "
-                    f"subscription to {topic}: code {exc.code}, {exc.remark}",
-                    exc.code,
-                ) from exc
-            except PyrocketError as exc:
-                raise ClientError(
-                    f"Check client in broker error, maybe because you use "
-                    f"{subscription.expression_type} to filter message, but server has not "
-                    f"been upgraded to support: {exc}"
-                ) from exc
 
     @property
     def assignment(self) -> set[MessageQueue]:
@@ -253,12 +246,24 @@ class PushConsumer:
             self.instance.remoting.register_processor(
                 RequestCode.NOTIFY_CONSUMER_IDS_CHANGED, self._on_ids_changed
             )
-            self.instance.remoting.register_processor(
+            remoting = self.instance.remoting
+            remoting.register_processor(
                 RequestCode.GET_CONSUMER_RUNNING_INFO, self._on_get_running_info
+            )
+            remoting.register_processor(
+                RequestCode.RESET_CONSUMER_CLIENT_OFFSET, self._on_reset_offset
+            )
+            remoting.register_processor(
+                RequestCode.GET_CONSUMER_STATUS_FROM_CLIENT, self._on_get_status
+            )
+            remoting.register_processor(
+                RequestCode.CONSUME_MESSAGE_DIRECTLY, self._on_consume_directly
             )
             for topic in self._subscriptions:
                 await self.instance.update_route(topic)
-            await self._check_client_in_broker()
+            await check_client_in_broker(
+                self.instance, self.group, self._subscriptions.values(), self.timeout
+            )
             await self.instance.heartbeat_all()
         except BaseException as exc:
             self._running = False
@@ -319,6 +324,51 @@ class PushConsumer:
         if header.jstack_enable:
             info = dataclasses.replace(info, jstack=task_dump())
         return RemotingCommand.response(ResponseCode.SUCCESS, body=info.encode())
+
+    def _on_reset_offset(self, conn: Connection, request: RemotingCommand) -> None:
+        header = request.decode_header(ResetOffsetRequestHeader)
+        if header.group != self.group or self._closing or not self._running:
+            return
+        try:
+            table = reset_table(request.body)
+        except ProtocolError as exc:
+            log.warning("%s: bad reset offset body from %s: %s", self.group, conn, exc)
+            return
+        self.instance.nursery.start_soon(self.reset_offset, header.topic, table)
+
+    async def reset_offset(self, topic: str, offsets: Mapping[MessageQueue, int]) -> None:
+        """Move the queues of ``topic`` named in ``offsets`` there: each is
+        dropped (what was pulled and not yet handed out is discarded), its
+        offset set and committed, and rebalance takes it up again from the
+        new offset (Java's ``resetOffset``)."""
+        log.info("%s: resetting %d queues of %s", self.group, len(offsets), topic)
+        async with self._rebalance_lock:
+            if self._closing:
+                return
+            for queue, offset in offsets.items():
+                state = self._queues.get(queue)
+                if state is None or queue.topic != topic:
+                    continue
+                state.dropped = True
+                state.scope.cancel()
+                state.consumed = offset
+                await self._persist(state, oneway=False)
+                del self._queues[queue]
+        self._wakeup.set()
+
+    def _on_get_status(self, conn: Connection, request: RemotingCommand) -> RemotingCommand:
+        header = request.decode_header(GetConsumerStatusRequestHeader)
+        offsets: dict[MessageQueue, int] = {}
+        if header.group == self.group:
+            for queue, state in self._queues.items():
+                if queue.topic == header.topic and state.consumed >= 0:
+                    offsets[queue] = state.consumed
+        return status_answer(offsets)
+
+    async def _on_consume_directly(
+        self, conn: Connection, request: RemotingCommand
+    ) -> RemotingCommand:
+        return await consume_directly(request, self.group, self.direct_handler)
 
     def running_info(self) -> ConsumerRunningInfo:
         """What GET_CONSUMER_RUNNING_INFO reports: settings, subscriptions,

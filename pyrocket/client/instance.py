@@ -41,6 +41,7 @@ from pyrocket.protocol.bodies.client import (
 from pyrocket.protocol.bodies.route import MASTER_ID, TopicRouteData
 from pyrocket.protocol.bodies.topic import PERM_READ, PERM_WRITE
 from pyrocket.remoting import ClientConfig, RemotingClient
+from pyrocket.remoting.tls import TlsSettings
 
 log = logging.getLogger("pyrocket.client")
 
@@ -161,6 +162,7 @@ class ClientInstance:
         consumer_data: Callable[[], Iterable[ConsumerData]] = tuple,
         topics: Callable[[], Iterable[str]] = tuple,
         on_route: Callable[[str, TopicRouteData], None] | None = None,
+        tls: TlsSettings | None = None,
     ) -> None:
         if not namesrv_addresses:
             raise ClientError("no NameServer address given")
@@ -175,7 +177,7 @@ class ClientInstance:
         self._consumer_data = consumer_data
         self._topics = topics
         self._on_route = on_route
-        self.remoting = RemotingClient(ClientConfig(), namesrv_addresses=namesrv_addresses)
+        self.remoting = RemotingClient(ClientConfig(tls=tls), namesrv_addresses=namesrv_addresses)
         self.namesrv = NameServerAPI(self.remoting, timeout)
         self.brokers = BrokerAPI(self.remoting, timeout)
         #: Routes by topic, as last fetched.

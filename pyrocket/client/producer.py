@@ -37,6 +37,7 @@ What it does as Java 4.7.0 does:
 Unlike Java, sends go to the broker's main port: Java 4.7 uses the broker's
 "VIP channel" (port - 2) unless told not to; ``vip_channel=True`` does that
 here too (a pyrocket broker's fast port is not always port - 2).
+``tls=TlsSettings(...)`` connects to everything with TLS (Java's useTLS).
 
 Failures raise :class:`~pyrocket.client.instance.ClientError` (no route, all
 attempts failed: ``__cause__`` is the last error), ResponseError, or the
@@ -51,7 +52,6 @@ import ipaddress
 import logging
 import os
 import random
-import re
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
@@ -67,6 +67,8 @@ from pyrocket.client.instance import (
     ClientInstance,
     publish_queues,
 )
+from pyrocket.client.request_reply import RequestFutureTable
+from pyrocket.client.validators import MAX_MESSAGE_SIZE, check_message
 from pyrocket.errors import (
     PyrocketError,
     RemotingError,
@@ -82,20 +84,16 @@ from pyrocket.protocol.message import (
     COMPRESS_BODY_THRESHOLD,
     Message,
     MessageConst,
+    MessageExt,
     MessageSysFlag,
     UniqueIdGenerator,
     encode_batch,
     encode_properties,
     maybe_compress_body,
 )
+from pyrocket.remoting.tls import TlsSettings
 
 log = logging.getLogger("pyrocket.client.producer")
-
-#: DefaultMQProducer.maxMessageSize: 4 MiB.
-MAX_MESSAGE_SIZE = 4 * 1024 * 1024
-#: Validators.CHARACTER_MAX_LENGTH: longest topic name.
-TOPIC_MAX_LENGTH = 255
-_TOPIC_PATTERN = re.compile(r"^[%|a-zA-Z0-9_-]+$")
 
 #: Answer codes after which a sync send tries again (another broker first).
 RETRY_RESPONSE_CODES = frozenset(
@@ -202,31 +200,6 @@ def with_unique_id(message: Message, next_id: Callable[[], str]) -> JavaHashMap[
     return properties
 
 
-def check_message(message: Message, max_size: int = MAX_MESSAGE_SIZE) -> None:
-    """``Validators.checkMessage``: raises ClientError for a bad topic name or
-    an empty or oversized body."""
-    check_topic(message.topic)
-    if not message.body:
-        raise ClientError("the message body length is zero")
-    if len(message.body) > max_size:
-        raise ClientError(f"the message body size over max value, MAX: {max_size}")
-
-
-def check_topic(topic: str) -> None:
-    """``Validators.checkTopic``; raises ClientError."""
-    if not topic.strip():
-        raise ClientError("The specified topic is blank")
-    if not _TOPIC_PATTERN.match(topic):
-        raise ClientError(
-            f"The specified topic[{topic}] contains illegal characters, "
-            f"allowing only {_TOPIC_PATTERN.pattern}"
-        )
-    if len(topic) > TOPIC_MAX_LENGTH:
-        raise ClientError("The specified topic is longer than topic max length 255.")
-    if topic == AUTO_CREATE_TOPIC_KEY_TOPIC:
-        raise ClientError(f"The topic[{topic}] is conflict with AUTO_CREATE_TOPIC_KEY_TOPIC.")
-
-
 class _PublishInfo:
     """A topic's writable queues and its round-robin position
     (``TopicPublishInfo``)."""
@@ -266,6 +239,7 @@ class Producer:
         poll_name_server_interval: float = 30.0,
         heartbeat_interval: float = 30.0,
         vip_channel: bool = False,
+        tls: TlsSettings | None = None,
     ) -> None:
         self.group = group
         self.vip_channel = vip_channel
@@ -283,10 +257,12 @@ class Producer:
             timeout=send_timeout,
             poll_name_server_interval=poll_name_server_interval,
             heartbeat_interval=heartbeat_interval,
+            tls=tls,
             producer_groups=lambda: (self.group,),
             topics=lambda: tuple(self._publish),
             on_route=self._route_fetched,
         )
+        self._requests = RequestFutureTable(self.instance.remoting)
         self._unique_ids = UniqueIdGenerator(
             _ip_bytes(self.instance.client_ip),
             os.getpid(),
@@ -316,6 +292,7 @@ class Producer:
             with trio.CancelScope(shield=True), trio.move_on_after(self.send_timeout):
                 await self.instance.unregister(producer_group=self.group)
         finally:
+            self._requests.close()
             result = await self.instance.__aexit__(exc_type, exc, traceback)
         return result
 
@@ -471,6 +448,17 @@ class Producer:
             raise ClientError("select message queue return null or a queue not of the topic")
         return await self._send_to(queue, self._prepare(message), self.send_timeout)
 
+    async def request(
+        self,
+        message: Message,
+        timeout: float,  # noqa: ASYNC109 (Java's API: the timeout belongs to the call)
+        selector: QueueSelector | None = None,
+        arg: object = None,
+    ) -> MessageExt:
+        """Send ``message`` as a request and return its reply: see
+        :meth:`pyrocket.client.request_reply.RequestFutureTable.request`."""
+        return await self._requests.request(self, message, timeout, selector, arg)
+
     def _prepare(self, message: Message) -> _Prepared:
         properties = with_unique_id(message, self._unique_ids.next_id)
         body, compressed = maybe_compress_body(message.body, self.compress_over)
@@ -570,13 +558,10 @@ def _ip_bytes(ip: str) -> bytes:
 
 
 __all__ = [
-    "MAX_MESSAGE_SIZE",
     "Producer",
     "QueueSelector",
     "SendResult",
     "SendStatus",
-    "check_message",
-    "check_topic",
     "new_message",
     "select_by_hash",
     "vip_channel_addr",

@@ -8,9 +8,12 @@ message properties, which the broker evaluates (it must run with
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Final
 
+from pyrocket.client.instance import ClientError, ClientInstance
+from pyrocket.errors import PyrocketError, ResponseError
 from pyrocket.protocol.bodies.client import SubscriptionData
 
 #: ExpressionType.TAG and ExpressionType.SQL92.
@@ -49,4 +52,39 @@ class MessageSelector:
         )
 
 
-__all__ = ["SQL92", "TAG", "MessageSelector"]
+async def check_client_in_broker(
+    instance: ClientInstance,
+    group: str,
+    subscriptions: Iterable[SubscriptionData],
+    timeout: float,  # noqa: ASYNC109
+) -> None:
+    """Java's ``checkClientInBroker``: a broker of each non-TAG
+    subscription's topic must accept the expression (CHECK_CLIENT_CONFIG),
+    else the consumer does not start. Raises ClientError (``code``: the
+    broker's answer) for a refusal or a failed check."""
+    for subscription in subscriptions:
+        if subscription.expression_type in (None, "", TAG):
+            continue
+        topic = subscription.topic or ""
+        addr = instance.any_broker_addr(topic)
+        if addr is None:
+            continue
+        try:
+            await instance.brokers.check_client_config(
+                addr, group, instance.client_id, subscription, timeout=timeout
+            )
+        except ResponseError as exc:
+            raise ClientError(
+                f"the broker {addr} refuses the {subscription.expression_type} "
+                f"subscription to {topic}: code {exc.code}, {exc.remark}",
+                exc.code,
+            ) from exc
+        except PyrocketError as exc:
+            raise ClientError(
+                f"Check client in broker error, maybe because you use "
+                f"{subscription.expression_type} to filter message, but server has not "
+                f"been upgraded to support: {exc}"
+            ) from exc
+
+
+__all__ = ["SQL92", "TAG", "MessageSelector", "check_client_in_broker"]

@@ -13,10 +13,11 @@ one ``java.util.Properties`` whose iteration order (a ``ConcurrentHashMap(8)``
 filled NamesrvConfig first, then NettyServerConfig, then the file's entries)
 is GET_NAMESRV_CONFIG's body order.
 
-Java's NameServer serves TLS when the ``tls.server.mode`` system property
-says so (``useTLS`` / ``tls.enable`` for its client side); pyrocket has no
-TLS, so those keys, in the file or on the command line, refuse to start
-unless they leave TLS off (:func:`refuse_unimplemented`).
+Java's NameServer serves TLS as the ``tls.*`` system properties say; here
+those keys are read from the file and the command line as well
+(:data:`~pyrocket.remoting.tls.TLS_KEYS`, into ``NamesrvConfig.tls``; the
+file ``tls.config.file`` names is read when the server starts). Their
+passwords are never listed by GET_NAMESRV_CONFIG.
 
 UPDATE_NAMESRV_CONFIG differs from Java on purpose: Java applies any key,
 including the paths it writes to (CVE-2023-37582), and rewrites the config
@@ -37,14 +38,12 @@ from typing import Any, ClassVar, Final, TypeAlias
 
 import trio
 
-from pyrocket import javaprops
 from pyrocket.errors import ConfigError
 from pyrocket.javaprops import (
     QUOTED_WORDING,
     JavaField,
     JavaLong,
     PropertiesTable,
-    Unimplemented,
     Wording,
     apply_properties,
     java_fields,
@@ -63,6 +62,7 @@ from pyrocket.protocol.bodies.properties import (
 )
 from pyrocket.protocol.codes import SerializeType
 from pyrocket.remoting.netty import NAMESRV_LISTEN_PORT, NettyServerConfig
+from pyrocket.remoting.tls import SECRET_TLS_KEYS, TLS_KEYS
 
 log = logging.getLogger("pyrocket.namesrv")
 
@@ -127,10 +127,12 @@ class NamesrvConfig(NettyServerConfig):
         Raises ConfigError naming the first unknown key or bad value.
         """
         for key in properties:
-            if key not in _BY_JAVA_NAME:
+            if key not in _BY_JAVA_NAME and key not in TLS_KEYS:
                 raise ConfigError(f"{key}: not a NameServer property")
-        changed: NamesrvConfig = apply_properties(self, properties)
-        return changed
+        known = {k: v for k, v in properties.items() if k in _BY_JAVA_NAME}
+        changed: NamesrvConfig = apply_properties(self, known)
+        tls = self.tls.with_properties(properties)
+        return changed if tls is self.tls else changed.replace(tls=tls)
 
     def java_properties(self, group: str) -> list[tuple[str, str]]:
         """The properties of one Java config object (``"namesrv"`` or
@@ -161,21 +163,6 @@ def property_for(java_name: str) -> Property | None:
     return _BY_JAVA_NAME.get(java_name)
 
 
-#: Keys that would switch on TLS, which pyrocket does not implement: any
-#: value but the one that keeps it off refuses to start.
-TLS_KEYS: Final[Mapping[str, Unimplemented]] = {
-    "tls.server.mode": Unimplemented("TLS", safe="disabled", on=None),
-    "useTLS": Unimplemented("TLS", safe="false", on=None),
-    "tls.enable": Unimplemented("TLS", safe="false", on=None),
-}
-
-
-def refuse_unimplemented(properties: Mapping[str, str], where: str = "") -> None:
-    """Raise ConfigError naming the first key of ``properties`` that asks
-    for TLS (see :data:`TLS_KEYS`)."""
-    javaprops.refuse_unimplemented(properties, TLS_KEYS, where)
-
-
 def load_config(
     config_file: str | os.PathLike[str] | None = None,
     overrides: Mapping[str, str] | None = None,
@@ -193,8 +180,7 @@ def load_config(
     if config_file is not None:
         path = Path(config_file)
         entries = read_properties_file(path)
-        refuse_unimplemented(entries, f"{path}: ")
-        known = {k: v for k, v in entries.items() if k in _BY_JAVA_NAME}
+        known = {k: v for k, v in entries.items() if k in _BY_JAVA_NAME or k in TLS_KEYS}
         for key in entries:
             if key not in _BY_JAVA_NAME and key not in TLS_KEYS:
                 log.warning("%s: %s is not a NameServer property; kept, not used", path, key)
@@ -204,13 +190,14 @@ def load_config(
             raise ConfigError(f"{path}: {exc}") from exc
         config = config.replace(config_store_path=str(path), file_properties=dict(entries))
     if overrides:
-        refuse_unimplemented(overrides)
         config = config.with_properties(overrides)
     return config
 
 
 def refusal_reason(key: str, value: str) -> str | None:
     """Why UPDATE_NAMESRV_CONFIG refuses ``key=value``, or None if it may change."""
+    if key in TLS_KEYS:
+        return f"{key} is only read at start; edit the config file and restart"
     prop = _BY_JAVA_NAME.get(key)
     if prop is None:
         return f"{key} is not a NameServer config key"
@@ -238,7 +225,9 @@ class Configuration:
         self._all = PropertiesTable()
         self._merge_objects(config)
         # NamesrvStartup registers the file's own entries after the objects.
-        self._all.merge(config.file_properties.items())
+        self._all.merge(
+            (k, v) for k, v in config.file_properties.items() if k not in SECRET_TLS_KEYS
+        )
 
     def _merge_objects(self, config: NamesrvConfig) -> None:
         for group in ("namesrv", "netty"):
@@ -280,7 +269,6 @@ __all__ = [
     "PATH_KEYS",
     "PROPERTIES",
     "RUNTIME_KEYS",
-    "TLS_KEYS",
     "ConfigFileWriter",
     "Configuration",
     "NamesrvConfig",
@@ -289,6 +277,5 @@ __all__ = [
     "plan_update",
     "property_for",
     "refusal_reason",
-    "refuse_unimplemented",
     "save_properties",
 ]

@@ -39,7 +39,10 @@ def format_sockaddr(sockaddr: object) -> str:
 
 
 def stream_addresses(stream: trio.abc.Stream) -> tuple[str, str]:
-    """(remote, local) ``"ip:port"`` of a socket stream; ``("", "")`` if unknown."""
+    """(remote, local) ``"ip:port"`` of a socket stream (or of a TLS stream
+    over one); ``("", "")`` if unknown."""
+    if isinstance(stream, trio.SSLStream):
+        stream = stream.transport_stream
     if isinstance(stream, trio.SocketStream):
         try:
             return (

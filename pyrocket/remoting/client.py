@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import logging
 import random
+import ssl
 from collections.abc import Sequence
 from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
@@ -43,6 +44,7 @@ from pyrocket.remoting.connection import (
 from pyrocket.remoting.dispatch import Processor, ProcessorTable, RejectCheck
 from pyrocket.remoting.events import ConnectionListener, EventQueue
 from pyrocket.remoting.knobs import ConnectionKnobs
+from pyrocket.remoting.tls import TlsSettings, load_client_context, open_tls_stream
 
 log = logging.getLogger("pyrocket.remoting")
 
@@ -61,6 +63,9 @@ class ClientConfig(ConnectionKnobs):
       requests servers send to this client (see ServerConfig).
     - ``serialize_type`` [rocketmq.serialize.type], ``language``,
       ``version`` [rocketmq.remoting.version]: stamped on what it sends.
+    - ``tls`` [useTLS / tls.enable, tls.client.*, tls.config.file]: None
+      connects in plaintext; settings connect with TLS
+      (:mod:`pyrocket.remoting.tls`; the handshake counts in ``connect_timeout``).
     """
 
     connect_timeout: float = 3.0
@@ -74,6 +79,7 @@ class ClientConfig(ConnectionKnobs):
     serialize_type: SerializeType = SerializeType.JSON
     language: LanguageCode = LanguageCode.JAVA
     version: int = VERSION_V4_7_0
+    tls: TlsSettings | None = None
 
 
 class _Attempt:
@@ -122,6 +128,7 @@ class RemotingClient:
         self._namesrv_lock = trio.Lock()
         self._nursery: trio.Nursery | None = None
         self._nursery_manager: AbstractAsyncContextManager[trio.Nursery] | None = None
+        self._ssl_context: ssl.SSLContext | None = None
         if namesrv_addresses:
             self.update_namesrv_addresses(namesrv_addresses)
 
@@ -131,6 +138,9 @@ class RemotingClient:
     async def __aenter__(self) -> Self:
         if self._nursery_manager is not None:
             raise RuntimeError("a RemotingClient can be entered once")
+        if self.config.tls is not None:
+            # Raises ConfigError before anything runs.
+            self._ssl_context = await load_client_context(self.config.tls)
         self._nursery_manager = trio.open_nursery()
         self._nursery = await self._nursery_manager.__aenter__()
         if self._listener is not None:
@@ -317,7 +327,19 @@ class RemotingClient:
         try:
             host, port = split_address(addr)
             with trio.fail_after(self.config.connect_timeout):
-                stream = await trio.open_tcp_stream(host, port)
+                stream: trio.abc.Stream = await trio.open_tcp_stream(host, port)
+                if self._ssl_context is not None:
+                    try:
+                        stream = await open_tls_stream(stream, self._ssl_context, host)
+                    except BaseException:
+                        await trio.aclose_forcefully(stream)
+                        raise
+        except trio.BrokenResourceError as exc:
+            reason = f"TLS handshake failed: {exc.__cause__ or exc}"
+            log.warning("connect to %s failed: %s", addr, reason)
+            error = RemotingConnectError(f"connect to {addr} failed: {reason}")
+            error.__cause__ = exc
+            attempt.error = error
         except (OSError, trio.TooSlowError, ConfigError) as exc:
             reason = "timeout" if isinstance(exc, trio.TooSlowError) else str(exc)
             log.warning("connect to %s failed: %s", addr, reason)

@@ -16,9 +16,10 @@ from dataclasses import dataclass
 from typing import ClassVar, Final
 
 from pyrocket.errors import ConfigError
-from pyrocket.javaprops import JavaLong, prop
+from pyrocket.javaprops import JavaLong, not_property, prop
 from pyrocket.remoting.client import ClientConfig
 from pyrocket.remoting.server import ServerConfig
+from pyrocket.remoting.tls import TlsSettings
 
 #: NamesrvStartup's listen port.
 NAMESRV_LISTEN_PORT: Final = 9876
@@ -34,7 +35,9 @@ def _cpus() -> int:
 
 @dataclass(frozen=True, slots=True)
 class NettyServerConfig:
-    """Java's ``NettyServerConfig``, fields in Java's order."""
+    """Java's ``NettyServerConfig``, fields in Java's order, and the ``tls.*``
+    settings (Java's ``TlsSystemConfig`` system properties; pyrocket reads
+    them from the server's own file and command line too)."""
 
     JAVA_GROUP: ClassVar[str] = "netty"
 
@@ -49,6 +52,7 @@ class NettyServerConfig:
     server_socket_rcv_buf_size: int = 65535
     server_pooled_byte_buf_allocator_enable: bool = True
     use_epoll_native_selector: bool = False
+    tls: TlsSettings = not_property(factory=TlsSettings)
 
     def validate(self) -> None:
         """The broker's checks. Raises ConfigError naming the key."""
@@ -68,6 +72,7 @@ class NettyServerConfig:
             channel_max_idle_seconds=float(self.server_channel_max_idle_time_seconds),
             async_permits=self.server_async_semaphore_value,
             oneway_permits=self.server_oneway_semaphore_value,
+            tls=self.tls,
         )
 
 
@@ -110,14 +115,16 @@ class NettyClientConfig:
                 "clientOnewaySemaphoreValue / clientAsyncSemaphoreValue: must be positive"
             )
 
-    def client_config(self) -> ClientConfig:
-        """The remoting client settings for this config."""
+    def client_config(self, tls: TlsSettings | None = None) -> ClientConfig:
+        """The remoting client settings for this config: with ``tls`` when
+        ``useTLS`` is on (a TLS client without settings uses the defaults)."""
         return ClientConfig(
             connect_timeout=self.connect_timeout_millis / 1000,
             async_permits=self.client_async_semaphore_value,
             oneway_permits=self.client_oneway_semaphore_value,
             channel_max_idle_seconds=float(self.client_channel_max_idle_time_seconds),
             close_socket_if_timeout=self.client_close_socket_if_timeout,
+            tls=(tls or TlsSettings()) if self.use_tls else None,
         )
 
 

@@ -12,7 +12,7 @@ from __future__ import annotations
 import errno
 import logging
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Final, NoReturn
 
 import trio
@@ -25,6 +25,12 @@ from pyrocket.remoting.dispatch import Processor, ProcessorTable, RejectCheck
 from pyrocket.remoting.events import ConnectionListener, EventQueue
 from pyrocket.remoting.knobs import ConnectionKnobs
 from pyrocket.remoting.logs import RepeatLimiter
+from pyrocket.remoting.tls import (
+    DEFAULT_HANDSHAKE_TIMEOUT,
+    DEFAULT_WATCH_INTERVAL,
+    TlsAcceptor,
+    TlsSettings,
+)
 
 log = logging.getLogger("pyrocket.remoting")
 
@@ -87,6 +93,10 @@ class ServerConfig(ConnectionKnobs):
       serverOnewaySemaphoreValue]: calls the server makes to its clients.
     - ``serialize_type`` [rocketmq.serialize.type], ``language``,
       ``version`` [rocketmq.remoting.version]: stamped on what it sends.
+    - ``tls`` [tls.server.*, tls.config.file]: TLS per ``tls.server.mode``
+      (:mod:`pyrocket.remoting.tls`); ``tls_handshake_timeout``: seconds a
+      TLS peer has for its handshake; ``tls_watch_interval``: seconds between
+      looks at the certificate files (reloaded when they change).
     """
 
     listen_port: int = 8888
@@ -99,6 +109,9 @@ class ServerConfig(ConnectionKnobs):
     serialize_type: SerializeType = SerializeType.JSON
     language: LanguageCode = LanguageCode.JAVA
     version: int = VERSION_V4_7_0
+    tls: TlsSettings = field(default_factory=TlsSettings)
+    tls_handshake_timeout: float = DEFAULT_HANDSHAKE_TIMEOUT
+    tls_watch_interval: float = DEFAULT_WATCH_INTERVAL
 
 
 class RemotingServer:
@@ -164,8 +177,12 @@ class RemotingServer:
         """Bind ``host:port`` (``port`` defaults to the config's listen port; 0
         picks a free one), report the bound port and serve until cancelled.
 
-        Raises OSError when the address cannot be bound.
+        Raises OSError when the address cannot be bound, ConfigError when
+        the TLS settings cannot be used.
         """
+        acceptor = await TlsAcceptor.create(
+            self.config.tls, handshake_timeout=self.config.tls_handshake_timeout
+        )
         listeners = await trio.open_tcp_listeners(
             self.config.listen_port if port is None else port, host=host
         )
@@ -178,18 +195,32 @@ class RemotingServer:
                 nursery.start_soon(events.deliver)
 
             async def handle(stream: trio.SocketStream) -> None:
-                await self._handle(stream, events)
+                await self._handle(stream, events, acceptor)
 
+            if acceptor is not None:
+                nursery.start_soon(acceptor.watch, self.config.tls_watch_interval)
             for listener in listeners:
                 nursery.start_soon(accept_loop, listener, nursery, handle)
             task_status.started(bound)
             await trio.sleep_forever()
         raise AssertionError("unreachable")  # pragma: no cover
 
-    async def _handle(self, stream: trio.SocketStream, events: EventQueue | None) -> None:
+    async def _handle(
+        self, stream: trio.SocketStream, events: EventQueue | None, acceptor: TlsAcceptor | None
+    ) -> None:
         remote, local = stream_addresses(stream)
+        served: trio.abc.Stream = stream
+        if acceptor is not None:
+            # The peer's first byte (and a TLS handshake) is waited for here,
+            # in this connection's own task, bounded by the idle time.
+            wrapped = await acceptor.accept(
+                stream, remote, first_byte_timeout=self.config.channel_max_idle_seconds or None
+            )
+            if wrapped is None:
+                return
+            served = wrapped
         conn = Connection(
-            stream,
+            served,
             remote_address=remote,
             local_address=local,
             settings=self._settings,

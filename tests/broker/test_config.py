@@ -19,7 +19,7 @@ from pyrocket.broker.config import (
     load_broker_settings,
     object_properties,
 )
-from pyrocket.broker.configuration import BrokerConfiguration
+from pyrocket.broker.configuration import BrokerConfiguration, refusal_reason
 from pyrocket.broker.store import BrokerRole, FlushDiskType
 from pyrocket.errors import ConfigError, PyrocketError
 from pyrocket.protocol.bodies.properties import Properties
@@ -124,10 +124,6 @@ def test_bad_values_are_rejected_naming_the_key(tmp_path: Path, line: str, key: 
     [
         ("aclEnable=true", "aclEnable"),
         ("aclEnable = TRUE ", "aclEnable"),
-        ("useTLS=true", "useTLS"),
-        ("tls.server.mode=enforcing", "tls.server.mode"),
-        ("tls.server.mode=permissive", "tls.server.mode"),
-        ("tls.enable=true", "tls.enable"),
         ("enableDLegerCommitLog=true", "enableDLegerCommitLog"),
         ("transientStorePoolEnable=true", "transientStorePoolEnable"),
     ],
@@ -154,10 +150,37 @@ def test_unimplemented_features_left_off_are_accepted(tmp_path: Path) -> None:
     settings = BrokerSettings()
     for broker, client in (
         (dataclasses.replace(settings.broker, acl_enable=True), settings.client),
-        (settings.broker, dataclasses.replace(settings.client, use_tls=True)),
     ):
         with pytest.raises(ConfigError, match="does not implement"):
             BrokerSettings.startup_rules(broker, settings.server, client, settings.store)
+
+
+@pytest.mark.parametrize(
+    ("lines", "use_tls"),
+    [
+        ("", False),
+        ("tls.server.mode=enforcing\n", True),
+        ("tls.server.mode=permissive\n", False),
+        ("tls.server.mode=enforcing\ntls.enable=false\n", False),
+        ("tls.enable=true\n", True),
+        ("tls.enable=true\nuseTLS=false\n", False),
+        ("useTLS=true\n", True),
+    ],
+)
+def test_tls_keys_and_the_brokers_own_connections(
+    tmp_path: Path, lines: str, use_tls: bool
+) -> None:
+    conf = BROKER_CONF + lines + "tls.server.certPath=/c.pem\ntls.server.keyPassword=pw\n"
+    settings = load_broker_settings(write_conf(tmp_path, conf))
+    assert settings.server.tls.server_cert_path == "/c.pem"
+    assert settings.server.server_config().tls == settings.server.tls
+    assert settings.client.use_tls is use_tls
+    client_tls = settings.client.client_config(settings.server.tls).tls
+    assert (client_tls is settings.server.tls) is use_tls
+    listed = BrokerConfiguration(settings).all_configs(settings)
+    assert listed["tls.server.certPath"] == "/c.pem"
+    assert "tls.server.keyPassword" not in listed
+    assert refusal_reason("tls.server.certPath") is not None
 
 
 def test_master_broker_id_is_zero_and_slave_needs_a_positive_one(tmp_path: Path) -> None:

@@ -220,7 +220,7 @@ def test_namesrv_prints_its_config_and_refuses_bad_ones(tmp_path: Path) -> None:
     assert "listenPort='port': expected an integer" in refused.stderr
 
 
-def test_namesrv_asked_for_tls_refuses_to_start(tmp_path: Path) -> None:
+def test_namesrv_asked_for_tls_without_certificate_refuses_to_start(tmp_path: Path) -> None:
     conf = tmp_path / "namesrv.properties"
     conf.write_text("listenPort=0\ntls.server.mode=enforcing\n")
     refused = subprocess.run(
@@ -232,5 +232,5 @@ def test_namesrv_asked_for_tls_refuses_to_start(tmp_path: Path) -> None:
         timeout=30,
     )
     assert refused.returncode != 0
-    assert "tls.server.mode=enforcing: pyrocket does not implement TLS" in refused.stderr
+    assert "tls.server.certPath and tls.server.keyPath are not both set" in refused.stderr
     assert "Name Server boot success" not in refused.stdout

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import dataclasses
-import re
 from pathlib import Path
 
 import pytest
@@ -18,8 +17,10 @@ from pyrocket.namesrv.config import (
     load_config,
     plan_update,
     property_for,
+    refusal_reason,
     save_properties,
 )
+from pyrocket.remoting.tls import TlsMode
 
 
 def test_every_property_maps_to_a_config_attribute() -> None:
@@ -151,23 +152,25 @@ def test_save_properties_rewrites_in_place(tmp_path: Path) -> None:
     assert (tmp_path / "new.properties").read_text() == "orderMessageEnable=true\n"
 
 
-@pytest.mark.parametrize(
-    "line",
-    ["tls.server.mode=enforcing", "tls.server.mode=permissive", "useTLS=true", "tls.enable=true"],
-)
-def test_tls_asked_for_refuses_to_start(tmp_path: Path, line: str) -> None:
-    key, value = line.split("=")
+def test_tls_keys_are_read_from_the_file_and_the_command_line(tmp_path: Path) -> None:
     path = tmp_path / "namesrv.properties"
-    path.write_text(f"listenPort=9877\n{line}\n")
-    with pytest.raises(ConfigError, match=f"{re.escape(key)}={value}: pyrocket does not implement"):
-        load_config(path)
-    with pytest.raises(ConfigError, match=re.escape(key)):
-        load_config(None, {key: value})
-
-
-def test_tls_left_off_is_accepted(tmp_path: Path) -> None:
-    path = tmp_path / "namesrv.properties"
-    path.write_text("listenPort=9877\ntls.server.mode=disabled\nuseTLS=false\n")
-    config = load_config(path)
+    path.write_text(
+        "listenPort=9877\ntls.server.mode=enforcing\ntls.server.certPath=/c.pem\n"
+        "tls.server.keyPassword=secret\nuseTLS=true\n"
+    )
+    config = load_config(path, {"tls.server.keyPath": "/k.pem"})
     assert config.listen_port == 9877
-    assert config.file_properties["tls.server.mode"] == "disabled"
+    assert config.tls.server_mode is TlsMode.ENFORCING
+    assert (config.tls.server_cert_path, config.tls.server_key_path) == ("/c.pem", "/k.pem")
+    assert config.server_config().tls == config.tls
+    # Listed by GET_NAMESRV_CONFIG as Java lists file entries, but no password.
+    listed = Configuration(config).all_configs(config)
+    assert listed["tls.server.mode"] == "enforcing"
+    assert "tls.server.keyPassword" not in listed
+    with pytest.raises(ConfigError, match=r"tls\.server\.mode"):
+        load_config(None, {"tls.server.mode": "on"})
+
+
+def test_tls_keys_cannot_change_at_run_time() -> None:
+    reason = refusal_reason("tls.server.mode", "disabled")
+    assert reason is not None and "only read at start" in reason

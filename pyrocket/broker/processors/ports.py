@@ -31,6 +31,7 @@ from pyrocket.broker.consumer_offset import ConsumerOffsetManager
 from pyrocket.broker.longpolling import PullRequestHoldService
 from pyrocket.broker.producer_manager import ProducerManager
 from pyrocket.broker.registration import RegistrationService
+from pyrocket.broker.statsitems import BrokerStatsManager
 from pyrocket.broker.store import (
     BrokerBatch,
     BrokerMessage,
@@ -77,10 +78,19 @@ class MessageBroker(StoreBroker, Protocol):
     @property
     def subscription_group_manager(self) -> SubscriptionGroupManager: ...
 
+    @property
+    def stats_manager(self) -> BrokerStatsManager:
+        """BrokerStatsManager's per-topic and per-group figures."""
+
     async def put_message(
-        self, message: BrokerMessage, *, appended: Callable[[], None] | None = None
+        self,
+        message: BrokerMessage,
+        *,
+        appended: Callable[[], None] | None = None,
+        topic_stats: bool = True,
     ) -> PutMessageResult:
-        """``store.put_message`` plus the put statistics."""
+        """``store.put_message`` plus the put statistics (``topic_stats``:
+        counted as a client's send)."""
 
     async def put_messages(
         self, batch: BrokerBatch, *, appended: Callable[[], None] | None = None
@@ -108,6 +118,10 @@ class AdminBroker(MessageBroker, Protocol):
 
     @property
     def registration(self) -> RegistrationService: ...
+
+    @property
+    def broker_addr(self) -> str:
+        """``brokerIP1:listenPort``."""
 
     def runtime_info(self) -> JavaHashMap[str, str]:
         """GET_BROKER_RUNTIME_INFO's table."""
@@ -138,8 +152,10 @@ class MessagePath(ClientTables, Protocol):
     @property
     def hold_service(self) -> PullRequestHoldService: ...
 
-    def record_group_get(self, group: str, topic: str, count: int) -> None:
-        """Messages a group pulled from a topic (for the consume TPS)."""
+    def record_group_get(
+        self, group: str, topic: str, queue_id: int, count: int, size: int, latency_ms: int
+    ) -> None:
+        """Messages (and bytes) a group pulled from a queue."""
 
     def group_get_tps(self, group: str, topic: str) -> float:
         """Messages per second the group pulled from the topic lately."""

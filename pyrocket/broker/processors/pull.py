@@ -357,6 +357,7 @@ class PullMessageProcessor:
         ):
             message_filter = RetryMessageFilter(message_filter, group, filters.get)
 
+        begin = broker.now_ms()
         result = await broker.get_message(
             group, topic, queue_id, header.queue_offset, header.max_msg_nums, message_filter
         )
@@ -375,6 +376,7 @@ class PullMessageProcessor:
                 allow_suspend=allow_suspend,
                 suspend_timeout=suspend_timeout,
                 has_suspend=has_suspend,
+                read_ms=broker.now_ms() - begin,
             )
         store_config = settings.store
         if allow_suspend and has_commit_offset and store_config.broker_role is not BrokerRole.SLAVE:
@@ -396,6 +398,7 @@ class PullMessageProcessor:
         allow_suspend: bool,
         suspend_timeout: int,
         has_suspend: bool,
+        read_ms: int = 0,
     ) -> RemotingCommand | None:
         settings = self.broker.settings
         broker_config = settings.broker
@@ -441,7 +444,14 @@ class PullMessageProcessor:
             )
 
         if code == ResponseCode.SUCCESS:
-            self.plane.record_group_get(header.consumer_group, header.topic, result.message_count)
+            self.plane.record_group_get(
+                header.consumer_group,
+                header.topic,
+                header.queue_id,
+                result.message_count,
+                result.buffer_total_size,
+                read_ms,
+            )
             response_header = PullMessageResponseHeader(
                 suggest, result.next_begin_offset, result.min_offset, result.max_offset
             )
@@ -517,7 +527,7 @@ class PullMessageProcessor:
             store_host=host,
         )
         try:
-            await self.broker.put_message(message)
+            await self.broker.put_message(message, topic_stats=False)
         except Exception:
             log.warning("generateOffsetMovedEvent failed for %s", group, exc_info=True)
 

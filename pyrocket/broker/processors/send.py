@@ -10,7 +10,7 @@ topic in any case; the queue id must exist. A message sent to a retry topic
 that was consumed too often goes to the group's ``%DLQ%`` topic. The store's
 status becomes the response code (``handlePutMessageResult``). Bodies the
 client compressed (sysFlag bit 0) are stored as sent, properties strings
-verbatim.
+verbatim but for a request's ``CLUSTER`` (:mod:`.request_message`).
 
 A successful answer carries ``msgId`` (the offset message id: store host and
 commit-log offset; for a batch the ids joined by ``,``), ``queueId`` and
@@ -39,6 +39,7 @@ from pyrocket.broker.processors.common import (
     topic_config_string,
 )
 from pyrocket.broker.processors.ports import MessageBroker
+from pyrocket.broker.processors.request_message import with_request_cluster
 from pyrocket.broker.store import (
     BrokerBatch,
     BrokerMessage,
@@ -422,7 +423,9 @@ class SendMessageProcessor:
             topic,
             queue_id,
             request.body or b"",
-            header.properties or "",
+            with_request_cluster(
+                header.properties or "", self.broker.settings.broker.broker_cluster_name
+            ),
             flag=header.flag,
             sys_flag=sys_flag,
             born_timestamp=header.born_timestamp,
@@ -559,8 +562,10 @@ class SendMessageProcessor:
             store_host=original.store_host,
             reconsume_times=original.reconsume_times + 1,
         )
-        result = await broker.put_message(message)
+        result = await broker.put_message(message, topic_stats=False)
         if result.status is PutMessageStatus.PUT_OK:
+            back_topic = properties[MessageConst.PROPERTY_RETRY_TOPIC]
+            broker.stats_manager.on_send_back(group, back_topic)
             return _response(ResponseCode.SUCCESS)
         return _response(ResponseCode.SYSTEM_ERROR, result.status.name)
 

@@ -2,7 +2,9 @@
 walks of its ``CommandUtil``): clusters and their brokers, topics created,
 updated and deleted across a cluster, broker status and configuration,
 subscription groups, client connections and a consumer group's running
-information, KV and NameServer configuration::
+information, KV and NameServer configuration, and (from
+:class:`~pyrocket.client.admin.ops.OpsAdmin`) offset resets, consumer status,
+consume and broker statistics::
 
     from pyrocket.client import Admin
 
@@ -37,6 +39,7 @@ from types import TracebackType
 from typing import Final, Self, TypeVar
 
 from pyrocket.client.admin.analysis import process_queue_warnings, subscriptions_agree
+from pyrocket.client.admin.ops import OpsAdmin
 from pyrocket.client.admin.results import BrokerTotals, Outcome, RunningInfoReport, TopicUpdate
 from pyrocket.client.admin.walks import (
     CLUSTER_ERROR,
@@ -57,6 +60,7 @@ from pyrocket.client.admin.walks import (
 )
 from pyrocket.client.broker_api import BrokerAPI
 from pyrocket.client.namesrv_api import NAMESPACE_ORDER_TOPIC_CONFIG, NameServerAPI
+from pyrocket.client.ops_api import BrokerOpsAPI
 from pyrocket.errors import PyrocketError, ResponseError
 from pyrocket.protocol.bodies.admin import (
     ConsumerConnection,
@@ -70,7 +74,8 @@ from pyrocket.protocol.bodies.properties import Properties
 from pyrocket.protocol.bodies.route import MASTER_ID, ClusterInfo, TopicRouteData
 from pyrocket.protocol.bodies.topic import TopicConfig
 from pyrocket.protocol.javahash import JavaHashMap, JavaHashSet, hashmap_order
-from pyrocket.remoting import RemotingClient
+from pyrocket.remoting import ClientConfig, RemotingClient
+from pyrocket.remoting.tls import TlsSettings
 
 #: DefaultMQAdminExt's timeout (seconds).
 TIMEOUT: Final = 5.0
@@ -107,7 +112,7 @@ def split_addresses(text: str) -> list[str]:
     return [a.strip() for a in text.split(";") if a.strip()]
 
 
-class Admin:
+class Admin(OpsAdmin):
     """mqadmin's operations over one RemotingClient, an async context manager.
 
     ``namesrv_addresses`` names the NameServers: a list, or a
@@ -123,6 +128,7 @@ class Admin:
         *,
         timeout: float = TIMEOUT,
         namesrv_hint: str = "pass namesrv_addresses or set NAMESRV_ADDR",
+        tls: TlsSettings | None = None,
     ) -> None:
         if namesrv_addresses is None:
             namesrv_addresses = namesrv_addresses_from_env()
@@ -130,8 +136,11 @@ class Admin:
             namesrv_addresses = split_addresses(namesrv_addresses)
         self._namesrv_addresses = [a.strip() for a in namesrv_addresses if a.strip()]
         self._namesrv_hint = namesrv_hint
-        self.client = RemotingClient(namesrv_addresses=self._namesrv_addresses)
+        self.client = RemotingClient(
+            ClientConfig(tls=tls), namesrv_addresses=self._namesrv_addresses
+        )
         self.brokers = BrokerAPI(self.client, timeout)
+        self.ops = BrokerOpsAPI(self.client, timeout)
         self._namesrv = NameServerAPI(self.client, timeout)
 
     async def __aenter__(self) -> Self:
