@@ -25,6 +25,7 @@ from typing import Any, Final, Protocol
 import trio
 
 from pyrocket.broker.client_housekeeping import ClientHousekeepingService
+from pyrocket.broker.consumer_filter import ConsumerFilterManager
 from pyrocket.broker.consumer_manager import ConsumerManager
 from pyrocket.broker.consumer_offset import ConsumerOffsetManager, consumer_offset_json_path
 from pyrocket.broker.longpolling import PullRequestHoldService
@@ -75,10 +76,14 @@ class DataPlane:
     def __init__(self, broker: MessagePathHost) -> None:
         self.broker = broker
         root = broker.settings.store.store_path_root_dir
+        self.consumer_filter_manager = ConsumerFilterManager(
+            broker.now_ms, lambda: broker.settings.broker.filter_data_clean_time_span
+        )
         self.consumer_manager = ConsumerManager(
             self,
             broker.now_ms,
             notify_enabled=lambda: broker.settings.broker.notify_consumer_ids_changed_enable,
+            filters=self.consumer_filter_manager,
         )
         self.producer_manager = ProducerManager(broker.now_ms)
         self.consumer_offset_manager = ConsumerOffsetManager(

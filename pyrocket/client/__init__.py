@@ -16,6 +16,8 @@ transactional producer as ``TransactionMQProducer``
 
     consumer = PushConsumer("my_consumers", ["127.0.0.1:9876"])
     consumer.subscribe("TopicTest", "TagA || TagB")
+    # or MessageSelector.by_sql("a > 5 AND b IN ('x', 'y')") (SQL92 over
+    # message properties; the broker needs enablePropertyFilter=true)
     async with consumer:
         async for message in consumer:       # or: await consumer.poll(32, timeout=1)
             ...                              # reconsume_later(message) to get it again
@@ -33,6 +35,7 @@ from pyrocket.client.consumer import PushConsumer
 from pyrocket.client.instance import ClientError
 from pyrocket.client.producer import Producer, SendResult, SendStatus, new_message
 from pyrocket.client.request_reply import RequestTimeoutError, create_reply_message
+from pyrocket.client.selector import MessageSelector
 from pyrocket.client.transaction import (
     LocalTransactionState,
     TransactionProducer,
@@ -44,6 +47,7 @@ __all__ = [
     "AdminError",
     "ClientError",
     "LocalTransactionState",
+    "MessageSelector",
     "Producer",
     "PushConsumer",
     "RequestTimeoutError",

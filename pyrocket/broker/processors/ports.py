@@ -26,6 +26,7 @@ from typing import Protocol
 
 from pyrocket.broker.config import BrokerSettings
 from pyrocket.broker.configuration import BrokerConfiguration, UpdatePlan
+from pyrocket.broker.consumer_filter import ConsumerFilterManager
 from pyrocket.broker.consumer_manager import ConsumerManager
 from pyrocket.broker.consumer_offset import ConsumerOffsetManager
 from pyrocket.broker.longpolling import PullRequestHoldService
@@ -140,6 +141,9 @@ class ClientTables(Protocol):
 
     @property
     def consumer_manager(self) -> ConsumerManager: ...
+
+    @property
+    def consumer_filter_manager(self) -> ConsumerFilterManager: ...
 
     @property
     def producer_manager(self) -> ProducerManager: ...
