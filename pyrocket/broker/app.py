@@ -10,8 +10,8 @@ What runs, in start order: the message store (recovered first), the remoting
 server on ``listenPort`` and the fast ("VIP") server on ``listenPort - 2``
 answering the same processors, put/get statistics, ``/metrics`` over HTTP when
 ``metricsPort`` is set (:mod:`pyrocket.broker.metrics`), the registration with every
-NameServer (the first round before the broker reports ready), and the
-transaction-topic creation Java's check service does. Cancelling
+NameServer (the first round before the broker reports ready), and the message path's
+services (held pulls, client housekeeping, offsets, the transaction check). Cancelling
 :func:`serve_broker` is the shutdown: periodic work stops, the broker
 unregisters from every NameServer while it still answers requests, then the
 servers close and the store flushes and closes.
@@ -37,8 +37,8 @@ Extension points for the message path (send, pull, heartbeats, offsets):
 - ``broker.put_message`` / ``put_messages`` / ``get_message``: the store calls
   with the statistics GET_BROKER_RUNTIME_INFO reports.
 - ``broker.metrics_source``: a :class:`~pyrocket.broker.metrics.BrokerMetricsSource`
-  ``/metrics`` publishes (set it in an installer; default: the sampled
-  store counters).
+  ``/metrics`` publishes (set it in an installer; default: the broker's
+  statistics and tables).
 - ``serve_broker(..., install=[fn])``: ``fn(broker)`` runs before the servers
   start, next to the built-in :func:`install_processors` (which installs the
   message path, :mod:`pyrocket.broker.dataplane`, as ``broker.data_plane``).
@@ -61,12 +61,13 @@ from pyrocket.broker.outer_api import UNREGISTER_TIMEOUT
 from pyrocket.broker.parts import BROKER_VERSION_DESC, BrokerParts
 from pyrocket.broker.processors.admin import AdminBrokerProcessor
 from pyrocket.broker.processors.common import resolved_ip
+from pyrocket.broker.processors.offsets import OffsetAdminProcessor
+from pyrocket.broker.processors.ops import OpsAdminProcessor
 from pyrocket.broker.registration import RegistrationTiming
 from pyrocket.broker.store.cleanup import disk_used_ratio as default_disk_used_ratio
 from pyrocket.broker.store.store import wall_clock_ms
-from pyrocket.broker.topic_config import RMQ_SYS_TRANS_HALF_TOPIC
-from pyrocket.protocol.bodies.topic import PERM_READ, PERM_WRITE
 from pyrocket.protocol.codes import RequestCode
+from pyrocket.protocol.javahash import JavaHashMap
 from pyrocket.remoting import Connection, ConnectionListener, Processor, RemotingServer
 
 log = logging.getLogger("pyrocket.broker")
@@ -97,8 +98,23 @@ ORDERED_REQUEST_CODES: frozenset[int] = frozenset(
         RequestCode.RESET_CONSUMER_OFFSET_IN_BROKER,
         RequestCode.CLEAN_EXPIRED_CONSUMEQUEUE,
         RequestCode.CLEAN_UNUSED_TOPIC,
+        RequestCode.INVOKE_BROKER_TO_RESET_OFFSET,
+        RequestCode.CLONE_GROUP_OFFSET,
+        RequestCode.RESUME_CHECK_HALF_MESSAGE,
     }
 )
+
+#: Java's thread pool of each request code, by its runtime-table entry.
+_POOL_OF: dict[int, str] = {
+    RequestCode.SEND_MESSAGE: "sendThreadPoolQueueSize",
+    RequestCode.SEND_MESSAGE_V2: "sendThreadPoolQueueSize",
+    RequestCode.SEND_BATCH_MESSAGE: "sendThreadPoolQueueSize",
+    RequestCode.CONSUMER_SEND_MSG_BACK: "sendThreadPoolQueueSize",
+    RequestCode.PULL_MESSAGE: "pullThreadPoolQueueSize",
+    RequestCode.QUERY_MESSAGE: "queryThreadPoolQueueSize",
+    RequestCode.VIEW_MESSAGE_BY_ID: "queryThreadPoolQueueSize",
+    RequestCode.END_TRANSACTION: "EndTransactionQueueSize",
+}
 
 Service = Callable[["Broker"], Awaitable[None]]
 Installer = Callable[["Broker"], None]
@@ -173,9 +189,28 @@ class Broker(BrokerParts):
         self.fast_listen_port: int | None = None
         #: The bound port of ``/metrics`` (None: not served).
         self.metrics_port: int | None = None
-        #: Where ``/metrics`` reads the broker's figures (None: the sampled
-        #: store counters, :class:`~pyrocket.broker.metrics.StoreMetricsSource`).
+        #: Where ``/metrics`` reads the broker's figures (None: the broker's
+        #: statistics, :class:`~pyrocket.broker.metrics.BrokerStatsSource`).
         self.metrics_source: BrokerMetricsSource | None = None
+
+    # -- runtime information ------------------------------------------------
+
+    def runtime_info(self) -> JavaHashMap[str, str]:
+        """GET_BROKER_RUNTIME_INFO's table, the thread-pool queue sizes
+        counted as the requests of each kind read from clients and not
+        started yet (waiting for their connection's ordered turn or for a
+        worker), on both servers."""
+        table = super().runtime_info()
+        waiting = dict.fromkeys(_POOL_OF.values(), 0)
+        for server in (self.server, self.fast_server):
+            for conn in server.connections:
+                for request in conn.waiting_requests():
+                    pool = _POOL_OF.get(request.code)
+                    if pool is not None:
+                        waiting[pool] += 1
+        for key, count in waiting.items():
+            table[key] = str(count)
+        return table
 
     # -- extension points ---------------------------------------------------
 
@@ -212,17 +247,6 @@ class Broker(BrokerParts):
 
     # -- background work -------------------------------------------------------
 
-    async def _create_transaction_topic(self) -> None:
-        # Java's transaction check service looks up the half-message topic on
-        # its first run (transactionCheckInterval after start), creating it.
-        # The message path replaces this with the full check.
-        if self.is_slave:
-            return
-        await trio.sleep(self.settings.broker.transaction_check_interval / 1000)
-        await self.topic_config_manager.create_topic_in_send_message_back_method(
-            RMQ_SYS_TRANS_HALF_TOPIC, 1, PERM_READ | PERM_WRITE, 0
-        )
-
     def _bound(self, port: int, fast_port: int) -> None:
         settings = self.settings
         server = dataclasses.replace(settings.server, listen_port=port)
@@ -251,10 +275,10 @@ class Broker(BrokerParts):
                         self._bound(port, fast_port)
                         async with trio.open_nursery() as tasks:
                             await tasks.start(self.stats.run)
+                            await tasks.start(self.stats_manager.run)
                             await tasks.start(self.topic_config_manager.writer.run)
                             await tasks.start(self.subscription_group_manager.writer.run)
                             await tasks.start(self.registration.run)
-                            tasks.start_soon(self._create_transaction_topic)
                             if settings.metrics_port >= 0 and self.data_plane is not None:
                                 metrics = functools.partial(
                                     serve_broker_metrics, source=self.metrics_source
@@ -304,7 +328,10 @@ def install_processors(broker: Broker) -> None:
     subset (reading the message path's client tables) and the message path,
     kept as ``broker.data_plane``."""
     plane = DataPlane(broker)
-    AdminBrokerProcessor(broker, plane).install()
+    admin = AdminBrokerProcessor(broker, plane)
+    admin.install()
+    OffsetAdminProcessor(broker, plane).install()
+    OpsAdminProcessor(broker, plane, admin.call_consumer).install()
     plane.install()
     broker.data_plane = plane
 

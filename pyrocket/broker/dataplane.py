@@ -1,5 +1,6 @@
 """The broker's message path: sending, pulling (with long polling), client
-heartbeats, consumer groups and offsets.
+heartbeats, consumer groups and offsets, transactions
+(:mod:`pyrocket.broker.transaction`).
 
 A :class:`DataPlane` holds the message path's state (the producer and
 consumer tables, the consumer offsets, the rebalance locks, the held pulls)
@@ -9,15 +10,14 @@ and builds its processors, handing each the broker parts it reads
 hooks it into its :class:`MessagePathHost` (the app's
 :class:`~pyrocket.broker.app.Broker`): the processors of every message-path
 request code, the client housekeeping as connection listener, the
-long-polling and housekeeping tasks and the periodic offset persistence as
-services, ``consumerOffset.json`` loaded with the other tables and written
+long-polling and housekeeping tasks, the periodic offset persistence and the
+transaction check as services, ``consumerOffset.json`` loaded with the other tables and written
 once more after the servers close, and the long-polling service as the
 store's arrival listener. It imports nothing of the app.
 """
 
 from __future__ import annotations
 
-import collections
 import logging
 from collections.abc import Awaitable, Callable
 from typing import Any, Final, Protocol
@@ -25,6 +25,7 @@ from typing import Any, Final, Protocol
 import trio
 
 from pyrocket.broker.client_housekeeping import ClientHousekeepingService
+from pyrocket.broker.consumer_filter import ConsumerFilterManager
 from pyrocket.broker.consumer_manager import ConsumerManager
 from pyrocket.broker.consumer_offset import ConsumerOffsetManager, consumer_offset_json_path
 from pyrocket.broker.longpolling import PullRequestHoldService
@@ -36,7 +37,10 @@ from pyrocket.broker.processors.query import QueryProcessor
 from pyrocket.broker.processors.rebalance import RebalanceLockManager, RebalanceProcessor
 from pyrocket.broker.processors.reply import ReplyMessageProcessor
 from pyrocket.broker.processors.send import SendMessageProcessor
+from pyrocket.broker.processors.transaction import EndTransactionProcessor
 from pyrocket.broker.producer_manager import ProducerManager
+from pyrocket.broker.store import BrokerRole
+from pyrocket.broker.transaction import TransactionalMessageService
 from pyrocket.errors import RemotingError
 from pyrocket.protocol.codes import RequestCode
 from pyrocket.protocol.command import RemotingCommand
@@ -47,8 +51,6 @@ log = logging.getLogger("pyrocket.broker")
 
 #: Broker2Client's timeout for NOTIFY_CONSUMER_IDS_CHANGED (a oneway send).
 NOTIFY_TIMEOUT: Final = 0.01
-#: The window of the consume TPS that GET_CONSUME_STATS reports (ms).
-_TPS_WINDOW_MS: Final = 60_000
 
 
 class MessagePathHost(MessageBroker, Protocol):
@@ -74,10 +76,14 @@ class DataPlane:
     def __init__(self, broker: MessagePathHost) -> None:
         self.broker = broker
         root = broker.settings.store.store_path_root_dir
+        self.consumer_filter_manager = ConsumerFilterManager(
+            broker.now_ms, lambda: broker.settings.broker.filter_data_clean_time_span
+        )
         self.consumer_manager = ConsumerManager(
             self,
             broker.now_ms,
             notify_enabled=lambda: broker.settings.broker.notify_consumer_ids_changed_enable,
+            filters=self.consumer_filter_manager,
         )
         self.producer_manager = ProducerManager(broker.now_ms)
         self.consumer_offset_manager = ConsumerOffsetManager(
@@ -92,16 +98,16 @@ class DataPlane:
         self.consumer_manage_processor = ConsumerManageProcessor(broker, self)
         self.query_processor = QueryProcessor(broker)
         self.rebalance_processor = RebalanceProcessor(broker, self.lock_manager)
+        self.transactions = TransactionalMessageService(
+            broker, self.consumer_offset_manager, self.producer_manager
+        )
+        self.end_transaction_processor = EndTransactionProcessor(broker, self.transactions)
         self.hold_service = PullRequestHoldService(
             broker.store.get_max_offset_in_queue, self.pull_processor.wake
         )
         self.housekeeping = ClientHousekeepingService(
             self.hold_service, self.producer_manager, self.consumer_manager
         )
-        self._gets: dict[tuple[str, str], collections.deque[tuple[int, int]]] = {}
-        #: Messages and bytes each ``(topic, group)`` pulled since start (the
-        #: pull path checked both exist, so the table is bounded by them).
-        self.group_get_totals: dict[tuple[str, str], tuple[int, int]] = {}
 
     def install(self) -> None:
         """Register everything with the broker (before it serves)."""
@@ -114,6 +120,7 @@ class DataPlane:
             self.consumer_manage_processor,
             self.query_processor,
             self.rebalance_processor,
+            self.end_transaction_processor,
         ):
             processor.install()
         broker.add_connection_listener(self.housekeeping)
@@ -130,6 +137,9 @@ class DataPlane:
                 self.consumer_offset_manager.run,
                 lambda: broker.settings.broker.flush_consumer_offset_interval,
             )
+            # Java starts the transaction check on a master only.
+            if broker.settings.store.broker_role is not BrokerRole.SLAVE:
+                await nursery.start(self.transactions.run)
 
     # -- ConsumerIdsChangeListener ------------------------------------------------
 
@@ -149,26 +159,16 @@ class DataPlane:
 
     # -- consume statistics ---------------------------------------------------------
 
-    def record_group_get(self, group: str, topic: str, count: int, size: int = 0) -> None:
-        """Messages (and their bytes) a group pulled from a topic (for the
-        consume TPS and the metrics)."""
-        key = (topic, group)
-        messages, size_total = self.group_get_totals.get(key, (0, 0))
-        self.group_get_totals[key] = (messages + count, size_total + size)
-        history = self._gets.setdefault((topic, group), collections.deque())
-        now = self.broker.now_ms()
-        history.append((now, count))
-        while history and history[0][0] < now - _TPS_WINDOW_MS:
-            history.popleft()
+    def record_group_get(
+        self, group: str, topic: str, queue_id: int, count: int, size: int, latency_ms: int
+    ) -> None:
+        """Messages (and bytes) a group pulled from a queue."""
+        self.broker.stats_manager.on_get(group, topic, queue_id, count, size, latency_ms)
 
     def group_get_tps(self, group: str, topic: str) -> float:
-        """Messages per second the group pulled from the topic in the last minute."""
-        history = self._gets.get((topic, group))
-        if not history:
-            return 0.0
-        now = self.broker.now_ms()
-        total = sum(count for stamp, count in history if stamp >= now - _TPS_WINDOW_MS)
-        return total / (_TPS_WINDOW_MS / 1000)
+        """``tpsGroupGetNums``: messages per second the group pulled from
+        the topic over the last minute's samples."""
+        return self.broker.stats_manager.tps_group_get_nums(group, topic)
 
 
 __all__ = ["NOTIFY_TIMEOUT", "DataPlane", "MessagePathHost"]

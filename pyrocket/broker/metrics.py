@@ -13,30 +13,27 @@ get rates and sizes (``rocketmq_consumer_tps``,
 ``rocketmq_message_accumulation``), a few of the runtime figures
 (``rocketmq_brokeruntime_*``) and the process collector's.
 
-The figures come through :class:`BrokerMetricsSource`. Today's
-implementation, :class:`StoreMetricsSource`, reads the counters the broker
-already keeps (:class:`~pyrocket.broker.stats.StoreStats`, the data plane's
-group get totals, the topic table, the consume queues and the offset
-table) and turns the counters into per-second rates itself: it samples them
-every :data:`SAMPLE_INTERVAL` seconds, keeps :data:`RATE_WINDOW` intervals,
-and a rate runs from the oldest sample kept (at most a minute old) to the
-counters at the scrape. A source over Java's BrokerStatsManager figures
-(``getStatsDataInMinute`` of TOPIC_PUT_NUMS, TOPIC_PUT_SIZE, GROUP_GET_NUMS,
-GROUP_GET_SIZE, BROKER_PUT_NUMS, BROKER_GET_NUMS) only has to implement the
-same protocol's rate methods and be handed to :func:`serve_broker_metrics`.
+The figures come through :class:`BrokerMetricsSource`;
+:class:`BrokerStatsSource` implements it over what the broker keeps: the
+rates are BrokerStatsManager's per-minute figures
+(:mod:`pyrocket.broker.statsitems`: TOPIC_PUT_NUMS, TOPIC_PUT_SIZE,
+GROUP_GET_NUMS, GROUP_GET_SIZE, BROKER_PUT_NUMS, BROKER_GET_NUMS, as
+rocketmq-exporter reads them), the offsets come from the topic table, the
+consume queues and the offset table, the runtime figures from
+:class:`~pyrocket.broker.stats.StoreStats` and the store. Another source
+can be set as ``broker.metrics_source``.
 
 A scrape is bounded: :meth:`BrokerCollector.refresh` walks the tables on
 the event loop in slices of :data:`SLICE` entries or :data:`SLICE_SECONDS`
-(a checkpoint between slices) and stops at :data:`MAX_SERIES` entries; the text is then built
-from that snapshot in a worker thread.
+(a checkpoint between slices) and stops at :data:`MAX_SERIES` entries; the
+text is then built from that snapshot in a worker thread.
 """
 
 from __future__ import annotations
 
-import collections
 import logging
 import time
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Final, Protocol
 
@@ -48,6 +45,15 @@ from prometheus_client.registry import Collector
 
 from pyrocket.broker.dataplane import DataPlane
 from pyrocket.broker.parts import BROKER_VERSION_DESC, BrokerParts
+from pyrocket.broker.statsitems import (
+    BROKER_GET_NUMS,
+    BROKER_PUT_NUMS,
+    GROUP_GET_NUMS,
+    GROUP_GET_SIZE,
+    TOPIC_PUT_NUMS,
+    TOPIC_PUT_SIZE,
+    StatsItemSet,
+)
 from pyrocket.broker.topic_config import DLQ_GROUP_TOPIC_PREFIX, RETRY_GROUP_TOPIC_PREFIX
 from pyrocket.metrics_http import render_registry, serve_metrics
 from pyrocket.protocol.bodies.client import MessageModel
@@ -55,11 +61,6 @@ from pyrocket.protocol.codes import VERSION_V4_7_0
 
 log = logging.getLogger("pyrocket.broker")
 
-#: Seconds between two samples of the counters the rates come from.
-SAMPLE_INTERVAL: Final = 10.0
-#: Samples a rate spans (the rate is over the last minute, like Java's
-#: ``getStatsDataInMinute``, once the broker has run that long).
-RATE_WINDOW: Final = 6
 #: Table entries walked between two checkpoints of a scrape at most, and
 #: the longest a scrape runs on the event loop between two (seconds): a
 #: topic may have thousands of queues, so time bounds a slice too.
@@ -126,67 +127,19 @@ class BrokerMetricsSource(Protocol):
         """Runtime entries (GET_BROKER_RUNTIME_INFO keys) with a number."""
 
 
-@dataclass(slots=True)
-class _Sample:
-    at: float
-    broker_put: int
-    broker_get: int
-    topics: dict[str, tuple[int, int]]
-    groups: dict[tuple[str, str], tuple[int, int]]
+def _per_minute(item_set: StatsItemSet) -> dict[str, float]:
+    return {key: item.in_minute().tps for key, item in list(item_set.items.items())}
 
 
-def _rate(begin: tuple[int, int], end: tuple[int, int], span: float) -> Rate:
-    return Rate(max(0, end[0] - begin[0]) / span, max(0, end[1] - begin[1]) / span)
+class BrokerStatsSource:
+    """:class:`BrokerMetricsSource` over what the broker keeps: the rates are
+    BrokerStatsManager's per-minute TPS (``getStatsDataInMinute``, what
+    rocketmq-exporter reads through VIEW_BROKER_STATS_DATA), the offsets
+    come from the topic table, the consume queues and the offset table."""
 
-
-class StoreMetricsSource:
-    """:class:`BrokerMetricsSource` over what the broker has today; rates
-    from counters sampled by :meth:`sample` (:meth:`run` samples every
-    :data:`SAMPLE_INTERVAL`). ``clock`` is in seconds."""
-
-    def __init__(
-        self,
-        broker: BrokerParts,
-        plane: DataPlane,
-        *,
-        clock: Callable[[], float] = time.monotonic,
-    ) -> None:
+    def __init__(self, broker: BrokerParts, plane: DataPlane) -> None:
         self._broker = broker
         self._plane = plane
-        self._clock = clock
-        self._samples: collections.deque[_Sample] = collections.deque(maxlen=RATE_WINDOW + 1)
-
-    def sample(self) -> None:
-        """Note the counters now (copies of two bounded tables)."""
-        stats = self._broker.stats
-        topics = {
-            topic: (count, stats.put_size_by_topic.get(topic, 0))
-            for topic, count in stats.put_times_by_topic.items()
-        }
-        self._samples.append(
-            _Sample(
-                self._clock(),
-                stats.put_message_times_total,
-                stats.get_transferred_msg_count,
-                topics,
-                dict(self._plane.group_get_totals),
-            )
-        )
-
-    async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
-        self.sample()
-        task_status.started()
-        while True:
-            await trio.sleep(SAMPLE_INTERVAL)
-            self.sample()
-
-    def _begin(self) -> tuple[_Sample, float] | None:
-        # Rates run from the oldest sample kept to the counters as they are now.
-        if not self._samples:
-            return None
-        begin = self._samples[0]
-        span = self._clock() - begin.at
-        return (begin, span) if span > 0 else None
 
     # -- BrokerMetricsSource ------------------------------------------------
 
@@ -201,36 +154,31 @@ class StoreMetricsSource:
         )
 
     def broker_rates(self) -> tuple[float, float]:
-        window = self._begin()
-        if window is None:
-            return 0.0, 0.0
-        begin, span = window
-        stats = self._broker.stats
+        manager = self._broker.stats_manager
+        cluster = self._broker.settings.broker.broker_cluster_name
         return (
-            max(0, stats.put_message_times_total - begin.broker_put) / span,
-            max(0, stats.get_transferred_msg_count - begin.broker_get) / span,
+            manager.sets[BROKER_PUT_NUMS].in_minute(cluster).tps,
+            manager.sets[BROKER_GET_NUMS].in_minute(cluster).tps,
         )
 
     def topic_put_rates(self) -> Mapping[str, Rate]:
-        window = self._begin()
-        if window is None:
-            return {}
-        begin, span = window
-        sizes = self._broker.stats.put_size_by_topic
+        sets = self._broker.stats_manager.sets
+        sizes = _per_minute(sets[TOPIC_PUT_SIZE])
         return {
-            topic: _rate(begin.topics.get(topic, (0, 0)), (count, sizes.get(topic, 0)), span)
-            for topic, count in self._broker.stats.put_times_by_topic.items()
+            topic: Rate(tps, sizes.get(topic, 0.0))
+            for topic, tps in _per_minute(sets[TOPIC_PUT_NUMS]).items()
         }
 
     def group_get_rates(self) -> Mapping[tuple[str, str], Rate]:
-        window = self._begin()
-        if window is None:
-            return {}
-        begin, span = window
-        return {
-            key: _rate(begin.groups.get(key, (0, 0)), totals, span)
-            for key, totals in self._plane.group_get_totals.items()
-        }
+        sets = self._broker.stats_manager.sets
+        sizes = _per_minute(sets[GROUP_GET_SIZE])
+        rates: dict[tuple[str, str], Rate] = {}
+        for key, tps in _per_minute(sets[GROUP_GET_NUMS]).items():
+            # ``topic@group``: a topic name has no "@", a group may.
+            topic, sep, group = key.partition("@")
+            if sep:
+                rates[(topic, group)] = Rate(tps, sizes.get(key, 0.0))
+        return rates
 
     def topic_names(self) -> list[str]:
         return list(self._broker.topic_config_manager.topic_config_table)
@@ -554,32 +502,22 @@ async def serve_broker_metrics(
     task_status: trio.TaskStatus[int] = trio.TASK_STATUS_IGNORED,
 ) -> None:
     """Serve ``/metrics`` on ``host:port`` until cancelled, from ``source``
-    (default: a :class:`StoreMetricsSource`, sampled here); reports the bound
-    port. Raises OSError when the address cannot be bound."""
-    sampled: StoreMetricsSource | None = None
-    if source is None:
-        source = sampled = StoreMetricsSource(broker, plane)
-    registry, collector = broker_registry(source)
-    async with trio.open_nursery() as nursery:
-        if sampled is not None:
-            await nursery.start(sampled.run)
-        bound = await nursery.start(
-            serve_metrics, host, port, render_registry(registry, collector.refresh)
-        )
-        task_status.started(bound)
+    (default: a :class:`BrokerStatsSource`); reports the bound port. Raises
+    OSError when the address cannot be bound."""
+    registry, collector = broker_registry(source or BrokerStatsSource(broker, plane))
+    render = render_registry(registry, collector.refresh)
+    await serve_metrics(host, port, render, task_status=task_status)
 
 
 __all__ = [
     "MAX_SERIES",
-    "RATE_WINDOW",
-    "SAMPLE_INTERVAL",
     "SLICE",
     "SLICE_SECONDS",
     "BrokerCollector",
     "BrokerLabels",
     "BrokerMetricsSource",
+    "BrokerStatsSource",
     "Rate",
-    "StoreMetricsSource",
     "broker_registry",
     "serve_broker_metrics",
 ]

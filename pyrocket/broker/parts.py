@@ -32,6 +32,7 @@ from pyrocket.broker.configuration import (
 from pyrocket.broker.outer_api import BrokerOuterAPI
 from pyrocket.broker.registration import RegistrationService, RegistrationTiming
 from pyrocket.broker.stats import StoreStats, human_readable_byte_count
+from pyrocket.broker.statsitems import BrokerStatsManager
 from pyrocket.broker.store import (
     BrokerBatch,
     BrokerMessage,
@@ -99,6 +100,8 @@ class BrokerParts:
         )
         self.configuration = BrokerConfiguration(settings)
         self.stats = StoreStats(now_ms)
+        #: BrokerStatsManager's per-topic and per-group figures.
+        self.stats_manager = BrokerStatsManager(settings.broker.broker_cluster_name, now_ms)
         wire = settings.serialize_type
         self.client = RemotingClient(
             dataclasses.replace(
@@ -136,12 +139,18 @@ class BrokerParts:
     # -- the store, with statistics ------------------------------------------
 
     async def put_message(
-        self, message: BrokerMessage, *, appended: Callable[[], None] | None = None
+        self,
+        message: BrokerMessage,
+        *,
+        appended: Callable[[], None] | None = None,
+        topic_stats: bool = True,
     ) -> PutMessageResult:
-        """``store.put_message`` plus the put statistics."""
+        """``store.put_message`` plus the put statistics; ``topic_stats``:
+        counted in TOPIC_PUT_* / BROKER_PUT_NUMS (a client's send, as Java
+        counts only those)."""
         begin = self.now_ms()
         result = await self.store.put_message(message, appended=appended)
-        self._record_put(message.topic, result, begin)
+        self._record_put(message.topic, result, begin, topic_stats)
         return result
 
     async def put_messages(
@@ -150,11 +159,15 @@ class BrokerParts:
         """``store.put_messages`` plus the put statistics."""
         begin = self.now_ms()
         result = await self.store.put_messages(batch, appended=appended)
-        self._record_put(batch.topic, result, begin)
+        self._record_put(batch.topic, result, begin, True)
         return result
 
-    def _record_put(self, topic: str, result: PutMessageResult, begin: int) -> None:
+    def _record_put(
+        self, topic: str, result: PutMessageResult, begin: int, topic_stats: bool
+    ) -> None:
         append = result.append_result
+        if topic_stats and append is not None and result.is_ok:
+            self.stats_manager.on_put(topic, append.msg_num, append.wrote_bytes)
         self.stats.record_put(
             topic,
             wrote_bytes=append.wrote_bytes if append is not None else 0,
@@ -233,7 +246,8 @@ class BrokerParts:
         for key, value in self.stats.broker_stats().items():
             table[key] = value
         broker = self.settings.broker
-        # pyrocket has no thread pools: its queues are always empty.
+        # No thread pools here: the app (Broker.runtime_info) counts the
+        # requests waiting in their stead.
         for name, capacity in (
             ("sendThreadPoolQueue", broker.send_thread_pool_queue_capacity),
             ("pullThreadPoolQueue", broker.pull_thread_pool_queue_capacity),

@@ -2,8 +2,10 @@
 (:mod:`~pyrocket.client.namesrv_api`, :mod:`~pyrocket.client.broker_api`),
 and, built on them, a producer and a consumer that work with any 4.x
 cluster as Java 4.7.0's ``DefaultMQProducer`` and ``DefaultMQPushConsumer``
-do (:mod:`~pyrocket.client.producer`, :mod:`~pyrocket.client.consumer`), and
-mqadmin's operations (:mod:`~pyrocket.client.admin`)::
+do (:mod:`~pyrocket.client.producer`, :mod:`~pyrocket.client.consumer`), a
+transactional producer as ``TransactionMQProducer``
+(:mod:`~pyrocket.client.transaction`), and mqadmin's operations
+(:mod:`~pyrocket.client.admin`)::
 
     from pyrocket.client import Producer, PushConsumer, new_message
 
@@ -14,6 +16,8 @@ mqadmin's operations (:mod:`~pyrocket.client.admin`)::
 
     consumer = PushConsumer("my_consumers", ["127.0.0.1:9876"])
     consumer.subscribe("TopicTest", "TagA || TagB")
+    # or MessageSelector.by_sql("a > 5 AND b IN ('x', 'y')") (SQL92 over
+    # message properties; the broker needs enablePropertyFilter=true)
     async with consumer:
         async for message in consumer:       # or: await consumer.poll(32, timeout=1)
             ...                              # reconsume_later(message) to get it again
@@ -31,16 +35,26 @@ from pyrocket.client.consumer import PushConsumer
 from pyrocket.client.instance import ClientError
 from pyrocket.client.producer import Producer, SendResult, SendStatus, new_message
 from pyrocket.client.request_reply import RequestTimeoutError, create_reply_message
+from pyrocket.client.selector import MessageSelector
+from pyrocket.client.transaction import (
+    LocalTransactionState,
+    TransactionProducer,
+    TransactionSendResult,
+)
 
 __all__ = [
     "Admin",
     "AdminError",
     "ClientError",
+    "LocalTransactionState",
+    "MessageSelector",
     "Producer",
     "PushConsumer",
     "RequestTimeoutError",
     "SendResult",
     "SendStatus",
+    "TransactionProducer",
+    "TransactionSendResult",
     "create_reply_message",
     "new_message",
 ]

@@ -37,6 +37,11 @@ What it does as Java 4.7.0 does:
   each pull (the commitOffset field and sysFlag bit) and is committed with
   UPDATE_CONSUMER_OFFSET every 5 s, when a queue moves to another consumer
   and when the consumer closes; closing also unregisters the client;
+* operator requests a broker forwards: RESET_CONSUMER_CLIENT_OFFSET moves
+  the queues named to the reset offsets (:meth:`PushConsumer.reset_offset`),
+  GET_CONSUMER_STATUS_FROM_CLIENT reports the consumed offsets, and
+  CONSUME_MESSAGE_DIRECTLY hands the message to ``direct_handler`` (answers
+  in :mod:`pyrocket.client.client_requests`);
 * :meth:`PushConsumer.reconsume_later` gives a message back
   (CONSUMER_SEND_MSG_BACK, Java's RECONSUME_LATER): it comes back later
   through the group's ``%RETRY%`` topic, handed out under its own topic.
@@ -59,7 +64,7 @@ import functools
 import logging
 import time
 from collections import deque
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from types import TracebackType
 from typing import Self
 
@@ -67,6 +72,12 @@ import trio
 from trio_util import periodic
 
 from pyrocket.client.allocate import AllocateStrategy, allocate_averagely
+from pyrocket.client.client_requests import (
+    DirectHandler,
+    consume_directly,
+    reset_table,
+    status_answer,
+)
 from pyrocket.client.instance import ClientInstance, subscribe_queues
 from pyrocket.client.offsets import commit_offset, start_offset
 from pyrocket.client.pulling import (
@@ -85,7 +96,8 @@ from pyrocket.client.pulling import QueueState as _QueueState
 from pyrocket.client.pulling import now_ms as _now_ms
 from pyrocket.client.running_info import running_info as _running_info
 from pyrocket.client.running_info import task_dump
-from pyrocket.errors import PyrocketError
+from pyrocket.client.selector import MessageSelector, check_client_in_broker
+from pyrocket.errors import ProtocolError, PyrocketError
 from pyrocket.protocol.bodies.admin import ConsumerRunningInfo
 from pyrocket.protocol.bodies.client import (
     ConsumeFromWhere,
@@ -100,6 +112,8 @@ from pyrocket.protocol.command import RemotingCommand
 from pyrocket.protocol.headers import (
     ConsumerSendMsgBackRequestHeader,
     GetConsumerRunningInfoRequestHeader,
+    GetConsumerStatusRequestHeader,
+    ResetOffsetRequestHeader,
 )
 from pyrocket.protocol.javahash import JavaHashSet
 from pyrocket.protocol.message import MessageExt
@@ -133,8 +147,12 @@ class PushConsumer:
         buffered_batches: int = 16,
         max_reconsume_times: int = 16,
         tls: TlsSettings | None = None,
+        direct_handler: DirectHandler | None = None,
     ) -> None:
         self.group = group
+        #: What consumes a message a broker hands over with
+        #: CONSUME_MESSAGE_DIRECTLY (an operator's resend).
+        self.direct_handler = direct_handler
         self.max_reconsume_times = max_reconsume_times
         self.consume_from = consume_from
         #: Where CONSUME_FROM_TIMESTAMP starts (ms); Java's default is half
@@ -180,12 +198,17 @@ class PushConsumer:
     def client_id(self) -> str:
         return self.instance.client_id
 
-    def subscribe(self, topic: str, expression: str = "*") -> None:
+    def subscribe(self, topic: str, expression: str | MessageSelector = "*") -> None:
         """Read ``topic``'s messages whose tag matches ``expression``
-        (``"*"``, or tags separated by ``||``). Call before entering."""
+        (``"*"``, or tags separated by ``||``), or that a
+        :class:`~pyrocket.client.selector.MessageSelector` picks
+        (``MessageSelector.by_sql("a > 5")``). Call before entering."""
         if self._running:
             raise RuntimeError("subscribe before the consumer starts")
-        self._subscriptions[topic] = SubscriptionData.for_expression(topic, expression)
+        if isinstance(expression, MessageSelector):
+            self._subscriptions[topic] = expression.subscription(topic)
+        else:
+            self._subscriptions[topic] = SubscriptionData.for_expression(topic, expression)
 
     @property
     def assignment(self) -> set[MessageQueue]:
@@ -223,15 +246,33 @@ class PushConsumer:
             self.instance.remoting.register_processor(
                 RequestCode.NOTIFY_CONSUMER_IDS_CHANGED, self._on_ids_changed
             )
-            self.instance.remoting.register_processor(
+            remoting = self.instance.remoting
+            remoting.register_processor(
                 RequestCode.GET_CONSUMER_RUNNING_INFO, self._on_get_running_info
+            )
+            remoting.register_processor(
+                RequestCode.RESET_CONSUMER_CLIENT_OFFSET, self._on_reset_offset
+            )
+            remoting.register_processor(
+                RequestCode.GET_CONSUMER_STATUS_FROM_CLIENT, self._on_get_status
+            )
+            remoting.register_processor(
+                RequestCode.CONSUME_MESSAGE_DIRECTLY, self._on_consume_directly
             )
             for topic in self._subscriptions:
                 await self.instance.update_route(topic)
+            await check_client_in_broker(
+                self.instance, self.group, self._subscriptions.values(), self.timeout
+            )
             await self.instance.heartbeat_all()
         except BaseException as exc:
             self._running = False
-            await self.instance.__aexit__(type(exc), exc, exc.__traceback__)
+            if isinstance(exc, Exception):
+                # A failed start (a refused subscription) surfaces as itself,
+                # not inside the instance nursery's exception group.
+                await self.instance.__aexit__(None, None, None)
+            else:
+                await self.instance.__aexit__(type(exc), exc, exc.__traceback__)
             raise
         nursery = self.instance.nursery
         nursery.start_soon(self._rebalance_forever)
@@ -283,6 +324,51 @@ class PushConsumer:
         if header.jstack_enable:
             info = dataclasses.replace(info, jstack=task_dump())
         return RemotingCommand.response(ResponseCode.SUCCESS, body=info.encode())
+
+    def _on_reset_offset(self, conn: Connection, request: RemotingCommand) -> None:
+        header = request.decode_header(ResetOffsetRequestHeader)
+        if header.group != self.group or self._closing or not self._running:
+            return
+        try:
+            table = reset_table(request.body)
+        except ProtocolError as exc:
+            log.warning("%s: bad reset offset body from %s: %s", self.group, conn, exc)
+            return
+        self.instance.nursery.start_soon(self.reset_offset, header.topic, table)
+
+    async def reset_offset(self, topic: str, offsets: Mapping[MessageQueue, int]) -> None:
+        """Move the queues of ``topic`` named in ``offsets`` there: each is
+        dropped (what was pulled and not yet handed out is discarded), its
+        offset set and committed, and rebalance takes it up again from the
+        new offset (Java's ``resetOffset``)."""
+        log.info("%s: resetting %d queues of %s", self.group, len(offsets), topic)
+        async with self._rebalance_lock:
+            if self._closing:
+                return
+            for queue, offset in offsets.items():
+                state = self._queues.get(queue)
+                if state is None or queue.topic != topic:
+                    continue
+                state.dropped = True
+                state.scope.cancel()
+                state.consumed = offset
+                await self._persist(state, oneway=False)
+                del self._queues[queue]
+        self._wakeup.set()
+
+    def _on_get_status(self, conn: Connection, request: RemotingCommand) -> RemotingCommand:
+        header = request.decode_header(GetConsumerStatusRequestHeader)
+        offsets: dict[MessageQueue, int] = {}
+        if header.group == self.group:
+            for queue, state in self._queues.items():
+                if queue.topic == header.topic and state.consumed >= 0:
+                    offsets[queue] = state.consumed
+        return status_answer(offsets)
+
+    async def _on_consume_directly(
+        self, conn: Connection, request: RemotingCommand
+    ) -> RemotingCommand:
+        return await consume_directly(request, self.group, self.direct_handler)
 
     def running_info(self) -> ConsumerRunningInfo:
         """What GET_CONSUMER_RUNNING_INFO reports: settings, subscriptions,

@@ -123,6 +123,11 @@ class RequestWorkers:
         """Requests from the peer accepted and not yet answered."""
         return self._in_flight
 
+    def waiting_requests(self) -> list[RemotingCommand]:
+        """Requests read from the peer and not started yet: those waiting
+        for the ordered turn, then those waiting for a free worker."""
+        return [request for _, request in self._lane] + [request for _, request in self._queue]
+
     def release_order(self, request: RemotingCommand) -> None:
         """End the ordered phase of ``request`` early: its state change is
         made, so the next ordered request may start while its processor

@@ -11,6 +11,7 @@ processor, the app or the message path, so the processors import neither.
 - :class:`StoreBroker`: the message store (the queries).
 - :class:`MessageBroker`: settings, clock, tables and the store calls with
   statistics (send, pull, heartbeats, offsets).
+- :class:`TransactionBroker`: ending transactions.
 - :class:`AdminBroker`: what the admin processor adds: configuration,
   registration and runtime information.
 - :class:`ClientTables`: the producer and consumer groups online.
@@ -25,11 +26,13 @@ from typing import Protocol
 
 from pyrocket.broker.config import BrokerSettings
 from pyrocket.broker.configuration import BrokerConfiguration, UpdatePlan
+from pyrocket.broker.consumer_filter import ConsumerFilterManager
 from pyrocket.broker.consumer_manager import ConsumerManager
 from pyrocket.broker.consumer_offset import ConsumerOffsetManager
 from pyrocket.broker.longpolling import PullRequestHoldService
 from pyrocket.broker.producer_manager import ProducerManager
 from pyrocket.broker.registration import RegistrationService
+from pyrocket.broker.statsitems import BrokerStatsManager
 from pyrocket.broker.store import (
     BrokerBatch,
     BrokerMessage,
@@ -76,10 +79,19 @@ class MessageBroker(StoreBroker, Protocol):
     @property
     def subscription_group_manager(self) -> SubscriptionGroupManager: ...
 
+    @property
+    def stats_manager(self) -> BrokerStatsManager:
+        """BrokerStatsManager's per-topic and per-group figures."""
+
     async def put_message(
-        self, message: BrokerMessage, *, appended: Callable[[], None] | None = None
+        self,
+        message: BrokerMessage,
+        *,
+        appended: Callable[[], None] | None = None,
+        topic_stats: bool = True,
     ) -> PutMessageResult:
-        """``store.put_message`` plus the put statistics."""
+        """``store.put_message`` plus the put statistics (``topic_stats``:
+        counted as a client's send)."""
 
     async def put_messages(
         self, batch: BrokerBatch, *, appended: Callable[[], None] | None = None
@@ -98,6 +110,11 @@ class MessageBroker(StoreBroker, Protocol):
         """``store.get_message`` plus the get statistics."""
 
 
+class TransactionBroker(MessageBroker, Protocol):
+    """What ending transactions reads: the message path's parts (the
+    transaction service comes separately)."""
+
+
 class AdminBroker(MessageBroker, Protocol):
     """What the admin processor adds: configuration, registration and the
     runtime table."""
@@ -107,6 +124,10 @@ class AdminBroker(MessageBroker, Protocol):
 
     @property
     def registration(self) -> RegistrationService: ...
+
+    @property
+    def broker_addr(self) -> str:
+        """``brokerIP1:listenPort``."""
 
     def runtime_info(self) -> JavaHashMap[str, str]:
         """GET_BROKER_RUNTIME_INFO's table."""
@@ -122,6 +143,9 @@ class ClientTables(Protocol):
     def consumer_manager(self) -> ConsumerManager: ...
 
     @property
+    def consumer_filter_manager(self) -> ConsumerFilterManager: ...
+
+    @property
     def producer_manager(self) -> ProducerManager: ...
 
 
@@ -134,8 +158,10 @@ class MessagePath(ClientTables, Protocol):
     @property
     def hold_service(self) -> PullRequestHoldService: ...
 
-    def record_group_get(self, group: str, topic: str, count: int, size: int = 0) -> None:
-        """Messages (and their bytes) a group pulled from a topic."""
+    def record_group_get(
+        self, group: str, topic: str, queue_id: int, count: int, size: int, latency_ms: int
+    ) -> None:
+        """Messages (and bytes) a group pulled from a queue."""
 
     def group_get_tps(self, group: str, topic: str) -> float:
         """Messages per second the group pulled from the topic lately."""
@@ -148,4 +174,5 @@ __all__ = [
     "MessagePath",
     "Registrar",
     "StoreBroker",
+    "TransactionBroker",
 ]

@@ -17,9 +17,10 @@ commit-log offset; for a batch the ids joined by ``,``), ``queueId`` and
 ``queueOffset``, with the ``MSG_REGION`` and ``TRACE_ON`` fields Java adds
 first, all in Java's HashMap order. Where Java crashes this answers: a queue
 id chosen by the broker is never negative, a missing ``maxReconsumeTimes``
-falls back to the group's ``retryMaxTimes`` (Java: NullPointerException), and
-transactional (prepared) messages are refused, as Java does with
-``rejectTransactionMessage=true``: pyrocket does not check transactions yet.
+falls back to the group's ``retryMaxTimes`` (Java: NullPointerException).
+A prepared (transactional) message goes to the half queue
+(:mod:`pyrocket.broker.transaction`), or is refused with
+``rejectTransactionMessage=true``.
 """
 
 from __future__ import annotations
@@ -52,6 +53,7 @@ from pyrocket.broker.topic_config import (
     build_sys_flag,
     topic_error,
 )
+from pyrocket.broker.transaction import to_half_message
 from pyrocket.logtext import clip
 from pyrocket.protocol.bodies.topic import PERM_READ, PERM_WRITE, TopicConfig, TopicFilterType
 from pyrocket.protocol.codes import RequestCode, ResponseCode
@@ -435,11 +437,13 @@ class SendMessageProcessor:
         )
         transaction = message.properties.get(MessageConst.PROPERTY_TRANSACTION_PREPARED)
         if transaction is not None and transaction.lower() == "true":
-            remark = (
-                f"the broker[{self.broker.settings.broker.broker_ip1}] sending transaction "
-                "message is forbidden"
-            )
-            return _response(ResponseCode.NO_PERMISSION, remark, preceding)
+            if self.broker.settings.broker.reject_transaction_message:
+                remark = (
+                    f"the broker[{self.broker.settings.broker.broker_ip1}] sending transaction "
+                    "message is forbidden"
+                )
+                return _response(ResponseCode.NO_PERMISSION, remark, preceding)
+            message = to_half_message(message)
         result = await self._put(conn, request, message)
         return self._put_answer(result, queue_id, preceding)
 
@@ -562,8 +566,10 @@ class SendMessageProcessor:
             store_host=original.store_host,
             reconsume_times=original.reconsume_times + 1,
         )
-        result = await broker.put_message(message)
+        result = await broker.put_message(message, topic_stats=False)
         if result.status is PutMessageStatus.PUT_OK:
+            back_topic = properties[MessageConst.PROPERTY_RETRY_TOPIC]
+            broker.stats_manager.on_send_back(group, back_topic)
             return _response(ResponseCode.SUCCESS)
         return _response(ResponseCode.SYSTEM_ERROR, result.status.name)
 

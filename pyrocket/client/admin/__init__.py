@@ -2,7 +2,9 @@
 walks of its ``CommandUtil``): clusters and their brokers, topics created,
 updated and deleted across a cluster, broker status and configuration,
 subscription groups, client connections and a consumer group's running
-information, KV and NameServer configuration::
+information, KV and NameServer configuration, and (from
+:class:`~pyrocket.client.admin.ops.OpsAdmin`) offset resets, consumer status,
+consume and broker statistics::
 
     from pyrocket.client import Admin
 
@@ -37,6 +39,7 @@ from types import TracebackType
 from typing import Final, Self, TypeVar
 
 from pyrocket.client.admin.analysis import process_queue_warnings, subscriptions_agree
+from pyrocket.client.admin.ops import OpsAdmin
 from pyrocket.client.admin.results import BrokerTotals, Outcome, RunningInfoReport, TopicUpdate
 from pyrocket.client.admin.walks import (
     CLUSTER_ERROR,
@@ -57,6 +60,7 @@ from pyrocket.client.admin.walks import (
 )
 from pyrocket.client.broker_api import BrokerAPI
 from pyrocket.client.namesrv_api import NAMESPACE_ORDER_TOPIC_CONFIG, NameServerAPI
+from pyrocket.client.ops_api import BrokerOpsAPI
 from pyrocket.errors import PyrocketError, ResponseError
 from pyrocket.protocol.bodies.admin import (
     ConsumerConnection,
@@ -108,7 +112,7 @@ def split_addresses(text: str) -> list[str]:
     return [a.strip() for a in text.split(";") if a.strip()]
 
 
-class Admin:
+class Admin(OpsAdmin):
     """mqadmin's operations over one RemotingClient, an async context manager.
 
     ``namesrv_addresses`` names the NameServers: a list, or a
@@ -136,6 +140,7 @@ class Admin:
             ClientConfig(tls=tls), namesrv_addresses=self._namesrv_addresses
         )
         self.brokers = BrokerAPI(self.client, timeout)
+        self.ops = BrokerOpsAPI(self.client, timeout)
         self._namesrv = NameServerAPI(self.client, timeout)
 
     async def __aenter__(self) -> Self:
