@@ -41,6 +41,9 @@ class Source:
     def group_get_rates(self) -> Mapping[tuple[str, str], Rate]:
         return {(f"T{i}", f"G{i}"): Rate(1.0, 1024.0) for i in range(self.count)}
 
+    def send_back_rates(self) -> Mapping[tuple[str, str], float]:
+        return {("T0", "G0"): 0.5}
+
     def topic_names(self) -> list[str]:
         return [f"T{i}" for i in range(self.count)]
 

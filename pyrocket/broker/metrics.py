@@ -4,7 +4,8 @@ and labels, served on ``metricsPort`` by :func:`serve_broker_metrics`.
 What a broker knows of itself: per-topic put rates and sizes
 (``rocketmq_producer_tps``, ``rocketmq_producer_message_size``), per-group
 get rates and sizes (``rocketmq_consumer_tps``,
-``rocketmq_consumer_message_size``), the broker's own put and get rates
+``rocketmq_consumer_message_size``), messages given back
+(``rocketmq_send_back_nums``), the broker's own put and get rates
 (``rocketmq_broker_tps``, ``rocketmq_broker_qps``), the topics' offsets
 (``rocketmq_producer_offset``, ``rocketmq_topic_retry_offset``,
 ``rocketmq_topic_dlq_offset``), each group's offsets and backlog
@@ -17,7 +18,8 @@ The figures come through :class:`BrokerMetricsSource`;
 :class:`BrokerStatsSource` implements it over what the broker keeps: the
 rates are BrokerStatsManager's per-minute figures
 (:mod:`pyrocket.broker.statsitems`: TOPIC_PUT_NUMS, TOPIC_PUT_SIZE,
-GROUP_GET_NUMS, GROUP_GET_SIZE, BROKER_PUT_NUMS, BROKER_GET_NUMS, as
+GROUP_GET_NUMS, GROUP_GET_SIZE, SNDBCK_PUT_NUMS, BROKER_PUT_NUMS,
+BROKER_GET_NUMS, as
 rocketmq-exporter reads them), the offsets come from the topic table, the
 consume queues and the offset table, the runtime figures from
 :class:`~pyrocket.broker.stats.StoreStats` and the store. Another source
@@ -50,6 +52,7 @@ from pyrocket.broker.statsitems import (
     BROKER_PUT_NUMS,
     GROUP_GET_NUMS,
     GROUP_GET_SIZE,
+    SNDBCK_PUT_NUMS,
     TOPIC_PUT_NUMS,
     TOPIC_PUT_SIZE,
     StatsItemSet,
@@ -106,6 +109,10 @@ class BrokerMetricsSource(Protocol):
     def group_get_rates(self) -> Mapping[tuple[str, str], Rate]:
         """Messages and bytes got per second, by ``(topic, group)``."""
 
+    def send_back_rates(self) -> Mapping[tuple[str, str], float]:
+        """Messages given back per second (CONSUMER_SEND_MSG_BACK), by
+        ``(topic, group)``."""
+
     def topic_names(self) -> list[str]:
         """The topics the broker serves."""
 
@@ -129,6 +136,12 @@ class BrokerMetricsSource(Protocol):
 
 def _per_minute(item_set: StatsItemSet) -> dict[str, float]:
     return {key: item.in_minute().tps for key, item in list(item_set.items.items())}
+
+
+def _topic_group(key: str) -> tuple[str, str] | None:
+    # ``topic@group``: a topic name has no "@", a group may.
+    topic, sep, group = key.partition("@")
+    return (topic, group) if sep else None
 
 
 class BrokerStatsSource:
@@ -172,13 +185,17 @@ class BrokerStatsSource:
     def group_get_rates(self) -> Mapping[tuple[str, str], Rate]:
         sets = self._broker.stats_manager.sets
         sizes = _per_minute(sets[GROUP_GET_SIZE])
-        rates: dict[tuple[str, str], Rate] = {}
-        for key, tps in _per_minute(sets[GROUP_GET_NUMS]).items():
-            # ``topic@group``: a topic name has no "@", a group may.
-            topic, sep, group = key.partition("@")
-            if sep:
-                rates[(topic, group)] = Rate(tps, sizes.get(key, 0.0))
-        return rates
+        return {
+            pair: Rate(tps, sizes.get(key, 0.0))
+            for key, tps in _per_minute(sets[GROUP_GET_NUMS]).items()
+            if (pair := _topic_group(key)) is not None
+        }
+
+    def send_back_rates(self) -> Mapping[tuple[str, str], float]:
+        per_minute = _per_minute(self._broker.stats_manager.sets[SNDBCK_PUT_NUMS])
+        return {
+            pair: tps for key, tps in per_minute.items() if (pair := _topic_group(key)) is not None
+        }
 
     def topic_names(self) -> list[str]:
         return list(self._broker.topic_config_manager.topic_config_table)
@@ -323,6 +340,7 @@ class _Snapshot:
     broker_rates: tuple[float, float] = (0.0, 0.0)
     topic_rates: Mapping[str, Rate] = field(default_factory=dict)
     group_rates: Mapping[tuple[str, str], Rate] = field(default_factory=dict)
+    send_back_rates: Mapping[tuple[str, str], float] = field(default_factory=dict)
     topic_offsets: list[tuple[str, int]] = field(default_factory=list)
     #: (topic, group, broker offset, consumer offset, online consumers, model)
     group_offsets: list[tuple[str, str, int, int, int, str]] = field(default_factory=list)
@@ -360,6 +378,7 @@ class BrokerCollector(Collector):
             source.broker_rates(),
             source.topic_put_rates(),
             source.group_get_rates(),
+            source.send_back_rates(),
             runtime=source.runtime_figures(),
         )
         topics = source.topic_names()
@@ -436,6 +455,11 @@ class BrokerCollector(Collector):
         for (topic, group), rate in snap.group_rates.items():
             tps.add_metric([me.cluster, me.broker, topic, group], rate.messages)
             size.add_metric([me.cluster, me.broker, topic, group], rate.size)
+        send_back = GaugeMetricFamily(
+            "rocketmq_send_back_nums", "SendBackNums", labels=_GROUP_LABELS
+        )
+        for (topic, group), value in snap.send_back_rates.items():
+            send_back.add_metric([me.cluster, me.broker, topic, group], value)
         offset = GaugeMetricFamily(
             "rocketmq_consumer_offset", "GroupBrokerTotalOffset", labels=_GROUP_LABELS
         )
@@ -457,7 +481,7 @@ class BrokerCollector(Collector):
             elif topic.startswith(DLQ_GROUP_TOPIC_PREFIX):
                 family = dlq
             family.add_metric([group, topic, str(online), model], backlog)
-        yield from (tps, size, offset, accumulation, diff, retry, dlq)
+        yield from (tps, size, send_back, offset, accumulation, diff, retry, dlq)
 
     def _runtime_families(self, snap: _Snapshot, me: BrokerLabels) -> Iterator[Metric]:
         ident = [

@@ -139,8 +139,9 @@ async def test_a_scrape_reports_what_was_sent_and_consumed(tmp_path: Path) -> No
 
 
 async def test_rates_are_the_per_minute_statistics(tmp_path: Path) -> None:
-    """20 messages put and got between two samplings 10 s apart of a broker
-    clock that moves only when told: 2 per second each."""
+    """20 messages put and got, 3 given back, between two samplings 10 s
+    apart of a broker clock that moves only when told: 2 per second put and
+    got, 0.3 given back."""
     now = [time.time_ns() // 1_000_000]
     with trio.fail_after(60):
         namesrv = NameServer(load_config(None, {"listenPort": "0"}))
@@ -152,8 +153,9 @@ async def test_rates_are_the_per_minute_statistics(tmp_path: Path) -> None:
                 assert broker.metrics_port
                 await produce(ns, 20)
                 async with consumer(ns, GROUP, TOPIC) as reader:
-                    for _ in range(20):
-                        await reader.receive()
+                    received = [await reader.receive() for _ in range(20)]
+                    for message in received[:3]:  # given back: CONSUMER_SEND_MSG_BACK
+                        await reader.reconsume_later(message)
                 now[0] += 10_000
                 broker.stats_manager.sample(["sample_seconds"], now[0])
                 stored = broker.stats.put_size_by_topic[TOPIC]
@@ -165,6 +167,7 @@ async def test_rates_are_the_per_minute_statistics(tmp_path: Path) -> None:
     assert only(families["rocketmq_consumer_tps"], **me, group=GROUP).value == 2.0
     size = only(families["rocketmq_consumer_message_size"], **me, group=GROUP).value
     assert size == stored / 10  # the group read back every stored byte
+    assert only(families["rocketmq_send_back_nums"], **me, group=GROUP).value == 0.3
     assert only(families["rocketmq_broker_tps"]).value == 2.0
     assert only(families["rocketmq_broker_qps"]).value == 2.0
 
@@ -258,6 +261,9 @@ class ManyTopics:
 
     def group_get_rates(self) -> Mapping[tuple[str, str], Rate]:
         return {}
+
+    def send_back_rates(self) -> Mapping[tuple[str, str], float]:
+        return {("T0", "G0"): 0.5}
 
     def topic_names(self) -> list[str]:
         return [f"T{i}" for i in range(self.count)]
