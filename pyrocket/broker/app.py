@@ -8,7 +8,8 @@ builds the processors, handing each the narrow view of the broker it reads
 
 What runs, in start order: the message store (recovered first), the remoting
 server on ``listenPort`` and the fast ("VIP") server on ``listenPort - 2``
-answering the same processors, put/get statistics, the registration with every
+answering the same processors, put/get statistics, ``/metrics`` over HTTP when
+``metricsPort`` is set (:mod:`pyrocket.broker.metrics`), the registration with every
 NameServer (the first round before the broker reports ready), and the message path's
 services (held pulls, client housekeeping, offsets, the transaction check). Cancelling
 :func:`serve_broker` is the shutdown: periodic work stops, the broker
@@ -35,6 +36,9 @@ Extension points for the message path (send, pull, heartbeats, offsets):
   ``broker.stats``.
 - ``broker.put_message`` / ``put_messages`` / ``get_message``: the store calls
   with the statistics GET_BROKER_RUNTIME_INFO reports.
+- ``broker.metrics_source``: a :class:`~pyrocket.broker.metrics.BrokerMetricsSource`
+  ``/metrics`` publishes (set it in an installer; default: the broker's
+  statistics and tables).
 - ``serve_broker(..., install=[fn])``: ``fn(broker)`` runs before the servers
   start, next to the built-in :func:`install_processors` (which installs the
   message path, :mod:`pyrocket.broker.dataplane`, as ``broker.data_plane``).
@@ -43,6 +47,7 @@ Extension points for the message path (send, pull, heartbeats, offsets):
 from __future__ import annotations
 
 import dataclasses
+import functools
 import logging
 from collections.abc import Awaitable, Callable, Sequence
 from typing import NoReturn
@@ -51,6 +56,7 @@ import trio
 
 from pyrocket.broker.config import BrokerSettings
 from pyrocket.broker.dataplane import DataPlane
+from pyrocket.broker.metrics import BrokerMetricsSource, serve_broker_metrics
 from pyrocket.broker.outer_api import UNREGISTER_TIMEOUT
 from pyrocket.broker.parts import BROKER_VERSION_DESC, BrokerParts
 from pyrocket.broker.processors.admin import AdminBrokerProcessor
@@ -181,6 +187,11 @@ class Broker(BrokerParts):
         self.data_plane: DataPlane | None = None
         #: The fast server's bound port (known once serving).
         self.fast_listen_port: int | None = None
+        #: The bound port of ``/metrics`` (None: not served).
+        self.metrics_port: int | None = None
+        #: Where ``/metrics`` reads the broker's figures (None: the broker's
+        #: statistics, :class:`~pyrocket.broker.metrics.BrokerStatsSource`).
+        self.metrics_source: BrokerMetricsSource | None = None
 
     # -- runtime information ------------------------------------------------
 
@@ -268,6 +279,13 @@ class Broker(BrokerParts):
                             await tasks.start(self.topic_config_manager.writer.run)
                             await tasks.start(self.subscription_group_manager.writer.run)
                             await tasks.start(self.registration.run)
+                            if settings.metrics_port >= 0 and self.data_plane is not None:
+                                metrics = functools.partial(
+                                    serve_broker_metrics, source=self.metrics_source
+                                )
+                                self.metrics_port = await tasks.start(
+                                    metrics, self, self.data_plane, host, settings.metrics_port
+                                )
                             for service in self.services:
                                 tasks.start_soon(service, self)
                             log.info(
