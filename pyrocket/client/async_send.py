@@ -27,7 +27,7 @@ from __future__ import annotations
 import inspect
 import logging
 import math
-from collections.abc import Awaitable, Callable, Generator
+from collections.abc import Awaitable, Callable, Generator, Hashable
 from typing import Any, Generic, TypeVar
 
 import trio
@@ -88,6 +88,8 @@ class AsyncSends:
         self.permits = permits
         self._semaphore = trio.Semaphore(permits)
         self._deadlines: dict[int, float] = {}
+        #: The latest send of each ordering key, ended when it is answered.
+        self._tails: dict[Hashable, trio.Event] = {}
         self._idle = trio.Event()
         self._idle.set()
         self._next = 0
@@ -104,10 +106,14 @@ class AsyncSends:
         timeout: float,  # noqa: ASYNC109 (the send's whole budget)
         on_success: Callback[T] | None = None,
         on_exception: Callback[BaseException] | None = None,
+        order: Hashable | None = None,
     ) -> SendFuture[T]:
         """Take a permit (waiting at most ``timeout``), then run
-        ``run(deadline)`` in ``nursery``. Raises RemotingTimeoutError when no
-        permit came in time (RemotingTooMuchRequestError for a zero budget)."""
+        ``run(deadline)`` in ``nursery``. Sends with the same ``order`` key
+        run one after the other, in the order of their ``start`` calls (each
+        once the previous one has its answer or failed). Raises
+        RemotingTimeoutError when no permit came in time
+        (RemotingTooMuchRequestError for a zero budget)."""
         deadline = trio.current_time() + timeout
         if timeout <= 0:
             raise RemotingTooMuchRequestError("invokeAsyncImpl invoke too fast")
@@ -125,12 +131,31 @@ class AsyncSends:
         self._next += 1
         self._deadlines[key] = deadline
         self._idle = trio.Event() if self._idle.is_set() else self._idle
+        previous = self._tails.get(order) if order is not None else None
+        mine = trio.Event()
+        if order is not None:
+            self._tails[order] = mine
         try:
-            nursery.start_soon(self._run, key, run, deadline, future, on_success, on_exception)
+            nursery.start_soon(
+                self._run,
+                key,
+                run,
+                deadline,
+                future,
+                on_success,
+                on_exception,
+                (order, previous, mine),
+            )
         except BaseException:
+            self._end_order(order, mine)
             self._release(key)
             raise
         return future
+
+    def _end_order(self, order: Hashable | None, mine: trio.Event) -> None:
+        mine.set()
+        if order is not None and self._tails.get(order) is mine:
+            del self._tails[order]
 
     async def _run(
         self,
@@ -140,10 +165,18 @@ class AsyncSends:
         future: SendFuture[T],
         on_success: Callback[T] | None,
         on_exception: Callback[BaseException] | None,
+        chain: tuple[Hashable | None, trio.Event | None, trio.Event],
     ) -> None:
+        order, previous, mine = chain
         try:
             try:
-                value = await run(deadline)
+                if previous is not None:
+                    with trio.move_on_at(deadline):
+                        await previous.wait()
+                try:
+                    value = await run(deadline)
+                finally:
+                    self._end_order(order, mine)
             except trio.Cancelled:
                 future._finish(None, ClientError("the producer closed before the send finished"))
                 raise
@@ -183,6 +216,17 @@ async def _call(callback: Callback[T], value: T) -> None:
         log.exception("a send callback failed")
 
 
+def order_key(topic: str, arg: object) -> Hashable:
+    """The ordering key of an async send to ``topic`` with shard key
+    ``arg``; an ``arg`` that cannot be hashed orders all keyed sends of the
+    topic."""
+    try:
+        hash(arg)
+    except TypeError:
+        return topic
+    return (topic, arg)
+
+
 async def retry_async(
     first: MessageQueue,
     attempt: Callable[[MessageQueue, float], Awaitable[T]],
@@ -217,5 +261,6 @@ __all__ = [
     "AsyncSends",
     "Callback",
     "SendFuture",
+    "order_key",
     "retry_async",
 ]

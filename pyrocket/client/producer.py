@@ -7,38 +7,39 @@
     async with Producer("my_group", ["127.0.0.1:9876"]) as producer:
         result = await producer.send(new_message("TopicTest", b"hello", tags="TagA", keys="k1"))
         print(result.status, result.msg_id, result.queue, result.queue_offset)
+        future = await producer.send_async(new_message("TopicTest", b"later"))  # in flight
+        await producer.send_with_callback(new_message("TopicTest", b"cb"), print, print)
         await producer.send_oneway(new_message("TopicTest", b"fire and forget"))
         await producer.send_orderly(new_message("TopicTest", b"in order"), shard_key=42)
         await producer.send_batch([new_message("TopicTest", b"a"), new_message("TopicTest", b"b")])
+        result = await future
 
 What it does as Java 4.7.0 does:
 
 * routes come from the NameServer, are cached and refreshed every 30 s; a
   topic the NameServer does not know is sent along ``TBW102``'s route
-  (at most ``default_topic_queue_nums`` queues per broker), with
-  ``defaultTopic=TBW102`` in the header so a broker that auto-creates topics
-  creates it;
-* queues are picked round robin; a retry (``retry_times_when_send_failed``,
-  2, so three attempts for :meth:`Producer.send`) avoids the broker that just
-  failed; retried failures are transport errors, no route / no address, and
-  answers TOPIC_NOT_EXIST, SERVICE_NOT_AVAILABLE, SYSTEM_ERROR,
-  NO_PERMISSION, NO_BUYER_ID, NOT_IN_CURRENT_UNIT;
+  (at most ``default_topic_queue_nums`` queues per broker);
+* queues are picked round robin, or by Java's latency fault strategy with
+  ``send_latency_fault_enable`` (:mod:`pyrocket.client.fault`); a retry
+  (``retry_times_when_send_failed``, 2) avoids the broker that just failed;
+  retried failures are transport errors, no route / no address, and answers
+  TOPIC_NOT_EXIST, SERVICE_NOT_AVAILABLE, SYSTEM_ERROR, NO_PERMISSION,
+  NO_BUYER_ID, NOT_IN_CURRENT_UNIT, and with
+  ``retry_another_broker_when_not_store_ok`` a status other than SEND_OK;
+* async sends: see :mod:`pyrocket.client.async_send`;
 * SEND_MESSAGE_V2 carries the header fields Java fills, the client-made
-  ``UNIQ_KEY`` (``MessageClientIDSetter``'s format), and a body of 4096 bytes
-  or more deflated (sysFlag bit 0);
-* answers map to :class:`SendStatus` (SUCCESS, FLUSH_DISK_TIMEOUT,
-  FLUSH_SLAVE_TIMEOUT, SLAVE_NOT_AVAILABLE); any other code raises
+  ``UNIQ_KEY``, and a body of ``compress_over`` (4096) bytes or more deflated
+  at ``compress_level`` (5; sysFlag bit 0), big ones in a worker thread;
+* answers map to :class:`SendStatus`; any other code raises
   :class:`~pyrocket.errors.ResponseError` with the broker's code and remark;
 * heartbeats announce the group to the brokers every 30 s, and leaving the
   ``async with`` block unregisters it (UNREGISTER_CLIENT);
-* a sync send that runs out of ``send_timeout`` between attempts raises
+* every send takes ``timeout`` (seconds; default ``send_timeout``, Java's
+  sendMsgTimeout, 3 s); a sync send out of time between attempts raises
   RemotingTooMuchRequestError ("sendDefaultImpl call timeout").
 
-Unlike Java, sends go to the broker's main port: Java 4.7 uses the broker's
-"VIP channel" (port - 2) unless told not to; ``vip_channel=True`` does that
-here too (a pyrocket broker's fast port is not always port - 2).
-``tls=TlsSettings(...)`` connects to everything with TLS (Java's useTLS).
-
+Unlike Java, sends go to the broker's main port unless ``vip_channel=True``
+(port - 2). ``tls=TlsSettings(...)`` connects with TLS (Java's useTLS).
 Failures raise :class:`~pyrocket.client.instance.ClientError` (no route, all
 attempts failed: ``__cause__`` is the last error), ResponseError, or the
 remoting errors for oneway and orderly sends, which are not retried.
@@ -64,6 +65,7 @@ from pyrocket.client.async_send import (
     AsyncSends,
     Callback,
     SendFuture,
+    order_key,
     retry_async,
 )
 from pyrocket.client.fault import FaultStrategy, TopicPublishInfo
@@ -283,7 +285,8 @@ class Producer:
         of ``client_async_semaphore_value`` permits; ``await`` the future for
         the SendResult (see :mod:`pyrocket.client.async_send`). With
         ``selector`` (or a ``shard_key``, hashed by :func:`select_by_hash`)
-        the send goes to that queue, as :meth:`send_orderly`. Raises
+        the send goes to that queue, as :meth:`send_orderly`, and keyed
+        sends of one key go one after another in call order. Raises
         ClientError for a message Java refuses, RemotingTimeoutError when no
         permit freed up within ``timeout``."""
         return await self._start_async(message, timeout, shard_key, selector, None, None)
@@ -335,8 +338,9 @@ class Producer:
             )
 
         budget = self.send_timeout if timeout is None else timeout
+        order = None if selector is None else order_key(message.topic, shard_key)
         return await self.async_sends.start(
-            self.instance.nursery, run, budget, on_success, on_exception
+            self.instance.nursery, run, budget, on_success, on_exception, order
         )
 
     async def send_batch(

@@ -291,7 +291,7 @@ async def test_compression_threshold_level_and_big_bodies() -> None:
     with trio.fail_after(20):
         async with running_server(cluster.server) as addr:
             cluster.route = lambda: route_to([("broker-a", addr)])
-            async with producer(addr) as sender:
+            async with producer(addr, send_timeout=10) as sender:
                 for body in (small, edge, medium, big):
                     await sender.send(new_message(TOPIC, body))
                 await sender.send_oneway(new_message(TOPIC, big))
@@ -375,3 +375,36 @@ async def test_async_sends_through_pyrocket_up(tmp_path: Path) -> None:
     assert len({r.queue.queue_id for r in keyed}) == 1
     offsets = [r.queue_offset for r in keyed]
     assert offsets == sorted(offsets) and len(set(offsets)) == 3
+
+
+async def test_keyed_async_sends_keep_call_order_per_key() -> None:
+    cluster = ScriptedCluster()
+    arrivals: list[bytes] = []
+    inside = 0
+    most = 0
+
+    async def jittery(request: RemotingCommand) -> RemotingCommand:
+        nonlocal inside, most
+        arrivals.append(request.body or b"")
+        inside += 1
+        most = max(most, inside)
+        await trio.sleep(0.002 * (len(arrivals) % 5))
+        inside -= 1
+        return stored(request, len(arrivals))
+
+    cluster.handlers[RequestCode.SEND_MESSAGE_V2] = jittery
+    with trio.fail_after(20):
+        async with running_server(cluster.server) as addr:
+            cluster.route = lambda: route_to([("broker-a", addr)], queues=8)
+            async with producer(addr, send_timeout=10) as sender:
+                futures = []
+                for i in range(30):
+                    for key in ("k1", "k2"):
+                        message = new_message(TOPIC, f"{key}-{i}".encode())
+                        futures.append(await sender.send_async(message, shard_key=key))
+                results = [await f for f in futures]
+    for key in (b"k1", b"k2"):
+        mine = [b for b in arrivals if b.startswith(key)]
+        assert mine == [key + b"-%d" % i for i in range(30)]
+    assert most == 2  # the two keys are in flight together, never two of one key
+    assert len({r.queue.queue_id for r in results[0::2]}) == 1
