@@ -197,10 +197,12 @@ class Producer:
         traceback: TracebackType | None,
     ) -> bool | None:
         try:
-            if exc is None:
-                await self.async_sends.drain()
-            with trio.CancelScope(shield=True), trio.move_on_after(self.send_timeout):
-                await self.instance.unregister(producer_group=self.group)
+            try:
+                if exc is None:
+                    await self.async_sends.drain()
+            finally:
+                with trio.CancelScope(shield=True), trio.move_on_after(self.send_timeout):
+                    await self.instance.unregister(producer_group=self.group)
         finally:
             self._requests.close()
             result = await self.instance.__aexit__(exc_type, exc, traceback)
