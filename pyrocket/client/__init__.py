@@ -47,6 +47,8 @@ from pyrocket.client.transaction import (
     TransactionProducer,
     TransactionSendResult,
 )
+from pyrocket.protocol.bodies.client import MessageQueue
+from pyrocket.protocol.message import Message
 
 __all__ = [
     "Admin",
@@ -54,6 +56,8 @@ __all__ = [
     "ClientError",
     "FaultStrategy",
     "LocalTransactionState",
+    "Message",
+    "MessageQueue",
     "MessageSelector",
     "Producer",
     "PushConsumer",
