@@ -408,3 +408,28 @@ async def test_keyed_async_sends_keep_call_order_per_key() -> None:
         assert mine == [key + b"-%d" % i for i in range(30)]
     assert most == 2  # the two keys are in flight together, never two of one key
     assert len({r.queue.queue_id for r in results[0::2]}) == 1
+
+
+async def test_a_slow_broker_is_avoided_with_the_latency_table() -> None:
+    slow, fast = ScriptedCluster(), ScriptedCluster()
+
+    async def late(request: RemotingCommand) -> RemotingCommand:
+        await trio.sleep(0.6)  # >= 550 ms: 30 s aside in Java's table
+        return stored(request, 0)
+
+    slow.handlers[RequestCode.SEND_MESSAGE_V2] = late
+    fast.handlers[RequestCode.SEND_MESSAGE_V2] = lambda r: stored(r, 0)
+    with trio.fail_after(20):
+        async with running_server(slow.server) as a, running_server(fast.server) as b:
+            route = route_to([("broker-a", a), ("broker-b", b)])
+            slow.route = lambda: route
+            async with producer(a, send_latency_fault_enable=True, send_timeout=5) as sender:
+                brokers = [
+                    (await sender.send(new_message(TOPIC, b"x"))).queue.broker_name
+                    for _ in range(12)
+                ]
+                tolerance = sender.fault_strategy.tolerance
+                assert not tolerance.is_available("broker-a")
+                assert tolerance.is_available("broker-b")
+    # broker-a answered (late) once, then the producer kept to broker-b.
+    assert brokers.count("broker-a") == 1 and len(slow.seen(RequestCode.SEND_MESSAGE_V2)) == 1
