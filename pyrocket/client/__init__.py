@@ -38,7 +38,7 @@ from pyrocket.client.async_send import SendFuture
 from pyrocket.client.consumer import PushConsumer
 from pyrocket.client.fault import FaultStrategy
 from pyrocket.client.instance import ClientError
-from pyrocket.client.messages import QueueSelector, select_by_hash
+from pyrocket.client.messages import QueueSelector, select_by_hash, select_by_random
 from pyrocket.client.producer import Producer, SendResult, SendStatus, new_message
 from pyrocket.client.request_reply import RequestTimeoutError, create_reply_message
 from pyrocket.client.selector import MessageSelector
@@ -71,4 +71,5 @@ __all__ = [
     "create_reply_message",
     "new_message",
     "select_by_hash",
+    "select_by_random",
 ]

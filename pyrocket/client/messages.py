@@ -5,6 +5,7 @@ the queue selectors of orderly sends (Java's ``MessageQueueSelector``).
 
 from __future__ import annotations
 
+import random
 from collections.abc import Callable, Iterable, Mapping, Sequence
 
 from pyrocket.protocol.bodies.client import MessageQueue
@@ -21,6 +22,11 @@ def select_by_hash(queues: Sequence[MessageQueue], message: Message, arg: object
     (a str hashes as a Java String, an int as a Java Integer/Long)."""
     value = arg if isinstance(arg, int) and -(2**31) <= arg < 2**31 else java_hash(arg)
     return queues[abs(value) % len(queues)]
+
+
+def select_by_random(queues: Sequence[MessageQueue], message: Message, arg: object) -> MessageQueue:
+    """``SelectMessageQueueByRandom``: any of the queues, ``arg`` unused."""
+    return random.choice(queues)
 
 
 def new_message(
@@ -72,4 +78,4 @@ def with_unique_id(message: Message, next_id: Callable[[], str]) -> JavaHashMap[
     return properties
 
 
-__all__ = ["QueueSelector", "new_message", "select_by_hash", "with_unique_id"]
+__all__ = ["QueueSelector", "new_message", "select_by_hash", "select_by_random", "with_unique_id"]

@@ -18,6 +18,7 @@ from pyrocket.client import (
     SendStatus,
     new_message,
     select_by_hash,
+    select_by_random,
 )
 from pyrocket.errors import (
     RemotingConnectError,
@@ -433,3 +434,23 @@ async def test_a_slow_broker_is_avoided_with_the_latency_table() -> None:
                 assert tolerance.is_available("broker-b")
     # broker-a answered (late) once, then the producer kept to broker-b.
     assert brokers.count("broker-a") == 1 and len(slow.seen(RequestCode.SEND_MESSAGE_V2)) == 1
+
+
+async def test_random_selector_spreads_sends_over_the_queues() -> None:
+    cluster = ScriptedCluster()
+    cluster.handlers[RequestCode.SEND_MESSAGE_V2] = lambda r: stored(r, 0)
+    with trio.fail_after(10):
+        async with running_server(cluster.server) as addr:
+            cluster.route = lambda: route_to([("broker-a", addr)], queues=4)
+            async with producer(addr) as sender:
+                sync = [
+                    await sender.send_orderly(new_message(TOPIC, b"r"), None, select_by_random)
+                    for _ in range(40)
+                ]
+                futures = [
+                    await sender.send_async(new_message(TOPIC, b"r"), selector=select_by_random)
+                    for _ in range(40)
+                ]
+                spread = [await f for f in futures]
+    assert {r.queue.queue_id for r in sync} == {0, 1, 2, 3}
+    assert {r.queue.queue_id for r in spread} == {0, 1, 2, 3}
