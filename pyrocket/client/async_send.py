@@ -19,7 +19,10 @@ otherwise (their futures then raise ClientError).
 As Java's async path does, an attempt that fails in transport (connect,
 write, no answer in time, no broker address) is tried again on a queue the
 fault strategy picks, at most ``retry_times_when_send_async_failed`` times
-(2); an error answer from the broker is not retried.
+(2); an error answer from the broker is not retried. A send with a shard
+key or a selector retries on its own queue, and sends with one shard key go
+one at a time, in the order they were started, so the key's queue gets them
+in that order. A callback holds its send's permit until it returns.
 """
 
 from __future__ import annotations
