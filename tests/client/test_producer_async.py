@@ -327,10 +327,12 @@ async def test_closing_waits_for_async_sends_or_cancels_them() -> None:
                 pending = await sender.send_async(new_message(TOPIC, b"x"))
             assert pending.done() and (await pending).status is SendStatus.SEND_OK
             cancelled: list[SendFuture[SendResult]] = []
-            with trio.move_on_after(0.1):
+            with trio.CancelScope() as scope:
                 async with producer(addr) as sender:
                     cancelled.append(await sender.send_async(new_message(TOPIC, b"y")))
+                    scope.cancel()
                     await trio.sleep_forever()
+            assert scope.cancelled_caught
             with pytest.raises(ClientError, match="producer closed"):
                 await cancelled[0]
 
