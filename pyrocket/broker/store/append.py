@@ -19,7 +19,7 @@ import trio
 from pyrocket.broker.store.commitlog import SCHEDULE_TOPIC, FileNotReady
 from pyrocket.broker.store.config import BrokerRole, FlushDiskType
 from pyrocket.broker.store.files import DataFile
-from pyrocket.broker.store.index import is_indexed_type, message_keys
+from pyrocket.broker.store.index import is_indexed_type
 from pyrocket.broker.store.model import (
     AppendMessageResult,
     AppendMessageStatus,
@@ -229,7 +229,7 @@ class StoreAppend(StoreState):
             )
         index = self._files.index
         index_keys = (
-            message_keys(topic, properties)
+            index.key_hashes(topic, properties)
             if index is not None and is_indexed_type(sys_flag)
             else []
         )
@@ -269,7 +269,7 @@ class StoreAppend(StoreState):
             return self._write_failed(exc)
         self._last_store_timestamp = now
         if index is not None:
-            index.build(index_keys, physical, now)
+            index.build_hashes(index_keys, physical, now)
         if indexed:
             self._files.topic_queue_table[key] = queue_offset + 1
             tags_code = tags_hash_code(properties.get(MessageConst.PROPERTY_TAGS))
@@ -332,7 +332,9 @@ class StoreAppend(StoreState):
         index = self._files.index
         item_properties = [decode_properties(text) for text in texts]
         index_keys = (
-            [message_keys(topic, props) for props in item_properties] if index is not None else []
+            [index.key_hashes(topic, props) for props in item_properties]
+            if index is not None
+            else []
         )
         if index is not None and not index.room_for(sum(len(keys) for keys in index_keys)):
             raise FileNotReady(index, 0)
@@ -378,7 +380,7 @@ class StoreAppend(StoreState):
         msg_ids: list[str] = []
         for number, (properties, length) in enumerate(zip(item_properties, lengths, strict=True)):
             if index is not None:
-                index.build(index_keys[number], physical, now)
+                index.build_hashes(index_keys[number], physical, now)
             tags_code = tags_hash_code(properties.get(MessageConst.PROPERTY_TAGS))
             self._index(
                 topic,

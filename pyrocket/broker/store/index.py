@@ -58,26 +58,49 @@ _INT = struct.Struct(">i")
 _LONG = struct.Struct(">q")
 _INT_MAX = 2**31 - 1
 _TRANSACTION_MASK = 0x0C
+_PREFIX_CACHE_MAX = 4096
 
 
-def java_string_hash(text: str) -> int:
-    """Java's ``String.hashCode`` (over UTF-16 code units), as a signed int."""
+def _allocate(fd: int, length: int) -> None:
+    """Give the first ``length`` bytes disk blocks now (zeros written), so
+    that the random writes into the hash slots never wait for the file
+    system to allocate a block (blocking; the file is being created)."""
+    chunk = bytes(1 << 20)
+    for start in range(0, length, len(chunk)):
+        os.pwrite(fd, chunk[: min(len(chunk), length - start)], start)
+
+
+def _continue_hash(h: int, text: str) -> int:
+    """Java's ``String.hashCode`` fold continued from ``h`` over ``text``
+    (unmasked: the caller masks once)."""
     if text.isascii():
-        units: Iterable[int] = text.encode("ascii")
+        units: Sequence[int] = text.encode("ascii")
     else:
         raw = text.encode("utf-16-be")
         units = struct.unpack(f">{len(raw) // 2}H", raw)
-    h = 0
     for unit in units:
         h = h * 31 + unit
+    return h
+
+
+def _signed(h: int) -> int:
     h &= 0xFFFFFFFF
     return h - (1 << 32) if h & 0x80000000 else h
 
 
+def java_string_hash(text: str) -> int:
+    """Java's ``String.hashCode`` (over UTF-16 code units), as a signed int."""
+    return _signed(_continue_hash(0, text))
+
+
+def _abs_hash(h: int) -> int:
+    """``indexKeyHashMethod`` of a signed hash: abs, 0 for ``Integer.MIN_VALUE``."""
+    return 0 if h == -(2**31) else abs(h)
+
+
 def index_key_hash(key: str) -> int:
     """``indexKeyHashMethod``: the absolute hash, 0 for ``Integer.MIN_VALUE``."""
-    h = java_string_hash(key)
-    return 0 if h == -(2**31) else abs(h)
+    return _abs_hash(java_string_hash(key))
 
 
 def index_file_name(now_ms: int) -> str:
@@ -124,6 +147,7 @@ class IndexFile:
             actual = os.fstat(fd).st_size
             if actual == 0:
                 os.ftruncate(fd, size)
+                _allocate(fd, INDEX_HEADER_SIZE + hash_slot_num * HASH_SLOT_SIZE)
             elif actual != size:
                 raise StoreError(
                     f"{path}: {actual} bytes, but maxHashSlotNum / maxIndexNum make {size}"
@@ -168,10 +192,13 @@ class IndexFile:
 
     def put_key(self, key: str, phy_offset: int, store_timestamp: int) -> bool:
         """Add one entry (``putKey``); False when the file is full."""
+        return self.put_hash(index_key_hash(key), phy_offset, store_timestamp)
+
+    def put_hash(self, key_hash: int, phy_offset: int, store_timestamp: int) -> bool:
+        """:meth:`put_key` with the key's index hash already worked out."""
         count = self.index_count
         if count >= self.index_num:
             return False
-        key_hash = index_key_hash(key)
         slot_at = INDEX_HEADER_SIZE + (key_hash % self.hash_slot_num) * HASH_SLOT_SIZE
         mapped = self._map
         (previous,) = _INT.unpack_from(mapped, slot_at)
@@ -293,6 +320,8 @@ class IndexService:
         #: Query threads under way: index files are not closed meanwhile.
         self.readers = 0
         self._creating: trio.Event | None = None
+        #: topic -> hash fold of ``topic#`` (bounded; cleared when full).
+        self._prefixes: dict[str, int] = {}
 
     # ------------------------------------------------------------------
     # Loading (blocking, before the store runs)
@@ -392,23 +421,58 @@ class IndexService:
         self.files.append(spare)
         return spare
 
+    def key_hashes(self, topic: str, properties: Mapping[str, str] | None) -> list[int]:
+        """The index hashes of :func:`message_keys`, computed from a cached
+        fold of ``topic#`` (the hot path of every put)."""
+        if not properties:
+            return []
+        unique = properties.get("UNIQ_KEY")
+        keys = properties.get("KEYS")
+        if unique is None and not keys:
+            return []
+        prefix = self._prefixes.get(topic)
+        if prefix is None:
+            if len(self._prefixes) >= _PREFIX_CACHE_MAX:
+                self._prefixes.clear()
+            prefix = self._prefixes[topic] = _continue_hash(0, topic + "#") & 0xFFFFFFFF
+        found: list[int] = []
+        if unique is not None:
+            found.append(_abs_hash(_signed(_continue_hash(prefix, unique))))
+        if keys:
+            for key in keys.split(KEY_SEPARATOR):
+                if key:
+                    found.append(_abs_hash(_signed(_continue_hash(prefix, key))))
+        return found
+
     def build(
         self, keys: Sequence[str], phy_offset: int, store_timestamp: int, *, blocking: bool = False
     ) -> bool:
         """Index one message's keys (``buildIndex``); False when a file was
         needed and could not be had without blocking (the rest is lost)."""
-        if not keys:
+        hashes = [index_key_hash(key) for key in keys]
+        return self.build_hashes(hashes, phy_offset, store_timestamp, blocking=blocking)
+
+    def build_hashes(
+        self,
+        hashes: Sequence[int],
+        phy_offset: int,
+        store_timestamp: int,
+        *,
+        blocking: bool = False,
+    ) -> bool:
+        """:meth:`build` with the keys' index hashes already worked out."""
+        if not hashes:
             return True
         current = self._next_file(blocking=blocking)
         if current is None:
             return False
         if phy_offset < current.end_phy_offset:
             return True
-        for key in keys:
-            while not current.put_key(key, phy_offset, store_timestamp):
+        for key_hash in hashes:
+            while not current.put_hash(key_hash, phy_offset, store_timestamp):
                 following = self._next_file(blocking=blocking)
                 if following is None:
-                    log.error("no index file for %s at offset %d", key, phy_offset)
+                    log.error("no index file for the message at offset %d", phy_offset)
                     return False
                 current = following
         return True

@@ -269,3 +269,15 @@ async def test_index_files_go_with_the_commit_log(tmp_path: Path) -> None:
         assert len(latest.messages) == 1
         # An entry whose message left the commit log is skipped.
         assert (await store.query_message("TopicTest", "K0", 32, 0, 2**62)).messages == []
+
+
+def test_key_hashes_agree_with_the_string_keys(tmp_path: Path) -> None:
+    service = IndexService(tmp_path, 16, 16)
+    for topic, props in [
+        ("T", {"UNIQ_KEY": "0A000001C35000000000000000000001", "KEYS": "a  polygenelubricants"}),
+        ("Tópico", {"KEYS": "clé \U0001f600 x"}),
+        ("polygenelubricants", {"KEYS": "k"}),
+        ("T", {"TAGS": "only"}),
+    ]:
+        expected = [index_key_hash(key) for key in message_keys(topic, props)]
+        assert service.key_hashes(topic, props) == expected
