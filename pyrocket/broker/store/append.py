@@ -234,7 +234,7 @@ class StoreAppend(StoreState):
             else []
         )
         if index is not None and not index.room_for(len(index_keys)):
-            raise FileNotReady(index, 0)
+            raise FileNotReady(index, len(index_keys))
         key = (topic, queue_id)
         indexed = transaction not in NOT_INDEXED
         queue_offset = self._files.topic_queue_table.get(key, 0) if indexed else 0
@@ -336,8 +336,9 @@ class StoreAppend(StoreState):
             if index is not None
             else []
         )
-        if index is not None and not index.room_for(sum(len(keys) for keys in index_keys)):
-            raise FileNotReady(index, 0)
+        needed = sum(len(keys) for keys in index_keys)
+        if index is not None and not index.room_for(needed):
+            raise FileNotReady(index, needed)
         key = (topic, batch.queue_id)
         first_queue_offset = self._files.topic_queue_table.get(key, 0)
         # A batch's entries may straddle two queue files: both must exist.

@@ -313,8 +313,8 @@ class IndexService:
         self.hash_slot_num = hash_slot_num
         self.index_num = index_num
         self.files: list[IndexFile] = []
-        #: A file made ahead for the next roll, not yet in ``files``.
-        self.spare: IndexFile | None = None
+        #: Files made ahead for the next rolls, not yet in ``files``.
+        self.spares: list[IndexFile] = []
         #: Rolled files waiting for the flush loop to fsync them.
         self.rolled: list[IndexFile] = []
         #: Query threads under way: index files are not closed meanwhile.
@@ -376,29 +376,29 @@ class IndexService:
         """Whether ``count`` entries fit without creating a file."""
         if count == 0:
             return True
-        if self.spare is not None:
-            return True
-        return bool(self.files) and self.files[-1].room >= count
+        room = self.files[-1].room if self.files else 0
+        return room + len(self.spares) * (self.index_num - 1) >= count
 
     async def prepare_spare(self, base: int) -> None:
-        """Create the next file in a worker thread (``base`` unused: the
-        append path's FileNotReady protocol). Raises OSError."""
-        while self._creating is not None:
-            await self._creating.wait()
-        if self.spare is not None:
-            return
-        creating = self._creating = trio.Event()
-        try:
-            made = await trio.to_thread.run_sync(self._create_file, time.time_ns() // 1_000_000)
-            self.spare = made
-        finally:
-            self._creating = None
-            creating.set()
+        """Create files in a worker thread until ``base`` entries fit (the
+        append path's FileNotReady protocol, which names the entries needed
+        ``base``). Raises OSError."""
+        while not self.room_for(base):
+            if self._creating is not None:
+                await self._creating.wait()
+                continue
+            creating = self._creating = trio.Event()
+            try:
+                made = await trio.to_thread.run_sync(self._create_file, time.time_ns() // 1_000_000)
+                self.spares.append(made)
+            finally:
+                self._creating = None
+                creating.set()
 
     def _create_file(self, now_ms: int) -> IndexFile:
         self.directory.mkdir(parents=True, exist_ok=True)
         name = index_file_name(now_ms)
-        taken = {f.path.name for f in self.files}
+        taken = {f.path.name for f in (*self.files, *self.spares)}
         while name in taken or (self.directory / name).exists():
             now_ms += 1
             name = index_file_name(now_ms)
@@ -408,12 +408,12 @@ class IndexService:
         """The file to write to, rolling into the spare when the last is full."""
         if self.files and not self.files[-1].is_write_full:
             return self.files[-1]
-        spare = self.spare
-        if spare is None:
-            if not blocking:
-                return None
+        if self.spares:
+            spare = self.spares.pop(0)
+        elif blocking:
             spare = self._create_file(time.time_ns() // 1_000_000)
-        self.spare = None
+        else:
+            return None
         if self.files:
             previous = self.files[-1]
             spare.start_after(previous.end_phy_offset, previous.end_timestamp)
@@ -528,11 +528,11 @@ class IndexService:
     def close(self) -> None:
         for index_file in self.files:
             index_file.close()
-        if self.spare is not None:
+        for spare in self.spares:
             # An unused spare holds nothing: remove it so no reader sees an empty file.
-            self.spare.close()
-            self.spare.path.unlink(missing_ok=True)
-            self.spare = None
+            spare.close()
+            spare.path.unlink(missing_ok=True)
+        self.spares = []
         self.files = []
 
 

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from pyrocket.broker.store import PutMessageStatus, open_message_store
+from pyrocket.broker.store import BrokerBatch, PutMessageStatus, open_message_store
 from pyrocket.broker.store.index import (
     IndexFile,
     IndexService,
@@ -21,8 +21,14 @@ from pyrocket.broker.store.index import (
     java_string_hash,
     message_keys,
 )
-from pyrocket.protocol.message import MessageSysFlag, decode_messages
-from tests.broker.store.helpers import message, small_config
+from pyrocket.protocol.message import (
+    Message,
+    MessageSysFlag,
+    decode_messages,
+    encode_batch,
+    java_properties,
+)
+from tests.broker.store.helpers import BORN, STORE, message, small_config
 
 HOUR_MS = 3600 * 1000
 
@@ -281,3 +287,21 @@ def test_key_hashes_agree_with_the_string_keys(tmp_path: Path) -> None:
     ]:
         expected = [index_key_hash(key) for key in message_keys(topic, props)]
         assert service.key_hashes(topic, props) == expected
+
+
+async def test_batch_items_are_indexed_and_roll_across_files(tmp_path: Path) -> None:
+    items = [
+        Message(body=b"b%d" % n, properties=java_properties([("KEYS", f"B{n} batch")]))
+        for n in range(5)
+    ]
+    # 3 entries a file: the batch's 10 keys need 4 files, made before it is stored.
+    config = small_config(tmp_path, max_hash_slot_num=8, max_index_num=4)
+    async with open_message_store(config) as store:
+        batch = BrokerBatch("TopicTest", 0, encode_batch(items), born_host=BORN, store_host=STORE)
+        assert (await store.put_messages(batch)).status is PutMessageStatus.PUT_OK
+        found = await store.query_message("TopicTest", "batch", 32, 0, 2**62)
+        assert [m.body for m in decode_messages(b"".join(found.messages))] == [
+            b"b%d" % n for n in range(5)
+        ]
+        assert len((await store.query_message("TopicTest", "B3", 32, 0, 2**62)).messages) == 1
+    assert len(os.listdir(tmp_path / "index")) == 4
