@@ -15,7 +15,8 @@ from pyrocket.client.broker_api import BrokerAPI
 from pyrocket.client.producer import Producer, SendResult, new_message
 from pyrocket.errors import PyrocketError
 from pyrocket.protocol.bodies.topic import TopicConfig
-from pyrocket.protocol.codes import ResponseCode
+from pyrocket.protocol.codes import RequestCode, ResponseCode
+from pyrocket.protocol.command import RemotingCommand
 from pyrocket.protocol.headers import QueryMessageRequestHeader, QueryMessageResponseHeader
 from pyrocket.protocol.message import decode_messages, decode_offset_message_id
 from pyrocket.remoting import ClientConfig, RemotingClient
@@ -113,6 +114,16 @@ async def test_query_message_on_the_wire(tmp_path: Path) -> None:
                 assert code == ResponseCode.SUCCESS and ids == [wanted]
                 code, ids, _, _ = await ask("shared", max_num=64, unique_key=True)
                 assert len(ids) == 3
+
+                # A request without the key: an error answer, the connection goes on.
+                bad = RemotingCommand.request(RequestCode.QUERY_MESSAGE).replace(
+                    ext_fields={"topic": TOPIC, "maxNum": "1", "beginTimestamp": "0",
+                                "endTimestamp": "1"}
+                )  # fmt: skip
+                answer = await client.invoke_sync(addr, bad, 5)
+                assert answer.code == ResponseCode.SYSTEM_ERROR
+                assert "key" in (answer.remark or "")
+                assert (await ask("order-2"))[0] == ResponseCode.SUCCESS
 
                 # A range from one message's store time on.
                 stored = await admin.view_message(sent[6].offset_msg_id)
