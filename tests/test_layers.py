@@ -4,7 +4,8 @@ of a module, ``TYPE_CHECKING`` blocks included) of every module under
 may import only the layers above it.
 
 protocol (sans-I/O) imports nothing of pyrocket but ``pyrocket.errors``;
-remoting only protocol; the NameServer protocol and remoting; the broker
+remoting only protocol; acl (sans-I/O access control) only protocol; the
+NameServer protocol, remoting and acl; the broker
 those and the NameServer; the clients protocol and remoting (not the servers
 they talk to); the command line anything. The top-level helper modules
 (``pyrocket.errors``, ``pyrocket.persist``, ...) are open to every layer but
@@ -28,10 +29,11 @@ ROOT = Path(__file__).resolve().parents[1] / "pyrocket"
 ALLOWED: dict[str, frozenset[str]] = {
     "protocol": frozenset(),
     "remoting": frozenset({"protocol"}),
-    "namesrv": frozenset({"protocol", "remoting"}),
-    "broker": frozenset({"protocol", "remoting", "namesrv"}),
-    "client": frozenset({"protocol", "remoting"}),
-    "cli": frozenset({"protocol", "remoting", "namesrv", "broker", "client"}),
+    "acl": frozenset({"protocol"}),
+    "namesrv": frozenset({"protocol", "remoting", "acl"}),
+    "broker": frozenset({"protocol", "remoting", "namesrv", "acl"}),
+    "client": frozenset({"protocol", "remoting", "acl"}),
+    "cli": frozenset({"protocol", "remoting", "acl", "namesrv", "broker", "client"}),
 }
 
 #: What the top-level helper modules may not import.

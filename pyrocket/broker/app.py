@@ -49,10 +49,12 @@ from typing import NoReturn
 
 import trio
 
+from pyrocket.aclserve import AclGuard, acl_file
 from pyrocket.broker.config import BrokerSettings
 from pyrocket.broker.dataplane import DataPlane
 from pyrocket.broker.outer_api import UNREGISTER_TIMEOUT
 from pyrocket.broker.parts import BROKER_VERSION_DESC, BrokerParts
+from pyrocket.broker.processors.acl_admin import AclAdminProcessor
 from pyrocket.broker.processors.admin import AdminBrokerProcessor
 from pyrocket.broker.processors.common import resolved_ip
 from pyrocket.broker.registration import RegistrationTiming
@@ -89,6 +91,9 @@ ORDERED_REQUEST_CODES: frozenset[int] = frozenset(
         RequestCode.RESET_CONSUMER_OFFSET_IN_BROKER,
         RequestCode.CLEAN_EXPIRED_CONSUMEQUEUE,
         RequestCode.CLEAN_UNUSED_TOPIC,
+        RequestCode.UPDATE_AND_CREATE_ACL_CONFIG,
+        RequestCode.DELETE_ACL_CONFIG,
+        RequestCode.UPDATE_GLOBAL_WHITE_ADDRS_CONFIG,
     }
 )
 
@@ -163,6 +168,20 @@ class Broker(BrokerParts):
         self.data_plane: DataPlane | None = None
         #: The fast server's bound port (known once serving).
         self.fast_listen_port: int | None = None
+        #: The running ACL (``aclEnable=true``), set by :meth:`enable_acl`.
+        self.acl: AclGuard | None = None
+
+    def enable_acl(self, guard: AclGuard) -> None:
+        """Check every request of both servers with ``guard`` and keep its
+        file watched while serving."""
+        self.acl = guard
+        self.server.processors.set_guard(guard)
+        self.fast_server.processors.set_guard(guard)
+
+        async def watch(_: Broker) -> None:
+            await guard.watch()
+
+        self.add_service(watch)
 
     # -- extension points ---------------------------------------------------
 
@@ -285,6 +304,7 @@ def install_processors(broker: Broker) -> None:
     kept as ``broker.data_plane``."""
     plane = DataPlane(broker)
     AdminBrokerProcessor(broker, plane).install()
+    AclAdminProcessor(broker).install()
     plane.install()
     broker.data_plane = plane
 
@@ -310,10 +330,15 @@ async def serve_broker(
     at most half of them, so that the store is still flushed when a
     NameServer does not answer. Past the grace the shutdown itself is
     cancelled. Raises ConfigError for a damaged
-    topics.json / subscriptionGroup.json, StoreError when the store cannot
+    topics.json / subscriptionGroup.json or, with ``aclEnable=true``, a
+    missing or bad ``plain_acl.yml``; StoreError when the store cannot
     start, OSError when a port cannot be bound.
     """
     broker = Broker(settings, timing=timing, now_ms=now_ms, disk_used_ratio=disk_used_ratio)
+    if settings.broker.acl_enable:
+        # Fails closed: no broker without a good plain_acl.yml.
+        path = acl_file(settings.broker.rocketmq_home)
+        broker.enable_acl(await trio.to_thread.run_sync(AclGuard.load, path))
     install_processors(broker)
     for installer in install:
         installer(broker)

@@ -20,7 +20,7 @@ object knows are kept (Java lists them in GET_BROKER_CONFIG) and reported
 through the ``warn`` callback.
 
 Keys that switch on a Java security or durability feature pyrocket does not
-have (:data:`UNIMPLEMENTED`: ACL, TLS, DLedger, the transient store pool)
+have (:data:`UNIMPLEMENTED`: TLS, DLedger, the transient store pool)
 refuse to start, naming the key, rather than run silently without it. The
 other keys pyrocket parses but does not act on are listed in
 docs/deviations.md.
@@ -280,7 +280,6 @@ def java_key(attribute: str) -> str:
 #: Features pyrocket lacks and must not silently run without, by the key
 #: that switches them on.
 UNIMPLEMENTED: Final[Mapping[str, Unimplemented]] = {
-    "aclEnable": Unimplemented("access control (ACL)"),
     "useTLS": Unimplemented("TLS"),
     "tls.enable": Unimplemented("TLS"),
     "tls.server.mode": Unimplemented("TLS", safe="disabled", on=None),
@@ -427,7 +426,6 @@ class BrokerSettings:
             broker = dataclasses.replace(broker, broker_id=0)
         refuse_unimplemented(
             {
-                "aclEnable": java_text(broker.acl_enable),
                 "useTLS": java_text(client.use_tls),
                 "enableDLegerCommitLog": java_text(store.enable_d_leger_commit_log),
                 "transientStorePoolEnable": java_text(store.transient_store_pool_enable),

@@ -122,8 +122,6 @@ def test_bad_values_are_rejected_naming_the_key(tmp_path: Path, line: str, key: 
 @pytest.mark.parametrize(
     ("line", "key"),
     [
-        ("aclEnable=true", "aclEnable"),
-        ("aclEnable = TRUE ", "aclEnable"),
         ("useTLS=true", "useTLS"),
         ("tls.server.mode=enforcing", "tls.server.mode"),
         ("tls.server.mode=permissive", "tls.server.mode"),
@@ -145,6 +143,13 @@ def test_unimplemented_security_and_durability_features_refuse_to_start(
         load_broker_settings(write_conf(tmp_path, BROKER_CONF), {key: on})
 
 
+def test_acl_enable_is_parsed_and_accepted(tmp_path: Path) -> None:
+    # Acted on by serve_broker, which refuses to start without a good
+    # plain_acl.yml (tests/broker/test_acl.py).
+    settings = load_broker_settings(write_conf(tmp_path, BROKER_CONF + "aclEnable = TRUE \n"))
+    assert settings.broker.acl_enable is True
+
+
 def test_unimplemented_features_left_off_are_accepted(tmp_path: Path) -> None:
     off = "aclEnable=false\nuseTLS=false\ntls.server.mode=disabled\ntls.enable=false\n"
     off += "enableDLegerCommitLog=false\ntransientStorePoolEnable=false\n"
@@ -152,10 +157,7 @@ def test_unimplemented_features_left_off_are_accepted(tmp_path: Path) -> None:
     assert settings.broker.acl_enable is False and settings.client.use_tls is False
     assert settings.store.transient_store_pool_enable is False
     settings = BrokerSettings()
-    for broker, client in (
-        (dataclasses.replace(settings.broker, acl_enable=True), settings.client),
-        (settings.broker, dataclasses.replace(settings.client, use_tls=True)),
-    ):
+    for broker, client in ((settings.broker, dataclasses.replace(settings.client, use_tls=True)),):
         with pytest.raises(ConfigError, match="does not implement"):
             BrokerSettings.startup_rules(broker, settings.server, client, settings.store)
 

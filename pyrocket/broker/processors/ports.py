@@ -13,6 +13,7 @@ processor, the app or the message path, so the processors import neither.
   statistics (send, pull, heartbeats, offsets).
 - :class:`AdminBroker`: what the admin processor adds: configuration,
   registration and runtime information.
+- :class:`AclBroker`: the running ACL (the ACL admin requests).
 - :class:`ClientTables`: the producer and consumer groups online.
 - :class:`MessagePath`: those, the consumer offsets, held pulls and the
   consume statistics.
@@ -23,6 +24,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Protocol
 
+from pyrocket.aclserve import AclGuard
 from pyrocket.broker.config import BrokerSettings
 from pyrocket.broker.configuration import BrokerConfiguration, UpdatePlan
 from pyrocket.broker.consumer_manager import ConsumerManager
@@ -115,6 +117,23 @@ class AdminBroker(MessageBroker, Protocol):
         """UPDATE_BROKER_CONFIG: apply, persist, bump the version."""
 
 
+class AclBroker(Registrar, Protocol):
+    """What the ACL admin processor reads: the running ACL (None when
+    ``aclEnable`` is off), the clock and the names it reports."""
+
+    @property
+    def acl(self) -> AclGuard | None: ...
+
+    @property
+    def settings(self) -> BrokerSettings: ...
+
+    @property
+    def broker_addr(self) -> str: ...
+
+    @property
+    def now_ms(self) -> Callable[[], int]: ...
+
+
 class ClientTables(Protocol):
     """The producer and consumer groups online."""
 
@@ -142,6 +161,7 @@ class MessagePath(ClientTables, Protocol):
 
 
 __all__ = [
+    "AclBroker",
     "AdminBroker",
     "ClientTables",
     "MessageBroker",
