@@ -30,6 +30,7 @@ from typing import Any, TextIO
 
 import trio
 
+from pyrocket.cli.credentials import add_credential_options, credentials
 from pyrocket.cli.serving import leaves
 from pyrocket.client.consumer import PushConsumer
 from pyrocket.client.instance import DEFAULT_PRODUCER_GROUP
@@ -115,7 +116,8 @@ def _properties(items: Iterable[str]) -> dict[str, str]:
 async def produce(args: argparse.Namespace, bodies: Iterable[bytes], out: TextIO) -> None:
     """Send ``bodies`` as ``args`` say, printing results to ``out``."""
     properties = _properties(args.property)
-    async with Producer(args.group, _namesrv(args)) as producer:
+    keys = credentials(args, tools_yml=False)
+    async with Producer(args.group, _namesrv(args), credentials=keys) as producer:
         for body in bodies:
             for _ in range(args.count):
                 message = new_message(
@@ -141,7 +143,8 @@ async def consume(args: argparse.Namespace, out: TextIO) -> None:
         if args.from_first
         else ConsumeFromWhere.CONSUME_FROM_LAST_OFFSET
     )
-    consumer = PushConsumer(args.group, _namesrv(args), consume_from=where)
+    keys = credentials(args, tools_yml=False)
+    consumer = PushConsumer(args.group, _namesrv(args), consume_from=where, credentials=keys)
     consumer.subscribe(args.topic, args.subExpression)
     with trio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
         async with consumer, trio.open_nursery() as nursery:
@@ -219,6 +222,7 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     )
     produce_parser.add_argument("--json", action="store_true", help="print JSON lines")
     produce_parser.add_argument("body", nargs="*", help="message bodies (default: stdin lines)")
+    add_credential_options(produce_parser)
     produce_parser.set_defaults(func=_produce_main)
 
     consume_parser = subparsers.add_parser("consume", help="print the messages of a topic")
@@ -237,6 +241,7 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         help="a group without committed offsets starts at the first message, not the last",
     )
     consume_parser.add_argument("--json", action="store_true", help="print JSON lines")
+    add_credential_options(consume_parser)
     consume_parser.set_defaults(func=_consume_main)
 
 

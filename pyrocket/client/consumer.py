@@ -66,6 +66,7 @@ from typing import Self
 import trio
 from trio_util import periodic
 
+from pyrocket.acl.signing import SessionCredentials
 from pyrocket.client.allocate import AllocateStrategy, allocate_averagely
 from pyrocket.client.instance import ClientInstance, subscribe_queues
 from pyrocket.client.offsets import commit_offset, start_offset
@@ -131,6 +132,7 @@ class PushConsumer:
         poll_name_server_interval: float = 30.0,
         buffered_batches: int = 16,
         max_reconsume_times: int = 16,
+        credentials: SessionCredentials | None = None,
     ) -> None:
         self.group = group
         self.max_reconsume_times = max_reconsume_times
@@ -165,6 +167,7 @@ class PushConsumer:
             timeout=timeout,
             poll_name_server_interval=poll_name_server_interval,
             heartbeat_interval=heartbeat_interval,
+            credentials=credentials,
             consumer_data=self._consumer_data,
             topics=lambda: tuple(self._subscriptions),
         )

@@ -60,6 +60,7 @@ from typing import Self
 
 import trio
 
+from pyrocket.acl.signing import SessionCredentials
 from pyrocket.client.instance import (
     AUTO_CREATE_TOPIC_KEY_TOPIC,
     RETRY_GROUP_TOPIC_PREFIX,
@@ -266,6 +267,7 @@ class Producer:
         poll_name_server_interval: float = 30.0,
         heartbeat_interval: float = 30.0,
         vip_channel: bool = False,
+        credentials: SessionCredentials | None = None,
     ) -> None:
         self.group = group
         self.vip_channel = vip_channel
@@ -283,6 +285,7 @@ class Producer:
             timeout=send_timeout,
             poll_name_server_interval=poll_name_server_interval,
             heartbeat_interval=heartbeat_interval,
+            credentials=credentials,
             producer_groups=lambda: (self.group,),
             topics=lambda: tuple(self._publish),
             on_route=self._route_fetched,

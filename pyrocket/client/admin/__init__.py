@@ -36,6 +36,7 @@ from collections.abc import Awaitable, Callable, Mapping, Sequence
 from types import TracebackType
 from typing import Final, Self, TypeVar
 
+from pyrocket.acl.signing import SessionCredentials
 from pyrocket.client.admin.analysis import process_queue_warnings, subscriptions_agree
 from pyrocket.client.admin.results import BrokerTotals, Outcome, RunningInfoReport, TopicUpdate
 from pyrocket.client.admin.walks import (
@@ -57,6 +58,7 @@ from pyrocket.client.admin.walks import (
 )
 from pyrocket.client.broker_api import BrokerAPI
 from pyrocket.client.namesrv_api import NAMESPACE_ORDER_TOPIC_CONFIG, NameServerAPI
+from pyrocket.client.signing import signer
 from pyrocket.errors import PyrocketError, ResponseError
 from pyrocket.protocol.bodies.admin import (
     ConsumerConnection,
@@ -123,6 +125,7 @@ class Admin:
         *,
         timeout: float = TIMEOUT,
         namesrv_hint: str = "pass namesrv_addresses or set NAMESRV_ADDR",
+        credentials: SessionCredentials | None = None,
     ) -> None:
         if namesrv_addresses is None:
             namesrv_addresses = namesrv_addresses_from_env()
@@ -130,7 +133,9 @@ class Admin:
             namesrv_addresses = split_addresses(namesrv_addresses)
         self._namesrv_addresses = [a.strip() for a in namesrv_addresses if a.strip()]
         self._namesrv_hint = namesrv_hint
-        self.client = RemotingClient(namesrv_addresses=self._namesrv_addresses)
+        self.client = RemotingClient(
+            namesrv_addresses=self._namesrv_addresses, rpc_hook=signer(credentials)
+        )
         self.brokers = BrokerAPI(self.client, timeout)
         self._namesrv = NameServerAPI(self.client, timeout)
 
