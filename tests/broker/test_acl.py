@@ -106,7 +106,7 @@ async def test_fail_closed_without_a_good_file(tmp_path: Path) -> None:
         if text is not None:
             (home / "conf" / "plain_acl.yml").write_text(text)
         settings = broker_settings(tmp_path / name, aclEnable="true", rocketmqHome=str(home))
-        with trio.fail_after(10), pytest.raises(ConfigError, match="plain_acl.yml"):
+        with trio.fail_after(10), pytest.raises(ConfigError, match=r"plain_acl\.yml"):
             await serve_broker(settings, host="127.0.0.1")
     settings = broker_settings(tmp_path / "nohome", aclEnable="true", rocketmqHome="")
     with trio.fail_after(10), pytest.raises(ConfigError, match="rocketmqHome"):
@@ -123,7 +123,8 @@ async def test_refusals_and_permissions(tmp_path: Path, caplog: pytest.LogCaptur
             assert refused.code == ResponseCode.SYSTEM_ERROR
             assert refused.remark == (
                 f"{EXC}: Need admin permission for request code=17, but "
-                f"accessKey=produceronly is not, {MANAGER}.checkPerm(PlainPermissionManager.java:316)"
+                "accessKey=produceronly is not, "
+                f"{MANAGER}.checkPerm(PlainPermissionManager.java:316)"
             )
             for topic in ("TopicA", "TopicDenied", "TopicOther"):
                 created = await call(addr, create_topic(topic), ADMIN)
@@ -167,7 +168,7 @@ async def test_refusals_and_permissions(tmp_path: Path, caplog: pytest.LogCaptur
 
 async def test_a_signature_computed_by_hand_is_accepted(tmp_path: Path) -> None:
     with trio.fail_after(20):
-        async with acl_broker(tmp_path) as (broker, addr):
+        async with acl_broker(tmp_path) as (_, addr):
             assert (await call(addr, create_topic("TopicA"), ADMIN)).code == ResponseCode.SUCCESS
             request = send_request("TopicA", 1, b"by hand")
             ext = dict(request.ext_fields or {})
@@ -290,7 +291,7 @@ async def test_acl_admin_requests_persist(tmp_path: Path) -> None:
 
 async def test_secrets_are_not_in_the_broker_config(tmp_path: Path) -> None:
     with trio.fail_after(20):
-        async with acl_broker(tmp_path) as (broker, addr):
+        async with acl_broker(tmp_path) as (_, addr):
             request = RemotingCommand.request(RequestCode.GET_BROKER_CONFIG)
             answer = await call(addr, request, ADMIN)
             assert answer.code == ResponseCode.SUCCESS
