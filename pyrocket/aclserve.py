@@ -86,9 +86,12 @@ class AclGuard:
         *,
         admin_codes: frozenset[int] = BROKER_ADMIN_CODES,
         needed: NeededOverride | None = None,
+        checked: frozenset[int] | None = None,
         stamp: tuple[tuple[int, int], bytes] = ((0, 0), b""),
     ) -> None:
         self.path = path
+        #: The request codes checked (None: every one).
+        self.checked = checked
         self.config = config
         self.admin_codes = admin_codes
         self._needed = needed
@@ -105,8 +108,12 @@ class AclGuard:
         *,
         admin_codes: frozenset[int] = BROKER_ADMIN_CODES,
         needed: NeededOverride | None = None,
+        checked: frozenset[int] | None = None,
     ) -> AclGuard:
-        """Read ``path``; raises ConfigError saying what is wrong with it."""
+        """Read ``path``; raises ConfigError saying what is wrong with it.
+        ``admin_codes`` need an admin account, ``needed`` replaces Java's
+        table of the resources a request needs, only ``checked`` codes are
+        checked (None: all)."""
         text, stat, digest = _read(path)
         config = load_text(text, str(path))
         log.info(
@@ -115,11 +122,20 @@ class AclGuard:
             len(config.accounts),
             len(config.global_white),
         )
-        return cls(path, config, admin_codes=admin_codes, needed=needed, stamp=(stat, digest))
+        return cls(
+            path,
+            config,
+            admin_codes=admin_codes,
+            needed=needed,
+            checked=checked,
+            stamp=(stat, digest),
+        )
 
     # -- the check ----------------------------------------------------------
 
     def __call__(self, conn: Connection, request: RemotingCommand) -> RemotingCommand | None:
+        if self.checked is not None and request.code not in self.checked:
+            return None
         needed = None if self._needed is None else self._needed(request)
         refusal = check(self.config, request, conn.remote_address, self.admin_codes, needed)
         if refusal is None:

@@ -62,6 +62,26 @@ ACL_ADMIN_CODES: Final = frozenset(
 )
 BROKER_ADMIN_CODES: Final = JAVA_ADMIN_CODES | ACL_ADMIN_CODES
 
+#: Beyond Java: the NameServer's writes, which need an admin account when
+#: the NameServer runs with ACL.
+NAMESRV_ADMIN_CODES: Final = frozenset(
+    {
+        RequestCode.PUT_KV_CONFIG,
+        RequestCode.DELETE_KV_CONFIG,
+        RequestCode.DELETE_TOPIC_IN_NAMESRV,
+        RequestCode.WIPE_WRITE_PERM_OF_BROKER,
+        RequestCode.UPDATE_NAMESRV_CONFIG,
+    }
+)
+#: The NameServer requests only a broker sends: a white-listed address or a
+#: valid signature of any account.
+NAMESRV_BROKER_CODES: Final = frozenset(
+    {RequestCode.REGISTER_BROKER, RequestCode.UNREGISTER_BROKER}
+)
+#: What a NameServer with ACL checks; everything else (route and KV queries)
+#: stays open, as in Java.
+NAMESRV_CHECKED_CODES: Final = NAMESRV_ADMIN_CODES | NAMESRV_BROKER_CODES
+
 
 @dataclass(frozen=True, slots=True)
 class Refusal:
@@ -221,6 +241,9 @@ __all__ = [
     "ACL_ADMIN_CODES",
     "BROKER_ADMIN_CODES",
     "JAVA_ADMIN_CODES",
+    "NAMESRV_ADMIN_CODES",
+    "NAMESRV_BROKER_CODES",
+    "NAMESRV_CHECKED_CODES",
     "Refusal",
     "check",
     "needed_resources",

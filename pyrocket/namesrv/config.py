@@ -114,6 +114,8 @@ class NamesrvConfig(NettyServerConfig):
     scan_not_active_broker_delay_millis: JavaLong = prop(5_000, group="pyrocket")
     scan_not_active_broker_interval_millis: JavaLong = prop(10_000, group="pyrocket")
     broker_channel_expired_time_millis: JavaLong = prop(120_000, group="pyrocket")
+    # pyrocket: ACL on the NameServer's writes (same plain_acl.yml as the broker)
+    acl_enable: bool = prop(False, group="pyrocket")
     # not properties
     serialize_type: SerializeType = not_property(SerializeType.JSON)
     file_properties: Mapping[str, str] = not_property(factory=dict)
