@@ -98,6 +98,7 @@ class AclGuard:
         self._stat, self._digest = stamp
         self._logged: OrderedDict[str, None] = OrderedDict()
         self._edit_lock = trio.Lock()
+        self._complaint: str | None = None
         #: Configurations loaded since start (tests wait on it).
         self.reloads = 0
 
@@ -185,10 +186,15 @@ class AclGuard:
             self._stat, self._digest = stamp, digest
             self.config = config
             self.reloads += 1
+            self._complaint = None
         log.info("ACL file %s changed: reloaded, %d accounts", self.path, len(config.accounts))
         return True
 
     def _complain(self, why: str) -> None:
+        # Polled twice a second: the same problem is logged once.
+        if why == self._complaint:
+            return
+        self._complaint = why
         log.error("ACL file %s not reloaded, the last good configuration stays: %s", self.path, why)
 
     async def apply(self, edit: Callable[[AclConfig], Mapping[str, Any] | None]) -> bool:
