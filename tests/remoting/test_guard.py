@@ -12,7 +12,7 @@ import trio.lowlevel
 from pyrocket.protocol.codes import ResponseCode
 from pyrocket.protocol.command import RemotingCommand
 from pyrocket.remoting import ClientConfig, Connection, RemotingClient, RemotingServer, ServerConfig
-from tests.remoting.helpers import running_server
+from tests.remoting.helpers import running_server, wait_until
 
 REFUSED = RemotingCommand.response(ResponseCode.NO_PERMISSION, "refused by the guard")
 
@@ -58,6 +58,5 @@ async def test_guard_runs_before_every_processor() -> None:
                     assert answer.code == ResponseCode.SUCCESS
                 await client.invoke_oneway(addr, RemotingCommand(code=1000))
                 with trio.fail_after(5):
-                    while len(ran) < 4:
-                        await trio.sleep(0.01)
+                    await wait_until(lambda: len(ran) >= 4)
     assert sorted(ran) == [1000, 1000, 1001, 1002]
