@@ -8,6 +8,7 @@ import sys
 from pathlib import Path
 
 import trio
+import yaml
 
 from tests.broker.helpers import broker_settings, running_broker
 from tests.namesrv.helpers import address, running_namesrv
@@ -82,3 +83,57 @@ async def test_commands_sign_with_keys(tmp_path: Path) -> None:
                 )  # fmt: skip
                 assert status == 0, err
                 assert "body=one" in out and "body=two" in out
+
+
+async def test_admin_acl_commands(tmp_path: Path) -> None:
+    home = tmp_path / "home"
+    (home / "conf").mkdir(parents=True)
+    path = home / "conf" / "plain_acl.yml"
+    path.write_text("globalWhiteRemoteAddresses: []\n" + ACL_YML)
+    keys = {"ROCKETMQ_ACCESS_KEY": "rocketmq2", "ROCKETMQ_SECRET_KEY": "12345678"}
+    with trio.fail_after(90):
+        async with running_namesrv(tmp_path) as namesrv:
+            ns = address(namesrv)
+            settings = broker_settings(tmp_path, [ns], aclEnable="true", rocketmqHome=str(home))
+            async with running_broker(settings) as broker:
+                addr = broker.broker_addr
+                status, out, err = await pyrocket(
+                    "admin", "updateAclConfig", "-n", ns, "-b", addr, "-a", "madebycli",
+                    "-s", "clisecret22", "-t", "T1=PUB,T2=SUB", "-m", "false", env=keys,
+                )  # fmt: skip
+                assert status == 0, err
+                assert out == f"create or update plain access config to {addr} success.\n"
+                account = yaml.safe_load(path.read_text())["accounts"][-1]
+                assert account["accessKey"] == "madebycli"
+                assert account["topicPerms"] == ["T1=PUB", "T2=SUB"]
+                status, out, err = await pyrocket(
+                    "admin", "updateGlobalWhiteAddr", "-n", ns, "-c", "DefaultCluster",
+                    "-g", "10.1.1.*", env=keys,
+                )  # fmt: skip
+                assert status == 0, err
+                assert yaml.safe_load(path.read_text())["globalWhiteRemoteAddresses"] == [
+                    "10.1.1.*"
+                ]
+                status, out, err = await pyrocket(
+                    "admin", "clusterAclConfigVersion", "-n", ns, "-b", addr, env=keys
+                )
+                assert status == 0, err
+                row = out.splitlines()[1].split()
+                assert row[:4] == ["DefaultCluster", "broker-a", addr, "2"]
+                status, out, err = await pyrocket(
+                    "admin", "getAccessConfigSubCommand", "-n", ns, "-b", addr, env=keys
+                )
+                assert status == 0, err
+                assert "madebycli" in out and "10.1.1.*" in out
+                status, out, err = await pyrocket(
+                    "admin", "deleteAccessConfig", "-n", ns, "-b", addr, "-a", "madebycli",
+                    env=keys,
+                )  # fmt: skip
+                assert status == 0, err
+                keys_left = [a["accessKey"] for a in yaml.safe_load(path.read_text())["accounts"]]
+                assert keys_left == ["cliaccount", "rocketmq2"]
+                status, out, err = await pyrocket(
+                    "admin", "deleteAccessConfig", "-n", ns, "-b", addr, "-a", "cliaccount",
+                    env={"ROCKETMQ_ACCESS_KEY": "cliaccount", "ROCKETMQ_SECRET_KEY": "clisecret1"},
+                )  # fmt: skip
+                assert status == 1 and "Need admin permission" in err
