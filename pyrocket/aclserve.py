@@ -16,7 +16,7 @@ import hashlib
 import logging
 import os
 from collections import OrderedDict
-from collections.abc import Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from pathlib import Path
 from typing import Any, Final
 
@@ -24,9 +24,9 @@ import trio
 
 from pyrocket.acl.addresses import peer_ip
 from pyrocket.acl.plain import ACL_FILE, AclConfig, dump_document, load_text, parse_document
-from pyrocket.acl.validator import BROKER_ADMIN_CODES, check
+from pyrocket.acl.validator import BROKER_ADMIN_CODES, Refusal, check
 from pyrocket.errors import ConfigError
-from pyrocket.protocol.codes import ResponseCode
+from pyrocket.protocol.codes import RequestCode, ResponseCode
 from pyrocket.protocol.command import RemotingCommand
 from pyrocket.remoting.connection import Connection
 
@@ -36,6 +36,8 @@ log = logging.getLogger("pyrocket.acl")
 WATCH_INTERVAL: Final = 0.5
 #: Peers whose first refusal was logged, remembered at most.
 LOGGED_PEERS: Final = 1024
+#: Heartbeat bodies above this are decoded for the check in a worker thread.
+INLINE_BODY_LIMIT: Final = 64 * 1024
 
 NeededOverride = Callable[[RemotingCommand], "dict[str, int] | None"]
 
@@ -134,11 +136,37 @@ class AclGuard:
 
     # -- the check ----------------------------------------------------------
 
-    def __call__(self, conn: Connection, request: RemotingCommand) -> RemotingCommand | None:
+    def __call__(
+        self, conn: Connection, request: RemotingCommand
+    ) -> RemotingCommand | Awaitable[RemotingCommand | None] | None:
         if self.checked is not None and request.code not in self.checked:
             return None
         needed = None if self._needed is None else self._needed(request)
+        if (
+            needed is None
+            and request.code == RequestCode.HEART_BEAT
+            and len(request.body or b"") > INLINE_BODY_LIMIT
+        ):
+            # A big heartbeat is decoded off the event loop, as its processor does.
+            return self._check_later(conn, request)
+        return self._verdict(conn, request, needed)
+
+    async def _check_later(
+        self, conn: Connection, request: RemotingCommand
+    ) -> RemotingCommand | None:
+        config, address = self.config, conn.remote_address
+        refusal = await trio.to_thread.run_sync(check, config, request, address, self.admin_codes)
+        return self._answer(conn, request, refusal)
+
+    def _verdict(
+        self, conn: Connection, request: RemotingCommand, needed: dict[str, int] | None
+    ) -> RemotingCommand | None:
         refusal = check(self.config, request, conn.remote_address, self.admin_codes, needed)
+        return self._answer(conn, request, refusal)
+
+    def _answer(
+        self, conn: Connection, request: RemotingCommand, refusal: Refusal | None
+    ) -> RemotingCommand | None:
         if refusal is None:
             return None
         ip = peer_ip(conn.remote_address)

@@ -56,10 +56,15 @@ Processor: TypeAlias = Callable[
 """Answers one request: ``async def (conn, request) -> RemotingCommand | None``,
 or a plain ``def`` with the same signature for quick in-memory work."""
 
-Guard: TypeAlias = Callable[["Connection", RemotingCommand], RemotingCommand | None]
+Guard: TypeAlias = Callable[
+    ["Connection", RemotingCommand],
+    RemotingCommand | Awaitable[RemotingCommand | None] | None,
+]
 """Runs before every processor: None lets the request through, a response
 refuses it (sent unless the request is oneway). Plain and quick: it runs
-where the request is decoded."""
+where the request is decoded; for slow checks (a big body to decode) it
+returns an awaitable of the same verdict instead, and the request then runs
+on a worker."""
 
 RejectCheck: TypeAlias = Callable[[], bool]
 """Java's ``rejectRequest()``: True makes the server answer SYSTEM_BUSY unrun."""
@@ -100,13 +105,28 @@ class ProcessorTable:
             return registration
         processor = registration.processor
 
+        async def checked_later(
+            conn: Connection,
+            request: RemotingCommand,
+            verdict: Awaitable[RemotingCommand | None],
+        ) -> RemotingCommand | None:
+            refusal = await verdict
+            if refusal is not None:
+                return refusal
+            result = processor(conn, request)
+            if result is None or isinstance(result, RemotingCommand):
+                return result
+            return await result
+
         def checked(
             conn: Connection, request: RemotingCommand
         ) -> Awaitable[RemotingCommand | None] | RemotingCommand | None:
-            refusal = guard(conn, request)
-            if refusal is not None:
-                return refusal
-            return processor(conn, request)
+            verdict = guard(conn, request)
+            if verdict is None:
+                return processor(conn, request)
+            if isinstance(verdict, RemotingCommand):
+                return verdict
+            return checked_later(conn, request, verdict)
 
         return dataclasses.replace(registration, processor=checked)
 

@@ -313,3 +313,31 @@ async def test_acl_admin_requests_without_acl(tmp_path: Path) -> None:
                 RequestCode.DELETE_ACL_CONFIG, DeleteAccessConfigRequestHeader("someone1")
             )
             assert (await call(addr, delete)).code == ResponseCode.DELETE_ACL_CONFIG_FAILED
+
+
+async def test_a_big_heartbeat_is_checked_off_the_event_loop(tmp_path: Path) -> None:
+    from pyrocket.aclserve import INLINE_BODY_LIMIT
+    from pyrocket.protocol.bodies.client import ConsumerData, HeartbeatData, SubscriptionData
+
+    def heartbeat(topic: str) -> RemotingCommand:
+        tags = " || ".join(f"tag{n:04d}-" + "x" * 80 for n in range(1000))
+        data = HeartbeatData(
+            client_id="127.0.0.1@big",
+            consumer_data_set=(
+                ConsumerData(
+                    group_name="big_group",
+                    subscription_data_set=(SubscriptionData.for_expression(topic, tags),),
+                ),
+            ),
+        )
+        body = data.encode()
+        assert len(body) > INLINE_BODY_LIMIT
+        return RemotingCommand(code=RequestCode.HEART_BEAT, ext_fields={}, body=body)
+
+    with trio.fail_after(30):
+        async with acl_broker(tmp_path) as (_, addr):
+            denied = await call(addr, heartbeat("TopicDenied"), PRODUCER)
+            assert denied.code == ResponseCode.SYSTEM_ERROR
+            assert "No default permission for topic:TopicDenied" in (denied.remark or "")
+            allowed = await call(addr, heartbeat("TopicDenied"), ADMIN)
+            assert allowed.code == ResponseCode.SUCCESS, allowed.remark

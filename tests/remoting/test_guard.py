@@ -60,3 +60,23 @@ async def test_guard_runs_before_every_processor() -> None:
                 with trio.fail_after(5):
                     await wait_until(lambda: len(ran) >= 4)
     assert sorted(ran) == [1000, 1000, 1001, 1002]
+
+
+async def test_a_guard_may_answer_later() -> None:
+    server = RemotingServer(ServerConfig())
+
+    def plain(conn: Connection, request: RemotingCommand) -> RemotingCommand:
+        return RemotingCommand.response(ResponseCode.SUCCESS, "ran")
+
+    async def slow_verdict(request: RemotingCommand) -> RemotingCommand | None:
+        await trio.sleep(0.01)
+        return None if request.body == b"ok" else REFUSED
+
+    server.register_processor(1000, plain)
+    server.processors.set_guard(lambda conn, request: slow_verdict(request))
+    with trio.fail_after(10):
+        async with running_server(server) as addr, RemotingClient(ClientConfig()) as client:
+            ok = await client.invoke_sync(addr, RemotingCommand(code=1000, body=b"ok"), 5)
+            assert (ok.code, ok.remark) == (ResponseCode.SUCCESS, "ran")
+            no = await client.invoke_sync(addr, RemotingCommand(code=1000, body=b"no"), 5)
+            assert no.remark == REFUSED.remark
