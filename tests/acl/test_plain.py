@@ -7,14 +7,17 @@ import pytest
 import yaml
 
 from pyrocket.acl.plain import (
+    ANY,
     DENY,
     PUB,
     SUB,
     AccessConfigUpdate,
+    check_permission,
     cluster_acl_config_body,
     credentials_from_tools_yml,
     delete_account,
     load_text,
+    parse_perm,
     update_account,
     update_global_white,
 )
@@ -166,3 +169,28 @@ def test_tools_yml() -> None:
     )
     assert credentials_from_tools_yml("accessKey: rocketmq2\n") is None
     assert credentials_from_tools_yml("") is None
+
+
+@pytest.mark.parametrize(
+    ("text", "perm"),
+    [
+        ("PUB", PUB),
+        ("SUB", SUB),
+        ("PUB|SUB", PUB | SUB),
+        ("SUB|PUB", PUB | SUB),
+        (" SUB ", SUB),
+        ("DENY", DENY),
+        ("pub", DENY),
+        ("ANY", DENY),
+        (None, DENY),
+    ],
+)
+def test_permission_strings(text: str | None, perm: int) -> None:
+    assert parse_perm(text) == perm
+
+
+def test_check_permission_rules() -> None:
+    assert check_permission(PUB, PUB | SUB) and check_permission(SUB, PUB | SUB)
+    assert not check_permission(PUB, SUB) and not check_permission(SUB, PUB)
+    assert not check_permission(PUB, DENY | PUB)  # DENY wins
+    assert check_permission(ANY, SUB) and not check_permission(ANY, DENY)
