@@ -10,7 +10,6 @@ threw) and a short reason for the log.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Final
 
@@ -97,10 +96,6 @@ class _Refused(PyrocketError):
     def __init__(self, message: str, where: str) -> None:
         super().__init__(message)
         self.refusal = Refusal(f"{_EXCEPTION}: {message}, {where}", message)
-
-
-def _get(ext: Mapping[str, str], key: str) -> str | None:
-    return ext.get(key)
 
 
 def needed_resources(request: RemotingCommand) -> dict[str, int]:
