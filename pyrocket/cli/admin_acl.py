@@ -81,10 +81,11 @@ def _time(millis: int) -> str:
 async def cluster_acl_version(admin: Admin, args: argparse.Namespace, out: TextIO) -> None:
     """``clusterAclConfigVersion``."""
     addrs, cluster = await _targets(admin, args)
-    out.write(
-        f"{'#Cluster Name':<16}  {'#Broker Name':<22}  {'#Broker Addr':<22}  "
-        f"{'#AclConfigVersionNum':<20}  {'#AclLastUpdateTime':<22}\n"
-    )
+    if cluster:  # mqadmin prints the titles for a cluster only
+        out.write(
+            f"{'#Cluster Name':<16}  {'#Broker Name':<22}  {'#Broker Addr':<22}  "
+            f"{'#AclConfigVersionNum':<20}  {'#AclLastUpdateTime':<22}\n"
+        )
     for addr in addrs:
         version = await acl_version(admin.brokers, addr)
         out.write(

@@ -118,8 +118,16 @@ async def test_admin_acl_commands(tmp_path: Path) -> None:
                     "admin", "clusterAclConfigVersion", "-n", ns, "-b", addr, env=keys
                 )
                 assert status == 0, err
-                row = out.splitlines()[1].split()
+                row = out.splitlines()[0].split()
                 assert row[:4] == ["DefaultCluster", "broker-a", addr, "2"]
+                status, out, err = await pyrocket(
+                    "admin", "clusterAclConfigVersion", "-n", ns, "-c", "DefaultCluster", env=keys
+                )
+                assert status == 0, err
+                lines = out.splitlines()
+                assert lines[0].split()[:2] == ["#Cluster", "Name"]
+                assert lines[1].split()[:4] == ["DefaultCluster", "broker-a", addr, "2"]
+                assert lines[-1] == "get cluster's plain access config version success."
                 status, out, err = await pyrocket(
                     "admin", "getAccessConfigSubCommand", "-n", ns, "-b", addr, env=keys
                 )
