@@ -5,9 +5,9 @@ may import only the layers above it.
 
 protocol (sans-I/O) imports nothing of pyrocket but ``pyrocket.errors``;
 remoting only protocol; acl (sans-I/O access control) only protocol; the
-NameServer protocol, remoting and acl; the broker
-those and the NameServer; the clients protocol and remoting (not the servers
-they talk to); the command line anything. The top-level helper modules
+NameServer protocol, remoting and acl; the broker those and the NameServer;
+the clients protocol, remoting and acl (not the servers they talk to); the
+command line anything. The top-level helper modules
 (``pyrocket.errors``, ``pyrocket.persist``, ...) are open to every layer but
 protocol, and import no server, client or command-line package themselves.
 
