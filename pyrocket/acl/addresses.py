@@ -3,9 +3,11 @@ them: ``*`` (anyone), an exact address, ``a.b.c.*`` / ``a.b.*.*``, ranges
 ``a.b.c.1-10`` / ``a.b.1-10.*``, ``a.b.c.{1,2,3}`` and comma-separated lists of
 exact addresses. A blank pattern matches nobody.
 
-IPv6 is accepted in the exact and list forms (compared in their full form);
-IPv6 ranges and wildcards other than the whole space are refused when the
-file is loaded rather than guessed at.
+IPv6 takes the same forms as Java reads them: exact addresses and lists
+(compared in their full form), ``prefix:*``, ``prefix:1-ff`` and
+``prefix:1-ff:*`` (the group after the prefix, in hex, in the range, the
+groups after it free; a prefix with ``::`` is filled with zero groups up to
+the seventh, or with ``:*`` after the range the sixth, group).
 """
 
 from __future__ import annotations
@@ -107,9 +109,70 @@ def _members(addresses: list[str], pattern: str) -> frozenset[str]:
     return frozenset(found)
 
 
-def _range(pattern: str) -> _Range:
+@dataclass(frozen=True, slots=True)
+class _Range6:
+    """The first ``len(head)`` groups fixed, the next in ``[start, end]``."""
+
+    head: tuple[int, ...]
+    start: int
+    end: int
+
+    def __call__(self, ip: str) -> bool:
+        try:
+            parsed = ipaddress.IPv6Address(ip)
+        except ValueError:
+            return False
+        groups = [int(group, 16) for group in parsed.exploded.split(":")]
+        index = len(self.head)
+        return tuple(groups[:index]) == self.head and self.start <= groups[index] <= self.end
+
+
+def _group(text: str, pattern: str) -> int:
+    try:
+        value = int(text, 16)
+    except ValueError:
+        raise _bad(pattern, f"{text!r} is not a hex group") from None
+    if not 0 <= value <= 0xFFFF or not text.isalnum():
+        raise _bad(pattern, f"{text!r} is out of 0-ffff")
+    return value
+
+
+def _range6(pattern: str) -> _Range6:
+    if "*" in pattern and not pattern.endswith("*"):
+        raise _bad(pattern, "'*' must be the last part")
+    parts = pattern.split(":")
+    if parts[-1] == "*" and len(parts) >= 2 and "-" in parts[-2]:
+        range_text, prefix, position = parts[-2], ":".join(parts[:-2]), 6
+    elif parts[-1] == "*":
+        range_text, prefix, position = "0-ffff", ":".join(parts[:-1]), 7
+    elif "-" in parts[-1]:
+        range_text, prefix, position = parts[-1], ":".join(parts[:-1]), 7
+    else:
+        raise _bad(pattern, "a range must be in the last group, or before a final '*'")
+    low, _, high = range_text.partition("-")
+    start, end = _group(low, pattern), _group(high, pattern)
+    if start > end:
+        raise _bad(pattern, f"range {range_text!r} is empty")
+    if "::" in prefix:
+        left, _, right = prefix.partition("::")
+        lefts = [g for g in left.split(":") if g]
+        rights = [g for g in right.split(":") if g]
+        missing = position - len(lefts) - len(rights)
+        if missing < 0 or "::" in right:
+            raise _bad(pattern, "too many groups")
+        groups = lefts + ["0"] * missing + rights
+    else:
+        # Without "::" the prefix is taken as written: the range is the group
+        # right after it, the groups after the range are free.
+        groups = prefix.split(":") if prefix else []
+        if not 1 <= len(groups) <= position:
+            raise _bad(pattern, f"a range follows 1 to {position} groups")
+    return _Range6(tuple(_group(g, pattern) for g in groups), start, end)
+
+
+def _range(pattern: str) -> _Range | _Range6:
     if ":" in pattern:
-        raise _bad(pattern, "IPv6 ranges are not supported")
+        return _range6(pattern)
     parts = [part.strip() for part in pattern.split(".")]
     if len(parts) != 4:
         raise _bad(pattern, "an IPv4 pattern has four parts")
