@@ -3,7 +3,7 @@
 //   java -cp "$ROCKETMQ_HOME/lib/*" AclClient.java MODE NAMESRV TOPIC GROUP AK SK COUNT
 //
 //   produce  sends COUNT messages (sync); prints {"sent": n} or, at the
-//            first failure, {"sent": n, "error": "<exception text>"}
+//            first failure, {"sent": n, "error": "<exception and causes>"}
 //   pull     pulls every queue of TOPIC from offset 0 with a pull consumer;
 //            prints {"pulled": n} or {"pulled": n, "error": "..."}
 
@@ -22,6 +22,19 @@ import org.apache.rocketmq.remoting.RPCHook;
 public class AclClient {
     static String quote(String text) {
         return "\"" + text.replace("\\", "\\\\").replace("\"", "\\\"").replace("\n", " ") + "\"";
+    }
+
+    // The exception and its causes: a refused send is an MQClientException
+    // whose cause holds the broker's answer.
+    static String chain(Throwable e) {
+        StringBuilder text = new StringBuilder();
+        for (Throwable t = e; t != null; t = t.getCause()) {
+            if (text.length() > 0) {
+                text.append(" <- ");
+            }
+            text.append(t.toString());
+        }
+        return text.toString();
     }
 
     public static void main(String[] args) throws Exception {
@@ -45,7 +58,7 @@ public class AclClient {
                     sent++;
                 }
             } catch (Exception e) {
-                error = e.toString();
+                error = chain(e);
             }
             producer.shutdown();
             System.out.println("{\"sent\": " + sent + (error == null ? "" : ", \"error\": " + quote(error)) + "}");
@@ -69,7 +82,7 @@ public class AclClient {
                     }
                 }
             } catch (Exception e) {
-                error = e.toString();
+                error = chain(e);
             }
             consumer.shutdown();
             System.out.println("{\"pulled\": " + pulled + (error == null ? "" : ", \"error\": " + quote(error)) + "}");
