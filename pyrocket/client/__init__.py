@@ -23,6 +23,10 @@ transactional producer as ``TransactionMQProducer``
             ...                              # reconsume_later(message) to get it again
             # a reply to a request: await producer.send(create_reply_message(message, b"pong"))
 
+    async with LitePullConsumer("my_pullers", ["127.0.0.1:9876"]) as puller:
+        await puller.subscribe("TopicTest")  # or: await puller.assign(queues)
+        messages = await puller.poll(timeout=1.0)   # seek, pause, commit_sync, ...
+
     async with Admin(["127.0.0.1:9876"]) as admin:
         await admin.update_topic_in_cluster("DefaultCluster", TopicConfig("TopicTest"))
 
@@ -33,6 +37,7 @@ The command line has the same as ``pyrocket produce``, ``pyrocket consume``
 from pyrocket.client.admin import Admin, AdminError
 from pyrocket.client.consumer import PushConsumer
 from pyrocket.client.instance import ClientError
+from pyrocket.client.lite_pull import LitePullConsumer
 from pyrocket.client.producer import Producer, SendResult, SendStatus, new_message
 from pyrocket.client.request_reply import RequestTimeoutError, create_reply_message
 from pyrocket.client.selector import MessageSelector
@@ -46,6 +51,7 @@ __all__ = [
     "Admin",
     "AdminError",
     "ClientError",
+    "LitePullConsumer",
     "LocalTransactionState",
     "MessageSelector",
     "Producer",
