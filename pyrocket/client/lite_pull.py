@@ -70,12 +70,12 @@ from pyrocket.client.lite_pull_queue import (
     PollBuffer,
     allocated,
     commit_after_cancel,
+    commit_queue,
     committed_offset,
     consumer_data,
     master_of,
     pull_forever,
 )
-from pyrocket.client.offsets import commit_offset
 from pyrocket.client.selector import MessageSelector, check_client_in_broker
 from pyrocket.protocol.bodies.client import (
     ConsumeFromWhere,
@@ -361,6 +361,7 @@ class LitePullConsumer:
                     self._topic_queues[topic] = set(subscribe_queues(topic, route))
             if self._mode is _Mode.ASSIGN:
                 await self._update_assigned()
+            await self.rebalance()
         except BaseException as exc:
             self._running = False
             if isinstance(exc, Exception):
@@ -532,16 +533,15 @@ class LitePullConsumer:
         await self._commit_all()
 
     async def _commit(self, state: AssignedQueue, *, oneway: bool = False) -> None:
-        if state.consumed < 0 or state.consumed == state.committed:
-            return
-        offset = state.consumed
         if not self._clustering:
             # No LocalFileOffsetStore yet: a broadcasting consumer's offsets
             # live in memory only (docs/deviations.md).
-            state.committed = offset
+            state.committed = state.consumed
             return
-        await commit_offset(self.instance, self.group, state, oneway=oneway, timeout=self.timeout)
-        state.committed = offset
+        brokers, group = self.instance.brokers, self.group
+        await commit_queue(
+            brokers, self.instance, group, state, oneway=oneway, timeout=self.timeout
+        )
 
     async def _commit_all(self, *, oneway: bool = False) -> None:
         for state in list(self._queues.values()):

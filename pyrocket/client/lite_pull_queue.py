@@ -257,6 +257,35 @@ def consumer_data(
     )
 
 
+async def commit_queue(
+    brokers: BrokerAPI,
+    instance: ClientInstance,
+    group: str,
+    state: AssignedQueue,
+    *,
+    oneway: bool,
+    timeout: float,  # noqa: ASYNC109
+) -> None:
+    """Send ``state``'s consumed offset, if it moved since the last commit,
+    to its queue's master through ``brokers``; ``committed`` records it
+    once sent. Failures are logged (the next commit tries again)."""
+    offset, queue = state.consumed, state.queue
+    if offset < 0 or offset == state.committed:
+        return
+    addr = instance.master_addr(queue.broker_name or "")
+    if addr is None:
+        log.warning("no master for %s; offset %d not committed", queue, offset)
+        return
+    try:
+        await brokers.update_consumer_offset(
+            addr, group, queue.topic or "", queue.queue_id, offset, oneway=oneway, timeout=timeout
+        )
+    except PyrocketError as exc:
+        log.warning("committing offset %d of %s failed: %s", offset, queue, exc)
+        return
+    state.committed = offset
+
+
 async def commit_after_cancel(
     instance: ClientInstance,
     group: str,
@@ -271,17 +300,7 @@ async def commit_after_cancel(
     async with RemotingClient(instance.remoting.config) as remoting:
         brokers = BrokerAPI(remoting, timeout)
         for state in states:
-            queue = state.queue
-            addr = instance.master_addr(queue.broker_name or "")
-            if state.consumed < 0 or state.consumed == state.committed or addr is None:
-                continue
-            try:
-                await brokers.update_consumer_offset(
-                    addr, group, queue.topic or "", queue.queue_id, state.consumed, timeout=timeout
-                )
-                state.committed = state.consumed
-            except PyrocketError as exc:
-                log.warning("committing offset %d of %s failed: %s", state.consumed, queue, exc)
+            await commit_queue(brokers, instance, group, state, oneway=False, timeout=timeout)
 
 
 async def master_of(instance: ClientInstance, queue: MessageQueue) -> str:
@@ -453,6 +472,7 @@ __all__ = [
     "PulledBatch",
     "allocated",
     "commit_after_cancel",
+    "commit_queue",
     "committed_offset",
     "consumer_data",
     "initial_offset",

@@ -274,3 +274,51 @@ async def test_the_buffer_stays_bounded_when_nobody_polls(tmp_path: Path) -> Non
                 await nothing_more(consumer)
                 assert consumer.buffered == 0
     assert sorted(indexes(got)) == list(range(200))
+
+
+async def test_a_queue_moving_away_commits_what_was_polled(tmp_path: Path) -> None:
+    with trio.fail_after(40):
+        async with running_up(tmp_path) as running:
+            ns = running.namesrv_addr
+            await produce(ns, range(40))
+            async with lite(ns, "lite_moving", auto_commit_interval=60.0) as one:
+                await one.subscribe(TOPIC)  # after start: rebalances at once
+                assert len(one.assignment) == 4
+                polled = await poll_until(one, 20)
+                consumed = {}
+                for m in polled:
+                    consumed[m.queue_id] = max(consumed.get(m.queue_id, 0), m.queue_offset + 1)
+                two = lite(ns, "lite_moving", auto_commit_interval=60.0)
+                await two.subscribe(TOPIC)
+                async with two:
+                    await wait_until(lambda: len(one.assignment) == len(two.assignment) == 2, 0.02)
+                    committed = committed_at_broker(running, "lite_moving")
+                    for q in two.assignment:
+                        # What ``one`` polled of it and nothing it only buffered.
+                        assert committed[q.queue_id] == consumed.get(q.queue_id, -1)
+                    for q in one.assignment:
+                        assert committed[q.queue_id] == -1  # still ``one``'s, not yet committed
+
+
+async def test_broadcasting_consumers_each_read_every_queue(tmp_path: Path) -> None:
+    from pyrocket.protocol.bodies.client import MessageModel
+
+    with trio.fail_after(40):
+        async with running_up(tmp_path) as running:
+            ns = running.namesrv_addr
+            await produce(ns, range(20))
+            model = MessageModel.BROADCASTING
+            one = lite(ns, "lite_broadcast", message_model=model)
+            two = lite(ns, "lite_broadcast", message_model=model)
+            await one.subscribe(TOPIC)
+            await two.subscribe(TOPIC)
+            async with one, two:
+                assert len(one.assignment) == len(two.assignment) == 4
+                for consumer in (one, two):
+                    assert sorted(indexes(await poll_until(consumer, 20))) == list(range(20))
+                    await nothing_more(consumer)
+                await one.commit_sync()
+                queue = next(iter(one.assignment))
+                assert await one.committed(queue) == 5
+            # Broadcasting offsets are not the group's at the broker.
+            assert set(committed_at_broker(running, "lite_broadcast").values()) == {-1}
