@@ -3,6 +3,8 @@
 and, built on them, a producer and a consumer that work with any 4.x
 cluster as Java 4.7.0's ``DefaultMQProducer`` and ``DefaultMQPushConsumer``
 do (:mod:`~pyrocket.client.producer`, :mod:`~pyrocket.client.consumer`), a
+lite pull consumer as ``DefaultLitePullConsumer``
+(:mod:`~pyrocket.client.lite_pull`), a
 transactional producer as ``TransactionMQProducer``
 (:mod:`~pyrocket.client.transaction`), and mqadmin's operations
 (:mod:`~pyrocket.client.admin`)::
@@ -46,13 +48,17 @@ from pyrocket.client.transaction import (
     TransactionProducer,
     TransactionSendResult,
 )
+from pyrocket.protocol.bodies.client import ConsumeFromWhere, MessageModel, MessageQueue
 
 __all__ = [
     "Admin",
     "AdminError",
     "ClientError",
+    "ConsumeFromWhere",
     "LitePullConsumer",
     "LocalTransactionState",
+    "MessageModel",
+    "MessageQueue",
     "MessageSelector",
     "Producer",
     "PushConsumer",

@@ -16,10 +16,26 @@ import trio
 from pyrocket.cli.up import Running
 from pyrocket.client import ClientError, LitePullConsumer
 from pyrocket.client.producer import Message, Producer, new_message
-from pyrocket.protocol.bodies.client import ConsumeFromWhere, MessageQueue
+from pyrocket.protocol.bodies.client import (
+    ConsumeFromWhere,
+    ConsumeType,
+    GetConsumerListByGroupResponseBody,
+    HeartbeatData,
+    MessageModel,
+    MessageQueue,
+)
+from pyrocket.protocol.codes import RequestCode, ResponseCode
+from pyrocket.protocol.command import RemotingCommand
+from pyrocket.protocol.headers import (
+    PullMessageRequestHeader,
+    PullMessageResponseHeader,
+    QueryConsumerOffsetResponseHeader,
+    UpdateConsumerOffsetRequestHeader,
+)
 from pyrocket.protocol.message import MessageExt
-from tests.client.helpers import running_up
-from tests.remoting.helpers import wait_until
+from tests.client.helpers import ScriptedCluster, route_to, running_up
+from tests.client.test_consumer import pulled
+from tests.remoting.helpers import running_server, wait_until
 
 TOPIC = "LitePullTopic"
 FIRST = ConsumeFromWhere.CONSUME_FROM_FIRST_OFFSET
@@ -301,8 +317,6 @@ async def test_a_queue_moving_away_commits_what_was_polled(tmp_path: Path) -> No
 
 
 async def test_broadcasting_consumers_each_read_every_queue(tmp_path: Path) -> None:
-    from pyrocket.protocol.bodies.client import MessageModel
-
     with trio.fail_after(40):
         async with running_up(tmp_path) as running:
             ns = running.namesrv_addr
@@ -322,3 +336,79 @@ async def test_broadcasting_consumers_each_read_every_queue(tmp_path: Path) -> N
                 assert await one.committed(queue) == 5
             # Broadcasting offsets are not the group's at the broker.
             assert set(committed_at_broker(running, "lite_broadcast").values()) == {-1}
+
+
+async def test_the_pull_request_as_java_lite_consumer_sends_it() -> None:
+    cluster = ScriptedCluster()
+    client_ids: list[str] = []
+    heartbeats: list[HeartbeatData] = []
+
+    def heartbeat(request: RemotingCommand) -> RemotingCommand:
+        data = HeartbeatData.decode(request.body or b"")
+        heartbeats.append(data)
+        if data.client_id and data.client_id not in client_ids:
+            client_ids.append(data.client_id)
+        return RemotingCommand.response(ResponseCode.SUCCESS)
+
+    def consumer_list(request: RemotingCommand) -> RemotingCommand:
+        body = GetConsumerListByGroupResponseBody(tuple(client_ids)).encode()
+        return RemotingCommand.response(ResponseCode.SUCCESS, body=body)
+
+    async def pull(request: RemotingCommand) -> RemotingCommand:
+        header = request.decode_header(PullMessageRequestHeader)
+        if header.queue_offset == 100:
+            answer = PullMessageResponseHeader(0, 7, 0, 10)
+            return RemotingCommand.response(ResponseCode.PULL_OFFSET_MOVED, header=answer)
+        if header.queue_offset == 7:
+            answer = PullMessageResponseHeader(0, 10, 0, 10)
+            return RemotingCommand.response(
+                ResponseCode.SUCCESS, header=answer, body=pulled(range(7, 10), "PullTopic")
+            )
+        await trio.sleep(0.05)  # a short long poll
+        answer = PullMessageResponseHeader(0, header.queue_offset, 0, 10)
+        return RemotingCommand.response(ResponseCode.PULL_NOT_FOUND, header=answer)
+
+    cluster.handlers.update(
+        {
+            RequestCode.HEART_BEAT: heartbeat,
+            RequestCode.GET_CONSUMER_LIST_BY_GROUP: consumer_list,
+            RequestCode.QUERY_CONSUMER_OFFSET: lambda r: RemotingCommand.response(
+                ResponseCode.SUCCESS, header=QueryConsumerOffsetResponseHeader(100)
+            ),
+            RequestCode.PULL_MESSAGE: pull,
+            RequestCode.UPDATE_CONSUMER_OFFSET: lambda r: RemotingCommand.response(
+                ResponseCode.SUCCESS
+            ),
+        }
+    )
+    with trio.fail_after(10):
+        async with running_server(cluster.server) as addr:
+            cluster.route = lambda: route_to([("broker-a", addr)], queues=1)
+            reader = lite(addr, "pull_group", broker_suspend_max=0.2, auto_commit=False)
+            await reader.subscribe("PullTopic", "T || U")
+            async with reader:
+                messages = await reader.poll(timeout=5)
+                await reader.commit_sync()
+            pulls = [
+                r.decode_header(PullMessageRequestHeader)
+                for r in cluster.seen(RequestCode.PULL_MESSAGE)
+            ]
+            commits = [
+                r.decode_header(UpdateConsumerOffsetRequestHeader)
+                for r in cluster.seen(RequestCode.UPDATE_CONSUMER_OFFSET)
+            ]
+    assert [m.queue_offset for m in messages] == [7, 8, 9]
+    assert [m.body for m in messages] == [b"m7", b"m8", b"m9"]
+    assert [p.queue_offset for p in pulls[:2]] == [100, 7]
+    for p in pulls:
+        # suspend | subscription | lite pull; no commit offset on a pull.
+        assert (p.sys_flag, p.commit_offset, p.suspend_timeout_millis) == (0x16, 0, 200)
+        assert (p.subscription, p.expression_type, p.sub_version) == ("T || U", "TAG", 0)
+        assert (p.consumer_group, p.max_msg_nums) == ("pull_group", 10)
+    # OFFSET_ILLEGAL moves the pull, it commits nothing; commit_sync commits 10.
+    assert [(c.queue_id, c.commit_offset) for c in commits] == [(0, 10)]
+    (data,) = {d.consumer_data_set for d in heartbeats if d.consumer_data_set}
+    (group,) = data
+    assert group.consume_type is ConsumeType.CONSUME_ACTIVELY
+    assert group.consume_from_where is ConsumeFromWhere.CONSUME_FROM_LAST_OFFSET
+    assert [s.sub_string for s in group.subscription_data_set] == ["T || U"]
