@@ -412,3 +412,33 @@ async def test_the_pull_request_as_java_lite_consumer_sends_it() -> None:
     assert group.consume_type is ConsumeType.CONSUME_ACTIVELY
     assert group.consume_from_where is ConsumeFromWhere.CONSUME_FROM_LAST_OFFSET
     assert [s.sub_string for s in group.subscription_data_set] == ["T || U"]
+
+
+async def test_per_queue_threshold_and_topic_queue_listener(tmp_path: Path) -> None:
+    with trio.fail_after(40):
+        async with running_up(tmp_path) as running:
+            ns = running.namesrv_addr
+            seen: list[tuple[str, set[MessageQueue]]] = []
+            consumer = lite(
+                ns,
+                "lite_per_queue",
+                pull_batch_size=2,
+                pull_threshold_for_queue=5,
+                topic_metadata_check_interval=0.2,
+            )
+            consumer.register_topic_message_queue_change_listener(
+                TOPIC, lambda topic, queues: seen.append((topic, queues))
+            )
+            async with consumer:
+                await produce(ns, range(40), queue_id=3)  # creates the topic
+                await wait_until(lambda: bool(seen), 0.05)
+                ((topic, queues),) = seen
+                assert topic == TOPIC and sorted(q.queue_id for q in queues) == [0, 1, 2, 3]
+                await consumer.assign(queues)
+                await wait_until(lambda: consumer.buffered >= 5, 0.02)
+                await trio.sleep(0.5)
+                # One queue holds everything: it stops at its own bound.
+                assert 5 <= consumer.buffered < 5 + 2
+                got = await poll_until(consumer, 40)
+                assert len(seen) == 1  # the queues did not change again
+    assert indexes(got) == list(range(40))
