@@ -295,7 +295,7 @@ class LitePullConsumer:
         )
 
     async def _drop(self, queue: MessageQueue, *, commit: bool) -> None:
-        state = self._queues.pop(queue, None)
+        state = self._queues.get(queue)
         if state is None:
             return
         state.dropped = True
@@ -303,6 +303,7 @@ class LitePullConsumer:
         self._buffer.discard(state)
         if commit:
             await self._commit(state)
+        del self._queues[queue]
 
     async def fetch_message_queues(self, topic: str) -> set[MessageQueue]:
         """The readable queues of ``topic`` (``fetchSubscribeMessageQueues``).
