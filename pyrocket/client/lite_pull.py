@@ -46,10 +46,7 @@ The per-queue state, the buffer and the pull task are in
 
 from __future__ import annotations
 
-import contextlib
-import enum
 import logging
-import time
 from collections.abc import Callable, Collection, Iterable, Sequence
 from types import TracebackType
 from typing import Self
@@ -64,10 +61,14 @@ from pyrocket.client.instance import (
     queue_sort_key,
     subscribe_queues,
 )
+from pyrocket.client.lite_pull_info import running_info_processor
 from pyrocket.client.lite_pull_queue import (
+    MIN_AUTO_COMMIT_INTERVAL,
     AssignedQueue,
     LitePullSettings,
     PollBuffer,
+    SubscriptionType,
+    TopicWatch,
     allocated,
     commit_after_cancel,
     commit_queue,
@@ -76,6 +77,7 @@ from pyrocket.client.lite_pull_queue import (
     master_of,
     pull_forever,
 )
+from pyrocket.client.pulling import now_ms
 from pyrocket.client.selector import MessageSelector, check_client_in_broker
 from pyrocket.protocol.bodies.client import (
     ConsumeFromWhere,
@@ -91,17 +93,6 @@ from pyrocket.remoting import Connection
 from pyrocket.remoting.tls import TlsSettings
 
 log = logging.getLogger("pyrocket.client.lite_pull")
-
-#: Java's DefaultLitePullConsumer.MIN_AUTOCOMMIT_INTERVAL_MILLIS, in seconds.
-MIN_AUTO_COMMIT_INTERVAL = 1.0
-
-
-class _Mode(enum.Enum):
-    """``SubscriptionType``: how the consumer got its queues."""
-
-    NONE = "NONE"
-    SUBSCRIBE = "SUBSCRIBE"
-    ASSIGN = "ASSIGN"
 
 
 class LitePullConsumer:
@@ -151,10 +142,9 @@ class LitePullConsumer:
         self.consume_from = consume_from
         #: Where CONSUME_FROM_TIMESTAMP starts (ms); Java's default is half
         #: an hour before the consumer was made.
+        half_an_hour_ago = now_ms() - 30 * 60 * 1000
         self.consume_timestamp = (
-            consume_timestamp
-            if consume_timestamp is not None
-            else time.time_ns() // 1_000_000 - 30 * 60 * 1000
+            half_an_hour_ago if consume_timestamp is None else consume_timestamp
         )
         self.allocate = allocate
         self.auto_commit = auto_commit
@@ -177,8 +167,12 @@ class LitePullConsumer:
             consume_timestamp=self.consume_timestamp,
             timeout=timeout,
             message_model=message_model,
+            auto_commit=auto_commit,
+            auto_commit_interval=self.auto_commit_interval,
+            poll_timeout=poll_timeout,
+            topic_metadata_check_interval=topic_metadata_check_interval,
         )
-        self._mode = _Mode.NONE
+        self._mode = SubscriptionType.NONE
         self._subscriptions: dict[str, SubscriptionData] = {}
         self._assigned: set[MessageQueue] = set()
         self._queues: dict[MessageQueue, AssignedQueue] = {}
@@ -187,8 +181,7 @@ class LitePullConsumer:
         self._running = False
         self._closing = False
         self._wakeup = trio.Event()
-        self._topic_listeners: dict[str, Callable[[str, set[MessageQueue]], None]] = {}
-        self._topic_queues: dict[str, set[MessageQueue]] = {}
+        self._watch = TopicWatch()
         self.instance = ClientInstance(
             namesrv_addresses,
             instance_name=instance_name,
@@ -216,13 +209,13 @@ class LitePullConsumer:
 
     def _route_topics(self) -> tuple[str, ...]:
         topics = {q.topic or "" for q in self._assigned} | set(self._subscriptions)
-        return tuple(topics | set(self._topic_listeners))
+        return tuple(topics | set(self._watch.listeners))
 
     def _consumer_data(self) -> tuple[ConsumerData, ...]:
         return (consumer_data(self.group, self.message_model, self._subscriptions.values()),)
 
-    def _set_mode(self, mode: _Mode) -> None:
-        if self._mode is _Mode.NONE:
+    def _set_mode(self, mode: SubscriptionType) -> None:
+        if self._mode is SubscriptionType.NONE:
             self._mode = mode
         elif self._mode is not mode:
             raise RuntimeError("Subscribe and assign are mutually exclusive.")
@@ -239,7 +232,7 @@ class LitePullConsumer:
         broker refuses an SQL92 expression."""
         if not topic:
             raise ValueError("Topic can not be null or empty.")
-        self._set_mode(_Mode.SUBSCRIBE)
+        self._set_mode(SubscriptionType.SUBSCRIBE)
         if isinstance(expression, MessageSelector):
             subscription = expression.subscription(topic)
         else:
@@ -267,7 +260,7 @@ class LitePullConsumer:
         after :meth:`subscribe`."""
         if not queues:
             raise ValueError("Message queues can not be null or empty.")
-        self._set_mode(_Mode.ASSIGN)
+        self._set_mode(SubscriptionType.ASSIGN)
         self._assigned = set(queues)
         if self._running:
             await self._update_assigned()
@@ -320,16 +313,11 @@ class LitePullConsumer:
         """Call ``listener(topic, queues)`` when ``topic``'s queues change,
         checked every ``topic_metadata_check_interval`` seconds (Java's
         ``TopicMessageQueueChangeListener``)."""
-        self._topic_listeners[topic] = listener
+        self._watch.listeners[topic] = listener
 
     async def _check_topic_metadata_forever(self) -> None:
         async for _ in periodic(self.topic_metadata_check_interval):
-            for topic, listener in list(self._topic_listeners.items()):
-                with contextlib.suppress(ClientError):
-                    queues = await self.fetch_message_queues(topic)
-                    if queues != self._topic_queues.get(topic):
-                        self._topic_queues[topic] = queues
-                        listener(topic, set(queues))
+            await self._watch.check(self.fetch_message_queues)
 
     # ------------------------------------------------------------------
     # Lifetime
@@ -350,17 +338,21 @@ class LitePullConsumer:
             remoting.register_processor(
                 RequestCode.NOTIFY_CONSUMER_IDS_CHANGED, self._on_ids_changed
             )
+            info = running_info_processor(
+                self.settings,
+                now_ms(),
+                lambda: remoting.namesrv_addresses,
+                self._subscriptions.values,
+            )
+            remoting.register_processor(RequestCode.GET_CONSUMER_RUNNING_INFO, info)
             for topic in self._route_topics():
                 await self.instance.update_route(topic)
             await check_client_in_broker(
                 self.instance, self.group, self._subscriptions.values(), self.timeout
             )
             await self.instance.heartbeat_all()
-            for topic in self._topic_listeners:
-                route = self.instance.routes.get(topic)
-                if route is not None:
-                    self._topic_queues[topic] = set(subscribe_queues(topic, route))
-            if self._mode is _Mode.ASSIGN:
+            self._watch.remember(self.instance.routes)
+            if self._mode is SubscriptionType.ASSIGN:
                 await self._update_assigned()
             await self.rebalance()
         except BaseException as exc:
@@ -460,7 +452,7 @@ class LitePullConsumer:
     def _state(self, queue: MessageQueue) -> AssignedQueue:
         state = self._queues.get(queue)
         if state is None:
-            hint = ", may be rebalancing" if self._mode is _Mode.SUBSCRIBE else ""
+            hint = ", may be rebalancing" if self._mode is SubscriptionType.SUBSCRIBE else ""
             raise ClientError(f"The message queue is not in assigned list{hint}: {queue}")
         return state
 
@@ -560,7 +552,7 @@ class LitePullConsumer:
     async def _rebalance_forever(self) -> None:
         while True:
             self._wakeup = trio.Event()
-            if self._mode is _Mode.SUBSCRIBE:
+            if self._mode is SubscriptionType.SUBSCRIBE:
                 await self.rebalance()
             with trio.move_on_after(self.rebalance_interval):
                 await self._wakeup.wait()
@@ -595,4 +587,4 @@ class LitePullConsumer:
             log.info("%s: reading %s", self.group, queue)
 
 
-__all__ = ["MIN_AUTO_COMMIT_INTERVAL", "LitePullConsumer"]
+__all__ = ["LitePullConsumer"]

@@ -12,14 +12,15 @@ hands each batch to the consumer's :class:`PollBuffer` and waits on its
 from __future__ import annotations
 
 import dataclasses
+import enum
 import logging
-from collections.abc import Iterable, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 
 import trio
 
 from pyrocket.client.allocate import AllocateStrategy
 from pyrocket.client.broker_api import BrokerAPI
-from pyrocket.client.instance import ClientError, ClientInstance
+from pyrocket.client.instance import ClientError, ClientInstance, subscribe_queues
 from pyrocket.client.offsets import start_offset
 from pyrocket.client.pulling import PullStatus, PullSysFlag, QueueState, deliverable
 from pyrocket.client.selector import TAG
@@ -32,8 +33,12 @@ from pyrocket.protocol.bodies.client import (
     MessageQueue,
     SubscriptionData,
 )
+from pyrocket.protocol.bodies.route import TopicRouteData
 from pyrocket.protocol.codes import ResponseCode
-from pyrocket.protocol.headers import PullMessageRequestHeader, PullMessageResponseHeader
+from pyrocket.protocol.headers import (
+    PullMessageRequestHeader,
+    PullMessageResponseHeader,
+)
 from pyrocket.protocol.javahash import JavaHashSet
 from pyrocket.protocol.message import MessageExt
 from pyrocket.remoting import RemotingClient
@@ -45,6 +50,18 @@ LITE_PULL = 0x10
 #: How long a task whose queue must not be pulled sleeps before it looks
 #: again if nothing woke it (Java's PULL_TIME_DELAY_MILLS_WHEN_PAUSE).
 RECHECK_WHEN_WAITING = 1.0
+
+
+#: Java's DefaultLitePullConsumer.MIN_AUTOCOMMIT_INTERVAL_MILLIS, in seconds.
+MIN_AUTO_COMMIT_INTERVAL = 1.0
+
+
+class SubscriptionType(enum.Enum):
+    """Java's ``SubscriptionType``: how a consumer got its queues."""
+
+    NONE = "NONE"
+    SUBSCRIBE = "SUBSCRIBE"
+    ASSIGN = "ASSIGN"
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -65,6 +82,10 @@ class LitePullSettings:
     consume_timestamp: int
     timeout: float
     message_model: MessageModel = MessageModel.CLUSTERING
+    auto_commit: bool = True
+    auto_commit_interval: float = 5.0
+    poll_timeout: float = 5.0
+    topic_metadata_check_interval: float = 30.0
 
 
 class AssignedQueue(QueueState):
@@ -235,6 +256,39 @@ async def initial_offset(
     except PyrocketError as exc:
         log.warning("cannot find where to start %s: %s", queue, exc)
         return None
+
+
+#: Java's ``TopicMessageQueueChangeListener.onChanged``.
+TopicListener = Callable[[str, set[MessageQueue]], None]
+
+
+class TopicWatch:
+    """The topics whose queue sets a consumer watches, their listeners and
+    the queues last seen of each."""
+
+    def __init__(self) -> None:
+        self.listeners: dict[str, TopicListener] = {}
+        self.known: dict[str, set[MessageQueue]] = {}
+
+    def remember(self, routes: Mapping[str, TopicRouteData]) -> None:
+        """Take the queues of the routes already fetched as the ones seen."""
+        for topic in self.listeners:
+            route = routes.get(topic)
+            if route is not None:
+                self.known[topic] = set(subscribe_queues(topic, route))
+
+    async def check(self, fetch: Callable[[str], Awaitable[set[MessageQueue]]]) -> None:
+        """Fetch each watched topic's queues and tell its listener when they
+        changed (a topic without a route is looked at again next time)."""
+        for topic, listener in list(self.listeners.items()):
+            try:
+                queues = await fetch(topic)
+            except ClientError as exc:
+                log.debug("queues of %s unknown: %s", topic, exc)
+                continue
+            if queues != self.known.get(topic):
+                self.known[topic] = queues
+                listener(topic, set(queues))
 
 
 def consumer_data(
@@ -466,10 +520,14 @@ async def pull_once(
 
 __all__ = [
     "LITE_PULL",
+    "MIN_AUTO_COMMIT_INTERVAL",
     "AssignedQueue",
     "LitePullSettings",
     "PollBuffer",
     "PulledBatch",
+    "SubscriptionType",
+    "TopicListener",
+    "TopicWatch",
     "allocated",
     "commit_after_cancel",
     "commit_queue",

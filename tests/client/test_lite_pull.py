@@ -442,3 +442,24 @@ async def test_per_queue_threshold_and_topic_queue_listener(tmp_path: Path) -> N
                 got = await poll_until(consumer, 40)
                 assert len(seen) == 1  # the queues did not change again
     assert indexes(got) == list(range(40))
+
+
+async def test_running_info_through_the_broker(tmp_path: Path) -> None:
+    with trio.fail_after(30):
+        async with running_up(tmp_path) as running:
+            ns = running.namesrv_addr
+            await produce(ns, range(1))
+            consumer = lite(ns, "lite_info", pull_batch_size=7, auto_commit_interval=2.5)
+            await consumer.subscribe(TOPIC, "TagA || TagB")
+            async with consumer, Producer("info_asker", [ns], client_ip="127.0.0.1") as asker:
+                brokers = asker.instance.brokers
+                info = await brokers.get_consumer_running_info(
+                    running.broker.broker_addr, "lite_info", consumer.client_id, jstack=True
+                )
+    props = info.properties
+    assert props["consumerGroup"] == "lite_info" and props["messageModel"] == "CLUSTERING"
+    assert (props["pullBatchSize"], props["autoCommitIntervalMillis"]) == ("7", "2500")
+    assert props["PROP_CONSUME_TYPE"] == "CONSUME_ACTIVELY"
+    assert props["PROP_NAMESERVER_ADDR"] == f"{ns};"
+    assert [s.sub_string for s in info.subscription_set] == ["TagA || TagB"]
+    assert not info.mq_table and info.jstack
