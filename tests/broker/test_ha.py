@@ -363,3 +363,99 @@ async def test_slave_resumes_after_a_master_restart(tmp_path: Path) -> None:
                 await assert_replica(m, s)
                 for queue_id in range(4):
                     assert await pulled(s, queue_id) == await pulled(m, queue_id)
+
+
+async def test_sync_master_answers_slave_not_available_when_the_slave_is_far_behind(
+    tmp_path: Path,
+) -> None:
+    with trio.fail_after(30):
+        async with master(
+            tmp_path / "m",
+            brokerRole="SYNC_MASTER",
+            haSlaveFallbehindMax=1000,
+            syncFlushTimeout=300,
+        ) as m:
+            stream = await trio.open_tcp_stream("127.0.0.1", m.settings.store.ha_listen_port)
+            async with stream, RemotingClient() as client:
+                await stream.send_all(b"\x00" * 8)
+                with trio.fail_after(5):
+                    await wait_until(lambda: bool(m.ha_service.connections))
+                small = await client.invoke_sync(m.broker_addr, send_request(TOPIC, 0, b"x"), 5)
+                # Within 1000 bytes of what the slave acknowledged (0): waited, timed out.
+                assert small.code == ResponseCode.FLUSH_SLAVE_TIMEOUT
+                big = await client.invoke_sync(
+                    m.broker_addr, send_request(TOPIC, 0, b"x" * 2000), 5
+                )
+                assert big.code == ResponseCode.SLAVE_NOT_AVAILABLE
+
+
+async def record_bytes(root: Path, bodies: list[bytes]) -> bytes:
+    """Commit-log bytes of ``bodies`` as a master stores them from offset 0."""
+    async with running_broker(broker_settings(root, **COMMON), timing=None) as broker:
+        async with RemotingClient() as client:
+            for body in bodies:
+                answer = await client.invoke_sync(
+                    broker.broker_addr, send_request(TOPIC, 0, body), 5
+                )
+                assert answer.code == ResponseCode.SUCCESS
+        data = await broker.store.read_commit_log_data(0, FILE_SIZE)
+        assert data is not None and len(data) == broker.store.max_phy_offset
+        return data
+
+
+async def test_slave_against_a_hand_driven_master(tmp_path: Path) -> None:
+    """The slave's reports and its handling of frames at a wrong offset and
+    of bytes that are not records, with the master's bytes written here."""
+    records = await record_bytes(tmp_path / "source", [b"first", b"second"])
+    first_end = int.from_bytes(records[0:4], "big")  # the first record's size
+    assert 0 < first_end < len(records)
+    listeners = await trio.open_tcp_listeners(0, host="127.0.0.1")
+    listener = listeners[0]
+    port = listener.socket.getsockname()[1]
+    with trio.fail_after(60):
+        async with listener, slave(tmp_path / "s", f"127.0.0.1:{port}") as s:
+            stream = await listener.accept()
+            async with stream:
+                assert await receive_exactly(stream, 8) == b"\x00" * 8
+                # The first record, split over two frames.
+                await stream.send_all(b"\x00" * 8 + (10).to_bytes(4, "big") + records[:10])
+                await stream.send_all(
+                    (10).to_bytes(8, "big")
+                    + (first_end - 10).to_bytes(4, "big")
+                    + records[10:first_end]
+                )
+                # Reports say what is appended; the last one counts.
+                while True:
+                    report = int.from_bytes(await receive_exactly(stream, 8), "big")
+                    if report == first_end:
+                        break
+                    assert report in (0, 10)
+                assert s.store.get_max_offset_in_queue(TOPIC, 0) == 1
+                # A heartbeat at an offset that is not the slave's end: closed.
+                await stream.send_all((first_end + 1).to_bytes(8, "big") + b"\x00" * 4)
+                with trio.fail_after(5):
+                    while await stream.receive_some():
+                        pass
+            stream = await listener.accept()
+            async with stream:
+                assert await receive_exactly(stream, 8) == first_end.to_bytes(8, "big")
+                # Bytes that are no record: cut off again, connection closed.
+                junk = (200).to_bytes(4, "big") + b"\x12\x34\x56\x78" + b"\x00" * 192
+                await stream.send_all(
+                    first_end.to_bytes(8, "big") + len(junk).to_bytes(4, "big") + junk
+                )
+                with trio.fail_after(5):
+                    while await stream.receive_some():
+                        pass
+                assert s.store.max_phy_offset == first_end
+            stream = await listener.accept()
+            async with stream:
+                assert await receive_exactly(stream, 8) == first_end.to_bytes(8, "big")
+                rest = records[first_end:]
+                await stream.send_all(
+                    first_end.to_bytes(8, "big") + len(rest).to_bytes(4, "big") + rest
+                )
+                with trio.fail_after(5):
+                    await wait_until(lambda: s.store.max_phy_offset == len(records))
+                assert s.store.get_max_offset_in_queue(TOPIC, 0) == 2
+                assert [body for _, _, body in await pulled(s, 0)] == [b"first", b"second"]
