@@ -23,6 +23,8 @@ from pyrocket.protocol.headers import SendMessageRequestHeaderV2
 from pyrocket.protocol.message import Message, decode_messages, encode_batch, encode_properties
 from pyrocket.remoting import RemotingClient
 from tests.broker.helpers import broker_settings, pull_request, running_broker, send_request
+from tests.namesrv.helpers import address as namesrv_address
+from tests.namesrv.helpers import running_namesrv
 from tests.remoting.helpers import wait_until
 
 TOPIC = "HaTopic"
@@ -265,6 +267,9 @@ async def test_sync_master_acknowledges_only_what_the_slave_has(tmp_path: Path) 
                 assert answer.code == ResponseCode.SUCCESS, (answer.code, answer.remark)
                 # Nothing else sends: the master's end is this message's end.
                 assert s.store.max_phy_offset >= m.store.max_phy_offset
+            # Concurrent producers: every send answered SUCCESS (send_storm checks).
+            await send_storm(m, 60, seed=11)
+            assert s.store.max_phy_offset == m.store.max_phy_offset
             await assert_replica(m, s)
 
 
@@ -459,3 +464,51 @@ async def test_slave_against_a_hand_driven_master(tmp_path: Path) -> None:
                     await wait_until(lambda: s.store.max_phy_offset == len(records))
                 assert s.store.get_max_offset_in_queue(TOPIC, 0) == 2
                 assert [body for _, _, body in await pulled(s, 0)] == [b"first", b"second"]
+
+
+async def test_slave_learns_its_master_from_the_nameserver(tmp_path: Path) -> None:
+    with trio.fail_after(60):
+        async with running_namesrv(tmp_path / "ns") as namesrv:
+            names = [namesrv_address(namesrv)]
+            master_settings = broker_settings(tmp_path / "m", names, **COMMON)
+            slave_settings = broker_settings(
+                tmp_path / "s", names, brokerId=1, brokerRole="SLAVE", **COMMON
+            )
+            async with running_broker(master_settings) as m, running_broker(slave_settings) as s:
+                await m.topic_config_manager.update_topic_config(
+                    TopicConfig(topic_name=TOPIC, read_queue_nums=4, write_queue_nums=4)
+                )
+                assert s.ha_client is not None
+                await s.registration.ha_master_addr.wait_value(lambda addr: addr is not None)
+                assert s.registration.ha_master_addr.value == m.settings.ha_server_addr
+                await s.ha_client.connected_to.wait_value(lambda addr: addr is not None)
+                await send_storm(m, 20, seed=10)
+                await assert_replica(m, s)
+
+
+async def test_slave_restart_drops_a_torn_record(tmp_path: Path) -> None:
+    records = await record_bytes(tmp_path / "source", [b"only"])
+    listeners = await trio.open_tcp_listeners(0, host="127.0.0.1")
+    listener = listeners[0]
+    port = listener.socket.getsockname()[1]
+    with trio.fail_after(60):
+        async with listener:
+            async with slave(tmp_path / "s", f"127.0.0.1:{port}") as s:
+                stream = await listener.accept()
+                async with stream:
+                    assert await receive_exactly(stream, 8) == b"\x00" * 8
+                    await stream.send_all(b"\x00" * 8 + (40).to_bytes(4, "big") + records[:40])
+                    while int.from_bytes(await receive_exactly(stream, 8), "big") != 40:
+                        pass
+                    assert s.store.max_phy_offset == 40
+                    assert s.store.get_max_offset_in_queue(TOPIC, 0) == 0
+            # Restarted, the slave has cut the torn record and asks from 0.
+            async with slave(tmp_path / "s", f"127.0.0.1:{port}") as s:
+                assert s.store.max_phy_offset == 0
+                stream = await listener.accept()
+                async with stream:
+                    assert await receive_exactly(stream, 8) == b"\x00" * 8
+                    await stream.send_all(b"\x00" * 8 + len(records).to_bytes(4, "big") + records)
+                    with trio.fail_after(5):
+                        await wait_until(lambda: s.store.get_max_offset_in_queue(TOPIC, 0) == 1)
+                    assert [body for _, _, body in await pulled(s, 0)] == [b"only"]
