@@ -296,7 +296,9 @@ async def test_sync_master_times_out_when_the_slave_does_not_acknowledge(tmp_pat
                 answer = await client.invoke_sync(
                     m.broker_addr, send_request(TOPIC, 0, b"hello"), 5
                 )
+                # Stored, only not replicated in time: answered as a send (Java's sendOK).
                 assert answer.code == ResponseCode.FLUSH_SLAVE_TIMEOUT
+                assert answer.remark is None and "msgId" in (answer.ext_fields or {})
                 end = m.store.max_phy_offset
                 expected = await m.store.read_commit_log_data(0, end)
                 assert expected is not None and len(expected) == end
@@ -311,6 +313,11 @@ async def test_sync_master_times_out_when_the_slave_does_not_acknowledge(tmp_pat
                 await stream.send_all(end.to_bytes(8, "big"))
                 with trio.fail_after(5):
                     await m.ha_service.push2slave_max_offset.wait_value(lambda v: v == end)
+                # Idle: a heartbeat carrying the next offset every haSendHeartbeatInterval.
+                for _ in range(2):
+                    with trio.fail_after(2):
+                        heartbeat = await receive_exactly(stream, 12)
+                    assert heartbeat == end.to_bytes(8, "big") + b"\x00\x00\x00\x00"
 
 
 async def test_dead_slave_is_closed_by_housekeeping(tmp_path: Path) -> None:
@@ -392,6 +399,7 @@ async def test_sync_master_answers_slave_not_available_when_the_slave_is_far_beh
                     m.broker_addr, send_request(TOPIC, 0, b"x" * 2000), 5
                 )
                 assert big.code == ResponseCode.SLAVE_NOT_AVAILABLE
+                assert big.remark is None and "msgId" in (big.ext_fields or {})
 
 
 async def record_bytes(root: Path, bodies: list[bytes]) -> bytes:
