@@ -204,6 +204,9 @@ class HAService:
         self.connections.add(connection)
         try:
             await connection.run()
+        except Exception:
+            # One slave's failure must not take the listener down with it.
+            log.exception("HA connection of slave %s failed", peer)
         finally:
             self.connections.discard(connection)
             await trio.aclose_forcefully(stream)

@@ -54,6 +54,9 @@ class HAClient:
                     await self._replicate(address)
                 except (OSError, trio.TooSlowError) as exc:
                     log.info("cannot connect to HA master %s: %s", address, exc)
+                except Exception:
+                    # As Java's HAClient: log, close, try again after the pause.
+                    log.exception("HA replication from master %s failed", address)
                 finally:
                     self.connected_to.value = None
             await trio.sleep(self._retry_s())
