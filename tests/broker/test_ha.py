@@ -147,6 +147,37 @@ async def send_storm(broker: Broker, count: int, seed: int) -> int:
     return stored
 
 
+def delayed_request(queue_id: int, body: bytes) -> RemotingCommand:
+    """A send with delay level 1 (1 s): stored in SCHEDULE_TOPIC_XXXX first."""
+    header = SendMessageRequestHeaderV2(
+        producer_group="ha_producer",
+        topic=TOPIC,
+        default_topic="TBW102",
+        default_topic_queue_nums=4,
+        queue_id=queue_id,
+        sys_flag=0,
+        born_timestamp=int(time.time() * 1000),
+        flag=0,
+        properties=encode_properties({"TAGS": "Delayed", "WAIT": "true", "DELAY": "1"}),
+        reconsume_times=0,
+        unit_mode=False,
+        batch=False,
+    )
+    return RemotingCommand.request(RequestCode.SEND_MESSAGE_V2, header, body=body)
+
+
+def consume_queue_files(broker: Broker) -> dict[str, bytes]:
+    """Every consume-queue file (topic/queue/name -> bytes) that is not all zeros."""
+    root = broker.settings.store.root_dir / "consumequeue"
+    found: dict[str, bytes] = {}
+    for path in sorted(root.rglob("*")):
+        if path.is_file():
+            data = path.read_bytes()
+            if data.strip(b"\x00"):
+                found[str(path.relative_to(root))] = data
+    return found
+
+
 async def commit_log_bytes(store: MessageStore) -> bytes:
     """Every commit-log byte from the first file's start to the end."""
     chunks: list[bytes] = []
@@ -203,7 +234,27 @@ async def test_slave_replicates_a_send_storm_byte_for_byte(tmp_path: Path) -> No
     with trio.fail_after(90):
         async with master(tmp_path / "m") as m, slave(tmp_path / "s", ha_address(m)) as s:
             stored = await send_storm(m, 120, seed=1)
+            async with RemotingClient() as client:
+                for queue_id in range(4):
+                    answer = await client.invoke_sync(
+                        m.broker_addr, delayed_request(queue_id, b"later"), 5
+                    )
+                    assert answer.code == ResponseCode.SUCCESS, answer.remark
+            stored += 4
+            # Delivered to TOPIC by the master's schedule service after 1 s.
+            with trio.fail_after(10):
+                await wait_until(
+                    lambda: (
+                        sum(m.store.get_max_offset_in_queue(TOPIC, q) for q in range(4)) == stored
+                    ),
+                    0.05,
+                )
             await assert_replica(m, s)
+            # The consume queues are built alike, delay queue (deliver times
+            # as tags codes) included.
+            master_queues = await trio.to_thread.run_sync(consume_queue_files, m)
+            assert any(name.startswith("SCHEDULE_TOPIC_XXXX/") for name in master_queues)
+            assert await trio.to_thread.run_sync(consume_queue_files, s) == master_queues
             assert m.store.max_phy_offset > 2 * FILE_SIZE  # several files rolled
             total = 0
             for queue_id in range(4):
