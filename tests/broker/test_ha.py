@@ -275,7 +275,9 @@ async def test_slave_refuses_sends(tmp_path: Path) -> None:
         async with master(tmp_path / "m") as m, slave(tmp_path / "s", ha_address(m)) as s:
             async with RemotingClient() as client:
                 answer = await client.invoke_sync(s.broker_addr, send_request(TOPIC, 0, b"x"), 5)
-            assert answer.code != ResponseCode.SUCCESS
+            # The store refuses (DefaultMessageStore.putMessage in slave mode).
+            assert answer.code == ResponseCode.SERVICE_NOT_AVAILABLE, answer.remark
+            assert (answer.remark or "").startswith("service not available now")
             assert s.store.max_phy_offset == 0
 
 
@@ -571,3 +573,26 @@ async def test_slave_restart_drops_a_torn_record(tmp_path: Path) -> None:
                     with trio.fail_after(5):
                         await wait_until(lambda: s.store.get_max_offset_in_queue(TOPIC, 0) == 1)
                     assert [body for _, _, body in await pulled(s, 0)] == [b"only"]
+
+
+async def test_slave_leaves_a_silent_master_and_connects_again(tmp_path: Path) -> None:
+    listeners = await trio.open_tcp_listeners(0, host="127.0.0.1")
+    listener = listeners[0]
+    port = listener.socket.getsockname()[1]
+    with trio.fail_after(30):
+        async with (
+            listener,
+            slave(tmp_path / "s", f"127.0.0.1:{port}", haHousekeepingInterval=500) as s,
+        ):
+            first = await listener.accept()
+            async with first:
+                assert await receive_exactly(first, 8) == b"\x00" * 8
+                # No frame, no heartbeat: the slave closes within the interval.
+                with trio.fail_after(3):
+                    while await first.receive_some():
+                        pass
+            second = await listener.accept()
+            async with second:
+                assert await receive_exactly(second, 8) == b"\x00" * 8
+                assert s.ha_client is not None
+                assert s.ha_client.connected_to.value == f"127.0.0.1:{port}"
