@@ -1,6 +1,7 @@
 """Fuzz targets: each takes arbitrary bytes and checks pyrocket's promise
 about bad input, "a decoder returns a value or raises ProtocolError (header
-decoders: CommandError), nothing else", plus that whatever does decode
+decoders: CommandError; SQL92 selectors: SelectorError, and EvaluationError
+when evaluated), nothing else", plus that whatever does decode
 re-encodes to a fixed point.
 
 The same functions run under hypothesis (``fuzz/run_hypothesis.py``, and a
@@ -16,6 +17,7 @@ import zlib
 from collections.abc import Callable
 
 from pyrocket.errors import CommandError, ProtocolError
+from pyrocket.filter import EvaluationError, SelectorError, compile_selector
 from pyrocket.protocol import fastjson
 from pyrocket.protocol.bodies import Bean, Properties, RegisterBrokerBody
 from pyrocket.protocol.catalog import all_body_codecs, all_header_types
@@ -135,6 +137,26 @@ def header_target(data: bytes) -> None:
         assert header_type.from_ext_fields(header.to_ext_fields()) == header
 
 
+def selector_target(data: bytes) -> None:
+    """SQL92 selectors: any text compiles or raises SelectorError (never a
+    RecursionError, whatever the nesting); a compiled selector evaluates
+    over property maps to TRUE, FALSE or unknown, or raises
+    EvaluationError."""
+    text = data.decode("utf-8", "replace")
+    try:
+        selector = compile_selector(text)
+    except SelectorError:
+        return
+    words = text.split()
+    properties = {word: words[(i + 1) % len(words)] for i, word in enumerate(words[:8])}
+    for candidate in ({}, properties, {key: "1" for key in properties}):
+        try:
+            result = selector.evaluate(candidate)
+        except EvaluationError:
+            continue
+        assert result in (True, False, None), result
+
+
 TARGETS: dict[str, Callable[[bytes], None]] = {
     "frame": frame_target,
     "payload": payload_target,
@@ -143,6 +165,7 @@ TARGETS: dict[str, Callable[[bytes], None]] = {
     "body": body_target,
     "compressed_body": compressed_body_target,
     "header": header_target,
+    "selector": selector_target,
 }
 
 

@@ -21,6 +21,7 @@ from pathlib import Path
 import trio
 
 from pyrocket.client.producer import Producer
+from pyrocket.client.transaction import TransactionProducer
 from pyrocket.protocol.codes import RequestCode
 from pyrocket.remoting.dispatch import ProcessorTable
 from tests.client.helpers import consumer, running_up
@@ -107,7 +108,8 @@ def render(rows: list[Row]) -> str:
 
 async def registered_rows(tmp_path: Path) -> list[Row]:
     """The registrations of a real NameServer, broker (its servers and its
-    client to the NameServers), producer and push consumer."""
+    client to the NameServers), producer, transaction producer and push
+    consumer."""
     with trio.fail_after(60):
         async with running_up(tmp_path) as running:
             rows = rows_for("NameServer", 0, running.namesrv.server.processors)
@@ -119,6 +121,16 @@ async def registered_rows(tmp_path: Path) -> list[Row]:
             )
             async with producer:
                 rows += rows_for("client (producer)", 5, producer.instance.remoting.processors)
+            transactional = TransactionProducer(
+                "architecture_doc_tx_producer",
+                [running.namesrv_addr],
+                client_ip="127.0.0.1",
+                execute_local=lambda message, arg: None,
+                check_local=lambda message: None,
+            )
+            async with transactional:
+                table = transactional.instance.remoting.processors
+                rows += rows_for("client (transaction producer)", 7, table)
             push = consumer(running.namesrv_addr, "architecture_doc_group", "ArchitectureDocTopic")
             async with push:
                 table = push.instance.remoting.processors

@@ -31,6 +31,7 @@ def test_hypothesis_campaign_runs_every_target(capsys: pytest.CaptureFixture[str
         "body",
         "compressed_body",
         "header",
+        "selector",
     ):
         assert f"{name}: 20 inputs in" in out
 

@@ -3,7 +3,8 @@ of a module, ``TYPE_CHECKING`` blocks included) of every module under
 ``pyrocket/`` is resolved to the pyrocket package it names, and each layer
 may import only the layers above it.
 
-protocol (sans-I/O) imports nothing of pyrocket but ``pyrocket.errors``;
+protocol (sans-I/O) imports nothing of pyrocket but ``pyrocket.errors``, nor
+does filter (the sans-I/O SQL92 selectors);
 remoting only protocol; the NameServer protocol and remoting; the broker
 those and the NameServer; the clients protocol and remoting (not the servers
 they talk to); the command line anything. The top-level helper modules
@@ -27,11 +28,12 @@ ROOT = Path(__file__).resolve().parents[1] / "pyrocket"
 #: Each layer package and the pyrocket packages it may import besides itself.
 ALLOWED: dict[str, frozenset[str]] = {
     "protocol": frozenset(),
+    "filter": frozenset(),
     "remoting": frozenset({"protocol"}),
     "namesrv": frozenset({"protocol", "remoting"}),
-    "broker": frozenset({"protocol", "remoting", "namesrv"}),
-    "client": frozenset({"protocol", "remoting"}),
-    "cli": frozenset({"protocol", "remoting", "namesrv", "broker", "client"}),
+    "broker": frozenset({"protocol", "remoting", "namesrv", "filter"}),
+    "client": frozenset({"protocol", "remoting", "filter"}),
+    "cli": frozenset({"protocol", "remoting", "namesrv", "broker", "client", "filter"}),
 }
 
 #: What the top-level helper modules may not import.
@@ -113,7 +115,7 @@ def test_each_layer_imports_only_the_layers_above_it(layer: str) -> None:
         if path.parent == ROOT and path.name != "__init__.py" and top(name) is not None
     }
     allowed = set(ALLOWED[layer]) | {layer}
-    if layer == "protocol":
+    if layer in ("protocol", "filter"):
         allowed.add("errors")
     else:
         allowed |= helpers - {"__main__"}

@@ -10,9 +10,10 @@ What runs, in start order: the message store (recovered first), the remoting
 server on ``listenPort`` and the fast ("VIP") server on ``listenPort - 2``
 answering the same processors, the HA listener on ``haListenPort``
 (:mod:`pyrocket.broker.ha`; on a slave also the client replicating the
-master), put/get statistics, the registration with every
-NameServer (the first round before the broker reports ready), and the
-transaction-topic creation Java's check service does. Cancelling
+master), put/get statistics, ``/metrics`` over HTTP when
+``metricsPort`` is set (:mod:`pyrocket.broker.metrics`), the registration with every
+NameServer (the first round before the broker reports ready), and the message path's
+services (held pulls, client housekeeping, offsets, the transaction check). Cancelling
 :func:`serve_broker` is the shutdown: periodic work stops, the broker
 unregisters from every NameServer while it still answers requests, then the
 servers close and the store flushes and closes.
@@ -37,6 +38,9 @@ Extension points for the message path (send, pull, heartbeats, offsets):
   ``broker.stats``.
 - ``broker.put_message`` / ``put_messages`` / ``get_message``: the store calls
   with the statistics GET_BROKER_RUNTIME_INFO reports.
+- ``broker.metrics_source``: a :class:`~pyrocket.broker.metrics.BrokerMetricsSource`
+  ``/metrics`` publishes (set it in an installer; default: the broker's
+  statistics and tables).
 - ``serve_broker(..., install=[fn])``: ``fn(broker)`` runs before the servers
   start, next to the built-in :func:`install_processors` (which installs the
   message path, :mod:`pyrocket.broker.dataplane`, as ``broker.data_plane``).
@@ -45,6 +49,7 @@ Extension points for the message path (send, pull, heartbeats, offsets):
 from __future__ import annotations
 
 import dataclasses
+import functools
 import logging
 from collections.abc import Awaitable, Callable, Sequence
 from typing import NoReturn
@@ -54,6 +59,7 @@ import trio
 from pyrocket.broker.config import BrokerSettings
 from pyrocket.broker.dataplane import DataPlane
 from pyrocket.broker.ha import HAClient, HAService
+from pyrocket.broker.metrics import BrokerMetricsSource, serve_broker_metrics
 from pyrocket.broker.outer_api import UNREGISTER_TIMEOUT
 from pyrocket.broker.parts import BROKER_VERSION_DESC, BrokerParts
 from pyrocket.broker.processors.admin import AdminBrokerProcessor
@@ -63,8 +69,6 @@ from pyrocket.broker.processors.ops import OpsAdminProcessor
 from pyrocket.broker.registration import RegistrationTiming
 from pyrocket.broker.store.cleanup import disk_used_ratio as default_disk_used_ratio
 from pyrocket.broker.store.store import wall_clock_ms
-from pyrocket.broker.topic_config import RMQ_SYS_TRANS_HALF_TOPIC
-from pyrocket.protocol.bodies.topic import PERM_READ, PERM_WRITE
 from pyrocket.protocol.codes import RequestCode
 from pyrocket.protocol.javahash import JavaHashMap
 from pyrocket.remoting import Connection, ConnectionListener, Processor, RemotingServer
@@ -99,6 +103,7 @@ ORDERED_REQUEST_CODES: frozenset[int] = frozenset(
         RequestCode.CLEAN_UNUSED_TOPIC,
         RequestCode.INVOKE_BROKER_TO_RESET_OFFSET,
         RequestCode.CLONE_GROUP_OFFSET,
+        RequestCode.RESUME_CHECK_HALF_MESSAGE,
     }
 )
 
@@ -190,6 +195,11 @@ class Broker(BrokerParts):
         self.ha_service = HAService(self.store)
         self.store.replication = self.ha_service
         self.ha_client: HAClient | None = None
+        #: The bound port of ``/metrics`` (None: not served).
+        self.metrics_port: int | None = None
+        #: Where ``/metrics`` reads the broker's figures (None: the broker's
+        #: statistics, :class:`~pyrocket.broker.metrics.BrokerStatsSource`).
+        self.metrics_source: BrokerMetricsSource | None = None
 
     # -- runtime information ------------------------------------------------
 
@@ -245,17 +255,6 @@ class Broker(BrokerParts):
 
     # -- background work -------------------------------------------------------
 
-    async def _create_transaction_topic(self) -> None:
-        # Java's transaction check service looks up the half-message topic on
-        # its first run (transactionCheckInterval after start), creating it.
-        # The message path replaces this with the full check.
-        if self.is_slave:
-            return
-        await trio.sleep(self.settings.broker.transaction_check_interval / 1000)
-        await self.topic_config_manager.create_topic_in_send_message_back_method(
-            RMQ_SYS_TRANS_HALF_TOPIC, 1, PERM_READ | PERM_WRITE, 0
-        )
-
     def _ha_master_address(self) -> str | None:
         """``haMasterAddress`` when set, else what the NameServer answered."""
         configured = self.settings.store.ha_master_address
@@ -299,10 +298,16 @@ class Broker(BrokerParts):
                             await tasks.start(self.topic_config_manager.writer.run)
                             await tasks.start(self.subscription_group_manager.writer.run)
                             await tasks.start(self.registration.run)
-                            tasks.start_soon(self._create_transaction_topic)
                             if self.is_slave:
                                 self.ha_client = HAClient(self.store, self._ha_master_address)
                                 tasks.start_soon(self.ha_client.run)
+                            if settings.metrics_port >= 0 and self.data_plane is not None:
+                                metrics = functools.partial(
+                                    serve_broker_metrics, source=self.metrics_source
+                                )
+                                self.metrics_port = await tasks.start(
+                                    metrics, self, self.data_plane, host, settings.metrics_port
+                                )
                             for service in self.services:
                                 tasks.start_soon(service, self)
                             log.info(

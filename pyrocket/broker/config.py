@@ -318,10 +318,30 @@ def object_properties(obj: ConfigObject | MessageStoreConfig) -> list[tuple[str,
     return javaprops.object_properties(obj)
 
 
+#: pyrocket's key for the port of the broker's ``/metrics`` (absent or
+#: negative: no metrics served; 0: any free port).
+METRICS_PORT_KEY: Final = "metricsPort"
+
+
+def parse_metrics_port(text: str) -> int:
+    """A ``metricsPort`` value: -1 (off) or a port 0..65535. Raises ConfigError."""
+    try:
+        port = int(text.strip())
+    except ValueError:
+        raise ConfigError(f"{METRICS_PORT_KEY}={text}: expected a port number") from None
+    if port < -1 or port > 65535:
+        raise ConfigError(f"{METRICS_PORT_KEY}={text}: expected -1 (off) or a port 0..65535")
+    return port
+
+
 def known_key(key: str) -> bool:
     """Whether some config object has a field named ``key`` (or it is one
-    of the ``tls.*`` keys)."""
-    return key in TLS_KEYS or any(key in java_keys(cls) for cls in CONFIG_CLASSES)
+    of the ``tls.*`` keys, or ``metricsPort``)."""
+    return (
+        key in TLS_KEYS
+        or key == METRICS_PORT_KEY
+        or any(key in java_keys(cls) for cls in CONFIG_CLASSES)
+    )
 
 
 # ---------------------------------------------------------------------------
@@ -345,6 +365,8 @@ class BrokerSettings:
     ``config_file`` is where UPDATE_BROKER_CONFIG persists changes (None: not
     persisted). ``serialize_type`` is the header form the broker writes (Java's
     ``rocketmq.serialize.type`` / ``ROCKETMQ_SERIALIZE_TYPE``, not a broker.conf key).
+    ``metrics_port`` is pyrocket's ``metricsPort``: where ``/metrics`` is
+    served (-1: not served).
     """
 
     broker: BrokerConfig = field(default_factory=BrokerConfig)
@@ -354,6 +376,7 @@ class BrokerSettings:
     file_properties: Mapping[str, str] = field(default_factory=dict)
     config_file: Path | None = None
     serialize_type: SerializeType = field(default_factory=lambda: serialize_type_from_env())
+    metrics_port: int = -1
 
     @property
     def broker_addr(self) -> str:
@@ -408,7 +431,7 @@ class BrokerSettings:
         if "useTLS" not in merged:
             client = dataclasses.replace(client, use_tls=client_uses_tls(tls))
         store = MessageStoreConfig.from_java_properties(merged, base=start.store)
-        return cls.startup_rules(
+        settings = cls.startup_rules(
             broker,
             server,
             client,
@@ -416,6 +439,9 @@ class BrokerSettings:
             file_properties=dict(properties),
             config_file=config_file,
         )
+        metrics = merged.get(METRICS_PORT_KEY)
+        port = parse_metrics_port(metrics) if metrics is not None else start.metrics_port
+        return dataclasses.replace(settings, metrics_port=port)
 
     @classmethod
     def startup_rules(
@@ -505,6 +531,7 @@ def load_broker_settings(
 __all__ = [
     "BROKER_JAVA_KEYS",
     "CLIENT_JAVA_KEYS",
+    "METRICS_PORT_KEY",
     "SERVER_JAVA_KEYS",
     "BrokerConfig",
     "BrokerSettings",
@@ -519,6 +546,7 @@ __all__ = [
     "load_broker_settings",
     "local_address",
     "object_properties",
+    "parse_metrics_port",
     "read_broker_conf",
     "refuse_unimplemented",
 ]

@@ -19,6 +19,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Final, Protocol
 
+from pyrocket.broker.consumer_filter import Compiled, ConsumerFilterManager
 from pyrocket.broker.message_filter import (
     ExpressionMessageFilter,
     check_tag_count,
@@ -222,7 +223,9 @@ class ConsumerManager:
 
     ``listener`` is told which connections to notify when a group changes
     (None: nobody is notified); ``now_ms`` is the clock of the heartbeat
-    timestamps the expiry scan compares.
+    timestamps the expiry scan compares. ``filters`` is told every
+    heartbeat's subscriptions and every group that goes away (Java's
+    REGISTER and UNREGISTER events).
     """
 
     def __init__(
@@ -231,8 +234,10 @@ class ConsumerManager:
         now_ms: Callable[[], int],
         *,
         notify_enabled: Callable[[], bool] = lambda: True,
+        filters: ConsumerFilterManager | None = None,
     ) -> None:
         self._listener = listener
+        self.filters = filters
         self._now_ms = now_ms
         self._notify_enabled = notify_enabled
         self.consumer_table: JavaConcurrentHashMap[str, ConsumerGroupInfo] = JavaConcurrentHashMap(
@@ -272,12 +277,14 @@ class ConsumerManager:
         consume_from_where: ConsumeFromWhere | None,
         subscriptions: Iterable[SubscriptionData],
         notify: bool,
+        compiled: Compiled | None = None,
     ) -> bool:
         """A consumer heartbeat: add or refresh the member and its
         subscriptions. Returns whether the group changed; when it did and
         ``notify`` is set (the group's notifyConsumerIdsChangedEnable), every
         member is notified. Raises SubscriptionTooLargeError (nothing
-        recorded) for a subscription listing too many tags."""
+        recorded) for a subscription listing too many tags. ``compiled``:
+        the SQL92 expressions compiled already."""
         subscriptions = list(subscriptions)
         for sub in subscriptions:
             count = max(len(sub.code_set), len(sub.tags_set))
@@ -294,7 +301,13 @@ class ConsumerManager:
         self._groups_of.setdefault(info.conn, {})[group] = None
         if (r1 or r2) and notify:
             await self._changed(group, group_info.all_connections())
+        if self.filters is not None:
+            self.filters.register_all(group, subscriptions, compiled)
         return r1 or r2
+
+    def _group_gone(self, group: str) -> None:
+        if self.filters is not None:
+            self.filters.unregister(group)
 
     async def unregister_consumer(self, group: str, conn: Connection, notify: bool) -> None:
         """UNREGISTER_CLIENT of a consumer: drop the member; an empty group
@@ -308,6 +321,7 @@ class ConsumerManager:
             log.info(
                 "unregister consumer ok, no any connection, and remove consumer group, %s", group
             )
+            self._group_gone(group)
         if notify:
             await self._changed(group, group_info.all_connections())
 
@@ -324,6 +338,7 @@ class ConsumerManager:
                     "unregister consumer ok, no any connection, and remove consumer group, %s",
                     group,
                 )
+                self._group_gone(group)
             await self._changed(group, group_info.all_connections())
 
     def scan_not_active_channel(self) -> list[Connection]:
@@ -351,6 +366,7 @@ class ConsumerManager:
                     group,
                 )
                 del self.consumer_table[group]
+                self._group_gone(group)
         return expired
 
     def _forget_membership(self, conn: Connection, group: str) -> None:

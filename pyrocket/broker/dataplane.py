@@ -1,5 +1,6 @@
 """The broker's message path: sending, pulling (with long polling), client
-heartbeats, consumer groups and offsets.
+heartbeats, consumer groups and offsets, transactions
+(:mod:`pyrocket.broker.transaction`).
 
 A :class:`DataPlane` holds the message path's state (the producer and
 consumer tables, the consumer offsets, the rebalance locks, the held pulls)
@@ -9,8 +10,8 @@ and builds its processors, handing each the broker parts it reads
 hooks it into its :class:`MessagePathHost` (the app's
 :class:`~pyrocket.broker.app.Broker`): the processors of every message-path
 request code, the client housekeeping as connection listener, the
-long-polling and housekeeping tasks and the periodic offset persistence as
-services, ``consumerOffset.json`` loaded with the other tables and written
+long-polling and housekeeping tasks, the periodic offset persistence and the
+transaction check as services, ``consumerOffset.json`` loaded with the other tables and written
 once more after the servers close, and the long-polling service as the
 store's arrival listener. It imports nothing of the app.
 """
@@ -24,6 +25,7 @@ from typing import Any, Final, Protocol
 import trio
 
 from pyrocket.broker.client_housekeeping import ClientHousekeepingService
+from pyrocket.broker.consumer_filter import ConsumerFilterManager
 from pyrocket.broker.consumer_manager import ConsumerManager
 from pyrocket.broker.consumer_offset import ConsumerOffsetManager, consumer_offset_json_path
 from pyrocket.broker.longpolling import PullRequestHoldService
@@ -35,7 +37,10 @@ from pyrocket.broker.processors.query import QueryProcessor
 from pyrocket.broker.processors.rebalance import RebalanceLockManager, RebalanceProcessor
 from pyrocket.broker.processors.reply import ReplyMessageProcessor
 from pyrocket.broker.processors.send import SendMessageProcessor
+from pyrocket.broker.processors.transaction import EndTransactionProcessor
 from pyrocket.broker.producer_manager import ProducerManager
+from pyrocket.broker.store import BrokerRole
+from pyrocket.broker.transaction import TransactionalMessageService
 from pyrocket.errors import RemotingError
 from pyrocket.protocol.codes import RequestCode
 from pyrocket.protocol.command import RemotingCommand
@@ -71,10 +76,14 @@ class DataPlane:
     def __init__(self, broker: MessagePathHost) -> None:
         self.broker = broker
         root = broker.settings.store.store_path_root_dir
+        self.consumer_filter_manager = ConsumerFilterManager(
+            broker.now_ms, lambda: broker.settings.broker.filter_data_clean_time_span
+        )
         self.consumer_manager = ConsumerManager(
             self,
             broker.now_ms,
             notify_enabled=lambda: broker.settings.broker.notify_consumer_ids_changed_enable,
+            filters=self.consumer_filter_manager,
         )
         self.producer_manager = ProducerManager(broker.now_ms)
         self.consumer_offset_manager = ConsumerOffsetManager(
@@ -89,6 +98,10 @@ class DataPlane:
         self.consumer_manage_processor = ConsumerManageProcessor(broker, self)
         self.query_processor = QueryProcessor(broker)
         self.rebalance_processor = RebalanceProcessor(broker, self.lock_manager)
+        self.transactions = TransactionalMessageService(
+            broker, self.consumer_offset_manager, self.producer_manager
+        )
+        self.end_transaction_processor = EndTransactionProcessor(broker, self.transactions)
         self.hold_service = PullRequestHoldService(
             broker.store.get_max_offset_in_queue, self.pull_processor.wake
         )
@@ -107,6 +120,7 @@ class DataPlane:
             self.consumer_manage_processor,
             self.query_processor,
             self.rebalance_processor,
+            self.end_transaction_processor,
         ):
             processor.install()
         broker.add_connection_listener(self.housekeeping)
@@ -123,6 +137,9 @@ class DataPlane:
                 self.consumer_offset_manager.run,
                 lambda: broker.settings.broker.flush_consumer_offset_interval,
             )
+            # Java starts the transaction check on a master only.
+            if broker.settings.store.broker_role is not BrokerRole.SLAVE:
+                await nursery.start(self.transactions.run)
 
     # -- ConsumerIdsChangeListener ------------------------------------------------
 

@@ -10,9 +10,9 @@ a noticeable time, on every pull that carries them. Filters are immutable,
 and the one of a pull's own expression is cached by its text, so the pulls of
 one consumer parse their expression once.
 
-SQL92 subscriptions need the broker's property filtering, which pyrocket does
-not offer: the pull processor refuses them before a filter is built, as Java
-does with ``enablePropertyFilter=false``.
+SQL92 subscriptions are filtered by :mod:`pyrocket.broker.consumer_filter`
+(when ``enablePropertyFilter`` is on; the pull processor refuses them
+otherwise, as Java does).
 """
 
 from __future__ import annotations
@@ -80,6 +80,10 @@ class ExpressionMessageFilter:
     @property
     def match_all(self) -> bool:
         return self._match_all
+
+    @property
+    def reads_commit_log(self) -> bool:
+        return False
 
     @property
     def codes(self) -> frozenset[int]:

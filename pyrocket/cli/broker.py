@@ -1,10 +1,12 @@
 """``pyrocket broker``: run a broker from the broker.conf a Java user has.
 
     pyrocket broker -c broker.conf [-n "127.0.0.1:9876;127.0.0.2:9876"]
-                    [--set listenPort=10921 ...] [-p]
+                    [--set listenPort=10921 ...] [--metrics-port PORT] [-p]
 
 ``-c`` and ``-n`` are mqbroker's; ``-p`` prints every config item and exits,
-as ``mqbroker -p`` does; ``--set KEY=VALUE`` overrides any broker.conf key.
+as ``mqbroker -p`` does; ``--set KEY=VALUE`` overrides any broker.conf key. ``--metrics-port PORT``
+(or the key ``metricsPort``) serves Prometheus ``/metrics`` on that port of
+the listen address (0: any free port); it is off by default.
 SIGINT and SIGTERM shut the broker down gracefully: it unregisters from every
 NameServer, closes its servers and flushes its store.
 """
@@ -28,6 +30,7 @@ from pyrocket.cli.serving import (
     set_overrides,
 )
 from pyrocket.errors import ConfigError
+from pyrocket.metrics_http import metrics_url
 
 log = logging.getLogger("pyrocket.broker")
 
@@ -48,6 +51,12 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         "-p", "--printConfigItem", action="store_true", help="Print all config item"
     )
     add_set_option(parser, "broker.conf")
+    parser.add_argument(
+        "--metrics-port",
+        type=int,
+        metavar="PORT",
+        help="serve Prometheus /metrics on PORT (metricsPort; default off)",
+    )
     parser.set_defaults(func=run)
 
 
@@ -55,6 +64,8 @@ def _overrides(args: argparse.Namespace) -> dict[str, str]:
     overrides = set_overrides(args.set)
     if args.namesrvAddr is not None:
         overrides["namesrvAddr"] = args.namesrvAddr
+    if args.metrics_port is not None:
+        overrides["metricsPort"] = str(args.metrics_port)
     return overrides
 
 
@@ -74,6 +85,9 @@ async def _serve(settings: BrokerSettings) -> None:
         if namesrv:
             tip += f" serializeType={wire} and name server is {namesrv}"
         print(tip, flush=True)
+        if broker.metrics_port is not None:
+            shown = broker.settings.broker.broker_ip1
+            print(f"Metrics: {metrics_url(shown, broker.metrics_port)}", flush=True)
 
     await serve_until_signalled(start, log)
 

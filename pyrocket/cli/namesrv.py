@@ -2,11 +2,13 @@
 user has.
 
     pyrocket namesrv [-c namesrv.properties] [-p 9876] [--set KEY=VALUE ...]
-                     [--host 0.0.0.0] [--printConfigItem]
+                     [--host 0.0.0.0] [--metrics-port PORT] [--printConfigItem]
 
 ``-c`` is mqnamesrv's; ``-p`` is the listen port (mqnamesrv's ``-p`` prints
 the config, here ``--printConfigItem`` does); ``--set`` overrides any
-property. The serialize type comes from ``$ROCKETMQ_SERIALIZE_TYPE`` (JSON
+property. ``--metrics-port PORT`` (or the property ``metricsPort``) serves
+Prometheus ``/metrics`` on that port of ``--host`` (0: any free port); it is
+off by default. The serialize type comes from ``$ROCKETMQ_SERIALIZE_TYPE`` (JSON
 or ROCKETMQ), as for Java. SIGINT and SIGTERM stop the NameServer.
 """
 
@@ -26,6 +28,7 @@ from pyrocket.cli.serving import (
 )
 from pyrocket.errors import ConfigError
 from pyrocket.javaprops import serialize_type_from_env
+from pyrocket.metrics_http import metrics_url
 from pyrocket.namesrv.app import NameServer
 from pyrocket.namesrv.config import NamesrvConfig, load_config
 
@@ -43,6 +46,12 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     parser.add_argument("--host", default="0.0.0.0", help="address to listen on (default 0.0.0.0)")
     add_set_option(parser, "namesrv.properties")
     parser.add_argument(
+        "--metrics-port",
+        type=int,
+        metavar="PORT",
+        help="serve Prometheus /metrics on PORT (metricsPort; default off)",
+    )
+    parser.add_argument(
         "--printConfigItem", action="store_true", help="Print all config item and exit"
     )
     parser.set_defaults(func=run)
@@ -53,17 +62,22 @@ def config_from_args(args: argparse.Namespace) -> NamesrvConfig:
     overrides = set_overrides(args.set)
     if args.listenPort is not None:
         overrides["listenPort"] = str(args.listenPort)
+    if args.metrics_port is not None:
+        overrides["metricsPort"] = str(args.metrics_port)
     config = load_config(args.configFile, overrides)
     return config.replace(serialize_type=serialize_type_from_env())
 
 
 async def _serve(config: NamesrvConfig, host: str) -> None:
     async def start(nursery: trio.Nursery) -> None:
-        await nursery.start(NameServer(config).serve, host)
+        namesrv = NameServer(config)
+        await nursery.start(namesrv.serve, host)
         print(
             f"The Name Server boot success. serializeType={config.serialize_type.name}",
             flush=True,
         )
+        if namesrv.metrics_port is not None:
+            print(f"Metrics: {metrics_url(host, namesrv.metrics_port)}", flush=True)
 
     await serve_until_signalled(start, log)
 

@@ -4,13 +4,18 @@ clients, keeping their data in one local directory.
     pyrocket up [--dir pyrocket-data] [--host 127.0.0.1]
                 [--namesrv-port 9876] [--broker-port 10911]
                 [--cluster DefaultCluster] [--broker-name broker-a]
+                [--metrics-port 5557] [--namesrv-metrics-port 5558]
 
 The data directory holds ``namesrv/`` (kvConfig.json, namesrv.properties) and
 ``broker/`` (the store: commit log, consume queues, checkpoint, and
 ``config/`` with topics.json, consumerOffset.json, ...). Running ``up`` again
 on the same directory picks up where the last run stopped. Auto-created
 topics are on, as in a Java quick start. Ports 0 pick free ones; the ready
-line names the addresses. SIGINT and SIGTERM stop both, the broker first
+line names the addresses. Both servers serve Prometheus ``/metrics``: the
+broker on ``--metrics-port``, the NameServer on ``--namesrv-metrics-port``
+(by default 5557 and 5558, or free ports when the server's own port is 0;
+-1 turns one off), and the second line of the banner gives their URLs.
+SIGINT and SIGTERM stop both, the broker first
 (it unregisters, then flushes its store, within a grace of
 :data:`~pyrocket.broker.app.DEFAULT_SHUTDOWN_GRACE` seconds); a second signal
 during that exits at once.
@@ -33,12 +38,16 @@ from pyrocket.broker.store import StoreError
 from pyrocket.cli.serving import report_failures, serve_until_signalled
 from pyrocket.errors import ConfigError
 from pyrocket.javaprops import serialize_type_from_env
+from pyrocket.metrics_http import metrics_url
 from pyrocket.namesrv.app import NameServer
 from pyrocket.namesrv.config import NamesrvConfig, load_config
 
 log = logging.getLogger("pyrocket.up")
 
 DEFAULT_DIR = "pyrocket-data"
+#: Where ``up`` serves the broker's and the NameServer's ``/metrics``.
+DEFAULT_BROKER_METRICS_PORT = 5557
+DEFAULT_NAMESRV_METRICS_PORT = 5558
 
 
 @dataclass(frozen=True)
@@ -51,6 +60,23 @@ class UpOptions:
     broker_port: int = 10911
     cluster: str = "DefaultCluster"
     broker_name: str = "broker-a"
+    #: None: the default port, or any free one when the server's port is 0;
+    #: -1: not served.
+    broker_metrics_port: int | None = None
+    namesrv_metrics_port: int | None = None
+
+    def metrics_ports(self) -> tuple[int, int]:
+        """The ``metricsPort`` of the NameServer and of the broker."""
+
+        def pick(given: int | None, server_port: int, default: int) -> int:
+            if given is not None:
+                return given
+            return 0 if server_port == 0 else default
+
+        return (
+            pick(self.namesrv_metrics_port, self.namesrv_port, DEFAULT_NAMESRV_METRICS_PORT),
+            pick(self.broker_metrics_port, self.broker_port, DEFAULT_BROKER_METRICS_PORT),
+        )
 
 
 @dataclass(frozen=True)
@@ -72,6 +98,7 @@ def namesrv_config(options: UpOptions) -> NamesrvConfig:
             "kvConfigPath": str(home / "kvConfig.json"),
             "configStorePath": str(home / "namesrv.properties"),
             "listenPort": str(options.namesrv_port),
+            "metricsPort": str(options.metrics_ports()[0]),
         },
     )
     return config.replace(serialize_type=serialize_type_from_env())
@@ -94,6 +121,7 @@ def broker_settings(options: UpOptions, namesrv_addr: str) -> BrokerSettings:
             "listenPort": str(options.broker_port),
             "storePathRootDir": str(root),
             "autoCreateTopicEnable": "true",
+            "metricsPort": str(options.metrics_ports()[1]),
         },
     )
 
@@ -153,6 +181,18 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     )
     parser.add_argument("--cluster", default=defaults.cluster, help="default %(default)s")
     parser.add_argument("--broker-name", default=defaults.broker_name, help="default %(default)s")
+    parser.add_argument(
+        "--metrics-port",
+        type=int,
+        metavar="PORT",
+        help=f"the broker's /metrics port (default {DEFAULT_BROKER_METRICS_PORT}; -1: off)",
+    )
+    parser.add_argument(
+        "--namesrv-metrics-port",
+        type=int,
+        metavar="PORT",
+        help=f"the NameServer's /metrics port (default {DEFAULT_NAMESRV_METRICS_PORT}; -1: off)",
+    )
     parser.set_defaults(func=run)
 
 
@@ -164,7 +204,19 @@ def options_from_args(args: argparse.Namespace) -> UpOptions:
         broker_port=args.broker_port,
         cluster=args.cluster,
         broker_name=args.broker_name,
+        broker_metrics_port=args.metrics_port,
+        namesrv_metrics_port=args.namesrv_metrics_port,
     )
+
+
+def metrics_line(running: Running, host: str) -> str | None:
+    """The banner line with the ``/metrics`` URLs (None when neither is served)."""
+    urls = []
+    if running.broker.metrics_port is not None:
+        urls.append(f"broker {metrics_url(host, running.broker.metrics_port)}")
+    if running.namesrv.metrics_port is not None:
+        urls.append(f"NameServer {metrics_url(host, running.namesrv.metrics_port)}")
+    return f"Metrics: {', '.join(urls)}" if urls else None
 
 
 async def _serve(options: UpOptions) -> None:
@@ -178,6 +230,9 @@ async def _serve(options: UpOptions) -> None:
             f"data in {options.data_dir.resolve()}",
             flush=True,
         )
+        line = metrics_line(running, options.host)
+        if line is not None:
+            print(line, flush=True)
         print(f"Clients: NAMESRV_ADDR={running.namesrv_addr}. Ctrl-C stops.", flush=True)
 
     await serve_until_signalled(start, log)
@@ -193,4 +248,13 @@ def run(args: argparse.Namespace) -> int:
     return status
 
 
-__all__ = ["Running", "UpOptions", "broker_settings", "namesrv_config", "serve_up"]
+__all__ = [
+    "DEFAULT_BROKER_METRICS_PORT",
+    "DEFAULT_NAMESRV_METRICS_PORT",
+    "Running",
+    "UpOptions",
+    "broker_settings",
+    "metrics_line",
+    "namesrv_config",
+    "serve_up",
+]

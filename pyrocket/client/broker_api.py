@@ -29,7 +29,12 @@ from pyrocket.protocol.bodies.admin import (
     SubscriptionGroupWrapper,
     TopicStatsTable,
 )
-from pyrocket.protocol.bodies.client import GetConsumerListByGroupResponseBody, HeartbeatData
+from pyrocket.protocol.bodies.client import (
+    CheckClientRequestBody,
+    GetConsumerListByGroupResponseBody,
+    HeartbeatData,
+    SubscriptionData,
+)
 from pyrocket.protocol.bodies.properties import Properties
 from pyrocket.protocol.bodies.topic import (
     DataVersion,
@@ -264,6 +269,23 @@ class BrokerAPI:
     async def heartbeat(self, addr: str, data: HeartbeatData, timeout: float = 3.0) -> None:  # noqa: ASYNC109
         """HEART_BEAT with a client's producer and consumer groups."""
         await self._call(addr, RequestCode.HEART_BEAT, body=data.encode(), timeout=timeout)
+
+    async def check_client_config(
+        self,
+        addr: str,
+        group: str,
+        client_id: str,
+        subscription: SubscriptionData,
+        timeout: float = 3.0,  # noqa: ASYNC109
+    ) -> None:
+        """CHECK_CLIENT_CONFIG: whether the broker can filter by
+        ``subscription`` (an SQL92 one). A refusal raises ResponseError
+        (SYSTEM_ERROR when the broker has no property filtering,
+        SUBSCRIPTION_PARSE_FAILED for an expression it cannot compile)."""
+        body = CheckClientRequestBody(
+            client_id=client_id, group=group, subscription_data=subscription
+        ).encode()
+        await self._call(addr, RequestCode.CHECK_CLIENT_CONFIG, body=body, timeout=timeout)
 
     async def unregister_client(
         self,

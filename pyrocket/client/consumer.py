@@ -96,6 +96,7 @@ from pyrocket.client.pulling import QueueState as _QueueState
 from pyrocket.client.pulling import now_ms as _now_ms
 from pyrocket.client.running_info import running_info as _running_info
 from pyrocket.client.running_info import task_dump
+from pyrocket.client.selector import MessageSelector, check_client_in_broker
 from pyrocket.errors import ProtocolError, PyrocketError
 from pyrocket.protocol.bodies.admin import ConsumerRunningInfo
 from pyrocket.protocol.bodies.client import (
@@ -197,12 +198,17 @@ class PushConsumer:
     def client_id(self) -> str:
         return self.instance.client_id
 
-    def subscribe(self, topic: str, expression: str = "*") -> None:
+    def subscribe(self, topic: str, expression: str | MessageSelector = "*") -> None:
         """Read ``topic``'s messages whose tag matches ``expression``
-        (``"*"``, or tags separated by ``||``). Call before entering."""
+        (``"*"``, or tags separated by ``||``), or that a
+        :class:`~pyrocket.client.selector.MessageSelector` picks
+        (``MessageSelector.by_sql("a > 5")``). Call before entering."""
         if self._running:
             raise RuntimeError("subscribe before the consumer starts")
-        self._subscriptions[topic] = SubscriptionData.for_expression(topic, expression)
+        if isinstance(expression, MessageSelector):
+            self._subscriptions[topic] = expression.subscription(topic)
+        else:
+            self._subscriptions[topic] = SubscriptionData.for_expression(topic, expression)
 
     @property
     def assignment(self) -> set[MessageQueue]:
@@ -255,10 +261,18 @@ class PushConsumer:
             )
             for topic in self._subscriptions:
                 await self.instance.update_route(topic)
+            await check_client_in_broker(
+                self.instance, self.group, self._subscriptions.values(), self.timeout
+            )
             await self.instance.heartbeat_all()
         except BaseException as exc:
             self._running = False
-            await self.instance.__aexit__(type(exc), exc, exc.__traceback__)
+            if isinstance(exc, Exception):
+                # A failed start (a refused subscription) surfaces as itself,
+                # not inside the instance nursery's exception group.
+                await self.instance.__aexit__(None, None, None)
+            else:
+                await self.instance.__aexit__(type(exc), exc, exc.__traceback__)
             raise
         nursery = self.instance.nursery
         nursery.start_soon(self._rebalance_forever)

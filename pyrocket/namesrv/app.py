@@ -1,5 +1,6 @@
-"""The NameServer app: one nursery with the remoting server, the expiry scan
-and the writers of the KV and config files.
+"""The NameServer app: one nursery with the remoting server, the expiry scan,
+the writers of the KV and config files and, when ``metricsPort`` is set,
+``/metrics`` over HTTP (:mod:`pyrocket.namesrv.metrics`).
 
 ::
 
@@ -24,6 +25,7 @@ from trio_util import periodic
 
 from pyrocket.namesrv.config import NamesrvConfig
 from pyrocket.namesrv.housekeeping import BrokerHousekeeping
+from pyrocket.namesrv.metrics import NamesrvMetrics, serve_namesrv_metrics
 from pyrocket.namesrv.processor import DefaultRequestProcessor, NamesrvState
 from pyrocket.protocol.codes import RequestCode
 from pyrocket.remoting import Connection, RemotingServer, ServerConfig
@@ -63,6 +65,8 @@ class NameServer:
         self.housekeeping = BrokerHousekeeping(self.state.routes)
         self.server = RemotingServer(server_config(config), listener=self.housekeeping)
         self.port: int | None = None
+        #: The bound port of ``/metrics`` (None: not served).
+        self.metrics_port: int | None = None
 
     @property
     def config(self) -> NamesrvConfig:
@@ -89,8 +93,16 @@ class NameServer:
             DefaultRequestProcessor(state).register_all(self.server)
             # Table updates of one connection land in the order they were sent.
             self.server.processors.set_ordered(ORDERED_REQUEST_CODES)
+            metrics_port = state.config.metrics_port
+            metrics = NamesrvMetrics(state.routes) if metrics_port >= 0 else None
+            if metrics is not None:
+                metrics.instrument(self.server)
             bound = await nursery.start(self.server.serve, host, port)
             self.port = bound
+            if metrics is not None:
+                self.metrics_port = await nursery.start(
+                    serve_namesrv_metrics, metrics, host, metrics_port
+                )
             nursery.start_soon(expire_brokers, state)
             log.info(
                 "NameServer ready on %s:%d (serialize type %s)",

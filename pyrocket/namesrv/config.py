@@ -114,6 +114,8 @@ class NamesrvConfig(NettyServerConfig):
     scan_not_active_broker_delay_millis: JavaLong = prop(5_000, group="pyrocket")
     scan_not_active_broker_interval_millis: JavaLong = prop(10_000, group="pyrocket")
     broker_channel_expired_time_millis: JavaLong = prop(120_000, group="pyrocket")
+    # pyrocket: the port of /metrics (-1: not served; 0: any free port)
+    metrics_port: int = prop(-1, group="pyrocket")
     # not properties
     serialize_type: SerializeType = not_property(SerializeType.JSON)
     file_properties: Mapping[str, str] = not_property(factory=dict)
@@ -131,6 +133,10 @@ class NamesrvConfig(NettyServerConfig):
                 raise ConfigError(f"{key}: not a NameServer property")
         known = {k: v for k, v in properties.items() if k in _BY_JAVA_NAME}
         changed: NamesrvConfig = apply_properties(self, known)
+        if not -1 <= changed.metrics_port <= 65535:
+            raise ConfigError(
+                f"metricsPort={changed.metrics_port}: expected -1 (off) or a port 0..65535"
+            )
         tls = self.tls.with_properties(properties)
         return changed if tls is self.tls else changed.replace(tls=tls)
 

@@ -10,6 +10,7 @@ import socket
 import subprocess
 import sys
 import threading
+import urllib.request
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -234,3 +235,35 @@ def test_namesrv_asked_for_tls_without_certificate_refuses_to_start(tmp_path: Pa
     assert refused.returncode != 0
     assert "tls.server.certPath and tls.server.keyPath are not both set" in refused.stderr
     assert "Name Server boot success" not in refused.stdout
+
+
+def test_namesrv_metrics_port_flag_serves_metrics(tmp_path: Path) -> None:
+    conf = tmp_path / "namesrv.properties"
+    conf.write_text(f"kvConfigPath={tmp_path / 'kvConfig.json'}\nrocketmqHome={tmp_path}\n")
+    process = subprocess.Popen(
+        _pyrocket(
+            "namesrv", "-c", str(conf), "-p", "0", "--host", "127.0.0.1", "--metrics-port", "0"
+        ),
+        cwd=ROOT,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        text=True,
+    )
+    watchdog = threading.Timer(30, process.kill)
+    watchdog.start()
+    try:
+        assert process.stdout is not None
+        assert process.stdout.readline().startswith("The Name Server boot success.")
+        line = process.stdout.readline()
+        match = re.fullmatch(r"Metrics: (http://127\.0\.0\.1:\d+/metrics)\n", line)
+        assert match, line
+        with urllib.request.urlopen(match.group(1), timeout=5) as answer:
+            text = answer.read().decode()
+        assert "pyrocket_namesrv_brokers_alive 0.0" in text
+        process.send_signal(signal.SIGTERM)
+        assert process.wait(10) == 0
+    finally:
+        watchdog.cancel()
+        if process.poll() is None:
+            process.kill()
+            process.wait()

@@ -9,6 +9,7 @@ import socket
 import subprocess
 import sys
 import threading
+import urllib.request
 from pathlib import Path
 
 import pytest
@@ -120,6 +121,20 @@ def test_the_command_starts_and_stops_cleanly(tmp_path: Path) -> None:
         for port in match.groups():
             with socket.create_connection(("127.0.0.1", int(port)), timeout=5):
                 pass
+        # The second line gives the /metrics URLs, which answer.
+        metrics = process.stdout.readline()
+        urls = re.fullmatch(
+            r"Metrics: broker (http://127\.0\.0\.1:\d+/metrics), "
+            r"NameServer (http://127\.0\.0\.1:\d+/metrics)\n",
+            metrics,
+        )
+        assert urls, metrics
+        for url, family in zip(
+            urls.groups(), ("rocketmq_broker_tps", "pyrocket_namesrv_brokers_alive"), strict=True
+        ):
+            with urllib.request.urlopen(url, timeout=5) as answer:
+                text = answer.read().decode()
+            assert f"# TYPE {family} gauge" in text
         process.send_signal(signal.SIGINT)
         assert process.wait(15) == 0
         assert (data / "broker" / "checkpoint").is_file()
@@ -130,14 +145,19 @@ def test_the_command_starts_and_stops_cleanly(tmp_path: Path) -> None:
             process.wait()
 
 
-@pytest.mark.parametrize("taken_flag", ["--namesrv-port", "--broker-port"])
+@pytest.mark.parametrize(
+    "taken_flag",
+    ["--namesrv-port", "--broker-port", "--metrics-port", "--namesrv-metrics-port"],
+)
 def test_a_port_in_use_is_reported(tmp_path: Path, taken_flag: str) -> None:
-    """Either server failing to bind ends the whole command (the NameServer,
-    which outlives the broker on purpose, included) with the reason."""
+    """Either server (or its /metrics) failing to bind ends the whole
+    command (the NameServer, which outlives the broker on purpose, included)
+    with the reason."""
     with socket.socket() as taken:
         taken.bind(("127.0.0.1", 0))
         taken.listen()
-        ports = {"--namesrv-port": str(_free_port()), "--broker-port": str(_free_port())}
+        flags = ["--namesrv-port", "--broker-port", "--metrics-port", "--namesrv-metrics-port"]
+        ports = {flag: str(_free_port()) for flag in flags}
         ports[taken_flag] = str(taken.getsockname()[1])
         result = subprocess.run(
             _up("--dir", str(tmp_path), *(item for pair in ports.items() for item in pair)),

@@ -18,12 +18,14 @@ from typing import Final
 
 import trio
 
+from pyrocket.broker.consumer_filter import NULL_POINTER, compile_off_loop, precompile
 from pyrocket.broker.consumer_manager import ClientChannelInfo
 from pyrocket.broker.message_filter import is_tag_type
 from pyrocket.broker.processors.common import retry_topic
 from pyrocket.broker.processors.ports import ClientTables, MessageBroker
 from pyrocket.broker.topic_config import build_sys_flag
 from pyrocket.errors import CommandError, ProtocolError
+from pyrocket.filter import SelectorError
 from pyrocket.logtext import clipped
 from pyrocket.protocol import fastjson
 from pyrocket.protocol.bodies.client import HeartbeatData, SubscriptionData
@@ -86,6 +88,19 @@ class ClientManageProcessor:
             )
 
         broker = self.broker
+        filters = self.plane.consumer_filter_manager
+        try:
+            compiled = await precompile(
+                (
+                    sub
+                    for consumer in data.consumer_data_set
+                    for sub in consumer.subscription_data_set
+                ),
+                filters.selectors,
+                self._decode_limiter,
+            )
+        except SelectorError as exc:
+            raise CommandError(exc.message) from exc
         for consumer in data.consumer_data_set:
             group = consumer.group_name or ""
             group_config = await broker.subscription_group_manager.find_subscription_group_config(
@@ -109,6 +124,7 @@ class ClientManageProcessor:
                 consumer.consume_from_where,
                 consumer.subscription_data_set,
                 notify,
+                compiled,
             )
             if changed:
                 log.info(
@@ -139,7 +155,9 @@ class ClientManageProcessor:
         self, conn: Connection, request: RemotingCommand
     ) -> RemotingCommand:
         """A consumer asks whether the broker can filter by its expression:
-        TAG always, SQL92 never (pyrocket has no property filtering)."""
+        TAG always; SQL92 when ``enablePropertyFilter`` is on and the
+        expression compiles (else SUBSCRIPTION_PARSE_FAILED with Java's
+        exception text as the remark)."""
         subscription: SubscriptionData | None = None
         if request.body:
             try:
@@ -149,13 +167,35 @@ class ClientManageProcessor:
                     subscription = SubscriptionData.from_json(raw, "subscriptionData")
             except ProtocolError as exc:
                 raise CommandError(f"check client body: {exc}") from exc
-        if subscription is not None and not is_tag_type(subscription.expression_type):
+        if subscription is None or is_tag_type(subscription.expression_type):
+            return _ok()
+        if not self.broker.settings.broker.enable_property_filter:
             remark = (
                 "The broker does not support consumer to filter message by "
                 f"{subscription.expression_type}"
             )
             return RemotingCommand(
                 code=ResponseCode.SYSTEM_ERROR, flag=RESPONSE_FLAG, remark=remark
+            )
+        try:
+            await compile_off_loop(
+                subscription.expression_type,
+                subscription.sub_string,
+                self.plane.consumer_filter_manager.selectors,
+                self._decode_limiter,
+            )
+        except SelectorError as exc:
+            log.warning(
+                "Client %s filter message, but failed to compile expression! sub=%.200s, error=%s",
+                conn.remote_address,
+                subscription.sub_string,
+                exc.java_text(),
+            )
+            # Java's remark is the exception's message: null for a
+            # NullPointerException, else the parse failure's text.
+            failure: str | None = None if exc.java_class == NULL_POINTER else exc.java_text()
+            return RemotingCommand(
+                code=ResponseCode.SUBSCRIPTION_PARSE_FAILED, flag=RESPONSE_FLAG, remark=failure
             )
         return _ok()
 

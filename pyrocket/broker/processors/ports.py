@@ -11,6 +11,7 @@ processor, the app or the message path, so the processors import neither.
 - :class:`StoreBroker`: the message store (the queries).
 - :class:`MessageBroker`: settings, clock, tables and the store calls with
   statistics (send, pull, heartbeats, offsets).
+- :class:`TransactionBroker`: ending transactions.
 - :class:`AdminBroker`: what the admin processor adds: configuration,
   registration and runtime information.
 - :class:`ClientTables`: the producer and consumer groups online.
@@ -25,6 +26,7 @@ from typing import Protocol
 
 from pyrocket.broker.config import BrokerSettings
 from pyrocket.broker.configuration import BrokerConfiguration, UpdatePlan
+from pyrocket.broker.consumer_filter import ConsumerFilterManager
 from pyrocket.broker.consumer_manager import ConsumerManager
 from pyrocket.broker.consumer_offset import ConsumerOffsetManager
 from pyrocket.broker.longpolling import PullRequestHoldService
@@ -108,6 +110,11 @@ class MessageBroker(StoreBroker, Protocol):
         """``store.get_message`` plus the get statistics."""
 
 
+class TransactionBroker(MessageBroker, Protocol):
+    """What ending transactions reads: the message path's parts (the
+    transaction service comes separately)."""
+
+
 class AdminBroker(MessageBroker, Protocol):
     """What the admin processor adds: configuration, registration and the
     runtime table."""
@@ -134,6 +141,9 @@ class ClientTables(Protocol):
 
     @property
     def consumer_manager(self) -> ConsumerManager: ...
+
+    @property
+    def consumer_filter_manager(self) -> ConsumerFilterManager: ...
 
     @property
     def producer_manager(self) -> ProducerManager: ...
@@ -164,4 +174,5 @@ __all__ = [
     "MessagePath",
     "Registrar",
     "StoreBroker",
+    "TransactionBroker",
 ]

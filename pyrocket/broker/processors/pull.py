@@ -5,7 +5,14 @@ consumer group known (or auto-created) and allowed to consume, topic known and
 readable, queue id in range, then the subscription: parsed from the request
 when it carries one (sysFlag bit 2), else the one the group's heartbeat
 registered, which must be at least as new as the request's (else
-SUBSCRIPTION_NOT_LATEST). The store's answer becomes the response code
+SUBSCRIPTION_NOT_LATEST); for an SQL92 subscription the group's filter data
+(:mod:`pyrocket.broker.consumer_filter`) must exist and be as new
+(FILTER_DATA_NOT_EXIST / FILTER_DATA_NOT_LATEST), and ``enablePropertyFilter``
+must be on (else SYSTEM_ERROR, as Java). An SQL92 expression carried by the
+pull that does not compile is a SUBSCRIPTION_PARSE_FAILED (Java would serve
+it unfiltered). With ``filterSupportRetry`` a pull of a retry topic checks
+each message against the group's SQL92 subscription to its original topic.
+The store's answer becomes the response code
 (FOUND -> SUCCESS with the stored messages back to back as the body,
 NO_NEW_MSG -> PULL_NOT_FOUND, illegal offsets -> PULL_OFFSET_MOVED with the
 offset to go on from, unmatched -> PULL_RETRY_IMMEDIATELY), the remark is the
@@ -30,6 +37,14 @@ from typing import Final
 
 import trio
 
+from pyrocket.broker.consumer_filter import (
+    PullFilter,
+    RetryMessageFilter,
+    SqlMessageFilter,
+    build_filter_data,
+    compile_off_loop,
+    is_retry_topic,
+)
 from pyrocket.broker.longpolling import PullRequest
 from pyrocket.broker.message_filter import (
     ExpressionMessageFilter,
@@ -49,6 +64,7 @@ from pyrocket.broker.processors.ports import MessageBroker, MessagePath
 from pyrocket.broker.store import BrokerMessage, BrokerRole, GetMessageResult, GetMessageStatus
 from pyrocket.broker.topic_config import OFFSET_MOVED_EVENT
 from pyrocket.errors import ConnectionClosedError, PyrocketError
+from pyrocket.filter import SelectorError
 from pyrocket.protocol.bodies.client import (
     MessageModel,
     MessageQueue,
@@ -84,6 +100,12 @@ def _response(
         remark=remark,
         ext_fields=_EMPTY if header is None else header.to_ext_fields(),
     )
+
+
+def _no_property_filter(expression_type: str | None) -> RemotingCommand:
+    # Java's answer with enablePropertyFilter=false.
+    remark = f"The broker does not support consumer to filter message by {expression_type}"
+    return _response(ResponseCode.SYSTEM_ERROR, remark)
 
 
 class SubscriptionParseError(PyrocketError, ValueError):
@@ -230,11 +252,38 @@ class PullMessageProcessor:
             log.warning("%s", remark)
             return _response(ResponseCode.SYSTEM_ERROR, remark)
 
-        message_filter: ExpressionMessageFilter
+        message_filter: PullFilter
+        filters = self.plane.consumer_filter_manager
+        property_filter = broker_config.enable_property_filter
         if has_subscription:
             expression_type = header.expression_type
             try:
-                message_filter = request_filter(topic, header.subscription, expression_type)
+                if is_tag_type(expression_type):
+                    message_filter = request_filter(topic, header.subscription, expression_type)
+                else:
+                    carried = build_subscription(topic, header.subscription, expression_type)
+                    if not property_filter:
+                        return _no_property_filter(expression_type)
+                    try:
+                        selector = await compile_off_loop(
+                            expression_type, header.subscription, filters.selectors
+                        )
+                    except SelectorError as exc:
+                        raise SubscriptionParseError(exc.java_text()) from exc
+                    filter_data = build_filter_data(
+                        topic,
+                        group,
+                        header.subscription,
+                        expression_type,
+                        header.sub_version,
+                        broker.now_ms(),
+                        {header.subscription or "": selector},
+                    )
+                    if filter_data is None:
+                        # Java would go on without a filter and deliver
+                        # everything; pyrocket refuses the expression.
+                        raise SubscriptionParseError("the expression does not compile")
+                    message_filter = SqlMessageFilter(carried, filter_data)
             except SubscriptionParseError as exc:
                 log.warning(
                     "Parse the consumer's subscription[%.200s] failed, group: %s: %s",
@@ -275,11 +324,38 @@ class PullMessageProcessor:
                     ResponseCode.SUBSCRIPTION_NOT_LATEST, "the consumer's subscription not latest"
                 )
             expression_type = subscription.expression_type
-            message_filter = group_info.message_filter(topic, subscription)
-        if not is_tag_type(expression_type):
-            # pyrocket evaluates no SQL92: as Java with enablePropertyFilter=false.
-            remark = f"The broker does not support consumer to filter message by {expression_type}"
-            return _response(ResponseCode.SYSTEM_ERROR, remark)
+            if is_tag_type(expression_type):
+                message_filter = group_info.message_filter(topic, subscription)
+            else:
+                filter_data = filters.get(topic, group)
+                if filter_data is None:
+                    return _response(
+                        ResponseCode.FILTER_DATA_NOT_EXIST,
+                        "The broker's consumer filter data is not exist!"
+                        "Your expression may be wrong!",
+                    )
+                if filter_data.client_version < header.sub_version:
+                    log.warning(
+                        "The broker's consumer filter data is not latest, group: %s, topic: %s, "
+                        "serverV: %d, clientV: %d",
+                        group,
+                        topic,
+                        filter_data.client_version,
+                        header.sub_version,
+                    )
+                    return _response(
+                        ResponseCode.FILTER_DATA_NOT_LATEST,
+                        "the consumer's consumer filter data not latest",
+                    )
+                if not property_filter:
+                    return _no_property_filter(expression_type)
+                message_filter = SqlMessageFilter(subscription, filter_data)
+        if (
+            broker_config.filter_support_retry
+            and is_retry_topic(topic)
+            and isinstance(message_filter, ExpressionMessageFilter)
+        ):
+            message_filter = RetryMessageFilter(message_filter, group, filters.get)
 
         begin = broker.now_ms()
         result = await broker.get_message(
@@ -317,7 +393,7 @@ class PullMessageProcessor:
         result: GetMessageResult,
         slow_broker_id: int,
         group_broker_id: int,
-        message_filter: ExpressionMessageFilter,
+        message_filter: PullFilter,
         *,
         allow_suspend: bool,
         suspend_timeout: int,

@@ -17,9 +17,10 @@ commit-log offset; for a batch the ids joined by ``,``), ``queueId`` and
 ``queueOffset``, with the ``MSG_REGION`` and ``TRACE_ON`` fields Java adds
 first, all in Java's HashMap order. Where Java crashes this answers: a queue
 id chosen by the broker is never negative, a missing ``maxReconsumeTimes``
-falls back to the group's ``retryMaxTimes`` (Java: NullPointerException), and
-transactional (prepared) messages are refused, as Java does with
-``rejectTransactionMessage=true``: pyrocket does not check transactions yet.
+falls back to the group's ``retryMaxTimes`` (Java: NullPointerException).
+A prepared (transactional) message goes to the half queue
+(:mod:`pyrocket.broker.transaction`), or is refused with
+``rejectTransactionMessage=true``.
 """
 
 from __future__ import annotations
@@ -52,6 +53,7 @@ from pyrocket.broker.topic_config import (
     build_sys_flag,
     topic_error,
 )
+from pyrocket.broker.transaction import to_half_message
 from pyrocket.logtext import clip
 from pyrocket.protocol.bodies.topic import PERM_READ, PERM_WRITE, TopicConfig, TopicFilterType
 from pyrocket.protocol.codes import RequestCode, ResponseCode
@@ -435,11 +437,13 @@ class SendMessageProcessor:
         )
         transaction = message.properties.get(MessageConst.PROPERTY_TRANSACTION_PREPARED)
         if transaction is not None and transaction.lower() == "true":
-            remark = (
-                f"the broker[{self.broker.settings.broker.broker_ip1}] sending transaction "
-                "message is forbidden"
-            )
-            return _response(ResponseCode.NO_PERMISSION, remark, preceding)
+            if self.broker.settings.broker.reject_transaction_message:
+                remark = (
+                    f"the broker[{self.broker.settings.broker.broker_ip1}] sending transaction "
+                    "message is forbidden"
+                )
+                return _response(ResponseCode.NO_PERMISSION, remark, preceding)
+            message = to_half_message(message)
         result = await self._put(conn, request, message)
         return self._put_answer(result, queue_id, preceding)
 

@@ -137,7 +137,12 @@ class GetMessageResult:
 class MessageFilter(Protocol):
     """Decides which messages of a queue a pull returns (Java's
     ``MessageFilter``): first by the consume-queue tags code, then, for the
-    survivors, by the stored record."""
+    survivors, by the stored record. ``reads_commit_log`` says whether the
+    second question does real work (an SQL92 filter reads every candidate's
+    properties), so the read runs in a worker thread."""
+
+    @property
+    def reads_commit_log(self) -> bool: ...
 
     def is_matched_by_consume_queue(self, tags_code: int) -> bool: ...
 
@@ -150,6 +155,10 @@ class TagsFilter:
     (``SubscriptionData.codeSet``), None for ``*`` (everything)."""
 
     codes: Collection[int] | None = None
+
+    @property
+    def reads_commit_log(self) -> bool:
+        return False
 
     def is_matched_by_consume_queue(self, tags_code: int) -> bool:
         # Java compares the stored long's intValue() with the set of ints.

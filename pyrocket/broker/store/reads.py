@@ -81,7 +81,9 @@ class StoreReads(StoreState):
                     min_offset,
                     max_offset,
                 )
-                if max_physical - first_physical > self._in_memory_bytes:
+                if max_physical - first_physical > self._in_memory_bytes or (
+                    message_filter is not None and message_filter.reads_commit_log
+                ):
                     files = [f for f in self._commit_log.files if f.acquire()]
                     try:
                         return await trio.to_thread.run_sync(self._collect, *args)

@@ -30,6 +30,7 @@ from pyrocket.protocol.bodies.admin import (
 )
 from pyrocket.protocol.bodies.client import (
     SUB_ALL,
+    CheckClientRequestBody,
     ConsumeFromWhere,
     ConsumerData,
     ConsumeType,
@@ -81,6 +82,7 @@ __all__ = [
     "SUB_ALL",
     "Bean",
     "BrokerData",
+    "CheckClientRequestBody",
     "ClusterInfo",
     "Connection",
     "ConsumeFromWhere",

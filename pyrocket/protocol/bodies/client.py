@@ -174,6 +174,15 @@ class HeartbeatData(Bean):
 
 
 @dataclass(frozen=True, slots=True)
+class CheckClientRequestBody(Bean):
+    """CHECK_CLIENT_CONFIG's request body: a consumer's non-TAG subscription."""
+
+    client_id: str | None = prop("clientId", STR)
+    group: str | None = prop("group", STR)
+    subscription_data: SubscriptionData | None = prop("subscriptionData", bean(SubscriptionData))
+
+
+@dataclass(frozen=True, slots=True)
 class GetConsumerListByGroupResponseBody(Bean):
     """GET_CONSUMER_LIST_BY_GROUP's answer: the client ids of a group."""
 
@@ -220,6 +229,7 @@ class OffsetMovedEvent(Bean):
 
 __all__ = [
     "SUB_ALL",
+    "CheckClientRequestBody",
     "ConsumeFromWhere",
     "ConsumeType",
     "ConsumerData",

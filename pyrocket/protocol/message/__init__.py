@@ -78,6 +78,7 @@ from pyrocket.protocol.message.record import (
     split_stored_records,
     store_timestamp_position,
     stored_message_size,
+    stored_properties,
 )
 
 __all__ = [
@@ -124,5 +125,6 @@ __all__ = [
     "split_stored_records",
     "store_timestamp_position",
     "stored_message_size",
+    "stored_properties",
     "tags_hash_code",
 ]

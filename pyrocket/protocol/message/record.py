@@ -344,6 +344,34 @@ def decode_messages(data: bytes | bytearray | memoryview) -> list[MessageExt]:
     return messages
 
 
+def stored_properties(data: bytes | bytearray | memoryview) -> dict[str, str]:
+    """The properties of the stored record ``data`` (Java's
+    ``MessageDecoder.decodeProperties``), read without decoding the rest.
+    Raises ProtocolError when the record's lengths do not fit it or the
+    properties are not UTF-8."""
+    end = len(data)
+    if end < _HEAD_SIZE:
+        raise ProtocolError("stored message shorter than its fixed header", 0)
+    (sys_flag,) = _I32.unpack_from(data, SYSFLAG_POSITION)
+    pos = _HEAD_SIZE + (20 if sys_flag & MessageSysFlag.BORNHOST_V6_FLAG else 8) + 8
+    pos += 20 if sys_flag & MessageSysFlag.STOREHOSTADDRESS_V6_FLAG else 8
+    if pos + _MID.size > end:
+        raise ProtocolError("stored message shorter than its fixed fields", pos)
+    body_length = _MID.unpack_from(data, pos)[2]
+    pos += _MID.size
+    if body_length < 0 or pos + body_length + 1 > end:
+        raise ProtocolError(f"body length {body_length} does not fit the record", pos - 4)
+    pos += body_length
+    pos += 1 + data[pos]
+    if pos + 2 > end:
+        raise ProtocolError("topic length does not fit the record", pos)
+    (properties_length,) = _I16.unpack_from(data, pos)
+    if properties_length < 0 or pos + 2 + properties_length > end:
+        raise ProtocolError(f"properties length {properties_length} does not fit the record", pos)
+    raw = data[pos + 2 : pos + 2 + properties_length]
+    return decode_properties(decode_utf8(raw, "properties", pos + 2))
+
+
 def split_stored_records(data: bytes | bytearray | memoryview) -> list[bytes]:
     """Cut ``data`` into its stored records without decoding them (for
     forwarding or byte comparison). Raises ProtocolError as decode does."""
@@ -369,4 +397,5 @@ __all__ = [
     "split_stored_records",
     "store_timestamp_position",
     "stored_message_size",
+    "stored_properties",
 ]
