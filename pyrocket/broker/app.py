@@ -8,7 +8,9 @@ builds the processors, handing each the narrow view of the broker it reads
 
 What runs, in start order: the message store (recovered first), the remoting
 server on ``listenPort`` and the fast ("VIP") server on ``listenPort - 2``
-answering the same processors, put/get statistics, ``/metrics`` over HTTP when
+answering the same processors, the HA listener on ``haListenPort``
+(:mod:`pyrocket.broker.ha`; on a slave also the client replicating the
+master), put/get statistics, ``/metrics`` over HTTP when
 ``metricsPort`` is set (:mod:`pyrocket.broker.metrics`), the registration with every
 NameServer (the first round before the broker reports ready), and the message path's
 services (held pulls, client housekeeping, offsets, the transaction check). Cancelling
@@ -57,6 +59,7 @@ import trio
 from pyrocket.aclserve import AclGuard, acl_file
 from pyrocket.broker.config import BrokerSettings
 from pyrocket.broker.dataplane import DataPlane
+from pyrocket.broker.ha import HAClient, HAService
 from pyrocket.broker.metrics import BrokerMetricsSource, serve_broker_metrics
 from pyrocket.broker.outer_api import UNREGISTER_TIMEOUT
 from pyrocket.broker.parts import BROKER_VERSION_DESC, BrokerParts
@@ -192,6 +195,11 @@ class Broker(BrokerParts):
         self.data_plane: DataPlane | None = None
         #: The fast server's bound port (known once serving).
         self.fast_listen_port: int | None = None
+        #: Replication: the HA listener (every role, as Java) and, on a
+        #: slave, the client that follows the master.
+        self.ha_service = HAService(self.store)
+        self.store.replication = self.ha_service
+        self.ha_client: HAClient | None = None
         #: The bound port of ``/metrics`` (None: not served).
         self.metrics_port: int | None = None
         #: Where ``/metrics`` reads the broker's figures (None: the broker's
@@ -266,10 +274,18 @@ class Broker(BrokerParts):
 
     # -- background work -------------------------------------------------------
 
-    def _bound(self, port: int, fast_port: int) -> None:
+    def _ha_master_address(self) -> str | None:
+        """``haMasterAddress`` when set, else what the NameServer answered."""
+        configured = self.settings.store.ha_master_address
+        if configured and len(configured) >= 6:
+            return configured
+        learned: str | None = self.registration.ha_master_addr.value
+        return learned
+
+    def _bound(self, port: int, fast_port: int, ha_port: int) -> None:
         settings = self.settings
         server = dataclasses.replace(settings.server, listen_port=port)
-        store = dataclasses.replace(settings.store, ha_listen_port=port + 1)
+        store = dataclasses.replace(settings.store, ha_listen_port=ha_port)
         self.settings = dataclasses.replace(settings, server=server, store=store)
         self.fast_listen_port = fast_port
 
@@ -291,13 +307,19 @@ class Broker(BrokerParts):
                         )
                         fast = settings.fast_listen_port if settings.server.listen_port else 0
                         fast_port = await servers.start(self.fast_server.serve, host, fast)
-                        self._bound(port, fast_port)
+                        # listenPort 0 (any port) cannot mean listenPort + 1.
+                        ha = settings.store.ha_listen_port if settings.server.listen_port else 0
+                        ha_port = await servers.start(self.ha_service.serve, host, ha)
+                        self._bound(port, fast_port, ha_port)
                         async with trio.open_nursery() as tasks:
                             await tasks.start(self.stats.run)
                             await tasks.start(self.stats_manager.run)
                             await tasks.start(self.topic_config_manager.writer.run)
                             await tasks.start(self.subscription_group_manager.writer.run)
                             await tasks.start(self.registration.run)
+                            if self.is_slave:
+                                self.ha_client = HAClient(self.store, self._ha_master_address)
+                                tasks.start_soon(self.ha_client.run)
                             if settings.metrics_port >= 0 and self.data_plane is not None:
                                 metrics = functools.partial(
                                     serve_broker_metrics, source=self.metrics_source

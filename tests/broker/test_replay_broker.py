@@ -124,7 +124,7 @@ TIMED_TOPICS = frozenset({"RMQ_SYS_TRANS_HALF_TOPIC"})
 
 #: GET_BROKER_RUNTIME_INFO figures a Java slave takes from HA replication
 #: (its first transfer from the master creates the commit log's first file);
-#: pyrocket has no replication (docs/deviations.md, brokerRole=SYNC_MASTER).
+#: the replayed pyrocket slave runs without its master, so nothing was transferred.
 REPLICATION_FIGURES = frozenset({"commitLogMinOffset"})
 
 #: Slave-sync answers whose ``dataVersion`` is a time and a change counter.
@@ -646,7 +646,7 @@ class Replay:
             mine = KVTable.decode(ours.body or b"").table
             theirs = KVTable.decode(java.body or b"").table
             if any(mine[key] != theirs[key] for key in ignore):
-                tally.deviations["slave without replication: commit-log figures"] += 1
+                tally.deviations["slave replayed without its master: commit-log figures"] += 1
             normalised = ours.replace(body=java.body)
         elif code == RequestCode.GET_BROKER_CONFIG:
             compare_broker_config(ours, java)

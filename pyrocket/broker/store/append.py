@@ -89,7 +89,9 @@ class StoreAppend(StoreState):
 
         Returns PUT_OK with where it landed; FLUSH_DISK_TIMEOUT when it was
         stored but SYNC_FLUSH could not confirm it within ``syncFlushTimeout``;
-        SLAVE_NOT_AVAILABLE under SYNC_MASTER (pyrocket has no replication);
+        under SYNC_MASTER, SLAVE_NOT_AVAILABLE when no slave is connected or
+        the best is over ``haSlaveFallbehindMax`` behind, FLUSH_SLAVE_TIMEOUT
+        when none acknowledged it within ``syncFlushTimeout``;
         MESSAGE_ILLEGAL for a message the layout cannot hold or a bad DELAY;
         SERVICE_NOT_AVAILABLE when the store is not running, is a slave, the
         disk is full or a write failed; CREATE_MAPEDFILE_FAILED / UNKNOWN_ERROR
@@ -174,8 +176,13 @@ class StoreAppend(StoreState):
             else:
                 self._flush_wakeup.set()
         if self.config.broker_role is BrokerRole.SYNC_MASTER and wait:
-            # Java answers this when no slave is connected; pyrocket has none.
-            status = PutMessageStatus.SLAVE_NOT_AVAILABLE
+            # CommitLog.handleHA: wait for a slave only when one is close enough.
+            end = appended.wrote_offset + appended.wrote_bytes
+            replication = self.replication
+            if replication is None or not replication.is_slave_ok(end):
+                status = PutMessageStatus.SLAVE_NOT_AVAILABLE
+            elif not await replication.wait_replicated(end, self.config.sync_flush_timeout / 1000):
+                status = PutMessageStatus.FLUSH_SLAVE_TIMEOUT
         if status is PutMessageStatus.PUT_OK:
             return result
         return PutMessageResult(status, appended)

@@ -29,6 +29,20 @@ class StoreError(PyrocketError):
     another process); names the file."""
 
 
+class Replication(Protocol):
+    """What a SYNC_MASTER's store asks its HA service (Java's ``HAService``
+    as ``CommitLog.handleHA`` uses it)."""
+
+    def is_slave_ok(self, master_put_where: int) -> bool:
+        """A slave is connected and the best one is within
+        ``haSlaveFallbehindMax`` of ``master_put_where``."""
+        ...
+
+    async def wait_replicated(self, offset: int, timeout_s: float) -> bool:
+        """Wait until a slave acknowledged ``offset``; False on timeout."""
+        ...
+
+
 class PutMessageStatus(enum.Enum):
     PUT_OK = "PUT_OK"
     FLUSH_DISK_TIMEOUT = "FLUSH_DISK_TIMEOUT"

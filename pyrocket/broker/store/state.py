@@ -19,7 +19,7 @@ from pyrocket.broker.store.cleanup import FileCleaner
 from pyrocket.broker.store.commitlog import CommitLog
 from pyrocket.broker.store.config import MessageStoreConfig
 from pyrocket.broker.store.files import FileAllocator
-from pyrocket.broker.store.model import ArrivalListener
+from pyrocket.broker.store.model import ArrivalListener, Replication
 from pyrocket.broker.store.schedule import ScheduleMessageService
 from pyrocket.broker.store.storefiles import StoreFiles
 
@@ -54,5 +54,12 @@ class StoreState:
     _append_lock: trio.Lock
     #: Whether the previous run ended with a clean shutdown (known after start).
     last_exit_ok: bool | None
+    #: The HA service a SYNC_MASTER waits on (None: no replication).
+    replication: Replication | None
+    #: Slave: commit-log bytes from :attr:`_replica_dispatched` on, not yet
+    #: dispatched to consume queues (at most one incomplete record).
+    _replica_tail: bytearray
+    _replica_dispatched: int | None
+    _replica_lock: trio.Lock
     #: Wait until the commit log is on disk up to an offset (the flushing part).
     _wait_flushed: Callable[[int], Awaitable[bool]]

@@ -34,7 +34,8 @@ fsyncs every ``flushIntervalCommitLog`` ms. Consume queues are flushed every
 This module owns the store's lifecycle (lock, load and recovery, background
 tasks, shutdown), its configuration and the cleanup entry points; the rest
 is one class per responsibility, which :class:`MessageStore` combines:
-:mod:`~pyrocket.broker.store.append` (puts), :mod:`~pyrocket.broker.store.flush`
+:mod:`~pyrocket.broker.store.append` (puts), :mod:`~pyrocket.broker.store.replica`
+(replicated commit-log bytes, both roles), :mod:`~pyrocket.broker.store.flush`
 (fsync, group commit, checkpoint), :mod:`~pyrocket.broker.store.reads`
 (``get_message``) and :mod:`~pyrocket.broker.store.queries` (offsets, times,
 lookups by offset), over the fields declared in
@@ -54,17 +55,17 @@ from typing import Any
 
 import trio
 
-from pyrocket.broker.store.append import StoreAppend
 from pyrocket.broker.store.cleanup import FileCleaner, disk_used_ratio
 from pyrocket.broker.store.config import BrokerRole, FlushDiskType, MessageStoreConfig
 from pyrocket.broker.store.files import FileAllocator
 from pyrocket.broker.store.flush import StoreFlush
-from pyrocket.broker.store.model import ArrivalListener, StoreError
+from pyrocket.broker.store.model import ArrivalListener, Replication, StoreError
 from pyrocket.broker.store.queries import StoreQueries
 from pyrocket.broker.store.reads import StoreReads
 from pyrocket.broker.store.recovery import load as load_files
 from pyrocket.broker.store.recovery import recover as recover_files
 from pyrocket.broker.store.recovery import recover_index
+from pyrocket.broker.store.replica import StoreReplica
 from pyrocket.broker.store.schedule import ScheduleMessageService
 from pyrocket.broker.store.storefiles import StoreFiles
 from pyrocket.errors import PyrocketError
@@ -88,7 +89,7 @@ def physical_memory_size() -> int:
         return 24 * 1024 * 1024 * 1024
 
 
-class MessageStore(StoreAppend, StoreFlush, StoreReads, StoreQueries):
+class MessageStore(StoreReplica, StoreFlush, StoreReads, StoreQueries):
     """A durable message store. Construct it, then run it in a nursery with
     :meth:`run` (or use :func:`open_message_store`); every other method is
     meant for the trio thread while it runs.
@@ -141,6 +142,11 @@ class MessageStore(StoreAppend, StoreFlush, StoreReads, StoreQueries):
         self._append_lock = trio.Lock()
         #: Whether the previous run ended with a clean shutdown (known after start).
         self.last_exit_ok: bool | None = None
+        #: The HA service a SYNC_MASTER's puts wait on (set by the broker).
+        self.replication: Replication | None = None
+        self._replica_tail = bytearray()
+        self._replica_dispatched: int | None = None
+        self._replica_lock = trio.Lock()
 
     # ======================================================================
     # Lifecycle
