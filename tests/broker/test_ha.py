@@ -178,6 +178,13 @@ def consume_queue_files(broker: Broker) -> dict[str, bytes]:
     return found
 
 
+def index_files(broker: Broker) -> list[bytes]:
+    """The bytes of every index file, oldest first (names are creation times,
+    which differ between brokers; the contents do not)."""
+    root = broker.settings.store.root_dir / "index"
+    return [path.read_bytes() for path in sorted(root.iterdir()) if path.is_file()]
+
+
 async def commit_log_bytes(store: MessageStore) -> bytes:
     """Every commit-log byte from the first file's start to the end."""
     chunks: list[bytes] = []
@@ -255,6 +262,12 @@ async def test_slave_replicates_a_send_storm_byte_for_byte(tmp_path: Path) -> No
             master_queues = await trio.to_thread.run_sync(consume_queue_files, m)
             assert any(name.startswith("SCHEDULE_TOPIC_XXXX/") for name in master_queues)
             assert await trio.to_thread.run_sync(consume_queue_files, s) == master_queues
+            # The slave indexes what it receives as the master indexed it.
+            await trio.to_thread.run_sync(m.store._files.index.flush_all)  # type: ignore[union-attr]
+            await trio.to_thread.run_sync(s.store._files.index.flush_all)  # type: ignore[union-attr]
+            master_index = await trio.to_thread.run_sync(index_files, m)
+            assert master_index
+            assert await trio.to_thread.run_sync(index_files, s) == master_index
             assert m.store.max_phy_offset > 2 * FILE_SIZE  # several files rolled
             total = 0
             for queue_id in range(4):

@@ -23,6 +23,7 @@ from pyrocket.broker.store.append import StoreAppend
 from pyrocket.broker.store.commitlog import DispatchRequest, check_record
 from pyrocket.broker.store.config import FlushDiskType
 from pyrocket.broker.store.files import DataFile, FileQueue
+from pyrocket.broker.store.index import is_indexed_type
 from pyrocket.broker.store.storefiles import NOT_INDEXED
 from pyrocket.errors import PyrocketError
 from pyrocket.protocol.message import BLANK_MAGIC_CODE, MessageSysFlag
@@ -162,6 +163,13 @@ class StoreReplica(StoreAppend):
 
     async def _index_replicated(self, request: DispatchRequest) -> None:
         self._last_store_timestamp = request.store_timestamp
+        index = self._files.index
+        if index is not None and is_indexed_type(request.sys_flag):
+            # The index files, as the put path builds them on a master.
+            hashes = index.key_hashes(request.topic, request.properties)
+            if not index.room_for(len(hashes)):
+                await index.prepare_spare(len(hashes))
+            index.build_hashes(hashes, request.commit_log_offset, request.store_timestamp)
         if request.sys_flag & _TRANSACTION_TYPE_MASK in NOT_INDEXED:
             return
         queue = self._files.find_or_create_queue(request.topic, request.queue_id)
