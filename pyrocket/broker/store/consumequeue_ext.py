@@ -13,17 +13,27 @@ from __future__ import annotations
 
 import logging
 import struct
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Final
 
 from pyrocket.broker.store.files import DataFile, FileQueue
+from pyrocket.broker.store.model import MIN_EXT_UNIT_SIZE, CqExtUnit
 
 log = logging.getLogger(__name__)
 
-_HEADER = struct.Struct(">hqqh")
-#: The unit size without a bit map.
-MIN_EXT_UNIT_SIZE: Final = _HEADER.size
+__all__ = [
+    "END_BLANK_DATA_LENGTH",
+    "MAX_ADDR",
+    "MAX_EXT_UNIT_SIZE",
+    "MIN_EXT_UNIT_SIZE",
+    "NOT_STORED",
+    "ConsumeQueueExt",
+    "CqExtUnit",
+    "decorate",
+    "is_ext_addr",
+    "undecorate",
+]
+
 MAX_EXT_UNIT_SIZE: Final = 0x7FFF
 #: Bytes kept free at the end of every file.
 END_BLANK_DATA_LENGTH: Final = 4
@@ -49,36 +59,6 @@ def decorate(offset: int) -> int:
 
 def undecorate(address: int) -> int:
     return address - _LONG_MIN if is_ext_addr(address) else address
-
-
-@dataclass(frozen=True, slots=True)
-class CqExtUnit:
-    """One unit: the message's real tags code, store time and filter bit map."""
-
-    tags_code: int
-    store_timestamp: int
-    bit_map: bytes | None = None
-
-    @property
-    def size(self) -> int:
-        return MIN_EXT_UNIT_SIZE + len(self.bit_map or b"")
-
-    def encode(self) -> bytes:
-        bit_map = self.bit_map or b""
-        return _HEADER.pack(self.size, self.tags_code, self.store_timestamp, len(bit_map)) + bit_map
-
-    @classmethod
-    def decode(cls, raw: bytes) -> CqExtUnit | None:
-        """The unit at the start of ``raw``, None when there is none."""
-        if len(raw) < MIN_EXT_UNIT_SIZE:
-            return None
-        size, tags_code, store_timestamp, bit_map_size = _HEADER.unpack_from(raw)
-        if size < MIN_EXT_UNIT_SIZE or len(raw) < MIN_EXT_UNIT_SIZE + max(bit_map_size, 0):
-            return None
-        if bit_map_size < 1:
-            return cls(tags_code, store_timestamp, None)
-        end = MIN_EXT_UNIT_SIZE + bit_map_size
-        return cls(tags_code, store_timestamp, bytes(raw[MIN_EXT_UNIT_SIZE:end]))
 
 
 class ConsumeQueueExt:
@@ -137,13 +117,24 @@ class ConsumeQueueExt:
             return last.end, True
         return last.base, False
 
-    def file_needed(self, size: int) -> int | None:
-        """Base of a file a unit of ``size`` needs that is not created yet
-        (see :meth:`FileQueue.prepare_spare`), else None."""
-        base, _ = self._target(size)
+    def file_needed(self, size: int, count: int = 1) -> int | None:
+        """Base of a file that ``count`` units of ``size`` bytes need and
+        that is not created yet (see :meth:`FileQueue.prepare_spare`), else None."""
+        if size > self.file_size - END_BLANK_DATA_LENGTH:
+            return None  # never stored
         last = self.files.last
-        if (last is None or base != last.base) and not self.files.has_file_ready(base):
-            return base
+        if last is None:
+            base, wrote = 0, None
+        else:
+            base, wrote = last.base, last.wrote
+        for _ in range(count):
+            if wrote is None or size > self.file_size - wrote - END_BLANK_DATA_LENGTH:
+                if wrote is not None:
+                    base += self.file_size
+                if not self.files.has_file_ready(base):
+                    return base
+                wrote = 0
+            wrote += size
         return None
 
     def spare_wanted(self) -> int | None:
