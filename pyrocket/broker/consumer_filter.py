@@ -14,8 +14,8 @@ heartbeat no longer lists, and every topic of a group that went away, are
 marked dead, and dead entries are dropped after ``filterDataCleanTimeSpan``.
 
 pyrocket keeps this table in memory only (Java also writes it to
-``consumerFilter.json``, which matters only for the bit maps pyrocket does
-not compute) and holds at most :data:`MAX_FILTER_DATA` entries. Parsing
+``consumerFilter.json``, so that bit maps of messages stored before a
+restart still count) and holds at most :data:`MAX_FILTER_DATA` entries. Parsing
 costs a few microseconds per character, so expressions longer than
 :data:`INLINE_COMPILE_CHARS` are compiled in a worker thread
 (:func:`compile_off_loop`, :func:`precompile`), compiled selectors are kept
@@ -23,10 +23,14 @@ by text (the table's ``selectors``), and one heartbeat carries at most
 :data:`MAX_HEARTBEAT_SQL_CHARS` characters of SQL92.
 
 A message matches an SQL92 subscription when the expression is TRUE for its
-properties; unknown, FALSE, or an evaluation that fails do not match. The
-consume queue's tags code says nothing about SQL92 (no bit maps), so every
-entry is read from the commit log, and long polling wakes a held SQL92 pull
-on any arrival.
+properties; unknown, FALSE, or an evaluation that fails do not match. Each
+entry has the bloom-filter positions of ``consumerGroup#topic``; with
+``enableCalcFilterBitMap`` and ``enableConsumeQueueExt`` each message stored
+after the entry was made carries a bit map
+(:mod:`pyrocket.broker.filter_bitmap`), and a pull skips a message whose map
+lacks the entry's bits without reading it. Every other candidate is read
+from the commit log and evaluated; long polling wakes a held SQL92 pull on
+any arrival.
 """
 
 from __future__ import annotations

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import trio
 
+from pyrocket.broker.store.consumequeue import ConsumeQueue
 from pyrocket.broker.store.consumequeue_ext import MIN_EXT_UNIT_SIZE, is_ext_addr
 from pyrocket.filter.bloom import BitsArray
 from pyrocket.protocol.bodies.client import (
@@ -23,7 +24,7 @@ from pyrocket.protocol.command import RemotingCommand
 from pyrocket.protocol.headers import PullMessageRequestHeader
 from pyrocket.remoting import RemotingClient
 from tests.broker.helpers import broker_settings, running_broker
-from tests.broker.test_sql92 import GROUP, TOPIC, fill, indexes, pull, sql
+from tests.broker.test_sql92 import GROUP, TOPIC, fill, indexes, pull, send, sql
 
 OTHER = "sql_group_other"
 MINE = "a >= 10 AND a < 15"
@@ -45,6 +46,13 @@ def beat(group: str, expression: str, version: int) -> RemotingCommand:
         ),
     )
     return RemotingCommand.request(RequestCode.HEART_BEAT, body=data.encode())
+
+
+def stored_tags_code(queue: ConsumeQueue, index: int) -> int:
+    """The tags code as the consume-queue file holds it."""
+    raw = queue.read_entries(index, 20)
+    assert raw is not None and len(raw) == 20
+    return int.from_bytes(raw[12:], "big", signed=True)
 
 
 def pull_of(group: str, version: int) -> RemotingCommand:
@@ -92,9 +100,9 @@ async def test_sql92_pull_is_pruned_by_bit_maps_and_exact(tmp_path: Path) -> Non
             # time and a bit map with this group's positions set.
             queue = store._files.queue(TOPIC, 0)
             assert queue is not None and queue.ext is not None
-            entry = queue.entry(12)
-            assert entry is not None and is_ext_addr(entry[2])
-            unit = queue.ext.get(entry[2])
+            address = stored_tags_code(queue, 12)
+            assert is_ext_addr(address)
+            unit = queue.ext.get(address)
             assert unit is not None and unit.bit_map is not None
             filters = broker.data_plane.consumer_filter_manager
             data = filters.get(TOPIC, GROUP)
@@ -104,7 +112,7 @@ async def test_sql92_pull_is_pruned_by_bit_maps_and_exact(tmp_path: Path) -> Non
             assert len(unit.bit_map) == filters.bloom.m // 8
             assert data.bloom_data.bit_positions == filters.bloom.positions(f"{GROUP}#{TOPIC}")
             # Message 0 matches nothing: an all-zero map.
-            first = queue.ext.get(queue.entry(0)[2])  # type: ignore[index]
+            first = queue.ext.get(stored_tags_code(queue, 0))
             assert first is not None and first.bit_map == bytes(filters.bloom.m // 8)
 
             # The other group gets exactly its messages too.
@@ -146,7 +154,7 @@ async def test_ext_files_are_recovered_after_a_restart(tmp_path: Path) -> None:
             # pass the bit-map check and are evaluated in full, as in Java.
             assert indexes(answer) == [10, 11, 12, 13, 14] * 2
             assert broker.store.bit_map_skips >= 15  # of the second 20
-            assert queue.ext.get(queue.entry(39)[2]) is not None  # type: ignore[index]
+            assert queue.ext.get(stored_tags_code(queue, 39)) is not None
 
 
 async def test_without_ext_files_no_bit_map_is_kept(tmp_path: Path) -> None:
@@ -167,6 +175,28 @@ async def test_without_ext_files_no_bit_map_is_kept(tmp_path: Path) -> None:
                 assert broker.store.bit_map_skips == 0
                 queue = broker.store._files.queue(TOPIC, 0)
                 assert queue is not None and queue.ext is None
-                entry = queue.entry(3)
-                assert entry is not None and not is_ext_addr(entry[2])
+                assert not is_ext_addr(stored_tags_code(queue, 3))
         assert not (root / "store" / "consumequeue_ext").exists()
+
+
+async def test_delayed_messages_are_delivered_with_ext_files(tmp_path: Path) -> None:
+    # The schedule topic's entries point at units holding the due time.
+    settings = broker_settings(
+        tmp_path,
+        enablePropertyFilter="true",
+        enableConsumeQueueExt="true",
+        messageDelayLevel="1s 2s",
+    )
+    with trio.fail_after(20):
+        async with running_broker(settings, timing=None) as broker, RemotingClient() as client:
+            addr = broker.broker_addr
+            stored = await client.invoke_sync(addr, send(0, a="3", DELAY="1"), 5)
+            assert stored.code == ResponseCode.SUCCESS
+            started = trio.current_time()
+            while True:
+                answer = await client.invoke_sync(addr, pull("a = 3"), 5)
+                if answer.code == ResponseCode.SUCCESS:
+                    break
+                await trio.sleep(0.1)
+            assert indexes(answer) == [0]
+            assert trio.current_time() - started >= 0.5

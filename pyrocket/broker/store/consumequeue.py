@@ -113,11 +113,17 @@ class ConsumeQueue:
         return data_file.read(position, min(available, max_bytes))
 
     def entry(self, index: int) -> tuple[int, int, int] | None:
-        """(commit-log offset, size, tags code) of entry ``index``."""
+        """(commit-log offset, size, tags code) of entry ``index``; the tags
+        code is the extension unit's when the entry points at one (the
+        address itself when the unit is missing)."""
         found = self.read_entries(index, CQ_STORE_UNIT_SIZE)
         if found is None or len(found) < CQ_STORE_UNIT_SIZE:
             return None
         offset, size, tags = _ENTRY.unpack_from(found)
+        if self.ext is not None and is_ext_addr(tags):
+            unit = self.ext.get(tags)
+            if unit is not None:
+                tags = unit.tags_code
         return int(offset), int(size), int(tags)
 
     def last_offset(self) -> int:

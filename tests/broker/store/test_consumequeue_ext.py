@@ -5,6 +5,7 @@ from __future__ import annotations
 import struct
 from pathlib import Path
 
+from pyrocket.broker.store.consumequeue import ConsumeQueue
 from pyrocket.broker.store.consumequeue_ext import (
     MAX_ADDR,
     NOT_STORED,
@@ -120,3 +121,55 @@ def test_expired_files_and_destroy(tmp_path: Path) -> None:
     assert ext.expired_files(5) == []  # not an address
     ext.destroy()
     assert not (tmp_path / "consumequeue_ext" / "T" / "3").exists()
+
+
+def _queue(tmp_path: Path) -> ConsumeQueue:
+    ext = ConsumeQueueExt("T", 0, tmp_path / "consumequeue_ext" / "T" / "0", 64)
+    return ConsumeQueue("T", 0, tmp_path / "consumequeue" / "T" / "0", 20 * 8, ext)
+
+
+def test_consume_queue_entries_point_at_units(tmp_path: Path) -> None:
+    queue = _queue(tmp_path)
+    assert queue.ext is not None
+    # Records of 100 bytes at 0, 100, ...; units of 30 bytes, two per ext file.
+    for n in range(6):
+        assert queue.put(n * 100, 100, 1000 + n, n, 5000 + n, bytes([n]) * 10)
+    raw = queue.read_entries(0, 6 * 20)
+    assert raw is not None
+    tags = [struct.unpack_from(">qiq", raw, i * 20)[2] for i in range(6)]
+    assert [undecorate(t) for t in tags] == [0, 30, 64, 94, 128, 158]
+    # entry() answers the real tags code; the unit has the store time and bit map.
+    assert queue.entry(4) == (400, 100, 1004)
+    assert queue.ext.get(tags[4]) == CqExtUnit(1004, 5004, b"\x04" * 10)
+
+    # The commit log lost everything from offset 400 on: entries and units go.
+    queue.truncate_dirty(400)
+    assert queue.max_offset_in_queue == 4
+    assert queue.ext.max_address == tags[3] + 30
+    assert queue.ext.get(tags[4]) is None
+
+    # Messages before offset 300 left the commit log: the first ext file
+    # (units 0 and 1) is wholly before the unit of the first entry kept.
+    expired = queue.correct_min_offset(300)
+    assert [f.base for f in expired] == [0]
+    for data_file in expired:
+        data_file.destroy()
+    assert queue.min_offset_in_queue == 3
+    assert queue.entry(3) == (300, 100, 1003)
+    queue.files.close()
+    queue.ext.files.close()
+
+    # After a restart the files are found again and recovered.
+    again = _queue(tmp_path)
+    assert again.ext is not None
+    again.load()
+    again.recover()
+    assert again.max_offset_in_queue == 4
+    assert again.ext.min_address == tags[2]
+    assert again.ext.max_address == tags[3] + 30
+    assert again.entry(3) == (300, 100, 1003)
+    assert again.put(400, 100, 2000, 4, 6000, None)
+    assert again.entry(4) == (400, 100, 2000)
+    again.destroy()
+    assert not (tmp_path / "consumequeue_ext" / "T" / "0").exists()
+    assert not (tmp_path / "consumequeue" / "T" / "0").exists()
