@@ -103,6 +103,11 @@ class BitsArray:
     def to_bytes(self) -> bytes:
         return bytes(self.data)
 
+    def java_text(self) -> str:
+        """``BitsArray.toString`` of whole bytes: '0'/'1' from the last byte's
+        highest bit down to the first byte's lowest."""
+        return "".join(format(byte, "08b") for byte in reversed(self.data))
+
 
 @dataclass(frozen=True, slots=True)
 class BloomFilterData:

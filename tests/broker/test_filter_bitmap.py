@@ -5,6 +5,7 @@ of those that cannot match, and the files survive a restart."""
 
 from __future__ import annotations
 
+import base64
 from pathlib import Path
 
 import trio
@@ -19,9 +20,10 @@ from pyrocket.protocol.bodies.client import (
     HeartbeatData,
     MessageModel,
 )
+from pyrocket.protocol.bodies.ops import QueryConsumeQueueResponseBody
 from pyrocket.protocol.codes import RequestCode, ResponseCode
 from pyrocket.protocol.command import RemotingCommand
-from pyrocket.protocol.headers import PullMessageRequestHeader
+from pyrocket.protocol.headers import PullMessageRequestHeader, QueryConsumeQueueRequestHeader
 from pyrocket.remoting import RemotingClient
 from tests.broker.helpers import broker_settings, running_broker
 from tests.broker.test_sql92 import GROUP, TOPIC, fill, indexes, pull, send, sql
@@ -118,6 +120,29 @@ async def test_sql92_pull_is_pruned_by_bit_maps_and_exact(tmp_path: Path) -> Non
             # The other group gets exactly its messages too.
             theirs = await client.invoke_sync(addr, pull_of(OTHER, 7), 5)
             assert indexes(theirs) == [1, 3, 7]
+            # QUERY_CONSUME_QUEUE shows each unit, its bit map and the group's verdict.
+            query = RemotingCommand.request(
+                RequestCode.QUERY_CONSUME_QUEUE,
+                QueryConsumeQueueRequestHeader(
+                    topic=TOPIC, queue_id=0, index=9, count=7, consumer_group=GROUP
+                ),
+            )
+            shown = await client.invoke_sync(addr, query, 5)
+            assert shown.code == ResponseCode.SUCCESS
+            body = QueryConsumeQueueResponseBody.decode(shown.body or b"")
+            rows = body.queue_data or ()
+            assert [row.eval for row in rows] == [False, True, True, True, True, True, False]
+            row = rows[3]  # message 12
+            assert row.tags_code == address and row.msg is None
+            assert row.bit_map == "".join(format(b, "08b") for b in reversed(unit.bit_map))
+            assert row.bit_map.count("1") >= 3
+            encoded = base64.b64encode(unit.bit_map).decode()
+            size = MIN_EXT_UNIT_SIZE + len(unit.bit_map)
+            assert row.extend_data_json == (
+                f'{{"filterBitMap":"{encoded}","msgStoreTime":{unit.store_timestamp},'
+                f'"size":{size},"tagsCode":{unit.tags_code}}}'
+            )
+
             path = tmp_path / "store" / "consumequeue_ext" / TOPIC / "0" / ("0" * 20)
             raw = path.read_bytes()
             size = MIN_EXT_UNIT_SIZE + filters.bloom.m // 8
