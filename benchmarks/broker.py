@@ -49,7 +49,9 @@ def cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
-def start_broker(root: Path, flush: str) -> tuple[subprocess.Popen[str], str]:
+def start_broker(
+    root: Path, flush: str, extra: dict[str, str] | None = None
+) -> tuple[subprocess.Popen[str], str]:
     settings = {
         "brokerIP1": "127.0.0.1",
         "brokerName": "bench-broker",
@@ -57,6 +59,7 @@ def start_broker(root: Path, flush: str) -> tuple[subprocess.Popen[str], str]:
         "storePathRootDir": str(root),
         "flushDiskType": flush,
         "defaultTopicQueueNums": str(QUEUES),
+        **(extra or {}),
     }
     profile = os.environ.get("BENCH_PROFILE")
     runner = ["-m", "cProfile", "-o", profile] if profile else []

@@ -35,6 +35,7 @@ from pyrocket.broker.processors.consumer_manage import ConsumerManageProcessor
 from pyrocket.broker.processors.ports import MessageBroker
 from pyrocket.broker.processors.pull import PullMessageProcessor
 from pyrocket.broker.processors.query import QueryProcessor
+from pyrocket.broker.processors.query_message import QueryMessageProcessor
 from pyrocket.broker.processors.rebalance import RebalanceLockManager, RebalanceProcessor
 from pyrocket.broker.processors.reply import ReplyMessageProcessor
 from pyrocket.broker.processors.send import SendMessageProcessor
@@ -115,6 +116,7 @@ class DataPlane:
         self.client_manage_processor = ClientManageProcessor(broker, self)
         self.consumer_manage_processor = ConsumerManageProcessor(broker, self)
         self.query_processor = QueryProcessor(broker)
+        self.query_message_processor = QueryMessageProcessor(broker)
         self.rebalance_processor = RebalanceProcessor(broker, self.lock_manager)
         self.transactions = TransactionalMessageService(
             broker, self.consumer_offset_manager, self.producer_manager
@@ -137,6 +139,7 @@ class DataPlane:
             self.client_manage_processor,
             self.consumer_manage_processor,
             self.query_processor,
+            self.query_message_processor,
             self.rebalance_processor,
             self.end_transaction_processor,
         ):

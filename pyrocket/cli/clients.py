@@ -5,6 +5,7 @@ the command line with :class:`~pyrocket.client.Producer` and
     pyrocket produce -n 127.0.0.1:9876 -t TopicTest [--tags TagA] [--keys K1]
                      [-p NAME=VALUE ...] [-g GROUP] [-c N]
                      [--mode sync|oneway|orderly] [--shard-key KEY] [--json] [BODY ...]
+                     [--async | --oneway] [--sharding-key KEY]
     pyrocket consume -n 127.0.0.1:9876 -t TopicTest -g GROUP [-s "TagA || TagB"]
                      [-c N] [--from-first] [--json]
 
@@ -14,7 +15,11 @@ Both take the TLS options of :mod:`pyrocket.cli.tls_options` (``--tls``,
 ``produce`` sends each BODY (or, with none, each line of standard input) ``-c``
 times and prints a SendResult per sync or orderly send, as Java prints one
 (``SendResult [sendStatus=SEND_OK, msgId=..., ...]``), or a JSON object per
-line with ``--json``. ``consume`` prints every message it receives, one line
+line with ``--json``. ``--async`` keeps the sends in flight together
+(Producer.send_async) and prints their results in send order; ``--oneway``
+is ``--mode oneway``; ``--sharding-key KEY`` sends every message to the queue
+the key hashes to (as ``--mode orderly --shard-key KEY``, and with
+``--async`` or ``--oneway`` too). ``consume`` prints every message it receives, one line
 each (JSON with ``--json``), until ``-c`` messages or SIGINT; it commits the
 group's offsets when it stops. ``-n`` defaults to ``$NAMESRV_ADDR``; several
 NameServers are separated by ``;``. Failures are printed as
@@ -28,6 +33,7 @@ import json
 import os
 import signal
 import sys
+from collections import deque
 from collections.abc import Iterable
 from typing import Any, TextIO
 
@@ -35,6 +41,7 @@ import trio
 
 from pyrocket.cli.serving import leaves
 from pyrocket.cli.tls_options import add_tls_options, client_tls
+from pyrocket.client.async_send import SendFuture
 from pyrocket.client.consumer import PushConsumer
 from pyrocket.client.instance import DEFAULT_PRODUCER_GROUP
 from pyrocket.client.producer import Producer, SendResult, new_message
@@ -116,26 +123,41 @@ def _properties(items: Iterable[str]) -> dict[str, str]:
     return result
 
 
+#: Results ``produce --async`` holds before waiting for the oldest one.
+ASYNC_WINDOW = 1024
+
+
 async def produce(args: argparse.Namespace, bodies: Iterable[bytes], out: TextIO) -> None:
     """Send ``bodies`` as ``args`` say, printing results to ``out``."""
     properties = _properties(args.property)
+    mode = "oneway" if args.oneway else args.mode
+    shard_key: str | None = args.sharding_key
+    if shard_key is None and mode == "orderly":
+        shard_key = args.shard_key
+    pending: deque[SendFuture[SendResult]] = deque()
+
+    def report(result: SendResult) -> None:
+        print(json.dumps(result_json(result)) if args.json else result_text(result), file=out)
+        out.flush()
+
     async with Producer(args.group, _namesrv(args), tls=client_tls(args)) as producer:
         for body in bodies:
             for _ in range(args.count):
                 message = new_message(
                     args.topic, body, tags=args.tags, keys=args.keys, properties=properties
                 )
-                if args.mode == "oneway":
-                    await producer.send_oneway(message)
-                    continue
-                if args.mode == "orderly":
-                    result = await producer.send_orderly(message, args.shard_key)
+                if mode == "oneway":
+                    await producer.send_oneway(message, shard_key=shard_key)
+                elif args.use_async:
+                    pending.append(await producer.send_async(message, shard_key=shard_key))
+                    while pending and (pending[0].done() or len(pending) >= ASYNC_WINDOW):
+                        report(await pending.popleft())
+                elif shard_key is not None:
+                    report(await producer.send_orderly(message, shard_key))
                 else:
-                    result = await producer.send(message)
-                print(
-                    json.dumps(result_json(result)) if args.json else result_text(result), file=out
-                )
-                out.flush()
+                    report(await producer.send(message))
+        while pending:
+            report(await pending.popleft())
 
 
 async def consume(args: argparse.Namespace, out: TextIO) -> None:
@@ -220,6 +242,18 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     )
     produce_parser.add_argument(
         "--shard-key", default="", help="orderly mode: messages with one key keep their order"
+    )
+    how = produce_parser.add_mutually_exclusive_group()
+    how.add_argument(
+        "--async",
+        dest="use_async",
+        action="store_true",
+        help="keep the sends in flight together; results are printed in send order",
+    )
+    how.add_argument("--oneway", action="store_true", help="send without answers (--mode oneway)")
+    produce_parser.add_argument(
+        "--sharding-key",
+        help="send every message to the queue this key hashes to, so they keep their order",
     )
     produce_parser.add_argument("--json", action="store_true", help="print JSON lines")
     produce_parser.add_argument("body", nargs="*", help="message bodies (default: stdin lines)")

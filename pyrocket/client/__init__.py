@@ -12,6 +12,9 @@ transactional producer as ``TransactionMQProducer``
     async with Producer("my_producers", ["127.0.0.1:9876"]) as producer:
         result = await producer.send(new_message("TopicTest", b"hi", tags="TagA"))
         # also: send_oneway, send_orderly(message, shard_key), send_batch([...])
+        future = await producer.send_async(new_message("TopicTest", b"later"))
+        result = await future                # many futures can be in flight at once
+        await producer.send_with_callback(message, on_success, on_exception)
         reply = await producer.request(new_message("RpcTopic", b"ping"), timeout=3.0)
 
     consumer = PushConsumer("my_consumers", ["127.0.0.1:9876"])
@@ -31,8 +34,11 @@ The command line has the same as ``pyrocket produce``, ``pyrocket consume``
 """
 
 from pyrocket.client.admin import Admin, AdminError
+from pyrocket.client.async_send import SendFuture
 from pyrocket.client.consumer import PushConsumer
+from pyrocket.client.fault import FaultStrategy
 from pyrocket.client.instance import ClientError
+from pyrocket.client.messages import QueueSelector, select_by_hash, select_by_random
 from pyrocket.client.producer import Producer, SendResult, SendStatus, new_message
 from pyrocket.client.request_reply import RequestTimeoutError, create_reply_message
 from pyrocket.client.selector import MessageSelector
@@ -41,20 +47,29 @@ from pyrocket.client.transaction import (
     TransactionProducer,
     TransactionSendResult,
 )
+from pyrocket.protocol.bodies.client import MessageQueue
+from pyrocket.protocol.message import Message
 
 __all__ = [
     "Admin",
     "AdminError",
     "ClientError",
+    "FaultStrategy",
     "LocalTransactionState",
+    "Message",
+    "MessageQueue",
     "MessageSelector",
     "Producer",
     "PushConsumer",
+    "QueueSelector",
     "RequestTimeoutError",
+    "SendFuture",
     "SendResult",
     "SendStatus",
     "TransactionProducer",
     "TransactionSendResult",
     "create_reply_message",
     "new_message",
+    "select_by_hash",
+    "select_by_random",
 ]

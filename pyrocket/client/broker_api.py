@@ -63,6 +63,7 @@ from pyrocket.protocol.headers import (
     PullMessageRequestHeader,
     QueryConsumerOffsetRequestHeader,
     QueryConsumerOffsetResponseHeader,
+    QueryMessageRequestHeader,
     QueryTopicConsumeByWhoRequestHeader,
     SearchOffsetRequestHeader,
     SearchOffsetResponseHeader,
@@ -70,6 +71,7 @@ from pyrocket.protocol.headers import (
     SendMessageRequestHeaderV2,
     UnregisterClientRequestHeader,
     UpdateConsumerOffsetRequestHeader,
+    ViewMessageRequestHeader,
 )
 from pyrocket.protocol.message import MessageConst, decode_properties
 from pyrocket.remoting import RemotingClient
@@ -418,6 +420,36 @@ class BrokerAPI:
         )
         return response.decode_header(SearchOffsetResponseHeader).offset
 
+    async def query_message(
+        self,
+        addr: str,
+        header: QueryMessageRequestHeader,
+        *,
+        unique_key: bool = False,
+        timeout: float | None = None,  # noqa: ASYNC109
+    ) -> RemotingCommand:
+        """QUERY_MESSAGE; the answer whatever its code (SUCCESS carries the
+        records, QUERY_NOT_FOUND none). ``unique_key`` sets Java's
+        ``_UNIQUE_KEY_QUERY`` flag, added before the header's fields as
+        ``MQClientAPIImpl.queryMessage`` does."""
+        request = RemotingCommand.request(RequestCode.QUERY_MESSAGE)
+        request = request.replace(
+            ext_fields=header.to_ext_fields({UNIQUE_MSG_QUERY_FLAG: str(unique_key).lower()})
+        )
+        return await self.client.invoke_sync(
+            addr, request, self.timeout if timeout is None else timeout
+        )
+
+    async def view_message(self, addr: str, offset: int) -> bytes:
+        """VIEW_MESSAGE_BY_ID: the stored record at a commit-log offset."""
+        response = await self._call(
+            addr, RequestCode.VIEW_MESSAGE_BY_ID, ViewMessageRequestHeader(offset)
+        )
+        return response.body or b""
+
+
+#: MixAll.UNIQUE_MSG_QUERY_FLAG: QUERY_MESSAGE by a client's unique id.
+UNIQUE_MSG_QUERY_FLAG: Final = "_UNIQUE_KEY_QUERY"
 
 #: MixAll.REPLY_MESSAGE_FLAG: the ``MSG_TYPE`` of a reply message.
 REPLY_MESSAGE_FLAG: Final = "reply"
@@ -439,4 +471,11 @@ def _send_code(header: SendMessageRequestHeader) -> RequestCode:
     return RequestCode.SEND_BATCH_MESSAGE if header.batch else RequestCode.SEND_MESSAGE_V2
 
 
-__all__ = ["DEFAULT_TIMEOUT", "DEFAULT_TOPIC", "REPLY_MESSAGE_FLAG", "BrokerAPI", "is_reply"]
+__all__ = [
+    "DEFAULT_TIMEOUT",
+    "DEFAULT_TOPIC",
+    "REPLY_MESSAGE_FLAG",
+    "UNIQUE_MSG_QUERY_FLAG",
+    "BrokerAPI",
+    "is_reply",
+]

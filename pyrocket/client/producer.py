@@ -7,38 +7,39 @@
     async with Producer("my_group", ["127.0.0.1:9876"]) as producer:
         result = await producer.send(new_message("TopicTest", b"hello", tags="TagA", keys="k1"))
         print(result.status, result.msg_id, result.queue, result.queue_offset)
+        future = await producer.send_async(new_message("TopicTest", b"later"))  # in flight
+        await producer.send_with_callback(new_message("TopicTest", b"cb"), print, print)
         await producer.send_oneway(new_message("TopicTest", b"fire and forget"))
         await producer.send_orderly(new_message("TopicTest", b"in order"), shard_key=42)
         await producer.send_batch([new_message("TopicTest", b"a"), new_message("TopicTest", b"b")])
+        result = await future
 
 What it does as Java 4.7.0 does:
 
 * routes come from the NameServer, are cached and refreshed every 30 s; a
   topic the NameServer does not know is sent along ``TBW102``'s route
-  (at most ``default_topic_queue_nums`` queues per broker), with
-  ``defaultTopic=TBW102`` in the header so a broker that auto-creates topics
-  creates it;
-* queues are picked round robin; a retry (``retry_times_when_send_failed``,
-  2, so three attempts for :meth:`Producer.send`) avoids the broker that just
-  failed; retried failures are transport errors, no route / no address, and
-  answers TOPIC_NOT_EXIST, SERVICE_NOT_AVAILABLE, SYSTEM_ERROR,
-  NO_PERMISSION, NO_BUYER_ID, NOT_IN_CURRENT_UNIT;
+  (at most ``default_topic_queue_nums`` queues per broker);
+* queues are picked round robin, or by Java's latency fault strategy with
+  ``send_latency_fault_enable`` (:mod:`pyrocket.client.fault`); a retry
+  (``retry_times_when_send_failed``, 2) avoids the broker that just failed;
+  retried failures are transport errors, no route / no address, and answers
+  TOPIC_NOT_EXIST, SERVICE_NOT_AVAILABLE, SYSTEM_ERROR, NO_PERMISSION,
+  NO_BUYER_ID, NOT_IN_CURRENT_UNIT, and with
+  ``retry_another_broker_when_not_store_ok`` a status other than SEND_OK;
+* async sends: see :mod:`pyrocket.client.async_send`;
 * SEND_MESSAGE_V2 carries the header fields Java fills, the client-made
-  ``UNIQ_KEY`` (``MessageClientIDSetter``'s format), and a body of 4096 bytes
-  or more deflated (sysFlag bit 0);
-* answers map to :class:`SendStatus` (SUCCESS, FLUSH_DISK_TIMEOUT,
-  FLUSH_SLAVE_TIMEOUT, SLAVE_NOT_AVAILABLE); any other code raises
+  ``UNIQ_KEY``, and a body of ``compress_over`` (4096) bytes or more deflated
+  at ``compress_level`` (5; sysFlag bit 0), big ones in a worker thread;
+* answers map to :class:`SendStatus`; any other code raises
   :class:`~pyrocket.errors.ResponseError` with the broker's code and remark;
 * heartbeats announce the group to the brokers every 30 s, and leaving the
   ``async with`` block unregisters it (UNREGISTER_CLIENT);
-* a sync send that runs out of ``send_timeout`` between attempts raises
+* every send takes ``timeout`` (seconds; default ``send_timeout``, Java's
+  sendMsgTimeout, 3 s); a sync send out of time between attempts raises
   RemotingTooMuchRequestError ("sendDefaultImpl call timeout").
 
-Unlike Java, sends go to the broker's main port: Java 4.7 uses the broker's
-"VIP channel" (port - 2) unless told not to; ``vip_channel=True`` does that
-here too (a pyrocket broker's fast port is not always port - 2).
-``tls=TlsSettings(...)`` connects to everything with TLS (Java's useTLS).
-
+Unlike Java, sends go to the broker's main port unless ``vip_channel=True``
+(port - 2). ``tls=TlsSettings(...)`` connects with TLS (Java's useTLS).
 Failures raise :class:`~pyrocket.client.instance.ClientError` (no route, all
 attempts failed: ``__cause__`` is the last error), ResponseError, or the
 remoting errors for oneway and orderly sends, which are not retried.
@@ -47,19 +48,27 @@ remoting errors for oneway and orderly sends, which are not retried.
 from __future__ import annotations
 
 import dataclasses
-import enum
 import ipaddress
 import logging
 import os
 import random
 import time
-from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from collections.abc import Sequence
+from functools import partial
 from types import TracebackType
 from typing import Self
 
 import trio
 
+from pyrocket.client.async_send import (
+    CLIENT_ASYNC_SEMAPHORE_VALUE,
+    AsyncSends,
+    Callback,
+    SendFuture,
+    order_key,
+    retry_async,
+)
+from pyrocket.client.fault import FaultStrategy, TopicPublishInfo
 from pyrocket.client.instance import (
     AUTO_CREATE_TOPIC_KEY_TOPIC,
     RETRY_GROUP_TOPIC_PREFIX,
@@ -67,7 +76,17 @@ from pyrocket.client.instance import (
     ClientInstance,
     publish_queues,
 )
+from pyrocket.client.messages import QueueSelector, new_message, select_by_hash, with_unique_id
 from pyrocket.client.request_reply import RequestFutureTable
+from pyrocket.client.sending import (
+    RETRY_RESPONSE_CODES,
+    STATUS_BY_CODE,
+    Prepared,
+    SendResult,
+    SendStatus,
+    selected_queue,
+    vip_channel_addr,
+)
 from pyrocket.client.validators import MAX_MESSAGE_SIZE, check_message
 from pyrocket.errors import (
     PyrocketError,
@@ -79,146 +98,25 @@ from pyrocket.protocol.bodies.client import MessageQueue
 from pyrocket.protocol.bodies.route import TopicRouteData
 from pyrocket.protocol.codes import ResponseCode
 from pyrocket.protocol.headers import SendMessageRequestHeader, SendMessageResponseHeader
-from pyrocket.protocol.javahash import JavaHashMap, java_hash
+from pyrocket.protocol.javahash import JavaHashMap
 from pyrocket.protocol.message import (
     COMPRESS_BODY_THRESHOLD,
+    COMPRESS_LEVEL,
     Message,
     MessageConst,
     MessageExt,
     MessageSysFlag,
     UniqueIdGenerator,
+    compress_body,
     encode_batch,
     encode_properties,
-    maybe_compress_body,
 )
 from pyrocket.remoting.tls import TlsSettings
 
 log = logging.getLogger("pyrocket.client.producer")
 
-#: Answer codes after which a sync send tries again (another broker first).
-RETRY_RESPONSE_CODES = frozenset(
-    {
-        ResponseCode.TOPIC_NOT_EXIST,
-        ResponseCode.SERVICE_NOT_AVAILABLE,
-        ResponseCode.SYSTEM_ERROR,
-        ResponseCode.NO_PERMISSION,
-        ResponseCode.NO_BUYER_ID,
-        ResponseCode.NOT_IN_CURRENT_UNIT,
-    }
-)
-
-
-class SendStatus(enum.Enum):
-    """How a broker stored a message (Java's ``SendStatus``)."""
-
-    SEND_OK = "SEND_OK"
-    FLUSH_DISK_TIMEOUT = "FLUSH_DISK_TIMEOUT"
-    FLUSH_SLAVE_TIMEOUT = "FLUSH_SLAVE_TIMEOUT"
-    SLAVE_NOT_AVAILABLE = "SLAVE_NOT_AVAILABLE"
-
-
-_STATUS_BY_CODE = {
-    ResponseCode.SUCCESS: SendStatus.SEND_OK,
-    ResponseCode.FLUSH_DISK_TIMEOUT: SendStatus.FLUSH_DISK_TIMEOUT,
-    ResponseCode.FLUSH_SLAVE_TIMEOUT: SendStatus.FLUSH_SLAVE_TIMEOUT,
-    ResponseCode.SLAVE_NOT_AVAILABLE: SendStatus.SLAVE_NOT_AVAILABLE,
-}
-
-
-@dataclass(frozen=True, slots=True)
-class SendResult:
-    """A stored message: ``msg_id`` is the client's UNIQ_KEY, ``offset_msg_id``
-    the broker's (store host + commit-log offset)."""
-
-    status: SendStatus
-    msg_id: str
-    offset_msg_id: str
-    queue: MessageQueue
-    queue_offset: int
-    transaction_id: str | None = None
-    region_id: str | None = None
-
-
-#: Picks a queue for an orderly send from the topic's queues, the message
-#: and the caller's argument (Java's ``MessageQueueSelector``).
-QueueSelector = Callable[[Sequence[MessageQueue], Message, object], MessageQueue]
-
-
-def select_by_hash(queues: Sequence[MessageQueue], message: Message, arg: object) -> MessageQueue:
-    """``SelectMessageQueueByHash``: ``abs(arg.hashCode()) % len(queues)``
-    (a str hashes as a Java String, an int as a Java Integer/Long)."""
-    value = arg if isinstance(arg, int) and -(2**31) <= arg < 2**31 else java_hash(arg)
-    return queues[abs(value) % len(queues)]
-
-
-def new_message(
-    topic: str,
-    body: bytes,
-    *,
-    tags: str | None = None,
-    keys: str | Iterable[str] | None = None,
-    properties: Mapping[str, str] | None = None,
-    flag: int = 0,
-    wait_store_msg_ok: bool = True,
-    delay_level: int = 0,
-) -> Message:
-    """A message as Java's ``Message`` constructor and setters build it: TAGS,
-    KEYS (several joined by a space), WAIT, DELAY, then the user's
-    properties, in a Java HashMap (so the properties string comes out in
-    Java's order).
-
-    Raises ValueError for a user property with a name Java reserves.
-    """
-    table: JavaHashMap[str, str] = JavaHashMap()
-    if tags:
-        table[MessageConst.PROPERTY_TAGS] = tags
-    if keys is not None and not isinstance(keys, str):
-        keys = MessageConst.KEY_SEPARATOR.join(keys)
-    if keys:
-        table[MessageConst.PROPERTY_KEYS] = keys
-    table[MessageConst.PROPERTY_WAIT_STORE_MSG_OK] = "true" if wait_store_msg_ok else "false"
-    if delay_level > 0:
-        table[MessageConst.PROPERTY_DELAY_TIME_LEVEL] = str(delay_level)
-    for name, value in (properties or {}).items():
-        if name in MessageConst.RESERVED_NAMES:
-            raise ValueError(f"The Property<{name}> is used by system, input another please")
-        table[name] = value
-    return Message(topic=topic, body=body, properties=table, flag=flag)
-
-
-def with_unique_id(message: Message, next_id: Callable[[], str]) -> JavaHashMap[str, str]:
-    """The properties a message is sent with: its own in a Java HashMap, plus
-    a fresh UNIQ_KEY unless it has one (``MessageClientIDSetter.setUniqID``).
-    Encoded, they come out in Java's order."""
-    # Java adds the id to the message's own map (default capacity, grown
-    # entry by entry); re-adding the entries one by one to a fresh map lays
-    # them out the same, where ``new HashMap<>(map)`` would size it otherwise.
-    properties: JavaHashMap[str, str] = JavaHashMap()
-    properties.update(message.properties)
-    if MessageConst.PROPERTY_UNIQ_CLIENT_MESSAGE_ID_KEYIDX not in properties:
-        properties[MessageConst.PROPERTY_UNIQ_CLIENT_MESSAGE_ID_KEYIDX] = next_id()
-    return properties
-
-
-class _PublishInfo:
-    """A topic's writable queues and its round-robin position
-    (``TopicPublishInfo``)."""
-
-    def __init__(self, queues: list[MessageQueue], start: int) -> None:
-        self.queues = queues
-        self._index = start
-
-    def select(self, last_broker: str | None = None) -> MessageQueue:
-        """The next queue, avoiding ``last_broker`` if another broker has one."""
-        size = len(self.queues)
-        if last_broker is not None:
-            for _ in range(size):
-                self._index += 1
-                queue = self.queues[self._index % size]
-                if queue.broker_name != last_broker:
-                    return queue
-        self._index += 1
-        return self.queues[self._index % size]
+#: Bodies this big are compressed in a worker thread, off the event loop.
+COMPRESS_IN_THREAD_OVER = 256 * 1024
 
 
 class Producer:
@@ -233,7 +131,12 @@ class Producer:
         client_ip: str | None = None,
         send_timeout: float = 3.0,
         retry_times_when_send_failed: int = 2,
+        retry_times_when_send_async_failed: int = 2,
+        retry_another_broker_when_not_store_ok: bool = False,
+        send_latency_fault_enable: bool = False,
+        client_async_semaphore_value: int = CLIENT_ASYNC_SEMAPHORE_VALUE,
         compress_over: int = COMPRESS_BODY_THRESHOLD,
+        compress_level: int = COMPRESS_LEVEL,
         max_message_size: int = MAX_MESSAGE_SIZE,
         default_topic_queue_nums: int = 4,
         poll_name_server_interval: float = 30.0,
@@ -245,10 +148,15 @@ class Producer:
         self.vip_channel = vip_channel
         self.send_timeout = send_timeout
         self.retry_times_when_send_failed = retry_times_when_send_failed
+        self.retry_times_when_send_async_failed = retry_times_when_send_async_failed
+        self.retry_another_broker_when_not_store_ok = retry_another_broker_when_not_store_ok
+        self.fault_strategy = FaultStrategy(send_latency_fault_enable)
+        self.async_sends = AsyncSends(client_async_semaphore_value)
         self.compress_over = compress_over
+        self.compress_level = compress_level
         self.max_message_size = max_message_size
         self.default_topic_queue_nums = default_topic_queue_nums
-        self._publish: dict[str, _PublishInfo] = {}
+        self._publish: dict[str, TopicPublishInfo] = {}
         self._random = random.Random()
         self.instance = ClientInstance(
             namesrv_addresses,
@@ -289,8 +197,12 @@ class Producer:
         traceback: TracebackType | None,
     ) -> bool | None:
         try:
-            with trio.CancelScope(shield=True), trio.move_on_after(self.send_timeout):
-                await self.instance.unregister(producer_group=self.group)
+            try:
+                if exc is None:
+                    await self.async_sends.drain()
+            finally:
+                with trio.CancelScope(shield=True), trio.move_on_after(self.send_timeout):
+                    await self.instance.unregister(producer_group=self.group)
         finally:
             self._requests.close()
             result = await self.instance.__aexit__(exc_type, exc, traceback)
@@ -306,10 +218,10 @@ class Producer:
         if topic in self._publish and publish_queues(topic, route):
             self._install(topic, route)
 
-    def _install(self, topic: str, route: TopicRouteData) -> _PublishInfo:
+    def _install(self, topic: str, route: TopicRouteData) -> TopicPublishInfo:
         old = self._publish.get(topic)
-        start = self._random.randrange(1 << 16) if old is None else old._index
-        info = _PublishInfo(publish_queues(topic, route), start)
+        start = self._random.randrange(1 << 16) if old is None else old.index
+        info = TopicPublishInfo(publish_queues(topic, route), start)
         self._publish[topic] = info
         return info
 
@@ -317,7 +229,7 @@ class Producer:
         """The queues ``topic`` is sent to (``fetchPublishMessageQueues``)."""
         return list((await self._find_publish_info(topic)).queues)
 
-    async def _find_publish_info(self, topic: str) -> _PublishInfo:
+    async def _find_publish_info(self, topic: str) -> TopicPublishInfo:
         info = self._publish.get(topic)
         if info is not None and info.queues:
             return info
@@ -347,15 +259,98 @@ class Producer:
     # ------------------------------------------------------------------
     # Sending
 
-    async def send(self, message: Message) -> SendResult:
+    async def send(
+        self,
+        message: Message,
+        *,
+        timeout: float | None = None,  # noqa: ASYNC109 (a per-send budget)
+    ) -> SendResult:
         """Send and wait for the broker's answer, retrying on another broker
-        as Java's sync send does. Raises ClientError, ResponseError, ValueError
+        as Java's sync send does, all within ``timeout`` seconds (default
+        ``send_timeout``, Java's sendMsgTimeout). Raises ClientError,
+        ResponseError, RemotingTooMuchRequestError (out of time), ValueError
         (a property the layout cannot hold)."""
+        deadline = self._deadline(timeout)
         check_message(message, self.max_message_size)
         info = await self._find_publish_info(message.topic)
-        return await self._send_sync(info, self._prepare(message))
+        return await self._send_sync(info, await self._prepare(message), deadline)
 
-    async def send_batch(self, messages: Sequence[Message]) -> SendResult:
+    async def send_async(
+        self,
+        message: Message,
+        *,
+        timeout: float | None = None,  # noqa: ASYNC109 (a per-send budget)
+        shard_key: object = None,
+        selector: QueueSelector | None = None,
+    ) -> SendFuture[SendResult]:
+        """Start a send and return its :class:`SendFuture` once it holds one
+        of ``client_async_semaphore_value`` permits; ``await`` the future for
+        the SendResult (see :mod:`pyrocket.client.async_send`). With
+        ``selector`` (or a ``shard_key``, hashed by :func:`select_by_hash`)
+        the send goes to that queue, as :meth:`send_orderly`, and keyed
+        sends of one key go one after another in call order. Raises
+        ClientError for a message Java refuses, RemotingTimeoutError when no
+        permit freed up within ``timeout``."""
+        return await self._start_async(message, timeout, shard_key, selector, None, None)
+
+    async def send_with_callback(
+        self,
+        message: Message,
+        on_success: Callback[SendResult] | None = None,
+        on_exception: Callback[BaseException] | None = None,
+        *,
+        timeout: float | None = None,  # noqa: ASYNC109 (a per-send budget)
+        shard_key: object = None,
+        selector: QueueSelector | None = None,
+    ) -> None:
+        """As :meth:`send_async`, then call ``on_success(result)`` or
+        ``on_exception(error)`` (plain or async functions; Java's
+        SendCallback) in the producer's nursery. What a callback raises is
+        logged, not propagated."""
+        await self._start_async(message, timeout, shard_key, selector, on_success, on_exception)
+
+    async def _start_async(
+        self,
+        message: Message,
+        timeout: float | None,  # noqa: ASYNC109
+        shard_key: object,
+        selector: QueueSelector | None,
+        on_success: Callback[SendResult] | None,
+        on_exception: Callback[BaseException] | None,
+    ) -> SendFuture[SendResult]:
+        check_message(message, self.max_message_size)
+        if selector is None and shard_key is not None:
+            selector = select_by_hash
+
+        async def run(deadline: float) -> SendResult:
+            info = await self._find_publish_info(message.topic)
+            prepared = await self._prepare(message)
+            if selector is not None:
+                queue = selected_queue(info, selector, message, shard_key)
+                return await retry_async(
+                    queue, partial(self._attempt, prepared=prepared),
+                    self.retry_times_when_send_async_failed, deadline, None,
+                )  # fmt: skip
+            return await retry_async(
+                self.fault_strategy.select_one_message_queue(info),
+                partial(self._attempt, prepared=prepared),
+                self.retry_times_when_send_async_failed,
+                deadline,
+                partial(self.fault_strategy.select_one_message_queue, info),
+            )
+
+        budget = self.send_timeout if timeout is None else timeout
+        order = None if selector is None else order_key(message.topic, shard_key)
+        return await self.async_sends.start(
+            self.instance.nursery, run, budget, on_success, on_exception, order
+        )
+
+    async def send_batch(
+        self,
+        messages: Sequence[Message],
+        *,
+        timeout: float | None = None,  # noqa: ASYNC109 (a per-send budget)
+    ) -> SendResult:
         """Send several messages of one topic in one SEND_BATCH_MESSAGE, as
         Java's ``send(Collection<Message>)`` does (retried like
         :meth:`send`; the result's ``msg_id`` lists their UNIQ_KEYs joined by
@@ -363,6 +358,7 @@ class Producer:
         not compressed. Raises ClientError for messages Java will not batch
         (different topics or WAIT values, a delay level, a retry topic, an
         encoded batch over ``max_message_size``), and as :meth:`send` does."""
+        deadline = self._deadline(timeout)
         if not messages:
             raise ClientError("the batch holds no message")
         first = messages[0]
@@ -389,31 +385,45 @@ class Producer:
         own[MessageConst.PROPERTY_WAIT_STORE_MSG_OK] = wait
         info = await self._find_publish_info(first.topic)
         batch = Message(topic=first.topic, body=body, properties=own)
-        return await self._send_sync(info, _Prepared(batch, own, body, 0, tuple(ids)))
+        return await self._send_sync(info, Prepared(batch, own, body, 0, tuple(ids)), deadline)
 
-    async def _send_sync(self, info: _PublishInfo, prepared: _Prepared) -> SendResult:
+    def _deadline(self, timeout: float | None) -> float:
+        return trio.current_time() + (self.send_timeout if timeout is None else timeout)
+
+    async def _send_sync(
+        self, info: TopicPublishInfo, prepared: Prepared, deadline: float
+    ) -> SendResult:
         message = prepared.message
         attempts = 1 + self.retry_times_when_send_failed
-        deadline = trio.current_time() + self.send_timeout
         last_broker: str | None = None
         last_error: PyrocketError | None = None
+        result: SendResult | None = None
         tried: list[str] = []
         for _ in range(attempts):
-            queue = info.select(last_broker)
+            queue = self.fault_strategy.select_one_message_queue(info, last_broker)
             last_broker = queue.broker_name
             remaining = deadline - trio.current_time()
             if remaining <= 0:
                 raise RemotingTooMuchRequestError("sendDefaultImpl call timeout") from last_error
             tried.append(queue.broker_name or "")
             try:
-                return await self._send_to(queue, prepared, remaining)
+                result = await self._attempt(queue, remaining, prepared)
             except ResponseError as exc:
                 if exc.code not in RETRY_RESPONSE_CODES:
                     raise
                 last_error = exc
             except (RemotingError, ClientError) as exc:
                 last_error = exc
+            else:
+                if result.status is SendStatus.SEND_OK or not (
+                    self.retry_another_broker_when_not_store_ok
+                ):
+                    return result
+                log.info("send to %s stored as %s; trying another broker", queue, result.status)
+                continue
             log.info("send to %s failed (%s); trying again", queue, last_error)
+        if result is not None:
+            return result
         code = last_error.code if isinstance(last_error, ResponseError) else None
         raise ClientError(
             f"Send [{len(tried)}] times, still failed, "
@@ -421,21 +431,56 @@ class Producer:
             code,
         ) from last_error
 
-    async def send_oneway(self, message: Message) -> None:
-        """Send without waiting for an answer (one attempt). Raises
-        ClientError and the remoting errors."""
+    async def _attempt(
+        self,
+        queue: MessageQueue,
+        timeout: float,  # noqa: ASYNC109
+        prepared: Prepared,
+    ) -> SendResult:
+        # One attempt, its latency reported to the fault strategy (a failed
+        # one isolates the broker, as Java's sendDefaultImpl does).
+        begin = trio.current_time()
+        try:
+            result = await self._send_to(queue, prepared, timeout)
+        except (ResponseError, RemotingError, ClientError):
+            elapsed = (trio.current_time() - begin) * 1000
+            self.fault_strategy.update_fault_item(queue.broker_name or "", elapsed, True)
+            raise
+        elapsed = (trio.current_time() - begin) * 1000
+        self.fault_strategy.update_fault_item(queue.broker_name or "", elapsed, False)
+        return result
+
+    async def send_oneway(
+        self,
+        message: Message,
+        *,
+        timeout: float | None = None,  # noqa: ASYNC109 (a per-send budget)
+        shard_key: object = None,
+        selector: QueueSelector | None = None,
+    ) -> None:
+        """Send without waiting for an answer (one attempt; to the queue
+        ``selector``, or :func:`select_by_hash` of ``shard_key``, picks if
+        given). Raises ClientError and the remoting errors."""
         check_message(message, self.max_message_size)
         info = await self._find_publish_info(message.topic)
-        prepared = self._prepare(message)
-        queue = info.select()
+        prepared = await self._prepare(message)
+        if selector is None and shard_key is not None:
+            selector = select_by_hash
+        if selector is not None:
+            queue = selected_queue(info, selector, message, shard_key)
+        else:
+            queue = self.fault_strategy.select_one_message_queue(info)
         addr, header, body = self._request(queue, prepared)
-        await self.instance.brokers.send_message_oneway(addr, header, body, self.send_timeout)
+        budget = self.send_timeout if timeout is None else timeout
+        await self.instance.brokers.send_message_oneway(addr, header, body, budget)
 
     async def send_orderly(
         self,
         message: Message,
         shard_key: object,
         selector: QueueSelector = select_by_hash,
+        *,
+        timeout: float | None = None,  # noqa: ASYNC109 (a per-send budget)
     ) -> SendResult:
         """Send to the queue ``selector(queues, message, shard_key)`` picks
         (by default the key's Java hash code modulo the queue count), one
@@ -443,10 +488,9 @@ class Producer:
         :meth:`send` does, and the remoting errors."""
         check_message(message, self.max_message_size)
         info = await self._find_publish_info(message.topic)
-        queue = selector(list(info.queues), message, shard_key)
-        if queue not in info.queues:
-            raise ClientError("select message queue return null or a queue not of the topic")
-        return await self._send_to(queue, self._prepare(message), self.send_timeout)
+        queue = selected_queue(info, selector, message, shard_key)
+        budget = self.send_timeout if timeout is None else timeout
+        return await self._attempt(queue, budget, await self._prepare(message))
 
     async def request(
         self,
@@ -459,16 +503,23 @@ class Producer:
         :meth:`pyrocket.client.request_reply.RequestFutureTable.request`."""
         return await self._requests.request(self, message, timeout, selector, arg)
 
-    def _prepare(self, message: Message) -> _Prepared:
+    async def _prepare(self, message: Message) -> Prepared:
         properties = with_unique_id(message, self._unique_ids.next_id)
-        body, compressed = maybe_compress_body(message.body, self.compress_over)
+        body, compressed = message.body, False
+        if len(body) >= self.compress_over:
+            # Java's tryToCompressMessage; a big body is deflated in a thread.
+            if len(body) >= COMPRESS_IN_THREAD_OVER:
+                body = await trio.to_thread.run_sync(compress_body, body, self.compress_level)
+            else:
+                body = compress_body(body, self.compress_level)
+            compressed = True
         sys_flag = MessageSysFlag.COMPRESSED_FLAG if compressed else 0
         if properties.get(MessageConst.PROPERTY_TRANSACTION_PREPARED) == "true":
             sys_flag |= MessageSysFlag.TRANSACTION_PREPARED_TYPE
-        return _Prepared(message, properties, body, sys_flag)
+        return Prepared(message, properties, body, sys_flag)
 
     def _request(
-        self, queue: MessageQueue, prepared: _Prepared
+        self, queue: MessageQueue, prepared: Prepared
     ) -> tuple[str, SendMessageRequestHeader, bytes]:
         broker = queue.broker_name or ""
         addr = self.instance.master_addr(broker)
@@ -504,12 +555,12 @@ class Producer:
     async def _send_to(
         self,
         queue: MessageQueue,
-        prepared: _Prepared,
+        prepared: Prepared,
         timeout: float,  # noqa: ASYNC109
     ) -> SendResult:
         addr, header, body = self._request(queue, prepared)
         response = await self.instance.brokers.send_message(addr, header, body, timeout)
-        status = _STATUS_BY_CODE.get(ResponseCode(response.code))
+        status = STATUS_BY_CODE.get(ResponseCode(response.code))
         if status is None:
             raise ResponseError(response.code, response.remark)
         answer = response.decode_header(SendMessageResponseHeader)
@@ -527,27 +578,6 @@ class Producer:
             transaction_id=answer.transaction_id,
             region_id=ext.get(MessageConst.PROPERTY_MSG_REGION),
         )
-
-
-@dataclass(frozen=True, slots=True)
-class _Prepared:
-    """A message ready to go: its final properties (with UNIQ_KEY), the body
-    as sent and the sysFlag. Retries reuse it, so the id stays the same."""
-
-    message: Message
-    properties: JavaHashMap[str, str]
-    body: bytes
-    sys_flag: int
-    #: The UNIQ_KEYs of a batch's messages; empty for a single message.
-    batch_ids: tuple[str, ...] = ()
-
-
-def vip_channel_addr(addr: str) -> str:
-    """``MixAll.brokerVIPChannel``: the broker's fast port, its port - 2."""
-    host, sep, port = addr.rpartition(":")
-    if not sep or not port.isdigit():
-        return addr
-    return f"{host}:{int(port) - 2}"
 
 
 def _ip_bytes(ip: str) -> bytes:

@@ -2,8 +2,8 @@
 ``AdminBrokerProcessor`` and ``QueryMessageProcessor``): GET_MAX_OFFSET,
 GET_MIN_OFFSET, SEARCH_OFFSET_BY_TIMESTAMP, GET_EARLIEST_MSG_STORETIME and
 VIEW_MESSAGE_BY_ID (one stored record, as the Java client's MessageDecoder
-reads it). QUERY_MESSAGE (by key, through Java's index files) is not offered:
-pyrocket keeps no index, so it stays REQUEST_CODE_NOT_SUPPORTED.
+reads it). QUERY_MESSAGE (by key, through the index files) is
+:mod:`pyrocket.broker.processors.query_message`'s.
 """
 
 from __future__ import annotations

@@ -20,6 +20,7 @@ from pyrocket.broker.store.commitlog import SCHEDULE_TOPIC, FileNotReady
 from pyrocket.broker.store.config import BrokerRole, FlushDiskType
 from pyrocket.broker.store.consumequeue_ext import MIN_EXT_UNIT_SIZE
 from pyrocket.broker.store.files import DataFile
+from pyrocket.broker.store.index import is_indexed_type
 from pyrocket.broker.store.model import (
     AppendMessageResult,
     AppendMessageStatus,
@@ -234,6 +235,14 @@ class StoreAppend(StoreState):
                 PutMessageStatus.MESSAGE_ILLEGAL,
                 AppendMessageResult(AppendMessageStatus.MESSAGE_SIZE_EXCEEDED),
             )
+        index = self._files.index
+        index_keys = (
+            index.key_hashes(topic, properties)
+            if index is not None and is_indexed_type(sys_flag)
+            else []
+        )
+        if index is not None and not index.room_for(len(index_keys)):
+            raise FileNotReady(index, len(index_keys))
         key = (topic, queue_id)
         indexed = transaction not in NOT_INDEXED
         queue_offset = self._files.topic_queue_table.get(key, 0) if indexed else 0
@@ -267,6 +276,8 @@ class StoreAppend(StoreState):
         except OSError as exc:
             return self._write_failed(exc)
         self._last_store_timestamp = now
+        if index is not None:
+            index.build_hashes(index_keys, physical, now)
         if indexed:
             self._files.topic_queue_table[key] = queue_offset + 1
             tags_code = tags_hash_code(properties.get(MessageConst.PROPERTY_TAGS))
@@ -326,6 +337,16 @@ class StoreAppend(StoreState):
             texts = [item.properties.decode("utf-8") for item in items]
         except UnicodeDecodeError:
             return illegal
+        index = self._files.index
+        item_properties = [decode_properties(text) for text in texts]
+        index_keys = (
+            [index.key_hashes(topic, props) for props in item_properties]
+            if index is not None
+            else []
+        )
+        needed = sum(len(keys) for keys in index_keys)
+        if index is not None and not index.room_for(needed):
+            raise FileNotReady(index, needed)
         key = (topic, batch.queue_id)
         first_queue_offset = self._files.topic_queue_table.get(key, 0)
         # A batch's entries may straddle two queue files: both must exist.
@@ -366,8 +387,9 @@ class StoreAppend(StoreState):
         self._files.topic_queue_table[key] = first_queue_offset + len(items)
         physical = data_file.base + position
         msg_ids: list[str] = []
-        for number, (text, length) in enumerate(zip(texts, lengths, strict=True)):
-            properties = decode_properties(text)
+        for number, (properties, length) in enumerate(zip(item_properties, lengths, strict=True)):
+            if index is not None:
+                index.build_hashes(index_keys[number], physical, now)
             tags_code = tags_hash_code(properties.get(MessageConst.PROPERTY_TAGS))
             self._index(
                 topic,

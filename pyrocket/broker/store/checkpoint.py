@@ -4,7 +4,7 @@
 offset  size  field (Java's)
      0     8  store time of the last message flushed in the commit log (ms)
      8     8  store time of the last message flushed in the consume queues
-    16     8  store time of the last message indexed (no index here: kept as read)
+    16     8  end time of the last index file that filled up and was fsynced
 offset  size  field (pyrocket's; Java never reads or writes past byte 24)
     24     8  marker "PYRCKPT1"
     32     8  commit-log offset flushed

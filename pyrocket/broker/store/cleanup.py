@@ -7,7 +7,8 @@ of the ``deleteWhen`` hours, the disk is fuller than ``diskMaxUsedSpaceRatio``
 or a manual delete is pending; past 85 % disk use it deletes them whatever
 their age, and past 90 % the store refuses new messages until the disk
 recovers. Consume-queue files whose entries all point before the new start of
-the commit log follow, and each queue's minimum offset moves up. The clock and
+the commit log follow, and each queue's minimum offset moves up, and so do
+index files whose last entry is before it (never the last index file). The clock and
 the disk-usage probe are injectable.
 """
 
@@ -24,6 +25,7 @@ import trio
 from pyrocket.broker.store.commitlog import SCHEDULE_TOPIC
 from pyrocket.broker.store.config import MessageStoreConfig
 from pyrocket.broker.store.files import DataFile
+from pyrocket.broker.store.index import delete_index_files
 from pyrocket.broker.store.storefiles import StoreFiles
 
 log = logging.getLogger(__name__)
@@ -168,6 +170,17 @@ class FileCleaner:
         """Drop consume-queue files wholly before the commit log's start and
         move each queue's minimum offset (``CleanConsumeQueueService``)."""
         minimum = self._files.commit_log.min_offset
+        # The index first: a pass skipped while a query ran is retried.
+        index = self._files.index
+        if index is not None:
+            expired_index = index.take_expired(minimum)
+            if expired_index:
+                log.info(
+                    "deleting %d expired index files: %s",
+                    len(expired_index),
+                    ", ".join(f.path.name for f in expired_index),
+                )
+                await trio.to_thread.run_sync(delete_index_files, expired_index)
         if minimum <= self._last_physical_min_offset:
             return
         self._last_physical_min_offset = minimum

@@ -19,7 +19,7 @@ import struct
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Final
+from typing import Final, Protocol
 
 from pyrocket.broker.store.files import DataFile, FileQueue
 from pyrocket.errors import PyrocketError
@@ -50,12 +50,21 @@ _SIZE = struct.Struct(">i")
 _MIN_RECORD: Final = 91
 
 
+class SpareMaker(Protocol):
+    """What makes a missing file (a :class:`FileQueue`, the index service)."""
+
+    @property
+    def directory(self) -> Path: ...
+
+    async def prepare_spare(self, base: int) -> None: ...
+
+
 class FileNotReady(PyrocketError):
     """An append needs the file at ``base`` of ``files`` and it has not been
     created yet: the caller has it made in a worker thread and tries again.
     Nothing was written."""
 
-    def __init__(self, files: FileQueue, base: int) -> None:
+    def __init__(self, files: SpareMaker, base: int) -> None:
         super().__init__(f"{files.directory}: file at {base} is not ready")
         self.files = files
         self.base = base

@@ -51,7 +51,7 @@ class MessageStoreConfig:
 
     Times are milliseconds unless the name says otherwise
     (``file_reserved_time`` is hours). Settings of Java features pyrocket's
-    store does not have (index files, HA, DLedger, transient store pool) are
+    store does not have (HA, DLedger, transient store pool) are
     kept so configurations round-trip; switching DLedger or the transient
     store pool on is refused (a ConfigError naming the key).
     """

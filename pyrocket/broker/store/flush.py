@@ -11,7 +11,9 @@ import logging
 
 import trio
 
+from pyrocket.broker.store.checkpoint import StoreCheckpoint
 from pyrocket.broker.store.files import DataFile
+from pyrocket.broker.store.index import IndexFile
 from pyrocket.broker.store.state import StoreState
 
 #: Every part of the store logs as the store, so one logger name configures it.
@@ -129,6 +131,7 @@ class StoreFlush(StoreState):
             checkpoint = self._files.checkpoint
             if checkpoint is None:
                 return
+            await self._flush_rolled_index_files(checkpoint)
             if stamp:
                 checkpoint.logics_msg_timestamp = stamp
             if self._write_error is None:
@@ -140,8 +143,29 @@ class StoreFlush(StoreState):
             if checkpoint.changed:
                 await trio.to_thread.run_sync(checkpoint.flush)
 
+    async def _flush_rolled_index_files(self, checkpoint: StoreCheckpoint) -> None:
+        """fsync index files that filled up, then record the newest one's end
+        time as the checkpoint's index timestamp (as Java's IndexService)."""
+        index = self._files.index
+        if index is None or not index.rolled:
+            return
+        rolled = index.take_rolled()
+        index.readers += 1
+        try:
+            await trio.to_thread.run_sync(_flush_index_files, rolled)
+        finally:
+            index.readers -= 1
+        checkpoint.index_msg_timestamp = max(
+            checkpoint.index_msg_timestamp, max(f.end_timestamp for f in rolled)
+        )
+
     async def flush(self) -> int:
         """Flush the commit log, then the consume queues and checkpoint."""
         flushed = await self.flush_commit_log()
         await self.flush_consume_queues()
         return flushed
+
+
+def _flush_index_files(files: list[IndexFile]) -> None:
+    for index_file in files:
+        index_file.flush()

@@ -1,14 +1,17 @@
 """Questions about what the store holds, answered without reading a pull's
 worth of messages: queue offsets (min, max, by time, commit-log offset of an
 entry), store timestamps, commit-log bounds, a record by commit-log offset
-(VIEW_MESSAGE_BY_ID), the queue table, topics and the running statistics.
+(VIEW_MESSAGE_BY_ID), messages by key through the index (QUERY_MESSAGE),
+the queue table, topics and the running statistics.
 """
 
 from __future__ import annotations
 
+import trio
 from trio_util import AsyncValue
 
 from pyrocket.broker.store.consumequeue import ConsumeQueue
+from pyrocket.broker.store.index import IndexService, QueryMessageResult
 from pyrocket.broker.store.state import StoreState
 from pyrocket.errors import ProtocolError
 from pyrocket.protocol.message import MessageExt, decode_message
@@ -119,6 +122,59 @@ class StoreQueries(StoreState):
         if record is None:
             return None
         return decode_message(record)[0]
+
+    @property
+    def index_enabled(self) -> bool:
+        return self._files.index is not None
+
+    async def query_message(
+        self, topic: str, key: str, max_num: int, begin: int, end: int
+    ) -> QueryMessageResult:
+        """Messages indexed under ``topic#key`` stored in ``[begin, end]``,
+        at most ``min(max_num, maxMsgsNumBatch)`` (``queryMessage``). Like
+        Java it does not compare keys: a hash collision returns the other
+        key's message too (clients filter). Runs in a worker thread."""
+        index = self._files.index
+        if index is None:
+            return QueryMessageResult()
+        max_num = min(max_num, self.config.max_msgs_num_batch)
+        files = [f for f in self._commit_log.files if f.acquire()]
+        index.readers += 1
+        try:
+            return await trio.to_thread.run_sync(
+                self._query_message, index, topic, key, max_num, begin, end
+            )
+        finally:
+            index.readers -= 1
+            for data_file in files:
+                data_file.release()
+
+    def _query_message(
+        self, index: IndexService, topic: str, key: str, max_num: int, begin: int, end: int
+    ) -> QueryMessageResult:
+        result = QueryMessageResult()
+        last_query_time = end
+        # Java's three rounds: when every offset found is gone from the
+        # commit log, look again before the first one's store time.
+        for _ in range(3):
+            found = index.query_offset(topic, key, max_num, begin, last_query_time)
+            if not found.phy_offsets:
+                break
+            result.index_last_update_timestamp = found.index_last_update_timestamp
+            result.index_last_update_phyoffset = found.index_last_update_phyoffset
+            for number, offset in enumerate(sorted(found.phy_offsets)):
+                try:
+                    record = self._commit_log.read_record(offset)
+                except OSError:
+                    record = None
+                if record is None or len(record) < 80:
+                    continue
+                if number == 0:
+                    last_query_time = self._commit_log.store_timestamp_at(offset, len(record))
+                result.messages.append(record)
+            if result.messages or last_query_time < begin:
+                break
+        return result
 
     def check_in_disk_by_consume_offset(
         self, topic: str, queue_id: int, consume_offset: int

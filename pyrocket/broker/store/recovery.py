@@ -18,10 +18,12 @@ from __future__ import annotations
 
 import logging
 import mmap
+from collections.abc import Callable
 
 from pyrocket.broker.store.checkpoint import StoreCheckpoint
 from pyrocket.broker.store.commitlog import BLANK, DeliverTime, DispatchRequest, check_record
 from pyrocket.broker.store.files import DataFile
+from pyrocket.broker.store.index import is_indexed_type, message_keys
 from pyrocket.broker.store.storefiles import StoreFiles
 from pyrocket.protocol.message import MESSAGE_MAGIC_CODE, store_timestamp_position
 
@@ -140,9 +142,19 @@ def _matches_checkpoint(data_file: DataFile, checkpoint: StoreCheckpoint) -> boo
     return stored != 0 and stored <= checkpoint.min_timestamp
 
 
-def scan(files: StoreFiles, start: int, deliver_time: DeliverTime, *, dispatch: bool) -> int:
+def scan(
+    files: StoreFiles,
+    start: int,
+    deliver_time: DeliverTime,
+    *,
+    dispatch: bool,
+    visit: Callable[[DispatchRequest], None] | None = None,
+) -> int:
     """Validate records from ``start`` on, dispatching each to its consume
-    queue when asked; return the offset after the last valid record."""
+    queue when asked (or to ``visit`` when given); return the offset after
+    the last valid record."""
+    if visit is None and dispatch:
+        visit = files.dispatch
     queue = files.commit_log.files
     data_file = queue.find(start)
     if data_file is None:
@@ -157,8 +169,8 @@ def scan(files: StoreFiles, start: int, deliver_time: DeliverTime, *, dispatch: 
                 )
                 if not isinstance(found, DispatchRequest):
                     break
-                if dispatch:
-                    files.dispatch(found)
+                if visit is not None:
+                    visit(found)
                 position += found.size
         if found == BLANK:
             following = queue.find(data_file.end)
@@ -181,3 +193,40 @@ def _dispatch_behind(
         start = max(minimum, min(start, rebuild_from))
     if start < files.commit_log.max_offset:
         scan(files, start, deliver_time, dispatch=True)
+
+
+def recover_index(files: StoreFiles, deliver_time: DeliverTime, *, normal: bool) -> None:
+    """Load the index files (after a crash dropping those newer than the
+    checkpoint's index timestamp, as Java) and index every message of the
+    commit log after the last one they hold, so that no message is missing
+    from the index whatever ``messageIndexSafe`` says."""
+    index = files.index
+    checkpoint = files.checkpoint
+    if index is None or checkpoint is None:
+        return
+    index.load(normal, checkpoint.index_msg_timestamp)
+    through = index.indexed_through
+    minimum = files.commit_log.min_offset
+    if minimum < 0 or files.commit_log.max_offset <= max(through, minimum):
+        return
+    start = max(minimum, through, 0)
+    added = 0
+
+    def visit(request: DispatchRequest) -> None:
+        nonlocal added
+        offset = request.commit_log_offset
+        if offset < through or not is_indexed_type(request.sys_flag):
+            return
+        keys = message_keys(request.topic, request.properties)
+        if offset == through:
+            # The last message indexed may have had its keys split over a
+            # kept file and a dropped one: add only the missing ones.
+            keys = [key for key in keys if not index.holds(key, offset)]
+        if keys:
+            index.build(keys, offset, request.store_timestamp, blocking=True)
+            added += 1
+
+    # ``through`` is the start of a record (the last indexed): scan from there.
+    scan(files, start, deliver_time, dispatch=False, visit=visit)
+    if added:
+        log.info("indexed %d messages the index files missed", added)

@@ -6,6 +6,7 @@ Layout under ``storePathRootDir`` (Java's, so an operator recognises it)::
 
     commitlog/<20-digit offset>                  messages, rolled files
     consumequeue/<topic>/<queueId>/<offset>      20-byte index entries
+    index/<yyyyMMddHHmmssSSS>                    message index by key (index.py)
     checkpoint                                   flush timestamps (and offsets)
     abort                                        present while running
     lock                                         held while running
@@ -64,6 +65,7 @@ from pyrocket.broker.store.queries import StoreQueries
 from pyrocket.broker.store.reads import StoreReads
 from pyrocket.broker.store.recovery import load as load_files
 from pyrocket.broker.store.recovery import recover as recover_files
+from pyrocket.broker.store.recovery import recover_index
 from pyrocket.broker.store.schedule import ScheduleMessageService
 from pyrocket.broker.store.storefiles import StoreFiles
 from pyrocket.errors import PyrocketError
@@ -194,6 +196,12 @@ class MessageStore(StoreAppend, StoreFlush, StoreReads, StoreQueries):
         await trio.to_thread.run_sync(self._close_files, clean)
 
     def _close_files(self, clean: bool) -> None:
+        if self._files.index is not None:
+            try:
+                self._files.index.flush_all()
+            except OSError as exc:
+                log.error("index flush failed: %s", exc)
+                clean = False
         self._files.close()
         if clean:
             with contextlib.suppress(FileNotFoundError):
@@ -232,6 +240,7 @@ class MessageStore(StoreAppend, StoreFlush, StoreReads, StoreQueries):
             self.schedule.load()
             load_files(self._files)
             recover_files(self._files, self.schedule.deliver_timestamp, normal=self.last_exit_ok)
+            recover_index(self._files, self.schedule.deliver_timestamp, normal=self.last_exit_ok)
             abort.touch()
             fsync_directory(root)
         except BaseException:

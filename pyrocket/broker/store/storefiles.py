@@ -1,8 +1,8 @@
 """The files of a message store and the tables derived from them.
 
 :class:`StoreFiles` holds the commit log, the consume queues by topic and
-queue id, the next queue offset of every queue (Java's ``topicQueueTable``)
-and the checkpoint. Recovery, cleanup and the store itself work on it; only
+queue id, the next queue offset of every queue (Java's ``topicQueueTable``),
+the message index and the checkpoint. Recovery, cleanup and the store itself work on it; only
 the trio thread changes it once the store runs.
 """
 
@@ -15,6 +15,7 @@ from pyrocket.broker.store.commitlog import CommitLog, DispatchRequest
 from pyrocket.broker.store.config import MessageStoreConfig
 from pyrocket.broker.store.consumequeue import ConsumeQueue
 from pyrocket.broker.store.consumequeue_ext import ConsumeQueueExt
+from pyrocket.broker.store.index import IndexService
 from pyrocket.protocol.message import MessageSysFlag
 
 #: Transaction types whose messages get no consume-queue entry.
@@ -39,6 +40,12 @@ class StoreFiles:
         self.checkpoint: StoreCheckpoint | None = None
         #: Store time of the last message given a consume-queue entry.
         self.last_dispatch_timestamp = 0
+        #: The message index (``messageIndexEnable``), None when disabled.
+        self.index: IndexService | None = (
+            IndexService(self.root / "index", config.max_hash_slot_num, config.max_index_num)
+            if config.message_index_enable
+            else None
+        )
 
     def all_queues(self) -> Iterator[ConsumeQueue]:
         for queues in self.queues.values():
@@ -94,6 +101,8 @@ class StoreFiles:
             if queue.ext is not None:
                 queue.ext.files.close()
         self.commit_log.files.close()
+        if self.index is not None:
+            self.index.close()
         if self.checkpoint is not None:
             self.checkpoint.close()
             self.checkpoint = None

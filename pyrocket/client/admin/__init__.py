@@ -27,7 +27,8 @@ at the first failure (and say so) or return one :class:`Outcome` per broker.
 The pure walks over a :class:`~pyrocket.protocol.bodies.ClusterInfo` live in
 :mod:`pyrocket.client.admin.walks`, the analysis of a consumer group's
 running information in :mod:`pyrocket.client.admin.analysis`, the result
-types in :mod:`pyrocket.client.admin.results`.
+types in :mod:`pyrocket.client.admin.results`, the message lookups by key and
+id in :mod:`pyrocket.client.admin.messages`.
 """
 
 from __future__ import annotations
@@ -39,6 +40,7 @@ from types import TracebackType
 from typing import Final, Self, TypeVar
 
 from pyrocket.client.admin.analysis import process_queue_warnings, subscriptions_agree
+from pyrocket.client.admin.messages import MessageQueries, NoMessageError, QueryResult
 from pyrocket.client.admin.ops import OpsAdmin
 from pyrocket.client.admin.results import BrokerTotals, Outcome, RunningInfoReport, TopicUpdate
 from pyrocket.client.admin.walks import (
@@ -112,7 +114,7 @@ def split_addresses(text: str) -> list[str]:
     return [a.strip() for a in text.split(";") if a.strip()]
 
 
-class Admin(OpsAdmin):
+class Admin(OpsAdmin, MessageQueries):
     """mqadmin's operations over one RemotingClient, an async context manager.
 
     ``namesrv_addresses`` names the NameServers: a list, or a
@@ -574,8 +576,10 @@ __all__ = [
     "AdminError",
     "BrokerTotals",
     "ClusterBroker",
+    "NoMessageError",
     "NoNameServerError",
     "Outcome",
+    "QueryResult",
     "RunningInfoReport",
     "TopicUpdate",
     "UnknownClusterError",
