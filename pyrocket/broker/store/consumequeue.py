@@ -281,7 +281,8 @@ class ConsumeQueue:
         """Drop the units after the one the last entry with an address points
         at (``truncateByMaxAddress``). Blocking."""
         assert self.ext is not None
-        for data_file in reversed(self.files.files):
+        # Like Java, only the files a recovery scans (the last three).
+        for data_file in reversed(self.files.files[-3:]):
             raw = data_file.read(0, data_file.wrote)
             usable = len(raw) - len(raw) % CQ_STORE_UNIT_SIZE
             entries = list(_ENTRY.iter_unpack(raw[:usable]))

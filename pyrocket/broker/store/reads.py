@@ -89,6 +89,9 @@ class StoreReads(StoreState):
                     message_filter is not None and message_filter.reads_commit_log
                 ):
                     files = [f for f in self._commit_log.files if f.acquire()]
+                    if queue.ext is not None:
+                        # Units are read in the thread too: keep their files open.
+                        files += [f for f in queue.ext.files if f.acquire()]
                     try:
                         return await trio.to_thread.run_sync(self._collect, *args)
                     finally:
