@@ -5,9 +5,10 @@ may import only the layers above it.
 
 protocol (sans-I/O) imports nothing of pyrocket but ``pyrocket.errors``, nor
 does filter (the sans-I/O SQL92 selectors);
-remoting only protocol; the NameServer protocol and remoting; the broker
-those and the NameServer; the clients protocol and remoting (not the servers
-they talk to); the command line anything. The top-level helper modules
+remoting only protocol; acl (sans-I/O access control) only protocol; the
+NameServer protocol, remoting and acl; the broker those and the NameServer;
+the clients protocol, remoting and acl (not the servers they talk to); the
+command line anything. The top-level helper modules
 (``pyrocket.errors``, ``pyrocket.persist``, ...) are open to every layer but
 protocol, and import no server, client or command-line package themselves.
 
@@ -30,10 +31,11 @@ ALLOWED: dict[str, frozenset[str]] = {
     "protocol": frozenset(),
     "filter": frozenset(),
     "remoting": frozenset({"protocol"}),
-    "namesrv": frozenset({"protocol", "remoting"}),
-    "broker": frozenset({"protocol", "remoting", "namesrv", "filter"}),
-    "client": frozenset({"protocol", "remoting", "filter"}),
-    "cli": frozenset({"protocol", "remoting", "namesrv", "broker", "client", "filter"}),
+    "acl": frozenset({"protocol"}),
+    "namesrv": frozenset({"protocol", "remoting", "acl"}),
+    "broker": frozenset({"protocol", "remoting", "namesrv", "acl", "filter"}),
+    "client": frozenset({"protocol", "remoting", "acl", "filter"}),
+    "cli": frozenset({"protocol", "remoting", "acl", "namesrv", "broker", "client", "filter"}),
 }
 
 #: What the top-level helper modules may not import.

@@ -54,11 +54,13 @@ from typing import NoReturn
 
 import trio
 
+from pyrocket.aclserve import AclGuard, acl_file
 from pyrocket.broker.config import BrokerSettings
 from pyrocket.broker.dataplane import DataPlane
 from pyrocket.broker.metrics import BrokerMetricsSource, serve_broker_metrics
 from pyrocket.broker.outer_api import UNREGISTER_TIMEOUT
 from pyrocket.broker.parts import BROKER_VERSION_DESC, BrokerParts
+from pyrocket.broker.processors.acl_admin import AclAdminProcessor
 from pyrocket.broker.processors.admin import AdminBrokerProcessor
 from pyrocket.broker.processors.common import resolved_ip
 from pyrocket.broker.processors.offsets import OffsetAdminProcessor
@@ -101,6 +103,9 @@ ORDERED_REQUEST_CODES: frozenset[int] = frozenset(
         RequestCode.INVOKE_BROKER_TO_RESET_OFFSET,
         RequestCode.CLONE_GROUP_OFFSET,
         RequestCode.RESUME_CHECK_HALF_MESSAGE,
+        RequestCode.UPDATE_AND_CREATE_ACL_CONFIG,
+        RequestCode.DELETE_ACL_CONFIG,
+        RequestCode.UPDATE_GLOBAL_WHITE_ADDRS_CONFIG,
     }
 )
 
@@ -192,6 +197,20 @@ class Broker(BrokerParts):
         #: Where ``/metrics`` reads the broker's figures (None: the broker's
         #: statistics, :class:`~pyrocket.broker.metrics.BrokerStatsSource`).
         self.metrics_source: BrokerMetricsSource | None = None
+        #: The running ACL (``aclEnable=true``), set by :meth:`enable_acl`.
+        self.acl: AclGuard | None = None
+
+    def enable_acl(self, guard: AclGuard) -> None:
+        """Check every request of both servers with ``guard`` and keep its
+        file watched while serving."""
+        self.acl = guard
+        self.server.processors.set_guard(guard)
+        self.fast_server.processors.set_guard(guard)
+
+        async def watch(_: Broker) -> None:
+            await guard.watch()
+
+        self.add_service(watch)
 
     # -- runtime information ------------------------------------------------
 
@@ -332,6 +351,7 @@ def install_processors(broker: Broker) -> None:
     admin.install()
     OffsetAdminProcessor(broker, plane).install()
     OpsAdminProcessor(broker, plane, admin.call_consumer).install()
+    AclAdminProcessor(broker).install()
     plane.install()
     broker.data_plane = plane
 
@@ -357,10 +377,15 @@ async def serve_broker(
     at most half of them, so that the store is still flushed when a
     NameServer does not answer. Past the grace the shutdown itself is
     cancelled. Raises ConfigError for a damaged
-    topics.json / subscriptionGroup.json, StoreError when the store cannot
+    topics.json / subscriptionGroup.json or, with ``aclEnable=true``, a
+    missing or bad ``plain_acl.yml``; StoreError when the store cannot
     start, OSError when a port cannot be bound.
     """
     broker = Broker(settings, timing=timing, now_ms=now_ms, disk_used_ratio=disk_used_ratio)
+    if settings.broker.acl_enable:
+        # Fails closed: no broker without a good plain_acl.yml.
+        path = acl_file(settings.broker.rocketmq_home)
+        broker.enable_acl(await trio.to_thread.run_sync(AclGuard.load, path))
     install_processors(broker)
     for installer in install:
         installer(broker)

@@ -20,7 +20,7 @@ object knows are kept (Java lists them in GET_BROKER_CONFIG) and reported
 through the ``warn`` callback.
 
 Keys that switch on a Java security or durability feature pyrocket does not
-have (:data:`UNIMPLEMENTED`: ACL, DLedger, the transient store pool)
+have (:data:`UNIMPLEMENTED`: DLedger, the transient store pool)
 refuse to start, naming the key, rather than run silently without it.
 
 The ``tls.*`` keys (Java's TlsSystemConfig system properties) are read from
@@ -287,7 +287,6 @@ def java_key(attribute: str) -> str:
 #: Features pyrocket lacks and must not silently run without, by the key
 #: that switches them on.
 UNIMPLEMENTED: Final[Mapping[str, Unimplemented]] = {
-    "aclEnable": Unimplemented("access control (ACL)"),
     "enableDLegerCommitLog": Unimplemented("the DLedger commit log"),
     "transientStorePoolEnable": Unimplemented("the transient store pool"),
 }
@@ -460,7 +459,6 @@ class BrokerSettings:
             broker = dataclasses.replace(broker, broker_id=0)
         refuse_unimplemented(
             {
-                "aclEnable": java_text(broker.acl_enable),
                 "enableDLegerCommitLog": java_text(store.enable_d_leger_commit_log),
                 "transientStorePoolEnable": java_text(store.transient_store_pool_enable),
             }

@@ -4,7 +4,8 @@
 argparse wiring of a command.
 
 A command is ``async def command(admin, args, out)``; :func:`add_command`
-registers it with a ``-n`` option and runs it in its own trio run. A
+registers it with a ``-n`` option (and the signing options of
+:mod:`pyrocket.cli.credentials`) and runs it in its own trio run. A
 PyrocketError it raises (each one, if several) is printed as
 ``<JavaClass> command failed: <reason>`` on stderr and the exit status is 1.
 """
@@ -20,6 +21,8 @@ from typing import TextIO
 
 import trio
 
+from pyrocket.acl.signing import SessionCredentials
+from pyrocket.cli.credentials import add_credential_options, credentials
 from pyrocket.cli.serving import report_failures
 from pyrocket.cli.tls_options import add_tls_options, client_tls
 from pyrocket.client.admin import (
@@ -40,10 +43,14 @@ class CommandFailed(AdminError):
 
 
 @asynccontextmanager
-async def open_admin(namesrv: str | None, tls: TlsSettings | None = None) -> AsyncIterator[Admin]:
+async def open_admin(
+    namesrv: str | None,
+    tls: TlsSettings | None = None,
+    keys: SessionCredentials | None = None,
+) -> AsyncIterator[Admin]:
     """An admin for ``-n namesrv`` (None: ``$NAMESRV_ADDR``), with TLS when
-    ``tls`` is given."""
-    async with Admin(namesrv, namesrv_hint=NAMESRV_HINT, tls=tls) as admin:
+    ``tls`` is given, signing with ``keys``."""
+    async with Admin(namesrv, namesrv_hint=NAMESRV_HINT, tls=tls, credentials=keys) as admin:
         yield admin
 
 
@@ -71,7 +78,8 @@ def _runner(java_class: str, command: Command) -> Callable[[argparse.Namespace],
             remoting_log.setLevel(logging.WARNING)
 
         async def main() -> None:
-            async with open_admin(args.namesrvAddr, client_tls(args)) as admin:
+            keys = credentials(args, tools_yml=True)
+            async with open_admin(args.namesrvAddr, client_tls(args), keys) as admin:
                 await command(admin, args, sys.stdout)
 
         status = 0
@@ -102,6 +110,7 @@ def add_command(
         help='Name server address list, eg: "192.168.0.1:9876;192.168.0.2:9876"',
     )
     add_tls_options(parser)
+    add_credential_options(parser)
     parser.set_defaults(func=_runner(java_class, command))
     return parser
 

@@ -39,6 +39,7 @@ from typing import Any, TextIO
 
 import trio
 
+from pyrocket.cli.credentials import add_credential_options, credentials
 from pyrocket.cli.serving import leaves
 from pyrocket.cli.tls_options import add_tls_options, client_tls
 from pyrocket.client.async_send import SendFuture
@@ -140,7 +141,10 @@ async def produce(args: argparse.Namespace, bodies: Iterable[bytes], out: TextIO
         print(json.dumps(result_json(result)) if args.json else result_text(result), file=out)
         out.flush()
 
-    async with Producer(args.group, _namesrv(args), tls=client_tls(args)) as producer:
+    keys = credentials(args, tools_yml=False)
+    async with Producer(
+        args.group, _namesrv(args), tls=client_tls(args), credentials=keys
+    ) as producer:
         for body in bodies:
             for _ in range(args.count):
                 message = new_message(
@@ -167,7 +171,10 @@ async def consume(args: argparse.Namespace, out: TextIO) -> None:
         if args.from_first
         else ConsumeFromWhere.CONSUME_FROM_LAST_OFFSET
     )
-    consumer = PushConsumer(args.group, _namesrv(args), consume_from=where, tls=client_tls(args))
+    keys = credentials(args, tools_yml=False)
+    consumer = PushConsumer(
+        args.group, _namesrv(args), consume_from=where, tls=client_tls(args), credentials=keys
+    )
     consumer.subscribe(args.topic, args.subExpression)
     with trio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
         async with consumer, trio.open_nursery() as nursery:
@@ -258,6 +265,7 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     produce_parser.add_argument("--json", action="store_true", help="print JSON lines")
     produce_parser.add_argument("body", nargs="*", help="message bodies (default: stdin lines)")
     add_tls_options(produce_parser)
+    add_credential_options(produce_parser)
     produce_parser.set_defaults(func=_produce_main)
 
     consume_parser = subparsers.add_parser("consume", help="print the messages of a topic")
@@ -277,6 +285,7 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     )
     consume_parser.add_argument("--json", action="store_true", help="print JSON lines")
     add_tls_options(consume_parser)
+    add_credential_options(consume_parser)
     consume_parser.set_defaults(func=_consume_main)
 
 

@@ -3,6 +3,8 @@
 and, built on them, a producer and a consumer that work with any 4.x
 cluster as Java 4.7.0's ``DefaultMQProducer`` and ``DefaultMQPushConsumer``
 do (:mod:`~pyrocket.client.producer`, :mod:`~pyrocket.client.consumer`), a
+lite pull consumer as ``DefaultLitePullConsumer``
+(:mod:`~pyrocket.client.lite_pull`), a
 transactional producer as ``TransactionMQProducer``
 (:mod:`~pyrocket.client.transaction`), and mqadmin's operations
 (:mod:`~pyrocket.client.admin`)::
@@ -26,6 +28,10 @@ transactional producer as ``TransactionMQProducer``
             ...                              # reconsume_later(message) to get it again
             # a reply to a request: await producer.send(create_reply_message(message, b"pong"))
 
+    async with LitePullConsumer("my_pullers", ["127.0.0.1:9876"]) as puller:
+        await puller.subscribe("TopicTest")  # or: await puller.assign(queues)
+        messages = await puller.poll(timeout=1.0)   # seek, pause, commit_sync, ...
+
     async with Admin(["127.0.0.1:9876"]) as admin:
         await admin.update_topic_in_cluster("DefaultCluster", TopicConfig("TopicTest"))
 
@@ -38,6 +44,7 @@ from pyrocket.client.async_send import SendFuture
 from pyrocket.client.consumer import PushConsumer
 from pyrocket.client.fault import FaultStrategy
 from pyrocket.client.instance import ClientError
+from pyrocket.client.lite_pull import LitePullConsumer
 from pyrocket.client.messages import QueueSelector, select_by_hash, select_by_random
 from pyrocket.client.producer import Producer, SendResult, SendStatus, new_message
 from pyrocket.client.request_reply import RequestTimeoutError, create_reply_message
@@ -47,16 +54,19 @@ from pyrocket.client.transaction import (
     TransactionProducer,
     TransactionSendResult,
 )
-from pyrocket.protocol.bodies.client import MessageQueue
+from pyrocket.protocol.bodies.client import ConsumeFromWhere, MessageModel, MessageQueue
 from pyrocket.protocol.message import Message
 
 __all__ = [
     "Admin",
     "AdminError",
     "ClientError",
+    "ConsumeFromWhere",
     "FaultStrategy",
+    "LitePullConsumer",
     "LocalTransactionState",
     "Message",
+    "MessageModel",
     "MessageQueue",
     "MessageSelector",
     "Producer",

@@ -71,6 +71,7 @@ from typing import Self
 import trio
 from trio_util import periodic
 
+from pyrocket.acl.signing import SessionCredentials
 from pyrocket.client.allocate import AllocateStrategy, allocate_averagely
 from pyrocket.client.client_requests import (
     DirectHandler,
@@ -148,6 +149,7 @@ class PushConsumer:
         max_reconsume_times: int = 16,
         tls: TlsSettings | None = None,
         direct_handler: DirectHandler | None = None,
+        credentials: SessionCredentials | None = None,
     ) -> None:
         self.group = group
         #: What consumes a message a broker hands over with
@@ -186,6 +188,7 @@ class PushConsumer:
             poll_name_server_interval=poll_name_server_interval,
             heartbeat_interval=heartbeat_interval,
             tls=tls,
+            credentials=credentials,
             consumer_data=self._consumer_data,
             topics=lambda: tuple(self._subscriptions),
         )

@@ -29,8 +29,10 @@ from typing import Self
 import trio
 from trio_util import periodic
 
+from pyrocket.acl.signing import SessionCredentials
 from pyrocket.client.broker_api import BrokerAPI
 from pyrocket.client.namesrv_api import NameServerAPI
+from pyrocket.client.signing import signer
 from pyrocket.errors import PyrocketError, ResponseError
 from pyrocket.protocol.bodies.client import (
     ConsumerData,
@@ -163,6 +165,7 @@ class ClientInstance:
         topics: Callable[[], Iterable[str]] = tuple,
         on_route: Callable[[str, TopicRouteData], None] | None = None,
         tls: TlsSettings | None = None,
+        credentials: SessionCredentials | None = None,
     ) -> None:
         if not namesrv_addresses:
             raise ClientError("no NameServer address given")
@@ -177,7 +180,9 @@ class ClientInstance:
         self._consumer_data = consumer_data
         self._topics = topics
         self._on_route = on_route
-        self.remoting = RemotingClient(ClientConfig(tls=tls), namesrv_addresses=namesrv_addresses)
+        self.remoting = RemotingClient(
+            ClientConfig(tls=tls), namesrv_addresses=namesrv_addresses, rpc_hook=signer(credentials)
+        )
         self.namesrv = NameServerAPI(self.remoting, timeout)
         self.brokers = BrokerAPI(self.remoting, timeout)
         #: Routes by topic, as last fetched.

@@ -48,7 +48,6 @@ remoting errors for oneway and orderly sends, which are not retried.
 from __future__ import annotations
 
 import dataclasses
-import ipaddress
 import logging
 import os
 import random
@@ -60,6 +59,7 @@ from typing import Self
 
 import trio
 
+from pyrocket.acl.signing import SessionCredentials
 from pyrocket.client.async_send import (
     CLIENT_ASYNC_SEMAPHORE_VALUE,
     AsyncSends,
@@ -84,6 +84,7 @@ from pyrocket.client.sending import (
     Prepared,
     SendResult,
     SendStatus,
+    ip_bytes,
     selected_queue,
     vip_channel_addr,
 )
@@ -143,6 +144,7 @@ class Producer:
         heartbeat_interval: float = 30.0,
         vip_channel: bool = False,
         tls: TlsSettings | None = None,
+        credentials: SessionCredentials | None = None,
     ) -> None:
         self.group = group
         self.vip_channel = vip_channel
@@ -166,13 +168,14 @@ class Producer:
             poll_name_server_interval=poll_name_server_interval,
             heartbeat_interval=heartbeat_interval,
             tls=tls,
+            credentials=credentials,
             producer_groups=lambda: (self.group,),
             topics=lambda: tuple(self._publish),
             on_route=self._route_fetched,
         )
         self._requests = RequestFutureTable(self.instance.remoting)
         self._unique_ids = UniqueIdGenerator(
-            _ip_bytes(self.instance.client_ip),
+            ip_bytes(self.instance.client_ip),
             os.getpid(),
             self._random.getrandbits(32),
         )
@@ -578,13 +581,6 @@ class Producer:
             transaction_id=answer.transaction_id,
             region_id=ext.get(MessageConst.PROPERTY_MSG_REGION),
         )
-
-
-def _ip_bytes(ip: str) -> bytes:
-    try:
-        return ipaddress.ip_address(ip).packed
-    except ValueError:
-        return bytes(4)
 
 
 __all__ = [

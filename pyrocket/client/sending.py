@@ -7,6 +7,7 @@ a selector picks, Java's VIP-channel address).
 from __future__ import annotations
 
 import enum
+import ipaddress
 from dataclasses import dataclass
 
 from pyrocket.client.fault import TopicPublishInfo
@@ -91,12 +92,21 @@ def vip_channel_addr(addr: str) -> str:
     return f"{host}:{int(port) - 2}"
 
 
+def ip_bytes(ip: str) -> bytes:
+    """An IP address's bytes for a message id; 4 zero bytes when it does not parse."""
+    try:
+        return ipaddress.ip_address(ip).packed
+    except ValueError:
+        return bytes(4)
+
+
 __all__ = [
     "RETRY_RESPONSE_CODES",
     "STATUS_BY_CODE",
     "Prepared",
     "SendResult",
     "SendStatus",
+    "ip_bytes",
     "selected_queue",
     "vip_channel_addr",
 ]

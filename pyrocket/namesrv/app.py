@@ -18,16 +18,20 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+from pathlib import Path
 from typing import NoReturn
 
 import trio
 from trio_util import periodic
 
+from pyrocket.acl.validator import NAMESRV_ADMIN_CODES, NAMESRV_CHECKED_CODES
+from pyrocket.aclserve import AclGuard, acl_file
 from pyrocket.namesrv.config import NamesrvConfig
 from pyrocket.namesrv.housekeeping import BrokerHousekeeping
 from pyrocket.namesrv.metrics import NamesrvMetrics, serve_namesrv_metrics
 from pyrocket.namesrv.processor import DefaultRequestProcessor, NamesrvState
 from pyrocket.protocol.codes import RequestCode
+from pyrocket.protocol.command import RemotingCommand
 from pyrocket.remoting import Connection, RemotingServer, ServerConfig
 
 log = logging.getLogger("pyrocket.namesrv")
@@ -45,6 +49,22 @@ ORDERED_REQUEST_CODES: frozenset[int] = frozenset(
         RequestCode.DELETE_TOPIC_IN_NAMESRV,
     }
 )
+
+
+def _no_resources(request: RemotingCommand) -> dict[str, int]:
+    return {}
+
+
+def load_namesrv_acl(path: Path) -> AclGuard:
+    """The NameServer's ACL (beyond Java): its writes need an admin account,
+    broker registrations a white-listed address or a signature, queries
+    nothing. Raises ConfigError."""
+    return AclGuard.load(
+        path,
+        admin_codes=NAMESRV_ADMIN_CODES,
+        needed=_no_resources,
+        checked=NAMESRV_CHECKED_CODES,
+    )
 
 
 def current_time_ms() -> int:
@@ -67,6 +87,8 @@ class NameServer:
         self.port: int | None = None
         #: The bound port of ``/metrics`` (None: not served).
         self.metrics_port: int | None = None
+        #: The ACL of the writes (``aclEnable=true``), set when serving starts.
+        self.acl: AclGuard | None = None
 
     @property
     def config(self) -> NamesrvConfig:
@@ -82,10 +104,16 @@ class NameServer:
         """Load the KV store, bind ``host:port`` (default: ``listenPort``),
         report the port, serve until cancelled.
 
-        Raises ConfigError for a damaged KV file, OSError when the address
-        cannot be bound.
+        Raises ConfigError for a damaged KV file or, with ``aclEnable=true``,
+        a missing or bad ``plain_acl.yml``; OSError when the address cannot
+        be bound.
         """
         state = self.state
+        if state.config.acl_enable:
+            # Fails closed: no NameServer without a good plain_acl.yml.
+            path = acl_file(state.config.rocketmq_home)
+            self.acl = await trio.to_thread.run_sync(load_namesrv_acl, path)
+            self.server.processors.set_guard(self.acl)
         await trio.to_thread.run_sync(state.kv.load)
         async with trio.open_nursery() as nursery:
             await nursery.start(state.kv.run)
@@ -104,6 +132,8 @@ class NameServer:
                     serve_namesrv_metrics, metrics, host, metrics_port
                 )
             nursery.start_soon(expire_brokers, state)
+            if self.acl is not None:
+                nursery.start_soon(self.acl.watch)
             log.info(
                 "NameServer ready on %s:%d (serialize type %s)",
                 host or "0.0.0.0",

@@ -116,6 +116,8 @@ class NamesrvConfig(NettyServerConfig):
     broker_channel_expired_time_millis: JavaLong = prop(120_000, group="pyrocket")
     # pyrocket: the port of /metrics (-1: not served; 0: any free port)
     metrics_port: int = prop(-1, group="pyrocket")
+    # pyrocket: ACL on the NameServer's writes (same plain_acl.yml as the broker)
+    acl_enable: bool = prop(False, group="pyrocket")
     # not properties
     serialize_type: SerializeType = not_property(SerializeType.JSON)
     file_properties: Mapping[str, str] = not_property(factory=dict)

@@ -15,7 +15,7 @@ from __future__ import annotations
 import logging
 import random
 import ssl
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
 from types import TracebackType
@@ -47,6 +47,9 @@ from pyrocket.remoting.knobs import ConnectionKnobs
 from pyrocket.remoting.tls import TlsSettings, load_client_context, open_tls_stream
 
 log = logging.getLogger("pyrocket.remoting")
+
+RequestHook = Callable[[RemotingCommand], RemotingCommand]
+"""Changes a request just before it is sent (adds a signature, say)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -112,8 +115,12 @@ class RemotingClient:
         *,
         listener: ConnectionListener | None = None,
         namesrv_addresses: Sequence[str] = (),
+        rpc_hook: RequestHook | None = None,
     ) -> None:
         self.config = config or ClientConfig()
+        #: Applied to every request before it is sent (Java's client RPC
+        #: hook; ACL signing): returns the request to send.
+        self.rpc_hook = rpc_hook
         self.processors = ProcessorTable()
         self._settings = self.config.connection_settings()
         self._permits = Permits(self.config.async_permits, self.config.oneway_permits)
@@ -244,6 +251,8 @@ class RemotingClient:
         ``timeout`` (seconds) covers connecting and waiting. Raises
         RemotingConnectError, RemotingTimeoutError, ConnectionClosedError.
         """
+        if self.rpc_hook is not None:
+            request = self.rpc_hook(request)
         conn = self._table.get(addr) if addr is not None else None
         if conn is not None and conn.is_open:
             remaining = timeout  # the common case: no time spent connecting
@@ -278,6 +287,8 @@ class RemotingClient:
         RemotingTimeoutError (no async permit within ``timeout``),
         ConnectionClosedError.
         """
+        if self.rpc_hook is not None:
+            request = self.rpc_hook(request)
         start = trio.current_time()
         conn = await self.get_connection(addr)
         remaining = timeout - (trio.current_time() - start)
@@ -296,6 +307,8 @@ class RemotingClient:
         """Send ``request`` flagged oneway. ``timeout`` bounds the wait for a
         oneway permit. Raises RemotingConnectError, RemotingTooMuchRequestError,
         RemotingTimeoutError, ConnectionClosedError."""
+        if self.rpc_hook is not None:
+            request = self.rpc_hook(request)
         conn = await self.get_connection(addr)
         await conn.invoke_oneway(request, timeout, as_is=as_is)
 

@@ -22,6 +22,10 @@ request starts when the one before it returned, or earlier, when it called
 left (waiting for an fsync, say) need not hold up the next one. Requests that
 are not ordered run beside the lane as before.
 
+A guard (:meth:`ProcessorTable.set_guard`) sees every request before its
+processor, as Java's server RPC hooks do: it returns None to let the request
+run, or the response that refuses it (access control uses this).
+
 The system answers Java's NettyRemotingAbstract gives when no processor runs
 (:mod:`pyrocket.remoting.answers`) are importable from here too.
 """
@@ -52,6 +56,16 @@ Processor: TypeAlias = Callable[
 """Answers one request: ``async def (conn, request) -> RemotingCommand | None``,
 or a plain ``def`` with the same signature for quick in-memory work."""
 
+Guard: TypeAlias = Callable[
+    ["Connection", RemotingCommand],
+    RemotingCommand | Awaitable[RemotingCommand | None] | None,
+]
+"""Runs before every processor: None lets the request through, a response
+refuses it (sent unless the request is oneway). Plain and quick: it runs
+where the request is decoded; for slow checks (a big body to decode) it
+returns an awaitable of the same verdict instead, and the request then runs
+on a worker."""
+
 RejectCheck: TypeAlias = Callable[[], bool]
 """Java's ``rejectRequest()``: True makes the server answer SYSTEM_BUSY unrun."""
 
@@ -72,6 +86,49 @@ class ProcessorTable:
     def __init__(self) -> None:
         self._table: dict[int, Registration] = {}
         self._default: Registration | None = None
+        self._guard: Guard | None = None
+
+    def set_guard(self, guard: Guard) -> None:
+        """Check every request with ``guard`` before its processor runs (for
+        the processors registered so far and those registered later)."""
+        if self._guard is not None:
+            raise ValueError("the processor table already has a guard")
+        self._guard = guard
+        for code, registration in list(self._table.items()):
+            self._table[code] = self._guarded(registration)
+        if self._default is not None:
+            self._default = self._guarded(self._default)
+
+    def _guarded(self, registration: Registration) -> Registration:
+        guard = self._guard
+        if guard is None:
+            return registration
+        processor = registration.processor
+
+        async def checked_later(
+            conn: Connection,
+            request: RemotingCommand,
+            verdict: Awaitable[RemotingCommand | None],
+        ) -> RemotingCommand | None:
+            refusal = await verdict
+            if refusal is not None:
+                return refusal
+            result = processor(conn, request)
+            if result is None or isinstance(result, RemotingCommand):
+                return result
+            return await result
+
+        def checked(
+            conn: Connection, request: RemotingCommand
+        ) -> Awaitable[RemotingCommand | None] | RemotingCommand | None:
+            verdict = guard(conn, request)
+            if verdict is None:
+                return processor(conn, request)
+            if isinstance(verdict, RemotingCommand):
+                return verdict
+            return checked_later(conn, request, verdict)
+
+        return dataclasses.replace(registration, processor=checked)
 
     def register(
         self,
@@ -82,7 +139,7 @@ class ProcessorTable:
         ordered: bool = False,
     ) -> None:
         """Route requests with ``code`` to ``processor`` (replacing any earlier one)."""
-        self._table[int(code)] = Registration(processor, reject_request, ordered)
+        self._table[int(code)] = self._guarded(Registration(processor, reject_request, ordered))
 
     def register_default(
         self,
@@ -92,7 +149,7 @@ class ProcessorTable:
         ordered: bool = False,
     ) -> None:
         """Route every request code without its own processor to ``processor``."""
-        self._default = Registration(processor, reject_request, ordered)
+        self._default = self._guarded(Registration(processor, reject_request, ordered))
 
     def set_ordered(self, codes: Iterable[int], ordered: bool = True) -> None:
         """Mark the processors already registered for ``codes`` ordered (or
@@ -115,6 +172,7 @@ class ProcessorTable:
 __all__ = [
     "OVERLOAD_REMARK",
     "REJECT_REQUEST_REMARK",
+    "Guard",
     "Processor",
     "ProcessorTable",
     "Registration",

@@ -122,8 +122,6 @@ def test_bad_values_are_rejected_naming_the_key(tmp_path: Path, line: str, key: 
 @pytest.mark.parametrize(
     ("line", "key"),
     [
-        ("aclEnable=true", "aclEnable"),
-        ("aclEnable = TRUE ", "aclEnable"),
         ("enableDLegerCommitLog=true", "enableDLegerCommitLog"),
         ("transientStorePoolEnable=true", "transientStorePoolEnable"),
     ],
@@ -141,18 +139,22 @@ def test_unimplemented_security_and_durability_features_refuse_to_start(
         load_broker_settings(write_conf(tmp_path, BROKER_CONF), {key: on})
 
 
+def test_acl_enable_is_parsed_and_accepted(tmp_path: Path) -> None:
+    # Acted on by serve_broker, which refuses to start without a good
+    # plain_acl.yml (tests/broker/test_acl.py).
+    settings = load_broker_settings(write_conf(tmp_path, BROKER_CONF + "aclEnable = TRUE \n"))
+    assert settings.broker.acl_enable is True
+
+
 def test_unimplemented_features_left_off_are_accepted(tmp_path: Path) -> None:
     off = "aclEnable=false\nuseTLS=false\ntls.server.mode=disabled\ntls.enable=false\n"
     off += "enableDLegerCommitLog=false\ntransientStorePoolEnable=false\n"
     settings = load_broker_settings(write_conf(tmp_path, BROKER_CONF + off))
     assert settings.broker.acl_enable is False and settings.client.use_tls is False
     assert settings.store.transient_store_pool_enable is False
-    settings = BrokerSettings()
-    for broker, client in (
-        (dataclasses.replace(settings.broker, acl_enable=True), settings.client),
-    ):
-        with pytest.raises(ConfigError, match="does not implement"):
-            BrokerSettings.startup_rules(broker, settings.server, client, settings.store)
+    # Settings built in code are refused too.
+    with pytest.raises(ConfigError, match="does not implement"):
+        dataclasses.replace(BrokerSettings().store, enable_d_leger_commit_log=True)
 
 
 @pytest.mark.parametrize(

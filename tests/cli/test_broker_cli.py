@@ -355,9 +355,11 @@ async def test_subscription_group_and_connection_commands(tmp_path: Path) -> Non
             assert broker.topic_config_manager.select_topic_config("%RETRY%ClusterGroup") is None
 
 
-def test_broker_command_with_acl_enabled_refuses_to_start(tmp_path: Path) -> None:
+def test_broker_command_with_acl_enabled_and_no_acl_file_refuses_to_start(
+    tmp_path: Path,
+) -> None:
     conf = tmp_path / "broker.conf"
-    properties = {**broker_properties(tmp_path), "aclEnable": "true"}
+    properties = {**broker_properties(tmp_path), "aclEnable": "true", "rocketmqHome": str(tmp_path)}
     conf.write_text("".join(f"{k}={v}\n" for k, v in properties.items()))
     refused = subprocess.run(
         [sys.executable, "-m", "pyrocket", "broker", "-c", str(conf)],
@@ -368,6 +370,6 @@ def test_broker_command_with_acl_enabled_refuses_to_start(tmp_path: Path) -> Non
         timeout=30,
     )
     assert refused.returncode != 0
-    assert "aclEnable=true: pyrocket does not implement access control" in refused.stderr
+    assert "plain_acl.yml: cannot read the ACL file" in refused.stderr
     assert "boot success" not in refused.stdout
     assert not (tmp_path / "store").exists()  # refused before touching the store

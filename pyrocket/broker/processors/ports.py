@@ -14,6 +14,7 @@ processor, the app or the message path, so the processors import neither.
 - :class:`TransactionBroker`: ending transactions.
 - :class:`AdminBroker`: what the admin processor adds: configuration,
   registration and runtime information.
+- :class:`AclBroker`: the running ACL (the ACL admin requests).
 - :class:`ClientTables`: the producer and consumer groups online.
 - :class:`MessagePath`: those, the consumer offsets, held pulls and the
   consume statistics.
@@ -24,6 +25,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Protocol
 
+from pyrocket.aclserve import AclGuard
 from pyrocket.broker.config import BrokerSettings
 from pyrocket.broker.configuration import BrokerConfiguration, UpdatePlan
 from pyrocket.broker.consumer_filter import ConsumerFilterManager
@@ -136,6 +138,23 @@ class AdminBroker(MessageBroker, Protocol):
         """UPDATE_BROKER_CONFIG: apply, persist, bump the version."""
 
 
+class AclBroker(Registrar, Protocol):
+    """What the ACL admin processor reads: the running ACL (None when
+    ``aclEnable`` is off), the clock and the names it reports."""
+
+    @property
+    def acl(self) -> AclGuard | None: ...
+
+    @property
+    def settings(self) -> BrokerSettings: ...
+
+    @property
+    def broker_addr(self) -> str: ...
+
+    @property
+    def now_ms(self) -> Callable[[], int]: ...
+
+
 class ClientTables(Protocol):
     """The producer and consumer groups online."""
 
@@ -168,6 +187,7 @@ class MessagePath(ClientTables, Protocol):
 
 
 __all__ = [
+    "AclBroker",
     "AdminBroker",
     "ClientTables",
     "MessageBroker",

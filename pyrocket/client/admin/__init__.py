@@ -39,6 +39,7 @@ from collections.abc import Awaitable, Callable, Mapping, Sequence
 from types import TracebackType
 from typing import Final, Self, TypeVar
 
+from pyrocket.acl.signing import SessionCredentials
 from pyrocket.client.admin.analysis import process_queue_warnings, subscriptions_agree
 from pyrocket.client.admin.messages import MessageQueries, NoMessageError, QueryResult
 from pyrocket.client.admin.ops import OpsAdmin
@@ -58,11 +59,13 @@ from pyrocket.client.admin.walks import (
     is_group_topic,
     master_addrs,
     master_slaves,
+    queue_order,
     select_broker_addr,
 )
 from pyrocket.client.broker_api import BrokerAPI
 from pyrocket.client.namesrv_api import NAMESPACE_ORDER_TOPIC_CONFIG, NameServerAPI
 from pyrocket.client.ops_api import BrokerOpsAPI
+from pyrocket.client.signing import signer
 from pyrocket.errors import PyrocketError, ResponseError
 from pyrocket.protocol.bodies.admin import (
     ConsumerConnection,
@@ -131,6 +134,7 @@ class Admin(OpsAdmin, MessageQueries):
         timeout: float = TIMEOUT,
         namesrv_hint: str = "pass namesrv_addresses or set NAMESRV_ADDR",
         tls: TlsSettings | None = None,
+        credentials: SessionCredentials | None = None,
     ) -> None:
         if namesrv_addresses is None:
             namesrv_addresses = namesrv_addresses_from_env()
@@ -139,7 +143,9 @@ class Admin(OpsAdmin, MessageQueries):
         self._namesrv_addresses = [a.strip() for a in namesrv_addresses if a.strip()]
         self._namesrv_hint = namesrv_hint
         self.client = RemotingClient(
-            ClientConfig(tls=tls), namesrv_addresses=self._namesrv_addresses
+            ClientConfig(tls=tls),
+            namesrv_addresses=self._namesrv_addresses,
+            rpc_hook=signer(credentials),
         )
         self.brokers = BrokerAPI(self.client, timeout)
         self.ops = BrokerOpsAPI(self.client, timeout)
@@ -398,7 +404,7 @@ class Admin(OpsAdmin, MessageQueries):
                 offsets.update(table.offset_table)
         if not offsets:
             raise AdminError("Not found the topic stats info")
-        return {queue: offsets[queue] for queue in sorted(offsets, key=_queue_order)}
+        return {queue: offsets[queue] for queue in sorted(offsets, key=queue_order)}
 
     # ------------------------------------------------------------------
     # Subscription groups
@@ -556,15 +562,6 @@ def _known(value: T | None) -> T:
     if value is None:
         raise UnknownClusterError(CLUSTER_ERROR)
     return value
-
-
-def _queue_order(queue: MessageQueue) -> tuple[bytes, bytes, int]:
-    # MessageQueue.compareTo compares Java strings: UTF-16 code units.
-    return (
-        (queue.topic or "").encode("utf-16-be"),
-        (queue.broker_name or "").encode("utf-16-be"),
-        queue.queue_id,
-    )
 
 
 __all__ = [

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from typing import Final
 
 from pyrocket.errors import PyrocketError
+from pyrocket.protocol.bodies.client import MessageQueue
 from pyrocket.protocol.bodies.route import MASTER_ID, BrokerData, ClusterInfo, TopicRouteData
 from pyrocket.protocol.javahash import JavaHashMap, JavaHashSet, hashmap_order
 
@@ -162,6 +163,16 @@ def select_broker_addr(data: BrokerData) -> str | None:
     return random.choice(list(addrs.values())) if addrs else None
 
 
+def queue_order(queue: MessageQueue) -> tuple[bytes, bytes, int]:
+    """A sort key ordering queues as ``MessageQueue.compareTo`` does."""
+    # MessageQueue.compareTo compares Java strings: UTF-16 code units.
+    return (
+        (queue.topic or "").encode("utf-16-be"),
+        (queue.broker_name or "").encode("utf-16-be"),
+        queue.queue_id,
+    )
+
+
 __all__ = [
     "CLUSTER_ERROR",
     "DLQ_GROUP_TOPIC_PREFIX",
@@ -177,5 +188,6 @@ __all__ = [
     "is_group_topic",
     "master_addrs",
     "master_slaves",
+    "queue_order",
     "select_broker_addr",
 ]
