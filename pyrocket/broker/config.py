@@ -37,7 +37,6 @@ from __future__ import annotations
 import dataclasses
 import fcntl
 import logging
-import math
 import os
 import socket
 import struct
@@ -49,6 +48,7 @@ from typing import Any, Final, Self, TypeAlias
 from pyrocket import javaprops
 from pyrocket.broker.store.config import BrokerRole, MessageStoreConfig
 from pyrocket.errors import ConfigError
+from pyrocket.filter.bloom import BloomFilter
 from pyrocket.javaprops import (
     JavaLong,
     Unimplemented,
@@ -350,9 +350,7 @@ def known_key(key: str) -> bool:
 def bloom_filter_bits(max_error_rate: int, expect_consumers: int) -> int:
     """The bit length of ConsumerFilterManager's bloom filter (a multiple of 8),
     which the broker sets as the store's ``bitMapLengthConsumeQueueExt``."""
-    error_rate = max_error_rate / 100.0
-    bits = math.ceil(expect_consumers * math.log(1 / error_rate, 2) * math.log(math.e, 2))
-    return 8 * math.ceil(bits / 8)
+    return BloomFilter(max_error_rate, expect_consumers).m
 
 
 @dataclass(frozen=True, slots=True)

@@ -14,8 +14,8 @@ heartbeat no longer lists, and every topic of a group that went away, are
 marked dead, and dead entries are dropped after ``filterDataCleanTimeSpan``.
 
 pyrocket keeps this table in memory only (Java also writes it to
-``consumerFilter.json``, which matters only for the bit maps pyrocket does
-not compute) and holds at most :data:`MAX_FILTER_DATA` entries. Parsing
+``consumerFilter.json``, so that bit maps of messages stored before a
+restart still count) and holds at most :data:`MAX_FILTER_DATA` entries. Parsing
 costs a few microseconds per character, so expressions longer than
 :data:`INLINE_COMPILE_CHARS` are compiled in a worker thread
 (:func:`compile_off_loop`, :func:`precompile`), compiled selectors are kept
@@ -23,10 +23,14 @@ by text (the table's ``selectors``), and one heartbeat carries at most
 :data:`MAX_HEARTBEAT_SQL_CHARS` characters of SQL92.
 
 A message matches an SQL92 subscription when the expression is TRUE for its
-properties; unknown, FALSE, or an evaluation that fails do not match. The
-consume queue's tags code says nothing about SQL92 (no bit maps), so every
-entry is read from the commit log, and long polling wakes a held SQL92 pull
-on any arrival.
+properties; unknown, FALSE, or an evaluation that fails do not match. Each
+entry has the bloom-filter positions of ``consumerGroup#topic``; with
+``enableCalcFilterBitMap`` and ``enableConsumeQueueExt`` each message stored
+after the entry was made carries a bit map
+(:mod:`pyrocket.broker.filter_bitmap`), and a pull skips a message whose map
+lacks the entry's bits without reading it. Every other candidate is read
+from the commit log and evaluated; long polling wakes a held SQL92 pull on
+any arrival.
 """
 
 from __future__ import annotations
@@ -39,8 +43,10 @@ from typing import Final, Protocol
 import trio
 
 from pyrocket.broker.message_filter import ExpressionMessageFilter, is_tag_type
+from pyrocket.broker.store.consumequeue_ext import CqExtUnit
 from pyrocket.errors import ProtocolError
 from pyrocket.filter import SQL92, Selector, SelectorCache, SelectorError, compile_selector
+from pyrocket.filter.bloom import BitsArray, BloomFilter, BloomFilterData
 from pyrocket.protocol.bodies.client import SubscriptionData
 from pyrocket.protocol.message import MessageConst, stored_properties
 
@@ -146,9 +152,16 @@ class ConsumerFilterData:
     born_time: int
     client_version: int
     dead_time: int = 0
+    #: The bit positions of ``consumerGroup#topic`` in the bloom filter.
+    bloom_data: BloomFilterData | None = None
 
     def is_dead(self) -> bool:
         return self.dead_time >= self.born_time
+
+    def is_msg_in_live(self, store_timestamp: int) -> bool:
+        """Whether a message was stored after this entry was made (only
+        those have a bit for it)."""
+        return store_timestamp > self.born_time
 
 
 def build_filter_data(
@@ -198,6 +211,7 @@ class ConsumerFilterManager:
         clean_time_span_ms: Callable[[], int] = lambda: 24 * 3600 * 1000,
         *,
         max_entries: int = MAX_FILTER_DATA,
+        bloom: BloomFilter | None = None,
     ) -> None:
         self._now_ms = now_ms
         self._clean_span = clean_time_span_ms
@@ -207,6 +221,10 @@ class ConsumerFilterManager:
         self._last_clean = now_ms()
         #: Compiled selectors by text, shared by everything that compiles.
         self.selectors = SelectorCache()
+        #: ``BloomFilter.createByFn(maxErrorRateOfBloomFilter,
+        #: expectConsumerNumUseFilter)``; every entry gets the positions of
+        #: ``consumerGroup#topic``.
+        self.bloom = bloom if bloom is not None else BloomFilter(20, 64)
 
     def __len__(self) -> int:
         return self._entries
@@ -214,6 +232,11 @@ class ConsumerFilterManager:
     def get(self, topic: str, group: str) -> ConsumerFilterData | None:
         groups = self._by_topic.get(topic)
         return groups.get(group) if groups else None
+
+    def by_topic(self, topic: str) -> list[ConsumerFilterData]:
+        """Every entry of ``topic``, dead ones too (Java's ``get(topic)``)."""
+        groups = self._by_topic.get(topic)
+        return list(groups.values()) if groups else []
 
     def by_group(self, group: str) -> list[ConsumerFilterData]:
         return [data for groups in self._by_topic.values() if (data := groups.get(group))]
@@ -278,6 +301,7 @@ class ConsumerFilterManager:
             )
             if data is None:
                 return False
+            data.bloom_data = self.bloom.generate(f"{group}#{topic}")
             self._by_topic.setdefault(topic, {})[group] = data
             self._entries += 1
             log.info("New consumer filter registered: %s", data)
@@ -313,6 +337,7 @@ class ConsumerFilterManager:
                 if not groups:
                     del self._by_topic[topic]
                 return False
+            data.bloom_data = self.bloom.generate(f"{group}#{topic}")
             groups[group] = data
             log.info("Consumer filter info change, old: %s, new: %s", old, data)
             return True
@@ -360,7 +385,9 @@ class PullFilter(Protocol):
     @property
     def reads_commit_log(self) -> bool: ...
 
-    def is_matched_by_consume_queue(self, tags_code: int) -> bool: ...
+    def is_matched_by_consume_queue(
+        self, tags_code: int | None, ext: CqExtUnit | None = None
+    ) -> bool: ...
 
     def is_matched_by_commit_log(self, message: bytes) -> bool: ...
 
@@ -382,20 +409,40 @@ class SqlMessageFilter:
     """A pull's filter for an SQL92 subscription (``filter_data`` None: the
     broker has no expression for it, everything passes, as in Java)."""
 
-    __slots__ = ("filter_data", "subscription")
+    __slots__ = ("bloom", "filter_data", "subscription")
 
     match_all: Final = False
     codes: Final[frozenset[int]] = frozenset()
     reads_commit_log: Final = True
 
     def __init__(
-        self, subscription: SubscriptionData, filter_data: ConsumerFilterData | None
+        self,
+        subscription: SubscriptionData,
+        filter_data: ConsumerFilterData | None,
+        bloom: BloomFilter | None = None,
     ) -> None:
         self.subscription = subscription
         self.filter_data = filter_data
+        #: The table's bloom filter; None: bit maps are not looked at.
+        self.bloom = bloom
 
-    def is_matched_by_consume_queue(self, tags_code: int) -> bool:
-        return True
+    def is_matched_by_consume_queue(
+        self, tags_code: int | None, ext: CqExtUnit | None = None
+    ) -> bool:
+        """The bit-map check (``ExpressionMessageFilter.isMatchedByConsumeQueue``):
+        False only when the message has a bit map of this filter's size, was
+        stored after the entry was made, and lacks one of its bits. A false
+        positive is caught by :meth:`is_matched_by_commit_log`."""
+        data = self.filter_data
+        bloom = self.bloom
+        if data is None or bloom is None or data.bloom_data is None or ext is None:
+            return True
+        if not bloom.is_valid(data.bloom_data) or not data.is_msg_in_live(ext.store_timestamp):
+            return True
+        bit_map = ext.bit_map
+        if bit_map is None or len(bit_map) * 8 != data.bloom_data.bit_num:
+            return True
+        return bloom.is_hit(data.bloom_data, BitsArray(len(bit_map) * 8, bit_map))
 
     def is_matched_by_commit_log(self, message: bytes) -> bool:
         if self.filter_data is None:
@@ -434,8 +481,10 @@ class RetryMessageFilter:
     def codes(self) -> frozenset[int]:
         return self._tags.codes
 
-    def is_matched_by_consume_queue(self, tags_code: int) -> bool:
-        return self._tags.is_matched_by_consume_queue(tags_code)
+    def is_matched_by_consume_queue(
+        self, tags_code: int | None, ext: CqExtUnit | None = None
+    ) -> bool:
+        return self._tags.is_matched_by_consume_queue(tags_code, ext)
 
     def is_matched_by_commit_log(self, message: bytes) -> bool:
         try:

@@ -28,6 +28,7 @@ from pyrocket.broker.client_housekeeping import ClientHousekeepingService
 from pyrocket.broker.consumer_filter import ConsumerFilterManager
 from pyrocket.broker.consumer_manager import ConsumerManager
 from pyrocket.broker.consumer_offset import ConsumerOffsetManager, consumer_offset_json_path
+from pyrocket.broker.filter_bitmap import FilterBitMapCalculator
 from pyrocket.broker.longpolling import PullRequestHoldService
 from pyrocket.broker.processors.client_manage import ClientManageProcessor
 from pyrocket.broker.processors.consumer_manage import ConsumerManageProcessor
@@ -43,6 +44,7 @@ from pyrocket.broker.producer_manager import ProducerManager
 from pyrocket.broker.store import BrokerRole
 from pyrocket.broker.transaction import TransactionalMessageService
 from pyrocket.errors import RemotingError
+from pyrocket.filter.bloom import BloomFilter
 from pyrocket.protocol.codes import RequestCode
 from pyrocket.protocol.command import RemotingCommand
 from pyrocket.protocol.headers import NotifyConsumerIdsChangedRequestHeader
@@ -77,9 +79,25 @@ class DataPlane:
     def __init__(self, broker: MessagePathHost) -> None:
         self.broker = broker
         root = broker.settings.store.store_path_root_dir
+        broker_config = broker.settings.broker
         self.consumer_filter_manager = ConsumerFilterManager(
-            broker.now_ms, lambda: broker.settings.broker.filter_data_clean_time_span
+            broker.now_ms,
+            lambda: broker.settings.broker.filter_data_clean_time_span,
+            bloom=BloomFilter(
+                broker_config.max_error_rate_of_bloom_filter,
+                broker_config.expect_consumer_num_use_filter,
+            ),
         )
+        if broker_config.enable_calc_filter_bit_map:
+            if broker.settings.store.enable_consume_queue_ext:
+                broker.store.set_bit_map_calculator(
+                    FilterBitMapCalculator(self.consumer_filter_manager)
+                )
+            else:
+                log.warning(
+                    "enableCalcFilterBitMap is on but enableConsumeQueueExt is off: "
+                    "bit maps cannot be kept, pulls evaluate every message"
+                )
         self.consumer_manager = ConsumerManager(
             self,
             broker.now_ms,

@@ -21,6 +21,7 @@ from collections.abc import Iterable, Mapping
 from functools import lru_cache
 from typing import Final
 
+from pyrocket.broker.store.consumequeue_ext import CqExtUnit
 from pyrocket.errors import CommandError
 from pyrocket.protocol.bodies.client import SUB_ALL, SubscriptionData
 from pyrocket.protocol.javahash import string_hash, to_int32
@@ -89,9 +90,11 @@ class ExpressionMessageFilter:
     def codes(self) -> frozenset[int]:
         return self._codes
 
-    def is_matched_by_consume_queue(self, tags_code: int) -> bool:
+    def is_matched_by_consume_queue(
+        self, tags_code: int | None, ext: CqExtUnit | None = None
+    ) -> bool:
         # Java compares the stored long's intValue() with the set of ints.
-        return self._match_all or to_int32(tags_code) in self._codes
+        return self._match_all or tags_code is None or to_int32(tags_code) in self._codes
 
     def is_matched_by_commit_log(self, message: bytes) -> bool:
         return True

@@ -609,3 +609,24 @@ async def test_slave_leaves_a_silent_master_and_connects_again(tmp_path: Path) -
                 assert await receive_exactly(second, 8) == b"\x00" * 8
                 assert s.ha_client is not None
                 assert s.ha_client.connected_to.value == f"127.0.0.1:{port}"
+
+
+async def test_slave_keeps_consume_queue_extension_files_like_the_master(tmp_path: Path) -> None:
+    ext = {"enableConsumeQueueExt": "true", "mappedFileSizeConsumeQueueExt": str(64 * 1024)}
+    with trio.fail_after(60):
+        async with (
+            master(tmp_path / "m", **ext) as m,
+            slave(tmp_path / "s", ha_address(m), **ext) as s,
+        ):
+            stored = await send_storm(m, 60, seed=3)
+            await assert_replica(m, s)
+            master_queues = await trio.to_thread.run_sync(consume_queue_files, m)
+            assert await trio.to_thread.run_sync(consume_queue_files, s) == master_queues
+            total = 0
+            for queue_id in range(4):
+                from_slave = await pulled(s, queue_id)
+                assert from_slave == await pulled(m, queue_id)
+                total += len(from_slave)
+            assert total == stored
+            ext_root = s.settings.store.root_dir / "consumequeue_ext"
+            assert any(path.is_file() for path in ext_root.rglob("*"))

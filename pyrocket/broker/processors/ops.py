@@ -14,14 +14,19 @@ of Java's ``AdminBrokerProcessor``):
 
 from __future__ import annotations
 
+import base64
 import logging
 import struct
 from collections.abc import Awaitable, Callable
 from typing import Final
 
+from pyrocket.broker.consumer_filter import PullFilter, SqlMessageFilter
+from pyrocket.broker.message_filter import ExpressionMessageFilter, is_tag_type
 from pyrocket.broker.processors.ports import AdminBroker, MessagePath
 from pyrocket.broker.store.config import CQ_STORE_UNIT_SIZE
+from pyrocket.broker.store.consumequeue_ext import CqExtUnit, is_ext_addr
 from pyrocket.errors import ProtocolError
+from pyrocket.filter.bloom import BitsArray
 from pyrocket.protocol.bodies.admin import ConsumeStats, OffsetWrapper
 from pyrocket.protocol.bodies.client import MessageQueue
 from pyrocket.protocol.bodies.ops import (
@@ -198,10 +203,52 @@ class OpsAdminProcessor:
                 ResponseCode.SUCCESS,
                 f"Index {header.index} of {header.queue_id}@{header.topic} is not exist!",
             )
+        message_filter: PullFilter | None = None
+        if subscription is not None and group is not None:
+            if is_tag_type(subscription.expression_type):
+                message_filter = ExpressionMessageFilter(subscription)
+            else:
+                filters = self.plane.consumer_filter_manager
+                message_filter = SqlMessageFilter(
+                    subscription, filters.get(topic, group), filters.bloom
+                )
         entries = []
         for position in range(0, len(raw) - CQ_STORE_UNIT_SIZE + 1, CQ_STORE_UNIT_SIZE):
             offset, size, tags = _ENTRY.unpack_from(raw, position)
-            entries.append(ConsumeQueueData(physic_offset=offset, physic_size=size, tags_code=tags))
+            if not is_ext_addr(tags):
+                entries.append(
+                    ConsumeQueueData(physic_offset=offset, physic_size=size, tags_code=tags)
+                )
+                continue
+            unit = queue.ext.get(tags) if queue.ext is not None else None
+            if unit is None:
+                entries.append(
+                    ConsumeQueueData(
+                        physic_offset=offset,
+                        physic_size=size,
+                        tags_code=tags,
+                        msg=f"Cq extend not exist!addr: {tags}",
+                    )
+                )
+                continue
+            entries.append(
+                ConsumeQueueData(
+                    physic_offset=offset,
+                    physic_size=size,
+                    tags_code=tags,
+                    extend_data_json=_ext_unit_json(unit),
+                    bit_map=(
+                        BitsArray(len(unit.bit_map) * 8, unit.bit_map).java_text()
+                        if unit.bit_map
+                        else None
+                    ),
+                    eval=(
+                        message_filter.is_matched_by_consume_queue(unit.tags_code, unit)
+                        if message_filter is not None
+                        else False
+                    ),
+                )
+            )
         body = QueryConsumeQueueResponseBody(
             filter_data=filter_data,
             max_queue_index=queue.max_offset_in_queue,
@@ -233,3 +280,17 @@ class OpsAdminProcessor:
 
 
 __all__ = ["MAX_QUERY_ENTRIES", "OpsAdminProcessor"]
+
+
+def _ext_unit_json(unit: CqExtUnit) -> str:
+    """``JSON.toJSONString(cqExtUnit)``: fastjson's sorted properties, the bit
+    map in base64, left out when there is none."""
+    fields: list[str] = []
+    if unit.bit_map:
+        fields.append(f'"filterBitMap":"{base64.b64encode(unit.bit_map).decode("ascii")}"')
+    fields += [
+        f'"msgStoreTime":{unit.store_timestamp}',
+        f'"size":{unit.size}',
+        f'"tagsCode":{unit.tags_code}',
+    ]
+    return "{" + ",".join(fields) + "}"

@@ -349,7 +349,7 @@ class PullMessageProcessor:
                     )
                 if not property_filter:
                     return _no_property_filter(expression_type)
-                message_filter = SqlMessageFilter(subscription, filter_data)
+                message_filter = SqlMessageFilter(subscription, filter_data, filters.bloom)
         if (
             broker_config.filter_support_retry
             and is_retry_topic(topic)

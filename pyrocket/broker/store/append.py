@@ -18,12 +18,14 @@ import trio
 
 from pyrocket.broker.store.commitlog import SCHEDULE_TOPIC, FileNotReady
 from pyrocket.broker.store.config import BrokerRole, FlushDiskType
+from pyrocket.broker.store.consumequeue_ext import MIN_EXT_UNIT_SIZE
 from pyrocket.broker.store.files import DataFile
 from pyrocket.broker.store.index import is_indexed_type
 from pyrocket.broker.store.model import (
     AppendMessageResult,
     AppendMessageStatus,
     ArrivalListener,
+    BitMapCalculator,
     BrokerBatch,
     BrokerMessage,
     MessageArrival,
@@ -72,6 +74,12 @@ class StoreAppend(StoreState):
 
     def remove_arrival_listener(self, listener: ArrivalListener) -> None:
         self._listeners.remove(listener)
+
+    def set_bit_map_calculator(self, calculator: BitMapCalculator | None) -> None:
+        """Compute each message's filter bit map with ``calculator`` (Java's
+        ``CommitLogDispatcherCalcBitMap``); kept only in consume-queue
+        extension files (``enableConsumeQueueExt``)."""
+        self._bit_map_calculator = calculator
 
     def _store_status(self) -> PutMessageStatus | None:
         if not self._running:
@@ -424,6 +432,13 @@ class StoreAppend(StoreState):
         base = queue.file_needed(queue_offset, count)
         if base is not None:
             raise FileNotReady(queue.files, base)
+        if queue.ext is not None:
+            unit = MIN_EXT_UNIT_SIZE
+            if self._bit_map_calculator is not None:
+                unit += self.config.bit_map_length_consume_queue_ext // 8
+            base = queue.ext.file_needed(unit, count)
+            if base is not None:
+                raise FileNotReady(queue.ext.files, base)
 
     def _reserve(self, length: int) -> tuple[DataFile, int]:
         """:meth:`CommitLog.reserve`, asking for the next spare after a roll."""
@@ -449,8 +464,12 @@ class StoreAppend(StoreState):
         properties: Mapping[str, str],
     ) -> None:
         queue = self._files.find_or_create_queue(topic, queue_id)
+        bit_map: bytes | None = None
+        calculator = self._bit_map_calculator
+        if calculator is not None and queue.ext is not None:
+            bit_map = calculator(topic, properties)
         try:
-            queue.put(physical, size, tags_code, queue_offset)
+            queue.put(physical, size, tags_code, queue_offset, store_timestamp, bit_map)
         except OSError as exc:
             # The commit log has the message: recovery rebuilds the entry.
             log.error("consume queue %s/%d write failed: %s", topic, queue_id, exc)
@@ -460,6 +479,10 @@ class StoreAppend(StoreState):
         spare = queue.spare_wanted()
         if spare is not None:
             self._allocator.request(queue.files, spare)
+        if queue.ext is not None:
+            spare = queue.ext.spare_wanted()
+            if spare is not None:
+                self._allocator.request(queue.ext.files, spare)
         if self._listeners:
             arrival = MessageArrival(
                 topic, queue_id, queue_offset + 1, tags_code, store_timestamp, properties

@@ -186,7 +186,7 @@ class FileCleaner:
         self._last_physical_min_offset = minimum
         for queue in list(self._files.all_queues()):
             expired = queue.expired_files(minimum)
-            queue.correct_min_offset(minimum)
+            expired += queue.correct_min_offset(minimum)
             if expired:
                 await delete_files(expired)
 

@@ -6,6 +6,11 @@ entries: commit-log offset i64, size i32, tags code i64. Entry ``n`` is the
 message with queue offset ``n``; a file of ``F`` bytes holds entries
 ``[base/20, (base+F)/20)``. ``min_logic_offset`` is in bytes as in Java; the
 queue offsets the API speaks of are entries.
+
+With ``enableConsumeQueueExt`` a queue has extension files
+(:mod:`~pyrocket.broker.store.consumequeue_ext`): each entry's tags code is
+then the address of a unit holding the real tags code, the store time and
+the message's filter bit map.
 """
 
 from __future__ import annotations
@@ -19,6 +24,11 @@ from typing import Final
 from trio_util import AsyncValue
 
 from pyrocket.broker.store.config import CQ_STORE_UNIT_SIZE
+from pyrocket.broker.store.consumequeue_ext import (
+    ConsumeQueueExt,
+    CqExtUnit,
+    is_ext_addr,
+)
 from pyrocket.broker.store.files import DataFile, FileQueue
 
 log = logging.getLogger(__name__)
@@ -37,7 +47,14 @@ _DAMAGE_PROBE: Final = 4096
 class ConsumeQueue:
     """One queue's index files and counters."""
 
-    def __init__(self, topic: str, queue_id: int, directory: Path, file_size: int) -> None:
+    def __init__(
+        self,
+        topic: str,
+        queue_id: int,
+        directory: Path,
+        file_size: int,
+        ext: ConsumeQueueExt | None = None,
+    ) -> None:
         self.topic = topic
         self.queue_id = queue_id
         self.files = FileQueue(directory, file_size)
@@ -51,9 +68,20 @@ class ConsumeQueue:
         #: Set by :meth:`recover` when an entry was damaged (not a clean end):
         #: recovery then rebuilds the queue from the commit log.
         self.damaged = False
+        #: The extension files (``enableConsumeQueueExt``), else None.
+        self.ext = ext
+
+    def all_dirty_files(self) -> list[DataFile]:
+        """Dirty files of the queue and of its extension."""
+        dirty = self.files.dirty_files()
+        if self.ext is not None:
+            dirty += self.ext.files.dirty_files()
+        return dirty
 
     def load(self) -> None:
         self.files.load()
+        if self.ext is not None:
+            self.ext.load()
 
     # -- reading ------------------------------------------------------------
 
@@ -85,11 +113,17 @@ class ConsumeQueue:
         return data_file.read(position, min(available, max_bytes))
 
     def entry(self, index: int) -> tuple[int, int, int] | None:
-        """(commit-log offset, size, tags code) of entry ``index``."""
+        """(commit-log offset, size, tags code) of entry ``index``; the tags
+        code is the extension unit's when the entry points at one (the
+        address itself when the unit is missing)."""
         found = self.read_entries(index, CQ_STORE_UNIT_SIZE)
         if found is None or len(found) < CQ_STORE_UNIT_SIZE:
             return None
         offset, size, tags = _ENTRY.unpack_from(found)
+        if self.ext is not None and is_ext_addr(tags):
+            unit = self.ext.get(tags)
+            if unit is not None:
+                tags = unit.tags_code
         return int(offset), int(size), int(tags)
 
     def last_offset(self) -> int:
@@ -107,7 +141,8 @@ class ConsumeQueue:
     def file_needed(self, queue_offset: int, count: int = 1) -> int | None:
         """Base of a file that entries ``queue_offset`` to ``queue_offset +
         count - 1`` need and that has not been created yet (see
-        :meth:`FileQueue.prepare_spare`), else None."""
+        :meth:`FileQueue.prepare_spare`), else None (for the
+        extension files: :meth:`ConsumeQueueExt.file_needed`)."""
         files = self.files
         last = files.last
         start = queue_offset * CQ_STORE_UNIT_SIZE
@@ -138,10 +173,21 @@ class ConsumeQueue:
             return None
         return last.end
 
-    def put(self, physical_offset: int, size: int, tags_code: int, queue_offset: int) -> bool:
-        """Index one message (``putMessagePositionInfo``). Skips a message
-        already indexed, so re-dispatching after a crash is harmless. Returns
-        whether an entry was written. Raises OSError."""
+    def put(
+        self,
+        physical_offset: int,
+        size: int,
+        tags_code: int,
+        queue_offset: int,
+        store_timestamp: int = 0,
+        bit_map: bytes | None = None,
+    ) -> bool:
+        """Index one message (``putMessagePositionInfoWrapper``). Skips a
+        message already indexed, so re-dispatching after a crash is
+        harmless. With extension files the tags code, store time and bit map
+        go to a unit whose address the entry holds (the plain tags code when
+        the unit could not be stored, as Java). Returns whether an entry was
+        written. Raises OSError."""
         if physical_offset + size <= self.max_physic_offset:
             return False
         expect = queue_offset * CQ_STORE_UNIT_SIZE
@@ -169,6 +215,16 @@ class ConsumeQueue:
                     self.queue_id,
                     queue_offset,
                     current // CQ_STORE_UNIT_SIZE,
+                )
+        if self.ext is not None:
+            address = self.ext.put(CqExtUnit(tags_code, store_timestamp, bit_map))
+            if is_ext_addr(address):
+                tags_code = address
+            else:
+                log.warning(
+                    "consume queue ext %s/%d: unit not stored, keeping the tags code",
+                    self.topic,
+                    self.queue_id,
                 )
         data_file.write(data_file.wrote, _ENTRY.pack(physical_offset, size, tags_code))
         data_file.wrote += CQ_STORE_UNIT_SIZE
@@ -217,6 +273,24 @@ class ConsumeQueue:
                 )
         self.files.truncate(process_offset)
         self._sync_value()
+        if self.ext is not None:
+            self.ext.recover()
+            self._truncate_ext()
+
+    def _truncate_ext(self) -> None:
+        """Drop the units after the one the last entry with an address points
+        at (``truncateByMaxAddress``). Blocking."""
+        assert self.ext is not None
+        # Like Java, only the files a recovery scans (the last three).
+        for data_file in reversed(self.files.files[-3:]):
+            raw = data_file.read(0, data_file.wrote)
+            usable = len(raw) - len(raw) % CQ_STORE_UNIT_SIZE
+            entries = list(_ENTRY.iter_unpack(raw[:usable]))
+            for _, _, tags_code in reversed(entries):
+                if is_ext_addr(tags_code):
+                    self.ext.truncate_by_max_address(tags_code)
+                    return
+        # No entry has an address: Java leaves the files as they are.
 
     def truncate_dirty(self, physical_offset: int) -> None:
         """Drop the entries of messages at or after ``physical_offset``
@@ -241,25 +315,31 @@ class ConsumeQueue:
                 last.wrote = last.flushed = keep
             break
         self._sync_value()
+        if self.ext is not None:
+            self._truncate_ext()
 
-    def correct_min_offset(self, min_physical_offset: int) -> None:
+    def correct_min_offset(self, min_physical_offset: int) -> list[DataFile]:
         """Point ``min_logic_offset`` at the first entry whose message is still
         in the commit log (``correctMinOffset``). When none is left, the queue
         is empty: the minimum becomes the maximum, where Java keeps its old,
-        now dangling, value."""
+        now dangling, value. Returns the extension files wholly before that
+        entry's unit, taken out of :attr:`ext`; the caller deletes them."""
         first = self.files.first
         if first is None:
-            return
+            return []
         raw = first.read(0, first.wrote)
         usable = len(raw) - len(raw) % CQ_STORE_UNIT_SIZE
-        for number, (physical, _, _) in enumerate(_ENTRY.iter_unpack(raw[:usable])):
+        for number, (physical, _, tags_code) in enumerate(_ENTRY.iter_unpack(raw[:usable])):
             if physical >= min_physical_offset:
                 self.min_logic_offset = max(
                     self.min_logic_offset, first.base + number * CQ_STORE_UNIT_SIZE
                 )
-                return
+                if self.ext is not None and is_ext_addr(tags_code):
+                    return self.ext.expired_files(tags_code)
+                return []
         if first is self.files.last:
             self.min_logic_offset = max(self.min_logic_offset, first.base + usable)
+        return []
 
     def expired_files(self, min_physical_offset: int) -> list[DataFile]:
         """Take out the leading files whose last entry points before
@@ -331,6 +411,8 @@ class ConsumeQueue:
         self.max_physic_offset = -1
         self.min_logic_offset = 0
         self.files.destroy()
+        if self.ext is not None:
+            self.ext.destroy()
         self._sync_value()
 
     def _sync_value(self) -> None:

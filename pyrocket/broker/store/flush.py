@@ -116,7 +116,7 @@ class StoreFlush(StoreState):
             dirty = [
                 f
                 for queue in self._files.all_queues()
-                for f in queue.files.dirty_files()
+                for f in queue.all_dirty_files()
                 if f.acquire()
             ]
             marks = [(f, f.wrote) for f in dirty]

@@ -9,9 +9,10 @@ under Java's names (PULL_MESSAGE answers carry the status name as remark).
 from __future__ import annotations
 
 import enum
+import struct
 from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass, field
-from typing import Protocol
+from typing import Final, Protocol
 
 from pyrocket.errors import PyrocketError
 from pyrocket.protocol.javahash import to_int32
@@ -134,6 +135,44 @@ class GetMessageResult:
         return b"".join(self.messages)
 
 
+_EXT_HEADER = struct.Struct(">hqqh")
+#: The size of a consume-queue extension unit without a bit map.
+MIN_EXT_UNIT_SIZE: Final = _EXT_HEADER.size
+
+
+@dataclass(frozen=True, slots=True)
+class CqExtUnit:
+    """One unit: the message's real tags code, store time and filter bit map."""
+
+    tags_code: int
+    store_timestamp: int
+    bit_map: bytes | None = None
+
+    @property
+    def size(self) -> int:
+        return MIN_EXT_UNIT_SIZE + len(self.bit_map or b"")
+
+    def encode(self) -> bytes:
+        bit_map = self.bit_map or b""
+        return (
+            _EXT_HEADER.pack(self.size, self.tags_code, self.store_timestamp, len(bit_map))
+            + bit_map
+        )
+
+    @classmethod
+    def decode(cls, raw: bytes) -> CqExtUnit | None:
+        """The unit at the start of ``raw``, None when there is none."""
+        if len(raw) < MIN_EXT_UNIT_SIZE:
+            return None
+        size, tags_code, store_timestamp, bit_map_size = _EXT_HEADER.unpack_from(raw)
+        if size < MIN_EXT_UNIT_SIZE or len(raw) < MIN_EXT_UNIT_SIZE + max(bit_map_size, 0):
+            return None
+        if bit_map_size < 1:
+            return cls(tags_code, store_timestamp, None)
+        end = MIN_EXT_UNIT_SIZE + bit_map_size
+        return cls(tags_code, store_timestamp, bytes(raw[MIN_EXT_UNIT_SIZE:end]))
+
+
 class MessageFilter(Protocol):
     """Decides which messages of a queue a pull returns (Java's
     ``MessageFilter``): first by the consume-queue tags code, then, for the
@@ -144,7 +183,12 @@ class MessageFilter(Protocol):
     @property
     def reads_commit_log(self) -> bool: ...
 
-    def is_matched_by_consume_queue(self, tags_code: int) -> bool: ...
+    def is_matched_by_consume_queue(
+        self, tags_code: int | None, ext: CqExtUnit | None = None
+    ) -> bool:
+        """``tags_code`` None: the entry's extension unit is missing;
+        ``ext``: the entry's extension unit, when it has one."""
+        ...
 
     def is_matched_by_commit_log(self, message: bytes) -> bool: ...
 
@@ -160,9 +204,11 @@ class TagsFilter:
     def reads_commit_log(self) -> bool:
         return False
 
-    def is_matched_by_consume_queue(self, tags_code: int) -> bool:
+    def is_matched_by_consume_queue(
+        self, tags_code: int | None, ext: CqExtUnit | None = None
+    ) -> bool:
         # Java compares the stored long's intValue() with the set of ints.
-        return self.codes is None or to_int32(tags_code) in self.codes
+        return self.codes is None or tags_code is None or to_int32(tags_code) in self.codes
 
     def is_matched_by_commit_log(self, message: bytes) -> bool:
         return True
@@ -294,3 +340,5 @@ class MessageArrival:
 #: A callback run synchronously, in the store's trio thread, after each
 #: dispatch. It must not block; it typically wakes a waiting task.
 ArrivalListener = Callable[[MessageArrival], None]
+#: (topic, properties) -> the message's filter bit map, None for none.
+BitMapCalculator = Callable[[str, Mapping[str, str]], "bytes | None"]

@@ -6,15 +6,18 @@ worker thread.
 
 from __future__ import annotations
 
+import logging
 import struct
 
 import trio
 
 from pyrocket.broker.store.config import CQ_STORE_UNIT_SIZE, BrokerRole
+from pyrocket.broker.store.consumequeue_ext import ConsumeQueueExt, CqExtUnit, is_ext_addr
 from pyrocket.broker.store.model import GetMessageResult, GetMessageStatus, MessageFilter
 from pyrocket.broker.store.state import StoreState
 
 _ENTRY_ITER = struct.Struct(">qiq").iter_unpack
+log = logging.getLogger("pyrocket.broker.store.store")
 
 
 class StoreReads(StoreState):
@@ -73,6 +76,7 @@ class StoreReads(StoreState):
                 max_physical = self._commit_log.max_offset
                 first_physical = int.from_bytes(entries[:8], "big", signed=True)
                 args = (
+                    queue.ext,
                     entries,
                     offset,
                     max_msg_nums,
@@ -85,6 +89,9 @@ class StoreReads(StoreState):
                     message_filter is not None and message_filter.reads_commit_log
                 ):
                     files = [f for f in self._commit_log.files if f.acquire()]
+                    if queue.ext is not None:
+                        # Units are read in the thread too: keep their files open.
+                        files += [f for f in queue.ext.files if f.acquire()]
                     try:
                         return await trio.to_thread.run_sync(self._collect, *args)
                     finally:
@@ -101,6 +108,7 @@ class StoreReads(StoreState):
 
     def _collect(
         self,
+        ext: ConsumeQueueExt | None,
         entries: bytes,
         offset: int,
         max_msg_nums: int,
@@ -115,6 +123,7 @@ class StoreReads(StoreState):
         next_file_start: int | None = None
         max_physical_pulling = 0
         consumed = 0
+        skipped = 0
         usable = len(entries) - len(entries) % CQ_STORE_UNIT_SIZE
         config = self.config
         for physical, size, tags_code in _ENTRY_ITER(entries[:usable]):
@@ -137,9 +146,24 @@ class StoreReads(StoreState):
                     if len(messages) > config.max_transfer_count_on_message_in_memory - 1:
                         break
             consumed += 1
+            unit: CqExtUnit | None = None
+            known_tags: int | None = tags_code
+            if is_ext_addr(tags_code):
+                unit = ext.get(tags_code) if ext is not None else None
+                if unit is not None:
+                    known_tags = unit.tags_code
+                else:
+                    log.error(
+                        "consume queue ext: no unit at %d for the message at %d",
+                        tags_code,
+                        physical,
+                    )
+                    known_tags = None
             if message_filter is not None and not message_filter.is_matched_by_consume_queue(
-                tags_code
+                known_tags, unit
             ):
+                if message_filter.reads_commit_log and unit is not None and unit.bit_map:
+                    skipped += 1
                 if not total:
                     status = GetMessageStatus.NO_MATCHED_MESSAGE
                 continue
@@ -158,6 +182,9 @@ class StoreReads(StoreState):
             status = GetMessageStatus.FOUND
             next_file_start = None
         suggest = max_physical - max_physical_pulling > self._in_memory_bytes
+        if skipped:
+            with self._stats_lock:
+                self.bit_map_skips += skipped
         return GetMessageResult(
             status,
             offset + consumed,

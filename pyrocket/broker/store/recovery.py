@@ -69,7 +69,8 @@ def recover(files: StoreFiles, deliver_time: DeliverTime, *, normal: bool) -> No
     table: dict[tuple[str, int], int] = {}
     for queue in files.all_queues():
         table[(queue.topic, queue.queue_id)] = queue.max_offset_in_queue
-        queue.correct_min_offset(min_physical)
+        for data_file in queue.correct_min_offset(min_physical):
+            data_file.destroy()
     files.topic_queue_table = table
     files.commit_log.flushed_where = files.commit_log.max_offset
 

@@ -20,7 +20,7 @@ from typing import Final, NoReturn
 import trio
 
 from pyrocket.broker.store.append import StoreAppend
-from pyrocket.broker.store.commitlog import DispatchRequest, check_record
+from pyrocket.broker.store.commitlog import DispatchRequest, FileNotReady, check_record
 from pyrocket.broker.store.config import FlushDiskType
 from pyrocket.broker.store.files import DataFile, FileQueue
 from pyrocket.broker.store.index import is_indexed_type
@@ -172,12 +172,13 @@ class StoreReplica(StoreAppend):
             index.build_hashes(hashes, request.commit_log_offset, request.store_timestamp)
         if request.sys_flag & _TRANSACTION_TYPE_MASK in NOT_INDEXED:
             return
-        queue = self._files.find_or_create_queue(request.topic, request.queue_id)
-        for _ in range(3):
-            base = queue.file_needed(request.queue_offset)
-            if base is None:
+        for _ in range(6):
+            try:
+                # The consume-queue file, and its extension file when kept.
+                self._check_queue_file(request.topic, request.queue_id, request.queue_offset)
                 break
-            await queue.files.prepare_spare(base)
+            except FileNotReady as wanted:
+                await wanted.files.prepare_spare(wanted.base)
         key = (request.topic, request.queue_id)
         table = self._files.topic_queue_table
         table[key] = max(table.get(key, 0), request.queue_offset + 1)

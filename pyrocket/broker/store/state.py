@@ -10,6 +10,7 @@ that each part is typed on its own. The fields are set by
 from __future__ import annotations
 
 import collections
+import threading
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 
@@ -19,7 +20,7 @@ from pyrocket.broker.store.cleanup import FileCleaner
 from pyrocket.broker.store.commitlog import CommitLog
 from pyrocket.broker.store.config import MessageStoreConfig
 from pyrocket.broker.store.files import FileAllocator
-from pyrocket.broker.store.model import ArrivalListener, Replication
+from pyrocket.broker.store.model import ArrivalListener, BitMapCalculator, Replication
 from pyrocket.broker.store.schedule import ScheduleMessageService
 from pyrocket.broker.store.storefiles import StoreFiles
 
@@ -38,6 +39,12 @@ class StoreState:
     _commit_log: CommitLog
     _cleaner: FileCleaner
     _listeners: list[ArrivalListener]
+    #: Entries a pull's SQL92 filter refused on their bit map, without
+    #: reading the commit log (reads may run in worker threads: under the lock).
+    bit_map_skips: int
+    _stats_lock: threading.Lock
+    #: Computes filter bit maps (``enableCalcFilterBitMap``), else None.
+    _bit_map_calculator: BitMapCalculator | None
     schedule: ScheduleMessageService
     _lock_fd: int | None
     _running: bool

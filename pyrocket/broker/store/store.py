@@ -49,6 +49,7 @@ import contextlib
 import fcntl
 import logging
 import os
+import threading
 import time
 from collections.abc import AsyncIterator, Callable, Collection
 from typing import Any
@@ -59,7 +60,7 @@ from pyrocket.broker.store.cleanup import FileCleaner, disk_used_ratio
 from pyrocket.broker.store.config import BrokerRole, FlushDiskType, MessageStoreConfig
 from pyrocket.broker.store.files import FileAllocator
 from pyrocket.broker.store.flush import StoreFlush
-from pyrocket.broker.store.model import ArrivalListener, Replication, StoreError
+from pyrocket.broker.store.model import ArrivalListener, BitMapCalculator, Replication, StoreError
 from pyrocket.broker.store.queries import StoreQueries
 from pyrocket.broker.store.reads import StoreReads
 from pyrocket.broker.store.recovery import load as load_files
@@ -119,6 +120,9 @@ class MessageStore(StoreReplica, StoreFlush, StoreReads, StoreQueries):
         self._commit_log = self._files.commit_log
         self._cleaner = FileCleaner(self._files, now_ms, disk_used_ratio)
         self._listeners: list[ArrivalListener] = []
+        self._bit_map_calculator: BitMapCalculator | None = None
+        self.bit_map_skips = 0
+        self._stats_lock = threading.Lock()
         # The service gets what it calls, not the store.
         self.schedule = ScheduleMessageService(
             config,

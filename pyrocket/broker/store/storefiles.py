@@ -14,6 +14,7 @@ from pyrocket.broker.store.checkpoint import StoreCheckpoint
 from pyrocket.broker.store.commitlog import CommitLog, DispatchRequest
 from pyrocket.broker.store.config import MessageStoreConfig
 from pyrocket.broker.store.consumequeue import ConsumeQueue
+from pyrocket.broker.store.consumequeue_ext import ConsumeQueueExt
 from pyrocket.broker.store.index import IndexService
 from pyrocket.protocol.message import MessageSysFlag
 
@@ -31,6 +32,7 @@ class StoreFiles:
         self.config = config
         self.root = config.root_dir
         self.consume_queue_root = self.root / "consumequeue"
+        self.consume_queue_ext_root = self.root / "consumequeue_ext"
         self.commit_log = CommitLog(config.commit_log_dir, config.mapped_file_size_commit_log)
         self.queues: dict[str, dict[int, ConsumeQueue]] = {}
         #: (topic, queue id) -> the queue offset the next message gets.
@@ -58,11 +60,20 @@ class StoreFiles:
         return queue if queue is not None else self.new_queue(topic, queue_id)
 
     def new_queue(self, topic: str, queue_id: int) -> ConsumeQueue:
+        ext = None
+        if self.config.enable_consume_queue_ext:
+            ext = ConsumeQueueExt(
+                topic,
+                queue_id,
+                self.consume_queue_ext_root / topic / str(queue_id),
+                self.config.mapped_file_size_consume_queue_ext,
+            )
         queue = ConsumeQueue(
             topic,
             queue_id,
             self.consume_queue_root / topic / str(queue_id),
             self.config.consume_queue_file_size,
+            ext,
         )
         self.queues.setdefault(topic, {})[queue_id] = queue
         return queue
@@ -73,7 +84,11 @@ class StoreFiles:
             return
         queue = self.find_or_create_queue(request.topic, request.queue_id)
         if queue.put(
-            request.commit_log_offset, request.size, request.tags_code, request.queue_offset
+            request.commit_log_offset,
+            request.size,
+            request.tags_code,
+            request.queue_offset,
+            request.store_timestamp,
         ):
             self.last_dispatch_timestamp = max(
                 self.last_dispatch_timestamp, request.store_timestamp
@@ -83,6 +98,8 @@ class StoreFiles:
         """Close every file descriptor (blocking-free)."""
         for queue in self.all_queues():
             queue.files.close()
+            if queue.ext is not None:
+                queue.ext.files.close()
         self.commit_log.files.close()
         if self.index is not None:
             self.index.close()
