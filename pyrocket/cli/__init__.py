@@ -30,7 +30,11 @@ COMMAND_MODULES: tuple[str, ...] = (
 )
 
 #: Modules contributing ``pyrocket admin`` commands (``register_admin``).
-ADMIN_MODULES: tuple[str, ...] = ("pyrocket.cli.admin_namesrv", "pyrocket.cli.admin_broker")
+ADMIN_MODULES: tuple[str, ...] = (
+    "pyrocket.cli.admin_namesrv",
+    "pyrocket.cli.admin_broker",
+    "pyrocket.cli.admin_tools",
+)
 
 
 def build_parser() -> argparse.ArgumentParser:
