@@ -23,14 +23,15 @@ from pyrocket.cli.admin_session import (
 )
 from pyrocket.client.admin import RETRY_GROUP_TOPIC_PREFIX, Admin, UnknownClusterError
 from pyrocket.client.admin.progress import examine_consume_stats, master_broker_name
+from pyrocket.client.admin.reading import subscribe_queues
 from pyrocket.client.allocate import allocate_averagely
 from pyrocket.client.namesrv_api import NAMESPACE_ORDER_TOPIC_CONFIG
 from pyrocket.errors import PyrocketError
 from pyrocket.protocol import fastjson
 from pyrocket.protocol.bodies.admin import ConsumerConnection, ConsumeStats, message_queue_order
 from pyrocket.protocol.bodies.client import ConsumeType, MessageQueue
-from pyrocket.protocol.bodies.topic import PERM_READ, TopicConfig
-from pyrocket.protocol.javahash import JavaHashMap, JavaHashSet
+from pyrocket.protocol.bodies.topic import TopicConfig
+from pyrocket.protocol.javahash import JavaHashMap
 from pyrocket.protocol.version import version_desc
 
 
@@ -237,13 +238,7 @@ async def allocate_mq(admin: Admin, args: argparse.Namespace, out: TextIO) -> No
         ips.pop()  # String.split drops trailing empty strings
     if not all(ips):
         raise CommandFailed("currentCID is empty")
-    route = await admin.topic_route(topic)
-    queues: JavaHashSet[MessageQueue] = JavaHashSet(hasher=MessageQueue.java_hash_code)
-    for data in route.queue_datas or ():
-        if data.perm & PERM_READ:
-            for queue_id in range(data.read_queue_nums):
-                queues.add(MessageQueue(topic, data.broker_name, queue_id))
-    in_order = list(queues)
+    in_order = subscribe_queues(topic, await admin.topic_route(topic))
     result: JavaHashMap[str, list[MessageQueue]] = JavaHashMap()
     for ip in ips:
         result[ip] = allocate_averagely("aa", ip, in_order, ips)
