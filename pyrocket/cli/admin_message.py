@@ -29,6 +29,7 @@ from pyrocket.cli.tls_options import client_tls
 from pyrocket.client.admin import Admin
 from pyrocket.client.admin.analysis import message_queue_string
 from pyrocket.client.admin.reading import PullStatus, QueueReader
+from pyrocket.client.admin.tracks import message_track_detail
 from pyrocket.client.producer import Producer, SendResult, new_message
 from pyrocket.errors import PyrocketError
 from pyrocket.protocol.bodies.client import MessageQueue
@@ -250,7 +251,7 @@ def _body_file(message: MessageExt) -> str:
 
 def write_message_detail(out: TextIO, message: MessageExt, body_path: str) -> None:
     """The detail block of QueryMsgByIdSubCommand.printMsg, up to the body
-    file (the consumer-group track that follows it is left out)."""
+    file (:func:`write_tracks` prints what follows it)."""
     rows = [
         ("OffsetID:", message.msg_id),
         ("Topic:", message.topic),
@@ -272,6 +273,22 @@ def write_message_detail(out: TextIO, message: MessageExt, body_path: str) -> No
         out.write(f"{label:<20} {value}\n")
 
 
+async def write_tracks(admin: Admin, out: TextIO, message: MessageExt) -> None:
+    """The consumer groups' tracks that end printMsg (a failure to get them
+    is reported on stderr, as mqadmin prints its stack trace)."""
+    try:
+        tracks = await message_track_detail(admin, message)
+    except PyrocketError as exc:
+        _stack(exc)
+        return
+    if not tracks:
+        out.write("\n\nWARN: No Consumer")
+        return
+    out.write("\n\n")
+    for track in tracks:
+        out.write(str(track))
+
+
 async def query_msg_by_offset(admin: Admin, args: argparse.Namespace, out: TextIO) -> None:
     """``queryMsgByOffset``: the message at one queue offset, in detail."""
     queue = MessageQueue(args.topic.strip(), args.brokerName.strip(), int_option("i", args.queueId))
@@ -280,6 +297,7 @@ async def query_msg_by_offset(admin: Admin, args: argparse.Namespace, out: TextI
     if result.status is PullStatus.FOUND and result.messages:
         message = result.messages[0]
         write_message_detail(out, message, await trio.to_thread.run_sync(_body_file, message))
+        await write_tracks(admin, out, message)
 
 
 # ---------------------------------------------------------------------------

@@ -13,7 +13,7 @@ import trio
 from pyrocket.cli.admin_message import byte_array_string, java_map_string, socket_address_string
 from pyrocket.protocol.message import HostPort
 from tests.cli.test_broker_cli import cli
-from tests.client.helpers import running_up
+from tests.client.helpers import consumer, running_up
 
 TOPIC = "MsgToolTopic"
 _ROW = re.compile(r"^(.{32})  (.{4})  (.{20})    (\S+)$")
@@ -119,6 +119,9 @@ async def test_send_then_read_back_by_every_reader(tmp_path: Path) -> None:
             assert rows["Store Host:"] == running.broker.broker_addr
             body_path = trio.Path(rows["Message Body Path:"])
             assert await body_path.read_bytes() == b"body0"
+            assert out.endswith(
+                "Message Body Path:".ljust(21) + str(body_path) + "\n\n\nWARN: No Consumer"
+            )
             code, out, _ = await cli(
                 "admin", "queryMsgByOffset", "-n", ns, "-t", TOPIC, "-b", "broker-a",
                 "-i", "2", "-o", "99",
@@ -161,6 +164,20 @@ async def test_send_then_read_back_by_every_reader(tmp_path: Path) -> None:
             assert sum(store.get_max_offset_in_queue(TOPIC, q) for q in range(4)) == before + 1
             code, out, _ = await cli("admin", "printMsg", "-n", ns, "-t", TOPIC)
             assert f"MSGID: {msg_id} " in out and "BODY: picked\n" in out
+
+            # A group that read everything: the message's track says CONSUMED.
+            async with consumer(ns, "track_group", TOPIC) as reader:
+                for _ in range(before + 1):
+                    await reader.receive()
+                await reader.commit()
+                code, out, _ = await cli(
+                    "admin", "queryMsgByOffset", "-n", ns, "-t", TOPIC, "-b", "broker-a",
+                    "-i", "2", "-o", "0",
+                )  # fmt: skip
+            assert out.endswith(
+                "\n\nMessageTrack [consumerGroup=track_group, trackType=CONSUMED, "
+                "exceptionDesc=null]"
+            )
 
             code, out, err = await cli("admin", "printMsg", "-n", ns, "-t", "NoSuchTopic")
             assert code == 1 and err.startswith("PrintMessageSubCommand command failed: ")

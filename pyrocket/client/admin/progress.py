@@ -16,7 +16,7 @@ from pyrocket.client.calls import invoke_checked
 from pyrocket.protocol.bodies.admin import ConsumeStats, OffsetWrapper
 from pyrocket.protocol.bodies.client import MessageQueue
 from pyrocket.protocol.bodies.route import MASTER_ID, TopicRouteData
-from pyrocket.protocol.codes import RequestCode
+from pyrocket.protocol.codes import RequestCode, ResponseCode
 from pyrocket.protocol.command import RemotingCommand
 from pyrocket.protocol.headers.admin import GetConsumeStatsRequestHeader
 
@@ -33,6 +33,13 @@ NO_CONSUME_STATS: Final = (
 )
 
 
+class NoConsumeStatsError(AdminError):
+    """No broker has offsets of the group (Java's MQClientException with
+    CONSUMER_NOT_ONLINE)."""
+
+    code: Final = ResponseCode.CONSUMER_NOT_ONLINE
+
+
 async def consume_stats_of(admin: Admin, addr: str, group: str, topic: str | None) -> ConsumeStats:
     """GET_CONSUME_STATS from one broker (``topic`` None: every topic of the group)."""
     request = RemotingCommand.request(
@@ -44,7 +51,8 @@ async def consume_stats_of(admin: Admin, addr: str, group: str, topic: str | Non
 
 async def examine_consume_stats(admin: Admin, group: str, topic: str | None = None) -> ConsumeStats:
     """A group's offsets on every broker of its retry topic's route, merged,
-    with their consume TPS summed; raises AdminError when no broker has any."""
+    with their consume TPS summed; raises NoConsumeStatsError when no broker
+    has any."""
     route = await admin.topic_route(RETRY_GROUP_TOPIC_PREFIX + group)
     table: dict[MessageQueue, OffsetWrapper] = {}
     tps = 0.0
@@ -56,7 +64,7 @@ async def examine_consume_stats(admin: Admin, group: str, topic: str | None = No
         table.update(stats.offset_table)
         tps += stats.consume_tps
     if not table:
-        raise AdminError(NO_CONSUME_STATS)
+        raise NoConsumeStatsError(NO_CONSUME_STATS)
     return ConsumeStats(offset_table=table, consume_tps=tps)
 
 
@@ -73,6 +81,7 @@ def master_broker_name(route: TopicRouteData, addr: str) -> str | None:
 __all__ = [
     "CONSUME_STATS_TIMEOUT",
     "NO_CONSUME_STATS",
+    "NoConsumeStatsError",
     "consume_stats_of",
     "examine_consume_stats",
     "master_broker_name",
