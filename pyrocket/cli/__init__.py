@@ -35,6 +35,7 @@ ADMIN_MODULES: tuple[str, ...] = (
     "pyrocket.cli.admin_broker",
     "pyrocket.cli.admin_tools",
     "pyrocket.cli.admin_message",
+    "pyrocket.cli.admin_rt",
 )
 
 
