@@ -1,10 +1,12 @@
-"""``pyrocket admin`` commands that time sends, with mqadmin's names, flags
-and output: sendMsgStatus, checkMsgSendRT, clusterRT.
+"""``pyrocket admin`` commands that time sends or watch consumers, with
+mqadmin's names, flags and output: sendMsgStatus, checkMsgSendRT, clusterRT,
+startMonitoring.
 
 Each sends through a :class:`~pyrocket.client.producer.Producer` as mqadmin
 does (sendMsgStatus as group ``PID_SMSC``, the others as a group named
-after the current time in milliseconds). clusterRT, like mqadmin's, runs
-until it is stopped.
+after the current time in milliseconds). clusterRT and startMonitoring
+(:class:`~pyrocket.client.admin.monitor.MonitorService`, reporting to the
+log), like mqadmin's, run until they are stopped.
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ from pyrocket.cli.admin_session import add_command, int_option, java_bool
 from pyrocket.cli.tls_options import client_tls
 from pyrocket.client.admin import Admin
 from pyrocket.client.admin.analysis import message_queue_string
+from pyrocket.client.admin.monitor import DefaultMonitorListener, MonitorService
 from pyrocket.client.producer import Producer, SendResult, new_message
 from pyrocket.errors import PyrocketError
 from pyrocket.protocol.bodies.client import MessageQueue
@@ -247,3 +250,27 @@ def register_admin(subparsers: argparse._SubParsersAction[argparse.ArgumentParse
     parser.add_argument("-p", dest="printLog", help="print as tlog | default false")
     parser.add_argument("-m", dest="machineRoom", help="machine room name | default noname")
     parser.add_argument("-i", "--interval", help="print interval | default 10 seconds")
+    register_monitoring(subparsers)
+
+
+# ---------------------------------------------------------------------------
+# startMonitoring
+
+
+async def start_monitoring(admin: Admin, args: argparse.Namespace, out: TextIO) -> None:
+    """``startMonitoring``: run the monitor, reporting to the log, until stopped."""
+    service = MonitorService(admin, DefaultMonitorListener(), tls=client_tls(args))
+    await service.run()
+
+
+def register_monitoring(
+    subparsers: argparse._SubParsersAction[argparse.ArgumentParser],
+) -> None:
+    """Register startMonitoring."""
+    add_command(
+        subparsers,
+        "startMonitoring",
+        "Start Monitoring",
+        start_monitoring,
+        "StartMonitoringSubCommand",
+    )
