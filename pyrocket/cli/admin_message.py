@@ -16,7 +16,6 @@ import argparse
 import codecs
 import datetime
 import sys
-import tempfile
 import time
 from collections.abc import Sequence
 from pathlib import Path
@@ -241,8 +240,9 @@ def _human_time2(millis: int) -> str:
 
 
 def _body_file(message: MessageExt) -> str:
-    # createBodyFile: the body under /tmp/rocketmq/msgbodys/<client msg id>.
-    folder = Path(tempfile.gettempdir()) / "rocketmq" / "msgbodys"
+    # createBodyFile: the body under /tmp/rocketmq/msgbodys/<client msg id>
+    # (Java names /tmp whatever TMPDIR says).
+    folder = Path("/tmp/rocketmq/msgbodys")
     folder.mkdir(parents=True, exist_ok=True)
     path = folder / client_msg_id(message)
     path.write_bytes(message.body)
