@@ -1,7 +1,7 @@
 """Java's mqadmin and ``pyrocket admin`` run the same commands against one
 pyrocket cluster and print the same layout: updateOrderConf, allocateMQ,
-updateTopicPerm, sendMessage, consumerProgress, printMsgByQueue and
-queryMsgByOffset.
+updateTopicPerm, sendMessage, consumerProgress, printMsg, printMsgByQueue,
+consumeMessage, queryMsgByOffset, checkMsgSendRT and sendMsgStatus.
 
 Where the output holds values that differ from run to run (message ids,
 times, the queue a producer picks) the comparison is of the layout: the
@@ -74,6 +74,10 @@ async def test_same_output_as_mqadmin(java: JavaCluster, tmp_path: Path) -> None
                 await ours("updateTopicPerm", "-n", ns, "-b", addr, "-t", "CmpTopic", "-p", "4")
                 == java_perm
             )
+            await ours("updateTopicPerm", "-n", ns, "-b", addr, "-t", "CmpTopic", "-p", "6")
+            await wait_until(
+                lambda: running.namesrv.state.routes.queue_datas("CmpTopic")[0].perm == 6
+            )
 
             # Sends: the same table, values aside.
             mine = await ours("sendMessage", "-n", ns, "-t", "CmpTopic", "-p", "a", "-c", "T1")
@@ -88,12 +92,31 @@ async def test_same_output_as_mqadmin(java: JavaCluster, tmp_path: Path) -> None
                         "-i", str(queue), "-f", "true")  # fmt: skip
                 assert await ours(*args) == await java_out(java, *args)
 
-            detail = ("queryMsgByOffset", "-n", ns, "-t", "CmpTopic", "-b", "broker-a",
-                      "-i", "0", "-o", "0")  # fmt: skip
-            mine, theirs = await ours(*detail), await java_out(java, *detail)
-            assert [line[:21] for line in mine.splitlines()] == [
-                line[:21] for line in theirs.splitlines()
-            ]
+            # Both read the same stored messages, so the text is the same to
+            # the byte: Java's MessageExt.toString, queue order, tracks.
+            filled = next(
+                q for q in range(4) if running.broker.store.get_max_offset_in_queue("CmpTopic", q)
+            )
+            for args in (
+                ("printMsg", "-n", ns, "-t", "CmpTopic"),
+                ("printMsg", "-n", ns, "-t", "CmpTopic", "-d", "false", "-s", "T1"),
+                ("printMsgByQueue", "-n", ns, "-t", "CmpTopic", "-a", "broker-a",
+                 "-i", str(filled), "-p", "true", "-d", "true"),
+                ("consumeMessage", "-n", ns, "-t", "CmpTopic"),
+                ("consumeMessage", "-n", ns, "-t", "CmpTopic", "-b", "broker-a",
+                 "-i", str(filled), "-o", "0", "-c", "1"),
+                ("queryMsgByOffset", "-n", ns, "-t", "CmpTopic", "-b", "broker-a",
+                 "-i", str(filled), "-o", "0"),
+            ):  # fmt: skip
+                assert await ours(*args) == await java_out(java, *args), args
+
+            rt = ("checkMsgSendRT", "-n", ns, "-t", "CmpTopic", "-a", "3", "-s", "10")
+            mine, theirs = await ours(*rt), await java_out(java, *rt)
+            assert mine.splitlines()[0] == theirs.splitlines()[0]
+            assert layout(mine) == layout(theirs)
+            status = ("sendMsgStatus", "-n", ns, "-b", "broker-a", "-c", "2")
+            mine, theirs = await ours(*status), await java_out(java, *status)
+            assert layout(mine) == layout(theirs)
 
             progress = ("consumerProgress", "-n", ns)
             mine, theirs = await ours(*progress), await java_out(java, *progress)
