@@ -19,7 +19,7 @@ from compat.java_cluster import JavaCluster
 from pyrocket.client.admin import Admin
 from pyrocket.protocol.bodies.topic import TopicConfig
 from tests.cli.test_broker_cli import cli
-from tests.client.helpers import running_up
+from tests.client.helpers import consumer, running_up
 from tests.remoting.helpers import wait_until
 
 
@@ -118,6 +118,29 @@ async def test_same_output_as_mqadmin(java: JavaCluster, tmp_path: Path) -> None
             mine, theirs = await ours(*status), await java_out(java, *status)
             assert layout(mine) == layout(theirs)
 
-            progress = ("consumerProgress", "-n", ns)
-            mine, theirs = await ours(*progress), await java_out(java, *progress)
-            assert mine.splitlines()[0] == theirs.splitlines()[0]
+            # A group that read the topic: the same queue rows and totals.
+            async with consumer(ns, "cmp_group", "CmpTopic") as reader:
+                total = sum(
+                    running.broker.store.get_max_offset_in_queue("CmpTopic", q) for q in range(4)
+                )
+                with trio.fail_after(30):
+                    for _ in range(total):
+                        await reader.receive()
+                    await reader.commit()
+                for args in (
+                    ("consumerProgress", "-n", ns, "-g", "cmp_group", "-s", "true"),
+                    ("consumerProgress", "-n", ns, "-g", "cmp_group"),
+                ):
+                    mine, theirs = await ours(*args), await java_out(java, *args)
+                    assert "127.0.0.1" in mine or "-s" not in args
+                    # The TPS line may move between the two calls.
+                    assert [x for x in mine.splitlines() if not x.startswith("Consume TPS")] == [
+                        x for x in theirs.splitlines() if not x.startswith("Consume TPS")
+                    ]
+                progress = ("consumerProgress", "-n", ns)
+                mine, theirs = await ours(*progress), await java_out(java, *progress)
+                assert mine.splitlines()[0] == theirs.splitlines()[0]
+                mine_row = [x for x in mine.splitlines() if x.startswith("cmp_group ")]
+                their_row = [x for x in theirs.splitlines() if x.startswith("cmp_group ")]
+                assert len(mine_row) == 1 and layout(mine_row[0]) == layout(their_row[0])
+                assert mine_row[0][:90] == their_row[0][:90]
