@@ -34,7 +34,7 @@ ADMIN_MODULES: tuple[str, ...] = (
     "pyrocket.cli.admin_namesrv",
     "pyrocket.cli.admin_broker",
     "pyrocket.cli.admin_tools",
-    "pyrocket.cli.admin_message",
+    "pyrocket.cli.admin_msgtools",
     "pyrocket.cli.admin_rt",
 )
 

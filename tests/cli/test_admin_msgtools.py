@@ -10,7 +10,7 @@ from pathlib import Path
 
 import trio
 
-from pyrocket.cli.admin_message import byte_array_string, java_map_string, socket_address_string
+from pyrocket.cli.admin_msgtools import byte_array_string, java_map_string, socket_address_string
 from pyrocket.protocol.message import HostPort
 from tests.cli.test_broker_cli import cli
 from tests.client.helpers import consumer, running_up
