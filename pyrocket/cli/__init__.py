@@ -36,6 +36,9 @@ ADMIN_MODULES: tuple[str, ...] = (
     "pyrocket.cli.admin_ops",
     "pyrocket.cli.admin_message",
     "pyrocket.cli.admin_acl",
+    "pyrocket.cli.admin_tools",
+    "pyrocket.cli.admin_msgtools",
+    "pyrocket.cli.admin_rt",
 )
 
 
