@@ -197,7 +197,7 @@ class Broker(BrokerParts):
         self.fast_listen_port: int | None = None
         #: Replication: the HA listener (every role, as Java) and, on a
         #: slave, the client that follows the master.
-        self.ha_service = HAService(self.store)
+        self.ha_service = HAService(self.store, tls=settings.server.tls)
         self.store.replication = self.ha_service
         self.ha_client: HAClient | None = None
         #: The bound port of ``/metrics`` (None: not served).
@@ -318,7 +318,12 @@ class Broker(BrokerParts):
                             await tasks.start(self.subscription_group_manager.writer.run)
                             await tasks.start(self.registration.run)
                             if self.is_slave:
-                                self.ha_client = HAClient(self.store, self._ha_master_address)
+                                # TLS to the master as to the NameServers (useTLS).
+                                self.ha_client = HAClient(
+                                    self.store,
+                                    self._ha_master_address,
+                                    tls=self.client.config.tls,
+                                )
                                 tasks.start_soon(self.ha_client.run)
                             if settings.metrics_port >= 0 and self.data_plane is not None:
                                 metrics = functools.partial(

@@ -54,7 +54,12 @@ class OffsetReportReader:
     def __init__(self) -> None:
         self._pending = b""
 
-    def feed(self, data: bytes) -> int | None:
+    @property
+    def empty(self) -> bool:
+        """Whether no partial report is held."""
+        return not self._pending
+
+    def feed(self, data: bytes | bytearray) -> int | None:
         """Raises ProtocolError for a negative offset."""
         buffered = self._pending + data
         complete = len(buffered) - len(buffered) % REPORT_SIZE
@@ -83,7 +88,7 @@ class TransferReader:
         self._buffer = bytearray()
         self._max = max_frame_size
 
-    def feed(self, data: bytes) -> list[TransferFrame]:
+    def feed(self, data: bytes | bytearray) -> list[TransferFrame]:
         """The frames ``data`` completes. Raises ProtocolError for a negative
         offset or size, or a body over the limit."""
         self._buffer += data

@@ -11,6 +11,15 @@ and a header-only heartbeat after ``haSendHeartbeatInterval`` without a
 frame. The highest offset any slave acknowledged is
 :attr:`HAService.push2slave_max_offset`, which SYNC_MASTER sends wait on
 (:meth:`HAService.wait_replicated`) without holding anything else up.
+
+The HA port honours the broker's ``tls.server.mode`` through the same
+:class:`~pyrocket.remoting.tls.TlsAcceptor` as the remoting servers (Java
+4.7.0's HA port is plain TCP, see docs/deviations.md): ``permissive`` serves
+TLS and plaintext slaves alike, ``enforcing`` closes plaintext ones,
+``disabled`` does not wrap. The slave speaks first (its 8-byte offset
+report), so the acceptor's first-byte look works: a plaintext report's first
+byte is the top byte of a big-endian offset, 0x16 (a TLS record's) only for
+offsets of 0x16 << 56 bytes and more, which no commit log reaches.
 """
 
 from __future__ import annotations
@@ -27,6 +36,7 @@ from pyrocket.broker.ha.ports import ReplicatedStore
 from pyrocket.broker.store.model import MessageArrival
 from pyrocket.errors import ProtocolError
 from pyrocket.protocol.ha import OffsetReportReader, encode_transfer_header
+from pyrocket.remoting.tls import DEFAULT_WATCH_INTERVAL, TlsAcceptor, TlsSettings
 
 log = logging.getLogger("pyrocket.broker.ha")
 
@@ -41,7 +51,7 @@ def monotonic_ms() -> int:
 class HAConnection:
     """One slave, while it is connected."""
 
-    def __init__(self, service: HAService, stream: trio.SocketStream, peer: str) -> None:
+    def __init__(self, service: HAService, stream: trio.abc.Stream, peer: str) -> None:
         self._service = service
         self._stream = stream
         self.peer = peer
@@ -71,6 +81,16 @@ class HAConnection:
                     return
                 if not data:
                     log.info("slave %s closed the HA connection", self.peer)
+                    return
+                if self.slave_request_offset is None and reader.empty and data[0] == 0x16:
+                    # A TLS ClientHello on a port serving plain TCP (read as a
+                    # report it would be an offset past 0x16 << 56, and could
+                    # acknowledge every SYNC_MASTER send).
+                    log.warning(
+                        "slave %s opened with a TLS handshake, but this HA port does not "
+                        "use TLS (tls.server.mode=disabled): closing",
+                        self.peer,
+                    )
                     return
                 offset = reader.feed(data)
                 if offset is None:
@@ -137,11 +157,21 @@ class HAConnection:
 class HAService:
     """The master's replication service: the HA listener, its slave
     connections and what they acknowledged (a
-    :class:`~pyrocket.broker.store.model.Replication` for the store)."""
+    :class:`~pyrocket.broker.store.model.Replication` for the store).
+    ``tls``: the broker's ``tls.*`` settings (None: plain TCP)."""
 
-    def __init__(self, store: ReplicatedStore, *, now_ms: Callable[[], int] = monotonic_ms) -> None:
+    def __init__(
+        self,
+        store: ReplicatedStore,
+        *,
+        now_ms: Callable[[], int] = monotonic_ms,
+        tls: TlsSettings | None = None,
+        tls_watch_interval: float = DEFAULT_WATCH_INTERVAL,
+    ) -> None:
         self.store = store
         self.now_ms = now_ms
+        self.tls = tls
+        self.tls_watch_interval = tls_watch_interval
         self.connections: set[HAConnection] = set()
         #: The highest offset a slave acknowledged (``push2SlaveMaxOffset``).
         self.push2slave_max_offset: AsyncValue[int] = AsyncValue(0)
@@ -182,24 +212,45 @@ class HAService:
         self, host: str | None, port: int, *, task_status: Any = trio.TASK_STATUS_IGNORED
     ) -> None:
         """Accept slaves on ``host:port`` until cancelled; reports the bound
-        port through ``task_status``. Raises OSError when it cannot bind."""
+        port through ``task_status``. Raises OSError when it cannot bind,
+        ConfigError when the TLS settings cannot be used."""
+        acceptor = None
+        if self.tls is not None:
+            acceptor = await TlsAcceptor.create(self.tls)
         listeners = await trio.open_tcp_listeners(port, host=host)
         bound: int = listeners[0].socket.getsockname()[1]
         self.store.add_arrival_listener(self._arrived)
         try:
-            log.info("HA service listening on port %d", bound)
-            task_status.started(bound)
-            await trio.serve_listeners(self._handle, listeners)
+            mode = "plain TCP" if acceptor is None else f"TLS {acceptor.mode.value}"
+            log.info("HA service listening on port %d (%s)", bound, mode)
+            async with trio.open_nursery() as nursery:
+                if acceptor is not None:
+                    nursery.start_soon(acceptor.watch, self.tls_watch_interval)
+
+                async def handle(stream: trio.SocketStream) -> None:
+                    await self._handle(stream, acceptor)
+
+                task_status.started(bound)
+                await trio.serve_listeners(handle, listeners)
         finally:
             self.store.remove_arrival_listener(self._arrived)
 
-    async def _handle(self, stream: trio.SocketStream) -> None:
+    async def _handle(self, stream: trio.SocketStream, acceptor: TlsAcceptor | None) -> None:
         try:
             host, port = stream.socket.getpeername()[:2]
             peer = f"{host}:{port}"
         except OSError:
             peer = "?"
-        connection = HAConnection(self, stream, peer)
+        served: trio.abc.Stream = stream
+        if acceptor is not None:
+            # A slave reports at once; one silent for the housekeeping
+            # interval would be closed by the report reader anyway.
+            idle_s = self.store.config.ha_housekeeping_interval / 1000
+            wrapped = await acceptor.accept(stream, f"HA slave {peer}", first_byte_timeout=idle_s)
+            if wrapped is None:
+                return
+            served = wrapped
+        connection = HAConnection(self, served, peer)
         log.info("slave %s connected", peer)
         self.connections.add(connection)
         try:
@@ -209,5 +260,5 @@ class HAService:
             log.exception("HA connection of slave %s failed", peer)
         finally:
             self.connections.discard(connection)
-            await trio.aclose_forcefully(stream)
+            await trio.aclose_forcefully(served)
             log.info("slave %s removed (%d left)", peer, len(self.connections))
