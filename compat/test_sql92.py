@@ -246,7 +246,7 @@ async def test_java_sql92_consumer_gets_the_same_through_either_broker(
     java_ns, py_ns = f"127.0.0.1:{java_ns_port}", f"127.0.0.1:{py_ns_port}"
     await trio.to_thread.run_sync(
         lambda: java.start_broker(
-            "javabroker", free_port(), java_ns, {"enablePropertyFilter": "true"}
+            "javabroker", free_port(2), java_ns, {"enablePropertyFilter": "true"}
         )
     )
     through_java = await _deliveries(java, java_ns, "CompatSql92Topic", sql)
