@@ -110,7 +110,9 @@ async def test_mqadmin_resets_statistics_and_direct_consumption(
                     )
                 )
                 await wait_until(lambda: len(_java_lines(process)) >= COUNT, 0.5)
-                await trio.sleep(6)  # the Java consumer commits every 5 s
+                # The Java consumer first persists its offsets 10 s after it
+                # starts (then every 5 s): wait until the broker holds them.
+                await wait_until(lambda: _committed(broker, "java_ops_cg") == COUNT, 0.5)
                 out = await _reset(java, ns, "java_ops_cg")
                 assert "rollback consumer offset by specified group[java_ops_cg]" in out, out
                 # Java's consumer waits 10 s, then reads everything again.

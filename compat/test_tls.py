@@ -136,7 +136,7 @@ async def test_pyrocket_clients_with_tls_through_java_servers(
     certs = TlsFiles.create(tmp_path)
     empty = empty_file(tmp_path)
     java.jvm_flags = java_server_flags(certs, empty)
-    ns_port, broker_port = free_port(), free_port()
+    ns_port, broker_port = free_port(), free_port(2)
     await trio.to_thread.run_sync(lambda: java.start_namesrv(ns_port))
     ns = f"127.0.0.1:{ns_port}"
     await trio.to_thread.run_sync(lambda: java.start_broker("javatls", broker_port, ns))
