@@ -21,12 +21,15 @@ from typing import Any, TypeVar
 import pytest
 import trio
 
+from pyrocket.acl.signing import SessionCredentials
 from pyrocket.client.blocking import (
     ConsumeStatus,
     Message,
+    MessageModel,
     Producer,
     ProducerStartFailed,
     PushConsumer,
+    PushConsumerStartFailed,
     RecvMessage,
     RocketMQException,
     SendStatus,
@@ -284,3 +287,52 @@ async def test_start_and_shutdown_are_idempotent(tmp_path: Path) -> None:
                 unstarted.start()
 
         await in_thread(program)
+
+
+async def test_send_async_calls_back(tmp_path: Path) -> None:
+    async with running_up(tmp_path) as running:
+        ns = running.namesrv_addr
+
+        def program() -> tuple[list[Any], list[Any], list[RecvMessage]]:
+            done = threading.Event()
+            results: list[Any] = []
+            errors: list[Any] = []
+
+            def on_success(result: Any) -> None:
+                results.append(result)
+                if len(results) == 5:
+                    done.set()
+
+            producer = Producer("blocking_async")
+            producer.set_namesrv_addr(ns)
+            producer.start()
+            for i in range(5):
+                producer.send_async(message("AsyncBlocking", f"a{i}"), on_success, errors.append)
+            assert done.wait(10)
+            producer.shutdown()
+            return results, errors, consume(ns, "blocking_async_group", "AsyncBlocking", 5)
+
+        results, errors, seen = await in_thread(program)
+    assert errors == []
+    assert {r.status for r in results} == {SendStatus.OK}
+    assert sorted(m.body for m in seen) == [f"a{i}".encode() for i in range(5)]
+    assert {m.id for m in seen} == {r.msg_id for r in results}
+
+
+def test_settings_reach_the_async_clients() -> None:
+    producer = Producer("blocking_settings", timeout=1500, compress_level=7, max_message_size=1024)
+    producer.set_namesrv_addr("127.0.0.1:1;127.0.0.1:2")
+    producer.set_session_credentials("AK", "SK", "ALIYUN")
+    producer.set_instance_name("inst")
+    opened = producer._open()
+    assert opened.send_timeout == 1.5 and opened.compress_level == 7
+    assert opened.max_message_size == 1024
+    assert producer._client_options()["credentials"] == SessionCredentials("AK", "SK")
+    assert producer._client_options()["instance_name"] == "inst"
+    assert producer.namesrv_addresses == ["127.0.0.1:1", "127.0.0.1:2"]
+    consumer = PushConsumer("blocking_settings_c")
+    consumer.set_namesrv_addr("127.0.0.1:1")
+    with pytest.raises(PushConsumerStartFailed):
+        consumer.start()  # nothing subscribed
+    with pytest.raises(NotImplementedError):
+        PushConsumer("blocking_broadcast", message_model=MessageModel.BROADCASTING)
