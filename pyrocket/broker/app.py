@@ -318,11 +318,12 @@ class Broker(BrokerParts):
                             await tasks.start(self.subscription_group_manager.writer.run)
                             await tasks.start(self.registration.run)
                             if self.is_slave:
-                                # TLS to the master as to the NameServers (useTLS).
+                                # TLS to the master only with haUseTLS: a Java
+                                # master's HA port is plain TCP.
                                 self.ha_client = HAClient(
                                     self.store,
                                     self._ha_master_address,
-                                    tls=self.client.config.tls,
+                                    tls=settings.server.tls if settings.ha_use_tls else None,
                                 )
                                 tasks.start_soon(self.ha_client.run)
                             if settings.metrics_port >= 0 and self.data_plane is not None:

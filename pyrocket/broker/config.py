@@ -333,12 +333,25 @@ def parse_metrics_port(text: str) -> int:
     return port
 
 
+#: pyrocket's key for TLS on a slave's connection to its master's HA port
+#: (Java 4.7's HA connection is plain TCP, so it is off unless asked for).
+HA_USE_TLS_KEY: Final = "haUseTLS"
+
+
+def parse_ha_use_tls(text: str) -> bool:
+    """A ``haUseTLS`` value: true or false (any case). Raises ConfigError."""
+    lowered = text.strip().lower()
+    if lowered not in ("true", "false"):
+        raise ConfigError(f"{HA_USE_TLS_KEY}={text}: expected true or false")
+    return lowered == "true"
+
+
 def known_key(key: str) -> bool:
     """Whether some config object has a field named ``key`` (or it is one
-    of the ``tls.*`` keys, or ``metricsPort``)."""
+    of the ``tls.*`` keys, ``metricsPort`` or ``haUseTLS``)."""
     return (
         key in TLS_KEYS
-        or key == METRICS_PORT_KEY
+        or key in (METRICS_PORT_KEY, HA_USE_TLS_KEY)
         or any(key in java_keys(cls) for cls in CONFIG_CLASSES)
     )
 
@@ -363,7 +376,9 @@ class BrokerSettings:
     persisted). ``serialize_type`` is the header form the broker writes (Java's
     ``rocketmq.serialize.type`` / ``ROCKETMQ_SERIALIZE_TYPE``, not a broker.conf key).
     ``metrics_port`` is pyrocket's ``metricsPort``: where ``/metrics`` is
-    served (-1: not served).
+    served (-1: not served). ``ha_use_tls`` is pyrocket's ``haUseTLS``: a
+    slave connects to its master's HA port with TLS (the ``tls.client.*``
+    settings), for a pyrocket master whose HA port takes TLS.
     """
 
     broker: BrokerConfig = field(default_factory=BrokerConfig)
@@ -374,6 +389,7 @@ class BrokerSettings:
     config_file: Path | None = None
     serialize_type: SerializeType = field(default_factory=lambda: serialize_type_from_env())
     metrics_port: int = -1
+    ha_use_tls: bool = False
 
     @property
     def broker_addr(self) -> str:
@@ -438,7 +454,9 @@ class BrokerSettings:
         )
         metrics = merged.get(METRICS_PORT_KEY)
         port = parse_metrics_port(metrics) if metrics is not None else start.metrics_port
-        return dataclasses.replace(settings, metrics_port=port)
+        ha_tls = merged.get(HA_USE_TLS_KEY)
+        ha_use_tls = parse_ha_use_tls(ha_tls) if ha_tls is not None else start.ha_use_tls
+        return dataclasses.replace(settings, metrics_port=port, ha_use_tls=ha_use_tls)
 
     @classmethod
     def startup_rules(

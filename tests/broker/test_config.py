@@ -250,3 +250,11 @@ def test_store_settings_round_trip_through_properties(tmp_path: Path) -> None:
     assert listed["haListenPort"] == "10922"
     assert listed["bitMapLengthConsumeQueueExt"] == "112"
     assert listed["brokerRole"] == "ASYNC_MASTER"
+
+
+def test_ha_use_tls_is_parsed(tmp_path: Path) -> None:
+    assert load_broker_settings(write_conf(tmp_path, BROKER_CONF)).ha_use_tls is False
+    path = write_conf(tmp_path, BROKER_CONF + "haUseTLS = TRUE \n")
+    assert load_broker_settings(path).ha_use_tls is True
+    with pytest.raises(ConfigError, match="haUseTLS"):
+        load_broker_settings(write_conf(tmp_path, BROKER_CONF + "haUseTLS=yes\n"))

@@ -66,9 +66,9 @@ async def test_enforcing_master_and_tls_slave_replicate_byte_for_byte(tmp_path: 
     with trio.fail_after(90):
         async with (
             master(tmp_path / "m", **keys) as m,
-            slave(tmp_path / "s", ha_address(m), **keys) as s,
+            slave(tmp_path / "s", ha_address(m), haUseTLS="true", **keys) as s,
         ):
-            assert s.settings.client.use_tls
+            assert s.settings.client.use_tls and s.settings.ha_use_tls
             await send_some(m, 40, seed=3, tls=certs.client_settings(pair=certs.client))
             await assert_replica(m, s)
             assert s.ha_client is not None
@@ -113,14 +113,24 @@ async def test_permissive_master_serves_plaintext_and_tls_slaves(tmp_path: Path)
         async with (
             master(tmp_path / "m", **permissive_keys(certs)) as m,
             slave(tmp_path / "plain", ha_address(m)) as plain,
-            slave(tmp_path / "tls", ha_address(m), **tls_client_keys(certs)) as tls,
+            slave(
+                tmp_path / "tls", ha_address(m), haUseTLS="true", **tls_client_keys(certs)
+            ) as tls,
+            # TLS to the NameServers, plain TCP to the master (no haUseTLS).
+            slave(tmp_path / "nsonly", ha_address(m), **tls_client_keys(certs)) as ns_only,
         ):
             assert not plain.settings.client.use_tls
-            assert tls.settings.client.use_tls
+            assert tls.settings.client.use_tls and tls.settings.ha_use_tls
+            assert ns_only.settings.client.use_tls and not ns_only.settings.ha_use_tls
             await send_some(m, 40, seed=5)
             await assert_replica(m, plain)
             await assert_replica(m, tls)
-            assert ha_streams(m) == [trio.SSLStream, trio.SocketStream]
+            await assert_replica(m, ns_only)
+            assert sorted(ha_streams(m), key=lambda kind: kind.__name__) == [
+                trio.SSLStream,
+                trio.SocketStream,
+                trio.SocketStream,
+            ]
 
 
 async def test_tls_slave_against_a_plaintext_master_fails_cleanly(
@@ -131,7 +141,7 @@ async def test_tls_slave_against_a_plaintext_master_fails_cleanly(
     with trio.fail_after(60):
         async with (
             master(tmp_path / "m") as m,
-            slave(tmp_path / "s", ha_address(m), **tls_client_keys(certs)) as s,
+            slave(tmp_path / "s", ha_address(m), haUseTLS="true", **tls_client_keys(certs)) as s,
         ):
             await send_some(m, 5, seed=6)
 
