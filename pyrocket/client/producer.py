@@ -238,9 +238,11 @@ class Producer:
             return info
         route = await self.instance.update_route(topic)
         if route is not None:
+            # A known topic without writable queues fails, as Java's does.
             info = self._install(topic, route)
             if info.queues:
                 return info
+            raise ClientError(f"No route info of this topic: {topic}")
         default = await self.instance.update_route(AUTO_CREATE_TOPIC_KEY_TOPIC)
         if default is not None:
             capped = dataclasses.replace(

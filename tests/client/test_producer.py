@@ -4,6 +4,7 @@ request fields, the answer-code mapping and the retry rules, and against
 
 from __future__ import annotations
 
+import dataclasses
 import zlib
 from pathlib import Path
 
@@ -21,6 +22,7 @@ from pyrocket.client.producer import (
 )
 from pyrocket.errors import RemotingTooMuchRequestError, ResponseError
 from pyrocket.protocol.bodies.client import HeartbeatData, MessageQueue
+from pyrocket.protocol.bodies.topic import PERM_READ
 from pyrocket.protocol.codes import RequestCode, ResponseCode
 from pyrocket.protocol.command import RemotingCommand
 from pyrocket.protocol.headers import (
@@ -201,6 +203,32 @@ async def test_a_topic_without_route_fails_cleanly() -> None:
                 await producer.send(new_message("bad topic", b"x"))
     with pytest.raises(ValueError, match="used by system"):
         new_message(TOPIC, b"x", properties={"UNIQ_KEY": "mine"})
+
+
+async def test_a_known_topic_without_writable_queues_is_not_sent_along_tbw102() -> None:
+    cluster = ScriptedCluster()
+    read_only = route_to([("broker-a", "127.0.0.1:1")])
+    read_only = dataclasses.replace(
+        read_only,
+        queue_datas=tuple(
+            dataclasses.replace(q, perm=PERM_READ) for q in read_only.queue_datas or ()
+        ),
+    )
+    cluster.route = lambda: read_only
+    with trio.fail_after(10):
+        async with (
+            running_server(cluster.server) as addr,
+            Producer("pg", [addr], client_ip="127.0.0.1") as producer,
+        ):
+            with pytest.raises(ClientError, match="No route info of this topic"):
+                await producer.send(new_message(TOPIC, b"x"))
+    asked = [
+        r.ext_fields.get("topic")
+        for r in cluster.requests
+        if r.code == RequestCode.GET_ROUTEINFO_BY_TOPIC and r.ext_fields
+    ]
+    assert TOPIC in asked and "TBW102" not in asked
+    assert not any(r.code == RequestCode.SEND_MESSAGE_V2 for r in cluster.requests)
 
 
 async def test_unknown_topic_is_created_through_tbw102(tmp_path: Path) -> None:
