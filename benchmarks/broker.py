@@ -10,6 +10,14 @@ per queue) to measure pull throughput.
 
     python benchmarks/broker.py [--connections 4 --inflight 16 --seconds 5]
                                 [--flush ASYNC_FLUSH] [--flush SYNC_FLUSH]
+                                [--also acl --also tls --also index
+                                 --also transactions --also sql92]
+
+``--also NAME`` then runs the companion benchmark of one feature
+(``benchmarks/<NAME>.py``: sends with ACL or TLS next to plain ones, the
+message index on and off, transactional sends with their commits next to
+plain sends, SQL92 filtering), one after the other so they never share the
+cores, and adds its figures under ``NAME.``.
 
 ``BENCH_PROFILE=<file>`` runs the broker under cProfile, writing ``<file>``.
 
@@ -235,6 +243,33 @@ def run_round(flush: str, args: argparse.Namespace, pull: bool) -> dict[str, int
     return result
 
 
+#: ``--also`` names and the companion benchmark each runs.
+COMPANIONS = {
+    "acl": "acl.py",
+    "tls": "tls.py",
+    "index": "index.py",
+    "transactions": "transactions.py",
+    "sql92": "sql92_filter.py",
+}
+
+
+def run_companion(name: str, seconds: float) -> dict[str, int | float]:
+    """Run ``benchmarks/<companion>`` in its own process; its figures (the
+    last line's JSON object), each named ``name.figure``."""
+    script = Path(__file__).resolve().parent / COMPANIONS[name]
+    done = subprocess.run(
+        [sys.executable, str(script), "--seconds", str(seconds)],
+        capture_output=True,
+        text=True,
+        timeout=600,
+        check=True,
+    )
+    lines = [line for line in done.stdout.splitlines() if line.strip()]
+    print(f"{name}: {lines[-1]}", flush=True)
+    figures = json.loads(lines[-1])
+    return {f"{name}.{key}": value for key, value in figures.items()}
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--connections", type=int, default=4)
@@ -247,11 +282,20 @@ def main() -> None:
         action="append",
         help="run only these flush types (default: both)",
     )
+    parser.add_argument(
+        "--also",
+        choices=sorted(COMPANIONS),
+        action="append",
+        default=[],
+        help="then run this feature's companion benchmark too",
+    )
     args = parser.parse_args()
     figures: dict[str, int | float] = {}
     flushes = args.flush or ["ASYNC_FLUSH", "SYNC_FLUSH"]
     for flush in flushes:
         figures.update(run_round(flush, args, pull=flush == "ASYNC_FLUSH"))
+    for name in args.also:
+        figures.update(run_companion(name, args.seconds))
     figures.update({"connections": args.connections, "inflight_per_connection": args.inflight})
     print(json.dumps(figures))
 
