@@ -19,7 +19,7 @@ from pyrocket.client.trace import (
 from pyrocket.client.trace.dispatcher import TraceDispatcher
 from pyrocket.client.trace.encoder import TraceBean
 from pyrocket.protocol.message import MessageExt
-from tests.client.helpers import running_up
+from tests.client.helpers import consumer, running_up
 
 LONG_MAX = (1 << 63) - 1
 
@@ -151,3 +151,46 @@ async def test_dispatcher_close_is_bounded_when_sends_hang() -> None:
             dispatcher.append(_pub("T", "ID"))
     assert dispatcher.sent_messages == 0
     assert not dispatcher.append(_pub("T", "late"))
+
+
+async def test_traced_consumer_leaves_sub_before_and_sub_after(tmp_path: Path) -> None:
+    with trio.fail_after(60):
+        async with running_up(tmp_path) as up:
+            addr = up.namesrv_addr
+            async with Producer("pg_plain2", [addr], client_ip="127.0.0.1") as p:
+                first = await p.send(new_message("Consumed", b"one", keys="k-one"))
+                second = await p.send(new_message("Consumed", b"two!"))
+            c = consumer(addr, "cg_traced", "Consumed", enable_trace=True)
+            async with c:
+                assert c.tracer is not None
+                got = [await c.receive(), await c.receive()]
+                by_id = {m.uniq_key: m for m in got}
+                assert set(by_id) == {first.msg_id, second.msg_id}
+                await c.reconsume_later(by_id[second.msg_id])
+                dispatcher = c.tracer.dispatcher
+            assert dispatcher.dropped == 0 and dispatcher.sent_messages >= 1
+            async with Admin([addr]) as admin:
+                records: list[TraceContext] = []
+                for msg_id in (first.msg_id, second.msg_id):
+                    while True:
+                        found = await _find_trace(admin, RMQ_SYS_TRACE_TOPIC, msg_id)
+                        mine = [
+                            r
+                            for m in found
+                            for r in decode_traces(m.body.decode())
+                            if r.beans[0].msg_id == msg_id
+                        ]
+                        if len(mine) == 2:
+                            break
+                        await trio.sleep(0.05)
+                    records += mine
+    kinds = {(r.beans[0].msg_id, r.trace_type): r for r in records}
+    assert len(kinds) == 4
+    b1 = kinds[(first.msg_id, TraceType.SubBefore)]
+    a1 = kinds[(first.msg_id, TraceType.SubAfter)]
+    a2 = kinds[(second.msg_id, TraceType.SubAfter)]
+    assert b1.group_name == "cg_traced" and b1.request_id == a1.request_id != ""
+    assert b1.beans[0].keys == "k-one" and b1.beans[0].retry_times == 0
+    assert (a1.success, a1.context_code) == (True, 0)
+    assert (a2.success, a2.context_code) == (False, 4)
+    assert a2.request_id == kinds[(second.msg_id, TraceType.SubBefore)].request_id

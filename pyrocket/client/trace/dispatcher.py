@@ -111,6 +111,8 @@ class TraceDispatcher:
             if not self._done.is_set():
                 log.warning("trace records left unsent at close")
             self._cancel.cancel()
+        # Outside the scopes above (the stack holds a nursery opened before
+        # them); the internal producer bounds its own close.
         return await stack.__aexit__(exc_type, exc, traceback)
 
     async def _run(self, sender: TraceSender) -> None:

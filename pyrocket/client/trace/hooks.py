@@ -11,6 +11,8 @@ send (it has no answer).
 
 from __future__ import annotations
 
+import os
+import random
 import time
 from collections.abc import Callable, Mapping, Sequence
 from contextlib import AbstractAsyncContextManager
@@ -18,6 +20,7 @@ from functools import partial
 from typing import Any
 
 from pyrocket.client.sending import SendResult, SendStatus
+from pyrocket.client.trace.consume import ConsumeTracer
 from pyrocket.client.trace.dispatcher import TraceDispatcher, TraceSender, trace_group
 from pyrocket.client.trace.encoder import (
     TRACE_INSTANCE_NAME,
@@ -28,6 +31,7 @@ from pyrocket.client.trace.encoder import (
 )
 from pyrocket.protocol.message.batch import Message
 from pyrocket.protocol.message.constants import MessageConst
+from pyrocket.protocol.message.ids import UniqueIdGenerator
 
 
 def message_type(properties: Mapping[str, str]) -> MessageType:
@@ -88,6 +92,27 @@ class SendTracer:
         )
 
 
+def make_dispatcher(
+    group: str,
+    kind: str,
+    namesrv_addresses: Sequence[str],
+    trace_topic: str | None,
+    make_producer: Callable[..., AbstractAsyncContextManager[TraceSender]],
+    options: Mapping[str, Any],
+) -> TraceDispatcher:
+    """A dispatcher for a client of ``group`` (``kind`` PRODUCE or CONSUME)
+    sending with ``make_producer(trace group, namesrv_addresses,
+    instance_name=..., **options)``, named as Java names its trace producer."""
+    factory = partial(
+        make_producer,
+        trace_group(group, kind),
+        namesrv_addresses,
+        instance_name=f"{TRACE_INSTANCE_NAME}_{';'.join(namesrv_addresses)}",
+        **options,
+    )
+    return TraceDispatcher(factory, trace_topic)
+
+
 def send_tracer(
     group: str,
     namesrv_addresses: Sequence[str],
@@ -96,17 +121,30 @@ def send_tracer(
     options: Mapping[str, Any],
     enabled: bool = True,
 ) -> SendTracer | None:
-    """A tracer for a producer of ``group``: its dispatcher sends with
-    ``make_producer(trace group, namesrv_addresses, instance_name=...,
-    **options)``, named as Java names its trace producer. None unless
+    """A producer's tracer (see :func:`make_dispatcher`); None unless
     ``enabled``."""
     if not enabled:
         return None
-    factory = partial(
-        make_producer,
-        trace_group(group, "PRODUCE"),
-        namesrv_addresses,
-        instance_name=f"{TRACE_INSTANCE_NAME}_{';'.join(namesrv_addresses)}",
-        **options,
+    dispatcher = make_dispatcher(
+        group, "PRODUCE", namesrv_addresses, trace_topic, make_producer, options
     )
-    return SendTracer(group, TraceDispatcher(factory, trace_topic))
+    return SendTracer(group, dispatcher)
+
+
+def consume_tracer(
+    group: str,
+    namesrv_addresses: Sequence[str],
+    trace_topic: str | None,
+    make_producer: Callable[..., AbstractAsyncContextManager[TraceSender]],
+    options: Mapping[str, Any],
+    enabled: bool = True,
+) -> ConsumeTracer | None:
+    """A push consumer's tracer (see :func:`make_dispatcher`); None unless
+    ``enabled``."""
+    if not enabled:
+        return None
+    dispatcher = make_dispatcher(
+        group, "CONSUME", namesrv_addresses, trace_topic, make_producer, options
+    )
+    ids = UniqueIdGenerator(bytes(4), os.getpid(), random.getrandbits(32))
+    return ConsumeTracer(group, dispatcher, ids)
