@@ -2,7 +2,9 @@
 pyrocket producer and consumer write (Pub, SubBefore, SubAfter) go through
 Java's own ``TraceDataEncoder.decoderFromTraceDataString``
 (``compat/java/TraceDecode.java``, run in source-file mode against the
-install's jars), which must read every field as pyrocket meant it.
+install's jars), which must read every field as pyrocket meant it; and a
+traced Java producer (``compat/java/TraceProducer.java``) sending through a
+pyrocket broker leaves Pub records pyrocket reads and writes back unchanged.
 
 (4.7.0's mqadmin has no trace command; the dashboard reads traces with the
 same decoder.) Skipped when ROCKETMQ_HOME is unset.
@@ -10,6 +12,7 @@ same decoder.) Skipped when ROCKETMQ_HOME is unset.
 
 from __future__ import annotations
 
+import re
 import subprocess
 from pathlib import Path
 
@@ -19,11 +22,18 @@ import trio
 from compat.java_cluster import JavaCluster, _java_major
 from pyrocket.client.admin import Admin, NoMessageError
 from pyrocket.client.producer import Producer, new_message
-from pyrocket.client.trace import RMQ_SYS_TRACE_TOPIC, TraceContext, TraceType, decode_traces
+from pyrocket.client.trace import (
+    RMQ_SYS_TRACE_TOPIC,
+    TraceContext,
+    TraceType,
+    decode_traces,
+    encode_trace,
+)
 from pyrocket.protocol.message import MessageExt
 from tests.client.helpers import consumer, running_up
 
 DECODER = Path(__file__).with_name("java") / "TraceDecode.java"
+PRODUCER = Path(__file__).with_name("java") / "TraceProducer.java"
 LONG_MAX = (1 << 63) - 1
 
 
@@ -113,3 +123,49 @@ def test_java_decodes_pyrocket_traces(java: JavaCluster, tmp_path: Path) -> None
     assert pub[3:8] == ["pg_compat", "TracedT", ids[0], "TagA", "k1 k2"]
     failed = next(r for r in rows if r[0] == "SubAfter" and r[2] == ids[1])
     assert failed[4] == "false" and failed[6] == "4"
+
+
+async def _java_traced_sends(java: JavaCluster, tmp_path: Path) -> tuple[list[str], list[str]]:
+    with trio.fail_after(120):
+        async with running_up(tmp_path) as up:
+            args = [up.namesrv_addr, "JavaTraced", "3"]
+            result = await trio.to_thread.run_sync(
+                lambda: java.run_class(str(PRODUCER), args, timeout=90)
+            )
+            assert result.returncode == 0, result.stderr[-3000:]
+            # The client's log may share its standard output.
+            ids = re.findall(r"^[0-9A-F]{32}$", result.stdout, re.MULTILINE)
+            texts: dict[str, str] = {}
+            async with Admin([up.namesrv_addr]) as admin:
+                for msg_id in ids:
+                    for m in await _traces(admin, msg_id, 1):
+                        texts[m.msg_id] = m.body.decode()
+    return ids, list(texts.values())
+
+
+def test_pyrocket_decodes_java_traces(java: JavaCluster, tmp_path: Path) -> None:
+    if _java_major() < 11:
+        pytest.skip("running TraceProducer.java from source needs Java 11 or newer")
+    ids, texts = trio.run(_java_traced_sends, java, tmp_path)
+    assert len(ids) == 3
+    records = [r for text in texts for r in decode_traces(text)]
+    pubs = {r.beans[0].msg_id: r for r in records if r.trace_type is TraceType.Pub}
+    assert set(pubs) == set(ids)
+    for i, msg_id in enumerate(ids):
+        pub = pubs[msg_id]
+        bean = pub.beans[0]
+        assert (pub.group_name, pub.region_id, pub.success) == (
+            "compat_java_traced",
+            "DefaultRegion",
+            True,
+        )
+        assert (bean.topic, bean.tags, bean.keys, bean.body_length) == (
+            "JavaTraced",
+            "TagJ",
+            f"jk{i}",
+            len(f"body {i}"),
+        )
+        assert bean.offset_msg_id != ""
+    # pyrocket writes Java's records back byte for byte.
+    for text in texts:
+        assert "".join(encode_trace(r)[0] for r in decode_traces(text)) == text
