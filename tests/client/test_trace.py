@@ -237,3 +237,18 @@ def test_send_tracer_skips_what_java_skips() -> None:
     assert [r.success for r in records] == [True, False]
     assert [r.beans[0].body_length for r in records] == [3, 4]
     assert records[0].cost_time > 0  # begun at 0 ms (1970): the wall clock since then
+
+
+async def test_dispatcher_joins_records_that_come_together() -> None:
+    recorder = _Recorder()
+    recorder.gate.set()
+    dispatcher = TraceDispatcher(lambda: recorder)
+    with trio.fail_after(10):
+        async with dispatcher:
+            for i in range(5):
+                assert dispatcher.append(_pub("T", f"ID{i}"))
+                await trio.sleep(0.001)
+            await trio.sleep(0.2)
+            # Then one more, closed while the worker lingers for company.
+            dispatcher.append(_pub("T", "last"))
+    assert [k for _, k, _ in recorder.sent] == ["ID0 ID1 ID2 ID3 ID4", "last"]

@@ -2,7 +2,8 @@
 
 :meth:`TraceDispatcher.append` never waits: a record that does not fit in
 the bounded queue (``queue_size``, Java's 1024) is dropped and counted in
-``dropped``. A task takes up to ``batch_size`` (100) records at a time,
+``dropped``. A task takes up to ``batch_size`` (100) records at a time
+(waiting for more while each next one comes within ``linger``, 5 ms),
 groups them by the traced message's topic and region as Java does, joins
 the texts into messages of at most ``max_message_size`` characters, and
 sends each to the trace topic with an internal producer whose group is
@@ -62,11 +63,13 @@ class TraceDispatcher:
         batch_size: int = 100,
         max_message_size: int = TRACE_MAX_MESSAGE_SIZE,
         flush_timeout: float = 5.0,
+        linger: float = 0.005,
     ) -> None:
         self.topic = topic or RMQ_SYS_TRACE_TOPIC
         self.batch_size = batch_size
         self.max_message_size = max_message_size
         self.flush_timeout = flush_timeout
+        self.linger = linger
         self.dropped = 0
         self.sent_messages = 0
         self._make_sender = make_sender
@@ -117,13 +120,21 @@ class TraceDispatcher:
 
     async def _run(self, sender: TraceSender) -> None:
         try:
-            async for first in self._out:
-                batch = [first]
-                while len(batch) < self.batch_size:
+            ended = False
+            while not ended:
+                try:
+                    batch = [await self._out.receive()]
+                except trio.EndOfChannel:
+                    break
+                # Java's worker gathers a batch for as long as each next
+                # record comes within 5 ms.
+                with trio.move_on_after(self.linger) as scope:
                     try:
-                        batch.append(self._out.receive_nowait())
-                    except (trio.WouldBlock, trio.EndOfChannel):
-                        break
+                        while len(batch) < self.batch_size:
+                            batch.append(await self._out.receive())
+                            scope.deadline = trio.current_time() + self.linger
+                    except trio.EndOfChannel:
+                        ended = True
                 await self._send_batch(sender, batch)
         except trio.ClosedResourceError:
             pass
