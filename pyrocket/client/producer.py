@@ -18,12 +18,10 @@ What it does as Java 4.7.0 does:
 * queues are picked round robin, or by Java's latency fault strategy with
   ``send_latency_fault_enable`` (:mod:`pyrocket.client.fault`); a retry
   (``retry_times_when_send_failed``, 2) avoids the broker that just failed;
-  retried failures are transport errors, no route / no address, and answers
-  TOPIC_NOT_EXIST, SERVICE_NOT_AVAILABLE, SYSTEM_ERROR, NO_PERMISSION,
-  NO_BUYER_ID, NOT_IN_CURRENT_UNIT, and with
-  ``retry_another_broker_when_not_store_ok`` a status other than SEND_OK;
-* async sends: see :mod:`pyrocket.client.async_send`; ``enable_trace``
-  (and ``trace_topic``): see :mod:`pyrocket.client.trace`;
+  retried failures: transport errors, no route / no address, TOPIC_NOT_EXIST,
+  SERVICE_NOT_AVAILABLE, SYSTEM_ERROR, NO_PERMISSION, NO_BUYER_ID, NOT_IN_CURRENT_UNIT,
+  and with ``retry_another_broker_when_not_store_ok`` a status other than SEND_OK;
+* async sends: :mod:`pyrocket.client.async_send`; ``enable_trace``: :mod:`pyrocket.client.trace`;
 * SEND_MESSAGE_V2 carries the header fields Java fills, the client-made
   ``UNIQ_KEY``, and a body of ``compress_over`` (4096) bytes or more deflated
   at ``compress_level`` (5; sysFlag bit 0), big ones in a worker thread;
@@ -34,10 +32,10 @@ What it does as Java 4.7.0 does:
   RemotingTooMuchRequestError ("sendDefaultImpl call timeout").
 
 Unlike Java, sends go to the broker's main port unless ``vip_channel=True``
-(port - 2). ``tls=TlsSettings(...)`` connects with TLS (Java's useTLS).
-Failures raise ClientError (no route, all attempts failed: ``__cause__`` is
-the last error), ResponseError, or the remoting errors for oneway and
-orderly sends, which are not retried.
+(port - 2); ``tls=TlsSettings(...)`` is Java's useTLS. Failures raise
+ClientError (no route, all attempts failed: ``__cause__`` is the last
+error), ResponseError, or the remoting errors of oneway and orderly sends
+(not retried).
 """
 
 from __future__ import annotations
