@@ -3,8 +3,6 @@ messages handed to the caller instead of to a listener thread pool).
 
 ::
 
-    from pyrocket.client import PushConsumer
-
     consumer = PushConsumer("my_group", ["127.0.0.1:9876"])
     consumer.subscribe("TopicTest", "TagA || TagB")
     async with consumer:
@@ -43,18 +41,16 @@ What it does as Java 4.7.0 does:
   CONSUME_MESSAGE_DIRECTLY hands the message to ``direct_handler`` (answers
   in :mod:`pyrocket.client.client_requests`);
 * :meth:`PushConsumer.reconsume_later` gives a message back
-  (CONSUMER_SEND_MSG_BACK, Java's RECONSUME_LATER): it comes back later
-  through the group's ``%RETRY%`` topic, handed out under its own topic.
+  (CONSUMER_SEND_MSG_BACK, Java's RECONSUME_LATER) through ``%RETRY%``;
+* ``enable_trace`` / ``trace_topic``: see :mod:`pyrocket.client.trace`.
 
 Delivery is at least once: a consumer stopped without closing may have its
 last messages delivered again to whoever takes over its queues.
 
-This module owns the consumer itself: subscriptions, heart-beat data,
-rebalance, the loops it runs, handing messages out, and its lifetime. One
-PULL_MESSAGE round and the decoding of its answer are in
-:mod:`pyrocket.client.pulling`, the offsets at the brokers in
-:mod:`pyrocket.client.offsets`, and the GET_CONSUMER_RUNNING_INFO report in
-:mod:`pyrocket.client.running_info`.
+This module owns subscriptions, heart-beat data, rebalance, its loops,
+handing messages out and its lifetime; a PULL_MESSAGE round is in
+:mod:`pyrocket.client.pulling`, offsets in :mod:`pyrocket.client.offsets`,
+the running-info report in :mod:`pyrocket.client.running_info`.
 """
 
 from __future__ import annotations
@@ -81,6 +77,7 @@ from pyrocket.client.client_requests import (
 )
 from pyrocket.client.instance import ClientInstance, subscribe_queues
 from pyrocket.client.offsets import commit_offset, start_offset
+from pyrocket.client.producer import Producer
 from pyrocket.client.pulling import (
     PULL_DELAY_WHEN_EXCEPTION,
     PullSettings,
@@ -98,6 +95,7 @@ from pyrocket.client.pulling import now_ms as _now_ms
 from pyrocket.client.running_info import running_info as _running_info
 from pyrocket.client.running_info import task_dump
 from pyrocket.client.selector import MessageSelector, check_client_in_broker
+from pyrocket.client.trace.hooks import consume_tracer
 from pyrocket.errors import ProtocolError, PyrocketError
 from pyrocket.protocol.bodies.admin import ConsumerRunningInfo
 from pyrocket.protocol.bodies.client import (
@@ -150,20 +148,22 @@ class PushConsumer:
         tls: TlsSettings | None = None,
         direct_handler: DirectHandler | None = None,
         credentials: SessionCredentials | None = None,
+        enable_trace: bool = False,
+        trace_topic: str | None = None,
     ) -> None:
         self.group = group
+        extra = {"client_ip": client_ip, "tls": tls, "credentials": credentials}
+        self.tracer = consume_tracer(
+            group, namesrv_addresses, trace_topic, Producer, extra, enable_trace
+        )
         #: What consumes a message a broker hands over with
         #: CONSUME_MESSAGE_DIRECTLY (an operator's resend).
         self.direct_handler = direct_handler
         self.max_reconsume_times = max_reconsume_times
         self.consume_from = consume_from
-        #: Where CONSUME_FROM_TIMESTAMP starts (ms); Java's default is half
-        #: an hour before the consumer was made.
-        self.consume_timestamp = (
-            consume_timestamp
-            if consume_timestamp is not None
-            else time.time_ns() // 1_000_000 - 30 * 60 * 1000
-        )
+        #: Where CONSUME_FROM_TIMESTAMP starts (ms); Java's default: half an hour ago.
+        half_hour_ago = time.time_ns() // 1_000_000 - 30 * 60 * 1000
+        self.consume_timestamp = half_hour_ago if consume_timestamp is None else consume_timestamp
         self.pull_batch_size = pull_batch_size
         self.allocate = allocate
         self.timeout = timeout
@@ -268,6 +268,8 @@ class PushConsumer:
                 self.instance, self.group, self._subscriptions.values(), self.timeout
             )
             await self.instance.heartbeat_all()
+            if self.tracer is not None:
+                await self.tracer.dispatcher.__aenter__()
         except BaseException as exc:
             self._running = False
             if isinstance(exc, Exception):
@@ -309,6 +311,8 @@ class PushConsumer:
         finally:
             self._running = False
             self._receive.close()
+            if self.tracer is not None:
+                await self.tracer.close()
             result = await self.instance.__aexit__(exc_type, exc, traceback)
         return result
 
@@ -403,6 +407,8 @@ class PushConsumer:
     async def receive(self) -> MessageExt:
         """The next message (waiting for one); it counts as consumed.
         Raises trio.ClosedResourceError once the consumer has closed."""
+        if self.tracer is not None:
+            self.tracer.done()
         while True:
             message = self._take_pending()
             if message is not None:
@@ -448,6 +454,8 @@ class PushConsumer:
                 state.cached.popleft()
             state.last_consume_timestamp = _now_ms()
             state.advance(message.queue_offset + 1 if next_offset is None else next_offset)
+            if self.tracer is not None:
+                self.tracer.handed_out(message)
             return message
         return None
 
@@ -458,6 +466,8 @@ class PushConsumer:
         choice, 3 + its reconsume times), or, after ``max_reconsume_times``
         attempts or with ``delay_level=-1``, it goes to the group's
         dead-letter topic. Raises ResponseError and the remoting errors."""
+        if self.tracer is not None:
+            self.tracer.failed(message)
         header = ConsumerSendMsgBackRequestHeader(
             offset=message.commit_log_offset,
             group=self.group,

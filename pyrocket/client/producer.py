@@ -2,17 +2,13 @@
 
 ::
 
-    from pyrocket.client import Producer, new_message
-
     async with Producer("my_group", ["127.0.0.1:9876"]) as producer:
         result = await producer.send(new_message("TopicTest", b"hello", tags="TagA", keys="k1"))
-        print(result.status, result.msg_id, result.queue, result.queue_offset)
         future = await producer.send_async(new_message("TopicTest", b"later"))  # in flight
         await producer.send_with_callback(new_message("TopicTest", b"cb"), print, print)
         await producer.send_oneway(new_message("TopicTest", b"fire and forget"))
         await producer.send_orderly(new_message("TopicTest", b"in order"), shard_key=42)
         await producer.send_batch([new_message("TopicTest", b"a"), new_message("TopicTest", b"b")])
-        result = await future
 
 What it does as Java 4.7.0 does:
 
@@ -22,27 +18,24 @@ What it does as Java 4.7.0 does:
 * queues are picked round robin, or by Java's latency fault strategy with
   ``send_latency_fault_enable`` (:mod:`pyrocket.client.fault`); a retry
   (``retry_times_when_send_failed``, 2) avoids the broker that just failed;
-  retried failures are transport errors, no route / no address, and answers
-  TOPIC_NOT_EXIST, SERVICE_NOT_AVAILABLE, SYSTEM_ERROR, NO_PERMISSION,
-  NO_BUYER_ID, NOT_IN_CURRENT_UNIT, and with
-  ``retry_another_broker_when_not_store_ok`` a status other than SEND_OK;
-* async sends: see :mod:`pyrocket.client.async_send`;
+  retried failures: transport errors, no route / no address, TOPIC_NOT_EXIST,
+  SERVICE_NOT_AVAILABLE, SYSTEM_ERROR, NO_PERMISSION, NO_BUYER_ID, NOT_IN_CURRENT_UNIT,
+  and with ``retry_another_broker_when_not_store_ok`` a status other than SEND_OK;
+* async sends: :mod:`pyrocket.client.async_send`; ``enable_trace``: :mod:`pyrocket.client.trace`;
 * SEND_MESSAGE_V2 carries the header fields Java fills, the client-made
   ``UNIQ_KEY``, and a body of ``compress_over`` (4096) bytes or more deflated
   at ``compress_level`` (5; sysFlag bit 0), big ones in a worker thread;
-* answers map to :class:`SendStatus`; any other code raises
-  :class:`~pyrocket.errors.ResponseError` with the broker's code and remark;
-* heartbeats announce the group to the brokers every 30 s, and leaving the
-  ``async with`` block unregisters it (UNREGISTER_CLIENT);
+* answers map to :class:`SendStatus`; any other code raises ResponseError;
+* heartbeats every 30 s; leaving the block unregisters (UNREGISTER_CLIENT);
 * every send takes ``timeout`` (seconds; default ``send_timeout``, Java's
   sendMsgTimeout, 3 s); a sync send out of time between attempts raises
   RemotingTooMuchRequestError ("sendDefaultImpl call timeout").
 
 Unlike Java, sends go to the broker's main port unless ``vip_channel=True``
-(port - 2). ``tls=TlsSettings(...)`` connects with TLS (Java's useTLS).
-Failures raise :class:`~pyrocket.client.instance.ClientError` (no route, all
-attempts failed: ``__cause__`` is the last error), ResponseError, or the
-remoting errors for oneway and orderly sends, which are not retried.
+(port - 2); ``tls=TlsSettings(...)`` is Java's useTLS. Failures raise
+ClientError (no route, all attempts failed: ``__cause__`` is the last
+error), ResponseError, or the remoting errors of oneway and orderly sends
+(not retried).
 """
 
 from __future__ import annotations
@@ -88,6 +81,7 @@ from pyrocket.client.sending import (
     selected_queue,
     vip_channel_addr,
 )
+from pyrocket.client.trace.hooks import send_tracer
 from pyrocket.client.validators import MAX_MESSAGE_SIZE, check_message
 from pyrocket.errors import (
     PyrocketError,
@@ -145,6 +139,8 @@ class Producer:
         vip_channel: bool = False,
         tls: TlsSettings | None = None,
         credentials: SessionCredentials | None = None,
+        enable_trace: bool = False,
+        trace_topic: str | None = None,
     ) -> None:
         self.group = group
         self.vip_channel = vip_channel
@@ -179,6 +175,10 @@ class Producer:
             os.getpid(),
             self._random.getrandbits(32),
         )
+        extra = {"client_ip": client_ip, "tls": tls, "credentials": credentials}
+        self.tracer = send_tracer(
+            group, namesrv_addresses, trace_topic, Producer, extra, enable_trace
+        )
 
     @property
     def client_id(self) -> str:
@@ -188,6 +188,8 @@ class Producer:
         await self.instance.__aenter__()
         try:
             await self.instance.heartbeat_all()
+            if self.tracer is not None:
+                await self.tracer.dispatcher.__aenter__()
         except BaseException as exc:
             await self.instance.__aexit__(type(exc), exc, exc.__traceback__)
             raise
@@ -204,6 +206,8 @@ class Producer:
                 if exc is None:
                     await self.async_sends.drain()
             finally:
+                if self.tracer is not None:
+                    await self.tracer.dispatcher.__aexit__(None, None, None)
                 with trio.CancelScope(shield=True), trio.move_on_after(self.send_timeout):
                     await self.instance.unregister(producer_group=self.group)
         finally:
@@ -270,11 +274,9 @@ class Producer:
         *,
         timeout: float | None = None,  # noqa: ASYNC109 (a per-send budget)
     ) -> SendResult:
-        """Send and wait for the broker's answer, retrying on another broker
-        as Java's sync send does, all within ``timeout`` seconds (default
-        ``send_timeout``, Java's sendMsgTimeout). Raises ClientError,
-        ResponseError, RemotingTooMuchRequestError (out of time), ValueError
-        (a property the layout cannot hold)."""
+        """Send and wait for the answer, retrying on another broker as Java's
+        sync send does, within ``timeout`` s (default ``send_timeout``). Raises
+        ClientError, ResponseError, RemotingTooMuchRequestError, ValueError."""
         deadline = self._deadline(timeout)
         check_message(message, self.max_message_size)
         info = await self._find_publish_info(message.topic)
@@ -288,14 +290,11 @@ class Producer:
         shard_key: object = None,
         selector: QueueSelector | None = None,
     ) -> SendFuture[SendResult]:
-        """Start a send and return its :class:`SendFuture` once it holds one
-        of ``client_async_semaphore_value`` permits; ``await`` the future for
-        the SendResult (see :mod:`pyrocket.client.async_send`). With
-        ``selector`` (or a ``shard_key``, hashed by :func:`select_by_hash`)
-        the send goes to that queue, as :meth:`send_orderly`, and keyed
-        sends of one key go one after another in call order. Raises
-        ClientError for a message Java refuses, RemotingTimeoutError when no
-        permit freed up within ``timeout``."""
+        """Start a send; return its :class:`SendFuture` (await it for the
+        SendResult; see :mod:`pyrocket.client.async_send`) once it holds a
+        permit. ``selector`` / ``shard_key`` pick the queue as in
+        :meth:`send_orderly`; sends of one key go in call order. Raises
+        ClientError, RemotingTimeoutError (no permit within ``timeout``)."""
         return await self._start_async(message, timeout, shard_key, selector, None, None)
 
     async def send_with_callback(
@@ -564,13 +563,14 @@ class Producer:
         timeout: float,  # noqa: ASYNC109
     ) -> SendResult:
         addr, header, body = self._request(queue, prepared)
+        begin_ms = time.time_ns() // 1_000_000
         response = await self.instance.brokers.send_message(addr, header, body, timeout)
         status = STATUS_BY_CODE.get(ResponseCode(response.code))
         if status is None:
             raise ResponseError(response.code, response.remark)
         answer = response.decode_header(SendMessageResponseHeader)
         ext = response.ext_fields or {}
-        return SendResult(
+        result = SendResult(
             status=status,
             msg_id=(
                 ",".join(prepared.batch_ids)
@@ -583,6 +583,9 @@ class Producer:
             transaction_id=answer.transaction_id,
             region_id=ext.get(MessageConst.PROPERTY_MSG_REGION),
         )
+        if self.tracer is not None:
+            self.tracer.sent(prepared.message, len(body), addr, result, begin_ms, ext)
+        return result
 
 
 __all__ = [
