@@ -1,0 +1,141 @@
+"""The admin calls of rocketmq-dashboard 1.0.0 and rocketmq-exporter, made
+through Java 4.7's ``DefaultMQAdminExt`` against a pyrocket NameServer and
+broker (docs/compat-tools.md lists them with their request codes).
+
+The cluster holds a topic with keyed messages, a producer and a pyrocket
+push consumer group online that has read and committed everything; the Java
+program (compat/java/AdminToolsClient.java) makes each call and prints one
+verdict line per call, and each is checked here.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import pytest
+import trio
+
+from compat.java_cluster import JavaCluster, _java_major
+from pyrocket.broker.statsitems import SamplingSchedule
+from pyrocket.client.admin import Admin
+from pyrocket.client.producer import Producer, new_message
+from pyrocket.protocol.bodies.topic import TopicConfig
+from pyrocket.protocol.message import MessageExt
+from tests.client.helpers import consumer, running_up
+from tests.remoting.helpers import wait_until
+
+CLIENT = Path(__file__).with_name("java") / "AdminToolsClient.java"
+TOPIC = "DashTopic"
+GROUP = "dash_cg"
+PRODUCER_GROUP = "dash_pg"
+COUNT = 12
+
+
+def verdicts(output: str) -> dict[str, tuple[str, str]]:
+    """``name -> (ok|fail, summary)`` from the program's VERDICT lines."""
+    found: dict[str, tuple[str, str]] = {}
+    for line in output.splitlines():
+        match = re.match(r"VERDICT (\S+) (ok|fail) ?(.*)$", line)
+        if match:
+            found[match.group(1)] = (match.group(2), match.group(3))
+    return found
+
+
+async def test_dashboard_and_exporter_admin_calls(java: JavaCluster, tmp_path: Path) -> None:
+    if _java_major() < 11:
+        pytest.skip("running AdminToolsClient.java from source needs Java 11 or newer")
+    handled: list[MessageExt] = []
+
+    async def direct(message: MessageExt) -> bool:
+        handled.append(message)
+        return True
+
+    with trio.fail_after(400):
+        async with running_up(tmp_path) as running:
+            ns = running.namesrv_addr
+            broker = running.broker
+            addr = broker.broker_addr
+            async with Admin([ns]) as admin:
+                await admin.update_topic_on_broker(addr, TopicConfig(TOPIC, 4, 4))
+            await wait_until(lambda: running.namesrv.state.routes.queue_datas(TOPIC) != [])
+            async with Producer(PRODUCER_GROUP, [ns], client_ip="127.0.0.1") as producer:
+                sent = [
+                    await producer.send(
+                        new_message(TOPIC, f"dash{i}".encode(), tags="T", keys=f"KEY{i}")
+                    )
+                    for i in range(COUNT)
+                ]
+                async with consumer(ns, GROUP, TOPIC, direct_handler=direct) as reader:
+                    for _ in range(COUNT):
+                        await reader.receive()
+                    await reader.commit()
+                    offsets = broker.data_plane.consumer_offset_manager  # type: ignore[union-attr]
+                    await wait_until(
+                        lambda: (
+                            sum(max(0, offsets.query_offset(GROUP, TOPIC, q)) for q in range(4))
+                            == COUNT
+                        )
+                    )
+                    # A sampling a minute on stands in for the broker's task.
+                    now = broker.now_ms() + 60_000
+                    broker.stats_manager.sample(SamplingSchedule(now).due(now), now)
+                    target = sent[5]
+                    args = [ns, addr, TOPIC, GROUP, PRODUCER_GROUP, "KEY5",
+                            target.offset_msg_id, target.msg_id]  # fmt: skip
+                    result = await trio.to_thread.run_sync(
+                        lambda: java.run_class(str(CLIENT), args, timeout=240)
+                    )
+                    assert result.returncode == 0, (result.stdout[-3000:], result.stderr[-4000:])
+                    found = verdicts(result.stdout)
+                    failed = {k: v for k, v in found.items() if v[0] != "ok"}
+                    assert not failed, failed
+                    got = {k: v[1] for k, v in found.items()}
+                    # Both direct consumptions reached the handler.
+                    assert [m.body for m in handled] == [b"dash5", b"dash5"]
+
+    assert len(got) == 30, sorted(got)
+    assert got["examineBrokerClusterInfo"] == (
+        f"clusters=[DefaultCluster] brokers=[broker-a] master={addr}"
+    )
+    assert got["fetchAllTopicList"].startswith("has=true ")
+    assert got["getSystemTopicList"] == "hasCluster=true hasBroker=true"
+    # REQUEST_CODE_NOT_SUPPORTED, as from a Java 4.7 broker.
+    assert got["getAllProducerInfo"] == "code=3 remark= request type 328 not supported"
+    assert got["examineTopicRouteInfo"] == "brokers=1 readQueues=4"
+    assert got["examineTopicStats"] == f"queues=4 maxOffsetSum={COUNT}"
+    assert got["getAllTopicGroup"] == "has=true writeQueues=4"
+    assert got["createAndUpdateTopicConfig"] == "created=true"
+    for name in ("deleteTopicInBroker", "deleteTopicInNameServer", "deleteSubscriptionGroup"):
+        assert got[name] == "gone=true", name
+    entries, put_total = re.fullmatch(
+        r"entries=(\d+) putTotalTodayNow=(\d+)", got["fetchBrokerRuntimeStats"]
+    ).groups()  # type: ignore[union-attr]
+    assert int(entries) > 20 and int(put_total) >= COUNT
+    assert got["getBrokerConfig"] == "brokerName=broker-a"
+    minute, day = re.fullmatch(r"minuteSum=(\d+) daySum=(\d+)", got["viewBrokerStatsData"]).groups()  # type: ignore[union-attr]
+    assert int(minute) == COUNT and int(day) == COUNT
+    assert got["createAndUpdateSubscriptionGroupConfig"] == "retryMaxTimes=7"
+    assert got["getAllSubscriptionGroup"] == "hasGroup=true hasNew=true"
+    stats = f"queues=4 consumerOffset={COUNT} brokerOffset={COUNT} diff=0"
+    assert got["examineConsumeStats"] == stats
+    assert got["examineConsumeStatsTopic"] == stats
+    assert got["examineConsumerConnectionInfo"] == (
+        f"connections=1 model=CLUSTERING subscribes=[%RETRY%{GROUP}, {TOPIC}]"
+        f" clientId={reader.client_id}"
+    )
+    # The topic's four queues and its retry topic's one.
+    assert got["getConsumerRunningInfo"] == "subscriptions=2 queues=5"
+    assert got["queryTopicConsumeByWho"] == "hasGroup=true"
+    assert got["examineProducerConnectionInfo"] == "connections=1"
+    assert got["queryMessage"] == "found=1 keyMatches=true"
+    assert got["viewMessage"] == "body=dash5 keys=KEY5"
+    assert got["viewMessageByTopic"] == "body=dash5 keys=KEY5"
+    assert got["messageTrackDetail"] == f"tracks=1 {GROUP}:CONSUMED"
+    assert got["consumeMessageDirectly"] == "result=CR_SUCCESS"
+    assert got["consumeMessageDirectlyByTopic"] == "result=CR_SUCCESS"
+    assert (
+        got["resetOffsetByTimestampOld"]
+        == f"queues=4 consumerOffsetSum={COUNT} rollbackOffsetSum=0"
+    )
+    assert got["resetOffsetByTimestamp"] == "queues=4 offsetSum=0"
