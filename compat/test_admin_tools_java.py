@@ -100,7 +100,10 @@ async def test_dashboard_and_exporter_admin_calls(java: JavaCluster, tmp_path: P
     )
     assert got["fetchAllTopicList"].startswith("has=true ")
     assert got["getSystemTopicList"] == "hasCluster=true hasBroker=true"
-    # REQUEST_CODE_NOT_SUPPORTED, as from a Java 4.7 broker.
+    # A code 4.7 does not know: a Java 4.7 broker leaves it unanswered (the
+    # exporter logs the timeout and skips the producer metric); pyrocket
+    # answers REQUEST_CODE_NOT_SUPPORTED (docs/deviations.md, Wire and remoting),
+    # which the exporter handles the same way.
     assert got["getAllProducerInfo"] == "code=3 remark= request type 328 not supported"
     assert got["examineTopicRouteInfo"] == "brokers=1 readQueues=4"
     assert got["examineTopicStats"] == f"queues=4 maxOffsetSum={COUNT}"

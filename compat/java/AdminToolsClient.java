@@ -114,8 +114,8 @@ public class AdminToolsClient {
             return "hasCluster=" + list.getTopicList().contains("DefaultCluster")
                 + " hasBroker=" + list.getTopicList().contains("broker-a");
         });
-        // rocketmq-exporter's getAllProducerInfo is a 4.9 call (code 328): a
-        // 4.7 broker answers it as a code it does not know.
+        // rocketmq-exporter's getAllProducerInfo is a 4.9 call (code 328),
+        // sent here as a bare request: a 4.7 broker does not know the code.
         verdict("getAllProducerInfo", () -> {
             DefaultMQAdminExtImpl impl = (DefaultMQAdminExtImpl) field(admin, "defaultMQAdminExtImpl");
             MQClientInstance instance = (MQClientInstance) field(impl, "mqClientInstance");
