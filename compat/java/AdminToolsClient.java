@@ -163,10 +163,19 @@ public class AdminToolsClient {
         verdict("getBrokerConfig", () -> {
             return "brokerName=" + admin.getBrokerConfig(broker).getProperty("brokerName");
         });
-        verdict("viewBrokerStatsData", () -> {
-            BrokerStatsData data = admin.viewBrokerStatsData(broker, "TOPIC_PUT_NUMS", topic);
-            return "minuteSum=" + data.getStatsMinute().getSum() + " daySum=" + data.getStatsDay().getSum();
-        });
+        // The statistics the dashboard's collector and the exporter read.
+        String[][] statsItems = {
+            {"TOPIC_PUT_NUMS", topic}, {"TOPIC_PUT_SIZE", topic},
+            {"GROUP_GET_NUMS", topic + "@" + group}, {"GROUP_GET_SIZE", topic + "@" + group},
+            {"BROKER_PUT_NUMS", "DefaultCluster"}, {"BROKER_GET_NUMS", "DefaultCluster"},
+            {"SNDBCK_PUT_NUMS", topic + "@" + group},
+        };
+        for (final String[] item : statsItems) {
+            verdict("viewBrokerStatsData:" + item[0], () -> {
+                BrokerStatsData data = admin.viewBrokerStatsData(broker, item[0], item[1]);
+                return "minuteSum=" + data.getStatsMinute().getSum() + " daySum=" + data.getStatsDay().getSum();
+            });
+        }
         verdict("createAndUpdateSubscriptionGroupConfig", () -> {
             SubscriptionGroupConfig config = new SubscriptionGroupConfig();
             config.setGroupName(newGroup);
@@ -200,6 +209,11 @@ public class AdminToolsClient {
         verdict("getConsumerRunningInfo", () -> {
             ConsumerRunningInfo info = admin.getConsumerRunningInfo(group, clientId[0], false);
             return "subscriptions=" + info.getSubscriptionSet().size() + " queues=" + info.getMqTable().size();
+        });
+        verdict("getConsumerRunningInfoJstack", () -> {
+            ConsumerRunningInfo info = admin.getConsumerRunningInfo(group, clientId[0], true);
+            return "subscriptions=" + info.getSubscriptionSet().size() + " jstack="
+                + (info.getJstack() == null ? "null" : info.getJstack().isEmpty() ? "empty" : "text");
         });
         verdict("queryTopicConsumeByWho", () -> {
             GroupList groups = admin.queryTopicConsumeByWho(topic);
