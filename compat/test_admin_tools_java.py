@@ -11,6 +11,7 @@ verdict line per call, and each is checked here.
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -20,10 +21,10 @@ from compat.java_cluster import JavaCluster, _java_major
 from pyrocket.broker.statsitems import SamplingSchedule
 from pyrocket.client.admin import Admin
 from pyrocket.client.producer import Producer, new_message
+from pyrocket.errors import PyrocketError
 from pyrocket.protocol.bodies.topic import TopicConfig
 from pyrocket.protocol.message import MessageExt
 from tests.client.helpers import consumer, running_up
-from tests.remoting.helpers import wait_until
 
 CLIENT = Path(__file__).with_name("java") / "AdminToolsClient.java"
 TOPIC = "DashTopic"
@@ -42,66 +43,89 @@ def verdicts(output: str) -> dict[str, tuple[str, str]]:
     return found
 
 
+async def _offsets_committed(admin: Admin) -> bool:
+    try:
+        stats = await admin.examine_consume_stats(GROUP, TOPIC)
+    except PyrocketError:
+        return False
+    return sum(w.consumer_offset for w in stats.offset_table.values()) == COUNT
+
+
+async def run_tools(
+    java: JavaCluster, ns: str, addr: str, before: Callable[[], None] = lambda: None
+) -> tuple[dict[str, tuple[str, str]], list[bytes], str]:
+    """Sets the scene on the cluster of NameServer ``ns`` and master
+    ``addr``, calls ``before`` and runs the Java program; returns its
+    verdicts, the bodies the consumer's direct handler got and the
+    consumer's client id."""
+    handled: list[bytes] = []
+
+    async def direct(message: MessageExt) -> bool:
+        handled.append(message.body)
+        return True
+
+    async with Admin([ns]) as admin:
+        await admin.update_topic_on_broker(addr, TopicConfig(TOPIC, 4, 4))
+
+        async def routed() -> bool:
+            try:
+                return bool((await admin.topic_route(TOPIC)).queue_datas)
+            except PyrocketError:
+                return False
+
+        while not await routed():  # noqa: ASYNC110 (another process registers it)
+            await trio.sleep(0.2)
+        async with Producer(PRODUCER_GROUP, [ns], client_ip="127.0.0.1") as producer:
+            sent = [
+                await producer.send(
+                    new_message(TOPIC, f"dash{i}".encode(), tags="T", keys=f"KEY{i}")
+                )
+                for i in range(COUNT)
+            ]
+            async with consumer(ns, GROUP, TOPIC, direct_handler=direct) as reader:
+                for _ in range(COUNT):
+                    await reader.receive()
+                await reader.commit()
+                while not await _offsets_committed(admin):  # noqa: ASYNC110 (the broker commits)
+                    await trio.sleep(0.2)
+                before()
+                target = sent[5]
+                args = [ns, addr, TOPIC, GROUP, PRODUCER_GROUP, "KEY5",
+                        target.offset_msg_id, target.msg_id]  # fmt: skip
+                result = await trio.to_thread.run_sync(
+                    lambda: java.run_class(str(CLIENT), args, timeout=240)
+                )
+                assert result.returncode == 0, (result.stdout[-3000:], result.stderr[-4000:])
+                return verdicts(result.stdout), handled, reader.client_id
+
+
 async def test_dashboard_and_exporter_admin_calls(java: JavaCluster, tmp_path: Path) -> None:
     if _java_major() < 11:
         pytest.skip("running AdminToolsClient.java from source needs Java 11 or newer")
-    handled: list[MessageExt] = []
-
-    async def direct(message: MessageExt) -> bool:
-        handled.append(message)
-        return True
-
     with trio.fail_after(400):
         async with running_up(tmp_path) as running:
-            ns = running.namesrv_addr
             broker = running.broker
             addr = broker.broker_addr
-            async with Admin([ns]) as admin:
-                await admin.update_topic_on_broker(addr, TopicConfig(TOPIC, 4, 4))
-            await wait_until(lambda: running.namesrv.state.routes.queue_datas(TOPIC) != [])
-            async with Producer(PRODUCER_GROUP, [ns], client_ip="127.0.0.1") as producer:
-                sent = [
-                    await producer.send(
-                        new_message(TOPIC, f"dash{i}".encode(), tags="T", keys=f"KEY{i}")
-                    )
-                    for i in range(COUNT)
-                ]
-                async with consumer(ns, GROUP, TOPIC, direct_handler=direct) as reader:
-                    for _ in range(COUNT):
-                        await reader.receive()
-                    await reader.commit()
-                    offsets = broker.data_plane.consumer_offset_manager  # type: ignore[union-attr]
-                    await wait_until(
-                        lambda: (
-                            sum(max(0, offsets.query_offset(GROUP, TOPIC, q)) for q in range(4))
-                            == COUNT
-                        )
-                    )
-                    # A sampling a minute on stands in for the broker's task.
-                    now = broker.now_ms() + 60_000
-                    broker.stats_manager.sample(SamplingSchedule(now).due(now), now)
-                    target = sent[5]
-                    args = [ns, addr, TOPIC, GROUP, PRODUCER_GROUP, "KEY5",
-                            target.offset_msg_id, target.msg_id]  # fmt: skip
-                    result = await trio.to_thread.run_sync(
-                        lambda: java.run_class(str(CLIENT), args, timeout=240)
-                    )
-                    assert result.returncode == 0, (result.stdout[-3000:], result.stderr[-4000:])
-                    found = verdicts(result.stdout)
-                    # No message was sent back, so the broker has no such
-                    # statistic yet and answers as Java's does.
-                    assert found.pop("viewBrokerStatsData:SNDBCK_PUT_NUMS") == (
-                        "fail",
-                        "org.apache.rocketmq.client.exception.MQClientException: CODE: 1  DESC: "
-                        f"The stats <SNDBCK_PUT_NUMS> <{TOPIC}@{GROUP}> not exist For more "
-                        "information, please visit the url, http://rocketmq.apache.org/docs/faq/",
-                    )
-                    failed = {k: v for k, v in found.items() if v[0] != "ok"}
-                    assert not failed, failed
-                    got = {k: v[1] for k, v in found.items()}
-                    # Both direct consumptions reached the handler.
-                    assert [m.body for m in handled] == [b"dash5", b"dash5"]
 
+            def sample() -> None:
+                # A sampling a minute on stands in for the broker's task.
+                now = broker.now_ms() + 60_000
+                broker.stats_manager.sample(SamplingSchedule(now).due(now), now)
+
+            found, handled, client_id = await run_tools(java, running.namesrv_addr, addr, sample)
+    # Both direct consumptions reached the handler.
+    assert handled == [b"dash5", b"dash5"]
+    # No message was sent back, so the broker has no such statistic yet and
+    # answers as Java's does.
+    assert found.pop("viewBrokerStatsData:SNDBCK_PUT_NUMS") == (
+        "fail",
+        "org.apache.rocketmq.client.exception.MQClientException: CODE: 1  DESC: "
+        f"The stats <SNDBCK_PUT_NUMS> <{TOPIC}@{GROUP}> not exist For more "
+        "information, please visit the url, http://rocketmq.apache.org/docs/faq/",
+    )
+    failed = {k: v for k, v in found.items() if v[0] != "ok"}
+    assert not failed, failed
+    got = {k: v[1] for k, v in found.items()}
     assert len(got) == 36, sorted(got)
     assert got["examineBrokerClusterInfo"] == (
         f"clusters=[DefaultCluster] brokers=[broker-a] master={addr}"
@@ -137,8 +161,7 @@ async def test_dashboard_and_exporter_admin_calls(java: JavaCluster, tmp_path: P
     assert got["examineConsumeStats"] == stats
     assert got["examineConsumeStatsTopic"] == stats
     assert got["examineConsumerConnectionInfo"] == (
-        f"connections=1 model=CLUSTERING subscribes=[%RETRY%{GROUP}, {TOPIC}]"
-        f" clientId={reader.client_id}"
+        f"connections=1 model=CLUSTERING subscribes=[%RETRY%{GROUP}, {TOPIC}] clientId={client_id}"
     )
     # The topic's four queues and its retry topic's one.
     assert got["getConsumerRunningInfo"] == "subscriptions=2 queues=5"
