@@ -19,7 +19,10 @@ from pyrocket.broker.app import Broker
 from pyrocket.broker.config import BrokerSettings
 from pyrocket.client.broker_api import BrokerAPI
 from pyrocket.client.consumer import PushConsumer
+from pyrocket.client.instance import ClientInstance
+from pyrocket.client.lite_pull import LitePullConsumer
 from pyrocket.client.producer import Producer, new_message
+from pyrocket.protocol.bodies.client import ConsumeFromWhere
 from pyrocket.protocol.bodies.topic import TopicConfig
 from pyrocket.protocol.codes import ResponseCode
 from pyrocket.protocol.command import RemotingCommand
@@ -271,3 +274,57 @@ async def test_the_slave_serves_what_the_master_stored_once_it_is_gone(tmp_path:
     assert served_a == on_a
     assert not [p for p in later if p.addr == m.broker_addr and p.found]
     assert b.broker_addr != s.broker_addr
+
+
+async def slave_only_route(names: list[str], slave: Broker) -> None:
+    """Wait until the NameServer lists ``slave`` alone for broker-a."""
+    async with ClientInstance(names, client_ip="127.0.0.1") as probe:
+        while True:
+            await probe.update_route(TOPIC)
+            if probe.broker_addrs.get("broker-a") == {1: slave.broker_addr}:
+                return
+            await trio.sleep(0.05)
+
+
+async def test_consumers_started_without_a_master_read_the_slave(tmp_path: Path) -> None:
+    labels = [f"late{i}" for i in range(10)]
+    wanted = sorted(label.encode() for label in labels)
+    with trio.fail_after(60):
+        async with running_namesrv(tmp_path / "ns") as namesrv:
+            names = [namesrv_address(namesrv)]
+            async with pair(tmp_path, names) as (master, m, s):
+                async with Producer("late_producer", names, client_ip="127.0.0.1") as p:
+                    await send_all(p, labels)
+                await caught_up(m, s)
+                await master.stop()
+                await slave_only_route(names, s)
+                # QUERY_CONSUMER_OFFSET goes to the slave; a group it has no
+                # offset for starts at 0 (the queue's start is in memory).
+                pushed = consumer(
+                    names[0],
+                    "late_push",
+                    TOPIC,
+                    consume_from=ConsumeFromWhere.CONSUME_FROM_LAST_OFFSET,
+                )
+                async with pushed:
+                    got_push = await take(pushed, len(labels))
+                lite = LitePullConsumer(
+                    "late_lite", names, client_ip="127.0.0.1", auto_commit=False
+                )
+                async with lite:
+                    await lite.subscribe(TOPIC)
+                    got_lite: list[MessageExt] = []
+                    while len(got_lite) < len(labels):
+                        got_lite += await lite.poll(timeout=1.0)
+                    await lite.commit_sync()
+                    queues = sorted(
+                        await lite.fetch_message_queues(TOPIC), key=lambda q: q.queue_id
+                    )
+                    committed = [await lite.committed(q) for q in queues]
+                ends = [s.store.get_max_offset_in_queue(TOPIC, q.queue_id) for q in queues]
+    assert bodies(got_push) == wanted
+    assert bodies(got_lite) == wanted
+    assert committed == ends and sum(ends) == len(labels)
+    assert s.data_plane is not None
+    offsets = s.data_plane.consumer_offset_manager
+    assert [offsets.query_offset("late_lite", TOPIC, q.queue_id) for q in queues] == ends
