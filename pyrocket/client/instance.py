@@ -260,13 +260,29 @@ class ClientInstance:
         """The master's address of ``broker_name``, if known."""
         return self.broker_addrs.get(broker_name, {}).get(MASTER_ID)
 
-    def subscribe_addr(self, broker_name: str, broker_id: int) -> str | None:
+    def subscribe_addr(self, broker_name: str, broker_id: int) -> tuple[str, bool] | None:
         """``findBrokerAddressInSubscribe``: the address of ``broker_id`` of
-        ``broker_name``, else any of its brokers."""
+        ``broker_name``, else that of its lowest broker id (the first entry
+        of Java's table, so a consumer pointed at a master that is gone
+        reads from a slave), and whether that broker is a slave. None when
+        no broker of that name is known."""
         addrs = self.broker_addrs.get(broker_name)
         if not addrs:
             return None
-        return addrs.get(broker_id) or next(iter(addrs.values()))
+        addr = addrs.get(broker_id)
+        if addr is not None:
+            return addr, broker_id != MASTER_ID
+        first = min(addrs)
+        return addrs[first], first != MASTER_ID
+
+    def admin_addr(self, broker_name: str) -> str | None:
+        """``findBrokerAddressInAdmin``: the master of ``broker_name``, else
+        its lowest-numbered slave (where consumer offsets are committed and
+        queried, so they still work while the master is gone)."""
+        addrs = self.broker_addrs.get(broker_name)
+        if not addrs:
+            return None
+        return addrs[min(addrs)]
 
     def any_broker_addr(self, topic: str) -> str | None:
         """``findBrokerAddrByTopic``: the master (else any broker) of a random

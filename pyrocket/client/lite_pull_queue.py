@@ -22,7 +22,13 @@ from pyrocket.client.allocate import AllocateStrategy
 from pyrocket.client.broker_api import BrokerAPI
 from pyrocket.client.instance import ClientError, ClientInstance, subscribe_queues
 from pyrocket.client.offsets import start_offset
-from pyrocket.client.pulling import PullStatus, PullSysFlag, QueueState, deliverable
+from pyrocket.client.pulling import (
+    PullStatus,
+    PullSysFlag,
+    QueueState,
+    deliverable,
+    pull_address,
+)
 from pyrocket.client.selector import TAG
 from pyrocket.errors import PyrocketError, ResponseError
 from pyrocket.protocol.bodies.client import (
@@ -321,14 +327,14 @@ async def commit_queue(
     timeout: float,  # noqa: ASYNC109
 ) -> None:
     """Send ``state``'s consumed offset, if it moved since the last commit,
-    to its queue's master through ``brokers``; ``committed`` records it
+    to its queue's master (else a slave) through ``brokers``; ``committed`` records it
     once sent. Failures are logged (the next commit tries again)."""
     offset, queue = state.consumed, state.queue
     if offset < 0 or offset == state.committed:
         return
-    addr = instance.master_addr(queue.broker_name or "")
+    addr = instance.admin_addr(queue.broker_name or "")
     if addr is None:
-        log.warning("no master for %s; offset %d not committed", queue, offset)
+        log.warning("no broker for %s; offset %d not committed", queue, offset)
         return
     try:
         await brokers.update_consumer_offset(
@@ -377,8 +383,15 @@ async def committed_offset(
     timeout: float,  # noqa: ASYNC109
 ) -> int:
     """QUERY_CONSUMER_OFFSET: the group's committed offset of ``queue``, -1
-    when there is none. Raises ClientError when the broker cannot tell."""
-    addr = await master_of(instance, queue)
+    when there is none; asked of the master, else of a slave (Java's offset
+    store). Raises ClientError when the broker cannot tell."""
+    broker = queue.broker_name or ""
+    addr = instance.admin_addr(broker)
+    if addr is None:
+        await instance.update_route(queue.topic or "")
+        addr = instance.admin_addr(broker)
+    if addr is None:
+        raise ClientError(f"The broker[{broker}] not exist")
     try:
         return await instance.brokers.query_consumer_offset(
             addr, group, queue.topic or "", queue.queue_id, timeout
@@ -459,14 +472,10 @@ async def pull_once(
     wait. As in Java 4.7.0, the answer is awaited ``timeout_when_suspend``
     seconds (``consumer_pull_timeout`` is not what bounds a held pull)."""
     queue = state.queue
-    broker = queue.broker_name or ""
-    addr = instance.subscribe_addr(broker, state.broker_id)
-    if addr is None:
-        await instance.update_route(queue.topic or "")
-        addr = instance.subscribe_addr(broker, state.broker_id)
-        if addr is None:
-            log.warning("no broker address for %s", queue)
-            return False
+    found_addr = await pull_address(instance, queue, state.broker_id)
+    if found_addr is None:
+        return False
+    addr = found_addr[0]
     subscription = state.subscription
     is_tag = subscription.expression_type in (None, "", TAG)
     sys_flag = PullSysFlag.SUSPEND | PullSysFlag.SUBSCRIPTION | LITE_PULL

@@ -30,17 +30,18 @@ async def commit_offset(
     oneway: bool,
     timeout: float,  # noqa: ASYNC109
 ) -> None:
-    """Commit ``state``'s consumed offset (if any) to its queue's master;
+    """Commit ``state``'s consumed offset (if any) to its queue's master,
+    or to a slave when the master is gone (``findBrokerAddressInAdmin``);
     failures are logged, not raised."""
     if state.consumed < 0:
         return
     queue = state.queue
-    addr = instance.master_addr(queue.broker_name or "")
+    addr = instance.admin_addr(queue.broker_name or "")
     if addr is None:
         await instance.update_route(queue.topic or "")
-        addr = instance.master_addr(queue.broker_name or "")
+        addr = instance.admin_addr(queue.broker_name or "")
     if addr is None:
-        log.warning("no master for %s; offset %d not committed", queue, state.consumed)
+        log.warning("no broker for %s; offset %d not committed", queue, state.consumed)
         return
     try:
         await instance.brokers.update_consumer_offset(
@@ -67,17 +68,21 @@ async def start_offset(
 ) -> tuple[int, bool] | None:
     """``computePullFromWhere``: the offset to start at and whether it is
     the group's committed one (which then seeds the consumed offset, as
-    Java's offset store does); None when it cannot be known now."""
+    Java's offset store does); None when it cannot be known now.
+
+    The committed offset is asked of the master, else of a slave (Java's
+    offset store); the offsets by time and the queue's end only of the
+    master, as Java's admin calls do."""
     topic = queue.topic or ""
     broker = queue.broker_name or ""
-    addr = instance.master_addr(broker)
-    if addr is None:
+    admin = instance.admin_addr(broker)
+    if admin is None:
         return None
     brokers = instance.brokers
     try:
         try:
             committed = await brokers.query_consumer_offset(
-                addr, group, topic, queue.queue_id, timeout
+                admin, group, topic, queue.queue_id, timeout
             )
             return committed, True
         except ResponseError as exc:
@@ -87,6 +92,10 @@ async def start_offset(
         where = consume_from
         if where == ConsumeFromWhere.CONSUME_FROM_FIRST_OFFSET:
             return 0, False
+        addr = instance.master_addr(broker)
+        if addr is None:
+            log.warning("no master for %s: cannot find where to start it", queue)
+            return None
         if where == ConsumeFromWhere.CONSUME_FROM_TIMESTAMP and not is_retry:
             found = await brokers.search_offset(
                 addr, topic, queue.queue_id, consume_timestamp, timeout

@@ -203,6 +203,23 @@ def deliverable(
     return found
 
 
+async def pull_address(
+    instance: ClientInstance, queue: MessageQueue, broker_id: int
+) -> tuple[str, bool] | None:
+    """Where ``queue``'s next pull goes (``PullAPIWrapper.pullKernelImpl``):
+    the broker the last answer suggested (``suggestWhichBrokerId``), else
+    any broker of the queue's name, the route fetched again when none is
+    known; with whether it is a slave. None (logged) when there is none."""
+    broker = queue.broker_name or ""
+    found = instance.subscribe_addr(broker, broker_id)
+    if found is None:
+        await instance.update_route(queue.topic or "")
+        found = instance.subscribe_addr(broker, broker_id)
+        if found is None:
+            log.warning("no broker address for %s", queue)
+    return found
+
+
 async def pull_once(
     instance: ClientInstance,
     settings: PullSettings,
@@ -215,16 +232,12 @@ async def pull_once(
     replaced by the one it suggests and passed to ``commit``. False when the
     next pull should wait."""
     queue = state.queue
-    broker = queue.broker_name or ""
-    addr = instance.subscribe_addr(broker, state.broker_id)
-    if addr is None:
-        await instance.update_route(queue.topic or "")
-        addr = instance.subscribe_addr(broker, state.broker_id)
-        if addr is None:
-            log.warning("no broker address for %s", queue)
-            return False
-    is_master = addr == instance.master_addr(broker)
-    commit_offset = state.consumed if state.consumed > 0 and is_master else 0
+    found_addr = await pull_address(instance, queue, state.broker_id)
+    if found_addr is None:
+        return False
+    addr, slave = found_addr
+    # Only a master is asked to commit the consumed offset.
+    commit_offset = state.consumed if state.consumed > 0 and not slave else 0
     sys_flag = PullSysFlag.SUSPEND | (PullSysFlag.COMMIT_OFFSET if commit_offset else 0)
     subscription = state.subscription
     header = PullMessageRequestHeader(
@@ -291,6 +304,7 @@ __all__ = [
     "delivered_form",
     "filter_by_tags",
     "now_ms",
+    "pull_address",
     "pull_once",
     "retry_topic",
 ]
