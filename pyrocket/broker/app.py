@@ -226,17 +226,27 @@ class Broker(BrokerParts):
         """GET_BROKER_RUNTIME_INFO's table, the thread-pool queue sizes
         counted as the requests of each kind read from clients and not
         started yet (waiting for their connection's ordered turn or for a
-        worker), on both servers."""
+        worker), on both servers, and the head wait times as the longest
+        wait among them."""
         table = super().runtime_info()
         waiting = dict.fromkeys(_POOL_OF.values(), 0)
+        oldest: dict[str, float] = {}
         for server in (self.server, self.fast_server):
             for conn in server.connections:
-                for request in conn.waiting_requests():
+                for request, since in conn.waiting_requests():
                     pool = _POOL_OF.get(request.code)
                     if pool is not None:
                         waiting[pool] += 1
+                        oldest[pool] = min(since, oldest.get(pool, since))
         for key, count in waiting.items():
             table[key] = str(count)
+        # Java's headSlowTimeMills: how long the longest-waiting request of
+        # each pool has waited.
+        now = trio.current_time()
+        for name in ("send", "pull", "query"):
+            head = oldest.get(f"{name}ThreadPoolQueueSize")
+            waited = 0 if head is None else int((now - head) * 1000)
+            table[f"{name}ThreadPoolQueueHeadWaitTimeMills"] = str(waited)
         return table
 
     # -- extension points ---------------------------------------------------

@@ -101,7 +101,8 @@ class RequestWorkers:
     def _init_workers(self) -> None:
         # Requests are handed straight to an idle worker (most recently idle
         # first), else to a new worker, else queued until a worker is free.
-        self._queue: deque[_Job] = deque()
+        #: Coroutines waiting for a worker, each with when it was queued.
+        self._queue: deque[tuple[_Job, float]] = deque()
         self._idle_workers: list[trio.lowlevel.Task] = []
         self._in_flight = 0
         self._workers = 0
@@ -115,7 +116,7 @@ class RequestWorkers:
         #: up the ordered turn during the call (see release_order).
         self._starting: RemotingCommand | None = None
         self._released_early = False
-        self._lane: deque[tuple[_Run, RemotingCommand]] = deque()
+        self._lane: deque[tuple[_Run, RemotingCommand, float]] = deque()
         self._lane_lot = trio.lowlevel.ParkingLot()
 
     @property
@@ -123,10 +124,12 @@ class RequestWorkers:
         """Requests from the peer accepted and not yet answered."""
         return self._in_flight
 
-    def waiting_requests(self) -> list[RemotingCommand]:
-        """Requests read from the peer and not started yet: those waiting
-        for the ordered turn, then those waiting for a free worker."""
-        return [request for _, request in self._lane] + [request for _, request in self._queue]
+    def waiting_requests(self) -> list[tuple[RemotingCommand, float]]:
+        """Requests read from the peer and not started yet, each with when it
+        began to wait (``trio.current_time()``): those waiting for the
+        ordered turn, then those waiting for a free worker."""
+        lane = [(request, since) for _, request, since in self._lane]
+        return lane + [(job[1], since) for job, since in self._queue]
 
     def release_order(self, request: RemotingCommand) -> None:
         """End the ordered phase of ``request`` early: its state change is
@@ -174,7 +177,7 @@ class RequestWorkers:
             return
         self._in_flight += 1
         if registration.ordered and (self._lane_holder is not None or self._lane):
-            self._lane.append((registration.processor, request))
+            self._lane.append((registration.processor, request, trio.current_time()))
             return
         self._start(registration.processor, request, registration.ordered, False)
 
@@ -219,7 +222,7 @@ class RequestWorkers:
             self._lane_holder = request
         job = (result, request)
         if front:
-            self._queue.appendleft(job)
+            self._queue.appendleft((job, trio.current_time()))
         elif self._idle_workers:
             trio.lowlevel.reschedule(self._idle_workers.pop(), outcome.Value(job))
         elif self._workers < self.settings.workers:
@@ -227,7 +230,7 @@ class RequestWorkers:
             assert self._worker_nursery is not None
             self._worker_nursery.start_soon(self._worker, job)
         else:
-            self._queue.append(job)
+            self._queue.append((job, trio.current_time()))
         return True
 
     def _pass_turn(self, front: bool) -> None:
@@ -236,7 +239,7 @@ class RequestWorkers:
         self._lane_holder = None
         lane = self._lane
         while lane:
-            processor, request = lane.popleft()
+            processor, request, _ = lane.popleft()
             if self._start(processor, request, True, front):
                 break
         if len(lane) < LANE_BACKLOG and self._lane_lot:
@@ -269,7 +272,7 @@ class RequestWorkers:
                 # itself (from the head of the queue) rather than waking another.
                 self._pass_turn(front=True)
             if queue:
-                job = queue.popleft()
+                job = queue.popleft()[0]
             elif self._closed:
                 return
             else:

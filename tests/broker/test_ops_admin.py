@@ -360,10 +360,15 @@ async def test_runtime_info_counts_requests_waiting_for_their_turn(tmp_path: Pat
                     return sum(len(c.waiting_requests()) for c in broker.server.connections)
 
                 await wait_until(lambda: waiting() == 3)
+                await trio.sleep(0.3)
                 info = await BrokerAPI(admin_client).get_broker_runtime_info(addr)
                 assert info["sendThreadPoolQueueSize"] == "3"
                 assert info["pullThreadPoolQueueSize"] == "0"
+                # The oldest waiting send has waited at least the 0.3 s slept.
+                assert 300 <= int(info["sendThreadPoolQueueHeadWaitTimeMills"]) < 30_000
+                assert info["pullThreadPoolQueueHeadWaitTimeMills"] == "0"
                 release.set()
             assert answers == [ResponseCode.SUCCESS] * 4
             info = await BrokerAPI(admin_client).get_broker_runtime_info(addr)
             assert info["sendThreadPoolQueueSize"] == "0"
+            assert info["sendThreadPoolQueueHeadWaitTimeMills"] == "0"
