@@ -343,6 +343,8 @@ class Broker(BrokerParts):
                                 )
                                 tasks.start_soon(self.ha_client.run)
                                 await tasks.start(self.slave_sync.run)
+                            else:
+                                tasks.start_soon(self.ha_service.log_fall_behind)
                             if settings.metrics_port >= 0 and self.data_plane is not None:
                                 metrics = functools.partial(
                                     serve_broker_metrics, source=self.metrics_source

@@ -4,9 +4,11 @@ name on 127.0.0.1; the slave learns its master from the registration."""
 
 from __future__ import annotations
 
+import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
+from typing import Any
 
 import trio
 
@@ -14,8 +16,11 @@ from pyrocket.broker.app import Broker
 from pyrocket.broker.slave_sync import SlaveSyncTiming
 from pyrocket.protocol import fastjson
 from pyrocket.protocol.bodies import SubscriptionGroupConfig
-from pyrocket.protocol.bodies.topic import TopicConfig
-from tests.broker.helpers import broker_settings, running_broker
+from pyrocket.protocol.bodies.topic import KVTable, TopicConfig
+from pyrocket.protocol.codes import RequestCode, ResponseCode
+from pyrocket.protocol.command import RemotingCommand
+from pyrocket.remoting import RemotingClient
+from tests.broker.helpers import broker_settings, running_broker, send_request
 from tests.namesrv.helpers import address as namesrv_address
 from tests.namesrv.helpers import running_namesrv
 from tests.remoting.helpers import wait_until
@@ -117,3 +122,47 @@ async def test_a_master_copies_nothing(tmp_path: Path) -> None:
                 await trio.sleep(0.3)
                 assert master.slave_sync.rounds == 0
                 assert master.slave_sync.master() is None
+
+
+async def runtime_info(addr: str) -> dict[str, str]:
+    async with RemotingClient() as client:
+        request = RemotingCommand.request(RequestCode.GET_BROKER_RUNTIME_INFO)
+        answer = await client.invoke_sync(addr, request, 5)
+    assert answer.code == ResponseCode.SUCCESS, answer.remark
+    return dict(KVTable.decode(answer.body or b"{}").table)
+
+
+async def test_runtime_info_of_master_and_slave(tmp_path: Path, caplog: Any) -> None:
+    with trio.fail_after(30):
+        async with pair(tmp_path) as (master, slave):
+            await master.topic_config_manager.update_topic_config(
+                TopicConfig(topic_name="InfoTopic", read_queue_nums=4, write_queue_nums=4)
+            )
+            async with RemotingClient() as client:
+                for n in range(20):
+                    request = send_request("InfoTopic", n % 4, b"x" * 512)
+                    answer = await client.invoke_sync(master.broker_addr, request, 5)
+                    assert answer.code == ResponseCode.SUCCESS, answer.remark
+            await wait_until(lambda: slave.store.max_phy_offset == master.store.max_phy_offset)
+            await wait_until(lambda: master.ha_service.slave_fall_behind_much() == 0)
+
+            on_master = await runtime_info(master.broker_addr)
+            on_slave = await runtime_info(slave.broker_addr)
+            # The slave's commit log ends where the master's does: what
+            # mqadmin brokerStatus shows of replication (commitLogMaxOffset).
+            assert on_master["commitLogMaxOffset"] == str(master.store.max_phy_offset)
+            assert on_slave["commitLogMaxOffset"] == on_master["commitLogMaxOffset"]
+            # Replicated bytes are no puts: Java counts only sends.
+            assert on_master["msgPutTotalTodayNow"] == "20"
+            assert on_slave["msgPutTotalTodayNow"] == "0"
+            assert on_master["putMessageTimesTotal"] == "20"
+            # (Java reports 1 for no put at all.)
+            assert on_slave["putMessageTimesTotal"] == "1"
+            # Java 4.7.0 adds no HA keys: the same table on both roles.
+            assert set(on_slave) == set(on_master)
+
+            caplog.set_level(logging.INFO, "pyrocket.broker.ha")
+            async with trio.open_nursery() as nursery:
+                nursery.start_soon(master.ha_service.log_fall_behind, 0, 0.01)
+                await wait_until(lambda: "Slave fall behind master: 0 bytes" in caplog.text)
+                nursery.cancel_scope.cancel()
