@@ -17,7 +17,10 @@ every 10 s) once the registration result named the master
 - GET_ALL_SUBSCRIPTIONGROUP_CONFIG: as the topic table, by data version,
   into ``subscriptionGroup.json``.
 
-Each step fails alone: an error is logged and the next step runs.
+Each step fails alone: an error is logged and the next step runs. The
+answers are decoded in a worker thread (a master's tables can be large).
+All four requests go to the master's port (Java sends GET_ALL_TOPIC_CONFIG
+to its VIP channel, port - 2: see docs/deviations.md).
 """
 
 from __future__ import annotations
@@ -128,6 +131,10 @@ class SlaveSynchronize:
                 await step(addr)
             except (PyrocketError, OSError) as exc:
                 log.error("%s from master %s failed: %s", step.__name__, addr, exc)
+            except Exception:
+                # As Java's SlaveSynchronize: whatever a master answered, log
+                # it and go on; the slave keeps serving.
+                log.exception("%s from master %s failed", step.__name__, addr)
         self.rounds += 1
 
     async def _fetch(self, addr: str, code: RequestCode) -> bytes:
@@ -139,7 +146,7 @@ class SlaveSynchronize:
 
     async def sync_topic_config(self, addr: str) -> None:
         body = await self._fetch(addr, RequestCode.GET_ALL_TOPIC_CONFIG)
-        wrapper = TopicConfigSerializeWrapper.decode(body or b"{}")
+        wrapper = await trio.to_thread.run_sync(TopicConfigSerializeWrapper.decode, body or b"{}")
         topics = self.topics
         if topics.data_version == wrapper.data_version:
             return
@@ -156,7 +163,9 @@ class SlaveSynchronize:
         if offsets is None:
             return
         body = await self._fetch(addr, RequestCode.GET_ALL_CONSUMER_OFFSET)
-        wrapper = ConsumerOffsetSerializeWrapper.decode(body or b"{}")
+        wrapper = await trio.to_thread.run_sync(
+            ConsumerOffsetSerializeWrapper.decode, body or b"{}"
+        )
         for key, queues in wrapper.offset_table.items():
             copied: QueueOffsets = JavaConcurrentHashMap(hasher=int_hash)
             for queue_id, offset in queues.items():
@@ -176,7 +185,7 @@ class SlaveSynchronize:
 
     async def sync_subscription_group_config(self, addr: str) -> None:
         body = await self._fetch(addr, RequestCode.GET_ALL_SUBSCRIPTIONGROUP_CONFIG)
-        wrapper = SubscriptionGroupWrapper.decode(body or b"{}")
+        wrapper = await trio.to_thread.run_sync(SubscriptionGroupWrapper.decode, body or b"{}")
         groups = self.groups
         if groups.data_version == wrapper.data_version:
             return

@@ -13,7 +13,7 @@ from typing import Any
 import trio
 
 from pyrocket.broker.app import Broker
-from pyrocket.broker.slave_sync import SlaveSyncTiming
+from pyrocket.broker.slave_sync import SlaveSynchronize, SlaveSyncTiming
 from pyrocket.protocol import fastjson
 from pyrocket.protocol.bodies import SubscriptionGroupConfig
 from pyrocket.protocol.bodies.topic import KVTable, TopicConfig
@@ -166,3 +166,36 @@ async def test_runtime_info_of_master_and_slave(tmp_path: Path, caplog: Any) -> 
                 nursery.start_soon(master.ha_service.log_fall_behind, 0, 0.01)
                 await wait_until(lambda: "Slave fall behind master: 0 bytes" in caplog.text)
                 nursery.cancel_scope.cancel()
+
+
+async def test_a_refusing_master_changes_nothing_and_rounds_go_on(
+    tmp_path: Path, caplog: Any
+) -> None:
+    """A "master" that answers every table request with an error (here a
+    NameServer: REQUEST_CODE_NOT_SUPPORTED): each step logs, the slave's
+    tables stay as they were, the next round runs."""
+    with trio.fail_after(20):
+        async with running_namesrv(tmp_path / "ns") as namesrv:
+            settings = broker_settings(tmp_path / "s", brokerId=1, brokerRole="SLAVE")
+            async with running_broker(settings, timing=None) as slave:
+                sync = slave.slave_sync
+                before = dict(slave.topic_config_manager.topic_config_table)
+                version = slave.topic_config_manager.data_version
+                refusing = SlaveSynchronize(
+                    sync.client,
+                    master_addr=lambda: namesrv_address(namesrv),
+                    broker_addr=lambda: slave.broker_addr,
+                    topics=slave.topic_config_manager,
+                    groups=slave.subscription_group_manager,
+                    offsets=lambda: None,
+                    delay_offset_path=slave.store.schedule.path,
+                )
+                caplog.set_level(logging.ERROR, "pyrocket.broker")
+                await refusing.sync_all()
+                await refusing.sync_all()
+                assert refusing.rounds == 2
+                assert "sync_topic_config from master" in caplog.text
+                assert "sync_subscription_group_config from master" in caplog.text
+                assert dict(slave.topic_config_manager.topic_config_table) == before
+                assert slave.topic_config_manager.data_version == version
+                assert not slave.store.schedule.path.exists()
