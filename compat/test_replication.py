@@ -7,7 +7,8 @@ pyrocket slave's, reach the master).
 
 The Java brokers start in worker threads; the pyrocket broker runs in the
 test's trio loop. No NameServer is needed: the slave is told its master's
-HA address (``haMasterAddress``).
+HA address (``haMasterAddress``). The last test adds a Java NameServer,
+from which a pyrocket slave learns its Java master and copies its tables.
 """
 
 from __future__ import annotations
@@ -20,7 +21,9 @@ import pytest
 import trio
 
 from compat.java_cluster import JavaCluster, free_port
-from pyrocket.protocol.bodies import KVTable
+from pyrocket.broker.slave_sync import SlaveSyncTiming
+from pyrocket.client.broker_api import BrokerAPI
+from pyrocket.protocol.bodies import KVTable, SubscriptionGroupConfig, TopicConfig
 from pyrocket.protocol.codes import RequestCode, ResponseCode
 from pyrocket.protocol.command import RemotingCommand
 from pyrocket.remoting import RemotingClient
@@ -156,3 +159,61 @@ async def test_java_slave_replicates_a_pyrocket_master(
                 ours += more
             theirs = await trio.to_thread.run_sync(java_commit_log, java_root, end)
             assert theirs == ours
+
+
+async def test_pyrocket_slave_copies_a_java_masters_tables(
+    java: JavaCluster, tmp_path: Path
+) -> None:
+    """With a NameServer, the pyrocket slave learns the Java master's
+    address from its registration and copies its topic table (with its data
+    version), its subscription groups and its delay offsets
+    (SlaveSynchronize), besides replicating the commit log."""
+    ns_port = free_port()
+    await trio.to_thread.run_sync(lambda: java.start_namesrv(ns_port))
+    namesrv = f"127.0.0.1:{ns_port}"
+    port = free_port(span=2)
+    await trio.to_thread.run_sync(lambda: java.start_broker("broker-a", port, namesrv, JAVA))
+    java_addr = f"127.0.0.1:{port}"
+    settings = broker_settings(
+        tmp_path / "slave", [namesrv], brokerId=1, brokerRole="SLAVE", **PYROCKET
+    )
+    with trio.fail_after(120):
+        async with RemotingClient() as client:
+            admin = BrokerAPI(client)
+            await admin.create_topic(
+                java_addr,
+                TopicConfig(topic_name="FromJavaMaster", read_queue_nums=3, write_queue_nums=3),
+            )
+            await admin.create_subscription_group(
+                java_addr, SubscriptionGroupConfig("JavaMasterGroup", retry_max_times=7)
+            )
+            async with running_broker(
+                settings, timing=None, slave_sync=SlaveSyncTiming(0.1, 0.5)
+            ) as slave:
+                assert slave.registration.master_addr.value == java_addr
+                await wait_until(
+                    lambda: (
+                        slave.topic_config_manager.select_topic_config("FromJavaMaster") is not None
+                    )
+                )
+                java_topics = await admin.get_all_topic_config(java_addr)
+                assert slave.topic_config_manager.data_version == java_topics.data_version
+                assert set(slave.topic_config_manager.topic_config_table) == set(
+                    java_topics.topic_config_table
+                )
+                topic = slave.topic_config_manager.select_topic_config("FromJavaMaster")
+                assert topic is not None and topic.read_queue_nums == 3
+                await wait_until(
+                    lambda: (
+                        "JavaMasterGroup"
+                        in slave.subscription_group_manager.subscription_group_table
+                    )
+                )
+                group = slave.subscription_group_manager.subscription_group_table["JavaMasterGroup"]
+                assert group.retry_max_times == 7
+                rounds = slave.slave_sync.rounds
+                await wait_until(lambda: slave.slave_sync.rounds > rounds)
+                assert slave.store.schedule.path.is_file()
+                # The HA address came from the registration too.
+                assert slave.ha_client is not None
+                await slave.ha_client.connected_to.wait_value(lambda addr: addr is not None)

@@ -10,7 +10,8 @@ What runs, in start order: the message store (recovered first), the remoting
 server on ``listenPort`` and the fast ("VIP") server on ``listenPort - 2``
 answering the same processors, the HA listener on ``haListenPort``
 (:mod:`pyrocket.broker.ha`; on a slave also the client replicating the
-master), put/get statistics, ``/metrics`` over HTTP when
+master and the periodic copy of its tables, :mod:`pyrocket.broker.slave_sync`),
+put/get statistics, ``/metrics`` over HTTP when
 ``metricsPort`` is set (:mod:`pyrocket.broker.metrics`), the registration with every
 NameServer (the first round before the broker reports ready), and the message path's
 services (held pulls, client housekeeping, offsets, the transaction check). Cancelling
@@ -69,6 +70,7 @@ from pyrocket.broker.processors.common import resolved_ip
 from pyrocket.broker.processors.offsets import OffsetAdminProcessor
 from pyrocket.broker.processors.ops import OpsAdminProcessor
 from pyrocket.broker.registration import RegistrationTiming
+from pyrocket.broker.slave_sync import SlaveSynchronize, SlaveSyncTiming
 from pyrocket.broker.store.cleanup import disk_used_ratio as default_disk_used_ratio
 from pyrocket.broker.store.store import wall_clock_ms
 from pyrocket.protocol.codes import RequestCode
@@ -169,6 +171,7 @@ class Broker(BrokerParts):
         now_ms: Callable[[], int] = wall_clock_ms,
         disk_used_ratio: Callable[[str], float] = default_disk_used_ratio,
         total_physical_memory: int | None = None,
+        slave_sync: SlaveSyncTiming | None = None,
     ) -> None:
         super().__init__(
             settings,
@@ -200,6 +203,19 @@ class Broker(BrokerParts):
         self.ha_service = HAService(self.store, tls=settings.server.tls)
         self.store.replication = self.ha_service
         self.ha_client: HAClient | None = None
+        #: On a slave, the periodic copy of the master's tables.
+        self.slave_sync = SlaveSynchronize(
+            self.client,
+            master_addr=lambda: self.registration.master_addr.value,
+            broker_addr=lambda: self.broker_addr,
+            topics=self.topic_config_manager,
+            groups=self.subscription_group_manager,
+            offsets=lambda: (
+                None if self.data_plane is None else self.data_plane.consumer_offset_manager
+            ),
+            delay_offset_path=self.store.schedule.path,
+            timing=slave_sync,
+        )
         #: The bound port of ``/metrics`` (None: not served).
         self.metrics_port: int | None = None
         #: Where ``/metrics`` reads the broker's figures (None: the broker's
@@ -336,6 +352,9 @@ class Broker(BrokerParts):
                                     tls=settings.server.tls if settings.ha_use_tls else None,
                                 )
                                 tasks.start_soon(self.ha_client.run)
+                                await tasks.start(self.slave_sync.run)
+                            else:
+                                tasks.start_soon(self.ha_service.log_fall_behind)
                             if settings.metrics_port >= 0 and self.data_plane is not None:
                                 metrics = functools.partial(
                                     serve_broker_metrics, source=self.metrics_source
@@ -403,6 +422,7 @@ async def serve_broker(
     disk_used_ratio: Callable[[str], float] = default_disk_used_ratio,
     install: Sequence[Installer] = (),
     shutdown_grace: float = DEFAULT_SHUTDOWN_GRACE,
+    slave_sync: SlaveSyncTiming | None = None,
     task_status: trio.TaskStatus[Broker] = trio.TASK_STATUS_IGNORED,
 ) -> NoReturn:
     """Run a broker until cancelled; report the running :class:`Broker` (its
@@ -419,7 +439,13 @@ async def serve_broker(
     missing or bad ``plain_acl.yml``; StoreError when the store cannot
     start, OSError when a port cannot be bound.
     """
-    broker = Broker(settings, timing=timing, now_ms=now_ms, disk_used_ratio=disk_used_ratio)
+    broker = Broker(
+        settings,
+        timing=timing,
+        now_ms=now_ms,
+        disk_used_ratio=disk_used_ratio,
+        slave_sync=slave_sync,
+    )
     if settings.broker.acl_enable:
         # Fails closed: no broker without a good plain_acl.yml.
         path = acl_file(settings.broker.rocketmq_home)

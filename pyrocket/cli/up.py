@@ -5,6 +5,7 @@ clients, keeping their data in one local directory.
                 [--namesrv-port 9876] [--broker-port 10911]
                 [--cluster DefaultCluster] [--broker-name broker-a]
                 [--metrics-port 5557] [--namesrv-metrics-port 5558]
+                [--slave [--slave-port 10921]]
 
 The data directory holds ``namesrv/`` (kvConfig.json, namesrv.properties) and
 ``broker/`` (the store: commit log, consume queues, checkpoint, and
@@ -15,6 +16,12 @@ line names the addresses. Both servers serve Prometheus ``/metrics``: the
 broker on ``--metrics-port``, the NameServer on ``--namesrv-metrics-port``
 (by default 5557 and 5558, or free ports when the server's own port is 0;
 -1 turns one off), and the second line of the banner gives their URLs.
+With ``--slave`` a slave of the broker runs too (brokerId 1, brokerRole
+SLAVE, the same broker name, its store in ``broker-slave/``, listening on
+``--slave-port``, by default the broker's port + 10, or a free one when that
+is 0; its HA and fast ports follow from it as for any broker, and it serves
+no ``/metrics``): it learns its master from the NameServer, replicates its
+commit log and copies its tables, and the banner names it.
 SIGINT and SIGTERM stop both, the broker first
 (it unregisters, then flushes its store, within a grace of
 :data:`~pyrocket.broker.app.DEFAULT_SHUTDOWN_GRACE` seconds); a second signal
@@ -64,6 +71,15 @@ class UpOptions:
     #: -1: not served.
     broker_metrics_port: int | None = None
     namesrv_metrics_port: int | None = None
+    #: Run a slave of the broker too; its port (None: broker_port + 10, or
+    #: any free one when broker_port is 0).
+    slave: bool = False
+    slave_port: int | None = None
+
+    def slave_listen_port(self) -> int:
+        if self.slave_port is not None:
+            return self.slave_port
+        return 0 if self.broker_port == 0 else self.broker_port + 10
 
     def metrics_ports(self) -> tuple[int, int]:
         """The ``metricsPort`` of the NameServer and of the broker."""
@@ -86,6 +102,8 @@ class Running:
     namesrv: NameServer
     namesrv_addr: str
     broker: Broker
+    #: The slave (``--slave``), else None.
+    slave: Broker | None = None
 
 
 def namesrv_config(options: UpOptions) -> NamesrvConfig:
@@ -104,24 +122,27 @@ def namesrv_config(options: UpOptions) -> NamesrvConfig:
     return config.replace(serialize_type=serialize_type_from_env())
 
 
-def broker_settings(options: UpOptions, namesrv_addr: str) -> BrokerSettings:
+def broker_settings(
+    options: UpOptions, namesrv_addr: str, *, slave: bool = False
+) -> BrokerSettings:
     """The broker's configuration: a master on ``host``, its store under
-    ``<dir>/broker``, registered with ``namesrv_addr``."""
-    root = options.data_dir.resolve() / "broker"
+    ``<dir>/broker``, registered with ``namesrv_addr``; with ``slave``, its
+    slave (store under ``<dir>/broker-slave``, no ``/metrics``)."""
+    root = options.data_dir.resolve() / ("broker-slave" if slave else "broker")
     return load_broker_settings(
         None,
         {
             "brokerClusterName": options.cluster,
             "brokerName": options.broker_name,
-            "brokerId": "0",
-            "brokerRole": "ASYNC_MASTER",
+            "brokerId": "1" if slave else "0",
+            "brokerRole": "SLAVE" if slave else "ASYNC_MASTER",
             "brokerIP1": options.host,
             "brokerIP2": options.host,
             "namesrvAddr": namesrv_addr,
-            "listenPort": str(options.broker_port),
+            "listenPort": str(options.slave_listen_port() if slave else options.broker_port),
             "storePathRootDir": str(root),
             "autoCreateTopicEnable": "true",
-            "metricsPort": str(options.metrics_ports()[1]),
+            "metricsPort": "-1" if slave else str(options.metrics_ports()[1]),
         },
     )
 
@@ -153,7 +174,13 @@ async def serve_up(
             async with trio.open_nursery() as brokers:
                 # This block ends only once the broker's shutdown is complete.
                 broker = await brokers.start(partial(serve_broker, settings, host=options.host))
-                task_status.started(Running(namesrv, namesrv_addr, broker))
+                slave: Broker | None = None
+                if options.slave:
+                    slave_settings = broker_settings(options, namesrv_addr, slave=True)
+                    slave = await brokers.start(
+                        partial(serve_broker, slave_settings, host=options.host)
+                    )
+                task_status.started(Running(namesrv, namesrv_addr, broker, slave))
                 await trio.sleep_forever()
         finally:
             namesrv_scope.cancel()
@@ -193,6 +220,17 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         metavar="PORT",
         help=f"the NameServer's /metrics port (default {DEFAULT_NAMESRV_METRICS_PORT}; -1: off)",
     )
+    parser.add_argument(
+        "--slave",
+        action="store_true",
+        help="run a slave of the broker too (brokerId 1, brokerRole SLAVE)",
+    )
+    parser.add_argument(
+        "--slave-port",
+        type=int,
+        metavar="PORT",
+        help="the slave's port (default: the broker's port + 10; 0: any free port)",
+    )
     parser.set_defaults(func=run)
 
 
@@ -206,6 +244,8 @@ def options_from_args(args: argparse.Namespace) -> UpOptions:
         broker_name=args.broker_name,
         broker_metrics_port=args.metrics_port,
         namesrv_metrics_port=args.namesrv_metrics_port,
+        slave=args.slave,
+        slave_port=args.slave_port,
     )
 
 
@@ -223,9 +263,10 @@ async def _serve(options: UpOptions) -> None:
     async def start(nursery: trio.Nursery) -> None:
         running: Running = await nursery.start(serve_up, options)
         broker = running.broker
+        slave = "" if running.slave is None else f"with slave {running.slave.broker_addr} "
         print(
             f"pyrocket is up: NameServer {running.namesrv_addr}, "
-            f"broker {broker.settings.broker.broker_name} {broker.broker_addr} "
+            f"broker {broker.settings.broker.broker_name} {broker.broker_addr} {slave}"
             f"in cluster {broker.settings.broker.broker_cluster_name}, "
             f"data in {options.data_dir.resolve()}",
             flush=True,

@@ -83,7 +83,8 @@ async def slave(root: Path, ha_address: str, **extra: Any) -> AsyncIterator[Brok
         **{**COMMON, **extra},
     )
     async with running_broker(settings, timing=None) as broker:
-        # Topic configs are not copied yet (SlaveSynchronize): pulls need it.
+        # No NameServer here, so the slave never learns its master's broker
+        # address and SlaveSynchronize copies no topic config: pulls need it.
         await broker.topic_config_manager.update_topic_config(
             TopicConfig(topic_name=TOPIC, read_queue_nums=4, write_queue_nums=4)
         )

@@ -15,11 +15,15 @@ from pathlib import Path
 import pytest
 import trio
 
+from pyrocket.cli.up import Running, UpOptions, serve_up
 from pyrocket.client.broker_api import BrokerAPI
 from pyrocket.client.namesrv_api import NameServerAPI
 from pyrocket.protocol.bodies import TopicConfig
+from pyrocket.protocol.codes import ResponseCode
 from pyrocket.remoting import RemotingClient
+from tests.broker.helpers import send_request
 from tests.client.helpers import running_up
+from tests.remoting.helpers import wait_until
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -182,3 +186,86 @@ def test_bad_port_is_a_usage_error(flag: str) -> None:
     )
     assert result.returncode == 2
     assert "invalid int value" in result.stderr
+
+
+async def test_up_with_a_slave_replicates_and_routes_both(tmp_path: Path) -> None:
+    options = UpOptions(data_dir=tmp_path / "data", namesrv_port=0, broker_port=0, slave=True)
+    with trio.fail_after(30):
+        async with trio.open_nursery() as nursery:
+            running: Running = await nursery.start(serve_up, options)
+            master, slave = running.broker, running.slave
+            assert slave is not None and slave.is_slave
+            assert slave.settings.broker.broker_name == master.settings.broker.broker_name
+            assert slave.settings.broker.broker_id == 1
+            assert Path(slave.settings.store.store_path_root_dir).name == "broker-slave"
+            async with RemotingClient() as client:
+                cluster = await NameServerAPI(client).get_cluster_info(running.namesrv_addr)
+                assert cluster.broker_addr_table["broker-a"].broker_addrs == {
+                    0: master.broker_addr,
+                    1: slave.broker_addr,
+                }
+                # Auto-create is on: a send to a new topic is stored.
+                request = send_request("UpSlaveTopic", 0, b"replicated")
+                answer = await client.invoke_sync(master.broker_addr, request, 10)
+                assert answer.code == ResponseCode.SUCCESS, answer.remark
+            # The slave follows the master's commit log (the HA address
+            # learned from the NameServer).
+            assert master.store.max_phy_offset > 0
+            await wait_until(lambda: slave.store.max_phy_offset == master.store.max_phy_offset)
+            nursery.cancel_scope.cancel()
+
+
+def test_the_command_with_slave_lists_both_in_cluster_list(tmp_path: Path) -> None:
+    data = tmp_path / "data"
+    process = subprocess.Popen(
+        _up(
+            "--dir",
+            str(data),
+            "--namesrv-port",
+            "0",
+            "--broker-port",
+            "0",
+            "--metrics-port",
+            "-1",
+            "--namesrv-metrics-port",
+            "-1",
+            "--slave",
+        ),
+        cwd=ROOT,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    watchdog = threading.Timer(60, process.kill)
+    watchdog.start()
+    try:
+        assert process.stdout is not None
+        line = process.stdout.readline()
+        match = re.match(
+            r"pyrocket is up: NameServer (127\.0\.0\.1:\d+), broker broker-a (127\.0\.0\.1:\d+) "
+            r"with slave (127\.0\.0\.1:\d+) in cluster DefaultCluster",
+            line,
+        )
+        assert match, line
+        namesrv, master, slave = match.groups()
+        listed = subprocess.run(
+            [sys.executable, "-m", "pyrocket", "admin", "clusterList", "-n", namesrv],
+            cwd=ROOT,
+            capture_output=True,
+            text=True,
+            timeout=30,
+        )
+        assert listed.returncode == 0, listed.stderr
+        rows = [row.split()[:4] for row in listed.stdout.splitlines()[1:]]
+        assert rows == [
+            ["DefaultCluster", "broker-a", "0", master],
+            ["DefaultCluster", "broker-a", "1", slave],
+        ]
+        process.send_signal(signal.SIGINT)
+        assert process.wait(20) == 0
+        assert (data / "broker-slave" / "checkpoint").is_file()
+    finally:
+        watchdog.cancel()
+        if process.poll() is None:
+            process.kill()
+            process.wait()

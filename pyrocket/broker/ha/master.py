@@ -42,6 +42,10 @@ log = logging.getLogger("pyrocket.broker.ha")
 
 #: Longest a sender sleeps before looking for new data anyway (Java: 100 ms).
 _POLL_S = 0.1
+#: A master logs how far its slaves are behind: first after 10 s, then
+#: every 60 s (Java's ``printMasterAndSlaveDiff`` schedule).
+FALL_BEHIND_FIRST_S = 10.0
+FALL_BEHIND_PERIOD_S = 60.0
 
 
 def monotonic_ms() -> int:
@@ -194,6 +198,22 @@ class HAService:
             return True
         log.warning("no slave acknowledged offset %d within %gs", offset, timeout_s)
         return False
+
+    def slave_fall_behind_much(self) -> int:
+        """``slaveFallBehindMuch``: bytes of commit log no slave acknowledged."""
+        acknowledged: int = self.push2slave_max_offset.value
+        return self.store.max_phy_offset - acknowledged
+
+    async def log_fall_behind(
+        self, first_s: float = FALL_BEHIND_FIRST_S, period_s: float = FALL_BEHIND_PERIOD_S
+    ) -> None:
+        """Log :meth:`slave_fall_behind_much` periodically until cancelled
+        (what a Java master reports of its slaves: a log line, nothing in
+        GET_BROKER_RUNTIME_INFO)."""
+        await trio.sleep(first_s)
+        while True:
+            log.info("Slave fall behind master: %d bytes", self.slave_fall_behind_much())
+            await trio.sleep(period_s)
 
     def notify_transfer_some(self, offset: int) -> None:
         if offset > self.push2slave_max_offset.value:
