@@ -1,7 +1,7 @@
 """Java's mqadmin and ``pyrocket admin`` run the same commands against one
 pyrocket cluster and print the same layout: updateOrderConf, allocateMQ,
 updateTopicPerm, sendMessage, consumerProgress, printMsg, printMsgByQueue,
-consumeMessage, queryMsgByOffset, checkMsgSendRT and sendMsgStatus.
+consumeMessage, queryMsgByOffset, queryCq, checkMsgSendRT and sendMsgStatus.
 
 Where the output holds values that differ from run to run (message ids,
 times, the queue a producer picks) the comparison is of the layout: the
@@ -107,6 +107,7 @@ async def test_same_output_as_mqadmin(java: JavaCluster, tmp_path: Path) -> None
                  "-i", str(filled), "-o", "0", "-c", "1"),
                 ("queryMsgByOffset", "-n", ns, "-t", "CmpTopic", "-b", "broker-a",
                  "-i", str(filled), "-o", "0"),
+                ("queryCq", "-n", ns, "-t", "CmpTopic", "-q", str(filled), "-i", "0"),
             ):  # fmt: skip
                 assert await ours(*args) == await java_out(java, *args), args
 

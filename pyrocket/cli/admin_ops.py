@@ -24,7 +24,9 @@ from pyrocket.client.admin import (
 )
 from pyrocket.client.admin.ops import RollbackStats, TopicFlow
 from pyrocket.errors import PyrocketError, ResponseError
+from pyrocket.protocol import fastjson
 from pyrocket.protocol.bodies.admin import message_queue_order
+from pyrocket.protocol.bodies.ops import ConsumeQueueData
 from pyrocket.protocol.codes import ResponseCode
 
 
@@ -275,6 +277,57 @@ async def clean_unused_topic(admin: Admin, args: argparse.Namespace, out: TextIO
     out.write("success")
 
 
+def _java_text(value: object) -> str:
+    """A field as Java's string concatenation shows it (``null``, ``true``)."""
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return str(value)
+
+
+def consume_queue_entry_text(entry: ConsumeQueueData) -> str:
+    """``ConsumeQueueData.toString()``."""
+    return (
+        f"ConsumeQueueData{{physicOffset={entry.physic_offset}, "
+        f"physicSize={entry.physic_size}, tagsCode={entry.tags_code}, "
+        f"extendDataJson='{_java_text(entry.extend_data_json)}', "
+        f"bitMap='{_java_text(entry.bit_map)}', eval={_java_text(entry.eval)}, "
+        f"msg='{_java_text(entry.msg)}'}}"
+    )
+
+
+async def query_cq(admin: Admin, args: argparse.Namespace, out: TextIO) -> None:
+    """QueryConsumeQueueCommand: QUERY_CONSUME_QUEUE to ``-b`` (else the first
+    broker of the topic's route, at its master address), printed as mqadmin
+    prints it."""
+    topic = args.topic.strip()
+    queue_id = int_option("q", args.queue)
+    index = int_option("i", args.index)
+    count = int_option("c", args.count) if args.count is not None else 10
+    broker = args.broker.strip() if args.broker else None
+    group = args.consumer.strip() if args.consumer else None
+    if not broker:
+        route = await admin.topic_route(topic)
+        broker = route.broker_datas[0].master_addr() if route.broker_datas else None
+        if not broker:
+            raise CommandFailed("No topic route data!")
+    body, remark = await admin.ops.query_consume_queue(broker, topic, queue_id, index, count, group)
+    if body is None:
+        raise CommandFailed(remark or "no consume queue data in the answer")
+    rule = "======================================\n"
+    if body.subscription_data is not None:
+        out.write(f"Subscription data: \n{fastjson.dumps_pretty(body.subscription_data)}\n")
+        out.write(rule)
+    if body.filter_data is not None:
+        out.write(f"Filter data: \n{body.filter_data}\n")
+        out.write(rule)
+    out.write(f"Queue data: \nmax: {body.max_queue_index}, min: {body.min_queue_index}\n")
+    out.write(rule)
+    for number, entry in enumerate(body.queue_data or (), start=index):
+        out.write(f"idx: {number}\n{consume_queue_entry_text(entry)}\n{rule}")
+
+
 def register_admin(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     """Register this module's commands."""
     parser = add_command(
@@ -377,5 +430,15 @@ def register_admin(subparsers: argparse._SubParsersAction[argparse.ArgumentParse
     parser.add_argument("-b", "--brokerAddr", help="Broker address")
     parser.add_argument("-c", "--cluster", help="cluster name")
 
+    parser = add_command(
+        subparsers, "queryCq", "Query cq command.", query_cq, "QueryConsumeQueueCommand"
+    )
+    parser.add_argument("-t", "--topic", required=True, help="topic name")
+    parser.add_argument("-q", "--queue", required=True, help="queue num, ie. 1")
+    parser.add_argument("-i", "--index", required=True, help="start queue index.")
+    parser.add_argument("-c", "--count", help="how many.")
+    parser.add_argument("-b", "--broker", help="broker addr.")
+    parser.add_argument("-g", "--consumer", help="consumer group.")
 
-__all__ = ["front", "parse_timestamp", "register_admin"]
+
+__all__ = ["consume_queue_entry_text", "front", "parse_timestamp", "register_admin"]

@@ -6,6 +6,7 @@ and cleanUnusedTopic, printing mqadmin's layout."""
 from __future__ import annotations
 
 import datetime
+import re
 from pathlib import Path
 
 import trio
@@ -13,6 +14,7 @@ import trio
 from pyrocket.broker.statsitems import SamplingSchedule
 from pyrocket.cli.admin_ops import front, parse_timestamp
 from pyrocket.client.producer import Producer, new_message
+from pyrocket.protocol.message import tags_hash_code
 from tests.cli.test_broker_cli import cli
 from tests.client.helpers import consumer, running_up
 
@@ -137,3 +139,51 @@ async def test_offset_and_stats_commands(tmp_path: Path) -> None:
             code, out, err = await cli("admin", "cleanUnusedTopic", "-n", ns, "-c", cluster)
             assert (code, out, err) == (0, "success", "")
             assert all(broker.store.consume_queue(TOPIC, q) is None for q in range(4))
+
+
+async def test_query_cq_prints_the_entries_as_mqadmin(tmp_path: Path) -> None:
+    with trio.fail_after(60):
+        async with running_up(tmp_path) as running:
+            ns, broker = running.namesrv_addr, running.broker
+            async with Producer("cq_pg", [ns], client_ip="127.0.0.1") as producer:
+                results = [
+                    await producer.send(new_message(TOPIC, b"x" * (10 + i), tags="TagA"))
+                    for i in range(8)
+                ]
+            on_queue_1 = [r for r in results if r.queue is not None and r.queue.queue_id == 1]
+            assert on_queue_1
+            code, out, err = await cli(
+                "admin", "queryCq", "-n", ns, "-t", TOPIC, "-q", "1", "-i", "0", "-c", "5"
+            )
+            assert (code, err) == (0, "")
+            lines = out.splitlines()
+            rule = "=" * 38
+            maximum = broker.store.get_max_offset_in_queue(TOPIC, 1)
+            assert maximum == len(on_queue_1)
+            assert lines[:3] == ["Queue data: ", f"max: {maximum}, min: 0", rule]
+            entries = lines[3:]
+            shown = min(5, maximum)
+            assert len(entries) == 3 * shown
+            offsets = []
+            for number in range(shown):
+                idx, entry, end = entries[3 * number : 3 * number + 3]
+                assert (idx, end) == (f"idx: {number}", rule)
+                match = re.fullmatch(
+                    r"ConsumeQueueData\{physicOffset=(\d+), physicSize=(\d+), "
+                    r"tagsCode=(-?\d+), extendDataJson='null', bitMap='null', "
+                    r"eval=false, msg='null'\}",
+                    entry,
+                )
+                assert match, entry
+                assert int(match[3]) == tags_hash_code("TagA")
+                assert int(match[2]) > 0
+                offsets.append(int(match[1]))
+            assert offsets == sorted(offsets) and len(set(offsets)) == shown
+            # -b names the broker. An index past the end: the broker answers
+            # with no body and its remark (mqadmin fails decoding nothing).
+            code, out, err = await cli(
+                "admin", "queryCq", "-n", ns, "-t", TOPIC, "-q", "1", "-i", str(maximum),
+                "-b", broker.broker_addr,
+            )  # fmt: skip
+            assert (code, out) == (1, "")
+            assert f"Index {maximum} of 1@{TOPIC} is not exist!" in err
