@@ -7,7 +7,7 @@ the command line with :class:`~pyrocket.client.Producer` and
                      [--mode sync|oneway|orderly] [--shard-key KEY] [--json] [BODY ...]
                      [--async | --oneway] [--sharding-key KEY]
     pyrocket consume -n 127.0.0.1:9876 -t TopicTest -g GROUP [-s "TagA || TagB"]
-                     [-c N] [--from-first] [--json]
+                     [-c N] [--from first|last|timestamp [--timestamp T]] [--json]
 
 Both take the TLS options of :mod:`pyrocket.cli.tls_options` (``--tls``,
 ``-Dtls.*=...``, ``--tls-trust-cert``, ``--tls-cert``, ``--tls-key``).
@@ -29,6 +29,7 @@ NameServers are separated by ``;``. Failures are printed as
 from __future__ import annotations
 
 import argparse
+import datetime
 import json
 import os
 import signal
@@ -44,7 +45,7 @@ from pyrocket.cli.serving import leaves
 from pyrocket.cli.tls_options import add_tls_options, client_tls
 from pyrocket.client.async_send import SendFuture
 from pyrocket.client.consumer import PushConsumer
-from pyrocket.client.instance import DEFAULT_PRODUCER_GROUP
+from pyrocket.client.instance import DEFAULT_PRODUCER_GROUP, ClientError
 from pyrocket.client.producer import Producer, SendResult, new_message
 from pyrocket.errors import PyrocketError
 from pyrocket.protocol.bodies.client import ConsumeFromWhere, MessageQueue
@@ -166,14 +167,15 @@ async def produce(args: argparse.Namespace, bodies: Iterable[bytes], out: TextIO
 
 async def consume(args: argparse.Namespace, out: TextIO) -> None:
     """Print messages of ``args.topic`` until ``args.count`` or SIGINT/SIGTERM."""
-    where = (
-        ConsumeFromWhere.CONSUME_FROM_FIRST_OFFSET
-        if args.from_first
-        else ConsumeFromWhere.CONSUME_FROM_LAST_OFFSET
-    )
+    where, when = consume_start(args)
     keys = credentials(args, tools_yml=False)
     consumer = PushConsumer(
-        args.group, _namesrv(args), consume_from=where, tls=client_tls(args), credentials=keys
+        args.group,
+        _namesrv(args),
+        consume_from=where,
+        consume_timestamp=when,
+        tls=client_tls(args),
+        credentials=keys,
     )
     consumer.subscribe(args.topic, args.subExpression)
     with trio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
@@ -194,6 +196,41 @@ async def consume(args: argparse.Namespace, out: TextIO) -> None:
                 if args.count and received >= args.count:
                     break
             nursery.cancel_scope.cancel()
+
+
+#: ``consume --from``: where a group without committed offsets starts.
+_CONSUME_FROM = {
+    "first": ConsumeFromWhere.CONSUME_FROM_FIRST_OFFSET,
+    "last": ConsumeFromWhere.CONSUME_FROM_LAST_OFFSET,
+    "timestamp": ConsumeFromWhere.CONSUME_FROM_TIMESTAMP,
+}
+
+
+def consume_start(args: argparse.Namespace) -> tuple[ConsumeFromWhere, int | None]:
+    """``--from`` / ``--from-first`` / ``--timestamp``: the consumer's
+    ``consume_from`` and ``consume_timestamp`` (None: its default, half an
+    hour ago). Raises ClientError."""
+    start = "first" if args.from_first else args.start
+    when = consume_timestamp(args.timestamp) if args.timestamp is not None else None
+    if when is not None and start != "timestamp":
+        raise ClientError("--timestamp goes with --from timestamp")
+    return _CONSUME_FROM[start], when
+
+
+def consume_timestamp(text: str) -> int:
+    """``--timestamp``: Java's ``consumeTimestamp`` form ``yyyyMMddHHmmss``
+    (local time), or milliseconds since the epoch; in milliseconds. Raises
+    ClientError."""
+    text = text.strip()
+    if len(text) == 14 and text.isdigit():
+        try:
+            parsed = datetime.datetime.strptime(text, "%Y%m%d%H%M%S")
+        except ValueError:
+            raise ClientError(f"--timestamp {text}: not a yyyyMMddHHmmss time") from None
+        return int(parsed.timestamp() * 1000)
+    if text.isdigit():
+        return int(text)
+    raise ClientError(f"--timestamp {text}: expected yyyyMMddHHmmss or milliseconds")
 
 
 def _run(program: str, main: Any, *main_args: Any) -> int:
@@ -279,9 +316,18 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         "-c", "--count", type=int, default=0, help="stop after this many messages (0: never)"
     )
     consume_parser.add_argument(
-        "--from-first",
-        action="store_true",
-        help="a group without committed offsets starts at the first message, not the last",
+        "--from",
+        dest="start",
+        choices=sorted(_CONSUME_FROM),
+        default="last",
+        help="where a group without committed offsets starts (Java's consumeFromWhere)",
+    )
+    consume_parser.add_argument(
+        "--timestamp",
+        help="with --from timestamp: yyyyMMddHHmmss (Java's consumeTimestamp) or milliseconds",
+    )
+    consume_parser.add_argument(
+        "--from-first", action="store_true", help="the same as --from first"
     )
     consume_parser.add_argument("--json", action="store_true", help="print JSON lines")
     add_tls_options(consume_parser)

@@ -4,14 +4,20 @@ properties, and failures are reported with exit status 1."""
 
 from __future__ import annotations
 
+import argparse
+import datetime
 import json
 import os
 import re
 import sys
 from pathlib import Path
 
+import pytest
 import trio
 
+from pyrocket.cli.clients import consume_start, consume_timestamp, register
+from pyrocket.client.instance import ClientError
+from pyrocket.protocol.bodies.client import ConsumeFromWhere
 from tests.client.helpers import running_up
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -85,6 +91,52 @@ async def test_produce_then_consume(tmp_path: Path) -> None:
             assert sorted(line.rsplit("body=", 1)[1] for line in out.splitlines()) == [
                 "four", "one", "one", "three", "two", "two",
             ]  # fmt: skip
+
+
+async def test_consume_from(tmp_path: Path) -> None:
+    with trio.fail_after(60):
+        async with running_up(tmp_path) as running:
+            ns = running.namesrv_addr
+            status, _, err = await pyrocket("produce", "-n", ns, "-t", "FromTopic", "-c", "4", "m")
+            assert status == 0, err
+            # A new group of a queue still in memory starts at 0 whatever it
+            # asks for (the broker answers offset 0, as Java's does).
+            for start in ("first", "timestamp"):
+                status, out, err = await pyrocket(
+                    "consume", "-n", ns, "-t", "FromTopic", "-g", f"from_{start}", "-c", "4",
+                    "--from", start, "--json",
+                )  # fmt: skip
+                assert status == 0, err
+                assert [json.loads(line)["body"] for line in out.splitlines()] == ["m"] * 4
+    status, _, err = await pyrocket(
+        "consume", "-n", "127.0.0.1:1", "-t", "T", "-g", "g", "--timestamp", "yesterday"
+    )
+    assert status == 1 and "--timestamp yesterday" in err
+
+
+def test_consume_start_settings() -> None:
+    parser = argparse.ArgumentParser()
+    register(parser.add_subparsers())
+    base = ["consume", "-t", "T", "-g", "g"]
+    assert consume_start(parser.parse_args(base)) == (
+        ConsumeFromWhere.CONSUME_FROM_LAST_OFFSET,
+        None,
+    )
+    assert consume_start(parser.parse_args([*base, "--from-first"]))[0] is (
+        ConsumeFromWhere.CONSUME_FROM_FIRST_OFFSET
+    )
+    timed = parser.parse_args([*base, "--from", "timestamp", "--timestamp", "1700000000123"])
+    assert consume_start(timed) == (ConsumeFromWhere.CONSUME_FROM_TIMESTAMP, 1700000000123)
+    with pytest.raises(ClientError, match="goes with --from timestamp"):
+        consume_start(parser.parse_args([*base, "--timestamp", "1700000000123"]))
+
+
+def test_consume_timestamp_forms() -> None:
+    local = datetime.datetime(2026, 12, 2, 13, 5, 7)
+    assert consume_timestamp("20261202130507") == int(local.timestamp() * 1000)
+    assert consume_timestamp(" 1700000000123 ") == 1700000000123
+    with pytest.raises(ClientError, match="not a yyyyMMddHHmmss"):
+        consume_timestamp("20261302130507")
 
 
 async def test_failures_are_reported() -> None:
