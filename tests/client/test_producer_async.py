@@ -306,10 +306,15 @@ async def test_compression_threshold_level_and_big_bodies() -> None:
     compressed = [bool(f & MessageSysFlag.COMPRESSED_FLAG) for f in flags]
     assert compressed == [False, True, True, True, True, True, True]
     sent = [r.body or b"" for r in requests]
+    # The sync sends arrive one after the other; the oneway send, the async
+    # one and the second producer's may be handled in any order by the
+    # scripted broker's workers.
     assert sent[0] == small
     assert sent[1] == zlib.compress(edge, 5) and sent[2] == zlib.compress(medium, 5)
-    assert sent[3] == zlib.compress(big, 5) and zlib.decompress(sent[4]) == big
-    assert sent[6] == zlib.compress(b"c" * 200, 9)
+    assert zlib.decompress(sent[3]) == big, [len(body) for body in sent]
+    assert sent[3] == zlib.compress(big, 5), [len(body) for body in sent]
+    later = [zlib.compress(big, 5), zlib.compress(medium, 5), zlib.compress(b"c" * 200, 9)]
+    assert sorted(sent[4:]) == sorted(later)
 
 
 async def test_closing_waits_for_async_sends_or_cancels_them() -> None:
