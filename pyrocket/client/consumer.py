@@ -272,12 +272,7 @@ class PushConsumer:
                 await self.tracer.dispatcher.__aenter__()
         except BaseException as exc:
             self._running = False
-            if isinstance(exc, Exception):
-                # A failed start (a refused subscription) surfaces as itself,
-                # not inside the instance nursery's exception group.
-                await self.instance.__aexit__(None, None, None)
-            else:
-                await self.instance.__aexit__(type(exc), exc, exc.__traceback__)
+            await self.instance.close_after_failed_start(exc)
             raise
         nursery = self.instance.nursery
         nursery.start_soon(self._rebalance_forever)

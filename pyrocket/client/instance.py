@@ -203,6 +203,16 @@ class ClientInstance:
         self._nursery.start_soon(self._heartbeat_forever)
         return self
 
+    async def close_after_failed_start(self, exc: BaseException) -> None:
+        """Close the instance after a consumer's start raised ``exc``. An
+        Exception (a refused subscription, say) is kept out of the nursery,
+        so it surfaces as itself rather than inside its exception group; a
+        cancellation or KeyboardInterrupt is passed on."""
+        if isinstance(exc, Exception):
+            await self.__aexit__(None, None, None)
+        else:
+            await self.__aexit__(type(exc), exc, exc.__traceback__)
+
     async def __aexit__(
         self,
         exc_type: type[BaseException] | None,

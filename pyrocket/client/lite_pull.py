@@ -357,10 +357,7 @@ class LitePullConsumer:
             await self.rebalance()
         except BaseException as exc:
             self._running = False
-            if isinstance(exc, Exception):
-                await self.instance.__aexit__(None, None, None)
-            else:
-                await self.instance.__aexit__(type(exc), exc, exc.__traceback__)
+            await self.instance.close_after_failed_start(exc)
             raise
         nursery = self.instance.nursery
         nursery.start_soon(self._rebalance_forever)
