@@ -26,8 +26,8 @@ from pyrocket.client.pulling import (
     PullStatus,
     PullSysFlag,
     QueueState,
-    deliverable,
     pull_address,
+    pull_request,
 )
 from pyrocket.client.selector import TAG
 from pyrocket.errors import PyrocketError, ResponseError
@@ -43,7 +43,6 @@ from pyrocket.protocol.bodies.route import TopicRouteData
 from pyrocket.protocol.codes import ResponseCode
 from pyrocket.protocol.headers import (
     PullMessageRequestHeader,
-    PullMessageResponseHeader,
 )
 from pyrocket.protocol.javahash import JavaHashSet
 from pyrocket.protocol.message import MessageExt
@@ -495,21 +494,12 @@ async def pull_once(
     )
     state.pull_scope = trio.CancelScope()
     with state.pull_scope:
-        try:
-            response = await instance.brokers.pull_message(
-                addr, header, settings.timeout_when_suspend
-            )
-            try:
-                status = PullStatus(response.code)
-            except ValueError:
-                raise ResponseError(response.code, response.remark) from None
-            answer = response.decode_header(PullMessageResponseHeader)
-            found: list[MessageExt] = []
-            if status is PullStatus.FOUND:
-                found = deliverable(settings.group, state, response.body or b"", answer)
-        except PyrocketError as exc:
-            log.warning("pull from %s for %s failed: %s", addr, queue, exc)
+        pulled = await pull_request(
+            instance, addr, header, settings.timeout_when_suspend, settings.group, state
+        )
+        if pulled is None:
             return False
+        status, answer, found = pulled
     if state.pull_scope.cancelled_caught or state.dropped or generation != state.generation:
         return True  # seeked meanwhile: the next pull starts where asked
     state.broker_id = answer.suggest_which_broker_id

@@ -220,6 +220,34 @@ async def pull_address(
     return found
 
 
+async def pull_request(
+    instance: ClientInstance,
+    addr: str,
+    header: PullMessageRequestHeader,
+    answer_within: float,
+    group: str,
+    state: QueueState,
+) -> tuple[PullStatus, PullMessageResponseHeader, list[MessageExt]] | None:
+    """Send ``header``'s PULL_MESSAGE to ``addr``, answered within
+    ``answer_within`` seconds: the answer's status and
+    header, and the messages of a FOUND answer that ``group`` is to see
+    (:func:`deliverable`). None (logged) when the pull failed."""
+    try:
+        response = await instance.brokers.pull_message(addr, header, answer_within)
+        try:
+            status = PullStatus(response.code)
+        except ValueError:
+            raise ResponseError(response.code, response.remark) from None
+        answer = response.decode_header(PullMessageResponseHeader)
+        found: list[MessageExt] = []
+        if status is PullStatus.FOUND:
+            found = deliverable(group, state, response.body or b"", answer)
+    except PyrocketError as exc:
+        log.warning("pull from %s for %s failed: %s", addr, state.queue, exc)
+        return None
+    return status, answer, found
+
+
 async def pull_once(
     instance: ClientInstance,
     settings: PullSettings,
@@ -254,19 +282,12 @@ async def pull_once(
         expression_type=subscription.expression_type,
     )
     state.last_pull_timestamp = now_ms()
-    try:
-        response = await instance.brokers.pull_message(addr, header, settings.timeout_when_suspend)
-        try:
-            status = PullStatus(response.code)
-        except ValueError:
-            raise ResponseError(response.code, response.remark) from None
-        answer = response.decode_header(PullMessageResponseHeader)
-        found: list[MessageExt] = []
-        if status is PullStatus.FOUND:
-            found = deliverable(settings.group, state, response.body or b"", answer)
-    except PyrocketError as exc:
-        log.warning("pull from %s for %s failed: %s", addr, queue, exc)
+    pulled = await pull_request(
+        instance, addr, header, settings.timeout_when_suspend, settings.group, state
+    )
+    if pulled is None:
         return False
+    status, answer, found = pulled
     state.broker_id = answer.suggest_which_broker_id
     if state.dropped:
         return True
@@ -306,5 +327,6 @@ __all__ = [
     "now_ms",
     "pull_address",
     "pull_once",
+    "pull_request",
     "retry_topic",
 ]
