@@ -47,9 +47,10 @@ What it does as Java 4.7.0 does:
 Delivery is at least once: a consumer stopped without closing may have its
 last messages delivered again to whoever takes over its queues.
 
-This module owns subscriptions, heart-beat data, rebalance, its loops,
-handing messages out and its lifetime; a PULL_MESSAGE round is in
-:mod:`pyrocket.client.pulling`, offsets in :mod:`pyrocket.client.offsets`,
+This module owns subscriptions, heart-beat data, its loops and its
+lifetime; the queue table and rebalance are in :mod:`pyrocket.client.rebalance`,
+handing messages out in :mod:`pyrocket.client.delivery`, a PULL_MESSAGE round
+in :mod:`pyrocket.client.pulling`, offsets in :mod:`pyrocket.client.offsets`,
 the running-info report in :mod:`pyrocket.client.running_info`.
 """
 
@@ -59,7 +60,6 @@ import dataclasses
 import functools
 import logging
 import time
-from collections import deque
 from collections.abc import Mapping, Sequence
 from types import TracebackType
 from typing import Self
@@ -75,7 +75,8 @@ from pyrocket.client.client_requests import (
     reset_table,
     status_answer,
 )
-from pyrocket.client.instance import ClientInstance, subscribe_queues
+from pyrocket.client.delivery import Delivery
+from pyrocket.client.instance import ClientInstance
 from pyrocket.client.offsets import commit_offset, start_offset
 from pyrocket.client.producer import Producer
 from pyrocket.client.pulling import (
@@ -89,14 +90,14 @@ from pyrocket.client.pulling import (
     pull_once,
     retry_topic,
 )
-from pyrocket.client.pulling import Batch as _Batch
 from pyrocket.client.pulling import QueueState as _QueueState
 from pyrocket.client.pulling import now_ms as _now_ms
+from pyrocket.client.rebalance import QueueTable
 from pyrocket.client.running_info import running_info as _running_info
 from pyrocket.client.running_info import task_dump
 from pyrocket.client.selector import MessageSelector, check_client_in_broker
 from pyrocket.client.trace.hooks import consume_tracer
-from pyrocket.errors import ProtocolError, PyrocketError
+from pyrocket.errors import ProtocolError
 from pyrocket.protocol.bodies.admin import ConsumerRunningInfo
 from pyrocket.protocol.bodies.client import (
     ConsumeFromWhere,
@@ -172,13 +173,9 @@ class PushConsumer:
         self.persist_interval = persist_interval
         self.rebalance_interval = rebalance_interval
         self._subscriptions: dict[str, SubscriptionData] = {}
-        self._queues: dict[MessageQueue, _QueueState] = {}
-        self._pending: deque[tuple[_QueueState, MessageExt, int | None]] = deque()
-        self._send, self._receive = trio.open_memory_channel[_Batch](buffered_batches)
+        self._delivery = Delivery(buffered_batches, self.tracer)
         self._wakeup = trio.Event()
-        self._rebalance_lock = trio.Lock()
         self._running = False
-        self._closing = False
         self._start_timestamp = 0
         self.instance = ClientInstance(
             namesrv_addresses,
@@ -191,6 +188,15 @@ class PushConsumer:
             credentials=credentials,
             consumer_data=self._consumer_data,
             topics=lambda: tuple(self._subscriptions),
+        )
+        self._table = QueueTable(
+            self.instance,
+            group,
+            allocate,
+            timeout,
+            self._start_offset,
+            functools.partial(self._persist, oneway=False),
+            self._start_pulling,
         )
         # Java's copySubscription: a clustering consumer also reads its
         # group's retry topic.
@@ -217,6 +223,10 @@ class PushConsumer:
     def assignment(self) -> set[MessageQueue]:
         """The queues this consumer currently reads (retry topic included)."""
         return set(self._queues)
+
+    @property
+    def _queues(self) -> dict[MessageQueue, _QueueState]:
+        return self._table.queues
 
     def _consumer_data(self) -> tuple[ConsumerData, ...]:
         # Java fills a HashSet: the subscriptions go out in its order.
@@ -293,8 +303,8 @@ class PushConsumer:
         try:
             with trio.move_on_after(2 * self.timeout) as cleanup:
                 cleanup.shield = True
-                async with self._rebalance_lock:
-                    self._closing = True
+                async with self._table.lock:
+                    self._table.closing = True
                     for state in self._queues.values():
                         state.dropped = True
                         state.scope.cancel()
@@ -305,7 +315,7 @@ class PushConsumer:
                 log.warning("%s: closing took too long; offsets may not be committed", self.group)
         finally:
             self._running = False
-            self._receive.close()
+            self._delivery.close()
             if self.tracer is not None:
                 await self.tracer.close()
             result = await self.instance.__aexit__(exc_type, exc, traceback)
@@ -329,7 +339,7 @@ class PushConsumer:
 
     def _on_reset_offset(self, conn: Connection, request: RemotingCommand) -> None:
         header = request.decode_header(ResetOffsetRequestHeader)
-        if header.group != self.group or self._closing or not self._running:
+        if header.group != self.group or self._table.closing or not self._running:
             return
         try:
             table = reset_table(request.body)
@@ -344,18 +354,17 @@ class PushConsumer:
         offset set and committed, and rebalance takes it up again from the
         new offset (Java's ``resetOffset``)."""
         log.info("%s: resetting %d queues of %s", self.group, len(offsets), topic)
-        async with self._rebalance_lock:
-            if self._closing:
+        async with self._table.lock:
+            if self._table.closing:
                 return
             for queue, offset in offsets.items():
-                state = self._queues.get(queue)
-                if state is None or queue.topic != topic:
+                if queue.topic != topic:
                     continue
-                state.dropped = True
-                state.scope.cancel()
+                state = self._table.drop(queue)
+                if state is None:
+                    continue
                 state.consumed = offset
                 await self._persist(state, oneway=False)
-                del self._queues[queue]
         self._wakeup.set()
 
     def _on_get_status(self, conn: Connection, request: RemotingCommand) -> RemotingCommand:
@@ -402,57 +411,13 @@ class PushConsumer:
     async def receive(self) -> MessageExt:
         """The next message (waiting for one); it counts as consumed.
         Raises trio.ClosedResourceError once the consumer has closed."""
-        if self.tracer is not None:
-            self.tracer.done()
-        while True:
-            message = self._take_pending()
-            if message is not None:
-                return message
-            self._queue_batch(await self._receive.receive())
+        return await self._delivery.receive()
 
     async def poll(self, max_messages: int = 32, timeout: float = 5.0) -> list[MessageExt]:  # noqa: ASYNC109
         """Up to ``max_messages`` messages: waits up to ``timeout`` seconds for
         the first, then takes what is already there (Java's
         ``DefaultLitePullConsumer.poll``). All count as consumed."""
-        messages: list[MessageExt] = []
-        with trio.move_on_after(timeout):
-            messages.append(await self.receive())
-        while messages and len(messages) < max_messages:
-            message = self._take_pending()
-            if message is not None:
-                messages.append(message)
-                continue
-            try:
-                self._queue_batch(self._receive.receive_nowait())
-            except trio.WouldBlock:
-                break
-        return messages
-
-    def _queue_batch(self, item: _Batch) -> None:
-        state, batch, next_offset = item
-        if state.dropped:
-            return
-        last = len(batch) - 1
-        for i, message in enumerate(batch):
-            self._pending.append((state, message, next_offset if i == last else None))
-            state.cached.append(message.queue_offset)
-
-    def _take_pending(self) -> MessageExt | None:
-        # The message is consumed once handed out: up to the batch's next
-        # offset after its last message (tags filtered out included).
-        while self._pending:
-            state, message, next_offset = self._pending.popleft()
-            if state.dropped:
-                continue
-            state.in_flight -= 1
-            if state.cached:
-                state.cached.popleft()
-            state.last_consume_timestamp = _now_ms()
-            state.advance(message.queue_offset + 1 if next_offset is None else next_offset)
-            if self.tracer is not None:
-                self.tracer.handed_out(message)
-            return message
-        return None
+        return await self._delivery.poll(max_messages, timeout)
 
     async def reconsume_later(self, message: MessageExt, delay_level: int = 0) -> None:
         """Give ``message`` back to its broker (CONSUMER_SEND_MSG_BACK, what
@@ -516,49 +481,13 @@ class PushConsumer:
 
     async def rebalance(self) -> None:
         """Share every subscribed topic's queues with the group now."""
-        async with self._rebalance_lock:
-            if self._closing:
-                return
-            for topic, subscription in list(self._subscriptions.items()):
-                await self._rebalance_topic(topic, subscription)
-
-    async def _rebalance_topic(self, topic: str, subscription: SubscriptionData) -> None:
-        route = self.instance.routes.get(topic) or await self.instance.update_route(topic)
-        if route is None:
-            return
-        queues = subscribe_queues(topic, route)
-        addr = self.instance.any_broker_addr(topic)
-        if not queues or addr is None:
-            return
-        try:
-            ids = await self.instance.brokers.get_consumer_id_list(addr, self.group, self.timeout)
-        except PyrocketError as exc:
-            log.warning("consumer list of %s from %s failed: %s", self.group, addr, exc)
-            return
-        if not ids:
-            return
-        mine = set(self.allocate(self.group, self.client_id, queues, sorted(ids)))
-        for queue, state in list(self._queues.items()):
-            if queue.topic == topic and queue not in mine:
-                state.dropped = True
-                state.scope.cancel()
-                await self._persist(state, oneway=False)
-                del self._queues[queue]
-                log.info("%s: %s moved to another consumer", self.group, queue)
-        for queue in sorted(mine - set(self._queues), key=lambda q: q.queue_id):
-            start = await self._start_offset(queue)
-            if start is None:
-                continue
-            offset, committed = start
-            state = _QueueState(queue, subscription, offset)
-            if committed:
-                state.consumed = offset
-            self._queues[queue] = state
-            self.instance.nursery.start_soon(self._pull_forever, state)
-            log.info("%s: reading %s from offset %d", self.group, queue, offset)
+        await self._table.rebalance(self._subscriptions.items())
 
     # ------------------------------------------------------------------
     # Pulling
+
+    def _start_pulling(self, state: _QueueState) -> None:
+        self.instance.nursery.start_soon(self._pull_forever, state)
 
     async def _pull_forever(self, state: _QueueState) -> None:
         with state.scope:
@@ -578,7 +507,7 @@ class PushConsumer:
             self.instance,
             settings,
             state,
-            self._send.send,
+            self._delivery.deliver,
             functools.partial(self._persist, oneway=False),
         )
 

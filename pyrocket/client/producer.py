@@ -73,12 +73,14 @@ from pyrocket.client.messages import QueueSelector, new_message, select_by_hash,
 from pyrocket.client.request_reply import RequestFutureTable
 from pyrocket.client.sending import (
     RETRY_RESPONSE_CODES,
-    STATUS_BY_CODE,
     Prepared,
     SendResult,
     SendStatus,
     ip_bytes,
+    prepare,
     selected_queue,
+    send_header,
+    send_result,
     vip_channel_addr,
 )
 from pyrocket.client.trace.hooks import send_tracer
@@ -91,8 +93,7 @@ from pyrocket.errors import (
 )
 from pyrocket.protocol.bodies.client import MessageQueue
 from pyrocket.protocol.bodies.route import TopicRouteData
-from pyrocket.protocol.codes import ResponseCode
-from pyrocket.protocol.headers import SendMessageRequestHeader, SendMessageResponseHeader
+from pyrocket.protocol.headers import SendMessageRequestHeader
 from pyrocket.protocol.javahash import JavaHashMap
 from pyrocket.protocol.message import (
     COMPRESS_BODY_THRESHOLD,
@@ -100,18 +101,14 @@ from pyrocket.protocol.message import (
     Message,
     MessageConst,
     MessageExt,
-    MessageSysFlag,
     UniqueIdGenerator,
-    compress_body,
     encode_batch,
-    encode_properties,
 )
 from pyrocket.remoting.tls import TlsSettings
 
 log = logging.getLogger("pyrocket.client.producer")
 
 #: Bodies this big are compressed in a worker thread, off the event loop.
-COMPRESS_IN_THREAD_OVER = 256 * 1024
 
 
 class Producer:
@@ -508,19 +505,9 @@ class Producer:
         return await self._requests.request(self, message, timeout, selector, arg)
 
     async def _prepare(self, message: Message) -> Prepared:
-        properties = with_unique_id(message, self._unique_ids.next_id)
-        body, compressed = message.body, False
-        if len(body) >= self.compress_over:
-            # Java's tryToCompressMessage; a big body is deflated in a thread.
-            if len(body) >= COMPRESS_IN_THREAD_OVER:
-                body = await trio.to_thread.run_sync(compress_body, body, self.compress_level)
-            else:
-                body = compress_body(body, self.compress_level)
-            compressed = True
-        sys_flag = MessageSysFlag.COMPRESSED_FLAG if compressed else 0
-        if properties.get(MessageConst.PROPERTY_TRANSACTION_PREPARED) == "true":
-            sys_flag |= MessageSysFlag.TRANSACTION_PREPARED_TYPE
-        return Prepared(message, properties, body, sys_flag)
+        return await prepare(
+            message, self._unique_ids.next_id, self.compress_over, self.compress_level
+        )
 
     def _request(
         self, queue: MessageQueue, prepared: Prepared
@@ -531,29 +518,7 @@ class Producer:
             raise ClientError(f"The broker[{broker}] not exist")
         if self.vip_channel:
             addr = vip_channel_addr(addr)
-        message = prepared.message
-        reconsume_times: int | None = 0
-        max_reconsume: int | None = None
-        if message.topic.startswith(RETRY_GROUP_TOPIC_PREFIX):
-            text = prepared.properties.get(MessageConst.PROPERTY_RECONSUME_TIME)
-            reconsume_times = int(text) if text is not None else None
-            text = prepared.properties.get(MessageConst.PROPERTY_MAX_RECONSUME_TIMES)
-            max_reconsume = int(text) if text is not None else None
-        header = SendMessageRequestHeader(
-            producer_group=self.group,
-            topic=message.topic,
-            default_topic=AUTO_CREATE_TOPIC_KEY_TOPIC,
-            default_topic_queue_nums=self.default_topic_queue_nums,
-            queue_id=queue.queue_id,
-            sys_flag=prepared.sys_flag,
-            born_timestamp=time.time_ns() // 1_000_000,
-            flag=message.flag,
-            properties=encode_properties(prepared.properties),
-            reconsume_times=reconsume_times,
-            unit_mode=False,
-            batch=bool(prepared.batch_ids),
-            max_reconsume_times=max_reconsume,
-        )
+        header = send_header(self.group, queue, prepared, self.default_topic_queue_nums)
         return addr, header, prepared.body
 
     async def _send_to(
@@ -565,25 +530,9 @@ class Producer:
         addr, header, body = self._request(queue, prepared)
         begin_ms = time.time_ns() // 1_000_000
         response = await self.instance.brokers.send_message(addr, header, body, timeout)
-        status = STATUS_BY_CODE.get(ResponseCode(response.code))
-        if status is None:
-            raise ResponseError(response.code, response.remark)
-        answer = response.decode_header(SendMessageResponseHeader)
-        ext = response.ext_fields or {}
-        result = SendResult(
-            status=status,
-            msg_id=(
-                ",".join(prepared.batch_ids)
-                if prepared.batch_ids
-                else prepared.properties[MessageConst.PROPERTY_UNIQ_CLIENT_MESSAGE_ID_KEYIDX]
-            ),
-            offset_msg_id=answer.msg_id,
-            queue=MessageQueue(queue.topic, queue.broker_name, answer.queue_id),
-            queue_offset=answer.queue_offset,
-            transaction_id=answer.transaction_id,
-            region_id=ext.get(MessageConst.PROPERTY_MSG_REGION),
-        )
+        result = send_result(response, queue, prepared)
         if self.tracer is not None:
+            ext = response.ext_fields or {}
             self.tracer.sent(prepared.message, len(body), addr, result, begin_ms, ext)
         return result
 

@@ -1,22 +1,41 @@
 """What a send is made of and comes to: the message as prepared for the wire
 (:class:`Prepared`), the broker's answer as a :class:`SendResult`, and the
 rules the producer's sends share (which answer codes are retried, the queue
-a selector picks, Java's VIP-channel address).
+a selector picks, Java's VIP-channel address), and the steps of one send:
+:func:`prepare` (UNIQ_KEY, compression), :func:`send_header` (the
+SEND_MESSAGE_V2 header) and :func:`send_result` (reading the answer).
 """
 
 from __future__ import annotations
 
 import enum
 import ipaddress
+import time
+from collections.abc import Callable
 from dataclasses import dataclass
 
+import trio
+
 from pyrocket.client.fault import TopicPublishInfo
-from pyrocket.client.instance import ClientError
-from pyrocket.client.messages import QueueSelector
+from pyrocket.client.instance import (
+    AUTO_CREATE_TOPIC_KEY_TOPIC,
+    RETRY_GROUP_TOPIC_PREFIX,
+    ClientError,
+)
+from pyrocket.client.messages import QueueSelector, with_unique_id
+from pyrocket.errors import ResponseError
 from pyrocket.protocol.bodies.client import MessageQueue
 from pyrocket.protocol.codes import ResponseCode
+from pyrocket.protocol.command import RemotingCommand
+from pyrocket.protocol.headers import SendMessageRequestHeader, SendMessageResponseHeader
 from pyrocket.protocol.javahash import JavaHashMap
-from pyrocket.protocol.message import Message
+from pyrocket.protocol.message import (
+    Message,
+    MessageConst,
+    MessageSysFlag,
+    compress_body,
+    encode_properties,
+)
 
 #: Answer codes after which a sync send tries again (another broker first).
 RETRY_RESPONSE_CODES = frozenset(
@@ -110,3 +129,81 @@ __all__ = [
     "selected_queue",
     "vip_channel_addr",
 ]
+
+
+#: Bodies this big are deflated in a worker thread.
+COMPRESS_IN_THREAD_OVER = 256 * 1024
+
+
+async def prepare(
+    message: Message, next_id: Callable[[], str], compress_over: int, compress_level: int
+) -> Prepared:
+    """``message`` ready to send: its UNIQ_KEY added, its body deflated when
+    it is ``compress_over`` bytes or more (Java's tryToCompressMessage; big
+    ones in a thread), the sysFlag to go with it."""
+    properties = with_unique_id(message, next_id)
+    body, compressed = message.body, False
+    if len(body) >= compress_over:
+        if len(body) >= COMPRESS_IN_THREAD_OVER:
+            body = await trio.to_thread.run_sync(compress_body, body, compress_level)
+        else:
+            body = compress_body(body, compress_level)
+        compressed = True
+    sys_flag = MessageSysFlag.COMPRESSED_FLAG if compressed else 0
+    if properties.get(MessageConst.PROPERTY_TRANSACTION_PREPARED) == "true":
+        sys_flag |= MessageSysFlag.TRANSACTION_PREPARED_TYPE
+    return Prepared(message, properties, body, sys_flag)
+
+
+def send_header(
+    group: str, queue: MessageQueue, prepared: Prepared, default_topic_queue_nums: int
+) -> SendMessageRequestHeader:
+    """The SEND_MESSAGE(_V2) header Java's producer fills for ``prepared``
+    going to ``queue``; a retry topic's message carries its reconsume
+    counts."""
+    message = prepared.message
+    reconsume_times: int | None = 0
+    max_reconsume: int | None = None
+    if message.topic.startswith(RETRY_GROUP_TOPIC_PREFIX):
+        text = prepared.properties.get(MessageConst.PROPERTY_RECONSUME_TIME)
+        reconsume_times = int(text) if text is not None else None
+        text = prepared.properties.get(MessageConst.PROPERTY_MAX_RECONSUME_TIMES)
+        max_reconsume = int(text) if text is not None else None
+    return SendMessageRequestHeader(
+        producer_group=group,
+        topic=message.topic,
+        default_topic=AUTO_CREATE_TOPIC_KEY_TOPIC,
+        default_topic_queue_nums=default_topic_queue_nums,
+        queue_id=queue.queue_id,
+        sys_flag=prepared.sys_flag,
+        born_timestamp=time.time_ns() // 1_000_000,
+        flag=message.flag,
+        properties=encode_properties(prepared.properties),
+        reconsume_times=reconsume_times,
+        unit_mode=False,
+        batch=bool(prepared.batch_ids),
+        max_reconsume_times=max_reconsume,
+    )
+
+
+def send_result(response: RemotingCommand, queue: MessageQueue, prepared: Prepared) -> SendResult:
+    """What a broker's answer to a send means; a code other than the four
+    send statuses raises ResponseError."""
+    status = STATUS_BY_CODE.get(ResponseCode(response.code))
+    if status is None:
+        raise ResponseError(response.code, response.remark)
+    answer = response.decode_header(SendMessageResponseHeader)
+    ext = response.ext_fields or {}
+    if prepared.batch_ids:
+        msg_id = ",".join(prepared.batch_ids)
+    else:
+        msg_id = prepared.properties[MessageConst.PROPERTY_UNIQ_CLIENT_MESSAGE_ID_KEYIDX]
+    return SendResult(
+        status=status,
+        msg_id=msg_id,
+        offset_msg_id=answer.msg_id,
+        queue=MessageQueue(queue.topic, queue.broker_name, answer.queue_id),
+        queue_offset=answer.queue_offset,
+        transaction_id=answer.transaction_id,
+        region_id=ext.get(MessageConst.PROPERTY_MSG_REGION),
+    )
