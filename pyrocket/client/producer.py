@@ -181,6 +181,17 @@ class Producer:
     def client_id(self) -> str:
         return self.instance.client_id
 
+    async def start(self) -> None:
+        """Connect and announce the group (Java's ``start``): the same as
+        entering ``async with``. Call :meth:`shutdown` from the same task,
+        after any cancel scope or nursery opened since has closed."""
+        await self.__aenter__()
+
+    async def shutdown(self) -> None:
+        """Wait for the sends in flight, unregister and disconnect (Java's
+        ``shutdown``): the same as leaving ``async with``."""
+        await self.__aexit__(None, None, None)
+
     async def __aenter__(self) -> Self:
         await self.instance.__aenter__()
         try:

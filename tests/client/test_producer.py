@@ -117,6 +117,23 @@ async def test_send_fields_heartbeat_and_unregister() -> None:
     ]
 
 
+async def test_explicit_start_and_shutdown() -> None:
+    cluster = ScriptedCluster()
+    cluster.handlers[RequestCode.SEND_MESSAGE_V2] = lambda r: stored(r, 3)
+    with trio.fail_after(10):
+        async with running_server(cluster.server) as addr:
+            cluster.route = lambda: route_to([("broker-a", addr)])
+            producer = Producer("pg", [addr], client_ip="127.0.0.1")
+            await producer.start()
+            result = await producer.send(new_message(TOPIC, b"started"))
+            await producer.shutdown()
+            assert cluster.seen(RequestCode.UNREGISTER_CLIENT)
+            with pytest.raises(ClientError):
+                await producer.send(new_message(TOPIC, b"after shutdown"))
+    assert result.status is SendStatus.SEND_OK and result.queue_offset == 3
+    assert [r.body for r in cluster.seen(RequestCode.SEND_MESSAGE_V2)] == [b"started"]
+
+
 @pytest.mark.parametrize(
     ("code", "status"),
     [
