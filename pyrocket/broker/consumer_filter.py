@@ -13,9 +13,10 @@ nothing (except bringing a dead entry of the same version back). Topics a
 heartbeat no longer lists, and every topic of a group that went away, are
 marked dead, and dead entries are dropped after ``filterDataCleanTimeSpan``.
 
-pyrocket keeps this table in memory only (Java also writes it to
-``consumerFilter.json``, so that bit maps of messages stored before a
-restart still count) and holds at most :data:`MAX_FILTER_DATA` entries. Parsing
+The table is written to ``consumerFilter.json`` and read back at start
+(:mod:`pyrocket.broker.consumer_filter_file`), so that bit maps of messages
+stored before a restart still count; it holds at most
+:data:`MAX_FILTER_DATA` entries. Parsing
 costs a few microseconds per character, so expressions longer than
 :data:`INLINE_COMPILE_CHARS` are compiled in a worker thread
 (:func:`compile_off_loop`, :func:`precompile`), compiled selectors are kept
@@ -228,6 +229,28 @@ class ConsumerFilterManager:
 
     def __len__(self) -> int:
         return self._entries
+
+    def now_ms(self) -> int:
+        return self._now_ms()
+
+    def table(self) -> Mapping[str, Mapping[str, ConsumerFilterData]]:
+        """Every entry, by topic and group (the live table: read, do not keep)."""
+        return self._by_topic
+
+    def restore(self, table: Mapping[str, Mapping[str, ConsumerFilterData]]) -> int:
+        """Add the entries of ``table`` (a file read at start) where the table
+        has none yet, up to the bound; how many were added."""
+        added = 0
+        for topic, groups in table.items():
+            for group, data in groups.items():
+                if self._entries >= self._max_entries:
+                    return added
+                mine = self._by_topic.setdefault(topic, {})
+                if group not in mine:
+                    mine[group] = data
+                    self._entries += 1
+                    added += 1
+        return added
 
     def get(self, topic: str, group: str) -> ConsumerFilterData | None:
         groups = self._by_topic.get(topic)

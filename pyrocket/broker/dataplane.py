@@ -26,6 +26,7 @@ import trio
 
 from pyrocket.broker.client_housekeeping import ClientHousekeepingService
 from pyrocket.broker.consumer_filter import ConsumerFilterManager
+from pyrocket.broker.consumer_filter_file import ConsumerFilterFile, consumer_filter_json_path
 from pyrocket.broker.consumer_manager import ConsumerManager
 from pyrocket.broker.consumer_offset import ConsumerOffsetManager, consumer_offset_json_path
 from pyrocket.broker.filter_bitmap import FilterBitMapCalculator
@@ -88,6 +89,9 @@ class DataPlane:
                 broker_config.expect_consumer_num_use_filter,
             ),
         )
+        self.consumer_filter_file = ConsumerFilterFile(
+            self.consumer_filter_manager, consumer_filter_json_path(root)
+        )
         if broker_config.enable_calc_filter_bit_map:
             if broker.settings.store.enable_consume_queue_ext:
                 broker.store.set_bit_map_calculator(
@@ -148,12 +152,15 @@ class DataPlane:
         broker.add_loader(self.consumer_offset_manager.load)
         broker.add_service(self._serve)
         broker.add_shutdown_hook(self.consumer_offset_manager.persist)
+        broker.add_loader(self.consumer_filter_file.load)
+        broker.add_shutdown_hook(self.consumer_filter_file.persist)
         broker.store.add_arrival_listener(self.hold_service.on_arrival)
 
     async def _serve(self, broker: MessagePathHost) -> None:
         async with trio.open_nursery() as nursery:
             await nursery.start(self.hold_service.run)
             await nursery.start(self.housekeeping.run)
+            nursery.start_soon(self.consumer_filter_file.run)
             await nursery.start(
                 self.consumer_offset_manager.run,
                 lambda: broker.settings.broker.flush_consumer_offset_interval,
