@@ -110,7 +110,9 @@ def answer_code_opaque(kind: int, header: bytes) -> tuple[int, int]:
     if not header.startswith(_CODE_PREFIX):
         raise ValueError(f"not a JSON header: {header[:200]!r}")
     end = header.index(b",", 8)
-    at = header.index(_OPAQUE_KEY, end) + len(_OPAQUE_KEY)
+    # The last one: an ext field may be named "opaque" (its value a string)
+    # and comes first; a remark's quotes are escaped.
+    at = header.rindex(_OPAQUE_KEY, end) + len(_OPAQUE_KEY)
     stop = header.find(b",", at)
     return int(header[8:end]), int(header[at : stop if stop >= 0 else header.index(b"}", at)])
 
