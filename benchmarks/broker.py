@@ -27,17 +27,20 @@ then run on a Java broker started through compat/java_cluster.py (JVM flags
 GiB heap of the install's bin/runbroker.sh; namesrvAddr names a closed port,
 so it registers nowhere, as pyrocket's which has none), with the same flush
 types, queue count, ``messageIndexEnable`` and commit-log file size, and the
-ratios pyrocket / Java are reported. The two never run at the same time.
+ratios pyrocket / Java are reported. The two never run at the same time. Java
+warms up for ``--java-warmup`` seconds (default 8) rather than ``--warmup``,
+so that its JIT compiler is done before the window; ``--only`` runs one side.
 
     python benchmarks/broker.py [--connections 4 --inflight 16 --warmup 3 --seconds 10]
                                 [--flush ASYNC_FLUSH] [--flush SYNC_FLUSH] [--no-pull]
-                                [--index false] [--no-java] [--quick]
+                                [--index false] [--no-java] [--only pyrocket] [--quick]
                                 [--also acl --also tls --also index
                                  --also transactions --also sql92]
     python benchmarks/broker.py --addr HOST:PORT [--pid PID] [--flush SYNC_FLUSH]
 
-``--addr`` drives a broker already running (its flush type is its own:
-``--flush`` only names the figures; ``--pid`` measures its CPU and memory).
+``--addr`` drives a broker already running: one round of sends, then pulls
+(its flush type is its own: ``--flush`` only names the figures, ASYNC_FLUSH
+unless given; ``--pid`` measures its CPU and memory).
 ``--also NAME`` then runs the companion benchmark of one feature
 (``benchmarks/<NAME>.py``), one after the other, and adds its figures under
 ``NAME.``. ``BENCH_PROFILE=<file>`` runs pyrocket's broker under cProfile.
@@ -506,6 +509,13 @@ def main() -> None:
     parser.add_argument("--inflight", type=int, default=16)
     parser.add_argument("--seconds", type=float, default=10.0, help="measured window")
     parser.add_argument("--warmup", type=float, default=3.0)
+    parser.add_argument(
+        "--java-warmup",
+        type=float,
+        default=8.0,
+        help="Java's warm-up, seconds (its JIT compiler needs longer)",
+    )
+    parser.add_argument("--only", choices=["pyrocket", "java"], help="measure only this server")
     parser.add_argument("--generators", type=int, default=1, help="load generator processes")
     parser.add_argument("--queues", type=int, default=QUEUES)
     parser.add_argument("--topic", default=TOPIC)
@@ -548,8 +558,9 @@ def main() -> None:
     )
     args = parser.parse_args()
     if args.quick:
-        args.warmup, args.seconds = 0.5, 1.0
-    args.flush = args.flush or ["ASYNC_FLUSH", "SYNC_FLUSH"]
+        args.warmup, args.java_warmup, args.seconds = 0.5, 0.5, 1.0
+    # A running broker has the one flush type it has: one round by default.
+    args.flush = args.flush or (["ASYNC_FLUSH"] if args.addr else ["ASYNC_FLUSH", "SYNC_FLUSH"])
     totals = [0.0, 0.0, 0.0]  # generator CPU s, messages, largest machine share
     figures: Figures = {}
     if args.addr:
@@ -560,14 +571,17 @@ def main() -> None:
 
         figures.update(run_side("", f"broker at {args.addr}", given, args, totals))
     else:
-        figures.update(
-            run_side("", "pyrocket", lambda flush: pyrocket_broker(args, flush), args, totals)
-        )
-        home = rocketmq_home() if args.java else None
-        if home is not None:
+        if args.only != "java":
             figures.update(
-                run_side("java_", "Java", lambda f: java_broker(home, args, f), args, totals)
+                run_side("", "pyrocket", lambda f: pyrocket_broker(args, f), args, totals)
             )
+        home = rocketmq_home() if args.java and args.only != "pyrocket" else None
+        if home is not None:
+            jargs = argparse.Namespace(**{**vars(args), "warmup": args.java_warmup})
+            figures.update(
+                run_side("java_", "Java", lambda f: java_broker(home, jargs, f), jargs, totals)
+            )
+            figures["java_warmup_s"] = args.java_warmup
             figures["java_heap"] = JAVA_HEAP
             loadgen.ratios(figures, ("send_async", "send_sync", "pull"))
     for name in args.also:

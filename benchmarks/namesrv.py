@@ -30,9 +30,12 @@ a Java RocketMQ 4.7.0 install, every phase then runs on a Java NameServer
 started through compat/java_cluster.py (``-Xms256m -Xmx256m`` instead of the
 install's bin/runserver.sh 4 GiB heap), never at the same time as pyrocket's,
 and the ratios pyrocket / Java are reported (``route_ratio_vs_java``, ...).
+Java warms up for ``--java-warmup`` seconds (default 8) rather than
+``--warmup``, so that its JIT compiler is done before the window; ``--only``
+runs one side.
 
     python benchmarks/namesrv.py [--seconds 10 --warmup 3] [--phases route,single]
-                                 [--no-java] [--quick] [--profile FILE]
+                                 [--no-java] [--only pyrocket] [--quick] [--profile FILE]
     python benchmarks/namesrv.py --addr HOST:PORT [--pid PID]
 
 ``--addr`` drives a NameServer already running (``--pid``: measure its CPU
@@ -398,6 +401,13 @@ def main() -> None:
     parser.add_argument("--inflight", type=int, default=16)
     parser.add_argument("--seconds", type=float, default=10.0, help="measured window")
     parser.add_argument("--warmup", type=float, default=3.0)
+    parser.add_argument(
+        "--java-warmup",
+        type=float,
+        default=8.0,
+        help="Java's warm-up, seconds (its JIT compiler needs longer)",
+    )
+    parser.add_argument("--only", choices=["pyrocket", "java"], help="measure only this server")
     parser.add_argument("--generators", type=int, default=1, help="load generator processes")
     parser.add_argument("--shared-topics", action="store_true")
     parser.add_argument(
@@ -423,7 +433,7 @@ def main() -> None:
         serve_main(args.profile)
         return
     if args.quick:
-        args.warmup, args.seconds = 0.5, 1.0
+        args.warmup, args.java_warmup, args.seconds = 0.5, 0.5, 1.0
     args.phases = set(args.phases.split(","))
     unknown = args.phases - {"route", "single", "register", "memory"}
     if unknown:
@@ -438,12 +448,15 @@ def main() -> None:
 
         figures.update(run_side("", f"NameServer at {args.addr}", given, args, totals))
     else:
-        figures.update(
-            run_side("", "pyrocket", lambda: pyrocket_namesrv(args.profile), args, totals)
-        )
-        home = rocketmq_home() if args.java else None
+        if args.only != "java":
+            figures.update(
+                run_side("", "pyrocket", lambda: pyrocket_namesrv(args.profile), args, totals)
+            )
+        home = rocketmq_home() if args.java and args.only != "pyrocket" else None
         if home is not None:
-            figures.update(run_side("java_", "Java", lambda: java_namesrv(home), args, totals))
+            jargs = argparse.Namespace(**{**vars(args), "warmup": args.java_warmup})
+            figures.update(run_side("java_", "Java", lambda: java_namesrv(home), jargs, totals))
+            figures["java_warmup_s"] = args.java_warmup
             figures["java_heap"] = JAVA_HEAP
             loadgen.ratios(
                 figures,
