@@ -88,16 +88,16 @@ class Template:
         """The whole frame with ``opaque`` and the marked fields' values."""
         parts = self.parts
         if self._plain:
-            header = parts[0] + str(opaque).encode() + parts[1]
+            header = parts[0] + b"%d" % opaque + parts[1]
         else:
-            values = (str(opaque).encode(), *fields)
+            values = (b"%d" % opaque, *fields)
             pieces = [parts[0]]
             for index, slot in enumerate(self.order):
                 pieces.append(values[slot])
                 pieces.append(parts[index + 1])
             header = b"".join(pieces)
         body = self.body
-        return _HEAD.pack(4 + len(header) + len(body), len(header)) + header + body
+        return b"".join((_HEAD.pack(4 + len(header) + len(body), len(header)), header, body))
 
 
 def answer_code_opaque(kind: int, header: bytes) -> tuple[int, int]:
