@@ -429,7 +429,8 @@ def run(
             if not pipe.poll(60) or pipe.recv() != "ready":
                 raise RuntimeError("a load generator process did not connect")
         start = time.monotonic_ns() + 50_000_000
-        if finite:
+        if finite:  # all of it may take a while on a busy machine
+            drain = max(drain, 300.0)
             from_ns, to_ns = start, 1 << 62
             drain_ns = start + int(drain * 1e9)
         else:
@@ -447,7 +448,10 @@ def run(
         for _, pipe in children:
             if not pipe.poll(drain + shape.seconds + 120):
                 raise RuntimeError("a load generator process did not finish")
-            results.append(pipe.recv())
+            try:
+                results.append(pipe.recv())
+            except EOFError:
+                raise RuntimeError("a load generator process failed (its error above)") from None
         if finite:
             server1 = cpu_seconds(server_pid) if server_pid else None
     finally:
