@@ -1,45 +1,70 @@
-"""NameServer throughput, latency and memory: a pyrocket NameServer in a child
-process, driven from this one.
+"""NameServer throughput, latency and memory, on pyrocket's NameServer and
+(with ``ROCKETMQ_HOME``) on Java 4.7.0's in the same run.
 
-Phases (each prints a line; the last line is one JSON object):
+Phases (``--phases``, comma-separated; each prints a line, the last line is
+one JSON object; rates per second, latencies in microseconds, CPU in
+microseconds per request, memory in MiB):
 
-1. route queries: 10 brokers x 100 topics registered, GET_ROUTEINFO_BY_TOPIC
-   for random topics from ``--connections`` connections with ``--inflight``
-   requests in flight on each: requests/s, p50/p99 latency;
-2. one route query at a time (pyrocket's RemotingClient): p50/p99 latency;
-3. REGISTER_BROKER of 100 brokers x 100 topics, round after round, with the
-   same DataVersion each time and with a new one each time: registrations/s;
-4. resident memory (VmRSS) of a fresh NameServer holding 100 brokers x 1,000
-   topics (``--shared-topics``: the same 1,000 topics on every broker;
-   default: 1,000 topics of its own per broker).
+* ``route`` (the default): 10 brokers x 100 topics registered (each its own
+  100 topics; ``--shared-topics``: the same 100 on all ten),
+  GET_ROUTEINFO_BY_TOPIC for random topics from ``--connections``
+  connections with ``--inflight`` requests in flight on each, ``--warmup``
+  seconds then ``--seconds`` measured: requests/s, p50/p99, server CPU per
+  request, resident memory;
+* ``single``: the same, one request at a time on one connection: p50/p99;
+* ``register``: REGISTER_BROKER of 100 brokers x 100 topics, round after
+  round, with the same DataVersion each time, a new one each time, and a new
+  one with one topic changed: registrations/s, p99 (three windows: slow);
+* ``memory``: resident memory (VmRSS) of a fresh NameServer holding 100
+  brokers x 1,000 topics, each route asked for once (``--shared-topics``:
+  the same 1,000 topics on every broker).
 
-The load generator pipelines pre-encoded frames over plain sockets (the
-requests are built with pyrocket's codec, only the opaque changes), so that
-the figures are the server's rather than the client's.
+The load comes from benchmarks/loadgen.py: requests are frames encoded once
+with pyrocket's codec (only the opaque, and for registrations the body's
+DataVersion and CRC, spliced in), sent over plain sockets from processes of
+their own, answers read for their code and opaque only; its CPU is reported
+as ``generator_cpu_us_per_msg`` with the share of the machine it used.
 
-    python benchmarks/namesrv.py --seconds 5
+pyrocket's NameServer runs in a child process. With ``ROCKETMQ_HOME`` set to
+a Java RocketMQ 4.7.0 install, every phase then runs on a Java NameServer
+started through compat/java_cluster.py (``-Xms256m -Xmx256m`` instead of the
+install's bin/runserver.sh 4 GiB heap), never at the same time as pyrocket's,
+and the ratios pyrocket / Java are reported (``route_ratio_vs_java``, ...).
+Java warms up for ``--java-warmup`` seconds (default 8) rather than
+``--warmup``, so that its JIT compiler is done before the window; ``--only``
+runs one side.
+
+    python benchmarks/namesrv.py [--seconds 10 --warmup 3] [--phases route,single]
+                                 [--no-java] [--only pyrocket] [--quick] [--profile FILE]
+    python benchmarks/namesrv.py --addr HOST:PORT [--pid PID]
+
+``--addr`` drives a NameServer already running (``--pid``: measure its CPU
+and memory); the phases register brokers in it (they go when their
+connection does).
 """
 
 from __future__ import annotations
 
 import argparse
 import json
-import os
 import random
-import re
 import struct
 import subprocess
 import sys
 import tempfile
-import time
 import zlib
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import AbstractContextManager, contextmanager
 from pathlib import Path
 
 import trio
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
 
+import loadgen  # benchmarks/loadgen.py
+
+from compat.java_cluster import JavaCluster, free_port, rocketmq_home
 from pyrocket.namesrv import NameServer, NamesrvConfig
 from pyrocket.protocol.bodies import (
     DataVersion,
@@ -49,17 +74,15 @@ from pyrocket.protocol.bodies import (
 )
 from pyrocket.protocol.codes import RequestCode, ResponseCode
 from pyrocket.protocol.command import RemotingCommand, encode_json_header
-from pyrocket.protocol.frame import FrameSplitter
 from pyrocket.protocol.headers import GetRouteInfoRequestHeader, RegisterBrokerRequestHeader
-from pyrocket.remoting import RemotingClient
 
-Framer = Callable[[int], bytes]
-_OPAQUE = re.compile(rb'"opaque":(-?\d+)')
-_CODE = re.compile(rb'^\{"code":(-?\d+)')
+JAVA_HEAP = "-Xms256m -Xmx256m"
+Figures = loadgen.Figures
+Server = Callable[[], AbstractContextManager[tuple[str, int | None]]]
 
 
 # ---------------------------------------------------------------------------
-# The server side
+# The servers
 
 
 async def serve(profile: str | None) -> None:
@@ -93,61 +116,45 @@ def serve_main(profile: str | None) -> None:
         profiler.dump_stats(profile)
 
 
-class Server:
-    """The NameServer child process."""
+@contextmanager
+def pyrocket_namesrv(profile: str | None) -> Iterator[tuple[str, int | None]]:
+    """pyrocket's NameServer in a child process (this script, ``--serve``)."""
+    command = [sys.executable, __file__, "--serve"]
+    if profile:
+        command += ["--profile", profile]
+    process = subprocess.Popen(command, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    try:
+        assert process.stdout is not None and process.stdin is not None
+        port = int(process.stdout.readline())
+        yield f"127.0.0.1:{port}", process.pid
+    finally:
+        if process.stdin is not None:
+            process.stdin.close()
+        process.wait(timeout=30)
 
-    def __init__(self, profile: str | None = None) -> None:
-        command = [sys.executable, __file__, "--serve"]
-        if profile:
-            command += ["--profile", profile]
-        self.process = subprocess.Popen(
-            command, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True
-        )
-        assert self.process.stdout is not None
-        self.port = int(self.process.stdout.readline())
-        self.addr = f"127.0.0.1:{self.port}"
 
-    def rss_mb(self) -> float:
-        status = Path(f"/proc/{self.process.pid}/status").read_text()
-        match = re.search(r"VmRSS:\s+(\d+) kB", status)
-        assert match is not None
-        return int(match.group(1)) / 1024
-
-    def cpu_seconds(self) -> float:
-        fields = Path(f"/proc/{self.process.pid}/stat").read_text().rsplit(")", 1)[1].split()
-        ticks = os.sysconf("SC_CLK_TCK")
-        return (int(fields[11]) + int(fields[12])) / ticks
-
-    def stop(self) -> None:
-        assert self.process.stdin is not None
-        self.process.stdin.close()
-        self.process.wait(timeout=30)
+@contextmanager
+def java_namesrv(home: Path) -> Iterator[tuple[str, int | None]]:
+    """A Java NameServer (compat/java_cluster.py), its home in a temporary directory."""
+    with tempfile.TemporaryDirectory(prefix="pyrocket-bench-java-") as tmp:
+        cluster = JavaCluster(home, Path(tmp))
+        try:
+            port = free_port()
+            process = cluster.start_namesrv(port)
+            yield f"127.0.0.1:{port}", process.popen.pid
+        finally:
+            cluster.stop_all()
 
 
 # ---------------------------------------------------------------------------
-# Frames with a settable opaque
+# Frames
 
 
-def framer(command: RemotingCommand) -> Framer:
-    """opaque -> the whole JSON frame of ``command`` with that opaque."""
-    header = encode_json_header(command.replace(opaque=0))
-    mark = b'"opaque":0,'
-    at = header.index(mark) + len(mark) - 2
-    head, tail = header[:at], header[at + 1 :]
-    body = command.body or b""
-
-    def frame(opaque: int) -> bytes:
-        h = head + str(opaque).encode() + tail
-        return struct.pack(">iI", 4 + len(h) + len(body), len(h)) + h + body
-
-    return frame
-
-
-def route_framer(topic: str) -> Framer:
+def route_template(topic: str) -> loadgen.Template:
     request = RemotingCommand.request(
         RequestCode.GET_ROUTEINFO_BY_TOPIC, GetRouteInfoRequestHeader(topic)
     )
-    return framer(request)
+    return loadgen.Template(encode_json_header(request.replace(opaque=loadgen.OPAQUE_MARK)))
 
 
 def topic_names(broker: int, count: int, shared: bool) -> list[str]:
@@ -210,168 +217,91 @@ class RegisterFramer:
 
 
 # ---------------------------------------------------------------------------
-# Pipelined load over plain sockets
-
-
-async def pipeline(
-    port: int,
-    next_frame: Callable[[int], bytes],
-    inflight: int,
-    warmup: float,
-    seconds: float,
-    latencies: list[int],
-    counted: list[int],
-) -> None:
-    """Keep ``inflight`` requests outstanding on one connection; record the
-    latency of the answers that arrive inside the measured window."""
-    stream = await trio.open_tcp_stream("127.0.0.1", port)
-    clock = time.perf_counter_ns
-    start = clock()
-    measure_from = start + int(warmup * 1e9)
-    measure_to = measure_from + int(seconds * 1e9)
-    sent_at: dict[int, int] = {}
-    opaque = 0
-    batch = []
-    for _ in range(inflight):
-        opaque += 1
-        sent_at[opaque] = clock()
-        batch.append(next_frame(opaque))
-    await stream.send_all(b"".join(batch))
-    splitter = FrameSplitter()
-    while sent_at:
-        data = await stream.receive_some(1 << 16)
-        if not data:
-            raise RuntimeError("the NameServer closed the connection")
-        splitter.feed(bytes(data))
-        now = clock()
-        batch = []
-        while isinstance(payload := splitter.next_frame(), bytes):
-            header = payload[4 : 4 + int.from_bytes(payload[1:4], "big")]
-            code = _CODE.match(header)
-            if code is None or int(code.group(1)) != ResponseCode.SUCCESS:
-                raise RuntimeError(f"unexpected answer {header[:300]!r}")
-            match = _OPAQUE.search(header)
-            assert match is not None
-            sent = sent_at.pop(int(match.group(1)))
-            if measure_from <= sent and now <= measure_to:
-                latencies.append(now - sent)
-                counted[0] += 1
-            if now < measure_to:
-                opaque += 1
-                sent_at[opaque] = clock()
-                batch.append(next_frame(opaque))
-        if batch:
-            await stream.send_all(b"".join(batch))
-    await stream.aclose()
-
-
-async def load(
-    port: int,
-    make: Callable[[int], Callable[[int], bytes]],
-    connections: int,
-    inflight: int,
-    warmup: float,
-    seconds: float,
-) -> tuple[float, list[int]]:
-    latencies: list[int] = []
-    counted = [0]
-    async with trio.open_nursery() as nursery:
-        for number in range(connections):
-            nursery.start_soon(
-                pipeline, port, make(number), inflight, warmup, seconds, latencies, counted
-            )
-    return counted[0] / seconds, sorted(latencies)
-
-
-def percentile(values: list[int], fraction: float) -> float:
-    if not values:
-        return float("nan")
-    return values[min(len(values) - 1, int(fraction * len(values)))] / 1000
-
-
-# ---------------------------------------------------------------------------
 # Phases
 
 
-async def register_all(port: int, brokers: list[RegisterFramer]) -> None:
-    """Register each broker once over one connection (kept by the caller's
-    process: the connection is closed at the end, so use a fresh server)."""
-    stream = await trio.open_tcp_stream("127.0.0.1", port)
-    splitter = FrameSplitter()
-    for number, broker in enumerate(brokers, 1):
-        await stream.send_all(broker.frame(number, True))
-        while not isinstance(splitter.next_frame(), bytes):
-            splitter.feed(bytes(await stream.receive_some(1 << 16)))
-    # Stay connected: the brokers go when their connection does.
-    await trio.sleep_forever()
+class Registered:
+    """Brokers registered over one connection, kept open (the brokers go
+    when their connection does)."""
+
+    def __init__(self, addr: str, brokers: list[RegisterFramer]) -> None:
+        self.caller = loadgen.Caller(addr)
+        for number, broker in enumerate(brokers, 1):
+            code, header, _ = self.caller.call(broker.frame(number, True))
+            if code != ResponseCode.SUCCESS:
+                raise RuntimeError(f"REGISTER_BROKER failed: {header[:300]!r}")
+
+    def close(self) -> None:
+        self.caller.close()
 
 
-async def route_phase(args: argparse.Namespace, server: Server) -> dict[str, float]:
+def shape_of(args: argparse.Namespace, **changes: float) -> loadgen.Shape:
+    shape = loadgen.Shape(
+        args.connections, args.inflight, args.warmup, args.seconds, args.generators
+    )
+    for key, value in changes.items():
+        setattr(shape, key, type(getattr(shape, key))(value))
+    return shape
+
+
+def route_phases(
+    addr: str,
+    pid: int | None,
+    args: argparse.Namespace,
+    side: str,
+    label: str,
+    totals: list[float],
+) -> Figures:
+    figures: Figures = {}
     brokers = [RegisterFramer(b, topic_names(b, 100, args.shared_topics)) for b in range(10)]
     topics = sorted({t for b in range(10) for t in topic_names(b, 100, args.shared_topics)})
-    framers = [route_framer(t) for t in topics]
-    rng = random.Random(7)
-    async with trio.open_nursery() as nursery:
-        nursery.start_soon(register_all, server.port, brokers)
-        await trio.sleep(1.0)
+    templates = [route_template(t) for t in topics]
 
-        def make(_: int) -> Callable[[int], bytes]:
-            return lambda opaque: rng.choice(framers)(opaque)
+    def make(connection: int) -> loadgen.Workload:
+        rng = random.Random(7 + connection)
+        return loadgen.Repeat(lambda opaque: rng.choice(templates).frame(opaque))
 
-        cpu0 = server.cpu_seconds()
-        qps, latencies = await load(
-            server.port, make, args.connections, args.inflight, args.warmup, args.seconds
-        )
-        cpu = server.cpu_seconds() - cpu0
-        single = await one_at_a_time(server.addr, topics, args.seconds / 2)
-        nursery.cancel_scope.cancel()
-    result = {
-        "route_qps": round(qps),
-        "route_p50_us": round(percentile(latencies, 0.5)),
-        "route_p99_us": round(percentile(latencies, 0.99)),
-        "route_server_cpu_us_per_request": round(
-            cpu / max(1, qps * (args.seconds + args.warmup)) * 1e6, 1
-        ),
-        "route_single_p50_us": round(percentile(single, 0.5)),
-        "route_single_p99_us": round(percentile(single, 0.99)),
-    }
-    print(
-        f"routes: {args.connections} connections x {args.inflight} in flight: "
-        f"{result['route_qps']} requests/s, p50 {result['route_p50_us']} us, "
-        f"p99 {result['route_p99_us']} us; one at a time: p50 {result['route_single_p50_us']} us,"
-        f" p99 {result['route_single_p99_us']} us",
-        flush=True,
-    )
-    return result
+    registered = Registered(addr, brokers)
+    try:
+        if "route" in args.phases:
+            outcome = loadgen.run(addr, make, shape_of(args), pid)
+            loadgen.record(figures, f"{side}route", outcome, totals)
+            memory = loadgen.rss_mib(pid) if pid else None
+            if memory is not None:
+                figures[f"{side}rss_mib"] = round(memory, 1)
+            print(
+                loadgen.describe(
+                    f"{label} routes ({len(topics)} topics over 10 brokers, "
+                    f"{args.connections} connections x {args.inflight} in flight)",
+                    outcome,
+                    memory,
+                ),
+                flush=True,
+            )
+        if "single" in args.phases:
+            shape = shape_of(args, connections=1, inflight=1, seconds=args.seconds / 2)
+            outcome = loadgen.run(addr, make, shape, pid)
+            loadgen.record(figures, f"{side}route_single", outcome, totals)
+            print(loadgen.describe(f"{label} routes one at a time", outcome), flush=True)
+    finally:
+        registered.close()
+    return figures
 
 
-async def one_at_a_time(addr: str, topics: list[str], seconds: float) -> list[int]:
-    """Sequential route queries through pyrocket's RemotingClient."""
-    latencies = []
-    rng = random.Random(11)
-    requests = [
-        RemotingCommand.request(RequestCode.GET_ROUTEINFO_BY_TOPIC, GetRouteInfoRequestHeader(t))
-        for t in topics
-    ]
-    async with RemotingClient() as client:
-        await client.get_connection(addr)
-        deadline = time.perf_counter() + seconds
-        while time.perf_counter() < deadline:
-            request = rng.choice(requests)
-            t0 = time.perf_counter_ns()
-            response = await client.invoke_sync(addr, request, 5)
-            latencies.append(time.perf_counter_ns() - t0)
-            assert response.code == ResponseCode.SUCCESS
-    return sorted(latencies)
-
-
-async def register_phase(args: argparse.Namespace, server: Server) -> dict[str, float]:
-    per_connection = 100 // args.connections
-    result: dict[str, float] = {}
+def register_phase(
+    addr: str,
+    pid: int | None,
+    args: argparse.Namespace,
+    side: str,
+    label: str,
+    totals: list[float],
+) -> Figures:
+    figures: Figures = {}
+    per_connection = max(1, 100 // args.connections)
     variants = (
-        ("register_per_s", "same DataVersion each time", False, False),
-        ("register_changed_per_s", "new DataVersion each time", True, False),
-        ("register_table_changed_per_s", "new DataVersion and one topic changed", True, True),
+        ("register", "same DataVersion each time", False, False),
+        ("register_changed", "new DataVersion each time", True, False),
+        ("register_table_changed", "new DataVersion and one topic changed", True, True),
     )
     for key, what, new_version, new_table in variants:
         brokers = [RegisterFramer(b, topic_names(b, 100, args.shared_topics)) for b in range(100)]
@@ -383,103 +313,163 @@ async def register_phase(args: argparse.Namespace, server: Server) -> dict[str, 
             brokers: list[RegisterFramer] = brokers,
             version: bool = new_version,
             table: bool = new_table,
-        ) -> Callable[[int], bytes]:
+        ) -> loadgen.Workload:
             mine = brokers[number * per_connection : (number + 1) * per_connection]
             turn = iter(range(1 << 62))
+            return loadgen.Repeat(
+                lambda opaque: mine[next(turn) % len(mine)].frame(opaque, version, table)
+            )
 
-            def next_frame(opaque: int) -> bytes:
-                return mine[next(turn) % len(mine)].frame(opaque, version, table)
-
-            return next_frame
-
-        cpu0, wall0 = server.cpu_seconds(), time.perf_counter()
-        rate, latencies = await load(
-            server.port, make, args.connections, args.inflight, args.warmup, args.seconds
-        )
-        busy = (server.cpu_seconds() - cpu0) / (time.perf_counter() - wall0)
-        result[key] = round(rate)
-        result[key.replace("per_s", "p99_us")] = round(percentile(latencies, 0.99))
+        outcome = loadgen.run(addr, make, shape_of(args), pid)
+        loadgen.record(figures, f"{side}{key}", outcome, totals)
         print(
-            f"registrations of 100 brokers x 100 topics, {what}: {round(rate)}/s, "
-            f"p99 {round(percentile(latencies, 0.99))} us, server busy {busy:.0%}",
+            loadgen.describe(f"{label} registrations of 100 brokers x 100 topics, {what}", outcome),
             flush=True,
         )
-    return result
+    return figures
 
 
-async def memory_phase(args: argparse.Namespace, server: Server, shared: bool) -> float:
-    before = server.rss_mb()
+class Listed:
+    """A finite workload: each template once."""
+
+    wants_body = False
+
+    def __init__(self, templates: list[loadgen.Template]) -> None:
+        self.templates = templates
+        self.next = 0
+
+    def frame(self, opaque: int) -> bytes | None:
+        if self.next >= len(self.templates):
+            return None
+        self.next += 1
+        return self.templates[self.next - 1].frame(opaque)
+
+    def answer(self, opaque: int, code: int, header: bytes, body: bytes) -> int:
+        return 1 if code == ResponseCode.SUCCESS else -1
+
+
+def memory_phase(addr: str, pid: int | None, shared: bool, label: str) -> float | None:
+    before = loadgen.rss_mib(pid) if pid else None
     brokers = [RegisterFramer(b, topic_names(b, 1000, shared)) for b in range(100)]
-    async with trio.open_nursery() as nursery:
-        nursery.start_soon(register_all, server.port, brokers)
-        # Wait until every broker is in, then ask for every route once (the
-        # route cache fills as clients ask).
-        await trio.sleep(0.5)
+    registered = Registered(addr, brokers)
+    try:
         topics = sorted({t for b in range(100) for t in topic_names(b, 1000, shared)})
-        async with RemotingClient() as client:
-            while True:
-                request = RemotingCommand.request(RequestCode.GET_BROKER_CLUSTER_INFO)
-                info = await client.invoke_sync(server.addr, request, 30)
-                if (info.body or b"").count(b"bench-broker-") >= 300:  # three times each
-                    break
-                await trio.sleep(0.2)
-        framers = [route_framer(t) for t in topics]
-        await load(
-            server.port,
-            lambda n: lambda opaque: framers[(opaque * 4 + n) % len(framers)](opaque),
-            4,
-            16,
-            0.0,
-            max(1.0, len(topics) / 20000),
+        templates = [route_template(t) for t in topics]
+        # Ask for every route once (a route cache fills as clients ask).
+        loadgen.run(
+            addr,
+            lambda n: Listed(templates[n::4]),
+            loadgen.Shape(connections=4, inflight=16),
+            finite=True,
         )
-        after = server.rss_mb()
-        nursery.cancel_scope.cancel()
+        after = loadgen.rss_mib(pid) if pid else None
+    finally:
+        registered.close()
     kind = "the same 1,000 topics on each" if shared else "1,000 topics of its own each"
+    shown = "unknown" if after is None or before is None else f"{after:.1f} MiB"
     print(
-        f"memory: 100 brokers, {kind} ({len(topics)} topics): VmRSS {after:.1f} MB "
-        f"({before:.1f} MB before registering)",
+        f"{label} memory: 100 brokers, {kind} ({len(topics)} topics): VmRSS {shown}"
+        + ("" if before is None else f" ({before:.1f} MiB before registering)"),
         flush=True,
     )
     return after
 
 
+def run_side(
+    side: str, label: str, server: Server, args: argparse.Namespace, totals: list[float]
+) -> Figures:
+    figures: Figures = {}
+    if args.phases & {"route", "single", "register"}:
+        with server() as (addr, pid):
+            if args.phases & {"route", "single"}:
+                figures.update(route_phases(addr, pid, args, side, label, totals))
+            if "register" in args.phases:
+                figures.update(register_phase(addr, pid, args, side, label, totals))
+    if "memory" in args.phases:
+        for shared in (False, True):
+            with server() as (addr, pid):
+                memory = memory_phase(addr, pid, shared, label)
+                if memory is not None:
+                    key = "rss_mib_100x1000_shared" if shared else "rss_mib_100x1000"
+                    figures[f"{side}{key}"] = round(memory, 1)
+    return figures
+
+
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
     parser.add_argument("--connections", type=int, default=4)
     parser.add_argument("--inflight", type=int, default=16)
-    parser.add_argument("--seconds", type=float, default=5.0)
-    parser.add_argument("--warmup", type=float, default=1.0)
-    parser.add_argument("--shared-topics", action="store_true")
-    parser.add_argument("--profile", help="run the server under cProfile, stats to this file")
-    parser.add_argument("--serve", action="store_true", help=argparse.SUPPRESS)
+    parser.add_argument("--seconds", type=float, default=10.0, help="measured window")
+    parser.add_argument("--warmup", type=float, default=3.0)
     parser.add_argument(
-        "--phases", default="route,register,memory", help="comma-separated subset to run"
+        "--java-warmup",
+        type=float,
+        default=8.0,
+        help="Java's warm-up, seconds (its JIT compiler needs longer)",
     )
+    parser.add_argument("--only", choices=["pyrocket", "java"], help="measure only this server")
+    parser.add_argument("--generators", type=int, default=1, help="load generator processes")
+    parser.add_argument("--shared-topics", action="store_true")
+    parser.add_argument(
+        "--phases", default="route", help="comma-separated: route, single, register, memory"
+    )
+    parser.add_argument(
+        "--no-java",
+        dest="java",
+        action="store_false",
+        help="skip Java even when ROCKETMQ_HOME is set",
+    )
+    parser.add_argument("--addr", help="drive this running NameServer instead (host:port)")
+    parser.add_argument("--pid", type=int, help="with --addr: measure this process")
+    parser.add_argument(
+        "--quick", action="store_true", help="a smoke run: 0.5 s warm-up, 1 s measured"
+    )
+    parser.add_argument(
+        "--profile", help="run pyrocket's server under cProfile, stats to this file"
+    )
+    parser.add_argument("--serve", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.serve:
         serve_main(args.profile)
         return
-    phases = set(args.phases.split(","))
-    figures: dict[str, float | str] = {}
-    if phases & {"route", "register"}:
-        server = Server(args.profile)
-        try:
-            if "route" in phases:
-                figures.update(trio.run(route_phase, args, server))
-            if "register" in phases:
-                figures.update(trio.run(register_phase, args, server))
-        finally:
-            server.stop()
-    if "memory" in phases:
-        for shared in (False, True):
-            server = Server()
-            try:
-                key = "rss_mb_100x1000_shared" if shared else "rss_mb_100x1000"
-                figures[key] = round(trio.run(memory_phase, args, server, shared), 1)
-            finally:
-                server.stop()
-    figures["connections"] = args.connections
-    figures["inflight_per_connection"] = args.inflight
+    if args.quick:
+        args.warmup, args.java_warmup, args.seconds = 0.5, 0.5, 1.0
+    args.phases = set(args.phases.split(","))
+    unknown = args.phases - {"route", "single", "register", "memory"}
+    if unknown:
+        parser.error(f"unknown phases {sorted(unknown)}")
+    totals = [0.0, 0.0, 0.0]  # generator CPU s, requests, largest machine share
+    figures: Figures = {}
+    if args.addr:
+
+        @contextmanager
+        def given() -> Iterator[tuple[str, int | None]]:
+            yield args.addr, args.pid
+
+        figures.update(run_side("", f"NameServer at {args.addr}", given, args, totals))
+    else:
+        if args.only != "java":
+            figures.update(
+                run_side("", "pyrocket", lambda: pyrocket_namesrv(args.profile), args, totals)
+            )
+        home = rocketmq_home() if args.java and args.only != "pyrocket" else None
+        if home is not None:
+            jargs = argparse.Namespace(**{**vars(args), "warmup": args.java_warmup})
+            figures.update(run_side("java_", "Java", lambda: java_namesrv(home), jargs, totals))
+            figures["java_warmup_s"] = args.java_warmup
+            figures["java_heap"] = JAVA_HEAP
+            loadgen.ratios(
+                figures,
+                ("route", "route_single", "register", "register_changed", "register_table_changed"),
+            )
+    loadgen.summary(
+        figures,
+        totals,
+        connections=args.connections,
+        inflight_per_connection=args.inflight,
+        warmup_s=args.warmup,
+        measured_s=args.seconds,
+    )
     print(json.dumps(figures))
 
 
