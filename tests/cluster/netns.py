@@ -10,9 +10,9 @@ namespace created for the run (named ``prk<pid>-<random>-<member>``, so
 parallel runs never clash), and :func:`network` deletes them all when it
 ends, however it ends (and those of earlier runs whose process was
 killed). :func:`netns_problem` says why this cannot work here (not root, no
-``ip``, no namespaces); tests skip with that reason. :func:`entered` runs
-the calling thread in a member's namespace, so the test's own sockets live
-there.
+``ip``, no namespaces); tests skip with that reason. :func:`sockets_in` puts
+the sockets a trio run opens in a member's namespace, so the test's own
+clients live there.
 """
 
 from __future__ import annotations
@@ -24,11 +24,14 @@ import os
 import re
 import secrets
 import shutil
+import socket
 import subprocess
 from collections.abc import Iterator, Sequence
-from contextlib import contextmanager, suppress
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Final
+
+import trio
 
 #: ``CLONE_NEWNET`` of <sched.h>: setns(2) into a network namespace.
 CLONE_NEWNET: Final = 0x40000000
@@ -220,22 +223,44 @@ def _setns(fd: int) -> None:
         raise OSError(errno, f"setns: {os.strerror(errno)}")
 
 
+class _NamespaceSockets(trio.abc.SocketFactory):
+    """Makes each trio socket in another network namespace: the calling
+    thread goes there for the ``socket()`` call alone, then back."""
+
+    def __init__(self, target: int, home: int) -> None:
+        self._target = target
+        self._home = home
+
+    def socket(
+        self,
+        family: socket.AddressFamily | int = socket.AF_INET,
+        type: socket.SocketKind | int = socket.SOCK_STREAM,
+        proto: int = 0,
+    ) -> trio.socket.SocketType:
+        _setns(self._target)
+        try:
+            raw = socket.socket(family, type, proto)
+        finally:
+            _setns(self._home)
+        return trio.socket.from_stdlib_socket(raw)
+
+
 @contextmanager
-def entered(member: Member) -> Iterator[None]:
-    """Run the calling thread in ``member``'s namespace for the block: the
-    sockets it opens meanwhile live there (and stay there). The thread goes
-    back to the namespace it came from on the way out."""
+def sockets_in(member: Member) -> Iterator[None]:
+    """For the block, every trio socket the current trio run opens (its
+    clients' connections) lives in ``member``'s namespace. Only the socket
+    calls move there and back: no thread stays in the namespace, so worker
+    threads and later tests are untouched."""
     home = os.open("/proc/thread-self/ns/net", os.O_RDONLY)
     try:
         target = os.open(f"/run/netns/{member.netns}", os.O_RDONLY)
         try:
-            _setns(target)
+            previous = trio.socket.set_custom_socket_factory(_NamespaceSockets(target, home))
+            try:
+                yield
+            finally:
+                trio.socket.set_custom_socket_factory(previous)
         finally:
             os.close(target)
-        try:
-            yield
-        finally:
-            _setns(home)
     finally:
-        with suppress(OSError):
-            os.close(home)
+        os.close(home)

@@ -45,7 +45,7 @@ from pyrocket.client.sending import SendResult, SendStatus
 from pyrocket.errors import PyrocketError
 from pyrocket.protocol.bodies.client import MessageQueue
 from pyrocket.protocol.bodies.topic import TopicConfig
-from tests.cluster.netns import Network, entered, netem_problem, netns_problem, network
+from tests.cluster.netns import Network, netem_problem, netns_problem, network, sockets_in
 from tests.cluster.processes import ConsumerEvents, Processes
 
 pytestmark = pytest.mark.slow
@@ -387,6 +387,7 @@ async def consumer_cut_from_master(
         "s4_sent": float(count),
         "s4_sent_during_cut": float(len(late)),
         "s4_read_from_slave_during_cut": float(len(read_late)),
+        "s4_queues_read_from_slave_during_cut": float(len({p["queue"] for p in from_slave})),
     }
 
 
@@ -413,7 +414,7 @@ def netem() -> None:
 async def test_partitions_heal_and_acknowledged_messages_are_delivered(tmp_path: Path) -> None:
     figures: dict[str, float] = {}
     begin = time.monotonic()
-    with network(LABELS) as net, entered(net["producer"]):
+    with network(LABELS) as net, sockets_in(net["producer"]):
         with trio.fail_after(TEST_TIMEOUT):
             async with Processes(tmp_path) as procs, trio.open_nursery() as nursery:
                 cluster, events = await start_cluster(net, procs, tmp_path, nursery)
@@ -501,7 +502,7 @@ async def test_delay_and_loss_on_the_links(tmp_path: Path) -> None:
     """netem: 40 ms (±10 ms) delay and 5 % loss on the broker's and the
     consumer's links; every send is acknowledged and delivered."""
     labels = ("ns1", "mb", "producer", "consumer")
-    with network(labels) as net, entered(net["producer"]):
+    with network(labels) as net, sockets_in(net["producer"]):
         with trio.fail_after(TEST_TIMEOUT):
             async with Processes(tmp_path) as procs, trio.open_nursery() as nursery:
                 cluster = Cluster(net, procs, tmp_path)
