@@ -27,7 +27,7 @@ REPO: Final = Path(__file__).resolve().parents[2]
 PR_SET_PDEATHSIG: Final = 1
 
 #: How long a server may take to print its boot line (s): the machine is shared.
-BOOT_TIMEOUT: Final = 40.0
+BOOT_TIMEOUT: Final = 60.0
 
 
 def _die_with_parent() -> None:
@@ -48,10 +48,10 @@ class Processes:
         home.mkdir(parents=True, exist_ok=True)
         return {**os.environ, "PYTHONPATH": str(REPO), "HOME": str(home)}
 
-    def log(self, name: str) -> str:
-        """What ``name`` wrote on stderr so far (its end)."""
+    def log(self, name: str, tail: int = 4000) -> str:
+        """The last ``tail`` characters ``name`` wrote on stderr so far."""
         path = self.root / name / "stderr"
-        return path.read_text(errors="replace")[-4000:] if path.exists() else ""
+        return path.read_text(errors="replace")[-tail:] if path.exists() else ""
 
     def start(self, name: str, member: Member, argv: Sequence[str]) -> subprocess.Popen[bytes]:
         """``python argv`` in ``member``'s namespace, stdout and stderr in
