@@ -1,0 +1,1 @@
+"""A whole cluster across network namespaces (needs root and ``ip netns``)."""
