@@ -28,7 +28,10 @@ after the other so they never share the cores. For each pair:
     python benchmarks/replication.py [--seconds 5 --catchup-mb 1024]
                                      [--quick] [--no-java]
 
-``--quick`` is a smoke run (1 s of sends, 16 MiB to catch up, no Java).
+``--quick`` is a smoke run (1 s of sends, 16 MiB to catch up, no Java);
+``--no-java`` and ``--java-only`` run one pair. A send Java's flow control
+refuses (SYSTEM_BUSY, queued past ``waitTimeMillsInSendQueue``) is counted
+as ``*_busy_answers`` during the rounds and sent again during the fill.
 Prints each round; the last line is one JSON object (Java's figures named
 ``java_...``).
 """
@@ -335,7 +338,11 @@ async def fill(addr: str, total: int, body_size: int) -> float:
         while next_index < count:
             index = next_index
             next_index += 1
-            answer = await client.invoke_sync(addr, send_request(index, body), 30)
+            while True:
+                answer = await client.invoke_sync(addr, send_request(index, body), 30)
+                if answer.code != ResponseCode.SYSTEM_BUSY:
+                    break
+                await trio.sleep(0.01)  # flow control: again, as a producer would
             if answer.code != ResponseCode.SUCCESS:
                 raise RuntimeError(f"fill send failed: {answer.code} {answer.remark}")
 
@@ -447,15 +454,16 @@ def catch_up_round(
     slave.stop()
     fill_rate = trio.run(fill, master.addr, args.catchup_mb * MB, args.fill_kb * 1024)
     slave = pair.start("SLAVE", slave_port, ha_master=f"127.0.0.1:{master_port + 1}")
-    cpu = cpu_seconds(slave.pid)
+    cpu, cpu_master = cpu_seconds(slave.pid), cpu_seconds(master.pid)
     caught, seconds, delay = trio.run(time_catch_up, master.addr, slave.addr, 0.02)
-    cpu = cpu_seconds(slave.pid) - cpu
+    cpu, cpu_master = cpu_seconds(slave.pid) - cpu, cpu_seconds(master.pid) - cpu_master
     figures: Figures = {
         "catchup_bytes": caught,
         "catchup_s": round(seconds, 3),
         "catchup_start_delay_s": round(delay, 3),
         "catchup_mb_per_s": round(caught / MB / max(seconds, 1e-9), 1),
         "catchup_slave_cpu_s": round(cpu, 2),
+        "catchup_master_cpu_s": round(cpu_master, 2),
         "fill_mb_per_s": round(fill_rate / MB, 1),
         "master_rss_mb": rss_mb(master.pid),
         "slave_rss_mb": rss_mb(slave.pid),
@@ -463,7 +471,8 @@ def catch_up_round(
     print(
         f"{pair.label} catch-up: {caught / MB:.0f} MiB in {seconds:.2f} s = "
         f"{figures['catchup_mb_per_s']} MB/s after {delay:.2f} s "
-        f"(slave CPU {figures['catchup_slave_cpu_s']} s; "
+        f"(CPU slave {figures['catchup_slave_cpu_s']} s, "
+        f"master {figures['catchup_master_cpu_s']} s; "
         f"fill {figures['fill_mb_per_s']} MB/s); RSS master {figures['master_rss_mb']} MiB, "
         f"slave {figures['slave_rss_mb']} MiB",
         flush=True,
@@ -501,15 +510,15 @@ def main() -> None:
     parser.add_argument("--catchup-mb", type=int, default=1024, help="MiB the slave falls behind")
     parser.add_argument("--fill-kb", type=int, default=64, help="body size of the catch-up fill")
     parser.add_argument("--no-java", action="store_true", help="skip the Java pair")
+    parser.add_argument("--java-only", action="store_true", help="skip the pyrocket pair")
     parser.add_argument("--quick", action="store_true", help="smoke run: 1 s, 16 MiB, no Java")
     args = parser.parse_args()
     if args.quick:
         args.seconds, args.warmup, args.catchup_mb, args.no_java = 1.0, 0.3, 16, True
     figures: Figures = {}
-    with tempfile.TemporaryDirectory(prefix="pyrocket-bench-repl-") as tmp:
-        root = Path(tmp)
-        (root / "pyrocket").mkdir()
-        figures.update(run_pair(PyrocketPair(root / "pyrocket"), args))
+    if not args.java_only:
+        with tempfile.TemporaryDirectory(prefix="pyrocket-bench-repl-") as tmp:
+            figures.update(run_pair(PyrocketPair(Path(tmp)), args))
     home = None if args.no_java else rocketmq_home()
     if home is not None:
         with tempfile.TemporaryDirectory(prefix="pyrocket-bench-repl-java-") as tmp:
