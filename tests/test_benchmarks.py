@@ -108,3 +108,15 @@ def test_broker_benchmark_quick_run() -> None:
     assert figures["pulled_msgs"] >= figures["send_async_per_s"]  # the window's and more
     assert figures["send_async_cpu_us_per_msg"] > 0
     assert 0 < figures["rss_mib"] < 1000
+
+
+def test_replication_benchmark_quick_run() -> None:
+    figures = _quick_run("replication.py")
+    for mode in ("sync", "async"):
+        assert figures[f"{mode}_send_per_s"] > 0
+        assert figures[f"{mode}_lag_samples"] > 0
+        assert figures[f"{mode}_lag_bytes_p99"] >= figures[f"{mode}_lag_bytes_p50"] >= 0
+        assert figures[f"{mode}_master_cpu_us_per_send"] > 0
+    # The restarted slave copied what the master held beyond it.
+    assert figures["catchup_bytes"] > 0 and figures["catchup_mb_per_s"] > 0
+    assert 0 < figures["master_rss_mb"] < 1000 and 0 < figures["slave_rss_mb"] < 1000
