@@ -41,6 +41,7 @@ The command line has the same as ``pyrocket produce``, ``pyrocket consume``
 
 from pyrocket.client.admin import Admin, AdminError
 from pyrocket.client.async_send import SendFuture
+from pyrocket.client.consume_concurrently import ConsumeConcurrentlyStatus
 from pyrocket.client.consumer import PushConsumer
 from pyrocket.client.fault import FaultStrategy
 from pyrocket.client.instance import ClientError
@@ -61,6 +62,7 @@ __all__ = [
     "Admin",
     "AdminError",
     "ClientError",
+    "ConsumeConcurrentlyStatus",
     "ConsumeFromWhere",
     "FaultStrategy",
     "LitePullConsumer",
