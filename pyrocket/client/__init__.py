@@ -47,6 +47,7 @@ from pyrocket.client.fault import FaultStrategy
 from pyrocket.client.instance import ClientError
 from pyrocket.client.lite_pull import LitePullConsumer
 from pyrocket.client.messages import QueueSelector, select_by_hash, select_by_random
+from pyrocket.client.orderly import ConsumeOrderlyStatus
 from pyrocket.client.producer import Producer, SendResult, SendStatus, new_message
 from pyrocket.client.request_reply import RequestTimeoutError, create_reply_message
 from pyrocket.client.selector import MessageSelector
@@ -64,6 +65,7 @@ __all__ = [
     "ClientError",
     "ConsumeConcurrentlyStatus",
     "ConsumeFromWhere",
+    "ConsumeOrderlyStatus",
     "FaultStrategy",
     "LitePullConsumer",
     "LocalTransactionState",

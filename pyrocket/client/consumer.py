@@ -78,11 +78,17 @@ from pyrocket.client.client_requests import (
     reset_table,
     status_answer,
 )
-from pyrocket.client.consume_concurrently import ConcurrentHandler, ConcurrentService
+from pyrocket.client.consume_api import ConsumeCalls
+from pyrocket.client.consume_concurrently import ConcurrentService
 from pyrocket.client.delivery import Delivery
 from pyrocket.client.instance import CLIENT_INNER_PRODUCER_GROUP, ClientInstance
 from pyrocket.client.offsets import commit_offset, start_offset
-from pyrocket.client.process_queue import PULL_DELAY_WHEN_FLOW_CONTROL, FlowControl
+from pyrocket.client.orderly import OrderlyService, OrderlySettings
+from pyrocket.client.process_queue import (
+    PULL_DELAY_WHEN_FLOW_CONTROL,
+    REBALANCE_LOCK_INTERVAL,
+    FlowControl,
+)
 from pyrocket.client.producer import Producer
 from pyrocket.client.pulling import (
     PULL_DELAY_WHEN_EXCEPTION,
@@ -128,7 +134,7 @@ from pyrocket.remoting.tls import TlsSettings
 log = logging.getLogger("pyrocket.client.consumer")
 
 
-class PushConsumer:
+class PushConsumer(ConsumeCalls):
     """A clustering consumer of one group; see the module."""
 
     def __init__(
@@ -157,6 +163,9 @@ class PushConsumer:
         consume_message_batch_max_size: int = 1,
         consume_timeout: float = 15 * 60.0,
         flow_control: FlowControl | None = None,
+        orderly: bool = False,
+        suspend_current_queue_time_millis: int = 1000,
+        lock_interval: float = REBALANCE_LOCK_INTERVAL,
         tls: TlsSettings | None = None,
         direct_handler: DirectHandler | None = None,
         credentials: SessionCredentials | None = None,
@@ -211,15 +220,6 @@ class PushConsumer:
             consumer_data=self._consumer_data,
             topics=lambda: tuple(self._subscriptions),
         )
-        self._table = QueueTable(
-            self.instance,
-            group,
-            allocate,
-            timeout,
-            self._start_offset,
-            functools.partial(self._persist, oneway=False),
-            self._start_pulling,
-        )
         inner = functools.partial(Producer, CLIENT_INNER_PRODUCER_GROUP, namesrv_addresses)
         self._back = MessageBack(
             self.instance,
@@ -232,6 +232,27 @@ class PushConsumer:
             group, lambda: self._queues.values(), self._delivery, self._back,
             lambda: self.instance.nursery,
         )  # fmt: skip
+        settings = OrderlySettings(
+            consume_message_batch_max_size, suspend_current_queue_time_millis,
+            self.effective_max_reconsume_times, lock_interval,
+        )  # fmt: skip
+        queues = lambda: self._queues.values()  # noqa: E731
+        self._orderly = (
+            OrderlyService(self.instance, group, queues, self._back, settings, timeout)
+            if orderly
+            else None
+        )
+        self._table = QueueTable(
+            self.instance,
+            group,
+            allocate,
+            timeout,
+            self._start_offset,
+            functools.partial(self._persist, oneway=False),
+            self._start_pulling,
+            None if self._orderly is None else self._orderly.lock_one,
+            None if self._orderly is None else self._orderly.release,
+        )
         # Java's copySubscription: a clustering consumer also reads its
         # group's retry topic.
         retry = retry_topic(group)
@@ -321,7 +342,10 @@ class PushConsumer:
         nursery = self.instance.nursery
         nursery.start_soon(self._rebalance_forever)
         nursery.start_soon(self._persist_forever)
-        nursery.start_soon(self._clean_expired_forever)
+        if self._orderly is None:
+            nursery.start_soon(self._clean_expired_forever)
+        else:
+            nursery.start_soon(self._orderly.lock_all_forever)
         return self
 
     async def __aexit__(
@@ -344,6 +368,8 @@ class PushConsumer:
                         state.dropped = True
                         state.scope.cancel()
                     await self._persist_all(oneway=False)
+                    if self._orderly is not None:
+                        await self._orderly.unlock_all(self._queues.values())
                     self._queues.clear()
                 await self.instance.unregister(consumer_group=self.group)
             if cleanup.cancelled_caught:
@@ -429,6 +455,7 @@ class PushConsumer:
             namesrv_addresses=self.instance.remoting.namesrv_addresses,
             queues=self._queues,
             subscriptions=self._subscriptions.values(),
+            orderly=self._orderly is not None,
         )
 
     # ------------------------------------------------------------------
@@ -454,47 +481,6 @@ class PushConsumer:
         the first, then takes what is already there (Java's
         ``DefaultLitePullConsumer.poll``); acknowledged as :meth:`receive`'s."""
         return await self._delivery.poll(max_messages, timeout, auto_ack=self.auto_ack)
-
-    def ack(self, *messages: MessageExt) -> int:
-        """``messages`` (from :meth:`receive`, :meth:`poll` or the iterator)
-        are consumed: each queue's committable offset moves to its smallest
-        offset still unacknowledged. Returns how many were still waiting
-        (a message auto-acknowledged, acknowledged before, or of a queue
-        this consumer no longer reads counts 0)."""
-        return self._concurrent.ack(messages)
-
-    async def consume(self, handler: ConcurrentHandler) -> None:
-        """Consume with a listener until the consumer closes (Java's
-        ``MessageListenerConcurrently``): batches of up to
-        ``consume_message_batch_max_size`` messages go to ``handler``
-        (sync: run in a worker thread; async: awaited), at most
-        ``consume_thread_max`` at once. CONSUME_SUCCESS acknowledges the
-        batch; RECONSUME_LATER, None or an exception (logged) gives it back
-        as :meth:`reconsume_later` does. Cancel the calling task to stop."""
-        await self._concurrent.run(
-            handler, self.consume_thread_max, self.consume_message_batch_max_size
-        )
-
-    async def reconsume_later(self, message: MessageExt, delay_level: int = 0) -> bool:
-        """Give ``message`` back to its broker (CONSUMER_SEND_MSG_BACK, what
-        Java's push consumer does for RECONSUME_LATER; on failure a copy to
-        ``%RETRY%<group>`` as Java sends it): the group gets it again
-        through its retry topic after ``delay_level`` (0: the broker's
-        choice, 3 + its reconsume times), or, after ``max_reconsume_times``
-        attempts or with ``delay_level=-1``, it goes to the group's
-        dead-letter topic. Once given back it counts as consumed.
-
-        For a message still unacknowledged, when both ways fail it is
-        handed out again here after 5 s (Java's ``submitConsumeRequestLater``)
-        and False returned. For any other (auto-acknowledged) message a
-        failure raises ResponseError, ClientError or a remoting error."""
-        if self.tracer is not None:
-            self.tracer.failed(message)
-        return await self._concurrent.reconsume_later(message, delay_level)
-
-    def effective_max_reconsume_times(self) -> int:
-        """``max_reconsume_times``, -1 read as Java reads it (16)."""
-        return 16 if self.max_reconsume_times == -1 else self.max_reconsume_times
 
     async def commit(self) -> None:
         """Commit every assigned queue's consumed offset now and wait for the
@@ -545,6 +531,8 @@ class PushConsumer:
 
     def _start_pulling(self, state: _QueueState) -> None:
         self.instance.nursery.start_soon(self._pull_forever, state)
+        if self._orderly is not None:
+            self._orderly.queue_added()
 
     async def _clean_expired_forever(self) -> None:
         async for _ in periodic(self.consume_timeout):
@@ -553,8 +541,11 @@ class PushConsumer:
     async def _pull_forever(self, state: _QueueState) -> None:
         with state.scope:
             while not state.dropped:
-                if self.flow_control.over(state.process, orderly=False):
+                if self.flow_control.over(state.process, orderly=self._orderly is not None):
                     await trio.sleep(PULL_DELAY_WHEN_FLOW_CONTROL)
+                    continue
+                if self._orderly is not None and not state.process.locked:
+                    await trio.sleep(PULL_DELAY_WHEN_EXCEPTION)  # not pulled until locked
                     continue
                 if not await self._pull_once(state):
                     await trio.sleep(PULL_DELAY_WHEN_EXCEPTION)
@@ -571,7 +562,7 @@ class PushConsumer:
             self.instance,
             settings,
             state,
-            self._delivery.deliver,
+            self._delivery.deliver if self._orderly is None else self._orderly.deliver,
             functools.partial(self._persist, oneway=False),
         )
 
