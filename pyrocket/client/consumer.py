@@ -37,6 +37,9 @@ What it does as Java 4.7.0 does:
   once handed out with ``auto_ack=True`` (the default, as before), else once
   :meth:`~PushConsumer.ack` or :meth:`~PushConsumer.reconsume_later` is
   called. Pulls wait while a queue is over ``flow_control``'s thresholds;
+* ``orderly=True`` (:mod:`pyrocket.client.orderly`): queues locked on their
+  master (LOCK_BATCH_MQ) before they are pulled, each consumed in queue
+  order by :meth:`PushConsumer.consume_orderly`'s handler;
 * offsets ride on each pull (commitOffset) and are committed with
   UPDATE_CONSUMER_OFFSET every 5 s, when a queue moves to another consumer
   and when the consumer closes; closing also unregisters the client;
