@@ -476,13 +476,18 @@ class PushConsumer(ConsumeCalls):
     async def receive(self) -> MessageExt:
         """The next message (waiting for one); with ``auto_ack`` it counts as
         consumed, else once :meth:`ack` is called for it. Raises
-        trio.ClosedResourceError once the consumer has closed."""
+        trio.ClosedResourceError once the consumer has closed, RuntimeError
+        for an orderly consumer (use :meth:`consume_orderly`)."""
+        if self._orderly is not None:
+            raise RuntimeError("an orderly consumer hands messages to consume_orderly only")
         return await self._delivery.receive(auto_ack=self.auto_ack)
 
     async def poll(self, max_messages: int = 32, timeout: float = 5.0) -> list[MessageExt]:  # noqa: ASYNC109
         """Up to ``max_messages`` messages: waits up to ``timeout`` seconds for
         the first, then takes what is already there (Java's
         ``DefaultLitePullConsumer.poll``); acknowledged as :meth:`receive`'s."""
+        if self._orderly is not None:
+            raise RuntimeError("an orderly consumer hands messages to consume_orderly only")
         return await self._delivery.poll(max_messages, timeout, auto_ack=self.auto_ack)
 
     async def commit(self) -> None:

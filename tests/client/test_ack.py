@@ -5,6 +5,12 @@ was not acknowledged, and cancellation safety."""
 
 from __future__ import annotations
 
+import functools
+import json
+import os
+import signal
+import subprocess
+import sys
 import threading
 from collections import defaultdict
 from pathlib import Path
@@ -21,6 +27,8 @@ from tests.client.test_consumer import produce
 from tests.remoting.helpers import wait_until
 
 TOPIC = "AckTopic"
+CRASH_PROGRAM = Path(__file__).with_name("crash_program.py")
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def message_at(offset: int, body: bytes = b"x") -> MessageExt:
@@ -240,3 +248,53 @@ async def test_cancelling_never_loses_an_acknowledged_offset(tmp_path: Path) -> 
                 for q in running.broker.store.queue_ids(TOPIC)
             }
             assert committed(running, "cancel_group", TOPIC) == ends
+
+
+async def test_a_killed_consumer_leaves_exactly_the_unacknowledged_to_its_successor(
+    tmp_path: Path,
+) -> None:
+    count = 40
+    with trio.fail_after(60):
+        async with running_up(tmp_path) as running:
+            ns = running.namesrv_addr
+            await produce(ns, count, TOPIC)
+            env = dict(os.environ, PYTHONPATH=str(ROOT))
+            command = [sys.executable, str(CRASH_PROGRAM), ns, TOPIC, "crash_group", str(count)]
+            unacked: set[tuple[int, int]] = set()
+            async with trio.open_nursery() as nursery:
+                run = functools.partial(
+                    trio.run_process, command, stdout=subprocess.PIPE, env=env, check=False
+                )
+                process: trio.Process = await nursery.start(run)
+                assert process.stdout is not None
+                buffer = b""
+                while b'"ready"' not in buffer:
+                    chunk = await process.stdout.receive_some()
+                    assert chunk, "the program ended early"
+                    buffer += chunk
+                for line in buffer.decode().splitlines():
+                    item = json.loads(line)
+                    if "queue" in item:
+                        unacked.add((item["queue"], item["offset"]))
+                smallest: dict[int, int] = {}
+                for q, o in unacked:
+                    smallest[q] = min(smallest.get(q, o), o)
+                store = running.broker.store
+                ends = {q: store.get_max_offset_in_queue(TOPIC, q) for q in store.queue_ids(TOPIC)}
+                expected = {q: smallest.get(q, ends[q]) for q in ends}
+                await wait_until(lambda: committed(running, "crash_group", TOPIC) == expected, 0.05)
+                process.send_signal(signal.SIGKILL)  # no close: only what was committed
+                await process.wait()
+            assert process.returncode == -signal.SIGKILL
+            assert committed(running, "crash_group", TOPIC) == expected
+            async with consumer(ns, "crash_group", TOPIC) as second:
+                again: list[MessageExt] = []
+                redelivered = sum(ends[q] - smallest[q] for q in smallest)
+                while len(again) < redelivered:
+                    again.append(await second.receive())
+                with trio.move_on_after(0.5):
+                    extra = await second.receive()
+                    raise AssertionError(f"unexpected {extra}")
+    got = {(m.queue_id, m.queue_offset) for m in again}
+    assert unacked and unacked <= got
+    assert all(m.queue_offset >= smallest[m.queue_id] for m in again)

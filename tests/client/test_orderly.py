@@ -12,6 +12,7 @@ from collections import defaultdict
 from contextlib import AsyncExitStack
 from pathlib import Path
 
+import pytest
 import trio
 
 from pyrocket.client import ConsumeOrderlyStatus, Producer, PushConsumer, new_message
@@ -20,6 +21,7 @@ from pyrocket.protocol.message import MessageExt
 from tests.broker.helpers import broker_settings, running_broker
 from tests.broker.recording_namesrv import recording_namesrv
 from tests.client.helpers import consumer, running_up
+from tests.client.test_ack import committed
 from tests.remoting.helpers import wait_until
 
 TOPIC = "OrderTopic"
@@ -185,3 +187,40 @@ async def test_a_lock_the_broker_refuses_stops_its_queue(tmp_path: Path) -> None
                     await wait_until(lambda: len(seen) > 14, 0.02)
                 nursery.cancel_scope.cancel()
     assert sorted(seen) == [i for i in range(16) if i not in (8, 12)]
+
+
+async def test_cancelling_an_orderly_consumer_commits_and_unlocks(tmp_path: Path) -> None:
+    consumed: list[MessageExt] = []
+
+    async def handler(messages: list[MessageExt]) -> ConsumeOrderlyStatus:
+        consumed.extend(messages)
+        return ConsumeOrderlyStatus.SUCCESS
+
+    with trio.fail_after(60):
+        async with running_up(tmp_path) as running:
+            ns = running.namesrv_addr
+            await produce(ns, 0, 20)
+            reader = orderly(ns, "cancel_orderly", persist_interval=3600)
+            with trio.CancelScope() as scope:
+                async with reader, trio.open_nursery() as nursery:
+                    with pytest.raises(RuntimeError):
+                        await reader.receive()  # orderly: only the handler form
+                    nursery.start_soon(reader.consume_orderly, handler)
+                    await wait_until(lambda: len(consumed) == 20, 0.02)
+                    scope.cancel()
+            assert scope.cancelled_caught
+            store = running.broker.store
+            ends = {q: store.get_max_offset_in_queue(TOPIC, q) for q in store.queue_ids(TOPIC)}
+            assert committed(running, "cancel_orderly", TOPIC) == ends
+            # The locks were given back: a successor holds every queue at once
+            # (not after the broker's 60 s expiry).
+            successor = orderly(ns, "cancel_orderly")
+            async with successor:
+
+                def all_held() -> bool:
+                    info = successor.running_info().mq_table
+                    mine = [q for q in info if q.topic == TOPIC]
+                    return len(mine) == 4 and all(info[q].locked for q in mine)
+
+                with trio.fail_after(5):
+                    await wait_until(all_held, 0.05)
