@@ -69,10 +69,12 @@ class ConsumeCalls:
         """Consume an ``orderly=True`` consumer's queues, each strictly in
         queue order, one batch (``consume_message_batch_max_size``) at a time,
         until cancelled (Java's ``MessageListenerOrderly``; see
-        :mod:`pyrocket.client.orderly`). Raises RuntimeError if not orderly."""
+        :mod:`pyrocket.client.orderly`); at most ``consume_thread_max``
+        queues' handlers run at once. Raises RuntimeError if not orderly or
+        already running."""
         if self._orderly is None:
             raise RuntimeError("consume_orderly needs PushConsumer(..., orderly=True)")
-        await self._orderly.run(handler)
+        await self._orderly.run(handler, self.consume_thread_max)
 
 
 __all__ = ["ConsumeCalls"]

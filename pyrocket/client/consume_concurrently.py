@@ -204,13 +204,28 @@ class ConcurrentService:
         threads: trio.CapacityLimiter,
     ) -> None:
         try:
-            await self._consume_once(handler, messages, threads)
+            failed = await self._consume_once(handler, messages, threads)
         finally:
             limiter.release_on_behalf_of(token)
+        while failed:
+            # ``submitConsumeRequestLater``: what could not be given back is
+            # consumed again here later, without holding a slot meanwhile.
+            await trio.sleep(CONSUME_LATER_DELAY)
+            again = [m for s, m in failed if not s.dropped and s.process.holds(m)]
+            if not again:
+                return
+            token = object()
+            await limiter.acquire_on_behalf_of(token)
+            try:
+                failed = await self._consume_once(handler, again, threads)
+            finally:
+                limiter.release_on_behalf_of(token)
 
     async def _consume_once(
         self, handler: ConcurrentHandler, messages: list[MessageExt], threads: trio.CapacityLimiter
-    ) -> None:
+    ) -> list[tuple[QueueState, MessageExt]]:
+        """One handler call and its outcome; returns the messages that could
+        not be given back."""
         started = time.perf_counter()
         status: object
         try:
@@ -225,15 +240,10 @@ class ConcurrentService:
             if status is not ConsumeConcurrentlyStatus.RECONSUME_LATER:
                 log.warning("%s: the handler returned %r; reconsuming later", self.group, status)
             self._record(messages, 0, len(messages), rt_ms)
-            failed = await self.give_back(messages, 0)
-            if failed:
-                await trio.sleep(CONSUME_LATER_DELAY)
-                again = [m for s, m in failed if not s.dropped and s.process.holds(m)]
-                if again:
-                    await self._consume_once(handler, again, threads)
-            return
+            return await self.give_back(messages, 0)
         self._record(messages, len(messages), 0, rt_ms)
         self.ack(messages)
+        return []
 
     def _record(self, messages: Sequence[MessageExt], ok: int, failed: int, rt_ms: float) -> None:
         if self.stats is not None and messages:

@@ -111,6 +111,9 @@ class OrderlyService:
         self._timeout = timeout
         self._changed = trio.Event()
         self._arrived: dict[QueueState, trio.Event] = {}
+        self._running = False
+        #: Worker threads for a sync handler (beside the slots ``run`` holds).
+        self._threads = trio.CapacityLimiter(1)
         #: Set by whoever keeps consume statistics.
         self.stats: ConsumeStatsHook | None = None
 
@@ -212,9 +215,19 @@ class OrderlyService:
     def queue_added(self) -> None:
         self._changed.set()
 
-    async def run(self, handler: OrderlyHandler) -> None:
-        """One consume task per held queue, until cancelled."""
-        threads = trio.CapacityLimiter(1)
+    async def run(self, handler: OrderlyHandler, concurrency: int) -> None:
+        """One consume task per held queue, until cancelled; at most
+        ``concurrency`` handler calls at once (Java's consume thread pool)."""
+        if self._running:
+            raise RuntimeError("consume_orderly is already running")
+        self._running = True
+        self._threads = trio.CapacityLimiter(concurrency)
+        try:
+            await self._run(handler, trio.CapacityLimiter(concurrency))
+        finally:
+            self._running = False
+
+    async def _run(self, handler: OrderlyHandler, threads: trio.CapacityLimiter) -> None:
         started: set[QueueState] = set()
         async with trio.open_nursery() as nursery:
             while True:
@@ -275,7 +288,8 @@ class OrderlyService:
         started = time.perf_counter()
         status: object
         try:
-            status = await call_handler(handler, list(batch), threads)
+            async with threads:
+                status = await call_handler(handler, list(batch), self._threads)
         except Exception:
             log.exception("%s: the orderly handler failed on %s", self.group, state.queue)
             status = ConsumeOrderlyStatus.SUSPEND_CURRENT_QUEUE_A_MOMENT

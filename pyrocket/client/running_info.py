@@ -73,7 +73,6 @@ def running_info(
     queues: Mapping[MessageQueue, QueueState],
     subscriptions: Iterable[SubscriptionData],
     orderly: bool = False,
-    consume_thread_min: int = 1,
 ) -> ConsumerRunningInfo:
     """The running info of a push consumer with these settings and state."""
     entries = [
@@ -85,7 +84,7 @@ def running_info(
         ("maxReconsumeTimes", str(max_reconsume_times)),
         ("unitMode", "false"),
         (PROP_CONSUME_ORDERLY, str(orderly).lower()),
-        (PROP_THREADPOOL_CORE_SIZE, str(consume_thread_min)),
+        (PROP_THREADPOOL_CORE_SIZE, "1"),
         (PROP_CONSUMER_START_TIMESTAMP, str(start_timestamp)),
         (PROP_NAMESERVER_ADDR, "".join(f"{a};" for a in namesrv_addresses)),
         (PROP_CONSUME_TYPE, ConsumeType.CONSUME_PASSIVELY.name),

@@ -6,6 +6,7 @@ was not acknowledged, and cancellation safety."""
 from __future__ import annotations
 
 import functools
+import inspect
 import json
 import os
 import signal
@@ -17,9 +18,13 @@ from pathlib import Path
 
 import trio
 
+from pyrocket.broker.app import Broker
 from pyrocket.client import ConsumeConcurrentlyStatus, PushConsumer
 from pyrocket.client.process_queue import FlowControl, ProcessQueue
+from pyrocket.protocol.codes import RequestCode, ResponseCode
+from pyrocket.protocol.command import RemotingCommand
 from pyrocket.protocol.message import MessageExt
+from pyrocket.remoting import Connection
 from tests.broker.helpers import broker_settings, running_broker
 from tests.broker.recording_namesrv import recording_namesrv
 from tests.client.helpers import consumer, running_up
@@ -298,3 +303,64 @@ async def test_a_killed_consumer_leaves_exactly_the_unacknowledged_to_its_succes
     got = {(m.queue_id, m.queue_offset) for m in again}
     assert unacked and unacked <= got
     assert all(m.queue_offset >= smallest[m.queue_id] for m in again)
+
+
+async def test_a_message_not_taken_back_is_resent_or_consumed_again_here(tmp_path: Path) -> None:
+    # The broker refuses CONSUMER_SEND_MSG_BACK: the consumer sends a copy to
+    # the retry topic itself (Java's fallback). Once sends are refused too,
+    # the message is consumed again here 5 s later, reconsume times + 1.
+    refuse_sends = False
+
+    def install(broker: Broker) -> None:
+        registration = broker.server.processors.lookup(RequestCode.SEND_MESSAGE_V2)
+        assert registration is not None
+        original = registration.processor
+
+        async def send(conn: Connection, request: RemotingCommand) -> RemotingCommand | None:
+            if refuse_sends:
+                return RemotingCommand.response(ResponseCode.SYSTEM_ERROR, "sends refused")
+            answer = original(conn, request)
+            return await answer if inspect.isawaitable(answer) else answer
+
+        def refuse(conn: Connection, request: RemotingCommand) -> RemotingCommand:
+            return RemotingCommand.response(ResponseCode.SYSTEM_ERROR, "not taken back")
+
+        broker.register_processor(RequestCode.SEND_MESSAGE_V2, send)
+        broker.register_processor(RequestCode.CONSUMER_SEND_MSG_BACK, refuse)
+
+    attempts: dict[int, list[tuple[int, float]]] = defaultdict(list)
+
+    async def handler(messages: list[MessageExt]) -> ConsumeConcurrentlyStatus:
+        nonlocal refuse_sends
+        (m,) = messages
+        idx = int(m.properties["idx"])
+        attempts[idx].append((m.reconsume_times, trio.current_time()))
+        if idx == 1 and len(attempts[1]) == 1:
+            return ConsumeConcurrentlyStatus.RECONSUME_LATER
+        if idx == 2 and len(attempts[2]) == 1:
+            await wait_until(lambda: len(attempts[1]) == 2, 0.02)
+            refuse_sends = True
+            return ConsumeConcurrentlyStatus.RECONSUME_LATER
+        return ConsumeConcurrentlyStatus.CONSUME_SUCCESS
+
+    with trio.fail_after(40):
+        async with recording_namesrv(tmp_path / "ns") as ns:
+            levels = "1s 1s 1s 1s 1s"
+            settings = broker_settings(
+                tmp_path, [ns.addr], messageDelayLevel=levels, autoCreateTopicEnable="true"
+            )
+            async with running_broker(settings, install=[install]):
+                await produce(ns.addr, 3, TOPIC)
+                reader = consumer(
+                    ns.addr, "back_group", TOPIC, rebalance_interval=0.5, consume_thread_max=4
+                )
+                async with reader, trio.open_nursery() as nursery:
+                    nursery.start_soon(reader.consume, handler)
+                    await wait_until(lambda: len(attempts[2]) == 2, 0.05)
+                    nursery.cancel_scope.cancel()
+    # 1 came back through %RETRY%back_group, sent there by the consumer.
+    assert [n for n, _ in attempts[1]] == [0, 1]
+    # 2 was kept and handed to the handler again after 5 s.
+    (first, _), (second, later) = attempts[2][0], attempts[2][1]
+    assert (first, second) == (0, 1)
+    assert later - attempts[2][0][1] >= 4.9
