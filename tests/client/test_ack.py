@@ -364,3 +364,35 @@ async def test_a_message_not_taken_back_is_resent_or_consumed_again_here(tmp_pat
     (first, _), (second, later) = attempts[2][0], attempts[2][1]
     assert (first, second) == (0, 1)
     assert later - attempts[2][0][1] >= 4.9
+
+
+async def test_a_message_left_unacknowledged_too_long_is_given_back(tmp_path: Path) -> None:
+    with trio.fail_after(40):
+        async with recording_namesrv(tmp_path / "ns") as ns:
+            levels = "1s 1s 1s 1s 1s"
+            settings = broker_settings(
+                tmp_path, [ns.addr], messageDelayLevel=levels, autoCreateTopicEnable="true"
+            )
+            async with running_broker(settings) as broker:
+                await produce(ns.addr, 1, TOPIC)
+                reader = consumer(
+                    ns.addr,
+                    "expiry_group",
+                    TOPIC,
+                    auto_ack=False,
+                    consume_timeout=0.5,
+                    rebalance_interval=0.5,
+                )
+                async with reader:
+                    first = await reader.receive()  # and never acknowledged
+                    again = await reader.receive()
+                    assert reader.ack(again) == 1
+                    await reader.commit()
+                dp = broker.data_plane
+                assert dp is not None
+                offset = dp.consumer_offset_manager.query_offset(
+                    "expiry_group", TOPIC, first.queue_id
+                )
+    # cleanExpireMsg gave it back (delay level 3) and took it off the queue.
+    assert again.uniq_key == first.uniq_key and again.reconsume_times == 1
+    assert offset == first.queue_offset + 1
