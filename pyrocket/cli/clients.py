@@ -46,6 +46,7 @@ from pyrocket.cli.tls_options import add_tls_options, client_tls
 from pyrocket.client.async_send import SendFuture
 from pyrocket.client.consumer import PushConsumer
 from pyrocket.client.instance import DEFAULT_PRODUCER_GROUP, ClientError
+from pyrocket.client.orderly import ConsumeOrderlyStatus
 from pyrocket.client.producer import Producer, SendResult, new_message
 from pyrocket.errors import PyrocketError
 from pyrocket.protocol.bodies.client import ConsumeFromWhere, MessageQueue
@@ -176,6 +177,7 @@ async def consume(args: argparse.Namespace, out: TextIO) -> None:
         consume_timestamp=when,
         tls=client_tls(args),
         credentials=keys,
+        orderly=args.orderly,
     )
     consumer.subscribe(args.topic, args.subExpression)
     with trio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
@@ -187,6 +189,10 @@ async def consume(args: argparse.Namespace, out: TextIO) -> None:
                     return
 
             nursery.start_soon(stop_on_signal)
+            if args.orderly:
+                await consume_orderly(consumer, args, out)
+                nursery.cancel_scope.cancel()
+                return
             received = 0
             async for message in consumer:
                 line = json.dumps(message_json(message)) if args.json else message_text(message)
@@ -196,6 +202,29 @@ async def consume(args: argparse.Namespace, out: TextIO) -> None:
                 if args.count and received >= args.count:
                     break
             nursery.cancel_scope.cancel()
+
+
+async def consume_orderly(consumer: PushConsumer, args: argparse.Namespace, out: TextIO) -> None:
+    """``consume --orderly``: print each queue's messages in queue order,
+    until ``args.count`` (if set) have been printed."""
+    done = trio.Event()
+    received = 0
+
+    async def show(messages: list[MessageExt]) -> ConsumeOrderlyStatus:
+        nonlocal received
+        for message in messages:
+            line = json.dumps(message_json(message)) if args.json else message_text(message)
+            print(line, file=out)
+            received += 1
+        out.flush()
+        if args.count and received >= args.count:
+            done.set()
+        return ConsumeOrderlyStatus.SUCCESS
+
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(consumer.consume_orderly, show)
+        await done.wait()
+        nursery.cancel_scope.cancel()
 
 
 #: ``consume --from``: where a group without committed offsets starts.
@@ -330,6 +359,9 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         "--from-first", action="store_true", help="the same as --from first"
     )
     consume_parser.add_argument("--json", action="store_true", help="print JSON lines")
+    consume_parser.add_argument(
+        "--orderly", action="store_true", help="lock each queue and print it in queue order"
+    )
     add_tls_options(consume_parser)
     add_credential_options(consume_parser)
     consume_parser.set_defaults(func=_consume_main)

@@ -41,11 +41,13 @@ The command line has the same as ``pyrocket produce``, ``pyrocket consume``
 
 from pyrocket.client.admin import Admin, AdminError
 from pyrocket.client.async_send import SendFuture
+from pyrocket.client.consume_concurrently import ConsumeConcurrentlyStatus
 from pyrocket.client.consumer import PushConsumer
 from pyrocket.client.fault import FaultStrategy
 from pyrocket.client.instance import ClientError
 from pyrocket.client.lite_pull import LitePullConsumer
 from pyrocket.client.messages import QueueSelector, select_by_hash, select_by_random
+from pyrocket.client.orderly import ConsumeOrderlyStatus
 from pyrocket.client.producer import Producer, SendResult, SendStatus, new_message
 from pyrocket.client.request_reply import RequestTimeoutError, create_reply_message
 from pyrocket.client.selector import MessageSelector
@@ -61,7 +63,9 @@ __all__ = [
     "Admin",
     "AdminError",
     "ClientError",
+    "ConsumeConcurrentlyStatus",
     "ConsumeFromWhere",
+    "ConsumeOrderlyStatus",
     "FaultStrategy",
     "LitePullConsumer",
     "LocalTransactionState",

@@ -30,9 +30,17 @@ What it does as Java 4.7.0 does:
   Java does, inflating compressed bodies, and adding MIN_OFFSET/MAX_OFFSET;
   NO_NEW_MSG / NO_MATCHED_MSG move on; OFFSET_ILLEGAL restarts the queue at
   the offset the broker suggests and commits it;
-* offsets: a message counts as consumed once it has been handed out (as
-  ``DefaultLitePullConsumer``'s poll does); the consumed offset rides on
-  each pull (the commitOffset field and sysFlag bit) and is committed with
+* per-message outcome (:mod:`pyrocket.client.consume_concurrently`): a
+  queue's consumed offset is its smallest unacknowledged offset (ProcessQueue);
+  :meth:`PushConsumer.consume` runs a handler answering CONSUME_SUCCESS or
+  RECONSUME_LATER. From the iterator, poll or receive a message is consumed
+  once handed out with ``auto_ack=True`` (the default, as before), else once
+  :meth:`~PushConsumer.ack` or :meth:`~PushConsumer.reconsume_later` is
+  called. Pulls wait while a queue is over ``flow_control``'s thresholds;
+* ``orderly=True`` (:mod:`pyrocket.client.orderly`): queues locked on their
+  master (LOCK_BATCH_MQ) before they are pulled, each consumed in queue
+  order by :meth:`PushConsumer.consume_orderly`'s handler;
+* offsets ride on each pull (commitOffset) and are committed with
   UPDATE_CONSUMER_OFFSET every 5 s, when a queue moves to another consumer
   and when the consumer closes; closing also unregisters the client;
 * operator requests a broker forwards: RESET_CONSUMER_CLIENT_OFFSET moves
@@ -40,8 +48,6 @@ What it does as Java 4.7.0 does:
   GET_CONSUMER_STATUS_FROM_CLIENT reports the consumed offsets, and
   CONSUME_MESSAGE_DIRECTLY hands the message to ``direct_handler`` (answers
   in :mod:`pyrocket.client.client_requests`);
-* :meth:`PushConsumer.reconsume_later` gives a message back
-  (CONSUMER_SEND_MSG_BACK, Java's RECONSUME_LATER) through ``%RETRY%``;
 * ``enable_trace`` / ``trace_topic``: see :mod:`pyrocket.client.trace`.
 
 Delivery is at least once: a consumer stopped without closing may have its
@@ -75,9 +81,17 @@ from pyrocket.client.client_requests import (
     reset_table,
     status_answer,
 )
+from pyrocket.client.consume_api import ConsumeCalls
+from pyrocket.client.consume_concurrently import ConcurrentService
 from pyrocket.client.delivery import Delivery
-from pyrocket.client.instance import ClientInstance
+from pyrocket.client.instance import CLIENT_INNER_PRODUCER_GROUP, ClientInstance
 from pyrocket.client.offsets import commit_offset, start_offset
+from pyrocket.client.orderly import OrderlyService, OrderlySettings
+from pyrocket.client.process_queue import (
+    PULL_DELAY_WHEN_FLOW_CONTROL,
+    REBALANCE_LOCK_INTERVAL,
+    FlowControl,
+)
 from pyrocket.client.producer import Producer
 from pyrocket.client.pulling import (
     PULL_DELAY_WHEN_EXCEPTION,
@@ -96,6 +110,7 @@ from pyrocket.client.rebalance import QueueTable
 from pyrocket.client.running_info import running_info as _running_info
 from pyrocket.client.running_info import task_dump
 from pyrocket.client.selector import MessageSelector, check_client_in_broker
+from pyrocket.client.sendback import MessageBack
 from pyrocket.client.trace.hooks import consume_tracer
 from pyrocket.errors import ProtocolError
 from pyrocket.protocol.bodies.admin import ConsumerRunningInfo
@@ -110,7 +125,6 @@ from pyrocket.protocol.bodies.client import (
 from pyrocket.protocol.codes import RequestCode, ResponseCode
 from pyrocket.protocol.command import RemotingCommand
 from pyrocket.protocol.headers import (
-    ConsumerSendMsgBackRequestHeader,
     GetConsumerRunningInfoRequestHeader,
     GetConsumerStatusRequestHeader,
     ResetOffsetRequestHeader,
@@ -123,7 +137,7 @@ from pyrocket.remoting.tls import TlsSettings
 log = logging.getLogger("pyrocket.client.consumer")
 
 
-class PushConsumer:
+class PushConsumer(ConsumeCalls):
     """A clustering consumer of one group; see the module."""
 
     def __init__(
@@ -145,7 +159,16 @@ class PushConsumer:
         heartbeat_interval: float = 30.0,
         poll_name_server_interval: float = 30.0,
         buffered_batches: int = 16,
-        max_reconsume_times: int = 16,
+        max_reconsume_times: int = -1,
+        auto_ack: bool = True,
+        consume_thread_min: int = 20,
+        consume_thread_max: int = 20,
+        consume_message_batch_max_size: int = 1,
+        consume_timeout: float = 15 * 60.0,
+        flow_control: FlowControl | None = None,
+        orderly: bool = False,
+        suspend_current_queue_time_millis: int = 1000,
+        lock_interval: float = REBALANCE_LOCK_INTERVAL,
         tls: TlsSettings | None = None,
         direct_handler: DirectHandler | None = None,
         credentials: SessionCredentials | None = None,
@@ -160,7 +183,18 @@ class PushConsumer:
         #: What consumes a message a broker hands over with
         #: CONSUME_MESSAGE_DIRECTLY (an operator's resend).
         self.direct_handler = direct_handler
+        #: -1: 16 for concurrent consumption (Java's ``getMaxReconsumeTimes``).
         self.max_reconsume_times = max_reconsume_times
+        #: Whether a message from the iterator, poll or receive counts as
+        #: consumed once handed out (see the module).
+        self.auto_ack = auto_ack
+        self.consume_thread_min = consume_thread_min
+        self.consume_thread_max = consume_thread_max
+        self.consume_message_batch_max_size = consume_message_batch_max_size
+        #: Seconds a handed-out message may stay unacknowledged before it is
+        #: given back (Java's ``consumeTimeout``, there in minutes).
+        self.consume_timeout = consume_timeout
+        self.flow_control = flow_control or FlowControl()
         self.consume_from = consume_from
         #: Where CONSUME_FROM_TIMESTAMP starts (ms); Java's default: half an hour ago.
         half_hour_ago = time.time_ns() // 1_000_000 - 30 * 60 * 1000
@@ -189,6 +223,28 @@ class PushConsumer:
             consumer_data=self._consumer_data,
             topics=lambda: tuple(self._subscriptions),
         )
+        inner = functools.partial(Producer, CLIENT_INNER_PRODUCER_GROUP, namesrv_addresses)
+        self._back = MessageBack(
+            self.instance,
+            group,
+            self.effective_max_reconsume_times,
+            functools.partial(inner, client_ip=client_ip, tls=tls, credentials=credentials),
+            timeout,
+        )
+        self._concurrent = ConcurrentService(
+            group, lambda: self._queues.values(), self._delivery, self._back,
+            lambda: self.instance.nursery,
+        )  # fmt: skip
+        settings = OrderlySettings(
+            consume_message_batch_max_size, suspend_current_queue_time_millis,
+            self.effective_max_reconsume_times, lock_interval,
+        )  # fmt: skip
+        queues = lambda: self._queues.values()  # noqa: E731
+        self._orderly = (
+            OrderlyService(self.instance, group, queues, self._back, settings, timeout)
+            if orderly
+            else None
+        )
         self._table = QueueTable(
             self.instance,
             group,
@@ -197,6 +253,8 @@ class PushConsumer:
             self._start_offset,
             functools.partial(self._persist, oneway=False),
             self._start_pulling,
+            None if self._orderly is None else self._orderly.lock_one,
+            None if self._orderly is None else self._orderly.release,
         )
         # Java's copySubscription: a clustering consumer also reads its
         # group's retry topic.
@@ -287,6 +345,10 @@ class PushConsumer:
         nursery = self.instance.nursery
         nursery.start_soon(self._rebalance_forever)
         nursery.start_soon(self._persist_forever)
+        if self._orderly is None:
+            nursery.start_soon(self._clean_expired_forever)
+        else:
+            nursery.start_soon(self._orderly.lock_all_forever)
         return self
 
     async def __aexit__(
@@ -309,6 +371,8 @@ class PushConsumer:
                         state.dropped = True
                         state.scope.cancel()
                     await self._persist_all(oneway=False)
+                    if self._orderly is not None:
+                        await self._orderly.unlock_all(self._queues.values())
                     self._queues.clear()
                 await self.instance.unregister(consumer_group=self.group)
             if cleanup.cancelled_caught:
@@ -394,6 +458,7 @@ class PushConsumer:
             namesrv_addresses=self.instance.remoting.namesrv_addresses,
             queues=self._queues,
             subscriptions=self._subscriptions.values(),
+            orderly=self._orderly is not None,
         )
 
     # ------------------------------------------------------------------
@@ -409,35 +474,21 @@ class PushConsumer:
             raise StopAsyncIteration from None
 
     async def receive(self) -> MessageExt:
-        """The next message (waiting for one); it counts as consumed.
-        Raises trio.ClosedResourceError once the consumer has closed."""
-        return await self._delivery.receive()
+        """The next message (waiting for one); with ``auto_ack`` it counts as
+        consumed, else once :meth:`ack` is called for it. Raises
+        trio.ClosedResourceError once the consumer has closed, RuntimeError
+        for an orderly consumer (use :meth:`consume_orderly`)."""
+        if self._orderly is not None:
+            raise RuntimeError("an orderly consumer hands messages to consume_orderly only")
+        return await self._delivery.receive(auto_ack=self.auto_ack)
 
     async def poll(self, max_messages: int = 32, timeout: float = 5.0) -> list[MessageExt]:  # noqa: ASYNC109
         """Up to ``max_messages`` messages: waits up to ``timeout`` seconds for
         the first, then takes what is already there (Java's
-        ``DefaultLitePullConsumer.poll``). All count as consumed."""
-        return await self._delivery.poll(max_messages, timeout)
-
-    async def reconsume_later(self, message: MessageExt, delay_level: int = 0) -> None:
-        """Give ``message`` back to its broker (CONSUMER_SEND_MSG_BACK, what
-        Java's push consumer does for RECONSUME_LATER): the group gets it
-        again through its retry topic after ``delay_level`` (0: the broker's
-        choice, 3 + its reconsume times), or, after ``max_reconsume_times``
-        attempts or with ``delay_level=-1``, it goes to the group's
-        dead-letter topic. Raises ResponseError and the remoting errors."""
-        if self.tracer is not None:
-            self.tracer.failed(message)
-        header = ConsumerSendMsgBackRequestHeader(
-            offset=message.commit_log_offset,
-            group=self.group,
-            delay_level=delay_level,
-            origin_msg_id=message.uniq_key or message.msg_id,
-            origin_topic=message.topic,
-            unit_mode=False,
-            max_reconsume_times=self.max_reconsume_times,
-        )
-        await self.instance.brokers.consumer_send_msg_back(str(message.store_host), header)
+        ``DefaultLitePullConsumer.poll``); acknowledged as :meth:`receive`'s."""
+        if self._orderly is not None:
+            raise RuntimeError("an orderly consumer hands messages to consume_orderly only")
+        return await self._delivery.poll(max_messages, timeout, auto_ack=self.auto_ack)
 
     async def commit(self) -> None:
         """Commit every assigned queue's consumed offset now and wait for the
@@ -488,10 +539,22 @@ class PushConsumer:
 
     def _start_pulling(self, state: _QueueState) -> None:
         self.instance.nursery.start_soon(self._pull_forever, state)
+        if self._orderly is not None:
+            self._orderly.queue_added()
+
+    async def _clean_expired_forever(self) -> None:
+        async for _ in periodic(self.consume_timeout):
+            await self._concurrent.clean_expired(self.consume_timeout)
 
     async def _pull_forever(self, state: _QueueState) -> None:
         with state.scope:
             while not state.dropped:
+                if self.flow_control.over(state.process, orderly=self._orderly is not None):
+                    await trio.sleep(PULL_DELAY_WHEN_FLOW_CONTROL)
+                    continue
+                if self._orderly is not None and not state.process.locked:
+                    await trio.sleep(PULL_DELAY_WHEN_EXCEPTION)  # not pulled until locked
+                    continue
                 if not await self._pull_once(state):
                     await trio.sleep(PULL_DELAY_WHEN_EXCEPTION)
 
@@ -507,7 +570,7 @@ class PushConsumer:
             self.instance,
             settings,
             state,
-            self._delivery.deliver,
+            self._delivery.deliver if self._orderly is None else self._orderly.deliver,
             functools.partial(self._persist, oneway=False),
         )
 

@@ -2,10 +2,13 @@
 
 The pull loops put each found batch on one bounded channel; the caller takes
 messages one at a time (:meth:`Delivery.receive`) or in batches
-(:meth:`Delivery.poll`). A message counts as consumed once handed out: its
-queue's consumed offset moves past it (past the batch's next offset after
-the batch's last message, so tags filtered out on the client count too).
-Messages of a queue dropped meanwhile (rebalanced away, reset) are skipped.
+(:meth:`Delivery.poll`). Every pulled message waits in its queue's
+:class:`~pyrocket.client.process_queue.ProcessQueue` until acknowledged;
+with ``auto_ack`` a message is acknowledged as it is handed out, otherwise
+the caller acknowledges it (:meth:`QueueState.acknowledge
+<pyrocket.client.pulling.QueueState.acknowledge>`). Messages of a queue
+dropped meanwhile (rebalanced away, reset), or no longer held by it, are
+skipped.
 """
 
 from __future__ import annotations
@@ -24,35 +27,40 @@ class Delivery:
 
     def __init__(self, buffered_batches: int, tracer: ConsumeTracer | None) -> None:
         self._tracer = tracer
-        self._pending: deque[tuple[QueueState, MessageExt, int | None]] = deque()
+        self._pending: deque[tuple[QueueState, MessageExt]] = deque()
         self._send, self._receive = trio.open_memory_channel[Batch](buffered_batches)
 
     async def deliver(self, item: Batch) -> None:
         """Queue one pulled batch (waits while the buffer is full)."""
         await self._send.send(item)
 
+    def redeliver(self, state: QueueState, message: MessageExt) -> None:
+        """Hand ``message`` (still held by ``state``) out again, first."""
+        self._pending.appendleft((state, message))
+
     def close(self) -> None:
         """No more messages: receivers get trio.ClosedResourceError."""
         self._receive.close()
 
-    async def receive(self) -> MessageExt:
-        """The next message (waiting for one); it counts as consumed."""
+    async def receive(self, *, auto_ack: bool) -> MessageExt:
+        """The next message (waiting for one); acknowledged at once with
+        ``auto_ack``."""
         if self._tracer is not None:
             self._tracer.done()
         while True:
-            message = self._take_pending()
+            message = self._take_pending(auto_ack)
             if message is not None:
                 return message
             self._queue_batch(await self._receive.receive())
 
-    async def poll(self, max_messages: int, timeout: float) -> list[MessageExt]:  # noqa: ASYNC109
+    async def poll(self, max_messages: int, timeout: float, *, auto_ack: bool) -> list[MessageExt]:  # noqa: ASYNC109
         """Up to ``max_messages``: waits up to ``timeout`` s for the first,
         then takes what is already there."""
         messages: list[MessageExt] = []
         with trio.move_on_after(timeout):
-            messages.append(await self.receive())
+            messages.append(await self.receive(auto_ack=auto_ack))
         while messages and len(messages) < max_messages:
-            message = self._take_pending()
+            message = self._take_pending(auto_ack)
             if message is not None:
                 messages.append(message)
                 continue
@@ -63,24 +71,22 @@ class Delivery:
         return messages
 
     def _queue_batch(self, item: Batch) -> None:
-        state, batch, next_offset = item
+        state, batch, _next_offset = item
         if state.dropped:
             return
-        last = len(batch) - 1
-        for i, message in enumerate(batch):
-            self._pending.append((state, message, next_offset if i == last else None))
-            state.cached.append(message.queue_offset)
+        for message in batch:
+            self._pending.append((state, message))
 
-    def _take_pending(self) -> MessageExt | None:
+    def _take_pending(self, auto_ack: bool) -> MessageExt | None:
         while self._pending:
-            state, message, next_offset = self._pending.popleft()
-            if state.dropped:
+            state, message = self._pending.popleft()
+            if state.dropped or not state.process.holds(message):
                 continue
-            state.in_flight -= 1
-            if state.cached:
-                state.cached.popleft()
             state.last_consume_timestamp = now_ms()
-            state.advance(message.queue_offset + 1 if next_offset is None else next_offset)
+            if auto_ack:
+                state.acknowledge([message])
+            else:
+                state.process.started(message)
             if self._tracer is not None:
                 self._tracer.handed_out(message)
             return message

@@ -14,12 +14,12 @@ import dataclasses
 import enum
 import logging
 import time
-from collections import deque
 from collections.abc import Awaitable, Callable, Sequence
 
 import trio
 
 from pyrocket.client.instance import RETRY_GROUP_TOPIC_PREFIX, ClientInstance
+from pyrocket.client.process_queue import ProcessQueue
 from pyrocket.errors import ProtocolError, PyrocketError, ResponseError
 from pyrocket.protocol.bodies.client import MessageQueue, SubscriptionData
 from pyrocket.protocol.bodies.route import MASTER_ID
@@ -143,20 +143,28 @@ class QueueState:
         self.next_offset = offset
         #: The consumed offset (Java's offset store entry); -1 when none.
         self.consumed = -1
-        self.in_flight = 0
         self.dropped = False
         self.broker_id = MASTER_ID
         self.scope = trio.CancelScope()
         #: When the last pull was sent and the last message handed out (ms).
         self.last_pull_timestamp = now_ms()
         self.last_consume_timestamp = now_ms()
-        #: Queue offsets of the messages pulled and not yet handed out.
-        self.cached: deque[int] = deque()
+        #: The messages pulled and not yet acknowledged.
+        self.process = ProcessQueue()
+        #: Held while an orderly queue's handler runs (Java's ``lockConsume``).
+        self.consume_lock = trio.Lock()
 
     def advance(self, offset: int) -> None:
         """``updateOffset(mq, offset, increaseOnly=true)``."""
         if offset > self.consumed:
             self.consumed = offset
+
+    def acknowledge(self, messages: Sequence[MessageExt]) -> None:
+        """``messages`` are consumed: the consumed offset moves to the
+        smallest one still unacknowledged (nothing moves once dropped)."""
+        offset = self.process.remove(messages)
+        if offset >= 0 and not self.dropped:
+            self.advance(offset)
 
 
 #: What a pull hands on: the queue, its messages to deliver, and the offset
@@ -305,9 +313,9 @@ async def pull_once(
         return True
     state.next_offset = answer.next_begin_offset
     if found:
-        state.in_flight += len(found)
+        state.process.put(found, answer.next_begin_offset)
         await deliver((state, found, answer.next_begin_offset))
-    elif state.in_flight == 0:
+    elif state.process.count == 0:
         # correctTagsOffset: nothing for us up to here, so it is consumed.
         state.advance(answer.next_begin_offset)
     return True

@@ -40,6 +40,8 @@ class QueueTable:
         start_offset: StartOffset,
         persist: Callable[[QueueState], Awaitable[None]],
         start_pulling: Callable[[QueueState], None],
+        lock: Callable[[MessageQueue], Awaitable[bool]] | None = None,
+        release: Callable[[QueueState], Awaitable[None]] | None = None,
     ) -> None:
         self.instance = instance
         self.group = group
@@ -48,6 +50,10 @@ class QueueTable:
         self._start_offset = start_offset
         self._persist = persist
         self._start_pulling = start_pulling
+        #: Orderly consumption: lock a queue before reading it, unlock it
+        #: once given away (``RebalanceImpl.lock`` / ``removeUnnecessaryMessageQueue``).
+        self._lock = lock
+        self._release = release
         self.queues: dict[MessageQueue, QueueState] = {}
         self.lock = trio.Lock()
         #: Set once closing has begun: no round or reset runs after it.
@@ -93,8 +99,13 @@ class QueueTable:
                 state.scope.cancel()
                 await self._persist(state)
                 del self.queues[queue]
+                if self._release is not None:
+                    await self._release(state)
                 log.info("%s: %s moved to another consumer", self.group, queue)
         for queue in sorted(mine - set(self.queues), key=lambda q: q.queue_id):
+            if self._lock is not None and not await self._lock(queue):
+                log.info("%s: %s is locked by another consumer; not read yet", self.group, queue)
+                continue
             start = await self._start_offset(queue)
             if start is None:
                 continue
@@ -102,6 +113,8 @@ class QueueTable:
             state = QueueState(queue, subscription, offset)
             if committed:
                 state.consumed = offset
+            if self._lock is not None:
+                state.process.lock_renewed()
             self.queues[queue] = state
             self._start_pulling(state)
             log.info("%s: reading %s from offset %d", self.group, queue, offset)

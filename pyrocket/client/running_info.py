@@ -72,6 +72,7 @@ def running_info(
     namesrv_addresses: Iterable[str],
     queues: Mapping[MessageQueue, QueueState],
     subscriptions: Iterable[SubscriptionData],
+    orderly: bool = False,
 ) -> ConsumerRunningInfo:
     """The running info of a push consumer with these settings and state."""
     entries = [
@@ -82,7 +83,7 @@ def running_info(
         ("pullBatchSize", str(pull_batch_size)),
         ("maxReconsumeTimes", str(max_reconsume_times)),
         ("unitMode", "false"),
-        (PROP_CONSUME_ORDERLY, "false"),
+        (PROP_CONSUME_ORDERLY, str(orderly).lower()),
         (PROP_THREADPOOL_CORE_SIZE, "1"),
         (PROP_CONSUMER_START_TIMESTAMP, str(start_timestamp)),
         (PROP_NAMESERVER_ADDR, "".join(f"{a};" for a in namesrv_addresses)),
@@ -91,13 +92,17 @@ def running_info(
     ]
     mq_table: dict[MessageQueue, ProcessQueueInfo] = {}
     for queue, state in queues.items():
-        cached = state.cached
+        process = state.process
         mq_table[queue] = ProcessQueueInfo(
             commit_offset=state.consumed,
-            cached_msg_min_offset=min(cached, default=0),
-            cached_msg_max_offset=max(cached, default=0),
-            cached_msg_count=len(cached),
+            cached_msg_min_offset=process.min_offset(),
+            cached_msg_max_offset=process.max_offset if process.count else 0,
+            cached_msg_count=process.count,
+            cached_msg_size_in_mib=process.size // (1024 * 1024),
             droped=state.dropped,
+            locked=process.locked,
+            last_lock_timestamp=process.last_lock_timestamp,
+            try_unlock_times=process.try_unlock_times,
             last_pull_timestamp=state.last_pull_timestamp,
             last_consume_timestamp=state.last_consume_timestamp,
         )

@@ -15,11 +15,11 @@ from __future__ import annotations
 import logging
 import random
 import ssl
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
 from types import TracebackType
-from typing import Self
+from typing import Any, Self
 
 import trio
 
@@ -128,6 +128,7 @@ class RemotingClient:
         self._events: EventQueue | None = None
         self._table: dict[str, Connection] = {}
         self._attempts: dict[str, _Attempt] = {}
+        self._shields: set[trio.CancelScope] = set()
         self._random = random.Random()
         self._namesrv_addresses: list[str] = []
         self._namesrv_chosen: str | None = None
@@ -166,6 +167,8 @@ class RemotingClient:
         for conn in list(self._table.values()):
             conn.close()
         nursery.cancel_scope.cancel()
+        for scope in list(self._shields):
+            scope.cancel()
         return bool(await self._nursery_manager.__aexit__(exc_type, exc, traceback))
 
     def register_processor(
@@ -329,7 +332,7 @@ class RemotingClient:
         if attempt is None:
             attempt = _Attempt()
             self._attempts[addr] = attempt
-            nursery.start_soon(self._open, addr, attempt, nursery)
+            nursery.start_soon(self._shielded, self._open, addr, attempt, nursery)
         await attempt.done.wait()
         if attempt.conn is not None:
             return attempt.conn
@@ -374,12 +377,25 @@ class RemotingClient:
             self._table[addr] = conn
             attempt.conn = conn
             # Started even when the client is closing: run() then closes it.
-            nursery.start_soon(self._run, addr, conn)
+            nursery.start_soon(self._shielded, self._run, addr, conn)
         finally:
             if attempt.conn is None and attempt.error is None:
                 attempt.error = ConnectionClosedError(f"client closed while connecting to {addr}")
             del self._attempts[addr]
             attempt.done.set()
+
+    async def _shielded(self, work: Callable[..., Awaitable[None]], *args: Any) -> None:
+        # Connections outlive a cancellation of the scope around the client
+        # until the client itself closes: its owner's shielded cleanup (a
+        # consumer committing its offsets) still has them. __aexit__ cancels.
+        with trio.CancelScope(shield=True) as scope:
+            self._shields.add(scope)
+            try:
+                if self._nursery is None:
+                    scope.cancel()
+                await work(*args)
+            finally:
+                self._shields.discard(scope)
 
     async def _run(self, addr: str, conn: Connection) -> None:
         try:

@@ -145,3 +145,24 @@ async def test_failures_are_reported() -> None:
     assert status == 1 and "pyrocket produce: no name server address" in err
     status, _, err = await pyrocket("produce", "-n", "127.0.0.1:1", "-t", "bad topic!", "x")
     assert status == 1 and "illegal characters" in err
+
+
+async def test_consume_orderly_prints_each_queue_in_order(tmp_path: Path) -> None:
+    with trio.fail_after(60):
+        async with running_up(tmp_path) as running:
+            ns = running.namesrv_addr
+            bodies = [f"b{i}".encode() for i in range(12)]
+            status, out, err = await pyrocket(
+                "produce", "-n", ns, "-t", "OrderCli", "--mode", "orderly", "--shard-key", "k",
+                stdin=b"\n".join(bodies) + b"\n",
+            )  # fmt: skip
+            assert status == 0, err
+            status, out, err = await pyrocket(
+                "consume", "-n", ns, "-t", "OrderCli", "-g", "cli_orderly", "-c", "12",
+                "--from-first", "--orderly", "--json",
+            )  # fmt: skip
+            assert status == 0, err
+            messages = [json.loads(line) for line in out.splitlines()]
+            # One sharding key: one queue, printed in the order sent.
+            assert [m["body"] for m in messages] == [b.decode() for b in bodies]
+            assert [m["queueOffset"] for m in messages] == list(range(12))

@@ -1,0 +1,226 @@
+"""Orderly consumption over real sockets against ``pyrocket up``: queues
+locked on the broker, strict order per queue with two consumers of a group
+(one holder per queue, order kept across the rebalance when the second
+joins), suspend-and-retry then the dead-letter topic, and a lock the broker
+no longer grants stopping its queue."""
+
+from __future__ import annotations
+
+import itertools
+import time
+from collections import defaultdict
+from contextlib import AsyncExitStack
+from pathlib import Path
+
+import pytest
+import trio
+
+from pyrocket.client import ConsumeOrderlyStatus, Producer, PushConsumer, new_message
+from pyrocket.protocol.bodies.client import MessageQueue
+from pyrocket.protocol.message import MessageExt
+from tests.broker.helpers import broker_settings, running_broker
+from tests.broker.recording_namesrv import recording_namesrv
+from tests.client.helpers import consumer, running_up
+from tests.client.test_ack import committed
+from tests.remoting.helpers import wait_until
+
+TOPIC = "OrderTopic"
+
+
+async def produce(ns: str, start: int, count: int) -> None:
+    async with Producer("order_producers", [ns], client_ip="127.0.0.1") as producer:
+        for i in range(start, start + count):
+            message = new_message(TOPIC, f"m{i}".encode(), properties={"idx": str(i)})
+            await producer.send_orderly(message, i % 4)
+
+
+def orderly(ns: str, group: str, **options: object) -> PushConsumer:
+    return consumer(
+        ns, group, TOPIC, orderly=True, rebalance_interval=0.3, lock_interval=0.5, **options
+    )
+
+
+async def test_two_orderly_consumers_keep_each_queue_in_order(tmp_path: Path) -> None:
+    # (client, queue id, offset, start, end) of every message handled
+    records: list[tuple[str, int, int, float, float]] = []
+
+    def handler_of(name: str):  # type: ignore[no-untyped-def]
+        async def handle(messages: list[MessageExt]) -> ConsumeOrderlyStatus:
+            began = time.monotonic()
+            await trio.sleep(0.01)
+            for m in messages:
+                records.append((name, m.queue_id, m.queue_offset, began, time.monotonic()))
+            return ConsumeOrderlyStatus.SUCCESS
+
+        return handle
+
+    with trio.fail_after(60):
+        async with running_up(tmp_path) as running:
+            ns = running.namesrv_addr
+            await produce(ns, 0, 40)
+            first = orderly(ns, "order_group")
+            second = orderly(ns, "order_group")
+            async with first, trio.open_nursery() as nursery:
+                nursery.start_soon(first.consume_orderly, handler_of("a"))
+                await wait_until(lambda: len(records) >= 10, 0.02)
+                async with second:
+                    nursery.start_soon(second.consume_orderly, handler_of("b"))
+                    await produce(ns, 40, 40)
+                    ours = {q for q in first.assignment | second.assignment if q.topic == TOPIC}
+
+                    def settled() -> bool:
+                        a = {q for q in first.assignment if q.topic == TOPIC}
+                        b = {q for q in second.assignment if q.topic == TOPIC}
+                        return len(a) == len(b) == 2 and not a & b
+
+                    await wait_until(settled, 0.05)
+                    ends = {
+                        q: running.broker.store.get_max_offset_in_queue(TOPIC, q)
+                        for q in running.broker.store.queue_ids(TOPIC)
+                    }
+                    await wait_until(
+                        lambda: (
+                            {(r[1], r[2]) for r in records}
+                            == {(q, o) for q, end in ends.items() for o in range(end)}
+                        ),
+                        0.05,
+                    )
+                    # The broker holds each queue's lock for its reader.
+                    info = {**first.running_info().mq_table, **second.running_info().mq_table}
+                    assert all(info[q].locked for q in ours)
+                    nursery.cancel_scope.cancel()
+    assert {r[0] for r in records} == {"a", "b"}
+    per_queue: dict[int, list[tuple[str, int, int, float, float]]] = defaultdict(list)
+    for r in records:
+        per_queue[r[1]].append(r)
+    for rs in per_queue.values():
+        rs.sort(key=lambda r: r[3])
+        for before, after in itertools.pairwise(rs):
+            # In order (a message handled twice at a handover at most repeats)...
+            assert after[2] >= before[2] or (after[0] != before[0] and after[2] >= before[2] - 1), (
+                before,
+                after,
+            )
+            # ...and never by two consumers at once.
+            if after[0] != before[0]:
+                assert after[3] >= before[4]
+        # Each consumer alone sees the queue strictly in order.
+        for name in ("a", "b"):
+            offsets = [r[2] for r in rs if r[0] == name]
+            assert offsets == sorted(set(offsets))
+
+
+async def test_suspend_retries_then_the_dead_letter_topic(tmp_path: Path) -> None:
+    attempts: dict[int, list[int]] = defaultdict(list)
+    done: list[int] = []
+
+    def handler(messages: list[MessageExt]) -> ConsumeOrderlyStatus:
+        (m,) = messages
+        idx = int(m.properties["idx"])
+        attempts[idx].append(m.reconsume_times)
+        if idx == 1:
+            return ConsumeOrderlyStatus.SUSPEND_CURRENT_QUEUE_A_MOMENT
+        if idx == 5 and len(attempts[idx]) == 1:
+            raise RuntimeError("once")
+        done.append(idx)
+        return ConsumeOrderlyStatus.SUCCESS
+
+    with trio.fail_after(60):
+        async with recording_namesrv(tmp_path / "ns") as namesrv, AsyncExitStack() as stack:
+            ns = namesrv.addr
+            levels = "1s 1s 1s 1s 1s 1s"
+            settings = broker_settings(
+                tmp_path, [ns], messageDelayLevel=levels, autoCreateTopicEnable="true"
+            )
+            broker = await stack.enter_async_context(running_broker(settings))
+            await produce(ns, 0, 12)
+            reader = orderly(
+                ns, "dlq_group", max_reconsume_times=2, suspend_current_queue_time_millis=100
+            )
+            async with reader, trio.open_nursery() as nursery:
+                nursery.start_soon(reader.consume_orderly, handler)
+                await wait_until(lambda: len(done) == 11, 0.05)
+                store = broker.store
+                # Level 3 + 2 reconsumes: a second here, then in the DLQ.
+                await wait_until(
+                    lambda: store.get_max_offset_in_queue("%DLQ%dlq_group", 0) == 1, 0.05
+                )
+                nursery.cancel_scope.cancel()
+    assert attempts[1] == [0, 1, 2]  # tried, suspended twice, then the DLQ
+    assert attempts[5] == [0, 1]
+    # Queue 1 holds 1, 5, 9: 5 and 9 came only after 1 was settled.
+    assert [i for i in done if i % 4 == 1] == [5, 9]
+    assert sorted(done) == [i for i in range(12) if i != 1]
+
+
+async def test_a_lock_the_broker_refuses_stops_its_queue(tmp_path: Path) -> None:
+    seen: list[int] = []
+
+    async def handler(messages: list[MessageExt]) -> ConsumeOrderlyStatus:
+        seen.extend(int(m.properties["idx"]) for m in messages)
+        return ConsumeOrderlyStatus.SUCCESS
+
+    with trio.fail_after(60):
+        async with running_up(tmp_path) as running:
+            ns = running.namesrv_addr
+            await produce(ns, 0, 8)
+            reader = orderly(ns, "lost_group")
+            async with reader, trio.open_nursery() as nursery:
+                nursery.start_soon(reader.consume_orderly, handler)
+                await wait_until(lambda: len(seen) == 8, 0.02)
+                # From now on the broker grants no renewal of queue 0: its
+                # client id no longer matches the broker's holder.
+                service = reader._orderly
+                assert service is not None
+                real = service.lock_batch
+
+                async def refusing(broker: str, queues: list[MessageQueue]) -> set[MessageQueue]:
+                    granted = await real(broker, queues)
+                    return {q for q in granted if not (q.topic == TOPIC and q.queue_id == 0)}
+
+                service.lock_batch = refusing  # type: ignore[method-assign]
+                queue0 = next(q for q in reader.assignment if q.topic == TOPIC and q.queue_id == 0)
+                await wait_until(lambda: not reader.running_info().mq_table[queue0].locked, 0.05)
+                await produce(ns, 8, 8)
+                await wait_until(lambda: len(seen) == 14, 0.02)
+                with trio.move_on_after(1.5):
+                    await wait_until(lambda: len(seen) > 14, 0.02)
+                nursery.cancel_scope.cancel()
+    assert sorted(seen) == [i for i in range(16) if i not in (8, 12)]
+
+
+async def test_cancelling_an_orderly_consumer_commits_and_unlocks(tmp_path: Path) -> None:
+    consumed: list[MessageExt] = []
+
+    async def handler(messages: list[MessageExt]) -> ConsumeOrderlyStatus:
+        consumed.extend(messages)
+        return ConsumeOrderlyStatus.SUCCESS
+
+    with trio.fail_after(60):
+        async with running_up(tmp_path) as running:
+            ns = running.namesrv_addr
+            await produce(ns, 0, 20)
+            reader = orderly(ns, "cancel_orderly", persist_interval=3600)
+            with trio.CancelScope() as scope:
+                async with reader, trio.open_nursery() as nursery:
+                    with pytest.raises(RuntimeError):
+                        await reader.receive()  # orderly: only the handler form
+                    nursery.start_soon(reader.consume_orderly, handler)
+                    await wait_until(lambda: len(consumed) == 20, 0.02)
+                    scope.cancel()
+            assert scope.cancelled_caught
+            store = running.broker.store
+            ends = {q: store.get_max_offset_in_queue(TOPIC, q) for q in store.queue_ids(TOPIC)}
+            assert committed(running, "cancel_orderly", TOPIC) == ends
+            # The locks were given back: a successor holds every queue at once
+            # (not after the broker's 60 s expiry).
+            successor = orderly(ns, "cancel_orderly")
+            async with successor:
+
+                def all_held() -> bool:
+                    info = successor.running_info().mq_table
+                    mine = [q for q in info if q.topic == TOPIC]
+                    return len(mine) == 4 and all(info[q].locked for q in mine)
+
+                with trio.fail_after(5):
+                    await wait_until(all_held, 0.05)
