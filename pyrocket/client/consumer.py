@@ -253,7 +253,7 @@ class PushConsumer(ConsumeCalls):
             self._start_offset,
             functools.partial(self._persist, oneway=False),
             self._start_pulling,
-            None if self._orderly is None else self._orderly.lock_one,
+            None if self._orderly is None else self._orderly.lock_assigned,
             None if self._orderly is None else self._orderly.release,
         )
         # Java's copySubscription: a clustering consumer also reads its

@@ -111,6 +111,10 @@ class OrderlyService:
         self._timeout = timeout
         self._changed = trio.Event()
         self._arrived: dict[QueueState, trio.Event] = {}
+        #: Queues given away whose batch was still running after
+        #: CONSUME_LOCK_WAIT: not taken up again until it ends and the lock
+        #: is given back (Java keeps such a queue in its table meanwhile).
+        self._releasing: dict[MessageQueue, QueueState] = {}
         self._running = False
         #: Worker threads for a sync handler (beside the slots ``run`` holds).
         self._threads = trio.CapacityLimiter(1)
@@ -152,6 +156,14 @@ class OrderlyService:
             log.warning("%s: locking %s failed: %s", self.group, queue, exc)
             return False
 
+    async def lock_assigned(self, queue: MessageQueue) -> bool:
+        """Lock a queue rebalance is to read; False while a batch of its
+        previous reading still runs (so two tasks never consume it at once
+        and that batch's delayed unlock cannot release the new lock)."""
+        if queue in self._releasing:
+            return False
+        return await self.lock_one(queue)
+
     async def lock_all(self) -> None:
         """``lockAll``: lock every held queue again, per broker; a queue the
         broker did not grant counts as unlocked."""
@@ -187,11 +199,17 @@ class OrderlyService:
                 state.process.locked = False
                 return
         state.process.try_unlock_times += 1
+        self._releasing[state.queue] = state
         self.instance.nursery.start_soon(self._release_when_idle, state)
 
     async def _release_when_idle(self, state: QueueState) -> None:
-        async with state.consume_lock:
-            await self.unlock_batch(state.queue.broker_name or "", [state.queue])
+        try:
+            async with state.consume_lock:
+                await self.unlock_batch(state.queue.broker_name or "", [state.queue])
+                state.process.locked = False
+        finally:
+            if self._releasing.get(state.queue) is state:
+                del self._releasing[state.queue]
 
     async def unlock_all(self, states: Iterable[QueueState]) -> None:
         """``unlockAll`` on close."""

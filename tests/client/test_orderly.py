@@ -224,3 +224,60 @@ async def test_cancelling_an_orderly_consumer_commits_and_unlocks(tmp_path: Path
 
                 with trio.fail_after(5):
                     await wait_until(all_held, 0.05)
+
+
+async def test_a_queue_given_back_while_its_batch_runs_is_not_consumed_twice(
+    tmp_path: Path,
+) -> None:
+    # Queue 0 is given away while its handler runs, then given back: the
+    # batch still running keeps the queue until it ends; no second task
+    # consumes queue 0 beside it.
+    keep_queue0 = True
+    release = trio.Event()
+    blocked = trio.Event()
+    active: defaultdict[int, int] = defaultdict(int)
+    overlaps: list[int] = []
+
+    def allocate(group: str, client: str, queues, clients):  # type: ignore[no-untyped-def]
+        return [q for q in queues if keep_queue0 or q.queue_id != 0]
+
+    async def handler(messages: list[MessageExt]) -> ConsumeOrderlyStatus:
+        queue_id = messages[0].queue_id
+        active[queue_id] += 1
+        if active[queue_id] > 1:
+            overlaps.append(queue_id)
+        try:
+            if queue_id == 0 and not release.is_set():
+                blocked.set()
+                await release.wait()
+        finally:
+            active[queue_id] -= 1
+        return ConsumeOrderlyStatus.SUCCESS
+
+    with trio.fail_after(60):
+        async with running_up(tmp_path) as running:
+            ns = running.namesrv_addr
+            await produce(ns, 0, 8)
+            reader = consumer(
+                ns, "regain_group", TOPIC, orderly=True, rebalance_interval=3600,
+                lock_interval=3600, allocate=allocate,
+            )  # fmt: skip
+            async with reader, trio.open_nursery() as nursery:
+                nursery.start_soon(reader.consume_orderly, handler)
+                await blocked.wait()
+                keep_queue0 = False
+                await reader.rebalance()
+                keep_queue0 = True
+                await reader.rebalance()
+                await trio.sleep(1.0)
+                assert overlaps == []
+                release.set()
+                await wait_until(lambda: active[0] == 0, 0.02)
+                # Once the batch is over the queue is read again.
+                await reader.rebalance()
+                await wait_until(
+                    lambda: any(q.queue_id == 0 for q in reader.assignment if q.topic == TOPIC),
+                    0.05,
+                )
+                nursery.cancel_scope.cancel()
+    assert overlaps == []
