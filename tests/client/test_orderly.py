@@ -15,7 +15,8 @@ from pathlib import Path
 import pytest
 import trio
 
-from pyrocket.client import ConsumeOrderlyStatus, Producer, PushConsumer, new_message
+from pyrocket.client import ConsumeOrderlyStatus, Producer, PushConsumer, new_message, process_queue
+from pyrocket.errors import PyrocketError
 from pyrocket.protocol.bodies.client import MessageQueue
 from pyrocket.protocol.message import MessageExt
 from tests.broker.helpers import broker_settings, running_broker
@@ -281,3 +282,55 @@ async def test_a_queue_given_back_while_its_batch_runs_is_not_consumed_twice(
                 )
                 nursery.cancel_scope.cancel()
     assert overlaps == []
+
+
+async def test_a_lock_not_renewed_expires_and_its_queue_waits_for_a_new_lock(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # ProcessQueue.isLockExpired: a lock not renewed for the max live time
+    # (30 s in Java; 0.5 s here) no longer lets its queue be consumed, even
+    # though nothing said it was lost; a successful LOCK_BATCH_MQ resumes it.
+    monkeypatch.setattr(process_queue, "REBALANCE_LOCK_MAX_LIVE_TIME", 0.5)
+    seen: list[int] = []
+
+    async def handler(messages: list[MessageExt]) -> ConsumeOrderlyStatus:
+        seen.extend(int(m.properties["idx"]) for m in messages)
+        return ConsumeOrderlyStatus.SUCCESS
+
+    with trio.fail_after(60):
+        async with running_up(tmp_path) as running:
+            ns = running.namesrv_addr
+            await produce(ns, 0, 8)
+            # No periodic renewal: only the consume loop locks again.
+            reader = consumer(
+                ns, "expiry_group", TOPIC, orderly=True, rebalance_interval=3600,
+                lock_interval=3600,
+            )  # fmt: skip
+            async with reader, trio.open_nursery() as nursery:
+                service = reader._orderly
+                assert service is not None
+                real = service.lock_batch
+                reachable = True
+
+                async def lock_batch(broker: str, queues: list[MessageQueue]) -> set[MessageQueue]:
+                    if not reachable:
+                        raise PyrocketError("broker unreachable")
+                    return await real(broker, queues)
+
+                service.lock_batch = lock_batch  # type: ignore[method-assign]
+                nursery.start_soon(reader.consume_orderly, handler)
+                await wait_until(lambda: len(seen) == 8, 0.02)
+                reachable = False
+                await trio.sleep(0.7)  # every lock is now expired
+                info = reader.running_info().mq_table
+                assert all(info[q].locked for q in info if q.topic == TOPIC)  # never "lost"
+                await produce(ns, 8, 8)
+                await trio.sleep(1.0)
+                assert len(seen) == 8  # pulled, but not consumed without a lock
+                reachable = True
+                await wait_until(lambda: len(seen) == 16, 0.05)
+                nursery.cancel_scope.cancel()
+    assert sorted(seen) == list(range(16))
+    for queue_id in range(4):
+        mine = [i for i in seen if i % 4 == queue_id]
+        assert mine == sorted(mine)
