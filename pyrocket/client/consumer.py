@@ -188,7 +188,12 @@ class PushConsumer(ConsumeCalls):
         #: Whether a message from the iterator, poll or receive counts as
         #: consumed once handed out (see the module).
         self.auto_ack = auto_ack
+        #: Java's ``consumeThreadMin``: kept for its name only and not used.
+        #: Java's consume pool has an unbounded task queue, so its core size
+        #: is what bounds concurrency there; here ``consume_thread_max``
+        #: bounds the handler calls running at once (there is no pool to size).
         self.consume_thread_min = consume_thread_min
+        #: How many handler calls (and sync handler threads) run at once.
         self.consume_thread_max = consume_thread_max
         self.consume_message_batch_max_size = consume_message_batch_max_size
         #: Seconds a handed-out message may stay unacknowledged before it is
