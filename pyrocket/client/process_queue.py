@@ -148,11 +148,15 @@ class ProcessQueue:
         self.last_lock_timestamp = _now_ms()
 
     def clear(self) -> None:
-        """Forget everything (the queue was dropped or reset)."""
+        """Forget everything (the queue was dropped, reset or moved by the
+        broker): nothing pulled before counts any more, not even the offset
+        after the last pull."""
         self._messages.clear()
         self._heap.clear()
         self._consume_started.clear()
         self._size = 0
+        self._after_last = -1
+        self.max_offset = -1
 
     def _first(self) -> int:
         heap = self._heap

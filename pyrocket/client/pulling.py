@@ -307,6 +307,10 @@ async def pull_once(
             queue,
             answer.next_begin_offset,
         )
+        # What was pulled before belongs to the old offsets: forgotten, so
+        # neither it nor the offset after it is ever committed (Java drops
+        # the ProcessQueue).
+        state.process.clear()
         state.next_offset = answer.next_begin_offset
         state.consumed = answer.next_begin_offset
         await commit(state)

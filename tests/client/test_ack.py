@@ -396,3 +396,42 @@ async def test_a_message_left_unacknowledged_too_long_is_given_back(tmp_path: Pa
     # cleanExpireMsg gave it back (delay level 3) and took it off the queue.
     assert again.uniq_key == first.uniq_key and again.reconsume_times == 1
     assert offset == first.queue_offset + 1
+
+
+async def test_an_offset_moved_back_by_the_broker_is_not_committed_past(tmp_path: Path) -> None:
+    # The broker's queue restarts at 0 (its messages left the commit log):
+    # the pull at the old offset is answered OFFSET_ILLEGAL, the consumer
+    # moves back to 0, and once the new messages are consumed the committed
+    # offset is where reading stands, not the old queue's end.
+    from pyrocket.client import Producer, new_message
+
+    handled: list[int] = []
+
+    async def handler(messages: list[MessageExt]) -> ConsumeConcurrentlyStatus:
+        handled.extend(m.queue_offset for m in messages if m.queue_id == 0)
+        return ConsumeConcurrentlyStatus.CONSUME_SUCCESS
+
+    async def send(count: int) -> None:
+        async with Producer("moved_producers", [ns], client_ip="127.0.0.1") as producer:
+            for i in range(count):
+                await producer.send_orderly(new_message(TOPIC, f"m{i}".encode()), 0)
+
+    with trio.fail_after(40):
+        async with running_up(tmp_path) as running:
+            ns = running.namesrv_addr
+            await send(8)
+            reader = consumer(
+                ns, "moved_group", TOPIC, persist_interval=3600, broker_suspend_max=1.0
+            )
+            async with reader, trio.open_nursery() as nursery:
+                nursery.start_soon(reader.consume, handler)
+                await wait_until(lambda: len(handled) == 8, 0.02)
+                await reader.commit()
+                assert committed(running, "moved_group", TOPIC)[0] == 8
+                running.broker.store.clean_unused_topics([])
+                await send(3)
+                await wait_until(lambda: len(handled) == 11, 0.02)
+                await reader.commit()
+                assert committed(running, "moved_group", TOPIC)[0] == 3
+                nursery.cancel_scope.cancel()
+    assert handled == [*range(8), 0, 1, 2]
