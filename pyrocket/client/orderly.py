@@ -7,7 +7,8 @@ pulling it and skips it until the lock is granted; every 20 s all held
 queues are locked again, and a queue the broker no longer grants, or whose
 lock was not renewed for 30 s, stops being consumed (and pulled) until it is
 locked again. A queue given away is unlocked (UNLOCK_BATCH_MQ) once the
-batch being consumed, if any, is finished; closing unlocks every queue.
+batch being consumed, if any, is finished (its lock renewed and the queue
+not taken up again meanwhile); closing unlocks every queue.
 
 Per queue one task hands the next ``batch_size`` messages, smallest offsets
 first, to the handler and waits for its answer: SUCCESS consumes them;
@@ -166,10 +167,12 @@ class OrderlyService:
 
     async def lock_all(self) -> None:
         """``lockAll``: lock every held queue again, per broker; a queue the
-        broker did not grant counts as unlocked."""
+        broker did not grant counts as unlocked. A queue given away whose
+        batch still runs is renewed too (Java's table still holds it), so
+        its lock cannot lapse to another consumer before the batch ends."""
         by_broker: dict[str, list[QueueState]] = defaultdict(list)
-        for state in self._queues():
-            if not state.dropped:
+        for state in [*self._queues(), *self._releasing.values()]:
+            if not state.dropped or self._releasing.get(state.queue) is state:
                 by_broker[state.queue.broker_name or ""].append(state)
         for broker, states in by_broker.items():
             try:

@@ -15,6 +15,7 @@ from pathlib import Path
 import pytest
 import trio
 
+from pyrocket.broker.processors import rebalance as broker_rebalance
 from pyrocket.client import ConsumeOrderlyStatus, Producer, PushConsumer, new_message, process_queue
 from pyrocket.errors import PyrocketError
 from pyrocket.protocol.bodies.client import MessageQueue
@@ -334,3 +335,62 @@ async def test_a_lock_not_renewed_expires_and_its_queue_waits_for_a_new_lock(
     for queue_id in range(4):
         mine = [i for i in seen if i % 4 == queue_id]
         assert mine == sorted(mine)
+
+
+async def test_a_queue_given_away_keeps_its_lock_renewed_while_its_batch_runs(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The broker's locks lapse after 1.5 s here (60 s in Java). Queue 0 is
+    # given away while its handler runs: the lock is still renewed until the
+    # batch ends, so the consumer it went to cannot consume it beside it.
+    monkeypatch.setattr(broker_rebalance, "REBALANCE_LOCK_MAX_LIVE_TIME_MS", 1500)
+    keep_queue0 = True
+    release = trio.Event()
+    blocked = trio.Event()
+    first_running = False
+    overlaps: list[int] = []
+    second_seen: list[int] = []
+
+    def allocate_first(group: str, client: str, queues, clients):  # type: ignore[no-untyped-def]
+        return [q for q in queues if keep_queue0 or q.queue_id != 0]
+
+    def allocate_second(group: str, client: str, queues, clients):  # type: ignore[no-untyped-def]
+        return [q for q in queues if q.queue_id == 0 and not keep_queue0]
+
+    async def first(messages: list[MessageExt]) -> ConsumeOrderlyStatus:
+        nonlocal first_running
+        if messages[0].queue_id == 0 and not release.is_set():
+            first_running = True
+            blocked.set()
+            await release.wait()
+            first_running = False
+        return ConsumeOrderlyStatus.SUCCESS
+
+    async def second(messages: list[MessageExt]) -> ConsumeOrderlyStatus:
+        if first_running:
+            overlaps.append(messages[0].queue_id)
+        second_seen.extend(m.queue_offset for m in messages)
+        return ConsumeOrderlyStatus.SUCCESS
+
+    with trio.fail_after(60):
+        async with running_up(tmp_path) as running:
+            ns = running.namesrv_addr
+            await produce(ns, 0, 8)
+            options: dict[str, object] = {
+                "orderly": True, "rebalance_interval": 0.3, "lock_interval": 0.3,
+            }  # fmt: skip
+            one = consumer(ns, "keep_group", TOPIC, allocate=allocate_first, **options)
+            two = consumer(ns, "keep_group", TOPIC, allocate=allocate_second, **options)
+            async with one, two, trio.open_nursery() as nursery:
+                nursery.start_soon(one.consume_orderly, first)
+                nursery.start_soon(two.consume_orderly, second)
+                await blocked.wait()
+                keep_queue0 = False
+                await one.rebalance()
+                await trio.sleep(3.0)  # twice the broker's lock lifetime
+                assert overlaps == []
+                assert second_seen == []
+                release.set()
+                await wait_until(lambda: len(second_seen) > 0, 0.05)
+                nursery.cancel_scope.cancel()
+    assert overlaps == []
