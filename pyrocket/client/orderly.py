@@ -215,9 +215,10 @@ class OrderlyService:
                 del self._releasing[state.queue]
 
     async def unlock_all(self, states: Iterable[QueueState]) -> None:
-        """``unlockAll`` on close."""
+        """``unlockAll`` on close: ``states`` and the queues given away whose
+        batch still runs."""
         by_broker: dict[str, list[MessageQueue]] = defaultdict(list)
-        for state in states:
+        for state in [*states, *self._releasing.values()]:
             if state.process.locked:
                 by_broker[state.queue.broker_name or ""].append(state.queue)
                 state.process.locked = False

@@ -394,3 +394,44 @@ async def test_a_queue_given_away_keeps_its_lock_renewed_while_its_batch_runs(
                 await wait_until(lambda: len(second_seen) > 0, 0.05)
                 nursery.cancel_scope.cancel()
     assert overlaps == []
+
+
+async def test_closing_gives_back_the_lock_of_a_queue_still_being_released(
+    tmp_path: Path,
+) -> None:
+    # Queue 0 was given away while its handler ran and the consumer closes
+    # before the batch ends: its lock is given back on close too, so a
+    # later consumer can take it at once (not after the broker's 60 s expiry).
+    keep_queue0 = True
+    release = trio.Event()
+    blocked = trio.Event()
+
+    def allocate(group: str, client: str, queues, clients):  # type: ignore[no-untyped-def]
+        return [q for q in queues if keep_queue0 or q.queue_id != 0]
+
+    async def handler(messages: list[MessageExt]) -> ConsumeOrderlyStatus:
+        if messages[0].queue_id == 0 and not release.is_set():
+            blocked.set()
+            await release.wait()
+        return ConsumeOrderlyStatus.SUCCESS
+
+    with trio.fail_after(60):
+        async with running_up(tmp_path) as running:
+            ns = running.namesrv_addr
+            await produce(ns, 0, 8)
+            reader = consumer(
+                ns, "close_release_group", TOPIC, orderly=True, rebalance_interval=3600,
+                lock_interval=3600, allocate=allocate,
+            )  # fmt: skip
+            async with trio.open_nursery() as nursery:
+                async with reader:
+                    nursery.start_soon(reader.consume_orderly, handler)
+                    await blocked.wait()
+                    keep_queue0 = False
+                    await reader.rebalance()
+                release.set()
+                nursery.cancel_scope.cancel()
+            # The broker holds no lock of the closed consumer any more.
+            table = running.broker.data_plane.lock_manager._table
+            holders = {e.client_id for e in table.get("close_release_group", {}).values()}
+            assert reader.instance.client_id not in holders
