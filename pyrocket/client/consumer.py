@@ -421,7 +421,8 @@ class PushConsumer(ConsumeCalls):
         """Move the queues of ``topic`` named in ``offsets`` there: each is
         dropped (what was pulled and not yet handed out is discarded), its
         offset set and committed, and rebalance takes it up again from the
-        new offset (Java's ``resetOffset``)."""
+        new offset (Java's ``resetOffset``); an orderly queue is unlocked and
+        taken up again once the batch it is consuming, if any, ends."""
         log.info("%s: resetting %d queues of %s", self.group, len(offsets), topic)
         async with self._table.lock:
             if self._table.closing:
@@ -434,6 +435,8 @@ class PushConsumer(ConsumeCalls):
                     continue
                 state.consumed = offset
                 await self._persist(state, oneway=False)
+                if self._orderly is not None:  # not read again while its batch runs
+                    await self._orderly.release(state)
         self._wakeup.set()
 
     def _on_get_status(self, conn: Connection, request: RemotingCommand) -> RemotingCommand:

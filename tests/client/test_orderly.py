@@ -435,3 +435,55 @@ async def test_closing_gives_back_the_lock_of_a_queue_still_being_released(
             table = running.broker.data_plane.lock_manager._table
             holders = {e.client_id for e in table.get("close_release_group", {}).values()}
             assert reader.instance.client_id not in holders
+
+
+async def test_a_reset_while_a_batch_runs_does_not_start_a_second_task_on_the_queue(
+    tmp_path: Path,
+) -> None:
+    release = trio.Event()
+    blocked = trio.Event()
+    active: defaultdict[int, int] = defaultdict(int)
+    overlaps: list[int] = []
+    seen: list[int] = []
+
+    async def handler(messages: list[MessageExt]) -> ConsumeOrderlyStatus:
+        queue_id = messages[0].queue_id
+        active[queue_id] += 1
+        if active[queue_id] > 1:
+            overlaps.append(queue_id)
+        try:
+            if queue_id == 0 and not release.is_set():
+                blocked.set()
+                await release.wait()
+        finally:
+            active[queue_id] -= 1
+        seen.extend(m.queue_offset for m in messages if m.queue_id == 0)
+        return ConsumeOrderlyStatus.SUCCESS
+
+    with trio.fail_after(60):
+        async with running_up(tmp_path) as running:
+            ns = running.namesrv_addr
+            await produce(ns, 0, 8)
+            reader = consumer(
+                ns, "reset_orderly", TOPIC, orderly=True, rebalance_interval=3600,
+                lock_interval=3600,
+            )  # fmt: skip
+            async with reader, trio.open_nursery() as nursery:
+                nursery.start_soon(reader.consume_orderly, handler)
+                await blocked.wait()
+                queue0 = next(q for q in reader.assignment if q.topic == TOPIC and q.queue_id == 0)
+                await reader.reset_offset(TOPIC, {queue0: 0})
+                await reader.rebalance()
+                await trio.sleep(1.0)
+                assert overlaps == []
+                release.set()
+                # Once the batch is over the queue is read again from 0.
+                await wait_until(lambda: seen == [0], 0.02)
+                await wait_until(
+                    lambda: reader._orderly is not None and not reader._orderly._releasing, 0.02
+                )
+                await reader.rebalance()
+                await wait_until(lambda: len(seen) == 3, 0.05)
+                nursery.cancel_scope.cancel()
+    assert overlaps == []
+    assert seen == [0, 0, 1]
