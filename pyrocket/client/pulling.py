@@ -167,8 +167,8 @@ class QueueState:
             self.advance(offset)
 
 
-#: What a pull hands on: the queue, its messages to deliver, and the offset
-#: after the batch (consumed once the batch's last message is handed out).
+#: What a pull hands on: the queue, its messages to deliver (already held
+#: by its ProcessQueue until acknowledged), and the offset after the batch.
 Batch = tuple[QueueState, list[MessageExt], int]
 
 

@@ -56,6 +56,27 @@ def test_the_committable_offset_is_the_smallest_unacknowledged() -> None:
     assert not pq.holds(message_at(17))
 
 
+def test_the_span_is_between_the_unacknowledged_ends() -> None:
+    # getMaxSpan / cachedMsgMaxOffset read the largest offset still held,
+    # not the largest ever pulled: acknowledged newest messages shrink it.
+    pq = ProcessQueue()
+    batch = [message_at(o) for o in range(11)]
+    pq.put(batch, after=11)
+    pq.remove(batch[5:])
+    assert (pq.max_span(), pq.max_offset) == (4, 4)
+    pq.remove(batch[1:5])
+    assert (pq.max_span(), pq.max_offset) == (0, 0)
+    pq.remove(batch[:1])
+    assert (pq.max_span(), pq.max_offset) == (0, -1)
+    # One message stuck at 20 while everything after it was consumed.
+    flow = FlowControl(consume_concurrently_max_span=5)
+    later = [message_at(o) for o in range(21, 40)]
+    pq.put([message_at(20), *later], after=40)
+    assert flow.over(pq, orderly=False)
+    pq.remove(later)
+    assert not flow.over(pq, orderly=False)
+
+
 def test_flow_control_thresholds() -> None:
     flow = FlowControl(
         pull_threshold_for_queue=3,
