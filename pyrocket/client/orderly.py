@@ -35,7 +35,7 @@ from pyrocket.client.calls import invoke_checked
 from pyrocket.client.consume_concurrently import ConsumeStatsHook, call_handler
 from pyrocket.client.instance import ClientInstance
 from pyrocket.client.process_queue import REBALANCE_LOCK_INTERVAL
-from pyrocket.client.pulling import Batch, QueueState
+from pyrocket.client.pulling import Batch, QueueState, now_ms
 from pyrocket.client.sendback import MessageBack
 from pyrocket.errors import PyrocketError
 from pyrocket.protocol.bodies.client import (
@@ -307,6 +307,7 @@ class OrderlyService:
         """Run the handler on ``batch``; True when the queue is to wait."""
         for message in batch:
             state.process.started(message)
+        state.last_consume_timestamp = now_ms()
         started = time.perf_counter()
         status: object
         try:

@@ -487,3 +487,26 @@ async def test_a_reset_while_a_batch_runs_does_not_start_a_second_task_on_the_qu
                 nursery.cancel_scope.cancel()
     assert overlaps == []
     assert seen == [0, 0, 1]
+
+
+async def test_running_info_reports_when_each_orderly_queue_last_consumed(tmp_path: Path) -> None:
+    async def handler(messages: list[MessageExt]) -> ConsumeOrderlyStatus:
+        return ConsumeOrderlyStatus.SUCCESS
+
+    with trio.fail_after(60):
+        async with running_up(tmp_path) as running:
+            ns = running.namesrv_addr
+            await produce(ns, 0, 8)
+            reader = orderly(ns, "orderly_info")
+            async with reader, trio.open_nursery() as nursery:
+                await wait_until(lambda: len(reader.assignment) >= 4, 0.05)
+                await trio.sleep(0.05)
+                before = int(time.time() * 1000)
+                nursery.start_soon(reader.consume_orderly, handler)
+                ends = {q: running.broker.store.get_max_offset_in_queue(TOPIC, q) for q in range(4)}
+                await wait_until(lambda: committed(running, "orderly_info", TOPIC) == ends, 0.05)
+                info = reader.running_info().mq_table
+                mine = [q for q in info if q.topic == TOPIC]
+                assert len(mine) == 4
+                assert all(info[q].last_consume_timestamp >= before for q in mine)
+                nursery.cancel_scope.cancel()
