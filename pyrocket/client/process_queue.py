@@ -103,8 +103,11 @@ class ProcessQueue:
         return self._messages.get(message.queue_offset) is message
 
     def started(self, message: MessageExt) -> None:
-        """Note that ``message`` was handed out for consumption now."""
-        self._consume_started.setdefault(message.queue_offset, _now_ms())
+        """Note that ``message`` was handed out for consumption now (again:
+        its consume time counts from the latest hand-out, as Java stamps
+        each run of a consume request)."""
+        if self.holds(message):
+            self._consume_started[message.queue_offset] = _now_ms()
 
     def remove(self, messages: Iterable[MessageExt]) -> int:
         """Forget acknowledged ``messages``; returns the committable offset

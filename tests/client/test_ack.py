@@ -16,6 +16,7 @@ import threading
 from collections import defaultdict
 from pathlib import Path
 
+import pytest
 import trio
 
 from pyrocket.broker.app import Broker
@@ -456,3 +457,35 @@ async def test_an_offset_moved_back_by_the_broker_is_not_committed_past(tmp_path
                 assert committed(running, "moved_group", TOPIC)[0] == 3
                 nursery.cancel_scope.cancel()
     assert handled == [*range(8), 0, 1, 2]
+
+
+async def test_a_message_handed_out_again_counts_its_consume_time_from_then(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Java stamps a message's consume start each time it is handed to the
+    # listener: one handed out again after a failed give-back is not
+    # "expired" for the time it waited before.
+    from pyrocket.client import consume_concurrently
+    from pyrocket.errors import PyrocketError
+
+    monkeypatch.setattr(consume_concurrently, "CONSUME_LATER_DELAY", 0.05)
+    with trio.fail_after(40):
+        async with running_up(tmp_path) as running:
+            ns = running.namesrv_addr
+            await produce(ns, 1, TOPIC)
+            reader = consumer(ns, "restamp_group", TOPIC, auto_ack=False, consume_timeout=3600)
+            async with reader:
+                first = await reader.receive()
+                await trio.sleep(1.0)
+
+                async def unreachable(*args: object) -> None:
+                    raise PyrocketError("broker unreachable")
+
+                real = reader._back.send_back
+                reader._back.send_back = unreachable  # type: ignore[method-assign]
+                assert not await reader.reconsume_later(first)
+                again = await reader.receive()
+                reader._back.send_back = real  # type: ignore[method-assign]
+                assert again.queue_offset == first.queue_offset
+                await reader._concurrent.clean_expired(0.8)
+                assert reader.ack(again) == 1  # still waiting: not given back
