@@ -111,11 +111,14 @@ class ProcessQueue:
 
     def remove(self, messages: Iterable[MessageExt]) -> int:
         """Forget acknowledged ``messages``; returns the committable offset
-        afterwards (-1 when nothing was ever pulled) (``removeMessage``)."""
+        afterwards (-1 when nothing was ever pulled) (``removeMessage``).
+        Only a message held itself is forgotten: after the queue was cleared
+        and read again, an old batch's end leaves the new messages at the
+        same offsets waiting."""
         for message in messages:
-            gone = self._messages.pop(message.queue_offset, None)
-            if gone is not None:
-                self._size -= len(gone.body)
+            if self.holds(message):
+                del self._messages[message.queue_offset]
+                self._size -= len(message.body)
                 self._consume_started.pop(message.queue_offset, None)
         if len(self._heap) > 2 * len(self._messages) + 64:
             self._heap = list(self._messages)

@@ -510,3 +510,47 @@ async def test_running_info_reports_when_each_orderly_queue_last_consumed(tmp_pa
                 assert len(mine) == 4
                 assert all(info[q].last_consume_timestamp >= before for q in mine)
                 nursery.cancel_scope.cancel()
+
+
+async def test_a_batch_of_the_old_offsets_does_not_acknowledge_new_messages(
+    tmp_path: Path,
+) -> None:
+    # The broker's queue restarts at 0 while the batch at offset 1 is being
+    # consumed: the pull is answered OFFSET_ILLEGAL and the queue is read
+    # again from 0. The old batch's end must not count the new message at
+    # offset 1 as consumed: every new message is consumed.
+    release = trio.Event()
+    blocked = trio.Event()
+    seen: list[bytes] = []
+
+    async def handler(messages: list[MessageExt]) -> ConsumeOrderlyStatus:
+        if messages[0].body == b"old1":
+            blocked.set()
+            await release.wait()
+        seen.extend(m.body for m in messages)
+        return ConsumeOrderlyStatus.SUCCESS
+
+    async def send(prefix: str, count: int) -> None:
+        async with Producer("reset_producers", [ns], client_ip="127.0.0.1") as producer:
+            for i in range(count):
+                await producer.send_orderly(new_message(TOPIC, f"{prefix}{i}".encode()), 0)
+
+    with trio.fail_after(60):
+        async with running_up(tmp_path) as running:
+            ns = running.namesrv_addr
+            await send("old", 2)
+            reader = orderly(ns, "moved_orderly", broker_suspend_max=0.5)
+            async with reader, trio.open_nursery() as nursery:
+                nursery.start_soon(reader.consume_orderly, handler)
+                await blocked.wait()
+                state = next(
+                    s for q, s in reader._queues.items() if q.topic == TOPIC and q.queue_id == 0
+                )
+                running.broker.store.clean_unused_topics([])
+                await wait_until(lambda: state.next_offset == 0, 0.02)
+                await send("new", 3)
+                await wait_until(lambda: state.process.count == 3, 0.02)  # the new ones
+                release.set()
+                await wait_until(lambda: b"new2" in seen, 0.02)
+                nursery.cancel_scope.cancel()
+    assert seen == [b"old0", b"old1", b"new0", b"new1", b"new2"]
