@@ -5,8 +5,9 @@ A queue is consumed only while this client holds its lock on the queue's
 master broker: rebalance locks a newly assigned queue (LOCK_BATCH_MQ) before
 pulling it and skips it until the lock is granted; every 20 s all held
 queues are locked again, and a queue the broker no longer grants, or whose
-lock was not renewed for 30 s, stops being consumed (and pulled) until it is
-locked again. A queue given away is unlocked (UNLOCK_BATCH_MQ) once the
+lock was not renewed for 30 s, stops being consumed until it is locked
+again (one the broker no longer grants is not pulled meanwhile either; one
+whose lock merely lapsed still is, as in Java). A queue given away is unlocked (UNLOCK_BATCH_MQ) once the
 batch being consumed, if any, is finished (its lock renewed and the queue
 not taken up again meanwhile); closing unlocks every queue.
 
