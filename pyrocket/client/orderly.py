@@ -7,9 +7,10 @@ pulling it and skips it until the lock is granted; every 20 s all held
 queues are locked again, and a queue the broker no longer grants, or whose
 lock was not renewed for 30 s, stops being consumed until it is locked
 again (one the broker no longer grants is not pulled meanwhile either; one
-whose lock merely lapsed still is, as in Java). A queue given away is unlocked (UNLOCK_BATCH_MQ) once the
-batch being consumed, if any, is finished (its lock renewed and the queue
-not taken up again meanwhile); closing unlocks every queue.
+whose lock merely lapsed still is, as in Java). A queue given away is
+unlocked (UNLOCK_BATCH_MQ) once the batch being consumed, if any, is
+finished (its lock renewed and the queue not taken up again meanwhile);
+closing unlocks every queue.
 
 Per queue one task hands the next ``batch_size`` messages, smallest offsets
 first, to the handler and waits for its answer: SUCCESS consumes them;

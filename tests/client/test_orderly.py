@@ -207,6 +207,8 @@ async def test_cancelling_an_orderly_consumer_commits_and_unlocks(tmp_path: Path
                 async with reader, trio.open_nursery() as nursery:
                     with pytest.raises(RuntimeError):
                         await reader.receive()  # orderly: only the handler form
+                    with trio.fail_after(5), pytest.raises(RuntimeError):
+                        await reader.consume(lambda messages: None)
                     nursery.start_soon(reader.consume_orderly, handler)
                     await wait_until(lambda: len(consumed) == 20, 0.02)
                     scope.cancel()
