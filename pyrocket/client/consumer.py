@@ -1,5 +1,5 @@
-"""The consumer (Java's ``DefaultMQPushConsumer`` in CLUSTERING mode, with the
-messages handed to the caller instead of to a listener thread pool).
+"""The consumer (Java's ``DefaultMQPushConsumer``, with the messages handed
+to the caller instead of to a listener thread pool).
 
 ::
 
@@ -42,7 +42,14 @@ What it does as Java 4.7.0 does:
   in :mod:`pyrocket.client.client_requests`);
 * :meth:`PushConsumer.reconsume_later` gives a message back
   (CONSUMER_SEND_MSG_BACK, Java's RECONSUME_LATER) through ``%RETRY%``;
-* ``enable_trace`` / ``trace_topic``: see :mod:`pyrocket.client.trace`.
+* ``enable_trace`` / ``trace_topic``: see :mod:`pyrocket.client.trace`;
+* ``message_model=MessageModel.BROADCASTING``: every client of the group
+  reads every queue of its topics (no ``%RETRY%`` subscription, no consumer
+  id list), the heartbeat says BROADCASTING, the offsets live in a local file
+  (:mod:`pyrocket.client.local_offsets`; ``local_offset_store_dir``) written
+  every ``persist_interval`` and at close, and a message given back with
+  :meth:`PushConsumer.reconsume_later` is dropped with a warning, as Java
+  drops a failed broadcast message.
 
 Delivery is at least once: a consumer stopped without closing may have its
 last messages delivered again to whoever takes over its queues.
@@ -77,7 +84,8 @@ from pyrocket.client.client_requests import (
 )
 from pyrocket.client.delivery import Delivery
 from pyrocket.client.instance import ClientInstance
-from pyrocket.client.offsets import commit_offset, start_offset
+from pyrocket.client.local_offsets import LocalOffsetStore, store_path
+from pyrocket.client.offsets import commit_offset, initial_offset, start_offset
 from pyrocket.client.producer import Producer
 from pyrocket.client.pulling import (
     PULL_DELAY_WHEN_EXCEPTION,
@@ -124,7 +132,7 @@ log = logging.getLogger("pyrocket.client.consumer")
 
 
 class PushConsumer:
-    """A clustering consumer of one group; see the module."""
+    """A push consumer of one group (clustering or broadcasting); see the module."""
 
     def __init__(
         self,
@@ -151,8 +159,11 @@ class PushConsumer:
         credentials: SessionCredentials | None = None,
         enable_trace: bool = False,
         trace_topic: str | None = None,
+        message_model: MessageModel = MessageModel.CLUSTERING,
+        local_offset_store_dir: str | None = None,
     ) -> None:
         self.group = group
+        self.message_model = message_model
         extra = {"client_ip": client_ip, "tls": tls, "credentials": credentials}
         self.tracer = consume_tracer(
             group, namesrv_addresses, trace_topic, Producer, extra, enable_trace
@@ -197,11 +208,18 @@ class PushConsumer:
             self._start_offset,
             functools.partial(self._persist, oneway=False),
             self._start_pulling,
+            broadcasting=message_model is MessageModel.BROADCASTING,
         )
-        # Java's copySubscription: a clustering consumer also reads its
-        # group's retry topic.
-        retry = retry_topic(group)
-        self._subscriptions[retry] = SubscriptionData.for_expression(retry, "*")
+        #: A broadcasting consumer's offsets (None when clustering).
+        self.local_offsets: LocalOffsetStore | None = None
+        if message_model is MessageModel.BROADCASTING:
+            path = store_path(local_offset_store_dir, self.instance.client_id, group)
+            self.local_offsets = LocalOffsetStore(path)
+        else:
+            # Java's copySubscription: a clustering consumer also reads its
+            # group's retry topic.
+            retry = retry_topic(group)
+            self._subscriptions[retry] = SubscriptionData.for_expression(retry, "*")
 
     @property
     def client_id(self) -> str:
@@ -239,7 +257,7 @@ class PushConsumer:
             ConsumerData(
                 group_name=self.group,
                 consume_type=ConsumeType.CONSUME_PASSIVELY,
-                message_model=MessageModel.CLUSTERING,
+                message_model=self.message_model,
                 consume_from_where=self.consume_from,
                 subscription_data_set=tuple(subscriptions),
                 unit_mode=False,
@@ -250,10 +268,16 @@ class PushConsumer:
     # Lifetime
 
     async def __aenter__(self) -> Self:
-        if list(self._subscriptions) == [retry_topic(self.group)]:
+        if not set(self._subscriptions) - {retry_topic(self.group)}:
             raise RuntimeError("subscribe to a topic before starting the consumer")
         self._running = True
         self._start_timestamp = _now_ms()
+        if self.local_offsets is not None:
+            try:
+                await self.local_offsets.load()
+            except BaseException:
+                self._running = False
+                raise
         await self.instance.__aenter__()
         try:
             self.instance.remoting.register_processor(
@@ -390,6 +414,7 @@ class PushConsumer:
             consume_timestamp=self.consume_timestamp,
             pull_batch_size=self.pull_batch_size,
             max_reconsume_times=self.max_reconsume_times,
+            message_model=self.message_model,
             start_timestamp=self._start_timestamp,
             namesrv_addresses=self.instance.remoting.namesrv_addresses,
             queues=self._queues,
@@ -425,9 +450,19 @@ class PushConsumer:
         again through its retry topic after ``delay_level`` (0: the broker's
         choice, 3 + its reconsume times), or, after ``max_reconsume_times``
         attempts or with ``delay_level=-1``, it goes to the group's
-        dead-letter topic. Raises ResponseError and the remoting errors."""
+        dead-letter topic. Raises ResponseError and the remoting errors.
+
+        A broadcasting consumer sends nothing back: the message is dropped
+        with a warning (Java's BROADCASTING failure rule)."""
         if self.tracer is not None:
             self.tracer.failed(message)
+        if self.message_model is MessageModel.BROADCASTING:
+            log.warning(
+                "%s: BROADCASTING, the message %s failed and is dropped",
+                self.group,
+                message.msg_id,
+            )
+            return
         header = ConsumerSendMsgBackRequestHeader(
             offset=message.commit_log_offset,
             group=self.group,
@@ -448,18 +483,35 @@ class PushConsumer:
     # Offsets
 
     async def _persist(self, state: _QueueState, *, oneway: bool) -> None:
+        if self.local_offsets is not None:
+            self.local_offsets.update(state.queue, state.consumed)
+            return
         await commit_offset(self.instance, self.group, state, oneway=oneway, timeout=self.timeout)
 
     async def _persist_all(self, *, oneway: bool) -> None:
         for state in list(self._queues.values()):
             await self._persist(state, oneway=oneway)
+        if self.local_offsets is not None:
+            await self.local_offsets.persist(list(self._queues))
 
     async def _persist_forever(self) -> None:
         async for _ in periodic(self.persist_interval):
             await self._persist_all(oneway=True)
 
     async def _start_offset(self, queue: MessageQueue) -> tuple[int, bool] | None:
-        """Where a newly assigned queue starts (see :func:`start_offset`)."""
+        """Where a newly assigned queue starts (see :func:`start_offset`;
+        a broadcasting consumer's stored offset is in its local file)."""
+        if self.local_offsets is not None:
+            stored = self.local_offsets.read(queue)
+            if stored is not None:
+                return stored, True
+            return await initial_offset(
+                self.instance,
+                queue,
+                consume_from=self.consume_from,
+                consume_timestamp=self.consume_timestamp,
+                timeout=self.timeout,
+            )
         return await start_offset(
             self.instance,
             self.group,
@@ -502,6 +554,7 @@ class PushConsumer:
             pull_batch_size=self.pull_batch_size,
             broker_suspend_max=self.broker_suspend_max,
             timeout_when_suspend=self.timeout_when_suspend,
+            commit_on_pull=self.local_offsets is None,
         )
         return await pull_once(
             self.instance,

@@ -174,6 +174,9 @@ class PullSettings:
     broker_suspend_max: float
     #: How long the client waits for a held pull's answer (s).
     timeout_when_suspend: float
+    #: Whether a pull carries the consumed offset (CLUSTERING only: a
+    #: broadcasting consumer keeps its offsets locally).
+    commit_on_pull: bool = True
 
 
 def deliverable(
@@ -266,6 +269,8 @@ async def pull_once(
     addr, slave = found_addr
     # Only a master is asked to commit the consumed offset.
     commit_offset = state.consumed if state.consumed > 0 and not slave else 0
+    if not settings.commit_on_pull:
+        commit_offset = 0
     sys_flag = PullSysFlag.SUSPEND | (PullSysFlag.COMMIT_OFFSET if commit_offset else 0)
     subscription = state.subscription
     header = PullMessageRequestHeader(

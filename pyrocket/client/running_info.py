@@ -69,6 +69,7 @@ def running_info(
     pull_batch_size: int,
     max_reconsume_times: int,
     start_timestamp: int,
+    message_model: MessageModel = MessageModel.CLUSTERING,
     namesrv_addresses: Iterable[str],
     queues: Mapping[MessageQueue, QueueState],
     subscriptions: Iterable[SubscriptionData],
@@ -76,7 +77,7 @@ def running_info(
     """The running info of a push consumer with these settings and state."""
     entries = [
         ("consumerGroup", group),
-        ("messageModel", MessageModel.CLUSTERING.name),
+        ("messageModel", message_model.name),
         ("consumeFromWhere", consume_from.name),
         ("consumeTimestamp", _human_time3(consume_timestamp)),
         ("pullBatchSize", str(pull_batch_size)),
