@@ -82,6 +82,7 @@ from pyrocket.client.client_requests import (
     reset_table,
     status_answer,
 )
+from pyrocket.client.consume_stats import ConsumerStats, queue_topic_of
 from pyrocket.client.delivery import Delivery
 from pyrocket.client.instance import ClientInstance
 from pyrocket.client.local_offsets import LocalOffsetStore, store_path
@@ -184,7 +185,9 @@ class PushConsumer:
         self.persist_interval = persist_interval
         self.rebalance_interval = rebalance_interval
         self._subscriptions: dict[str, SubscriptionData] = {}
-        self._delivery = Delivery(buffered_batches, self.tracer)
+        #: Pull and consume figures (GET_CONSUMER_RUNNING_INFO's statusTable).
+        self.stats = ConsumerStats()
+        self._delivery = Delivery(buffered_batches, self.tracer, self.stats)
         self._wakeup = trio.Event()
         self._running = False
         self._start_timestamp = 0
@@ -311,6 +314,7 @@ class PushConsumer:
         nursery = self.instance.nursery
         nursery.start_soon(self._rebalance_forever)
         nursery.start_soon(self._persist_forever)
+        nursery.start_soon(self.stats.run)
         return self
 
     async def __aexit__(
@@ -419,6 +423,7 @@ class PushConsumer:
             namesrv_addresses=self.instance.remoting.namesrv_addresses,
             queues=self._queues,
             subscriptions=self._subscriptions.values(),
+            stats=self.stats,
         )
 
     # ------------------------------------------------------------------
@@ -456,6 +461,8 @@ class PushConsumer:
         with a warning (Java's BROADCASTING failure rule)."""
         if self.tracer is not None:
             self.tracer.failed(message)
+        self.stats.failed(queue_topic_of(message, self.group), 1)
+        self._delivery.note_failed()
         if self.message_model is MessageModel.BROADCASTING:
             log.warning(
                 "%s: BROADCASTING, the message %s failed and is dropped",
@@ -501,18 +508,11 @@ class PushConsumer:
     async def _start_offset(self, queue: MessageQueue) -> tuple[int, bool] | None:
         """Where a newly assigned queue starts (see :func:`start_offset`;
         a broadcasting consumer's stored offset is in its local file)."""
-        if self.local_offsets is not None:
-            stored = self.local_offsets.read(queue)
-            if stored is not None:
-                return stored, True
-            return await initial_offset(
-                self.instance,
-                queue,
-                consume_from=self.consume_from,
-                consume_timestamp=self.consume_timestamp,
-                timeout=self.timeout,
-            )
-        return await start_offset(
+        stored = None if self.local_offsets is None else self.local_offsets.read(queue)
+        if stored is not None:
+            return stored, True
+        find = start_offset if self.local_offsets is None else initial_offset
+        return await find(
             self.instance,
             self.group,
             queue,
@@ -562,6 +562,7 @@ class PushConsumer:
             state,
             self._delivery.deliver,
             functools.partial(self._persist, oneway=False),
+            self.stats,
         )
 
 

@@ -96,6 +96,7 @@ async def start_offset(
 
 async def initial_offset(
     instance: ClientInstance,
+    group: str,
     queue: MessageQueue,
     *,
     consume_from: ConsumeFromWhere,
@@ -105,7 +106,8 @@ async def initial_offset(
     """Where a queue without a stored offset starts, per ``consume_from``
     (the part of ``computePullFromWhere`` after the offset store found
     none), as :func:`start_offset` answers it (never committed); None
-    (logged) when it cannot be known now."""
+    (logged) when it cannot be known now. ``group`` is unused: the
+    signature is :func:`start_offset`'s."""
     try:
         return await _initial(instance, queue, consume_from, consume_timestamp, timeout)
     except PyrocketError as exc:

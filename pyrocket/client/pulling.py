@@ -19,6 +19,7 @@ from collections.abc import Awaitable, Callable, Sequence
 
 import trio
 
+from pyrocket.client.consume_stats import ConsumerStats
 from pyrocket.client.instance import RETRY_GROUP_TOPIC_PREFIX, ClientInstance
 from pyrocket.errors import ProtocolError, PyrocketError, ResponseError
 from pyrocket.protocol.bodies.client import MessageQueue, SubscriptionData
@@ -257,11 +258,13 @@ async def pull_once(
     state: QueueState,
     deliver: Callable[[Batch], Awaitable[None]],
     commit: Callable[[QueueState], Awaitable[None]],
+    stats: ConsumerStats | None = None,
 ) -> bool:
     """One PULL_MESSAGE for ``state``'s queue and what follows: found
     messages go to ``deliver``, an offset the broker calls illegal is
     replaced by the one it suggests and passed to ``commit``. False when the
-    next pull should wait."""
+    next pull should wait. A FOUND answer's round trip and messages go to
+    ``stats``."""
     queue = state.queue
     found_addr = await pull_address(instance, queue, state.broker_id)
     if found_addr is None:
@@ -293,6 +296,8 @@ async def pull_once(
     if pulled is None:
         return False
     status, answer, found = pulled
+    if stats is not None and status is PullStatus.FOUND:
+        stats.pulled(queue.topic or "", now_ms() - state.last_pull_timestamp, len(found))
     state.broker_id = answer.suggest_which_broker_id
     if state.dropped:
         return True
