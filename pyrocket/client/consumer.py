@@ -411,7 +411,7 @@ class PushConsumer:
 
     def running_info(self) -> ConsumerRunningInfo:
         """What GET_CONSUMER_RUNNING_INFO reports: settings, subscriptions,
-        the state of each assigned queue and (zero) consume statistics."""
+        the state of each assigned queue and the consume statistics."""
         return _running_info(
             group=self.group,
             consume_from=self.consume_from,
