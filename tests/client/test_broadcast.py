@@ -62,7 +62,7 @@ async def nothing_more(source: PushConsumer) -> None:
 
 
 async def test_every_consumer_gets_every_message_and_resumes_from_its_file(
-    tmp_path: Path,
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
     store = tmp_path / "offsets"
     with trio.fail_after(40):
@@ -90,6 +90,7 @@ async def test_every_consumer_gets_every_message_and_resumes_from_its_file(
                 assert len(info.channel_info_table) == 2
                 # Failure in broadcasting is dropped, not sent back.
                 await one.reconsume_later(first[0])
+                assert "BROADCASTING" in caplog.text and first[0].msg_id in caplog.text
                 # The periodic persist writes one's file while it runs.
                 path_one = store_path(store, one.client_id, GROUP)
                 await wait_until(lambda: path_one.exists())
