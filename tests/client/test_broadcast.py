@@ -177,3 +177,24 @@ def test_the_store_directory_follows_the_environment(
         store_path(None, "c", "g")
         == tmp_path / "home" / ".rocketmq_offsets" / "c" / "g" / "offsets.json"
     )
+
+
+async def test_a_cancelled_broadcaster_still_writes_its_offsets(tmp_path: Path) -> None:
+    store = tmp_path / "offsets"
+    with trio.fail_after(30):
+        async with running_up(tmp_path) as running:
+            ns = running.namesrv_addr
+            await produce(ns, 0, 5)
+            with trio.CancelScope() as scope:
+                async with broadcaster(ns, "cancelled", store) as reader:
+                    await take(reader, 5)
+                    scope.cancel()  # before any periodic persist (every 5 s)
+                    await trio.sleep_forever()
+            path = store_path(store, reader.client_id, GROUP)
+            ends = {
+                MessageQueue(TOPIC, running.broker.settings.broker.broker_name, q): (
+                    running.broker.store.get_max_offset_in_queue(TOPIC, q)
+                )
+                for q in running.broker.store.queue_ids(TOPIC)
+            }
+    assert decode_offset_file(path.read_text()) == ends
