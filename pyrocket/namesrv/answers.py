@@ -99,11 +99,17 @@ class AnswerCache:
     def route(self, topic: str) -> RemotingCommand:
         """GET_ROUTEINFO_BY_TOPIC's answer for ``topic``: SUCCESS with its
         route, or TOPIC_NOT_EXIST."""
-        self._check()
+        sources = self._sources
+        # _check() spelled out: this runs for every route query.
+        if (
+            sources.routes.version != self._routes_version
+            or sources.kv.version != self._kv_version
+            or sources.config is not self._config
+        ):
+            self._check()
         answer = self._routes.get(topic)
         if answer is not None:
             return answer
-        sources = self._sources
         body = sources.routes.route_body(topic, sources.order_topic_conf(topic))
         if body is None:
             return topic_not_exist(topic)
