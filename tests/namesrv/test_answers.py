@@ -290,7 +290,13 @@ class Driver:
     async def request(self, index: int, request: RemotingCommand) -> None:
         answer = await self.call(self.connections[index], request)
         assert answer.code == ResponseCode.SUCCESS, answer.remark
-        self.done.append((("request", index, request), self.server.state.clock()))
+        now = self.server.state.clock()
+        if request.code == RequestCode.REGISTER_BROKER:
+            # The replay registers at the very time the server did (expiry
+            # depends on it).
+            addr = (request.ext_fields or {})["brokerAddr"]
+            now = self.server.state.routes.live_brokers[addr].last_update_ms
+        self.done.append((("request", index, request), now))
 
     async def close(self, index: int, addrs: list[str]) -> None:
         await self.connections[index].aclose()
