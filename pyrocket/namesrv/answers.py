@@ -34,7 +34,7 @@ from pyrocket.protocol.command import RESPONSE_FLAG, RemotingCommand
 APPLY_TOPIC_TIP: Final = "\nSee http://rocketmq.apache.org/docs/faq/ for further details."
 
 #: Topics whose route answer is kept at most; beyond, the cache starts over.
-ROUTES_KEPT: Final = 65_536
+ROUTES_KEPT: Final = 16_384
 
 
 class AnswerSources(Protocol):
