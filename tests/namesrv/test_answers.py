@@ -25,7 +25,7 @@ from hypothesis import strategies as st
 
 from pyrocket.namesrv import NameServer, NamesrvConfig
 from pyrocket.namesrv.answers import ROUTES_KEPT, AnswerCache
-from pyrocket.namesrv.kvconfig import NAMESPACE_ORDER_TOPIC_CONFIG
+from pyrocket.namesrv.kvconfig import NAMESPACE_ORDER_TOPIC_CONFIG, KVConfigManager
 from pyrocket.namesrv.processor import DefaultRequestProcessor, NamesrvState
 from pyrocket.protocol.bodies import DataVersion, TopicConfig
 from pyrocket.protocol.codes import RequestCode, ResponseCode
@@ -142,7 +142,8 @@ class InProcess:
 
     def __init__(self, config: NamesrvConfig) -> None:
         self.now = 0
-        self.state = NamesrvState(config, clock=lambda: self.now)
+        # No KV file: a change is applied at once and nothing waits for a write.
+        self.state = NamesrvState(config, kv=KVConfigManager(None), clock=lambda: self.now)
         table = Table()
         DefaultRequestProcessor(self.state).register_all(table)  # type: ignore[arg-type]
         self.handlers = table.handlers
@@ -175,7 +176,7 @@ def fresh_answers(
     config: NamesrvConfig, done: list[tuple[Operation, int]]
 ) -> list[RemotingCommand]:
     """What a NameServer that never answered before says after ``done``."""
-    cold = InProcess(dataclasses.replace(config, kv_config_path=None))
+    cold = InProcess(config)
     for operation, now in done:
         cold.apply(operation, now)
     return cold.answers()
@@ -229,7 +230,7 @@ OPERATION = st.one_of(
 def test_kept_answers_equal_fresh_ones_after_any_changes(
     steps: list[tuple[Operation, int]],
 ) -> None:
-    config = NamesrvConfig(order_message_enable=True, kv_config_path=None)
+    config = NamesrvConfig(order_message_enable=True)
     warm = InProcess(config)
     done: list[tuple[Operation, int]] = []
     now = 0
