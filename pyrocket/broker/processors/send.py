@@ -26,8 +26,10 @@ A prepared (transactional) message goes to the half queue
 from __future__ import annotations
 
 import datetime
+import functools
 import logging
 import random
+import types
 from collections.abc import Mapping
 from typing import Final
 
@@ -115,12 +117,14 @@ _PRECEDING_ORDER: Final = tuple(
 )
 
 
-def _preceding(region_id: str, trace_on: bool) -> dict[str, str]:
+@functools.lru_cache(maxsize=16)
+def _preceding(region_id: str, trace_on: bool) -> Mapping[str, str]:
+    """The preceding fields (built once per setting; read only)."""
     values = {
         MessageConst.PROPERTY_MSG_REGION: region_id,
         MessageConst.PROPERTY_TRACE_SWITCH: "true" if trace_on else "false",
     }
-    return {key: values[key] for key in _PRECEDING_ORDER}
+    return types.MappingProxyType({key: values[key] for key in _PRECEDING_ORDER})
 
 
 def _time_human_string(ms: int) -> str:
