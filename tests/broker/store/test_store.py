@@ -509,3 +509,36 @@ async def test_second_process_cannot_open_a_running_store(tmp_path: Path) -> Non
             )
         assert done.returncode == 3
         assert b"in use by another process" in done.stdout
+
+
+async def test_a_pull_reads_adjacent_records_in_one_run(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    reads: list[tuple[int, int]] = []
+    original = DataFile.read
+
+    def counting_read(self: DataFile, position: int, length: int) -> bytes:
+        reads.append((self.base + position, length))
+        return original(self, position, length)
+
+    async with open_message_store(small_config(tmp_path)) as store:
+        ends = []
+        for number in range(40):
+            # Queue 0 gets 0..30 back to back, then every other message.
+            queue_id = 0 if number < 30 or number % 2 == 0 else 1
+            result = await store.put_message(message(queue_id=queue_id, body=b"%03d" % number))
+            assert result.append_result is not None
+            ends.append(result.append_result.wrote_offset + result.append_result.wrote_bytes)
+        monkeypatch.setattr(DataFile, "read", counting_read)
+        got = await store.get_message("group", "TopicTest", 0, 0, 32)
+        assert got is not None and got.status is GetMessageStatus.FOUND
+        monkeypatch.undo()
+        bodies = [m.body for m in decode_messages(got.body())]
+        wanted = [b"%03d" % n for n in range(40) if n < 30 or n % 2 == 0][:32]
+        assert bodies == wanted
+        # Each record is exactly what the commit log holds at its offset.
+        for record, decoded in zip(got.messages, decode_messages(got.body()), strict=True):
+            assert record == store._commit_log.read(decoded.commit_log_offset, len(record))
+        # The consume queue's entries, then one read for the 31 adjacent
+        # records (0..30), one for the record after (32).
+        assert reads[1:] == [(0, ends[30]), (ends[31], ends[32] - ends[31])], reads
