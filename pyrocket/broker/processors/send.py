@@ -244,9 +244,7 @@ class SendMessageProcessor:
         is appended: the next send on the connection is appended while this
         one waits for its group commit (which then covers both)."""
 
-        def appended() -> None:
-            conn.release_order(request)
-
+        appended = functools.partial(conn.release_order, request)
         if isinstance(item, BrokerBatch):
             return await self.broker.put_messages(item, appended=appended)
         return await self.broker.put_message(item, appended=appended)

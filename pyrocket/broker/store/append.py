@@ -156,13 +156,28 @@ class StoreAppend(StoreState):
         else:
             await trio.lowlevel.checkpoint_if_cancelled()
         refused = self._store_status()
-        result = (
-            PutMessageResult(refused) if refused is not None else await self._append(append, item)
-        )
+        if refused is not None:
+            result = PutMessageResult(refused)
+        elif self._append_backlog:
+            result = await self._append(append, item)
+        else:
+            # The usual case inline (no coroutine per layer): nothing waits
+            # for a file, so this put appends at once.
+            try:
+                result = append(item)
+            except FileNotReady as exc:
+                entry = _Waiting(append, item)
+                self._append_backlog.append(entry)
+                result = await self._drive_backlog(entry, exc)
         if appended is not None:
             appended()
         if result.append_result is None or not result.append_result.is_ok:
             return result
+        config = self.config
+        if config.flush_disk_type is FlushDiskType.ASYNC_FLUSH and (
+            config.broker_role is not BrokerRole.SYNC_MASTER or not wait
+        ):
+            return result  # nothing to wait for
         return await self._after_append(result, wait)
 
     async def _append(
