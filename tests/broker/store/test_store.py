@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 import sys
+import threading
 from pathlib import Path
 
 import pytest
@@ -434,6 +435,50 @@ async def test_sync_flush_group_commit(tmp_path: Path, monkeypatch: pytest.Monke
         result = await store.put_message(message(extra={"WAIT": "false"}))
         assert result.status is PutMessageStatus.PUT_OK
         assert len(syncs) == before  # returned without waiting for an fsync
+
+
+async def test_sync_flush_answers_only_after_the_fsync_covering_it(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    original = DataFile.sync
+    gate = threading.Event()
+    synced: list[int] = []  # commit-log ends made durable, in order
+
+    def held_sync(self: DataFile) -> None:
+        mark = self.base + self.wrote
+        assert gate.wait(10)
+        original(self)
+        if self.path.parent.name == "commitlog":
+            synced.append(mark)
+
+    config = small_config(tmp_path, flush_disk_type=FlushDiskType.SYNC_FLUSH)
+    async with open_message_store(config) as store:
+        monkeypatch.setattr(DataFile, "sync", held_sync)
+        returned: list[tuple[int, int]] = []  # (end, durable end seen at return)
+
+        async def putter(queue_id: int) -> None:
+            for _ in range(5):
+                result = await store.put_message(message(queue_id=queue_id, body=b"s" * 200))
+                assert result.status is PutMessageStatus.PUT_OK
+                assert result.append_result is not None
+                end = result.append_result.wrote_offset + result.append_result.wrote_bytes
+                returned.append((end, max(synced, default=0)))
+
+        with trio.fail_after(20):
+            async with trio.open_nursery() as nursery:
+                for queue_id in range(4):
+                    nursery.start_soon(putter, queue_id)
+                await trio.sleep(0.2)
+                # Appended, but the fsync is held: nobody has its answer.
+                assert store.max_phy_offset > 0
+                assert returned == []
+                gate.set()
+        assert len(returned) == 20
+        # Every put came back after an fsync that covered its bytes, and
+        # fsyncs were shared (fewer than puts).
+        assert all(end <= durable for end, durable in returned), returned
+        assert len(synced) < 20
+        monkeypatch.undo()
 
 
 async def test_sync_flush_timeout(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
