@@ -13,6 +13,7 @@ import trio
 
 from pyrocket.broker.store.config import CQ_STORE_UNIT_SIZE, BrokerRole
 from pyrocket.broker.store.consumequeue_ext import ConsumeQueueExt, CqExtUnit, is_ext_addr
+from pyrocket.broker.store.files import DataFile
 from pyrocket.broker.store.model import GetMessageResult, GetMessageStatus, MessageFilter
 from pyrocket.broker.store.state import StoreState
 
@@ -153,6 +154,7 @@ class StoreReads(StoreState):
         # pread (a run) and sliced; see _run_end.
         run = b""
         run_start = run_end = 0
+        current: DataFile | None = None
         position = 0
         for physical, size, tags_code in _ENTRY_ITER(entries[:usable]):
             position += CQ_STORE_UNIT_SIZE
@@ -210,7 +212,17 @@ class StoreReads(StoreState):
                 )
                 if read is None:
                     run, run_end = b"", 0
-                    record = self._commit_log.read(physical, size)
+                    # The usual miss: a record in the file of the one before.
+                    if (
+                        current is not None
+                        and current.base <= physical
+                        and physical + size - current.base <= current.wrote
+                        and not current.destroyed
+                    ):
+                        record = current.read(physical - current.base, size)
+                    else:
+                        record = self._commit_log.read(physical, size)
+                        current = self._commit_log.files.find(physical)
                 else:
                     run = read
                     record = run[:size]
