@@ -474,22 +474,35 @@ class StoreAppend(StoreState):
         self._files.topic_queue_table[key] = first_queue_offset + len(items)
         physical = data_file.base + position
         msg_ids: list[str] = []
-        for number, (properties, length) in enumerate(zip(item_properties, lengths, strict=True)):
+        for number, length in enumerate(lengths):
             if index is not None:
                 index.build_hashes(index_keys[number], physical, now)
-            tags_code = tags_hash_code(properties.get(MessageConst.PROPERTY_TAGS))
-            self._index(
-                topic,
-                batch.queue_id,
-                physical,
-                length,
-                tags_code,
-                first_queue_offset + number,
-                now,
-                properties,
-            )
             msg_ids.append(create_offset_message_id(batch.store_host, physical))
             physical += length
+        tags = [tags_hash_code(p.get(MessageConst.PROPERTY_TAGS)) for p in item_properties]
+        queue = self._files.find_or_create_queue(topic, batch.queue_id)
+        try:
+            # The batch's entries in one write when they fit the last file.
+            written = queue.put_batch(data_file.base + position, lengths, tags, first_queue_offset)
+        except OSError as exc:
+            # The commit log has the messages: recovery rebuilds the entries.
+            log.error("consume queue %s/%d write failed: %s", topic, batch.queue_id, exc)
+            self._write_error = str(exc)
+        else:
+            physical = data_file.base + position
+            for number, (props, length) in enumerate(zip(item_properties, lengths, strict=True)):
+                self._index(
+                    topic,
+                    batch.queue_id,
+                    physical,
+                    length,
+                    tags[number],
+                    first_queue_offset + number,
+                    now,
+                    props,
+                    indexed=written,
+                )
+                physical += length
         return PutMessageResult(
             PutMessageStatus.PUT_OK,
             AppendMessageResult(
@@ -542,14 +555,20 @@ class StoreAppend(StoreState):
         queue_offset: int,
         store_timestamp: int,
         properties: Mapping[str, str],
+        *,
+        indexed: bool = False,
     ) -> None:
+        """Write the message's consume-queue entry (unless ``indexed``: a
+        batch wrote it already), then ask for spare files and tell the
+        arrival listeners."""
         queue = self._files.find_or_create_queue(topic, queue_id)
         bit_map: bytes | None = None
         calculator = self._bit_map_calculator
         if calculator is not None and queue.ext is not None:
             bit_map = calculator(topic, properties)
         try:
-            queue.put(physical, size, tags_code, queue_offset, store_timestamp, bit_map)
+            if not indexed:
+                queue.put(physical, size, tags_code, queue_offset, store_timestamp, bit_map)
         except OSError as exc:
             # The commit log has the message: recovery rebuilds the entry.
             log.error("consume queue %s/%d write failed: %s", topic, queue_id, exc)
