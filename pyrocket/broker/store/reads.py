@@ -33,7 +33,7 @@ def _run_end(entries: bytes, position: int, usable: int, start: int, end: int, r
     unpack = _ENTRY.unpack_from
     while taken < room and position < usable:
         physical, size, _ = unpack(entries, position)
-        if physical != end or end + size - start > MAX_RUN_BYTES:
+        if physical != end or size <= 0 or end + size - start > MAX_RUN_BYTES:
             break
         end += size
         taken += 1
@@ -198,8 +198,11 @@ class StoreReads(StoreState):
                 if not total:
                     status = GetMessageStatus.NO_MATCHED_MESSAGE
                 continue
-            if run_start <= physical and physical + size <= run_end:
-                record: bytes | None = run[physical - run_start : physical - run_start + size]
+            record: bytes | None
+            if size <= 0:
+                record = None  # as the commit log's read answers it
+            elif run_start <= physical and physical + size <= run_end:
+                record = run[physical - run_start : physical - run_start + size]
             else:
                 run_start, run_end = physical, physical + size
                 if position < usable and _NEXT_START(entries, position)[0] == run_end:
