@@ -321,6 +321,17 @@ class PushConsumer(ConsumerRequests, ConsumeCalls):
     # ------------------------------------------------------------------
     # Lifetime
 
+    async def start(self) -> None:
+        """Start consuming (Java's ``start``): the same as entering ``async
+        with``. Call :meth:`shutdown` from the same task, after any cancel
+        scope or nursery opened since has closed."""
+        await self.__aenter__()
+
+    async def shutdown(self) -> None:
+        """Stop, commit, unregister and disconnect (Java's ``shutdown``): the
+        same as leaving ``async with``."""
+        await self.__aexit__(None, None, None)
+
     async def __aenter__(self) -> Self:
         if not set(self._subscriptions) - {retry_topic(self.group)}:
             raise RuntimeError("subscribe to a topic before starting the consumer")
