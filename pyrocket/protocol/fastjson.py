@@ -33,11 +33,13 @@ import re
 from collections.abc import Iterator, Mapping
 from decimal import Decimal
 from enum import Enum
-from typing import Any
+from typing import Any, Final
 
 from pyrocket.errors import ProtocolError
 
 _NEEDS_ESCAPE = re.compile('[\x00-\x1f"\\\\\x7f-\x9f\u2028\u2029]')
+#: Matches a character that :func:`quote` escapes.
+NEEDS_ESCAPE: Final = _NEEDS_ESCAPE
 _SHORT = {'"': '\\"', "\\": "\\\\", "\b": "\\b", "\t": "\\t", "\n": "\\n", "\f": "\\f", "\r": "\\r"}
 
 

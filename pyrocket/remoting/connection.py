@@ -48,10 +48,9 @@ from pyrocket.protocol.command import (
     RESPONSE_FLAG,
     RemotingCommand,
     decode_payload,
-    encode,
 )
 from pyrocket.protocol.frame import FrameSplitter, SplitFrame
-from pyrocket.remoting.knobs import ConnectionSettings, outgoing
+from pyrocket.remoting.knobs import ConnectionSettings, outgoing_frame
 from pyrocket.remoting.logs import RepeatLimiter, describe
 from pyrocket.remoting.pending import (
     PendingCalls,
@@ -211,7 +210,7 @@ class Connection(RequestWorkers):
         await trio.lowlevel.checkpoint_if_cancelled()
         self._check_open()
         await self._write(
-            encode(outgoing(self.settings, command, command.opaque, command.flag, as_is))
+            *outgoing_frame(self.settings, command, command.opaque, command.flag, as_is)
         )
 
     async def invoke(
@@ -229,8 +228,8 @@ class Connection(RequestWorkers):
         """
         self._check_open()
         opaque = self._calls.next_opaque()
-        frame = encode(
-            outgoing(self.settings, request, opaque, request.flag & _REQUEST_FLAGS_MASK, as_is)
+        head, body = outgoing_frame(
+            self.settings, request, opaque, request.flag & _REQUEST_FLAGS_MASK, as_is
         )
         deadline = trio.current_time() + timeout
         call = _SyncCall(timeout, deadline)
@@ -239,9 +238,9 @@ class Connection(RequestWorkers):
         self._deadlines.push(deadline, opaque, len(pending))
         try:
             if self._out_bytes < HIGH_WATER:
-                self._enqueue(frame)
+                self._enqueue(head, body)
             else:
-                await self._write(frame, deadline)
+                await self._write(head, body, deadline)
             if call.done:
                 await trio.lowlevel.checkpoint()
             else:
@@ -286,7 +285,7 @@ class Connection(RequestWorkers):
                 raise RemotingTimeoutError("invokeAsyncImpl call timeout")
             opaque = self._calls.next_opaque()
             flag = request.flag & _REQUEST_FLAGS_MASK
-            frame = encode(outgoing(self.settings, request, opaque, flag, as_is))
+            head, body = outgoing_frame(self.settings, request, opaque, flag, as_is)
         except BaseException:
             semaphore.release()
             raise
@@ -297,7 +296,7 @@ class Connection(RequestWorkers):
         self._pending[opaque] = call
         self._deadlines.push(deadline, opaque, len(self._pending))
         try:
-            await self._write(frame, deadline)
+            await self._write(head, body, deadline)
         except ConnectionClosedError:
             pass  # the close completed the call; the caller sees it in the future
         except BaseException:
@@ -329,7 +328,7 @@ class Connection(RequestWorkers):
             self._check_open()
             opaque = self._calls.next_opaque()
             flag = (request.flag & _REQUEST_FLAGS_MASK) | ONEWAY_FLAG
-            await self._write(encode(outgoing(self.settings, request, opaque, flag, as_is)))
+            await self._write(*outgoing_frame(self.settings, request, opaque, flag, as_is))
         finally:
             semaphore.release()
 
@@ -337,13 +336,13 @@ class Connection(RequestWorkers):
         if self._closed:
             raise ConnectionClosedError(f"connection to {self.remote_address} is closed")
 
-    def _answer(self, request: RemotingCommand, response: RemotingCommand) -> bytes:
-        return encode(
-            outgoing(self.settings, response, request.opaque, response.flag | RESPONSE_FLAG, False)
+    def _answer(self, request: RemotingCommand, response: RemotingCommand) -> tuple[bytes, bytes]:
+        return outgoing_frame(
+            self.settings, response, request.opaque, response.flag | RESPONSE_FLAG, False
         )
 
-    async def _write(self, frame: bytes, deadline: float = math.inf) -> None:
-        """Queue ``frame`` for the writer; while too much is queued, first
+    async def _write(self, head: bytes, body: bytes = b"", deadline: float = math.inf) -> None:
+        """Queue the frame ``head`` + ``body`` for the writer; while too much is queued, first
         wait for the writer (until ``deadline`` at most: then the frame is
         queued anyway). Waiting before queuing bounds what many senders hold
         queued at once (held pulls answered together, say).
@@ -357,15 +356,20 @@ class Connection(RequestWorkers):
                     await self._space_lot.park()
                     self._check_open()
             self._check_open()
-        self._enqueue(frame)
+        self._enqueue(head, body)
 
-    def _enqueue(self, frame: bytes) -> None:
-        """Queue ``frame`` without waiting (callers check ``HIGH_WATER`` first:
-        the reader before each frame, workers before each answer)."""
+    def _enqueue(self, head: bytes, body: bytes = b"") -> None:
+        """Queue the frame ``head`` + ``body`` without waiting (callers check
+        ``HIGH_WATER`` first: the reader before each frame, workers before
+        each answer). The two are kept apart until the writer joins
+        everything queued, so that a body is copied once."""
         if self._closed:
             return
-        self._out.append(frame)
-        self._out_bytes += len(frame)
+        out = self._out
+        out.append(head)
+        if body:
+            out.append(body)
+        self._out_bytes += len(head) + len(body)
         if self._out_bytes > self._out_peak:
             self._out_peak = self._out_bytes
         if self._writer_lot:

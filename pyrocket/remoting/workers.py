@@ -86,10 +86,10 @@ class RequestWorkers:
     def is_open(self) -> bool:
         raise NotImplementedError
 
-    def _enqueue(self, frame: bytes) -> None:
+    def _enqueue(self, head: bytes, body: bytes = b"") -> None:
         raise NotImplementedError
 
-    def _answer(self, request: RemotingCommand, response: RemotingCommand) -> bytes:
+    def _answer(self, request: RemotingCommand, response: RemotingCommand) -> tuple[bytes, bytes]:
         raise NotImplementedError
 
     async def _room_for_output(self) -> None:
@@ -163,13 +163,13 @@ class RequestWorkers:
             self._log_limited("unsupported", logging.ERROR, "%s%s", self.remote_address, remark)
             if not oneway:
                 response = system_response(ResponseCode.REQUEST_CODE_NOT_SUPPORTED, remark)
-                self._enqueue(self._answer(request, response))
+                self._enqueue(*self._answer(request, response))
             return
         reject = registration.reject_request
         if reject is not None and self._rejects(reject, request):
             if not oneway:
                 response = system_response(ResponseCode.SYSTEM_BUSY, REJECT_REQUEST_REMARK)
-                self._enqueue(self._answer(request, response))
+                self._enqueue(*self._answer(request, response))
             return
         if self._in_flight >= self.settings.max_in_flight:
             # Checked before anything runs, so plain functions count too.
@@ -194,7 +194,7 @@ class RequestWorkers:
             )
         if not request.flag & ONEWAY_FLAG:
             response = system_response(ResponseCode.SYSTEM_BUSY, OVERLOAD_REMARK)
-            self._enqueue(self._answer(request, response))
+            self._enqueue(*self._answer(request, response))
 
     def _start(self, processor: _Run, request: RemotingCommand, ordered: bool, front: bool) -> bool:
         """Run ``processor`` for an accepted request (counted in flight).
@@ -216,7 +216,7 @@ class RequestWorkers:
             # A plain function: answered now, before the next frame is read.
             self._in_flight -= 1
             if result is not None and not request.flag & ONEWAY_FLAG:
-                self._enqueue(self._encode_answer(request, result))
+                self._enqueue(*self._encode_answer(request, result))
             return False
         if ordered and not self._released_early:
             self._lane_holder = request
@@ -295,7 +295,7 @@ class RequestWorkers:
             if not self.is_open:
                 log.debug("dropping the response to %s: connection closed", self.remote_address)
                 return
-        self._enqueue(self._encode_answer(request, response))
+        self._enqueue(*self._encode_answer(request, response))
 
     def _failure_response(self, request: RemotingCommand, exc: Exception) -> RemotingCommand:
         """SYSTEM_ERROR for a processor that raised; logged with the peer."""
@@ -311,7 +311,9 @@ class RequestWorkers:
             )
         return system_response(ResponseCode.SYSTEM_ERROR, error_remark(exc))
 
-    def _encode_answer(self, request: RemotingCommand, response: RemotingCommand) -> bytes:
+    def _encode_answer(
+        self, request: RemotingCommand, response: RemotingCommand
+    ) -> tuple[bytes, bytes]:
         try:
             return self._answer(request, response)
         except ProtocolError as exc:
