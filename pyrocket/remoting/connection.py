@@ -48,6 +48,7 @@ from pyrocket.protocol.command import (
     RESPONSE_FLAG,
     RemotingCommand,
     decode_payload,
+    encode_parts,
 )
 from pyrocket.protocol.frame import FrameSplitter, SplitFrame
 from pyrocket.remoting.knobs import ConnectionSettings, outgoing_frame
@@ -150,6 +151,9 @@ class Connection(RequestWorkers):
         self._out_bytes = 0
         self._out_peak = 0
         self._writer_lot = trio.lowlevel.ParkingLot()
+        #: Whether the writer is parked, waiting for output (a plain flag: the
+        #: lot's own test is a method call on every queued frame).
+        self._writer_parked = False
         self._space_lot = trio.lowlevel.ParkingLot()
 
         # Log lines a peer can trigger at will, each at most once per 10 s.
@@ -337,8 +341,14 @@ class Connection(RequestWorkers):
             raise ConnectionClosedError(f"connection to {self.remote_address} is closed")
 
     def _answer(self, request: RemotingCommand, response: RemotingCommand) -> tuple[bytes, bytes]:
-        return outgoing_frame(
-            self.settings, response, request.opaque, response.flag | RESPONSE_FLAG, False
+        settings = self.settings
+        return encode_parts(
+            response,
+            request.opaque,
+            response.flag | RESPONSE_FLAG,
+            settings.language,
+            settings.version,
+            settings.serialize_type,
         )
 
     async def _write(self, head: bytes, body: bytes = b"", deadline: float = math.inf) -> None:
@@ -372,7 +382,8 @@ class Connection(RequestWorkers):
         self._out_bytes += len(head) + len(body)
         if self._out_bytes > self._out_peak:
             self._out_peak = self._out_bytes
-        if self._writer_lot:
+        if self._writer_parked:
+            self._writer_parked = False
             self._writer_lot.unpark()
 
     async def _room_for_output(self) -> None:
@@ -531,6 +542,7 @@ class Connection(RequestWorkers):
         out = self._out
         while True:
             if not out:
+                self._writer_parked = True
                 await self._writer_lot.park()
                 continue
             if self._lane_holder is not None:
