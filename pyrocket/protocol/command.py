@@ -17,10 +17,10 @@ from __future__ import annotations
 import dataclasses
 import json
 import struct
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from itertools import chain
-from typing import TYPE_CHECKING, Any, Final, TypeVar
+from typing import TYPE_CHECKING, Any, Final, TypeVar, cast
 
 from pyrocket.errors import ProtocolError
 from pyrocket.protocol.codes import VERSION_V4_7_0, LanguageCode, SerializeType
@@ -470,7 +470,8 @@ def _loads_json(text: str) -> Any:
         raise ProtocolError(f"JSON header does not parse: {exc}") from exc
 
 
-_scan_json: Final = json.JSONDecoder().scan_once
+#: The C scanner of the default decoder (typeshed does not declare the attribute).
+_scan_json: Final[Callable[[str, int], tuple[Any, int]]] = cast(Any, json.JSONDecoder()).scan_once
 
 
 def _ext_strings(ext_raw: dict[str, Any]) -> dict[str, str]:
