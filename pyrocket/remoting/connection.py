@@ -161,6 +161,7 @@ class Connection(RequestWorkers):
 
         self._io_scope = trio.CancelScope()
         self._last_activity = 0.0
+        self._read_at = 0.0
         self._started = False
         self._closed = False
         self._end_reported = False
@@ -479,7 +480,7 @@ class Connection(RequestWorkers):
             if not data:
                 log.debug("connection %s closed by the peer", peer)
                 return
-            self._last_activity = trio.current_time()
+            self._last_activity = self._read_at = trio.current_time()
             splitter.feed(cast(bytes, data))
             try:
                 handled = 0
@@ -495,6 +496,7 @@ class Connection(RequestWorkers):
                         # Read no further until this frame is handled, so
                         # frames keep their order.
                         command = await _decode_split(frame)
+                        self._read_at = trio.current_time()
                     else:
                         break
                     if command.flag & RESPONSE_FLAG:
@@ -507,6 +509,7 @@ class Connection(RequestWorkers):
                         # output) before decoding more: a burst is pipelined in
                         # slices instead of answered all at once after a pause.
                         await trio.lowlevel.cancel_shielded_checkpoint()
+                        self._read_at = trio.current_time()
             except ProtocolError as exc:
                 log.warning("closing connection %s: bad frame: %s", peer, clip(exc))
                 self._report_end(ConnectionEvent.EXCEPTION)

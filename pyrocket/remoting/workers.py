@@ -81,6 +81,8 @@ class RequestWorkers:
     _processors: ProcessorLookup | None
     _closed: bool
     _out_bytes: int
+    #: When the reader's current read began (``trio.current_time()``).
+    _read_at: float
 
     @property
     def is_open(self) -> bool:
@@ -177,7 +179,8 @@ class RequestWorkers:
             return
         self._in_flight += 1
         if registration.ordered and (self._lane_holder is not None or self._lane):
-            self._lane.append((registration.processor, request, trio.current_time()))
+            # Stamped with when its read began (taken once per read, not per request).
+            self._lane.append((registration.processor, request, self._read_at))
             return
         self._start(registration.processor, request, registration.ordered, False)
 
@@ -196,13 +199,20 @@ class RequestWorkers:
             response = system_response(ResponseCode.SYSTEM_BUSY, OVERLOAD_REMARK)
             self._enqueue(*self._answer(request, response))
 
-    def _start(self, processor: _Run, request: RemotingCommand, ordered: bool, front: bool) -> bool:
+    def _start(
+        self,
+        processor: _Run,
+        request: RemotingCommand,
+        ordered: bool,
+        front: bool,
+        since: float = 0.0,
+    ) -> bool:
         """Run ``processor`` for an accepted request (counted in flight).
 
         A plain function is answered here; a coroutine goes to a worker
-        (``front``: to the head of the queue, for the worker that is calling)
-        and, if ``ordered``, takes the lane's turn. True when a coroutine was
-        handed on.
+        (``front``: to the head of the queue, for the worker that is calling,
+        with ``since``, when the request began to wait) and, if ``ordered``,
+        takes the lane's turn. True when a coroutine was handed on.
         """
         self._starting = request
         self._released_early = False
@@ -222,7 +232,7 @@ class RequestWorkers:
             self._lane_holder = request
         job = (result, request)
         if front:
-            self._queue.appendleft((job, trio.current_time()))
+            self._queue.appendleft((job, since))
         elif self._idle_workers:
             trio.lowlevel.reschedule(self._idle_workers.pop(), outcome.Value(job))
         elif self._workers < self.settings.workers:
@@ -239,8 +249,8 @@ class RequestWorkers:
         self._lane_holder = None
         lane = self._lane
         while lane:
-            processor, request, _ = lane.popleft()
-            if self._start(processor, request, True, front):
+            processor, request, since = lane.popleft()
+            if self._start(processor, request, True, front, since):
                 break
         if len(lane) < LANE_BACKLOG and self._lane_lot:
             self._lane_lot.unpark_all()
