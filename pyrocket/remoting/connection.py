@@ -48,7 +48,6 @@ from pyrocket.protocol.command import (
     RESPONSE_FLAG,
     RemotingCommand,
     decode_payload,
-    encode_parts,
 )
 from pyrocket.protocol.frame import FrameSplitter, SplitFrame
 from pyrocket.remoting.knobs import ConnectionSettings, outgoing_frame
@@ -340,17 +339,6 @@ class Connection(RequestWorkers):
     def _check_open(self) -> None:
         if self._closed:
             raise ConnectionClosedError(f"connection to {self.remote_address} is closed")
-
-    def _answer(self, request: RemotingCommand, response: RemotingCommand) -> tuple[bytes, bytes]:
-        settings = self.settings
-        return encode_parts(
-            response,
-            request.opaque,
-            response.flag | RESPONSE_FLAG,
-            settings.language,
-            settings.version,
-            settings.serialize_type,
-        )
 
     async def _write(self, head: bytes, body: bytes = b"", deadline: float = math.inf) -> None:
         """Queue the frame ``head`` + ``body`` for the writer; while too much is queued, first

@@ -11,7 +11,7 @@ and the ordered lane (mixed into :class:`~pyrocket.remoting.connection.Connectio
   next starts when the one before returned or called :meth:`release_order`.
 
 The mixin keeps its own state (set up by :meth:`_init_workers`) and uses the
-connection's output (``_enqueue``, ``_answer``, ``_room_for_output``) through
+connection's output (``_enqueue``, ``_room_for_output``) through
 the methods declared below, which the connection defines.
 """
 
@@ -27,7 +27,7 @@ import trio
 
 from pyrocket.errors import CommandError, ProtocolError
 from pyrocket.protocol.codes import ResponseCode
-from pyrocket.protocol.command import ONEWAY_FLAG, RemotingCommand
+from pyrocket.protocol.command import ONEWAY_FLAG, RESPONSE_FLAG, RemotingCommand, encode_parts
 from pyrocket.remoting.answers import (
     OVERLOAD_REMARK,
     REJECT_REQUEST_REMARK,
@@ -92,7 +92,17 @@ class RequestWorkers:
         raise NotImplementedError
 
     def _answer(self, request: RemotingCommand, response: RemotingCommand) -> tuple[bytes, bytes]:
-        raise NotImplementedError
+        """The frame of ``response`` answering ``request`` (head, body), in
+        the connection's settings."""
+        settings = self.settings
+        return encode_parts(
+            response,
+            request.opaque,
+            response.flag | RESPONSE_FLAG,
+            settings.language,
+            settings.version,
+            settings.serialize_type,
+        )
 
     async def _room_for_output(self) -> None:
         raise NotImplementedError
