@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING, Any, Final, TypeVar, cast
 
 from pyrocket.errors import ProtocolError
 from pyrocket.protocol.codes import VERSION_V4_7_0, LanguageCode, SerializeType
-from pyrocket.protocol.fastjson import NEEDS_ESCAPE, quote
+from pyrocket.protocol.fastjson import NEEDS_ESCAPE, escape, quote
 from pyrocket.protocol.frame import (
     LENGTH_FIELD_SIZE,
     MAX_EXT_FIELDS,
@@ -287,11 +287,25 @@ def _json_header(
 
 
 def _ext_json(ext: Mapping[str, str]) -> str:
-    """The members of ``ext`` as fastjson writes them (without the braces)."""
-    if NEEDS_ESCAPE.search("".join(chain.from_iterable(ext.items()))) is None:
-        # Nothing to escape (the usual case): quote every text at once.
-        return '"' + '","'.join(map('":"'.join, ext.items())) + '"'
-    return ",".join(f"{quote(k)}:{quote(v)}" for k, v in ext.items())
+    """The members of ``ext`` (not empty) as fastjson writes them, without
+    the braces."""
+    items = ext.items()
+    # Every key and value in one text, apart by a character that is never
+    # escaped: one scan says whether any needs escaping (usually none).
+    joined = _TEXT_SEPARATOR.join(chain.from_iterable(items))
+    if NEEDS_ESCAPE.search(joined) is None:
+        return '"' + '","'.join(map('":"'.join, items)) + '"'
+    if joined.count(_TEXT_SEPARATOR) == 2 * len(ext) - 1:
+        # Escaped in one pass (escaping goes character by character), then
+        # cut back into keys and values.
+        texts = iter(escape(joined).split(_TEXT_SEPARATOR))
+        return '"' + '","'.join(map('":"'.join, zip(texts, texts))) + '"'
+    # A text holds the separator itself: one at a time.
+    return ",".join(f"{quote(k)}:{quote(v)}" for k, v in items)
+
+
+#: Not a character fastjson escapes (a Unicode noncharacter, in no real text).
+_TEXT_SEPARATOR: Final = "\uffff"
 
 
 def _language_name(language: int) -> str:

@@ -23,6 +23,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from enum import Enum
 from functools import cache
+from operator import attrgetter
 from typing import Any, ClassVar, Self
 
 from pyrocket.errors import CommandError
@@ -102,13 +103,43 @@ class CommandHeader:
         RPC hook's ``AccessKey``/``Signature``); a header field of the same name
         replaces the value and keeps the position.
         """
-        present: list[tuple[str, str]] = list(preceding.items()) if preceding else []
-        for spec in self._specs():
-            value = getattr(self, spec.attr)
+        if preceding:
+            present: list[tuple[str, str]] = list(preceding.items())
+            for spec in self._specs():
+                value = getattr(self, spec.attr)
+                if value is not None:
+                    present.append((spec.wire, _to_wire(value, spec)))
+            merged = dict(present)
+            order = _order_for(tuple(merged), self.ext_capacity)
+            return {key: merged[key] for key in order}
+        cls = type(self)
+        writer = _WRITERS.get(cls)
+        if writer is None:
+            writer = _WRITERS[cls] = _Writer(cls)
+        values: dict[str, str] = {}
+        # Which fields are present, as bits: the key order is looked up by it.
+        present_bits = 0
+        bit = 1
+        for value, (wire, kind, low, high, spec) in zip(
+            writer.read(self), writer.fields, strict=True
+        ):
             if value is not None:
-                present.append((spec.wire, _to_wire(value, spec)))
-        values = dict(present)
-        order = _order_for(tuple(values), self.ext_capacity)
+                # The common cases inline; anything else (and every error)
+                # through _to_wire.
+                if kind == _TEXT and type(value) is str:
+                    values[wire] = value
+                elif kind == _WHOLE and type(value) is int and low <= value <= high:
+                    values[wire] = str(value)
+                elif kind == _FLAG:
+                    values[wire] = "true" if value else "false"
+                else:
+                    values[wire] = _to_wire(value, spec)
+                present_bits |= bit
+            bit <<= 1
+        known = writer.orders.get(present_bits)
+        if known is None:
+            known = writer.orders[present_bits] = _order_for(tuple(values), cls.ext_capacity)
+        order = known
         return {key: values[key] for key in order}
 
     @classmethod
@@ -137,6 +168,40 @@ class CommandHeader:
 
 
 _SPECS: dict[type[CommandHeader], tuple[_FieldSpec, ...]] = {}
+
+
+class _Writer:
+    """How :meth:`CommandHeader.to_ext_fields` writes one header class: its
+    fields read at once, and the key order for each set of present fields."""
+
+    __slots__ = ("fields", "orders", "read")
+
+    def __init__(self, cls: type[CommandHeader]) -> None:
+        specs = cls._specs()
+        self.fields: tuple[tuple[str, int, int, int, _FieldSpec], ...] = tuple(
+            (spec.wire, _KINDS[spec.jtype], *_RANGES.get(spec.jtype, (0, 0)), spec)
+            for spec in specs
+        )
+        attrs = [spec.attr for spec in specs]
+        if len(attrs) == 1:
+            one = attrgetter(attrs[0])
+            self.read: Callable[[Any], tuple[Any, ...]] = lambda header: (one(header),)
+        elif attrs:
+            self.read = attrgetter(*attrs)
+        else:
+            self.read = lambda header: ()
+        self.orders: dict[int, tuple[str, ...]] = {}
+
+
+_WRITERS: dict[type[CommandHeader], _Writer] = {}
+_TEXT, _FLAG, _WHOLE, _REAL = range(4)
+_KINDS: dict[JType, int] = {
+    JType.STRING: _TEXT,
+    JType.BOOLEAN: _FLAG,
+    JType.INT: _WHOLE,
+    JType.LONG: _WHOLE,
+    JType.DOUBLE: _REAL,
+}
 #: Per header class: each field's slot setter, spec and default.
 _PLANS: dict[
     type[CommandHeader], tuple[tuple[Callable[[Any, Any], None], _FieldSpec, Any], ...]
