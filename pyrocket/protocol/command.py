@@ -298,8 +298,9 @@ def _ext_json(ext: Mapping[str, str]) -> str:
     if joined.count(_TEXT_SEPARATOR) == 2 * len(ext) - 1:
         # Escaped in one pass (escaping goes character by character), then
         # cut back into keys and values.
-        texts = iter(escape(joined).split(_TEXT_SEPARATOR))
-        return '"' + '","'.join(map('":"'.join, zip(texts, texts))) + '"'
+        texts = escape(joined).split(_TEXT_SEPARATOR)
+        pairs = zip(texts[0::2], texts[1::2], strict=True)
+        return '"' + '","'.join(map('":"'.join, pairs)) + '"'
     # A text holds the separator itself: one at a time.
     return ",".join(f"{quote(k)}:{quote(v)}" for k, v in items)
 
