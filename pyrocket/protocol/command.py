@@ -462,13 +462,15 @@ def _decode_json(header: bytes, max_ext_fields: int, body: bytes | None) -> Remo
     flag = obj.get("flag", 0)
     if type(flag) is not int or not _INT32_MIN <= flag <= _INT32_MAX:
         flag = _int32(obj, "flag", 0)
-    version = obj.get("version", 0)
-    if type(version) is not int or not _INT32_MIN <= version <= _INT32_MAX:
-        version = _int32(obj, "version", 0)
+    # (In this order, which decides which error a header with several bad
+    # fields gets.)
     name = obj.get("language")
     language = _LANGUAGE_BY_NAME.get(name) if type(name) is str else None
     if language is None:
         language = _json_language(name)
+    version = obj.get("version", 0)
+    if type(version) is not int or not _INT32_MIN <= version <= _INT32_MAX:
+        version = _int32(obj, "version", 0)
     return make_command(
         code, opaque, flag, remark, ext, body, language, version, SerializeType.JSON
     )

@@ -14,7 +14,7 @@ import json
 import struct
 from typing import Any
 
-from hypothesis import given
+from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 from pyrocket.errors import ProtocolError
@@ -304,7 +304,11 @@ def in_payload(work: Any) -> Any:
         raise ProtocolError(exc.what, 4 + exc.offset) from exc
 
 
+@settings(max_examples=400)
 @given(json_headers(), st.none() | st.binary(min_size=1, max_size=8))
+@example(b'{"version": false, "language": false}', None)  # which error comes first
+@example(b'{"code": "7", "opaque": true}', None)
+@example(b' {"code": 1} ', b"x")  # whitespace around: json.loads's way
 def test_json_header_decoding_matches_the_general_rules(header: bytes, body: bytes | None) -> None:
     payload = struct.pack(">I", len(header)) + header + (body or b"")
     assert outcome(lambda: decode_payload(payload)) == outcome(
