@@ -66,8 +66,11 @@ log = logging.getLogger("pyrocket.remoting")
 
 #: Bytes asked of the stream per read.
 RECEIVE_SIZE: Final = 64 * 1024
-#: Frames decoded from one read before the reader lets other tasks run.
-FRAMES_PER_TURN: Final = 8
+#: Frames, and payload bytes, decoded before the reader lets other tasks run
+#: (whichever comes first: small frames are taken a read's worth at a time,
+#: large ones a few at a time).
+FRAMES_PER_TURN: Final = 32
+BYTES_PER_TURN: Final = 64 * 1024
 #: Scheduling rounds the writer waits for more answers while the lane is busy,
 #: and the queued bytes that end the wait.
 LANE_GATHER_ROUNDS: Final = 8
@@ -471,7 +474,7 @@ class Connection(RequestWorkers):
             self._last_activity = self._read_at = trio.current_time()
             splitter.feed(cast(bytes, data))
             try:
-                handled = 0
+                handled = turn_bytes = 0
                 while True:
                     if self._out_bytes > HIGH_WATER or len(lane) >= LANE_BACKLOG:
                         # Checked per frame, not per read: one read can hold
@@ -480,6 +483,7 @@ class Connection(RequestWorkers):
                     frame = splitter.next_split()
                     if isinstance(frame, bytes):
                         command = decode_payload(frame)
+                        turn_bytes += len(frame)
                     elif isinstance(frame, SplitFrame):
                         # Read no further until this frame is handled, so
                         # frames keep their order.
@@ -492,7 +496,8 @@ class Connection(RequestWorkers):
                     else:
                         self._on_request(command)
                     handled += 1
-                    if handled % FRAMES_PER_TURN == 0:
+                    if handled >= FRAMES_PER_TURN or turn_bytes >= BYTES_PER_TURN:
+                        handled = turn_bytes = 0
                         # Let the tasks just woken run (and the writer send their
                         # output) before decoding more: a burst is pipelined in
                         # slices instead of answered all at once after a pause.
@@ -575,6 +580,7 @@ class Connection(RequestWorkers):
 
 
 __all__ = [
+    "BYTES_PER_TURN",
     "FRAMES_PER_TURN",
     "HIGH_WATER",
     "LANE_BACKLOG",
