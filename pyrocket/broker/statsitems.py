@@ -243,15 +243,25 @@ class BrokerStatsManager:
     def __init__(self, cluster_name: str, now_ms: Callable[[], int]) -> None:
         self.cluster_name = cluster_name
         self._now_ms = now_ms
-        self.sets = {name: StatsItemSet(name) for name in STATS_NAMES}
-        self._topic_put_nums = self.sets[TOPIC_PUT_NUMS]
-        self._topic_put_size = self.sets[TOPIC_PUT_SIZE]
-        self._group_get_nums = self.sets[GROUP_GET_NUMS]
-        self._group_get_size = self.sets[GROUP_GET_SIZE]
-        self._group_get_latency = self.sets[GROUP_GET_LATENCY]
-        self._send_back = self.sets[SNDBCK_PUT_NUMS]
-        self._broker_put = self.sets[BROKER_PUT_NUMS]
-        self._broker_get = self.sets[BROKER_GET_NUMS]
+        self._sets = {name: StatsItemSet(name) for name in STATS_NAMES}
+        self._topic_put_nums = self._sets[TOPIC_PUT_NUMS]
+        self._topic_put_size = self._sets[TOPIC_PUT_SIZE]
+        self._group_get_nums = self._sets[GROUP_GET_NUMS]
+        self._group_get_size = self._sets[GROUP_GET_SIZE]
+        self._group_get_latency = self._sets[GROUP_GET_LATENCY]
+        self._send_back = self._sets[SNDBCK_PUT_NUMS]
+        self._broker_put = self._sets[BROKER_PUT_NUMS]
+        self._broker_get = self._sets[BROKER_GET_NUMS]
+        #: Sends counted but not yet added to their items, per topic:
+        #: [messages, bytes, puts]; added whenever the items are read.
+        self._pending_puts: dict[str, list[int]] = {}
+        self._pending_broker_puts = 0
+
+    @property
+    def sets(self) -> dict[str, StatsItemSet]:
+        """Every item set by name, with all counted sends in it."""
+        self._add_pending_puts()
+        return self._sets
 
     def stats_item(self, name: str, key: str) -> StatsItem | None:
         """``getStatsItem``: None for an unknown name or key."""
@@ -261,11 +271,28 @@ class BrokerStatsManager:
     # -- what the message path reports ------------------------------------
 
     def on_put(self, topic: str, msg_num: int, wrote_bytes: int) -> None:
-        """A stored send: TOPIC_PUT_NUMS, TOPIC_PUT_SIZE and BROKER_PUT_NUMS."""
-        self._topic_put_nums.add_value(topic, msg_num, 1)
-        self._topic_put_size.add_value(topic, wrote_bytes, 1)
+        """A stored send: TOPIC_PUT_NUMS, TOPIC_PUT_SIZE and BROKER_PUT_NUMS
+        (counted here, added to the items when they are next read)."""
+        pending = self._pending_puts.get(topic)
+        if pending is None:
+            self._pending_puts[topic] = [msg_num, wrote_bytes, 1]
+        else:
+            pending[0] += msg_num
+            pending[1] += wrote_bytes
+            pending[2] += 1
+        self._pending_broker_puts += msg_num
+
+    def _add_pending_puts(self) -> None:
+        pending = self._pending_puts
+        if not pending:
+            return
+        self._pending_puts = {}
+        for topic, (nums, size, times) in pending.items():
+            self._topic_put_nums.add_value(topic, nums, times)
+            self._topic_put_size.add_value(topic, size, times)
         # Java adds to the broker item's value only, never to its times.
-        self._broker_put.add_value(self.cluster_name, msg_num, 0)
+        self._broker_put.add_value(self.cluster_name, self._pending_broker_puts, 0)
+        self._pending_broker_puts = 0
 
     def on_get(
         self, group: str, topic: str, queue_id: int, count: int, size: int, latency_ms: int

@@ -8,6 +8,7 @@ the command line with :class:`~pyrocket.client.Producer` and
                      [--async | --oneway] [--sharding-key KEY]
     pyrocket consume -n 127.0.0.1:9876 -t TopicTest -g GROUP [-s "TagA || TagB"]
                      [-c N] [--from first|last|timestamp [--timestamp T]] [--json]
+                     [--broadcast [--instance NAME] [--offset-dir DIR]]
 
 Both take the TLS options of :mod:`pyrocket.cli.tls_options` (``--tls``,
 ``-Dtls.*=...``, ``--tls-trust-cert``, ``--tls-cert``, ``--tls-key``).
@@ -21,7 +22,10 @@ is ``--mode oneway``; ``--sharding-key KEY`` sends every message to the queue
 the key hashes to (as ``--mode orderly --shard-key KEY``, and with
 ``--async`` or ``--oneway`` too). ``consume`` prints every message it receives, one line
 each (JSON with ``--json``), until ``-c`` messages or SIGINT; it commits the
-group's offsets when it stops. ``-n`` defaults to ``$NAMESRV_ADDR``; several
+group's offsets when it stops; with ``--broadcast`` it reads every queue
+itself (BROADCASTING) and keeps its offsets in a local file (under
+``--offset-dir``, default ``$HOME/.rocketmq_offsets``; a later run with the
+same ``--instance`` resumes from it). ``-n`` defaults to ``$NAMESRV_ADDR``; several
 NameServers are separated by ``;``. Failures are printed as
 ``pyrocket <command>: <reason>`` with exit status 1.
 """
@@ -49,7 +53,7 @@ from pyrocket.client.instance import DEFAULT_PRODUCER_GROUP, ClientError
 from pyrocket.client.orderly import ConsumeOrderlyStatus
 from pyrocket.client.producer import Producer, SendResult, new_message
 from pyrocket.errors import PyrocketError
-from pyrocket.protocol.bodies.client import ConsumeFromWhere, MessageQueue
+from pyrocket.protocol.bodies.client import ConsumeFromWhere, MessageModel, MessageQueue
 from pyrocket.protocol.message import MessageExt
 
 
@@ -178,6 +182,9 @@ async def consume(args: argparse.Namespace, out: TextIO) -> None:
         tls=client_tls(args),
         credentials=keys,
         orderly=args.orderly,
+        message_model=MessageModel.BROADCASTING if args.broadcast else MessageModel.CLUSTERING,
+        instance_name=args.instance,
+        local_offset_store_dir=args.offset_dir,
     )
     consumer.subscribe(args.topic, args.subExpression)
     with trio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
@@ -361,6 +368,19 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     consume_parser.add_argument("--json", action="store_true", help="print JSON lines")
     consume_parser.add_argument(
         "--orderly", action="store_true", help="lock each queue and print it in queue order"
+    )
+    consume_parser.add_argument(
+        "--broadcast",
+        action="store_true",
+        help="BROADCASTING: read every queue, offsets in a local file",
+    )
+    consume_parser.add_argument(
+        "--instance", help="instance name (the client id ip@NAME names the offset file's folder)"
+    )
+    consume_parser.add_argument(
+        "--offset-dir",
+        dest="offset_dir",
+        help="with --broadcast: the offsets folder (default $HOME/.rocketmq_offsets)",
     )
     add_tls_options(consume_parser)
     add_credential_options(consume_parser)

@@ -7,6 +7,8 @@ orderly handler forms (the rules live in
 from __future__ import annotations
 
 from pyrocket.client.consume_concurrently import ConcurrentHandler, ConcurrentService
+from pyrocket.client.consume_stats import ConsumerStats, queue_topic_of
+from pyrocket.client.delivery import Delivery
 from pyrocket.client.orderly import ORDERLY_MAX_RECONSUME_TIMES, OrderlyHandler, OrderlyService
 from pyrocket.client.trace.consume import ConsumeTracer
 from pyrocket.protocol.message import MessageExt
@@ -18,7 +20,10 @@ class ConsumeCalls:
     max_reconsume_times: int
     consume_thread_max: int
     consume_message_batch_max_size: int
+    group: str
     tracer: ConsumeTracer | None
+    stats: ConsumerStats
+    _delivery: Delivery
     _concurrent: ConcurrentService
     _orderly: OrderlyService | None
 
@@ -53,7 +58,9 @@ class ConsumeCalls:
         through its retry topic after ``delay_level`` (0: the broker's
         choice, 3 + its reconsume times), or, after ``max_reconsume_times``
         attempts or with ``delay_level=-1``, it goes to the group's
-        dead-letter topic. Once given back it counts as consumed.
+        dead-letter topic. Once given back it counts as consumed (and in
+        the statistics as failed). A broadcasting consumer drops it with a
+        warning instead, as Java does.
 
         For a message still unacknowledged, when both ways fail it is
         handed out again here after 5 s (Java's ``submitConsumeRequestLater``)
@@ -61,6 +68,8 @@ class ConsumeCalls:
         failure raises ResponseError, ClientError or a remoting error."""
         if self.tracer is not None:
             self.tracer.failed(message)
+        self.stats.failed(queue_topic_of(message, self.group), 1)
+        self._delivery.note_failed()
         return await self._concurrent.reconsume_later(message, delay_level)
 
     def effective_max_reconsume_times(self) -> int:

@@ -35,6 +35,7 @@ from typing import Protocol
 
 import trio
 
+from pyrocket.client.consume_stats import queue_topic_of
 from pyrocket.client.delivery import Delivery
 from pyrocket.client.pulling import QueueState
 from pyrocket.client.sendback import MessageBack
@@ -134,9 +135,17 @@ class ConcurrentService:
         both ways failed and it comes back here after 5 s. A message no
         queue holds any more (acknowledged, auto-acknowledged, its queue
         gone) is sent back all the same and a failure raises
-        PyrocketError."""
+        PyrocketError. A broadcasting consumer sends nothing back: the
+        message is dropped with a warning (True), as Java drops it."""
         state = self.find(message)
         if state is None:
+            if self._broadcasting():
+                log.warning(
+                    "%s: BROADCASTING, the message %s failed and is dropped",
+                    self.group,
+                    message.msg_id,
+                )
+                return True
             await self._back.send_back(message, delay_level, None)
             return True
         failed = await self.give_back([message], delay_level)
@@ -157,7 +166,11 @@ class ConcurrentService:
                 continue
             if self._broadcasting():
                 # Broadcasting has no retry topic: Java drops the message.
-                log.warning("%s: broadcast message %s failed; dropped", self.group, message.msg_id)
+                log.warning(
+                    "%s: BROADCASTING, the message %s failed and is dropped",
+                    self.group,
+                    message.msg_id,
+                )
                 state.acknowledge([message])
                 continue
             try:
@@ -253,7 +266,7 @@ class ConcurrentService:
 
     def _record(self, messages: Sequence[MessageExt], ok: int, failed: int, rt_ms: float) -> None:
         if self.stats is not None and messages:
-            self.stats.consumed(messages[0].topic, ok, failed, rt_ms)
+            self.stats.consumed(queue_topic_of(messages[0], self.group), ok, failed, rt_ms)
 
     async def clean_expired(self, consume_timeout: float) -> None:
         """Give back what has been handed out longer than

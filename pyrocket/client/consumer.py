@@ -1,5 +1,5 @@
-"""The consumer (Java's ``DefaultMQPushConsumer`` in CLUSTERING mode, with the
-messages handed to the caller instead of to a listener thread pool).
+"""The consumer (Java's ``DefaultMQPushConsumer``, with the messages handed
+to the caller instead of to a listener thread pool).
 
 ::
 
@@ -48,7 +48,14 @@ What it does as Java 4.7.0 does:
   GET_CONSUMER_STATUS_FROM_CLIENT reports the consumed offsets, and
   CONSUME_MESSAGE_DIRECTLY hands the message to ``direct_handler`` (answers
   in :mod:`pyrocket.client.client_requests`);
-* ``enable_trace`` / ``trace_topic``: see :mod:`pyrocket.client.trace`.
+* ``enable_trace`` / ``trace_topic``: see :mod:`pyrocket.client.trace`;
+* ``message_model=MessageModel.BROADCASTING``: every client of the group
+  reads every queue of its topics (no ``%RETRY%`` subscription, no consumer
+  id list), the heartbeat says BROADCASTING, the offsets live in a local file
+  (:mod:`pyrocket.client.local_offsets`; ``local_offset_store_dir``) written
+  every ``persist_interval`` and at close, and a message given back with
+  :meth:`PushConsumer.reconsume_later` is dropped with a warning, as Java
+  drops a failed broadcast message.
 
 Delivery is at least once: a consumer stopped without closing may have its
 last messages delivered again to whoever takes over its queues.
@@ -57,16 +64,17 @@ This module owns subscriptions, heart-beat data, its loops and its
 lifetime; the queue table and rebalance are in :mod:`pyrocket.client.rebalance`,
 handing messages out in :mod:`pyrocket.client.delivery`, a PULL_MESSAGE round
 in :mod:`pyrocket.client.pulling`, offsets in :mod:`pyrocket.client.offsets`,
-the running-info report in :mod:`pyrocket.client.running_info`.
+the running-info report in :mod:`pyrocket.client.running_info`, the requests
+brokers forward in :mod:`pyrocket.client.consumer_requests`, acknowledging
+and the handler forms in :mod:`pyrocket.client.consume_api`.
 """
 
 from __future__ import annotations
 
-import dataclasses
 import functools
 import logging
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from types import TracebackType
 from typing import Self
 
@@ -77,15 +85,15 @@ from pyrocket.acl.signing import SessionCredentials
 from pyrocket.client.allocate import AllocateStrategy, allocate_averagely
 from pyrocket.client.client_requests import (
     DirectHandler,
-    consume_directly,
-    reset_table,
-    status_answer,
 )
 from pyrocket.client.consume_api import ConsumeCalls
 from pyrocket.client.consume_concurrently import ConcurrentService
+from pyrocket.client.consume_stats import ConsumerStats, HandlerStats
+from pyrocket.client.consumer_requests import ConsumerRequests
 from pyrocket.client.delivery import Delivery
 from pyrocket.client.instance import CLIENT_INNER_PRODUCER_GROUP, ClientInstance
-from pyrocket.client.offsets import commit_offset, start_offset
+from pyrocket.client.local_offsets import LocalOffsetStore, store_path
+from pyrocket.client.offsets import commit_offset, initial_offset, start_offset
 from pyrocket.client.orderly import OrderlyService, OrderlySettings
 from pyrocket.client.process_queue import (
     PULL_DELAY_WHEN_FLOW_CONTROL,
@@ -108,11 +116,9 @@ from pyrocket.client.pulling import QueueState as _QueueState
 from pyrocket.client.pulling import now_ms as _now_ms
 from pyrocket.client.rebalance import QueueTable
 from pyrocket.client.running_info import running_info as _running_info
-from pyrocket.client.running_info import task_dump
 from pyrocket.client.selector import MessageSelector, check_client_in_broker
 from pyrocket.client.sendback import MessageBack
 from pyrocket.client.trace.hooks import consume_tracer
-from pyrocket.errors import ProtocolError
 from pyrocket.protocol.bodies.admin import ConsumerRunningInfo
 from pyrocket.protocol.bodies.client import (
     ConsumeFromWhere,
@@ -122,23 +128,15 @@ from pyrocket.protocol.bodies.client import (
     MessageQueue,
     SubscriptionData,
 )
-from pyrocket.protocol.codes import RequestCode, ResponseCode
-from pyrocket.protocol.command import RemotingCommand
-from pyrocket.protocol.headers import (
-    GetConsumerRunningInfoRequestHeader,
-    GetConsumerStatusRequestHeader,
-    ResetOffsetRequestHeader,
-)
 from pyrocket.protocol.javahash import JavaHashSet
 from pyrocket.protocol.message import MessageExt
-from pyrocket.remoting import Connection
 from pyrocket.remoting.tls import TlsSettings
 
 log = logging.getLogger("pyrocket.client.consumer")
 
 
-class PushConsumer(ConsumeCalls):
-    """A clustering consumer of one group; see the module."""
+class PushConsumer(ConsumerRequests, ConsumeCalls):
+    """A push consumer of one group (clustering or broadcasting); see the module."""
 
     def __init__(
         self,
@@ -174,8 +172,11 @@ class PushConsumer(ConsumeCalls):
         credentials: SessionCredentials | None = None,
         enable_trace: bool = False,
         trace_topic: str | None = None,
+        message_model: MessageModel = MessageModel.CLUSTERING,
+        local_offset_store_dir: str | None = None,
     ) -> None:
         self.group = group
+        self.message_model = message_model
         extra = {"client_ip": client_ip, "tls": tls, "credentials": credentials}
         self.tracer = consume_tracer(
             group, namesrv_addresses, trace_topic, Producer, extra, enable_trace
@@ -212,7 +213,9 @@ class PushConsumer(ConsumeCalls):
         self.persist_interval = persist_interval
         self.rebalance_interval = rebalance_interval
         self._subscriptions: dict[str, SubscriptionData] = {}
-        self._delivery = Delivery(buffered_batches, self.tracer)
+        #: Pull and consume figures (GET_CONSUMER_RUNNING_INFO's statusTable).
+        self.stats = ConsumerStats()
+        self._delivery = Delivery(buffered_batches, self.tracer, self.stats)
         self._wakeup = trio.Event()
         self._running = False
         self._start_timestamp = 0
@@ -239,7 +242,9 @@ class PushConsumer(ConsumeCalls):
         self._concurrent = ConcurrentService(
             group, lambda: self._queues.values(), self._delivery, self._back,
             lambda: self.instance.nursery,
+            lambda: self.message_model is MessageModel.BROADCASTING,
         )  # fmt: skip
+        self._concurrent.stats = HandlerStats(self.stats)
         settings = OrderlySettings(
             consume_message_batch_max_size, suspend_current_queue_time_millis,
             self.effective_max_reconsume_times, lock_interval,
@@ -250,6 +255,8 @@ class PushConsumer(ConsumeCalls):
             if orderly
             else None
         )
+        if self._orderly is not None:
+            self._orderly.stats = HandlerStats(self.stats)
         self._table = QueueTable(
             self.instance,
             group,
@@ -260,11 +267,18 @@ class PushConsumer(ConsumeCalls):
             self._start_pulling,
             None if self._orderly is None else self._orderly.lock_assigned,
             None if self._orderly is None else self._orderly.release,
+            broadcasting=message_model is MessageModel.BROADCASTING,
         )
-        # Java's copySubscription: a clustering consumer also reads its
-        # group's retry topic.
-        retry = retry_topic(group)
-        self._subscriptions[retry] = SubscriptionData.for_expression(retry, "*")
+        #: A broadcasting consumer's offsets (None when clustering).
+        self.local_offsets: LocalOffsetStore | None = None
+        if message_model is MessageModel.BROADCASTING:
+            path = store_path(local_offset_store_dir, self.instance.client_id, group)
+            self.local_offsets = LocalOffsetStore(path)
+        else:
+            # Java's copySubscription: a clustering consumer also reads its
+            # group's retry topic.
+            retry = retry_topic(group)
+            self._subscriptions[retry] = SubscriptionData.for_expression(retry, "*")
 
     @property
     def client_id(self) -> str:
@@ -302,7 +316,7 @@ class PushConsumer(ConsumeCalls):
             ConsumerData(
                 group_name=self.group,
                 consume_type=ConsumeType.CONSUME_PASSIVELY,
-                message_model=MessageModel.CLUSTERING,
+                message_model=self.message_model,
                 consume_from_where=self.consume_from,
                 subscription_data_set=tuple(subscriptions),
                 unit_mode=False,
@@ -312,29 +326,31 @@ class PushConsumer(ConsumeCalls):
     # ------------------------------------------------------------------
     # Lifetime
 
+    async def start(self) -> None:
+        """Start consuming (Java's ``start``): the same as entering ``async
+        with``. Call :meth:`shutdown` from the same task, after any cancel
+        scope or nursery opened since has closed."""
+        await self.__aenter__()
+
+    async def shutdown(self) -> None:
+        """Stop, commit, unregister and disconnect (Java's ``shutdown``): the
+        same as leaving ``async with``."""
+        await self.__aexit__(None, None, None)
+
     async def __aenter__(self) -> Self:
-        if list(self._subscriptions) == [retry_topic(self.group)]:
+        if not set(self._subscriptions) - {retry_topic(self.group)}:
             raise RuntimeError("subscribe to a topic before starting the consumer")
         self._running = True
         self._start_timestamp = _now_ms()
+        if self.local_offsets is not None:
+            try:
+                await self.local_offsets.load()
+            except BaseException:
+                self._running = False
+                raise
         await self.instance.__aenter__()
         try:
-            self.instance.remoting.register_processor(
-                RequestCode.NOTIFY_CONSUMER_IDS_CHANGED, self._on_ids_changed
-            )
-            remoting = self.instance.remoting
-            remoting.register_processor(
-                RequestCode.GET_CONSUMER_RUNNING_INFO, self._on_get_running_info
-            )
-            remoting.register_processor(
-                RequestCode.RESET_CONSUMER_CLIENT_OFFSET, self._on_reset_offset
-            )
-            remoting.register_processor(
-                RequestCode.GET_CONSUMER_STATUS_FROM_CLIENT, self._on_get_status
-            )
-            remoting.register_processor(
-                RequestCode.CONSUME_MESSAGE_DIRECTLY, self._on_consume_directly
-            )
+            self._register_processors(self.instance.remoting)
             for topic in self._subscriptions:
                 await self.instance.update_route(topic)
             await check_client_in_broker(
@@ -354,6 +370,7 @@ class PushConsumer(ConsumeCalls):
             nursery.start_soon(self._clean_expired_forever)
         else:
             nursery.start_soon(self._orderly.lock_all_forever)
+        nursery.start_soon(self.stats.run)
         return self
 
     async def __aexit__(
@@ -390,83 +407,22 @@ class PushConsumer(ConsumeCalls):
             result = await self.instance.__aexit__(exc_type, exc, traceback)
         return result
 
-    def _on_ids_changed(self, conn: Connection, request: RemotingCommand) -> None:
-        log.info("consumer ids of group %s changed; rebalancing", self.group)
-        self._wakeup.set()
-
-    def _on_get_running_info(self, conn: Connection, request: RemotingCommand) -> RemotingCommand:
-        header = request.decode_header(GetConsumerRunningInfoRequestHeader)
-        if header.consumer_group != self.group:
-            return RemotingCommand.response(
-                ResponseCode.SYSTEM_ERROR,
-                f"The Consumer Group <{header.consumer_group}> not exist in this consumer",
-            )
-        info = self.running_info()
-        if header.jstack_enable:
-            info = dataclasses.replace(info, jstack=task_dump())
-        return RemotingCommand.response(ResponseCode.SUCCESS, body=info.encode())
-
-    def _on_reset_offset(self, conn: Connection, request: RemotingCommand) -> None:
-        header = request.decode_header(ResetOffsetRequestHeader)
-        if header.group != self.group or self._table.closing or not self._running:
-            return
-        try:
-            table = reset_table(request.body)
-        except ProtocolError as exc:
-            log.warning("%s: bad reset offset body from %s: %s", self.group, conn, exc)
-            return
-        self.instance.nursery.start_soon(self.reset_offset, header.topic, table)
-
-    async def reset_offset(self, topic: str, offsets: Mapping[MessageQueue, int]) -> None:
-        """Move the queues of ``topic`` named in ``offsets`` there: each is
-        dropped (what was pulled and not yet handed out is discarded), its
-        offset set and committed, and rebalance takes it up again from the
-        new offset (Java's ``resetOffset``); an orderly queue is unlocked and
-        taken up again once the batch it is consuming, if any, ends."""
-        log.info("%s: resetting %d queues of %s", self.group, len(offsets), topic)
-        async with self._table.lock:
-            if self._table.closing:
-                return
-            for queue, offset in offsets.items():
-                if queue.topic != topic:
-                    continue
-                state = self._table.drop(queue)
-                if state is None:
-                    continue
-                state.consumed = offset
-                await self._persist(state, oneway=False)
-                if self._orderly is not None:  # not read again while its batch runs
-                    await self._orderly.release(state)
-        self._wakeup.set()
-
-    def _on_get_status(self, conn: Connection, request: RemotingCommand) -> RemotingCommand:
-        header = request.decode_header(GetConsumerStatusRequestHeader)
-        offsets: dict[MessageQueue, int] = {}
-        if header.group == self.group:
-            for queue, state in self._queues.items():
-                if queue.topic == header.topic and state.consumed >= 0:
-                    offsets[queue] = state.consumed
-        return status_answer(offsets)
-
-    async def _on_consume_directly(
-        self, conn: Connection, request: RemotingCommand
-    ) -> RemotingCommand:
-        return await consume_directly(request, self.group, self.direct_handler)
-
     def running_info(self) -> ConsumerRunningInfo:
         """What GET_CONSUMER_RUNNING_INFO reports: settings, subscriptions,
-        the state of each assigned queue and (zero) consume statistics."""
+        the state of each assigned queue and the consume statistics."""
         return _running_info(
             group=self.group,
             consume_from=self.consume_from,
             consume_timestamp=self.consume_timestamp,
             pull_batch_size=self.pull_batch_size,
             max_reconsume_times=self.max_reconsume_times,
+            message_model=self.message_model,
             start_timestamp=self._start_timestamp,
             namesrv_addresses=self.instance.remoting.namesrv_addresses,
             queues=self._queues,
             subscriptions=self._subscriptions.values(),
             orderly=self._orderly is not None,
+            stats=self.stats,
         )
 
     # ------------------------------------------------------------------
@@ -507,19 +463,29 @@ class PushConsumer(ConsumeCalls):
     # Offsets
 
     async def _persist(self, state: _QueueState, *, oneway: bool) -> None:
+        if self.local_offsets is not None:
+            self.local_offsets.update(state.queue, state.consumed)
+            return
         await commit_offset(self.instance, self.group, state, oneway=oneway, timeout=self.timeout)
 
     async def _persist_all(self, *, oneway: bool) -> None:
         for state in list(self._queues.values()):
             await self._persist(state, oneway=oneway)
+        if self.local_offsets is not None:
+            await self.local_offsets.persist(list(self._queues))
 
     async def _persist_forever(self) -> None:
         async for _ in periodic(self.persist_interval):
             await self._persist_all(oneway=True)
 
     async def _start_offset(self, queue: MessageQueue) -> tuple[int, bool] | None:
-        """Where a newly assigned queue starts (see :func:`start_offset`)."""
-        return await start_offset(
+        """Where a newly assigned queue starts (see :func:`start_offset`;
+        a broadcasting consumer's stored offset is in its local file)."""
+        stored = None if self.local_offsets is None else self.local_offsets.read(queue)
+        if stored is not None:
+            return stored, True
+        find = start_offset if self.local_offsets is None else initial_offset
+        return await find(
             self.instance,
             self.group,
             queue,
@@ -573,6 +539,7 @@ class PushConsumer(ConsumeCalls):
             pull_batch_size=self.pull_batch_size,
             broker_suspend_max=self.broker_suspend_max,
             timeout_when_suspend=self.timeout_when_suspend,
+            commit_on_pull=self.local_offsets is None,
         )
         return await pull_once(
             self.instance,
@@ -580,6 +547,7 @@ class PushConsumer(ConsumeCalls):
             state,
             self._delivery.deliver if self._orderly is None else self._orderly.deliver,
             functools.partial(self._persist, oneway=False),
+            self.stats,
         )
 
 

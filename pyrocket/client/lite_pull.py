@@ -31,6 +31,8 @@ has returned it, and only then may its offset be committed. With
 ``auto_commit_interval`` seconds, when a queue moves to another consumer and
 when the consumer closes (also when the closing block is cancelled); with
 ``auto_commit=False`` only :meth:`~LitePullConsumer.commit_sync` commits.
+A broadcasting consumer commits to its local offsets file instead
+(:mod:`pyrocket.client.local_offsets`, ``local_offset_store_dir``).
 
 Memory is bounded: a queue's task stops pulling while the consumer buffers
 ``pull_threshold_for_all`` messages in all, or its queue buffers
@@ -48,6 +50,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Collection, Iterable, Sequence
+from dataclasses import replace
 from types import TracebackType
 from typing import Self
 
@@ -77,6 +80,7 @@ from pyrocket.client.lite_pull_queue import (
     master_of,
     pull_forever,
 )
+from pyrocket.client.local_offsets import LocalOffsetStore, store_path
 from pyrocket.client.pulling import now_ms
 from pyrocket.client.selector import MessageSelector, check_client_in_broker
 from pyrocket.protocol.bodies.client import (
@@ -129,6 +133,7 @@ class LitePullConsumer:
         heartbeat_interval: float = 30.0,
         poll_name_server_interval: float = 30.0,
         tls: TlsSettings | None = None,
+        local_offset_store_dir: str | None = None,
     ) -> None:
         if timeout_when_suspend < broker_suspend_max:
             raise ValueError(
@@ -193,6 +198,9 @@ class LitePullConsumer:
             consumer_data=self._consumer_data,
             topics=self._route_topics,
         )
+        if message_model is MessageModel.BROADCASTING:
+            path = store_path(local_offset_store_dir, self.instance.client_id, group)
+            self.settings = replace(self.settings, local_offsets=LocalOffsetStore(path))
 
     @property
     def client_id(self) -> str:
@@ -331,6 +339,8 @@ class LitePullConsumer:
         when a broker refuses an SQL92 subscription."""
         if self._running or self._closing:
             raise RuntimeError("the lite pull consumer has started before")
+        if self.settings.local_offsets is not None:
+            await self.settings.local_offsets.load()
         await self.instance.__aenter__()
         try:
             self._running = True
@@ -511,10 +521,11 @@ class LitePullConsumer:
     async def committed(self, queue: MessageQueue) -> int:
         """The group's offset of ``queue`` at its broker, -1 when none was
         committed (QUERY_CONSUMER_OFFSET). Raises ClientError when the
-        broker cannot be asked. A broadcasting consumer answers from memory
-        (the last offset it committed of an assigned queue)."""
-        if self.message_model is MessageModel.BROADCASTING:
-            return self._state(queue).committed
+        broker cannot be asked. A broadcasting consumer answers from its
+        offsets file's table (``LocalFileOffsetStore``)."""
+        if self.settings.local_offsets is not None:
+            found = self.settings.local_offsets.read(queue)
+            return -1 if found is None else found
         return await committed_offset(self.instance, self.group, queue, self.timeout)
 
     async def commit_sync(self) -> None:
@@ -523,10 +534,9 @@ class LitePullConsumer:
         await self._commit_all()
 
     async def _commit(self, state: AssignedQueue, *, oneway: bool = False) -> None:
-        if not self._clustering:
-            # No LocalFileOffsetStore yet: a broadcasting consumer's offsets
-            # live in memory only (docs/deviations.md).
+        if self.settings.local_offsets is not None:  # written by _commit_all
             state.committed = state.consumed
+            self.settings.local_offsets.update(state.queue, state.consumed)
             return
         brokers, group = self.instance.brokers, self.group
         await commit_queue(
@@ -536,6 +546,8 @@ class LitePullConsumer:
     async def _commit_all(self, *, oneway: bool = False) -> None:
         for state in list(self._queues.values()):
             await self._commit(state, oneway=oneway)
+        if self.settings.local_offsets is not None:
+            await self.settings.local_offsets.persist(list(self._queues))
 
     async def _auto_commit_forever(self) -> None:
         if not self.auto_commit:

@@ -21,6 +21,7 @@ import trio
 from pyrocket.client.allocate import AllocateStrategy
 from pyrocket.client.broker_api import BrokerAPI
 from pyrocket.client.instance import ClientError, ClientInstance, subscribe_queues
+from pyrocket.client.local_offsets import LocalOffsetStore
 from pyrocket.client.offsets import start_offset
 from pyrocket.client.pulling import (
     PullStatus,
@@ -91,6 +92,8 @@ class LitePullSettings:
     auto_commit_interval: float = 5.0
     poll_timeout: float = 5.0
     topic_metadata_check_interval: float = 30.0
+    #: A broadcasting consumer's offsets file (None when clustering).
+    local_offsets: LocalOffsetStore | None = None
 
 
 class AssignedQueue(QueueState):
@@ -235,7 +238,12 @@ async def initial_offset(
 ) -> tuple[int, bool] | None:
     """Where a queue starts and whether that is the group's committed
     offset; None when it cannot be known now. A broadcasting consumer keeps
-    no offsets at the brokers, so it starts per ``consume_from``."""
+    no offsets at the brokers: it starts at the offset in its local file,
+    else per ``consume_from``."""
+    if settings.local_offsets is not None:
+        stored = settings.local_offsets.read(queue)
+        if stored is not None:
+            return stored, True
     if settings.message_model is MessageModel.CLUSTERING:
         return await start_offset(
             instance,

@@ -88,26 +88,57 @@ async def start_offset(
         except ResponseError as exc:
             if exc.code != ResponseCode.QUERY_NOT_FOUND:
                 raise
-        is_retry = topic.startswith(RETRY_GROUP_TOPIC_PREFIX)
-        where = consume_from
-        if where == ConsumeFromWhere.CONSUME_FROM_FIRST_OFFSET:
-            return 0, False
-        addr = instance.master_addr(broker)
-        if addr is None:
-            log.warning("no master for %s: cannot find where to start it", queue)
-            return None
-        if where == ConsumeFromWhere.CONSUME_FROM_TIMESTAMP and not is_retry:
-            found = await brokers.search_offset(
-                addr, topic, queue.queue_id, consume_timestamp, timeout
-            )
-            return found, False
-        if is_retry and where != ConsumeFromWhere.CONSUME_FROM_TIMESTAMP:
-            return 0, False
-        end = await brokers.get_max_offset(addr, topic, queue.queue_id, timeout)
-        return end, False
+        return await _initial(instance, queue, consume_from, consume_timestamp, timeout)
     except PyrocketError as exc:
         log.warning("cannot find where to start %s: %s", queue, exc)
         return None
 
 
-__all__ = ["commit_offset", "start_offset"]
+async def initial_offset(
+    instance: ClientInstance,
+    group: str,
+    queue: MessageQueue,
+    *,
+    consume_from: ConsumeFromWhere,
+    consume_timestamp: int,
+    timeout: float,  # noqa: ASYNC109
+) -> tuple[int, bool] | None:
+    """Where a queue without a stored offset starts, per ``consume_from``
+    (the part of ``computePullFromWhere`` after the offset store found
+    none), as :func:`start_offset` answers it (never committed); None
+    (logged) when it cannot be known now. ``group`` is unused: the
+    signature is :func:`start_offset`'s."""
+    try:
+        return await _initial(instance, queue, consume_from, consume_timestamp, timeout)
+    except PyrocketError as exc:
+        log.warning("cannot find where to start %s: %s", queue, exc)
+        return None
+
+
+async def _initial(
+    instance: ClientInstance,
+    queue: MessageQueue,
+    where: ConsumeFromWhere,
+    consume_timestamp: int,
+    timeout: float,  # noqa: ASYNC109
+) -> tuple[int, bool] | None:
+    topic = queue.topic or ""
+    broker = queue.broker_name or ""
+    brokers = instance.brokers
+    is_retry = topic.startswith(RETRY_GROUP_TOPIC_PREFIX)
+    if where == ConsumeFromWhere.CONSUME_FROM_FIRST_OFFSET:
+        return 0, False
+    addr = instance.master_addr(broker)
+    if addr is None:
+        log.warning("no master for %s: cannot find where to start it", queue)
+        return None
+    if where == ConsumeFromWhere.CONSUME_FROM_TIMESTAMP and not is_retry:
+        found = await brokers.search_offset(addr, topic, queue.queue_id, consume_timestamp, timeout)
+        return found, False
+    if is_retry and where != ConsumeFromWhere.CONSUME_FROM_TIMESTAMP:
+        return 0, False
+    end = await brokers.get_max_offset(addr, topic, queue.queue_id, timeout)
+    return end, False
+
+
+__all__ = ["commit_offset", "initial_offset", "start_offset"]

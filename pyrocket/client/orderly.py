@@ -35,6 +35,7 @@ import trio
 
 from pyrocket.client.calls import invoke_checked
 from pyrocket.client.consume_concurrently import ConsumeStatsHook, call_handler
+from pyrocket.client.consume_stats import queue_topic_of
 from pyrocket.client.instance import ClientInstance
 from pyrocket.client.process_queue import REBALANCE_LOCK_INTERVAL
 from pyrocket.client.pulling import Batch, QueueState, now_ms
@@ -358,7 +359,7 @@ class OrderlyService:
 
     def _record(self, batch: list[MessageExt], ok: int, failed: int, rt_ms: float) -> None:
         if self.stats is not None and batch:
-            self.stats.consumed(batch[0].topic, ok, failed, rt_ms)
+            self.stats.consumed(queue_topic_of(batch[0], self.group), ok, failed, rt_ms)
 
 
 __all__ = [

@@ -18,6 +18,7 @@ from collections.abc import Awaitable, Callable, Sequence
 
 import trio
 
+from pyrocket.client.consume_stats import ConsumerStats
 from pyrocket.client.instance import RETRY_GROUP_TOPIC_PREFIX, ClientInstance
 from pyrocket.client.process_queue import ProcessQueue
 from pyrocket.errors import ProtocolError, PyrocketError, ResponseError
@@ -182,6 +183,9 @@ class PullSettings:
     broker_suspend_max: float
     #: How long the client waits for a held pull's answer (s).
     timeout_when_suspend: float
+    #: Whether a pull carries the consumed offset (CLUSTERING only: a
+    #: broadcasting consumer keeps its offsets locally).
+    commit_on_pull: bool = True
 
 
 def deliverable(
@@ -262,11 +266,13 @@ async def pull_once(
     state: QueueState,
     deliver: Callable[[Batch], Awaitable[None]],
     commit: Callable[[QueueState], Awaitable[None]],
+    stats: ConsumerStats | None = None,
 ) -> bool:
     """One PULL_MESSAGE for ``state``'s queue and what follows: found
     messages go to ``deliver``, an offset the broker calls illegal is
     replaced by the one it suggests and passed to ``commit``. False when the
-    next pull should wait."""
+    next pull should wait. A FOUND answer's round trip and messages go to
+    ``stats``."""
     queue = state.queue
     found_addr = await pull_address(instance, queue, state.broker_id)
     if found_addr is None:
@@ -274,6 +280,8 @@ async def pull_once(
     addr, slave = found_addr
     # Only a master is asked to commit the consumed offset.
     commit_offset = state.consumed if state.consumed > 0 and not slave else 0
+    if not settings.commit_on_pull:
+        commit_offset = 0
     sys_flag = PullSysFlag.SUSPEND | (PullSysFlag.COMMIT_OFFSET if commit_offset else 0)
     subscription = state.subscription
     header = PullMessageRequestHeader(
@@ -296,6 +304,8 @@ async def pull_once(
     if pulled is None:
         return False
     status, answer, found = pulled
+    if stats is not None and status is PullStatus.FOUND:
+        stats.pulled(queue.topic or "", now_ms() - state.last_pull_timestamp, len(found))
     state.broker_id = answer.suggest_which_broker_id
     if state.dropped:
         return True

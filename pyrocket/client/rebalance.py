@@ -1,9 +1,10 @@
 """A push consumer's queue table and its rebalance (Java's ``RebalanceImpl``
-for one group in CLUSTERING mode).
+for one group).
 
-Each round takes a subscribed topic's readable queues and the group's client
-ids (GET_CONSUMER_LIST_BY_GROUP), both sorted, and keeps the queues the
-allocation strategy gives this client: a queue given away is dropped (its
+In CLUSTERING mode each round takes a subscribed topic's readable queues and
+the group's client ids (GET_CONSUMER_LIST_BY_GROUP), both sorted, and keeps
+the queues the allocation strategy gives this client (in BROADCASTING mode
+every readable queue, no id list asked for): a queue given away is dropped (its
 pull loop cancelled, its consumed offset committed), a queue newly given
 starts at the offset :func:`~pyrocket.client.offsets.start_offset` finds and
 gets a pull loop. One lock serialises rounds, resets and closing.
@@ -42,6 +43,8 @@ class QueueTable:
         start_pulling: Callable[[QueueState], None],
         lock: Callable[[MessageQueue], Awaitable[bool]] | None = None,
         release: Callable[[QueueState], Awaitable[None]] | None = None,
+        *,
+        broadcasting: bool = False,
     ) -> None:
         self.instance = instance
         self.group = group
@@ -54,6 +57,7 @@ class QueueTable:
         #: once given away (``RebalanceImpl.lock`` / ``removeUnnecessaryMessageQueue``).
         self._lock = lock
         self._release = release
+        self.broadcasting = broadcasting
         self.queues: dict[MessageQueue, QueueState] = {}
         self.lock = trio.Lock()
         #: Set once closing has begun: no round or reset runs after it.
@@ -85,14 +89,17 @@ class QueueTable:
         addr = instance.any_broker_addr(topic)
         if not queues or addr is None:
             return
-        try:
-            ids = await instance.brokers.get_consumer_id_list(addr, self.group, self.timeout)
-        except PyrocketError as exc:
-            log.warning("consumer list of %s from %s failed: %s", self.group, addr, exc)
-            return
-        if not ids:
-            return
-        mine = set(self.allocate(self.group, instance.client_id, queues, sorted(ids)))
+        if self.broadcasting:
+            mine = set(queues)
+        else:
+            try:
+                ids = await instance.brokers.get_consumer_id_list(addr, self.group, self.timeout)
+            except PyrocketError as exc:
+                log.warning("consumer list of %s from %s failed: %s", self.group, addr, exc)
+                return
+            if not ids:
+                return
+            mine = set(self.allocate(self.group, instance.client_id, queues, sorted(ids)))
         for queue, state in list(self.queues.items()):
             if queue.topic == topic and queue not in mine:
                 state.dropped = True

@@ -1,6 +1,7 @@
 """What a push consumer answers to GET_CONSUMER_RUNNING_INFO: its settings,
-subscriptions, the state of each assigned queue and (zero) consume
-statistics, and the task tree a pyrocket client sends where Java sends its
+subscriptions, the state of each assigned queue, its consume statistics
+(:mod:`pyrocket.client.consume_stats`, one ConsumeStatus per subscribed
+topic), and the task tree a pyrocket client sends where Java sends its
 threads' stack traces.
 
 :class:`~pyrocket.client.consumer.PushConsumer` registers the handler and
@@ -14,6 +15,7 @@ from collections.abc import Iterable, Mapping
 
 import trio
 
+from pyrocket.client.consume_stats import ConsumerStats
 from pyrocket.client.pulling import QueueState
 from pyrocket.protocol.bodies.admin import (
     PROP_CLIENT_VERSION,
@@ -69,15 +71,17 @@ def running_info(
     pull_batch_size: int,
     max_reconsume_times: int,
     start_timestamp: int,
+    message_model: MessageModel = MessageModel.CLUSTERING,
     namesrv_addresses: Iterable[str],
     queues: Mapping[MessageQueue, QueueState],
     subscriptions: Iterable[SubscriptionData],
     orderly: bool = False,
+    stats: ConsumerStats | None = None,
 ) -> ConsumerRunningInfo:
     """The running info of a push consumer with these settings and state."""
     entries = [
         ("consumerGroup", group),
-        ("messageModel", MessageModel.CLUSTERING.name),
+        ("messageModel", message_model.name),
         ("consumeFromWhere", consume_from.name),
         ("consumeTimestamp", _human_time3(consume_timestamp)),
         ("pullBatchSize", str(pull_batch_size)),
@@ -111,7 +115,10 @@ def running_info(
         properties=Properties.java_ordered(entries).entries,
         subscription_set=subscription_set,
         mq_table=mq_table,
-        status_table={s.topic or "": ConsumeStatus() for s in subscription_set},
+        status_table={
+            s.topic or "": ConsumeStatus() if stats is None else stats.status(s.topic or "")
+            for s in subscription_set
+        },
     ).sorted()
 
 

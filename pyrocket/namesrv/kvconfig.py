@@ -44,6 +44,7 @@ class KVConfigManager:
     def __init__(self, path: str | Path | None = None) -> None:
         self.path = None if path is None else Path(path)
         self._table: KVConfigTable = JavaHashMap()
+        self._version = 0
         #: The file's one writer (None without a file).
         self.writer: CoalescingWriter | None = (
             None if self.path is None else file_writer(self.path, self.encode, log)
@@ -60,6 +61,7 @@ class KVConfigManager:
             log.info("putKVConfig create new Namespace %s", clipped(namespace))
         previous = namespace_table.get(key)
         namespace_table[key] = value
+        self._version += 1
         log.info(
             "putKVConfig %s config item, Namespace: %s Key: %s Value: %s",
             "update" if previous is not None else "create new",
@@ -73,12 +75,19 @@ class KVConfigManager:
         if namespace_table is not None and key in namespace_table:
             value = namespace_table[key]
             del namespace_table[key]
+            self._version += 1
             log.info(
                 "deleteKVConfig delete a config item, Namespace: %s Key: %s Value: %s",
                 clipped(namespace),
                 clipped(key),
                 clipped(value),
             )
+
+    @property
+    def version(self) -> int:
+        """A counter that changes with every change of the table (it never
+        repeats): answers that read the table cache by it."""
+        return self._version
 
     def get_kv_config(self, namespace: str, key: str) -> str | None:
         namespace_table = self._table.get(namespace)
@@ -116,6 +125,7 @@ class KVConfigManager:
         # Java reads the file into fresh HashMaps and then copies the outer
         # one into its (empty) table: same order as putAll here.
         self._table.put_all(loaded)
+        self._version += 1
         log.info("load KV config table OK, %d namespaces from %s", len(loaded), self.path)
 
     def request_write(self) -> int | None:

@@ -10,7 +10,9 @@ connection's reader, in arrival order. Requests that change a file
 (PUT_KV_CONFIG, DELETE_KV_CONFIG, UPDATE_NAMESRV_CONFIG) change the state at
 once, in order with everything else, and are answered once the file is
 written, from the connection's workers: each waits for its file's one
-writer to finish a write that includes it, so a flood shares writes.
+writer to finish a write that includes it, so a flood shares writes. The
+hot reads (routes, the cluster map, the topic list) hand out answers kept
+ready by :mod:`pyrocket.namesrv.answers`.
 
 Deliberate differences from Java (bad input only): a missing ``@CFNotNull``
 field or an unparsable one is SYSTEM_ERROR naming it (the remoting layer turns
@@ -36,6 +38,7 @@ import trio
 
 from pyrocket.errors import CommandError, ProtocolError
 from pyrocket.logtext import clipped
+from pyrocket.namesrv.answers import APPLY_TOPIC_TIP, AnswerCache
 from pyrocket.namesrv.config import ConfigFileWriter, Configuration, NamesrvConfig, plan_update
 from pyrocket.namesrv.kvconfig import NAMESPACE_ORDER_TOPIC_CONFIG, KVConfigManager
 from pyrocket.namesrv.routeinfo import RouteInfoManager, registration_order
@@ -69,9 +72,6 @@ from pyrocket.protocol.headers import (
 from pyrocket.remoting import Connection, RemotingServer
 
 log = logging.getLogger("pyrocket.namesrv")
-
-#: FAQUrl.suggestTodo(FAQUrl.APPLY_TOPIC_URL), appended to TOPIC_NOT_EXIST remarks.
-APPLY_TOPIC_TIP: Final = "\nSee http://rocketmq.apache.org/docs/faq/ for further details."
 
 #: REGISTER_BROKER bodies up to this size (and not compressed) are decoded
 #: inline; larger ones in a worker thread. 64 KiB of JSON is about 400 topics,
@@ -141,6 +141,7 @@ class DefaultRequestProcessor:
 
     def __init__(self, state: NamesrvState) -> None:
         self.state = state
+        self._answers = AnswerCache(state)
         self._bodies = RegistrationDecoder()
         # Large registration bodies are decoded one at a time: each may
         # inflate to MAX_INFLATED_SIZE, so several at once would cost memory
@@ -369,22 +370,15 @@ class DefaultRequestProcessor:
         topic = None if ext is None else ext.get("topic")
         if topic is None:
             raise CommandError("the custom field <topic> is null")
-        state = self.state
-        body = state.routes.route_body(topic, state.order_topic_conf(topic))
-        if body is not None:
-            return RemotingCommand(ResponseCode.SUCCESS, flag=1, body=body)
-        return RemotingCommand.response(
-            ResponseCode.TOPIC_NOT_EXIST,
-            f"No topic route info in name server for the topic: {topic}{APPLY_TOPIC_TIP}",
-        )
+        return self._answers.route(topic)
 
     def get_broker_cluster_info(
         self, conn: Connection, request: RemotingCommand
     ) -> RemotingCommand:
-        return _success(body=self.state.routes.cluster_info_body())
+        return self._answers.cluster_info()
 
     def get_all_topic_list(self, conn: Connection, request: RemotingCommand) -> RemotingCommand:
-        return _success(body=self.state.routes.all_topic_list().encode())
+        return self._answers.topic_list()
 
     def delete_topic_in_namesrv(
         self, conn: Connection, request: RemotingCommand

@@ -14,6 +14,7 @@ byte of what is sent.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Iterator, Mapping
+from dataclasses import dataclass
 from typing import Final
 
 from pyrocket.namesrv.routetables import (
@@ -25,9 +26,7 @@ from pyrocket.namesrv.routetables import (
     RegisterResult,
     RouteTables,
     TopicEntry,
-    TopicQueueConfig,
     TopicQueues,
-    topic_queues,
 )
 from pyrocket.protocol.bodies import (
     BrokerData,
@@ -55,6 +54,27 @@ _ROUTE_PARTS: Final = 8192
 # Below this many names a HashSet may have grown early (a long bucket in a
 # small table), so its order is worked out by the full model.
 _PLAIN_GROWTH_MIN: Final = 49
+
+
+@dataclass(frozen=True, slots=True)
+class TopicQueueConfig:
+    """What a broker's TopicConfig contributes to the route of its topic."""
+
+    topic: str
+    read_queue_nums: int = 16
+    write_queue_nums: int = 16
+    perm: int = 6
+    topic_sys_flag: int = 0
+
+    @property
+    def queue_nums(self) -> QueueNums:
+        return (self.read_queue_nums, self.write_queue_nums, self.perm, self.topic_sys_flag)
+
+
+def topic_queues(configs: Iterable[TopicQueueConfig]) -> dict[str, QueueNums]:
+    """A :data:`TopicQueues` table from topic configs (a later one of the
+    same name wins, as in the Java map the body decodes into)."""
+    return {config.topic: config.queue_nums for config in configs}
 
 
 def registration_order(topics: TopicQueues) -> list[str]:

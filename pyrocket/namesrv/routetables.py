@@ -30,15 +30,16 @@ purpose: a closed connection drops every broker address that registered over
 it (Java drops the first it finds), and an expired broker is removed itself
 (Java looks its connection up again and may remove another broker sharing it).
 
-Every change that could alter an answer bumps a generation counter or clears
-the cache slot of the topic it touched; the answers use both to know what
-they cached is still good.
+Every change that could alter an answer bumps :attr:`RouteTables.version`;
+a change of the broker, cluster or filter tables also bumps a generation
+counter, and a change of one topic clears that topic's cache slot. The answers
+use them to know what they cached is still good.
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Final
 
@@ -65,27 +66,6 @@ _LIVE_TABLE_CAPACITY: Final = 256
 _FILTER_TABLE_CAPACITY: Final = 256
 
 _Queues = QueueNums
-
-
-@dataclass(frozen=True, slots=True)
-class TopicQueueConfig:
-    """What a broker's TopicConfig contributes to the route of its topic."""
-
-    topic: str
-    read_queue_nums: int = 16
-    write_queue_nums: int = 16
-    perm: int = 6
-    topic_sys_flag: int = 0
-
-    @property
-    def queue_nums(self) -> QueueNums:
-        return (self.read_queue_nums, self.write_queue_nums, self.perm, self.topic_sys_flag)
-
-
-def topic_queues(configs: Iterable[TopicQueueConfig]) -> dict[str, QueueNums]:
-    """A :data:`TopicQueues` table from topic configs (a later one of the
-    same name wins, as in the Java map the body decodes into)."""
-    return {config.topic: config.queue_nums for config in configs}
 
 
 @dataclass(frozen=True, slots=True)
@@ -181,6 +161,8 @@ class RouteTables:
         # Bumped by every change of the broker, cluster or filter tables: a
         # cached body built under an older generation is stale.
         self._generation = 0
+        # Bumped by every change an answer could show (the above and topics).
+        self._version = 0
         # Identical queue data tuples and queue lists of one broker are
         # shared (most topics look alike).
         self._interned: dict[_Queues, _Queues] = {}
@@ -325,7 +307,7 @@ class RouteTables:
                     QueueData.row_text((broker_name, queues)),
                 )
                 current = tuple(pair for pair in current if pair[0] != broker_name)
-            entry.set_queues(self._list((*current, (broker_name, queues))))
+            self._set_queues(entry, (*current, (broker_name, queues)))
         if not fresh:
             return
         names = list(fresh)
@@ -350,9 +332,14 @@ class RouteTables:
         pair = queues[0]
         return self._singles.setdefault(pair, queues)
 
+    def _set_queues(self, entry: TopicEntry, queues: QueueList) -> None:
+        entry.set_queues(self._list(queues))
+        self._version += 1
+
     def _insert_topic(self, name: str, entry: TopicEntry) -> None:
         self._topics[name] = entry
         self._topic_order = None
+        self._version += 1
         if self._topic_capacity == 0:
             self._topic_capacity = self._topic_threshold
             self._topic_threshold = int(self._topic_capacity * 0.75)
@@ -363,9 +350,17 @@ class RouteTables:
     def _remove_topic(self, name: str) -> None:
         del self._topics[name]
         self._topic_order = None
+        self._version += 1
 
     def _changed(self) -> None:
         self._generation += 1
+        self._version += 1
+
+    @property
+    def version(self) -> int:
+        """A counter that changes whenever an answer read from the tables
+        may change (it never repeats)."""
+        return self._version
 
     def is_broker_topic_config_changed(self, broker_addr: str, data_version: DataVersion) -> bool:
         """True unless ``broker_addr`` is live with exactly ``data_version``."""
@@ -543,7 +538,7 @@ class RouteTables:
             log.info("remove topic[%s %s]", topic, QueueData.row_text((broker_name, queues)))
             rest = tuple(pair for pair in entry.queues if pair[0] != broker_name)
             if rest:
-                entry.set_queues(self._list(rest))
+                self._set_queues(entry, rest)
             else:
                 self._remove_topic(topic)
                 log.info("remove topic[%s] all queue", topic)
@@ -568,7 +563,7 @@ class RouteTables:
                     queues = interned.setdefault(wiped, wiped)
                     count += 1
                 wiped_list.append((name, queues))
-            entry.set_queues(self._list(tuple(wiped_list)))
+            self._set_queues(entry, tuple(wiped_list))
         return count
 
     def delete_topic(self, topic: str) -> None:
@@ -586,7 +581,5 @@ __all__ = [
     "QueueNums",
     "RegisterResult",
     "RouteTables",
-    "TopicQueueConfig",
     "TopicQueues",
-    "topic_queues",
 ]

@@ -33,11 +33,13 @@ import re
 from collections.abc import Iterator, Mapping
 from decimal import Decimal
 from enum import Enum
-from typing import Any
+from typing import Any, Final
 
 from pyrocket.errors import ProtocolError
 
 _NEEDS_ESCAPE = re.compile('[\x00-\x1f"\\\\\x7f-\x9f\u2028\u2029]')
+#: Matches a character that :func:`quote` escapes.
+NEEDS_ESCAPE: Final = _NEEDS_ESCAPE
 _SHORT = {'"': '\\"', "\\": "\\\\", "\b": "\\b", "\t": "\\t", "\n": "\\n", "\f": "\\f", "\r": "\\r"}
 
 
@@ -88,6 +90,13 @@ def _freeze(value: Any) -> Any:
     if isinstance(value, list):
         return tuple(_freeze(item) for item in value)
     return value
+
+
+def escape(text: str) -> str:
+    """``text`` with every character fastjson escapes in a string escaped
+    (:func:`quote` without the quotes; each character on its own, so the
+    escape of a concatenation is the concatenation of the escapes)."""
+    return _NEEDS_ESCAPE.sub(_escape_char, text)
 
 
 def quote(text: str) -> str:

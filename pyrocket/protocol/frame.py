@@ -80,6 +80,7 @@ reference layout."""
 # the bytes present (a compiled construct Prefixed would silently read short).
 # tests/protocol/test_frame.py checks that both paths agree on every input.
 _HEAD = struct.Struct(">iI")
+_LENGTH_WORD = struct.Struct(">i")
 _ROCKETMQ_FIXED = struct.Struct(">hBhiiI")  # code .. flag, then the remark length
 _ROCKETMQ_BUILD = struct.Struct(">hBhii")
 _FIXED_SIZE = _ROCKETMQ_FIXED.size
@@ -354,7 +355,7 @@ class FrameSplitter:
         available = len(buffer) - start
         if available < LENGTH_FIELD_SIZE:
             return NEED_DATA
-        length = int.from_bytes(buffer[start : start + 4], "big", signed=True)
+        (length,) = _LENGTH_WORD.unpack_from(buffer, start)
         if length < 0:
             raise ProtocolError(f"negative frame length {length}", self._consumed)
         if length + LENGTH_FIELD_SIZE > self.max_frame_size:

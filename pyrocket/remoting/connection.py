@@ -48,10 +48,9 @@ from pyrocket.protocol.command import (
     RESPONSE_FLAG,
     RemotingCommand,
     decode_payload,
-    encode,
 )
 from pyrocket.protocol.frame import FrameSplitter, SplitFrame
-from pyrocket.remoting.knobs import ConnectionSettings, outgoing
+from pyrocket.remoting.knobs import ConnectionSettings, outgoing_frame
 from pyrocket.remoting.logs import RepeatLimiter, describe
 from pyrocket.remoting.pending import (
     PendingCalls,
@@ -67,8 +66,11 @@ log = logging.getLogger("pyrocket.remoting")
 
 #: Bytes asked of the stream per read.
 RECEIVE_SIZE: Final = 64 * 1024
-#: Frames decoded from one read before the reader lets other tasks run.
-FRAMES_PER_TURN: Final = 8
+#: Frames, and payload bytes, decoded before the reader lets other tasks run
+#: (whichever comes first: small frames are taken a read's worth at a time,
+#: large ones a few at a time).
+FRAMES_PER_TURN: Final = 32
+BYTES_PER_TURN: Final = 64 * 1024
 #: Scheduling rounds the writer waits for more answers while the lane is busy,
 #: and the queued bytes that end the wait.
 LANE_GATHER_ROUNDS: Final = 8
@@ -151,6 +153,9 @@ class Connection(RequestWorkers):
         self._out_bytes = 0
         self._out_peak = 0
         self._writer_lot = trio.lowlevel.ParkingLot()
+        #: Whether the writer is parked, waiting for output (a plain flag: the
+        #: lot's own test is a method call on every queued frame).
+        self._writer_parked = False
         self._space_lot = trio.lowlevel.ParkingLot()
 
         # Log lines a peer can trigger at will, each at most once per 10 s.
@@ -158,6 +163,7 @@ class Connection(RequestWorkers):
 
         self._io_scope = trio.CancelScope()
         self._last_activity = 0.0
+        self._read_at = 0.0
         self._started = False
         self._closed = False
         self._end_reported = False
@@ -211,7 +217,7 @@ class Connection(RequestWorkers):
         await trio.lowlevel.checkpoint_if_cancelled()
         self._check_open()
         await self._write(
-            encode(outgoing(self.settings, command, command.opaque, command.flag, as_is))
+            *outgoing_frame(self.settings, command, command.opaque, command.flag, as_is)
         )
 
     async def invoke(
@@ -229,8 +235,8 @@ class Connection(RequestWorkers):
         """
         self._check_open()
         opaque = self._calls.next_opaque()
-        frame = encode(
-            outgoing(self.settings, request, opaque, request.flag & _REQUEST_FLAGS_MASK, as_is)
+        head, body = outgoing_frame(
+            self.settings, request, opaque, request.flag & _REQUEST_FLAGS_MASK, as_is
         )
         deadline = trio.current_time() + timeout
         call = _SyncCall(timeout, deadline)
@@ -239,9 +245,9 @@ class Connection(RequestWorkers):
         self._deadlines.push(deadline, opaque, len(pending))
         try:
             if self._out_bytes < HIGH_WATER:
-                self._enqueue(frame)
+                self._enqueue(head, body)
             else:
-                await self._write(frame, deadline)
+                await self._write(head, body, deadline)
             if call.done:
                 await trio.lowlevel.checkpoint()
             else:
@@ -286,7 +292,7 @@ class Connection(RequestWorkers):
                 raise RemotingTimeoutError("invokeAsyncImpl call timeout")
             opaque = self._calls.next_opaque()
             flag = request.flag & _REQUEST_FLAGS_MASK
-            frame = encode(outgoing(self.settings, request, opaque, flag, as_is))
+            head, body = outgoing_frame(self.settings, request, opaque, flag, as_is)
         except BaseException:
             semaphore.release()
             raise
@@ -297,7 +303,7 @@ class Connection(RequestWorkers):
         self._pending[opaque] = call
         self._deadlines.push(deadline, opaque, len(self._pending))
         try:
-            await self._write(frame, deadline)
+            await self._write(head, body, deadline)
         except ConnectionClosedError:
             pass  # the close completed the call; the caller sees it in the future
         except BaseException:
@@ -329,7 +335,7 @@ class Connection(RequestWorkers):
             self._check_open()
             opaque = self._calls.next_opaque()
             flag = (request.flag & _REQUEST_FLAGS_MASK) | ONEWAY_FLAG
-            await self._write(encode(outgoing(self.settings, request, opaque, flag, as_is)))
+            await self._write(*outgoing_frame(self.settings, request, opaque, flag, as_is))
         finally:
             semaphore.release()
 
@@ -337,13 +343,8 @@ class Connection(RequestWorkers):
         if self._closed:
             raise ConnectionClosedError(f"connection to {self.remote_address} is closed")
 
-    def _answer(self, request: RemotingCommand, response: RemotingCommand) -> bytes:
-        return encode(
-            outgoing(self.settings, response, request.opaque, response.flag | RESPONSE_FLAG, False)
-        )
-
-    async def _write(self, frame: bytes, deadline: float = math.inf) -> None:
-        """Queue ``frame`` for the writer; while too much is queued, first
+    async def _write(self, head: bytes, body: bytes = b"", deadline: float = math.inf) -> None:
+        """Queue the frame ``head`` + ``body`` for the writer; while too much is queued, first
         wait for the writer (until ``deadline`` at most: then the frame is
         queued anyway). Waiting before queuing bounds what many senders hold
         queued at once (held pulls answered together, say).
@@ -357,18 +358,24 @@ class Connection(RequestWorkers):
                     await self._space_lot.park()
                     self._check_open()
             self._check_open()
-        self._enqueue(frame)
+        self._enqueue(head, body)
 
-    def _enqueue(self, frame: bytes) -> None:
-        """Queue ``frame`` without waiting (callers check ``HIGH_WATER`` first:
-        the reader before each frame, workers before each answer)."""
+    def _enqueue(self, head: bytes, body: bytes = b"") -> None:
+        """Queue the frame ``head`` + ``body`` without waiting (callers check
+        ``HIGH_WATER`` first: the reader before each frame, workers before
+        each answer). The two are kept apart until the writer joins
+        everything queued, so that a body is copied once."""
         if self._closed:
             return
-        self._out.append(frame)
-        self._out_bytes += len(frame)
+        out = self._out
+        out.append(head)
+        if body:
+            out.append(body)
+        self._out_bytes += len(head) + len(body)
         if self._out_bytes > self._out_peak:
             self._out_peak = self._out_bytes
-        if self._writer_lot:
+        if self._writer_parked:
+            self._writer_parked = False
             self._writer_lot.unpark()
 
     async def _room_for_output(self) -> None:
@@ -464,10 +471,10 @@ class Connection(RequestWorkers):
             if not data:
                 log.debug("connection %s closed by the peer", peer)
                 return
-            self._last_activity = trio.current_time()
+            self._last_activity = self._read_at = trio.current_time()
             splitter.feed(cast(bytes, data))
             try:
-                handled = 0
+                handled = turn_bytes = 0
                 while True:
                     if self._out_bytes > HIGH_WATER or len(lane) >= LANE_BACKLOG:
                         # Checked per frame, not per read: one read can hold
@@ -476,10 +483,12 @@ class Connection(RequestWorkers):
                     frame = splitter.next_split()
                     if isinstance(frame, bytes):
                         command = decode_payload(frame)
+                        turn_bytes += len(frame)
                     elif isinstance(frame, SplitFrame):
                         # Read no further until this frame is handled, so
                         # frames keep their order.
                         command = await _decode_split(frame)
+                        self._read_at = trio.current_time()
                     else:
                         break
                     if command.flag & RESPONSE_FLAG:
@@ -487,11 +496,13 @@ class Connection(RequestWorkers):
                     else:
                         self._on_request(command)
                     handled += 1
-                    if handled % FRAMES_PER_TURN == 0:
+                    if handled >= FRAMES_PER_TURN or turn_bytes >= BYTES_PER_TURN:
+                        handled = turn_bytes = 0
                         # Let the tasks just woken run (and the writer send their
                         # output) before decoding more: a burst is pipelined in
                         # slices instead of answered all at once after a pause.
                         await trio.lowlevel.cancel_shielded_checkpoint()
+                        self._read_at = trio.current_time()
             except ProtocolError as exc:
                 log.warning("closing connection %s: bad frame: %s", peer, clip(exc))
                 self._report_end(ConnectionEvent.EXCEPTION)
@@ -527,6 +538,7 @@ class Connection(RequestWorkers):
         out = self._out
         while True:
             if not out:
+                self._writer_parked = True
                 await self._writer_lot.park()
                 continue
             if self._lane_holder is not None:
@@ -568,6 +580,7 @@ class Connection(RequestWorkers):
 
 
 __all__ = [
+    "BYTES_PER_TURN",
     "FRAMES_PER_TURN",
     "HIGH_WATER",
     "LANE_BACKLOG",

@@ -1,5 +1,5 @@
 """The settings of one connection (:class:`ConnectionSettings`), what they
-stamp on outgoing commands (:func:`outgoing`), and what ClientConfig and
+stamp on outgoing commands (:func:`outgoing`, :func:`outgoing_frame`), and what ClientConfig and
 ServerConfig share to make them (:class:`ConnectionKnobs`)."""
 
 from __future__ import annotations
@@ -7,7 +7,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from pyrocket.protocol.codes import VERSION_V4_7_0, LanguageCode, SerializeType
-from pyrocket.protocol.command import RemotingCommand
+from pyrocket.protocol.command import RemotingCommand, encode_parts
 from pyrocket.protocol.frame import DEFAULT_MAX_FRAME_SIZE
 
 
@@ -62,6 +62,21 @@ def outgoing(
         language,
         version,
         serialize_type,
+    )
+
+
+def outgoing_frame(
+    settings: ConnectionSettings, command: RemotingCommand, opaque: int, flag: int, as_is: bool
+) -> tuple[bytes, bytes]:
+    """The frame of ``outgoing(settings, command, opaque, flag, as_is)`` as
+    :func:`~pyrocket.protocol.command.encode_parts` gives it (head with
+    header, body), without building that command first."""
+    if as_is:
+        return encode_parts(
+            command, opaque, flag, command.language, command.version, command.serialize_type
+        )
+    return encode_parts(
+        command, opaque, flag, settings.language, settings.version, settings.serialize_type
     )
 
 

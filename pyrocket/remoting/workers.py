@@ -11,7 +11,7 @@ and the ordered lane (mixed into :class:`~pyrocket.remoting.connection.Connectio
   next starts when the one before returned or called :meth:`release_order`.
 
 The mixin keeps its own state (set up by :meth:`_init_workers`) and uses the
-connection's output (``_enqueue``, ``_answer``, ``_room_for_output``) through
+connection's output (``_enqueue``, ``_room_for_output``) through
 the methods declared below, which the connection defines.
 """
 
@@ -27,7 +27,7 @@ import trio
 
 from pyrocket.errors import CommandError, ProtocolError
 from pyrocket.protocol.codes import ResponseCode
-from pyrocket.protocol.command import ONEWAY_FLAG, RemotingCommand
+from pyrocket.protocol.command import ONEWAY_FLAG, RESPONSE_FLAG, RemotingCommand, encode_parts
 from pyrocket.remoting.answers import (
     OVERLOAD_REMARK,
     REJECT_REQUEST_REMARK,
@@ -81,16 +81,28 @@ class RequestWorkers:
     _processors: ProcessorLookup | None
     _closed: bool
     _out_bytes: int
+    #: When the reader's current read began (``trio.current_time()``).
+    _read_at: float
 
     @property
     def is_open(self) -> bool:
         raise NotImplementedError
 
-    def _enqueue(self, frame: bytes) -> None:
+    def _enqueue(self, head: bytes, body: bytes = b"") -> None:
         raise NotImplementedError
 
-    def _answer(self, request: RemotingCommand, response: RemotingCommand) -> bytes:
-        raise NotImplementedError
+    def _answer(self, request: RemotingCommand, response: RemotingCommand) -> tuple[bytes, bytes]:
+        """The frame of ``response`` answering ``request`` (head, body), in
+        the connection's settings."""
+        settings = self.settings
+        return encode_parts(
+            response,
+            request.opaque,
+            response.flag | RESPONSE_FLAG,
+            settings.language,
+            settings.version,
+            settings.serialize_type,
+        )
 
     async def _room_for_output(self) -> None:
         raise NotImplementedError
@@ -163,13 +175,13 @@ class RequestWorkers:
             self._log_limited("unsupported", logging.ERROR, "%s%s", self.remote_address, remark)
             if not oneway:
                 response = system_response(ResponseCode.REQUEST_CODE_NOT_SUPPORTED, remark)
-                self._enqueue(self._answer(request, response))
+                self._enqueue(*self._answer(request, response))
             return
         reject = registration.reject_request
         if reject is not None and self._rejects(reject, request):
             if not oneway:
                 response = system_response(ResponseCode.SYSTEM_BUSY, REJECT_REQUEST_REMARK)
-                self._enqueue(self._answer(request, response))
+                self._enqueue(*self._answer(request, response))
             return
         if self._in_flight >= self.settings.max_in_flight:
             # Checked before anything runs, so plain functions count too.
@@ -177,7 +189,8 @@ class RequestWorkers:
             return
         self._in_flight += 1
         if registration.ordered and (self._lane_holder is not None or self._lane):
-            self._lane.append((registration.processor, request, trio.current_time()))
+            # Stamped with when its read began (taken once per read, not per request).
+            self._lane.append((registration.processor, request, self._read_at))
             return
         self._start(registration.processor, request, registration.ordered, False)
 
@@ -194,15 +207,22 @@ class RequestWorkers:
             )
         if not request.flag & ONEWAY_FLAG:
             response = system_response(ResponseCode.SYSTEM_BUSY, OVERLOAD_REMARK)
-            self._enqueue(self._answer(request, response))
+            self._enqueue(*self._answer(request, response))
 
-    def _start(self, processor: _Run, request: RemotingCommand, ordered: bool, front: bool) -> bool:
+    def _start(
+        self,
+        processor: _Run,
+        request: RemotingCommand,
+        ordered: bool,
+        front: bool,
+        since: float = 0.0,
+    ) -> bool:
         """Run ``processor`` for an accepted request (counted in flight).
 
         A plain function is answered here; a coroutine goes to a worker
-        (``front``: to the head of the queue, for the worker that is calling)
-        and, if ``ordered``, takes the lane's turn. True when a coroutine was
-        handed on.
+        (``front``: to the head of the queue, for the worker that is calling,
+        with ``since``, when the request began to wait) and, if ``ordered``,
+        takes the lane's turn. True when a coroutine was handed on.
         """
         self._starting = request
         self._released_early = False
@@ -216,13 +236,13 @@ class RequestWorkers:
             # A plain function: answered now, before the next frame is read.
             self._in_flight -= 1
             if result is not None and not request.flag & ONEWAY_FLAG:
-                self._enqueue(self._encode_answer(request, result))
+                self._enqueue(*self._encode_answer(request, result))
             return False
         if ordered and not self._released_early:
             self._lane_holder = request
         job = (result, request)
         if front:
-            self._queue.appendleft((job, trio.current_time()))
+            self._queue.appendleft((job, since))
         elif self._idle_workers:
             trio.lowlevel.reschedule(self._idle_workers.pop(), outcome.Value(job))
         elif self._workers < self.settings.workers:
@@ -239,8 +259,8 @@ class RequestWorkers:
         self._lane_holder = None
         lane = self._lane
         while lane:
-            processor, request, _ = lane.popleft()
-            if self._start(processor, request, True, front):
+            processor, request, since = lane.popleft()
+            if self._start(processor, request, True, front, since):
                 break
         if len(lane) < LANE_BACKLOG and self._lane_lot:
             self._lane_lot.unpark_all()
@@ -295,7 +315,7 @@ class RequestWorkers:
             if not self.is_open:
                 log.debug("dropping the response to %s: connection closed", self.remote_address)
                 return
-        self._enqueue(self._encode_answer(request, response))
+        self._enqueue(*self._encode_answer(request, response))
 
     def _failure_response(self, request: RemotingCommand, exc: Exception) -> RemotingCommand:
         """SYSTEM_ERROR for a processor that raised; logged with the peer."""
@@ -311,7 +331,9 @@ class RequestWorkers:
             )
         return system_response(ResponseCode.SYSTEM_ERROR, error_remark(exc))
 
-    def _encode_answer(self, request: RemotingCommand, response: RemotingCommand) -> bytes:
+    def _encode_answer(
+        self, request: RemotingCommand, response: RemotingCommand
+    ) -> tuple[bytes, bytes]:
         try:
             return self._answer(request, response)
         except ProtocolError as exc:

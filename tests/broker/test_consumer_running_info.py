@@ -12,6 +12,7 @@ import trio
 
 from pyrocket.broker.processors import admin as admin_processor
 from pyrocket.client.broker_api import BrokerAPI
+from pyrocket.client.consume_stats import ConsumerStats
 from pyrocket.client.consumer import PushConsumer
 from pyrocket.client.producer import Producer, new_message
 from pyrocket.errors import ResponseError
@@ -19,6 +20,7 @@ from pyrocket.protocol.bodies.admin import (
     PROP_CONSUME_TYPE,
     PROP_NAMESERVER_ADDR,
     ConsumerRunningInfo,
+    ConsumeStatus,
 )
 from pyrocket.protocol.bodies.client import (
     ConsumeFromWhere,
@@ -191,3 +193,79 @@ async def test_a_silent_client_gets_the_brokers_timeout_remark(
                 "clientId": "10.1.1.1@silent",
                 "jstackEnable": "true",
             }
+
+
+async def test_running_info_reports_the_consume_statistics(tmp_path: Path) -> None:
+    count = 10
+    with trio.fail_after(40):
+        async with (
+            recording_namesrv(tmp_path / "ns") as ns,
+            running_broker(broker_settings(tmp_path, [ns.addr])) as broker,
+            RemotingClient() as admin_client,
+            Producer("stats_pg", [ns.addr], client_ip="127.0.0.1") as producer,
+        ):
+            admin = BrokerAPI(admin_client)
+            await producer.send(new_message("StatsTopic", b"first"))
+            reader = PushConsumer(
+                "stats_cg",
+                [ns.addr],
+                client_ip="127.0.0.1",
+                consume_from=ConsumeFromWhere.CONSUME_FROM_FIRST_OFFSET,
+            )
+            # Java samples every 10 s and 10 min; the windows are the same,
+            # seven snapshots, only closer together.
+            reader.stats.minute_sampling = reader.stats.hour_sampling = 0.5
+            reader.subscribe("StatsTopic")
+            async with reader:
+                received = [await reader.receive()]
+                # Held pulls: the rest arrives while they wait, so each
+                # pull's round trip is measurable.
+                await trio.sleep(0.3)
+                for i in range(count - 1):
+                    await producer.send(new_message("StatsTopic", f"m{i}".encode()))
+                while len(received) < count:
+                    await trio.sleep(0.02)  # the caller's work: the consume RT
+                    received.append(await reader.receive())
+                await reader.reconsume_later(received[-1])
+                await reader.poll(timeout=0.01)  # settles the last hand-out
+
+                async def status() -> ConsumeStatus:
+                    info = await admin.get_consumer_running_info(
+                        broker.broker_addr, "stats_cg", reader.client_id
+                    )
+                    return info.status_table["StatsTopic"]
+
+                seen = await status()
+                while seen.consume_failed_msgs == 0 or seen.consume_ok_tps == 0:
+                    await trio.sleep(0.1)
+                    seen = await status()
+    assert seen.consume_failed_msgs == 1
+    assert seen.consume_failed_tps > 0
+    assert seen.consume_ok_tps > 0
+    assert seen.consume_rt >= 15  # ms per hand-out: the 20 ms of work
+    assert seen.pull_tps > 0
+    assert seen.pull_rt > 0
+
+
+def test_consumer_stats_windows() -> None:
+    stats = ConsumerStats()
+    assert stats.status("T") == ConsumeStatus()
+    stats.pulled("T", 10, 5)
+    stats.pulled("T", 30, 0)  # FOUND, everything filtered out: RT only
+    stats.consumed("T", 8, 4)
+    stats.failed("T", 1)
+    stats.sample_minute()  # a zero snapshot 10 s back, then the totals
+    stats.sample_hour()
+    status = stats.status("T")
+    assert status.pull_rt == 20.0  # 40 ms over two pulls
+    assert status.pull_tps == 0.5  # five messages in 10 s
+    assert status.consume_rt == 8.0
+    assert status.consume_ok_tps == 0.4
+    assert status.consume_failed_tps == 0.1
+    assert status.consume_failed_msgs == 1
+    # Nothing consumed within the minute window: consumeRT from the hour's.
+    for _ in range(7):
+        stats.sample_minute()
+    status = stats.status("T")
+    assert (status.consume_ok_tps, status.consume_rt) == (0.0, 8.0)
+    assert status.consume_failed_msgs == 1

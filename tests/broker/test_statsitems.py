@@ -96,6 +96,26 @@ def test_keys_of_the_message_path() -> None:
     assert manager.stats_item(TOPIC_PUT_NUMS, "other") is None
 
 
+def test_counted_sends_reach_every_reader_of_the_items() -> None:
+    """Sends are counted per topic and added to the items in one go when
+    anything reads them: a set read directly (as the metrics do), an item
+    asked for, a sampling."""
+    manager = BrokerStatsManager("C", lambda: 0)
+    for _ in range(5):
+        manager.on_put("T", 2, 20)
+    manager.on_put("U", 1, 10)
+    topic_nums = manager.sets[TOPIC_PUT_NUMS]
+    assert (topic_nums.items["T"].value, topic_nums.items["T"].times) == (10, 5)
+    assert topic_nums.items["U"].value == 1
+    assert manager.sets[BROKER_PUT_NUMS].items["C"].value == 11
+    manager.on_put("T", 3, 30)
+    manager.sample(["sample_seconds"], 10_000)
+    item = topic_nums.items["T"]
+    assert (item.value, item.times) == (13, 6)
+    size = manager.stats_item(TOPIC_PUT_SIZE, "T")
+    assert size is not None and (size.value, size.times) == (130, 6)
+
+
 def test_a_full_set_adds_no_more_keys() -> None:
     item_set = StatsItemSet(GROUP_GET_NUMS, max_keys=2)
     for key in ("a", "b", "c"):

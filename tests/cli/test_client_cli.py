@@ -114,6 +114,30 @@ async def test_consume_from(tmp_path: Path) -> None:
     assert status == 1 and "--timestamp yesterday" in err
 
 
+async def test_consume_broadcast(tmp_path: Path) -> None:
+    offsets = tmp_path / "offsets"
+    with trio.fail_after(60):
+        async with running_up(tmp_path) as running:
+            ns = running.namesrv_addr
+            status, _, err = await pyrocket("produce", "-n", ns, "-t", "BcTopic", "-c", "3", "b")
+            assert status == 0, err
+            # Two runs of one broadcasting group each get every message; the
+            # second run of instance "x" resumes from its offset file.
+            base = ["consume", "-n", ns, "-t", "BcTopic", "-g", "bc_group", "--broadcast"]
+            base += ["--from-first", "--offset-dir", str(offsets), "--json"]
+            for instance in ("x", "y"):
+                status, out, err = await pyrocket(*base, "--instance", instance, "-c", "3")
+                assert status == 0, err
+                assert [json.loads(line)["body"] for line in out.splitlines()] == ["b"] * 3
+            status, _, err = await pyrocket("produce", "-n", ns, "-t", "BcTopic", "c")
+            assert status == 0, err
+            status, out, err = await pyrocket(*base, "--instance", "x", "-c", "1")
+            assert status == 0, err
+            assert [json.loads(line)["body"] for line in out.splitlines()] == ["c"]
+    assert sorted(p.name.rsplit("@", 1)[1] for p in offsets.iterdir()) == ["x", "y"]
+    assert all((p / "bc_group" / "offsets.json").exists() for p in offsets.iterdir())
+
+
 def test_consume_start_settings() -> None:
     parser = argparse.ArgumentParser()
     register(parser.add_subparsers())

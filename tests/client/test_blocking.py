@@ -36,6 +36,8 @@ from pyrocket.client.blocking import (
     TransactionMQProducer,
     TransactionStatus,
 )
+from pyrocket.protocol.bodies.client import ConsumeFromWhere
+from pyrocket.protocol.bodies.client import MessageModel as AsyncMessageModel
 from tests.client.helpers import running_up
 
 PROGRAM = Path(__file__).with_name("blocking_program.py")
@@ -264,6 +266,43 @@ async def test_reconsume_later_gives_the_message_back(tmp_path: Path) -> None:
     ]
 
 
+async def test_broadcasting_consumers_each_get_every_message(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("ROCKETMQ_CLIENT_LOCAL_OFFSET_STORE_DIR", str(tmp_path / "offsets"))
+    async with running_up(tmp_path) as running:
+        ns = running.namesrv_addr
+
+        def program() -> list[list[bytes]]:
+            producer = Producer("blocking_bc_producer")
+            producer.set_namesrv_addr(ns)
+            producer.start()
+            producer.send_sync(message("BroadcastBlocking", "one"))
+            producer.shutdown()
+            seen: list[list[bytes]] = [[], []]
+            consumers = []
+            for i in range(2):
+                consumer = PushConsumer(
+                    "blocking_bc_group", message_model=MessageModel.BROADCASTING
+                )
+                consumer.options["consume_from"] = ConsumeFromWhere.CONSUME_FROM_FIRST_OFFSET
+                consumer.set_namesrv_addr(ns)
+                consumer.subscribe("BroadcastBlocking", lambda m, i=i: seen[i].append(m.body))
+                consumer.start()
+                consumers.append(consumer)
+            deadline = time.monotonic() + 20
+            while min(map(len, seen)) < 1 and time.monotonic() < deadline:
+                time.sleep(0.05)
+            time.sleep(0.3)
+            for consumer in consumers:
+                consumer.shutdown()
+            return seen
+
+        seen = await in_thread(program)
+    assert seen == [[b"one"], [b"one"]]
+    assert len(list((tmp_path / "offsets").iterdir())) == 2  # one offsets folder each
+
+
 async def test_start_and_shutdown_are_idempotent(tmp_path: Path) -> None:
     async with running_up(tmp_path) as running:
         ns = running.namesrv_addr
@@ -334,5 +373,7 @@ def test_settings_reach_the_async_clients() -> None:
     consumer.set_namesrv_addr("127.0.0.1:1")
     with pytest.raises(PushConsumerStartFailed):
         consumer.start()  # nothing subscribed
-    with pytest.raises(NotImplementedError):
-        PushConsumer("blocking_broadcast", message_model=MessageModel.BROADCASTING)
+    broadcast = PushConsumer("blocking_broadcast", message_model=MessageModel.BROADCASTING)
+    assert broadcast.message_model is AsyncMessageModel.BROADCASTING
+    broadcast.set_message_model(MessageModel.CLUSTERING)
+    assert broadcast.message_model is AsyncMessageModel.CLUSTERING

@@ -144,6 +144,29 @@ async def test_offsets_survive_a_restart(tmp_path: Path) -> None:
     assert committed == ends
 
 
+async def test_explicit_start_and_shutdown_commit_what_was_consumed(tmp_path: Path) -> None:
+    with trio.fail_after(30):
+        async with running_up(tmp_path) as running:
+            ns = running.namesrv_addr
+            await produce(ns, 12)
+            reader = consumer(ns, "explicit_group", TOPIC)
+            await reader.start()
+            messages = await take(reader, 12)
+            await reader.shutdown()
+            with pytest.raises(trio.ClosedResourceError):
+                await reader.receive()
+            dp = running.broker.data_plane
+            assert dp is not None
+            store = running.broker.store
+            committed = {
+                q: dp.consumer_offset_manager.query_offset("explicit_group", TOPIC, q)
+                for q in store.queue_ids(TOPIC)
+            }
+            ends = {q: store.get_max_offset_in_queue(TOPIC, q) for q in store.queue_ids(TOPIC)}
+    check(messages, set(range(12)))
+    assert committed == ends
+
+
 async def test_a_group_shares_the_queues(tmp_path: Path) -> None:
     count = 80
     with trio.fail_after(30):

@@ -15,6 +15,7 @@ import trio
 
 from pyrocket.cli.up import Running
 from pyrocket.client import ClientError, LitePullConsumer
+from pyrocket.client.local_offsets import store_path
 from pyrocket.client.producer import Message, Producer, new_message
 from pyrocket.protocol.bodies.client import (
     ConsumeFromWhere,
@@ -24,6 +25,7 @@ from pyrocket.protocol.bodies.client import (
     MessageModel,
     MessageQueue,
 )
+from pyrocket.protocol.bodies.offset_file import decode_offset_file
 from pyrocket.protocol.codes import RequestCode, ResponseCode
 from pyrocket.protocol.command import RemotingCommand
 from pyrocket.protocol.headers import (
@@ -317,13 +319,23 @@ async def test_a_queue_moving_away_commits_what_was_polled(tmp_path: Path) -> No
 
 
 async def test_broadcasting_consumers_each_read_every_queue(tmp_path: Path) -> None:
+    store = tmp_path / "offsets"
     with trio.fail_after(40):
         async with running_up(tmp_path) as running:
             ns = running.namesrv_addr
             await produce(ns, range(20))
-            model = MessageModel.BROADCASTING
-            one = lite(ns, "lite_broadcast", message_model=model)
-            two = lite(ns, "lite_broadcast", message_model=model)
+
+            def broadcaster(name: str) -> LitePullConsumer:
+                model = MessageModel.BROADCASTING
+                return lite(
+                    ns,
+                    "lite_broadcast",
+                    message_model=model,
+                    instance_name=name,
+                    local_offset_store_dir=str(store),
+                )
+
+            one, two = broadcaster("one"), broadcaster("two")
             await one.subscribe(TOPIC)
             await two.subscribe(TOPIC)
             async with one, two:
@@ -334,8 +346,19 @@ async def test_broadcasting_consumers_each_read_every_queue(tmp_path: Path) -> N
                 await one.commit_sync()
                 queue = next(iter(one.assignment))
                 assert await one.committed(queue) == 5
-            # Broadcasting offsets are not the group's at the broker.
+            # Broadcasting offsets are not the group's at the broker but in
+            # each client's local file (LocalFileOffsetStore), where a
+            # consumer under the same client id resumes.
             assert set(committed_at_broker(running, "lite_broadcast").values()) == {-1}
+            path = store_path(store, one.client_id, "lite_broadcast")
+            assert set(decode_offset_file(path.read_text()).values()) == {5}
+            await produce(ns, range(20, 22))
+            again = broadcaster("one")
+            await again.subscribe(TOPIC)
+            async with again:
+                assert await again.committed(queue) == 5
+                assert sorted(indexes(await poll_until(again, 2))) == [20, 21]
+                await nothing_more(again)
 
 
 async def test_the_pull_request_as_java_lite_consumer_sends_it() -> None:

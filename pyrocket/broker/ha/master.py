@@ -128,7 +128,7 @@ class HAConnection:
             self.next_transfer_from = start
             last_write = service.now_ms()
             while True:
-                woken = service.data_event
+                woken = service.data_waiter()
                 config = store.config
                 data = await store.read_commit_log_data(start, config.ha_transfer_batch_size)
                 if data:
@@ -179,7 +179,7 @@ class HAService:
         self.connections: set[HAConnection] = set()
         #: The highest offset a slave acknowledged (``push2SlaveMaxOffset``).
         self.push2slave_max_offset: AsyncValue[int] = AsyncValue(0)
-        #: Set (and replaced) whenever new data may be there for the senders.
+        #: Set whenever new data may be there for the senders (see data_waiter).
         self.data_event = trio.Event()
 
     # -- what the store asks ------------------------------------------------
@@ -220,8 +220,17 @@ class HAService:
             self.push2slave_max_offset.value = offset
 
     def notify_data(self) -> None:
-        self.data_event.set()
-        self.data_event = trio.Event()
+        # Set once per round of waiting, not replaced per message: the
+        # senders take a fresh one with data_waiter() when they look again.
+        if not self.data_event.is_set():
+            self.data_event.set()
+
+    def data_waiter(self) -> trio.Event:
+        """The event the next :meth:`notify_data` sets; take it before
+        looking for data, wait on it when there was none."""
+        if self.data_event.is_set():
+            self.data_event = trio.Event()
+        return self.data_event
 
     def _arrived(self, _arrival: MessageArrival) -> None:
         self.notify_data()

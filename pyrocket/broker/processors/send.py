@@ -26,8 +26,10 @@ A prepared (transactional) message goes to the half queue
 from __future__ import annotations
 
 import datetime
+import functools
 import logging
 import random
+import types
 from collections.abc import Mapping
 from typing import Final
 
@@ -115,12 +117,14 @@ _PRECEDING_ORDER: Final = tuple(
 )
 
 
-def _preceding(region_id: str, trace_on: bool) -> dict[str, str]:
+@functools.lru_cache(maxsize=16)
+def _preceding(region_id: str, trace_on: bool) -> Mapping[str, str]:
+    """The preceding fields (built once per setting; read only)."""
     values = {
         MessageConst.PROPERTY_MSG_REGION: region_id,
         MessageConst.PROPERTY_TRACE_SWITCH: "true" if trace_on else "false",
     }
-    return {key: values[key] for key in _PRECEDING_ORDER}
+    return types.MappingProxyType({key: values[key] for key in _PRECEDING_ORDER})
 
 
 def _time_human_string(ms: int) -> str:
@@ -240,9 +244,7 @@ class SendMessageProcessor:
         is appended: the next send on the connection is appended while this
         one waits for its group commit (which then covers both)."""
 
-        def appended() -> None:
-            conn.release_order(request)
-
+        appended = functools.partial(conn.release_order, request)
         if isinstance(item, BrokerBatch):
             return await self.broker.put_messages(item, appended=appended)
         return await self.broker.put_message(item, appended=appended)

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Mapping
-from typing import Final, TypeVar
+from typing import Any, Final, TypeVar
 
 import trio
 
@@ -58,6 +58,27 @@ log = logging.getLogger("pyrocket.broker.store.store")
 
 _TRANSACTION_TYPE_MASK: Final = MessageSysFlag.TRANSACTION_ROLLBACK_TYPE
 _Item = TypeVar("_Item")
+
+
+CREATE_MAPEDFILE_FAILED: Final = PutMessageStatus.CREATE_MAPEDFILE_FAILED
+
+
+class _Waiting:
+    """A put queued behind one that waits for a file to be created."""
+
+    __slots__ = ("append", "cancelled", "event", "item", "result")
+
+    def __init__(self, append: Callable[[Any], PutMessageResult], item: object) -> None:
+        self.append = append
+        self.item = item
+        self.event = trio.Event()
+        self.result: PutMessageResult | None = None
+        self.cancelled = False
+
+
+def _finish(entry: _Waiting, result: PutMessageResult) -> None:
+    entry.result = result
+    entry.event.set()
 
 
 def _safe_topic(topic: str) -> bool:
@@ -135,43 +156,102 @@ class StoreAppend(StoreState):
         else:
             await trio.lowlevel.checkpoint_if_cancelled()
         refused = self._store_status()
-        result = (
-            PutMessageResult(refused) if refused is not None else await self._append(append, item)
-        )
+        if refused is not None:
+            result = PutMessageResult(refused)
+        elif self._append_backlog:
+            result = await self._append(append, item)
+        else:
+            # The usual case inline (no coroutine per layer): nothing waits
+            # for a file, so this put appends at once.
+            try:
+                result = append(item)
+            except FileNotReady as exc:
+                entry = _Waiting(append, item)
+                self._append_backlog.append(entry)
+                result = await self._drive_backlog(entry, exc)
         if appended is not None:
             appended()
         if result.append_result is None or not result.append_result.is_ok:
             return result
+        config = self.config
+        if config.flush_disk_type is FlushDiskType.ASYNC_FLUSH and (
+            config.broker_role is not BrokerRole.SYNC_MASTER or not wait
+        ):
+            return result  # nothing to wait for
         return await self._after_append(result, wait)
 
     async def _append(
         self, append: Callable[[_Item], PutMessageResult], item: _Item
     ) -> PutMessageResult:
-        """Append at once when nothing waits for a file; else, or when this
-        append needs a file not created yet, queue on the append lock (FIFO)
-        and have the file made in a worker thread first."""
-        wanted: FileNotReady | None = None
-        if not self._append_lock.locked():
+        """Append at once when no put waits for a file; else, or when this
+        append needs a file not created yet, queue behind the puts already
+        waiting (FIFO) and have the file made in a worker thread first."""
+        if not self._append_backlog:
             try:
                 return append(item)
             except FileNotReady as exc:
-                wanted = exc
-        # Acquiring a free lock does not yield first: nobody overtakes.
-        async with self._append_lock:
-            while True:
+                entry = _Waiting(append, item)
+                self._append_backlog.append(entry)
+                return await self._drive_backlog(entry, exc)
+        entry = _Waiting(append, item)
+        self._append_backlog.append(entry)
+        try:
+            await entry.event.wait()
+        except BaseException:
+            # Still queued (a woken put is never cancelled): nothing stored.
+            entry.cancelled = True
+            raise
+        if entry.result is not None:
+            return entry.result
+        # The put ahead handed over the backlog: this one drives it now.
+        return await self._drive_backlog(entry, None)
+
+    async def _drive_backlog(self, own: _Waiting, wanted: FileNotReady | None) -> PutMessageResult:
+        """Append the queued puts in order, ``own`` first (the head of the
+        backlog), making each missing file in a worker thread. Queued puts
+        are appended in one synchronous sweep, so the backlog empties and
+        later puts take the direct path again, rather than each being handed
+        the turn through a task switch. When a later put needs a file after
+        ``own`` is done, that put is handed the backlog to drive."""
+        backlog = self._append_backlog
+        try:
+            while backlog:
+                head = backlog[0]
+                if head.cancelled:
+                    backlog.popleft()
+                    continue
                 if wanted is not None:
+                    if own.result is not None:
+                        head.event.set()  # result None: head drives from here
+                        return own.result
                     try:
                         await wanted.files.prepare_spare(wanted.base)
                     except OSError as exc:
                         log.error("cannot create a file in %s: %s", wanted.files.directory, exc)
-                        return PutMessageResult(PutMessageStatus.CREATE_MAPEDFILE_FAILED)
+                        _finish(backlog.popleft(), PutMessageResult(CREATE_MAPEDFILE_FAILED))
+                    wanted = None
+                    continue
                 refused = self._store_status()
                 if refused is not None:
-                    return PutMessageResult(refused)
+                    _finish(backlog.popleft(), PutMessageResult(refused))
+                    continue
                 try:
-                    return append(item)
+                    result = head.append(head.item)
                 except FileNotReady as exc:
                     wanted = exc
+                    continue
+                _finish(backlog.popleft(), result)
+        except BaseException:
+            if own.result is None:
+                own.cancelled = True
+            # Hand the rest to the next live put, which takes over the wait.
+            while backlog and backlog[0].cancelled:
+                backlog.popleft()
+            if backlog and not backlog[0].event.is_set():
+                backlog[0].event.set()
+            raise
+        assert own.result is not None
+        return own.result
 
     async def _after_append(self, result: PutMessageResult, wait: bool) -> PutMessageResult:
         appended = result.append_result
@@ -394,22 +474,35 @@ class StoreAppend(StoreState):
         self._files.topic_queue_table[key] = first_queue_offset + len(items)
         physical = data_file.base + position
         msg_ids: list[str] = []
-        for number, (properties, length) in enumerate(zip(item_properties, lengths, strict=True)):
+        for number, length in enumerate(lengths):
             if index is not None:
                 index.build_hashes(index_keys[number], physical, now)
-            tags_code = tags_hash_code(properties.get(MessageConst.PROPERTY_TAGS))
-            self._index(
-                topic,
-                batch.queue_id,
-                physical,
-                length,
-                tags_code,
-                first_queue_offset + number,
-                now,
-                properties,
-            )
             msg_ids.append(create_offset_message_id(batch.store_host, physical))
             physical += length
+        tags = [tags_hash_code(p.get(MessageConst.PROPERTY_TAGS)) for p in item_properties]
+        queue = self._files.find_or_create_queue(topic, batch.queue_id)
+        try:
+            # The batch's entries in one write when they fit the last file.
+            written = queue.put_batch(data_file.base + position, lengths, tags, first_queue_offset)
+        except OSError as exc:
+            # The commit log has the messages: recovery rebuilds the entries.
+            log.error("consume queue %s/%d write failed: %s", topic, batch.queue_id, exc)
+            self._write_error = str(exc)
+        else:
+            physical = data_file.base + position
+            for number, (props, length) in enumerate(zip(item_properties, lengths, strict=True)):
+                self._index(
+                    topic,
+                    batch.queue_id,
+                    physical,
+                    length,
+                    tags[number],
+                    first_queue_offset + number,
+                    now,
+                    props,
+                    indexed=written,
+                )
+                physical += length
         return PutMessageResult(
             PutMessageStatus.PUT_OK,
             AppendMessageResult(
@@ -462,14 +555,20 @@ class StoreAppend(StoreState):
         queue_offset: int,
         store_timestamp: int,
         properties: Mapping[str, str],
+        *,
+        indexed: bool = False,
     ) -> None:
+        """Write the message's consume-queue entry (unless ``indexed``: a
+        batch wrote it already), then ask for spare files and tell the
+        arrival listeners."""
         queue = self._files.find_or_create_queue(topic, queue_id)
         bit_map: bytes | None = None
         calculator = self._bit_map_calculator
         if calculator is not None and queue.ext is not None:
             bit_map = calculator(topic, properties)
         try:
-            queue.put(physical, size, tags_code, queue_offset, store_timestamp, bit_map)
+            if not indexed:
+                queue.put(physical, size, tags_code, queue_offset, store_timestamp, bit_map)
         except OSError as exc:
             # The commit log has the message: recovery rebuilds the entry.
             log.error("consume queue %s/%d write failed: %s", topic, queue_id, exc)

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import logging
 import struct
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Final
 
@@ -229,6 +229,40 @@ class ConsumeQueue:
         data_file.write(data_file.wrote, _ENTRY.pack(physical_offset, size, tags_code))
         data_file.wrote += CQ_STORE_UNIT_SIZE
         self.max_physic_offset = physical_offset + size
+        self.max_offset_value.value = (data_file.base + data_file.wrote) // CQ_STORE_UNIT_SIZE
+        return True
+
+    def put_batch(
+        self,
+        physical_offset: int,
+        sizes: Sequence[int],
+        tags_codes: Sequence[int],
+        queue_offset: int,
+    ) -> bool:
+        """Index consecutive records (a batch, from ``physical_offset`` on)
+        with one write, when that is what :meth:`put` one by one would write:
+        no extension files, entries that continue the last file and fit in
+        it, none indexed yet. Returns False, having written nothing, for
+        anything else (the caller then uses :meth:`put`). Raises OSError."""
+        data_file = self.files.last
+        count = len(sizes)
+        if (
+            self.ext is not None
+            or data_file is None
+            or not count
+            or physical_offset + sizes[0] <= self.max_physic_offset
+            or queue_offset * CQ_STORE_UNIT_SIZE != data_file.base + data_file.wrote
+            or data_file.wrote + count * CQ_STORE_UNIT_SIZE > data_file.size
+        ):
+            return False
+        entries = []
+        physical = physical_offset
+        for size, tags_code in zip(sizes, tags_codes, strict=True):
+            entries.append(_ENTRY.pack(physical, size, tags_code))
+            physical += size
+        data_file.write(data_file.wrote, b"".join(entries))
+        data_file.wrote += count * CQ_STORE_UNIT_SIZE
+        self.max_physic_offset = physical
         self.max_offset_value.value = (data_file.base + data_file.wrote) // CQ_STORE_UNIT_SIZE
         return True
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import math
 
 import trio
 
@@ -32,17 +33,40 @@ class StoreFlush(StoreState):
         if self._commit_log.flushed_where >= offset:
             return True
         event = trio.Event()
-        self._flush_waiters.append((offset, event))
+        waiters = self._flush_waiters
+        if not waiters:
+            # The timeout task sleeps until the first deadline, or forever.
+            self._flush_timer_wakeup.set()
+        deadline = trio.current_time() + self.config.sync_flush_timeout / 1000
+        waiters.append((offset, event, deadline))
         self._flush_wakeup.set()
-        with trio.move_on_after(self.config.sync_flush_timeout / 1000):
-            await event.wait()
-        return event.is_set() and self._commit_log.flushed_where >= offset
+        # No cancel scope per put: _flush_timeout_loop sets the events of
+        # waiters whose deadline passed, one task for all of them.
+        await event.wait()
+        return self._commit_log.flushed_where >= offset
 
     async def _group_commit_loop(self) -> None:
         while True:
             await self._flush_wakeup.wait()
             self._flush_wakeup = trio.Event()
             await self._flush_commit_log_logged()
+
+    async def _flush_timeout_loop(self) -> None:
+        """Release SYNC_FLUSH puts that waited ``syncFlushTimeout`` for their
+        fsync (they answer FLUSH_DISK_TIMEOUT), even while an fsync hangs."""
+        while True:
+            waiters = self._flush_waiters
+            now = trio.current_time()
+            if waiters and min(entry[2] for entry in waiters) <= now:
+                for entry in [entry for entry in waiters if entry[2] <= now]:
+                    entry[1].set()
+                kept = [entry for entry in waiters if entry[2] > now]
+                waiters.clear()
+                waiters.extend(kept)
+            self._flush_timer_wakeup = trio.Event()
+            first = min((entry[2] for entry in waiters), default=math.inf)
+            with trio.move_on_at(first):
+                await self._flush_timer_wakeup.wait()
 
     async def _async_flush_loop(self) -> None:
         interval = self.config.flush_interval_commit_log / 1000

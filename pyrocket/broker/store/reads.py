@@ -13,10 +13,34 @@ import trio
 
 from pyrocket.broker.store.config import CQ_STORE_UNIT_SIZE, BrokerRole
 from pyrocket.broker.store.consumequeue_ext import ConsumeQueueExt, CqExtUnit, is_ext_addr
+from pyrocket.broker.store.files import DataFile
 from pyrocket.broker.store.model import GetMessageResult, GetMessageStatus, MessageFilter
 from pyrocket.broker.store.state import StoreState
 
-_ENTRY_ITER = struct.Struct(">qiq").iter_unpack
+_ENTRY = struct.Struct(">qiq")
+_ENTRY_ITER = _ENTRY.iter_unpack
+_NEXT_START = struct.Struct(">q").unpack_from
+#: The most a pull reads ahead in one run of adjacent records.
+MAX_RUN_BYTES = 256 * 1024
+
+
+def _run_end(entries: bytes, position: int, usable: int, start: int, end: int, room: int) -> int:
+    """Where the run of records from ``start`` (the first one ending at
+    ``end``) ends: the following entries (from ``position``) are taken while
+    each record starts where the previous ended, up to ``room`` records in
+    all and :data:`MAX_RUN_BYTES`."""
+    taken = 1
+    unpack = _ENTRY.unpack_from
+    while taken < room and position < usable:
+        physical, size, _ = unpack(entries, position)
+        if physical != end or size <= 0 or end + size - start > MAX_RUN_BYTES:
+            break
+        end += size
+        taken += 1
+        position += CQ_STORE_UNIT_SIZE
+    return end
+
+
 log = logging.getLogger("pyrocket.broker.store.store")
 
 
@@ -126,7 +150,14 @@ class StoreReads(StoreState):
         skipped = 0
         usable = len(entries) - len(entries) % CQ_STORE_UNIT_SIZE
         config = self.config
+        # Records that lie back to back in the commit log are read with one
+        # pread (a run) and sliced; see _run_end.
+        run = b""
+        run_start = run_end = 0
+        current: DataFile | None = None
+        position = 0
         for physical, size, tags_code in _ENTRY_ITER(entries[:usable]):
+            position += CQ_STORE_UNIT_SIZE
             max_physical_pulling = physical
             if next_file_start is not None and physical < next_file_start:
                 consumed += 1
@@ -167,7 +198,37 @@ class StoreReads(StoreState):
                 if not total:
                     status = GetMessageStatus.NO_MATCHED_MESSAGE
                 continue
-            record = self._commit_log.read(physical, size)
+            record: bytes | None
+            if size <= 0:
+                record = None  # as the commit log's read answers it
+            elif run_start <= physical and physical + size <= run_end:
+                record = run[physical - run_start : physical - run_start + size]
+            else:
+                run_start, run_end = physical, physical + size
+                if position < usable and _NEXT_START(entries, position)[0] == run_end:
+                    room = max_msg_nums - len(messages)
+                    run_end = _run_end(entries, position, usable, physical, run_end, room)
+                read = (
+                    self._commit_log.read(physical, run_end - physical)
+                    if run_end > physical + size
+                    else None
+                )
+                if read is None:
+                    run, run_end = b"", 0
+                    # The usual miss: a record in the file of the one before.
+                    if (
+                        current is not None
+                        and current.base <= physical
+                        and physical + size - current.base <= current.wrote
+                        and not current.destroyed
+                    ):
+                        record = current.read(physical - current.base, size)
+                    else:
+                        record = self._commit_log.read(physical, size)
+                        current = self._commit_log.files.find(physical)
+                else:
+                    run = read
+                    record = run[:size]
             if record is None:
                 if not total:
                     status = GetMessageStatus.MESSAGE_WAS_REMOVING

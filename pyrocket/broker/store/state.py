@@ -13,6 +13,7 @@ import collections
 import threading
 from collections.abc import Awaitable, Callable
 from pathlib import Path
+from typing import Any
 
 import trio
 
@@ -51,14 +52,18 @@ class StoreState:
     #: Set by a failed write or fsync: the store takes no more messages.
     _write_error: str | None
     _last_store_timestamp: int
-    #: SYNC_FLUSH puts waiting for an offset to be on disk, in offset order.
-    _flush_waiters: collections.deque[tuple[int, trio.Event]]
+    #: SYNC_FLUSH puts waiting for an offset to be on disk, in offset order:
+    #: (offset, event, deadline on the trio clock).
+    _flush_waiters: collections.deque[tuple[int, trio.Event, float]]
     _flush_wakeup: trio.Event
+    #: Wakes the flush-timeout task when a first waiter arrives.
+    _flush_timer_wakeup: trio.Event
     _commit_log_flush_lock: trio.Lock
     _consume_queue_flush_lock: trio.Lock
     _allocator: FileAllocator
-    #: Held by a put waiting for a file to be created; later puts queue on it.
-    _append_lock: trio.Lock
+    #: Puts waiting for a file to be created, and those queued behind them
+    #: (FIFO; see ``StoreAppend._append``). Empty: puts append at once.
+    _append_backlog: collections.deque[Any]
     #: Whether the previous run ended with a clean shutdown (known after start).
     last_exit_ok: bool | None
     #: The HA service a SYNC_MASTER waits on (None: no replication).

@@ -19,8 +19,8 @@ that may take long (fsync, recovery, file deletion, reads of data that is
 probably not cached, file creation) runs in worker threads. Files are
 created ahead of need (:class:`~pyrocket.broker.store.files.FileAllocator`);
 an append that finds its next file missing waits for a worker thread to make
-it, holding a FIFO lock that every later put queues on, so appends keep the
-order in which puts arrived. Messages are indexed as they are
+it, and every later put queues behind it (FIFO) until the queue is appended
+in one sweep, so appends keep the order in which puts arrived. Messages are indexed as they are
 appended, so they are readable at once, as in Java (whose dispatcher thread
 trails the commit log by about a millisecond).
 
@@ -137,13 +137,14 @@ class MessageStore(StoreReplica, StoreFlush, StoreReads, StoreQueries):
         self._running = False
         self._write_error: str | None = None
         self._last_store_timestamp = 0
-        self._flush_waiters: collections.deque[tuple[int, trio.Event]] = collections.deque()
+        self._flush_waiters: collections.deque[tuple[int, trio.Event, float]] = collections.deque()
         self._flush_wakeup = trio.Event()
+        self._flush_timer_wakeup = trio.Event()
         self._commit_log_flush_lock = trio.Lock()
         self._consume_queue_flush_lock = trio.Lock()
         self._allocator = FileAllocator()
-        #: Held by a put waiting for a file to be created; later puts queue on it.
-        self._append_lock = trio.Lock()
+        #: Puts waiting for a file to be created, and those queued behind them.
+        self._append_backlog = collections.deque()
         #: Whether the previous run ended with a clean shutdown (known after start).
         self.last_exit_ok: bool | None = None
         #: The HA service a SYNC_MASTER's puts wait on (set by the broker).
@@ -166,6 +167,7 @@ class MessageStore(StoreReplica, StoreFlush, StoreReads, StoreQueries):
             async with trio.open_nursery() as nursery:
                 if self.config.flush_disk_type is FlushDiskType.SYNC_FLUSH:
                     nursery.start_soon(self._group_commit_loop)
+                    nursery.start_soon(self._flush_timeout_loop)
                 else:
                     nursery.start_soon(self._async_flush_loop)
                 nursery.start_soon(self._consume_queue_flush_loop)

@@ -24,7 +24,7 @@ the thread); its methods call into it with ``trio.from_thread.run``:
   ``ConsumeStatus.RECONSUME_LATER`` (given back; raising does the same);
 * setters with no meaning here are accepted and documented where they are
   (``set_namesrv_domain``, ``set_message_batch_max_size``, the ``channel`` of
-  ``set_session_credentials``); BROADCASTING is refused.
+  ``set_session_credentials``).
 
 Errors carry ``rocketmq.exceptions``' names (:mod:`.exceptions`), with the
 pyrocket error as ``__cause__``. There is no PullConsumer (use

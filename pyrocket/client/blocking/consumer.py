@@ -21,6 +21,7 @@ from pyrocket.client.blocking.messages import ConsumeStatus, MessageModel, RecvM
 from pyrocket.client.blocking.producer import _Client
 from pyrocket.client.consumer import PushConsumer as AsyncPushConsumer
 from pyrocket.errors import PyrocketError
+from pyrocket.protocol.bodies.client import MessageModel as AsyncMessageModel
 from pyrocket.protocol.message import MessageExt
 
 log = logging.getLogger("pyrocket.client.blocking")
@@ -34,7 +35,7 @@ ConsumeCallback = Callable[[RecvMessage], Any]
 
 
 class PushConsumer(_Client):
-    """``rocketmq.client.PushConsumer`` (CLUSTERING only)."""
+    """``rocketmq.client.PushConsumer`` (CLUSTERING or BROADCASTING)."""
 
     _kind = "push consumer"
 
@@ -54,9 +55,10 @@ class PushConsumer(_Client):
         self.set_message_model(message_model)
 
     def set_message_model(self, model: MessageModel) -> None:
-        """Only CLUSTERING: pyrocket's push consumer has no BROADCASTING mode."""
-        if MessageModel(model) is not MessageModel.CLUSTERING:
-            raise NotImplementedError("pyrocket's PushConsumer consumes in CLUSTERING mode only")
+        """CLUSTERING (the group shares the queues) or BROADCASTING (every
+        consumer gets every message; offsets in a local file, see
+        :mod:`pyrocket.client.local_offsets`). Call before ``start``."""
+        self.message_model = AsyncMessageModel[MessageModel(model).name]
 
     def set_thread_count(self, thread_count: int) -> None:
         """How many threads run callbacks (an orderly consumer uses one)."""
@@ -78,6 +80,7 @@ class PushConsumer(_Client):
             self.namesrv_addresses,
             instance_name=self.instance_name,
             credentials=self.credentials,
+            message_model=self.message_model,
             **self.options,
         )
         for topic, (expression, _) in self._callbacks.items():

@@ -19,10 +19,11 @@ from __future__ import annotations
 
 import dataclasses
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from enum import Enum
 from functools import cache
+from operator import attrgetter
 from typing import Any, ClassVar, Self
 
 from pyrocket.errors import CommandError
@@ -102,31 +103,124 @@ class CommandHeader:
         RPC hook's ``AccessKey``/``Signature``); a header field of the same name
         replaces the value and keeps the position.
         """
-        present: list[tuple[str, str]] = list(preceding.items()) if preceding else []
-        for spec in self._specs():
-            value = getattr(self, spec.attr)
+        if preceding:
+            present: list[tuple[str, str]] = list(preceding.items())
+            for spec in self._specs():
+                value = getattr(self, spec.attr)
+                if value is not None:
+                    present.append((spec.wire, _to_wire(value, spec)))
+            merged = dict(present)
+            order = _order_for(tuple(merged), self.ext_capacity)
+            return {key: merged[key] for key in order}
+        cls = type(self)
+        writer = _WRITERS.get(cls)
+        if writer is None:
+            writer = _WRITERS[cls] = _Writer(cls)
+        values: dict[str, str] = {}
+        # Which fields are present, as bits: the key order is looked up by it.
+        present_bits = 0
+        bit = 1
+        for value, (wire, kind, low, high, spec) in zip(
+            writer.read(self), writer.fields, strict=True
+        ):
             if value is not None:
-                present.append((spec.wire, _to_wire(value, spec)))
-        values = dict(present)
-        order = _order_for(tuple(values), self.ext_capacity)
+                # The common cases inline; anything else (and every error)
+                # through _to_wire.
+                if kind == _TEXT and type(value) is str:
+                    values[wire] = value
+                elif kind == _WHOLE and type(value) is int and low <= value <= high:
+                    values[wire] = str(value)
+                elif kind == _FLAG:
+                    values[wire] = "true" if value else "false"
+                else:
+                    values[wire] = _to_wire(value, spec)
+                present_bits |= bit
+            bit <<= 1
+        known = writer.orders.get(present_bits)
+        if known is None:
+            known = writer.orders[present_bits] = _order_for(tuple(values), cls.ext_capacity)
+        order = known
         return {key: values[key] for key in order}
 
     @classmethod
     def from_ext_fields(cls, ext: Mapping[str, str]) -> Self:
         """Parse ``ext``; raises CommandError for a missing required field or a
         value that is not of the field's Java type. Unknown keys are ignored."""
-        kwargs: dict[str, Any] = {}
-        for spec in cls._specs():
-            raw = ext.get(spec.wire)
+        plan = _PLANS.get(cls)
+        if plan is None:
+            plan = _PLANS[cls] = _plan_of(cls)
+        get = ext.get
+        # Built field by field through the slots, as the dataclass's own
+        # constructor would (headers have no __post_init__), at a fraction
+        # of the cost of a keyword call of a frozen class.
+        header = _new_header(cls)
+        for setter, spec, default in plan:
+            raw = get(spec.wire)
             if raw is None:
                 if spec.required:
                     raise CommandError(f"the custom field <{spec.wire}> is null")
-                continue
-            kwargs[spec.attr] = _from_wire(raw, spec)
-        return cls(**kwargs)
+                setter(header, default)
+            elif spec.jtype is STRING_TYPE:
+                setter(header, raw)
+            else:
+                setter(header, _from_wire(raw, spec))
+        return header
 
 
 _SPECS: dict[type[CommandHeader], tuple[_FieldSpec, ...]] = {}
+
+
+class _Writer:
+    """How :meth:`CommandHeader.to_ext_fields` writes one header class: its
+    fields read at once, and the key order for each set of present fields."""
+
+    __slots__ = ("fields", "orders", "read")
+
+    def __init__(self, cls: type[CommandHeader]) -> None:
+        specs = cls._specs()
+        self.fields: tuple[tuple[str, int, int, int, _FieldSpec], ...] = tuple(
+            (spec.wire, _KINDS[spec.jtype], *_RANGES.get(spec.jtype, (0, 0)), spec)
+            for spec in specs
+        )
+        attrs = [spec.attr for spec in specs]
+        if len(attrs) == 1:
+            one = attrgetter(attrs[0])
+            self.read: Callable[[Any], tuple[Any, ...]] = lambda header: (one(header),)
+        elif attrs:
+            self.read = attrgetter(*attrs)
+        else:
+            self.read = lambda header: ()
+        self.orders: dict[int, tuple[str, ...]] = {}
+
+
+_WRITERS: dict[type[CommandHeader], _Writer] = {}
+_TEXT, _FLAG, _WHOLE, _REAL = range(4)
+_KINDS: dict[JType, int] = {
+    JType.STRING: _TEXT,
+    JType.BOOLEAN: _FLAG,
+    JType.INT: _WHOLE,
+    JType.LONG: _WHOLE,
+    JType.DOUBLE: _REAL,
+}
+#: Per header class: each field's slot setter, spec and default.
+_PLANS: dict[
+    type[CommandHeader], tuple[tuple[Callable[[Any, Any], None], _FieldSpec, Any], ...]
+] = {}
+_new_header = object.__new__
+STRING_TYPE = JType.STRING
+
+
+def _plan_of(
+    cls: type[CommandHeader],
+) -> tuple[tuple[Callable[[Any, Any], None], _FieldSpec, Any], ...]:
+    if "__post_init__" in dir(cls):
+        raise TypeError(f"{cls.__name__} has a __post_init__, which from_ext_fields skips")
+    defaults = {f.name: f.default for f in dataclasses.fields(cls)}
+    if any(value is dataclasses.MISSING for value in defaults.values()):
+        raise TypeError(f"{cls.__name__} has a field without a default")
+    return tuple(
+        (getattr(cls, spec.attr).__set__, spec, defaults[spec.attr]) for spec in cls._specs()
+    )
 
 
 def _specs_of(cls: type[CommandHeader]) -> tuple[_FieldSpec, ...]:

@@ -6,6 +6,7 @@ hex) the broker answers a send with, and the client's unique id
 from __future__ import annotations
 
 import datetime as _dt
+import functools
 import ipaddress
 import struct
 import time
@@ -21,7 +22,15 @@ _I64 = struct.Struct(">q")
 def create_offset_message_id(store_host: HostPort, commit_log_offset: int) -> str:
     """The id the broker answers a send with: store host address, port and
     commit-log offset as upper-case hex (32 characters for IPv4, 56 for IPv6)."""
+    if commit_log_offset >= 0:
+        # One id per stored message: the host's hex is worked out once.
+        return _host_hex(store_host) + f"{commit_log_offset:016X}"
     return (store_host.packed() + _I64.pack(commit_log_offset)).hex().upper()
+
+
+@functools.lru_cache(maxsize=64)
+def _host_hex(host: HostPort) -> str:
+    return host.packed().hex().upper()
 
 
 def decode_offset_message_id(msg_id: str) -> tuple[HostPort, int]:

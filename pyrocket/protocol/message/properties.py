@@ -48,10 +48,16 @@ def decode_properties(text: str) -> dict[str, str]:
     result: dict[str, str] = {}
     if not text:
         return result
-    for item in _java_split(text, PROPERTY_SEPARATOR):
-        pair = _java_split(item, NAME_VALUE_SEPARATOR)
-        if len(pair) == 2:
-            result[pair[0]] = pair[1]
+    for item in text.split(PROPERTY_SEPARATOR):
+        # The usual entry, "name\x01value" with a non-empty value and no
+        # second separator, needs no Java split; anything else takes it.
+        name, _, value = item.partition(NAME_VALUE_SEPARATOR)
+        if value and NAME_VALUE_SEPARATOR not in value:
+            result[name] = value
+        elif value:
+            pair = _java_split(item, NAME_VALUE_SEPARATOR)
+            if len(pair) == 2:
+                result[pair[0]] = pair[1]
     return result
 
 

@@ -143,10 +143,14 @@ def encode_stored_record(
         raise LocalProtocolError("sysFlag bit 4 does not match the born host's address family")
     if bool(sys_flag & MessageSysFlag.STOREHOSTADDRESS_V6_FLAG) != store_host.is_v6:
         raise LocalProtocolError("sysFlag bit 5 does not match the store host's address family")
-    total = stored_message_size(sys_flag, len(body), len(topic), len(properties))
+    born_ip = born_host.ip
+    store_ip = store_host.ip
+    total = _FIXED_SIZE + len(born_ip) + len(store_ip) + len(body) + len(topic) + len(properties)
+    # One pack for every fixed field before the body: a struct per pair of
+    # address sizes (the usual case, IPv4 both, is the first).
     return b"".join(
         (
-            _HEAD.pack(
+            _fixed_struct(len(born_ip), len(store_ip)).pack(
                 total,
                 MESSAGE_MAGIC_CODE,
                 body_crc,
@@ -156,18 +160,36 @@ def encode_stored_record(
                 physical_offset,
                 sys_flag,
                 born_timestamp,
+                born_ip,
+                born_host.port,
+                store_timestamp,
+                store_ip,
+                store_host.port,
+                reconsume_times,
+                prepared_transaction_offset,
+                len(body),
             ),
-            born_host.packed(),
-            _I64.pack(store_timestamp),
-            store_host.packed(),
-            _MID.pack(reconsume_times, prepared_transaction_offset, len(body)),
             body,
-            bytes((len(topic),)),
+            _TOPIC_LENGTHS[len(topic)],
             topic,
             _I16.pack(len(properties)),
             properties,
         )
     )
+
+
+#: Record bytes besides the body, topic, properties and the two addresses.
+_FIXED_SIZE: Final = _HEAD_SIZE + 4 + 8 + 4 + 4 + 8 + 4 + 1 + 2
+_FIXED: Final = {
+    (born, store): struct.Struct(f">iiiiiqqiq{born}siq{store}siiqi")
+    for born in (4, 16)
+    for store in (4, 16)
+}
+_TOPIC_LENGTHS: Final = tuple(bytes((n,)) for n in range(MAX_TOPIC_BYTES + 1))
+
+
+def _fixed_struct(born_ip_size: int, store_ip_size: int) -> struct.Struct:
+    return _FIXED[born_ip_size, store_ip_size]
 
 
 @dataclass(frozen=True, slots=True)

@@ -148,6 +148,116 @@ async def test_puts_wait_in_arrival_order_behind_one_waiting_for_a_file(
     _in_worker_threads(creations)
 
 
+async def _block_next_commit_log_file(store: MessageStore, creations: CreationLog) -> int:
+    """Fill the first commit-log file to near its end, then hold every
+    further file creation (the next one made ahead of need thrown away);
+    returns the file size."""
+    file_size = store.config.mapped_file_size_commit_log
+    number = 0
+    while store.max_phy_offset < file_size - 3000:
+        result = await store.put_message(message(queue_id=number % 2, body=b"." * 1000))
+        assert result.status is PutMessageStatus.PUT_OK
+        number += 1
+    while store._commit_log.files.creating:  # noqa: ASYNC110
+        await trio.sleep(0.01)
+    creations.gate.clear()
+    spares = store._commit_log.files.spares
+    for spare in spares.values():
+        spare.destroy()
+    spares.clear()
+    return file_size
+
+
+async def test_queued_puts_are_appended_in_one_sweep_once_the_file_exists(
+    tmp_path: Path, creations: CreationLog
+) -> None:
+    async with open_message_store(small_config(tmp_path)) as store:
+        with trio.fail_after(30):
+            file_size = await _block_next_commit_log_file(store, creations)
+            ends: dict[str, int] = {}
+            seen_at_first: list[int] = []
+
+            async def put(name: str, queue_id: int, size: int) -> None:
+                result = await store.put_message(message(queue_id=queue_id, body=b"b" * size))
+                assert result.status is PutMessageStatus.PUT_OK
+                assert result.append_result is not None
+                appended = result.append_result
+                ends[name] = appended.wrote_offset + appended.wrote_bytes
+                if name == "first":
+                    seen_at_first.append(store.max_phy_offset)
+
+            async with trio.open_nursery() as nursery:
+                nursery.start_soon(put, "first", 0, 4000)
+                await trio.testing.wait_all_tasks_blocked()
+                for number in range(5):
+                    nursery.start_soon(put, f"queued{number}", number % 2, 10)
+                    await trio.testing.wait_all_tasks_blocked()
+                assert len(store._append_backlog) == 6
+                creations.gate.set()
+            # When the first put came back, every queued one was already in
+            # the commit log: the backlog was appended without task switches.
+            assert seen_at_first == [max(ends.values())]
+            assert sorted(ends, key=ends.__getitem__) == ["first"] + [
+                f"queued{n}" for n in range(5)
+            ]
+            assert min(ends.values()) > file_size
+            assert not store._append_backlog
+            # The next put appends at once (no waiting on anything).
+            before = store.max_phy_offset
+            result = await store.put_message(message(body=b"after"))
+            assert result.append_result is not None
+            assert result.append_result.wrote_offset == before
+
+
+async def test_cancelled_queued_puts_store_nothing_and_hand_over_the_wait(
+    tmp_path: Path, creations: CreationLog
+) -> None:
+    async with open_message_store(small_config(tmp_path)) as store:
+        with trio.fail_after(30):
+            file_size = await _block_next_commit_log_file(store, creations)
+            stored: dict[str, int] = {}
+
+            async def put(name: str, size: int) -> None:
+                result = await store.put_message(message(body=name.encode() * size))
+                assert result.status is PutMessageStatus.PUT_OK
+                assert result.append_result is not None
+                stored[name] = result.append_result.wrote_offset
+
+            async with trio.open_nursery() as nursery:
+                # Someone else is making the file: the put waiting for it can
+                # be cancelled (a creation of its own in a thread cannot).
+                nursery.start_soon(store._commit_log.files.prepare_spare, file_size)
+                await trio.testing.wait_all_tasks_blocked()
+                scopes: dict[str, trio.CancelScope] = {}
+                for name, size in (("a", 4000), ("b", 5), ("c", 5), ("d", 5)):
+                    scope = scopes[name] = trio.CancelScope()
+
+                    async def run(
+                        name: str = name, size: int = size, scope: trio.CancelScope = scope
+                    ) -> None:
+                        with scope:
+                            await put(name, size)
+
+                    nursery.start_soon(run)
+                    await trio.testing.wait_all_tasks_blocked()
+                # "a" waits for the file, "b" behind it; cancel both: "c"
+                # takes over, and it and "d" fit in the current file.
+                scopes["b"].cancel()
+                await trio.testing.wait_all_tasks_blocked()
+                assert stored == {}
+                assert len(store._append_backlog) == 4
+                scopes["a"].cancel()
+                await trio.testing.wait_all_tasks_blocked()
+                assert sorted(stored, key=stored.__getitem__) == ["c", "d"]
+                assert stored["d"] < file_size
+                assert not store._append_backlog
+                creations.gate.set()
+            found = await read_queue(store, "TopicTest", 0)
+            bodies = [m.body for m in found]
+            assert b"c" * 5 in bodies and b"d" * 5 in bodies
+            assert b"a" * 4000 not in bodies and b"b" * 5 not in bodies
+
+
 async def test_a_batch_reaching_into_new_queue_files_waits_for_them(
     tmp_path: Path, creations: CreationLog
 ) -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 import sys
+import threading
 from pathlib import Path
 
 import pytest
@@ -436,6 +437,50 @@ async def test_sync_flush_group_commit(tmp_path: Path, monkeypatch: pytest.Monke
         assert len(syncs) == before  # returned without waiting for an fsync
 
 
+async def test_sync_flush_answers_only_after_the_fsync_covering_it(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    original = DataFile.sync
+    gate = threading.Event()
+    synced: list[int] = []  # commit-log ends made durable, in order
+
+    def held_sync(self: DataFile) -> None:
+        mark = self.base + self.wrote
+        assert gate.wait(10)
+        original(self)
+        if self.path.parent.name == "commitlog":
+            synced.append(mark)
+
+    config = small_config(tmp_path, flush_disk_type=FlushDiskType.SYNC_FLUSH)
+    async with open_message_store(config) as store:
+        monkeypatch.setattr(DataFile, "sync", held_sync)
+        returned: list[tuple[int, int]] = []  # (end, durable end seen at return)
+
+        async def putter(queue_id: int) -> None:
+            for _ in range(5):
+                result = await store.put_message(message(queue_id=queue_id, body=b"s" * 200))
+                assert result.status is PutMessageStatus.PUT_OK
+                assert result.append_result is not None
+                end = result.append_result.wrote_offset + result.append_result.wrote_bytes
+                returned.append((end, max(synced, default=0)))
+
+        with trio.fail_after(20):
+            async with trio.open_nursery() as nursery:
+                for queue_id in range(4):
+                    nursery.start_soon(putter, queue_id)
+                await trio.sleep(0.2)
+                # Appended, but the fsync is held: nobody has its answer.
+                assert store.max_phy_offset > 0
+                assert returned == []
+                gate.set()
+        assert len(returned) == 20
+        # Every put came back after an fsync that covered its bytes, and
+        # fsyncs were shared (fewer than puts).
+        assert all(end <= durable for end, durable in returned), returned
+        assert len(synced) < 20
+        monkeypatch.undo()
+
+
 async def test_sync_flush_timeout(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     config = small_config(tmp_path, flush_disk_type=FlushDiskType.SYNC_FLUSH, sync_flush_timeout=50)
     async with open_message_store(config) as store:
@@ -509,3 +554,36 @@ async def test_second_process_cannot_open_a_running_store(tmp_path: Path) -> Non
             )
         assert done.returncode == 3
         assert b"in use by another process" in done.stdout
+
+
+async def test_a_pull_reads_adjacent_records_in_one_run(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    reads: list[tuple[int, int]] = []
+    original = DataFile.read
+
+    def counting_read(self: DataFile, position: int, length: int) -> bytes:
+        reads.append((self.base + position, length))
+        return original(self, position, length)
+
+    async with open_message_store(small_config(tmp_path)) as store:
+        ends = []
+        for number in range(40):
+            # Queue 0 gets 0..30 back to back, then every other message.
+            queue_id = 0 if number < 30 or number % 2 == 0 else 1
+            result = await store.put_message(message(queue_id=queue_id, body=b"%03d" % number))
+            assert result.append_result is not None
+            ends.append(result.append_result.wrote_offset + result.append_result.wrote_bytes)
+        monkeypatch.setattr(DataFile, "read", counting_read)
+        got = await store.get_message("group", "TopicTest", 0, 0, 32)
+        assert got is not None and got.status is GetMessageStatus.FOUND
+        monkeypatch.undo()
+        bodies = [m.body for m in decode_messages(got.body())]
+        wanted = [b"%03d" % n for n in range(40) if n < 30 or n % 2 == 0][:32]
+        assert bodies == wanted
+        # Each record is exactly what the commit log holds at its offset.
+        for record, decoded in zip(got.messages, decode_messages(got.body()), strict=True):
+            assert record == store._commit_log.read(decoded.commit_log_offset, len(record))
+        # The consume queue's entries, then one read for the 31 adjacent
+        # records (0..30), one for the record after (32).
+        assert reads[1:] == [(0, ends[30]), (ends[31], ends[32] - ends[31])], reads
