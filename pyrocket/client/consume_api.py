@@ -42,7 +42,11 @@ class ConsumeCalls:
         (sync: run in a worker thread; async: awaited), at most
         ``consume_thread_max`` at once. CONSUME_SUCCESS acknowledges the
         batch; RECONSUME_LATER, None or an exception (logged) gives it back
-        as :meth:`reconsume_later` does. Cancel the calling task to stop."""
+        as :meth:`reconsume_later` does. Cancel the calling task to stop.
+        Raises RuntimeError for an orderly consumer (use
+        :meth:`consume_orderly`)."""
+        if self._orderly is not None:
+            raise RuntimeError("an orderly consumer hands messages to consume_orderly only")
         await self._concurrent.run(
             handler, self.consume_thread_max, self.consume_message_batch_max_size
         )

@@ -116,6 +116,10 @@ class ConcurrentService:
                 return state
         return None
 
+    def _holders(self, messages: Iterable[MessageExt]) -> list[tuple[QueueState, MessageExt]]:
+        found = ((self.find(m), m) for m in messages)
+        return [(s, m) for s, m in found if s is not None]
+
     def ack(self, messages: Sequence[MessageExt]) -> int:
         """Acknowledge ``messages``; returns how many were still waiting."""
         done = 0
@@ -239,6 +243,8 @@ class ConcurrentService:
     ) -> list[tuple[QueueState, MessageExt]]:
         """One handler call and its outcome; returns the messages that could
         not be given back."""
+        for state, message in self._holders(messages):
+            state.process.started(message)
         started = time.perf_counter()
         status: object
         try:

@@ -189,7 +189,12 @@ class PushConsumer(ConsumerRequests, ConsumeCalls):
         #: Whether a message from the iterator, poll or receive counts as
         #: consumed once handed out (see the module).
         self.auto_ack = auto_ack
+        #: Java's ``consumeThreadMin``: kept for its name only and not used.
+        #: Java's consume pool has an unbounded task queue, so its core size
+        #: is what bounds concurrency there; here ``consume_thread_max``
+        #: bounds the handler calls running at once (there is no pool to size).
         self.consume_thread_min = consume_thread_min
+        #: How many handler calls (and sync handler threads) run at once.
         self.consume_thread_max = consume_thread_max
         self.consume_message_batch_max_size = consume_message_batch_max_size
         #: Seconds a handed-out message may stay unacknowledged before it is
@@ -260,7 +265,7 @@ class PushConsumer(ConsumerRequests, ConsumeCalls):
             self._start_offset,
             functools.partial(self._persist, oneway=False),
             self._start_pulling,
-            None if self._orderly is None else self._orderly.lock_one,
+            None if self._orderly is None else self._orderly.lock_assigned,
             None if self._orderly is None else self._orderly.release,
             broadcasting=message_model is MessageModel.BROADCASTING,
         )

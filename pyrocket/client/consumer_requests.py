@@ -21,6 +21,7 @@ from pyrocket.client.client_requests import (
     status_answer,
 )
 from pyrocket.client.instance import ClientInstance
+from pyrocket.client.orderly import OrderlyService
 from pyrocket.client.pulling import QueueState
 from pyrocket.client.rebalance import QueueTable
 from pyrocket.client.running_info import task_dump
@@ -46,6 +47,7 @@ class ConsumerRequests:
     instance: ClientInstance
     direct_handler: DirectHandler | None
     _table: QueueTable
+    _orderly: OrderlyService | None
     _running: bool
     _wakeup: trio.Event
 
@@ -97,7 +99,8 @@ class ConsumerRequests:
         """Move the queues of ``topic`` named in ``offsets`` there: each is
         dropped (what was pulled and not yet handed out is discarded), its
         offset set and committed, and rebalance takes it up again from the
-        new offset (Java's ``resetOffset``)."""
+        new offset (Java's ``resetOffset``); an orderly queue is unlocked and
+        taken up again once the batch it is consuming, if any, ends."""
         log.info("%s: resetting %d queues of %s", self.group, len(offsets), topic)
         async with self._table.lock:
             if self._table.closing:
@@ -110,6 +113,8 @@ class ConsumerRequests:
                     continue
                 state.consumed = offset
                 await self._persist(state, oneway=False)
+                if self._orderly is not None:  # not read again while its batch runs
+                    await self._orderly.release(state)
         self._wakeup.set()
 
     def _on_get_status(self, conn: Connection, request: RemotingCommand) -> RemotingCommand:

@@ -20,6 +20,7 @@ as consumed OK, except those given back meanwhile with
 
 from __future__ import annotations
 
+import contextlib
 from collections import deque
 
 import trio
@@ -54,8 +55,16 @@ class Delivery:
         await self._send.send(item)
 
     def redeliver(self, state: QueueState, message: MessageExt) -> None:
-        """Hand ``message`` (still held by ``state``) out again, first."""
+        """Hand ``message`` (still held by ``state``) out again, first; a
+        receiver waiting for the next pulled batch is woken for it."""
         self._pending.appendleft((state, message))
+        # An empty batch adds nothing but ends a receiver's wait; when the
+        # channel is full batches are waiting anyway, and once it is closed
+        # nobody receives any more.
+        with contextlib.suppress(
+            trio.WouldBlock, trio.BrokenResourceError, trio.ClosedResourceError
+        ):
+            self._send.send_nowait((state, [], state.next_offset))
 
     def close(self) -> None:
         """No more messages: receivers get trio.ClosedResourceError."""

@@ -5,9 +5,12 @@ A queue is consumed only while this client holds its lock on the queue's
 master broker: rebalance locks a newly assigned queue (LOCK_BATCH_MQ) before
 pulling it and skips it until the lock is granted; every 20 s all held
 queues are locked again, and a queue the broker no longer grants, or whose
-lock was not renewed for 30 s, stops being consumed (and pulled) until it is
-locked again. A queue given away is unlocked (UNLOCK_BATCH_MQ) once the
-batch being consumed, if any, is finished; closing unlocks every queue.
+lock was not renewed for 30 s, stops being consumed until it is locked
+again (one the broker no longer grants is not pulled meanwhile either; one
+whose lock merely lapsed still is, as in Java). A queue given away is
+unlocked (UNLOCK_BATCH_MQ) once the batch being consumed, if any, is
+finished (its lock renewed and the queue not taken up again meanwhile);
+closing unlocks every queue.
 
 Per queue one task hands the next ``batch_size`` messages, smallest offsets
 first, to the handler and waits for its answer: SUCCESS consumes them;
@@ -35,7 +38,7 @@ from pyrocket.client.consume_concurrently import ConsumeStatsHook, call_handler
 from pyrocket.client.consume_stats import queue_topic_of
 from pyrocket.client.instance import ClientInstance
 from pyrocket.client.process_queue import REBALANCE_LOCK_INTERVAL
-from pyrocket.client.pulling import Batch, QueueState
+from pyrocket.client.pulling import Batch, QueueState, now_ms
 from pyrocket.client.sendback import MessageBack
 from pyrocket.errors import PyrocketError
 from pyrocket.protocol.bodies.client import (
@@ -112,6 +115,10 @@ class OrderlyService:
         self._timeout = timeout
         self._changed = trio.Event()
         self._arrived: dict[QueueState, trio.Event] = {}
+        #: Queues given away whose batch was still running after
+        #: CONSUME_LOCK_WAIT: not taken up again until it ends and the lock
+        #: is given back (Java keeps such a queue in its table meanwhile).
+        self._releasing: dict[MessageQueue, QueueState] = {}
         self._running = False
         #: Worker threads for a sync handler (beside the slots ``run`` holds).
         self._threads = trio.CapacityLimiter(1)
@@ -153,12 +160,22 @@ class OrderlyService:
             log.warning("%s: locking %s failed: %s", self.group, queue, exc)
             return False
 
+    async def lock_assigned(self, queue: MessageQueue) -> bool:
+        """Lock a queue rebalance is to read; False while a batch of its
+        previous reading still runs (so two tasks never consume it at once
+        and that batch's delayed unlock cannot release the new lock)."""
+        if queue in self._releasing:
+            return False
+        return await self.lock_one(queue)
+
     async def lock_all(self) -> None:
         """``lockAll``: lock every held queue again, per broker; a queue the
-        broker did not grant counts as unlocked."""
+        broker did not grant counts as unlocked. A queue given away whose
+        batch still runs is renewed too (Java's table still holds it), so
+        its lock cannot lapse to another consumer before the batch ends."""
         by_broker: dict[str, list[QueueState]] = defaultdict(list)
-        for state in self._queues():
-            if not state.dropped:
+        for state in [*self._queues(), *self._releasing.values()]:
+            if not state.dropped or self._releasing.get(state.queue) is state:
                 by_broker[state.queue.broker_name or ""].append(state)
         for broker, states in by_broker.items():
             try:
@@ -188,16 +205,23 @@ class OrderlyService:
                 state.process.locked = False
                 return
         state.process.try_unlock_times += 1
+        self._releasing[state.queue] = state
         self.instance.nursery.start_soon(self._release_when_idle, state)
 
     async def _release_when_idle(self, state: QueueState) -> None:
-        async with state.consume_lock:
-            await self.unlock_batch(state.queue.broker_name or "", [state.queue])
+        try:
+            async with state.consume_lock:
+                await self.unlock_batch(state.queue.broker_name or "", [state.queue])
+                state.process.locked = False
+        finally:
+            if self._releasing.get(state.queue) is state:
+                del self._releasing[state.queue]
 
     async def unlock_all(self, states: Iterable[QueueState]) -> None:
-        """``unlockAll`` on close."""
+        """``unlockAll`` on close: ``states`` and the queues given away whose
+        batch still runs."""
         by_broker: dict[str, list[MessageQueue]] = defaultdict(list)
-        for state in states:
+        for state in [*states, *self._releasing.values()]:
             if state.process.locked:
                 by_broker[state.queue.broker_name or ""].append(state.queue)
                 state.process.locked = False
@@ -286,6 +310,7 @@ class OrderlyService:
         """Run the handler on ``batch``; True when the queue is to wait."""
         for message in batch:
             state.process.started(message)
+        state.last_consume_timestamp = now_ms()
         started = time.perf_counter()
         status: object
         try:

@@ -41,12 +41,13 @@ class ProcessQueue:
         # A min-heap of offsets; entries whose message is gone are skipped
         # lazily, so removing any one message is O(log n) amortised.
         self._heap: list[int] = []
+        #: The same offsets negated (a max-heap), skipped lazily likewise.
+        self._max_heap: list[int] = []
         #: When each handed-out message started being consumed (ms).
         self._consume_started: dict[int, int] = {}
         self._size = 0
         #: The offset after the last pull that found messages (or none).
         self._after_last = -1
-        self.max_offset = -1
         #: Orderly consumption: whether the broker lock is held and when it
         #: was last renewed (ms, Java's ``lastLockTimestamp``).
         self.locked = False
@@ -62,6 +63,17 @@ class ProcessQueue:
     def size(self) -> int:
         """Their body bytes (``msgSize``)."""
         return self._size
+
+    @property
+    def max_offset(self) -> int:
+        """The largest unacknowledged offset, -1 when none (``msgTreeMap``'s
+        last key)."""
+        if not self._messages:
+            return -1
+        heap = self._max_heap
+        while -heap[0] not in self._messages:
+            heapq.heappop(heap)
+        return -heap[0]
 
     def max_span(self) -> int:
         """Largest minus smallest unacknowledged offset (``getMaxSpan``)."""
@@ -81,9 +93,8 @@ class ProcessQueue:
                 continue
             self._messages[offset] = message
             heapq.heappush(self._heap, offset)
+            heapq.heappush(self._max_heap, -offset)
             self._size += len(message.body)
-            if offset > self.max_offset:
-                self.max_offset = offset
         if after > self._after_last:
             self._after_last = after
 
@@ -92,20 +103,29 @@ class ProcessQueue:
         return self._messages.get(message.queue_offset) is message
 
     def started(self, message: MessageExt) -> None:
-        """Note that ``message`` was handed out for consumption now."""
-        self._consume_started.setdefault(message.queue_offset, _now_ms())
+        """Note that ``message`` was handed out for consumption now (again:
+        its consume time counts from the latest hand-out, as Java stamps
+        each run of a consume request)."""
+        if self.holds(message):
+            self._consume_started[message.queue_offset] = _now_ms()
 
     def remove(self, messages: Iterable[MessageExt]) -> int:
         """Forget acknowledged ``messages``; returns the committable offset
-        afterwards (-1 when nothing was ever pulled) (``removeMessage``)."""
+        afterwards (-1 when nothing was ever pulled) (``removeMessage``).
+        Only a message held itself is forgotten: after the queue was cleared
+        and read again, an old batch's end leaves the new messages at the
+        same offsets waiting."""
         for message in messages:
-            gone = self._messages.pop(message.queue_offset, None)
-            if gone is not None:
-                self._size -= len(gone.body)
+            if self.holds(message):
+                del self._messages[message.queue_offset]
+                self._size -= len(message.body)
                 self._consume_started.pop(message.queue_offset, None)
         if len(self._heap) > 2 * len(self._messages) + 64:
             self._heap = list(self._messages)
             heapq.heapify(self._heap)
+        if len(self._max_heap) > 2 * len(self._messages) + 64:
+            self._max_heap = [-o for o in self._messages]
+            heapq.heapify(self._max_heap)
         return self.committable()
 
     def replace(self, message: MessageExt, new: MessageExt) -> None:
@@ -148,11 +168,15 @@ class ProcessQueue:
         self.last_lock_timestamp = _now_ms()
 
     def clear(self) -> None:
-        """Forget everything (the queue was dropped or reset)."""
+        """Forget everything (the queue was dropped, reset or moved by the
+        broker): nothing pulled before counts any more, not even the offset
+        after the last pull."""
         self._messages.clear()
         self._heap.clear()
+        self._max_heap.clear()
         self._consume_started.clear()
         self._size = 0
+        self._after_last = -1
 
     def _first(self) -> int:
         heap = self._heap

@@ -168,8 +168,8 @@ class QueueState:
             self.advance(offset)
 
 
-#: What a pull hands on: the queue, its messages to deliver, and the offset
-#: after the batch (consumed once the batch's last message is handed out).
+#: What a pull hands on: the queue, its messages to deliver (already held
+#: by its ProcessQueue until acknowledged), and the offset after the batch.
 Batch = tuple[QueueState, list[MessageExt], int]
 
 
@@ -317,6 +317,10 @@ async def pull_once(
             queue,
             answer.next_begin_offset,
         )
+        # What was pulled before belongs to the old offsets: forgotten, so
+        # neither it nor the offset after it is ever committed (Java drops
+        # the ProcessQueue).
+        state.process.clear()
         state.next_offset = answer.next_begin_offset
         state.consumed = answer.next_begin_offset
         await commit(state)

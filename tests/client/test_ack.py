@@ -16,6 +16,7 @@ import threading
 from collections import defaultdict
 from pathlib import Path
 
+import pytest
 import trio
 
 from pyrocket.broker.app import Broker
@@ -54,6 +55,27 @@ def test_the_committable_offset_is_the_smallest_unacknowledged() -> None:
     # A copy of a held message is not the message itself.
     pq.put([message_at(17)], after=18)
     assert not pq.holds(message_at(17))
+
+
+def test_the_span_is_between_the_unacknowledged_ends() -> None:
+    # getMaxSpan / cachedMsgMaxOffset read the largest offset still held,
+    # not the largest ever pulled: acknowledged newest messages shrink it.
+    pq = ProcessQueue()
+    batch = [message_at(o) for o in range(11)]
+    pq.put(batch, after=11)
+    pq.remove(batch[5:])
+    assert (pq.max_span(), pq.max_offset) == (4, 4)
+    pq.remove(batch[1:5])
+    assert (pq.max_span(), pq.max_offset) == (0, 0)
+    pq.remove(batch[:1])
+    assert (pq.max_span(), pq.max_offset) == (0, -1)
+    # One message stuck at 20 while everything after it was consumed.
+    flow = FlowControl(consume_concurrently_max_span=5)
+    later = [message_at(o) for o in range(21, 40)]
+    pq.put([message_at(20), *later], after=40)
+    assert flow.over(pq, orderly=False)
+    pq.remove(later)
+    assert not flow.over(pq, orderly=False)
 
 
 def test_flow_control_thresholds() -> None:
@@ -396,3 +418,74 @@ async def test_a_message_left_unacknowledged_too_long_is_given_back(tmp_path: Pa
     # cleanExpireMsg gave it back (delay level 3) and took it off the queue.
     assert again.uniq_key == first.uniq_key and again.reconsume_times == 1
     assert offset == first.queue_offset + 1
+
+
+async def test_an_offset_moved_back_by_the_broker_is_not_committed_past(tmp_path: Path) -> None:
+    # The broker's queue restarts at 0 (its messages left the commit log):
+    # the pull at the old offset is answered OFFSET_ILLEGAL, the consumer
+    # moves back to 0, and once the new messages are consumed the committed
+    # offset is where reading stands, not the old queue's end.
+    from pyrocket.client import Producer, new_message
+
+    handled: list[int] = []
+
+    async def handler(messages: list[MessageExt]) -> ConsumeConcurrentlyStatus:
+        handled.extend(m.queue_offset for m in messages if m.queue_id == 0)
+        return ConsumeConcurrentlyStatus.CONSUME_SUCCESS
+
+    async def send(count: int) -> None:
+        async with Producer("moved_producers", [ns], client_ip="127.0.0.1") as producer:
+            for i in range(count):
+                await producer.send_orderly(new_message(TOPIC, f"m{i}".encode()), 0)
+
+    with trio.fail_after(40):
+        async with running_up(tmp_path) as running:
+            ns = running.namesrv_addr
+            await send(8)
+            reader = consumer(
+                ns, "moved_group", TOPIC, persist_interval=3600, broker_suspend_max=1.0
+            )
+            async with reader, trio.open_nursery() as nursery:
+                nursery.start_soon(reader.consume, handler)
+                await wait_until(lambda: len(handled) == 8, 0.02)
+                await reader.commit()
+                assert committed(running, "moved_group", TOPIC)[0] == 8
+                running.broker.store.clean_unused_topics([])
+                await send(3)
+                await wait_until(lambda: len(handled) == 11, 0.02)
+                await reader.commit()
+                assert committed(running, "moved_group", TOPIC)[0] == 3
+                nursery.cancel_scope.cancel()
+    assert handled == [*range(8), 0, 1, 2]
+
+
+async def test_a_message_handed_out_again_counts_its_consume_time_from_then(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Java stamps a message's consume start each time it is handed to the
+    # listener: one handed out again after a failed give-back is not
+    # "expired" for the time it waited before.
+    from pyrocket.client import consume_concurrently
+    from pyrocket.errors import PyrocketError
+
+    monkeypatch.setattr(consume_concurrently, "CONSUME_LATER_DELAY", 0.05)
+    with trio.fail_after(40):
+        async with running_up(tmp_path) as running:
+            ns = running.namesrv_addr
+            await produce(ns, 1, TOPIC)
+            reader = consumer(ns, "restamp_group", TOPIC, auto_ack=False, consume_timeout=3600)
+            async with reader:
+                first = await reader.receive()
+                await trio.sleep(1.0)
+
+                async def unreachable(*args: object) -> None:
+                    raise PyrocketError("broker unreachable")
+
+                real = reader._back.send_back
+                reader._back.send_back = unreachable  # type: ignore[method-assign]
+                assert not await reader.reconsume_later(first)
+                again = await reader.receive()
+                reader._back.send_back = real  # type: ignore[method-assign]
+                assert again.queue_offset == first.queue_offset
+                await reader._concurrent.clean_expired(0.8)
+                assert reader.ack(again) == 1  # still waiting: not given back

@@ -15,7 +15,9 @@ from pathlib import Path
 import pytest
 import trio
 
-from pyrocket.client import ConsumeOrderlyStatus, Producer, PushConsumer, new_message
+from pyrocket.broker.processors import rebalance as broker_rebalance
+from pyrocket.client import ConsumeOrderlyStatus, Producer, PushConsumer, new_message, process_queue
+from pyrocket.errors import PyrocketError
 from pyrocket.protocol.bodies.client import MessageQueue
 from pyrocket.protocol.message import MessageExt
 from tests.broker.helpers import broker_settings, running_broker
@@ -205,6 +207,8 @@ async def test_cancelling_an_orderly_consumer_commits_and_unlocks(tmp_path: Path
                 async with reader, trio.open_nursery() as nursery:
                     with pytest.raises(RuntimeError):
                         await reader.receive()  # orderly: only the handler form
+                    with trio.fail_after(5), pytest.raises(RuntimeError):
+                        await reader.consume(lambda messages: None)
                     nursery.start_soon(reader.consume_orderly, handler)
                     await wait_until(lambda: len(consumed) == 20, 0.02)
                     scope.cancel()
@@ -224,3 +228,331 @@ async def test_cancelling_an_orderly_consumer_commits_and_unlocks(tmp_path: Path
 
                 with trio.fail_after(5):
                     await wait_until(all_held, 0.05)
+
+
+async def test_a_queue_given_back_while_its_batch_runs_is_not_consumed_twice(
+    tmp_path: Path,
+) -> None:
+    # Queue 0 is given away while its handler runs, then given back: the
+    # batch still running keeps the queue until it ends; no second task
+    # consumes queue 0 beside it.
+    keep_queue0 = True
+    release = trio.Event()
+    blocked = trio.Event()
+    active: defaultdict[int, int] = defaultdict(int)
+    overlaps: list[int] = []
+
+    def allocate(group: str, client: str, queues, clients):  # type: ignore[no-untyped-def]
+        return [q for q in queues if keep_queue0 or q.queue_id != 0]
+
+    async def handler(messages: list[MessageExt]) -> ConsumeOrderlyStatus:
+        queue_id = messages[0].queue_id
+        active[queue_id] += 1
+        if active[queue_id] > 1:
+            overlaps.append(queue_id)
+        try:
+            if queue_id == 0 and not release.is_set():
+                blocked.set()
+                await release.wait()
+        finally:
+            active[queue_id] -= 1
+        return ConsumeOrderlyStatus.SUCCESS
+
+    with trio.fail_after(60):
+        async with running_up(tmp_path) as running:
+            ns = running.namesrv_addr
+            await produce(ns, 0, 8)
+            reader = consumer(
+                ns, "regain_group", TOPIC, orderly=True, rebalance_interval=3600,
+                lock_interval=3600, allocate=allocate,
+            )  # fmt: skip
+            async with reader, trio.open_nursery() as nursery:
+                nursery.start_soon(reader.consume_orderly, handler)
+                await blocked.wait()
+                keep_queue0 = False
+                await reader.rebalance()
+                keep_queue0 = True
+                await reader.rebalance()
+                await trio.sleep(1.0)
+                assert overlaps == []
+                release.set()
+                await wait_until(lambda: active[0] == 0, 0.02)
+                # Once the batch is over the queue is read again.
+                await reader.rebalance()
+                await wait_until(
+                    lambda: any(q.queue_id == 0 for q in reader.assignment if q.topic == TOPIC),
+                    0.05,
+                )
+                nursery.cancel_scope.cancel()
+    assert overlaps == []
+
+
+async def test_a_lock_not_renewed_expires_and_its_queue_waits_for_a_new_lock(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # ProcessQueue.isLockExpired: a lock not renewed for the max live time
+    # (30 s in Java; 0.5 s here) no longer lets its queue be consumed, even
+    # though nothing said it was lost; a successful LOCK_BATCH_MQ resumes it.
+    monkeypatch.setattr(process_queue, "REBALANCE_LOCK_MAX_LIVE_TIME", 0.5)
+    seen: list[int] = []
+
+    async def handler(messages: list[MessageExt]) -> ConsumeOrderlyStatus:
+        seen.extend(int(m.properties["idx"]) for m in messages)
+        return ConsumeOrderlyStatus.SUCCESS
+
+    with trio.fail_after(60):
+        async with running_up(tmp_path) as running:
+            ns = running.namesrv_addr
+            await produce(ns, 0, 8)
+            # No periodic renewal: only the consume loop locks again.
+            reader = consumer(
+                ns, "expiry_group", TOPIC, orderly=True, rebalance_interval=3600,
+                lock_interval=3600,
+            )  # fmt: skip
+            async with reader, trio.open_nursery() as nursery:
+                service = reader._orderly
+                assert service is not None
+                real = service.lock_batch
+                reachable = True
+
+                async def lock_batch(broker: str, queues: list[MessageQueue]) -> set[MessageQueue]:
+                    if not reachable:
+                        raise PyrocketError("broker unreachable")
+                    return await real(broker, queues)
+
+                service.lock_batch = lock_batch  # type: ignore[method-assign]
+                nursery.start_soon(reader.consume_orderly, handler)
+                await wait_until(lambda: len(seen) == 8, 0.02)
+                reachable = False
+                await trio.sleep(0.7)  # every lock is now expired
+                info = reader.running_info().mq_table
+                assert all(info[q].locked for q in info if q.topic == TOPIC)  # never "lost"
+                await produce(ns, 8, 8)
+                await trio.sleep(1.0)
+                assert len(seen) == 8  # pulled, but not consumed without a lock
+                reachable = True
+                await wait_until(lambda: len(seen) == 16, 0.05)
+                nursery.cancel_scope.cancel()
+    assert sorted(seen) == list(range(16))
+    for queue_id in range(4):
+        mine = [i for i in seen if i % 4 == queue_id]
+        assert mine == sorted(mine)
+
+
+async def test_a_queue_given_away_keeps_its_lock_renewed_while_its_batch_runs(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The broker's locks lapse after 1.5 s here (60 s in Java). Queue 0 is
+    # given away while its handler runs: the lock is still renewed until the
+    # batch ends, so the consumer it went to cannot consume it beside it.
+    monkeypatch.setattr(broker_rebalance, "REBALANCE_LOCK_MAX_LIVE_TIME_MS", 1500)
+    keep_queue0 = True
+    release = trio.Event()
+    blocked = trio.Event()
+    first_running = False
+    overlaps: list[int] = []
+    second_seen: list[int] = []
+
+    def allocate_first(group: str, client: str, queues, clients):  # type: ignore[no-untyped-def]
+        return [q for q in queues if keep_queue0 or q.queue_id != 0]
+
+    def allocate_second(group: str, client: str, queues, clients):  # type: ignore[no-untyped-def]
+        return [q for q in queues if q.queue_id == 0 and not keep_queue0]
+
+    async def first(messages: list[MessageExt]) -> ConsumeOrderlyStatus:
+        nonlocal first_running
+        if messages[0].queue_id == 0 and not release.is_set():
+            first_running = True
+            blocked.set()
+            await release.wait()
+            first_running = False
+        return ConsumeOrderlyStatus.SUCCESS
+
+    async def second(messages: list[MessageExt]) -> ConsumeOrderlyStatus:
+        if first_running:
+            overlaps.append(messages[0].queue_id)
+        second_seen.extend(m.queue_offset for m in messages)
+        return ConsumeOrderlyStatus.SUCCESS
+
+    with trio.fail_after(60):
+        async with running_up(tmp_path) as running:
+            ns = running.namesrv_addr
+            await produce(ns, 0, 8)
+            options: dict[str, object] = {
+                "orderly": True, "rebalance_interval": 0.3, "lock_interval": 0.3,
+            }  # fmt: skip
+            one = consumer(ns, "keep_group", TOPIC, allocate=allocate_first, **options)
+            two = consumer(ns, "keep_group", TOPIC, allocate=allocate_second, **options)
+            async with one, two, trio.open_nursery() as nursery:
+                nursery.start_soon(one.consume_orderly, first)
+                nursery.start_soon(two.consume_orderly, second)
+                await blocked.wait()
+                keep_queue0 = False
+                await one.rebalance()
+                await trio.sleep(3.0)  # twice the broker's lock lifetime
+                assert overlaps == []
+                assert second_seen == []
+                release.set()
+                await wait_until(lambda: len(second_seen) > 0, 0.05)
+                nursery.cancel_scope.cancel()
+    assert overlaps == []
+
+
+async def test_closing_gives_back_the_lock_of_a_queue_still_being_released(
+    tmp_path: Path,
+) -> None:
+    # Queue 0 was given away while its handler ran and the consumer closes
+    # before the batch ends: its lock is given back on close too, so a
+    # later consumer can take it at once (not after the broker's 60 s expiry).
+    keep_queue0 = True
+    release = trio.Event()
+    blocked = trio.Event()
+
+    def allocate(group: str, client: str, queues, clients):  # type: ignore[no-untyped-def]
+        return [q for q in queues if keep_queue0 or q.queue_id != 0]
+
+    async def handler(messages: list[MessageExt]) -> ConsumeOrderlyStatus:
+        if messages[0].queue_id == 0 and not release.is_set():
+            blocked.set()
+            await release.wait()
+        return ConsumeOrderlyStatus.SUCCESS
+
+    with trio.fail_after(60):
+        async with running_up(tmp_path) as running:
+            ns = running.namesrv_addr
+            await produce(ns, 0, 8)
+            reader = consumer(
+                ns, "close_release_group", TOPIC, orderly=True, rebalance_interval=3600,
+                lock_interval=3600, allocate=allocate,
+            )  # fmt: skip
+            async with trio.open_nursery() as nursery:
+                async with reader:
+                    nursery.start_soon(reader.consume_orderly, handler)
+                    await blocked.wait()
+                    keep_queue0 = False
+                    await reader.rebalance()
+                release.set()
+                nursery.cancel_scope.cancel()
+            # The broker holds no lock of the closed consumer any more.
+            table = running.broker.data_plane.lock_manager._table
+            holders = {e.client_id for e in table.get("close_release_group", {}).values()}
+            assert reader.instance.client_id not in holders
+
+
+async def test_a_reset_while_a_batch_runs_does_not_start_a_second_task_on_the_queue(
+    tmp_path: Path,
+) -> None:
+    release = trio.Event()
+    blocked = trio.Event()
+    active: defaultdict[int, int] = defaultdict(int)
+    overlaps: list[int] = []
+    seen: list[int] = []
+
+    async def handler(messages: list[MessageExt]) -> ConsumeOrderlyStatus:
+        queue_id = messages[0].queue_id
+        active[queue_id] += 1
+        if active[queue_id] > 1:
+            overlaps.append(queue_id)
+        try:
+            if queue_id == 0 and not release.is_set():
+                blocked.set()
+                await release.wait()
+        finally:
+            active[queue_id] -= 1
+        seen.extend(m.queue_offset for m in messages if m.queue_id == 0)
+        return ConsumeOrderlyStatus.SUCCESS
+
+    with trio.fail_after(60):
+        async with running_up(tmp_path) as running:
+            ns = running.namesrv_addr
+            await produce(ns, 0, 8)
+            reader = consumer(
+                ns, "reset_orderly", TOPIC, orderly=True, rebalance_interval=3600,
+                lock_interval=3600,
+            )  # fmt: skip
+            async with reader, trio.open_nursery() as nursery:
+                nursery.start_soon(reader.consume_orderly, handler)
+                await blocked.wait()
+                queue0 = next(q for q in reader.assignment if q.topic == TOPIC and q.queue_id == 0)
+                await reader.reset_offset(TOPIC, {queue0: 0})
+                await reader.rebalance()
+                await trio.sleep(1.0)
+                assert overlaps == []
+                release.set()
+                # Once the batch is over the queue is read again from 0.
+                await wait_until(lambda: seen == [0], 0.02)
+                await wait_until(
+                    lambda: reader._orderly is not None and not reader._orderly._releasing, 0.02
+                )
+                await reader.rebalance()
+                await wait_until(lambda: len(seen) == 3, 0.05)
+                nursery.cancel_scope.cancel()
+    assert overlaps == []
+    assert seen == [0, 0, 1]
+
+
+async def test_running_info_reports_when_each_orderly_queue_last_consumed(tmp_path: Path) -> None:
+    async def handler(messages: list[MessageExt]) -> ConsumeOrderlyStatus:
+        return ConsumeOrderlyStatus.SUCCESS
+
+    with trio.fail_after(60):
+        async with running_up(tmp_path) as running:
+            ns = running.namesrv_addr
+            await produce(ns, 0, 8)
+            reader = orderly(ns, "orderly_info")
+            async with reader, trio.open_nursery() as nursery:
+                await wait_until(lambda: len(reader.assignment) >= 4, 0.05)
+                await trio.sleep(0.05)
+                before = int(time.time() * 1000)
+                nursery.start_soon(reader.consume_orderly, handler)
+                ends = {q: running.broker.store.get_max_offset_in_queue(TOPIC, q) for q in range(4)}
+                await wait_until(lambda: committed(running, "orderly_info", TOPIC) == ends, 0.05)
+                info = reader.running_info().mq_table
+                mine = [q for q in info if q.topic == TOPIC]
+                assert len(mine) == 4
+                assert all(info[q].last_consume_timestamp >= before for q in mine)
+                nursery.cancel_scope.cancel()
+
+
+async def test_a_batch_of_the_old_offsets_does_not_acknowledge_new_messages(
+    tmp_path: Path,
+) -> None:
+    # The broker's queue restarts at 0 while the batch at offset 1 is being
+    # consumed: the pull is answered OFFSET_ILLEGAL and the queue is read
+    # again from 0. The old batch's end must not count the new message at
+    # offset 1 as consumed: every new message is consumed.
+    release = trio.Event()
+    blocked = trio.Event()
+    seen: list[bytes] = []
+
+    async def handler(messages: list[MessageExt]) -> ConsumeOrderlyStatus:
+        if messages[0].body == b"old1":
+            blocked.set()
+            await release.wait()
+        seen.extend(m.body for m in messages)
+        return ConsumeOrderlyStatus.SUCCESS
+
+    async def send(prefix: str, count: int) -> None:
+        async with Producer("reset_producers", [ns], client_ip="127.0.0.1") as producer:
+            for i in range(count):
+                await producer.send_orderly(new_message(TOPIC, f"{prefix}{i}".encode()), 0)
+
+    with trio.fail_after(60):
+        async with running_up(tmp_path) as running:
+            ns = running.namesrv_addr
+            await send("old", 2)
+            reader = orderly(ns, "moved_orderly", broker_suspend_max=0.5)
+            async with reader, trio.open_nursery() as nursery:
+                nursery.start_soon(reader.consume_orderly, handler)
+                await blocked.wait()
+                state = next(
+                    s for q, s in reader._queues.items() if q.topic == TOPIC and q.queue_id == 0
+                )
+                running.broker.store.clean_unused_topics([])
+                await wait_until(lambda: state.next_offset == 0, 0.02)
+                await send("new", 3)
+                await wait_until(lambda: state.process.count == 3, 0.02)  # the new ones
+                release.set()
+                await wait_until(lambda: b"new2" in seen, 0.02)
+                nursery.cancel_scope.cancel()
+    assert seen == [b"old0", b"old1", b"new0", b"new1", b"new2"]
