@@ -221,9 +221,12 @@ async def test_latency_fault_strategy_keeps_a_failing_broker_aside() -> None:
                     if enabled:
                         assert not sender.fault_strategy.tolerance.is_available("broker-a")
                 seen[enabled] = len(failing.seen(RequestCode.SEND_MESSAGE_V2)) - before
-    # Round robin alone keeps trying broker-a; the fault strategy stops after one.
+    # Round robin alone keeps trying broker-a: once per turn of the index
+    # over its four queues and broker-b's four (a failed attempt's retry
+    # skips to broker-b), so 20 sends meet it at least 4 times, whatever the
+    # random first index. The fault strategy stops after one.
     assert seen[True] == 1
-    assert seen[False] >= 5
+    assert seen[False] >= 4
 
 
 async def test_retry_another_broker_when_not_store_ok() -> None:
