@@ -121,9 +121,16 @@ class AsyncSends:
         if timeout <= 0:
             raise RemotingTooMuchRequestError("invokeAsyncImpl invoke too fast")
         acquired = False
-        with trio.move_on_at(deadline):
-            await self._semaphore.acquire()
+        try:
+            # A free permit (the usual case) needs no cancel scope.
+            await trio.lowlevel.checkpoint_if_cancelled()
+            self._semaphore.acquire_nowait()
             acquired = True
+            await trio.lowlevel.cancel_shielded_checkpoint()
+        except trio.WouldBlock:
+            with trio.move_on_at(deadline):
+                await self._semaphore.acquire()
+                acquired = True
         if not acquired:
             raise RemotingTimeoutError(
                 f"invokeAsyncImpl tryAcquire semaphore timeout, {timeout * 1000:.0f}ms, "
