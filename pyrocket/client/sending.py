@@ -228,6 +228,8 @@ def send_request(
         or not _INT_MIN <= flag <= _INT_MAX
         or type(default_topic_queue_nums) is not int
         or not _INT_MIN <= default_topic_queue_nums <= _INT_MAX
+        or type(queue.queue_id) is not int
+        or not _INT_MIN <= queue.queue_id <= _INT_MAX
     ):
         header = send_header(group, queue, prepared, default_topic_queue_nums)
         v2 = SendMessageRequestHeaderV2.from_v1(header)

@@ -162,3 +162,9 @@ def test_an_unknown_answer_code_is_a_response_error() -> None:
     with pytest.raises(ResponseError):
         send_result(RemotingCommand(code=ResponseCode.SYSTEM_ERROR, flag=1), QUEUE, prepared)
     assert MessageConst.PROPERTY_UNIQ_CLIENT_MESSAGE_ID_KEYIDX in prepared.properties
+
+
+def test_a_queue_id_java_cannot_hold_is_refused_as_before() -> None:
+    prepared = _prepared(new_message("T", b"b"))
+    with pytest.raises(CommandError):
+        send_request("g", MessageQueue("T", "broker-a", 2**31), prepared, 4)
