@@ -451,7 +451,10 @@ class Producer:
         prepared: Prepared,
     ) -> SendResult:
         # One attempt, its latency reported to the fault strategy (a failed
-        # one isolates the broker, as Java's sendDefaultImpl does).
+        # one isolates the broker, as Java's sendDefaultImpl does); with the
+        # strategy off there is nothing to time.
+        if not self.fault_strategy.send_latency_fault_enable:
+            return await self._send_to(queue, prepared, timeout)
         begin = trio.current_time()
         try:
             result = await self._send_to(queue, prepared, timeout)
