@@ -121,9 +121,16 @@ class AsyncSends:
         if timeout <= 0:
             raise RemotingTooMuchRequestError("invokeAsyncImpl invoke too fast")
         acquired = False
-        with trio.move_on_at(deadline):
-            await self._semaphore.acquire()
+        try:
+            # A free permit (the usual case) needs no cancel scope.
+            await trio.lowlevel.checkpoint_if_cancelled()
+            self._semaphore.acquire_nowait()
             acquired = True
+            await trio.lowlevel.cancel_shielded_checkpoint()
+        except trio.WouldBlock:
+            with trio.move_on_at(deadline):
+                await self._semaphore.acquire()
+                acquired = True
         if not acquired:
             raise RemotingTimeoutError(
                 f"invokeAsyncImpl tryAcquire semaphore timeout, {timeout * 1000:.0f}ms, "
@@ -134,10 +141,11 @@ class AsyncSends:
         self._next += 1
         self._deadlines[key] = deadline
         self._idle = trio.Event() if self._idle.is_set() else self._idle
-        previous = self._tails.get(order) if order is not None else None
-        mine = trio.Event()
+        previous: trio.Event | None = None
+        mine: trio.Event | None = None
         if order is not None:
-            self._tails[order] = mine
+            previous = self._tails.get(order)
+            mine = self._tails[order] = trio.Event()
         try:
             nursery.start_soon(
                 self._run,
@@ -155,9 +163,11 @@ class AsyncSends:
             raise
         return future
 
-    def _end_order(self, order: Hashable | None, mine: trio.Event) -> None:
+    def _end_order(self, order: Hashable | None, mine: trio.Event | None) -> None:
+        if mine is None:
+            return
         mine.set()
-        if order is not None and self._tails.get(order) is mine:
+        if self._tails.get(order) is mine:
             del self._tails[order]
 
     async def _run(
@@ -168,7 +178,7 @@ class AsyncSends:
         future: SendFuture[T],
         on_success: Callback[T] | None,
         on_exception: Callback[BaseException] | None,
-        chain: tuple[Hashable | None, trio.Event | None, trio.Event],
+        chain: tuple[Hashable | None, trio.Event | None, trio.Event | None],
     ) -> None:
         order, previous, mine = chain
         try:

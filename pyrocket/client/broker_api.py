@@ -240,8 +240,19 @@ class BrokerAPI:
         default), or SEND_BATCH_MESSAGE when ``header.batch``. Returns the
         answer whatever its code: the producer maps it."""
         request = RemotingCommand.request(
-            _send_code(header), SendMessageRequestHeaderV2.from_v1(header), body=body
+            send_code(header), SendMessageRequestHeaderV2.from_v1(header), body=body
         )
+        return await self.client.invoke_sync(addr, request, timeout)
+
+    async def send_request(
+        self,
+        addr: str,
+        request: RemotingCommand,
+        timeout: float,  # noqa: ASYNC109
+    ) -> RemotingCommand:
+        """A send request already built (see
+        :func:`pyrocket.client.sending.send_request`); returns the answer
+        whatever its code."""
         return await self.client.invoke_sync(addr, request, timeout)
 
     async def send_message_oneway(
@@ -253,7 +264,7 @@ class BrokerAPI:
     ) -> None:
         """SEND_MESSAGE_V2 flagged oneway: nothing comes back."""
         request = RemotingCommand.request(
-            _send_code(header), SendMessageRequestHeaderV2.from_v1(header), body=body, oneway=True
+            send_code(header), SendMessageRequestHeaderV2.from_v1(header), body=body, oneway=True
         )
         await self.client.invoke_oneway(addr, request, timeout)
 
@@ -465,7 +476,8 @@ def is_reply(properties: str | None) -> bool:
     return found == REPLY_MESSAGE_FLAG
 
 
-def _send_code(header: SendMessageRequestHeader) -> RequestCode:
+def send_code(header: SendMessageRequestHeader) -> RequestCode:
+    """The request code a send with ``header`` goes as."""
     if is_reply(header.properties):  # MQClientAPIImpl.sendMessage
         return RequestCode.SEND_REPLY_MESSAGE_V2
     return RequestCode.SEND_BATCH_MESSAGE if header.batch else RequestCode.SEND_MESSAGE_V2
@@ -478,4 +490,5 @@ __all__ = [
     "UNIQUE_MSG_QUERY_FLAG",
     "BrokerAPI",
     "is_reply",
+    "send_code",
 ]

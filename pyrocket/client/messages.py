@@ -78,4 +78,45 @@ def with_unique_id(message: Message, next_id: Callable[[], str]) -> JavaHashMap[
     return properties
 
 
-__all__ = ["QueueSelector", "new_message", "select_by_hash", "select_by_random", "with_unique_id"]
+#: Key sequence (the message's, then UNIQ_KEY if added) -> the order a Java
+#: HashMap filled with them in that sequence iterates them.
+_LAYOUTS: dict[tuple[str, ...], tuple[str, ...]] = {}
+#: Distinct key sets kept; past this the table starts afresh.
+_LAYOUTS_KEPT = 512
+
+
+def _layout(keys: tuple[str, ...]) -> tuple[str, ...]:
+    order = _LAYOUTS.get(keys)
+    if order is None:
+        table: JavaHashMap[str, str] = JavaHashMap()
+        for key in keys:
+            table[key] = ""
+        order = tuple(table)
+        if len(_LAYOUTS) >= _LAYOUTS_KEPT:
+            _LAYOUTS.clear()
+        _LAYOUTS[keys] = order
+    return order
+
+
+def sending_properties(message: Message, next_id: Callable[[], str]) -> dict[str, str]:
+    """What :func:`with_unique_id` gives, as a plain dict in the same
+    iteration order: the Java HashMap layout of a key sequence is worked out
+    once and reused for every message with the same property names."""
+    source = message.properties
+    keys = tuple(source)
+    values = {key: source[key] for key in keys}
+    uniq = MessageConst.PROPERTY_UNIQ_CLIENT_MESSAGE_ID_KEYIDX
+    if uniq not in values:
+        values[uniq] = next_id()
+        keys += (uniq,)
+    return {key: values[key] for key in _layout(keys)}
+
+
+__all__ = [
+    "QueueSelector",
+    "new_message",
+    "select_by_hash",
+    "select_by_random",
+    "sending_properties",
+    "with_unique_id",
+]

@@ -80,6 +80,7 @@ from pyrocket.client.sending import (
     prepare,
     selected_queue,
     send_header,
+    send_request,
     send_result,
     vip_channel_addr,
 )
@@ -450,7 +451,10 @@ class Producer:
         prepared: Prepared,
     ) -> SendResult:
         # One attempt, its latency reported to the fault strategy (a failed
-        # one isolates the broker, as Java's sendDefaultImpl does).
+        # one isolates the broker, as Java's sendDefaultImpl does); with the
+        # strategy off there is nothing to time.
+        if not self.fault_strategy.send_latency_fault_enable:
+            return await self._send_to(queue, prepared, timeout)
         begin = trio.current_time()
         try:
             result = await self._send_to(queue, prepared, timeout)
@@ -523,14 +527,18 @@ class Producer:
     def _request(
         self, queue: MessageQueue, prepared: Prepared
     ) -> tuple[str, SendMessageRequestHeader, bytes]:
+        addr = self._addr(queue)
+        header = send_header(self.group, queue, prepared, self.default_topic_queue_nums)
+        return addr, header, prepared.body
+
+    def _addr(self, queue: MessageQueue) -> str:
         broker = queue.broker_name or ""
         addr = self.instance.master_addr(broker)
         if addr is None:
             raise ClientError(f"The broker[{broker}] not exist")
         if self.vip_channel:
             addr = vip_channel_addr(addr)
-        header = send_header(self.group, queue, prepared, self.default_topic_queue_nums)
-        return addr, header, prepared.body
+        return addr
 
     async def _send_to(
         self,
@@ -538,13 +546,14 @@ class Producer:
         prepared: Prepared,
         timeout: float,  # noqa: ASYNC109
     ) -> SendResult:
-        addr, header, body = self._request(queue, prepared)
+        addr = self._addr(queue)
+        request = send_request(self.group, queue, prepared, self.default_topic_queue_nums)
         begin_ms = time.time_ns() // 1_000_000
-        response = await self.instance.brokers.send_message(addr, header, body, timeout)
+        response = await self.instance.brokers.send_request(addr, request, timeout)
         result = send_result(response, queue, prepared)
         if self.tracer is not None:
             ext = response.ext_fields or {}
-            self.tracer.sent(prepared.message, len(body), addr, result, begin_ms, ext)
+            self.tracer.sent(prepared.message, len(prepared.body), addr, result, begin_ms, ext)
         return result
 
 

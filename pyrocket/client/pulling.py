@@ -14,7 +14,7 @@ import dataclasses
 import enum
 import logging
 import time
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 
 import trio
 
@@ -81,9 +81,11 @@ def filter_by_tags(
     return [m for m in messages if m.tags is not None and m.tags in wanted]
 
 
-def decode_pulled(body: bytes) -> tuple[list[MessageExt], int]:
-    """The messages of a PULL_MESSAGE answer, and how many records in it
-    could not be decoded.
+def decode_pulled(
+    body: bytes, extra_properties: Mapping[str, str] | None = None
+) -> tuple[list[MessageExt], int]:
+    """The messages of a PULL_MESSAGE answer (``extra_properties`` added to
+    each one's), and how many records in it could not be decoded.
 
     Java's client stops at the first record it cannot decode and moves on
     past the whole batch. Here a bad record whose size word still fits the
@@ -95,7 +97,7 @@ def decode_pulled(body: bytes) -> tuple[list[MessageExt], int]:
     offset, end = 0, len(body)
     while offset < end:
         try:
-            message, offset = decode_message(body, offset)
+            message, offset = decode_message(body, offset, extra_properties)
         except ProtocolError as exc:
             skipped += 1
             size = int.from_bytes(body[offset : offset + 4], "big", signed=True)
@@ -194,15 +196,28 @@ def deliverable(
     """The messages of a FOUND answer to hand out. A message that cannot
     be decoded (or inflated) is skipped with a warning, as Java's client
     does: the queue moves past it instead of pulling it for ever."""
-    messages, skipped = decode_pulled(body)
+    # The offsets go in as the records are decoded; only a compressed body
+    # or a retry topic's message needs the rest of delivered_form.
+    offsets = {
+        MessageConst.PROPERTY_MIN_OFFSET: str(answer.min_offset),
+        MessageConst.PROPERTY_MAX_OFFSET: str(answer.max_offset),
+    }
+    messages, skipped = decode_pulled(body, offsets)
     retry = retry_topic(group)
     found: list[MessageExt] = []
     for message in filter_by_tags(messages, state.subscription):
-        try:
-            found.append(delivered_form(message, answer.min_offset, answer.max_offset, retry))
-        except ProtocolError as exc:
-            log.debug("message %d of %s not inflated: %s", message.queue_offset, state.queue, exc)
-            skipped += 1
+        if message.is_compressed or (
+            message.topic == retry and MessageConst.PROPERTY_RETRY_TOPIC in message.properties
+        ):
+            try:
+                message = delivered_form(message, answer.min_offset, answer.max_offset, retry)
+            except ProtocolError as exc:
+                log.debug(
+                    "message %d of %s not inflated: %s", message.queue_offset, state.queue, exc
+                )
+                skipped += 1
+                continue
+        found.append(message)
     if skipped:
         log.warning(
             "%s: skipped %d undecodable message(s) of %s between offsets %d and %d",

@@ -270,19 +270,40 @@ def encode_message(message: MessageExt) -> bytes:
     )
 
 
+#: Packed address and port -> its HostPort: the records of one pull answer
+#: mostly share a store host and a few born hosts.
+_HOSTS: dict[bytes, HostPort] = {}
+#: Distinct addresses kept; past this the table starts afresh.
+_HOSTS_KEPT = 1024
+
+
 def _host(
     data: bytes | bytearray | memoryview, pos: int, v6: bool, what: str
 ) -> tuple[HostPort, int]:
     length = 16 if v6 else 4
-    ip = bytes(data[pos : pos + length])
-    (port,) = _I32.unpack_from(data, pos + length)
-    if not 0 <= port <= 0xFFFF:
-        raise ProtocolError(f"{what} port {port} out of range", pos + length)
-    return HostPort(ip, port), pos + length + 4
+    after = pos + length + 4
+    packed = bytes(data[pos:after])
+    host = _HOSTS.get(packed)
+    if host is None:
+        (port,) = _I32.unpack_from(data, pos + length)
+        if not 0 <= port <= 0xFFFF:
+            raise ProtocolError(f"{what} port {port} out of range", pos + length)
+        host = HostPort(packed[:length], port)
+        if len(_HOSTS) >= _HOSTS_KEPT:
+            _HOSTS.clear()
+        _HOSTS[packed] = host
+    return host, after
 
 
-def decode_message(data: bytes | bytearray | memoryview, offset: int = 0) -> tuple[MessageExt, int]:
+def decode_message(
+    data: bytes | bytearray | memoryview,
+    offset: int = 0,
+    extra_properties: Mapping[str, str] | None = None,
+) -> tuple[MessageExt, int]:
     """Decode the stored record at ``offset``; return it and the offset after it.
+    ``extra_properties`` are put into the decoded properties after the
+    record's own (a name already there keeps its place and takes the new
+    value), as a consumer adds MIN_OFFSET and MAX_OFFSET.
 
     Raises ProtocolError when the record is cut short, its magic code is not a
     message's, its lengths disagree with its total size, a host port is out of
@@ -334,6 +355,8 @@ def decode_message(data: bytes | bytearray | memoryview, offset: int = 0) -> tup
             f"properties length {properties_length} disagrees with total size {total}", pos
         )
     properties = decode_properties(decode_utf8(data[pos + 2 : record_end], "properties", pos + 2))
+    if extra_properties:
+        properties.update(extra_properties)
     message = MessageExt(
         topic=topic,
         body=body,
