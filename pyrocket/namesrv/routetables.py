@@ -39,7 +39,7 @@ use them to know what they cached is still good.
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Final
 
@@ -66,6 +66,32 @@ _LIVE_TABLE_CAPACITY: Final = 256
 _FILTER_TABLE_CAPACITY: Final = 256
 
 _Queues = QueueNums
+
+
+#: Changed and new topics of one registration logged one by one at most
+#: (Java logs each); the rest are counted in one line.
+_DESCRIBED_TOPICS: Final = 16
+
+
+@dataclass(frozen=True, slots=True)
+class TopicDelta:
+    """The entries of a topic table that differ from ``base`` (new topics
+    and changed queue numbers), in the table's order."""
+
+    base: TopicQueues
+    items: Sequence[tuple[str, QueueNums]]
+
+
+def topic_delta_items(base: TopicQueues, topics: TopicQueues) -> list[tuple[str, QueueNums]]:
+    """The entries of ``topics`` that ``base`` lacks or holds otherwise."""
+    get = base.get
+    return [(topic, queues) for topic, queues in topics.items() if get(topic) != queues]
+
+
+def topic_delta(base: TopicQueues, topics: TopicQueues) -> TopicDelta:
+    """:class:`TopicDelta` of ``topics`` against ``base``. Pure, so it can
+    run in a thread (neither table is changed once built)."""
+    return TopicDelta(base, topic_delta_items(base, topics))
 
 
 @dataclass(frozen=True, slots=True)
@@ -187,6 +213,7 @@ class RouteTables:
         connection: object,
         now_ms: int,
         topic_order: Sequence[str] | None = None,
+        topic_delta: TopicDelta | None = None,
     ) -> RegisterResult:
         """Record a broker's registration (``registerBroker``).
 
@@ -196,7 +223,10 @@ class RouteTables:
         pre-3.0.11 registration path); empty removes the broker's entry.
         ``topic_order`` is the iteration order of ``topics`` decoded as a
         Java ConcurrentHashMap, when the caller has it already (worked out
-        off the event loop for a large table).
+        off the event loop for a large table). ``topic_delta`` is what
+        :func:`topic_delta` found between ``topics`` and a table read from
+        :meth:`applied_table` earlier (worked out off the event loop too); it
+        is used only if that table is still the one applied for the name.
         """
         entry = self._brokers.get(broker_name)
         register_first = entry is None or broker_id not in entry.addrs
@@ -226,7 +256,7 @@ class RouteTables:
             addrs[broker_id] = broker_addr
             self._changed()
         if update_queues:
-            self._update_queue_datas(broker_name, topics, topic_order)
+            self._update_queue_datas(broker_name, topics, topic_order, topic_delta)
 
         previous = self._live.get(broker_addr)
         self._live[broker_addr] = BrokerLiveInfo(now_ms, data_version, connection, ha_server_addr)
@@ -272,8 +302,17 @@ class RouteTables:
             if not addrs:
                 del self._by_connection[connection]
 
+    def applied_table(self, broker_name: str) -> TopicQueues | None:
+        """The topic table applied last for ``broker_name``, while nothing
+        else has changed that name's queue data since (else None)."""
+        return self._applied.get(broker_name)
+
     def _update_queue_datas(
-        self, broker_name: str, topics: TopicQueues, topic_order: Sequence[str] | None = None
+        self,
+        broker_name: str,
+        topics: TopicQueues,
+        topic_order: Sequence[str] | None = None,
+        topic_delta: TopicDelta | None = None,
     ) -> None:
         """``createAndUpdateQueueData`` for each topic of a master."""
         previous = self._applied.get(broker_name)
@@ -285,45 +324,102 @@ class RouteTables:
         self._applied[broker_name] = topics
         # Likewise only the entries that differ from the table applied last
         # can change anything (topics it no longer lists stay, as in Java).
-        items = topics.items() if previous is None else topics.items() - previous.items()
+        items: Iterable[tuple[str, _Queues]]
+        if previous is None:
+            items = topics.items()
+        elif topic_delta is not None and topic_delta.base is previous:
+            items = topic_delta.items
+        else:
+            items = topic_delta_items(previous, topics)
         interned = self._interned
         table = self._topics
         fresh: dict[str, _Queues] = {}
+        # Described only while few: a table may bring thousands of changes,
+        # and describing each one costs even when the line is not logged.
+        described = _DESCRIBED_TOPICS if log.isEnabledFor(logging.INFO) else 0
+        changed = 0
+        # Most topics of a broker hold the same queue list and get the same
+        # numbers, so each (list, numbers) pair is worked out once. Keyed by
+        # identity: the memo keeps each list alive and the numbers are
+        # interned, so no key can be reused by another object meanwhile.
+        memo: dict[tuple[int, int], tuple[QueueList, QueueList | None, _Queues | None]] = {}
         for topic, queues in items:
             queues = interned.setdefault(queues, queues)
             entry = table.get(topic)
             if entry is None:
                 fresh[topic] = queues
                 continue
-            old = entry.find(broker_name)
-            if old == queues:
-                continue
             current = entry.queues
+            key = (id(current), id(queues))
+            known = memo.get(key)
+            if known is None:
+                known = memo[key] = (current, *self._replaced(current, broker_name, queues))
+            replaced, old = known[1], known[2]
+            if replaced is None:
+                continue
             if old is not None:
-                log.info(
-                    "topic changed, %s OLD: %s NEW: %s",
-                    topic,
-                    QueueData.row_text((broker_name, old)),
-                    QueueData.row_text((broker_name, queues)),
-                )
-                current = tuple(pair for pair in current if pair[0] != broker_name)
-            self._set_queues(entry, (*current, (broker_name, queues)))
-        if not fresh:
-            return
+                changed += 1
+                if changed <= described:
+                    log.info(
+                        "topic changed, %s OLD: %s NEW: %s",
+                        topic,
+                        QueueData.row_text((broker_name, old)),
+                        QueueData.row_text((broker_name, queues)),
+                    )
+            entry.set_queues(replaced)
+            self._version += 1
+        if changed > described:
+            log.info("topic changed: %d more topics of broker %s", changed - described, broker_name)
+        if fresh:
+            self._insert_topics(broker_name, topics, fresh, topic_order, described)
+
+    def _replaced(
+        self, current: QueueList, broker_name: str, queues: _Queues
+    ) -> tuple[QueueList | None, _Queues | None]:
+        """(the list with ``broker_name`` holding ``queues``, moved to the
+        end; None if it holds them already) and what it held before."""
+        old = None
+        for name, held in current:
+            if name == broker_name:
+                old = held
+                break
+        if old == queues:
+            return None, old
+        if old is not None:
+            current = tuple(pair for pair in current if pair[0] != broker_name)
+        return self._list((*current, (broker_name, queues))), old
+
+    def _insert_topics(
+        self,
+        broker_name: str,
+        topics: TopicQueues,
+        fresh: dict[str, _Queues],
+        topic_order: Sequence[str] | None,
+        described: int,
+    ) -> None:
+        """Add the topics of ``fresh`` held by ``broker_name`` alone, in the
+        order Java's ConcurrentHashMap of ``topics`` gives them."""
         names = list(fresh)
         if len(names) > 1:
             order = concurrent_hashmap_order(topics) if topic_order is None else topic_order
             names = [name for name in order if name in fresh]
-        # Checked once: a first registration may bring thousands of topics,
-        # and describing each one costs even when the line is not logged.
-        announce = log.isEnabledFor(logging.INFO)
+        lists: dict[int, QueueList] = {}
         for name in names:
             queues = fresh[name]
-            self._insert_topic(name, TopicEntry(self._list(((broker_name, queues),))))
-            if announce:
-                log.info(
-                    "new topic registered, %s %s", name, QueueData.row_text((broker_name, queues))
-                )
+            single = lists.get(id(queues))  # interned: alive, so the id is its own
+            if single is None:
+                single = lists[id(queues)] = self._list(((broker_name, queues),))
+            self._insert_topic(name, TopicEntry(single))
+        for name in names[:described]:
+            log.info(
+                "new topic registered, %s %s", name, QueueData.row_text((broker_name, fresh[name]))
+            )
+        if len(names) > described:
+            log.info(
+                "new topic registered: %d more topics of broker %s",
+                len(names) - described,
+                broker_name,
+            )
 
     def _list(self, queues: QueueList) -> QueueList:
         """``queues``, shared with other topics when it is a single entry."""
@@ -581,5 +677,8 @@ __all__ = [
     "QueueNums",
     "RegisterResult",
     "RouteTables",
+    "TopicDelta",
     "TopicQueues",
+    "topic_delta",
+    "topic_delta_items",
 ]
