@@ -143,16 +143,14 @@ def _read_java_table(body: bytes) -> tuple[dict[str, Any], dict[str, QueueNums]]
         document = _json_object(rest.encode(), "")
     except ProtocolError:
         return None
-    topics: dict[str, QueueNums] = {}
-    interned: dict[tuple[str, ...], QueueNums] = {}
-    for index in range(1, len(parts), 6):
-        name, perm, read, flag, write = parts[index : index + 5]
-        key = (perm, read, flag, write)
-        queues = interned.get(key)
-        if queues is None:
-            queues = interned[key] = (int(read), int(write), int(perm), int(flag))
-        topics[name] = queues
-    return document, topics
+    # Each match is (name, perm, read, flag, write); most topics share their
+    # numbers, so each distinct text is converted once.
+    texts = list(zip(parts[2::6], parts[3::6], parts[4::6], parts[5::6], strict=True))
+    numbers = {
+        text: (int(text[1]), int(text[3]), int(text[0]), int(text[2])) for text in set(texts)
+    }
+    # As a JSON object does: a repeated name keeps its first place, its last value.
+    return document, dict(zip(parts[1::6], map(numbers.__getitem__, texts), strict=True))
 
 
 # A DataVersion as fastjson writes it; JSON integers only (no leading zeros).
