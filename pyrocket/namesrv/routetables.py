@@ -40,9 +40,20 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
 from typing import Final
 
+from pyrocket.namesrv.routedata import (
+    DESCRIBED_TOPICS,
+    BrokerEntry,
+    BrokerLiveInfo,
+    DroppedBroker,
+    QueueList,
+    RegisterResult,
+    TopicDelta,
+    TopicEntry,
+    topic_delta,
+    topic_delta_items,
+)
 from pyrocket.protocol.bodies import MASTER_ID, PERM_WRITE, DataVersion, QueueData
 from pyrocket.protocol.bodies.register import TopicQueues
 from pyrocket.protocol.bodies.route import QueueNums
@@ -68,103 +79,6 @@ _FILTER_TABLE_CAPACITY: Final = 256
 _Queues = QueueNums
 
 
-#: Changed and new topics of one registration logged one by one at most
-#: (Java logs each); the rest are counted in one line.
-_DESCRIBED_TOPICS: Final = 16
-
-
-@dataclass(frozen=True, slots=True)
-class TopicDelta:
-    """The entries of a topic table that differ from ``base`` (new topics
-    and changed queue numbers), in the table's order."""
-
-    base: TopicQueues
-    items: Sequence[tuple[str, QueueNums]]
-
-
-def topic_delta_items(base: TopicQueues, topics: TopicQueues) -> list[tuple[str, QueueNums]]:
-    """The entries of ``topics`` that ``base`` lacks or holds otherwise."""
-    get = base.get
-    return [(topic, queues) for topic, queues in topics.items() if get(topic) != queues]
-
-
-def topic_delta(base: TopicQueues, topics: TopicQueues) -> TopicDelta:
-    """:class:`TopicDelta` of ``topics`` against ``base``. Pure, so it can
-    run in a thread (neither table is changed once built)."""
-    return TopicDelta(base, topic_delta_items(base, topics))
-
-
-@dataclass(frozen=True, slots=True)
-class RegisterResult:
-    """REGISTER_BROKER's answer: for a slave, its master's HA and broker address."""
-
-    ha_server_addr: str | None = None
-    master_addr: str | None = None
-
-
-@dataclass(frozen=True, slots=True)
-class BrokerLiveInfo:
-    """One broker address as the NameServer last heard of it."""
-
-    last_update_ms: int
-    data_version: DataVersion
-    connection: object
-    ha_server_addr: str | None
-
-
-@dataclass(frozen=True, slots=True)
-class DroppedBroker:
-    """A broker address taken out of the tables, with the connection it used."""
-
-    broker_addr: str
-    connection: object
-    reason: str
-
-
-QueueList = tuple[tuple[str, QueueNums], ...]
-"""A topic's queue data in Java's list order, as (broker name, numbers) pairs."""
-
-
-class TopicEntry:
-    """One entry of the topic queue table.
-
-    ``queues`` is an immutable tuple, shared between topics that hold the
-    same thing (most topics of a broker do), replaced on every change; a
-    changed entry moves to the end, as in Java's list. ``prefix`` and
-    ``suffix`` are the two halves of the encoded route, shared too: the broker
-    part (valid while ``generation`` is current) and the queue part.
-    """
-
-    __slots__ = ("generation", "prefix", "queues", "suffix")
-
-    def __init__(self, queues: QueueList) -> None:
-        self.queues = queues
-        self.prefix: bytes | None = None
-        self.suffix: bytes | None = None
-        self.generation = -1
-
-    def set_queues(self, queues: QueueList) -> None:
-        self.queues = queues
-        self.prefix = self.suffix = None
-
-    def find(self, broker_name: str) -> QueueNums | None:
-        for name, queues in self.queues:
-            if name == broker_name:
-                return queues
-        return None
-
-
-class _BrokerEntry:
-    """Java's BrokerData as held in the broker address table (mutable)."""
-
-    __slots__ = ("addrs", "cluster", "name")
-
-    def __init__(self, cluster: str, name: str) -> None:
-        self.cluster = cluster
-        self.name = name
-        self.addrs: JavaHashMap[int, str] = JavaHashMap()
-
-
 class RouteTables:
     """The route tables of one NameServer and their changes. Not
     thread-safe; no I/O."""
@@ -177,7 +91,7 @@ class RouteTables:
         self._topic_threshold = table_size_for(_TOPIC_TABLE_CAPACITY)
         self._topic_order: list[tuple[str, TopicEntry]] | None = None
 
-        self._brokers: JavaHashMap[str, _BrokerEntry] = JavaHashMap(_BROKER_TABLE_CAPACITY)
+        self._brokers: JavaHashMap[str, BrokerEntry] = JavaHashMap(_BROKER_TABLE_CAPACITY)
         self._clusters: JavaHashMap[str, JavaHashSet[str]] = JavaHashMap(_CLUSTER_TABLE_CAPACITY)
         self._live: JavaHashMap[str, BrokerLiveInfo] = JavaHashMap(_LIVE_TABLE_CAPACITY)
         self._filters: JavaHashMap[str, list[str]] = JavaHashMap(_FILTER_TABLE_CAPACITY)
@@ -243,7 +157,7 @@ class RouteTables:
             self._changed()
 
         if entry is None:
-            entry = _BrokerEntry(cluster_name, broker_name)
+            entry = BrokerEntry(cluster_name, broker_name)
             self._brokers[broker_name] = entry
             self._changed()
         addrs = entry.addrs
@@ -336,7 +250,7 @@ class RouteTables:
         fresh: dict[str, _Queues] = {}
         # Described only while few: a table may bring thousands of changes,
         # and describing each one costs even when the line is not logged.
-        described = _DESCRIBED_TOPICS if log.isEnabledFor(logging.INFO) else 0
+        described = DESCRIBED_TOPICS if log.isEnabledFor(logging.INFO) else 0
         changed = 0
         # Most topics of a broker hold the same queue list and get the same
         # numbers, so each (list, numbers) pair is worked out once. Keyed by

@@ -7,6 +7,9 @@ JSON or the compressed form of :class:`~pyrocket.protocol.bodies.RegisterBrokerB
 :func:`decode_legacy_register_body` the bare TopicConfigSerializeWrapper of a
 broker older than 3.0.11, and :class:`RegistrationDecoder` keeps each broker's
 last body to skip the JSON parse of one that only has a new DataVersion.
+A topicConfigTable written as Java's fastjson writes it is read from its text
+without the JSON parser building an object per topic; anything else goes
+through the parser, with the same result.
 Sans-I/O: nothing here reads a socket, a file or a clock other than Java's
 ``new DataVersion()`` stamp.
 """
