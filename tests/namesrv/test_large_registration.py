@@ -196,11 +196,11 @@ async def test_the_thread_path_builds_the_same_tables_as_the_inline_one(
 
 #: The longest the event loop may stall while a registration of
 #: STALL_TOPICS topics is processed, loose enough for a loaded 2-core
-#: machine. Measured here on a quiet one: 8-13 ms (the worker thread holds
-#: the interpreter lock 5 ms at a time; the loop's own part of applying
-#: 10,000 changed topics is under 10 ms); before the tables worked out a
-#: table's changes off the loop and described changed topics only while
-#: few, 36-41 ms for a table with every topic changed.
+#: machine. Measured here (load average about 2): 9-19 ms, the worker thread
+#: holding the interpreter lock 5 ms at a time and the loop's own part of
+#: applying 10,000 changed topics under 10 ms. Before a table's changes
+#: were worked out off the loop and changed topics described only while
+#: few: 24-27 ms with one topic changed, 51-60 ms with all of them.
 LOOP_STALL_BOUND_S = 0.050
 STALL_TOPICS = 10_000
 
