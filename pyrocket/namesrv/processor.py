@@ -42,6 +42,7 @@ from pyrocket.namesrv.answers import APPLY_TOPIC_TIP, AnswerCache
 from pyrocket.namesrv.config import ConfigFileWriter, Configuration, NamesrvConfig, plan_update
 from pyrocket.namesrv.kvconfig import NAMESPACE_ORDER_TOPIC_CONFIG, KVConfigManager
 from pyrocket.namesrv.routeinfo import RouteInfoManager, registration_order
+from pyrocket.namesrv.routetables import TopicDelta, topic_delta
 from pyrocket.persist import PersistError
 from pyrocket.protocol.bodies import DataVersion, Properties
 from pyrocket.protocol.bodies.register import (
@@ -77,6 +78,12 @@ log = logging.getLogger("pyrocket.namesrv")
 #: inline; larger ones in a worker thread. 64 KiB of JSON is about 400 topics,
 #: a millisecond or two of decoding.
 INLINE_BODY_LIMIT: Final = 64 * 1024
+
+
+_Decoded = tuple[RegistrationBody, PreparedRegistration | None, list[str] | None, TopicDelta | None]
+"""What the worker thread makes of a large registration: the body, the
+decoder's memory update, the order of the table as Java applies it (when it
+may bring new topics) and what differs from the table applied last."""
 
 
 class NamesrvState:
@@ -278,10 +285,11 @@ class DefaultRequestProcessor:
         body = request.body
         bodies = self._bodies
         modern = request.version >= VERSION_V3_0_11
+        # The table applied last for this name: what is new in this one is
+        # worked out in the thread too, so the event loop only applies it.
+        base = self.state.routes.applied_table(header.broker_name)
 
-        def check_and_decode() -> (
-            tuple[RegistrationBody, PreparedRegistration | None, list[str] | None] | None
-        ):
+        def check_and_decode() -> _Decoded | None:
             if header.body_crc32 and crc32(body) != header.body_crc32:
                 return None
             prepared: PreparedRegistration | None = None
@@ -291,21 +299,28 @@ class DefaultRequestProcessor:
             else:
                 # A legacy body is not remembered: it changes nothing in the decoder.
                 registration = decode_legacy_register_body(body)
-            # The order a new table is applied in costs more than applying
-            # it; work it out here too, unless this is the table seen last.
             topics = registration.topics
+            if topics is base:
+                return registration, prepared, None, None  # applying it changes nothing
+            delta = None if base is None else topic_delta(base, topics)
+            # The order a new table is applied in costs more than applying
+            # it; work it out here too when the table may bring new topics
+            # (while ``base`` is applied, every topic it lists is in the
+            # tables already).
             order = None
-            if len(topics) > 1 and topics is not bodies.known_table(header.broker_addr):
+            if len(topics) > 1 and (
+                delta is None or any(topic not in delta.base for topic, _ in delta.items)
+            ):
                 order = registration_order(topics)
-            return registration, prepared, order
+            return registration, prepared, order, delta
 
         done = await trio.to_thread.run_sync(check_and_decode, limiter=self._decode_limiter)
         if done is None:
             return self._crc_mismatch(conn)
-        registration, prepared, order = done
+        registration, prepared, order, delta = done
         if prepared is not None:
             bodies.remember(header.broker_addr, prepared)
-        return self._apply_registration(conn, header, registration, order)
+        return self._apply_registration(conn, header, registration, order, delta)
 
     def _crc_mismatch(self, conn: Connection) -> RemotingCommand:
         log.warning("receive registerBroker request,crc32 not match,from %s", conn.remote_address)
@@ -319,6 +334,7 @@ class DefaultRequestProcessor:
         header: RegisterBrokerRequestHeader,
         registration: RegistrationBody,
         topic_order: list[str] | None = None,
+        topic_delta: TopicDelta | None = None,
     ) -> RemotingCommand:
         state = self.state
         result = state.routes.register_broker(
@@ -333,6 +349,7 @@ class DefaultRequestProcessor:
             conn,
             state.clock(),
             topic_order,
+            topic_delta,
         )
         return _success(
             header=RegisterBrokerResponseHeader(result.ha_server_addr, result.master_addr),

@@ -17,15 +17,14 @@ from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Final
 
+from pyrocket.namesrv.routedata import QueueList, TopicEntry
 from pyrocket.namesrv.routetables import (
     BROKER_CHANNEL_EXPIRED_MS,
     BrokerLiveInfo,
     DroppedBroker,
-    QueueList,
     QueueNums,
     RegisterResult,
     RouteTables,
-    TopicEntry,
     TopicQueues,
 )
 from pyrocket.protocol.bodies import (

@@ -39,10 +39,21 @@ use them to know what they cached is still good.
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
-from dataclasses import dataclass
+from collections.abc import Iterable, Sequence
 from typing import Final
 
+from pyrocket.namesrv.routedata import (
+    DESCRIBED_TOPICS,
+    BrokerEntry,
+    BrokerLiveInfo,
+    DroppedBroker,
+    QueueList,
+    RegisterResult,
+    TopicDelta,
+    TopicEntry,
+    topic_delta,
+    topic_delta_items,
+)
 from pyrocket.protocol.bodies import MASTER_ID, PERM_WRITE, DataVersion, QueueData
 from pyrocket.protocol.bodies.register import TopicQueues
 from pyrocket.protocol.bodies.route import QueueNums
@@ -68,77 +79,6 @@ _FILTER_TABLE_CAPACITY: Final = 256
 _Queues = QueueNums
 
 
-@dataclass(frozen=True, slots=True)
-class RegisterResult:
-    """REGISTER_BROKER's answer: for a slave, its master's HA and broker address."""
-
-    ha_server_addr: str | None = None
-    master_addr: str | None = None
-
-
-@dataclass(frozen=True, slots=True)
-class BrokerLiveInfo:
-    """One broker address as the NameServer last heard of it."""
-
-    last_update_ms: int
-    data_version: DataVersion
-    connection: object
-    ha_server_addr: str | None
-
-
-@dataclass(frozen=True, slots=True)
-class DroppedBroker:
-    """A broker address taken out of the tables, with the connection it used."""
-
-    broker_addr: str
-    connection: object
-    reason: str
-
-
-QueueList = tuple[tuple[str, QueueNums], ...]
-"""A topic's queue data in Java's list order, as (broker name, numbers) pairs."""
-
-
-class TopicEntry:
-    """One entry of the topic queue table.
-
-    ``queues`` is an immutable tuple, shared between topics that hold the
-    same thing (most topics of a broker do), replaced on every change; a
-    changed entry moves to the end, as in Java's list. ``prefix`` and
-    ``suffix`` are the two halves of the encoded route, shared too: the broker
-    part (valid while ``generation`` is current) and the queue part.
-    """
-
-    __slots__ = ("generation", "prefix", "queues", "suffix")
-
-    def __init__(self, queues: QueueList) -> None:
-        self.queues = queues
-        self.prefix: bytes | None = None
-        self.suffix: bytes | None = None
-        self.generation = -1
-
-    def set_queues(self, queues: QueueList) -> None:
-        self.queues = queues
-        self.prefix = self.suffix = None
-
-    def find(self, broker_name: str) -> QueueNums | None:
-        for name, queues in self.queues:
-            if name == broker_name:
-                return queues
-        return None
-
-
-class _BrokerEntry:
-    """Java's BrokerData as held in the broker address table (mutable)."""
-
-    __slots__ = ("addrs", "cluster", "name")
-
-    def __init__(self, cluster: str, name: str) -> None:
-        self.cluster = cluster
-        self.name = name
-        self.addrs: JavaHashMap[int, str] = JavaHashMap()
-
-
 class RouteTables:
     """The route tables of one NameServer and their changes. Not
     thread-safe; no I/O."""
@@ -151,7 +91,7 @@ class RouteTables:
         self._topic_threshold = table_size_for(_TOPIC_TABLE_CAPACITY)
         self._topic_order: list[tuple[str, TopicEntry]] | None = None
 
-        self._brokers: JavaHashMap[str, _BrokerEntry] = JavaHashMap(_BROKER_TABLE_CAPACITY)
+        self._brokers: JavaHashMap[str, BrokerEntry] = JavaHashMap(_BROKER_TABLE_CAPACITY)
         self._clusters: JavaHashMap[str, JavaHashSet[str]] = JavaHashMap(_CLUSTER_TABLE_CAPACITY)
         self._live: JavaHashMap[str, BrokerLiveInfo] = JavaHashMap(_LIVE_TABLE_CAPACITY)
         self._filters: JavaHashMap[str, list[str]] = JavaHashMap(_FILTER_TABLE_CAPACITY)
@@ -187,6 +127,7 @@ class RouteTables:
         connection: object,
         now_ms: int,
         topic_order: Sequence[str] | None = None,
+        topic_delta: TopicDelta | None = None,
     ) -> RegisterResult:
         """Record a broker's registration (``registerBroker``).
 
@@ -196,7 +137,10 @@ class RouteTables:
         pre-3.0.11 registration path); empty removes the broker's entry.
         ``topic_order`` is the iteration order of ``topics`` decoded as a
         Java ConcurrentHashMap, when the caller has it already (worked out
-        off the event loop for a large table).
+        off the event loop for a large table). ``topic_delta`` is what
+        :func:`topic_delta` found between ``topics`` and a table read from
+        :meth:`applied_table` earlier (worked out off the event loop too); it
+        is used only if that table is still the one applied for the name.
         """
         entry = self._brokers.get(broker_name)
         register_first = entry is None or broker_id not in entry.addrs
@@ -213,7 +157,7 @@ class RouteTables:
             self._changed()
 
         if entry is None:
-            entry = _BrokerEntry(cluster_name, broker_name)
+            entry = BrokerEntry(cluster_name, broker_name)
             self._brokers[broker_name] = entry
             self._changed()
         addrs = entry.addrs
@@ -226,7 +170,7 @@ class RouteTables:
             addrs[broker_id] = broker_addr
             self._changed()
         if update_queues:
-            self._update_queue_datas(broker_name, topics, topic_order)
+            self._update_queue_datas(broker_name, topics, topic_order, topic_delta)
 
         previous = self._live.get(broker_addr)
         self._live[broker_addr] = BrokerLiveInfo(now_ms, data_version, connection, ha_server_addr)
@@ -272,8 +216,17 @@ class RouteTables:
             if not addrs:
                 del self._by_connection[connection]
 
+    def applied_table(self, broker_name: str) -> TopicQueues | None:
+        """The topic table applied last for ``broker_name``, while nothing
+        else has changed that name's queue data since (else None)."""
+        return self._applied.get(broker_name)
+
     def _update_queue_datas(
-        self, broker_name: str, topics: TopicQueues, topic_order: Sequence[str] | None = None
+        self,
+        broker_name: str,
+        topics: TopicQueues,
+        topic_order: Sequence[str] | None = None,
+        topic_delta: TopicDelta | None = None,
     ) -> None:
         """``createAndUpdateQueueData`` for each topic of a master."""
         previous = self._applied.get(broker_name)
@@ -285,45 +238,102 @@ class RouteTables:
         self._applied[broker_name] = topics
         # Likewise only the entries that differ from the table applied last
         # can change anything (topics it no longer lists stay, as in Java).
-        items = topics.items() if previous is None else topics.items() - previous.items()
+        items: Iterable[tuple[str, _Queues]]
+        if previous is None:
+            items = topics.items()
+        elif topic_delta is not None and topic_delta.base is previous:
+            items = topic_delta.items
+        else:
+            items = topic_delta_items(previous, topics)
         interned = self._interned
         table = self._topics
         fresh: dict[str, _Queues] = {}
+        # Described only while few: a table may bring thousands of changes,
+        # and describing each one costs even when the line is not logged.
+        described = DESCRIBED_TOPICS if log.isEnabledFor(logging.INFO) else 0
+        changed = 0
+        # Most topics of a broker hold the same queue list and get the same
+        # numbers, so each (list, numbers) pair is worked out once. Keyed by
+        # identity: the memo keeps each list alive and the numbers are
+        # interned, so no key can be reused by another object meanwhile.
+        memo: dict[tuple[int, int], tuple[QueueList, QueueList | None, _Queues | None]] = {}
         for topic, queues in items:
             queues = interned.setdefault(queues, queues)
             entry = table.get(topic)
             if entry is None:
                 fresh[topic] = queues
                 continue
-            old = entry.find(broker_name)
-            if old == queues:
-                continue
             current = entry.queues
+            key = (id(current), id(queues))
+            known = memo.get(key)
+            if known is None:
+                known = memo[key] = (current, *self._replaced(current, broker_name, queues))
+            replaced, old = known[1], known[2]
+            if replaced is None:
+                continue
             if old is not None:
-                log.info(
-                    "topic changed, %s OLD: %s NEW: %s",
-                    topic,
-                    QueueData.row_text((broker_name, old)),
-                    QueueData.row_text((broker_name, queues)),
-                )
-                current = tuple(pair for pair in current if pair[0] != broker_name)
-            self._set_queues(entry, (*current, (broker_name, queues)))
-        if not fresh:
-            return
+                changed += 1
+                if changed <= described:
+                    log.info(
+                        "topic changed, %s OLD: %s NEW: %s",
+                        topic,
+                        QueueData.row_text((broker_name, old)),
+                        QueueData.row_text((broker_name, queues)),
+                    )
+            entry.set_queues(replaced)
+            self._version += 1
+        if changed > described:
+            log.info("topic changed: %d more topics of broker %s", changed - described, broker_name)
+        if fresh:
+            self._insert_topics(broker_name, topics, fresh, topic_order, described)
+
+    def _replaced(
+        self, current: QueueList, broker_name: str, queues: _Queues
+    ) -> tuple[QueueList | None, _Queues | None]:
+        """(the list with ``broker_name`` holding ``queues``, moved to the
+        end; None if it holds them already) and what it held before."""
+        old = None
+        for name, held in current:
+            if name == broker_name:
+                old = held
+                break
+        if old == queues:
+            return None, old
+        if old is not None:
+            current = tuple(pair for pair in current if pair[0] != broker_name)
+        return self._list((*current, (broker_name, queues))), old
+
+    def _insert_topics(
+        self,
+        broker_name: str,
+        topics: TopicQueues,
+        fresh: dict[str, _Queues],
+        topic_order: Sequence[str] | None,
+        described: int,
+    ) -> None:
+        """Add the topics of ``fresh`` held by ``broker_name`` alone, in the
+        order Java's ConcurrentHashMap of ``topics`` gives them."""
         names = list(fresh)
         if len(names) > 1:
             order = concurrent_hashmap_order(topics) if topic_order is None else topic_order
             names = [name for name in order if name in fresh]
-        # Checked once: a first registration may bring thousands of topics,
-        # and describing each one costs even when the line is not logged.
-        announce = log.isEnabledFor(logging.INFO)
+        lists: dict[int, QueueList] = {}
         for name in names:
             queues = fresh[name]
-            self._insert_topic(name, TopicEntry(self._list(((broker_name, queues),))))
-            if announce:
-                log.info(
-                    "new topic registered, %s %s", name, QueueData.row_text((broker_name, queues))
-                )
+            single = lists.get(id(queues))  # interned: alive, so the id is its own
+            if single is None:
+                single = lists[id(queues)] = self._list(((broker_name, queues),))
+            self._insert_topic(name, TopicEntry(single))
+        for name in names[:described]:
+            log.info(
+                "new topic registered, %s %s", name, QueueData.row_text((broker_name, fresh[name]))
+            )
+        if len(names) > described:
+            log.info(
+                "new topic registered: %d more topics of broker %s",
+                len(names) - described,
+                broker_name,
+            )
 
     def _list(self, queues: QueueList) -> QueueList:
         """``queues``, shared with other topics when it is a single entry."""
@@ -581,5 +591,8 @@ __all__ = [
     "QueueNums",
     "RegisterResult",
     "RouteTables",
+    "TopicDelta",
     "TopicQueues",
+    "topic_delta",
+    "topic_delta_items",
 ]

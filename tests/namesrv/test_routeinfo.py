@@ -3,6 +3,7 @@ consistency (property-based, against a simple model) and Java iteration order.""
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass, field, replace
 
 import pytest
@@ -10,6 +11,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from pyrocket.namesrv.routeinfo import QueueNums, RouteInfoManager, TopicQueueConfig, topic_queues
+from pyrocket.namesrv.routetables import TopicDelta, topic_delta
 from pyrocket.protocol.bodies import DataVersion, QueueData, TopicList
 from pyrocket.protocol.javahash import (
     JavaConcurrentHashMap,
@@ -460,8 +462,13 @@ OPERATION = st.one_of(
 )
 
 
-@given(st.lists(OPERATION, max_size=30))
-def test_tables_stay_consistent_with_a_simple_model(operations: list[tuple[object, ...]]) -> None:
+@given(st.lists(OPERATION, max_size=30), st.sampled_from(["none", "fresh", "stale"]))
+def test_tables_stay_consistent_with_a_simple_model(
+    operations: list[tuple[object, ...]], deltas: str
+) -> None:
+    """``deltas``: registrations pass no TopicDelta, one worked out against
+    the table applied last (as the NameServer does off the event loop), or
+    one against a copy of it with nothing in it (which must be ignored)."""
     routes = RouteInfoManager()
     model = Model()
     now = 0
@@ -482,9 +489,15 @@ def test_tables_stay_consistent_with_a_simple_model(operations: list[tuple[objec
             configs = tables.setdefault(
                 key, topic_queues(TopicQueueConfig(t, n, n) for t, n in table.items())
             )
+            base = routes.applied_table(b.name)
+            delta = None
+            if base is not None and deltas == "fresh":
+                delta = topic_delta(base, configs)
+            elif deltas == "stale":
+                delta = TopicDelta(dict(base or {}), [])
             routes.register_broker(
                 b.cluster, b.addr, b.name, b.broker_id, b.addr, data_version, configs, [],
-                CONNECTIONS[conn_index], now,
+                CONNECTIONS[conn_index], now, None, delta,
             )  # fmt: skip
             model.register(b, data_version, table, CONNECTIONS[conn_index], now)
         elif kind == "unregister":
@@ -552,3 +565,41 @@ def test_the_same_table_applied_again_restores_what_admin_changed(change: str) -
     # The same table object with a new DataVersion: Java applies it again.
     routes.register_broker("C", "1:1", "a", 0, "1:2", V2, table, [], CONN, 0)
     assert queues(routes, "T1") == {"a": (4, 4, 6, 0)}
+
+
+def test_a_table_with_many_changes_is_described_in_a_few_lines(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    routes = RouteInfoManager()
+    first = topic_queues(TopicQueueConfig(f"T{i}", 4, 4) for i in range(200))
+    changed = topic_queues(TopicQueueConfig(f"T{i}", 8, 8) for i in range(200))
+    with caplog.at_level(logging.INFO, logger="pyrocket.namesrv"):
+        routes.register_broker("C", "1:1", "a", 0, "1:2", V1, first, [], CONN, 0)
+        routes.register_broker("C", "1:1", "a", 0, "1:2", V2, changed, [], CONN, 0)
+    lines = [r.getMessage() for r in caplog.records]
+    new = [line for line in lines if line.startswith("new topic registered")]
+    changes = [line for line in lines if line.startswith("topic changed")]
+    assert len(new) == len(changes) == 17
+    assert new[-1] == "new topic registered: 184 more topics of broker a"
+    assert changes[-1] == "topic changed: 184 more topics of broker a"
+    assert changes[0].startswith("topic changed, T")
+    assert all(queues(routes, f"T{i}") == {"a": (8, 8, 6, 0)} for i in range(200))
+
+
+def test_a_delta_against_a_table_no_longer_applied_is_not_used() -> None:
+    routes = RouteInfoManager()
+    first = topic_queues([TopicQueueConfig("T1", 4, 4), TopicQueueConfig("T2", 4, 4)])
+    second = topic_queues([TopicQueueConfig("T1", 8, 8), TopicQueueConfig("T2", 4, 4)])
+    third = topic_queues([TopicQueueConfig("T1", 8, 8), TopicQueueConfig("T2", 2, 2)])
+    routes.register_broker("C", "1:1", "a", 0, "1:2", V1, first, [], CONN, 0)
+    stale = topic_delta(first, second)
+    routes.wipe_write_perm_of_broker("a")  # the name's queue data changed since
+    assert routes.applied_table("a") is None
+    routes.register_broker("C", "1:1", "a", 0, "1:2", V2, second, [], CONN, 0, None, stale)
+    assert queues(routes, "T2") == {"a": (4, 4, 6, 0)}  # the write bit is back
+    fresh = topic_delta(second, third)
+    assert fresh.items == [("T2", (2, 2, 6, 0))]
+    routes.register_broker("C", "1:1", "a", 0, "1:2", DataVersion(3, 3), third, [], CONN, 0,
+                           None, stale)  # fmt: skip
+    assert queues(routes, "T2") == {"a": (2, 2, 6, 0)}
+    assert queues(routes, "T1") == {"a": (8, 8, 6, 0)}

@@ -7,12 +7,16 @@ JSON or the compressed form of :class:`~pyrocket.protocol.bodies.RegisterBrokerB
 :func:`decode_legacy_register_body` the bare TopicConfigSerializeWrapper of a
 broker older than 3.0.11, and :class:`RegistrationDecoder` keeps each broker's
 last body to skip the JSON parse of one that only has a new DataVersion.
+A topicConfigTable written as Java's fastjson writes it is read from its text
+without the JSON parser building an object per topic; anything else goes
+through the parser, with the same result.
 Sans-I/O: nothing here reads a socket, a file or a clock other than Java's
 ``new DataVersion()`` stamp.
 """
 
 from __future__ import annotations
 
+import json
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -39,7 +43,9 @@ class RegistrationBody:
     filter_server_list: tuple[str, ...] | None
 
 
-def decode_register_body(body: bytes | None, compressed: bool) -> RegistrationBody:
+def decode_register_body(
+    body: bytes | None, compressed: bool, *, java_table: bool = True
+) -> RegistrationBody:
     """``RegisterBrokerBody.decode(body, compressed)``, reduced to what the
     route tables need. No body is an empty table with DataVersion 0/0, as in
     Java. Raises CommandError when the body does not decode."""
@@ -52,16 +58,24 @@ def decode_register_body(body: bytes | None, compressed: bool) -> RegistrationBo
         except ProtocolError as exc:
             raise CommandError(f"Failed to decode {what}: {exc}") from exc
         wrapper = decoded.topic_config_serialize_wrapper
-        topics = {
+        queues = {
             name: (c.read_queue_nums, c.write_queue_nums, c.perm, c.topic_sys_flag)
             for name, c in wrapper.topic_config_table.items()
         }
-        return RegistrationBody(wrapper.data_version, topics, decoded.filter_server_list)
+        return RegistrationBody(wrapper.data_version, queues, decoded.filter_server_list)
+    read = _read_java_table(body) if java_table else None
     try:
-        document = _json_object(body, what)
+        if read is None:
+            document = _json_object(body, what)
+        else:
+            document, read_topics = read
         wrapper_json = _object_field(document, "topicConfigSerializeWrapper")
         data_version = _data_version(wrapper_json)
-        table = _object_field(wrapper_json, "topicConfigTable")
+        if read is None:
+            table = _object_field(wrapper_json, "topicConfigTable")
+        elif "topicConfigTable" not in wrapper_json:
+            # The table read was not the wrapper's: read the body in full.
+            return decode_register_body(body, compressed, java_table=False)
         servers = document.get("filterServerList")
         if servers is None:
             filter_servers: tuple[str, ...] = ()
@@ -71,7 +85,75 @@ def decode_register_body(body: bytes | None, compressed: bool) -> RegistrationBo
             raise ProtocolError("filterServerList is not a list of strings")
     except ProtocolError as exc:
         raise CommandError(f"Failed to decode {what}: {exc}") from exc
-    return RegistrationBody(data_version, _topic_queues(table, what), filter_servers)
+    topics = _topic_queues(table, what) if read is None else read_topics
+    return RegistrationBody(data_version, topics, filter_servers)
+
+
+# The topicConfigTable as Java 4.7.0's fastjson writes it (and pyrocket's
+# broker does): each TopicConfig's seven properties in their sorted order, no
+# blanks, the key equal to the topic name, queue numbers and flags small
+# non-negative JSON integers, names and the filter type strings without
+# escapes or control characters. Text of that form is valid JSON whose value
+# is plain to see, so it is read without building the JSON objects; any
+# other text is read by the JSON parser.
+_PLAIN_TEXT: Final = r'[^"\\\x00-\x1f]*'
+_SMALL_INT: Final = r"(0|[1-9][0-9]{0,8})"  # below 2**31: no range check
+_JAVA_TOPIC_CONFIG: Final = re.compile(
+    rf'"({_PLAIN_TEXT})":\{{"order":(?:true|false),"perm":{_SMALL_INT},'
+    rf'"readQueueNums":{_SMALL_INT},"topicFilterType":"{_PLAIN_TEXT}",'
+    rf'"topicName":"\1","topicSysFlag":{_SMALL_INT},"writeQueueNums":{_SMALL_INT}\}}'
+)
+_TABLE_KEY: Final = '"topicConfigTable":'
+
+
+def _read_java_table(body: bytes) -> tuple[dict[str, Any], dict[str, QueueNums]] | None:
+    """(the body's JSON with its topicConfigTable replaced by 0, the table
+    as name -> queue numbers) when the table is of Java's exact form and
+    nothing else in the body has an escape; None otherwise. The caller
+    checks that the table is the wrapper's."""
+    try:
+        text = body.decode("utf-8")
+    except UnicodeDecodeError:
+        return None
+    # Without escapes (checked below), quoted text cannot be inside a JSON
+    # string and a string before a colon is a key: counting the name makes
+    # this the only key of that name in the body.
+    at = text.find(_TABLE_KEY)
+    if at < 0 or text.count('"topicConfigTable"') != 1:
+        return None
+    start = at + len(_TABLE_KEY)
+    # Between and around the matches: "{", ",", ..., then "}" and the rest
+    # of the body. Anything else is not a table of Java's form.
+    parts = _JAVA_TOPIC_CONFIG.split(text[start:])
+    separators = parts[::6]
+    count = len(separators) - 1
+    tail = separators[-1]
+    if (
+        count == 0
+        or separators[0] != "{"
+        or not tail.startswith("}")
+        or (count > 1 and set(separators[1:-1]) != {","})
+    ):
+        return None
+    # With no escape outside the table (there is none inside), no other key
+    # can spell "topicConfigTable" either: the wrapper's table, if it has
+    # one, is this. The rest parsed with 0 in its place is the body parsed,
+    # but for the table's value.
+    rest = text[:start] + "0" + tail[1:]
+    if "\\" in rest:
+        return None
+    try:
+        document = _json_object(rest.encode(), "")
+    except ProtocolError:
+        return None
+    # Each match is (name, perm, read, flag, write); most topics share their
+    # numbers, so each distinct text is converted once.
+    texts = list(zip(parts[2::6], parts[3::6], parts[4::6], parts[5::6], strict=True))
+    numbers = {
+        text: (int(text[1]), int(text[3]), int(text[0]), int(text[2])) for text in set(texts)
+    }
+    # As a JSON object does: a repeated name keeps its first place, its last value.
+    return document, dict(zip(parts[1::6], map(numbers.__getitem__, texts), strict=True))
 
 
 # A DataVersion as fastjson writes it; JSON integers only (no leading zeros).
@@ -173,14 +255,6 @@ class RegistrationDecoder:
             self._tables.pop(broker_addr, None)
             self._bounded_put(self._tables, broker_addr, prepared.decoded.topics)
 
-    def known_table(self, broker_addr: str) -> TopicQueues | None:
-        """The topic table this decoder last handed out for ``broker_addr``."""
-        table = self._tables.get(broker_addr)
-        if table is not None:
-            return table
-        shape = self._shapes.get(broker_addr)
-        return None if shape is None else shape.decoded.topics
-
     def _bounded_put(self, table: dict[str, Any], key: str, value: Any) -> None:
         if len(table) >= self._capacity:
             del table[next(iter(table))]
@@ -236,8 +310,37 @@ def decode_legacy_register_body(body: bytes | None) -> RegistrationBody:
     return RegistrationBody(data_version, _topic_queues(table, what), None)
 
 
+#: Bodies from this size on are parsed so that other threads get a turn:
+#: the C parser holds the interpreter lock for a whole document (about 1 ms
+#: per 100 KiB here), which a worker thread must not do to the event loop.
+_SHARED_PARSE_SIZE: Final = 64 * 1024
+
+
+def _handing_over(obj: dict[str, Any]) -> dict[str, Any]:
+    # Called by the C parser for each object; running Python code here is
+    # what lets the interpreter switch threads in the middle of a document.
+    return obj
+
+
+def _reject_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not JSON")
+
+
+def _parse(body: bytes) -> Any:
+    """``fastjson.loads(body)``; a large body is parsed a few objects at a
+    time as far as the interpreter lock goes (the same value either way)."""
+    if len(body) >= _SHARED_PARSE_SIZE:
+        try:
+            return json.loads(
+                body.decode("utf-8"), parse_constant=_reject_constant, object_hook=_handing_over
+            )
+        except (UnicodeDecodeError, ValueError, RecursionError):
+            pass  # fastjson's reader says what is wrong, or reads its extensions
+    return fastjson.loads(body)
+
+
 def _json_object(body: bytes, what: str) -> dict[str, Any]:
-    document = fastjson.loads(body)
+    document = _parse(body)
     if not isinstance(document, dict):
         raise ProtocolError(f"{what} is not a JSON object")
     return document
