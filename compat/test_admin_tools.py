@@ -74,6 +74,11 @@ async def test_same_output_as_mqadmin(java: JavaCluster, tmp_path: Path) -> None
                 await ours("updateTopicPerm", "-n", ns, "-b", addr, "-t", "CmpTopic", "-p", "4")
                 == java_perm
             )
+            # The command reads the current perm from the NameServer: wait for
+            # the change to reach it, or the next one may see the old value.
+            await wait_until(
+                lambda: running.namesrv.state.routes.queue_datas("CmpTopic")[0].perm == 4
+            )
             await ours("updateTopicPerm", "-n", ns, "-b", addr, "-t", "CmpTopic", "-p", "6")
             await wait_until(
                 lambda: running.namesrv.state.routes.queue_datas("CmpTopic")[0].perm == 6
