@@ -504,19 +504,7 @@ def run_companion(name: str, seconds: float) -> Figures:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
-    parser.add_argument("--connections", type=int, default=4)
-    parser.add_argument("--inflight", type=int, default=16)
-    parser.add_argument("--seconds", type=float, default=10.0, help="measured window")
-    parser.add_argument("--warmup", type=float, default=3.0)
-    parser.add_argument(
-        "--java-warmup",
-        type=float,
-        default=8.0,
-        help="Java's warm-up, seconds (its JIT compiler needs longer)",
-    )
-    parser.add_argument("--only", choices=["pyrocket", "java"], help="measure only this server")
-    parser.add_argument("--generators", type=int, default=1, help="load generator processes")
+    parser = loadgen.run_options((__doc__ or "").splitlines()[0], "broker")
     parser.add_argument("--queues", type=int, default=QUEUES)
     parser.add_argument("--topic", default=TOPIC)
     parser.add_argument(
@@ -539,17 +527,6 @@ def main() -> None:
     )
     parser.add_argument("--no-pull", dest="pull", action="store_false")
     parser.add_argument(
-        "--no-java",
-        dest="java",
-        action="store_false",
-        help="skip Java even when ROCKETMQ_HOME is set",
-    )
-    parser.add_argument("--addr", help="drive this running broker instead (host:port)")
-    parser.add_argument("--pid", type=int, help="with --addr: measure this process")
-    parser.add_argument(
-        "--quick", action="store_true", help="a smoke run: 0.5 s warm-up, 1 s measured"
-    )
-    parser.add_argument(
         "--also",
         choices=sorted(COMPANIONS),
         action="append",
@@ -557,8 +534,7 @@ def main() -> None:
         help="then run this feature's companion benchmark too",
     )
     args = parser.parse_args()
-    if args.quick:
-        args.warmup, args.java_warmup, args.seconds = 0.5, 0.5, 1.0
+    loadgen.apply_quick(args)
     # A running broker has the one flush type it has: one round by default.
     args.flush = args.flush or (["ASYNC_FLUSH"] if args.addr else ["ASYNC_FLUSH", "SYNC_FLUSH"])
     totals = [0.0, 0.0, 0.0]  # generator CPU s, messages, largest machine share

@@ -27,6 +27,7 @@ Linux only (``/proc``, ``fork``).
 
 from __future__ import annotations
 
+import argparse
 import multiprocessing
 import os
 import re
@@ -248,6 +249,43 @@ class Outcome:
     def generator_share(self) -> float:
         """Share of the whole machine (all its cores) the generator used."""
         return self.generator_cpu_s / max(1e-9, self.seconds) / (os.cpu_count() or 1)
+
+
+def run_options(description: str, server: str) -> argparse.ArgumentParser:
+    """A parser with the options every server benchmark shares: the load's
+    shape, the windows, which side to measure, a running ``server`` to drive
+    instead (``--addr``) and ``--quick`` (see :func:`apply_quick`)."""
+    parser = argparse.ArgumentParser(description=description)
+    parser.add_argument("--connections", type=int, default=4)
+    parser.add_argument("--inflight", type=int, default=16)
+    parser.add_argument("--seconds", type=float, default=10.0, help="measured window")
+    parser.add_argument("--warmup", type=float, default=3.0)
+    parser.add_argument(
+        "--java-warmup",
+        type=float,
+        default=8.0,
+        help="Java's warm-up, seconds (its JIT compiler needs longer)",
+    )
+    parser.add_argument("--only", choices=["pyrocket", "java"], help="measure only this server")
+    parser.add_argument("--generators", type=int, default=1, help="load generator processes")
+    parser.add_argument(
+        "--no-java",
+        dest="java",
+        action="store_false",
+        help="skip Java even when ROCKETMQ_HOME is set",
+    )
+    parser.add_argument("--addr", help=f"drive this running {server} instead (host:port)")
+    parser.add_argument("--pid", type=int, help="with --addr: measure this process")
+    parser.add_argument(
+        "--quick", action="store_true", help="a smoke run: 0.5 s warm-up, 1 s measured"
+    )
+    return parser
+
+
+def apply_quick(args: argparse.Namespace) -> None:
+    """``--quick``: the windows of a smoke run."""
+    if args.quick:
+        args.warmup, args.java_warmup, args.seconds = 0.5, 0.5, 1.0
 
 
 def cpu_seconds(pid: int) -> float:

@@ -396,33 +396,10 @@ def run_side(
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
-    parser.add_argument("--connections", type=int, default=4)
-    parser.add_argument("--inflight", type=int, default=16)
-    parser.add_argument("--seconds", type=float, default=10.0, help="measured window")
-    parser.add_argument("--warmup", type=float, default=3.0)
-    parser.add_argument(
-        "--java-warmup",
-        type=float,
-        default=8.0,
-        help="Java's warm-up, seconds (its JIT compiler needs longer)",
-    )
-    parser.add_argument("--only", choices=["pyrocket", "java"], help="measure only this server")
-    parser.add_argument("--generators", type=int, default=1, help="load generator processes")
+    parser = loadgen.run_options((__doc__ or "").splitlines()[0], "NameServer")
     parser.add_argument("--shared-topics", action="store_true")
     parser.add_argument(
         "--phases", default="route", help="comma-separated: route, single, register, memory"
-    )
-    parser.add_argument(
-        "--no-java",
-        dest="java",
-        action="store_false",
-        help="skip Java even when ROCKETMQ_HOME is set",
-    )
-    parser.add_argument("--addr", help="drive this running NameServer instead (host:port)")
-    parser.add_argument("--pid", type=int, help="with --addr: measure this process")
-    parser.add_argument(
-        "--quick", action="store_true", help="a smoke run: 0.5 s warm-up, 1 s measured"
     )
     parser.add_argument(
         "--profile", help="run pyrocket's server under cProfile, stats to this file"
@@ -432,8 +409,7 @@ def main() -> None:
     if args.serve:
         serve_main(args.profile)
         return
-    if args.quick:
-        args.warmup, args.java_warmup, args.seconds = 0.5, 0.5, 1.0
+    loadgen.apply_quick(args)
     args.phases = set(args.phases.split(","))
     unknown = args.phases - {"route", "single", "register", "memory"}
     if unknown:
