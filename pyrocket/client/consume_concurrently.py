@@ -140,11 +140,7 @@ class ConcurrentService:
         state = self.find(message)
         if state is None:
             if self._broadcasting():
-                log.warning(
-                    "%s: BROADCASTING, the message %s failed and is dropped",
-                    self.group,
-                    message.msg_id,
-                )
+                self._drop(message, None)
                 return True
             await self._back.send_back(message, delay_level, None)
             return True
@@ -165,13 +161,7 @@ class ConcurrentService:
             if state is None:
                 continue
             if self._broadcasting():
-                # Broadcasting has no retry topic: Java drops the message.
-                log.warning(
-                    "%s: BROADCASTING, the message %s failed and is dropped",
-                    self.group,
-                    message.msg_id,
-                )
-                state.acknowledge([message])
+                self._drop(message, state)
                 continue
             try:
                 await self._back.send_back(message, delay_level, state.queue.broker_name)
@@ -188,6 +178,14 @@ class ConcurrentService:
                 continue
             state.acknowledge([message])
         return failed
+
+    def _drop(self, message: MessageExt, state: QueueState | None) -> None:
+        # Broadcasting has no retry topic: Java drops a failed message.
+        log.warning(
+            "%s: BROADCASTING, the message %s failed and is dropped", self.group, message.msg_id
+        )
+        if state is not None:
+            state.acknowledge([message])
 
     async def _redeliver_later(self, state: QueueState, message: MessageExt) -> None:
         await trio.sleep(CONSUME_LATER_DELAY)
