@@ -78,20 +78,23 @@ async def start_offset(
     admin = instance.admin_addr(broker)
     if admin is None:
         return None
-    brokers = instance.brokers
     try:
-        try:
-            committed = await brokers.query_consumer_offset(
-                admin, group, topic, queue.queue_id, timeout
-            )
-            return committed, True
-        except ResponseError as exc:
-            if exc.code != ResponseCode.QUERY_NOT_FOUND:
-                raise
-        return await _initial(instance, queue, consume_from, consume_timestamp, timeout)
+        committed = await instance.brokers.query_consumer_offset(
+            admin, group, topic, queue.queue_id, timeout
+        )
+        return committed, True
     except PyrocketError as exc:
-        log.warning("cannot find where to start %s: %s", queue, exc)
-        return None
+        if not isinstance(exc, ResponseError) or exc.code != ResponseCode.QUERY_NOT_FOUND:
+            log.warning("cannot find where to start %s: %s", queue, exc)
+            return None
+    return await initial_offset(
+        instance,
+        group,
+        queue,
+        consume_from=consume_from,
+        consume_timestamp=consume_timestamp,
+        timeout=timeout,
+    )
 
 
 async def initial_offset(
