@@ -255,15 +255,24 @@ class RequestWorkers:
 
     def _pass_turn(self, front: bool) -> None:
         """The lane's holder is done: start the next ordered requests, up to
-        and including the first one that runs as a coroutine."""
+        and including the first one that takes the turn (a coroutine that did
+        not release it while its plain function ran). Only the first
+        coroutine handed on goes to the head of the queue (``front``: for the
+        calling worker); any later one is handed on as usual."""
         self._lane_holder = None
         lane = self._lane
         while lane:
             processor, request, since = lane.popleft()
             if self._start(processor, request, True, front, since):
-                break
+                if self._turn_taken():
+                    break
+                front = False
         if len(lane) < LANE_BACKLOG and self._lane_lot:
             self._lane_lot.unpark_all()
+
+    def _turn_taken(self) -> bool:
+        """Whether an ordered request holds the lane's turn."""
+        return self._lane_holder is not None
 
     def _rejects(self, reject: Callable[[], bool], request: RemotingCommand) -> bool:
         try:

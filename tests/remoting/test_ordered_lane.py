@@ -7,6 +7,7 @@ import errno
 import logging
 import random
 import struct
+from collections.abc import Awaitable
 
 import pytest
 import trio
@@ -89,6 +90,48 @@ async def test_ordered_requests_apply_in_read_order_every_time() -> None:
                     await wait_until(lambda: len(applied) == 600)
                 assert applied == list(range(1, 601))
                 assert all(a.code == ResponseCode.SUCCESS for a in answers)
+
+
+async def test_plain_functions_that_release_the_turn_and_then_wait_keep_the_lane_moving() -> None:
+    # A plain function that makes its state change, releases the turn and
+    # hands back an awaitable (a send waiting for its fsync): the requests
+    # queued behind it in the lane must still start, in order, while it waits.
+    applied: list[int] = []
+    gate = trio.Event()
+
+    async def holder(conn: Connection, request: RemotingCommand) -> RemotingCommand:
+        await trio.sleep(0.05)
+        applied.append(request.opaque)
+        return RemotingCommand.response(ResponseCode.SUCCESS)
+
+    async def wait_for_gate() -> RemotingCommand:
+        await gate.wait()
+        return RemotingCommand.response(ResponseCode.SUCCESS)
+
+    def released(
+        conn: Connection, request: RemotingCommand
+    ) -> RemotingCommand | Awaitable[RemotingCommand]:
+        applied.append(request.opaque)
+        conn.release_order(request)
+        return wait_for_gate()
+
+    server = RemotingServer(ServerConfig())
+    server.register_processor(ORDERED, holder, ordered=True)
+    server.register_processor(PLAIN_ORDERED, released, ordered=True)
+    with trio.fail_after(10):
+        async with running_server(server) as addr:
+            stream = await connect(addr)
+            async with stream:
+                frames = [encode(RemotingCommand(ORDERED, 1, 0))]
+                frames += [encode(RemotingCommand(PLAIN_ORDERED, n, 0)) for n in range(2, 201)]
+                await stream.send_all(b"".join(frames))
+                # Everything is applied, in order, while the released ones
+                # still wait (more of them than the connection has workers).
+                await wait_until(lambda: len(applied) == 200)
+                assert applied == list(range(1, 201))
+                gate.set()
+                answers = await read_frames(stream, 200)
+                assert sorted(a.opaque for a in answers) == list(range(1, 201))
 
 
 async def test_unordered_requests_and_released_ones_do_not_wait_for_the_lane() -> None:
