@@ -19,7 +19,7 @@ from __future__ import annotations
 import dataclasses
 import logging
 import os
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 
 import trio
 
@@ -151,6 +151,32 @@ class BrokerParts:
         begin = self.now_ms()
         result = await self.store.put_message(message, appended=appended)
         self._record_put(message.topic, result, begin, topic_stats)
+        return result
+
+    def put_message_nowait(
+        self, message: BrokerMessage
+    ) -> PutMessageResult | Awaitable[PutMessageResult] | None:
+        """:meth:`put_message` (a client's send) as far as it goes without
+        waiting: the result when the put is complete; an awaitable of it when
+        the message is appended and its answer waits for a flush or a slave;
+        None, with nothing stored, when the append itself has to wait (then
+        :meth:`put_message` stores it)."""
+        begin = self.now_ms()
+        store = self.store
+        result = store.try_put_message(message)
+        if result is None:
+            return None
+        wait = message.wait_store_msg_ok
+        if store.put_waits(result, wait):
+            return self._finish_put(message.topic, result, wait, begin)
+        self._record_put(message.topic, result, begin, True)
+        return result
+
+    async def _finish_put(
+        self, topic: str, result: PutMessageResult, wait: bool, begin: int
+    ) -> PutMessageResult:
+        result = await self.store.finish_put(result, wait)
+        self._record_put(topic, result, begin, True)
         return result
 
     async def put_messages(

@@ -22,7 +22,7 @@ processor, the app or the message path, so the processors import neither.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from typing import Protocol
 
 from pyrocket.aclserve import AclGuard
@@ -94,6 +94,13 @@ class MessageBroker(StoreBroker, Protocol):
     ) -> PutMessageResult:
         """``store.put_message`` plus the put statistics (``topic_stats``:
         counted as a client's send)."""
+
+    def put_message_nowait(
+        self, message: BrokerMessage
+    ) -> PutMessageResult | Awaitable[PutMessageResult] | None:
+        """``put_message`` of a client's send as far as it goes without
+        waiting: the result, an awaitable of it (appended, waiting for a
+        flush or a slave) or None (nothing stored: the append must wait)."""
 
     async def put_messages(
         self, batch: BrokerBatch, *, appended: Callable[[], None] | None = None

@@ -30,7 +30,7 @@ import functools
 import logging
 import random
 import types
-from collections.abc import Mapping
+from collections.abc import Awaitable, Mapping
 from typing import Final
 
 from pyrocket.broker.processors.common import (
@@ -202,7 +202,18 @@ class SendMessageProcessor:
 
     # -- SEND_MESSAGE / SEND_MESSAGE_V2 / SEND_BATCH_MESSAGE ----------------------
 
-    async def send_message(self, conn: Connection, request: RemotingCommand) -> RemotingCommand:
+    def send_message(
+        self, conn: Connection, request: RemotingCommand
+    ) -> RemotingCommand | Awaitable[RemotingCommand]:
+        """A plain-function processor: a send that waits for nothing (an
+        existing topic that passes the checks, an append that needs no new
+        file, no flush or slave to wait for) is stored and answered right
+        where the connection reads it, with no task switch. Anything else
+        continues as a coroutine on a worker, from the step that waits: a
+        check that may create a topic, a retry topic's group lookup, a batch,
+        an append waiting for a file (holding the connection's ordered turn
+        until it is appended), or the flush or slave a stored message waits
+        for (the turn passed on at once, since it is appended)."""
         header = _decode_send_header(request)
         stray = header.sys_flag & _HOST_FLAGS
         if stray and stray & ~host_flags(host_port(conn.remote_address), self.store_host):
@@ -210,6 +221,39 @@ class SendMessageProcessor:
         broker = self.broker
         broker_config = broker.settings.broker
         preceding = _preceding(broker_config.region_id, broker_config.trace_on)
+        topic = header.topic
+        config = broker.topic_config_manager.select_topic_config(topic)
+        if (
+            config is None
+            or header.batch
+            or topic.startswith(RETRY_GROUP_TOPIC_PREFIX)
+            or not self._passes_pre_send(header, config)
+        ):
+            return self._send_checked(conn, request, header, preceding)
+        queue_id = header.queue_id
+        if queue_id < 0:
+            queue_id = self._random_queue_id(config.write_queue_nums)
+        message = self._message(conn, request, header, config, topic, queue_id, preceding)
+        if isinstance(message, RemotingCommand):
+            return message
+        put = broker.put_message_nowait(message)
+        if put is None:
+            return self._store(conn, request, message, queue_id, preceding)
+        if isinstance(put, PutMessageResult):
+            return self._put_answer(put, queue_id, preceding)
+        conn.release_order(request)
+        return self._answer_when_done(put, queue_id, preceding)
+
+    async def _send_checked(
+        self,
+        conn: Connection,
+        request: RemotingCommand,
+        header: SendMessageRequestHeader | SendMessageRequestHeaderV2,
+        preceding: Mapping[str, str],
+    ) -> RemotingCommand:
+        """A send the plain path does not finish: the checks in Java's order
+        (creating the topic, or refusing), then the message or batch."""
+        broker = self.broker
         topic = header.topic
         config = broker.topic_config_manager.select_topic_config(topic)
         if config is None or not self._passes_pre_send(header, config):
@@ -226,6 +270,14 @@ class SendMessageProcessor:
         if header.batch:
             return await self._send_batch(conn, request, header, config, queue_id, preceding)
         return await self._send_one(conn, request, header, config, queue_id, preceding)
+
+    async def _answer_when_done(
+        self,
+        put: Awaitable[PutMessageResult],
+        queue_id: int,
+        preceding: Mapping[str, str],
+    ) -> RemotingCommand:
+        return self._put_answer(await put, queue_id, preceding)
 
     def _refuse_sys_flag(self, conn: Connection, sys_flag: int) -> RemotingCommand:
         """MESSAGE_ILLEGAL for a sysFlag that marks an IPv4 host as IPv6: no
@@ -420,6 +472,23 @@ class SendMessageProcessor:
             topic, dlq_queue = routed
             if dlq_queue is not None:
                 queue_id = dlq_queue
+        message = self._message(conn, request, header, config, topic, queue_id, preceding)
+        if isinstance(message, RemotingCommand):
+            return message
+        return await self._store(conn, request, message, queue_id, preceding)
+
+    def _message(
+        self,
+        conn: Connection,
+        request: RemotingCommand,
+        header: SendMessageRequestHeader | SendMessageRequestHeaderV2,
+        config: TopicConfig,
+        topic: str,
+        queue_id: int,
+        preceding: Mapping[str, str],
+    ) -> BrokerMessage | RemotingCommand:
+        """The message to store for a send to ``topic`` (a prepared one as
+        its half message), or the refusal of a transactional message."""
         sys_flag = header.sys_flag
         if config.topic_filter_type is TopicFilterType.MULTI_TAG:
             sys_flag |= MessageSysFlag.MULTI_TAGS_FLAG
@@ -446,6 +515,16 @@ class SendMessageProcessor:
                 )
                 return _response(ResponseCode.NO_PERMISSION, remark, preceding)
             message = to_half_message(message)
+        return message
+
+    async def _store(
+        self,
+        conn: Connection,
+        request: RemotingCommand,
+        message: BrokerMessage,
+        queue_id: int,
+        preceding: Mapping[str, str],
+    ) -> RemotingCommand:
         result = await self._put(conn, request, message)
         return self._put_answer(result, queue_id, preceding)
 

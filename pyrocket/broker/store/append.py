@@ -171,13 +171,40 @@ class StoreAppend(StoreState):
                 result = await self._drive_backlog(entry, exc)
         if appended is not None:
             appended()
-        if result.append_result is None or not result.append_result.is_ok:
-            return result
-        config = self.config
-        if config.flush_disk_type is FlushDiskType.ASYNC_FLUSH and (
-            config.broker_role is not BrokerRole.SYNC_MASTER or not wait
-        ):
+        if not self.put_waits(result, wait):
             return result  # nothing to wait for
+        return await self._after_append(result, wait)
+
+    def try_put_message(self, message: BrokerMessage) -> PutMessageResult | None:
+        """:meth:`put_message` without waiting: ``message`` appended (or
+        refused) now, or None, having stored nothing, when its append has to
+        wait for a file (then :meth:`put_message` stores it). A result for
+        which :meth:`put_waits` is True still has its flush (or slave) to
+        wait for: :meth:`finish_put` does that."""
+        refused = self._store_status()
+        if refused is not None:
+            return PutMessageResult(refused)
+        if self._append_backlog:
+            return None
+        try:
+            return self._append_message(message)
+        except FileNotReady:
+            return None
+
+    def put_waits(self, result: PutMessageResult, wait: bool) -> bool:
+        """Whether the answer to an appended put (``wait``: the message's
+        WAIT property) has to wait for a flush or a slave first."""
+        appended = result.append_result
+        if appended is None or not appended.is_ok:
+            return False
+        config = self.config
+        return config.flush_disk_type is not FlushDiskType.ASYNC_FLUSH or (
+            config.broker_role is BrokerRole.SYNC_MASTER and wait
+        )
+
+    async def finish_put(self, result: PutMessageResult, wait: bool) -> PutMessageResult:
+        """The wait of a put appended by :meth:`try_put_message` for which
+        :meth:`put_waits` is True: its final result."""
         return await self._after_append(result, wait)
 
     async def _append(
