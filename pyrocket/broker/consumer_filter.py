@@ -95,15 +95,27 @@ async def compile_off_loop(
 ) -> Selector:
     """:func:`compile_expression`, in a worker thread when the expression is
     long and not in ``cache``. Raises SelectorError as it does."""
+    selector = compile_inline(expression_type, expression, cache)
+    if selector is not None:
+        return selector
+    return await trio.to_thread.run_sync(
+        compile_expression, expression_type, expression, cache, limiter=limiter
+    )
+
+
+def compile_inline(
+    expression_type: str | None, expression: str | None, cache: SelectorCache
+) -> Selector | None:
+    """:func:`compile_expression` when it may run on the event loop (a short
+    expression, one in ``cache``, or no SQL92), else None: it is for
+    :func:`compile_off_loop`. Raises SelectorError as it does."""
     if (
         expression_type == SQL92
         and expression is not None
         and len(expression) > INLINE_COMPILE_CHARS
         and cache.get(expression) is None
     ):
-        return await trio.to_thread.run_sync(
-            compile_expression, expression_type, expression, cache, limiter=limiter
-        )
+        return None
     return compile_expression(expression_type, expression, cache)
 
 

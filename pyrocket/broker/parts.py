@@ -213,18 +213,46 @@ class BrokerParts:
     ) -> GetMessageResult | None:
         """``store.get_message`` plus the get statistics (None when the store
         is not running)."""
+        read = self.get_message_nowait(group, topic, queue_id, offset, max_nums, message_filter)
+        if read is None or isinstance(read, GetMessageResult):
+            await trio.lowlevel.checkpoint()
+            return read
+        return await read
+
+    def get_message_nowait(
+        self,
+        group: str,
+        topic: str,
+        queue_id: int,
+        offset: int,
+        max_nums: int,
+        message_filter: MessageFilter | None = None,
+    ) -> GetMessageResult | Awaitable[GetMessageResult] | None:
+        """:meth:`get_message` done now when the store reads from memory, else
+        the awaitable of its read in a worker thread (statistics recorded
+        when it completes)."""
         begin = self.now_ms()
-        result = await self.store.get_message(
+        read = self.store.get_message_nowait(
             group, topic, queue_id, offset, max_nums, message_filter
         )
-        if result is None:
+        if read is None:
             return None
+        if isinstance(read, GetMessageResult):
+            self._record_get(read, begin)
+            return read
+        return self._finish_get(read, begin)
+
+    async def _finish_get(self, read: Awaitable[GetMessageResult], begin: int) -> GetMessageResult:
+        result = await read
+        self._record_get(result, begin)
+        return result
+
+    def _record_get(self, result: GetMessageResult, begin: int) -> None:
         self.stats.record_get(
             found=result.status is GetMessageStatus.FOUND,
             transferred=result.message_count,
             elapsed_ms=self.now_ms() - begin,
         )
-        return result
 
     # -- configuration --------------------------------------------------------
 

@@ -335,6 +335,24 @@ def test_filter_table_versions_deaths_and_cleaning() -> None:
     assert len(table) == 0
 
 
+async def test_a_long_expression_that_does_not_compile_is_refused_after_its_thread(
+    tmp_path: Path,
+) -> None:
+    # Too long to compile on the event loop, and broken at its very end: the
+    # pull carrying it waits for the worker thread's verdict, then is refused
+    # (the same answer as for a short broken one), and the broker still serves.
+    broken = " OR ".join(f"(a = {i} AND b IS NULL)" for i in range(600)) + " OR ("
+    settings = broker_settings(tmp_path, enablePropertyFilter="true")
+    with trio.fail_after(20):
+        async with running_broker(settings, timing=None) as broker, RemotingClient() as client:
+            addr = broker.broker_addr
+            await fill(client, addr, 3)
+            for expression in (broken, "a > ("):
+                refused = await client.invoke_sync(addr, pull(expression), 5)
+                assert refused.code == ResponseCode.SUBSCRIPTION_PARSE_FAILED, refused.remark
+            assert indexes(await client.invoke_sync(addr, pull("a >= 1"), 5)) == [1, 2]
+
+
 async def test_long_expressions_are_compiled_off_the_loop_and_bounded(tmp_path: Path) -> None:
     # ~12 KiB: compiled in a worker thread (tens of milliseconds of parsing).
     long_sql = " OR ".join(f"(a = {i} AND b IS NULL)" for i in range(600))

@@ -118,6 +118,18 @@ class MessageBroker(StoreBroker, Protocol):
     ) -> GetMessageResult | None:
         """``store.get_message`` plus the get statistics."""
 
+    def get_message_nowait(
+        self,
+        group: str,
+        topic: str,
+        queue_id: int,
+        offset: int,
+        max_nums: int,
+        message_filter: MessageFilter | None = None,
+    ) -> GetMessageResult | Awaitable[GetMessageResult] | None:
+        """``get_message`` done now when the store reads from memory, else
+        the awaitable of its read in a worker thread."""
+
 
 class TransactionBroker(MessageBroker, Protocol):
     """What ending transactions reads: the message path's parts (the

@@ -32,8 +32,10 @@ leaves an OFFSET_MOVED_EVENT message for operators, as Java does.
 
 from __future__ import annotations
 
+import functools
 import logging
-from typing import Final
+from collections.abc import Awaitable, Callable
+from typing import Final, TypeAlias
 
 import trio
 
@@ -42,6 +44,7 @@ from pyrocket.broker.consumer_filter import (
     RetryMessageFilter,
     SqlMessageFilter,
     build_filter_data,
+    compile_inline,
     compile_off_loop,
     is_retry_topic,
 )
@@ -64,7 +67,8 @@ from pyrocket.broker.processors.ports import MessageBroker, MessagePath
 from pyrocket.broker.store import BrokerMessage, BrokerRole, GetMessageResult, GetMessageStatus
 from pyrocket.broker.topic_config import OFFSET_MOVED_EVENT
 from pyrocket.errors import ConnectionClosedError, PyrocketError
-from pyrocket.filter import SelectorError
+from pyrocket.filter import Selector, SelectorError
+from pyrocket.protocol.bodies.admin import SubscriptionGroupConfig
 from pyrocket.protocol.bodies.client import (
     MessageModel,
     MessageQueue,
@@ -86,6 +90,8 @@ FLAG_SUBSCRIPTION: Final = 0x1 << 2
 FLAG_CLASS_FILTER: Final = 0x1 << 3
 
 _EMPTY: Final[dict[str, str]] = {}
+#: A pull's answer: now (None: held, or answered already) or to be awaited.
+_Reply: TypeAlias = RemotingCommand | Awaitable[RemotingCommand | None] | None
 #: Longest a woken pull's answer waits for room in a congested connection (s).
 WAKE_SEND_WAIT: Final = 0.01
 
@@ -100,6 +106,25 @@ def _response(
         remark=remark,
         ext_fields=_EMPTY if header is None else header.to_ext_fields(),
     )
+
+
+def _parse_failed(header: PullMessageRequestHeader, exc: Exception) -> RemotingCommand:
+    log.warning(
+        "Parse the consumer's subscription[%.200s] failed, group: %s: %s",
+        header.subscription,
+        header.consumer_group,
+        exc,
+    )
+    return _response(
+        ResponseCode.SUBSCRIPTION_PARSE_FAILED, "parse the consumer's subscription failed"
+    )
+
+
+async def _resolved(reply: _Reply) -> RemotingCommand | None:
+    """A processor's answer, awaited when it is not ready yet."""
+    if reply is None or isinstance(reply, RemotingCommand):
+        return reply
+    return await reply
 
 
 def _no_property_filter(expression_type: str | None) -> RemotingCommand:
@@ -169,16 +194,19 @@ class PullMessageProcessor:
     def install(self) -> None:
         self.broker.register_processor(RequestCode.PULL_MESSAGE, self.pull_message, fast=False)
 
-    async def pull_message(
-        self, conn: Connection, request: RemotingCommand
-    ) -> RemotingCommand | None:
-        return await self.process(conn, request, allow_suspend=True)
+    def pull_message(self, conn: Connection, request: RemotingCommand) -> _Reply:
+        """A plain-function processor: a pull whose checks and read need no
+        wait (a known group, a compiled filter, data in memory) is answered
+        where the connection reads it; else it continues on a worker."""
+        return self.process(conn, request, allow_suspend=True)
 
     async def wake(self, pull: PullRequest) -> None:
         """Run a held pull again (no holding this time) and answer it."""
         conn, request = pull.conn, pull.request
         try:
-            response = await self.process(conn, request, allow_suspend=False, header=pull.header)
+            response = await _resolved(
+                self.process(conn, request, allow_suspend=False, header=pull.header)
+            )
         except Exception as exc:  # the pull was fine once; report, keep serving
             log.exception("held pull from %s failed when run again", conn.remote_address)
             response = RemotingCommand(
@@ -200,16 +228,23 @@ class PullMessageProcessor:
         except ConnectionClosedError:
             log.debug("held pull answer dropped: %s closed", conn.remote_address)
 
-    async def process(
+    def process(
         self,
         conn: Connection,
         request: RemotingCommand,
         *,
         allow_suspend: bool,
         header: PullMessageRequestHeader | None = None,
-    ) -> RemotingCommand | None:
+        selector: Selector | None = None,
+    ) -> _Reply:
         """One pull; None when it is held (answered later) or answered
-        already. ``header`` is the request's, when decoded already."""
+        already. ``header`` is the request's, when decoded already;
+        ``selector``: the SQL92 expression it carries, compiled already.
+        Done at once when nothing waits; else an awaitable of the same: a
+        group still to be created and an expression still to be compiled
+        are made ready first and the pull is then run again from the top,
+        a read of data not in memory and an offset-moved event are awaited
+        where they happen."""
         if header is None:
             header = request.decode_header(PullMessageRequestHeader)
         broker = self.broker
@@ -219,11 +254,9 @@ class PullMessageProcessor:
             remark = f"the broker[{broker_config.broker_ip1}] pulling message is forbidden"
             return _response(ResponseCode.NO_PERMISSION, remark)
         group = header.consumer_group
-        groups = broker.subscription_group_manager
-        group_config = await groups.find_subscription_group_config(group)
+        group_config = broker.subscription_group_manager.subscription_group_table.get(group)
         if group_config is None:
-            remark = f"subscription group [{group}] does not exist, {suggest_todo()}"
-            return _response(ResponseCode.SUBSCRIPTION_GROUP_NOT_EXIST, remark)
+            return self._find_group_first(conn, request, header, allow_suspend=allow_suspend)
         if not group_config.consume_enable:
             return _response(
                 ResponseCode.NO_PERMISSION, f"subscription group no permission, {group}"
@@ -264,12 +297,17 @@ class PullMessageProcessor:
                     carried = build_subscription(topic, header.subscription, expression_type)
                     if not property_filter:
                         return _no_property_filter(expression_type)
-                    try:
-                        selector = await compile_off_loop(
-                            expression_type, header.subscription, filters.selectors
-                        )
-                    except SelectorError as exc:
-                        raise SubscriptionParseError(exc.java_text()) from exc
+                    if selector is None:
+                        try:
+                            selector = compile_inline(
+                                expression_type, header.subscription, filters.selectors
+                            )
+                        except SelectorError as exc:
+                            raise SubscriptionParseError(exc.java_text()) from exc
+                        if selector is None:
+                            return self._compile_first(
+                                conn, request, header, allow_suspend=allow_suspend
+                            )
                     filter_data = build_filter_data(
                         topic,
                         group,
@@ -285,16 +323,7 @@ class PullMessageProcessor:
                         raise SubscriptionParseError("the expression does not compile")
                     message_filter = SqlMessageFilter(carried, filter_data)
             except SubscriptionParseError as exc:
-                log.warning(
-                    "Parse the consumer's subscription[%.200s] failed, group: %s: %s",
-                    header.subscription,
-                    group,
-                    exc,
-                )
-                return _response(
-                    ResponseCode.SUBSCRIPTION_PARSE_FAILED,
-                    "parse the consumer's subscription failed",
-                )
+                return _parse_failed(header, exc)
         else:
             group_info = self.plane.consumer_manager.get_consumer_group_info(group)
             if group_info is None:
@@ -358,14 +387,98 @@ class PullMessageProcessor:
             message_filter = RetryMessageFilter(message_filter, group, filters.get)
 
         begin = broker.now_ms()
-        result = await broker.get_message(
+        read = broker.get_message_nowait(
             group, topic, queue_id, header.queue_offset, header.max_msg_nums, message_filter
         )
-        response: RemotingCommand | None
+        answer = functools.partial(
+            self._answer_read,
+            conn,
+            request,
+            header,
+            group_config,
+            message_filter,
+            begin,
+            allow_suspend=allow_suspend,
+            suspend_timeout=suspend_timeout,
+            has_suspend=has_suspend,
+            has_commit_offset=has_commit_offset,
+        )
+        if read is None or isinstance(read, GetMessageResult):
+            return answer(read)
+        return self._answer_when_read(read, answer)
+
+    async def _find_group_first(
+        self,
+        conn: Connection,
+        request: RemotingCommand,
+        header: PullMessageRequestHeader,
+        *,
+        allow_suspend: bool,
+    ) -> RemotingCommand | None:
+        """The pull of a group not in the table: created first, when it may
+        be (which waits for the table's file), then the pull from the top."""
+        group = header.consumer_group
+        groups = self.broker.subscription_group_manager
+        if await groups.find_subscription_group_config(group) is None:
+            remark = f"subscription group [{group}] does not exist, {suggest_todo()}"
+            return _response(ResponseCode.SUBSCRIPTION_GROUP_NOT_EXIST, remark)
+        return await _resolved(
+            self.process(conn, request, allow_suspend=allow_suspend, header=header)
+        )
+
+    async def _compile_first(
+        self,
+        conn: Connection,
+        request: RemotingCommand,
+        header: PullMessageRequestHeader,
+        *,
+        allow_suspend: bool,
+    ) -> RemotingCommand | None:
+        """The pull of an SQL92 expression too long to compile on the event
+        loop: compiled in a worker thread first, then the pull from the top."""
+        filters = self.plane.consumer_filter_manager
+        try:
+            selector = await compile_off_loop(
+                header.expression_type, header.subscription, filters.selectors
+            )
+        except SelectorError as exc:
+            return _parse_failed(header, SubscriptionParseError(exc.java_text()))
+        return await _resolved(
+            self.process(
+                conn, request, allow_suspend=allow_suspend, header=header, selector=selector
+            )
+        )
+
+    async def _answer_when_read(
+        self,
+        read: Awaitable[GetMessageResult],
+        answer: Callable[[GetMessageResult | None], _Reply],
+    ) -> RemotingCommand | None:
+        return await _resolved(answer(await read))
+
+    def _answer_read(
+        self,
+        conn: Connection,
+        request: RemotingCommand,
+        header: PullMessageRequestHeader,
+        group_config: SubscriptionGroupConfig,
+        message_filter: PullFilter,
+        begin: int,
+        result: GetMessageResult | None,
+        *,
+        allow_suspend: bool,
+        suspend_timeout: int,
+        has_suspend: bool,
+        has_commit_offset: bool,
+    ) -> _Reply:
+        """The answer to a pull the store has read for (``result``; None
+        when the store is not running), and the offset it commits."""
+        broker = self.broker
+        response: _Reply
         if result is None:
             response = _response(ResponseCode.SYSTEM_ERROR, "store getMessage return null")
         else:
-            response = await self._answer(
+            response = self._answer(
                 conn,
                 request,
                 header,
@@ -378,14 +491,18 @@ class PullMessageProcessor:
                 has_suspend=has_suspend,
                 read_ms=broker.now_ms() - begin,
             )
-        store_config = settings.store
+        store_config = broker.settings.store
         if allow_suspend and has_commit_offset and store_config.broker_role is not BrokerRole.SLAVE:
             self.plane.consumer_offset_manager.commit_offset(
-                conn.remote_address, group, topic, queue_id, header.commit_offset
+                conn.remote_address,
+                header.consumer_group,
+                header.topic,
+                header.queue_id,
+                header.commit_offset,
             )
         return response
 
-    async def _answer(
+    def _answer(
         self,
         conn: Connection,
         request: RemotingCommand,
@@ -399,7 +516,7 @@ class PullMessageProcessor:
         suspend_timeout: int,
         has_suspend: bool,
         read_ms: int = 0,
-    ) -> RemotingCommand | None:
+    ) -> _Reply:
         settings = self.broker.settings
         broker_config = settings.broker
         store_config = settings.store
@@ -487,7 +604,6 @@ class PullMessageProcessor:
                 body = offset_moved_event_body(
                     header.consumer_group, queue, header.queue_offset, result.next_begin_offset
                 )
-                await self._offset_moved_event(header.consumer_group, body)
                 log.warning(
                     "PULL_OFFSET_MOVED:correction offset. topic=%s, groupId=%s, requestOffset=%d, "
                     "newOffset=%d, suggestBrokerId=%d",
@@ -497,13 +613,25 @@ class PullMessageProcessor:
                     result.next_begin_offset,
                     suggest,
                 )
-            else:
-                suggest = group_broker_id
-                code = ResponseCode.PULL_RETRY_IMMEDIATELY
+                moved = PullMessageResponseHeader(
+                    suggest, result.next_begin_offset, result.min_offset, result.max_offset
+                )
+                return self._answer_after_event(
+                    header.consumer_group, body, _response(code, status.name, moved)
+                )
+            suggest = group_broker_id
+            code = ResponseCode.PULL_RETRY_IMMEDIATELY
         response_header = PullMessageResponseHeader(
             suggest, result.next_begin_offset, result.min_offset, result.max_offset
         )
         return _response(code, status.name, response_header)
+
+    async def _answer_after_event(
+        self, group: str, body: bytes, response: RemotingCommand
+    ) -> RemotingCommand:
+        """``response`` once the OFFSET_MOVED_EVENT message is stored."""
+        await self._offset_moved_event(group, body)
+        return response
 
     async def _offset_moved_event(self, group: str, body: bytes) -> None:
         """``generateOffsetMovedEvent``: a message in OFFSET_MOVED_EVENT

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import logging
 import struct
+from collections.abc import Awaitable
+from typing import TypeAlias
 
 import trio
 
@@ -43,6 +45,11 @@ def _run_end(entries: bytes, position: int, usable: int, start: int, end: int, r
 
 log = logging.getLogger("pyrocket.broker.store.store")
 
+#: :meth:`StoreReads._collect`'s arguments.
+_CollectArgs: TypeAlias = tuple[
+    ConsumeQueueExt | None, bytes, int, int, MessageFilter | None, int, int, int
+]
+
 
 class StoreReads(StoreState):
     """The reading part of :class:`~pyrocket.broker.store.store.MessageStore`."""
@@ -61,6 +68,23 @@ class StoreReads(StoreState):
         transfer limits). None when the store is not running, as Java returns
         null. Data that is probably not cached is read in a worker thread."""
         await trio.lowlevel.checkpoint()
+        read = self.get_message_nowait(group, topic, queue_id, offset, max_msg_nums, message_filter)
+        if read is None or isinstance(read, GetMessageResult):
+            return read
+        return await read
+
+    def get_message_nowait(
+        self,
+        group: str,
+        topic: str,
+        queue_id: int,
+        offset: int,
+        max_msg_nums: int,
+        message_filter: MessageFilter | None = None,
+    ) -> GetMessageResult | Awaitable[GetMessageResult] | None:
+        """:meth:`get_message` done now, when what it reads is in memory (or
+        there is nothing to read); else the awaitable of its read in a
+        worker thread."""
         if not self._running:
             return None
         del group  # Java uses it for statistics only
@@ -112,17 +136,28 @@ class StoreReads(StoreState):
                 if max_physical - first_physical > self._in_memory_bytes or (
                     message_filter is not None and message_filter.reads_commit_log
                 ):
-                    files = [f for f in self._commit_log.files if f.acquire()]
-                    if queue.ext is not None:
-                        # Units are read in the thread too: keep their files open.
-                        files += [f for f in queue.ext.files if f.acquire()]
-                    try:
-                        return await trio.to_thread.run_sync(self._collect, *args)
-                    finally:
-                        for data_file in files:
-                            data_file.release()
+                    return self._collect_off_loop(args)
                 return self._collect(*args)
         return GetMessageResult(status, next_offset, min_offset, max_offset)
+
+    def _collect_off_loop(self, args: _CollectArgs) -> Awaitable[GetMessageResult]:
+        """:meth:`_collect` in a worker thread, with the files it reads
+        acquired now (so none is closed before it runs) and released after."""
+        queue_ext = args[0]
+        files = [f for f in self._commit_log.files if f.acquire()]
+        if queue_ext is not None:
+            # Units are read in the thread too: keep their files open.
+            files += [f for f in queue_ext.files if f.acquire()]
+        return self._collect_in_thread(args, files)
+
+    async def _collect_in_thread(
+        self, args: _CollectArgs, files: list[DataFile]
+    ) -> GetMessageResult:
+        try:
+            return await trio.to_thread.run_sync(self._collect, *args)
+        finally:
+            for data_file in files:
+                data_file.release()
 
     def _correct(self, old: int, new: int) -> int:
         """``nextOffsetCorrection``: a slave keeps the client's offset."""
