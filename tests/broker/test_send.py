@@ -15,7 +15,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from pyrocket.broker.app import Broker
-from pyrocket.broker.processors import send
+from pyrocket.broker.processors import send_common
 from pyrocket.broker.processors.send import SendMessageProcessor
 from pyrocket.errors import CommandError
 from pyrocket.protocol.bodies.topic import PERM_READ, PERM_WRITE, TopicConfig
@@ -170,7 +170,7 @@ def test_v2_header_reader_agrees_with_the_generic_decoder(
     except CommandError as exc:
         want = str(exc)
     try:
-        got: object = send._decode_send_header(request)
+        got: object = send_common.decode_send_header(request)
     except CommandError as exc:
         got = str(exc)
     assert got == want
@@ -179,7 +179,7 @@ def test_v2_header_reader_agrees_with_the_generic_decoder(
 @given(st.integers(-719_162, 2_932_896))
 def test_civil_dates_match_the_calendar(days: int) -> None:
     date = datetime.date(1970, 1, 1) + datetime.timedelta(days=days)
-    assert send._civil_from_days(days) == (date.year, date.month, date.day)
+    assert send_common._civil_from_days(days) == (date.year, date.month, date.day)
 
 
 # -- poison pills -------------------------------------------------------------

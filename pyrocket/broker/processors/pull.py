@@ -35,7 +35,7 @@ from __future__ import annotations
 import functools
 import logging
 from collections.abc import Awaitable, Callable
-from typing import Final, TypeAlias
+from typing import Final
 
 import trio
 
@@ -51,10 +51,7 @@ from pyrocket.broker.consumer_filter import (
 from pyrocket.broker.longpolling import PullRequest
 from pyrocket.broker.message_filter import (
     ExpressionMessageFilter,
-    SubscriptionTooLargeError,
-    check_tag_count,
     is_tag_type,
-    tag_expression_filter,
 )
 from pyrocket.broker.processors.common import (
     MASTER_ID,
@@ -64,16 +61,25 @@ from pyrocket.broker.processors.common import (
     suggest_todo,
 )
 from pyrocket.broker.processors.ports import MessageBroker, MessagePath
+from pyrocket.broker.processors.pull_filter import (
+    PullReply,
+    SubscriptionParseError,
+    build_subscription,
+    no_property_filter,
+    offset_moved_event_body,
+    parse_failed,
+    pull_response,
+    request_filter,
+    resolved,
+)
 from pyrocket.broker.store import BrokerMessage, BrokerRole, GetMessageResult, GetMessageStatus
 from pyrocket.broker.topic_config import OFFSET_MOVED_EVENT
-from pyrocket.errors import ConnectionClosedError, PyrocketError
+from pyrocket.errors import ConnectionClosedError
 from pyrocket.filter import Selector, SelectorError
 from pyrocket.protocol.bodies.admin import SubscriptionGroupConfig
 from pyrocket.protocol.bodies.client import (
     MessageModel,
     MessageQueue,
-    OffsetMovedEvent,
-    SubscriptionData,
 )
 from pyrocket.protocol.codes import RequestCode, ResponseCode
 from pyrocket.protocol.command import RESPONSE_FLAG, RemotingCommand
@@ -90,98 +96,8 @@ FLAG_SUBSCRIPTION: Final = 0x1 << 2
 FLAG_CLASS_FILTER: Final = 0x1 << 3
 
 _EMPTY: Final[dict[str, str]] = {}
-#: A pull's answer: now (None: held, or answered already) or to be awaited.
-_Reply: TypeAlias = RemotingCommand | Awaitable[RemotingCommand | None] | None
 #: Longest a woken pull's answer waits for room in a congested connection (s).
 WAKE_SEND_WAIT: Final = 0.01
-
-
-def _response(
-    code: int, remark: str | None = None, header: PullMessageResponseHeader | None = None
-) -> RemotingCommand:
-    # A PULL answer always has the header object (extFields {} when unset).
-    return RemotingCommand(
-        code=code,
-        flag=RESPONSE_FLAG,
-        remark=remark,
-        ext_fields=_EMPTY if header is None else header.to_ext_fields(),
-    )
-
-
-def _parse_failed(header: PullMessageRequestHeader, exc: Exception) -> RemotingCommand:
-    log.warning(
-        "Parse the consumer's subscription[%.200s] failed, group: %s: %s",
-        header.subscription,
-        header.consumer_group,
-        exc,
-    )
-    return _response(
-        ResponseCode.SUBSCRIPTION_PARSE_FAILED, "parse the consumer's subscription failed"
-    )
-
-
-async def _resolved(reply: _Reply) -> RemotingCommand | None:
-    """A processor's answer, awaited when it is not ready yet."""
-    if reply is None or isinstance(reply, RemotingCommand):
-        return reply
-    return await reply
-
-
-def _no_property_filter(expression_type: str | None) -> RemotingCommand:
-    # Java's answer with enablePropertyFilter=false.
-    remark = f"The broker does not support consumer to filter message by {expression_type}"
-    return _response(ResponseCode.SYSTEM_ERROR, remark)
-
-
-class SubscriptionParseError(PyrocketError, ValueError):
-    """A subscription expression Java's FilterAPI refuses."""
-
-
-def build_subscription(
-    topic: str, sub_string: str | None, expression_type: str | None
-) -> SubscriptionData:
-    """``FilterAPI.build``: the subscription a pull request carries. Raises
-    SubscriptionParseError where Java throws, and for more tags than
-    :data:`~pyrocket.broker.message_filter.MAX_SUBSCRIPTION_TAGS`."""
-    if is_tag_type(expression_type):
-        _check_tag_expression(topic, sub_string)
-        return SubscriptionData.for_expression(topic, sub_string, 0)
-    if not sub_string:
-        raise SubscriptionParseError(f"Expression can't be null! {expression_type}")
-    return SubscriptionData(
-        topic=topic, sub_string=sub_string, sub_version=0, expression_type=expression_type
-    )
-
-
-def _check_tag_expression(topic: str, sub_string: str | None) -> None:
-    if sub_string and sub_string != "*":
-        try:
-            check_tag_count(sub_string.count("||") + 1, f"the subscription to {topic}")
-        except SubscriptionTooLargeError as exc:
-            raise SubscriptionParseError(str(exc)) from exc
-        if not sub_string.replace("||", ""):
-            # Only separators: String.split drops the trailing empty parts,
-            # leaving none, and Java throws "subString split error".
-            raise SubscriptionParseError("subString split error")
-
-
-def request_filter(
-    topic: str, sub_string: str | None, expression_type: str | None
-) -> ExpressionMessageFilter:
-    """The filter of the subscription a pull carries: what
-    :func:`build_subscription` accepts, parsed once per expression text.
-    Raises SubscriptionParseError as it does."""
-    if is_tag_type(expression_type):
-        _check_tag_expression(topic, sub_string)
-        return tag_expression_filter(topic, sub_string)
-    return ExpressionMessageFilter(build_subscription(topic, sub_string, expression_type))
-
-
-def offset_moved_event_body(group: str, queue: MessageQueue, request: int, new: int) -> bytes:
-    """``OffsetMovedEvent``'s JSON."""
-    return OffsetMovedEvent(
-        consumer_group=group, message_queue=queue, offset_request=request, offset_new=new
-    ).encode()
 
 
 class PullMessageProcessor:
@@ -194,7 +110,7 @@ class PullMessageProcessor:
     def install(self) -> None:
         self.broker.register_processor(RequestCode.PULL_MESSAGE, self.pull_message, fast=False)
 
-    def pull_message(self, conn: Connection, request: RemotingCommand) -> _Reply:
+    def pull_message(self, conn: Connection, request: RemotingCommand) -> PullReply:
         """A plain-function processor: a pull whose checks and read need no
         wait (a known group, a compiled filter, data in memory) is answered
         where the connection reads it; else it continues on a worker."""
@@ -204,7 +120,7 @@ class PullMessageProcessor:
         """Run a held pull again (no holding this time) and answer it."""
         conn, request = pull.conn, pull.request
         try:
-            response = await _resolved(
+            response = await resolved(
                 self.process(conn, request, allow_suspend=False, header=pull.header)
             )
         except Exception as exc:  # the pull was fine once; report, keep serving
@@ -236,7 +152,7 @@ class PullMessageProcessor:
         allow_suspend: bool,
         header: PullMessageRequestHeader | None = None,
         selector: Selector | None = None,
-    ) -> _Reply:
+    ) -> PullReply:
         """One pull; None when it is held (answered later) or answered
         already. ``header`` is the request's, when decoded already;
         ``selector``: the SQL92 expression it carries, compiled already.
@@ -252,13 +168,13 @@ class PullMessageProcessor:
         broker_config = settings.broker
         if not is_readable(broker_config.broker_permission):
             remark = f"the broker[{broker_config.broker_ip1}] pulling message is forbidden"
-            return _response(ResponseCode.NO_PERMISSION, remark)
+            return pull_response(ResponseCode.NO_PERMISSION, remark)
         group = header.consumer_group
         group_config = broker.subscription_group_manager.subscription_group_table.get(group)
         if group_config is None:
             return self._find_group_first(conn, request, header, allow_suspend=allow_suspend)
         if not group_config.consume_enable:
-            return _response(
+            return pull_response(
                 ResponseCode.NO_PERMISSION, f"subscription group no permission, {group}"
             )
         sys_flag = header.sys_flag
@@ -271,10 +187,10 @@ class PullMessageProcessor:
         if topic_config is None:
             log.error("the topic %s not exist, consumer: %s", topic, conn.remote_address)
             remark = f"topic[{topic}] not exist, apply first please! {suggest_todo()}"
-            return _response(ResponseCode.TOPIC_NOT_EXIST, remark)
+            return pull_response(ResponseCode.TOPIC_NOT_EXIST, remark)
         if not is_readable(topic_config.perm):
             remark = f"the topic[{topic}] pulling message is forbidden"
-            return _response(ResponseCode.NO_PERMISSION, remark)
+            return pull_response(ResponseCode.NO_PERMISSION, remark)
         queue_id = header.queue_id
         if queue_id < 0 or queue_id >= topic_config.read_queue_nums:
             consumer = socket_address_string(conn.remote_address)
@@ -283,7 +199,7 @@ class PullMessageProcessor:
                 f"[{topic_config.read_queue_nums}] consumer:[{consumer}]"
             )
             log.warning("%s", remark)
-            return _response(ResponseCode.SYSTEM_ERROR, remark)
+            return pull_response(ResponseCode.SYSTEM_ERROR, remark)
 
         message_filter: PullFilter
         filters = self.plane.consumer_filter_manager
@@ -296,7 +212,7 @@ class PullMessageProcessor:
                 else:
                     carried = build_subscription(topic, header.subscription, expression_type)
                     if not property_filter:
-                        return _no_property_filter(expression_type)
+                        return no_property_filter(expression_type)
                     if selector is None:
                         try:
                             selector = compile_inline(
@@ -323,33 +239,33 @@ class PullMessageProcessor:
                         raise SubscriptionParseError("the expression does not compile")
                     message_filter = SqlMessageFilter(carried, filter_data)
             except SubscriptionParseError as exc:
-                return _parse_failed(header, exc)
+                return parse_failed(header, exc)
         else:
             group_info = self.plane.consumer_manager.get_consumer_group_info(group)
             if group_info is None:
                 log.warning("the consumer's group info not exist, group: %s", group)
                 remark = "the consumer's group info not exist" + suggest_todo()
-                return _response(ResponseCode.SUBSCRIPTION_NOT_EXIST, remark)
+                return pull_response(ResponseCode.SUBSCRIPTION_NOT_EXIST, remark)
             if (
                 not group_config.consume_broadcast_enable
                 and group_info.message_model is MessageModel.BROADCASTING
             ):
                 remark = f"the consumer group[{group}] can not consume by broadcast way"
-                return _response(ResponseCode.NO_PERMISSION, remark)
+                return pull_response(ResponseCode.NO_PERMISSION, remark)
             subscription = group_info.find_subscription_data(topic)
             if subscription is None:
                 log.warning(
                     "the consumer's subscription not exist, group: %s, topic:%s", group, topic
                 )
                 remark = "the consumer's subscription not exist" + suggest_todo()
-                return _response(ResponseCode.SUBSCRIPTION_NOT_EXIST, remark)
+                return pull_response(ResponseCode.SUBSCRIPTION_NOT_EXIST, remark)
             if subscription.sub_version < header.sub_version:
                 log.warning(
                     "The broker's subscription is not latest, group: %s %s",
                     group,
                     subscription.sub_string,
                 )
-                return _response(
+                return pull_response(
                     ResponseCode.SUBSCRIPTION_NOT_LATEST, "the consumer's subscription not latest"
                 )
             expression_type = subscription.expression_type
@@ -358,7 +274,7 @@ class PullMessageProcessor:
             else:
                 filter_data = filters.get(topic, group)
                 if filter_data is None:
-                    return _response(
+                    return pull_response(
                         ResponseCode.FILTER_DATA_NOT_EXIST,
                         "The broker's consumer filter data is not exist!"
                         "Your expression may be wrong!",
@@ -372,12 +288,12 @@ class PullMessageProcessor:
                         filter_data.client_version,
                         header.sub_version,
                     )
-                    return _response(
+                    return pull_response(
                         ResponseCode.FILTER_DATA_NOT_LATEST,
                         "the consumer's consumer filter data not latest",
                     )
                 if not property_filter:
-                    return _no_property_filter(expression_type)
+                    return no_property_filter(expression_type)
                 message_filter = SqlMessageFilter(subscription, filter_data, filters.bloom)
         if (
             broker_config.filter_support_retry
@@ -421,8 +337,8 @@ class PullMessageProcessor:
         groups = self.broker.subscription_group_manager
         if await groups.find_subscription_group_config(group) is None:
             remark = f"subscription group [{group}] does not exist, {suggest_todo()}"
-            return _response(ResponseCode.SUBSCRIPTION_GROUP_NOT_EXIST, remark)
-        return await _resolved(
+            return pull_response(ResponseCode.SUBSCRIPTION_GROUP_NOT_EXIST, remark)
+        return await resolved(
             self.process(conn, request, allow_suspend=allow_suspend, header=header)
         )
 
@@ -442,8 +358,8 @@ class PullMessageProcessor:
                 header.expression_type, header.subscription, filters.selectors
             )
         except SelectorError as exc:
-            return _parse_failed(header, SubscriptionParseError(exc.java_text()))
-        return await _resolved(
+            return parse_failed(header, SubscriptionParseError(exc.java_text()))
+        return await resolved(
             self.process(
                 conn, request, allow_suspend=allow_suspend, header=header, selector=selector
             )
@@ -452,9 +368,9 @@ class PullMessageProcessor:
     async def _answer_when_read(
         self,
         read: Awaitable[GetMessageResult],
-        answer: Callable[[GetMessageResult | None], _Reply],
+        answer: Callable[[GetMessageResult | None], PullReply],
     ) -> RemotingCommand | None:
-        return await _resolved(answer(await read))
+        return await resolved(answer(await read))
 
     def _answer_read(
         self,
@@ -470,13 +386,13 @@ class PullMessageProcessor:
         suspend_timeout: int,
         has_suspend: bool,
         has_commit_offset: bool,
-    ) -> _Reply:
+    ) -> PullReply:
         """The answer to a pull the store has read for (``result``; None
         when the store is not running), and the offset it commits."""
         broker = self.broker
-        response: _Reply
+        response: PullReply
         if result is None:
-            response = _response(ResponseCode.SYSTEM_ERROR, "store getMessage return null")
+            response = pull_response(ResponseCode.SYSTEM_ERROR, "store getMessage return null")
         else:
             response = self._answer(
                 conn,
@@ -516,7 +432,7 @@ class PullMessageProcessor:
         suspend_timeout: int,
         has_suspend: bool,
         read_ms: int = 0,
-    ) -> _Reply:
+    ) -> PullReply:
         settings = self.broker.settings
         broker_config = settings.broker
         store_config = settings.store
@@ -617,14 +533,14 @@ class PullMessageProcessor:
                     suggest, result.next_begin_offset, result.min_offset, result.max_offset
                 )
                 return self._answer_after_event(
-                    header.consumer_group, body, _response(code, status.name, moved)
+                    header.consumer_group, body, pull_response(code, status.name, moved)
                 )
             suggest = group_broker_id
             code = ResponseCode.PULL_RETRY_IMMEDIATELY
         response_header = PullMessageResponseHeader(
             suggest, result.next_begin_offset, result.min_offset, result.max_offset
         )
-        return _response(code, status.name, response_header)
+        return pull_response(code, status.name, response_header)
 
     async def _answer_after_event(
         self, group: str, body: bytes, response: RemotingCommand

@@ -37,7 +37,8 @@ from pyrocket.broker.processors.common import (
     socket_address_string,
 )
 from pyrocket.broker.processors.ports import ClientTables, MessageBroker
-from pyrocket.broker.processors.send import SendMessageProcessor, _preceding, _response
+from pyrocket.broker.processors.send import SendMessageProcessor
+from pyrocket.broker.processors.send_common import preceding_fields, send_response
 from pyrocket.broker.store import BrokerMessage, PutMessageResult
 from pyrocket.errors import PyrocketError
 from pyrocket.protocol.codes import RequestCode, ResponseCode
@@ -62,7 +63,7 @@ log = logging.getLogger("pyrocket.broker")
 #: Broker2Client.callClient's timeout (seconds).
 PUSH_TIMEOUT: Final = 10.0
 #: The sysFlag bits that say a host is IPv6 (see the send processor).
-_HOST_FLAGS: Final = MessageSysFlag.BORNHOST_V6_FLAG | MessageSysFlag.STOREHOSTADDRESS_V6_FLAG
+HOST_FLAGS: Final = MessageSysFlag.BORNHOST_V6_FLAG | MessageSysFlag.STOREHOSTADDRESS_V6_FLAG
 
 
 def socket_address_text(host: str, port: int) -> str:
@@ -92,8 +93,8 @@ class ReplyMessageProcessor(SendMessageProcessor):
     ) -> RemotingCommand:
         header = _decode_reply_header(request)
         broker_config = self.broker.settings.broker
-        preceding = _preceding(broker_config.region_id, broker_config.trace_on)
-        stray = header.sys_flag & _HOST_FLAGS
+        preceding = preceding_fields(broker_config.region_id, broker_config.trace_on)
+        stray = header.sys_flag & HOST_FLAGS
         if stray and stray & ~host_flags(host_port(conn.remote_address), self.store_host):
             return self._refuse_sys_flag(conn, header.sys_flag)
         refused = await self._pre_send(conn, header, preceding)
@@ -135,7 +136,7 @@ class ReplyMessageProcessor(SendMessageProcessor):
             ext = dict(preceding)
         if stored is not None and appended is None:
             log.info("reply message to %s not stored: %s", header.topic, stored.status.name)
-        return _response(code, None if pushed else remark, ext)
+        return send_response(code, None if pushed else remark, ext)
 
     async def _start_push(
         self,

@@ -25,11 +25,9 @@ A prepared (transactional) message goes to the half queue
 
 from __future__ import annotations
 
-import datetime
 import functools
 import logging
 import random
-import types
 from collections.abc import Awaitable, Mapping
 from typing import Final
 
@@ -43,6 +41,16 @@ from pyrocket.broker.processors.common import (
 )
 from pyrocket.broker.processors.ports import MessageBroker
 from pyrocket.broker.processors.request_message import with_request_cluster
+from pyrocket.broker.processors.send_common import (
+    HOST_FLAGS,
+    MESSAGE_ILLEGAL_REMARK,
+    SEND_OK,
+    decode_send_header,
+    parse_properties,
+    preceding_fields,
+    send_response,
+    time_human_string,
+)
 from pyrocket.broker.store import (
     BrokerBatch,
     BrokerMessage,
@@ -59,19 +67,17 @@ from pyrocket.broker.transaction import to_half_message
 from pyrocket.logtext import clip
 from pyrocket.protocol.bodies.topic import PERM_READ, PERM_WRITE, TopicConfig, TopicFilterType
 from pyrocket.protocol.codes import RequestCode, ResponseCode
-from pyrocket.protocol.command import RESPONSE_FLAG, RemotingCommand
+from pyrocket.protocol.command import RemotingCommand
 from pyrocket.protocol.headers import (
     ConsumerSendMsgBackRequestHeader,
     SendMessageRequestHeader,
     SendMessageRequestHeaderV2,
     SendMessageResponseHeader,
 )
-from pyrocket.protocol.javahash import hashmap_order
 from pyrocket.protocol.message import (
     HostPort,
     MessageConst,
     MessageSysFlag,
-    decode_properties,
     encode_properties,
     host_flags,
     java_properties,
@@ -85,78 +91,6 @@ log = logging.getLogger("pyrocket.broker")
 VERSION_V3_4_9: Final = 121
 #: AbstractSendMessageProcessor.DLQ_NUMS_PER_GROUP.
 DLQ_NUMS_PER_GROUP: Final = 1
-
-_MESSAGE_ILLEGAL_REMARK: Final = (
-    "the message is illegal, maybe msg body or properties length not matched. "
-    "msg body length limit 128k, msg properties length limit 32k."
-)
-#: Statuses under which the message was stored (the send succeeded).
-_SEND_OK: Final = {
-    PutMessageStatus.PUT_OK: ResponseCode.SUCCESS,
-    PutMessageStatus.FLUSH_DISK_TIMEOUT: ResponseCode.FLUSH_DISK_TIMEOUT,
-    PutMessageStatus.FLUSH_SLAVE_TIMEOUT: ResponseCode.FLUSH_SLAVE_TIMEOUT,
-    PutMessageStatus.SLAVE_NOT_AVAILABLE: ResponseCode.SLAVE_NOT_AVAILABLE,
-}
-
-
-#: The sysFlag bits that say a host is IPv6: the store sets them from the
-#: hosts; a request may only set those its hosts have.
-_HOST_FLAGS: Final = MessageSysFlag.BORNHOST_V6_FLAG | MessageSysFlag.STOREHOSTADDRESS_V6_FLAG
-
-
-def _response(
-    code: int, remark: str | None = None, ext_fields: Mapping[str, str] | None = None
-) -> RemotingCommand:
-    return RemotingCommand(code=code, flag=RESPONSE_FLAG, remark=remark, ext_fields=ext_fields)
-
-
-#: The fields Java adds to every send answer before the header's, in the
-#: order its HashMap iterates them.
-_PRECEDING_ORDER: Final = tuple(
-    hashmap_order([MessageConst.PROPERTY_MSG_REGION, MessageConst.PROPERTY_TRACE_SWITCH])
-)
-
-
-@functools.lru_cache(maxsize=16)
-def _preceding(region_id: str, trace_on: bool) -> Mapping[str, str]:
-    """The preceding fields (built once per setting; read only)."""
-    values = {
-        MessageConst.PROPERTY_MSG_REGION: region_id,
-        MessageConst.PROPERTY_TRACE_SWITCH: "true" if trace_on else "false",
-    }
-    return types.MappingProxyType({key: values[key] for key in _PRECEDING_ORDER})
-
-
-def _time_human_string(ms: int) -> str:
-    """``UtilAll.timeMillisToHumanString2``: local time with milliseconds.
-    Years past Python's datetime (9999) are counted out by hand, as Java's
-    calendar does, with the local zone's offset of today."""
-    try:
-        moment = datetime.datetime.fromtimestamp(ms / 1000)
-    except (OverflowError, OSError, ValueError):
-        offset = datetime.datetime.now().astimezone().utcoffset()
-        seconds = ms // 1000 + (int(offset.total_seconds()) if offset is not None else 0)
-        days, second = divmod(seconds, 86_400)
-        year, month, day = _civil_from_days(days)
-        hour, rest = divmod(second, 3600)
-        clock = f"{hour:02d}:{rest // 60:02d}:{rest % 60:02d},{ms % 1000:03d}"
-        return f"{year:04d}-{month:02d}-{day:02d} {clock}"
-    return moment.strftime("%Y-%m-%d %H:%M:%S,") + f"{ms % 1000:03d}"
-
-
-def _civil_from_days(days: int) -> tuple[int, int, int]:
-    """The proleptic Gregorian (year, month, day) ``days`` after 1970-01-01."""
-    days += 719_468
-    era, day_of_era = divmod(days, 146_097)
-    year_of_era = (
-        day_of_era - day_of_era // 1460 + day_of_era // 36_524 - day_of_era // 146_096
-    ) // 365
-    day_of_year = day_of_era - (365 * year_of_era + year_of_era // 4 - year_of_era // 100)
-    shifted_month = (5 * day_of_year + 2) // 153
-    day = day_of_year - (153 * shifted_month + 2) // 5 + 1
-    month = shifted_month + 3 if shifted_month < 10 else shifted_month - 9
-    year = year_of_era + era * 400 + (1 if month <= 2 else 0)
-    return year, month, day
 
 
 class SendMessageProcessor:
@@ -214,13 +148,13 @@ class SendMessageProcessor:
         an append waiting for a file (holding the connection's ordered turn
         until it is appended), or the flush or slave a stored message waits
         for (the turn passed on at once, since it is appended)."""
-        header = _decode_send_header(request)
-        stray = header.sys_flag & _HOST_FLAGS
+        header = decode_send_header(request)
+        stray = header.sys_flag & HOST_FLAGS
         if stray and stray & ~host_flags(host_port(conn.remote_address), self.store_host):
             return self._refuse_sys_flag(conn, header.sys_flag)
         broker = self.broker
         broker_config = broker.settings.broker
-        preceding = _preceding(broker_config.region_id, broker_config.trace_on)
+        preceding = preceding_fields(broker_config.region_id, broker_config.trace_on)
         topic = header.topic
         config = broker.topic_config_manager.select_topic_config(topic)
         if (
@@ -287,7 +221,7 @@ class SendMessageProcessor:
             "host as IPv6, and it is not"
         )
         log.warning("send from %s refused: %s", conn.remote_address, remark)
-        return _response(ResponseCode.MESSAGE_ILLEGAL, remark)
+        return send_response(ResponseCode.MESSAGE_ILLEGAL, remark)
 
     async def _put(
         self, conn: Connection, request: RemotingCommand, item: BrokerMessage | BrokerBatch
@@ -341,16 +275,16 @@ class SendMessageProcessor:
         broker_config = broker.settings.broker
         start = broker_config.start_accept_send_request_time_stamp
         if broker.store.now() < start:
-            remark = f"broker unable to service, until {_time_human_string(start)}"
-            return _response(ResponseCode.SYSTEM_ERROR, remark, preceding)
+            remark = f"broker unable to service, until {time_human_string(start)}"
+            return send_response(ResponseCode.SYSTEM_ERROR, remark, preceding)
         topics = broker.topic_config_manager
         topic = header.topic
         if not is_writeable(broker_config.broker_permission) and topics.is_order_topic(topic):
             remark = f"the broker[{broker_config.broker_ip1}] sending message is forbidden"
-            return _response(ResponseCode.NO_PERMISSION, remark, preceding)
+            return send_response(ResponseCode.NO_PERMISSION, remark, preceding)
         remark_or_none = self._topic_error(topic)
         if remark_or_none is not None:
-            return _response(ResponseCode.SYSTEM_ERROR, remark_or_none, preceding)
+            return send_response(ResponseCode.SYSTEM_ERROR, remark_or_none, preceding)
         config = topics.select_topic_config(topic)
         if config is None:
             sys_flag = 0
@@ -371,7 +305,7 @@ class SendMessageProcessor:
                 )
             if config is None:
                 remark = f"topic[{topic}] not exist, apply first please!" + suggest_todo()
-                return _response(ResponseCode.TOPIC_NOT_EXIST, remark, preceding)
+                return send_response(ResponseCode.TOPIC_NOT_EXIST, remark, preceding)
         valid = max(config.write_queue_nums, config.read_queue_nums)
         if header.queue_id >= valid or (header.queue_id < 0 and config.write_queue_nums <= 0):
             remark = (
@@ -379,7 +313,7 @@ class SendMessageProcessor:
                 f"Producer: {conn.remote_address}"
             )
             log.warning("%s", remark)
-            return _response(ResponseCode.SYSTEM_ERROR, remark, preceding)
+            return send_response(ResponseCode.SYSTEM_ERROR, remark, preceding)
         return None
 
     async def _retry_and_dlq(
@@ -399,7 +333,7 @@ class SendMessageProcessor:
         group_config = await groups.find_subscription_group_config(group)
         if group_config is None:
             remark = f"subscription group not exist, {group} " + suggest_todo()
-            return _response(ResponseCode.SUBSCRIPTION_GROUP_NOT_EXIST, remark, preceding)
+            return send_response(ResponseCode.SUBSCRIPTION_GROUP_NOT_EXIST, remark, preceding)
         max_reconsume = group_config.retry_max_times
         if request.version >= VERSION_V3_4_9 and header.max_reconsume_times is not None:
             max_reconsume = header.max_reconsume_times
@@ -422,12 +356,12 @@ class SendMessageProcessor:
         """``handlePutMessageResult``: the store's status as Java answers it."""
         status = result.status
         appended = result.append_result
-        code = ResponseCode.SUCCESS if status is PutMessageStatus.PUT_OK else _SEND_OK.get(status)
+        code = ResponseCode.SUCCESS if status is PutMessageStatus.PUT_OK else SEND_OK.get(status)
         if code is not None and appended is not None:
             ext = SendMessageResponseHeader.answer_ext_fields(
                 appended.msg_id, queue_id, appended.logics_offset, preceding
             )
-            return _response(code, None, ext)
+            return send_response(code, None, ext)
         if status is PutMessageStatus.CREATE_MAPEDFILE_FAILED:
             code, remark = (
                 ResponseCode.SYSTEM_ERROR,
@@ -437,7 +371,7 @@ class SendMessageProcessor:
             PutMessageStatus.MESSAGE_ILLEGAL,
             PutMessageStatus.PROPERTIES_SIZE_EXCEEDED,
         ):
-            code, remark = ResponseCode.MESSAGE_ILLEGAL, _MESSAGE_ILLEGAL_REMARK
+            code, remark = ResponseCode.MESSAGE_ILLEGAL, MESSAGE_ILLEGAL_REMARK
         elif status is PutMessageStatus.SERVICE_NOT_AVAILABLE:
             code = ResponseCode.SERVICE_NOT_AVAILABLE
             remark = (
@@ -453,7 +387,7 @@ class SendMessageProcessor:
             code, remark = ResponseCode.SYSTEM_ERROR, "UNKNOWN_ERROR"
         else:
             code, remark = ResponseCode.SYSTEM_ERROR, "UNKNOWN_ERROR DEFAULT"
-        return _response(code, remark, preceding)
+        return send_response(code, remark, preceding)
 
     async def _send_one(
         self,
@@ -513,7 +447,7 @@ class SendMessageProcessor:
                     f"the broker[{self.broker.settings.broker.broker_ip1}] sending transaction "
                     "message is forbidden"
                 )
-                return _response(ResponseCode.NO_PERMISSION, remark, preceding)
+                return send_response(ResponseCode.NO_PERMISSION, remark, preceding)
             message = to_half_message(message)
         return message
 
@@ -540,7 +474,7 @@ class SendMessageProcessor:
         topic = header.topic
         if len(topic) > 127:
             remark = f"message topic length too long {len(topic)}"
-            return _response(ResponseCode.MESSAGE_ILLEGAL, remark, preceding)
+            return send_response(ResponseCode.MESSAGE_ILLEGAL, remark, preceding)
         sys_flag = header.sys_flag
         if config.topic_filter_type is TopicFilterType.MULTI_TAG:
             sys_flag |= MessageSysFlag.MULTI_TAGS_FLAG
@@ -550,7 +484,7 @@ class SendMessageProcessor:
             topic,
             queue_id,
             request.body or b"",
-            properties=_parse_properties(header.properties),
+            properties=parse_properties(header.properties),
             sys_flag=sys_flag,
             born_timestamp=header.born_timestamp,
             born_host=host_port(conn.remote_address),
@@ -582,17 +516,17 @@ class SendMessageProcessor:
                     f"{clip(derived)} is not valid: {error}"
                 )
                 log.warning("send back from %s refused: %s", conn.remote_address, remark)
-                return _response(ResponseCode.MESSAGE_ILLEGAL, remark)
+                return send_response(ResponseCode.MESSAGE_ILLEGAL, remark)
         group_config = await broker.subscription_group_manager.find_subscription_group_config(group)
         if group_config is None:
             remark = f"subscription group not exist, {group} " + suggest_todo()
-            return _response(ResponseCode.SUBSCRIPTION_GROUP_NOT_EXIST, remark)
+            return send_response(ResponseCode.SUBSCRIPTION_GROUP_NOT_EXIST, remark)
         broker_config = broker.settings.broker
         if not is_writeable(broker_config.broker_permission):
             remark = f"the broker[{broker_config.broker_ip1}] sending message is forbidden"
-            return _response(ResponseCode.NO_PERMISSION, remark)
+            return send_response(ResponseCode.NO_PERMISSION, remark)
         if group_config.retry_queue_nums <= 0:
-            return _response(ResponseCode.SUCCESS)
+            return send_response(ResponseCode.SUCCESS)
         new_topic = f"{RETRY_GROUP_TOPIC_PREFIX}{group}"
         queue_id = self._random_queue_id(group_config.retry_queue_nums)
         topic_sys_flag = build_sys_flag(False, True) if header.unit_mode else 0
@@ -602,11 +536,11 @@ class SendMessageProcessor:
         )
         if not is_writeable(config.perm):
             remark = f"the topic[{new_topic}] sending message is forbidden"
-            return _response(ResponseCode.NO_PERMISSION, remark)
+            return send_response(ResponseCode.NO_PERMISSION, remark)
         original = broker.store.look_message_by_offset(header.offset)
         if original is None:
             remark = f"look message by offset failed, {header.offset}"
-            return _response(ResponseCode.SYSTEM_ERROR, remark)
+            return send_response(ResponseCode.SYSTEM_ERROR, remark)
         # Java edits the decoded message's HashMap in place, in this order.
         properties = java_properties(original.properties)
         if MessageConst.PROPERTY_RETRY_TOPIC not in properties:
@@ -651,22 +585,8 @@ class SendMessageProcessor:
         if result.status is PutMessageStatus.PUT_OK:
             back_topic = properties[MessageConst.PROPERTY_RETRY_TOPIC]
             broker.stats_manager.on_send_back(group, back_topic)
-            return _response(ResponseCode.SUCCESS)
-        return _response(ResponseCode.SYSTEM_ERROR, result.status.name)
-
-
-def _decode_send_header(
-    request: RemotingCommand,
-) -> SendMessageRequestHeader | SendMessageRequestHeaderV2:
-    """The send header; the generic decoder raises CommandError naming a
-    missing or bad field."""
-    if request.code == RequestCode.SEND_MESSAGE:
-        return request.decode_header(SendMessageRequestHeader)
-    return SendMessageRequestHeaderV2.from_ext_fields_fast(request.ext_fields or {})
-
-
-def _parse_properties(text: str | None) -> dict[str, str]:
-    return decode_properties(text) if text else {}
+            return send_response(ResponseCode.SUCCESS)
+        return send_response(ResponseCode.SYSTEM_ERROR, result.status.name)
 
 
 __all__ = ["DLQ_NUMS_PER_GROUP", "VERSION_V3_4_9", "SendMessageProcessor"]

@@ -12,10 +12,11 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Mapping
-from typing import Any, Final, TypeVar
+from typing import Final, TypeVar
 
 import trio
 
+from pyrocket.broker.store.backlog import Waiting, finish_waiting, safe_topic
 from pyrocket.broker.store.commitlog import SCHEDULE_TOPIC, FileNotReady
 from pyrocket.broker.store.config import BrokerRole, FlushDiskType
 from pyrocket.broker.store.consumequeue_ext import MIN_EXT_UNIT_SIZE
@@ -61,29 +62,6 @@ _Item = TypeVar("_Item")
 
 
 CREATE_MAPEDFILE_FAILED: Final = PutMessageStatus.CREATE_MAPEDFILE_FAILED
-
-
-class _Waiting:
-    """A put queued behind one that waits for a file to be created."""
-
-    __slots__ = ("append", "cancelled", "event", "item", "result")
-
-    def __init__(self, append: Callable[[Any], PutMessageResult], item: object) -> None:
-        self.append = append
-        self.item = item
-        self.event = trio.Event()
-        self.result: PutMessageResult | None = None
-        self.cancelled = False
-
-
-def _finish(entry: _Waiting, result: PutMessageResult) -> None:
-    entry.result = result
-    entry.event.set()
-
-
-def _safe_topic(topic: str) -> bool:
-    """A topic is also a directory name: refuse anything that is not one."""
-    return bool(topic) and topic not in (".", "..") and "/" not in topic and "\0" not in topic
 
 
 class StoreAppend(StoreState):
@@ -166,7 +144,7 @@ class StoreAppend(StoreState):
             try:
                 result = append(item)
             except FileNotReady as exc:
-                entry = _Waiting(append, item)
+                entry = Waiting(append, item)
                 self._append_backlog.append(entry)
                 result = await self._drive_backlog(entry, exc)
         if appended is not None:
@@ -217,10 +195,10 @@ class StoreAppend(StoreState):
             try:
                 return append(item)
             except FileNotReady as exc:
-                entry = _Waiting(append, item)
+                entry = Waiting(append, item)
                 self._append_backlog.append(entry)
                 return await self._drive_backlog(entry, exc)
-        entry = _Waiting(append, item)
+        entry = Waiting(append, item)
         self._append_backlog.append(entry)
         try:
             await entry.event.wait()
@@ -233,7 +211,7 @@ class StoreAppend(StoreState):
         # The put ahead handed over the backlog: this one drives it now.
         return await self._drive_backlog(entry, None)
 
-    async def _drive_backlog(self, own: _Waiting, wanted: FileNotReady | None) -> PutMessageResult:
+    async def _drive_backlog(self, own: Waiting, wanted: FileNotReady | None) -> PutMessageResult:
         """Append the queued puts in order, ``own`` first (the head of the
         backlog), making each missing file in a worker thread. Queued puts
         are appended in one synchronous sweep, so the backlog empties and
@@ -255,19 +233,19 @@ class StoreAppend(StoreState):
                         await wanted.files.prepare_spare(wanted.base)
                     except OSError as exc:
                         log.error("cannot create a file in %s: %s", wanted.files.directory, exc)
-                        _finish(backlog.popleft(), PutMessageResult(CREATE_MAPEDFILE_FAILED))
+                        finish_waiting(backlog.popleft(), PutMessageResult(CREATE_MAPEDFILE_FAILED))
                     wanted = None
                     continue
                 refused = self._store_status()
                 if refused is not None:
-                    _finish(backlog.popleft(), PutMessageResult(refused))
+                    finish_waiting(backlog.popleft(), PutMessageResult(refused))
                     continue
                 try:
                     result = head.append(head.item)
                 except FileNotReady as exc:
                     wanted = exc
                     continue
-                _finish(backlog.popleft(), result)
+                finish_waiting(backlog.popleft(), result)
         except BaseException:
             if own.result is None:
                 own.cancelled = True
@@ -332,7 +310,7 @@ class StoreAppend(StoreState):
                 properties_string = encode_properties(rewritten)
                 topic = SCHEDULE_TOPIC
                 queue_id = delay_level_to_queue_id(level)
-        if not _safe_topic(topic):
+        if not safe_topic(topic):
             return PutMessageResult(PutMessageStatus.MESSAGE_ILLEGAL)
         topic_bytes = topic.encode("utf-8")
         properties_bytes = properties_string.encode("utf-8")
@@ -422,7 +400,7 @@ class StoreAppend(StoreState):
                 return illegal
         except ValueError:
             return illegal
-        if not _safe_topic(topic):
+        if not safe_topic(topic):
             return illegal
         try:
             items = split_batch(batch.body)
