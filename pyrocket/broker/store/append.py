@@ -133,20 +133,11 @@ class StoreAppend(StoreState):
             await trio.lowlevel.checkpoint()
         else:
             await trio.lowlevel.checkpoint_if_cancelled()
-        refused = self._store_status()
-        if refused is not None:
-            result = PutMessageResult(refused)
-        elif self._append_backlog:
+        # The usual case inline (no coroutine per layer): nothing waits for a
+        # file, so this put appends at once.
+        result = self._append_now(append, item)
+        if result is None:
             result = await self._append(append, item)
-        else:
-            # The usual case inline (no coroutine per layer): nothing waits
-            # for a file, so this put appends at once.
-            try:
-                result = append(item)
-            except FileNotReady as exc:
-                entry = Waiting(append, item)
-                self._append_backlog.append(entry)
-                result = await self._drive_backlog(entry, exc)
         if appended is not None:
             appended()
         if not self.put_waits(result, wait):
@@ -159,13 +150,20 @@ class StoreAppend(StoreState):
         wait for a file (then :meth:`put_message` stores it). A result for
         which :meth:`put_waits` is True still has its flush (or slave) to
         wait for: :meth:`finish_put` does that."""
+        return self._append_now(self._append_message, message)
+
+    def _append_now(
+        self, append: Callable[[_Item], PutMessageResult], item: _Item
+    ) -> PutMessageResult | None:
+        """``item`` appended (or refused) now, or None, having stored
+        nothing, when a put waits for a file or this append needs one."""
         refused = self._store_status()
         if refused is not None:
             return PutMessageResult(refused)
         if self._append_backlog:
             return None
         try:
-            return self._append_message(message)
+            return append(item)
         except FileNotReady:
             return None
 
