@@ -17,6 +17,7 @@ protocols of :mod:`pyrocket.broker.processors.ports`.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import logging
 import os
 from collections.abc import Awaitable, Callable
@@ -52,6 +53,7 @@ from pyrocket.broker.subscription_group import (
 from pyrocket.broker.topic_config import TopicConfigManager, topics_json_path
 from pyrocket.errors import ConfigError
 from pyrocket.javaprops import persist_changes
+from pyrocket.later import Later
 from pyrocket.logtext import clipped
 from pyrocket.protocol.codes import VERSION_V4_7_0
 from pyrocket.protocol.javahash import JavaHashMap
@@ -155,21 +157,32 @@ class BrokerParts:
 
     def put_message_nowait(
         self, message: BrokerMessage
-    ) -> PutMessageResult | Awaitable[PutMessageResult] | None:
+    ) -> PutMessageResult | Later[PutMessageResult] | Awaitable[PutMessageResult] | None:
         """:meth:`put_message` (a client's send) as far as it goes without
-        waiting: the result when the put is complete; an awaitable of it when
-        the message is appended and its answer waits for a flush or a slave;
-        None, with nothing stored, when the append itself has to wait (then
+        waiting: the result when the put is complete; when the message is
+        appended and its answer waits for the group commit, a Later of the
+        result, or, when it waits for a slave, an awaitable of it; None,
+        with nothing stored, when the append itself has to wait (then
         :meth:`put_message` stores it)."""
         begin = self.now_ms()
         store = self.store
         result = store.try_put_message(message)
         if result is None:
             return None
+        topic = message.topic
         wait = message.wait_store_msg_ok
         if store.put_waits(result, wait):
-            return self._finish_put(message.topic, result, wait, begin)
-        self._record_put(message.topic, result, begin, True)
+            finished = store.finish_put_later(result, wait)
+            if finished is None:
+                return self._finish_put(topic, result, wait, begin)
+            if isinstance(finished, Later):
+                return finished.then(functools.partial(self._recorded_put, topic, begin))
+            result = finished
+        self._record_put(topic, result, begin, True)
+        return result
+
+    def _recorded_put(self, topic: str, begin: int, result: PutMessageResult) -> PutMessageResult:
+        self._record_put(topic, result, begin, True)
         return result
 
     async def _finish_put(

@@ -2,6 +2,10 @@
 and the ordered lane (mixed into :class:`~pyrocket.remoting.connection.Connection`).
 
 - Plain-function processors are answered in the reader, as the request is read.
+  One may instead hand back a :class:`~pyrocket.later.Later` of its answer:
+  no task waits for it; the answer is sent by the code that settles it (its
+  bytes bypass the output wait, like the reader's own answers, and are
+  bounded by ``max_in_flight``).
 - Coroutine processors run on worker tasks, at most ``settings.workers`` of
   them, started only when every existing one is busy; requests beyond the
   workers wait in a queue, and requests beyond ``settings.max_in_flight``
@@ -17,6 +21,7 @@ the methods declared below, which the connection defines.
 
 from __future__ import annotations
 
+import functools
 import logging
 from collections import deque
 from collections.abc import Awaitable, Callable
@@ -26,6 +31,7 @@ import outcome
 import trio
 
 from pyrocket.errors import CommandError, ProtocolError
+from pyrocket.later import Later
 from pyrocket.protocol.codes import ResponseCode
 from pyrocket.protocol.command import ONEWAY_FLAG, RESPONSE_FLAG, RemotingCommand, encode_parts
 from pyrocket.remoting.answers import (
@@ -232,6 +238,14 @@ class RequestWorkers:
             result = self._failure_response(request, exc)
         finally:
             self._starting = None
+        if isinstance(result, Later):
+            if not result.settled:
+                # Answered by whoever settles it; no worker waits.
+                if ordered and not self._released_early:
+                    self._lane_holder = request
+                result.when_settled(functools.partial(self._answer_later, request))
+                return True
+            result = self._settled_answer(request, result)
         if result is None or isinstance(result, RemotingCommand):
             # A plain function: answered now, before the next frame is read.
             self._in_flight -= 1
@@ -252,6 +266,25 @@ class RequestWorkers:
         else:
             self._queue.append((job, trio.current_time()))
         return True
+
+    def _settled_answer(
+        self, request: RemotingCommand, later: Later[RemotingCommand | None]
+    ) -> RemotingCommand | None:
+        try:
+            return later.result()
+        except Exception as exc:
+            return self._failure_response(request, exc)
+
+    def _answer_later(self, request: RemotingCommand, later: Later[RemotingCommand | None]) -> None:
+        """A processor's :class:`Later` is settled: send its answer (unless
+        the connection closed meanwhile), then pass the ordered turn on if
+        the request held it."""
+        self._in_flight -= 1
+        response = self._settled_answer(request, later)
+        if response is not None and not request.flag & ONEWAY_FLAG and not self._closed:
+            self._enqueue(*self._encode_answer(request, response))
+        if self._lane_holder is request:
+            self._pass_turn(front=False)
 
     def _pass_turn(self, front: bool) -> None:
         """The lane's holder is done: start the next ordered requests, up to

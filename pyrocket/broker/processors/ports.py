@@ -45,6 +45,7 @@ from pyrocket.broker.store import (
 )
 from pyrocket.broker.subscription_group import SubscriptionGroupManager
 from pyrocket.broker.topic_config import TopicConfigManager
+from pyrocket.later import Later
 from pyrocket.protocol.javahash import JavaHashMap
 from pyrocket.remoting import Processor
 
@@ -97,10 +98,11 @@ class MessageBroker(StoreBroker, Protocol):
 
     def put_message_nowait(
         self, message: BrokerMessage
-    ) -> PutMessageResult | Awaitable[PutMessageResult] | None:
+    ) -> PutMessageResult | Later[PutMessageResult] | Awaitable[PutMessageResult] | None:
         """``put_message`` of a client's send as far as it goes without
-        waiting: the result, an awaitable of it (appended, waiting for a
-        flush or a slave) or None (nothing stored: the append must wait)."""
+        waiting: the result, a Later of it (appended, waiting for the group
+        commit), an awaitable of it (appended, waiting for a slave) or None
+        (nothing stored: the append must wait)."""
 
     async def put_messages(
         self, batch: BrokerBatch, *, appended: Callable[[], None] | None = None

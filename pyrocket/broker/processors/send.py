@@ -64,6 +64,7 @@ from pyrocket.broker.topic_config import (
     topic_error,
 )
 from pyrocket.broker.transaction import to_half_message
+from pyrocket.later import Later
 from pyrocket.logtext import clip
 from pyrocket.protocol.bodies.topic import PERM_READ, PERM_WRITE, TopicConfig, TopicFilterType
 from pyrocket.protocol.codes import RequestCode, ResponseCode
@@ -146,8 +147,10 @@ class SendMessageProcessor:
         continues as a coroutine on a worker, from the step that waits: a
         check that may create a topic, a retry topic's group lookup, a batch,
         an append waiting for a file (holding the connection's ordered turn
-        until it is appended), or the flush or slave a stored message waits
-        for (the turn passed on at once, since it is appended)."""
+        until it is appended), or the slave a stored message waits for (the
+        turn passed on at once, since it is appended). A stored message that
+        waits for its group commit hands back a Later of its answer, which
+        the commit settles and sends."""
         header = decode_send_header(request)
         stray = header.sys_flag & HOST_FLAGS
         if stray and stray & ~host_flags(host_port(conn.remote_address), self.store_host):
@@ -176,6 +179,9 @@ class SendMessageProcessor:
         if isinstance(put, PutMessageResult):
             return self._put_answer(put, queue_id, preceding)
         conn.release_order(request)
+        if isinstance(put, Later):
+            # Answered by the group commit that puts it on disk.
+            return put.then(lambda result: self._put_answer(result, queue_id, preceding))
         return self._answer_when_done(put, queue_id, preceding)
 
     async def _send_checked(

@@ -18,7 +18,7 @@ import trio
 
 from pyrocket.broker.store.backlog import Waiting, finish_waiting, safe_topic
 from pyrocket.broker.store.commitlog import SCHEDULE_TOPIC, FileNotReady
-from pyrocket.broker.store.config import BrokerRole, FlushDiskType
+from pyrocket.broker.store.config import BrokerRole
 from pyrocket.broker.store.consumequeue_ext import MIN_EXT_UNIT_SIZE
 from pyrocket.broker.store.files import DataFile
 from pyrocket.broker.store.index import is_indexed_type
@@ -167,22 +167,6 @@ class StoreAppend(StoreState):
         except FileNotReady:
             return None
 
-    def put_waits(self, result: PutMessageResult, wait: bool) -> bool:
-        """Whether the answer to an appended put (``wait``: the message's
-        WAIT property) has to wait for a flush or a slave first."""
-        appended = result.append_result
-        if appended is None or not appended.is_ok:
-            return False
-        config = self.config
-        return config.flush_disk_type is not FlushDiskType.ASYNC_FLUSH or (
-            config.broker_role is BrokerRole.SYNC_MASTER and wait
-        )
-
-    async def finish_put(self, result: PutMessageResult, wait: bool) -> PutMessageResult:
-        """The wait of a put appended by :meth:`try_put_message` for which
-        :meth:`put_waits` is True: its final result."""
-        return await self._after_append(result, wait)
-
     async def _append(
         self, append: Callable[[_Item], PutMessageResult], item: _Item
     ) -> PutMessageResult:
@@ -255,28 +239,6 @@ class StoreAppend(StoreState):
             raise
         assert own.result is not None
         return own.result
-
-    async def _after_append(self, result: PutMessageResult, wait: bool) -> PutMessageResult:
-        appended = result.append_result
-        assert appended is not None
-        status = PutMessageStatus.PUT_OK
-        if self.config.flush_disk_type is FlushDiskType.SYNC_FLUSH:
-            if wait:
-                if not await self._wait_flushed(appended.wrote_offset + appended.wrote_bytes):
-                    status = PutMessageStatus.FLUSH_DISK_TIMEOUT
-            else:
-                self._flush_wakeup.set()
-        if self.config.broker_role is BrokerRole.SYNC_MASTER and wait:
-            # CommitLog.handleHA: wait for a slave only when one is close enough.
-            end = appended.wrote_offset + appended.wrote_bytes
-            replication = self.replication
-            if replication is None or not replication.is_slave_ok(end):
-                status = PutMessageStatus.SLAVE_NOT_AVAILABLE
-            elif not await replication.wait_replicated(end, self.config.sync_flush_timeout / 1000):
-                status = PutMessageStatus.FLUSH_SLAVE_TIMEOUT
-        if status is PutMessageStatus.PUT_OK:
-            return result
-        return PutMessageResult(status, appended)
 
     def _append_message(self, message: BrokerMessage) -> PutMessageResult:
         """Everything of a put that does not wait: checks, delay rewrite,

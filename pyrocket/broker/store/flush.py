@@ -1,5 +1,7 @@
-"""Getting the store onto disk: the SYNC_FLUSH group commit (puts wait in
-``_wait_flushed`` and share one fsync), the ASYNC_FLUSH periodic commit-log
+"""Getting the store onto disk: what an appended put waits for (its flush,
+or under SYNC_MASTER a slave), the SYNC_FLUSH group commit (puts wait in
+``_wait_flushed``, or are called back through ``_when_flushed``, and share
+one fsync), the ASYNC_FLUSH periodic commit-log
 flush, the periodic consume-queue flush, and the checkpoint offsets and
 timestamps they record. fsyncs run in worker threads.
 """
@@ -9,16 +11,28 @@ from __future__ import annotations
 import contextlib
 import logging
 import math
+from collections.abc import Callable
 
 import trio
 
 from pyrocket.broker.store.checkpoint import StoreCheckpoint
+from pyrocket.broker.store.config import BrokerRole, FlushDiskType
 from pyrocket.broker.store.files import DataFile
 from pyrocket.broker.store.index import IndexFile
+from pyrocket.broker.store.model import PutMessageResult, PutMessageStatus
 from pyrocket.broker.store.state import StoreState
+from pyrocket.later import Later
 
 #: Every part of the store logs as the store, so one logger name configures it.
 log = logging.getLogger("pyrocket.broker.store.store")
+
+
+def _wake(wake: Callable[[], None]) -> None:
+    """Release one flush waiter; a failing one costs only its own answer."""
+    try:
+        wake()
+    except Exception:
+        log.exception("a put waiting for its flush could not be answered")
 
 
 def _sync_all(files: list[DataFile]) -> None:
@@ -29,21 +43,97 @@ def _sync_all(files: list[DataFile]) -> None:
 class StoreFlush(StoreState):
     """The flushing part of :class:`~pyrocket.broker.store.store.MessageStore`."""
 
+    def put_waits(self, result: PutMessageResult, wait: bool) -> bool:
+        """Whether the answer to an appended put (``wait``: the message's
+        WAIT property) has to wait for a flush or a slave first."""
+        appended = result.append_result
+        if appended is None or not appended.is_ok:
+            return False
+        config = self.config
+        return config.flush_disk_type is not FlushDiskType.ASYNC_FLUSH or (
+            config.broker_role is BrokerRole.SYNC_MASTER and wait
+        )
+
+    def finish_put_later(
+        self, result: PutMessageResult, wait: bool
+    ) -> PutMessageResult | Later[PutMessageResult] | None:
+        """:meth:`finish_put` without a task: the final result now when there
+        is nothing to wait for after all, a :class:`Later` of it settled by
+        the group commit (SYNC_FLUSH), or None when the put waits for a
+        slave (SYNC_MASTER): :meth:`finish_put` then."""
+        config = self.config
+        if config.broker_role is BrokerRole.SYNC_MASTER and wait:
+            return None
+        if config.flush_disk_type is not FlushDiskType.SYNC_FLUSH:
+            return result
+        if not wait:
+            self._flush_wakeup.set()
+            return result
+        appended = result.append_result
+        assert appended is not None
+        end = appended.wrote_offset + appended.wrote_bytes
+        commit_log = self._commit_log
+        if commit_log.flushed_where >= end:
+            return result
+        later: Later[PutMessageResult] = Later()
+
+        def flushed() -> None:
+            if commit_log.flushed_where >= end:
+                later.settle(result)
+            else:
+                later.settle(PutMessageResult(PutMessageStatus.FLUSH_DISK_TIMEOUT, appended))
+
+        self._when_flushed(end, flushed)
+        return later
+
+    async def finish_put(self, result: PutMessageResult, wait: bool) -> PutMessageResult:
+        """The wait of a put appended by :meth:`try_put_message` for which
+        :meth:`put_waits` is True: its final result."""
+        return await self._after_append(result, wait)
+
+    async def _after_append(self, result: PutMessageResult, wait: bool) -> PutMessageResult:
+        appended = result.append_result
+        assert appended is not None
+        status = PutMessageStatus.PUT_OK
+        if self.config.flush_disk_type is FlushDiskType.SYNC_FLUSH:
+            if wait:
+                if not await self._wait_flushed(appended.wrote_offset + appended.wrote_bytes):
+                    status = PutMessageStatus.FLUSH_DISK_TIMEOUT
+            else:
+                self._flush_wakeup.set()
+        if self.config.broker_role is BrokerRole.SYNC_MASTER and wait:
+            # CommitLog.handleHA: wait for a slave only when one is close enough.
+            end = appended.wrote_offset + appended.wrote_bytes
+            replication = self.replication
+            if replication is None or not replication.is_slave_ok(end):
+                status = PutMessageStatus.SLAVE_NOT_AVAILABLE
+            elif not await replication.wait_replicated(end, self.config.sync_flush_timeout / 1000):
+                status = PutMessageStatus.FLUSH_SLAVE_TIMEOUT
+        if status is PutMessageStatus.PUT_OK:
+            return result
+        return PutMessageResult(status, appended)
+
     async def _wait_flushed(self, offset: int) -> bool:
         if self._commit_log.flushed_where >= offset:
             return True
         event = trio.Event()
+        # No cancel scope per put: _flush_timeout_loop releases waiters whose
+        # deadline passed, one task for all of them.
+        self._when_flushed(offset, event.set)
+        await event.wait()
+        return self._commit_log.flushed_where >= offset
+
+    def _when_flushed(self, offset: int, wake: Callable[[], None]) -> None:
+        """Call ``wake()`` once the commit log is on disk up to ``offset``,
+        or ``syncFlushTimeout`` passed, or an fsync failed (the caller tells
+        which from ``flushed_where``), from the task that learns it."""
         waiters = self._flush_waiters
         if not waiters:
             # The timeout task sleeps until the first deadline, or forever.
             self._flush_timer_wakeup.set()
         deadline = trio.current_time() + self.config.sync_flush_timeout / 1000
-        waiters.append((offset, event, deadline))
+        waiters.append((offset, wake, deadline))
         self._flush_wakeup.set()
-        # No cancel scope per put: _flush_timeout_loop sets the events of
-        # waiters whose deadline passed, one task for all of them.
-        await event.wait()
-        return self._commit_log.flushed_where >= offset
 
     async def _group_commit_loop(self) -> None:
         while True:
@@ -58,11 +148,12 @@ class StoreFlush(StoreState):
             waiters = self._flush_waiters
             now = trio.current_time()
             if waiters and min(entry[2] for entry in waiters) <= now:
-                for entry in [entry for entry in waiters if entry[2] <= now]:
-                    entry[1].set()
+                due = [entry for entry in waiters if entry[2] <= now]
                 kept = [entry for entry in waiters if entry[2] > now]
                 waiters.clear()
                 waiters.extend(kept)
+                for entry in due:
+                    _wake(entry[1])
             self._flush_timer_wakeup = trio.Event()
             first = min((entry[2] for entry in waiters), default=math.inf)
             with trio.move_on_at(first):
@@ -111,12 +202,12 @@ class StoreFlush(StoreState):
             flushed = self._commit_log.flushed_where
             waiters = self._flush_waiters
             while waiters and waiters[0][0] <= flushed:
-                waiters.popleft()[1].set()
+                _wake(waiters.popleft()[1])
             return flushed
 
     def _fail_flush_waiters(self) -> None:
         while self._flush_waiters:
-            self._flush_waiters.popleft()[1].set()
+            _wake(self._flush_waiters.popleft()[1])
 
     async def _consume_queue_flush_loop(self) -> None:
         interval = self.config.flush_interval_consume_queue / 1000

@@ -21,7 +21,12 @@ from pyrocket.broker.store.cleanup import FileCleaner
 from pyrocket.broker.store.commitlog import CommitLog
 from pyrocket.broker.store.config import MessageStoreConfig
 from pyrocket.broker.store.files import FileAllocator
-from pyrocket.broker.store.model import ArrivalListener, BitMapCalculator, Replication
+from pyrocket.broker.store.model import (
+    ArrivalListener,
+    BitMapCalculator,
+    PutMessageResult,
+    Replication,
+)
 from pyrocket.broker.store.schedule import ScheduleMessageService
 from pyrocket.broker.store.storefiles import StoreFiles
 
@@ -53,8 +58,9 @@ class StoreState:
     _write_error: str | None
     _last_store_timestamp: int
     #: SYNC_FLUSH puts waiting for an offset to be on disk, in offset order:
-    #: (offset, event, deadline on the trio clock).
-    _flush_waiters: collections.deque[tuple[int, trio.Event, float]]
+    #: (offset, what to call once it is or the wait is over, deadline on
+    #: the trio clock).
+    _flush_waiters: collections.deque[tuple[int, Callable[[], None], float]]
     _flush_wakeup: trio.Event
     #: Wakes the flush-timeout task when a first waiter arrives.
     _flush_timer_wakeup: trio.Event
@@ -75,3 +81,10 @@ class StoreState:
     _replica_lock: trio.Lock
     #: Wait until the commit log is on disk up to an offset (the flushing part).
     _wait_flushed: Callable[[int], Awaitable[bool]]
+    #: Whether an appended put's answer waits for a flush or a slave, and
+    #: that wait (the flushing part).
+    put_waits: Callable[[PutMessageResult, bool], bool]
+    _after_append: Callable[[PutMessageResult, bool], Awaitable[PutMessageResult]]
+    #: Call a function once the commit log is on disk up to an offset, or
+    #: ``syncFlushTimeout`` passed, or an fsync failed (the flushing part).
+    _when_flushed: Callable[[int, Callable[[], None]], None]

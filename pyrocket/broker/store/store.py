@@ -137,7 +137,9 @@ class MessageStore(StoreReplica, StoreFlush, StoreReads, StoreQueries):
         self._running = False
         self._write_error: str | None = None
         self._last_store_timestamp = 0
-        self._flush_waiters: collections.deque[tuple[int, trio.Event, float]] = collections.deque()
+        self._flush_waiters: collections.deque[tuple[int, Callable[[], None], float]] = (
+            collections.deque()
+        )
         self._flush_wakeup = trio.Event()
         self._flush_timer_wakeup = trio.Event()
         self._commit_log_flush_lock = trio.Lock()
