@@ -33,6 +33,7 @@ from pyrocket.protocol.frame import (
     build_rocketmq_header,
     parse_rocketmq_header,
 )
+from pyrocket.protocol.frozen import quick_init
 
 if TYPE_CHECKING:
     from pyrocket.protocol.headers import CommandHeader
@@ -47,6 +48,7 @@ ONEWAY_FLAG: Final = 2
 _INT32_MIN, _INT32_MAX = -(1 << 31), (1 << 31) - 1
 
 
+@quick_init
 @dataclass(frozen=True, slots=True)
 class RemotingCommand:
     """One request or response.

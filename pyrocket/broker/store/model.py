@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from typing import Final, Protocol
 
 from pyrocket.errors import PyrocketError
+from pyrocket.protocol.frozen import quick_init
 from pyrocket.protocol.javahash import to_int32
 from pyrocket.protocol.message import (
     UNSPECIFIED_HOST,
@@ -65,6 +66,7 @@ class AppendMessageStatus(enum.Enum):
     UNKNOWN_ERROR = "UNKNOWN_ERROR"
 
 
+@quick_init
 @dataclass(frozen=True, slots=True)
 class AppendMessageResult:
     """Where a message (or batch) landed.
@@ -88,6 +90,7 @@ class AppendMessageResult:
         return self.status is AppendMessageStatus.PUT_OK
 
 
+@quick_init
 @dataclass(frozen=True, slots=True)
 class PutMessageResult:
     status: PutMessageStatus
@@ -111,6 +114,7 @@ class GetMessageStatus(enum.Enum):
     NO_MESSAGE_IN_QUEUE = "NO_MESSAGE_IN_QUEUE"
 
 
+@quick_init
 @dataclass(frozen=True, slots=True)
 class GetMessageResult:
     """The answer to a pull: ``messages`` are whole stored records, to be sent
@@ -226,6 +230,7 @@ def _wait_store_msg_ok(properties: Mapping[str, str]) -> bool:
     return text is None or text.lower() == "true"
 
 
+@quick_init
 @dataclass(frozen=True, slots=True)
 class BrokerMessage:
     """A message to store (Java's ``MessageExtBrokerInner``).

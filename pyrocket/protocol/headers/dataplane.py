@@ -13,9 +13,11 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Self
 
+from pyrocket.protocol.frozen import quick_init
 from pyrocket.protocol.headers.base import BOOLEAN, INT, LONG, STRING, CommandHeader, jfield
 
 
+@quick_init
 @dataclass(frozen=True, slots=True)
 class SendMessageRequestHeader(CommandHeader):
     """SEND_MESSAGE (and SEND_REPLY_MESSAGE); SEND_MESSAGE_V2 and
@@ -37,6 +39,7 @@ class SendMessageRequestHeader(CommandHeader):
     max_reconsume_times: int | None = jfield("maxReconsumeTimes", INT)
 
 
+@quick_init
 @dataclass(frozen=True, slots=True)
 class SendMessageRequestHeaderV2(CommandHeader):
     """SEND_MESSAGE_V2 / SEND_BATCH_MESSAGE / SEND_REPLY_MESSAGE_V2: the V1
@@ -198,6 +201,7 @@ class ConsumerSendMsgBackRequestHeader(CommandHeader):
 # --- Pulling and offsets ------------------------------------------------------
 
 
+@quick_init
 @dataclass(frozen=True, slots=True)
 class PullMessageRequestHeader(CommandHeader):
     consumer_group: str = jfield("consumerGroup", STRING, required=True)

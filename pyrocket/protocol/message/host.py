@@ -8,7 +8,10 @@ import ipaddress
 from dataclasses import dataclass
 from typing import Final
 
+from pyrocket.protocol.frozen import quick_init
 
+
+@quick_init
 @dataclass(frozen=True, slots=True)
 class HostPort:
     """An IP address and port as a message carries them (``InetSocketAddress``).
