@@ -28,13 +28,15 @@ class Later(Generic[T]):
     A callback's exception reaches the code that settled the Later.
     """
 
-    __slots__ = ("_callback", "_done", "_error", "_value")
+    __slots__ = ("_callback", "_done", "_error", "_function", "_value")
 
     def __init__(self) -> None:
         self._done = False
         self._value: T | None = None
         self._error: Exception | None = None
         self._callback: Callable[[Later[T]], None] | None = None
+        #: For a Later made by :meth:`then`: what maps its source's value.
+        self._function: Callable[[Any], T] | None = None
 
     @property
     def settled(self) -> bool:
@@ -80,17 +82,22 @@ class Later(Generic[T]):
         """The Later of ``function(value)``: settled when this one is, with
         this one's error (or the one ``function`` raised) as its own."""
         derived: Later[U] = Later()
-
-        def chain(source: Later[T]) -> None:
-            try:
-                value = function(source.result())
-            except Exception as exc:
-                derived.fail(exc)
-            else:
-                derived.settle(value)
-
-        self.when_settled(chain)
+        derived._function = function
+        # A bound method rather than a closure: a SYNC_FLUSH send makes two
+        # of these per message.
+        self.when_settled(derived._settle_from)
         return derived
+
+    def _settle_from(self, source: Later[Any]) -> None:
+        function = self._function
+        assert function is not None
+        self._function = None
+        try:
+            value = function(source.result())
+        except Exception as exc:
+            self.fail(exc)
+        else:
+            self.settle(value)
 
     def __await__(self) -> Generator[Any, None, T]:
         if not self._done:
