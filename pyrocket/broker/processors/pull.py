@@ -303,8 +303,15 @@ class PullMessageProcessor:
             message_filter = RetryMessageFilter(message_filter, group, filters.get)
 
         begin = broker.now_ms()
+        # A filter that takes everything is no filter for the read: the
+        # store then asks nothing per message.
+        read_filter = (
+            None
+            if isinstance(message_filter, ExpressionMessageFilter) and message_filter.match_all
+            else message_filter
+        )
         read = broker.get_message_nowait(
-            group, topic, queue_id, header.queue_offset, header.max_msg_nums, message_filter
+            group, topic, queue_id, header.queue_offset, header.max_msg_nums, read_filter
         )
         answer = functools.partial(
             self._answer_read,

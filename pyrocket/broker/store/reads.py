@@ -14,7 +14,7 @@ from typing import TypeAlias
 import trio
 
 from pyrocket.broker.store.config import CQ_STORE_UNIT_SIZE, BrokerRole
-from pyrocket.broker.store.consumequeue_ext import ConsumeQueueExt, CqExtUnit, is_ext_addr
+from pyrocket.broker.store.consumequeue_ext import MAX_ADDR, ConsumeQueueExt, CqExtUnit
 from pyrocket.broker.store.files import DataFile
 from pyrocket.broker.store.model import GetMessageResult, GetMessageStatus, MessageFilter
 from pyrocket.broker.store.state import StoreState
@@ -185,6 +185,11 @@ class StoreReads(StoreState):
         skipped = 0
         usable = len(entries) - len(entries) % CQ_STORE_UNIT_SIZE
         config = self.config
+        in_memory = self._in_memory_bytes
+        disk_bytes = config.max_transfer_bytes_on_message_in_disk
+        disk_count = config.max_transfer_count_on_message_in_disk
+        memory_bytes = config.max_transfer_bytes_on_message_in_memory
+        memory_count = config.max_transfer_count_on_message_in_memory
         # Records that lie back to back in the commit log are read with one
         # pread (a run) and sliced; see _run_end.
         run = b""
@@ -197,24 +202,19 @@ class StoreReads(StoreState):
             if next_file_start is not None and physical < next_file_start:
                 consumed += 1
                 continue
-            in_disk = max_physical - physical > self._in_memory_bytes
             if total and messages:
-                if max_msg_nums <= len(messages):
+                taken = len(messages)
+                if max_msg_nums <= taken:
                     break
-                if in_disk:
-                    if total + size > config.max_transfer_bytes_on_message_in_disk:
+                if max_physical - physical > in_memory:
+                    if total + size > disk_bytes or taken > disk_count - 1:
                         break
-                    if len(messages) > config.max_transfer_count_on_message_in_disk - 1:
-                        break
-                else:
-                    if total + size > config.max_transfer_bytes_on_message_in_memory:
-                        break
-                    if len(messages) > config.max_transfer_count_on_message_in_memory - 1:
-                        break
+                elif total + size > memory_bytes or taken > memory_count - 1:
+                    break
             consumed += 1
             unit: CqExtUnit | None = None
             known_tags: int | None = tags_code
-            if is_ext_addr(tags_code):
+            if tags_code <= MAX_ADDR:  # an extension unit's address
                 unit = ext.get(tags_code) if ext is not None else None
                 if unit is not None:
                     known_tags = unit.tags_code
