@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import dataclasses
+import re
 
 import pytest
+from hypothesis import example, given
+from hypothesis import strategies as st
 
 from pyrocket.errors import CommandError
 from pyrocket.protocol.catalog import all_header_types, request_header_type
@@ -94,6 +97,41 @@ def test_java_number_and_boolean_parsing() -> None:
     # Boolean.parseBoolean: anything but "true" (any case) is false.
     assert not QueryDataVersionResponseHeader.from_ext_fields({"changed": "yes"}).changed
     assert QueryDataVersionResponseHeader.from_ext_fields({"changed": "True"}).changed
+
+
+def _java_parse(text: str, bits: int) -> int | None:
+    """Integer.parseInt / Long.parseLong: an optional sign and ASCII digits
+    in range, else None (a NumberFormatException)."""
+    if re.fullmatch(r"[-+]?[0-9]+", text) is None:
+        return None
+    value = int(text)
+    return value if -(1 << (bits - 1)) <= value < 1 << (bits - 1) else None
+
+
+_NUMBER_TEXTS = st.one_of(
+    st.from_regex(r"[-+]?[0-9]{0,22}", fullmatch=True),
+    st.text(alphabet="0123456789+-٣²x ", max_size=22),
+    st.text(max_size=8),
+)
+
+
+@given(long_text=_NUMBER_TEXTS, int_text=_NUMBER_TEXTS)
+@example(long_text="9223372036854775807", int_text="2147483647")
+@example(long_text="9223372036854775808", int_text="0")
+@example(long_text="0", int_text="2147483648")
+@example(long_text="-9223372036854775809", int_text="-2147483649")
+@example(long_text="0009223372036854775807", int_text="0000000002147483647")
+@example(long_text="99999999999999999999", int_text="9999999999")
+def test_numbers_parse_as_java_parses_them(long_text: str, int_text: str) -> None:
+    fields = _register_header().to_ext_fields()
+    fields.update(brokerId=long_text, bodyCrc32=int_text)
+    expected = (_java_parse(long_text, 64), _java_parse(int_text, 32))
+    if None in expected:
+        with pytest.raises(CommandError):
+            RegisterBrokerRequestHeader.from_ext_fields(fields)
+        return
+    header = RegisterBrokerRequestHeader.from_ext_fields(fields)
+    assert (header.broker_id, header.body_crc32) == expected
 
 
 def test_unknown_ext_fields_are_ignored() -> None:

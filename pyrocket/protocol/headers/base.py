@@ -268,6 +268,8 @@ def _from_wire(raw: str, spec: _FieldSpec) -> Any:
         if _JAVA_DOUBLE.fullmatch(raw) is None:
             raise CommandError(f"the custom field <{spec.wire}> is not a Double: {_show(raw)}")
         return float(raw.strip().rstrip("fFdD"))
+    if raw.isdigit() and raw.isascii() and len(raw) <= (9 if jtype is JType.INT else 18):
+        return int(raw)  # the usual case: a plain decimal too short to be out of range
     if _JAVA_INTEGER.fullmatch(raw) is None:
         raise CommandError(f"the custom field <{spec.wire}> is not a {jtype.value}: {_show(raw)}")
     low, high = _RANGES[jtype]
