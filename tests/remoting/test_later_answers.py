@@ -3,6 +3,9 @@ settled, by the code that settles it, over a real socket."""
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import AsyncIterator
+
 import trio
 
 from pyrocket.later import Later
@@ -17,20 +20,35 @@ ORDERED_LATER = 22
 ORDERED_PLAIN = 23
 
 
-async def test_answers_go_out_when_settled_in_any_order() -> None:
-    pending: dict[int, Later[RemotingCommand | None]] = {}
-    seen: list[Connection] = []
+class PendingLaters:
+    """A processor handing back an unsettled Later per request, kept by
+    opaque with the connection it came on, for the test to settle."""
 
-    def later(conn: Connection, request: RemotingCommand) -> Later[RemotingCommand | None]:
-        seen.append(conn)
+    def __init__(self) -> None:
+        self.by_opaque: dict[int, Later[RemotingCommand | None]] = {}
+        self.connections: list[Connection] = []
+
+    def __call__(self, conn: Connection, request: RemotingCommand) -> Later[RemotingCommand | None]:
+        self.connections.append(conn)
         answer: Later[RemotingCommand | None] = Later()
-        pending[request.opaque] = answer
+        self.by_opaque[request.opaque] = answer
         return answer
 
+
+@contextlib.asynccontextmanager
+async def later_server() -> AsyncIterator[tuple[PendingLaters, str]]:
+    """A server on 127.0.0.1 answering LATER with :class:`PendingLaters`."""
+    later = PendingLaters()
     server = RemotingServer(ServerConfig())
     server.register_processor(LATER, later)
+    async with running_server(server) as addr:
+        yield later, addr
+
+
+async def test_answers_go_out_when_settled_in_any_order() -> None:
     with trio.fail_after(10):
-        async with running_server(server) as addr:
+        async with later_server() as (later, addr):
+            pending, seen = later.by_opaque, later.connections
             stream = await connect(addr)
             async with stream:
                 await stream.send_all(
@@ -96,31 +114,21 @@ async def test_an_unsettled_later_holds_the_ordered_turn_until_settled() -> None
 
 
 async def test_settling_after_the_connection_closed_sends_nothing_and_harms_nothing() -> None:
-    pending: list[Later[RemotingCommand | None]] = []
-    seen: list[Connection] = []
-
-    def later(conn: Connection, request: RemotingCommand) -> Later[RemotingCommand | None]:
-        seen.append(conn)
-        answer: Later[RemotingCommand | None] = Later()
-        pending.append(answer)
-        return answer
-
-    server = RemotingServer(ServerConfig())
-    server.register_processor(LATER, later)
     with trio.fail_after(10):
-        async with running_server(server) as addr:
+        async with later_server() as (later, addr):
+            pending, seen = later.by_opaque, later.connections
             stream = await connect(addr)
             await stream.send_all(encode(RemotingCommand(LATER, 1, 0)))
             await wait_until(lambda: len(pending) == 1)
             await stream.aclose()
             await seen[0].wait_closed()
-            pending[0].settle(RemotingCommand.response(ResponseCode.SUCCESS))
+            pending[1].settle(RemotingCommand.response(ResponseCode.SUCCESS))
             assert seen[0].requests_in_flight == 0
             # The server still answers a new connection.
             other = await connect(addr)
             async with other:
                 await other.send_all(encode(RemotingCommand(LATER, 2, 0)))
                 await wait_until(lambda: len(pending) == 2)
-                pending[1].settle(RemotingCommand.response(ResponseCode.SUCCESS))
+                pending[2].settle(RemotingCommand.response(ResponseCode.SUCCESS))
                 (answer,) = await read_frames(other, 1)
                 assert answer.opaque == 2 and answer.code == ResponseCode.SUCCESS
