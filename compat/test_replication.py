@@ -55,9 +55,19 @@ JAVA = {"mappedFileSizeCommitLog": str(FILE_SIZE)}
 
 
 async def java_max_offset(client: RemotingClient, addr: str) -> int:
-    answer = await client.invoke_sync(
-        addr, RemotingCommand.request(RequestCode.GET_BROKER_RUNTIME_INFO), 5
-    )
+    # A Java 4.7.0 store answers GET_BROKER_RUNTIME_INFO with a
+    # NoSuchElementException until its statistics have taken their first
+    # sample, a second after it started: asked sooner, ask again.
+    with trio.fail_after(10):
+        while True:
+            answer = await client.invoke_sync(
+                addr, RemotingCommand.request(RequestCode.GET_BROKER_RUNTIME_INFO), 5
+            )
+            if answer.code == ResponseCode.SUCCESS or "NoSuchElementException" not in (
+                answer.remark or ""
+            ):
+                break
+            await trio.sleep(0.2)
     assert answer.code == ResponseCode.SUCCESS, answer.remark
     return int(KVTable.decode(answer.body or b"").table["commitLogMaxOffset"])
 
