@@ -257,6 +257,19 @@ def _show(raw: str) -> str:
     return repr(raw) if len(raw) <= 64 else repr(raw[:64]) + f"... ({len(raw)} chars)"
 
 
+def plain_java_number(text: str | None, digits: int) -> int | None:
+    """A plain decimal (an optional ``-``, then ASCII digits) of at most
+    ``digits`` digits, hence in range, as an int; else None, for the general
+    parse (or refusal) as Java does it."""
+    if text is None:
+        return None
+    if text.isdigit() and text.isascii() and len(text) <= digits:
+        return int(text)
+    if text[:1] == "-" and text[1:].isdigit() and text.isascii() and len(text) <= digits + 1:
+        return int(text)
+    return None
+
+
 def _from_wire(raw: str, spec: _FieldSpec) -> Any:
     jtype = spec.jtype
     if jtype is JType.STRING:
@@ -268,8 +281,9 @@ def _from_wire(raw: str, spec: _FieldSpec) -> Any:
         if _JAVA_DOUBLE.fullmatch(raw) is None:
             raise CommandError(f"the custom field <{spec.wire}> is not a Double: {_show(raw)}")
         return float(raw.strip().rstrip("fFdD"))
-    if raw.isdigit() and raw.isascii() and len(raw) <= (9 if jtype is JType.INT else 18):
-        return int(raw)  # the usual case: a plain decimal too short to be out of range
+    plain = plain_java_number(raw, 9 if jtype is JType.INT else 18)
+    if plain is not None:
+        return plain  # the usual case
     if _JAVA_INTEGER.fullmatch(raw) is None:
         raise CommandError(f"the custom field <{spec.wire}> is not a {jtype.value}: {_show(raw)}")
     low, high = _RANGES[jtype]

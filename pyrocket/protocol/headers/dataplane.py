@@ -14,7 +14,15 @@ from dataclasses import dataclass
 from typing import Self
 
 from pyrocket.protocol.frozen import quick_init
-from pyrocket.protocol.headers.base import BOOLEAN, INT, LONG, STRING, CommandHeader, jfield
+from pyrocket.protocol.headers.base import (
+    BOOLEAN,
+    INT,
+    LONG,
+    STRING,
+    CommandHeader,
+    jfield,
+    plain_java_number,
+)
 
 
 @quick_init
@@ -69,12 +77,12 @@ class SendMessageRequestHeaderV2(CommandHeader):
         raises CommandError exactly as it always does."""
         get = ext.get
         producer_group, topic, default_topic = get("a"), get("b"), get("c")
-        queue_nums, queue_id = _java_number(get("d"), 9), _java_number(get("e"), 9)
-        sys_flag, flag = _java_number(get("f"), 9), _java_number(get("h"), 9)
-        born = _java_number(get("g"), 18)
+        queue_nums, queue_id = plain_java_number(get("d"), 9), plain_java_number(get("e"), 9)
+        sys_flag, flag = plain_java_number(get("f"), 9), plain_java_number(get("h"), 9)
+        born = plain_java_number(get("g"), 18)
         reconsume, max_reconsume = get("j"), get("l")
-        reconsume_times = _java_number(reconsume, 9)
-        max_reconsume_times = _java_number(max_reconsume, 9)
+        reconsume_times = plain_java_number(reconsume, 9)
+        max_reconsume_times = plain_java_number(max_reconsume, 9)
         if (
             producer_group is None
             or topic is None
@@ -327,18 +335,6 @@ class QueryConsumeQueueRequestHeader(CommandHeader):
     index: int = jfield("index", LONG, default=0)
     count: int = jfield("count", INT, default=0)
     consumer_group: str | None = jfield("consumerGroup", STRING)
-
-
-def _java_number(text: str | None, digits: int) -> int | None:
-    """A plain decimal of at most ``digits`` digits (always in range), else
-    None: the generic decoder then parses (or refuses) it as Java would."""
-    if text is None:
-        return None
-    if text.isdigit() and text.isascii() and len(text) <= digits:
-        return int(text)
-    if text[:1] == "-" and text[1:].isdigit() and text.isascii() and len(text) <= digits + 1:
-        return int(text)
-    return None
 
 
 __all__ = [
