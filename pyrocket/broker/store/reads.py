@@ -14,7 +14,7 @@ from typing import TypeAlias
 import trio
 
 from pyrocket.broker.store.config import CQ_STORE_UNIT_SIZE, BrokerRole
-from pyrocket.broker.store.consumequeue_ext import MAX_ADDR, ConsumeQueueExt, CqExtUnit
+from pyrocket.broker.store.consumequeue_ext import ConsumeQueueExt, CqExtUnit, is_ext_addr
 from pyrocket.broker.store.files import DataFile
 from pyrocket.broker.store.model import GetMessageResult, GetMessageStatus, MessageFilter
 from pyrocket.broker.store.state import StoreState
@@ -214,7 +214,7 @@ class StoreReads(StoreState):
             consumed += 1
             unit: CqExtUnit | None = None
             known_tags: int | None = tags_code
-            if tags_code <= MAX_ADDR:  # an extension unit's address
+            if is_ext_addr(tags_code):
                 unit = ext.get(tags_code) if ext is not None else None
                 if unit is not None:
                     known_tags = unit.tags_code
