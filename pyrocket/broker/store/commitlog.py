@@ -186,7 +186,7 @@ class CommitLog:
     never awaits, so appends are atomic under trio without a lock."""
 
     def __init__(self, directory: Path, file_size: int) -> None:
-        self.files = FileQueue(directory, file_size)
+        self.files = FileQueue(directory, file_size, mapped_reads=True)
         self.file_size = file_size
         #: Everything before this offset is on disk.
         self.flushed_where = 0
@@ -240,14 +240,17 @@ class CommitLog:
         data_file.write(position, record)
         data_file.wrote = position + len(record)
 
-    def read(self, offset: int, size: int) -> bytes | None:
-        """``size`` bytes at ``offset`` if they are all written, else None."""
+    def read(self, offset: int, size: int, *, in_loop: bool = False) -> bytes | None:
+        """``size`` bytes at ``offset`` if they are all written, else None;
+        ``in_loop`` from the store's trio thread (through the file's mapping)."""
         data_file = self.files.find(offset)
         if data_file is None or data_file.destroyed or size <= 0:
             return None
         position = offset - data_file.base
         if position + size > data_file.wrote:
             return None
+        if in_loop:
+            return data_file.read_in_loop(position, size)
         return data_file.read(position, size)
 
     def read_record(self, offset: int, size: int | None = None) -> bytes | None:

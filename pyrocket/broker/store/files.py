@@ -11,6 +11,23 @@ Why pwrite rather than mmap: measured on the target machine, a 1.2 KiB
 fresh mmap page costs about 4.5 µs (page faults), and a full disk surfaces as
 an ``OSError`` instead of a SIGBUS that kills the process.
 
+Reads in the store's trio thread may go through a read-only mapping of the
+file instead (:meth:`DataFile.read_in_loop`, for files of a queue made with
+``mapped_reads``; the commit log's): a slice of the mapping costs no system
+call where a ``pread`` costs one per record (on the target machine about
+0.45 µs against 0.9 µs for a 1.2 KiB record). Slicing a mapping holds the
+interpreter lock while it copies, and waits for the disk with it held when
+the page is not cached, so worker threads read with ``pread`` (which lets
+the lock go) and the trio thread only reads through a mapping what it
+would have read there anyway. The pages a mapping faults in count towards
+the process's resident memory, and one fault may map a whole large folio of
+the page cache (2 MiB seen on ext4), so the reads are counted by the
+:data:`MAPPED_REGION` s of the file they touch: once a queue's mappings
+have been read in :data:`MAPPED_READ_BUDGET` worth of regions, reading
+another region first drops all their pages (``MADV_DONTNEED``; the data
+stays in the page cache). The resident set grows by about that budget at
+most.
+
 Each file tracks ``wrote`` (bytes written from its start) and ``flushed``;
 readers never see past ``wrote``. Everything here runs in the store's trio
 thread except :meth:`DataFile.sync` and reads the store hands to worker
@@ -29,6 +46,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import mmap
 import os
 import re
 from collections.abc import Iterator
@@ -44,6 +62,11 @@ log = logging.getLogger(__name__)
 _NAME = re.compile(r"[0-9]{20}")
 #: How long deleting an unneeded spare may hold up a cancelled caller.
 _DISCARD_GRACE_S = 5.0
+#: Bytes charged to a queue's mappings before their pages are dropped.
+MAPPED_READ_BUDGET = 16 * 1024 * 1024
+#: log2 of the span one fault may map (the largest page-cache folio).
+_REGION_BITS = 21
+MAPPED_REGION = 1 << _REGION_BITS
 
 
 def file_name(offset: int) -> str:
@@ -74,7 +97,9 @@ class DataFile:
         "durable",
         "fd",
         "flushed",
+        "mapped",
         "path",
+        "reads",
         "size",
         "sync_dirs",
         "wrote",
@@ -95,6 +120,10 @@ class DataFile:
         self.destroyed = False
         self._refs = 0
         self._closed = False
+        #: The read-only mapping :meth:`read_in_loop` uses, if any (see
+        #: :meth:`map_for_reads`), and the budget it counts against.
+        self.mapped: mmap.mmap | None = None
+        self.reads: MappedReads | None = None
 
     @classmethod
     def create(cls, path: Path, base: int, size: int) -> DataFile:
@@ -134,6 +163,45 @@ class DataFile:
         """``length`` bytes from ``position`` (fewer only past the file's end)."""
         return os.pread(self.fd, length, position)
 
+    def read_in_loop(self, position: int, length: int) -> bytes:
+        """:meth:`read` for the store's trio thread: through the file's
+        mapping when it has one."""
+        mapped = self.mapped
+        if mapped is not None:
+            reads = self.reads
+            if reads is not None:
+                region = (self.base + position) >> _REGION_BITS
+                if region != reads.region:
+                    reads.region = region
+                    seen = reads.seen
+                    if region not in seen:
+                        if len(seen) >= reads.regions:
+                            reads.drop()
+                        seen.add(region)
+                        if length > MAPPED_REGION:
+                            # A long read: every region it spans.
+                            last = (self.base + position + length - 1) >> _REGION_BITS
+                            seen.update(range(region + 1, last + 1))
+            return mapped[position : position + length]
+        return os.pread(self.fd, length, position)
+
+    def map_for_reads(self, reads: MappedReads) -> None:
+        """Give the file a read-only mapping for :meth:`read_in_loop`,
+        counting against ``reads``. Mapping costs no disk access; a file that
+        cannot be mapped is read with ``pread``."""
+        if self.mapped is None and not self._closed and self.size > 0:
+            try:
+                self.mapped = mmap.mmap(self.fd, self.size, access=mmap.ACCESS_READ)
+            except (OSError, ValueError) as error:
+                log.warning("%s: reading without a mapping: %s", self.path, error)
+                return
+            self.reads = reads
+
+    def _unmap(self) -> None:
+        mapped, self.mapped = self.mapped, None
+        if mapped is not None:
+            mapped.close()
+
     def sync(self) -> None:
         """Make everything written durable (blocking; call from a thread).
         The first sync of a new file also syncs its length and directory entry."""
@@ -151,9 +219,15 @@ class DataFile:
 
     def cut(self, position: int) -> None:
         """Zero everything from ``position`` on, keeping the file's length:
-        stale records after a truncation point must not look valid later."""
+        stale records after a truncation point must not look valid later.
+        The mapping goes first: touching a mapped page past a file's end is
+        a SIGBUS."""
+        reads = self.reads
+        self._unmap()
         os.ftruncate(self.fd, position)
         os.ftruncate(self.fd, self.size)
+        if reads is not None:
+            self.map_for_reads(reads)
 
     def acquire(self) -> bool:
         """Take a reference for use outside the trio thread; False if the file
@@ -193,19 +267,46 @@ class DataFile:
     def _close(self) -> None:
         if not self._closed:
             self._closed = True
+            self._unmap()
             os.close(self.fd)
 
     def __repr__(self) -> str:
         return f"DataFile({self.path.name}, wrote={self.wrote}, flushed={self.flushed})"
 
 
-class FileQueue:
-    """The files of one directory, in offset order (``MappedFileQueue``)."""
+class MappedReads:
+    """The read budget of one queue's mappings (see the module's text)."""
 
-    def __init__(self, directory: Path, file_size: int) -> None:
+    __slots__ = ("queue", "region", "regions", "seen")
+
+    def __init__(self, queue: FileQueue, budget: int = MAPPED_READ_BUDGET) -> None:
+        self.queue = queue
+        #: How many :data:`MAPPED_REGION` s may be read before a drop.
+        self.regions = max(1, budget // MAPPED_REGION)
+        #: The regions (by offset) read since the last drop.
+        self.seen: set[int] = set()
+        #: The region the last read started in.
+        self.region = -1
+
+    def drop(self) -> None:
+        """Unmap the pages every mapping of the queue has faulted in."""
+        self.seen.clear()
+        for data_file in self.queue.files:
+            mapped = data_file.mapped
+            if mapped is not None:
+                with contextlib.suppress(ValueError):  # closed meanwhile
+                    mapped.madvise(mmap.MADV_DONTNEED)
+
+
+class FileQueue:
+    """The files of one directory, in offset order (``MappedFileQueue``).
+    With ``mapped_reads`` its files are mapped for reads in the trio thread."""
+
+    def __init__(self, directory: Path, file_size: int, *, mapped_reads: bool = False) -> None:
         self.directory = directory
         self.file_size = file_size
         self.files: list[DataFile] = []
+        self.reads = MappedReads(self) if mapped_reads else None
         #: Files created ahead of need by base, not yet part of :attr:`files`
         #: (the next one; two when a batch's entries straddle a new file).
         self.spares: dict[int, DataFile] = {}
@@ -243,6 +344,8 @@ class FileQueue:
                 )
             data_file = DataFile.open(path, base, self.file_size)
             data_file.wrote = data_file.flushed = self.file_size
+            if self.reads is not None:
+                data_file.map_for_reads(self.reads)
             self.files.append(data_file)
 
     # -- lookups ------------------------------------------------------------
@@ -301,6 +404,8 @@ class FileQueue:
         data_file = self.spares.pop(base, None)
         if data_file is None:
             data_file = self._make(base)
+        if self.reads is not None:
+            data_file.map_for_reads(self.reads)
         self.files.append(data_file)
         return data_file
 

@@ -137,7 +137,7 @@ class StoreReads(StoreState):
                     message_filter is not None and message_filter.reads_commit_log
                 ):
                     return self._collect_off_loop(args)
-                return self._collect(*args)
+                return self._collect(*args, True)
         return GetMessageResult(status, next_offset, min_offset, max_offset)
 
     def _collect_off_loop(self, args: _CollectArgs) -> Awaitable[GetMessageResult]:
@@ -154,7 +154,7 @@ class StoreReads(StoreState):
         self, args: _CollectArgs, files: list[DataFile]
     ) -> GetMessageResult:
         try:
-            return await trio.to_thread.run_sync(self._collect, *args)
+            return await trio.to_thread.run_sync(self._collect, *args, False)
         finally:
             for data_file in files:
                 data_file.release()
@@ -175,7 +175,10 @@ class StoreReads(StoreState):
         max_physical: int,
         min_offset: int,
         max_offset: int,
+        in_loop: bool,
     ) -> GetMessageResult:
+        """The read itself; ``in_loop`` when it runs in the store's trio
+        thread (which may read through the commit log's mappings)."""
         status = GetMessageStatus.NO_MATCHED_MESSAGE
         messages: list[bytes] = []
         total = 0
@@ -244,7 +247,7 @@ class StoreReads(StoreState):
                     room = max_msg_nums - len(messages)
                     run_end = _run_end(entries, position, usable, physical, run_end, room)
                 read = (
-                    self._commit_log.read(physical, run_end - physical)
+                    self._commit_log.read(physical, run_end - physical, in_loop=in_loop)
                     if run_end > physical + size
                     else None
                 )
@@ -257,9 +260,13 @@ class StoreReads(StoreState):
                         and physical + size - current.base <= current.wrote
                         and not current.destroyed
                     ):
-                        record = current.read(physical - current.base, size)
+                        record = (
+                            current.read_in_loop(physical - current.base, size)
+                            if in_loop
+                            else current.read(physical - current.base, size)
+                        )
                     else:
-                        record = self._commit_log.read(physical, size)
+                        record = self._commit_log.read(physical, size, in_loop=in_loop)
                         current = self._commit_log.files.find(physical)
                 else:
                     run = read

@@ -560,11 +560,15 @@ async def test_a_pull_reads_adjacent_records_in_one_run(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     reads: list[tuple[int, int]] = []
-    original = DataFile.read
+    original, original_in_loop = DataFile.read, DataFile.read_in_loop
 
     def counting_read(self: DataFile, position: int, length: int) -> bytes:
         reads.append((self.base + position, length))
         return original(self, position, length)
+
+    def counting_read_in_loop(self: DataFile, position: int, length: int) -> bytes:
+        reads.append((self.base + position, length))
+        return original_in_loop(self, position, length)
 
     async with open_message_store(small_config(tmp_path)) as store:
         ends = []
@@ -575,6 +579,7 @@ async def test_a_pull_reads_adjacent_records_in_one_run(
             assert result.append_result is not None
             ends.append(result.append_result.wrote_offset + result.append_result.wrote_bytes)
         monkeypatch.setattr(DataFile, "read", counting_read)
+        monkeypatch.setattr(DataFile, "read_in_loop", counting_read_in_loop)
         got = await store.get_message("group", "TopicTest", 0, 0, 32)
         assert got is not None and got.status is GetMessageStatus.FOUND
         monkeypatch.undo()
