@@ -116,7 +116,13 @@ class StoreReads(StoreState):
             )
         else:
             scan_bytes = max(16000, max_msg_nums * CQ_STORE_UNIT_SIZE)
-            entries = queue.read_entries(offset, scan_bytes)
+            # Without a filter a pull takes the entries one after the other
+            # until it has its messages: it reads just that many first, and
+            # the whole scan only when some of them gave no message.
+            wanted = (
+                max(1, max_msg_nums) * CQ_STORE_UNIT_SIZE if message_filter is None else scan_bytes
+            )
+            entries = queue.read_entries(offset, wanted)
             if entries is None:
                 status = GetMessageStatus.OFFSET_FOUND_NULL
                 next_offset = self._correct(offset, queue.roll_next_file(offset))
@@ -133,11 +139,28 @@ class StoreReads(StoreState):
                     min_offset,
                     max_offset,
                 )
+                partial = len(entries) == wanted < scan_bytes
                 if max_physical - first_physical > self._in_memory_bytes or (
                     message_filter is not None and message_filter.reads_commit_log
                 ):
+                    if partial:
+                        args = (
+                            queue.ext,
+                            queue.read_entries(offset, scan_bytes) or entries,
+                            *args[2:],
+                        )
                     return self._collect_off_loop(args)
-                return self._collect(*args, True)
+                found = self._collect(*args, True)
+                if (
+                    partial
+                    and found.message_count < max_msg_nums
+                    and found.next_begin_offset == offset + len(entries) // CQ_STORE_UNIT_SIZE
+                ):
+                    # Every entry taken and messages still missing: scan on.
+                    more = queue.read_entries(offset, scan_bytes)
+                    if more is not None:
+                        found = self._collect(queue.ext, more, *args[2:], True)
+                return found
         return GetMessageResult(status, next_offset, min_offset, max_offset)
 
     def _collect_off_loop(self, args: _CollectArgs) -> Awaitable[GetMessageResult]:

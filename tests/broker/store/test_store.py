@@ -262,6 +262,17 @@ async def test_every_get_status(tmp_path: Path) -> None:
             GetMessageStatus.MESSAGE_WAS_REMOVING,
             64,
         )
+        # A pull starting a few entries before the kept data (in the same
+        # consume-queue file) skips the deleted records and still brings
+        # its five messages, as Java's scan does.
+        start = max(first_kept - 3, first_kept - first_kept % 64)
+        assert start < first_kept
+        straddling = await store.get_message("g", "TopicTest", 0, start, 5)
+        assert straddling is not None and straddling.status is GetMessageStatus.FOUND
+        assert [m.queue_offset for m in decode_messages(straddling.body())] == list(
+            range(first_kept, first_kept + 5)
+        )
+        assert straddling.next_begin_offset == first_kept + 5
         # Now the consume queue catches up: the old offsets are too small.
         await store._cleaner.clean_consume_queues()
         assert store.get_min_offset_in_queue("TopicTest", 0) == first_kept
