@@ -484,12 +484,13 @@ class PullMessageProcessor:
             )
 
         if code == ResponseCode.SUCCESS:
+            body = result.body()
             self.plane.record_group_get(
                 header.consumer_group,
                 header.topic,
                 header.queue_id,
                 result.message_count,
-                result.buffer_total_size,
+                len(body),
                 read_ms,
             )
             response_header = PullMessageResponseHeader(
@@ -500,7 +501,7 @@ class PullMessageProcessor:
                 flag=RESPONSE_FLAG,
                 remark=status.name,
                 ext_fields=response_header.to_ext_fields(),
-                body=result.body() or None,
+                body=body or None,
             )
         if code == ResponseCode.PULL_NOT_FOUND and allow_suspend and has_suspend:
             polling_ms = suspend_timeout
