@@ -217,7 +217,7 @@ class StoreReads(StoreState):
         memory_bytes = config.max_transfer_bytes_on_message_in_memory
         memory_count = config.max_transfer_count_on_message_in_memory
         # Records that lie back to back in the commit log are read with one
-        # pread (a run) and sliced; see _run_end.
+        # read (a run) and sliced; see _run_end.
         run = b""
         run_start = run_end = 0
         current: DataFile | None = None
@@ -265,22 +265,23 @@ class StoreReads(StoreState):
             elif run_start <= physical and physical + size <= run_end:
                 record = run[physical - run_start : physical - run_start + size]
             else:
-                run_start, run_end = physical, physical + size
-                if position < usable and _NEXT_START(entries, position)[0] == run_end:
+                end = physical + size
+                read: bytes | None = None
+                if position < usable and _NEXT_START(entries, position)[0] == end:
                     room = max_msg_nums - len(messages)
-                    run_end = _run_end(entries, position, usable, physical, run_end, room)
-                read = (
-                    self._commit_log.read(physical, run_end - physical, in_loop=in_loop)
-                    if run_end > physical + size
-                    else None
-                )
-                if read is None:
-                    run, run_end = b"", 0
+                    run_end = _run_end(entries, position, usable, physical, end, room)
+                    if run_end > end:
+                        read = self._commit_log.read(physical, run_end - physical, in_loop=in_loop)
+                if read is not None:
+                    run, run_start = read, physical
+                    record = read[:size]
+                else:
+                    run_end = 0
                     # The usual miss: a record in the file of the one before.
                     if (
                         current is not None
                         and current.base <= physical
-                        and physical + size - current.base <= current.wrote
+                        and end - current.base <= current.wrote
                         and not current.destroyed
                     ):
                         record = (
@@ -291,9 +292,6 @@ class StoreReads(StoreState):
                     else:
                         record = self._commit_log.read(physical, size, in_loop=in_loop)
                         current = self._commit_log.files.find(physical)
-                else:
-                    run = read
-                    record = run[:size]
             if record is None:
                 if not total:
                     status = GetMessageStatus.MESSAGE_WAS_REMOVING
