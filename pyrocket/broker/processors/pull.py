@@ -162,7 +162,7 @@ class PullMessageProcessor:
         a read of data not in memory and an offset-moved event are awaited
         where they happen."""
         if header is None:
-            header = request.decode_header(PullMessageRequestHeader)
+            header = PullMessageRequestHeader.from_ext_fields_fast(request.ext_fields or {})
         broker = self.broker
         settings = broker.settings
         broker_config = settings.broker
