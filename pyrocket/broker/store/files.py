@@ -62,7 +62,8 @@ log = logging.getLogger(__name__)
 _NAME = re.compile(r"[0-9]{20}")
 #: How long deleting an unneeded spare may hold up a cancelled caller.
 _DISCARD_GRACE_S = 5.0
-#: Bytes charged to a queue's mappings before their pages are dropped.
+#: How much of a queue's files, in whole :data:`MAPPED_REGION` s, may be
+#: read through their mappings before their pages are dropped.
 MAPPED_READ_BUDGET = 16 * 1024 * 1024
 #: log2 of the span one fault may map (the largest page-cache folio).
 _REGION_BITS = 21
@@ -171,18 +172,11 @@ class DataFile:
         if mapped is not None:
             reads = self.reads
             if reads is not None:
-                region = (self.base + position) >> _REGION_BITS
-                if region != reads.region:
-                    reads.region = region
-                    seen = reads.seen
-                    if region not in seen:
-                        if len(seen) >= reads.regions:
-                            reads.drop()
-                        seen.add(region)
-                        if length > MAPPED_REGION:
-                            # A long read: every region it spans.
-                            last = (self.base + position + length - 1) >> _REGION_BITS
-                            seen.update(range(region + 1, last + 1))
+                start = self.base + position
+                region = start >> _REGION_BITS
+                last = (start + length - 1) >> _REGION_BITS
+                if region != reads.region or last != region:
+                    reads.note(region, last)
             return mapped[position : position + length]
         return os.pread(self.fd, length, position)
 
@@ -288,6 +282,20 @@ class MappedReads:
         self.seen: set[int] = set()
         #: The region the last read started in.
         self.region = -1
+
+    def note(self, first: int, last: int) -> None:
+        """A read is about to touch regions ``first`` to ``last``: count the
+        ones not read since the last drop, dropping first when they would
+        pass the budget (then every region of the read counts anew)."""
+        span = range(first, last + 1)
+        fresh = [region for region in span if region not in self.seen]
+        if fresh:
+            if len(self.seen) + len(fresh) > self.regions:
+                self.drop()
+                fresh = list(span)
+            self.seen.update(fresh)
+        # Reads that stay in one region skip this call while it is the last.
+        self.region = first if first == last else -1
 
     def drop(self) -> None:
         """Unmap the pages the regions read since the last drop faulted in

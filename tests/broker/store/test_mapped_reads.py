@@ -83,6 +83,28 @@ def test_mapped_reads_match_pread_and_the_budget_bounds_what_stays_resident(
     assert all(f.mapped is None for f in queue.files)
 
 
+def test_a_read_across_a_region_boundary_counts_both_regions(tmp_path: Path) -> None:
+    queue, data_file, content = _filled_queue(tmp_path, 2 * MAPPED_REGION)
+    reads = queue.reads
+    assert reads is not None
+    try:
+        straddling = MAPPED_REGION - 600
+        assert data_file.read_in_loop(straddling, 1200) == content[straddling : straddling + 1200]
+        assert reads.seen == {0, 1}
+        # A third region passes the budget of two: the two are dropped and
+        # every region the new read touches counts anew.
+        far = 2 * MAPPED_REGION + MAPPED_REGION - 600
+        assert data_file.read_in_loop(far, 1200) == content[far : far + 1200]
+        assert reads.seen == {2, 3}
+        assert (
+            data_file.read_in_loop(2 * MAPPED_REGION, 100)
+            == content[2 * MAPPED_REGION : 2 * MAPPED_REGION + 100]
+        )
+        assert reads.seen == {2, 3}
+    finally:
+        queue.close()
+
+
 def test_a_cut_file_reads_zeros_after_the_cut_through_a_new_mapping(tmp_path: Path) -> None:
     queue, data_file, content = _filled_queue(tmp_path, FILE_SIZE)
     try:
