@@ -292,11 +292,22 @@ def _ext_json(ext: Mapping[str, str]) -> str:
     """The members of ``ext`` (not empty) as fastjson writes them, without
     the braces."""
     items = ext.items()
+    # The usual case: printable ASCII with no backslash and no quote but
+    # the separators' own (two per ``":"`` and per ``","``), which fastjson
+    # writes as it is.
+    text = '","'.join(map('":"'.join, items))
+    if (
+        text.isascii()
+        and text.isprintable()
+        and "\\" not in text
+        and text.count('"') == 4 * len(ext) - 2
+    ):
+        return '"' + text + '"'
     # Every key and value in one text, apart by a character that is never
-    # escaped: one scan says whether any needs escaping (usually none).
+    # escaped: one scan says whether any needs escaping.
     joined = _TEXT_SEPARATOR.join(chain.from_iterable(items))
     if NEEDS_ESCAPE.search(joined) is None:
-        return '"' + '","'.join(map('":"'.join, items)) + '"'
+        return '"' + text + '"'
     if joined.count(_TEXT_SEPARATOR) == 2 * len(ext) - 1:
         # Escaped in one pass (escaping goes character by character), then
         # cut back into keys and values.

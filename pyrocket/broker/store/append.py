@@ -19,6 +19,7 @@ import trio
 from pyrocket.broker.store.backlog import Waiting, finish_waiting, safe_topic
 from pyrocket.broker.store.commitlog import SCHEDULE_TOPIC, FileNotReady
 from pyrocket.broker.store.config import BrokerRole
+from pyrocket.broker.store.consumequeue import ConsumeQueue
 from pyrocket.broker.store.consumequeue_ext import MIN_EXT_UNIT_SIZE
 from pyrocket.broker.store.files import DataFile
 from pyrocket.broker.store.index import is_indexed_type
@@ -298,8 +299,7 @@ class StoreAppend(StoreState):
         key = (topic, queue_id)
         indexed = transaction not in NOT_INDEXED
         queue_offset = self._files.topic_queue_table.get(key, 0) if indexed else 0
-        if indexed:
-            self._check_queue_file(topic, queue_id, queue_offset)
+        queue = self._check_queue_file(topic, queue_id, queue_offset) if indexed else None
         now = self._now_ms()
         try:
             data_file, position = self._reserve(length)
@@ -330,12 +330,14 @@ class StoreAppend(StoreState):
         self._last_store_timestamp = now
         if index is not None:
             index.build_hashes(index_keys, physical, now)
-        if indexed:
+        if queue is not None:
             self._files.topic_queue_table[key] = queue_offset + 1
             tags_code = tags_hash_code(properties.get(MessageConst.PROPERTY_TAGS))
             if topic == SCHEDULE_TOPIC:
                 tags_code = self.schedule.deliver_timestamp(queue_id + 1, now)
-            self._index(topic, queue_id, physical, length, tags_code, queue_offset, now, properties)
+            self._index(
+                topic, queue_id, physical, length, tags_code, queue_offset, now, properties, queue
+            )
         return PutMessageResult(
             PutMessageStatus.PUT_OK,
             AppendMessageResult(
@@ -483,9 +485,9 @@ class StoreAppend(StoreState):
 
     def _check_queue_file(
         self, topic: str, queue_id: int, queue_offset: int, count: int = 1
-    ) -> None:
-        """Raise FileNotReady when the entries from ``queue_offset`` on need
-        a file that is not created yet."""
+    ) -> ConsumeQueue:
+        """The queue, ready for the entries from ``queue_offset`` on; raises
+        FileNotReady when they need a file that is not created yet."""
         queue = self._files.find_or_create_queue(topic, queue_id)
         base = queue.file_needed(queue_offset, count)
         if base is not None:
@@ -497,6 +499,7 @@ class StoreAppend(StoreState):
             base = queue.ext.file_needed(unit, count)
             if base is not None:
                 raise FileNotReady(queue.ext.files, base)
+        return queue
 
     def _reserve(self, length: int) -> tuple[DataFile, int]:
         """:meth:`CommitLog.reserve`, asking for the next spare after a roll."""
@@ -520,13 +523,16 @@ class StoreAppend(StoreState):
         queue_offset: int,
         store_timestamp: int,
         properties: Mapping[str, str],
+        queue: ConsumeQueue | None = None,
         *,
         indexed: bool = False,
     ) -> None:
         """Write the message's consume-queue entry (unless ``indexed``: a
         batch wrote it already), then ask for spare files and tell the
-        arrival listeners."""
-        queue = self._files.find_or_create_queue(topic, queue_id)
+        arrival listeners. ``queue``: the topic and queue id's, when the
+        caller has it at hand."""
+        if queue is None:
+            queue = self._files.find_or_create_queue(topic, queue_id)
         bit_map: bytes | None = None
         calculator = self._bit_map_calculator
         if calculator is not None and queue.ext is not None:

@@ -166,13 +166,12 @@ class SendMessageResponseHeader(CommandHeader):
         queue_offset).to_ext_fields(preceding)`` gives, built directly: the
         send answer's hot path (its key order is worked out once per set of
         preceding keys)."""
-        values = {
-            **preceding,
-            "msgId": msg_id,
-            "queueId": str(queue_id),
-            "queueOffset": str(queue_offset),
-        }
-        return {key: values[key] for key in _send_answer_order(tuple(preceding))}
+        fields = _send_answer_template(tuple(preceding.items())).copy()
+        # Existing keys keep their place: the copy is already in answer order.
+        fields["msgId"] = msg_id
+        fields["queueId"] = str(queue_id)
+        fields["queueOffset"] = str(queue_offset)
+        return fields
 
 
 @dataclass(frozen=True, slots=True)
@@ -407,8 +406,9 @@ __all__ = [
 ]
 
 
-@functools.cache
-def _send_answer_order(preceding: tuple[str, ...]) -> tuple[str, ...]:
-    """The key order of a send answer's ext fields after ``preceding``."""
+@functools.lru_cache(maxsize=16)
+def _send_answer_template(preceding: tuple[tuple[str, str], ...]) -> dict[str, str]:
+    """A send answer's ext fields in their order, ``preceding`` filled in
+    and the header's own left empty (the caller copies it; never changed)."""
     header = SendMessageResponseHeader(msg_id="", queue_id=0, queue_offset=0)
-    return tuple(header.to_ext_fields(dict.fromkeys(preceding, "")))
+    return header.to_ext_fields(dict(preceding))
