@@ -404,7 +404,7 @@ class StoreAppend(StoreState):
         key = (topic, batch.queue_id)
         first_queue_offset = self._files.topic_queue_table.get(key, 0)
         # A batch's entries may straddle two queue files: both must exist.
-        self._check_queue_file(topic, batch.queue_id, first_queue_offset, len(items))
+        queue = self._check_queue_file(topic, batch.queue_id, first_queue_offset, len(items))
         now = self._now_ms()
         try:
             data_file, position = self._reserve(total)
@@ -447,7 +447,6 @@ class StoreAppend(StoreState):
             msg_ids.append(create_offset_message_id(batch.store_host, physical))
             physical += length
         tags = [tags_hash_code(p.get(MessageConst.PROPERTY_TAGS)) for p in item_properties]
-        queue = self._files.find_or_create_queue(topic, batch.queue_id)
         try:
             # The batch's entries in one write when they fit the last file.
             written = queue.put_batch(data_file.base + position, lengths, tags, first_queue_offset)
@@ -467,6 +466,7 @@ class StoreAppend(StoreState):
                     first_queue_offset + number,
                     now,
                     props,
+                    queue,
                     indexed=written,
                 )
                 physical += length
@@ -529,8 +529,8 @@ class StoreAppend(StoreState):
     ) -> None:
         """Write the message's consume-queue entry (unless ``indexed``: a
         batch wrote it already), then ask for spare files and tell the
-        arrival listeners. ``queue``: the topic and queue id's, when the
-        caller has it at hand."""
+        arrival listeners. ``queue``: the consume queue of ``topic`` and
+        ``queue_id``, when the caller has looked it up already."""
         if queue is None:
             queue = self._files.find_or_create_queue(topic, queue_id)
         bit_map: bytes | None = None

@@ -164,8 +164,8 @@ class SendMessageResponseHeader(CommandHeader):
     ) -> dict[str, str]:
         """What ``SendMessageResponseHeader(msg_id, queue_id,
         queue_offset).to_ext_fields(preceding)`` gives, built directly: the
-        send answer's hot path (its key order is worked out once per set of
-        preceding keys)."""
+        send answer's hot path (its fields are put in order once per set of
+        preceding fields)."""
         fields = _send_answer_template(tuple(preceding.items())).copy()
         # Existing keys keep their place: the copy is already in answer order.
         fields["msgId"] = msg_id
