@@ -51,6 +51,7 @@ import os
 import re
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Final
 
 import trio
 
@@ -67,6 +68,8 @@ _DISCARD_GRACE_S = 5.0
 MAPPED_READ_BUDGET = 16 * 1024 * 1024
 #: log2 of the span one fault may map (the largest page-cache folio).
 _REGION_BITS = 21
+#: Commit-log offsets shifted right by this many bits give their read region.
+MAPPED_REGION_BITS: Final = _REGION_BITS
 MAPPED_REGION = 1 << _REGION_BITS
 _PAGE = mmap.PAGESIZE
 

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from pyrocket.broker.store import GetMessageStatus, PutMessageStatus, open_message_store
-from pyrocket.broker.store.files import MAPPED_REGION, DataFile, FileQueue
+from pyrocket.broker.store.files import MAPPED_REGION, DataFile, FileQueue, MappedReads
 from pyrocket.protocol.message import decode_messages
 from tests.broker.store.helpers import message, small_config
 
@@ -132,14 +132,15 @@ def test_a_read_past_the_file_end_is_short_as_pread_is(tmp_path: Path) -> None:
 async def test_pulls_read_mapped_only_in_the_trio_thread(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    # Every read through a mapping counts its regions first.
     threads: list[int] = []
-    original = DataFile.read_in_loop
+    original = MappedReads.note
 
-    def recording(self: DataFile, position: int, length: int) -> bytes:
+    def recording(self: MappedReads, first: int, last: int) -> None:
         threads.append(threading.get_ident())
-        return original(self, position, length)
+        original(self, first, last)
 
-    monkeypatch.setattr(DataFile, "read_in_loop", recording)
+    monkeypatch.setattr(MappedReads, "note", recording)
     main = threading.get_ident()
     config = small_config(tmp_path)
     async with open_message_store(config) as store:
