@@ -50,6 +50,7 @@ from pyrocket.protocol.message import (
     host_flags,
     java_crc32,
     java_properties,
+    pack_stored_record,
     split_batch,
     stored_message_size,
     tags_hash_code,
@@ -59,6 +60,7 @@ from pyrocket.protocol.message import (
 log = logging.getLogger("pyrocket.broker.store.store")
 
 _TRANSACTION_TYPE_MASK: Final = MessageSysFlag.TRANSACTION_ROLLBACK_TYPE
+_HOST_FLAGS: Final = MessageSysFlag.BORNHOST_V6_FLAG | MessageSysFlag.STOREHOSTADDRESS_V6_FLAG
 _Item = TypeVar("_Item")
 
 
@@ -280,7 +282,12 @@ class StoreAppend(StoreState):
                 PutMessageStatus.MESSAGE_ILLEGAL,
                 AppendMessageResult(AppendMessageStatus.PROPERTIES_SIZE_EXCEEDED),
             )
-        sys_flag = message.sys_flag | host_flags(message.born_host, message.store_host)
+        flags = host_flags(message.born_host, message.store_host)
+        if message.sys_flag & _HOST_FLAGS & ~flags:
+            # An IPv6 bit for an IPv4 host: the record's layout would not
+            # match its flags.
+            return PutMessageResult(PutMessageStatus.MESSAGE_ILLEGAL)
+        sys_flag = message.sys_flag | flags
         body = message.body
         length = stored_message_size(sys_flag, len(body), len(topic_bytes), len(properties_bytes))
         if length > self.config.max_message_size or length + 8 > self._commit_log.file_size:
@@ -306,22 +313,22 @@ class StoreAppend(StoreState):
         except OSError as exc:
             return self._write_failed(exc)
         physical = data_file.base + position
-        record = encode_stored_record(
-            topic=topic_bytes,
-            body=body,
-            properties=properties_bytes,
-            queue_id=queue_id,
-            flag=message.flag,
-            queue_offset=queue_offset,
-            physical_offset=physical,
-            sys_flag=sys_flag,
-            born_timestamp=message.born_timestamp,
-            born_host=message.born_host,
-            store_timestamp=now,
-            store_host=message.store_host,
-            reconsume_times=message.reconsume_times,
-            prepared_transaction_offset=message.prepared_transaction_offset,
-            body_crc=java_crc32(body),
+        record = pack_stored_record(
+            topic_bytes,
+            body,
+            properties_bytes,
+            queue_id,
+            message.flag,
+            queue_offset,
+            physical,
+            sys_flag,
+            message.born_timestamp,
+            message.born_host,
+            now,
+            message.store_host,
+            message.reconsume_times,
+            message.prepared_transaction_offset,
+            java_crc32(body),
         )
         try:
             self._commit_log.commit(data_file, position, record)

@@ -93,6 +93,14 @@ def java_string_hash(text: str) -> int:
     return _signed(_continue_hash(0, text))
 
 
+def _folded_key_hash(prefix: int, text: str) -> int:
+    """``_abs_hash(_signed(_continue_hash(prefix, text)))`` in one step."""
+    h = _continue_hash(prefix, text) & 0xFFFFFFFF
+    if h & 0x80000000:
+        return 0 if h == 0x80000000 else 0x100000000 - h
+    return h
+
+
 def _abs_hash(h: int) -> int:
     """``indexKeyHashMethod`` of a signed hash: abs, 0 for ``Integer.MIN_VALUE``."""
     return 0 if h == -(2**31) else abs(h)
@@ -437,11 +445,11 @@ class IndexService:
             prefix = self._prefixes[topic] = _continue_hash(0, topic + "#") & 0xFFFFFFFF
         found: list[int] = []
         if unique is not None:
-            found.append(_abs_hash(_signed(_continue_hash(prefix, unique))))
+            found.append(_folded_key_hash(prefix, unique))
         if keys:
             for key in keys.split(KEY_SEPARATOR):
                 if key:
-                    found.append(_abs_hash(_signed(_continue_hash(prefix, key))))
+                    found.append(_folded_key_hash(prefix, key))
         return found
 
     def build(

@@ -326,6 +326,7 @@ class BrokerBatch:
         return _wait_store_msg_ok(self.properties)
 
 
+@quick_init
 @dataclass(frozen=True, slots=True)
 class MessageArrival:
     """A message became readable (Java's ``MessageArrivingListener`` call).

@@ -143,6 +143,45 @@ def encode_stored_record(
         raise LocalProtocolError("sysFlag bit 4 does not match the born host's address family")
     if bool(sys_flag & MessageSysFlag.STOREHOSTADDRESS_V6_FLAG) != store_host.is_v6:
         raise LocalProtocolError("sysFlag bit 5 does not match the store host's address family")
+    return pack_stored_record(
+        topic,
+        body,
+        properties,
+        queue_id,
+        flag,
+        queue_offset,
+        physical_offset,
+        sys_flag,
+        born_timestamp,
+        born_host,
+        store_timestamp,
+        store_host,
+        reconsume_times,
+        prepared_transaction_offset,
+        body_crc,
+    )
+
+
+def pack_stored_record(
+    topic: bytes,
+    body: bytes,
+    properties: bytes,
+    queue_id: int,
+    flag: int,
+    queue_offset: int,
+    physical_offset: int,
+    sys_flag: int,
+    born_timestamp: int,
+    born_host: HostPort,
+    store_timestamp: int,
+    store_host: HostPort,
+    reconsume_times: int,
+    prepared_transaction_offset: int,
+    body_crc: int,
+) -> bytes:
+    """:func:`encode_stored_record` with its arguments in that order and
+    without its checks, for the store's append, which has made them (sizes
+    in range, IPv6 bits that match the hosts)."""
     born_ip = born_host.ip
     store_ip = store_host.ip
     total = _FIXED_SIZE + len(born_ip) + len(store_ip) + len(body) + len(topic) + len(properties)
@@ -150,7 +189,7 @@ def encode_stored_record(
     # address sizes (the usual case, IPv4 both, is the first).
     return b"".join(
         (
-            _fixed_struct(len(born_ip), len(store_ip)).pack(
+            _FIXED[len(born_ip), len(store_ip)].pack(
                 total,
                 MESSAGE_MAGIC_CODE,
                 body_crc,
@@ -186,10 +225,6 @@ _FIXED: Final = {
     for store in (4, 16)
 }
 _TOPIC_LENGTHS: Final = tuple(bytes((n,)) for n in range(MAX_TOPIC_BYTES + 1))
-
-
-def _fixed_struct(born_ip_size: int, store_ip_size: int) -> struct.Struct:
-    return _FIXED[born_ip_size, store_ip_size]
 
 
 @dataclass(frozen=True, slots=True)
@@ -439,6 +474,7 @@ __all__ = [
     "encode_message",
     "encode_stored_record",
     "host_flags",
+    "pack_stored_record",
     "split_stored_records",
     "store_timestamp_position",
     "stored_message_size",

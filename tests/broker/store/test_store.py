@@ -608,3 +608,18 @@ async def test_a_pull_reads_adjacent_records_in_one_run(
         # The consume queue's entries, then one read for the 31 adjacent
         # records (0..30), one for the record after (32).
         assert reads[1:] == [(0, ends[30]), (ends[31], ends[32] - ends[31])], reads
+
+
+async def test_an_ipv6_flag_for_an_ipv4_host_is_refused_and_stores_nothing(
+    tmp_path: Path,
+) -> None:
+    """The record's host fields are laid out by the flags: a flag that says
+    IPv6 for an IPv4 host would make a record that cannot be read back."""
+    async with open_message_store(small_config(tmp_path)) as store:
+        for bit in (MessageSysFlag.BORNHOST_V6_FLAG, MessageSysFlag.STOREHOSTADDRESS_V6_FLAG):
+            refused = await store.put_message(message(sys_flag=bit))
+            assert refused.status is PutMessageStatus.MESSAGE_ILLEGAL
+        assert store._commit_log.max_offset == 0
+        stored = await store.put_message(message())
+        assert stored.status is PutMessageStatus.PUT_OK
+        assert [m.body for m in await read_queue(store, "TopicTest", 0)] == [b"hello"]
