@@ -22,6 +22,7 @@ from pyrocket.protocol.codes import RequestCode
 from pyrocket.protocol.command import decode
 from pyrocket.protocol.headers import (
     PullMessageRequestHeader,
+    PullMessageResponseHeader,
     SendMessageRequestHeaderV2,
     SendMessageResponseHeader,
 )
@@ -225,3 +226,17 @@ def test_the_answer_fast_path_is_the_generic_encoder(
     fast = SendMessageResponseHeader.answer_ext_fields(msg_id, queue_id, queue_offset, preceding)
     generic = header.to_ext_fields(preceding)
     assert list(fast.items()) == list(generic.items())
+
+
+# -- the answer of a pull that found messages ---------------------------------
+
+LONGS = st.integers(-(2**63), 2**63 - 1)
+
+
+@given(suggest=LONGS, next_begin=LONGS, low=LONGS, high=LONGS)
+def test_the_pull_answer_fast_path_is_the_generic_encoder(
+    suggest: int, next_begin: int, low: int, high: int
+) -> None:
+    header = PullMessageResponseHeader(suggest, next_begin, low, high)
+    fast = PullMessageResponseHeader.answer_ext_fields(suggest, next_begin, low, high)
+    assert list(fast.items()) == list(header.to_ext_fields().items())

@@ -493,14 +493,13 @@ class PullMessageProcessor:
                 len(body),
                 read_ms,
             )
-            response_header = PullMessageResponseHeader(
-                suggest, result.next_begin_offset, result.min_offset, result.max_offset
-            )
             return RemotingCommand(
                 code=code,
                 flag=RESPONSE_FLAG,
                 remark=status.name,
-                ext_fields=response_header.to_ext_fields(),
+                ext_fields=PullMessageResponseHeader.answer_ext_fields(
+                    suggest, result.next_begin_offset, result.min_offset, result.max_offset
+                ),
                 body=body or None,
             )
         if code == ResponseCode.PULL_NOT_FOUND and allow_suspend and has_suspend:

@@ -273,6 +273,21 @@ class PullMessageResponseHeader(CommandHeader):
     min_offset: int = jfield("minOffset", LONG, required=True)
     max_offset: int = jfield("maxOffset", LONG, required=True)
 
+    @staticmethod
+    def answer_ext_fields(
+        suggest_which_broker_id: int, next_begin_offset: int, min_offset: int, max_offset: int
+    ) -> dict[str, str]:
+        """What ``PullMessageResponseHeader(...).to_ext_fields()`` gives for
+        these values (each a long), built directly, in the same key order
+        (Java's HashMap order): the answer of every pull that found
+        messages."""
+        return {
+            "suggestWhichBrokerId": str(suggest_which_broker_id),
+            "nextBeginOffset": str(next_begin_offset),
+            "maxOffset": str(max_offset),
+            "minOffset": str(min_offset),
+        }
+
 
 @dataclass(frozen=True, slots=True)
 class QueryConsumerOffsetRequestHeader(CommandHeader):
