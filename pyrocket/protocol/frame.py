@@ -81,6 +81,9 @@ reference layout."""
 # tests/protocol/test_frame.py checks that both paths agree on every input.
 _HEAD = struct.Struct(">iI")
 _LENGTH_WORD = struct.Struct(">i")
+#: Frames up to this many payload bytes are sliced out of the buffer (two
+#: small copies); longer ones are copied once through a view.
+_SLICED_FRAME: Final = 16 * 1024
 _ROCKETMQ_FIXED = struct.Struct(">hBhiiI")  # code .. flag, then the remark length
 _ROCKETMQ_BUILD = struct.Struct(">hBhii")
 _FIXED_SIZE = _ROCKETMQ_FIXED.size
@@ -377,10 +380,14 @@ class FrameSplitter:
                 buffer.clear()
                 self._start = 0
             return NEED_DATA
-        # One copy, through a view: slicing the bytearray first would copy a
-        # 16 MiB frame twice.
-        with memoryview(buffer) as view:
-            payload = bytes(view[start + LENGTH_FIELD_SIZE : end])
+        if length <= _SLICED_FRAME:
+            # A small frame: copying twice costs less than making a view.
+            payload = bytes(buffer[start + LENGTH_FIELD_SIZE : end])
+        else:
+            # One copy, through a view: slicing the bytearray first would
+            # copy a 16 MiB frame twice.
+            with memoryview(buffer) as view:
+                payload = bytes(view[start + LENGTH_FIELD_SIZE : end])
         self._consumed += end - start
         if end == len(buffer):
             buffer.clear()
