@@ -15,6 +15,7 @@ it was read; commands built from typed headers get Java's HashMap order.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import json
 import struct
 from collections.abc import Callable, Mapping
@@ -238,6 +239,11 @@ def encode_parts(
             remark.encode("utf-8", "replace") if remark else b"",
             list(ext.items()) if ext else [],
         )
+    elif command.ext_fields is None and command.remark is None:
+        # A header of the plain fields only (most answers): the rendering
+        # of the same fields is kept, with the opaque put in.
+        prefix, suffix = _plain_json_header(command.code, flag, language, version)
+        header = b"%b%d%b" % (prefix, opaque, suffix)
     else:
         header = _json_header(
             command.code, command.ext_fields, flag, language, opaque, command.remark, version
@@ -286,6 +292,19 @@ def _json_header(
         f'{{"code":{code!s}{ext_text},"flag":{flag},"language":"{name}","opaque":{opaque}'
         f'{remark_text},"serializeTypeCurrentRPC":"JSON","version":{version}}}'
     ).encode("utf-8", "replace")
+
+
+@functools.lru_cache(maxsize=256)
+def _plain_json_header(code: int, flag: int, language: int, version: int) -> tuple[bytes, bytes]:
+    """:func:`_json_header` of a command without ext fields or remark, as
+    the text before its opaque's digits and the text after them."""
+    header = _json_header(code, None, flag, language, 0, None, version)
+    at = header.rindex(_OPAQUE_KEY) + len(_OPAQUE_KEY)
+    return header[:at], header[at + 1 :]  # the 0 left out
+
+
+#: The opaque's key as the top-level member after ``language``.
+_OPAQUE_KEY: Final = b',"opaque":'
 
 
 def _ext_json(ext: Mapping[str, str]) -> str:

@@ -172,6 +172,9 @@ def commands(draw: st.DrawFn) -> RemotingCommand:
 
 
 @given(commands())
+# Headers of the plain fields only (no ext fields, no remark), in JSON.
+@example(RemotingCommand(0, opaque=-5, flag=1, body=b"{}"))
+@example(RemotingCommand(17, opaque=2**31 - 1, flag=3, language=LanguageCode(200), version=-1))
 def test_encoding_is_byte_identical_to_the_general_rules(command: RemotingCommand) -> None:
     expected = reference_encode(command)
     assert encode(command) == expected
