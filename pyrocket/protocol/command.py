@@ -20,7 +20,7 @@ import json
 import struct
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from itertools import chain, repeat
+from itertools import chain
 from typing import TYPE_CHECKING, Any, Final, TypeVar, cast
 
 from pyrocket.errors import ProtocolError
@@ -473,8 +473,11 @@ def _decode_json(header: bytes, max_ext_fields: int, body: bytes | None) -> Remo
     elif type(ext_raw) is dict:
         if len(ext_raw) > max_ext_fields:
             raise ProtocolError(f"more than {max_ext_fields} ext fields")
-        # Every value a string (the usual case), checked in one C-level pass.
-        ext = ext_raw if all(map(isinstance, ext_raw.values(), _STRINGS)) else _ext_strings(ext_raw)
+        ext = ext_raw
+        for value in ext_raw.values():
+            if type(value) is not str:
+                ext = _ext_strings(ext_raw)
+                break
     else:
         raise ProtocolError("JSON header extFields is not an object")
     remark = obj.get("remark")
@@ -518,11 +521,6 @@ def _loads_json(text: str) -> Any:
 
 #: The C scanner of the default decoder (typeshed does not declare the attribute).
 _scan_json: Final[Callable[[str, int], tuple[Any, int]]] = cast(Any, json.JSONDecoder()).scan_once
-
-
-#: ``str`` for ever: the second argument of each ``isinstance`` call that
-#: checks ext field values (JSON gives exact types, so no subclass of str).
-_STRINGS: Final = repeat(str)
 
 
 def _ext_strings(ext_raw: dict[str, Any]) -> dict[str, str]:
