@@ -50,7 +50,6 @@ from pyrocket.protocol.message import (
     host_flags,
     java_crc32,
     java_properties,
-    pack_stored_record,
     split_batch,
     stored_message_size,
     tags_hash_code,
@@ -313,7 +312,7 @@ class StoreAppend(StoreState):
         except OSError as exc:
             return self._write_failed(exc)
         physical = data_file.base + position
-        record = pack_stored_record(
+        record = encode_stored_record(
             topic_bytes,
             body,
             properties_bytes,
@@ -329,6 +328,7 @@ class StoreAppend(StoreState):
             message.reconsume_times,
             message.prepared_transaction_offset,
             java_crc32(body),
+            False,  # checked above
         )
         try:
             self._commit_log.commit(data_file, position, record)

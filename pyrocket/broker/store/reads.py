@@ -150,7 +150,7 @@ class StoreReads(StoreState):
                             *args[2:],
                         )
                     return self._collect_off_loop(args)
-                found = self._collect(*args, True)
+                found = self._collect_in_loop(args)
                 if (
                     partial
                     and found.message_count < max_msg_nums
@@ -159,7 +159,7 @@ class StoreReads(StoreState):
                     # Every entry taken and messages still missing: scan on.
                     more = queue.read_entries(offset, scan_bytes)
                     if more is not None:
-                        found = self._collect(queue.ext, more, *args[2:], True)
+                        found = self._collect_in_loop((queue.ext, more, *args[2:]))
                 return found
         return GetMessageResult(status, next_offset, min_offset, max_offset)
 
@@ -188,6 +188,17 @@ class StoreReads(StoreState):
             return new
         return old
 
+    def _collect_in_loop(self, args: _CollectArgs) -> GetMessageResult:
+        """:meth:`_collect` in the store's trio thread: the usual pull (no
+        filter, no extension files) through :meth:`_collect_mapped` when it
+        can answer it."""
+        ext, entries, offset, max_msg_nums, message_filter, max_physical, low, high = args
+        if message_filter is None and ext is None:
+            plain = self._collect_mapped(entries, offset, max_physical, low, high, max_msg_nums)
+            if plain is not None:
+                return plain
+        return self._collect(*args, True)
+
     def _collect_mapped(
         self,
         entries: bytes,
@@ -198,12 +209,13 @@ class StoreReads(StoreState):
         max_msg_nums: int,
     ) -> GetMessageResult | None:
         """:meth:`_collect` of the usual pull (no filter, no extension
-        files, in the store's trio thread) whose records all lie in one
-        mapped commit-log file: each record sliced straight from the
-        mapping. The same answer as :meth:`_collect_scan`, or None for
-        anything else (a record outside that file or not written, an entry
-        without a record, no mapping): the scan then reads the pull from
-        the start (the regions counted so far stay counted)."""
+        files, in the store's trio thread, data in memory) whose records all
+        lie, in commit-log order, in one mapped commit-log file: each record
+        sliced straight from the mapping. The same answer as
+        :meth:`_collect`, or None for anything else (a first record counted
+        as on disk, a record outside that file or not written or out of
+        order, an entry without a record, no mapping): the scan then reads
+        the pull from the start (the regions counted so far stay counted)."""
         usable = len(entries) - len(entries) % CQ_STORE_UNIT_SIZE
         if not usable:
             return None
@@ -217,29 +229,26 @@ class StoreReads(StoreState):
             return None
         base = current.base
         wrote = current.wrote
-        config = self.config
         in_memory = self._in_memory_bytes
-        disk_bytes = config.max_transfer_bytes_on_message_in_disk
-        disk_count = config.max_transfer_count_on_message_in_disk
-        memory_bytes = config.max_transfer_bytes_on_message_in_memory
-        memory_count = config.max_transfer_count_on_message_in_memory
+        if max_physical - first > in_memory:
+            return None  # the limits of data on disk apply
+        # Records further on lie further on in the commit log (checked as
+        # they come), so all of them are in memory too: its limits apply.
+        config = self.config
+        count_limit = min(max_msg_nums, config.max_transfer_count_on_message_in_memory)
+        bytes_limit = config.max_transfer_bytes_on_message_in_memory
         messages: list[bytes] = []
         append = messages.append
         total = taken = 0
-        max_physical_pulling = 0
+        max_physical_pulling = previous = first
         for physical, size, _ in _ENTRY_ITER(entries[:usable]):
             max_physical_pulling = physical
-            if taken:
-                if max_msg_nums <= taken:
-                    break
-                if max_physical - physical > in_memory:
-                    if total + size > disk_bytes or taken > disk_count - 1:
-                        break
-                elif total + size > memory_bytes or taken > memory_count - 1:
-                    break
+            if taken and (taken >= count_limit or total + size > bytes_limit):
+                break
             start = physical - base
-            if size <= 0 or start < 0 or start + size > wrote:
+            if size <= 0 or physical < previous or start + size > wrote:
                 return None
+            previous = physical
             region = physical >> MAPPED_REGION_BITS
             if region != reads.region or (physical + size - 1) >> MAPPED_REGION_BITS != region:
                 reads.note(region, (physical + size - 1) >> MAPPED_REGION_BITS)
@@ -267,41 +276,11 @@ class StoreReads(StoreState):
         max_offset: int,
         in_loop: bool,
     ) -> GetMessageResult:
-        """The read itself; ``in_loop`` when it runs in the store's trio
-        thread (which may read through the commit log's mappings)."""
-        if in_loop and message_filter is None and ext is None:
-            plain = self._collect_mapped(
-                entries, offset, max_physical, min_offset, max_offset, max_msg_nums
-            )
-            if plain is not None:
-                return plain
-        return self._collect_scan(
-            ext,
-            entries,
-            offset,
-            max_msg_nums,
-            message_filter,
-            max_physical,
-            min_offset,
-            max_offset,
-            in_loop,
-        )
-
-    def _collect_scan(
-        self,
-        ext: ConsumeQueueExt | None,
-        entries: bytes,
-        offset: int,
-        max_msg_nums: int,
-        message_filter: MessageFilter | None,
-        max_physical: int,
-        min_offset: int,
-        max_offset: int,
-        in_loop: bool,
-    ) -> GetMessageResult:
-        """:meth:`_collect` entry by entry, for every case: filters,
+        """The read itself, entry by entry, for every case (filters,
         extension units, records in any file, runs of adjacent records read
-        at once, entries whose record is gone."""
+        at once, entries whose record is gone); ``in_loop`` when it runs in
+        the store's trio thread (which may read through the commit log's
+        mappings)."""
         status = GetMessageStatus.NO_MATCHED_MESSAGE
         messages: list[bytes] = []
         total = 0

@@ -110,7 +110,6 @@ def host_flags(born_host: HostPort, store_host: HostPort) -> int:
 
 
 def encode_stored_record(
-    *,
     topic: bytes,
     body: bytes,
     properties: bytes,
@@ -126,62 +125,29 @@ def encode_stored_record(
     reconsume_times: int,
     prepared_transaction_offset: int,
     body_crc: int,
+    checked: bool = True,
 ) -> bytes:
     """One stored record from already-encoded topic and properties bytes.
 
     This is the commit log's encoder; ``sys_flag`` must already carry the IPv6
     bits that match the hosts. Raises ValueError for fields the layout cannot
     hold (topic over 127 bytes, properties over 32767 bytes, host/flag mismatch).
+    ``checked=False`` skips those checks, for the store's append, which has
+    made them already (and passes every field in order).
     """
-    if len(topic) > MAX_TOPIC_BYTES:
-        raise LocalProtocolError(f"topic of {len(topic)} bytes is longer than {MAX_TOPIC_BYTES}")
-    if len(properties) > MAX_PROPERTIES_BYTES:
-        raise LocalProtocolError(
-            f"properties of {len(properties)} bytes exceed {MAX_PROPERTIES_BYTES}"
-        )
-    if bool(sys_flag & MessageSysFlag.BORNHOST_V6_FLAG) != born_host.is_v6:
-        raise LocalProtocolError("sysFlag bit 4 does not match the born host's address family")
-    if bool(sys_flag & MessageSysFlag.STOREHOSTADDRESS_V6_FLAG) != store_host.is_v6:
-        raise LocalProtocolError("sysFlag bit 5 does not match the store host's address family")
-    return pack_stored_record(
-        topic,
-        body,
-        properties,
-        queue_id,
-        flag,
-        queue_offset,
-        physical_offset,
-        sys_flag,
-        born_timestamp,
-        born_host,
-        store_timestamp,
-        store_host,
-        reconsume_times,
-        prepared_transaction_offset,
-        body_crc,
-    )
-
-
-def pack_stored_record(
-    topic: bytes,
-    body: bytes,
-    properties: bytes,
-    queue_id: int,
-    flag: int,
-    queue_offset: int,
-    physical_offset: int,
-    sys_flag: int,
-    born_timestamp: int,
-    born_host: HostPort,
-    store_timestamp: int,
-    store_host: HostPort,
-    reconsume_times: int,
-    prepared_transaction_offset: int,
-    body_crc: int,
-) -> bytes:
-    """:func:`encode_stored_record` with its arguments in that order and
-    without its checks, for the store's append, which has made them (sizes
-    in range, IPv6 bits that match the hosts)."""
+    if checked:
+        if len(topic) > MAX_TOPIC_BYTES:
+            raise LocalProtocolError(
+                f"topic of {len(topic)} bytes is longer than {MAX_TOPIC_BYTES}"
+            )
+        if len(properties) > MAX_PROPERTIES_BYTES:
+            raise LocalProtocolError(
+                f"properties of {len(properties)} bytes exceed {MAX_PROPERTIES_BYTES}"
+            )
+        if bool(sys_flag & MessageSysFlag.BORNHOST_V6_FLAG) != born_host.is_v6:
+            raise LocalProtocolError("sysFlag bit 4 does not match the born host's address family")
+        if bool(sys_flag & MessageSysFlag.STOREHOSTADDRESS_V6_FLAG) != store_host.is_v6:
+            raise LocalProtocolError("sysFlag bit 5 does not match the store host's address family")
     born_ip = born_host.ip
     store_ip = store_host.ip
     total = _FIXED_SIZE + len(born_ip) + len(store_ip) + len(body) + len(topic) + len(properties)
@@ -474,7 +440,6 @@ __all__ = [
     "encode_message",
     "encode_stored_record",
     "host_flags",
-    "pack_stored_record",
     "split_stored_records",
     "store_timestamp_position",
     "stored_message_size",
