@@ -63,7 +63,7 @@ log = logging.getLogger("pyrocket.broker")
 #: Broker2Client.callClient's timeout (seconds).
 PUSH_TIMEOUT: Final = 10.0
 #: The sysFlag bits that say a host is IPv6 (see the send processor).
-HOST_FLAGS: Final = MessageSysFlag.BORNHOST_V6_FLAG | MessageSysFlag.STOREHOSTADDRESS_V6_FLAG
+HOST_FLAGS: Final = MessageSysFlag.HOST_V6_FLAGS
 
 
 def socket_address_text(host: str, port: int) -> str:

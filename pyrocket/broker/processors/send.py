@@ -580,8 +580,7 @@ class SendMessageProcessor:
             properties,
             properties_string,
             flag=original.flag,
-            sys_flag=original.sys_flag
-            & ~(MessageSysFlag.BORNHOST_V6_FLAG | MessageSysFlag.STOREHOSTADDRESS_V6_FLAG),
+            sys_flag=original.sys_flag & ~MessageSysFlag.HOST_V6_FLAGS,
             born_timestamp=original.born_timestamp,
             born_host=original.born_host,
             store_host=original.store_host,

@@ -32,7 +32,7 @@ SEND_OK: Final = {
 
 #: The sysFlag bits that say a host is IPv6: the store sets them from the
 #: hosts; a request may only set those its hosts have.
-HOST_FLAGS: Final = MessageSysFlag.BORNHOST_V6_FLAG | MessageSysFlag.STOREHOSTADDRESS_V6_FLAG
+HOST_FLAGS: Final = MessageSysFlag.HOST_V6_FLAGS
 
 
 def send_response(

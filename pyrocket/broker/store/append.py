@@ -59,7 +59,6 @@ from pyrocket.protocol.message import (
 log = logging.getLogger("pyrocket.broker.store.store")
 
 _TRANSACTION_TYPE_MASK: Final = MessageSysFlag.TRANSACTION_ROLLBACK_TYPE
-_HOST_FLAGS: Final = MessageSysFlag.BORNHOST_V6_FLAG | MessageSysFlag.STOREHOSTADDRESS_V6_FLAG
 _Item = TypeVar("_Item")
 
 
@@ -282,7 +281,7 @@ class StoreAppend(StoreState):
                 AppendMessageResult(AppendMessageStatus.PROPERTIES_SIZE_EXCEEDED),
             )
         flags = host_flags(message.born_host, message.store_host)
-        if message.sys_flag & _HOST_FLAGS & ~flags:
+        if message.sys_flag & MessageSysFlag.HOST_V6_FLAGS & ~flags:
             # An IPv6 bit for an IPv4 host: the record's layout would not
             # match its flags.
             return PutMessageResult(PutMessageStatus.MESSAGE_ILLEGAL)
@@ -328,7 +327,7 @@ class StoreAppend(StoreState):
             message.reconsume_times,
             message.prepared_transaction_offset,
             java_crc32(body),
-            False,  # checked above
+            checked=False,  # made above
         )
         try:
             self._commit_log.commit(data_file, position, record)

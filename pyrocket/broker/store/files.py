@@ -66,11 +66,10 @@ _DISCARD_GRACE_S = 5.0
 #: How much of a queue's files, in whole :data:`MAPPED_REGION` s, may be
 #: read through their mappings before their pages are dropped.
 MAPPED_READ_BUDGET = 16 * 1024 * 1024
-#: log2 of the span one fault may map (the largest page-cache folio).
-_REGION_BITS = 21
-#: Commit-log offsets shifted right by this many bits give their read region.
-MAPPED_REGION_BITS: Final = _REGION_BITS
-MAPPED_REGION = 1 << _REGION_BITS
+#: log2 of the span one fault may map (the largest page-cache folio):
+#: commit-log offsets shifted right by this many bits give their read region.
+MAPPED_REGION_BITS: Final = 21
+MAPPED_REGION = 1 << MAPPED_REGION_BITS
 _PAGE = mmap.PAGESIZE
 
 
@@ -176,8 +175,8 @@ class DataFile:
             reads = self.reads
             if reads is not None:
                 start = self.base + position
-                region = start >> _REGION_BITS
-                last = (start + length - 1) >> _REGION_BITS
+                region = start >> MAPPED_REGION_BITS
+                last = (start + length - 1) >> MAPPED_REGION_BITS
                 if region != reads.region or last != region:
                     reads.note(region, last)
             return mapped[position : position + length]
@@ -308,7 +307,7 @@ class MappedReads:
         self.region = -1
         find = self.queue.find
         for region in seen:
-            start = region << _REGION_BITS
+            start = region << MAPPED_REGION_BITS
             end = start + MAPPED_REGION
             while start < end:
                 data_file = find(start)

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Mapping
-from typing import Final
 
 from pyrocket.broker.store import BrokerMessage
 from pyrocket.broker.topic_config import RMQ_SYS_TRANS_HALF_TOPIC
@@ -18,8 +17,6 @@ from pyrocket.protocol.message import (
     encode_properties,
     java_properties,
 )
-
-_V6_FLAGS: Final = MessageSysFlag.BORNHOST_V6_FLAG | MessageSysFlag.STOREHOSTADDRESS_V6_FLAG
 
 
 def to_half_message(message: BrokerMessage) -> BrokerMessage:
@@ -60,7 +57,7 @@ def committed_message(half: MessageExt, commit_log_offset: int) -> BrokerMessage
         text,
         flag=half.flag,
         sys_flag=MessageSysFlag.reset_transaction_value(
-            half.sys_flag & ~_V6_FLAGS, MessageSysFlag.TRANSACTION_COMMIT_TYPE
+            half.sys_flag & ~MessageSysFlag.HOST_V6_FLAGS, MessageSysFlag.TRANSACTION_COMMIT_TYPE
         ),
         born_timestamp=half.born_timestamp,
         born_host=half.born_host,
@@ -87,7 +84,7 @@ def renewed_half(
         mapping,
         encode_properties(properties),
         flag=message.flag if whole else 0,
-        sys_flag=message.sys_flag & ~_V6_FLAGS,
+        sys_flag=message.sys_flag & ~MessageSysFlag.HOST_V6_FLAGS,
         born_timestamp=message.born_timestamp,
         born_host=message.born_host,
         store_host=message.store_host,

@@ -40,6 +40,8 @@ class MessageSysFlag:
     TRANSACTION_ROLLBACK_TYPE: Final = 0x3 << 2
     BORNHOST_V6_FLAG: Final = 0x1 << 4
     STOREHOSTADDRESS_V6_FLAG: Final = 0x1 << 5
+    #: Both bits that say a host is IPv6: the store sets them from the hosts.
+    HOST_V6_FLAGS: Final = BORNHOST_V6_FLAG | STOREHOSTADDRESS_V6_FLAG
 
     @staticmethod
     def transaction_value(flag: int) -> int:
