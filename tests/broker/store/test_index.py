@@ -11,6 +11,8 @@ import time
 from pathlib import Path
 
 import pytest
+from hypothesis import example, given
+from hypothesis import strategies as st
 
 from pyrocket.broker.store import BrokerBatch, PutMessageStatus, open_message_store
 from pyrocket.broker.store.index import (
@@ -287,6 +289,44 @@ def test_key_hashes_agree_with_the_string_keys(tmp_path: Path) -> None:
     ]:
         expected = [index_key_hash(key) for key in message_keys(topic, props)]
         assert service.key_hashes(topic, props) == expected
+
+
+def _key_hashing_to_integer_min_value(topic: str) -> str:
+    """A 7-character key whose ``topic#key`` has Java's hash Integer.MIN_VALUE:
+    the base-31 digits (all below a space) of what the key must add to the
+    hash of ``topic#`` times 31^7."""
+    shifted = java_string_hash(topic + "#") * 31**7
+    target = (2**31 - shifted) % 2**32
+    digits = []
+    for _ in range(7):
+        target, digit = divmod(target, 31)
+        digits.append(chr(digit))
+    assert target == 0
+    return "".join(reversed(digits))
+
+
+@given(
+    topic=st.text(min_size=1, max_size=12),
+    unique=st.none() | st.text(max_size=40),
+    keys=st.lists(st.text(max_size=12), max_size=4).map(" ".join),
+)
+@example(topic="T", unique=None, keys=_key_hashing_to_integer_min_value("T"))
+@example(topic="Tópico", unique=_key_hashing_to_integer_min_value("Tópico"), keys="")
+def test_key_hashes_are_the_index_hashes_of_the_keys(
+    topic: str, unique: str | None, keys: str
+) -> None:
+    """The folded hashes of the put path are ``index_key_hash`` of each
+    ``topic#key``, Integer.MIN_VALUE (hashed to 0) included."""
+    service = IndexService(Path("unused"), 16, 16)  # hashing touches no file
+    props = {"KEYS": keys} if unique is None else {"UNIQ_KEY": unique, "KEYS": keys}
+    expected = [index_key_hash(key) for key in message_keys(topic, props)]
+    assert service.key_hashes(topic, props) == expected
+
+
+def test_a_key_can_hash_to_integer_min_value() -> None:
+    key = _key_hashing_to_integer_min_value("T")
+    assert java_string_hash("T#" + key) == -(2**31)
+    assert index_key_hash("T#" + key) == 0
 
 
 async def test_batch_items_are_indexed_and_roll_across_files(tmp_path: Path) -> None:
