@@ -126,6 +126,16 @@ def _success(**options: Any) -> RemotingCommand:
 
 
 _Answer = RemotingCommand | Awaitable[RemotingCommand] | None
+
+#: The reads clients repeat with the same header (and whose answers are kept
+#: in :mod:`pyrocket.namesrv.answers`): their headers are kept decoded too.
+_REPEATED_READS: Final = frozenset(
+    {
+        RequestCode.GET_ROUTEINFO_BY_TOPIC,
+        RequestCode.GET_BROKER_CLUSTER_INFO,
+        RequestCode.GET_ALL_TOPIC_LIST_FROM_NAMESERVER,
+    }
+)
 """A handler's result: an answer now, one to wait for, or none (oneway)."""
 
 
@@ -181,7 +191,7 @@ class DefaultRequestProcessor:
             RequestCode.GET_NAMESRV_CONFIG: self.get_config,
         }
         for code, handler in handlers.items():
-            server.register_processor(code, handler)
+            server.register_processor(code, handler, repeated=code in _REPEATED_READS)
 
     # ------------------------------------------------------------------
     # KV config

@@ -18,7 +18,9 @@ from typing import Final, NoReturn
 import trio
 
 from pyrocket.protocol.codes import VERSION_V4_7_0, LanguageCode, SerializeType
+from pyrocket.protocol.command import decode_payload
 from pyrocket.protocol.frame import DEFAULT_MAX_FRAME_SIZE
+from pyrocket.protocol.repeated import RepeatedHeaders
 from pyrocket.remoting.address import stream_addresses
 from pyrocket.remoting.connection import Connection, Permits
 from pyrocket.remoting.dispatch import Processor, ProcessorTable, RejectCheck
@@ -138,6 +140,9 @@ class RemotingServer:
         self._permits = Permits(self.config.async_permits, self.config.oneway_permits)
         self._listener = listener
         self._connections: set[Connection] = set()
+        #: The headers of the ``repeated`` codes, kept for every connection
+        #: (accepted after the code's registration).
+        self._headers = RepeatedHeaders()
 
     def register_processor(
         self,
@@ -146,6 +151,7 @@ class RemotingServer:
         *,
         reject_request: RejectCheck | None = None,
         ordered: bool = False,
+        repeated: bool = False,
     ) -> None:
         """Answer requests with ``code`` by ``processor``.
 
@@ -153,14 +159,24 @@ class RemotingServer:
         SYSTEM_BUSY "[REJECTREQUEST]..." without running the processor.
         ``ordered``: apply these requests of one connection strictly in the
         order they were read (see :mod:`pyrocket.remoting.dispatch`).
+        ``repeated``: clients send these requests with the same header again
+        and again, so their headers are kept decoded
+        (:class:`~pyrocket.protocol.repeated.RepeatedHeaders`).
         """
         self.processors.register(code, processor, reject_request=reject_request, ordered=ordered)
+        if repeated:
+            self._headers.add_code(code)
 
     def register_default_processor(
         self, processor: Processor, *, reject_request: RejectCheck | None = None
     ) -> None:
         """Answer every code without its own processor by ``processor``."""
         self.processors.register_default(processor, reject_request=reject_request)
+
+    @property
+    def repeated_headers(self) -> RepeatedHeaders:
+        """The kept headers of the ``repeated`` codes."""
+        return self._headers
 
     @property
     def connections(self) -> frozenset[Connection]:
@@ -227,6 +243,7 @@ class RemotingServer:
             processors=self.processors,
             permits=self._permits,
             events=events,
+            decode=self._headers.decode if self._headers.codes else decode_payload,
         )
         log.info("accepted connection from %s", remote)
         self._connections.add(conn)

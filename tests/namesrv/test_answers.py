@@ -132,7 +132,9 @@ class Table:
     def __init__(self) -> None:
         self.handlers: dict[int, Callable[[Any, RemotingCommand], Any]] = {}
 
-    def register_processor(self, code: int, handler: Callable[[Any, RemotingCommand], Any]) -> None:
+    def register_processor(
+        self, code: int, handler: Callable[[Any, RemotingCommand], Any], *, repeated: bool = False
+    ) -> None:
         self.handlers[code] = handler
 
 

@@ -21,7 +21,7 @@ from pyrocket.protocol.bodies import (
 )
 from pyrocket.protocol.checksum import crc32
 from pyrocket.protocol.codes import VERSION_V3_0_11, RequestCode, ResponseCode
-from pyrocket.protocol.command import RemotingCommand
+from pyrocket.protocol.command import RemotingCommand, decode, encode
 from pyrocket.protocol.headers import (
     GetRouteInfoRequestHeader,
     PutKVConfigRequestHeader,
@@ -29,7 +29,13 @@ from pyrocket.protocol.headers import (
     RegisterBrokerRequestHeader,
 )
 from pyrocket.remoting import RemotingClient, not_supported_remark
-from tests.namesrv.helpers import address, namesrv_config, register_request, running_namesrv
+from tests.namesrv.helpers import (
+    RawConnection,
+    address,
+    namesrv_config,
+    register_request,
+    running_namesrv,
+)
 
 
 async def call(
@@ -181,6 +187,46 @@ async def test_a_field_that_does_not_parse_is_named(tmp_path: Path) -> None:
             answer = await call(client, server, request.replace(ext_fields=ext))
             assert answer.code == ResponseCode.SYSTEM_ERROR
             assert answer.remark == "the custom field <brokerId> is not a Long: 'zero'"
+
+
+async def test_repeated_route_queries_keep_their_headers_and_get_their_own_answers(
+    tmp_path: Path,
+) -> None:
+    """Route queries sent again and again (each with its own opaque, as a
+    client polls) are answered from kept headers: each answer is the route
+    at that moment, under its request's opaque, also after the route changes
+    and for pipelined requests on several connections."""
+    with trio.fail_after(20):
+        async with running_namesrv(tmp_path) as server, RemotingClient() as client:
+            answer = await call(client, server, register_request(topics=["T", "U"]))
+            assert answer.code == ResponseCode.SUCCESS
+            for _ in range(5):
+                for topic in ("T", "U", "Nobody"):
+                    answer = await call(client, server, route_request(topic))
+                    expected = ResponseCode.TOPIC_NOT_EXIST if topic == "Nobody" else 0
+                    assert answer.code == expected
+            assert server.server.repeated_headers.kept >= 3
+            routed = TopicRouteData.decode(
+                (await call(client, server, route_request("T"))).body or b""
+            )
+            assert [b.broker_addrs for b in routed.broker_datas] == [{0: "127.0.0.1:10911"}]
+            moved = register_request(topics=["T"], broker_addr="127.0.0.1:20911")
+            assert (await call(client, server, moved)).code == ResponseCode.SUCCESS
+            routed = TopicRouteData.decode(
+                (await call(client, server, route_request("T"))).body or b""
+            )
+            assert [b.broker_addrs for b in routed.broker_datas] == [{0: "127.0.0.1:20911"}]
+            connections = [await RawConnection.open(server.port or 0) for _ in range(3)]
+            request = route_request("U")
+            for index, connection in enumerate(connections):
+                opaques = [1000 * index + n for n in range(1, 40)]
+                await connection.send(
+                    b"".join(encode(request.replace(opaque=opaque)) for opaque in opaques)
+                )
+                for opaque in opaques:
+                    answer = decode(await connection.receive_frame())
+                    assert (answer.opaque, answer.code) == (opaque, ResponseCode.SUCCESS)
+                await connection.aclose()
 
 
 async def test_route_of_an_unknown_topic(tmp_path: Path) -> None:
