@@ -32,7 +32,6 @@ from __future__ import annotations
 import enum
 import logging
 import math
-from collections.abc import Callable
 from typing import Final, Protocol, cast
 
 import trio
@@ -122,9 +121,7 @@ class Connection(RequestWorkers):
 
     ``remote_address`` is the peer as ``"ip:port"`` (what Java's
     ``RemotingHelper.parseChannelRemoteAddr`` gives). Connections compare by
-    identity, so applications may key their own tables by them. ``decode``
-    turns each frame read (without its length word, up to the sliced size)
-    into a command; it must give what ``decode_payload`` gives.
+    identity, so applications may key their own tables by them.
     """
 
     def __init__(
@@ -137,7 +134,6 @@ class Connection(RequestWorkers):
         processors: ProcessorLookup | None = None,
         permits: Permits | None = None,
         events: EventSink | None = None,
-        decode: Callable[[bytes], RemotingCommand] = decode_payload,
     ) -> None:
         self.remote_address = remote_address
         self.local_address = local_address
@@ -146,7 +142,6 @@ class Connection(RequestWorkers):
         self._processors = processors
         self._permits = permits or Permits()
         self._events = events
-        self._decode = decode
 
         self._calls = PendingCalls(remote_address)
         # The table and its timer, used directly on the hot path.
@@ -460,7 +455,7 @@ class Connection(RequestWorkers):
     async def _read_loop(self) -> None:
         splitter = FrameSplitter(self.settings.max_frame_size)
         receive_some = self._stream.receive_some
-        decode = self._decode
+        decode = self.settings.decode
         peer = self.remote_address
         lane = self._lane
         while True:

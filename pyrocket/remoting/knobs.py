@@ -4,10 +4,11 @@ ServerConfig share to make them (:class:`ConnectionKnobs`)."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from pyrocket.protocol.codes import VERSION_V4_7_0, LanguageCode, SerializeType
-from pyrocket.protocol.command import RemotingCommand, encode_parts
+from pyrocket.protocol.command import RemotingCommand, decode_payload, encode_parts
 from pyrocket.protocol.frame import DEFAULT_MAX_FRAME_SIZE
 
 
@@ -19,6 +20,9 @@ class ConnectionSettings:
     (Java's channelMaxIdleTimeSeconds); ``None`` or 0 never closes.
     ``max_in_flight``: requests from the peer accepted but not yet answered;
     more are answered SYSTEM_BUSY. ``workers``: processors running at once.
+    ``decode``: parses each frame read, as ``decode_payload`` does (a
+    server's keeps the headers of its repeated codes:
+    :class:`~pyrocket.protocol.repeated.RepeatedHeaders`).
     """
 
     serialize_type: SerializeType = SerializeType.JSON
@@ -28,6 +32,7 @@ class ConnectionSettings:
     idle_seconds: float | None = 120.0
     max_in_flight: int = 1024
     workers: int = 64
+    decode: Callable[[bytes], RemotingCommand] = decode_payload
 
     def __post_init__(self) -> None:
         if self.max_in_flight < 1 or self.workers < 1:

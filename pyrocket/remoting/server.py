@@ -9,6 +9,7 @@ connection; nothing is left running.
 
 from __future__ import annotations
 
+import dataclasses
 import errno
 import logging
 from collections.abc import Awaitable, Callable
@@ -18,7 +19,6 @@ from typing import Final, NoReturn
 import trio
 
 from pyrocket.protocol.codes import VERSION_V4_7_0, LanguageCode, SerializeType
-from pyrocket.protocol.command import decode_payload
 from pyrocket.protocol.frame import DEFAULT_MAX_FRAME_SIZE
 from pyrocket.protocol.repeated import RepeatedHeaders
 from pyrocket.remoting.address import stream_addresses
@@ -143,6 +143,7 @@ class RemotingServer:
         #: The headers of the ``repeated`` codes, kept for every connection
         #: (accepted after the code's registration).
         self._headers = RepeatedHeaders()
+        self._repeating = dataclasses.replace(self._settings, decode=self._headers.decode)
 
     def register_processor(
         self,
@@ -239,11 +240,10 @@ class RemotingServer:
             served,
             remote_address=remote,
             local_address=local,
-            settings=self._settings,
+            settings=self._repeating if self._headers.codes else self._settings,
             processors=self.processors,
             permits=self._permits,
             events=events,
-            decode=self._headers.decode if self._headers.codes else decode_payload,
         )
         log.info("accepted connection from %s", remote)
         self._connections.add(conn)
