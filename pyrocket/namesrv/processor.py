@@ -126,6 +126,7 @@ def _success(**options: Any) -> RemotingCommand:
 
 
 _Answer = RemotingCommand | Awaitable[RemotingCommand] | None
+"""A handler's result: an answer now, one to wait for, or none (oneway)."""
 
 #: The reads clients repeat with the same header (and whose answers are kept
 #: in :mod:`pyrocket.namesrv.answers`): their headers are kept decoded too.
@@ -136,7 +137,6 @@ _REPEATED_READS: Final = frozenset(
         RequestCode.GET_ALL_TOPIC_LIST_FROM_NAMESERVER,
     }
 )
-"""A handler's result: an answer now, one to wait for, or none (oneway)."""
 
 
 async def _once_saved(
