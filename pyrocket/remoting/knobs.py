@@ -20,9 +20,11 @@ class ConnectionSettings:
     (Java's channelMaxIdleTimeSeconds); ``None`` or 0 never closes.
     ``max_in_flight``: requests from the peer accepted but not yet answered;
     more are answered SYSTEM_BUSY. ``workers``: processors running at once.
-    ``decode``: parses each frame read, as ``decode_payload`` does (a
+    ``decode``: parses each frame read whole, as ``decode_payload`` does (a
     server's keeps the headers of its repeated codes:
-    :class:`~pyrocket.protocol.repeated.RepeatedHeaders`).
+    :class:`~pyrocket.protocol.repeated.RepeatedHeaders`); a frame over the
+    splitter's split size is decoded by ``decode_payload`` itself, its body
+    joined off the event loop.
     """
 
     serialize_type: SerializeType = SerializeType.JSON
